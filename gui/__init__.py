@@ -1,0 +1,1 @@
+"""The Qt face of Zero Install Admin: thin widgets and models over ``core``."""
