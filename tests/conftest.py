@@ -1,0 +1,100 @@
+"""Shared fixtures. Qt runs offscreen; the real 0install is the reference and builds real stores."""
+
+from __future__ import annotations
+
+import os
+
+# Before anything can import Qt: tests never need a display.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ZEROINSTALL = shutil.which("0install")
+
+
+def run_0install(*args: str, env: dict[str, str] | None = None, cwd: str | None = None) -> str:
+    """Run the real 0install and return its standard output; fail the test with its stderr otherwise."""
+    assert ZEROINSTALL, "the real 0install is needed: the README's test command installs 0install-core"
+    proc = subprocess.run(
+        [ZEROINSTALL, *args], capture_output=True, env=env, cwd=cwd, timeout=300
+    )
+    assert proc.returncode == 0, f"0install {' '.join(args)} failed: {proc.stderr.decode(errors='replace')}"
+    return proc.stdout.decode("utf-8", "surrogateescape")
+
+
+def write_tree(root: Path, files: dict[str, bytes | str], mtime: int = 1_600_000_000) -> Path:
+    """Create files under ``root`` (names ending in ``/`` are directories; ``@target`` makes a symlink;
+    a leading ``!`` in the content makes the file executable)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith("/"):
+            path.mkdir(exist_ok=True)
+            continue
+        if isinstance(content, str) and content.startswith("@"):
+            path.symlink_to(content[1:])
+            continue
+        data = content.encode() if isinstance(content, str) else content
+        executable = data.startswith(b"!")
+        path.write_bytes(data[1:] if executable else data)
+        if executable:
+            path.chmod(0o755)
+        os.utime(path, (mtime, mtime))
+    return root
+
+
+@dataclass
+class RealStore:
+    """A user store filled by the real ``0install store add``, in an isolated XDG environment."""
+
+    home: Path
+    env: dict[str, str]
+    user_path: Path
+    system_path: Path
+    digests: dict[str, str] = field(default_factory=dict)  # label -> digest directory name
+
+    @property
+    def path(self) -> Path:
+        """Where ``0install store add`` puts things: the system store when it can write there (as root,
+        which CI is), else the user store."""
+        return self.system_path if os.access(self.system_path.parent.parent, os.W_OK) else self.user_path
+
+    def add(self, label: str, files: dict[str, bytes | str], algorithm: str = "sha256new") -> Path:
+        src = write_tree(self.home / "src" / label, files)
+        digest = run_0install("digest", f"--algorithm={algorithm}", str(src), env=self.env).strip()
+        run_0install("store", "add", digest, str(src), env=self.env)
+        self.digests[label] = digest
+        return self.path / digest
+
+
+@pytest.fixture
+def zi_env(tmp_path: Path) -> dict[str, str]:
+    """An environment whose XDG dirs all live under tmp_path, so nothing touches the real caches."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ)
+    env.update(
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_DATA_HOME=str(home / ".local/share"),
+        XDG_CACHE_DIRS=str(tmp_path / "var-cache"),
+        XDG_CONFIG_DIRS=str(tmp_path / "etc-xdg"),
+        XDG_DATA_DIRS=str(tmp_path / "usr-share"),
+    )
+    return env
+
+
+@pytest.fixture
+def real_store(tmp_path: Path, zi_env: dict[str, str]) -> RealStore:
+    """An empty user store; call ``.add(label, files)`` to add implementations with the real 0install."""
+    user = Path(zi_env["XDG_CACHE_HOME"]) / "0install.net" / "implementations"
+    system = Path(zi_env["XDG_CACHE_DIRS"]) / "0install.net" / "implementations"
+    system.parent.parent.mkdir(parents=True)
+    return RealStore(Path(zi_env["HOME"]), zi_env, user, system)
