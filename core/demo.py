@@ -244,7 +244,7 @@ class _Built:
 
 
 def _add_implementation(store: Path, impl: _Impl, index: int) -> _Built:
-    """Write the files, name the directory by their digest and keep a .manifest, as 0install does."""
+    """Write the files, name the directory by their digest, keep a .manifest: as 0install does."""
     files, executables = _files(impl)
     staging = store / f"tmp-demo{index:02}"
     staging.mkdir()
