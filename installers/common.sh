@@ -1,0 +1,50 @@
+# Shared by run.sh and test.sh: install missing Debian packages and the Python environment.
+# Sourced, not run.
+
+ZIA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ZIA_VENV="${ZIA_VENV:-$ZIA_ROOT/.venv}"
+
+# Qt's runtime libraries (offscreen rendering, and the X11 platform for a real window) and a font.
+QT_RUNTIME_PACKAGES=(libegl1 libgl1 libfontconfig1 libfreetype6 libxkbcommon0 libglib2.0-0 libdbus-1-3
+  fonts-dejavu-core libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0
+  libxcb-render-util0 libxcb-randr0 libxcb-shape0 libxcb-xkb1 libx11-xcb1)
+
+# Installs the Debian packages given that are not installed yet (as root, or through sudo).
+ensure_debian_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if ! command -v apt-get >/dev/null; then
+    echo "zeroinstall-admin setup: please install these packages: ${missing[*]}" >&2
+    return 1
+  fi
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null; then sudo=(sudo); else
+      echo "zeroinstall-admin setup: run as root, or install: ${missing[*]}" >&2
+      return 1
+    fi
+  fi
+  echo "Installing Debian packages: ${missing[*]}" >&2
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# Creates the virtual environment (once) and installs the project into it, with extras ("test").
+ensure_venv() {
+  local extras="${1:-}" spec="$ZIA_ROOT"
+  [ -n "$extras" ] && spec="$ZIA_ROOT[$extras]"
+  if [ ! -x "$ZIA_VENV/bin/python" ]; then
+    python3 -m venv "$ZIA_VENV" 2>/dev/null || {
+      ensure_debian_packages python3-venv && python3 -m venv "$ZIA_VENV"
+    }
+  fi
+  # Re-install only when pyproject.toml changed since the last install.
+  local stamp="$ZIA_VENV/.installed-$extras"
+  if [ ! -f "$stamp" ] || [ "$ZIA_ROOT/pyproject.toml" -nt "$stamp" ]; then
+    "$ZIA_VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$spec" >&2
+    touch "$stamp"
+  fi
+}
