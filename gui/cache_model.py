@@ -1,0 +1,543 @@
+"""The table of cache entries: a Qt model over ``core.cache.Entry`` objects, and its filter proxy.
+
+Rows appear all at once (one reset per scan); afterwards everything changes in place: sizes filling
+in, statuses turning green or red, each batch announced with ``dataChanged`` over contiguous row
+ranges and only the columns that changed.
+
+Sorting is done here, in the source model, with Python's sort over the raw values of
+:data:`SORT_ROLE` (bytes, timestamps, status severity), and the proxy only filters. Letting
+``QSortFilterProxyModel`` sort would call back into Python twice per comparison: 2.7 s for 10,000
+rows on the development machine, against 5 ms for ``list.sort`` plus a layout change.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+import humanize
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
+from PySide6.QtGui import QColor, QFont, QIcon
+
+from gui import status as st
+
+if TYPE_CHECKING:
+    from core.cache import Entry, Usage
+    from core.manifest import VerifyOutcome
+
+
+class Column(IntEnum):
+    PROGRAM = 0
+    VERSION = 1
+    STORE = 2
+    SIZE = 3
+    FILES = 4
+    LAST_USED = 5
+    ADDED = 6
+    USED_BY = 7
+    STATUS = 8
+    DIGEST = 9
+
+
+HEADERS: dict[Column, str] = {
+    Column.PROGRAM: "Program",
+    Column.VERSION: "Version",
+    Column.STORE: "Store",
+    Column.SIZE: "Size",
+    Column.FILES: "Files",
+    Column.LAST_USED: "Last used",
+    Column.ADDED: "Added",
+    Column.USED_BY: "Used by",
+    Column.STATUS: "Status",
+    Column.DIGEST: "Digest",
+}
+
+HEADER_TIPS: dict[Column, str] = {
+    Column.PROGRAM: "The program's name from its cached feed",
+    Column.STORE: "Which implementation store holds the entry",
+    Column.SIZE: "Bytes of the files (hard links counted once)",
+    Column.LAST_USED: "Newest access time of anything inside (needs a filesystem that records it)",
+    Column.ADDED: "When the entry was added to the store",
+    Column.USED_BY: "0install apps whose current selections use it",
+    Column.STATUS: "Result of the last verification",
+    Column.DIGEST: "The manifest digest that names the directory",
+}
+
+SORT_ROLE = int(Qt.ItemDataRole.UserRole) + 1
+"""Raw value a column sorts by: bytes, epoch seconds, status severity, case-folded text."""
+ROW_ROLE = int(Qt.ItemDataRole.UserRole) + 2
+"""The :class:`Row` behind an index."""
+STATUS_ROLE = int(Qt.ItemDataRole.UserRole) + 3
+"""The status word of the row (any column)."""
+
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_DECORATION = int(Qt.ItemDataRole.DecorationRole)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+_FONT = int(Qt.ItemDataRole.FontRole)
+_ALIGN = int(Qt.ItemDataRole.TextAlignmentRole)
+_BACKGROUND = int(Qt.ItemDataRole.BackgroundRole)
+_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
+
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_USAGE_COLUMNS = (Column.SIZE, Column.FILES, Column.LAST_USED)
+_PENDING = "…"
+_MUTED = QColor(128, 128, 128)
+
+
+def version_key(version: str) -> str:
+    """A string that sorts like 0install versions: 1.9 < 1.10, 2.0-pre1 < 2.0-rc1 < 2.0 < 2.0-post.
+
+    Numbers are zero-padded; "~" joins numbers (it sorts above the modifier letters, so 1.0.1 > 1.0);
+    each dash part is preceded by a letter for its modifier (pre a, rc b, none c, post d).
+    """
+    if not version:
+        return ""
+    out = []
+    for i, part in enumerate(version.split("-")):
+        modifier, digits = "c", part
+        if i:
+            for word, letter in (("pre", "a"), ("rc", "b"), ("post", "d")):
+                if part.startswith(word):
+                    modifier, digits = letter, part[len(word):]
+                    break
+        numbers = digits.split(".") if digits else []
+        if not all(n.isdigit() for n in numbers):
+            return "\x7f" + version.casefold()  # not a 0install version: after all real ones
+        out.append(modifier + "~".join(n.rjust(10, "0")[-10:] for n in numbers))
+    return "".join(out) + "c"
+
+
+@dataclass(slots=True, eq=False)
+class Row:
+    """One entry in the table, with what the window knows about it beyond the core ``Entry``."""
+
+    entry: Entry
+    haystack: str = ""  # case-folded text the filter box searches
+    outcome: VerifyOutcome | None = None
+    verifying: bool = False
+    pos: int = -1  # current row number in the model
+
+    @property
+    def status(self) -> str:
+        if self.verifying:
+            return st.VERIFYING
+        verdict = st.VERDICT_WORDS.get(self.outcome.status) if self.outcome else None
+        if verdict in (st.CORRUPT, st.ERROR):
+            return verdict
+        if self.entry.kind == "suspicious":
+            return st.SUSPICIOUS
+        return verdict or st.NOT_VERIFIED
+
+    @property
+    def damaged(self) -> bool:
+        return self.outcome is not None and self.outcome.status == "corrupt"
+
+
+def _haystack(entry: Entry) -> str:
+    parts = [entry.program, entry.version, entry.name]
+    if entry.feed is not None:
+        parts.append(entry.feed.feed_url)
+    return "\n".join(parts).casefold()
+
+
+@dataclass
+class CacheStats:
+    """Totals for the summary strip and the overview chart."""
+
+    entries: int = 0
+    measured: int = 0
+    total_size: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    by_store: dict[str, int] = field(default_factory=dict)  # store label -> bytes
+    largest: list[tuple[str, int]] = field(default_factory=list)  # (program, bytes), biggest first
+
+
+class CacheModel(QAbstractTableModel):
+    """Cache entries as rows; columns are :class:`Column`."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[Row] = []
+        self._by_entry: dict[int, Row] = {}
+        self._sort_column = -1
+        self._sort_order = Qt.SortOrder.AscendingOrder
+        self._sort_dirty = False
+        self._icons: dict[str, QIcon] = {}
+        self._bold = QFont()
+        self._bold.setBold(True)
+        self.now = time.time  # replaceable, so tests can pin "3 weeks ago"
+
+    # --- Qt model interface ---------------------------------------------------------------------
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(Column)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(Column):
+            return None
+        if role == _DISPLAY:
+            return HEADERS[Column(section)]
+        if role == _TOOLTIP:
+            return HEADER_TIPS.get(Column(section))
+        if role == _ALIGN and section in (Column.SIZE, Column.FILES):
+            return _RIGHT
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = _DISPLAY) -> Any:
+        # Called for every visible cell and role on each repaint: cheapest cases first.
+        row = self._rows[index.row()]
+        col = index.column()
+        if role == _DISPLAY:
+            return self._text(row, col)
+        if role == _DECORATION:
+            return self._icon(row.status) if col == Column.STATUS else None
+        if role == _BACKGROUND:
+            word = row.status
+            return st.tint(word) if word in st.PROBLEMS else None
+        if role == _FOREGROUND:
+            if col in _USAGE_COLUMNS and row.entry.usage is None:
+                return _MUTED
+            return None
+        if role == _FONT:
+            return self._bold if col == Column.STATUS and row.status in st.PROBLEMS else None
+        if role == _ALIGN:
+            return _RIGHT if col in (Column.SIZE, Column.FILES) else None
+        if role == SORT_ROLE:
+            return self._sort_value(row, col)
+        if role == _TOOLTIP:
+            return self._tooltip(row, col)
+        if role == ROW_ROLE:
+            return row
+        if role == STATUS_ROLE:
+            return row.status
+        return None
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sort by a column's raw :data:`SORT_ROLE` values (ties by program, version, name)."""
+        self._sort_column = column
+        self._sort_order = order
+        self._sort_dirty = False
+        if not 0 <= column < len(Column) or len(self._rows) < 2:
+            return
+        self.layoutAboutToBeChanged.emit()
+        old = self.persistentIndexList()
+        old_rows = [(self._rows[i.row()], i.column()) for i in old]
+        value = self._sort_value
+
+        def key(row: Row) -> tuple:
+            return (value(row, column), value(row, Column.PROGRAM), value(row, Column.VERSION),
+                    row.entry.name)
+
+        self._rows.sort(key=key, reverse=order == Qt.SortOrder.DescendingOrder)
+        for i, row in enumerate(self._rows):
+            row.pos = i
+        self.changePersistentIndexList(old, [self.index(r.pos, c) for r, c in old_rows])
+        self.layoutChanged.emit()
+
+    @property
+    def sort_column(self) -> int:
+        return self._sort_column
+
+    @property
+    def sort_order(self) -> Qt.SortOrder:
+        return self._sort_order
+
+    def resort(self) -> bool:
+        """Sort again if values in the sort column changed since the last sort; True if it did."""
+        if not self._sort_dirty:
+            return False
+        self.sort(self._sort_column, self._sort_order)
+        return True
+
+    # --- content --------------------------------------------------------------------------------
+
+    def set_entries(self, entries: Sequence[Entry]) -> None:
+        """Replace every row (one reset per scan), keeping the current sort."""
+        self.beginResetModel()
+        self._rows = [Row(e, _haystack(e)) for e in entries]
+        self._by_entry = {id(r.entry): r for r in self._rows}
+        for i, row in enumerate(self._rows):
+            row.pos = i
+        self.endResetModel()
+        if self._sort_column >= 0:
+            self.sort(self._sort_column, self._sort_order)
+
+    @property
+    def rows(self) -> Sequence[Row]:
+        return self._rows
+
+    def row_at(self, pos: int) -> Row:
+        return self._rows[pos]
+
+    def row_for(self, entry: Entry) -> Row | None:
+        return self._by_entry.get(id(entry))
+
+    def apply_usages(self, pairs: Iterable[tuple[Entry, Usage]]) -> list[Row]:
+        """Store measured sizes; one ``dataChanged`` per contiguous run of rows. Returns the rows."""
+        changed = []
+        for entry, usage in pairs:
+            row = self._by_entry.get(id(entry))
+            if row is None:
+                continue  # not ours (a stale scan's entry): ignore
+            row.entry.usage = usage
+            changed.append(row)
+        self._announce(changed, Column.SIZE, Column.LAST_USED)
+        return changed
+
+    def set_verifying(self, rows: Iterable[Row], verifying: bool) -> list[Row]:
+        """Mark rows as being verified (or no longer, e.g. after a cancel)."""
+        changed = [r for r in rows if r.verifying != verifying]
+        for row in changed:
+            row.verifying = verifying
+        self._announce(changed, 0, len(Column) - 1, Column.STATUS)
+        return changed
+
+    def apply_outcomes(self, pairs: Iterable[tuple[Row, VerifyOutcome]]) -> list[Row]:
+        """Store verification verdicts; rows change colour, so whole rows are announced."""
+        changed = []
+        for row, outcome in pairs:
+            if self._by_entry.get(id(row.entry)) is not row:
+                continue
+            row.outcome = outcome
+            row.verifying = False
+            changed.append(row)
+        self._announce(changed, 0, len(Column) - 1, Column.STATUS)
+        return changed
+
+    def _announce(self, rows: list[Row], first: int, last: int, sort_col: int | None = None) -> None:
+        if not rows:
+            return
+        if self._sort_column >= 0 and (
+            first <= self._sort_column <= last if sort_col is None else self._sort_column == sort_col
+        ):
+            self._sort_dirty = True
+        for start, end in contiguous_ranges(r.pos for r in rows):
+            self.dataChanged.emit(self.index(start, first), self.index(end, last))
+
+    def stats(self, largest: int = 8) -> CacheStats:
+        """Counts by status, total and per-store bytes, biggest programs: one pass over the rows."""
+        result = CacheStats(entries=len(self._rows))
+        by_status: dict[str, int] = {}
+        by_store: dict[str, int] = {}
+        by_program: dict[str, int] = {}
+        total = measured = 0
+        for row in self._rows:
+            word = row.status
+            by_status[word] = by_status.get(word, 0) + 1
+            entry = row.entry
+            usage = entry.usage
+            if usage is None:
+                continue
+            measured += 1
+            total += usage.size
+            label = entry.store.label
+            by_store[label] = by_store.get(label, 0) + usage.size
+            program = entry.program
+            by_program[program] = by_program.get(program, 0) + usage.size
+        result.by_status = {w: by_status[w] for w in st.STATUSES if w in by_status}
+        result.by_store = by_store
+        result.total_size = total
+        result.measured = measured
+        result.largest = sorted(by_program.items(), key=lambda kv: (-kv[1], kv[0]))[:largest]
+        return result
+
+    # --- cells ----------------------------------------------------------------------------------
+
+    def _icon(self, word: str) -> QIcon:
+        icon = self._icons.get(word)
+        if icon is None:
+            icon = self._icons[word] = st.status_icon(word)
+        return icon
+
+    def _text(self, row: Row, col: int) -> str:
+        entry = row.entry
+        if col == Column.PROGRAM:
+            return entry.program
+        if col == Column.VERSION:
+            return entry.version
+        if col == Column.STORE:
+            return entry.store.label
+        if col == Column.STATUS:
+            return row.status
+        if col == Column.DIGEST:
+            return entry.name
+        if col == Column.ADDED:
+            return datetime.fromtimestamp(entry.added).strftime("%Y-%m-%d") if entry.added else ""
+        if col == Column.USED_BY:
+            return ", ".join(entry.used_by)
+        usage = entry.usage
+        if usage is None:
+            return _PENDING
+        if col == Column.SIZE:
+            return humanize.naturalsize(usage.size)
+        if col == Column.FILES:
+            return f"{usage.files:,}"
+        if col == Column.LAST_USED:
+            return last_used_text(entry, self.now())
+        return ""
+
+    def _sort_value(self, row: Row, col: int) -> Any:
+        entry = row.entry
+        if col == Column.PROGRAM:
+            return entry.program.casefold()
+        if col == Column.VERSION:
+            return version_key(entry.version)
+        if col == Column.STORE:
+            return entry.store.label
+        if col == Column.STATUS:
+            return st.SEVERITY[row.status]
+        if col == Column.DIGEST:
+            return entry.name
+        if col == Column.ADDED:
+            return float(entry.added)
+        if col == Column.USED_BY:
+            return len(entry.used_by)
+        usage = entry.usage
+        if col == Column.SIZE:
+            return usage.size if usage else -1
+        if col == Column.FILES:
+            return usage.files if usage else -1
+        if col == Column.LAST_USED:
+            if usage is None or usage.last_used is None or not entry.atime_reliable:
+                return -1.0
+            return float(usage.last_used)
+        return None
+
+    def _tooltip(self, row: Row, col: int) -> str | None:
+        entry = row.entry
+        if col == Column.PROGRAM:
+            if entry.feed is not None:
+                return entry.feed.feed_url
+            return entry.reason or "No cached feed lists this implementation"
+        if col == Column.STATUS:
+            if row.outcome is not None and row.status != st.SUSPICIOUS:
+                return row.outcome.detail
+            return entry.reason or None
+        if col == Column.SIZE and entry.usage is not None:
+            usage = entry.usage
+            tip = f"{usage.size:,} bytes ({humanize.naturalsize(usage.disk)} on disk)"
+            return f"{tip}\n{usage.error}" if usage.error else tip
+        if col == Column.LAST_USED and entry.usage is not None and entry.usage.last_used:
+            return datetime.fromtimestamp(entry.usage.last_used).strftime("%Y-%m-%d %H:%M")
+        if col == Column.ADDED and entry.added:
+            return datetime.fromtimestamp(entry.added).strftime("%Y-%m-%d %H:%M")
+        if col == Column.DIGEST:
+            return entry.path
+        return None
+
+
+def last_used_text(entry: Entry, now: float) -> str:
+    """ "3 weeks ago", or why it cannot be told."""
+    usage = entry.usage
+    if usage is None:
+        return _PENDING
+    if not entry.atime_reliable:
+        return "unknown (noatime)"
+    if usage.last_used is None:
+        return "never (empty)"
+    return humanize.naturaltime(max(0.0, now - usage.last_used))
+
+
+def contiguous_ranges(positions: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted, de-duplicated positions grouped into inclusive (first, last) runs."""
+    ordered = sorted(set(positions))
+    ranges: list[tuple[int, int]] = []
+    for p in ordered:
+        if ranges and ranges[-1][1] == p - 1:
+            ranges[-1] = (ranges[-1][0], p)
+        else:
+            ranges.append((p, p))
+    return ranges
+
+
+class CacheFilter(QSortFilterProxyModel):
+    """Filters rows by text, store and status; sorting is forwarded to :class:`CacheModel`.
+
+    Text matches program, version, digest and feed URL; several words must all match.
+    """
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._terms: list[str] = []
+        self._store: str | None = None
+        self._statuses: frozenset[str] | None = None
+        self._source = CacheModel(self)
+        self.setSortRole(SORT_ROLE)
+        self.setDynamicSortFilter(True)  # status changes re-apply the status filter
+
+    def setSourceModel(self, model: QAbstractItemModel) -> None:
+        if not isinstance(model, CacheModel):
+            raise TypeError("CacheFilter filters a CacheModel")
+        self._source = model
+        super().setSourceModel(model)
+
+    def cache_model(self) -> CacheModel:
+        return self._source
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        self.cache_model().sort(column, order)
+
+    @property
+    def text(self) -> str:
+        return " ".join(self._terms)
+
+    @property
+    def store(self) -> str | None:
+        return self._store
+
+    @property
+    def statuses(self) -> frozenset[str] | None:
+        return self._statuses
+
+    def set_text(self, text: str) -> None:
+        terms = text.casefold().split()
+        if terms != self._terms:
+            self._refilter(lambda: setattr(self, "_terms", terms))
+
+    def set_store(self, label: str | None) -> None:
+        """Show only the store with this label (None: every store)."""
+        if label != self._store:
+            self._refilter(lambda: setattr(self, "_store", label))
+
+    def set_statuses(self, statuses: Iterable[str] | None) -> None:
+        """Show only rows whose status is one of these (None: every status)."""
+        wanted = None if statuses is None else frozenset(statuses)
+        if wanted != self._statuses:
+            self._refilter(lambda: setattr(self, "_statuses", wanted))
+
+    def _refilter(self, change: Callable[[], None]) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.10; invalidateRowsFilter is deprecated there
+            self.beginFilterChange()
+            change()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            change()
+            self.invalidateRowsFilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
+        # Straight to the Row object: 10,000 data() round trips would cost far more.
+        row = self._source._rows[source_row]
+        if self._store is not None and row.entry.store.label != self._store:
+            return False
+        if self._statuses is not None and row.status not in self._statuses:
+            return False
+        haystack = row.haystack
+        return all(term in haystack for term in self._terms)
+
+    def row_at(self, proxy_row: int) -> Row:
+        return self.cache_model().row_at(self.mapToSource(self.index(proxy_row, 0)).row())
