@@ -27,7 +27,21 @@ from core.digests import Digest, DigestError, encode_value, format_digest, hash_
 PathLike = str | bytes | os.PathLike
 
 _READ_CHUNK = 1 << 20
+# Never follow a symlink out of the cache, never block on a FIFO swapped in, and never touch access
+# times: they are the only "last used" record a cache has, and verifying must not reset them.
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+def open_for_reading(path: bytes) -> int:
+    """Open a cache file read-only without following symlinks and, where allowed, without updating its
+    access time (O_NOATIME needs the file's owner or root; others fall back to a normal open)."""
+    if _NOATIME:
+        try:
+            return os.open(path, _OPEN_FLAGS | _NOATIME)
+        except PermissionError:
+            pass
+    return os.open(path, _OPEN_FLAGS)
 
 
 def display_path(path: PathLike) -> str:
@@ -247,7 +261,7 @@ def _kind_of(mode: int) -> str:
 def hash_file(path: bytes, hash_name: str) -> str:
     """Hex hash of a regular file's contents, never following a symlink."""
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = open_for_reading(path)
     except OSError as exc:
         raise _io_error(exc, path) from None
     try:
@@ -454,7 +468,7 @@ def read_stored_manifest(root: bytes) -> bytes | None:
     """
     path = root + b"/.manifest"
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = open_for_reading(path)
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ELOOP):
             return None

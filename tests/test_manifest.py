@@ -204,10 +204,28 @@ def test_deep_tree(tmp_path: Path) -> None:
         path += "/d"
         os.mkdir(path)
     Path(path, "leaf").write_text("bottom")
-    for alg in ("sha1", "sha256new"):
-        text, digest = zeroinstall_manifest(root, alg)
-        assert generate_manifest(root, alg) == text
-        assert manifest_digest(root, alg).name == digest
+    try:
+        for alg in ("sha1", "sha256new"):
+            text, digest = zeroinstall_manifest(root, alg)
+            assert generate_manifest(root, alg) == text
+            assert manifest_digest(root, alg).name == digest
+    finally:
+        # pytest's recursive clean-up cannot remove a tree this deep: take it down from the bottom.
+        os.remove(os.path.join(path, "leaf"))
+        while path != str(root):
+            os.rmdir(path)
+            path = os.path.dirname(path)
+
+
+def test_reading_does_not_touch_access_times(tmp_path: Path) -> None:
+    """Access times are the cache's only "last used" record: verifying must leave them alone."""
+    (tmp_path / "sub").mkdir()
+    for name in ("a", "sub/b", ".manifest"):
+        (tmp_path / name).write_bytes(b"x" * 5000)
+        os.utime(tmp_path / name, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
+    verify_directory(tmp_path, digests.Digest("sha256new", "A" * 52))
+    for name in ("a", "sub/b", ".manifest"):
+        assert os.stat(tmp_path / name).st_atime_ns == 1_000_000_000_000_000_000, name
 
 
 # --- what 0install rejects, and the newline it should --------------------------------------------
