@@ -450,7 +450,32 @@ def last_used_text(entry: Entry, now: float) -> str:
         return "unknown (noatime)"
     if usage.last_used is None:
         return "never (empty)"
-    return humanize.naturaltime(max(0.0, now - usage.last_used))
+    return ago_text(now - usage.last_used)
+
+
+def ago_text(seconds: float) -> str:
+    """Compact relative time with weeks ("3 weeks ago"), which humanize.naturaltime skips."""
+    s = max(0.0, seconds)
+    day = 86400.0
+
+    def plural(n: int, unit: str) -> str:
+        return f"{n} {unit}{'' if n == 1 else 's'} ago"
+
+    if s < 60:
+        return "just now"
+    if s < 3600:
+        return plural(int(s // 60), "minute")
+    if s < day:
+        return plural(int(s // 3600), "hour")
+    if s < 2 * day:
+        return "yesterday"
+    if s < 14 * day:
+        return plural(int(s // day), "day")
+    if s < 61 * day:
+        return plural(int(s // (7 * day)), "week")
+    if s < 365 * day:
+        return plural(int(s // (30.44 * day)), "month")
+    return plural(int(s // (365.25 * day)), "year")
 
 
 def contiguous_ranges(positions: Iterable[int]) -> list[tuple[int, int]]:

@@ -17,6 +17,7 @@ from gui.cache_model import (
     CacheFilter,
     CacheModel,
     Column,
+    ago_text,
     contiguous_ranges,
     version_key,
 )
@@ -112,10 +113,10 @@ def test_rows_show_entries_and_pending_sizes(model: CacheModel, proxy: CacheFilt
     assert row0[Column.STATUS] == "not verified"
     assert row0[Column.DIGEST] == e.name
     assert proxy.index(0, Column.PROGRAM).data(Qt.ItemDataRole.ToolTipRole) == e.feed.feed_url
-    model.apply_usages([(e, usage(1_234_567, last_used=NOW - 3 * 86400, files=1234))])
+    model.apply_usages([(e, usage(1_234_567, last_used=NOW - 21 * 86400, files=1234))])
     assert proxy.index(0, Column.SIZE).data() == "1.2 MB"
     assert proxy.index(0, Column.FILES).data() == "1,234"
-    assert proxy.index(0, Column.LAST_USED).data() == "3 days ago"
+    assert proxy.index(0, Column.LAST_USED).data() == "3 weeks ago"
 
 
 def test_noatime_and_empty_entries_say_why_last_use_is_unknown(model: CacheModel) -> None:
@@ -160,6 +161,14 @@ def test_times_versions_and_status_sort_by_raw_values(model: CacheModel, proxy: 
                           (rows["D"], VerifyOutcome("error", "unreadable"))])
     proxy.sort(Column.STATUS, Qt.SortOrder.DescendingOrder)
     assert column(proxy, Column.STATUS) == ["corrupt", "error", "not verified", "OK"]
+
+
+def test_relative_times_read_naturally() -> None:
+    day = 86400
+    cases = {30: "just now", 300: "5 minutes ago", 3 * 3600: "3 hours ago", 30 * 3600: "yesterday",
+             3 * day: "3 days ago", 21 * day: "3 weeks ago", 100 * day: "3 months ago",
+             400 * day: "1 year ago", 800 * day: "2 years ago"}
+    assert {s: ago_text(s) for s in cases} == cases
 
 
 def test_version_key_orders_like_0install() -> None:

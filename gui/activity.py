@@ -1,0 +1,74 @@
+"""The progress line at the bottom of a page: what is running, how far, how fast, and a Cancel button."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QToolButton, QWidget
+
+_STEPS = 1000
+
+
+def duration_text(seconds: float) -> str:
+    """ "45 s", "3 min 20 s", "2 h 5 min": short enough for a status line."""
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+class ActivityBar(QWidget):
+    """Hidden when idle; shows a busy or a determinate progress bar with a line of text."""
+
+    def __init__(self, cancel: QAction, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        self._bar = QProgressBar(self)
+        self._bar.setTextVisible(False)
+        self._bar.setMaximumWidth(260)
+        self._bar.setMinimumWidth(120)
+        self._bar.setAccessibleName("Progress")
+        self._label = QLabel(self)
+        self._label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._cancel = QToolButton(self)
+        self._cancel.setDefaultAction(cancel)
+        self._cancel.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        layout.addWidget(self._bar)
+        layout.addWidget(self._label, 1)
+        layout.addWidget(self._cancel)
+        self.hide()
+
+    @property
+    def text(self) -> str:
+        return self._label.text()
+
+    @property
+    def fraction(self) -> float | None:
+        """Progress shown, 0..1, or None while busy without a known end."""
+        if self._bar.maximum() == 0:
+            return None
+        return self._bar.value() / self._bar.maximum()
+
+    def busy(self, text: str) -> None:
+        self._bar.setRange(0, 0)
+        self._label.setText(text)
+        self.show()
+
+    def progress(self, fraction: float, text: str) -> None:
+        self._bar.setRange(0, _STEPS)
+        self._bar.setValue(max(0, min(_STEPS, int(fraction * _STEPS))))
+        self._label.setText(text)
+        self.show()
+
+    def message(self, text: str) -> None:
+        self._label.setText(text)
+
+    def idle(self) -> None:
+        self.hide()
+        self._bar.setRange(0, _STEPS)
+        self._bar.setValue(0)
+        self._label.clear()

@@ -1,0 +1,195 @@
+"""Starting the window: ``main(argv)`` parses the window's options, opens it and returns an exit code.
+
+    zeroinstall-admin [--store DIR]... [--demo] [--screenshot FILE.png [--verify]]
+
+``--screenshot`` never shows anything interactive: the window is laid out off screen, scanned (and
+verified with ``--verify``), rendered to the PNG, and the process exits 0. It neither reads nor
+writes the user's saved window settings, so README screenshots look the same on every machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from contextlib import ExitStack
+from importlib import metadata
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from PySide6.QtCore import QEventLoop, Qt, QTimer
+from PySide6.QtWidgets import QApplication
+
+from gui.icons import APP_ID, app_icon
+from gui.settings import APPLICATION, ORGANIZATION, open_settings
+
+SCREENSHOT_TIMEOUT_S = 600
+"""A screenshot run gives up (exit 1) if scanning and verifying take longer than this."""
+
+log = logging.getLogger(__name__)
+
+
+def app_version() -> str:
+    """The installed package's version, or the source tree's when running from a checkout."""
+    try:
+        return metadata.version("zeroinstall-admin")
+    except metadata.PackageNotFoundError:
+        pass
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    try:
+        import tomllib
+
+        with pyproject.open("rb") as f:
+            return str(tomllib.load(f)["project"]["version"])
+    except (OSError, KeyError, ValueError):
+        return "unknown"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="zeroinstall-admin",
+        description="Browse and verify Zero Install implementation caches.",
+    )
+    parser.add_argument("--store", metavar="DIR", action="append", default=[],
+                        help="show this implementations directory instead of the discovered "
+                             "stores (repeatable)")
+    parser.add_argument("--demo", action="store_true",
+                        help="build a demo cache in a temporary directory and open it")
+    parser.add_argument("--screenshot", metavar="FILE.png",
+                        help="render the window to FILE.png once scanning has finished, then exit")
+    parser.add_argument("--verify", action="store_true",
+                        help="verify every entry once scanning has finished")
+    return parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+
+
+def _application() -> QApplication:
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication([sys.argv[0] if sys.argv else "zeroinstall-admin"])
+    assert isinstance(app, QApplication)
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("Zero Install Admin")
+    app.setApplicationVersion(app_version())
+    app.setDesktopFileName(APP_ID)
+    app.setWindowIcon(app_icon())
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Open the window (or write a screenshot); returns the exit code."""
+    args = parse_args(argv)
+    if args.screenshot and not args.screenshot.lower().endswith(".png"):
+        print(f"zeroinstall-admin: --screenshot needs a .png file name, not '{args.screenshot}'",
+              file=sys.stderr)
+        return 2
+    app = _application()
+    with ExitStack() as cleanup:
+        env: Mapping[str, str] | None = None
+        if args.demo:
+            from core.demo import build_demo
+
+            root = cleanup.enter_context(tempfile.TemporaryDirectory(
+                prefix="zeroinstall-admin-demo-", ignore_cleanup_errors=True))
+            env = build_demo(root)
+        stores = None
+        if args.store:
+            from core.stores import stores_from_paths
+
+            stores = stores_from_paths([os.path.abspath(p) for p in args.store])
+        if args.screenshot:
+            return _screenshot(app, stores, env, args.screenshot, args.verify)
+        return _interactive(app, stores, env, args.verify)
+
+
+def _build_window(stores, env, settings):
+    from gui.cache_page import CachePage
+    from gui.main_window import MainWindow
+
+    window = MainWindow(app_version(), settings)
+    page = CachePage(stores, env, parent=window)
+    window.add_page(page)
+    return window, page
+
+
+def _interactive(app: QApplication, stores, env, verify: bool) -> int:
+    window, page = _build_window(stores, env, open_settings())
+    window.restore_state()
+    window.show()
+    if not window.has_saved_geometry():
+        page.set_default_sizes(page.width())
+    if verify:
+        page.scanFinished.connect(page.verify_all, Qt.ConnectionType.SingleShotConnection)
+    window.start()
+    code = app.exec()
+    page.shutdown()
+    return code
+
+
+def _screenshot(app: QApplication, stores, env, path: str, verify: bool) -> int:
+    window, page = _build_window(stores, env, None)
+    # Laid out and painted like a shown window, but never mapped on a screen.
+    window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+    window.show()
+    page.set_default_sizes(page.width())
+    loop = QEventLoop()
+    outcome = {"timed_out": False}
+
+    def scanned() -> None:
+        if verify and page.model.rowCount():
+            page.verifyFinished.connect(loop.quit)
+            page.verify_all()
+        else:
+            loop.quit()
+
+    def too_long() -> None:
+        outcome["timed_out"] = True
+        loop.quit()
+
+    page.scanFinished.connect(scanned, Qt.ConnectionType.SingleShotConnection)
+    QTimer.singleShot(SCREENSHOT_TIMEOUT_S * 1000, too_long)
+    window.start()
+    loop.exec()
+    try:
+        if outcome["timed_out"]:
+            print(f"zeroinstall-admin: scanning took more than {SCREENSHOT_TIMEOUT_S} s; "
+                  "no screenshot written", file=sys.stderr)
+            return 1
+        page.refresh_now()
+        _show_worst(page)
+        app.processEvents()
+        image = window.grab()
+        if image.isNull() or not image.save(path, "PNG"):
+            print(f"zeroinstall-admin: could not write the screenshot to '{path}'",
+                  file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        page.shutdown()
+        window.close()
+        window.deleteLater()
+
+
+def _show_worst(page) -> None:
+    """Select the most alarming entry, so its details (what changed) are in the picture."""
+    from gui import status as st
+    from gui.cache_model import Column
+
+    model = page.model
+    order = {w: i for i, w in enumerate(st.STATUSES)}
+    best = None
+    for row in model.rows:
+        if row.status not in st.PROBLEMS:
+            continue
+        # Worst status first; among equals, one with a list of changed files shows the most.
+        rank = (order[row.status], not (row.outcome and row.outcome.changes))
+        if best is None or rank < best[0]:
+            best = (rank, row)
+    if best is None:
+        return
+    page.table.sortByColumn(Column.STATUS, Qt.SortOrder.DescendingOrder)
+    index = page.proxy.mapFromSource(model.index(best[1].pos, 0))
+    if index.isValid():
+        page.select_proxy_row(index.row())

@@ -1,0 +1,174 @@
+"""The two long runs of the Cache page, off the GUI thread: scanning (list, then measure) and verifying.
+
+Each job wraps a core function that knows nothing about threads, gives it a cancel ``Event`` and
+callbacks that only push into a :class:`~gui.workers.Batcher`, and re-emits what comes back on the
+GUI thread. Every job carries the ``generation`` it was started for, so the page can drop the
+late results of a run it has already replaced (F5 during a scan, a rescan during verification).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from PySide6.QtCore import QObject, Signal
+
+from core import cache as core_cache
+from core import verify as core_verify
+from gui.workers import Batcher, Starter, Worker
+
+if TYPE_CHECKING:
+    from core.stores import Store
+
+
+class _Job(QObject):
+    def __init__(self, generation: int, starter: Starter | None, parent: QObject | None) -> None:
+        super().__init__(parent)
+        self.generation = generation
+        self._starter = starter
+        self._cancel = threading.Event()
+        self._workers: list[Worker] = []
+        self.batcher = Batcher(50, self)
+        self.batcher.delivered.connect(self._on_batch)
+        self.done = False
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def cancel(self) -> None:
+        """Ask the run to stop; ``finished`` follows once the core function has returned."""
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every thread of the job has ended (True) or ``timeout`` passed (False)."""
+        return all(w.wait(timeout) for w in list(self._workers))
+
+    def _run(self, fn: Any, name: str, on_done: Any) -> None:
+        worker = Worker(fn, starter=self._starter, name=name, parent=self)
+        worker.done.connect(on_done)
+        self._workers.append(worker)
+        worker.start()
+
+    def _on_batch(self, items: list) -> None:
+        raise NotImplementedError
+
+
+class ScanJob(_Job):
+    """Lists the stores (``core.cache.scan``), then measures every entry (``core.cache.measure_all``).
+
+    ``listed(Scan)`` comes first, then ``measured(list[(Entry, Usage)])`` in batches, then
+    ``finished(error)`` with None on success (also after a cancel).
+    """
+
+    listed = Signal(object)
+    measured = Signal(list)
+    finished = Signal(object)
+
+    def __init__(
+        self,
+        generation: int,
+        stores: Sequence[Store] | None = None,
+        env: Mapping[str, str] | None = None,
+        *,
+        jobs: int | None = None,
+        starter: Starter | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(generation, starter, parent)
+        self._stores = None if stores is None else list(stores)
+        self._env = None if env is None else dict(env)
+        self._jobs = jobs
+        self.entries_total = 0
+        self.entries_measured = 0
+
+    def start(self) -> None:
+        stores, env = self._stores, self._env
+        self._run(lambda: core_cache.scan(stores, env=env), "cache-scan", self._on_listed)
+
+    def _on_listed(self, scan: Any, error: object) -> None:
+        if error is not None:
+            self._finish(error)
+            return
+        self.entries_total = len(scan.entries)
+        self.listed.emit(scan)
+        if self.cancelled or not scan.entries:
+            self._finish(None)
+            return
+        entries = list(scan.entries)
+        put = self.batcher.put
+        cancel = self._cancel
+        jobs = self._jobs
+        self._run(
+            lambda: core_cache.measure_all(entries, lambda e, u: put((e, u)), cancel, jobs),
+            "cache-measure",
+            lambda _result, err: self._finish(err),
+        )
+
+    def _on_batch(self, items: list) -> None:
+        self.entries_measured += len(items)
+        self.measured.emit(items)
+
+    def _finish(self, error: object) -> None:
+        self.batcher.flush()  # the last results before the end is announced
+        self.done = True
+        self.finished.emit(error)
+
+
+class VerifyJob(_Job):
+    """Verifies paths with ``core.verify.verify_paths`` on its worker threads.
+
+    ``results(list[(index, VerifyOutcome)])`` in batches as verdicts arrive, ``progress(Progress)``
+    at most once per batch (the newest), then ``finished(error)``.
+    """
+
+    results = Signal(list)
+    progress = Signal(object)
+    finished = Signal(object)
+
+    def __init__(
+        self,
+        generation: int,
+        paths: Sequence[str],
+        *,
+        jobs: int | None = None,
+        starter: Starter | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(generation, starter, parent)
+        self.paths = list(paths)
+        self._jobs = jobs
+        self.last_progress: core_verify.Progress | None = None
+
+    def start(self) -> None:
+        paths, jobs, cancel, put = self.paths, self._jobs, self._cancel, self.batcher.put
+        self._run(
+            lambda: core_verify.verify_paths(
+                paths,
+                jobs=jobs,
+                on_result=lambda i, outcome: put((i, outcome)),
+                on_progress=lambda p: put((-1, p)),
+                cancel=cancel,
+            ),
+            "verify",
+            self._on_done,
+        )
+
+    def _on_batch(self, items: list) -> None:
+        verdicts = []
+        progress = None
+        for index, value in items:
+            if index < 0:
+                progress = value
+            else:
+                verdicts.append((index, value))
+        if verdicts:
+            self.results.emit(verdicts)
+        if progress is not None:
+            self.last_progress = progress
+            self.progress.emit(progress)
+
+    def _on_done(self, _result: object, error: object) -> None:
+        self.batcher.flush()
+        self.done = True
+        self.finished.emit(error)

@@ -1,0 +1,681 @@
+"""The Cache page: every entry of every store in one table, verified without the window ever freezing.
+
+The page owns its widgets and actions and wires them to two background jobs (scan, verify) through
+the model; the main window only hosts it. Updates from the jobs arrive in batches: the table gets
+``dataChanged`` for the rows that changed, while totals, the chart and the re-sort follow on a
+throttle timer, a few times a second at most.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterable, Mapping, Sequence
+
+import humanize
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLineEdit,
+    QSplitter,
+    QTableView,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui import status as st
+from gui.activity import ActivityBar, duration_text
+from gui.banner import Banner
+from gui.cache_jobs import ScanJob, VerifyJob
+from gui.cache_model import ROW_ROLE, CacheFilter, CacheModel, Column, Row
+from gui.details import DetailsPane
+from gui.icons import icon
+from gui.overview import OverviewWidget
+from gui.settings import read_bytes, read_int
+from gui.summary import SummaryStrip
+from gui.workers import Starter
+
+REFRESH_MS = 250
+"""Totals, chart and re-sort follow the table at most this often while results stream in."""
+
+# Default column widths: the width of a typical value, so they follow the font size.
+_SAMPLES = {
+    Column.PROGRAM: "Toolkit Runtime X", Column.VERSION: "10.2-rc1", Column.STORE: "system X",
+    Column.SIZE: "999.9 MB", Column.FILES: "12,345", Column.LAST_USED: "11 months ago",
+    Column.ADDED: "2026-12-31", Column.USED_BY: "hello-editor", Column.STATUS: "not verified",
+}
+
+
+class CachePage(QWidget):
+    """Lists the stores' entries, measures them, verifies them on demand."""
+
+    title = "Cache"
+    icon_name = "cache"
+
+    scanFinished = Signal()
+    verifyFinished = Signal()
+    busyChanged = Signal(bool)
+    statusMessage = Signal(str)
+
+    def __init__(
+        self,
+        stores: Sequence | None = None,
+        env: Mapping[str, str] | None = None,
+        *,
+        jobs: int | None = None,
+        starter: Starter | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._stores = None if stores is None else list(stores)
+        self._env = None if env is None else dict(env)
+        self._jobs = jobs
+        self._starter = starter
+        self._scan_generation = 0
+        self._verify_generation = 0
+        self._scan: ScanJob | None = None
+        self._verify: VerifyJob | None = None
+        self._verify_rows: list[Row] = []
+        self._verify_started = 0.0
+        self._restore_path: str | None = None
+        self._store_labels: list[str] = []
+
+        self.model = CacheModel(self)
+        self.proxy = CacheFilter(self)
+        self.proxy.setSourceModel(self.model)
+
+        self._build_actions()
+        self._build_widgets()
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(REFRESH_MS)
+        self._refresh_timer.timeout.connect(self.refresh_now)
+        self._update_actions()
+
+    # --- construction ----------------------------------------------------------------------------
+
+    def _action(self, text: str, tip: str, slot, shortcut: QKeySequence | str | None = None,
+                icon_name: str | None = None) -> QAction:
+        action = QAction(text, self)
+        if icon_name:
+            action.setIcon(icon(icon_name))
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            tip = f"{tip} ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        self.rescan_action = self._action(
+            "&Rescan", "Scan the stores again and measure every entry", self.rescan,
+            QKeySequence.StandardKey.Refresh, "rescan")
+        self.verify_selected_action = self._action(
+            "Verify &selected", "Check the selected entries against their digests",
+            self.verify_selected, "Ctrl+Shift+V", "verify")
+        self.verify_all_action = self._action(
+            "Verify &all", "Check every entry in every store against its digest", self.verify_all,
+            None, "verify-all")
+        self.cancel_action = self._action(
+            "&Cancel", "Stop the running scan or verification", self.cancel, "Escape", "cancel")
+        self.find_action = self._action(
+            "&Find…", "Filter the table by program, version, digest or feed", self.focus_filter,
+            QKeySequence.StandardKey.Find, "filter")
+        self.select_all_action = self._action(
+            "Select &all entries", "Select every entry shown in the table", self.select_all,
+            QKeySequence.StandardKey.SelectAll)
+        self.details_action = self._action(
+            "Show &details", "Show the details of the current entry", self.show_details,
+            "Return", "details")
+        # Return only where it means "this row": in the table, not in the filter box or buttons.
+        self.details_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.problems_action = self._action(
+            "Show &problems only", "Show only corrupt, suspicious and unreadable entries",
+            self.toggle_problems, "Ctrl+Shift+P", "problems")
+        self.problems_action.setCheckable(True)
+        self.clear_filters_action = self._action(
+            "Show &everything", "Clear the text, store and status filters", self.clear_filters)
+        self.open_action = self._action(
+            "&Open folder", "Show the current entry in the file manager", self.open_folder,
+            "Ctrl+O", "folder-open")
+
+    def menu_actions(self) -> list[QAction | None]:
+        """What the window puts in this page's menu (None is a separator)."""
+        return [self.rescan_action, None, self.verify_selected_action, self.verify_all_action,
+                self.cancel_action, None, self.find_action, self.select_all_action,
+                self.problems_action, self.clear_filters_action, None, self.details_action,
+                self.open_action]
+
+    def _build_widgets(self) -> None:
+        self.toolbar = QToolBar("Cache", self)
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.toolbar.setMovable(False)
+        for action in (self.rescan_action, None, self.verify_selected_action,
+                       self.verify_all_action, self.cancel_action):
+            if action is None:
+                self.toolbar.addSeparator()
+            else:
+                self.toolbar.addAction(action)
+
+        self.banner = Banner(self)
+        self.summary = SummaryStrip(self)
+        self.summary.statusClicked.connect(self.toggle_status)
+        self.summary.problemsClicked.connect(self.toggle_problems)
+
+        self.filter_edit = QLineEdit(self)
+        self.filter_edit.setPlaceholderText("Filter by program, version, digest or feed URL")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.addAction(icon("filter"), QLineEdit.ActionPosition.LeadingPosition)
+        self.filter_edit.setToolTip("Show only entries matching every word typed here (Ctrl+F)")
+        self.filter_edit.setAccessibleName("Filter")
+        self.filter_edit.textChanged.connect(self.proxy.set_text)
+        self.store_combo = QComboBox(self)
+        self.store_combo.setToolTip("Show one store only")
+        self.store_combo.setAccessibleName("Store filter")
+        self.store_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.store_combo.setMinimumContentsLength(14)
+        self.store_combo.addItem("All stores", None)
+        self.store_combo.currentIndexChanged.connect(self._store_chosen)
+        self.status_combo = QComboBox(self)
+        self.status_combo.setToolTip("Show one status only")
+        self.status_combo.setAccessibleName("Status filter")
+        self.status_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.status_combo.addItem("All statuses", None)
+        self.status_combo.addItem(st.status_icon(st.SUSPICIOUS), "Problems only", st.PROBLEMS)
+        for word in st.STATUSES:
+            self.status_combo.addItem(st.status_icon(word), word[:1].upper() + word[1:],
+                                      frozenset({word}))
+        self.status_combo.currentIndexChanged.connect(self._status_chosen)
+        filters = QHBoxLayout()
+        filters.setContentsMargins(4, 0, 4, 0)
+        filters.addWidget(self.filter_edit, 1)
+        filters.addWidget(self.store_combo)
+        filters.addWidget(self.status_combo)
+
+        self.table = QTableView(self)
+        self._setup_table()
+        self.details = DetailsPane(self)
+        self.overview = OverviewWidget(self)
+        self.overview.statusClicked.connect(self.toggle_status)
+
+        self.side = QSplitter(Qt.Orientation.Vertical, self)
+        self.side.addWidget(self.overview)
+        self.side.addWidget(self.details)
+        self.side.setStretchFactor(0, 0)
+        self.side.setStretchFactor(1, 1)
+        self.side.setChildrenCollapsible(False)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(self.side)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 0)
+        self.splitter.setCollapsible(0, False)
+
+        self.activity = ActivityBar(self.cancel_action, self)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.toolbar)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.summary)
+        layout.addLayout(filters)
+        layout.addWidget(self.splitter, 1)
+        layout.addWidget(self.activity)
+
+    def _setup_table(self) -> None:
+        table = self.table
+        table.setModel(self.proxy)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setAlternatingRowColors(True)
+        table.setShowGrid(False)
+        table.setWordWrap(False)
+        table.setCornerButtonEnabled(False)
+        table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        table.setAccessibleName("Cache entries")
+        vertical = table.verticalHeader()
+        vertical.hide()
+        # Uniform, fixed row heights: the view never measures 10,000 rows.
+        vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        header = table.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setStretchLastSection(True)
+        header.setSectionsMovable(True)
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        for col in Column:
+            toggle = QAction(self.model.headerData(col, Qt.Orientation.Horizontal), header)
+            toggle.setCheckable(True)
+            toggle.setChecked(True)
+            toggle.setEnabled(col != Column.PROGRAM)
+            toggle.toggled.connect(lambda on, c=col: self.table.setColumnHidden(c, not on))
+            header.addAction(toggle)
+        self._column_toggles = header.actions()
+        # Status right after the name and version: the column that matters must never scroll away.
+        header.moveSection(header.visualIndex(Column.STATUS), 2)
+        self._apply_metrics()
+        table.setSortingEnabled(True)
+        table.sortByColumn(Column.PROGRAM, Qt.SortOrder.AscendingOrder)
+        table.addAction(self.details_action)
+        table.activated.connect(lambda _index: self.show_details())
+        table.selectionModel().currentRowChanged.connect(self._current_changed)
+        table.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
+
+    def _apply_metrics(self) -> None:
+        """Row height and default column widths from the current font (large fonts stay usable)."""
+        fm = self.table.fontMetrics()
+        self.table.verticalHeader().setDefaultSectionSize(max(fm.height() + 8, 22))
+        header = self.table.horizontalHeader()
+        icon_room = self.table.iconSize().width() + 8 if self.table.iconSize().isValid() else 24
+        for col, sample in _SAMPLES.items():
+            extra = icon_room if col == Column.STATUS else 0
+            header.resizeSection(col, fm.horizontalAdvance(sample) + 18 + extra)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        super().changeEvent(event)
+        if event.type() == event.Type.FontChange:
+            fm = self.table.fontMetrics()
+            self.table.verticalHeader().setDefaultSectionSize(max(fm.height() + 8, 22))
+
+    # --- scanning --------------------------------------------------------------------------------
+
+    @property
+    def scanning(self) -> bool:
+        return self._scan is not None
+
+    @property
+    def verifying(self) -> bool:
+        return self._verify is not None
+
+    @property
+    def busy(self) -> bool:
+        return self.scanning or self.verifying
+
+    def rescan(self) -> None:
+        """List the stores again (F5); results of a scan still running are dropped."""
+        if self._verify is not None:
+            self._cancel_verify()
+        if self._scan is not None:
+            self._scan.cancel()
+        current = self.current_row()
+        self._restore_path = current.entry.path if current else self._restore_path
+        self._scan_generation += 1
+        gen = self._scan_generation
+        job = ScanJob(gen, self._stores, self._env, jobs=self._jobs, starter=self._starter,
+                      parent=self)
+        job.listed.connect(lambda scan, g=gen: self._on_listed(g, scan))
+        job.measured.connect(lambda items, g=gen: self._on_measured(g, items))
+        job.finished.connect(lambda error, g=gen, j=job: self._on_scan_finished(g, j, error))
+        old, self._scan = self._scan, job
+        if old is not None:
+            self._retire(old)
+        self.activity.busy("Reading the stores…")
+        self._set_busy()
+        job.start()
+
+    def start(self) -> None:
+        """The first scan, when the window opens."""
+        if self._scan_generation == 0:
+            self.rescan()
+
+    def _on_listed(self, gen: int, scan) -> None:
+        if gen != self._scan_generation:
+            return
+        self.model.set_entries(scan.entries)
+        self._set_store_choices([s.label for s in scan.stores if s.problem is None])
+        messages = list(scan.problems)
+        if not scan.entries:
+            usable = [s for s in scan.stores if s.problem is None]
+            where = ", ".join(s.path for s in usable) if usable else "no readable store"
+            messages.append(f"No implementations found ({where}). Run with --demo to try the app "
+                            "on a demo cache.")
+        self.banner.set_messages(messages, "warning")
+        self._reselect()
+        n = len(scan.entries)
+        if n:
+            self.activity.progress(0.0, f"Measuring sizes: 0 of {n:,} entries")
+        self.refresh_now()
+        self._update_actions()
+
+    def _on_measured(self, gen: int, items: list) -> None:
+        if gen != self._scan_generation:
+            return
+        changed = self.model.apply_usages(items)
+        self._rows_changed(changed)
+        job = self._scan
+        if job is not None and self._verify is None and job.entries_total:
+            done, total = job.entries_measured, job.entries_total
+            self.activity.progress(done / total, f"Measuring sizes: {done:,} of {total:,} entries")
+
+    def _on_scan_finished(self, gen: int, job: ScanJob, error: object) -> None:
+        self._retire(job)
+        if gen != self._scan_generation:
+            return
+        self._scan = None
+        if isinstance(error, BaseException):
+            self.banner.add_message(f"Scanning the stores failed: {_describe(error)}", "error")
+        elif job.cancelled:
+            self.statusMessage.emit("Scan cancelled: some sizes were not measured")
+        else:
+            self.statusMessage.emit(
+                f"{job.entries_total:,} entries in {len(self._store_labels)} store(s)")
+        self.refresh_now()
+        self._set_busy()
+        self.scanFinished.emit()
+
+    def _set_store_choices(self, labels: list[str]) -> None:
+        if labels == self._store_labels:
+            return
+        self._store_labels = labels
+        current = self.proxy.store
+        self.store_combo.blockSignals(True)
+        self.store_combo.clear()
+        self.store_combo.addItem("All stores", None)
+        for label in labels:
+            self.store_combo.addItem(label, label)
+        index = self.store_combo.findData(current) if current in labels else 0
+        self.store_combo.setCurrentIndex(max(0, index))
+        self.store_combo.blockSignals(False)
+        if current not in labels:
+            self.proxy.set_store(None)
+
+    def _reselect(self) -> None:
+        """After a (re)scan, select the entry that was current before, else the first row."""
+        target = 0
+        if self._restore_path is not None:
+            for row in self.model.rows:
+                if row.entry.path == self._restore_path:
+                    mapped = self.proxy.mapFromSource(self.model.index(row.pos, 0))
+                    target = mapped.row() if mapped.isValid() else 0
+                    break
+        self.select_proxy_row(target)
+
+    def select_proxy_row(self, proxy_row: int) -> None:
+        if not 0 <= proxy_row < self.proxy.rowCount():
+            return
+        index = self.proxy.index(proxy_row, 0)
+        self.table.selectionModel().setCurrentIndex(
+            index,
+            QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows,
+        )
+        self.table.scrollTo(index)
+
+    # --- verifying -------------------------------------------------------------------------------
+
+    def selected_rows(self) -> list[Row]:
+        rows = [self.proxy.mapToSource(i).row() for i in self.table.selectionModel().selectedRows()]
+        return [self.model.row_at(r) for r in sorted(set(rows)) if r >= 0]
+
+    def current_row(self) -> Row | None:
+        index = self.table.currentIndex()
+        return index.data(ROW_ROLE) if index.isValid() else None
+
+    def verify_selected(self) -> None:
+        self.verify(self.selected_rows())
+
+    def verify_all(self) -> None:
+        """Verify every entry of every store, whatever the filters show."""
+        self.verify(list(self.model.rows))
+
+    def verify(self, rows: Iterable[Row]) -> None:
+        rows = list(rows)
+        if not rows or self._verify is not None:
+            return
+        self._verify_generation += 1
+        gen = self._verify_generation
+        job = VerifyJob(gen, [r.entry.path for r in rows], jobs=self._jobs, starter=self._starter,
+                        parent=self)
+        job.results.connect(lambda items, g=gen: self._on_verdicts(g, items))
+        job.progress.connect(lambda p, g=gen: self._on_verify_progress(g, p))
+        job.finished.connect(lambda error, g=gen, j=job: self._on_verify_finished(g, j, error))
+        self._verify = job
+        self._verify_rows = rows
+        self._verify_started = time.monotonic()
+        self.model.set_verifying(rows, True)
+        self._schedule_refresh()
+        self.activity.progress(0.0, f"Verifying {len(rows):,} entries…")
+        self._set_busy()
+        job.start()
+
+    def _on_verdicts(self, gen: int, items: list) -> None:
+        if gen != self._verify_generation:
+            return
+        rows = self._verify_rows
+        changed = self.model.apply_outcomes((rows[i], outcome) for i, outcome in items)
+        self._rows_changed(changed)
+
+    def _on_verify_progress(self, gen: int, progress) -> None:
+        if gen != self._verify_generation or self._verify is None:
+            return
+        if self._verify.cancelled:
+            return
+        self.activity.progress(*_verify_progress_text(progress))
+
+    def _on_verify_finished(self, gen: int, job: VerifyJob, error: object) -> None:
+        self._retire(job)
+        if gen != self._verify_generation:
+            return
+        self._verify = None
+        rows = self._verify_rows
+        self._verify_rows = []
+        left = self.model.set_verifying(rows, False)  # not reached: back to their previous status
+        self._rows_changed(left)
+        elapsed = time.monotonic() - self._verify_started
+        done = len(rows) - len(left)
+        if isinstance(error, BaseException):
+            self.banner.add_message(f"Verification failed: {_describe(error)}", "error")
+        elif job.cancelled:
+            self.statusMessage.emit(
+                f"Verification cancelled after {done:,} of {len(rows):,} entries")
+        else:
+            counts: dict[str, int] = {}
+            for row in rows:
+                counts[row.status] = counts.get(row.status, 0) + 1
+            parts = ", ".join(f"{counts[w]:,} {w}" for w in st.STATUSES if w in counts)
+            self.statusMessage.emit(
+                f"Verified {len(rows):,} entries in {duration_text(elapsed)}: {parts}")
+        self.refresh_now()
+        self._set_busy()
+        self.verifyFinished.emit()
+
+    def _cancel_verify(self) -> None:
+        job = self._verify
+        if job is None:
+            return
+        job.cancel()
+
+    def cancel(self) -> None:
+        """Stop what is running (Escape); the rows not reached keep their previous status."""
+        if self._verify is not None:
+            self._verify.cancel()
+            self.activity.message("Cancelling the verification…")
+        if self._scan is not None:
+            self._scan.cancel()
+            if self._verify is None:
+                self.activity.message("Cancelling the scan…")
+        self.cancel_action.setEnabled(False)
+
+    def _retire(self, job: ScanJob | VerifyJob) -> None:
+        """Forget a job once its threads ended; until then it stays alive to receive their signals."""
+        if job.done:
+            job.deleteLater()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Cancel every run and wait (bounded) for its threads, before the window goes away."""
+        jobs = [j for j in self.findChildren(ScanJob) + self.findChildren(VerifyJob)]
+        for job in jobs:
+            job.cancel()
+        deadline = time.monotonic() + timeout
+        for job in jobs:
+            job.wait(max(0.0, deadline - time.monotonic()))
+
+    # --- updates ---------------------------------------------------------------------------------
+
+    def _rows_changed(self, rows: list[Row]) -> None:
+        if not rows:
+            return
+        current = self.details.row
+        if current is not None and any(r is current for r in rows):
+            self.details.refresh()
+        self._schedule_refresh()
+
+    def _schedule_refresh(self) -> None:
+        if not self._refresh_timer.isActive():
+            self._refresh_timer.start()
+
+    def refresh_now(self) -> None:
+        """Bring totals, chart and sort order up to date with the rows (throttled while busy)."""
+        self._refresh_timer.stop()
+        stats = self.model.stats()
+        self.summary.set_stats(stats)
+        self.overview.set_data(stats.by_status, stats.by_store, stats.largest)
+        if self.model.resort():
+            current = self.table.currentIndex()
+            if current.isValid() and not self.busy:
+                self.table.scrollTo(current)
+
+    def _set_busy(self) -> None:
+        busy = self.busy
+        if not busy:
+            self.activity.idle()
+        self._update_actions()
+        self.busyChanged.emit(busy)
+
+    def _update_actions(self) -> None:
+        has_rows = self.model.rowCount() > 0
+        has_selection = self.table.selectionModel().hasSelection()
+        self.verify_selected_action.setEnabled(has_selection and self._verify is None)
+        self.verify_all_action.setEnabled(has_rows and self._verify is None)
+        cancelling = (self._verify is not None and self._verify.cancelled) or (
+            self._verify is None and self._scan is not None and self._scan.cancelled)
+        self.cancel_action.setEnabled(self.busy and not cancelling)
+        self.open_action.setEnabled(self.current_row() is not None)
+
+    # --- filters, details ------------------------------------------------------------------------
+
+    def focus_filter(self) -> None:
+        self.filter_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.filter_edit.selectAll()
+
+    def select_all(self) -> None:
+        self.table.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.table.selectAll()
+
+    def set_status_filter(self, statuses: Iterable[str] | None) -> None:
+        """The one place the status filter changes: proxy, combo box, summary chips, action."""
+        wanted = None if statuses is None else frozenset(statuses)
+        self.proxy.set_statuses(wanted)
+        index = self.status_combo.findData(wanted) if wanted is not None else 0
+        self.status_combo.blockSignals(True)
+        if index < 0:
+            self.status_combo.setCurrentIndex(0)
+        else:
+            self.status_combo.setCurrentIndex(index)
+        self.status_combo.blockSignals(False)
+        self.summary.set_filter(wanted)
+        self.problems_action.setChecked(wanted == st.PROBLEMS)
+
+    def toggle_status(self, word: str) -> None:
+        """A click on a status count or chart segment: filter by it, or clear that filter."""
+        wanted = frozenset({word})
+        self.set_status_filter(None if self.proxy.statuses == wanted else wanted)
+
+    def toggle_problems(self) -> None:
+        self.set_status_filter(None if self.proxy.statuses == st.PROBLEMS else st.PROBLEMS)
+
+    def clear_filters(self) -> None:
+        self.filter_edit.clear()
+        self.store_combo.setCurrentIndex(0)
+        self.set_status_filter(None)
+
+    def _status_chosen(self, index: int) -> None:
+        self.set_status_filter(self.status_combo.itemData(index))
+
+    def _store_chosen(self, index: int) -> None:
+        self.proxy.set_store(self.store_combo.itemData(index))
+
+    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self.details.show_row(current.data(ROW_ROLE) if current.isValid() else None)
+        self._update_actions()
+
+    def show_details(self) -> None:
+        """Enter on a row: make sure the details pane is visible and move the focus to it."""
+        sizes = self.splitter.sizes()
+        if len(sizes) == 2 and sizes[1] == 0:
+            total = sum(sizes)
+            self.splitter.setSizes([total - total // 3, total // 3])
+        self.details.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def open_folder(self) -> None:
+        if self.details.row is not None:
+            self.details.open_button.click()
+
+    # --- settings --------------------------------------------------------------------------------
+
+    def save_state(self, settings: QSettings) -> None:
+        settings.beginGroup("cache")
+        settings.setValue("header", self.table.horizontalHeader().saveState())
+        settings.setValue("sortColumn", self.model.sort_column)
+        settings.setValue("sortOrder", int(self.model.sort_order.value))
+        settings.setValue("splitter", self.splitter.saveState())
+        settings.setValue("side", self.side.saveState())
+        settings.endGroup()
+
+    def restore_state(self, settings: QSettings) -> None:
+        settings.beginGroup("cache")
+        try:
+            header = read_bytes(settings, "header")
+            if header:
+                self.table.horizontalHeader().restoreState(header)
+                for col, toggle in zip(Column, self._column_toggles):
+                    toggle.setChecked(not self.table.isColumnHidden(col))
+            for key, splitter in (("splitter", self.splitter), ("side", self.side)):
+                state = read_bytes(settings, key)
+                if state:
+                    splitter.restoreState(state)
+            column = read_int(settings, "sortColumn", Column.PROGRAM)
+            order = read_int(settings, "sortOrder", 0)
+            if 0 <= column < len(Column):
+                self.table.sortByColumn(
+                    column,
+                    Qt.SortOrder.DescendingOrder if order == 1 else Qt.SortOrder.AscendingOrder)
+        finally:
+            settings.endGroup()
+
+    def set_default_sizes(self, width: int) -> None:
+        """Split the page's width between the table and the side column (no saved layout)."""
+        side = max(320, min(440, width * 2 // 7))
+        self.splitter.setSizes([max(300, width - side), side])
+        hint = self.overview.heightForWidth(side) if self.overview.hasHeightForWidth() else -1
+        if hint > 0:
+            self.side.setSizes([hint, max(200, self.height() - hint)])
+
+
+def _verify_progress_text(p) -> tuple[float, str]:
+    """Bar fraction and the line under it: entries, bytes, speed, time left."""
+    if p.bytes_total > 0:
+        fraction = p.bytes_done / p.bytes_total
+    else:
+        fraction = p.entries_done / p.entries_total if p.entries_total else 0.0
+    parts = [f"Verifying: {p.entries_done:,} of {p.entries_total:,} entries",
+             f"{humanize.naturalsize(p.bytes_done)} of {humanize.naturalsize(p.bytes_total)}"]
+    rate = p.bytes_per_second
+    if rate > 0:
+        parts.append(f"{humanize.naturalsize(rate)}/s")
+    eta = p.eta
+    if eta is not None and p.entries_done < p.entries_total:
+        parts.append(f"about {duration_text(eta)} left")
+    return fraction, " · ".join(parts)
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

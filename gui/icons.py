@@ -1,0 +1,23 @@
+"""Icons drawn for this project, loaded from ``resources/icons``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtGui import QIcon
+
+RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+ICON_DIR = RESOURCES / "icons"
+APP_ID = "net.zeroinstall.Admin"
+"""Reverse-DNS application id: the .desktop file, the AppStream metainfo and the icon share it."""
+
+
+def icon(name: str) -> QIcon:
+    """``resources/icons/<name>.svg``; an empty icon (never an error) if it is missing."""
+    path = ICON_DIR / f"{name}.svg"
+    return QIcon(str(path)) if path.is_file() else QIcon()
+
+
+def app_icon() -> QIcon:
+    """The window icon: the installed theme icon if any, else the one in ``resources``."""
+    return QIcon.fromTheme(APP_ID, icon(APP_ID))

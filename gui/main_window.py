@@ -1,0 +1,211 @@
+"""The main window: a sidebar of pages, their menus, the status bar, and remembered geometry.
+
+It only hosts pages. Each page is a QWidget with ``title``, ``icon_name``, ``menu_actions()``,
+``start()``, ``shutdown()``, ``save_state(settings)``, ``restore_state(settings)`` and a
+``statusMessage`` signal; the window adds it to the sidebar and gives it a menu, shown only while
+the page is current (so two pages may both use F5).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QStackedWidget,
+    QWidget,
+)
+
+from gui.icons import app_icon, icon
+from gui.settings import read_bytes, read_int
+
+DEFAULT_SIZE = QSize(1280, 800)
+
+
+class Page(Protocol):
+    title: str
+    icon_name: str
+
+    def menu_actions(self) -> list[QAction | None]: ...
+    def start(self) -> None: ...
+    def shutdown(self, timeout: float = 5.0) -> None: ...
+    def save_state(self, settings: QSettings) -> None: ...
+    def restore_state(self, settings: QSettings) -> None: ...
+
+
+class MainWindow(QMainWindow):
+    """Hosts the pages. ``settings`` None means: remember nothing (screenshots)."""
+
+    def __init__(self, version: str, settings: QSettings | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.version = version
+        self.settings = settings
+        self.setWindowTitle("Zero Install Admin")
+        self.setWindowIcon(app_icon())
+        self.setObjectName("mainWindow")
+
+        self.sidebar = QListWidget(self)
+        self.sidebar.setAccessibleName("Pages")
+        self.sidebar.setIconSize(QSize(32, 32))
+        self.sidebar.setSpacing(2)
+        self.sidebar.setFrameShape(QListWidget.Shape.NoFrame)
+        self.sidebar.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.sidebar.setStyleSheet(
+            "QListWidget { background: palette(window); }"
+            " QListWidget::item { padding: 8px 6px; border-radius: 4px; color: palette(text); }"
+            " QListWidget::item:selected { background: palette(highlight);"
+            " color: palette(highlighted-text); }"
+        )
+        self.stack = QStackedWidget(self)
+        central = QWidget(self)
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.setSpacing(6)
+        layout.addWidget(self.sidebar)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+        self.statusBar().setSizeGripEnabled(True)
+
+        self._pages: list[QWidget] = []
+        self._menus: list[QMenu] = []
+        self._build_menus()
+        self.sidebar.currentRowChanged.connect(self._page_chosen)
+        self.resize(DEFAULT_SIZE)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        self.file_menu = bar.addMenu("&File")
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.setToolTip("Close the window (running work is cancelled)")
+        quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        quit_action.triggered.connect(self.close)
+        self.file_menu.addAction(quit_action)
+        self._page_menu_anchor = bar.addSeparator()  # page menus go before View
+        self.view_menu = bar.addMenu("&View")
+        self.help_menu = bar.addMenu("&Help")
+        about = QAction(icon("about"), "&About Zero Install Admin", self)
+        about.setToolTip("Version and licence")
+        about.setMenuRole(QAction.MenuRole.AboutRole)
+        about.triggered.connect(self.show_about)
+        about_qt = QAction("About &Qt", self)
+        about_qt.setToolTip("The Qt version this window runs on")
+        about_qt.setMenuRole(QAction.MenuRole.AboutQtRole)
+        about_qt.triggered.connect(QApplication.aboutQt)
+        self.help_menu.addAction(about)
+        self.help_menu.addAction(about_qt)
+        self._page_menu_anchor.setVisible(False)
+
+    # --- pages -----------------------------------------------------------------------------------
+
+    def add_page(self, page: QWidget) -> None:
+        n = len(self._pages)
+        self._pages.append(page)
+        self.stack.addWidget(page)
+        item = QListWidgetItem(icon(page.icon_name), page.title)  # type: ignore[attr-defined]
+        item.setToolTip(f"{page.title} (Ctrl+{n + 1})")  # type: ignore[attr-defined]
+        item.setTextAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        self.sidebar.addItem(item)
+        menu = QMenu(page.title.replace("&", "&&"), self)  # type: ignore[attr-defined]
+        menu.setToolTipsVisible(True)
+        for action in page.menu_actions():  # type: ignore[attr-defined]
+            if action is None:
+                menu.addSeparator()
+            else:
+                menu.addAction(action)
+                if action.shortcutContext() == Qt.ShortcutContext.WindowShortcut:
+                    self.addAction(action)  # shortcuts work anywhere in the window
+        self.menuBar().insertMenu(self._page_menu_anchor, menu)
+        self._menus.append(menu)
+        go = QAction(icon(page.icon_name), page.title, self)  # type: ignore[attr-defined]
+        go.setShortcut(QKeySequence(f"Ctrl+{n + 1}"))
+        go.setToolTip(f"Show the {page.title} page")  # type: ignore[attr-defined]
+        go.triggered.connect(lambda _=False, i=n: self.sidebar.setCurrentRow(i))
+        self.view_menu.addAction(go)
+        if hasattr(page, "statusMessage"):
+            page.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 15000))
+        self._fit_sidebar()
+        if self.sidebar.currentRow() < 0:
+            self.sidebar.setCurrentRow(0)
+        else:
+            self._page_chosen(self.sidebar.currentRow())
+
+    @property
+    def pages(self) -> list[QWidget]:
+        return list(self._pages)
+
+    @property
+    def current_page(self) -> QWidget | None:
+        return self.stack.currentWidget()
+
+    def _fit_sidebar(self) -> None:
+        fm = self.sidebar.fontMetrics()
+        widest = max((fm.horizontalAdvance(p.title) for p in self._pages), default=0)  # type: ignore[attr-defined]
+        self.sidebar.setFixedWidth(widest + self.sidebar.iconSize().width() + 48)
+
+    def _page_chosen(self, index: int) -> None:
+        if not 0 <= index < len(self._pages):
+            return
+        self.stack.setCurrentIndex(index)
+        for i, (page, menu) in enumerate(zip(self._pages, self._menus)):
+            current = i == index
+            menu.menuAction().setVisible(current)
+            for action in page.menu_actions():  # type: ignore[attr-defined]
+                if action is not None:
+                    action.setVisible(current)
+
+    def start(self) -> None:
+        for page in self._pages:
+            page.start()  # type: ignore[attr-defined]
+
+    # --- settings, closing ------------------------------------------------------------------------
+
+    def restore_state(self) -> None:
+        """Geometry, the last page and each page's layout, from the settings (if any)."""
+        if self.settings is None:
+            return
+        geometry = read_bytes(self.settings, "window/geometry")
+        if geometry:
+            self.restoreGeometry(geometry)
+        for page in self._pages:
+            page.restore_state(self.settings)  # type: ignore[attr-defined]
+        last = read_int(self.settings, "window/page", 0)
+        if 0 <= last < len(self._pages):
+            self.sidebar.setCurrentRow(last)
+
+    def has_saved_geometry(self) -> bool:
+        return self.settings is not None and bool(read_bytes(self.settings, "window/geometry"))
+
+    def save_state(self) -> None:
+        if self.settings is None:
+            return
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/page", self.sidebar.currentRow())
+        for page in self._pages:
+            page.save_state(self.settings)  # type: ignore[attr-defined]
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt naming
+        self.save_state()
+        for page in self._pages:
+            page.shutdown()  # type: ignore[attr-defined]
+        super().closeEvent(event)
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About Zero Install Admin",
+            f"<h3>Zero Install Admin {self.version}</h3>"
+            "<p>Browse, verify and clean the implementation caches of "
+            "<a href='https://0install.net/'>Zero Install</a>.</p>"
+            "<p>Licensed under the GNU LGPL, version 2.1 or later.</p>",
+        )
