@@ -1,0 +1,224 @@
+"""Store discovery, checked against the real ``0install store list`` in isolated environments."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from core import stores
+from core.stores import SHARED_SYSTEM_STORE, Store
+from tests.conftest import run_0install
+
+pytestmark = pytest.mark.needs_0install
+
+_LINE = re.compile(r"(User store \(writable\)|System store) *: (.*)")
+
+
+def zeroinstall_store_list(env: dict[str, str]) -> list[tuple[str, str]]:
+    """(kind, path) for each line of the real ``0install store list``, paths kept byte-exact."""
+    out = run_0install("store", "list", env=env)
+    result = []
+    for line in out.split("\n")[:-1]:  # not splitlines(): a configured path may end in "\r"
+        if line == "No system stores.":
+            continue
+        m = _LINE.fullmatch(line)
+        assert m, f"unexpected line from 0install store list: {line!r}"
+        result.append(("user" if m.group(1).startswith("User") else "system", m.group(2)))
+    return result
+
+
+def write_impl_dirs(config_dir: str, text: str) -> Path:
+    path = Path(config_dir) / "0install.net" / "injector" / "implementation-dirs"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode())
+    return path
+
+
+@pytest.fixture
+def layered_env(tmp_path: Path, zi_env: dict[str, str]) -> dict[str, str]:
+    """implementation-dirs files in XDG_CONFIG_HOME and in both XDG_CONFIG_DIRS, with comments,
+    blank lines, a stale line, trailing white space, duplicates and a regular file."""
+    env = dict(zi_env)
+    etc1, etc2 = tmp_path / "etc1", tmp_path / "etc2"
+    env["XDG_CONFIG_DIRS"] = f"{etc1}:{etc2}"
+    env["XDG_CACHE_DIRS"] = f"{tmp_path / 'vc1'}::{tmp_path / 'vc2'}:"
+    for name in ("a", "b", "c", "d"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "file").write_text("not a store")
+    user_store = Path(env["XDG_CACHE_HOME"]) / "0install.net" / "implementations"
+    user_store.mkdir(parents=True)
+    write_impl_dirs(
+        env["XDG_CONFIG_HOME"],
+        f"# my extra stores\n{tmp_path}/a\n\n{tmp_path}/stale-drive\n{tmp_path}/b \n",
+    )
+    # No newline after the last line.
+    write_impl_dirs(str(etc1), f"{tmp_path}/c\n#{tmp_path}/commented\n{tmp_path}/file")
+    write_impl_dirs(str(etc2), f"{tmp_path}/d\n{tmp_path}/a\n{tmp_path}/a/\n{user_store}\n")
+    return env
+
+
+def test_configured_paths_match_0install_store_list(layered_env: dict[str, str]) -> None:
+    reference = zeroinstall_store_list(layered_env)
+    assert stores.configured_store_paths(layered_env) and [
+        p for p, _ in stores.configured_store_paths(layered_env)
+    ] == [p for _, p in reference]
+    # Sanity: the reference really has the interesting cases in it.
+    paths = [p for _, p in reference]
+    assert any(p.endswith("/b ") for p in paths)  # verbatim, trailing space kept
+    assert any(p.endswith("/stale-drive") for p in paths)
+    assert paths.count(paths[0]) == 2  # the user store, listed again by etc2
+
+
+def test_discovery_keeps_0install_order_without_duplicates(layered_env: dict[str, str],
+                                                           tmp_path: Path) -> None:
+    reference = zeroinstall_store_list(layered_env)
+    found = stores.discover_stores(layered_env)
+    # Same order as 0install; a directory listed again (same text, or "a/" for "a") is dropped.
+    expected: list[str] = []
+    seen: set[str] = set()
+    for _, path in reference:
+        key = os.path.normpath(path)
+        if os.path.isdir(path):
+            key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            expected.append(path)
+    assert [s.path for s in found] == expected
+    assert [s.kind for s in found] == ["user"] + ["system"] * (len(found) - 1)
+    assert reference[0][0] == "user"
+
+    by_path = {s.path: s for s in found}
+    relative = "0install.net/injector/implementation-dirs"
+    home_file = str(Path(layered_env["XDG_CONFIG_HOME"]) / relative)
+    etc1_file = str(tmp_path / "etc1" / relative)
+    # etc2 lists "a" then "a/"; reversed, "a/" comes first and stands for both (and for home's "a").
+    assert f"{tmp_path}/a" not in by_path
+    assert by_path[f"{tmp_path}/a/"].source == str(tmp_path / "etc2" / relative)
+    assert by_path[f"{tmp_path}/stale-drive"].source == home_file
+    assert by_path[f"{tmp_path}/stale-drive"].problem == "does not exist"
+    assert by_path[f"{tmp_path}/file"].problem == "is not a directory"
+    assert by_path[f"{tmp_path}/file"].source == etc1_file
+    assert by_path[f"{tmp_path}/c"].problem is None
+    spaced = by_path[f"{tmp_path}/b "]
+    assert spaced.problem is not None and spaced.problem.startswith("does not exist")
+    assert "white space" in spaced.problem
+    user = found[0]
+    assert user.source == "$XDG_CACHE_HOME" and user.problem is None and user.label == "user"
+    vc = [s for s in found if s.source == "$XDG_CACHE_DIRS"]
+    assert [s.path for s in vc] == [
+        f"{tmp_path}/vc1/0install.net/implementations",
+        f"{tmp_path}/vc2/0install.net/implementations",
+    ]
+    assert all(s.problem == "does not exist" for s in vc)
+
+
+def test_defaults_when_xdg_variables_are_unset(zi_env: dict[str, str]) -> None:
+    env = {k: v for k, v in zi_env.items() if not k.startswith("XDG_")}
+    reference = zeroinstall_store_list(env)
+    assert [p for p, _ in stores.configured_store_paths(env)] == [p for _, p in reference]
+    assert reference[0][1] == os.path.join(env["HOME"], ".cache/0install.net/implementations")
+    assert reference[1][1] == SHARED_SYSTEM_STORE
+    assert stores.cache_dirs(env) == [
+        os.path.join(env["HOME"], ".cache/0install.net"),
+        "/var/cache/0install.net",
+    ]
+    assert stores.config_dirs(env) == [
+        os.path.join(env["HOME"], ".config/0install.net"),
+        "/etc/xdg/0install.net",
+    ]
+
+
+def test_set_but_empty_variables_are_used_as_they_are(zi_env: dict[str, str]) -> None:
+    # 0install takes an empty XDG_CACHE_HOME literally (a relative store) and an empty
+    # XDG_CACHE_DIRS as "no system cache dirs".
+    env = dict(zi_env, XDG_CACHE_HOME="", XDG_CACHE_DIRS="")
+    reference = zeroinstall_store_list(env)
+    assert [p for p, _ in stores.configured_store_paths(env)] == [p for _, p in reference]
+    assert [p for _, p in reference] == ["0install.net/implementations"]
+    store = stores.discover_stores(env)[0]
+    if store.problem:
+        assert "relative path" in store.problem
+
+
+def test_portable_base_replaces_the_xdg_dirs(tmp_path: Path, zi_env: dict[str, str]) -> None:
+    base = tmp_path / "portable"
+    env = dict(zi_env, ZEROINSTALL_PORTABLE_BASE=str(base))
+    (base / "config" / "injector").mkdir(parents=True)
+    (base / "config" / "injector" / "implementation-dirs").write_text(f"{tmp_path}/extra\n")
+    reference = zeroinstall_store_list(env)
+    assert [p for p, _ in stores.configured_store_paths(env)] == [p for _, p in reference]
+    assert [p for _, p in reference] == [f"{base}/cache/implementations", f"{tmp_path}/extra"]
+    assert stores.discover_stores(env)[0].source == "$ZEROINSTALL_PORTABLE_BASE"
+
+
+def test_unreadable_implementation_dirs_is_reported_not_raised(
+    tmp_path: Path, zi_env: dict[str, str]
+) -> None:
+    # A directory where the file should be: 0install warns and goes on; so do we.
+    bad = Path(zi_env["XDG_CONFIG_HOME"]) / "0install.net" / "injector" / "implementation-dirs"
+    bad.mkdir(parents=True)
+    found = stores.discover_stores(zi_env)
+    assert [s.path for s in found] == [p for _, p in zeroinstall_store_list(zi_env)]
+    problems = stores.discovery_problems(zi_env)
+    assert len(problems) == 1 and str(bad) in problems[0] and "skipped" in problems[0]
+
+
+def test_store_that_cannot_be_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "locked"
+    target.mkdir()
+    if os.geteuid() != 0:
+        target.chmod(0)
+        try:
+            assert stores.stores_from_paths([str(target)])[0].problem == (
+                "cannot be read: Permission denied"
+            )
+        finally:
+            target.chmod(0o755)
+        return
+    # root reads everything: make the listing fail the way it does for a normal user.
+    real_scandir = os.scandir
+
+    def refusing(path=".", *args, **kwargs):
+        if os.fspath(path) == str(target):
+            raise PermissionError(13, "Permission denied", str(target))
+        return real_scandir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    assert stores.stores_from_paths([str(target)])[0].problem == "cannot be read: Permission denied"
+
+
+def test_below_a_regular_file(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    store = stores.stores_from_paths([str(tmp_path / "f" / "impls")])[0]
+    assert store.problem == "does not exist (a parent is not a directory)"
+
+
+def test_stores_from_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    monkeypatch.chdir(tmp_path)
+    found = stores.stores_from_paths(["mine", str(mine) + "/", str(tmp_path / "missing")])
+    assert [s.path for s in found] == [str(mine), str(tmp_path / "missing")]
+    assert found[0].kind == "user" and found[0].source == "--store" and found[0].problem is None
+    assert found[0].owner_uid == os.getuid()
+    assert found[1].problem == "does not exist" and found[1].owner_uid is None
+    assert found[1].kind == "system"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_store_of_another_user_is_a_system_store(tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    os.chown(other, 65534, 65534)
+    store = stores.stores_from_paths([str(other)])[0]
+    assert store.kind == "system" and store.owner_uid == 65534
+    assert store.label == f"system ({other})"
+
+
+def test_labels() -> None:
+    assert Store("/x", "user", "$XDG_CACHE_HOME").label == "user"
+    assert Store(SHARED_SYSTEM_STORE, "system", "$XDG_CACHE_DIRS").label == "system"
+    assert Store("/mnt/usb/impls", "system", "/etc/xdg").label == "system (/mnt/usb/impls)"
