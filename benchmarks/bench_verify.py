@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""How fast core.verify checks a whole real store, against the real 0install in the same run.
+
+Builds (once) the stdlib store of ``make_stdlib_store.py``, warms the page cache, then times, best of
+``--repeat`` rounds (each round runs every contender once, so machine noise hits them alike):
+
+* ours: ``core.verify.verify_paths`` on every entry, with jobs = nproc and jobs = 1 (in this process);
+* ``0install store audit`` with XDG_CACHE_HOME pointing at the benchmark cache and every other XDG
+  directory empty, so it audits exactly that store;
+* ``find STORE -type f -print0 | xargs -0 -P$(nproc) sha256sum > /dev/null``: parallel C hashing.
+
+and prints seconds, throughput and the ratios. ``--profile`` adds where our time goes: per phase
+(walks, small-file batches, big files, assembling + comparing, waiting for work), wall and CPU time
+summed over the worker threads, and a cProfile of a jobs=1 run.
+
+    python3 benchmarks/bench_verify.py [CACHE] [--repeat 3] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import make_stdlib_store  # noqa: E402  (next to this file)
+
+from core import verify  # noqa: E402
+from core.verify import verify_paths  # noqa: E402
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def zeroinstall_env(cache: Path) -> dict[str, str]:
+    """An environment in which 0install sees exactly one store: the benchmark's."""
+    empty = cache.parent / "empty-xdg"
+    env = dict(os.environ)
+    env.update(
+        XDG_CACHE_HOME=str(cache),
+        XDG_CACHE_DIRS=str(empty / "cache-dirs"),
+        XDG_CONFIG_HOME=str(empty / "config-home"),
+        XDG_CONFIG_DIRS=str(empty / "config-dirs"),
+        XDG_DATA_HOME=str(empty / "data-home"),
+        XDG_DATA_DIRS=str(empty / "data-dirs"),
+    )
+    return env
+
+
+class Contender:
+    def __init__(self, name: str, run: Callable[[], None]):
+        self.name = name
+        self.run = run
+        self.times: list[float] = []
+
+    @property
+    def best(self) -> float:
+        return min(self.times)
+
+
+def entries_of(store: Path) -> list[str]:
+    return [str(store / name) for name in sorted(os.listdir(store))]
+
+
+def ours(store: Path, jobs: int) -> Callable[[], None]:
+    def run() -> None:
+        results = verify_paths(entries_of(store), jobs=jobs)
+        bad = [r for r in results if r is None or r.status != "ok"]
+        if bad:
+            raise SystemExit(f"core.verify found problems in the benchmark store: {bad[:3]}")
+
+    return run
+
+
+def audit(zeroinstall: str, env: dict[str, str]) -> Callable[[], None]:
+    def run() -> None:
+        proc = subprocess.run(
+            [zeroinstall, "store", "audit"], env=env, capture_output=True, timeout=600
+        )
+        if proc.returncode != 0:
+            raise SystemExit(
+                f"0install store audit failed ({proc.returncode}): "
+                f"{proc.stderr.decode(errors='replace')[-2000:]}"
+            )
+
+    return run
+
+
+def sha256sum(store: Path, jobs: int) -> Callable[[], None]:
+    # A benchmark baseline, written as the shell pipeline people would type.
+    command = f"find '{store}' -type f -print0 | xargs -0 -P{jobs} sha256sum > /dev/null"
+
+    def run() -> None:
+        subprocess.run(["sh", "-c", command], check=True, timeout=600)
+
+    return run
+
+
+def warm(store: Path) -> tuple[int, int]:
+    """Read every file once so all contenders start from a warm page cache; (files, bytes)."""
+    files = size = 0
+    for dirpath, _, filenames in os.walk(store):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                continue
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    size += len(chunk)
+            files += 1
+    return files, size
+
+
+# -- profiling ----------------------------------------------------------------------------------
+
+
+def profile_phases(store: Path, jobs: int) -> None:
+    """Run once with timers around each phase of the engine's workers."""
+    wall: dict[str, float] = defaultdict(float)
+    cpu: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    lock = threading.Lock()
+    originals = {}
+
+    def timed(phase: str, method):
+        def wrapper(*args, **kwargs):
+            w0, c0 = time.perf_counter(), time.thread_time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                w1, c1 = time.perf_counter(), time.thread_time()
+                with lock:
+                    wall[phase] += w1 - w0
+                    cpu[phase] += c1 - c0
+                    counts[phase] += 1
+
+        return wrapper
+
+    phases = {
+        "walk": "walk",
+        "hash_batch": "small-file batches",
+        "hash_big": "big files",
+        "finish": "assemble + compare",
+        "next_task": "getting work / waiting",
+    }
+    for attr, phase in phases.items():
+        originals[attr] = getattr(verify._Run, attr)
+        setattr(verify._Run, attr, timed(phase, originals[attr]))
+    try:
+        t0, c0 = time.perf_counter(), _cpu()
+        verify_paths(entries_of(store), jobs=jobs)
+        elapsed, used = time.perf_counter() - t0, _cpu() - c0
+    finally:
+        for attr, method in originals.items():
+            setattr(verify._Run, attr, method)
+    print(f"\nPhases with jobs={jobs}: {elapsed:.3f} s wall, {used:.3f} s CPU (process)")
+    print(f"  {'phase':<26}{'calls':>8}{'thread wall s':>15}{'thread CPU s':>14}")
+    for phase in phases.values():
+        print(f"  {phase:<26}{counts[phase]:>8}{wall[phase]:>15.3f}{cpu[phase]:>14.3f}")
+    print(
+        "  (thread wall minus thread CPU inside a phase is time off the CPU: mostly waiting for the "
+        "GIL)"
+    )
+
+
+def profile_calls(store: Path) -> None:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    verify_paths(entries_of(store), jobs=1)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(12)
+    print("\ncProfile of a jobs=1 run (worker thread included), by own time:")
+    print("\n".join(out.getvalue().splitlines()[4:]))
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("cache", nargs="?", default=make_stdlib_store.DEFAULT_CACHE)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; the best of each is kept")
+    parser.add_argument("--profile", action="store_true", help="also show where our time goes")
+    args = parser.parse_args(argv)
+
+    cache = Path(args.cache).absolute()
+    store = make_stdlib_store.build(cache, 34_000, 600, 500, force=False)
+    nproc = os.cpu_count() or 1
+    zeroinstall = shutil.which("0install")
+    if zeroinstall is None:
+        print("0install is not installed: install the 0install-core package", file=sys.stderr)
+        return 2
+    env = zeroinstall_env(cache)
+    listed = subprocess.run(
+        [zeroinstall, "store", "list"], env=env, capture_output=True, text=True, timeout=60
+    ).stdout
+    print("0install sees:\n  " + "\n  ".join(listed.strip().splitlines()))
+
+    files, size = warm(store)
+    entries = len(os.listdir(store))
+    print(f"Store: {store}\n  {entries} entries, {files} files, {size / 1e6:.0f} MB; {nproc} CPUs")
+
+    contenders = [
+        Contender(f"ours, jobs={nproc}", ours(store, nproc)),
+        Contender("ours, jobs=1", ours(store, 1)),
+        Contender("0install store audit", audit(zeroinstall, env)),
+        Contender(f"find | xargs -P{nproc} sha256sum", sha256sum(store, nproc)),
+    ]
+    for c in contenders:  # once untimed: caches, imports, 0install's own start-up files
+        c.run()
+    for _ in range(args.repeat):
+        for c in contenders:
+            t0 = time.perf_counter()
+            c.run()
+            c.times.append(time.perf_counter() - t0)
+
+    print(f"\nBest of {args.repeat} (warm page cache):")
+    print(f"  {'':<34}{'seconds':>9}{'MB/s':>8}{'files/s':>10}   all runs")
+    for c in contenders:
+        runs = ", ".join(f"{t:.2f}" for t in c.times)
+        print(
+            f"  {c.name:<34}{c.best:>9.3f}{size / 1e6 / c.best:>8.0f}"
+            f"{files / c.best:>10.0f}   {runs}"
+        )
+    ours_n, ours_1, zi_audit, c_hash = (c.best for c in contenders)
+    print("\nRatios (higher is better for us):")
+    print(f"  0install store audit / ours jobs={nproc}:  {zi_audit / ours_n:5.2f}x  (goal >= 2, aim 2.5)")
+    print(f"  0install store audit / ours jobs=1:  {zi_audit / ours_1:5.2f}x")
+    print(f"  sha256sum -P{nproc} / ours jobs={nproc}:     {c_hash / ours_n:5.2f}x")
+    print(f"  ours jobs=1 / ours jobs={nproc}:          {ours_1 / ours_n:5.2f}x  (thread scaling)")
+
+    if args.profile:
+        profile_phases(store, nproc)
+        profile_phases(store, 1)
+        profile_calls(store)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
