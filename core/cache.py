@@ -1,0 +1,954 @@
+"""The cache model: what is in each store, what it is, how big it is and when it was last used.
+
+Listing (:func:`list_entries`) looks only at the top level of each store (one ``scandir`` and one
+``lstat`` per entry), so thousands of entries list at once. Sizes and access times come afterwards
+from :func:`measure` / :func:`measure_all`, which walk inside the entries without ever following a
+symlink and report each entry as soon as it is done.
+
+How measuring is made fast (``benchmarks/bench_scan.py`` prints the figures): the walk is an
+explicit stack over ``os.scandir`` on bytes paths with ``DirEntry.stat(follow_symlinks=False)``: one
+``lstat`` per entry, no name decoding, no recursion limit. That is still about half the speed of
+``du``, all of it Python's per-entry overhead. Threads do not help: each ``lstat`` releases the GIL
+for about a microsecond, and threads fighting for it run slower than one. A second *process* does:
+:func:`measure_all` walks in the calling thread and, between directories, feeds ``jobs - 1``
+helper interpreters (``python -I -S`` running the same walker code, no ``fork`` of this possibly
+multi-threaded process) from the same queue over pipes. Helpers are kept for later calls. When the
+queue runs dry, busy workers hand half of their remaining directories to idle ones, so one big
+entry does not finish alone. If a helper cannot start or dies, its work is redone in-process, so
+results never depend on it.
+"""
+
+from __future__ import annotations
+
+import ast
+import atexit
+import errno
+import mmap
+import os
+import select
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Literal, Mapping, Sequence
+
+from core.digests import Digest, DigestError, parse_digest, value_problem
+from core.feeds import FeedImpl, FeedIndex, load_app_uses
+from core.stores import Store, _discover, cache_dirs, config_dirs
+
+EntryKind = Literal["implementation", "temporary", "unknown", "suspicious"]
+
+_TEMP_PREFIXES = ("tmp-", "0install-")
+_DIGESTISH_PREFIXES = ("sha1=", "sha1new=", "sha256=", "sha256new_", "sha256new=")
+
+
+@dataclass(slots=True)
+class Usage:
+    """What measuring an entry finds."""
+
+    size: int  # apparent bytes (sum of st_size, directories included; hard links counted once)
+    disk: int  # bytes on disk (st_blocks * 512; hard links counted once), as ``du -s``
+    files: int  # regular files + symlinks
+    last_used: float | None  # newest atime of the files and symlinks inside; None if none
+    error: str | None = None  # e.g. "2 directories could not be read: Permission denied"
+
+
+@dataclass(slots=True, eq=False)
+class Entry:
+    store: Store
+    name: str  # top-level name, os.fsdecode (surrogateescape)
+    path: str  # os.path.join(store.path, name)
+    kind: EntryKind
+    reason: str  # why temporary/unknown/suspicious, one readable sentence; "" for implementations
+    digest: Digest | None  # parsed strictly when the name has a valid prefix (even if suspicious)
+    owner: str  # user name (or uid as text)
+    mode: int  # lstat st_mode of the top-level entry
+    added: float  # st_ctime (0install chmods an entry read-only right after adding it)
+    feed: FeedImpl | None  # the program it belongs to, None = "(unowned)"
+    used_by: list[str]  # names of 0install apps whose selections reference it
+    usage: Usage | None = None  # None until measured
+    atime_reliable: bool = True  # False when the store's filesystem does not record access times
+
+    @property
+    def program(self) -> str:
+        """The feed's name for an implementation, else "(unowned)", "(temporary)", "(suspicious)"
+        or "(unknown)"."""
+        if self.kind == "implementation":
+            return self.feed.feed_name if self.feed is not None else "(unowned)"
+        return f"({self.kind})"
+
+    @property
+    def version(self) -> str:
+        return self.feed.version if self.feed is not None else ""
+
+
+# --- classification ------------------------------------------------------------------------------
+
+
+_user_names: dict[int, str] = {}
+_group_names: dict[int, str] = {}
+
+
+def _user_name(uid: int) -> str:
+    name = _user_names.get(uid)
+    if name is None:
+        try:
+            import pwd
+
+            name = pwd.getpwuid(uid).pw_name
+        except (ImportError, KeyError):
+            name = str(uid)
+        _user_names[uid] = name
+    return name
+
+
+def _group_name(gid: int) -> str:
+    name = _group_names.get(gid)
+    if name is None:
+        try:
+            import grp
+
+            name = grp.getgrgid(gid).gr_name
+        except (ImportError, KeyError):
+            name = str(gid)
+        _group_names[gid] = name
+    return name
+
+
+def _describe(path: str, mode: int) -> str:
+    """'a directory', 'a regular file', 'a symlink to X'... for reasons."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISLNK(mode):
+        try:
+            target = os.fsdecode(os.readlink(path))
+        except OSError:
+            target = "an unreadable target"
+        return f"a symlink to {target}"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device file"
+
+
+@dataclass(slots=True)
+class _Context:
+    """What classifying the entries of one store needs, looked up once per store."""
+
+    store: Store
+    store_uid: int | None
+    feeds: FeedIndex | None = None
+    app_uses: Mapping[str, list[str]] | None = None
+    atime_reliable: bool = True
+
+
+def _judge_digest_name(path: str, name: str, digest: Digest, st: os.stat_result,
+                       ctx: _Context) -> tuple[EntryKind, str]:
+    mode = st.st_mode
+    if stat.S_ISLNK(mode):
+        return "suspicious", (
+            f"{_describe(path, mode)} named like an implementation: "
+            "0install would run whatever it points at"
+        )
+    if not stat.S_ISDIR(mode):
+        what = _describe(path, mode)
+        crash = " (its own `0install store audit` crashes on it)" if stat.S_ISREG(mode) else ""
+        return "suspicious", (
+            f"{what} named like an implementation: 0install expects a directory there and would "
+            f"try to run from it{crash}"
+        )
+    problem = value_problem(digest)
+    if problem:
+        upper = digest.algorithm == "sha256new"
+        fixed = Digest(digest.algorithm, digest.value.upper() if upper else digest.value.lower())
+        if value_problem(fixed) is None:
+            case = "lower" if upper else "upper"
+            return "suspicious", (
+                f"the digest in its name is in {case} case: 0install compares digests "
+                "case-sensitively, so it never uses this directory and it can never verify"
+            )
+        return "suspicious", (
+            f"named like an implementation, but {problem}: 0install never makes such a directory"
+        )
+    uid = st.st_uid
+    if uid != 0 and ctx.store_uid is not None and uid != ctx.store_uid:
+        who = _user_name(uid)
+        return "suspicious", (
+            f"owned by {who}, not by the store's owner ({_user_name(ctx.store_uid)}) or root: "
+            f"{who} could change what 0install runs as this implementation"
+        )
+    perms = stat.S_IMODE(mode)
+    if perms & 0o002:
+        return "suspicious", (
+            f"writable by everyone (mode {perms:04o}): anyone could change what 0install runs as "
+            "this implementation"
+        )
+    if perms & 0o020:
+        return "suspicious", (
+            f"writable by its group {_group_name(st.st_gid)} (mode {perms:04o}): every member "
+            "could change what 0install runs as this implementation"
+        )
+    return "implementation", ""
+
+
+def _judge_other_name(path: str, name: str, mode: int) -> tuple[EntryKind, str]:
+    if name.startswith(_TEMP_PREFIXES):
+        if stat.S_ISDIR(mode):
+            if name.startswith("tmp-"):
+                return "temporary", (
+                    "a temporary directory left by an interrupted download or `0install store "
+                    "add`; safe to delete when no 0install is running"
+                )
+            return "temporary", (
+                "a temporary directory left by 0install for Windows (0install-*); safe to "
+                "delete when no 0install is running"
+            )
+        return "temporary", (
+            f"{_describe(path, mode)} with a temporary-directory name: not an implementation, "
+            "0install never uses it"
+        )
+    what = _describe(path, mode)
+    if name.startswith("sha256new="):
+        return "unknown", (
+            f"{what} named with 'sha256new=', a form 0install accepts when typed but never stores "
+            "under (it uses 'sha256new_'), so 0install never uses it"
+        )
+    if name.lower().startswith(_DIGESTISH_PREFIXES):
+        return "unknown", (
+            f"{what} whose digest prefix is in the wrong case: 0install matches names "
+            "case-sensitively and never uses it"
+        )
+    return "unknown", (
+        f"{what} whose name is not an implementation digest (sha1=, sha1new=, sha256= or "
+        "sha256new_ followed by the hash): 0install never uses it"
+    )
+
+
+def _classify(name: str, path: str, st: os.stat_result, ctx: _Context) -> Entry:
+    try:
+        digest: Digest | None = parse_digest(name)
+    except DigestError:
+        digest = None
+    if digest is not None:
+        kind, reason = _judge_digest_name(path, name, digest, st, ctx)
+    else:
+        kind, reason = _judge_other_name(path, name, st.st_mode)
+    feed = None
+    used_by: list[str] = []
+    if digest is not None:
+        if ctx.feeds is not None:
+            feed = ctx.feeds.lookup(name)
+        if ctx.app_uses is not None:
+            used_by = list(ctx.app_uses.get(name, ()))
+    return Entry(
+        store=ctx.store,
+        name=name,
+        path=path,
+        kind=kind,
+        reason=reason,
+        digest=digest,
+        owner=_user_name(st.st_uid),
+        mode=st.st_mode,
+        added=st.st_ctime,
+        feed=feed,
+        used_by=used_by,
+        atime_reliable=ctx.atime_reliable,
+    )
+
+
+def classify(store: Store, name: str) -> Entry:
+    """Examine one top-level entry of a store (``lstat`` only: a symlink is never followed)."""
+    path = os.path.join(store.path, name)
+    ctx = _Context(store, store.owner_uid)
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        reason = (
+            "it disappeared before it could be examined"
+            if exc.errno == errno.ENOENT
+            else f"it cannot be examined: {exc.strerror or exc}"
+        )
+        try:
+            digest: Digest | None = parse_digest(name)
+        except DigestError:
+            digest = None
+        return Entry(store, name, path, "unknown", reason, digest, "?", 0, 0.0, None, [])
+    return _classify(name, path, st, ctx)
+
+
+def list_entries(
+    stores: Sequence[Store],
+    feeds: FeedIndex | None = None,
+    app_uses: Mapping[str, list[str]] | None = None,
+) -> list[Entry]:
+    """Every top-level entry of every store, classified, sorted by name within each store.
+
+    Looks at nothing inside the entries, so it stays instant for thousands of them. Stores with a
+    problem are skipped; entries vanishing while listed are left out.
+    """
+    partitions = _partitions()
+    result: list[Entry] = []
+    for store in stores:
+        if store.problem:
+            continue
+        ctx = _Context(store, store.owner_uid, feeds, app_uses,
+                       _atime_reliable_on(store.path, partitions))
+        found = []
+        try:
+            with os.scandir(store.path) as it:
+                for de in it:
+                    try:
+                        st = de.stat(follow_symlinks=False)
+                    except OSError:
+                        continue  # vanished between readdir and lstat
+                    found.append(_classify(de.name, de.path, st, ctx))
+        except OSError:
+            continue  # the store went away since discovery; nothing to list
+        found.sort(key=lambda e: e.name)
+        result.extend(found)
+    return result
+
+
+# --- access times -------------------------------------------------------------------------------
+
+
+def _partitions() -> list[tuple[str, frozenset[str]]] | None:
+    try:
+        import psutil
+
+        parts = psutil.disk_partitions(all=True)
+        return [(p.mountpoint, frozenset(p.opts.split(","))) for p in parts]
+    except Exception:  # psutil missing or /proc unreadable: assume atimes are fine
+        return None
+
+
+def _atime_reliable_on(path: str, partitions: list[tuple[str, frozenset[str]]] | None) -> bool:
+    if not partitions:
+        return True
+    real = os.path.realpath(path)
+    best: frozenset[str] | None = None
+    best_len = -1
+    for mountpoint, opts in partitions:
+        mp = mountpoint.rstrip("/") or "/"
+        if mp == "/" or real == mp or real.startswith(mp + "/"):
+            # Longest prefix wins; among equals the later mount is the one on top.
+            if len(mp) >= best_len:
+                best, best_len = opts, len(mp)
+    if best is None:
+        return True
+    # noatime: never updated. ro: nothing is ever written, access times included.
+    return not ({"noatime", "ro"} & best)
+
+
+def atime_reliable(path: str) -> bool:
+    """False when ``path`` is on a filesystem mounted ``noatime`` (or read-only), where access
+    times say nothing about use. The mount is the one with the longest mountpoint prefix among
+    ``psutil.disk_partitions(all=True)``."""
+    return _atime_reliable_on(path, _partitions())
+
+
+# --- measuring -----------------------------------------------------------------------------------
+
+# The walker is kept as source text so that the helper processes run exactly the same code without
+# importing this module (dataclasses, re, expat...): a helper that needs nothing but ``os`` starts
+# in a few milliseconds, which matters when ``du`` itself takes a tenth of a second.
+_WALKER_SOURCE = r'''
+import os
+
+_NOENT = 2  # errno.ENOENT on every platform this runs on
+
+
+def _walk(top, is_root, on_dir, give, skip=None):
+    """Measure one unit of work: a whole entry (is_root) or the contents of one directory in it.
+
+    Returns [size, blocks, files, newest, problems, links], or None when on_dir() said stop.
+    Files with several hard links go in links {(dev, ino): (size, blocks, counted)} instead of the
+    sums, so that the caller counts each once per entry even when the entry was measured in
+    several units. problems maps (what, why) to a count.
+
+    on_dir() is called before each directory is read: 0 means go on; 1 means others are idle, so
+    the oldest half of the stack (the biggest subtrees left) is handed to give() -- those
+    directories' own sizes are already counted here; 2 means stop. Directories in skip are
+    counted but not entered. Never follows a symlink: lstat and d_type only.
+    """
+    size = blocks = files = 0
+    newest = float("-inf")
+    problems = {}
+    links = {}
+    if is_root:
+        try:
+            st = os.lstat(top)
+        except OSError as exc:
+            why = "it disappeared before it could be measured" if exc.errno == _NOENT else (
+                "it cannot be examined: " + (exc.strerror or str(exc)))
+            return [0, 0, 0, None, {("top", why): 1}, links]
+        size = st.st_size
+        blocks = st.st_blocks
+        kind = st.st_mode & 0o170000
+        if kind != 0o040000:
+            # A top-level symlink or file: the thing itself, never its target.
+            counted = kind == 0o100000 or kind == 0o120000
+            return [size, blocks, int(counted), st.st_atime if counted else None, problems, links]
+    stack = [top]
+    scandir = os.scandir
+    while stack:
+        signal = on_dir()
+        if signal:
+            if signal == 2:
+                return None
+            if len(stack) > 1:
+                half = len(stack) // 2
+                give(stack[:half])
+                del stack[:half]
+        folder = stack.pop()
+        try:
+            it = scandir(folder)
+        except OSError as exc:
+            key = ("gone" if exc.errno == _NOENT else "dir", exc.strerror or str(exc))
+            problems[key] = problems.get(key, 0) + 1
+            continue
+        with it:
+            try:
+                for e in it:
+                    try:
+                        st = e.stat(follow_symlinks=False)
+                    except OSError as exc:
+                        key = ("gone" if exc.errno == _NOENT else "entry", exc.strerror or str(exc))
+                        problems[key] = problems.get(key, 0) + 1
+                        continue
+                    kind = st.st_mode & 0o170000
+                    if kind == 0o040000:  # a directory (from lstat: a symlink never is one)
+                        size += st.st_size
+                        blocks += st.st_blocks
+                        if skip is None or e.path not in skip:
+                            stack.append(e.path)
+                        continue
+                    counted = kind == 0o100000 or kind == 0o120000  # regular file or symlink
+                    if counted:
+                        atime = st.st_atime
+                        if atime > newest:
+                            newest = atime
+                    if st.st_nlink > 1:
+                        links[st.st_dev, st.st_ino] = (st.st_size, st.st_blocks, counted)
+                        continue
+                    size += st.st_size
+                    blocks += st.st_blocks
+                    if counted:
+                        files += 1
+            except OSError as exc:  # reading the directory failed part-way
+                key = ("dir", exc.strerror or str(exc))
+                problems[key] = problems.get(key, 0) + 1
+    return [size, blocks, files, newest if newest != float("-inf") else None, problems, links]
+
+
+def _encode_result(result):
+    """One line for a result: "r size blocks files atime" in the common case, else "R <repr>"."""
+    size, blocks, files, newest, problems, links = result
+    if problems or links:
+        return b"R " + repr(result).encode() + b"\n"
+    return b"r %d %d %d %r\n" % (size, blocks, files, newest)
+
+
+def _helper_main(flags_fd):
+    """A helper process. Units arrive on stdin as b"R" (a whole entry) or b"D" (a directory's
+    contents) + path + NUL; each gets one answer line on stdout, after "G <repr of paths>" lines
+    for any work it hands back. Byte 0 of the shared file flags_fd is 1 while others are idle."""
+    import mmap
+    import sys
+
+    flags = mmap.mmap(flags_fd, 1)
+    out = sys.stdout.buffer
+
+    def on_dir():
+        return flags[0]
+
+    def give(paths):
+        out.write(b"G " + repr(paths).encode() + b"\n")
+        out.flush()
+
+    out.write(b"ready\n")
+    out.flush()
+    pending = b""
+    while True:
+        chunk = os.read(0, 1 << 16)
+        if not chunk:
+            return
+        *units, pending = (pending + chunk).split(b"\0")
+        for unit in units:
+            out.write(_encode_result(_walk(unit[1:], unit[:1] == b"R", on_dir, give)))
+            out.flush()
+'''
+
+_walk: Callable[..., list | None]
+_encode_result: Callable[[list], bytes]
+exec(compile(_WALKER_SOURCE, "<core.cache walker>", "exec"), globals())
+
+
+def _go_on() -> int:
+    return 0
+
+
+def _decode_result(line: bytes) -> list:
+    if line.startswith(b"r "):
+        _, size, blocks, files, newest = line.split()
+        return [int(size), int(blocks), int(files),
+                None if newest == b"None" else float(newest), {}, {}]
+    return ast.literal_eval(line[2:].decode())
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+@dataclass(slots=True)
+class _Tally:
+    """One entry's measurement, summed over the units it was split into."""
+
+    size: int = 0
+    blocks: int = 0
+    files: int = 0
+    newest: float | None = None
+    problems: Counter[tuple[str, str]] = field(default_factory=Counter)
+    links: dict[tuple[int, int], tuple[int, int, bool]] = field(default_factory=dict)
+    pending: int = 1  # units handed out and not finished yet
+
+    def add(self, result: list) -> None:
+        size, blocks, files, newest, problems, links = result
+        self.size += size
+        self.blocks += blocks
+        self.files += files
+        if newest is not None and (self.newest is None or newest > self.newest):
+            self.newest = newest
+        self.problems.update(problems)
+        self.links.update(links)
+
+    def usage(self) -> Usage:
+        size, blocks, files = self.size, self.blocks, self.files
+        for link_size, link_blocks, counted in self.links.values():
+            size += link_size
+            blocks += link_blocks
+            files += counted
+        return Usage(size, blocks * 512, files, self.newest, _error_text(self.problems))
+
+
+def _error_text(problems: Counter[tuple[str, str]]) -> str | None:
+    if not problems:
+        return None
+    parts = []
+    for (what, why), n in sorted(problems.items()):
+        if what == "top":
+            parts.append(why)
+        elif what == "dir":
+            parts.append(f"{_plural(n, 'directory', 'directories')} could not be read: {why}")
+        elif what == "gone":
+            parts.append(f"{_plural(n, 'entry', 'entries')} disappeared while being measured")
+        else:
+            parts.append(f"{_plural(n, 'entry', 'entries')} could not be examined: {why}")
+    return "; ".join(parts)
+
+
+def _measure_path(root: bytes, cancel: threading.Event | None = None) -> Usage:
+    """Measure one entry in this thread; raises :class:`_Cancelled` when ``cancel`` is set."""
+    on_dir = _go_on if cancel is None else (lambda: 2 if cancel.is_set() else 0)
+    result = _walk(root, True, on_dir, None)
+    if result is None:
+        raise _Cancelled
+    tally = _Tally()
+    tally.add(result)
+    return tally.usage()
+
+
+def measure(entry: Entry) -> Usage:
+    """Size, disk use, file count and last access of one entry. Never follows a symlink and never
+    raises: what cannot be read is described in ``Usage.error`` and the rest is still counted."""
+    try:
+        return _measure_path(os.fsencode(entry.path))
+    except Exception as exc:  # a bug must not stop a scan; say what happened instead
+        return Usage(0, 0, 0, None, f"it could not be measured: {exc}")
+
+
+def _default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+# --- helper processes ---
+
+
+class _HelperProcess:
+    """One ``python -I -S`` process running the walker; kept for later calls once started."""
+
+    def __init__(self) -> None:
+        self._flags_file = tempfile.TemporaryFile()
+        self._flags_file.write(b"\0")
+        self._flags_file.flush()
+        fd = self._flags_file.fileno()
+        self.flags = mmap.mmap(fd, 1)
+        code = _WALKER_SOURCE + f"\n_helper_main({fd})\n"
+        # -I: ignore PYTHON* variables, the user site and the current directory; -S: no
+        # site-packages. The walker needs nothing but os, so the helper starts in milliseconds.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", code],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            pass_fds=(fd,), bufsize=0,
+        )
+        self.stdin = self.proc.stdin.fileno()
+        self.stdout = self.proc.stdout.fileno()
+        self.ready = False
+        self.buffer = b""  # output read but not yet a whole line
+
+    def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.stdin, view):]
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self, kill: bool = False) -> None:
+        if kill and self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.stdin.close()  # the helper ends when its input does
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+        self.flags.close()
+        self._flags_file.close()
+
+
+_idle_helpers: list[_HelperProcess] = []
+_helpers_lock = threading.Lock()
+
+
+def _can_use_helpers() -> bool:
+    return (os.name == "posix" and bool(sys.executable) and not getattr(sys, "frozen", False)
+            and hasattr(select, "poll"))
+
+
+def _borrow_helper() -> _HelperProcess | None:
+    with _helpers_lock:
+        while _idle_helpers:
+            helper = _idle_helpers.pop()
+            if helper.alive():
+                return helper
+            helper.close()
+    try:
+        return _HelperProcess()
+    except (OSError, ValueError):
+        return None
+
+
+def shutdown_helpers() -> None:
+    """Stop the idle measuring helper processes (they also end by themselves with this process)."""
+    with _helpers_lock:
+        helpers = list(_idle_helpers)
+        _idle_helpers.clear()
+    for helper in helpers:
+        helper.close()
+
+
+atexit.register(shutdown_helpers)
+
+
+_Unit = tuple[int, bytes, bool]  # entry index, path, whole entry (else a directory's contents)
+
+
+@dataclass(slots=True, eq=False)
+class _Slot:
+    """A helper process as one measure_all call uses it."""
+
+    helper: _HelperProcess
+    sent: deque[_Unit] = field(default_factory=deque)  # in the order the answers will come
+    given: set[bytes] = field(default_factory=set)  # handed back during the current unit
+    dead: bool = False
+
+
+class _Run:
+    """One measure_all call: the calling thread walks entries itself and, between directories,
+    feeds helper processes from the same queue and collects their answers. A single thread, so
+    no lock and no fight for the GIL; each helper always has a unit queued behind the one it is
+    walking, so it never waits for this thread. When the queue runs dry the idle side asks the
+    busy ones to hand over half of what they have left, so one big entry does not finish alone."""
+
+    PIPELINE = 2  # units sent ahead to each helper
+    SERVICE_EVERY = 16  # directories walked here between two looks at the helpers
+
+    def __init__(self, entries: list[Entry], on_result: Callable[[Entry, Usage], None],
+                 cancel: threading.Event | None, walk_here: bool = True):
+        self.entries = entries
+        self.tallies = [_Tally() for _ in entries]
+        self.units: deque[_Unit] = deque(
+            (i, os.fsencode(e.path), True) for i, e in enumerate(entries)
+        )
+        # Units only this thread may walk: the rest of a unit a dead helper had started.
+        self.local: deque[tuple[_Unit, set[bytes]]] = deque()
+        self.on_result = on_result
+        self.cancel = cancel
+        self.walk_here = walk_here
+        self.slots: dict[int, _Slot] = {}  # by the helper's stdout fd
+        self.poller = select.poll()
+        self.hungry = False
+        self.walking = False
+        self.countdown = self.SERVICE_EVERY
+
+    # --- helpers
+
+    def start_helpers(self, count: int) -> None:
+        for _ in range(count):
+            helper = _borrow_helper()
+            if helper is None:
+                break
+            self.slots[helper.stdout] = _Slot(helper)
+            self.poller.register(helper.stdout, select.POLLIN)
+
+    def _busy_helpers(self) -> bool:
+        return any(slot.sent for slot in self.slots.values() if not slot.dead)
+
+    def _update_hungry(self) -> None:
+        idle_helper = any(s.helper.ready and not s.sent and not s.dead for s in self.slots.values())
+        hungry = not self.units and not self.local and (idle_helper or not self.walking)
+        if hungry != self.hungry:
+            self.hungry = hungry
+            for slot in self.slots.values():
+                if not slot.dead:
+                    slot.helper.flags[0] = hungry
+
+    def _dispatch(self) -> None:
+        for slot in self.slots.values():
+            if slot.dead or not slot.helper.ready:
+                continue
+            while self.units and len(slot.sent) < self.PIPELINE:
+                unit = self.units.popleft()
+                slot.sent.append(unit)
+                try:
+                    slot.helper.send((b"R" if unit[2] else b"D") + unit[1] + b"\0")
+                except OSError:
+                    self._died(slot)
+                    break
+        self._update_hungry()
+
+    def service(self, timeout: float) -> None:
+        """Send work to ready helpers, then take in what they answered (waiting up to timeout)."""
+        self._dispatch()
+        if not self.slots:
+            return
+        for fd, _event in self.poller.poll(int(timeout * 1000)):
+            slot = self.slots[fd]
+            try:
+                data = os.read(fd, 1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                self._died(slot)
+                continue
+            lines = (slot.helper.buffer + data).split(b"\n")
+            slot.helper.buffer = lines.pop()
+            for line in lines:
+                if not self._answer(slot, line):
+                    self._died(slot)
+                    break
+        self._dispatch()
+
+    def _answer(self, slot: _Slot, line: bytes) -> bool:
+        try:
+            if line == b"ready":
+                slot.helper.ready = True
+            elif line.startswith(b"G ") and slot.sent:
+                paths = ast.literal_eval(line[2:].decode())
+                slot.given.update(paths)
+                self._give(slot.sent[0][0], paths)
+            elif line[:2] in (b"r ", b"R ") and slot.sent:
+                result = _decode_result(line)
+                unit = slot.sent.popleft()
+                slot.given.clear()
+                self._finish(unit[0], result)
+            else:
+                return False
+        except (ValueError, SyntaxError):
+            return False
+        return True
+
+    def _died(self, slot: _Slot) -> None:
+        """A helper stopped answering: its units go back to the queue, the one it had started to
+        this thread minus the directories it had already handed back."""
+        if slot.dead:
+            return
+        slot.dead = True
+        self.poller.unregister(slot.helper.stdout)
+        if slot.sent:
+            self.local.append((slot.sent.popleft(), set(slot.given)))
+            self.units.extendleft(reversed(slot.sent))
+            slot.sent.clear()
+
+    # --- bookkeeping
+
+    def _give(self, index: int, paths: list[bytes]) -> None:
+        self.tallies[index].pending += len(paths)
+        self.units.extend((index, path, False) for path in paths)
+
+    def _finish(self, index: int, result: list) -> None:
+        tally = self.tallies[index]
+        tally.add(result)
+        tally.pending -= 1
+        if tally.pending == 0 and not self.cancelled():
+            self.on_result(self.entries[index], tally.usage())
+
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    # --- this thread's share
+
+    def _on_dir(self) -> int:
+        self.countdown -= 1
+        if self.countdown <= 0:
+            self.countdown = self.SERVICE_EVERY
+            if self.cancelled():
+                return 2
+            if self.slots:
+                self.service(0)
+        # Split when a helper waits for work (it gets the handed-over half at the next service).
+        return 1 if self.hungry and not self.units else 0
+
+    def run(self) -> None:
+        while not self.cancelled():
+            self.service(0)
+            live_helpers = any(not s.dead for s in self.slots.values())
+            if self.local:
+                (index, path, is_root), skip = self.local.popleft()
+            elif self.units and (self.walk_here or not live_helpers):
+                index, path, is_root = self.units.popleft()
+                skip = None
+            elif self._busy_helpers() or (self.units and live_helpers):
+                self.walking = False
+                self._update_hungry()
+                self.service(0.05)  # the timeout keeps a cancel noticed
+                continue
+            else:
+                return  # everything measured
+            self.walking = True
+            self._update_hungry()
+            try:
+                result = _walk(path, is_root, self._on_dir, lambda p: self._give(index, p), skip)
+            except Exception as exc:  # a bug must not stop a scan; say what happened instead
+                result = [0, 0, 0, None, {("top", f"it could not be measured: {exc}"): 1}, {}]
+            if result is None:
+                return  # cancelled
+            self._finish(index, result)
+
+    def close(self) -> None:
+        """Give idle helpers back for later calls; stop those still busy (cancel or error)."""
+        for slot in self.slots.values():
+            helper = slot.helper
+            if slot.dead or slot.sent or not helper.alive():
+                helper.close(kill=True)
+                continue
+            helper.flags[0] = 0
+            with _helpers_lock:
+                _idle_helpers.append(helper)
+        self.slots.clear()
+
+
+def measure_all(
+    entries: Iterable[Entry],
+    on_result: Callable[[Entry, Usage], None],
+    cancel: threading.Event | None = None,
+    jobs: int | None = None,
+) -> None:
+    """Measure every entry, calling ``on_result(entry, usage)`` as each one is done.
+
+    ``on_result`` is called in the calling thread (run this in a worker thread of a GUI), and it
+    should store the result (``entry.usage = usage``) itself. Setting ``cancel`` from another
+    thread stops promptly (within a few directories' work) and the entries not reported by then
+    stay unmeasured; nothing is reported after ``cancel`` is set.
+
+    ``jobs`` (default: the usable CPUs) counts this thread plus ``jobs - 1`` helper processes.
+    Helpers start while this thread already measures, and are kept for later calls.
+    """
+    todo = list(entries)
+    if not todo:
+        return
+    jobs = _default_jobs() if jobs is None else max(1, jobs)
+    run = _Run(todo, on_result, cancel)
+    try:
+        if jobs > 1 and _can_use_helpers():
+            run.start_helpers(jobs - 1)
+        run.run()
+    finally:
+        run.close()
+
+
+# --- everything at once --------------------------------------------------------------------------
+
+
+@dataclass
+class Scan:
+    """Stores, their entries and every problem found on the way, for the CLI and the GUI."""
+
+    stores: list[Store]
+    entries: list[Entry]
+    problems: list[str] = field(default_factory=list)
+
+
+def _store_problem_text(store: Store) -> str:
+    role = "User store" if store.kind == "user" else "System store"
+    return f"{role} {store.path} (from {store.source}) {store.problem}; it was skipped."
+
+
+def _all_homes() -> list[str]:
+    try:
+        import pwd
+
+        return sorted({p.pw_dir for p in pwd.getpwall() if p.pw_dir and os.path.isdir(p.pw_dir)})
+    except ImportError:
+        return []
+
+
+def scan(stores: Sequence[Store] | None = None, env: Mapping[str, str] | None = None) -> Scan:
+    """Discover the stores (unless given), load cached feeds and apps' selections, list entries.
+
+    Problems come back as readable sentences: unreadable configuration, stores that cannot be
+    read (a missing store is only reported when it was configured explicitly, in an
+    implementation-dirs file or with --store: the default XDG locations often do not exist), and
+    cached feeds or selections that could not be parsed. Running as root on the real
+    environment, every user's apps are read too.
+    """
+    problems: list[str] = []
+    if stores is None:
+        found = _discover(env)
+        chosen = found.stores
+        problems.extend(found.problems)
+    else:
+        chosen = list(stores)
+    for store in chosen:
+        if store.problem is None:
+            continue
+        # The XDG locations often do not exist (0install makes them when it first needs them).
+        usual = store.source.startswith("$") and store.problem.startswith("does not exist")
+        if not usual:
+            problems.append(_store_problem_text(store))
+    feeds = FeedIndex.load(cache_dirs(env))
+    problems.extend(feeds.problems)
+    homes: list[str] = []
+    if env is None and hasattr(os, "geteuid") and os.geteuid() == 0:
+        homes = _all_homes()
+    app_uses = load_app_uses(config_dirs(env), homes, problems)
+    entries = list_entries(chosen, feeds, app_uses)
+    return Scan(chosen, entries, problems)

@@ -1,0 +1,576 @@
+"""The cache model on real stores: classification, sizes against du, feeds and apps, measuring in
+parallel, cancelling, and what happens when the filesystem changes or refuses under us."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import namedtuple
+from pathlib import Path
+
+import pytest
+
+from core import cache, stores
+from core.cache import Entry, Usage
+from core.digests import is_strict_digest_name
+from core.feeds import ZI_NAMESPACE
+from core.stores import Store
+from tests.conftest import RealStore, write_tree
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD_SHA256NEW = "sha256new_" + "A" * 52
+GOOD_SHA1NEW = "sha1new=" + "a" * 40
+
+
+def store_at(path: Path) -> Store:
+    return stores.stores_from_paths([str(path)])[0]
+
+
+def by_name(entries: list[Entry]) -> dict[str, Entry]:
+    return {e.name: e for e in entries}
+
+
+def du(path: Path, *options: str) -> int:
+    out = subprocess.run(["du", "-s", *options, str(path)], capture_output=True, check=True)
+    return int(out.stdout.split()[0])
+
+
+# --- classification ------------------------------------------------------------------------------
+
+
+@pytest.mark.needs_0install
+def test_every_kind_of_entry(real_store: RealStore, tmp_path: Path) -> None:
+    impl = real_store.add("hello", {"hello": "!#!/bin/sh\necho hi\n", "doc/README": "hi"})
+    store_dir = real_store.path
+    evil = tmp_path / "evil"
+    write_tree(evil, {"payload": "!#!/bin/sh\nrm -rf ~\n"})
+    (store_dir / GOOD_SHA256NEW).symlink_to(evil)
+    (store_dir / GOOD_SHA1NEW).write_text("not a directory")
+    (store_dir / ("sha256new_" + "a" * 52)).mkdir()  # lower-case base32
+    (store_dir / ("sha256=" + "F" * 64)).mkdir()  # upper-case hex
+    (store_dir / "sha1new=deadbeef").mkdir()  # malformed value
+    writable = store_dir / ("sha1=" + "b" * 40)
+    writable.mkdir()
+    writable.chmod(0o775)
+    everyone = store_dir / ("sha256=" + "c" * 64)
+    everyone.mkdir()
+    everyone.chmod(0o777)
+    (store_dir / "tmp-x1y2z3").mkdir()
+    (store_dir / "0install-abc").mkdir()
+    (store_dir / "tmp-file").write_text("")
+    (store_dir / "notes.txt").write_text("hello")
+    (store_dir / "sha256new=ABC").mkdir()
+    (store_dir / ("SHA256NEW_" + "A" * 52)).mkdir()
+    (store_dir / "dangling").symlink_to(tmp_path / "nowhere")
+
+    entries = by_name(cache.list_entries([store_at(store_dir)]))
+    kinds = {name: e.kind for name, e in entries.items()}
+    assert kinds == {
+        impl.name: "implementation",
+        GOOD_SHA256NEW: "suspicious",
+        GOOD_SHA1NEW: "suspicious",
+        "sha256new_" + "a" * 52: "suspicious",
+        "sha256=" + "F" * 64: "suspicious",
+        "sha1new=deadbeef": "suspicious",
+        "sha1=" + "b" * 40: "suspicious",
+        "sha256=" + "c" * 64: "suspicious",
+        "tmp-x1y2z3": "temporary",
+        "0install-abc": "temporary",
+        "tmp-file": "temporary",
+        "notes.txt": "unknown",
+        "sha256new=ABC": "unknown",
+        "SHA256NEW_" + "A" * 52: "unknown",
+        "dangling": "unknown",
+    }
+    good = entries[impl.name]
+    assert good.reason == "" and good.digest is not None and good.digest.name == impl.name
+    assert good.program == "(unowned)" and good.version == "" and good.used_by == []
+    assert good.owner == "root" if os.geteuid() == 0 else good.owner
+    assert stat.S_ISDIR(good.mode) and good.added == pytest.approx(impl.lstat().st_ctime)
+    assert good.path == os.path.join(str(store_dir), impl.name)
+
+    def reason(name: str) -> str:
+        return entries[name].reason
+
+    assert reason(GOOD_SHA256NEW) == (
+        f"a symlink to {evil} named like an implementation: "
+        "0install would run whatever it points at"
+    )
+    assert entries[GOOD_SHA256NEW].digest is not None  # parsed, even though suspicious
+    assert entries[GOOD_SHA256NEW].program == "(suspicious)"
+    assert reason(GOOD_SHA1NEW).startswith("a regular file named like an implementation")
+    assert "store audit" in reason(GOOD_SHA1NEW)
+    assert "in lower case" in reason("sha256new_" + "a" * 52)
+    assert "in upper case" in reason("sha256=" + "F" * 64)
+    assert "not 40 lower-case hex digits" in reason("sha1new=deadbeef")
+    group_writable = reason("sha1=" + "b" * 40)
+    assert "writable by its group" in group_writable and "(mode 0775)" in group_writable
+    assert "writable by everyone (mode 0777)" in reason("sha256=" + "c" * 64)
+    assert "interrupted download" in reason("tmp-x1y2z3")
+    assert "0install for Windows" in reason("0install-abc")
+    assert reason("tmp-file").startswith("a regular file with a temporary-directory name")
+    assert reason("notes.txt").startswith(
+        "a regular file whose name is not an implementation digest"
+    )
+    assert "sha256new_" in reason("sha256new=ABC")
+    assert "wrong case" in reason("SHA256NEW_" + "A" * 52)
+    assert reason("dangling").startswith(f"a symlink to {tmp_path / 'nowhere'}")
+    assert entries["tmp-x1y2z3"].program == "(temporary)"
+    assert entries["notes.txt"].program == "(unknown)"
+    for e in entries.values():
+        assert e.reason.count(".") <= 2, e.reason  # one sentence (dots in names aside)
+        assert e.usage is None
+
+    # The planted symlink was never followed: measuring it measures the link, not /tmp/evil.
+    link_usage = cache.measure(entries[GOOD_SHA256NEW])
+    assert link_usage.files == 1 and link_usage.size == len(str(evil))
+    # classify() says the same as list_entries() about a single name.
+    again = cache.classify(store_at(store_dir), GOOD_SHA256NEW)
+    assert (again.kind, again.reason) == ("suspicious", reason(GOOD_SHA256NEW))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to other users needs root")
+def test_owner_must_be_the_store_owner_or_root(tmp_path: Path) -> None:
+    store_dir = tmp_path / "shared"
+    store_dir.mkdir()
+    os.chown(store_dir, 65534, 65534)  # a store owned by "nobody", like zeroinst's
+    names = {"root": "sha1new=" + "1" * 40, "nobody": "sha1new=" + "2" * 40,
+             "stranger": "sha1new=" + "3" * 40}
+    for owner, name in names.items():
+        (store_dir / name).mkdir()
+    os.chown(store_dir / names["nobody"], 65534, 65534)
+    os.chown(store_dir / names["stranger"], 4242, 4242)
+    entries = by_name(cache.list_entries([store_at(store_dir)]))
+    assert entries[names["root"]].kind == "implementation"
+    assert entries[names["nobody"]].kind == "implementation"
+    assert entries[names["nobody"]].owner == "nobody"
+    stranger = entries[names["stranger"]]
+    assert stranger.kind == "suspicious" and stranger.owner == "4242"
+    assert stranger.reason.startswith("owned by 4242, not by the store's owner (nobody) or root")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to nobody needs root")
+def test_entry_of_another_user_in_my_store(tmp_path: Path) -> None:
+    name = "sha256new_" + "B" * 52
+    (tmp_path / name).mkdir()
+    os.chown(tmp_path / name, 65534, 65534)
+    entry = cache.classify(store_at(tmp_path), name)
+    assert entry.kind == "suspicious" and entry.owner == "nobody"
+    assert "nobody could change what 0install runs" in entry.reason
+
+
+def test_classify_an_entry_that_vanished(tmp_path: Path) -> None:
+    entry = cache.classify(store_at(tmp_path), GOOD_SHA1NEW)
+    assert entry.kind == "unknown" and "disappeared" in entry.reason
+    assert entry.digest is not None and entry.digest.algorithm == "sha1new"
+
+
+def test_ten_thousand_entries(tmp_path: Path) -> None:
+    store_dir = tmp_path / "big"
+    store_dir.mkdir()
+    expected: dict[str, str] = {}
+    for i in range(10_000):
+        raw = i.to_bytes(4, "big") * 8
+        name = "sha256new_" + base64.b32encode(raw).decode().rstrip("=")
+        os.mkdir(store_dir / name)
+        expected[name] = "implementation"
+    for name, kind in (("tmp-1", "temporary"), ("junk", "unknown"), ("sha1new=x", "suspicious")):
+        os.mkdir(store_dir / name)
+        expected[name] = kind
+    entries = cache.list_entries([store_at(store_dir)])
+    assert len(entries) == len(expected)
+    assert {e.name: e.kind for e in entries} == expected
+    assert [e.name for e in entries] == sorted(expected)
+    assert all(is_strict_digest_name(e.name) for e in entries if e.kind == "implementation")
+
+
+def test_stores_with_problems_are_skipped(tmp_path: Path) -> None:
+    ok = tmp_path / "ok"
+    ok.mkdir()
+    (ok / "tmp-1").mkdir()
+    found = stores.stores_from_paths([str(tmp_path / "missing"), str(ok)])
+    assert [e.name for e in cache.list_entries(found)] == ["tmp-1"]
+
+
+# --- sizes ---------------------------------------------------------------------------------------
+
+
+def build_measured_tree(root: Path, outside: Path) -> Path:
+    write_tree(outside, {"huge": "x" * 200_000})
+    write_tree(root, {
+        "a.txt": "hello",
+        "bin/run": "!#!/bin/sh\necho run\n",
+        "lib/one/two/three/deep.dat": "d" * 50_000,
+        "lib/empty/": "",
+        "lib/link": "@../a.txt",
+        "escape": f"@{outside}",  # a symlink out of the entry: never followed
+    })
+    os.link(root / "lib/one/two/three/deep.dat", root / "hardlink.dat")
+    os.link(root / "a.txt", root / "lib/one/a-again.txt")
+    with open(root / "sparse.img", "wb") as f:
+        f.truncate(5_000_000)
+    return root
+
+
+def test_sizes_match_du(tmp_path: Path) -> None:
+    entry_dir = build_measured_tree(tmp_path / "store" / GOOD_SHA1NEW, tmp_path / "outside")
+    entry = cache.classify(store_at(tmp_path / "store"), GOOD_SHA1NEW)
+    usage = cache.measure(entry)
+    assert usage.error is None
+    assert usage.size == du(entry_dir, "-b")
+    assert usage.disk == du(entry_dir, "--block-size=1")
+    assert usage.size > 5_000_000 > usage.disk  # the sparse file is big but takes no room
+    # a.txt, run, deep.dat, link, escape, sparse.img; the two extra hard links count once.
+    assert usage.files == 6
+    assert usage.size < 5_000_000 + 100_000  # the 200 kB outside the entry were not counted
+
+
+def test_last_used_is_the_newest_file_atime(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "s" / GOOD_SHA1NEW, {"a": "1", "sub/b": "2", "sub/deeper/": ""})
+    os.utime(root / "a", (1_600_000_000, 1_600_000_000))
+    os.utime(root / "sub/b", (1_650_000_000.5, 1_600_000_000))
+    # Directory access times are ignored: listing a directory (as measuring does) touches them.
+    os.utime(root / "sub/deeper", (1_700_000_000, 1_600_000_000))
+    usage = cache.measure(cache.classify(store_at(tmp_path / "s"), GOOD_SHA1NEW))
+    assert usage.last_used == 1_650_000_000.5
+    empty = write_tree(tmp_path / "s" / GOOD_SHA256NEW, {"only/dirs/": ""})
+    assert cache.measure(cache.classify(store_at(empty.parent), GOOD_SHA256NEW)).last_used is None
+
+
+def _python_for(uid: int) -> str | None:
+    """A Python interpreter that user ``uid`` may run (root's own may sit in a private home)."""
+    for candidate in (sys.executable, "/usr/bin/python3"):
+        try:
+            ok = subprocess.run([candidate, "-c", "pass"], user=uid, capture_output=True).returncode
+        except OSError:
+            continue
+        if ok == 0:
+            return candidate
+    return None
+
+
+def test_unreadable_subdirectory_is_reported_and_the_rest_counted(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        root = write_tree(tmp_path / GOOD_SHA1NEW, {"ok/file": "x" * 1000, "locked/secret": "s"})
+        (root / "locked").chmod(0)
+        try:
+            usage = cache._measure_path(os.fsencode(root))
+        finally:
+            (root / "locked").chmod(0o755)
+    else:
+        # Root reads everything: measure as "nobody" in a child process, on a tree it can reach.
+        python = _python_for(65534)
+        if python is None:
+            pytest.skip("no Python that the nobody user can run")
+        base = Path(tempfile.mkdtemp(prefix="zia-measure-"))
+        try:
+            base.chmod(0o755)
+            root = write_tree(base / GOOD_SHA1NEW, {"ok/file": "x" * 1000, "locked/secret": "s"})
+            (root / "locked").chmod(0o700)
+            code = ("import os, sys; from core.cache import _measure_path; "
+                    "u = _measure_path(os.fsencode(sys.argv[1])); "
+                    "print(u.size, u.disk, u.files, repr(u.error))")
+            out = subprocess.run([python, "-B", "-c", code, str(root)], user=65534, cwd=ROOT,
+                                 env={"PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                                 check=True).stdout.split(" ", 3)
+            usage = Usage(int(out[0]), int(out[1]), int(out[2]), None, eval(out[3]))
+        finally:
+            shutil.rmtree(base)
+    assert usage.error == "1 directory could not be read: Permission denied"
+    assert usage.files == 1  # ok/file; locked/secret could not be seen
+    assert usage.size >= 1000
+
+
+def test_entries_vanishing_mid_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_tree(tmp_path / "s" / GOOD_SHA1NEW, {
+        "keep/a": "a" * 100, "keep/b": "b" * 100, "gone-dir/c": "c", "gone-file": "g",
+    })
+    real_scandir = os.scandir
+
+    class Vanishing:
+        """scandir() whose listing loses 'gone-file' between readdir and lstat, and whose
+        'gone-dir' is removed after its parent listed it."""
+
+        def __init__(self, path):
+            self._it = real_scandir(path)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._it.close()
+
+        def __iter__(self):
+            for e in self._it:
+                if e.name == b"gone-file":
+                    os.unlink(e.path)
+                yield e
+                if e.name == b"gone-dir":
+                    shutil.rmtree(e.path)
+
+    monkeypatch.setattr(os, "scandir", Vanishing)
+    usage = cache._measure_path(os.fsencode(root))
+    monkeypatch.undo()
+    assert usage.error == "2 entries disappeared while being measured"
+    assert usage.files == 2  # keep/a and keep/b
+    assert usage.size >= 200
+
+
+# --- measure_all ---------------------------------------------------------------------------------
+
+
+def many_entries(tmp_path: Path, count: int = 40) -> list[Entry]:
+    store_dir = tmp_path / "many"
+    for i in range(count):
+        files = {f"d{j}/f{k}": "x" * (i * 37 + j + k) for j in range(i % 7 + 1) for k in range(5)}
+        write_tree(store_dir / f"sha1new={i:040x}", files)
+    (store_dir / "link").symlink_to(tmp_path)
+    (store_dir / "tmp-file").write_text("t")
+    return cache.list_entries([store_at(store_dir)])
+
+
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_measure_all_reports_each_entry_once_with_exact_results(tmp_path: Path, jobs: int) -> None:
+    entries = many_entries(tmp_path)
+    expected = {e.name: cache.measure(e) for e in entries}
+    got: dict[str, Usage] = {}
+    threads: set[str] = set()
+
+    def on_result(entry: Entry, usage: Usage) -> None:
+        assert entry.name not in got
+        got[entry.name] = usage
+        threads.add(threading.current_thread().name)
+
+    cache.measure_all(entries, on_result, jobs=jobs)
+    assert got == expected
+    assert threads == {threading.current_thread().name}  # results come back in this thread
+    assert all(e.usage is None for e in entries)  # storing it is the caller's business
+
+
+def test_splitting_an_entry_counts_everything_once(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / GOOD_SHA1NEW, {
+        f"p{i}/q{j}/f{k}": "y" * (i + j + k) for i in range(6) for j in range(4) for k in range(3)
+    })
+    os.link(root / "p0/q0/f0", root / "p5/q3/hard")  # a hard link across the split parts
+    whole = cache._measure_path(os.fsencode(root))
+    given: list[bytes] = []
+    tally = cache._Tally()
+    tally.add(cache._walk(os.fsencode(root), True, lambda: 1, given.extend))
+    assert given  # it did hand work over
+    while given:
+        part = given.pop()
+        tally.add(cache._walk(part, False, lambda: int(len(given) < 3), given.extend))
+    assert tally.usage() == whole
+    assert whole.size == du(root, "-b") and whole.disk == du(root, "--block-size=1")
+
+
+def test_big_single_entry_with_helpers(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "s" / GOOD_SHA1NEW, {
+        f"p{i}/q{j}/f{k}": "z" * k for i in range(20) for j in range(10) for k in range(4)
+    })
+    entry = cache.classify(store_at(root.parent), GOOD_SHA1NEW)
+    got: list[Usage] = []
+    cache.measure_all([entry], lambda e, u: got.append(u), jobs=2)
+    assert got == [cache.measure(entry)]
+    assert got[0].size == du(root, "-b")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_cancel_stops_reporting_at_once(tmp_path: Path, jobs: int) -> None:
+    entries = many_entries(tmp_path)
+    cancel = threading.Event()
+    calls: list[str] = []
+
+    def on_result(entry: Entry, usage: Usage) -> None:
+        calls.append(entry.name)
+        cancel.set()
+
+    cache.measure_all(entries, on_result, cancel=cancel, jobs=jobs)
+    assert len(calls) == 1
+    cache.measure_all(entries, on_result, cancel=cancel, jobs=jobs)  # already cancelled
+    assert len(calls) == 1
+
+
+def test_cancel_inside_a_big_entry(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / GOOD_SHA1NEW, {f"d{i}/f": "x" for i in range(50)})
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(cache._Cancelled):
+        cache._measure_path(os.fsencode(root), cancel)
+
+
+def test_error_in_on_result_is_raised(tmp_path: Path) -> None:
+    entries = many_entries(tmp_path, 10)
+
+    def on_result(entry: Entry, usage: Usage) -> None:
+        raise RuntimeError("the GUI went away")
+
+    with pytest.raises(RuntimeError, match="GUI went away"):
+        cache.measure_all(entries, on_result, jobs=2)
+
+
+@pytest.fixture
+def poisoned_helpers(monkeypatch: pytest.MonkeyPatch):
+    """Helper processes started from now on run ``extra`` after the walker's source."""
+    cache.shutdown_helpers()
+
+    def poison(extra: str) -> None:
+        monkeypatch.setattr(cache, "_WALKER_SOURCE", cache._WALKER_SOURCE + extra)
+
+    yield poison
+    cache.shutdown_helpers()
+
+
+DIE_AT_ONCE = "\ndef _walk(*args, **kwargs):\n    os._exit(3)\n"
+DIE_AFTER_GIVING = """
+_real_walk = _walk
+def _walk(top, is_root, on_dir, give, skip=None):
+    def give_and_die(paths):
+        give(paths)
+        os._exit(3)
+    return _real_walk(top, is_root, lambda: 1, give_and_die, skip)
+"""
+DIE_ON_THE_THIRD = """
+_real_walk = _walk
+_count = [0]
+def _walk(*args, **kwargs):
+    _count[0] += 1
+    if _count[0] == 3:
+        os._exit(3)
+    return _real_walk(*args, **kwargs)
+"""
+
+
+def measure_on_helpers(entries: list[Entry], helpers: int) -> dict[str, Usage]:
+    """measure_all with this thread only coordinating, so the helpers get every unit."""
+    got: dict[str, Usage] = {}
+    run = cache._Run(entries, lambda e, u: got.__setitem__(e.name, u), None, walk_here=False)
+    try:
+        run.start_helpers(helpers)
+        assert len(run.slots) == helpers
+        run.run()
+    finally:
+        run.close()
+    return got
+
+
+def test_helpers_measure_exactly_like_this_thread(tmp_path: Path) -> None:
+    entries = many_entries(tmp_path, 30)
+    cache.shutdown_helpers()
+    assert measure_on_helpers(entries, 2) == {e.name: cache.measure(e) for e in entries}
+    # Once started, helpers are kept for the next call.
+    assert len(cache._idle_helpers) == 2
+    assert measure_on_helpers(entries, 1) == {e.name: cache.measure(e) for e in entries}
+    cache.shutdown_helpers()
+    assert cache._idle_helpers == []
+
+
+@pytest.mark.parametrize("poison", [DIE_AT_ONCE, DIE_AFTER_GIVING, DIE_ON_THE_THIRD])
+def test_a_helper_that_dies_has_its_work_redone_here(tmp_path: Path, poisoned_helpers,
+                                                     poison: str) -> None:
+    poisoned_helpers(poison)
+    entries = many_entries(tmp_path, 12)
+    expected = {e.name: cache.measure(e) for e in entries}
+    assert measure_on_helpers(entries, 1) == expected
+    assert cache._idle_helpers == []  # a dead helper is not kept
+
+
+def test_helpers_that_cannot_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache.shutdown_helpers()
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    entries = many_entries(tmp_path, 8)
+    got: dict[str, Usage] = {}
+    cache.measure_all(entries, lambda e, u: got.__setitem__(e.name, u), jobs=3)
+    assert got == {e.name: cache.measure(e) for e in entries}
+    cache.shutdown_helpers()
+
+
+# --- access-time reliability ---------------------------------------------------------------------
+
+FakePartition = namedtuple("FakePartition", "device mountpoint fstype opts")
+
+
+def test_noatime_mount_makes_last_used_unreliable(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import psutil
+
+    fast = tmp_path / "fast"
+    fast_store = fast / "store"
+    other_store = tmp_path / "fastidious" / "store"  # shares a prefix, not the mount
+    for d in (fast_store, other_store):
+        (d / GOOD_SHA1NEW).mkdir(parents=True)
+    parts = [
+        FakePartition("/dev/vda", "/", "ext4", "rw,relatime"),
+        FakePartition("/dev/vdb", str(fast), "ext4", "rw,noatime,discard"),
+        FakePartition("tmpfs", str(tmp_path / "elsewhere"), "tmpfs", "rw,noatime"),
+    ]
+    monkeypatch.setattr(psutil, "disk_partitions", lambda all=False: parts)
+    assert cache.atime_reliable(str(fast_store)) is False
+    assert cache.atime_reliable(str(fast)) is False
+    assert cache.atime_reliable(str(other_store)) is True
+    entries = cache.list_entries(stores.stores_from_paths([str(fast_store), str(other_store)]))
+    assert [e.atime_reliable for e in entries] == [False, True]
+    # A later mount over the same point wins; a read-only one never records access either.
+    parts.append(FakePartition("/dev/vdc", str(fast), "ext4", "rw,relatime"))
+    assert cache.atime_reliable(str(fast_store)) is True
+    parts.append(FakePartition("/dev/vdd", str(fast), "squashfs", "ro"))
+    assert cache.atime_reliable(str(fast_store)) is False
+
+
+def test_atime_reliable_on_this_machine() -> None:
+    import psutil
+
+    roots = [p for p in psutil.disk_partitions(all=True) if p.mountpoint == "/"]
+    opts = set(roots[-1].opts.split(",")) if roots else set()
+    assert cache.atime_reliable("/") is not bool({"noatime", "ro"} & opts)
+
+
+# --- everything together -------------------------------------------------------------------------
+
+
+@pytest.mark.needs_0install
+def test_scan_maps_feeds_and_apps(real_store: RealStore, tmp_path: Path) -> None:
+    env = real_store.env
+    used = real_store.add("used", {"run": "!#!/bin/sh\necho used\n"})
+    unowned = real_store.add("unowned", {"x": "x"})
+    url = "http://example.com/used.xml"
+    interfaces = Path(stores.cache_dirs(env)[0]) / "interfaces"
+    interfaces.mkdir(parents=True)
+    (interfaces / "http%3a%2f%2fexample.com%2fused.xml").write_text(
+        f'<interface xmlns="{ZI_NAMESPACE}" uri="{url}"><name>Used</name>'
+        f'<group version="3.1"><implementation id="x" main="run">'
+        f'<manifest-digest sha256new="{used.name.split("_", 1)[1]}"/></implementation></group>'
+        "</interface>"
+    )
+    (interfaces / "http%3a%2f%2fexample.com%2fbroken.xml").write_text("<interface")
+    app = Path(stores.config_dirs(env)[0]) / "apps" / "tool"
+    app.mkdir(parents=True)
+    (app / "selections.xml").write_text(
+        f'<selections xmlns="{ZI_NAMESPACE}" interface="{url}"><selection id="x" interface="{url}"'
+        f' version="3.1"><manifest-digest sha256new="{used.name.split("_", 1)[1]}"/></selection>'
+        "</selections>"
+    )
+    impl_dirs = Path(stores.config_dirs(env)[0]) / "injector" / "implementation-dirs"
+    impl_dirs.parent.mkdir(parents=True)
+    impl_dirs.write_text(f"{tmp_path}/unplugged-drive\n")
+
+    result = cache.scan(env=env)
+    assert [s.path for s in result.stores][-1] == f"{tmp_path}/unplugged-drive"
+    entries = by_name(result.entries)
+    assert entries[used.name].program == "Used" and entries[used.name].version == "3.1"
+    assert entries[used.name].feed is not None and entries[used.name].feed.feed_url == url
+    assert entries[used.name].used_by == ["tool"]
+    assert entries[unowned.name].program == "(unowned)" and entries[unowned.name].used_by == []
+    assert len(result.problems) == 2, result.problems
+    assert any("unplugged-drive" in p and "does not exist" in p for p in result.problems)
+    assert any("broken.xml" in p for p in result.problems)
+
+    # The same with stores given explicitly (--store): feeds and apps still come from env.
+    explicit = cache.scan(stores.stores_from_paths([str(real_store.path)]), env=env)
+    assert by_name(explicit.entries)[used.name].used_by == ["tool"]
