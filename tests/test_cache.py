@@ -146,7 +146,20 @@ def test_owner_must_be_the_store_owner_or_root(tmp_path: Path) -> None:
         (store_dir / name).mkdir()
     os.chown(store_dir / names["nobody"], 65534, 65534)
     os.chown(store_dir / names["stranger"], 4242, 4242)
+    for name in ("tmp-mine", "tmp-theirs", "junk"):
+        (store_dir / name).mkdir()
+    os.chown(store_dir / "tmp-mine", 65534, 65534)
+    os.chown(store_dir / "tmp-theirs", 4242, 4242)
+    os.chown(store_dir / "junk", 4242, 4242)
     entries = by_name(cache.list_entries([store_at(store_dir)]))
+    assert entries["tmp-mine"].kind == "temporary"
+    # Not left by 0install: whoever owns them can write into the store.
+    assert entries["tmp-theirs"].kind == "suspicious"
+    assert entries["tmp-theirs"].reason == (
+        "a directory owned by 4242, not by the store's owner (nobody) or root: "
+        "4242 can write into this store"
+    )
+    assert entries["junk"].kind == "suspicious"
     assert entries[names["root"]].kind == "implementation"
     assert entries[names["nobody"]].kind == "implementation"
     assert entries[names["nobody"]].owner == "nobody"
@@ -295,10 +308,56 @@ def test_entries_vanishing_mid_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     class Vanishing:
         """scandir() whose listing loses 'gone-file' between readdir and lstat, and whose
-        'gone-dir' is removed after its parent listed it."""
+        'gone-dir' is removed after its parent listed it (the walker lists open directories,
+        so names are relative to the descriptor it passes)."""
 
-        def __init__(self, path):
-            self._it = real_scandir(path)
+        def __init__(self, where):
+            self._it = real_scandir(where)
+            self._fd = where if isinstance(where, int) else None
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._it.close()
+
+        def _remove(self, e, remove):
+            if self._fd is None:
+                remove(e.path)
+            else:
+                remove(e.name, dir_fd=self._fd)
+
+        def __iter__(self):
+            for e in self._it:
+                if os.fsencode(e.name) == b"gone-file":
+                    self._remove(e, os.unlink)
+                yield e
+                if os.fsencode(e.name) == b"gone-dir":
+                    self._remove(e, shutil.rmtree)
+
+    monkeypatch.setattr(os, "scandir", Vanishing)
+    usage = cache._measure_path(os.fsencode(root))
+    monkeypatch.undo()
+    assert usage.error == "2 entries disappeared while being measured"
+    assert usage.files == 2  # keep/a and keep/b
+    assert usage.size >= 200
+
+
+def test_directory_swapped_for_a_symlink_mid_scan_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outside = write_tree(tmp_path / "outside", {f"f{i}": "o" * 10_000 for i in range(20)})
+    root = write_tree(tmp_path / "s" / GOOD_SHA1NEW, {"sub/file": "s", "plain": "p"})
+    real_scandir = os.scandir
+
+    def swapping(where):
+        return _Swapper(real_scandir(where))
+
+    class _Swapper:
+        """A listing after which 'sub', just seen as a directory, is replaced by a symlink."""
+
+        def __init__(self, it):
+            self._it = it
 
         def __enter__(self):
             return self
@@ -308,18 +367,17 @@ def test_entries_vanishing_mid_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
         def __iter__(self):
             for e in self._it:
-                if e.name == b"gone-file":
-                    os.unlink(e.path)
                 yield e
-                if e.name == b"gone-dir":
-                    shutil.rmtree(e.path)
+                if os.fsencode(e.name) == b"sub":  # listed as a directory; now swap it
+                    shutil.rmtree(root / "sub")
+                    (root / "sub").symlink_to(outside)
 
-    monkeypatch.setattr(os, "scandir", Vanishing)
+    monkeypatch.setattr(os, "scandir", swapping)
     usage = cache._measure_path(os.fsencode(root))
     monkeypatch.undo()
-    assert usage.error == "2 entries disappeared while being measured"
-    assert usage.files == 2  # keep/a and keep/b
-    assert usage.size >= 200
+    assert usage.error is not None and "not followed" in usage.error
+    assert usage.size < 10_000  # nothing of what the symlink points at was counted
+    assert usage.files == 1  # plain
 
 
 # --- measure_all ---------------------------------------------------------------------------------
