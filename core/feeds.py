@@ -126,7 +126,7 @@ class _ParsedFeed:
     impls: list[tuple[list[str], str]]  # (digest names, version)
 
 
-def parse_feed(data: bytes) -> _ParsedFeed:
+def _parse_feed(data: bytes) -> _ParsedFeed:
     """Parse a feed's XML for its uri, <name> and implementations' digests and versions.
 
     Follows 0install's ``Feed.parse``: implementations sit in the <interface> (or <feed>) element
@@ -159,7 +159,8 @@ def parse_feed(data: bytes) -> _ParsedFeed:
         elif role in ("root", "group") and tag == _NS + "implementation":
             merged = {**inherited, **_plain(attrs)}
             current.clear()
-            current.update(attrs=merged, md=[])
+            # The id is the element's own (0install's Element.id), never a group's.
+            current.update(attrs=merged, id=attrs.get("id"), md=[])
             stack.append(("impl", merged))
         elif role == "impl" and tag == _NS + "manifest-digest":
             current["md"].append(_plain(attrs))  # type: ignore[union-attr]
@@ -176,7 +177,7 @@ def parse_feed(data: bytes) -> _ParsedFeed:
         if role == "impl":
             attrs: dict[str, str] = current["attrs"]  # type: ignore[assignment]
             version = attrs.get("version", "") + attrs.get("version-modifier", "")
-            digests = _digest_names(attrs.get("id"), current["md"])  # type: ignore[arg-type]
+            digests = _digest_names(current["id"], current["md"])  # type: ignore[arg-type]
             if digests:
                 impls.append((digests, version))
         elif role == "name" and name_parts is not None:
@@ -244,7 +245,7 @@ class FeedIndex:
         try:
             if stat.S_ISDIR(os.stat(path).st_mode):
                 return
-            feed = parse_feed(_read_limited(path))
+            feed = _parse_feed(_read_limited(path))
             if feed.uri is None:
                 raise _Refused("its <interface> has no uri attribute")
             if feed.uri != expected_url:

@@ -527,6 +527,11 @@ def test_helpers_measure_exactly_like_this_thread(tmp_path: Path) -> None:
     assert measure_on_helpers(entries, 1) == {e.name: cache.measure(e) for e in entries}
     cache.shutdown_helpers()
     assert cache._idle_helpers == []
+    # Started ahead of time (not waited for), they are used by the next call.
+    cache.prepare_measuring(jobs=3)
+    assert len(cache._idle_helpers) == 2
+    assert measure_on_helpers(entries, 2) == {e.name: cache.measure(e) for e in entries}
+    cache.shutdown_helpers()
 
 
 @pytest.mark.parametrize("poison", [DIE_AT_ONCE, DIE_AFTER_GIVING, DIE_ON_THE_THIRD])
