@@ -3,27 +3,30 @@
 :func:`verify_paths` checks many cache entries at once on a pool of threads. Each entry goes through
 the same steps as :func:`core.manifest.verify_directory` (walk with :func:`~core.manifest.plan_tree`,
 hash every regular file, :meth:`~core.manifest.TreePlan.assemble`, :func:`~core.manifest.compare`
-with the stored ``.manifest``), so its verdict is the same; only the file hashing is spread out.
+with the stored ``.manifest``), so its verdict is the same; only the work is spread out.
 
-How the work is shared, and why (measured on the benchmark store of ``benchmarks/bench_verify.py``):
+How the work is shared, and why (measured with ``benchmarks/bench_verify.py --profile``):
 
 * Balancing by entry is not enough: one large implementation would keep one thread busy to the end.
   The unit of work is the FILE, across all entries: files of at least :data:`BIG_FILE` bytes are
-  tasks of their own, taken largest first (so no big file starts late and makes a long tail); the
-  smaller files of an entry are grouped in batches of up to :data:`BATCH_BYTES` / :data:`BATCH_FILES`,
+  tasks of their own, taken largest first (no big file starts late and makes a long tail); the
+  smaller files of an entry go in batches of up to :data:`BATCH_BYTES` / :data:`BATCH_FILES` (about
+  a millisecond of work, so queueing costs nothing per file and the last batches end together),
   taken in entry order, so verdicts keep arriving during the run instead of all at the end.
-* The walks run on the workers too (they are mostly Python work, about 6 us a file, and overlap with
-  the hashing of the big files of entries already walked). Walks go before batches, so the byte
-  total in :class:`Progress` is complete early.
-* Threads are limited by the per-file Python work done under the GIL (hashlib and the system calls
-  release it). A small file costs one ``open``, ONE ``read`` of its size plus one byte, one ``close``
-  and a hash object built from the data; a file of :data:`CHUNK` bytes or more is read in chunks into
-  a reused buffer (no fresh allocation per chunk), checking for cancellation between chunks.
+* Walks run on the workers, ONE at a time: a walk is nearly all Python work under the GIL (about
+  8 us a file), so two at once only fight over the GIL (measured slower than one), while one walk
+  overlaps well with the hashing of the entries walked before it. Walks go before batches (up to
+  :data:`WALK_AHEAD_FILES` files waiting), so the byte total in :class:`Progress` is known early.
+* Per-file Python work under the GIL is what limits threads (hashlib and system calls release it;
+  handing the GIL back and forth between threads after every short system call is costly). A small
+  file therefore costs one ``open``, ONE ``read`` of its size plus a byte (no second read to see
+  EOF: getting exactly the size the walk saw ends it; anything else reads on to the real end, as
+  0install does), one ``close`` and a hash object built from the data; a file of :data:`CHUNK`
+  bytes or more is read in chunks into a reused buffer, checking for cancellation between chunks.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import stat
@@ -61,6 +64,11 @@ BATCH_FILES = 128
 """A batch of small files stops growing at this many bytes or files: big enough that queueing costs
 nothing per file, small enough (about a millisecond of hashing) that the last batches end together."""
 
+WALK_AHEAD_FILES = 50_000
+"""Walks go before hashing only while fewer files than this wait to be hashed: enough to walk a usual
+cache completely first (so the byte total is known early), while the plans of a huge one are not all
+held in memory at once."""
+
 _WAIT = 0.02  # seconds between checks of the caller's cancel Event while waiting
 
 # As core.manifest opens files: never follow a symlink, never block on a FIFO swapped in, and (where
@@ -75,6 +83,7 @@ def _open_flags(owner_uid: int) -> int:
     if _NOATIME and (euid == 0 or euid == owner_uid):
         return _OPEN_FLAGS | _NOATIME
     return _OPEN_FLAGS
+
 
 # The constructors themselves: hashlib.new(name) looks the name up on every call.
 _HASHERS: dict[str, Callable[..., "hashlib._Hash"]] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
@@ -219,6 +228,7 @@ class _Run:
         self.batches: deque[tuple[_Entry, list[int]]] = deque()
         self.seq = 0
         self.walking = False  # a worker is walking an entry
+        self.queued_files = 0  # files walked but not hashed yet
         self.pending = entries_total  # entries without a verdict
         self.entries_done = 0
         self.bytes_done = 0
@@ -247,9 +257,11 @@ class _Run:
                 if entry.done or self.closed:
                     return
                 entry.done = True
-                # Bytes of an entry that failed part way are finished with too.
+                # The bytes and files of an entry that failed part way are finished with too.
                 self.bytes_done += entry.bytes_left
                 entry.bytes_left = 0
+                self.queued_files -= entry.remaining
+                entry.remaining = 0
                 self.results[entry.index] = outcome
                 self.entries_done += 1
                 self.pending -= 1
@@ -293,12 +305,16 @@ class _Run:
                 # One walk at a time: walks are nearly all GIL-bound Python work, so two at once
                 # only fight over the GIL (measured: slower than one); overlapping ONE walk with the
                 # hashing of what earlier walks found is what pays.
-                if self.walks and not self.walking:
+                can_walk = self.walks and not self.walking
+                if can_walk and self.queued_files < WALK_AHEAD_FILES:
                     self.walking = True
                     return "walk", self.walks.popleft(), None
                 if self.batches:
                     entry, indices = self.batches.popleft()
                     return "batch", entry, indices
+                if can_walk:
+                    self.walking = True
+                    return "walk", self.walks.popleft(), None
                 # Other workers are still busy; their walks may add work, their last files may
                 # finish the run. The timeout lets the caller's cancel Event be noticed.
                 self.wakeup.wait(_WAIT)
@@ -395,6 +411,7 @@ class _Run:
         with self.lock:
             entry.remaining = len(files)
             entry.bytes_left = total
+            self.queued_files += len(files)
             self.bytes_total += total
             for size, i in big:
                 self.seq += 1
@@ -470,11 +487,14 @@ class _Run:
 
     def files_hashed(self, entry: _Entry, count: int, nbytes: int) -> None:
         with self.lock:
+            if entry.done:
+                return  # it failed on another file meanwhile; deliver() wrote its files off
             nbytes = min(nbytes, entry.bytes_left)
             entry.bytes_left -= nbytes
             self.bytes_done += nbytes
             entry.remaining -= count
-            last = entry.remaining == 0 and not entry.done
+            self.queued_files -= count
+            last = entry.remaining == 0
         if last:
             self.finish(entry)
 
@@ -542,7 +562,7 @@ def verify_paths(
         run.finished.set()
     threads = [
         threading.Thread(target=run.worker, name=f"verify-{n}", daemon=True)
-        for n in range(min(jobs, len(entries)))
+        for n in range(jobs if entries else 0)
     ]
     try:
         for thread in threads:

@@ -269,6 +269,29 @@ def test_same_verdicts_as_verify_directory(mixed: dict[str, Path]) -> None:
             assert ours.detail.endswith(ref.detail)  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    "tuning",
+    [
+        dict(WALK_AHEAD_FILES=1, BATCH_FILES=1, BIG_FILE=1, CHUNK=4096),
+        dict(WALK_AHEAD_FILES=2, BATCH_FILES=3, BATCH_BYTES=10, BIG_FILE=1 << 30),
+        dict(BIG_FILE=100_000, CHUNK=65536),
+    ],
+    ids=["every-file-a-big-task", "tiny-batches-no-big-files", "small-chunks"],
+)
+def test_any_scheduling_gives_the_same_verdicts(
+    mixed: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tuning: dict[str, int]
+) -> None:
+    for name, value in tuning.items():
+        monkeypatch.setattr(verify, name, value)
+    seen: list[Progress] = []
+    results = verify_paths(
+        [str(p) for p in mixed.values()], jobs=3, on_progress=seen.append, progress_interval=0
+    )
+    for (label, path), ours in zip(mixed.items(), results):
+        assert_same_verdict(ours, verify_directory(path), detail=label not in OWN_DETAIL)
+    assert seen[-1].bytes_done == seen[-1].bytes_total
+
+
 def test_jobs_1_and_4_agree(mixed: dict[str, Path]) -> None:
     paths = [str(p) for p in mixed.values()]
     assert verify_paths(paths, jobs=1) == verify_paths(paths, jobs=4)
