@@ -2,11 +2,73 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QToolButton, QWidget
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QAction, QPainter, QPaintEvent
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QStyle,
+    QStyleOptionProgressBar,
+    QToolButton,
+    QWidget,
+)
 
 _STEPS = 1000
+
+
+class ProgressBar(QWidget):
+    """A progress bar drawn by the style, that repaints later rather than at once.
+
+    ``QProgressBar.setValue`` repaints synchronously whenever the bar moves visibly; with a big
+    window that cost 50 ms per call here, on the GUI thread, many times a second. This one only
+    schedules an update. ``maximum == 0`` shows the style's busy animation.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._minimum = 0
+        self._maximum = _STEPS
+        self._value = 0
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def setRange(self, minimum: int, maximum: int) -> None:  # noqa: N802 - QProgressBar's API
+        self._minimum, self._maximum = minimum, maximum
+        self._value = max(minimum, min(self._value, maximum))
+        self.update()
+
+    def setValue(self, value: int) -> None:  # noqa: N802
+        value = max(self._minimum, min(value, self._maximum))
+        if value != self._value:
+            self._value = value
+            self.update()
+
+    def value(self) -> int:
+        return self._value
+
+    def maximum(self) -> int:
+        return self._maximum
+
+    def _option(self) -> QStyleOptionProgressBar:
+        option = QStyleOptionProgressBar()
+        option.initFrom(self)
+        option.minimum = self._minimum
+        option.maximum = self._maximum
+        option.progress = self._value
+        option.textVisible = False
+        option.state |= QStyle.StateFlag.State_Horizontal
+        option.styleObject = self  # the busy animation updates this widget
+        return option
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        height = self.fontMetrics().height() + 4
+        return self.style().sizeFromContents(
+            QStyle.ContentsType.CT_ProgressBar, self._option(), QSize(160, height), self)
+
+    def paintEvent(self, _event: QPaintEvent) -> None:  # noqa: N802
+        painter = QPainter(self)
+        self.style().drawControl(QStyle.ControlElement.CE_ProgressBar, self._option(), painter, self)
+        painter.end()
 
 
 def duration_text(seconds: float) -> str:
@@ -26,8 +88,7 @@ class ActivityBar(QWidget):
         super().__init__(parent)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
-        self._bar = QProgressBar(self)
-        self._bar.setTextVisible(False)
+        self._bar = ProgressBar(self)
         self._bar.setMaximumWidth(260)
         self._bar.setMinimumWidth(120)
         self._bar.setAccessibleName("Progress")

@@ -11,14 +11,18 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from core import cache as core_cache
 from core import verify as core_verify
+from gui.cache_model import prepare_rows
 from gui.workers import Batcher, Starter, Worker
 
 if TYPE_CHECKING:
     from core.stores import Store
+
+MEASURE_DELAY_MS = 150
+"""Between the rows appearing and the measuring starting."""
 
 
 class _Job(QObject):
@@ -57,11 +61,12 @@ class _Job(QObject):
 class ScanJob(_Job):
     """Lists the stores (``core.cache.scan``), then measures every entry (``core.cache.measure_all``).
 
-    ``listed(Scan)`` comes first, then ``measured(list[(Entry, Usage)])`` in batches, then
+    ``listed(Scan, rows)`` comes first, with the table rows already made off the GUI thread by
+    :func:`gui.cache_model.prepare_rows`, then ``measured(list[(Entry, Usage)])`` in batches, then
     ``finished(error)`` with None on success (also after a cancel).
     """
 
-    listed = Signal(object)
+    listed = Signal(object, list)
     measured = Signal(list)
     finished = Signal(object)
 
@@ -84,18 +89,32 @@ class ScanJob(_Job):
 
     def start(self) -> None:
         stores, env = self._stores, self._env
-        self._run(lambda: core_cache.scan(stores, env=env), "cache-scan", self._on_listed)
 
-    def _on_listed(self, scan: Any, error: object) -> None:
+        def listing() -> tuple[Any, list]:
+            scan = core_cache.scan(stores, env=env)
+            return scan, prepare_rows(scan.entries)
+
+        self._run(listing, "cache-scan", self._on_listed)
+
+    def _on_listed(self, result: Any, error: object) -> None:
         if error is not None:
             self._finish(error)
             return
+        scan, rows = result
         self.entries_total = len(scan.entries)
-        self.listed.emit(scan)
+        self.listed.emit(scan, rows)
         if self.cancelled or not scan.entries:
             self._finish(None)
             return
         entries = list(scan.entries)
+        # Let the window lay out and paint the new rows before the measuring threads and helper
+        # processes start competing with it for the interpreter and the CPUs.
+        QTimer.singleShot(MEASURE_DELAY_MS, self, lambda: self._measure(entries))
+
+    def _measure(self, entries: list) -> None:
+        if self.cancelled:
+            self._finish(None)
+            return
         put = self.batcher.put
         cancel = self._cancel
         jobs = self._jobs

@@ -12,7 +12,7 @@ rows on the development machine, against 5 ms for ``list.sort`` plus a layout ch
 
 from __future__ import annotations
 
-import re
+import heapq
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +28,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
 )
 from PySide6.QtGui import QColor, QFont, QIcon
 
@@ -93,6 +94,9 @@ _FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _USAGE_COLUMNS = (Column.SIZE, Column.FILES, Column.LAST_USED)
 _PENDING = "…"
+_COLUMNS = len(Column)
+MAX_RANGES = 256
+"""A batch touching more separate row runs than this is announced as one span."""
 _MUTED = QColor(128, 128, 128)
 
 
@@ -121,35 +125,59 @@ def version_key(version: str) -> str:
 
 @dataclass(slots=True, eq=False)
 class Row:
-    """One entry in the table, with what the window knows about it beyond the core ``Entry``."""
+    """One entry in the table, with what the window knows about it beyond the core ``Entry``.
+
+    ``status`` is kept as a plain attribute (the model calls :meth:`update_status` after changing
+    ``outcome`` or ``verifying``): it is read for every painted cell, every sort and every count.
+    """
 
     entry: Entry
     haystack: str = ""  # case-folded text the filter box searches
     outcome: VerifyOutcome | None = None
     verifying: bool = False
     pos: int = -1  # current row number in the model
+    tiebreak: tuple = ()  # (program, version key, name): the order of rows with equal sort values
+    status: str = st.NOT_VERIFIED
 
-    @property
-    def status(self) -> str:
+    def update_status(self) -> str:
+        """Work out the status word again from the verdict, the run and the entry's kind."""
         if self.verifying:
-            return st.VERIFYING
-        verdict = st.VERDICT_WORDS.get(self.outcome.status) if self.outcome else None
-        if verdict in (st.CORRUPT, st.ERROR):
-            return verdict
-        if self.entry.kind == "suspicious":
-            return st.SUSPICIOUS
-        return verdict or st.NOT_VERIFIED
+            word = st.VERIFYING
+        else:
+            verdict = st.VERDICT_WORDS.get(self.outcome.status) if self.outcome else None
+            if verdict in (st.CORRUPT, st.ERROR):
+                word = verdict
+            elif self.entry.kind == "suspicious":
+                word = st.SUSPICIOUS
+            else:
+                word = verdict or st.NOT_VERIFIED
+        self.status = word
+        return word
 
     @property
     def damaged(self) -> bool:
         return self.outcome is not None and self.outcome.status == "corrupt"
 
 
-def _haystack(entry: Entry) -> str:
-    parts = [entry.program, entry.version, entry.name]
+def prepare_rows(entries: Iterable[Entry]) -> list[Row]:
+    """New rows for entries: their search text and sort tie-breaks computed up front.
+
+    A pure function of the entries, so a worker thread can run it: for 10,000 entries it is most
+    of what listing costs, and the GUI thread then only has to adopt the rows.
+    """
+    return [_new_row(e) for e in entries]
+
+
+def _new_row(entry: Entry) -> Row:
+    program = entry.program
+    version = entry.version
+    tiebreak = (program.casefold(), version_key(version), entry.name)
+    parts = [program, version, entry.name]
     if entry.feed is not None:
         parts.append(entry.feed.feed_url)
-    return "\n".join(parts).casefold()
+    row = Row(entry, "\n".join(parts).casefold(), tiebreak=tiebreak)
+    row.update_status()
+    return row
 
 
 @dataclass
@@ -174,18 +202,33 @@ class CacheModel(QAbstractTableModel):
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
         self._sort_dirty = False
+        self.status_version = 0  # bumped whenever any row's status may have changed
+        self._counts: dict[str, int] = {}
+        self._measured = 0
+        self._total = 0
+        self._by_store: dict[str, int] = {}
+        self._by_program: dict[str, int] = {}
         self._icons: dict[str, QIcon] = {}
+        self._tints: dict[str, QColor] = {}
         self._bold = QFont()
         self._bold.setBold(True)
         self.now = time.time  # replaceable, so tests can pin "3 weeks ago"
 
     # --- Qt model interface ---------------------------------------------------------------------
 
+    def index(self, row: int, column: int,
+              parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> QModelIndex:
+        # The proxy maps every cell of every repaint through here; the inherited version calls
+        # rowCount() and columnCount() back in Python each time.
+        if 0 <= row < len(self._rows) and 0 <= column < _COLUMNS and not parent.isValid():
+            return self.createIndex(row, column)
+        return QModelIndex()
+
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self._rows)
 
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(Column)
+        return 0 if parent.isValid() else _COLUMNS
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:
         if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(Column):
@@ -207,8 +250,7 @@ class CacheModel(QAbstractTableModel):
         if role == _DECORATION:
             return self._icon(row.status) if col == Column.STATUS else None
         if role == _BACKGROUND:
-            word = row.status
-            return st.tint(word) if word in st.PROBLEMS else None
+            return self._tint(row.status)
         if role == _FOREGROUND:
             if col in _USAGE_COLUMNS and row.entry.usage is None:
                 return _MUTED
@@ -237,17 +279,23 @@ class CacheModel(QAbstractTableModel):
         self.layoutAboutToBeChanged.emit()
         old = self.persistentIndexList()
         old_rows = [(self._rows[i.row()], i.column()) for i in old]
-        value = self._sort_value
-
-        def key(row: Row) -> tuple:
-            return (value(row, column), value(row, Column.PROGRAM), value(row, Column.VERSION),
-                    row.entry.name)
-
-        self._rows.sort(key=key, reverse=order == Qt.SortOrder.DescendingOrder)
+        self._rows.sort(key=self._sort_key(column), reverse=order == Qt.SortOrder.DescendingOrder)
         for i, row in enumerate(self._rows):
             row.pos = i
         self.changePersistentIndexList(old, [self.index(r.pos, c) for r, c in old_rows])
         self.layoutChanged.emit()
+
+    def _sort_key(self, column: int) -> Callable[[Row], tuple]:
+        """The sort key of a column: its SORT_ROLE value, then program, version, name."""
+        if column == Column.PROGRAM:
+            return lambda row: row.tiebreak
+        if column == Column.SIZE:
+            return lambda row: (row.entry.usage.size if row.entry.usage else -1, row.tiebreak)
+        if column == Column.STATUS:
+            severity = st.SEVERITY
+            return lambda row: (severity[row.status], row.tiebreak)
+        value = self._sort_value
+        return lambda row: (value(row, column), row.tiebreak)
 
     @property
     def sort_column(self) -> int:
@@ -268,14 +316,21 @@ class CacheModel(QAbstractTableModel):
 
     def set_entries(self, entries: Sequence[Entry]) -> None:
         """Replace every row (one reset per scan), keeping the current sort."""
+        self.set_rows(prepare_rows(entries))
+
+    def set_rows(self, rows: list[Row]) -> None:
+        """Adopt rows made by :func:`prepare_rows`: sorted first, then one model reset."""
+        if 0 <= self._sort_column < _COLUMNS:
+            rows.sort(key=self._sort_key(self._sort_column),
+                      reverse=self._sort_order == Qt.SortOrder.DescendingOrder)
+        self._sort_dirty = False
         self.beginResetModel()
-        self._rows = [Row(e, _haystack(e)) for e in entries]
-        self._by_entry = {id(r.entry): r for r in self._rows}
-        for i, row in enumerate(self._rows):
+        self._rows = rows
+        self._by_entry = {id(r.entry): r for r in rows}
+        for i, row in enumerate(rows):
             row.pos = i
+        self._recount()
         self.endResetModel()
-        if self._sort_column >= 0:
-            self.sort(self._sort_column, self._sort_order)
 
     @property
     def rows(self) -> Sequence[Row]:
@@ -288,75 +343,133 @@ class CacheModel(QAbstractTableModel):
         return self._by_entry.get(id(entry))
 
     def apply_usages(self, pairs: Iterable[tuple[Entry, Usage]]) -> list[Row]:
-        """Store measured sizes; one ``dataChanged`` per contiguous run of rows. Returns the rows."""
+        """Store measured sizes and announce them (Size to Last used only). Returns the rows."""
         changed = []
         for entry, usage in pairs:
             row = self._by_entry.get(id(entry))
             if row is None:
                 continue  # not ours (a stale scan's entry): ignore
-            row.entry.usage = usage
+            self._count_usage(entry, -1)
+            entry.usage = usage
+            self._count_usage(entry, +1)
             changed.append(row)
         self._announce(changed, Column.SIZE, Column.LAST_USED)
         return changed
 
     def set_verifying(self, rows: Iterable[Row], verifying: bool) -> list[Row]:
         """Mark rows as being verified (or no longer, e.g. after a cancel)."""
-        changed = [r for r in rows if r.verifying != verifying]
+        changed = [r for r in rows if r.verifying != verifying and self._owns(r)]
+        counts = self._counts
         for row in changed:
+            old = row.status
             row.verifying = verifying
+            new = row.update_status()
+            counts[old] -= 1
+            counts[new] = counts.get(new, 0) + 1
         self._announce(changed, 0, len(Column) - 1, Column.STATUS)
         return changed
 
     def apply_outcomes(self, pairs: Iterable[tuple[Row, VerifyOutcome]]) -> list[Row]:
         """Store verification verdicts; rows change colour, so whole rows are announced."""
         changed = []
+        counts = self._counts
         for row, outcome in pairs:
-            if self._by_entry.get(id(row.entry)) is not row:
+            if not self._owns(row):
                 continue
+            old = row.status
             row.outcome = outcome
             row.verifying = False
+            new = row.update_status()
+            counts[old] -= 1
+            counts[new] = counts.get(new, 0) + 1
             changed.append(row)
         self._announce(changed, 0, len(Column) - 1, Column.STATUS)
         return changed
 
+    def _owns(self, row: Row) -> bool:
+        return self._by_entry.get(id(row.entry)) is row
+
     def _announce(self, rows: list[Row], first: int, last: int, sort_col: int | None = None) -> None:
         if not rows:
             return
+        if first <= Column.STATUS <= last:
+            self.status_version += 1
         if self._sort_column >= 0 and (
             first <= self._sort_column <= last if sort_col is None else self._sort_column == sort_col
         ):
             self._sort_dirty = True
-        for start, end in contiguous_ranges(r.pos for r in rows):
+        ranges = contiguous_ranges(r.pos for r in rows)
+        if len(ranges) > MAX_RANGES:
+            # Results scattered over the sorted table: one span costs the views far less than
+            # thousands of one-row signals, and repaints the same visible cells.
+            ranges = [(ranges[0][0], ranges[-1][1])]
+        for start, end in ranges:
             self.dataChanged.emit(self.index(start, first), self.index(end, last))
 
-    def stats(self, largest: int = 8) -> CacheStats:
-        """Counts by status, total and per-store bytes, biggest programs: one pass over the rows."""
-        result = CacheStats(entries=len(self._rows))
-        by_status: dict[str, int] = {}
-        by_store: dict[str, int] = {}
-        by_program: dict[str, int] = {}
-        total = measured = 0
+    # --- totals (kept up to date as rows change, so asking is cheap) ------------------------------
+
+    def _recount(self) -> None:
+        self._counts = {}
+        self._measured = self._total = 0
+        self._by_store = {}
+        self._by_program = {}
         for row in self._rows:
             word = row.status
-            by_status[word] = by_status.get(word, 0) + 1
-            entry = row.entry
-            usage = entry.usage
-            if usage is None:
-                continue
-            measured += 1
-            total += usage.size
-            label = entry.store.label
-            by_store[label] = by_store.get(label, 0) + usage.size
-            program = entry.program
-            by_program[program] = by_program.get(program, 0) + usage.size
-        result.by_status = {w: by_status[w] for w in st.STATUSES if w in by_status}
-        result.by_store = by_store
-        result.total_size = total
-        result.measured = measured
-        result.largest = sorted(by_program.items(), key=lambda kv: (-kv[1], kv[0]))[:largest]
-        return result
+            self._counts[word] = self._counts.get(word, 0) + 1
+            self._count_usage(row.entry, +1)
+
+    def _count_usage(self, entry: Entry, sign: int) -> None:
+        usage = entry.usage
+        if usage is None:
+            return
+        size = sign * usage.size
+        self._measured += sign
+        self._total += size
+        label = entry.store.label
+        self._by_store[label] = self._by_store.get(label, 0) + size
+        program = entry.program
+        self._by_program[program] = self._by_program.get(program, 0) + size
+
+    def stats(self, largest: int = 8) -> CacheStats:
+        """Counts by status, total and per-store bytes, biggest programs (no pass over the rows)."""
+        counts = self._counts
+        return CacheStats(
+            entries=len(self._rows),
+            measured=self._measured,
+            total_size=self._total,
+            by_status={w: counts[w] for w in st.STATUSES if counts.get(w)},
+            by_store={k: v for k, v in self._by_store.items()},
+            largest=heapq.nsmallest(largest, ((p, n) for p, n in self._by_program.items() if n),
+                                    key=lambda kv: (-kv[1], kv[0])),
+        )
 
     # --- cells ----------------------------------------------------------------------------------
+
+    def _tint(self, word: str) -> QColor | None:
+        if word not in st.PROBLEMS:
+            return None
+        tint = self._tints.get(word)
+        if tint is None:
+            tint = self._tints[word] = st.tint(word)
+        return tint
+
+    def cell(self, row: Row, col: int) -> tuple[str, QIcon | None, int | None, QColor | None,
+                                                 QFont | None, QColor | None]:
+        """Everything a cell shows at once: text, icon, alignment, background, font, text colour.
+
+        The table's delegate asks this once per cell instead of asking ``data()`` once per role;
+        it is built from the same pieces as ``data()``.
+        """
+        word = row.status
+        problem = word in st.PROBLEMS
+        return (
+            self._text(row, col),
+            self._icon(word) if col == Column.STATUS else None,
+            _RIGHT if col in (Column.SIZE, Column.FILES) else None,
+            self._tint(word) if problem else None,
+            self._bold if problem and col == Column.STATUS else None,
+            _MUTED if col in _USAGE_COLUMNS and row.entry.usage is None else None,
+        )
 
     def _icon(self, word: str) -> QIcon:
         icon = self._icons.get(word)
@@ -438,6 +551,8 @@ class CacheModel(QAbstractTableModel):
             return datetime.fromtimestamp(entry.added).strftime("%Y-%m-%d %H:%M")
         if col == Column.DIGEST:
             return entry.path
+        if col == Column.STORE:
+            return entry.store.path
         return None
 
 
@@ -493,8 +608,13 @@ def contiguous_ranges(positions: Iterable[int]) -> list[tuple[int, int]]:
 class CacheFilter(QSortFilterProxyModel):
     """Filters rows by text, store and status; sorting is forwarded to :class:`CacheModel`.
 
-    Text matches program, version, digest and feed URL; several words must all match.
+    Text matches program, version, digest and feed URL; several words must all match. Only the
+    status filter depends on changing data, so instead of re-checking every changed row on every
+    batch (dynamic filtering), a status filter is re-applied at most every
+    :data:`REFILTER_MS` while statuses change.
     """
+
+    REFILTER_MS = 200
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -503,13 +623,28 @@ class CacheFilter(QSortFilterProxyModel):
         self._statuses: frozenset[str] | None = None
         self._source = CacheModel(self)
         self.setSortRole(SORT_ROLE)
-        self.setDynamicSortFilter(True)  # status changes re-apply the status filter
+        self.setDynamicSortFilter(False)
+        self._refilter_timer = QTimer(self)
+        self._refilter_timer.setSingleShot(True)
+        self._refilter_timer.setInterval(self.REFILTER_MS)
+        self._refilter_timer.timeout.connect(self.refilter)
 
     def setSourceModel(self, model: QAbstractItemModel) -> None:
         if not isinstance(model, CacheModel):
             raise TypeError("CacheFilter filters a CacheModel")
         self._source = model
         super().setSourceModel(model)
+        model.dataChanged.connect(self._source_changed)
+
+    def _source_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, _roles=()) -> None:
+        if (self._statuses is not None and top_left.column() <= Column.STATUS <= bottom_right.column()
+                and not self._refilter_timer.isActive()):
+            self._refilter_timer.start()
+
+    def refilter(self) -> None:
+        """Apply the filters again to every row now (statuses changed)."""
+        self._refilter_timer.stop()
+        self._refilter(lambda: None)
 
     def cache_model(self) -> CacheModel:
         return self._source
@@ -556,6 +691,8 @@ class CacheFilter(QSortFilterProxyModel):
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
         # Straight to the Row object: 10,000 data() round trips would cost far more.
+        if self._terms == [] and self._store is None and self._statuses is None:
+            return True
         row = self._source._rows[source_row]
         if self._store is not None and row.entry.store.label != self._store:
             return False

@@ -15,13 +15,10 @@ import humanize
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLineEdit,
     QSplitter,
-    QTableView,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -32,6 +29,7 @@ from gui.activity import ActivityBar, duration_text
 from gui.banner import Banner
 from gui.cache_jobs import ScanJob, VerifyJob
 from gui.cache_model import ROW_ROLE, CacheFilter, CacheModel, Column, Row
+from gui.cache_table import CacheTable
 from gui.details import DetailsPane
 from gui.icons import icon
 from gui.overview import OverviewWidget
@@ -40,15 +38,9 @@ from gui.summary import SummaryStrip
 from gui.workers import Starter
 
 REFRESH_MS = 250
-"""Totals, chart and re-sort follow the table at most this often while results stream in."""
-
-# Default column widths: the width of a typical value, so they follow the font size.
-_SAMPLES = {
-    Column.PROGRAM: "Toolkit Runtime X", Column.VERSION: "10.2-rc1", Column.STORE: "system X",
-    Column.SIZE: "999.9 MB", Column.FILES: "12,345", Column.LAST_USED: "11 months ago",
-    Column.ADDED: "2026-12-31", Column.USED_BY: "hello-editor", Column.STATUS: "not verified",
-}
-
+"""Totals and re-sort follow the table at most this often while results stream in."""
+OVERVIEW_MS = 2000
+"""The overview chart, at most this often while a run is going (always at its end)."""
 
 class CachePage(QWidget):
     """Lists the stores' entries, measures them, verifies them on demand."""
@@ -83,6 +75,8 @@ class CachePage(QWidget):
         self._verify_started = 0.0
         self._restore_path: str | None = None
         self._store_labels: list[str] = []
+        self._overview_figures: tuple = ()
+        self._overview_time = 0.0
 
         self.model = CacheModel(self)
         self.proxy = CacheFilter(self)
@@ -198,7 +192,7 @@ class CachePage(QWidget):
         filters.addWidget(self.store_combo)
         filters.addWidget(self.status_combo)
 
-        self.table = QTableView(self)
+        self.table = CacheTable(self.proxy, self)
         self._setup_table()
         self.details = DetailsPane(self)
         self.overview = OverviewWidget(self)
@@ -231,58 +225,10 @@ class CachePage(QWidget):
 
     def _setup_table(self) -> None:
         table = self.table
-        table.setModel(self.proxy)
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        table.setAlternatingRowColors(True)
-        table.setShowGrid(False)
-        table.setWordWrap(False)
-        table.setCornerButtonEnabled(False)
-        table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        table.setAccessibleName("Cache entries")
-        vertical = table.verticalHeader()
-        vertical.hide()
-        # Uniform, fixed row heights: the view never measures 10,000 rows.
-        vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        header = table.horizontalHeader()
-        header.setHighlightSections(False)
-        header.setStretchLastSection(True)
-        header.setSectionsMovable(True)
-        header.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        for col in Column:
-            toggle = QAction(self.model.headerData(col, Qt.Orientation.Horizontal), header)
-            toggle.setCheckable(True)
-            toggle.setChecked(True)
-            toggle.setEnabled(col != Column.PROGRAM)
-            toggle.toggled.connect(lambda on, c=col: self.table.setColumnHidden(c, not on))
-            header.addAction(toggle)
-        self._column_toggles = header.actions()
-        # Status right after the name and version: the column that matters must never scroll away.
-        header.moveSection(header.visualIndex(Column.STATUS), 2)
-        self._apply_metrics()
-        table.setSortingEnabled(True)
-        table.sortByColumn(Column.PROGRAM, Qt.SortOrder.AscendingOrder)
         table.addAction(self.details_action)
         table.activated.connect(lambda _index: self.show_details())
         table.selectionModel().currentRowChanged.connect(self._current_changed)
         table.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
-
-    def _apply_metrics(self) -> None:
-        """Row height and default column widths from the current font (large fonts stay usable)."""
-        fm = self.table.fontMetrics()
-        self.table.verticalHeader().setDefaultSectionSize(max(fm.height() + 8, 22))
-        header = self.table.horizontalHeader()
-        icon_room = self.table.iconSize().width() + 8 if self.table.iconSize().isValid() else 24
-        for col, sample in _SAMPLES.items():
-            extra = icon_room if col == Column.STATUS else 0
-            header.resizeSection(col, fm.horizontalAdvance(sample) + 18 + extra)
-
-    def changeEvent(self, event) -> None:  # noqa: N802 - Qt naming
-        super().changeEvent(event)
-        if event.type() == event.Type.FontChange:
-            fm = self.table.fontMetrics()
-            self.table.verticalHeader().setDefaultSectionSize(max(fm.height() + 8, 22))
 
     # --- scanning --------------------------------------------------------------------------------
 
@@ -310,7 +256,7 @@ class CachePage(QWidget):
         gen = self._scan_generation
         job = ScanJob(gen, self._stores, self._env, jobs=self._jobs, starter=self._starter,
                       parent=self)
-        job.listed.connect(lambda scan, g=gen: self._on_listed(g, scan))
+        job.listed.connect(lambda scan, rows, g=gen: self._on_listed(g, scan, rows))
         job.measured.connect(lambda items, g=gen: self._on_measured(g, items))
         job.finished.connect(lambda error, g=gen, j=job: self._on_scan_finished(g, j, error))
         old, self._scan = self._scan, job
@@ -325,10 +271,10 @@ class CachePage(QWidget):
         if self._scan_generation == 0:
             self.rescan()
 
-    def _on_listed(self, gen: int, scan) -> None:
+    def _on_listed(self, gen: int, scan, rows: list[Row]) -> None:
         if gen != self._scan_generation:
             return
-        self.model.set_entries(scan.entries)
+        self.model.set_rows(rows)
         self._set_store_choices([s.label for s in scan.stores if s.problem is None])
         messages = list(scan.problems)
         if not scan.entries:
@@ -534,12 +480,24 @@ class CachePage(QWidget):
     def refresh_now(self) -> None:
         """Bring totals, chart and sort order up to date with the rows (throttled while busy)."""
         self._refresh_timer.stop()
+        if not self.busy:
+            self.table.flush_repaint()
         stats = self.model.stats()
         self.summary.set_stats(stats)
-        self.overview.set_data(stats.by_status, stats.by_store, stats.largest)
-        if self.model.resort():
+        figures = (stats.by_status, stats.by_store, stats.largest)
+        now = time.monotonic()
+        # The chart relays itself out on every change: while work streams in, once a second.
+        if figures != self._overview_figures and (
+                not self.busy or now - self._overview_time >= OVERVIEW_MS / 1000):
+            self._overview_figures = figures
+            self._overview_time = now
+            self.overview.set_data(*figures)
+        # Rows keep their place while a run streams results (re-sorting would move them under the
+        # reader's eyes, and relayout 10,000 rows each time); they move to their sorted place once,
+        # when the run ends.
+        if not self.busy and self.model.resort():
             current = self.table.currentIndex()
-            if current.isValid() and not self.busy:
+            if current.isValid():
                 self.table.scrollTo(current)
 
     def _set_busy(self) -> None:
@@ -635,8 +593,7 @@ class CachePage(QWidget):
             header = read_bytes(settings, "header")
             if header:
                 self.table.horizontalHeader().restoreState(header)
-                for col, toggle in zip(Column, self._column_toggles):
-                    toggle.setChecked(not self.table.isColumnHidden(col))
+                self.table.sync_column_toggles()
             for key, splitter in (("splitter", self.splitter), ("side", self.side)):
                 state = read_bytes(settings, key)
                 if state:

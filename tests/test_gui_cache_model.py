@@ -14,6 +14,7 @@ from gui.cache_model import (
     ROW_ROLE,
     SORT_ROLE,
     STATUS_ROLE,
+    MAX_RANGES,
     CacheFilter,
     CacheModel,
     Column,
@@ -218,14 +219,28 @@ def test_filter_by_store_and_status(model: CacheModel, proxy: CacheFilter) -> No
     assert proxy.rowCount() == 4
 
 
-def test_status_filter_follows_results_as_they_arrive(model: CacheModel, proxy: CacheFilter) -> None:
+def test_status_filter_follows_results_as_they_arrive(model: CacheModel, proxy: CacheFilter,
+                                                     qtbot) -> None:
     model.set_entries([entry(i, f"P{i}") for i in range(5)])
     proxy.set_statuses(st.PROBLEMS)
     assert proxy.rowCount() == 0
     model.apply_outcomes([(model.row_at(3), VerifyOutcome("corrupt", "x"))])
-    assert programs(proxy) == ["P3"]
+    qtbot.waitUntil(lambda: programs(proxy) == ["P3"])  # re-filtered on a throttle, not per batch
     model.apply_outcomes([(model.row_at(3), VerifyOutcome("ok", "fine"))])
-    assert proxy.rowCount() == 0
+    qtbot.waitUntil(lambda: proxy.rowCount() == 0)
+
+
+def test_scattered_batches_are_announced_as_one_span(model: CacheModel) -> None:
+    model.set_entries([entry(i, f"P{i}") for i in range(2 * MAX_RANGES + 10)])
+    signals: list[tuple[int, int]] = []
+    model.dataChanged.connect(lambda a, b, roles=(): signals.append((a.row(), b.row())))
+    few = range(3, 2 * 20, 2)  # 19 separate rows: announced one by one
+    model.apply_usages([(model.row_at(i).entry, usage(1)) for i in few])
+    assert signals == [(i, i) for i in few]
+    signals.clear()
+    many = range(3, 2 * MAX_RANGES + 6, 2)  # more separate runs than MAX_RANGES: one span
+    model.apply_usages([(model.row_at(i).entry, usage(1)) for i in many])
+    assert signals == [(3, many[-1])]
 
 
 def test_suspicious_stays_suspicious_unless_verification_finds_worse(model: CacheModel) -> None:

@@ -1,0 +1,115 @@
+"""The view of the cache table: columns sized by the font, uniform rows, and calm repaints.
+
+``QAbstractItemView`` repaints its whole viewport for any ``dataChanged`` that spans more than one
+cell, i.e. for every batch of results: twenty full repaints a second while a scan or a
+verification streams in, each one a few hundred calls into Python. Here a change repaints nothing
+when its rows are off screen, and the visible rows at most every :data:`REPAINT_MS`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
+
+from gui.cache_delegate import CacheDelegate
+from gui.cache_model import HEADERS, CacheFilter, Column
+
+REPAINT_MS = 100
+
+# Default column widths: the width of a typical value, so they follow the font size.
+_SAMPLES = {
+    Column.PROGRAM: "Toolkit Runtime X", Column.VERSION: "10.2-rc1", Column.STORE: "system X",
+    Column.SIZE: "999.9 MB", Column.FILES: "12,345", Column.LAST_USED: "11 months ago",
+    Column.ADDED: "2026-12-31", Column.USED_BY: "hello-editor", Column.STATUS: "not verified",
+}
+
+
+class CacheTable(QTableView):
+    def __init__(self, proxy: CacheFilter, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setModel(proxy)
+        self.setItemDelegate(CacheDelegate(proxy, self))
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setAlternatingRowColors(True)
+        self.setShowGrid(False)
+        self.setWordWrap(False)
+        self.setCornerButtonEnabled(False)
+        self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setAccessibleName("Cache entries")
+        vertical = self.verticalHeader()
+        vertical.hide()
+        # Uniform, fixed row heights: the view never measures 10,000 rows.
+        vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        header = self.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setStretchLastSection(True)
+        header.setSectionsMovable(True)
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.column_toggles: list[QAction] = []
+        for col in Column:
+            toggle = QAction(HEADERS[col], header)
+            toggle.setCheckable(True)
+            toggle.setChecked(True)
+            toggle.setEnabled(col != Column.PROGRAM)  # something must stay to click on
+            toggle.setToolTip(f"Show or hide the {HEADERS[col]} column")
+            toggle.toggled.connect(lambda on, c=col: self.setColumnHidden(c, not on))
+            header.addAction(toggle)
+            self.column_toggles.append(toggle)
+        # Status right after the name and version: the column that matters must never scroll away.
+        header.moveSection(header.visualIndex(Column.STATUS), 2)
+        self.apply_font_metrics(resize_columns=True)
+        self.setSortingEnabled(True)
+        self.sortByColumn(Column.PROGRAM, Qt.SortOrder.AscendingOrder)
+        self._repaint = QTimer(self)
+        self._repaint.setSingleShot(True)
+        self._repaint.setInterval(REPAINT_MS)
+        self._repaint.timeout.connect(self.viewport().update)
+
+    def apply_font_metrics(self, resize_columns: bool = False) -> None:
+        """Row height (and default column widths) from the current font: large fonts stay usable."""
+        fm = self.fontMetrics()
+        self.verticalHeader().setDefaultSectionSize(max(fm.height() + 8, 22))
+        if not resize_columns:
+            return
+        header = self.horizontalHeader()
+        icon_room = self.iconSize().width() + 8 if self.iconSize().isValid() else 24
+        for col, sample in _SAMPLES.items():
+            extra = icon_room if col == Column.STATUS else 0
+            header.resizeSection(col, fm.horizontalAdvance(sample) + 18 + extra)
+
+    def sync_column_toggles(self) -> None:
+        """After restoring a saved header: the header menu's check marks follow hidden columns."""
+        for col, toggle in zip(Column, self.column_toggles):
+            toggle.blockSignals(True)
+            toggle.setChecked(not self.isColumnHidden(col))
+            toggle.blockSignals(False)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        super().changeEvent(event)
+        if event.type() == event.Type.FontChange:
+            self.apply_font_metrics()
+
+    def dataChanged(self, top_left: QModelIndex | QPersistentModelIndex,  # noqa: N802
+                    bottom_right: QModelIndex | QPersistentModelIndex,
+                    roles: Sequence[int] = ()) -> None:
+        first = self.rowAt(0)
+        if first < 0:
+            return  # nothing on screen
+        last = self.rowAt(self.viewport().height() - 1)
+        if last < 0:
+            last = self.model().rowCount() - 1
+        if bottom_right.row() < first or top_left.row() > last:
+            return  # off screen: nothing to repaint
+        if not self._repaint.isActive():
+            self._repaint.start()
+
+    def flush_repaint(self) -> None:
+        """Repaint now what is pending (at the end of a run, so the last results show at once)."""
+        if self._repaint.isActive():
+            self._repaint.stop()
+            self.viewport().update()
