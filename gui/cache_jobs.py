@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from core import cache as core_cache
 from core import verify as core_verify
@@ -61,8 +61,8 @@ class _Job(QObject):
 class ScanJob(_Job):
     """Lists the stores (``core.cache.scan``), then measures every entry (``core.cache.measure_all``).
 
-    ``listed(Scan, rows)`` comes first, with the table rows already made off the GUI thread by
-    :func:`gui.cache_model.prepare_rows`, then ``measured(list[(Entry, Usage)])`` in batches, then
+    ``listed(Scan, rows)`` comes first, with the table rows already made and sorted (by
+    ``sort``) off the GUI thread by :func:`gui.cache_model.prepare_rows`, then ``measured(list[(Entry, Usage)])`` in batches, then
     ``finished(error)`` with None on success (also after a cancel).
     """
 
@@ -76,11 +76,13 @@ class ScanJob(_Job):
         stores: Sequence[Store] | None = None,
         env: Mapping[str, str] | None = None,
         *,
+        sort: tuple[int, Qt.SortOrder] = (-1, Qt.SortOrder.AscendingOrder),
         jobs: int | None = None,
         starter: Starter | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(generation, starter, parent)
+        self.sort = sort  # how the table was sorted when the scan started: rows come sorted so
         self._stores = None if stores is None else list(stores)
         self._env = None if env is None else dict(env)
         self._jobs = jobs
@@ -89,10 +91,11 @@ class ScanJob(_Job):
 
     def start(self) -> None:
         stores, env = self._stores, self._env
+        column, order = self.sort
 
         def listing() -> tuple[Any, list]:
             scan = core_cache.scan(stores, env=env)
-            return scan, prepare_rows(scan.entries)
+            return scan, prepare_rows(scan.entries, column, order)
 
         self._run(listing, "cache-scan", self._on_listed)
 

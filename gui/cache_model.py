@@ -159,13 +159,18 @@ class Row:
         return self.outcome is not None and self.outcome.status == "corrupt"
 
 
-def prepare_rows(entries: Iterable[Entry]) -> list[Row]:
-    """New rows for entries: their search text and sort tie-breaks computed up front.
+def prepare_rows(entries: Iterable[Entry], sort_column: int = -1,
+                 order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> list[Row]:
+    """New rows for entries, with their search text and sort keys, sorted by ``sort_column``.
 
     A pure function of the entries, so a worker thread can run it: for 10,000 entries it is most
-    of what listing costs, and the GUI thread then only has to adopt the rows.
+    of what listing costs, and the GUI thread then only has to adopt the rows
+    (:meth:`CacheModel.set_rows` sorts again only if the sort changed meanwhile).
     """
-    return [_new_row(e) for e in entries]
+    rows = [_new_row(e) for e in entries]
+    if 0 <= sort_column < _COLUMNS:
+        rows.sort(key=sort_key(sort_column), reverse=order == Qt.SortOrder.DescendingOrder)
+    return rows
 
 
 def _new_row(entry: Entry) -> Row:
@@ -279,23 +284,11 @@ class CacheModel(QAbstractTableModel):
         self.layoutAboutToBeChanged.emit()
         old = self.persistentIndexList()
         old_rows = [(self._rows[i.row()], i.column()) for i in old]
-        self._rows.sort(key=self._sort_key(column), reverse=order == Qt.SortOrder.DescendingOrder)
+        self._rows.sort(key=sort_key(column), reverse=order == Qt.SortOrder.DescendingOrder)
         for i, row in enumerate(self._rows):
             row.pos = i
         self.changePersistentIndexList(old, [self.index(r.pos, c) for r, c in old_rows])
         self.layoutChanged.emit()
-
-    def _sort_key(self, column: int) -> Callable[[Row], tuple]:
-        """The sort key of a column: its SORT_ROLE value, then program, version, name."""
-        if column == Column.PROGRAM:
-            return lambda row: row.tiebreak
-        if column == Column.SIZE:
-            return lambda row: (row.entry.usage.size if row.entry.usage else -1, row.tiebreak)
-        if column == Column.STATUS:
-            severity = st.SEVERITY
-            return lambda row: (severity[row.status], row.tiebreak)
-        value = self._sort_value
-        return lambda row: (value(row, column), row.tiebreak)
 
     @property
     def sort_column(self) -> int:
@@ -318,10 +311,14 @@ class CacheModel(QAbstractTableModel):
         """Replace every row (one reset per scan), keeping the current sort."""
         self.set_rows(prepare_rows(entries))
 
-    def set_rows(self, rows: list[Row]) -> None:
-        """Adopt rows made by :func:`prepare_rows`: sorted first, then one model reset."""
-        if 0 <= self._sort_column < _COLUMNS:
-            rows.sort(key=self._sort_key(self._sort_column),
+    def set_rows(self, rows: list[Row], sorted_by: tuple[int, Qt.SortOrder] | None = None) -> None:
+        """Adopt rows made by :func:`prepare_rows` (one model reset), sorted as the table is.
+
+        ``sorted_by`` is the (column, order) they were prepared with; they are only sorted again
+        when that is not the table's current sort.
+        """
+        if 0 <= self._sort_column < _COLUMNS and sorted_by != (self._sort_column, self._sort_order):
+            rows.sort(key=sort_key(self._sort_column),
                       reverse=self._sort_order == Qt.SortOrder.DescendingOrder)
         self._sort_dirty = False
         self.beginResetModel()
@@ -505,31 +502,7 @@ class CacheModel(QAbstractTableModel):
         return ""
 
     def _sort_value(self, row: Row, col: int) -> Any:
-        entry = row.entry
-        if col == Column.PROGRAM:
-            return entry.program.casefold()
-        if col == Column.VERSION:
-            return version_key(entry.version)
-        if col == Column.STORE:
-            return entry.store.label
-        if col == Column.STATUS:
-            return st.SEVERITY[row.status]
-        if col == Column.DIGEST:
-            return entry.name
-        if col == Column.ADDED:
-            return float(entry.added)
-        if col == Column.USED_BY:
-            return len(entry.used_by)
-        usage = entry.usage
-        if col == Column.SIZE:
-            return usage.size if usage else -1
-        if col == Column.FILES:
-            return usage.files if usage else -1
-        if col == Column.LAST_USED:
-            if usage is None or usage.last_used is None or not entry.atime_reliable:
-                return -1.0
-            return float(usage.last_used)
-        return None
+        return sort_value(row, col)
 
     def _tooltip(self, row: Row, col: int) -> str | None:
         entry = row.entry
@@ -554,6 +527,47 @@ class CacheModel(QAbstractTableModel):
         if col == Column.STORE:
             return entry.store.path
         return None
+
+
+def sort_value(row: Row, col: int) -> Any:
+    """The raw value a cell sorts by (its SORT_ROLE)."""
+    entry = row.entry
+    if col == Column.PROGRAM:
+        return entry.program.casefold()
+    if col == Column.VERSION:
+        return version_key(entry.version)
+    if col == Column.STORE:
+        return entry.store.label
+    if col == Column.STATUS:
+        return st.SEVERITY[row.status]
+    if col == Column.DIGEST:
+        return entry.name
+    if col == Column.ADDED:
+        return float(entry.added)
+    if col == Column.USED_BY:
+        return len(entry.used_by)
+    usage = entry.usage
+    if col == Column.SIZE:
+        return usage.size if usage else -1
+    if col == Column.FILES:
+        return usage.files if usage else -1
+    if col == Column.LAST_USED:
+        if usage is None or usage.last_used is None or not entry.atime_reliable:
+            return -1.0
+        return float(usage.last_used)
+    return None
+
+
+def sort_key(column: int) -> Callable[[Row], tuple]:
+    """The key sorting rows by a column: its SORT_ROLE value, then program, version, name."""
+    if column == Column.PROGRAM:
+        return lambda row: row.tiebreak
+    if column == Column.SIZE:
+        return lambda row: (row.entry.usage.size if row.entry.usage else -1, row.tiebreak)
+    if column == Column.STATUS:
+        severity = st.SEVERITY
+        return lambda row: (severity[row.status], row.tiebreak)
+    return lambda row: (sort_value(row, column), row.tiebreak)
 
 
 def last_used_text(entry: Entry, now: float) -> str:

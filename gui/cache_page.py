@@ -255,8 +255,8 @@ class CachePage(QWidget):
         self._scan_generation += 1
         gen = self._scan_generation
         job = ScanJob(gen, self._stores, self._env, jobs=self._jobs, starter=self._starter,
-                      parent=self)
-        job.listed.connect(lambda scan, rows, g=gen: self._on_listed(g, scan, rows))
+                      sort=(self.model.sort_column, self.model.sort_order), parent=self)
+        job.listed.connect(lambda scan, rows, g=gen, j=job: self._on_listed(g, scan, rows, j.sort))
         job.measured.connect(lambda items, g=gen: self._on_measured(g, items))
         job.finished.connect(lambda error, g=gen, j=job: self._on_scan_finished(g, j, error))
         old, self._scan = self._scan, job
@@ -271,10 +271,10 @@ class CachePage(QWidget):
         if self._scan_generation == 0:
             self.rescan()
 
-    def _on_listed(self, gen: int, scan, rows: list[Row]) -> None:
+    def _on_listed(self, gen: int, scan, rows: list[Row], sorted_by: tuple) -> None:
         if gen != self._scan_generation:
             return
-        self.model.set_rows(rows)
+        self.model.set_rows(rows, sorted_by)
         self._set_store_choices([s.label for s in scan.stores if s.problem is None])
         messages = list(scan.problems)
         if not scan.entries:

@@ -20,6 +20,7 @@ from gui.cache_model import (
     Column,
     ago_text,
     contiguous_ranges,
+    prepare_rows,
     version_key,
 )
 from gui.workers import Batcher, Worker, inline_starter
@@ -394,3 +395,41 @@ def test_worker_wait_times_out_while_running(qtbot) -> None:
     with qtbot.waitSignal(worker.done, timeout=5000):
         release.set()
     assert worker.wait(0) and not worker.running
+
+
+def test_rows_prepared_off_the_gui_thread_keep_the_tables_sort(model: CacheModel,
+                                                              proxy: CacheFilter) -> None:
+    entries = [entry(i, p, usage=usage(s)) for i, (p, s) in
+               enumerate([("B", 300), ("A", 100), ("C", 200)])]
+    proxy.sort(Column.SIZE, Qt.SortOrder.DescendingOrder)
+    rows = prepare_rows(entries, Column.SIZE, Qt.SortOrder.DescendingOrder)
+    assert [r.entry.program for r in rows] == ["B", "C", "A"]
+    model.set_rows(rows, (Column.SIZE, Qt.SortOrder.DescendingOrder))
+    assert programs(proxy) == ["B", "C", "A"]
+    # Prepared for another sort (the user clicked a header meanwhile): sorted again on arrival.
+    model.set_rows(prepare_rows(entries, Column.PROGRAM), (Column.PROGRAM,
+                                                           Qt.SortOrder.AscendingOrder))
+    assert programs(proxy) == ["B", "C", "A"]
+
+
+def test_running_totals_match_a_recount(model: CacheModel) -> None:
+    import random
+
+    rng = random.Random(7)
+    entries = [entry(i, f"P{i % 5}", store=FakeStore("user" if i % 3 else "system"))
+               for i in range(60)]
+    model.set_entries(entries)
+    verdicts = ("ok", "corrupt", "error", "skipped")
+    for _ in range(200):
+        row = model.row_at(rng.randrange(60))
+        action = rng.randrange(3)
+        if action == 0:
+            model.apply_usages([(row.entry, usage(rng.randrange(10_000)))])
+        elif action == 1:
+            model.set_verifying([row], rng.random() < 0.5)
+        else:
+            model.apply_outcomes([(row, VerifyOutcome(rng.choice(verdicts), "x"))])
+    running = model.stats()
+    model.set_rows(model.rows[:])  # adopting the same rows recounts everything from scratch
+    assert model.stats() == running
+    assert sum(running.by_status.values()) == 60
