@@ -347,7 +347,7 @@ def _print_verify_report(rows, missing, elapsed: float, out: IO[str], verbose: b
                 out.write(f"OK       {entry.path}\n")
             continue
         label = outcome.status.upper().ljust(8)
-        program = f"  ({entry.program} {entry.version})".rstrip() if entry.feed else ""
+        program = f"  ({entry.feed.feed_name} {entry.version})" if entry.feed else ""
         out.write(f"{label} {entry.path}{program}\n")
         for line in outcome.detail.splitlines():
             out.write(f"         {line}\n")
