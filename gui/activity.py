@@ -72,8 +72,10 @@ class ProgressBar(QWidget):
 
 
 def duration_text(seconds: float) -> str:
-    """ "45 s", "3 min 20 s", "2 h 5 min": short enough for a status line."""
-    s = max(0, int(round(seconds)))
+    """ "2.5 s", "45 s", "3 min 20 s", "2 h 05 min": short enough for a status line."""
+    if seconds < 10:
+        return f"{max(0.0, seconds):.1f} s"
+    s = int(round(seconds))
     if s < 60:
         return f"{s} s"
     if s < 3600:

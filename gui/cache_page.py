@@ -40,6 +40,8 @@ from gui.workers import Starter
 REFRESH_MS = 250
 """Totals and re-sort follow the table at most this often while results stream in."""
 OVERVIEW_MS = 2000
+LARGEST = 6
+"""Programs listed in the chart's "largest" block: enough to spot the hogs, short enough to fit."""
 """The overview chart, at most this often while a run is going (always at its end)."""
 
 class CachePage(QWidget):
@@ -204,6 +206,8 @@ class CachePage(QWidget):
         self.side.setStretchFactor(0, 0)
         self.side.setStretchFactor(1, 1)
         self.side.setChildrenCollapsible(False)
+        self._side_user_sized = False
+        self.side.splitterMoved.connect(self._side_moved)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.addWidget(self.table)
         self.splitter.addWidget(self.side)
@@ -482,7 +486,7 @@ class CachePage(QWidget):
         self._refresh_timer.stop()
         if not self.busy:
             self.table.flush_repaint()
-        stats = self.model.stats()
+        stats = self.model.stats(largest=LARGEST)
         self.summary.set_stats(stats)
         figures = (stats.by_status, stats.by_store, stats.largest)
         now = time.monotonic()
@@ -492,6 +496,7 @@ class CachePage(QWidget):
             self._overview_figures = figures
             self._overview_time = now
             self.overview.set_data(*figures)
+            self._fit_overview()
         # Rows keep their place while a run streams results (re-sorting would move them under the
         # reader's eyes, and relayout 10,000 rows each time); they move to their sorted place once,
         # when the run ends.
@@ -499,6 +504,9 @@ class CachePage(QWidget):
             current = self.table.currentIndex()
             if current.isValid():
                 self.table.scrollTo(current)
+
+    def _side_moved(self, _pos: int, _index: int) -> None:
+        self._side_user_sized = True
 
     def _set_busy(self) -> None:
         busy = self.busy
@@ -598,6 +606,8 @@ class CachePage(QWidget):
                 state = read_bytes(settings, key)
                 if state:
                     splitter.restoreState(state)
+                    if splitter is self.side:
+                        self._side_user_sized = True
             column = read_int(settings, "sortColumn", Column.PROGRAM)
             order = read_int(settings, "sortOrder", 0)
             if 0 <= column < len(Column):
@@ -611,9 +621,21 @@ class CachePage(QWidget):
         """Split the page's width between the table and the side column (no saved layout)."""
         side = max(320, min(440, width * 2 // 7))
         self.splitter.setSizes([max(300, width - side), side])
-        hint = self.overview.heightForWidth(side) if self.overview.hasHeightForWidth() else -1
-        if hint > 0:
-            self.side.setSizes([hint, max(200, self.height() - hint)])
+        self._fit_overview()
+
+    def _fit_overview(self) -> None:
+        """Give the chart the height its content needs, until the user drags the divider."""
+        if self._side_user_sized or not self.overview.hasHeightForWidth():
+            return
+        sizes = self.side.sizes()
+        total = sum(sizes)
+        width = self.overview.width() or self.side.width()
+        want = self.overview.heightForWidth(width)
+        if want <= 0 or total <= 0:
+            return
+        want = min(want, total - min(total // 3, 220))  # the details pane keeps room
+        if want != sizes[0]:
+            self.side.setSizes([want, total - want])
 
 
 def _verify_progress_text(p) -> tuple[float, str]:
