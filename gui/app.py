@@ -118,15 +118,26 @@ def _build_window(stores, env, settings):
 def _interactive(app: QApplication, stores, env, verify: bool) -> int:
     window, page = _build_window(stores, env, open_settings())
     window.restore_state()
+    previous_hook = sys.excepthook
+
+    def report(kind, error, tb) -> None:
+        # A bug in a slot must not print a traceback at the user and carry on silently: log it
+        # in full, and say in the window that something went wrong.
+        log.error("unexpected error", exc_info=(kind, error, tb))
+        window.report_error(f"Unexpected error: {kind.__name__}: {error} (details in the log)")
+
+    sys.excepthook = report
     window.show()
     if not window.has_saved_geometry():
         page.set_default_sizes(page.width())
     if verify:
         page.scanFinished.connect(page.verify_all, Qt.ConnectionType.SingleShotConnection)
     window.start()
-    code = app.exec()
-    page.shutdown()
-    return code
+    try:
+        return app.exec()
+    finally:
+        sys.excepthook = previous_hook
+        page.shutdown()
 
 
 def _screenshot(app: QApplication, stores, env, path: str, verify: bool) -> int:

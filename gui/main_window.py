@@ -200,12 +200,21 @@ class MainWindow(QMainWindow):
             page.shutdown()  # type: ignore[attr-defined]
         super().closeEvent(event)
 
-    def show_about(self) -> None:
-        QMessageBox.about(
-            self,
-            "About Zero Install Admin",
+    def about_text(self) -> str:
+        return (
             f"<h3>Zero Install Admin {self.version}</h3>"
             "<p>Browse, verify and clean the implementation caches of "
             "<a href='https://0install.net/'>Zero Install</a>.</p>"
-            "<p>Licensed under the GNU LGPL, version 2.1 or later.</p>",
+            "<p>Licensed under the GNU LGPL, version 2.1 or later.</p>"
         )
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About Zero Install Admin", self.about_text())
+
+    def report_error(self, text: str) -> None:
+        """An unexpected error: in the current page's banner if it has one, else the status bar."""
+        banner = getattr(self.current_page, "banner", None)
+        if banner is not None:
+            banner.add_message(text, "error")
+        else:
+            self.statusBar().showMessage(text)

@@ -302,3 +302,71 @@ def test_screenshot_after_verifying_the_demo(qapp, tmp_path: Path) -> None:
     assert not QImage(str(png)).isNull()
     leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     assert leftover == []  # every worker thread ended before main() returned
+
+
+def test_actions_explain_themselves_and_the_window_has_an_icon(qtbot, tmp_path: Path) -> None:
+    window, page = open_window(qtbot, stores=stores_from_paths([str(tmp_path)]))
+    assert not window.windowIcon().isNull()
+    menus = [a.menu() for a in window.menuBar().actions() if a.menu() is not None]
+    actions = [a for menu in menus for a in menu.actions() if not a.isSeparator()]
+    assert len(actions) >= 12
+    for action in actions:
+        plain = action.text().replace("&", "").rstrip("…")
+        assert action.toolTip() and action.toolTip() != plain, action.text()
+    assert "test" in window.about_text()  # the version the window was given
+
+
+def test_f5_rescans_and_escape_does_nothing_when_idle(qtbot, real_store, three_impls) -> None:
+    window, page = open_window(qtbot, env=real_store.env)
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+    page.table.setFocus()
+    qtbot.keyClick(page.table, Qt.Key.Key_Escape)  # idle: nothing to cancel, nothing breaks
+    with qtbot.waitSignal(page.scanFinished, timeout=WAIT_MS):
+        qtbot.keyClick(page.table, Qt.Key.Key_F5)
+    assert page.model.rowCount() == 3
+    assert page._scan_generation == 2
+
+
+def test_closing_the_window_stops_a_running_verification(qtbot, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    (store / ("sha256new_" + "E" * 52)).mkdir(parents=True)
+    with open(store / ("sha256new_" + "E" * 52) / "big", "wb") as f:
+        f.truncate(16 << 30)
+    window, page = open_window(qtbot, stores=stores_from_paths([str(store)]))
+    before = {t for t in threading.enumerate()}
+    page.verify_all()
+    qtbot.waitUntil(lambda: "Verifying:" in page.activity.text, timeout=WAIT_MS)
+    window.close()  # cancels and waits (bounded) for the worker threads
+    started = [t for t in threading.enumerate() if t not in before]
+    assert all(not t.is_alive() for t in started)
+
+
+def test_main_opens_the_window_and_remembers_its_settings(qapp, tmp_path: Path,
+                                                          private_settings: Path) -> None:
+    from PySide6.QtCore import QTimer
+
+    store = tmp_path / "store"
+    (store / ("sha256new_" + "F" * 52)).mkdir(parents=True)
+    seen: list[int] = []
+
+    def close_when_scanned() -> None:
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+        if not windows:
+            QTimer.singleShot(20, close_when_scanned)
+            return
+        page = windows[0].pages[0]
+        if page.busy or page.model.rowCount() == 0:
+            QTimer.singleShot(20, close_when_scanned)
+            return
+        seen.append(page.model.rowCount())
+        page.table.sortByColumn(Column.ADDED, Qt.SortOrder.DescendingOrder)
+        windows[0].close()
+
+    QTimer.singleShot(0, close_when_scanned)
+    assert main(["--store", str(store)]) == 0
+    assert seen == [1]
+    saved = QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                      "Zero Install", "Zero Install Admin")
+    assert str(private_settings) in saved.fileName()
+    assert int(saved.value("cache/sortColumn")) == Column.ADDED
