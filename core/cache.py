@@ -508,6 +508,7 @@ def _helper_main(flags_fd):
     def give(paths):
         out.write(b"G " + repr(paths).encode() + b"\n")
         out.flush()
+        flags[0] = 0  # once is enough: the parent raises the flag again if still short of work
 
     out.write(b"ready\n")
     out.flush()
@@ -785,7 +786,7 @@ class _Run:
     def _update_hungry(self) -> None:
         idle_helper = any(s.helper.ready and not s.sent and not s.dead for s in self.slots.values())
         hungry = not self.units and not self.local and (idle_helper or not self.walking)
-        if hungry != self.hungry:
+        if hungry or hungry != self.hungry:  # helpers lower their flag after handing work over
             self.hungry = hungry
             for slot in self.slots.values():
                 if not slot.dead:
