@@ -84,7 +84,11 @@ def duration_text(seconds: float) -> str:
 
 
 class ActivityBar(QWidget):
-    """Hidden when idle; shows a busy or a determinate progress bar with a line of text."""
+    """A busy or determinate progress bar with a line of text and a Cancel button.
+
+    Its height stays reserved when idle (only its contents hide): showing it when a run starts
+    would otherwise re-lay out the whole page, table included, at the moment the workers start.
+    """
 
     def __init__(self, cancel: QAction, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -103,7 +107,22 @@ class ActivityBar(QWidget):
         layout.addWidget(self._bar)
         layout.addWidget(self._label, 1)
         layout.addWidget(self._cancel)
-        self.hide()
+        for part in (self._bar, self._cancel):
+            policy = part.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            part.setSizePolicy(policy)
+        self._active = False
+        self._show_parts(False)
+
+    def _show_parts(self, on: bool) -> None:
+        self._active = on
+        self._bar.setVisible(on)
+        self._cancel.setVisible(on)
+
+    @property
+    def active(self) -> bool:
+        """Whether a run is being shown (the widget itself always keeps its place)."""
+        return self._active
 
     @property
     def text(self) -> str:
@@ -119,19 +138,20 @@ class ActivityBar(QWidget):
     def busy(self, text: str) -> None:
         self._bar.setRange(0, 0)
         self._label.setText(text)
-        self.show()
+        self._show_parts(True)
 
     def progress(self, fraction: float, text: str) -> None:
         self._bar.setRange(0, _STEPS)
         self._bar.setValue(max(0, min(_STEPS, int(fraction * _STEPS))))
         self._label.setText(text)
-        self.show()
+        if not self._active:
+            self._show_parts(True)
 
     def message(self, text: str) -> None:
         self._label.setText(text)
 
     def idle(self) -> None:
-        self.hide()
+        self._show_parts(False)
         self._bar.setRange(0, _STEPS)
         self._bar.setValue(0)
         self._label.clear()

@@ -44,6 +44,33 @@ LARGEST = 6
 """Programs listed in the chart's "largest" block: enough to spot the hogs, short enough to fit."""
 """The overview chart, at most this often while a run is going (always at its end)."""
 
+class _Overview(OverviewWidget):
+    """The integrity chart, remembering its height for each width until its data or font changes.
+
+    Qt's layouts ask a height-for-width widget for its height several times per change; the chart
+    computes its whole layout each time, which under a busy verification took ~100 ms per change.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        self._heights: dict[int, int] = {}
+        super().__init__(parent)
+
+    def set_data(self, by_status: dict[str, int], by_store: dict[str, int],
+                 largest: list[tuple[str, int]]) -> None:
+        self._heights = {}
+        super().set_data(by_status, by_store, largest)
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt naming
+        height = self._heights.get(width)
+        if height is None:
+            height = self._heights[width] = super().heightForWidth(width)
+        return height
+
+    def changeEvent(self, event) -> None:  # noqa: N802
+        self._heights = {}
+        super().changeEvent(event)
+
+
 class CachePage(QWidget):
     """Lists the stores' entries, measures them, verifies them on demand."""
 
@@ -197,7 +224,7 @@ class CachePage(QWidget):
         self.table = CacheTable(self.proxy, self)
         self._setup_table()
         self.details = DetailsPane(self)
-        self.overview = OverviewWidget(self)
+        self.overview = _Overview(self)
         self.overview.statusClicked.connect(self.toggle_status)
 
         self.side = QSplitter(Qt.Orientation.Vertical, self)
@@ -390,6 +417,7 @@ class CachePage(QWidget):
         self._verify_rows = rows
         self._verify_started = time.monotonic()
         self.model.set_verifying(rows, True)
+        self._overview_time = time.monotonic()  # the chart follows later: not at the busiest moment
         self._schedule_refresh()
         self.activity.progress(0.0, f"Verifying {len(rows):,} entries…")
         self._set_busy()
@@ -496,7 +524,8 @@ class CachePage(QWidget):
             self._overview_figures = figures
             self._overview_time = now
             self.overview.set_data(*figures)
-            self._fit_overview()
+            if not self.busy:
+                self._fit_overview()  # asks the chart to lay itself out: not while work streams
         # Rows keep their place while a run streams results (re-sorting would move them under the
         # reader's eyes, and relayout 10,000 rows each time); they move to their sorted place once,
         # when the run ends.
