@@ -8,9 +8,9 @@ rebuilds).
 
 How it is made: the stdlib (``sysconfig.get_paths()['stdlib']`` without ``site-packages`` and
 ``dist-packages``) is copied several times until the store holds about ``--files`` files and
-``--megabytes`` MB. The first copy is complete; later copies keep only the smaller files, so the mix of
-file sizes stays close to a real cache instead of repeating the few huge files. Each copy is split into
-implementations by top-level package (neighbouring small packages grouped together), each
+``--megabytes`` MB. The first copy is complete; later copies keep only the smaller files, so the
+mix of file sizes stays close to a real cache instead of repeating the few huge files. Each copy is
+split into implementations by top-level package (neighbouring small packages grouped together), each
 implementation gets a small marker file saying which copy it is (so every copy has its own digest),
 and it is added as 0install does: a ``.manifest`` file, the directory named by its real sha256new
 digest, everything made read-only.
@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.digests import format_digest  # noqa: E402
-from core.manifest import generate_manifest, hash_manifest  # noqa: E402
+from core.digests import format_digest
+from core.manifest import generate_manifest, hash_manifest
 
 DEFAULT_CACHE = "/tmp/zeroinstall-admin-bench/cache"
 ALGORITHM = "sha256new"
@@ -58,7 +58,7 @@ def stdlib_dir() -> Path:
 
 
 def stdlib_files(root: Path) -> list[SourceFile]:
-    """Every regular file and symlink of the stdlib, sorted, without installed third-party packages."""
+    """Every regular file and symlink of the stdlib, sorted, without third-party packages."""
     found: list[SourceFile] = []
     for dirpath, dirnames, filenames in os.walk(root):
         if Path(dirpath) == root:
@@ -75,9 +75,11 @@ def stdlib_files(root: Path) -> list[SourceFile]:
     return found
 
 
-def plan_copies(files: list[SourceFile], target_files: int, target_bytes: int) -> list[list[SourceFile]]:
-    """Which files each copy holds: the first copy everything, then copies of the smaller files whose
-    mean size is what is still needed per file, until the file target is met."""
+def plan_copies(
+    files: list[SourceFile], target_files: int, target_bytes: int
+) -> list[list[SourceFile]]:
+    """Which files each copy holds: the first copy everything, then copies of the smaller files
+    whose mean size is what is still needed per file, until the file target is met."""
     copies = [list(files)]
     left_files = target_files - len(files)
     left_bytes = target_bytes - sum(f.size for f in files)
@@ -118,7 +120,7 @@ def group_by_package(files: list[SourceFile], min_files: int) -> list[list[Sourc
 
 
 def _make_writable_and_remove(path: Path) -> None:
-    """Remove a tree that 0install made read-only (chmod the directories first: needed unless root)."""
+    """Remove a tree that 0install made read-only (chmod its directories first, unless root)."""
     if not path.exists():
         return
     for dirpath, dirnames, _ in os.walk(path):
@@ -141,7 +143,9 @@ def _make_read_only(root: Path) -> None:
         os.chmod(dirpath, 0o555)
 
 
-def add_implementation(store: Path, src: Path, files: list[SourceFile], label: str) -> tuple[str, int]:
+def add_implementation(
+    store: Path, src: Path, files: list[SourceFile], label: str
+) -> tuple[str, int]:
     """Copy ``files`` into a new implementation; returns (digest name, bytes)."""
     tmp = Path(tempfile.mkdtemp(prefix="tmp-bench-", dir=store))
     size = 0
@@ -203,7 +207,12 @@ def build(cache: Path, target_files: int, target_mb: int, group_files: int, forc
             total_files += len(group) + 1
             total_bytes += size
             print(f"  {name}  {label}: {len(group)} files, {size / 1e6:.1f} MB", flush=True)
-    stamp = {"settings": settings, "implementations": count, "files": total_files, "bytes": total_bytes}
+    stamp = {
+        "settings": settings,
+        "implementations": count,
+        "files": total_files,
+        "bytes": total_bytes,
+    }
     stamp_path.write_text(json.dumps(stamp, indent=1))
     print(
         f"{store}: {count} implementations, {total_files} files, {total_bytes / 1e6:.0f} MB "
@@ -215,14 +224,18 @@ def build(cache: Path, target_files: int, target_mb: int, group_files: int, forc
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "cache", nargs="?", default=DEFAULT_CACHE,
+        "cache",
+        nargs="?",
+        default=DEFAULT_CACHE,
         help=f"cache dir to build the store in (the store is CACHE/0install.net/implementations; "
         f"default {DEFAULT_CACHE})",
     )
     parser.add_argument("--files", type=int, default=34_000, help="about how many files (34000)")
     parser.add_argument("--megabytes", type=int, default=600, help="about how many MB (600)")
     parser.add_argument(
-        "--group-files", type=int, default=500,
+        "--group-files",
+        type=int,
+        default=500,
         help="merge neighbouring top-level packages until an implementation has this many files",
     )
     parser.add_argument("--force", action="store_true", help="rebuild even if already built")

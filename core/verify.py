@@ -1,9 +1,10 @@
-"""Parallel verification of implementation directories, with the verdicts of ``0install store verify``.
+"""Parallel verification of implementation directories, with ``0install store verify``'s verdicts.
 
 :func:`verify_paths` checks many cache entries at once on a pool of threads. Each entry goes through
-the same steps as :func:`core.manifest.verify_directory` (walk with :func:`~core.manifest.plan_tree`,
-hash every regular file, :meth:`~core.manifest.TreePlan.assemble`, :func:`~core.manifest.compare`
-with the stored ``.manifest``), so its verdict is the same; only the work is spread out.
+the same steps as :func:`core.manifest.verify_directory` (walk with
+:func:`~core.manifest.plan_tree`, hash every regular file, :meth:`~core.manifest.TreePlan.assemble`,
+:func:`~core.manifest.compare` with the stored ``.manifest``), so its verdict is the same; only the
+work is spread out.
 
 How the work is shared, and why (measured with ``benchmarks/bench_verify.py --profile``):
 
@@ -33,9 +34,9 @@ import stat
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from heapq import heappop, heappush
-from typing import Callable, Sequence
 
 from core.digests import Digest, DigestError, parse_digest, value_problem
 from core.manifest import (
@@ -51,10 +52,18 @@ from core.manifest import (
     read_stored_manifest,
 )
 
-__all__ = ["Progress", "verify_paths", "BIG_FILE", "CHUNK", "BATCH_BYTES", "BATCH_FILES"]
+__all__ = [
+    "BATCH_BYTES",
+    "BATCH_FILES",
+    "BIG_FILE",
+    "CHUNK",
+    "WALK_AHEAD_FILES",
+    "Progress",
+    "verify_paths",
+]
 
 CHUNK = 1 << 20
-"""Files this big or bigger are read in chunks of this size (cancellation is checked between them)."""
+"""Files this big or bigger are read in chunks of this size, checking for cancellation between."""
 
 BIG_FILE = 1 << 20
 """Files this big or bigger are tasks of their own, largest first; smaller ones go in batches."""
@@ -62,12 +71,13 @@ BIG_FILE = 1 << 20
 BATCH_BYTES = 1 << 20
 BATCH_FILES = 128
 """A batch of small files stops growing at this many bytes or files: big enough that queueing costs
-nothing per file, small enough (about a millisecond of hashing) that the last batches end together."""
+nothing per file, small enough (about a millisecond of hashing) that the last batches end
+together."""
 
 WALK_AHEAD_FILES = 50_000
-"""Walks go before hashing only while fewer files than this wait to be hashed: enough to walk a usual
-cache completely first (so the byte total is known early), while the plans of a huge one are not all
-held in memory at once."""
+"""Walks go before hashing only while fewer files than this wait to be hashed: enough to walk a
+usual cache completely first (so the byte total is known early), while the plans of a huge one are
+not all held in memory at once."""
 
 _WAIT = 0.02  # seconds between checks of the caller's cancel Event while waiting
 
@@ -86,7 +96,7 @@ def _open_flags(owner_uid: int) -> int:
 
 
 # The constructors themselves: hashlib.new(name) looks the name up on every call.
-_HASHERS: dict[str, Callable[..., "hashlib._Hash"]] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
+_HASHERS: dict[str, Callable[..., hashlib._Hash]] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
 
 
 @dataclass(slots=True)
@@ -126,8 +136,17 @@ class _Entry:
     """The state of one path being verified."""
 
     __slots__ = (
-        "index", "root", "digest", "problem", "skipped", "plan", "hashes", "remaining", "bytes_left",
-        "done", "flags",
+        "bytes_left",
+        "digest",
+        "done",
+        "flags",
+        "hashes",
+        "index",
+        "plan",
+        "problem",
+        "remaining",
+        "root",
+        "skipped",
     )
 
     def __init__(self, index: int, root: bytes, digest: Digest | None, skipped: str = ""):
@@ -143,7 +162,9 @@ class _Entry:
         self.remaining = 0  # files still to hash
         self.bytes_left = 0  # planned bytes not yet credited to the progress
         self.done = False
-        self.flags = _OPEN_FLAGS  # for os.open; O_NOATIME added when the entry is ours (or we're root)
+        self.flags = (
+            _OPEN_FLAGS  # for os.open; O_NOATIME added when the entry is ours (or we're root)
+        )
 
     @property
     def expected(self) -> str | None:
@@ -151,7 +172,7 @@ class _Entry:
 
 
 def _hash_small(
-    path: bytes, size: int, new: Callable[..., "hashlib._Hash"], hash_name: str, flags: int
+    path: bytes, size: int, new: Callable[..., hashlib._Hash], hash_name: str, flags: int
 ) -> str:
     """Hash a file smaller than CHUNK with one read of ``size + 1`` bytes.
 
@@ -194,11 +215,15 @@ def _top_level_problem(root: bytes, st: os.stat_result) -> str:
         )
     if stat.S_ISREG(mode):
         return (
-            f"Planted file: '{shown}' is a regular file ({st.st_size} bytes), not an implementation "
-            "directory; remove it."
+            f"Planted file: '{shown}' is a regular file ({st.st_size} bytes), not an "
+            "implementation directory; remove it."
         )
-    kinds = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
-             stat.S_IFBLK: "a block device"}
+    kinds = {
+        stat.S_IFIFO: "a FIFO",
+        stat.S_IFSOCK: "a socket",
+        stat.S_IFCHR: "a character device",
+        stat.S_IFBLK: "a block device",
+    }
     kind = kinds.get(stat.S_IFMT(mode), f"file type {stat.S_IFMT(mode):o}")
     return f"Planted {kind}: '{shown}' is not an implementation directory; remove it."
 
@@ -209,12 +234,10 @@ class _Run:
     def __init__(
         self,
         entries_total: int,
-        jobs: int,
         on_result: Callable[[int, VerifyOutcome], None] | None,
         cancel: threading.Event,
     ):
         self.results: list[VerifyOutcome | None] = [None] * entries_total
-        self.jobs = jobs
         self.on_result = on_result
         self.cancel = cancel
         self.lock = threading.Lock()  # guards everything below and each _Entry's counters
@@ -239,7 +262,10 @@ class _Run:
     def snapshot(self, started: float) -> Progress:
         with self.lock:
             return Progress(
-                self.entries_done, len(self.results), self.bytes_done, self.bytes_total,
+                self.entries_done,
+                len(self.results),
+                self.bytes_done,
+                self.bytes_total,
                 time.perf_counter() - started,
             )
 
@@ -271,7 +297,7 @@ class _Run:
             if self.on_result is not None:
                 try:
                     self.on_result(entry.index, outcome)
-                except BaseException as exc:
+                except BaseException as exc:  # noqa: BLE001 - re-raised by verify_paths
                     self.fail(exc)  # the caller's bug: stop, and re-raise it from verify_paths
                     raise _Cancelled from None
 
@@ -342,7 +368,7 @@ class _Run:
                     return
                 except ManifestError as exc:
                     self.deliver(entry, self._error_outcome(entry, exc))
-                except Exception as exc:  # a bug must not stop the other entries: report it
+                except Exception as exc:  # noqa: BLE001 - a bug must not stop the other entries
                     self.deliver(
                         entry,
                         VerifyOutcome(
@@ -354,7 +380,7 @@ class _Run:
                     )
         except _Cancelled:
             return
-        except BaseException as exc:  # e.g. MemoryError: stop everything, re-raise it later
+        except BaseException as exc:  # noqa: BLE001 - e.g. MemoryError: stop all, re-raise later
             self.fail(exc)
 
     def _error_outcome(self, entry: _Entry, exc: ManifestError) -> VerifyOutcome:
@@ -460,7 +486,7 @@ class _Run:
         view = memoryview(buffer)
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                # Swapped for a FIFO or a device since the walk: reading it could block or never end.
+                # Swapped for a FIFO or a device since the walk: reading could block or never end.
                 raise ManifestError(
                     f"'{display_path(path)}' stopped being a regular file while it was being read",
                     path,
@@ -536,14 +562,14 @@ def verify_paths(
     every ``progress_interval`` seconds and once at the end. Setting ``cancel`` (from any thread,
     callbacks included) makes this return promptly with None for the entries not finished.
 
-    Never raises for a bad entry: names that are not digests are "skipped"; a symlink or regular file
-    named like a digest, a malformed digest value or a FIFO inside are "corrupt"; unreadable or
+    Never raises for a bad entry: names that are not digests are "skipped"; a symlink or regular
+    file named like a digest, a malformed digest value or a FIFO inside are "corrupt"; unreadable or
     vanishing entries are "error". Exceptions raised by the callbacks are re-raised here.
     """
     started = time.perf_counter()
     cancel = cancel if cancel is not None else threading.Event()
     jobs = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
-    run = _Run(len(paths), jobs, on_result, cancel)
+    run = _Run(len(paths), on_result, cancel)
 
     entries: list[_Entry] = []
     for index, path in enumerate(paths):
