@@ -587,7 +587,7 @@ def verify_paths(
     if not paths:
         run.finished.set()
     threads = [
-        threading.Thread(target=run.worker, name=f"verify-{n}", daemon=True)
+        threading.Thread(target=run.worker, name=f"verify-worker-{n}", daemon=True)
         for n in range(jobs if entries else 0)
     ]
     try:

@@ -45,6 +45,12 @@ def copy_impl(src: Path, dest: Path) -> Path:
     return dest
 
 
+def live_workers() -> list[threading.Thread]:
+    return [
+        t for t in threading.enumerate() if t.name.startswith("verify-worker-") and t.is_alive()
+    ]
+
+
 def assert_same_verdict(
     ours: VerifyOutcome | None, ref: VerifyOutcome, detail: bool = True
 ) -> None:
@@ -479,7 +485,7 @@ def test_on_result_once_per_entry_with_its_index(mixed: dict[str, Path]) -> None
     assert sorted(i for i, _, _ in calls) == list(range(len(mixed)))
     for index, outcome, thread in calls:
         assert outcome is results[index]
-        assert thread.startswith("verify-")  # a worker, not the caller
+        assert thread.startswith("verify-worker-")  # a worker, not the caller
 
 
 def test_progress_is_monotonic_and_complete(mixed: dict[str, Path]) -> None:
@@ -569,7 +575,46 @@ def test_cancel_from_on_progress_stops_inside_a_big_file(tmp_path: Path) -> None
     assert 0 < seen[-1].bytes_done < seen[-1].bytes_total == 8 << 30
     assert returned < 1.0, f"took {returned:.2f} s to stop"
     # ...and the worker really stopped: it was not just left behind.
-    assert not [t for t in threading.enumerate() if t.name.startswith("verify-") and t.is_alive()]
+    assert not live_workers()
+
+
+def test_cancel_during_a_long_walk_returns_without_waiting_for_it(
+    good: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """plan_tree cannot be interrupted; a cancelled run must not wait for a huge walk to end, and
+    the walker left behind must not report anything once verify_paths has returned."""
+    walking = threading.Event()
+    release = threading.Event()
+    real_plan_tree = verify.plan_tree
+
+    def endless_walk(root, algorithm):
+        walking.set()
+        release.wait(30)  # stands for a walk of millions of files
+        return real_plan_tree(root, algorithm)
+
+    monkeypatch.setattr(verify, "plan_tree", endless_walk)
+    cancel = threading.Event()
+    calls: list[int] = []
+
+    def on_progress(p: Progress) -> None:
+        if walking.is_set():
+            cancel.set()
+
+    t0 = time.perf_counter()
+    results = verify_paths(
+        [str(good[0])],
+        on_result=lambda i, o: calls.append(i),
+        on_progress=on_progress,
+        cancel=cancel,
+        progress_interval=0,
+    )
+    assert time.perf_counter() - t0 < 5
+    assert results == [None]
+    release.set()
+    for thread in threading.enumerate():
+        if thread.name.startswith("verify-worker-"):
+            thread.join(10)
+    assert calls == []
 
 
 def test_exception_in_a_callback_reaches_the_caller(good: list[Path]) -> None:
@@ -578,12 +623,12 @@ def test_exception_in_a_callback_reaches_the_caller(good: list[Path]) -> None:
 
     with pytest.raises(RuntimeError, match="the GUI broke"):
         verify_paths([str(p) for p in good], jobs=2, on_result=on_result)
-    assert not [t for t in threading.enumerate() if t.name.startswith("verify-") and t.is_alive()]
+    assert not live_workers()
 
 
 def test_no_worker_left_behind(good: list[Path]) -> None:
     verify_paths([str(p) for p in good], jobs=4)
-    assert not [t for t in threading.enumerate() if t.name.startswith("verify-") and t.is_alive()]
+    assert not live_workers()
 
 
 def test_read_only_modes_survive(good: list[Path]) -> None:
