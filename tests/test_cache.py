@@ -411,6 +411,23 @@ def test_measure_all_reports_each_entry_once_with_exact_results(tmp_path: Path, 
     assert all(e.usage is None for e in entries)  # storing it is the caller's business
 
 
+def test_names_that_are_not_utf8(tmp_path: Path) -> None:
+    store_dir = os.fsencode(tmp_path / "store")
+    os.mkdir(store_dir)
+    for top in (b"tmp-\xff\xfe", b"caf\xe9"):
+        os.mkdir(store_dir + b"/" + top)
+        for sub in (b"d\x80", b"plain"):
+            os.mkdir(store_dir + b"/" + top + b"/" + sub)
+            with open(store_dir + b"/" + top + b"/" + sub + b"/f\xff", "wb") as f:
+                f.write(b"z" * 300)
+    entries = cache.list_entries([store_at(tmp_path / "store")])
+    assert sorted(os.fsencode(e.name) for e in entries) == [b"caf\xe9", b"tmp-\xff\xfe"]
+    assert {e.kind for e in entries} == {"temporary", "unknown"}
+    expected = {e.name: cache.measure(e) for e in entries}
+    assert all(u.files == 2 and u.error is None for u in expected.values())
+    assert measure_on_helpers(entries, 1) == expected
+
+
 def test_splitting_an_entry_counts_everything_once(tmp_path: Path) -> None:
     root = write_tree(tmp_path / GOOD_SHA1NEW, {
         f"p{i}/q{j}/f{k}": "y" * (i + j + k) for i in range(6) for j in range(4) for k in range(3)
