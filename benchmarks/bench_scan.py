@@ -33,14 +33,14 @@ import sysconfig
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import cache, stores  # noqa: E402
-from core.manifest import ManifestError, manifest_digest  # noqa: E402
+from core import cache, stores
+from core.manifest import ManifestError, manifest_digest
 
 BENCH_DIR = Path(tempfile.gettempdir()) / f"zeroinstall-admin-bench-scan-{os.getuid()}"
 LAYOUT_VERSION = 1  # bump when the realistic store is made differently, so old ones are rebuilt
@@ -131,9 +131,12 @@ def build_realistic_store(rebuild: bool) -> Path:
         for top in tops:
             if top.is_dir() and not top.is_symlink():
                 parts.append(top)
-            elif top.is_file() and not top.is_symlink():
-                if copy == 1 or top.stat().st_size <= BIG_FILE:
-                    shutil.copy2(top, modules / top.name)
+            elif (
+                top.is_file()
+                and not top.is_symlink()
+                and (copy == 1 or top.stat().st_size <= BIG_FILE)
+            ):
+                shutil.copy2(top, modules / top.name)
         for part in [None, *parts]:
             work = modules if part is None else staging / part.name
             if part is not None:
@@ -274,8 +277,10 @@ def bench_listing(repeat: int) -> None:
         assert len(entries) == 10_000 and kinds == {"implementation"}, (len(entries), kinds)
         _make_writable(store_dir)
     best, median = min(times), statistics.median(times)
-    print(f"list_entries, 10,000 entries: best {best:.3f} s, median {median:.3f} s "
-          f"({10_000 / best:,.0f} entries/s); all 10,000 classified as implementations")
+    print(
+        f"list_entries, 10,000 entries: best {best:.3f} s, median {median:.3f} s "
+        f"({10_000 / best:,.0f} entries/s); all 10,000 classified as implementations"
+    )
 
 
 def bench_measuring(repeat: int, rebuild: bool) -> None:
@@ -283,10 +288,15 @@ def bench_measuring(repeat: int, rebuild: bool) -> None:
     store = stores.stores_from_paths([str(store_dir)])
     entries = cache.list_entries(store)
     n_files = sum(1 + len(d) + len(f) for _, d, f in os.walk(store_dir))
-    du_bytes = int(subprocess.run(["du", "-sb", str(store_dir)], capture_output=True,
-                                  check=True).stdout.split()[0])
-    print(f"\nRealistic store: {store_dir}\n  {len(entries)} implementations, "
-          f"{n_files:,} files and directories, {du_bytes / 1e6:,.0f} MB apparent")
+    du_bytes = int(
+        subprocess.run(
+            ["du", "-sb", str(store_dir)], capture_output=True, check=True
+        ).stdout.split()[0]
+    )
+    print(
+        f"\nRealistic store: {store_dir}\n  {len(entries)} implementations, "
+        f"{n_files:,} files and directories, {du_bytes / 1e6:,.0f} MB apparent"
+    )
 
     roots = [e.path for e in entries]
     jobs = cache._default_jobs()
@@ -308,12 +318,17 @@ def bench_measuring(repeat: int, rebuild: bool) -> None:
     store_own = os.lstat(store_dir)
     total_size = sum(u.size for u in usages) + store_own.st_size
     total_disk = sum(u.disk for u in usages) + store_own.st_blocks * 512
-    du_disk = int(subprocess.run(["du", "-s", "--block-size=1", str(store_dir)],
-                                 capture_output=True, check=True).stdout.split()[0])
+    du_disk = int(
+        subprocess.run(
+            ["du", "-s", "--block-size=1", str(store_dir)], capture_output=True, check=True
+        ).stdout.split()[0]
+    )
     assert len(usages) == len(entries) and not any(u.error for u in usages)
-    print(f"  measure_all totals: {total_size:,} bytes apparent (du -sb {du_bytes:,}), "
-          f"{total_disk:,} on disk (du {du_disk:,}): "
-          f"{'identical' if (total_size, total_disk) == (du_bytes, du_disk) else 'DIFFERENT'}")
+    print(
+        f"  measure_all totals: {total_size:,} bytes apparent (du -sb {du_bytes:,}), "
+        f"{total_disk:,} on disk (du {du_disk:,}): "
+        f"{'identical' if (total_size, total_disk) == (du_bytes, du_disk) else 'DIFFERENT'}"
+    )
 
     for fn in candidates.values():  # warm caches
         fn()
@@ -329,27 +344,39 @@ def bench_measuring(repeat: int, rebuild: bool) -> None:
         print(f"  {name:<42} {best:8.3f} {statistics.median(values):8.3f}   {du_best / best:5.2f}")
     best_all = min(times[f"measure_all() (jobs={jobs})"])
     apparent_best = min(times["du -s --apparent-size"])
-    print(f"\n  first measure_all() of the process (helpers starting): {first:.3f} s "
-          f"({du_best / first:.2f} of du)")
-    print(f"  measure_all() vs du -s: {du_best / best_all:.2f} "
-          f"(vs du -s --apparent-size: {apparent_best / best_all:.2f}); target >= 0.80")
+    print(
+        f"\n  first measure_all() of the process (helpers starting): {first:.3f} s "
+        f"({du_best / first:.2f} of du)"
+    )
+    print(
+        f"  measure_all() vs du -s: {du_best / best_all:.2f} "
+        f"(vs du -s --apparent-size: {apparent_best / best_all:.2f}); target >= 0.80"
+    )
     load = os.getloadavg()
-    print(f"  machine: {os.cpu_count()} CPUs ({jobs} usable), load average {load[0]:.2f} while "
-          "measuring (other programs' load slows the parallel figure most)")
+    print(
+        f"  machine: {os.cpu_count()} CPUs ({jobs} usable), load average {load[0]:.2f} while "
+        "measuring (other programs' load slows the parallel figure most)"
+    )
 
     # CPU time does not depend on the machine's load: it shows the work each way costs, and what
     # measure_all's wall time is when its cores are free.
     du_cpu = statistics.median(cpu_seconds(du_time(store_dir))[1] for _ in range(repeat))
-    one_cpu = statistics.median(cpu_seconds(lambda: run_measure_all(entries, 1))[0]
-                                for _ in range(repeat))
-    all_cpu = statistics.median(cpu_seconds(lambda: run_measure_all(entries))[0]
-                                for _ in range(repeat))
-    print(f"\n  CPU seconds (median): du -s {du_cpu:.3f}; measure_all(jobs=1) {one_cpu:.3f}; "
-          f"measure_all(jobs={jobs}) {all_cpu:.3f} in all its processes "
-          f"({all_cpu / one_cpu - 1:+.0%} for coordination)")
+    one_cpu = statistics.median(
+        cpu_seconds(lambda: run_measure_all(entries, 1))[0] for _ in range(repeat)
+    )
+    all_cpu = statistics.median(
+        cpu_seconds(lambda: run_measure_all(entries))[0] for _ in range(repeat)
+    )
+    print(
+        f"\n  CPU seconds (median): du -s {du_cpu:.3f}; measure_all(jobs=1) {one_cpu:.3f}; "
+        f"measure_all(jobs={jobs}) {all_cpu:.3f} in all its processes "
+        f"({all_cpu / one_cpu - 1:+.0%} for coordination)"
+    )
     if jobs > 1:
-        print(f"  with {jobs} free cores that is {all_cpu / jobs:.3f} s of wall time, "
-              f"{du_cpu / (all_cpu / jobs):.2f} of du's speed (projection, not a measurement)")
+        print(
+            f"  with {jobs} free cores that is {all_cpu / jobs:.3f} s of wall time, "
+            f"{du_cpu / (all_cpu / jobs):.2f} of du's speed (projection, not a measurement)"
+        )
 
 
 def main() -> int:

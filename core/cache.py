@@ -32,8 +32,9 @@ import sys
 import tempfile
 import threading
 from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Literal, Mapping, Sequence
+from typing import Literal
 
 from core.digests import Digest, DigestError, parse_digest, value_problem
 from core.feeds import FeedImpl, FeedIndex, load_app_uses
@@ -153,8 +154,9 @@ def _foreign_owner(uid: int, ctx: _Context) -> bool:
     return uid != 0 and ctx.store_uid is not None and uid != ctx.store_uid
 
 
-def _judge_digest_name(path: str, name: str, digest: Digest, st: os.stat_result,
-                       ctx: _Context) -> tuple[EntryKind, str]:
+def _judge_digest_name(
+    path: str, name: str, digest: Digest, st: os.stat_result, ctx: _Context
+) -> tuple[EntryKind, str]:
     mode = st.st_mode
     if stat.S_ISLNK(mode):
         return "suspicious", (
@@ -247,9 +249,12 @@ def _classify(name: str, path: str, st: os.stat_result, ctx: _Context) -> Entry:
         if _foreign_owner(st.st_uid, ctx):
             # Not a leftover of 0install: someone else can write into this store.
             who = _user_name(st.st_uid)
-            kind, reason = "suspicious", (
-                f"{_describe(path, st.st_mode)} owned by {who}, not by the store's owner "
-                f"({_user_name(ctx.store_uid or 0)}) or root: {who} can write into this store"
+            kind, reason = (
+                "suspicious",
+                (
+                    f"{_describe(path, st.st_mode)} owned by {who}, not by the store's owner "
+                    f"({_user_name(ctx.store_uid or 0)}) or root: {who} can write into this store"
+                ),
             )
     feed = None
     used_by: list[str] = []
@@ -309,8 +314,9 @@ def list_entries(
     for store in stores:
         if store.problem:
             continue
-        ctx = _Context(store, store.owner_uid, feeds, app_uses,
-                       _atime_reliable_on(store.path, partitions))
+        ctx = _Context(
+            store, store.owner_uid, feeds, app_uses, _atime_reliable_on(store.path, partitions)
+        )
         found = []
         try:
             with os.scandir(store.path) as it:
@@ -336,7 +342,7 @@ def _partitions() -> list[tuple[str, frozenset[str]]] | None:
 
         parts = psutil.disk_partitions(all=True)
         return [(p.mountpoint, frozenset(p.opts.split(","))) for p in parts]
-    except Exception:  # psutil missing or /proc unreadable: assume atimes are fine
+    except Exception:  # noqa: BLE001 - psutil missing or /proc unreadable: assume atimes are fine
         return None
 
 
@@ -348,10 +354,10 @@ def _atime_reliable_on(path: str, partitions: list[tuple[str, frozenset[str]]] |
     best_len = -1
     for mountpoint, opts in partitions:
         mp = mountpoint.rstrip("/") or "/"
-        if mp == "/" or real == mp or real.startswith(mp + "/"):
-            # Longest prefix wins; among equals the later mount is the one on top.
-            if len(mp) >= best_len:
-                best, best_len = opts, len(mp)
+        under = mp == "/" or real == mp or real.startswith(mp + "/")
+        # Longest prefix wins; among equals the later mount is the one on top.
+        if under and len(mp) >= best_len:
+            best, best_len = opts, len(mp)
     if best is None:
         return True
     # noatime: never updated. ro: nothing is ever written, access times included.
@@ -523,9 +529,9 @@ def _helper_main(flags_fd):
             out.flush()
 '''
 
-_walk: Callable[..., list | None]
-_encode_result: Callable[[list], bytes]
-exec(compile(_WALKER_SOURCE, "<core.cache walker>", "exec"), globals())
+_walker: dict[str, object] = {}
+exec(compile(_WALKER_SOURCE, "<core.cache walker>", "exec"), _walker)  # noqa: S102 - our own code
+_walk: Callable[..., list | None] = _walker["_walk"]  # type: ignore[assignment]
 
 
 def _go_on() -> int:
@@ -535,8 +541,14 @@ def _go_on() -> int:
 def _decode_result(line: bytes) -> list:
     if line.startswith(b"r "):
         _, size, blocks, files, newest = line.split()
-        return [int(size), int(blocks), int(files),
-                None if newest == b"None" else float(newest), {}, {}]
+        return [
+            int(size),
+            int(blocks),
+            int(files),
+            None if newest == b"None" else float(newest),
+            {},
+            {},
+        ]
     return ast.literal_eval(line[2:].decode())
 
 
@@ -617,7 +629,7 @@ def measure(entry: Entry) -> Usage:
     raises: what cannot be read is described in ``Usage.error`` and the rest is still counted."""
     try:
         return _measure_path(os.fsencode(entry.path))
-    except Exception as exc:  # a bug must not stop a scan; say what happened instead
+    except Exception as exc:  # noqa: BLE001 - a bug must not stop a scan; say what happened
         return Usage(0, 0, 0, None, f"it could not be measured: {exc}")
 
 
@@ -635,7 +647,7 @@ class _HelperProcess:
     """One ``python -I -S`` process running the walker; kept for later calls once started."""
 
     def __init__(self) -> None:
-        self._flags_file = tempfile.TemporaryFile()
+        self._flags_file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the helper
         self._flags_file.write(b"\0")
         self._flags_file.flush()
         fd = self._flags_file.fileno()
@@ -645,8 +657,11 @@ class _HelperProcess:
         # site-packages. The walker needs nothing but os, so the helper starts in milliseconds.
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-S", "-c", code],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            pass_fds=(fd,), bufsize=0,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(fd,),
+            bufsize=0,
         )
         self.stdin = self.proc.stdin.fileno()
         self.stdout = self.proc.stdout.fileno()
@@ -656,7 +671,7 @@ class _HelperProcess:
     def send(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            view = view[os.write(self.stdin, view):]
+            view = view[os.write(self.stdin, view) :]
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -683,8 +698,12 @@ _helpers_lock = threading.Lock()
 
 
 def _can_use_helpers() -> bool:
-    return (os.name == "posix" and bool(sys.executable) and not getattr(sys, "frozen", False)
-            and hasattr(select, "poll"))
+    return (
+        os.name == "posix"
+        and bool(sys.executable)
+        and not getattr(sys, "frozen", False)
+        and hasattr(select, "poll")
+    )
 
 
 def _borrow_helper() -> _HelperProcess | None:
@@ -752,8 +771,13 @@ class _Run:
     PIPELINE = 2  # units sent ahead to each helper
     SERVICE_EVERY = 16  # directories walked here between two looks at the helpers
 
-    def __init__(self, entries: list[Entry], on_result: Callable[[Entry, Usage], None],
-                 cancel: threading.Event | None, walk_here: bool = True):
+    def __init__(
+        self,
+        entries: list[Entry],
+        on_result: Callable[[Entry, Usage], None],
+        cancel: threading.Event | None,
+        walk_here: bool = True,
+    ):
         self.entries = entries
         self.tallies = [_Tally() for _ in entries]
         self.units: deque[_Unit] = deque(
@@ -907,8 +931,10 @@ class _Run:
             self.walking = True
             self._update_hungry()
             try:
-                result = _walk(path, is_root, self._on_dir, lambda p: self._give(index, p), skip)
-            except Exception as exc:  # a bug must not stop a scan; say what happened instead
+                result = _walk(
+                    path, is_root, self._on_dir, lambda p, i=index: self._give(i, p), skip
+                )
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop a scan; say what happened
                 result = [0, 0, 0, None, {("top", f"it could not be measured: {exc}"): 1}, {}]
             if result is None:
                 return  # cancelled

@@ -14,8 +14,8 @@ import errno
 import os
 import re
 import stat
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 from xml.parsers import expat
 
 from core.digests import ALGORITHMS, format_digest
@@ -224,7 +224,7 @@ class FeedIndex:
         self.feed_count = 0
 
     @classmethod
-    def load(cls, cache_dirs: Sequence[str]) -> "FeedIndex":
+    def load(cls, cache_dirs: Sequence[str]) -> FeedIndex:
         """Parse every cached feed in ``<cache dir>/interfaces/``; never raises.
 
         Names starting with '.' are not feeds (0install skips them too). A feed that cannot be

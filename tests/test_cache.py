@@ -140,9 +140,12 @@ def test_owner_must_be_the_store_owner_or_root(tmp_path: Path) -> None:
     store_dir = tmp_path / "shared"
     store_dir.mkdir()
     os.chown(store_dir, 65534, 65534)  # a store owned by "nobody", like zeroinst's
-    names = {"root": "sha1new=" + "1" * 40, "nobody": "sha1new=" + "2" * 40,
-             "stranger": "sha1new=" + "3" * 40}
-    for owner, name in names.items():
+    names = {
+        "root": "sha1new=" + "1" * 40,
+        "nobody": "sha1new=" + "2" * 40,
+        "stranger": "sha1new=" + "3" * 40,
+    }
+    for name in names.values():
         (store_dir / name).mkdir()
     os.chown(store_dir / names["nobody"], 65534, 65534)
     os.chown(store_dir / names["stranger"], 4242, 4242)
@@ -216,14 +219,17 @@ def test_stores_with_problems_are_skipped(tmp_path: Path) -> None:
 
 def build_measured_tree(root: Path, outside: Path) -> Path:
     write_tree(outside, {"huge": "x" * 200_000})
-    write_tree(root, {
-        "a.txt": "hello",
-        "bin/run": "!#!/bin/sh\necho run\n",
-        "lib/one/two/three/deep.dat": "d" * 50_000,
-        "lib/empty/": "",
-        "lib/link": "@../a.txt",
-        "escape": f"@{outside}",  # a symlink out of the entry: never followed
-    })
+    write_tree(
+        root,
+        {
+            "a.txt": "hello",
+            "bin/run": "!#!/bin/sh\necho run\n",
+            "lib/one/two/three/deep.dat": "d" * 50_000,
+            "lib/empty/": "",
+            "lib/link": "@../a.txt",
+            "escape": f"@{outside}",  # a symlink out of the entry: never followed
+        },
+    )
     os.link(root / "lib/one/two/three/deep.dat", root / "hardlink.dat")
     os.link(root / "a.txt", root / "lib/one/a-again.txt")
     with open(root / "sparse.img", "wb") as f:
@@ -260,7 +266,9 @@ def _python_for(uid: int) -> str | None:
     """A Python interpreter that user ``uid`` may run (root's own may sit in a private home)."""
     for candidate in (sys.executable, "/usr/bin/python3"):
         try:
-            ok = subprocess.run([candidate, "-c", "pass"], user=uid, capture_output=True).returncode
+            ok = subprocess.run(
+                [candidate, "-c", "pass"], user=uid, capture_output=True, check=False
+            ).returncode
         except OSError:
             continue
         if ok == 0:
@@ -286,12 +294,20 @@ def test_unreadable_subdirectory_is_reported_and_the_rest_counted(tmp_path: Path
             base.chmod(0o755)
             root = write_tree(base / GOOD_SHA1NEW, {"ok/file": "x" * 1000, "locked/secret": "s"})
             (root / "locked").chmod(0o700)
-            code = ("import os, sys; from core.cache import _measure_path; "
-                    "u = _measure_path(os.fsencode(sys.argv[1])); "
-                    "print(u.size, u.disk, u.files, repr(u.error))")
-            out = subprocess.run([python, "-B", "-c", code, str(root)], user=65534, cwd=ROOT,
-                                 env={"PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                                 check=True).stdout.split(" ", 3)
+            code = (
+                "import os, sys; from core.cache import _measure_path; "
+                "u = _measure_path(os.fsencode(sys.argv[1])); "
+                "print(u.size, u.disk, u.files, repr(u.error))"
+            )
+            out = subprocess.run(
+                [python, "-B", "-c", code, str(root)],
+                user=65534,
+                cwd=ROOT,
+                env={"PYTHONPATH": str(ROOT)},
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split(" ", 3)
             usage = Usage(int(out[0]), int(out[1]), int(out[2]), None, eval(out[3]))
         finally:
             shutil.rmtree(base)
@@ -301,9 +317,15 @@ def test_unreadable_subdirectory_is_reported_and_the_rest_counted(tmp_path: Path
 
 
 def test_entries_vanishing_mid_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = write_tree(tmp_path / "s" / GOOD_SHA1NEW, {
-        "keep/a": "a" * 100, "keep/b": "b" * 100, "gone-dir/c": "c", "gone-file": "g",
-    })
+    root = write_tree(
+        tmp_path / "s" / GOOD_SHA1NEW,
+        {
+            "keep/a": "a" * 100,
+            "keep/b": "b" * 100,
+            "gone-dir/c": "c",
+            "gone-file": "g",
+        },
+    )
     real_scandir = os.scandir
 
     class Vanishing:
@@ -429,9 +451,15 @@ def test_names_that_are_not_utf8(tmp_path: Path) -> None:
 
 
 def test_splitting_an_entry_counts_everything_once(tmp_path: Path) -> None:
-    root = write_tree(tmp_path / GOOD_SHA1NEW, {
-        f"p{i}/q{j}/f{k}": "y" * (i + j + k) for i in range(6) for j in range(4) for k in range(3)
-    })
+    root = write_tree(
+        tmp_path / GOOD_SHA1NEW,
+        {
+            f"p{i}/q{j}/f{k}": "y" * (i + j + k)
+            for i in range(6)
+            for j in range(4)
+            for k in range(3)
+        },
+    )
     os.link(root / "p0/q0/f0", root / "p5/q3/hard")  # a hard link across the split parts
     whole = cache._measure_path(os.fsencode(root))
     given: list[bytes] = []
@@ -446,9 +474,10 @@ def test_splitting_an_entry_counts_everything_once(tmp_path: Path) -> None:
 
 
 def test_big_single_entry_with_helpers(tmp_path: Path) -> None:
-    root = write_tree(tmp_path / "s" / GOOD_SHA1NEW, {
-        f"p{i}/q{j}/f{k}": "z" * k for i in range(20) for j in range(10) for k in range(4)
-    })
+    root = write_tree(
+        tmp_path / "s" / GOOD_SHA1NEW,
+        {f"p{i}/q{j}/f{k}": "z" * k for i in range(20) for j in range(10) for k in range(4)},
+    )
     entry = cache.classify(store_at(root.parent), GOOD_SHA1NEW)
     got: list[Usage] = []
     cache.measure_all([entry], lambda e, u: got.append(u), jobs=2)
@@ -552,8 +581,9 @@ def test_helpers_measure_exactly_like_this_thread(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("poison", [DIE_AT_ONCE, DIE_AFTER_GIVING, DIE_ON_THE_THIRD])
-def test_a_helper_that_dies_has_its_work_redone_here(tmp_path: Path, poisoned_helpers,
-                                                     poison: str) -> None:
+def test_a_helper_that_dies_has_its_work_redone_here(
+    tmp_path: Path, poisoned_helpers, poison: str
+) -> None:
     poisoned_helpers(poison)
     entries = many_entries(tmp_path, 12)
     expected = {e.name: cache.measure(e) for e in entries}
@@ -576,8 +606,9 @@ def test_helpers_that_cannot_start(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 FakePartition = namedtuple("FakePartition", "device mountpoint fstype opts")
 
 
-def test_noatime_mount_makes_last_used_unreliable(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_noatime_mount_makes_last_used_unreliable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import psutil
 
     fast = tmp_path / "fast"

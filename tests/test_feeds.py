@@ -126,14 +126,21 @@ def test_app_selections_rules(tmp_path: Path) -> None:
             f"{body}</selections>"
         )
 
-    app(config, "editor", f"""
+    app(
+        config,
+        "editor",
+        f"""
         <selection id="x" interface="{URL}" version="1"><manifest-digest sha256new="{"A" * 52}"/>
         </selection>
         <selection id="sha1new={"2" * 40}" interface="http://example.com/lib.xml" version="3"/>
         <selection id="/opt/local" local-path="/opt/local" interface="http://example.com/l.xml"/>
-        <selection id="package:deb:python3:3.11" interface="http://example.com/python.xml"/>""")
-    app(config, "viewer", f'<selection id="{digest}"><manifest-digest sha256new="{"A" * 52}"/>'
-                          "</selection>")
+        <selection id="package:deb:python3:3.11" interface="http://example.com/python.xml"/>""",
+    )
+    app(
+        config,
+        "viewer",
+        f'<selection id="{digest}"><manifest-digest sha256new="{"A" * 52}"/></selection>',
+    )
     app(config, ".hidden", f'<selection id="sha1new={"3" * 40}"/>')  # not an app name 0install uses
     app(config, "broken", "<selection")
     home = tmp_path / "home" / "alice"
@@ -225,8 +232,10 @@ def test_first_feed_wins_and_cache_dirs_are_all_read(zi_env: dict[str, str]) -> 
     system_cache.mkdir(parents=True)
 
     def feed(url: str, name: str, version: str) -> str:
-        return (f'<interface xmlns="{ZI_NAMESPACE}" uri="{url}"><name>{name}</name>'
-                f'<implementation id="{digest}" version="{version}"/></interface>')
+        return (
+            f'<interface xmlns="{ZI_NAMESPACE}" uri="{url}"><name>{name}</name>'
+            f'<implementation id="{digest}" version="{version}"/></interface>'
+        )
 
     url1 = "http://a.example.com/one.xml"
     write_feed(zi_env, url1, feed(url1, "One", "1"))

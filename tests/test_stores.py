@@ -72,8 +72,9 @@ def test_configured_paths_match_0install_store_list(layered_env: dict[str, str])
     assert paths.count(paths[0]) == 2  # the user store, listed again by etc2
 
 
-def test_discovery_keeps_0install_order_without_duplicates(layered_env: dict[str, str],
-                                                           tmp_path: Path) -> None:
+def test_discovery_keeps_0install_order_without_duplicates(
+    layered_env: dict[str, str], tmp_path: Path
+) -> None:
     reference = zeroinstall_store_list(layered_env)
     found = stores.discover_stores(layered_env)
     # Same order as 0install; a directory listed again (same text, or "a/" for "a") is dropped.
