@@ -169,7 +169,7 @@ def _screenshot(app: QApplication, stores, env, path: str, verify: bool) -> int:
             print(f"zeroinstall-admin: scanning took more than {SCREENSHOT_TIMEOUT_S} s; "
                   "no screenshot written", file=sys.stderr)
             return 1
-        page.refresh_now()
+        page.refresh_now(at_once=True)
         _show_worst(page)
         app.processEvents()
         image = window.grab()

@@ -95,6 +95,7 @@ _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _USAGE_COLUMNS = (Column.SIZE, Column.FILES, Column.LAST_USED)
 _PENDING = "…"
 _COLUMNS = len(Column)
+_RANK_SPAN = 1 << 40  # more rows than any cache has: severity * span + rank sorts like a tuple
 MAX_RANGES = 256
 """A batch touching more separate row runs than this is announced as one span."""
 _MUTED = QColor(128, 128, 128)
@@ -137,6 +138,7 @@ class Row:
     verifying: bool = False
     pos: int = -1  # current row number in the model
     tiebreak: tuple = ()  # (program, version key, name): the order of rows with equal sort values
+    rank: int = 0  # position in tie-break order among the model's rows (a cheap int to sort by)
     status: str = st.NOT_VERIFIED
 
     def update_status(self) -> str:
@@ -159,6 +161,10 @@ class Row:
         return self.outcome is not None and self.outcome.status == "corrupt"
 
 
+def _tiebreak(row: Row) -> tuple:
+    return row.tiebreak
+
+
 def prepare_rows(entries: Iterable[Entry], sort_column: int = -1,
                  order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> list[Row]:
     """New rows for entries, with their search text and sort keys, sorted by ``sort_column``.
@@ -168,8 +174,14 @@ def prepare_rows(entries: Iterable[Entry], sort_column: int = -1,
     (:meth:`CacheModel.set_rows` sorts again only if the sort changed meanwhile).
     """
     rows = [_new_row(e) for e in entries]
-    if 0 <= sort_column < _COLUMNS:
-        rows.sort(key=sort_key(sort_column), reverse=order == Qt.SortOrder.DescendingOrder)
+    ordered = sorted(rows, key=_tiebreak)
+    for rank, row in enumerate(ordered):
+        row.rank = rank
+    descending = order == Qt.SortOrder.DescendingOrder
+    if sort_column == Column.PROGRAM:  # the tie-break order itself (unique: it ends with the name)
+        rows = ordered[::-1] if descending else ordered
+    elif 0 <= sort_column < _COLUMNS:
+        rows.sort(key=sort_key(sort_column), reverse=descending)
     return rows
 
 
@@ -565,8 +577,9 @@ def sort_key(column: int) -> Callable[[Row], tuple]:
     if column == Column.SIZE:
         return lambda row: (row.entry.usage.size if row.entry.usage else -1, row.tiebreak)
     if column == Column.STATUS:
+        # The most common re-sort (after a verification): one int per row, no tuples.
         severity = st.SEVERITY
-        return lambda row: (severity[row.status], row.tiebreak)
+        return lambda row: severity[row.status] * _RANK_SPAN + row.rank
     return lambda row: (sort_value(row, column), row.tiebreak)
 
 

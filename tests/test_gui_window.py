@@ -337,10 +337,12 @@ def test_closing_the_window_stops_a_running_verification(qtbot, tmp_path: Path) 
     before = {t for t in threading.enumerate()}
     page.verify_all()
     qtbot.waitUntil(lambda: "Verifying:" in page.activity.text, timeout=WAIT_MS)
+    jobs = [page._verify]
     window.close()  # cancels, and waits (bounded) for the thread running the engine
+    assert jobs[0] is not None and jobs[0].cancelled and jobs[0].wait(0)
+    # The threads themselves end right after (the engine's workers may first finish the chunk
+    # they were hashing); none is left running on its own.
     started = [t for t in threading.enumerate() if t not in before]
-    assert not any(t.is_alive() for t in started if t.name == "verify")
-    # The engine's own workers may finish the chunk they were hashing, then they end too.
     qtbot.waitUntil(lambda: not any(t.is_alive() for t in started), timeout=10_000)
 
 
