@@ -107,10 +107,10 @@ class ActivityBar(QWidget):
         layout.addWidget(self._bar)
         layout.addWidget(self._label, 1)
         layout.addWidget(self._cancel)
-        for part in (self._bar, self._cancel):
-            policy = part.sizePolicy()
-            policy.setRetainSizeWhenHidden(True)
-            part.setSizePolicy(policy)
+        # The Cancel button keeps its place when hidden, so the line's height never changes.
+        policy = self._cancel.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self._cancel.setSizePolicy(policy)
         self._active = False
         self._show_parts(False)
 
@@ -118,6 +118,7 @@ class ActivityBar(QWidget):
         self._active = on
         self._bar.setVisible(on)
         self._cancel.setVisible(on)
+        self._label.setEnabled(on)  # the idle summary reads as secondary text
 
     @property
     def active(self) -> bool:
@@ -150,8 +151,9 @@ class ActivityBar(QWidget):
     def message(self, text: str) -> None:
         self._label.setText(text)
 
-    def idle(self) -> None:
+    def idle(self, text: str = "") -> None:
+        """No run: the bar and Cancel hide, ``text`` (how the last run ended) stays, muted."""
         self._show_parts(False)
         self._bar.setRange(0, _STEPS)
         self._bar.setValue(0)
-        self._label.clear()
+        self._label.setText(text)

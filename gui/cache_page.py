@@ -80,7 +80,6 @@ class CachePage(QWidget):
     scanFinished = Signal()
     verifyFinished = Signal()
     busyChanged = Signal(bool)
-    statusMessage = Signal(str)
 
     def __init__(
         self,
@@ -104,6 +103,7 @@ class CachePage(QWidget):
         self._verify_started = 0.0
         self._restore_path: str | None = None
         self._store_labels: list[str] = []
+        self._last_report = ""  # how the last run ended, shown on the idle progress line
         self._overview_figures: tuple = ()
         self._overview_time = 0.0
 
@@ -339,10 +339,11 @@ class CachePage(QWidget):
         if isinstance(error, BaseException):
             self.banner.add_message(f"Scanning the stores failed: {_describe(error)}", "error")
         elif job.cancelled:
-            self.statusMessage.emit("Scan cancelled: some sizes were not measured")
+            self._last_report = "Scan cancelled: some sizes were not measured (F5 to scan again)"
         else:
-            self.statusMessage.emit(
-                f"{job.entries_total:,} entries in {len(self._store_labels)} store(s)")
+            stores = len(self._store_labels)
+            self._last_report = (f"Scanned {job.entries_total:,} entries in {stores} "
+                                 f"{'store' if stores == 1 else 'stores'}")
         self.refresh_now()
         self._set_busy()
         self.scanFinished.emit()
@@ -451,14 +452,13 @@ class CachePage(QWidget):
         if isinstance(error, BaseException):
             self.banner.add_message(f"Verification failed: {_describe(error)}", "error")
         elif job.cancelled:
-            self.statusMessage.emit(
-                f"Verification cancelled after {done:,} of {len(rows):,} entries")
+            self._last_report = f"Verification cancelled after {done:,} of {len(rows):,} entries"
         else:
             counts: dict[str, int] = {}
             for row in rows:
                 counts[row.status] = counts.get(row.status, 0) + 1
             parts = ", ".join(f"{counts[w]:,} {w}" for w in st.STATUSES if w in counts)
-            self.statusMessage.emit(
+            self._last_report = (
                 f"Verified {len(rows):,} entries in {duration_text(elapsed)}: {parts}")
         self.refresh_now()
         self._set_busy()
@@ -560,7 +560,7 @@ class CachePage(QWidget):
     def _set_busy(self) -> None:
         busy = self.busy
         if not busy:
-            self.activity.idle()
+            self.activity.idle(self._last_report)
         self._update_actions()
         self.busyChanged.emit(busy)
 

@@ -1,8 +1,8 @@
 """The main window: a sidebar of pages, their menus, the status bar, and remembered geometry.
 
 It only hosts pages. Each page is a QWidget with ``title``, ``icon_name``, ``menu_actions()``,
-``start()``, ``shutdown()``, ``save_state(settings)``, ``restore_state(settings)`` and a
-``statusMessage`` signal; the window adds it to the sidebar and gives it a menu, shown only while
+``start()``, ``shutdown()``, ``save_state(settings)``, ``restore_state(settings)`` and optionally
+a ``statusMessage(str)`` signal for the status bar; the window adds it to the sidebar and gives it a menu, shown only while
 the page is current (so two pages may both use F5).
 """
 

@@ -136,6 +136,8 @@ def test_verification_turns_the_damaged_entry_red_and_the_rest_green(qtbot, real
     assert rows[d["v2"]]["STATUS"] == "corrupt"
     assert rows[d["v1"]]["STATUS"] == "OK"
     assert rows[d["orphan"]]["STATUS"] == "OK"
+    assert page.activity.text.startswith("Verified 3 entries in ")
+    assert page.activity.text.endswith(": 1 corrupt, 2 OK")
 
     model = page.model
     by_name = {r.entry.name: r for r in model.rows}
@@ -187,6 +189,7 @@ def test_cancel_stops_verification_promptly(qtbot, tmp_path: Path) -> None:
         qtbot.keyClick(page.table, Qt.Key.Key_Escape)  # Escape cancels a run
         assert "Cancelling" in page.activity.text
     assert not page.verifying
+    assert page.activity.text.startswith("Verification cancelled after ")
     assert not page.cancel_action.isEnabled()
     assert not page.activity.active
     statuses = [r.status for r in page.model.rows]
