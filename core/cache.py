@@ -418,7 +418,10 @@ def _walk(top, is_root, on_dir, give, skip=None):
         if kind != 0o040000:
             # A top-level symlink or file: the thing itself, never its target.
             counted = kind == 0o100000 or kind == 0o120000
-            return [size, blocks, int(counted), st.st_atime if counted else None, problems, links]
+            # Last use comes from regular files only: reading a symlink (as verifying does) moves
+            # its atime, and there is no O_NOATIME for readlink.
+            atime = st.st_atime if kind == 0o100000 else None
+            return [size, blocks, int(counted), atime, problems, links]
     stack = [top]
     scandir = os.scandir
     fsencode = os.fsencode
@@ -470,7 +473,7 @@ def _walk(top, is_root, on_dir, give, skip=None):
                             stack.append(sub)
                         continue
                     counted = kind == 0o100000 or kind == 0o120000  # regular file or symlink
-                    if counted:
+                    if kind == 0o100000:  # last use from regular files only, as at the top
                         atime = st.st_atime
                         if atime > newest:
                             newest = atime

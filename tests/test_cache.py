@@ -262,6 +262,20 @@ def test_last_used_is_the_newest_file_atime(tmp_path: Path) -> None:
     assert cache.measure(cache.classify(store_at(empty.parent), GOOD_SHA256NEW)).last_used is None
 
 
+def test_symlink_access_times_are_not_last_use(tmp_path: Path) -> None:
+    """Verifying reads every symlink (readlink moves its atime; there is no O_NOATIME for it), so a
+    symlink's atime says nothing about use: only regular files count, and a planted top-level
+    symlink has no last use at all."""
+    root = write_tree(tmp_path / "s" / GOOD_SHA1NEW, {"a": "1", "link": "@a"})
+    os.utime(root / "a", (1_600_000_000, 1_600_000_000))
+    os.utime(root / "link", (1_700_000_000, 1_600_000_000), follow_symlinks=False)
+    store = store_at(tmp_path / "s")
+    assert cache.measure(cache.classify(store, GOOD_SHA1NEW)).last_used == 1_600_000_000
+    (tmp_path / "s" / GOOD_SHA256NEW).symlink_to(root)
+    planted = cache.measure(cache.classify(store, GOOD_SHA256NEW))
+    assert planted.files == 1 and planted.last_used is None
+
+
 def _python_for(uid: int) -> str | None:
     """A Python interpreter that user ``uid`` may run (root's own may sit in a private home)."""
     for candidate in (sys.executable, "/usr/bin/python3"):
