@@ -139,11 +139,19 @@ def _check_name(name: bytes, path: bytes, what: str) -> None:
         )
 
 
-def plan_tree(root: PathLike, algorithm: str) -> TreePlan:
+class WalkCancelled(Exception):
+    """plan_tree stopped because its ``cancelled`` callback said so."""
+
+
+def plan_tree(
+    root: PathLike, algorithm: str, cancelled: Callable[[], bool] | None = None
+) -> TreePlan:
     """Walk ``root`` as 0install's ``generate_manifest`` does, without hashing file contents.
 
     Raises :class:`ManifestError` naming the path for anything 0install rejects, and for a newline in
     any name (0install 2.18 accepts one in a file or symlink name and writes an ambiguous manifest).
+    ``cancelled`` is asked before each directory is read; when it returns True the walk stops with
+    :class:`WalkCancelled`, so even a huge tree can be abandoned at once.
     """
     root_b = os.fsencode(root)
     hash_name = hash_function(algorithm)
@@ -160,6 +168,8 @@ def plan_tree(root: PathLike, algorithm: str) -> TreePlan:
     def entries(rel: bytes) -> list[tuple[bytes, bytes, os.stat_result]]:
         """(name, full path, lstat) of every entry of the directory ``rel``, sorted bytewise."""
         full_dir = root_b + rel if rel else root_b
+        if cancelled is not None and cancelled():
+            raise WalkCancelled
         try:
             names = os.listdir(full_dir)
         except OSError as exc:
@@ -375,6 +385,7 @@ def diff_manifests(recorded: bytes, actual: bytes, algorithm: str) -> list[Chang
         if a == b:
             continue
         if b is None:
+            assert a is not None  # the path came from one of the two
             changes.append(Change(shown, "removed", (_TYPE_WORDS[a.kind],)))
         elif a is None:
             changes.append(Change(shown, "added", (_TYPE_WORDS[b.kind],)))

@@ -44,6 +44,7 @@ from core.manifest import (
     ManifestError,
     TreePlan,
     VerifyOutcome,
+    WalkCancelled,
     compare,
     display_path,
     hash_file,
@@ -404,7 +405,10 @@ class _Run:
                 VerifyOutcome("corrupt", _top_level_problem(root, st), expected=entry.expected),
             )
             return
-        plan = plan_tree(root, entry.digest.algorithm)
+        try:
+            plan = plan_tree(root, entry.digest.algorithm, cancelled=self.cancel.is_set)
+        except WalkCancelled:
+            raise _Cancelled from None
         if st is not None:
             entry.flags = _open_flags(st.st_uid)
         if self.cancel.is_set():
@@ -619,7 +623,8 @@ def verify_paths(
 
 
 def _stop(run: _Run, threads: list[threading.Thread]) -> None:
-    """Wait for the workers; after a cancel, don't wait long for one stuck in a big walk."""
+    """Wait for the workers. Walks stop at the next directory after a cancel; the short deadline
+    only matters for one stuck in a single huge directory listing or a hung filesystem."""
     with run.lock:
         run.wakeup.notify_all()
     deadline = time.perf_counter() + (0.3 if run.cancel.is_set() or run.failure else 1e9)

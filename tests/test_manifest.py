@@ -240,6 +240,23 @@ def test_fifo_is_rejected_naming_the_path(tmp_path: Path) -> None:
     assert e.value.path.endswith(b"sub/pipe")
 
 
+def test_a_walk_can_be_cancelled_between_directories(tmp_path: Path) -> None:
+    from core.manifest import WalkCancelled, plan_tree
+
+    for n in range(10):
+        (tmp_path / f"d{n}").mkdir()
+    asked = []
+
+    def cancelled() -> bool:
+        asked.append(1)
+        return len(asked) > 3
+
+    with pytest.raises(WalkCancelled):
+        plan_tree(tmp_path, "sha256new", cancelled=cancelled)
+    assert len(asked) == 4  # stopped at the fourth directory, not after all eleven
+    assert len(plan_tree(tmp_path, "sha256new", cancelled=lambda: False).lines) == 10
+
+
 def test_socket_is_rejected(tmp_path: Path) -> None:
     sock = socket.socket(socket.AF_UNIX)
     try:

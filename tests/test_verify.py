@@ -454,8 +454,8 @@ def test_entry_changing_mid_run(
     name, change, status, words = MID_RUN[what]
     real_plan_tree = verify.plan_tree
 
-    def walk_then_change(root, algorithm):
-        plan = real_plan_tree(root, algorithm)
+    def walk_then_change(root, algorithm, **kwargs):
+        plan = real_plan_tree(root, algorithm, **kwargs)
         if os.fsdecode(root) == str(victim):
             change(victim / name)
         return plan
@@ -581,16 +581,17 @@ def test_cancel_from_on_progress_stops_inside_a_big_file(tmp_path: Path) -> None
 def test_cancel_during_a_long_walk_returns_without_waiting_for_it(
     good: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """plan_tree cannot be interrupted; a cancelled run must not wait for a huge walk to end, and
-    the walker left behind must not report anything once verify_paths has returned."""
+    """A walk stuck in one system call (a hung network filesystem, a single directory of millions
+    of names) cannot be interrupted: a cancelled run must not wait for it, and the walker left
+    behind must not report anything once verify_paths has returned."""
     walking = threading.Event()
     release = threading.Event()
     real_plan_tree = verify.plan_tree
 
-    def endless_walk(root, algorithm):
+    def endless_walk(root, algorithm, **kwargs):
         walking.set()
-        release.wait(30)  # stands for a walk of millions of files
-        return real_plan_tree(root, algorithm)
+        release.wait(30)  # stands for a system call that does not return
+        return real_plan_tree(root, algorithm, **kwargs)
 
     monkeypatch.setattr(verify, "plan_tree", endless_walk)
     cancel = threading.Event()
