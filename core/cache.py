@@ -186,6 +186,7 @@ def _judge_digest_name(
     uid = st.st_uid
     if _foreign_owner(uid, ctx):
         who = _user_name(uid)
+        assert ctx.store_uid is not None  # a foreign owner implies a known store owner
         return "suspicious", (
             f"owned by {who}, not by the store's owner ({_user_name(ctx.store_uid)}) or root: "
             f"{who} could change what 0install runs as this implementation"
@@ -666,8 +667,10 @@ class _HelperProcess:
             pass_fds=(fd,),
             bufsize=0,
         )
-        self.stdin = self.proc.stdin.fileno()
-        self.stdout = self.proc.stdout.fileno()
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # both are PIPEs
+        self.stdin_pipe, self.stdout_pipe = self.proc.stdin, self.proc.stdout
+        self.stdin = self.stdin_pipe.fileno()
+        self.stdout = self.stdout_pipe.fileno()
         self.ready = False
         self.buffer = b""  # output read but not yet a whole line
 
@@ -683,7 +686,7 @@ class _HelperProcess:
         if kill and self.proc.poll() is None:
             self.proc.kill()
         try:
-            self.proc.stdin.close()  # the helper ends when its input does
+            self.stdin_pipe.close()  # the helper ends when its input does
         except OSError:
             pass
         try:
@@ -691,7 +694,7 @@ class _HelperProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self.proc.stdout.close()
+        self.stdout_pipe.close()
         self.flags.close()
         self._flags_file.close()
 

@@ -16,6 +16,7 @@ import re
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from xml.parsers import expat
 
 from core.digests import ALGORITHMS, format_digest
@@ -99,7 +100,7 @@ def _new_parser(
     def refuse_doctype(*_args: object) -> None:
         raise _Refused("it has a DOCTYPE declaration, which feeds never have (refused for safety)")
 
-    def refuse_entity(*_args: object) -> None:
+    def refuse_entity(*_args: object) -> int:
         raise _Refused("it declares or references external entities (refused for safety)")
 
     parser.StartDoctypeDeclHandler = refuse_doctype
@@ -141,7 +142,7 @@ def _parse_feed(data: bytes) -> _ParsedFeed:
     name_parts: list[str] | None = None
     name: str | None = None
     impls: list[tuple[list[str], str]] = []
-    current: dict[str, object] = {}
+    current: dict[str, Any] = {}
 
     def start(tag: str, attrs: dict[str, str]) -> None:
         nonlocal uri, name_parts
@@ -163,7 +164,7 @@ def _parse_feed(data: bytes) -> _ParsedFeed:
             current.update(attrs=merged, id=attrs.get("id"), md=[])
             stack.append(("impl", merged))
         elif role == "impl" and tag == _NS + "manifest-digest":
-            current["md"].append(_plain(attrs))  # type: ignore[union-attr]
+            current["md"].append(_plain(attrs))
             stack.append(("md", {}))
         elif role == "root" and tag == _NS + "name":  # 0install keeps the last one
             name_parts = []
@@ -279,7 +280,7 @@ def parse_selections(data: bytes) -> list[str]:
     paths and distribution packages are left out)."""
     found: list[str] = []
     depth = 0
-    current: dict[str, object] | None = None
+    current: dict[str, Any] | None = None
 
     def start(tag: str, attrs: dict[str, str]) -> None:
         nonlocal depth, current
@@ -290,7 +291,7 @@ def parse_selections(data: bytes) -> list[str]:
         elif depth == 2 and tag == _NS + "selection":
             current = {"attrs": attrs, "md": []}
         elif depth == 3 and current is not None and tag == _NS + "manifest-digest":
-            current["md"].append(_plain(attrs))  # type: ignore[union-attr]
+            current["md"].append(_plain(attrs))
 
     def end(_tag: str) -> None:
         nonlocal depth, current
