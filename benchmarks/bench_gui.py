@@ -33,15 +33,15 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psutil  # noqa: E402
-from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, Qt, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+import psutil
+from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, Qt, QTimer
+from PySide6.QtWidgets import QApplication
 
-from core import cache as core_cache  # noqa: E402
-from core import verify as core_verify  # noqa: E402
-from core.digests import format_digest  # noqa: E402
-from core.manifest import generate_manifest, hash_manifest  # noqa: E402
-from core.stores import stores_from_paths  # noqa: E402
+from core import cache as core_cache
+from core import verify as core_verify
+from core.digests import format_digest
+from core.manifest import generate_manifest, hash_manifest
+from core.stores import stores_from_paths
 
 TARGET_ROWS_S = 1.0
 TARGET_GAP_MS = 100.0
@@ -77,15 +77,22 @@ def build_store(root: Path, count: int) -> tuple[Path, dict[str, str]]:
         url = f"https://bench.example/program-{program}.xml"
         body = "".join(
             f'<implementation id="{n}" version="{v}"><manifest-digest sha256new="{n[10:]}"/>'
-            "</implementation>\n" for n, v in impls)
+            "</implementation>\n"
+            for n, v in impls
+        )
         escaped = "".join(c if c.isalnum() or c in "-_." else f"%{ord(c):02x}" for c in url)
         (feeds / escaped).write_text(
             f'<?xml version="1.0"?>\n<interface xmlns="{ZI}" uri="{url}">'
-            f"<name>Program {program}</name>\n{body}</interface>\n")
+            f"<name>Program {program}</name>\n{body}</interface>\n"
+        )
     env = dict(os.environ)
-    env.update(XDG_CACHE_HOME=str(cache), XDG_CACHE_DIRS=str(root / "none"),
-               XDG_CONFIG_HOME=str(root / "config"), XDG_CONFIG_DIRS=str(root / "none"),
-               HOME=str(root))
+    env.update(
+        XDG_CACHE_HOME=str(cache),
+        XDG_CACHE_DIRS=str(root / "none"),
+        XDG_CONFIG_HOME=str(root / "config"),
+        XDG_CONFIG_DIRS=str(root / "none"),
+        HOME=str(root),
+    )
     return store, env
 
 
@@ -152,8 +159,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--jobs", type=int, default=None, help="worker threads (default: CPUs)")
-    parser.add_argument("--switch-interval", type=float, default=None,
-                        help="override sys.setswitchinterval (seconds), to compare")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="override sys.setswitchinterval (seconds), to compare",
+    )
     args = parser.parse_args()
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
@@ -194,7 +205,8 @@ def main() -> int:
         probe.start()
         listed = QEventLoop()
         page.proxy.modelReset.connect(
-            lambda: listed.quit() if page.proxy.rowCount() >= args.entries else None)
+            lambda: listed.quit() if page.proxy.rowCount() >= args.entries else None
+        )
         window.start()
         listed.exec()  # an event loop, not a polling loop: polling would compete for the GIL
         app.processEvents()  # the view lays out and paints the first screen of rows
@@ -230,19 +242,29 @@ def main() -> int:
     worst_gap = max(scan_gap, verify_gap, sorted_gap)
     print()
     print(f"entries: {n:,}   CPUs: {os.cpu_count()}   jobs: {args.jobs or 'default'}")
-    print(f"rows in view:        {rows_in_view:6.2f} s  (core.cache.scan alone {scan_alone:.2f} s, "
-          f"x{rows_in_view / scan_alone:.1f})  target < {TARGET_ROWS_S:.0f} s: "
-          f"{verdict(rows_in_view < TARGET_ROWS_S)}")
-    print(f"scan + measure:      {scanned:6.2f} s  ({measured:,} measured)  largest GUI gap "
-          f"{scan_gap:5.0f} ms, 99th percentile {scan_p99:4.0f} ms")
-    print(f"verify all:          {verified:6.2f} s  ({ok:,} OK; verify_paths alone "
-          f"{verify_alone:.2f} s, x{verified / verify_alone:.2f})  largest GUI gap "
-          f"{verify_gap:5.0f} ms, 99th percentile {verify_p99:4.0f} ms")
+    print(
+        f"rows in view:        {rows_in_view:6.2f} s  (core.cache.scan alone {scan_alone:.2f} s, "
+        f"x{rows_in_view / scan_alone:.1f})  target < {TARGET_ROWS_S:.0f} s: "
+        f"{verdict(rows_in_view < TARGET_ROWS_S)}"
+    )
+    print(
+        f"scan + measure:      {scanned:6.2f} s  ({measured:,} measured)  largest GUI gap "
+        f"{scan_gap:5.0f} ms, 99th percentile {scan_p99:4.0f} ms"
+    )
+    print(
+        f"verify all:          {verified:6.2f} s  ({ok:,} OK; verify_paths alone "
+        f"{verify_alone:.2f} s, x{verified / verify_alone:.2f})  largest GUI gap "
+        f"{verify_gap:5.0f} ms, 99th percentile {verify_p99:4.0f} ms"
+    )
     print(f"verify, by status:   {verified_sorted:6.2f} s  largest GUI gap {sorted_gap:5.0f} ms")
-    print(f"largest GUI gap:     {worst_gap:6.0f} ms  target <= {TARGET_GAP_MS:.0f} ms: "
-          f"{verdict(worst_gap <= TARGET_GAP_MS)}")
-    print(f"peak RSS:            {peak_mb:6.0f} MB  target < {TARGET_RSS_MB:.0f} MB: "
-          f"{verdict(peak_mb < TARGET_RSS_MB)}")
+    print(
+        f"largest GUI gap:     {worst_gap:6.0f} ms  target <= {TARGET_GAP_MS:.0f} ms: "
+        f"{verdict(worst_gap <= TARGET_GAP_MS)}"
+    )
+    print(
+        f"peak RSS:            {peak_mb:6.0f} MB  target < {TARGET_RSS_MB:.0f} MB: "
+        f"{verdict(peak_mb < TARGET_RSS_MB)}"
+    )
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The progress line at the bottom of a page: what is running, how far, how fast, and a Cancel button."""
+"""The progress line at the bottom of a page: what runs, how far, how fast, and a Cancel button."""
 
 from __future__ import annotations
 
@@ -32,12 +32,12 @@ class ProgressBar(QWidget):
         self._value = 0
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
-    def setRange(self, minimum: int, maximum: int) -> None:  # noqa: N802 - QProgressBar's API
+    def setRange(self, minimum: int, maximum: int) -> None:
         self._minimum, self._maximum = minimum, maximum
         self._value = max(minimum, min(self._value, maximum))
         self.update()
 
-    def setValue(self, value: int) -> None:  # noqa: N802
+    def setValue(self, value: int) -> None:
         value = max(self._minimum, min(value, self._maximum))
         if value != self._value:
             self._value = value
@@ -60,22 +60,25 @@ class ProgressBar(QWidget):
         option.styleObject = self  # the busy animation updates this widget
         return option
 
-    def sizeHint(self) -> QSize:  # noqa: N802
+    def sizeHint(self) -> QSize:
         height = self.fontMetrics().height() + 4
         return self.style().sizeFromContents(
-            QStyle.ContentsType.CT_ProgressBar, self._option(), QSize(160, height), self)
+            QStyle.ContentsType.CT_ProgressBar, self._option(), QSize(160, height), self
+        )
 
-    def paintEvent(self, _event: QPaintEvent) -> None:  # noqa: N802
+    def paintEvent(self, _event: QPaintEvent) -> None:
         painter = QPainter(self)
-        self.style().drawControl(QStyle.ControlElement.CE_ProgressBar, self._option(), painter, self)
+        self.style().drawControl(
+            QStyle.ControlElement.CE_ProgressBar, self._option(), painter, self
+        )
         painter.end()
 
 
 def duration_text(seconds: float) -> str:
     """ "2.5 s", "45 s", "3 min 20 s", "2 h 05 min": short enough for a status line."""
-    if seconds < 10:
+    if seconds < 10 and seconds != int(seconds):
         return f"{max(0.0, seconds):.1f} s"
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s} s"
     if s < 3600:

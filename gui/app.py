@@ -1,4 +1,4 @@
-"""Starting the window: ``main(argv)`` parses the window's options, opens it and returns an exit code.
+"""Starting the window: ``main(argv)`` parses the window's options, opens it, returns an exit code.
 
     zeroinstall-admin [--store DIR]... [--demo] [--screenshot FILE.png [--verify]]
 
@@ -14,10 +14,10 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from importlib import metadata
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from PySide6.QtCore import QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QApplication
@@ -53,15 +53,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="zeroinstall-admin",
         description="Browse and verify Zero Install implementation caches.",
     )
-    parser.add_argument("--store", metavar="DIR", action="append", default=[],
-                        help="show this implementations directory instead of the discovered "
-                             "stores (repeatable)")
-    parser.add_argument("--demo", action="store_true",
-                        help="build a demo cache in a temporary directory and open it")
-    parser.add_argument("--screenshot", metavar="FILE.png",
-                        help="render the window to FILE.png once scanning has finished, then exit")
-    parser.add_argument("--verify", action="store_true",
-                        help="verify every entry once scanning has finished")
+    parser.add_argument(
+        "--store",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="show this implementations directory instead of the discovered stores (repeatable)",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="build a demo cache in a temporary directory and open it",
+    )
+    parser.add_argument(
+        "--screenshot",
+        metavar="FILE.png",
+        help="render the window to FILE.png once scanning has finished, then exit",
+    )
+    parser.add_argument(
+        "--verify", action="store_true", help="verify every entry once scanning has finished"
+    )
     return parser.parse_args(list(sys.argv[1:] if argv is None else argv))
 
 
@@ -83,8 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Open the window (or write a screenshot); returns the exit code."""
     args = parse_args(argv)
     if args.screenshot and not args.screenshot.lower().endswith(".png"):
-        print(f"zeroinstall-admin: --screenshot needs a .png file name, not '{args.screenshot}'",
-              file=sys.stderr)
+        print(
+            f"zeroinstall-admin: --screenshot needs a .png file name, not '{args.screenshot}'",
+            file=sys.stderr,
+        )
         return 2
     app = _application()
     with ExitStack() as cleanup:
@@ -92,8 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.demo:
             from core.demo import build_demo
 
-            root = cleanup.enter_context(tempfile.TemporaryDirectory(
-                prefix="zeroinstall-admin-demo-", ignore_cleanup_errors=True))
+            root = cleanup.enter_context(
+                tempfile.TemporaryDirectory(
+                    prefix="zeroinstall-admin-demo-", ignore_cleanup_errors=True
+                )
+            )
             env = build_demo(root)
         stores = None
         if args.store:
@@ -166,16 +182,18 @@ def _screenshot(app: QApplication, stores, env, path: str, verify: bool) -> int:
     loop.exec()
     try:
         if outcome["timed_out"]:
-            print(f"zeroinstall-admin: scanning took more than {SCREENSHOT_TIMEOUT_S} s; "
-                  "no screenshot written", file=sys.stderr)
+            print(
+                f"zeroinstall-admin: scanning took more than {SCREENSHOT_TIMEOUT_S} s; "
+                "no screenshot written",
+                file=sys.stderr,
+            )
             return 1
         page.refresh_now(at_once=True)
         _show_worst(page)
         app.processEvents()
         image = window.grab()
         if image.isNull() or not image.save(path, "PNG"):
-            print(f"zeroinstall-admin: could not write the screenshot to '{path}'",
-                  file=sys.stderr)
+            print(f"zeroinstall-admin: could not write the screenshot to '{path}'", file=sys.stderr)
             return 1
         return 0
     finally:

@@ -26,15 +26,17 @@ class CacheDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self._proxy = proxy
 
-    def initStyleOption(self, option: QStyleOptionViewItem,  # noqa: N802 - Qt naming
-                        index: QModelIndex | QPersistentModelIndex) -> None:
+    def initStyleOption(
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:
         model: CacheModel = self._proxy.cache_model()
         source = self._proxy.mapToSource(index)
         if not source.isValid():
             super().initStyleOption(option, index)
             return
         text, icon, align, background, font, foreground = model.cell(
-            model.row_at(source.row()), source.column())
+            model.row_at(source.row()), source.column()
+        )
         option.index = index
         option.features |= _HAS_DISPLAY
         option.text = text

@@ -1,4 +1,4 @@
-"""The two long runs of the Cache page, off the GUI thread: scanning (list, then measure) and verifying.
+"""The Cache page's two long runs, off the GUI thread: scanning (list, then measure) and verifying.
 
 Each job wraps a core function that knows nothing about threads, gives it a cancel ``Event`` and
 callbacks that only push into a :class:`~gui.workers.Batcher`, and re-emits what comes back on the
@@ -9,7 +9,8 @@ late results of a run it has already replaced (F5 during a scan, a rescan during
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
@@ -59,10 +60,11 @@ class _Job(QObject):
 
 
 class ScanJob(_Job):
-    """Lists the stores (``core.cache.scan``), then measures every entry (``core.cache.measure_all``).
+    """Lists the stores (``core.cache.scan``), then measures each (``core.cache.measure_all``).
 
     ``listed(Scan, rows)`` comes first, with the table rows already made and sorted (by
-    ``sort``) off the GUI thread by :func:`gui.cache_model.prepare_rows`, then ``measured(list[(Entry, Usage)])`` in batches, then
+    ``sort``) off the GUI thread by :func:`gui.cache_model.prepare_rows`, then
+    ``measured(list[(Entry, Usage)])`` in batches, then
     ``finished(error)`` with None on success (also after a cancel).
     """
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import heapq
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import humanize
 from PySide6.QtCore import (
@@ -95,6 +96,7 @@ _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _USAGE_COLUMNS = (Column.SIZE, Column.FILES, Column.LAST_USED)
 _PENDING = "…"
 _COLUMNS = len(Column)
+_ROOT = QModelIndex()  # the invisible root: a table's rows have no other parent
 _RANK_SPAN = 1 << 40  # more rows than any cache has: severity * span + rank sorts like a tuple
 MAX_RANGES = 256
 """A batch touching more separate row runs than this is announced as one span."""
@@ -104,7 +106,8 @@ _MUTED = QColor(128, 128, 128)
 def version_key(version: str) -> str:
     """A string that sorts like 0install versions: 1.9 < 1.10, 2.0-pre1 < 2.0-rc1 < 2.0 < 2.0-post.
 
-    Numbers are zero-padded; "~" joins numbers (it sorts above the modifier letters, so 1.0.1 > 1.0);
+    Numbers are zero-padded; "~" joins numbers (it sorts above the modifier letters, so
+    1.0.1 > 1.0);
     each dash part is preceded by a letter for its modifier (pre a, rc b, none c, post d).
     """
     if not version:
@@ -115,7 +118,7 @@ def version_key(version: str) -> str:
         if i:
             for word, letter in (("pre", "a"), ("rc", "b"), ("post", "d")):
                 if part.startswith(word):
-                    modifier, digits = letter, part[len(word):]
+                    modifier, digits = letter, part[len(word) :]
                     break
         numbers = digits.split(".") if digits else []
         if not all(n.isdigit() for n in numbers):
@@ -165,8 +168,11 @@ def _tiebreak(row: Row) -> tuple:
     return row.tiebreak
 
 
-def prepare_rows(entries: Iterable[Entry], sort_column: int = -1,
-                 order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> list[Row]:
+def prepare_rows(
+    entries: Iterable[Entry],
+    sort_column: int = -1,
+    order: Qt.SortOrder = Qt.SortOrder.AscendingOrder,
+) -> list[Row]:
     """New rows for entries, with their search text and sort keys, sorted by ``sort_column``.
 
     A pure function of the entries, so a worker thread can run it: for 10,000 entries it is most
@@ -233,18 +239,19 @@ class CacheModel(QAbstractTableModel):
 
     # --- Qt model interface ---------------------------------------------------------------------
 
-    def index(self, row: int, column: int,
-              parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> QModelIndex:
+    def index(
+        self, row: int, column: int, parent: QModelIndex | QPersistentModelIndex = _ROOT
+    ) -> QModelIndex:
         # The proxy maps every cell of every repaint through here; the inherited version calls
         # rowCount() and columnCount() back in Python each time.
         if 0 <= row < len(self._rows) and 0 <= column < _COLUMNS and not parent.isValid():
             return self.createIndex(row, column)
         return QModelIndex()
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else len(self._rows)
 
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else _COLUMNS
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:
@@ -330,8 +337,10 @@ class CacheModel(QAbstractTableModel):
         when that is not the table's current sort.
         """
         if 0 <= self._sort_column < _COLUMNS and sorted_by != (self._sort_column, self._sort_order):
-            rows.sort(key=sort_key(self._sort_column),
-                      reverse=self._sort_order == Qt.SortOrder.DescendingOrder)
+            rows.sort(
+                key=sort_key(self._sort_column),
+                reverse=self._sort_order == Qt.SortOrder.DescendingOrder,
+            )
         self._sort_dirty = False
         self.beginResetModel()
         self._rows = rows
@@ -398,13 +407,17 @@ class CacheModel(QAbstractTableModel):
     def _owns(self, row: Row) -> bool:
         return self._by_entry.get(id(row.entry)) is row
 
-    def _announce(self, rows: list[Row], first: int, last: int, sort_col: int | None = None) -> None:
+    def _announce(
+        self, rows: list[Row], first: int, last: int, sort_col: int | None = None
+    ) -> None:
         if not rows:
             return
         if first <= Column.STATUS <= last:
             self.status_version += 1
         if self._sort_column >= 0 and (
-            first <= self._sort_column <= last if sort_col is None else self._sort_column == sort_col
+            first <= self._sort_column <= last
+            if sort_col is None
+            else self._sort_column == sort_col
         ):
             self._sort_dirty = True
         ranges = contiguous_ranges(r.pos for r in rows)
@@ -448,8 +461,11 @@ class CacheModel(QAbstractTableModel):
             total_size=self._total,
             by_status={w: counts[w] for w in st.STATUSES if counts.get(w)},
             by_store={k: v for k, v in self._by_store.items()},
-            largest=heapq.nsmallest(largest, ((p, n) for p, n in self._by_program.items() if n),
-                                    key=lambda kv: (-kv[1], kv[0])),
+            largest=heapq.nsmallest(
+                largest,
+                ((p, n) for p, n in self._by_program.items() if n),
+                key=lambda kv: (-kv[1], kv[0]),
+            ),
         )
 
     # --- cells ----------------------------------------------------------------------------------
@@ -462,8 +478,9 @@ class CacheModel(QAbstractTableModel):
             tint = self._tints[word] = st.tint(word)
         return tint
 
-    def cell(self, row: Row, col: int) -> tuple[str, QIcon | None, int | None, QColor | None,
-                                                 QFont | None, QColor | None]:
+    def cell(
+        self, row: Row, col: int
+    ) -> tuple[str, QIcon | None, int | None, QColor | None, QFont | None, QColor | None]:
         """Everything a cell shows at once: text, icon, alignment, background, font, text colour.
 
         The table's delegate asks this once per cell instead of asking ``data()`` once per role;
@@ -664,8 +681,8 @@ class CacheFilter(QSortFilterProxyModel):
         model.dataChanged.connect(self._source_changed)
 
     def _source_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, _roles=()) -> None:
-        if (self._statuses is not None and top_left.column() <= Column.STATUS <= bottom_right.column()
-                and not self._refilter_timer.isActive()):
+        touches_status = top_left.column() <= Column.STATUS <= bottom_right.column()
+        if self._statuses is not None and touches_status and not self._refilter_timer.isActive():
             self._refilter_timer.start()
 
     def refilter(self) -> None:
@@ -708,7 +725,8 @@ class CacheFilter(QSortFilterProxyModel):
             self._refilter(lambda: setattr(self, "_statuses", wanted))
 
     def _refilter(self, change: Callable[[], None]) -> None:
-        if hasattr(self, "beginFilterChange"):  # Qt >= 6.10; invalidateRowsFilter is deprecated there
+        # Qt >= 6.10 has begin/endFilterChange and deprecates invalidateRowsFilter.
+        if hasattr(self, "beginFilterChange"):
             self.beginFilterChange()
             change()
             self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
@@ -716,7 +734,9 @@ class CacheFilter(QSortFilterProxyModel):
             change()
             self.invalidateRowsFilter()
 
-    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
+    def filterAcceptsRow(
+        self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex
+    ) -> bool:
         # Straight to the Row object: 10,000 data() round trips would cost far more.
         if self._terms == [] and self._store is None and self._statuses is None:
             return True

@@ -1,4 +1,4 @@
-"""The Cache page: every entry of every store in one table, verified without the window ever freezing.
+"""The Cache page: every entry of every store in one table, verified without the window freezing.
 
 The page owns its widgets and actions and wires them to two background jobs (scan, verify) through
 the model; the main window only hosts it. Updates from the jobs arrive in batches: the table gets
@@ -9,7 +9,7 @@ throttle timer, a few times a second at most.
 from __future__ import annotations
 
 import time
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import humanize
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSettings, Qt, QTimer, Signal
@@ -39,10 +39,11 @@ from gui.workers import Starter
 
 REFRESH_MS = 250
 """Totals and re-sort follow the table at most this often while results stream in."""
-OVERVIEW_MS = 2000
+OVERVIEW_MS = 1000
 LARGEST = 6
 """Programs listed in the chart's "largest" block: enough to spot the hogs, short enough to fit."""
 """The overview chart, at most this often while a run is going (always at its end)."""
+
 
 class _Overview(OverviewWidget):
     """The integrity chart, remembering its height for each width until its data or font changes.
@@ -55,18 +56,19 @@ class _Overview(OverviewWidget):
         self._heights: dict[int, int] = {}
         super().__init__(parent)
 
-    def set_data(self, by_status: dict[str, int], by_store: dict[str, int],
-                 largest: list[tuple[str, int]]) -> None:
+    def set_data(
+        self, by_status: dict[str, int], by_store: dict[str, int], largest: list[tuple[str, int]]
+    ) -> None:
         self._heights = {}
         super().set_data(by_status, by_store, largest)
 
-    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt naming
+    def heightForWidth(self, width: int) -> int:
         height = self._heights.get(width)
         if height is None:
             height = self._heights[width] = super().heightForWidth(width)
         return height
 
-    def changeEvent(self, event) -> None:  # noqa: N802
+    def changeEvent(self, event) -> None:
         self._heights = {}
         super().changeEvent(event)
 
@@ -121,8 +123,14 @@ class CachePage(QWidget):
 
     # --- construction ----------------------------------------------------------------------------
 
-    def _action(self, text: str, tip: str, slot, shortcut: QKeySequence | str | None = None,
-                icon_name: str | None = None) -> QAction:
+    def _action(
+        self,
+        text: str,
+        tip: str,
+        slot,
+        shortcut: QKeySequence | str | None = None,
+        icon_name: str | None = None,
+    ) -> QAction:
         action = QAction(text, self)
         if icon_name:
             action.setIcon(icon(icon_name))
@@ -136,50 +144,99 @@ class CachePage(QWidget):
 
     def _build_actions(self) -> None:
         self.rescan_action = self._action(
-            "&Rescan", "Scan the stores again and measure every entry", self.rescan,
-            QKeySequence.StandardKey.Refresh, "rescan")
+            "&Rescan",
+            "Scan the stores again and measure every entry",
+            self.rescan,
+            QKeySequence.StandardKey.Refresh,
+            "rescan",
+        )
         self.verify_selected_action = self._action(
-            "Verify &selected", "Check the selected entries against their digests",
-            self.verify_selected, "Ctrl+Shift+V", "verify")
+            "Verify &selected",
+            "Check the selected entries against their digests",
+            self.verify_selected,
+            "Ctrl+Shift+V",
+            "verify",
+        )
         self.verify_all_action = self._action(
-            "Verify &all", "Check every entry in every store against its digest", self.verify_all,
-            None, "verify-all")
+            "Verify &all",
+            "Check every entry in every store against its digest",
+            self.verify_all,
+            None,
+            "verify-all",
+        )
         self.cancel_action = self._action(
-            "&Cancel", "Stop the running scan or verification", self.cancel, "Escape", "cancel")
+            "&Cancel", "Stop the running scan or verification", self.cancel, "Escape", "cancel"
+        )
         self.find_action = self._action(
-            "&Find…", "Filter the table by program, version, digest or feed", self.focus_filter,
-            QKeySequence.StandardKey.Find, "filter")
+            "&Find…",
+            "Filter the table by program, version, digest or feed",
+            self.focus_filter,
+            QKeySequence.StandardKey.Find,
+            "filter",
+        )
         self.select_all_action = self._action(
-            "Select &all entries", "Select every entry shown in the table", self.select_all,
-            QKeySequence.StandardKey.SelectAll)
+            "Select &all entries",
+            "Select every entry shown in the table",
+            self.select_all,
+            QKeySequence.StandardKey.SelectAll,
+        )
         self.details_action = self._action(
-            "Show &details", "Show the details of the current entry", self.show_details,
-            "Return", "details")
+            "Show &details",
+            "Show the details of the current entry",
+            self.show_details,
+            "Return",
+            "details",
+        )
         # Return only where it means "this row": in the table, not in the filter box or buttons.
         self.details_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         self.problems_action = self._action(
-            "Show &problems only", "Show only corrupt, suspicious and unreadable entries",
-            self.toggle_problems, "Ctrl+Shift+P", "problems")
+            "Show &problems only",
+            "Show only corrupt, suspicious and unreadable entries",
+            self.toggle_problems,
+            "Ctrl+Shift+P",
+            "problems",
+        )
         self.problems_action.setCheckable(True)
         self.clear_filters_action = self._action(
-            "Show &everything", "Clear the text, store and status filters", self.clear_filters)
+            "Show &everything", "Clear the text, store and status filters", self.clear_filters
+        )
         self.open_action = self._action(
-            "&Open folder", "Show the current entry in the file manager", self.open_folder,
-            "Ctrl+O", "folder-open")
+            "&Open folder",
+            "Show the current entry in the file manager",
+            self.open_folder,
+            "Ctrl+O",
+            "folder-open",
+        )
 
     def menu_actions(self) -> list[QAction | None]:
         """What the window puts in this page's menu (None is a separator)."""
-        return [self.rescan_action, None, self.verify_selected_action, self.verify_all_action,
-                self.cancel_action, None, self.find_action, self.select_all_action,
-                self.problems_action, self.clear_filters_action, None, self.details_action,
-                self.open_action]
+        return [
+            self.rescan_action,
+            None,
+            self.verify_selected_action,
+            self.verify_all_action,
+            self.cancel_action,
+            None,
+            self.find_action,
+            self.select_all_action,
+            self.problems_action,
+            self.clear_filters_action,
+            None,
+            self.details_action,
+            self.open_action,
+        ]
 
     def _build_widgets(self) -> None:
         self.toolbar = QToolBar("Cache", self)
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.toolbar.setMovable(False)
-        for action in (self.rescan_action, None, self.verify_selected_action,
-                       self.verify_all_action, self.cancel_action):
+        for action in (
+            self.rescan_action,
+            None,
+            self.verify_selected_action,
+            self.verify_all_action,
+            self.cancel_action,
+        ):
             if action is None:
                 self.toolbar.addSeparator()
             else:
@@ -201,7 +258,8 @@ class CachePage(QWidget):
         self.store_combo.setToolTip("Show one store only")
         self.store_combo.setAccessibleName("Store filter")
         self.store_combo.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         self.store_combo.setMinimumContentsLength(14)
         self.store_combo.addItem("All stores", None)
         self.store_combo.currentIndexChanged.connect(self._store_chosen)
@@ -212,8 +270,9 @@ class CachePage(QWidget):
         self.status_combo.addItem("All statuses", None)
         self.status_combo.addItem(st.status_icon(st.SUSPICIOUS), "Problems only", st.PROBLEMS)
         for word in st.STATUSES:
-            self.status_combo.addItem(st.status_icon(word), word[:1].upper() + word[1:],
-                                      frozenset({word}))
+            self.status_combo.addItem(
+                st.status_icon(word), word[:1].upper() + word[1:], frozenset({word})
+            )
         self.status_combo.currentIndexChanged.connect(self._status_chosen)
         filters = QHBoxLayout()
         filters.setContentsMargins(4, 0, 4, 0)
@@ -285,8 +344,15 @@ class CachePage(QWidget):
         self._restore_path = current.entry.path if current else self._restore_path
         self._scan_generation += 1
         gen = self._scan_generation
-        job = ScanJob(gen, self._stores, self._env, jobs=self._jobs, starter=self._starter,
-                      sort=(self.model.sort_column, self.model.sort_order), parent=self)
+        job = ScanJob(
+            gen,
+            self._stores,
+            self._env,
+            jobs=self._jobs,
+            starter=self._starter,
+            sort=(self.model.sort_column, self.model.sort_order),
+            parent=self,
+        )
         job.listed.connect(lambda scan, rows, g=gen, j=job: self._on_listed(g, scan, rows, j.sort))
         job.measured.connect(lambda items, g=gen: self._on_measured(g, items))
         job.finished.connect(lambda error, g=gen, j=job: self._on_scan_finished(g, j, error))
@@ -311,8 +377,10 @@ class CachePage(QWidget):
         if not scan.entries:
             usable = [s for s in scan.stores if s.problem is None]
             where = ", ".join(s.path for s in usable) if usable else "no readable store"
-            messages.append(f"No implementations found ({where}). Run with --demo to try the app "
-                            "on a demo cache.")
+            messages.append(
+                f"No implementations found ({where}). Run with --demo to try the app "
+                "on a demo cache."
+            )
         self.banner.set_messages(messages, "warning")
         self._reselect()
         n = len(scan.entries)
@@ -342,8 +410,10 @@ class CachePage(QWidget):
             self._last_report = "Scan cancelled: some sizes were not measured (F5 to scan again)"
         else:
             stores = len(self._store_labels)
-            self._last_report = (f"Scanned {job.entries_total:,} entries in {stores} "
-                                 f"{'store' if stores == 1 else 'stores'}")
+            self._last_report = (
+                f"Scanned {job.entries_total:,} entries in {stores} "
+                f"{'store' if stores == 1 else 'stores'}"
+            )
         self.refresh_now()
         self._set_busy()
         self.scanFinished.emit()
@@ -409,8 +479,9 @@ class CachePage(QWidget):
             return
         self._verify_generation += 1
         gen = self._verify_generation
-        job = VerifyJob(gen, [r.entry.path for r in rows], jobs=self._jobs, starter=self._starter,
-                        parent=self)
+        job = VerifyJob(
+            gen, [r.entry.path for r in rows], jobs=self._jobs, starter=self._starter, parent=self
+        )
         job.results.connect(lambda items, g=gen: self._on_verdicts(g, items))
         job.progress.connect(lambda p, g=gen: self._on_verify_progress(g, p))
         job.finished.connect(lambda error, g=gen, j=job: self._on_verify_finished(g, j, error))
@@ -418,7 +489,8 @@ class CachePage(QWidget):
         self._verify_rows = rows
         self._verify_started = time.monotonic()
         self.model.set_verifying(rows, True)
-        self._overview_time = time.monotonic()  # the chart follows later: not at the busiest moment
+        # The chart follows a little later: not at the busiest moment of the start.
+        self._overview_time = time.monotonic() - OVERVIEW_MS / 2000
         self._schedule_refresh()
         self.activity.progress(0.0, f"Verifying {len(rows):,} entries…")
         self._set_busy()
@@ -436,7 +508,7 @@ class CachePage(QWidget):
             return
         if self._verify.cancelled:
             return
-        self.activity.progress(*_verify_progress_text(progress))
+        self.activity.progress(*verify_progress_text(progress))
 
     def _on_verify_finished(self, gen: int, job: VerifyJob, error: object) -> None:
         self._retire(job)
@@ -459,7 +531,8 @@ class CachePage(QWidget):
                 counts[row.status] = counts.get(row.status, 0) + 1
             parts = ", ".join(f"{counts[w]:,} {w}" for w in st.STATUSES if w in counts)
             self._last_report = (
-                f"Verified {len(rows):,} entries in {duration_text(elapsed)}: {parts}")
+                f"Verified {len(rows):,} entries in {duration_text(elapsed)}: {parts}"
+            )
         self.refresh_now()
         self._set_busy()
         self.verifyFinished.emit()
@@ -482,7 +555,7 @@ class CachePage(QWidget):
         self.cancel_action.setEnabled(False)
 
     def _retire(self, job: ScanJob | VerifyJob) -> None:
-        """Forget a job once its threads ended; until then it stays alive to receive their signals."""
+        """Forget a job once its threads ended (until then it must receive their signals)."""
         if job.done:
             job.deleteLater()
 
@@ -525,7 +598,8 @@ class CachePage(QWidget):
         now = time.monotonic()
         # The chart relays itself out on every change: while work streams in, every OVERVIEW_MS.
         if figures != self._overview_figures and (
-                not self.busy or now - self._overview_time >= OVERVIEW_MS / 1000):
+            not self.busy or now - self._overview_time >= OVERVIEW_MS / 1000
+        ):
             self._overview_figures = figures
             self._overview_time = now
             if at_once:
@@ -570,7 +644,8 @@ class CachePage(QWidget):
         self.verify_selected_action.setEnabled(has_selection and self._verify is None)
         self.verify_all_action.setEnabled(has_rows and self._verify is None)
         cancelling = (self._verify is not None and self._verify.cancelled) or (
-            self._verify is None and self._scan is not None and self._scan.cancelled)
+            self._verify is None and self._scan is not None and self._scan.cancelled
+        )
         self.cancel_action.setEnabled(self.busy and not cancelling)
         self.open_action.setEnabled(self.current_row() is not None)
 
@@ -662,7 +737,8 @@ class CachePage(QWidget):
             if 0 <= column < len(Column):
                 self.table.sortByColumn(
                     column,
-                    Qt.SortOrder.DescendingOrder if order == 1 else Qt.SortOrder.AscendingOrder)
+                    Qt.SortOrder.DescendingOrder if order == 1 else Qt.SortOrder.AscendingOrder,
+                )
         finally:
             settings.endGroup()
 
@@ -687,21 +763,34 @@ class CachePage(QWidget):
             self.side.setSizes([want, total - want])
 
 
-def _verify_progress_text(p) -> tuple[float, str]:
-    """Bar fraction and the line under it: entries, bytes, speed, time left."""
-    if p.bytes_total > 0:
-        fraction = p.bytes_done / p.bytes_total
+def verify_progress_text(p) -> tuple[float, str]:
+    """Bar fraction and the line under it: entries, bytes, speed, time left.
+
+    The engine learns the bytes to hash only as it walks ahead, so its byte total keeps growing
+    and time left by bytes comes out too short; time left by entries is wrong the other way
+    when one entry is huge. The longer of the two is shown; the bar follows the entries (what
+    the line counts), or the bytes while the first entry is still being hashed.
+    """
+    entries = p.entries_done / p.entries_total if p.entries_total else 1.0
+    if p.entries_done or not p.bytes_total:
+        fraction = entries
     else:
-        fraction = p.entries_done / p.entries_total if p.entries_total else 0.0
-    parts = [f"Verifying: {p.entries_done:,} of {p.entries_total:,} entries",
-             f"{humanize.naturalsize(p.bytes_done)} of {humanize.naturalsize(p.bytes_total)}"]
+        fraction = p.bytes_done / p.bytes_total
     rate = p.bytes_per_second
+    parts = [
+        f"Verifying: {p.entries_done:,} of {p.entries_total:,} entries",
+        f"{humanize.naturalsize(p.bytes_done)} read",
+    ]
     if rate > 0:
         parts.append(f"{humanize.naturalsize(rate)}/s")
-    eta = p.eta
-    if eta is not None and p.entries_done < p.entries_total:
-        parts.append(f"about {duration_text(eta)} left")
-    return fraction, " · ".join(parts)
+    estimates = []
+    if entries > 0:
+        estimates.append(p.elapsed * (1 - entries) / entries)
+    if rate > 0 and p.bytes_total:
+        estimates.append(max(p.bytes_total - p.bytes_done, 0) / rate)
+    if estimates and p.entries_done < p.entries_total:
+        parts.append(f"about {duration_text(max(1.0, round(max(estimates))))} left")
+    return min(1.0, fraction), " · ".join(parts)
 
 
 def _describe(error: BaseException) -> str:

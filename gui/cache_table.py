@@ -8,7 +8,7 @@ when its rows are off screen, and the visible rows at most every :data:`REPAINT_
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer
 from PySide6.QtGui import QAction
@@ -21,9 +21,15 @@ REPAINT_MS = 100
 
 # Default column widths: the width of a typical value, so they follow the font size.
 _SAMPLES = {
-    Column.PROGRAM: "Toolkit Runtime X", Column.VERSION: "10.2-rc1", Column.STORE: "system X",
-    Column.SIZE: "999.9 MB", Column.FILES: "12,345", Column.LAST_USED: "11 months ago",
-    Column.ADDED: "2026-12-31", Column.USED_BY: "hello-editor", Column.STATUS: "not verified",
+    Column.PROGRAM: "Toolkit Runtime X",
+    Column.VERSION: "10.2-rc1",
+    Column.STORE: "system X",
+    Column.SIZE: "999.9 MB",
+    Column.FILES: "12,345",
+    Column.LAST_USED: "11 months ago",
+    Column.ADDED: "2026-12-31",
+    Column.USED_BY: "hello-editor",
+    Column.STATUS: "not verified",
 }
 
 
@@ -89,14 +95,17 @@ class CacheTable(QTableView):
             toggle.setChecked(not self.isColumnHidden(col))
             toggle.blockSignals(False)
 
-    def changeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+    def changeEvent(self, event) -> None:
         super().changeEvent(event)
         if event.type() == event.Type.FontChange:
             self.apply_font_metrics()
 
-    def dataChanged(self, top_left: QModelIndex | QPersistentModelIndex,  # noqa: N802
-                    bottom_right: QModelIndex | QPersistentModelIndex,
-                    roles: Sequence[int] = ()) -> None:
+    def dataChanged(
+        self,
+        top_left: QModelIndex | QPersistentModelIndex,
+        bottom_right: QModelIndex | QPersistentModelIndex,
+        roles: Sequence[int] = (),
+    ) -> None:
         first = self.rowAt(0)
         if first < 0:
             return  # nothing on screen

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 import humanize
-from PySide6.QtCore import QUrl, Qt, Signal
+from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices, QFont
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
 from gui import status as st
 from gui.cache_model import Row, last_used_text
 from gui.icons import icon
-
 
 MAX_CHANGES = 40
 """Changes listed in the pane; the rest are counted (the command line lists them all)."""
@@ -148,8 +147,19 @@ class DetailsPane(QScrollArea):
             value = _Value(body)
             form.addRow(f"{name}:", value)
             self._values[name] = value
-        for name in ("Algorithm", "Program", "Version", "Store", "Owner", "Size", "Files",
-                     "Last used", "Added", "Used by", "Verification"):
+        for name in (
+            "Algorithm",
+            "Program",
+            "Version",
+            "Store",
+            "Owner",
+            "Size",
+            "Files",
+            "Last used",
+            "Added",
+            "Used by",
+            "Verification",
+        ):
             label = QLabel(body)
             label.setWordWrap(True)
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -161,8 +171,9 @@ class DetailsPane(QScrollArea):
         self._form_box.setLayout(form)
         outer.addWidget(self._form_box)
 
-        self._hint = QLabel("Select an entry to see where it is, what it belongs to and whether "
-                            "it is intact.", body)
+        self._hint = QLabel(
+            "Select an entry to see where it is, what it belongs to and whether it is intact.", body
+        )
         self._hint.setWordWrap(True)
         self._hint.setEnabled(False)
         outer.addWidget(self._hint)
@@ -232,8 +243,10 @@ class DetailsPane(QScrollArea):
         # Never open what a planted symlink points at: show the store folder instead.
         self._open.setText("Open folder" if is_dir else "Open store folder")
         self._open.setToolTip(
-            "Show this implementation in the file manager" if is_dir
-            else "This entry is not a directory: show the store folder that contains it")
+            "Show this implementation in the file manager"
+            if is_dir
+            else "This entry is not a directory: show the store folder that contains it"
+        )
         digest = entry.digest
         v["Digest"].set(digest.name if digest else f"{entry.name} (not a digest)")
         f["Algorithm"].setText(digest.algorithm if digest else "—")
@@ -249,8 +262,10 @@ class DetailsPane(QScrollArea):
         if usage is None:
             size_text = files_text = "measuring…"
         else:
-            size_text = (f"{humanize.naturalsize(usage.size)} ({usage.size:,} bytes), "
-                         f"{humanize.naturalsize(usage.disk)} on disk")
+            size_text = (
+                f"{humanize.naturalsize(usage.size)} ({usage.size:,} bytes), "
+                f"{humanize.naturalsize(usage.disk)} on disk"
+            )
             if usage.error:
                 size_text += f"\n{_breakable(usage.error)}"
             files_text = f"{usage.files:,}"
@@ -261,8 +276,9 @@ class DetailsPane(QScrollArea):
             last += f" ({_when(usage.last_used)})"
         f["Last used"].setText(last)
         f["Added"].setText(_when(entry.added))
-        f["Used by"].setText(", ".join(entry.used_by) if entry.used_by
-                             else "no 0install app selects it")
+        f["Used by"].setText(
+            ", ".join(entry.used_by) if entry.used_by else "no 0install app selects it"
+        )
         f["Verification"].setText(_breakable(self._verification_text(row)))
 
     def _verification_text(self, row: Row) -> str:
@@ -292,8 +308,11 @@ class DetailsPane(QScrollArea):
             title = "Could not be verified"
             text = outcome.detail
         elif entry.kind in ("suspicious", "temporary", "unknown") and entry.reason:
-            title = {"suspicious": "Suspicious entry", "temporary": "Temporary leftover",
-                     "unknown": "Not an implementation"}[entry.kind]
+            title = {
+                "suspicious": "Suspicious entry",
+                "temporary": "Temporary leftover",
+                "unknown": "Not an implementation",
+            }[entry.kind]
             text = entry.reason
             if outcome is not None and entry.kind == "suspicious" and outcome.status == "ok":
                 text += f"\nIts contents verify ({outcome.detail}), but it is still unsafe."

@@ -2,7 +2,8 @@
 
 It only hosts pages. Each page is a QWidget with ``title``, ``icon_name``, ``menu_actions()``,
 ``start()``, ``shutdown()``, ``save_state(settings)``, ``restore_state(settings)`` and optionally
-a ``statusMessage(str)`` signal for the status bar; the window adds it to the sidebar and gives it a menu, shown only while
+a ``statusMessage(str)`` signal for the status bar; the window adds it to the sidebar and gives
+it a menu, shown only while
 the page is current (so two pages may both use F5).
 """
 
@@ -44,8 +45,9 @@ class Page(Protocol):
 class MainWindow(QMainWindow):
     """Hosts the pages. ``settings`` None means: remember nothing (screenshots)."""
 
-    def __init__(self, version: str, settings: QSettings | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, version: str, settings: QSettings | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.version = version
         self.settings = settings
@@ -149,7 +151,8 @@ class MainWindow(QMainWindow):
 
     def _fit_sidebar(self) -> None:
         fm = self.sidebar.fontMetrics()
-        widest = max((fm.horizontalAdvance(p.title) for p in self._pages), default=0)  # type: ignore[attr-defined]
+        titles = [p.title for p in self._pages]  # type: ignore[attr-defined]
+        widest = max((fm.horizontalAdvance(t) for t in titles), default=0)
         self.sidebar.setFixedWidth(widest + self.sidebar.iconSize().width() + 48)
 
     def _page_chosen(self, index: int) -> None:
@@ -194,7 +197,7 @@ class MainWindow(QMainWindow):
             page.save_state(self.settings)  # type: ignore[attr-defined]
         self.settings.sync()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt naming
+    def closeEvent(self, event: QCloseEvent) -> None:
         self.save_state()
         for page in self._pages:
             page.shutdown()  # type: ignore[attr-defined]

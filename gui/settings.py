@@ -15,7 +15,9 @@ APPLICATION = "Zero Install Admin"
 
 def open_settings() -> QSettings:
     """The user's settings for this application, as an INI file in the user's config directory."""
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
+    return QSettings(
+        QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION
+    )
 
 
 def read_int(settings: QSettings, key: str, default: int) -> int:

@@ -88,12 +88,19 @@ def _badge(word: str, px: int) -> QPixmap:
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(QBrush(color))
         p.drawEllipse(r)
-    pen = QPen(QColor("white"), max(1.5, px / 8), Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
-               Qt.PenJoinStyle.RoundJoin)
+    pen = QPen(
+        QColor("white"),
+        max(1.5, px / 8),
+        Qt.PenStyle.SolidLine,
+        Qt.PenCapStyle.RoundCap,
+        Qt.PenJoinStyle.RoundJoin,
+    )
     p.setPen(pen)
     s = px / 16
     if word == OK:
-        p.drawPolyline([QPointF(4.5 * s, 8.5 * s), QPointF(7 * s, 11 * s), QPointF(11.5 * s, 5.5 * s)])
+        p.drawPolyline(
+            [QPointF(4.5 * s, 8.5 * s), QPointF(7 * s, 11 * s), QPointF(11.5 * s, 5.5 * s)]
+        )
     elif word == CORRUPT:
         p.drawLine(QPointF(5.5 * s, 5.5 * s), QPointF(10.5 * s, 10.5 * s))
         p.drawLine(QPointF(10.5 * s, 5.5 * s), QPointF(5.5 * s, 10.5 * s))

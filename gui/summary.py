@@ -7,7 +7,7 @@ painted in their status colour with white bold text so that nobody scrolls past 
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import humanize
 from PySide6.QtCore import Qt, Signal

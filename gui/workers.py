@@ -5,8 +5,9 @@ Two small pieces, and nothing else in ``gui`` starts threads by hand:
 * :class:`Worker` runs one callable somewhere else (a new daemon thread by default; tests inject an
   inline starter) and delivers ``done(result, error)`` on the GUI thread, always through the event
   loop, and always: an exception in the callable arrives as ``error``, it is never lost.
-* :class:`Batcher` collects items pushed from any thread and hands them to the GUI thread as one list
-  at most every ``interval_ms``: 10,000 results mean a few dozen deliveries, not 10,000 repaints.
+* :class:`Batcher` collects items pushed from any thread and hands them to the GUI thread as one
+  list at most every ``interval_ms``: 10,000 results make a few dozen deliveries, not 10,000
+  repaints.
 
 Workers never touch widgets or models; they only call :meth:`Batcher.put` and return a value.
 """
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
@@ -30,7 +32,7 @@ Starter = Callable[[Callable[[], None]], None]
 def thread_starter(name: str) -> Starter:
     """A starter that runs each callable on a new daemon thread called ``name``.
 
-    Daemon, so that a stuck filesystem call can never keep the process alive after the window closed.
+    Daemon, so that a stuck filesystem call can never keep the process alive once the window closed.
     """
 
     def start(fn: Callable[[], None]) -> None:
@@ -47,7 +49,7 @@ def inline_starter(fn: Callable[[], None]) -> None:
 class Worker(QObject):
     """Runs ``fn()`` off the GUI thread; ``done(result, error)`` arrives later on the GUI thread.
 
-    Exactly one of ``result``/``error`` is meaningful: ``error`` is the exception ``fn`` raised, or None.
+    Only one of ``result``/``error`` counts: ``error`` is the exception ``fn`` raised, or None.
     """
 
     done = Signal(object, object)
@@ -102,7 +104,7 @@ class Worker(QObject):
 
 
 class Batcher(QObject):
-    """Collects items from any thread; ``delivered(list)`` hands them over on the GUI thread in batches.
+    """Collects items from any thread; ``delivered(list)`` hands them to the GUI thread in batches.
 
     The first item after a delivery wakes a single-shot timer on the GUI thread (one queued signal);
     the items that arrive before it fires ride along. :meth:`flush` delivers at once, e.g. when a
@@ -123,7 +125,7 @@ class Batcher(QObject):
         self._wake.connect(self._on_wake, Qt.ConnectionType.QueuedConnection)
 
     def put(self, item: Any) -> None:
-        """Queue one item; safe from any thread, and cheap (no signal unless the queue was empty)."""
+        """Queue one item; safe from any thread, cheap (no signal unless the queue was empty)."""
         with self._lock:
             self._items.append(item)
             first = len(self._items) == 1

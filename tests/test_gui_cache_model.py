@@ -11,10 +11,10 @@ from PySide6.QtCore import QPersistentModelIndex, Qt
 from core.manifest import Change, VerifyOutcome
 from gui import status as st
 from gui.cache_model import (
+    MAX_RANGES,
     ROW_ROLE,
     SORT_ROLE,
     STATUS_ROLE,
-    MAX_RANGES,
     CacheFilter,
     CacheModel,
     Column,
@@ -132,12 +132,14 @@ def test_noatime_and_empty_entries_say_why_last_use_is_unknown(model: CacheModel
 
 def test_sizes_sort_as_numbers_not_text(model: CacheModel, proxy: CacheFilter) -> None:
     # As text, "10.0 kB" < "2.0 MB" < "900 Bytes": the raw values must decide.
-    model.set_entries([
-        entry(1, "Big", usage=usage(2_000_000)),
-        entry(2, "Tiny", usage=usage(900)),
-        entry(3, "Medium", usage=usage(10_000)),
-        entry(4, "Unmeasured"),
-    ])
+    model.set_entries(
+        [
+            entry(1, "Big", usage=usage(2_000_000)),
+            entry(2, "Tiny", usage=usage(900)),
+            entry(3, "Medium", usage=usage(10_000)),
+            entry(4, "Unmeasured"),
+        ]
+    )
     proxy.sort(Column.SIZE, Qt.SortOrder.AscendingOrder)
     assert programs(proxy) == ["Unmeasured", "Tiny", "Medium", "Big"]
     assert column(proxy, Column.SIZE, SORT_ROLE) == [-1, 900, 10_000, 2_000_000]
@@ -145,7 +147,9 @@ def test_sizes_sort_as_numbers_not_text(model: CacheModel, proxy: CacheFilter) -
     assert programs(proxy) == ["Big", "Medium", "Tiny", "Unmeasured"]
 
 
-def test_times_versions_and_status_sort_by_raw_values(model: CacheModel, proxy: CacheFilter) -> None:
+def test_times_versions_and_status_sort_by_raw_values(
+    model: CacheModel, proxy: CacheFilter
+) -> None:
     entries = [
         entry(1, "A", "1.10", usage=usage(1, last_used=NOW - 10)),
         entry(2, "B", "1.9", usage=usage(1, last_used=NOW - 86400 * 400)),
@@ -158,28 +162,42 @@ def test_times_versions_and_status_sort_by_raw_values(model: CacheModel, proxy: 
     proxy.sort(Column.VERSION, Qt.SortOrder.AscendingOrder)
     assert column(proxy, Column.VERSION) == ["1.9", "1.10-pre2", "1.10", "1.10-post"]
     rows = {r.entry.program: r for r in model.rows}
-    model.apply_outcomes([(rows["C"], VerifyOutcome("corrupt", "changed")),
-                          (rows["A"], VerifyOutcome("ok", "fine")),
-                          (rows["D"], VerifyOutcome("error", "unreadable"))])
+    model.apply_outcomes(
+        [
+            (rows["C"], VerifyOutcome("corrupt", "changed")),
+            (rows["A"], VerifyOutcome("ok", "fine")),
+            (rows["D"], VerifyOutcome("error", "unreadable")),
+        ]
+    )
     proxy.sort(Column.STATUS, Qt.SortOrder.DescendingOrder)
     assert column(proxy, Column.STATUS) == ["corrupt", "error", "not verified", "OK"]
 
 
 def test_relative_times_read_naturally() -> None:
     day = 86400
-    cases = {30: "just now", 300: "5 minutes ago", 3 * 3600: "3 hours ago", 30 * 3600: "yesterday",
-             3 * day: "3 days ago", 21 * day: "3 weeks ago", 100 * day: "3 months ago",
-             400 * day: "1 year ago", 800 * day: "2 years ago"}
+    cases = {
+        30: "just now",
+        300: "5 minutes ago",
+        3 * 3600: "3 hours ago",
+        30 * 3600: "yesterday",
+        3 * day: "3 days ago",
+        21 * day: "3 weeks ago",
+        100 * day: "3 months ago",
+        400 * day: "1 year ago",
+        800 * day: "2 years ago",
+    }
     assert {s: ago_text(s) for s in cases} == cases
 
 
 def test_version_key_orders_like_0install() -> None:
     versions = ["0.9", "1.0-pre1", "1.0-rc1", "1.0", "1.0-post", "1.0.1", "1.2", "1.10", "10"]
-    assert sorted(reversed(versions), key=version_key) == versions
+    scrambled = ["1.10", "1.0-post", "10", "0.9", "1.0-rc1", "1.2", "1.0", "1.0.1", "1.0-pre1"]
+    assert sorted(scrambled, key=version_key) == versions
 
 
-def test_filter_text_matches_program_version_digest_and_feed(model: CacheModel,
-                                                             proxy: CacheFilter) -> None:
+def test_filter_text_matches_program_version_digest_and_feed(
+    model: CacheModel, proxy: CacheFilter
+) -> None:
     editor = entry(1, "Hello Editor", "2.4")
     viewer = entry(2, "Gallery Viewer", "0.7")
     viewer.feed = FakeFeed("https://pics.example/gallery.xml", "Gallery Viewer", "0.7")
@@ -201,12 +219,14 @@ def test_filter_text_matches_program_version_digest_and_feed(model: CacheModel,
 
 
 def test_filter_by_store_and_status(model: CacheModel, proxy: CacheFilter) -> None:
-    model.set_entries([
-        entry(1, "U1"),
-        entry(2, "S1", store=FakeStore("system")),
-        entry(3, "S2", store=FakeStore("system")),
-        FakeEntry("sha256new_lower", "(suspicious)", kind="suspicious", reason="lower-case"),
-    ])
+    model.set_entries(
+        [
+            entry(1, "U1"),
+            entry(2, "S1", store=FakeStore("system")),
+            entry(3, "S2", store=FakeStore("system")),
+            FakeEntry("sha256new_lower", "(suspicious)", kind="suspicious", reason="lower-case"),
+        ]
+    )
     proxy.set_store("system")
     assert programs(proxy) == ["S1", "S2"]
     rows = {r.entry.program: r for r in model.rows}
@@ -220,8 +240,9 @@ def test_filter_by_store_and_status(model: CacheModel, proxy: CacheFilter) -> No
     assert proxy.rowCount() == 4
 
 
-def test_status_filter_follows_results_as_they_arrive(model: CacheModel, proxy: CacheFilter,
-                                                     qtbot) -> None:
+def test_status_filter_follows_results_as_they_arrive(
+    model: CacheModel, proxy: CacheFilter, qtbot
+) -> None:
     model.set_entries([entry(i, f"P{i}") for i in range(5)])
     proxy.set_statuses(st.PROBLEMS)
     assert proxy.rowCount() == 0
@@ -245,8 +266,12 @@ def test_scattered_batches_are_announced_as_one_span(model: CacheModel) -> None:
 
 
 def test_suspicious_stays_suspicious_unless_verification_finds_worse(model: CacheModel) -> None:
-    e = FakeEntry("sha256new_" + "B" * 52, "(suspicious)", kind="suspicious",
-                  reason="the directory is writable by everyone")
+    e = FakeEntry(
+        "sha256new_" + "B" * 52,
+        "(suspicious)",
+        kind="suspicious",
+        reason="the directory is writable by everyone",
+    )
     model.set_entries([e])
     row = model.row_at(0)
     assert row.status == st.SUSPICIOUS
@@ -263,7 +288,8 @@ def test_status_updates_announce_only_the_changed_rows(model: CacheModel, qtbot)
     model.set_entries([entry(i, f"P{i}") for i in range(10)])
     signals: list[tuple[int, int, int, int]] = []
     model.dataChanged.connect(
-        lambda a, b, roles=(): signals.append((a.row(), b.row(), a.column(), b.column())))
+        lambda a, b, roles=(): signals.append((a.row(), b.row(), a.column(), b.column()))
+    )
     verdicts = [(model.row_at(i), VerifyOutcome("ok", "fine")) for i in (2, 3, 4, 7)]
     model.apply_outcomes(verdicts)
     last = len(Column) - 1
@@ -286,7 +312,9 @@ def test_results_for_rows_of_an_older_scan_are_dropped(model: CacheModel) -> Non
     assert model.row_at(0).status == st.NOT_VERIFIED
 
 
-def test_resort_keeps_persistent_indexes_on_their_rows(model: CacheModel, proxy: CacheFilter) -> None:
+def test_resort_keeps_persistent_indexes_on_their_rows(
+    model: CacheModel, proxy: CacheFilter
+) -> None:
     entries = [entry(i, f"P{i}") for i in range(6)]
     model.set_entries(entries)
     proxy.sort(Column.SIZE, Qt.SortOrder.DescendingOrder)
@@ -306,8 +334,16 @@ def test_stats_count_statuses_and_bytes(model: CacheModel) -> None:
     c = entry(3, "Viewer", usage=usage(500))
     d = FakeEntry("tmp-1", "(temporary)", kind="temporary")
     model.set_entries([a, b, c, d])
-    model.apply_outcomes([(model.row_for(c), VerifyOutcome("corrupt", "x", changes=[
-        Change("/bin/run", "modified", ("content",))]))])
+    model.apply_outcomes(
+        [
+            (
+                model.row_for(c),
+                VerifyOutcome(
+                    "corrupt", "x", changes=[Change("/bin/run", "modified", ("content",))]
+                ),
+            )
+        ]
+    )
     stats = model.stats()
     assert stats.entries == 4 and stats.measured == 3 and stats.total_size == 1500
     assert stats.by_status == {"corrupt": 1, "not verified": 3}
@@ -317,14 +353,19 @@ def test_stats_count_statuses_and_bytes(model: CacheModel) -> None:
 
 def test_problem_rows_are_tinted_and_status_has_an_icon(model: CacheModel) -> None:
     model.set_entries([entry(1), entry(2)])
-    model.apply_outcomes([(model.row_at(0), VerifyOutcome("corrupt", "x")),
-                          (model.row_at(1), VerifyOutcome("ok", "fine"))])
+    model.apply_outcomes(
+        [
+            (model.row_at(0), VerifyOutcome("corrupt", "x")),
+            (model.row_at(1), VerifyOutcome("ok", "fine")),
+        ]
+    )
     assert model.index(0, Column.VERSION).data(Qt.ItemDataRole.BackgroundRole) is not None
     assert model.index(1, Column.VERSION).data(Qt.ItemDataRole.BackgroundRole) is None
     icon = model.index(0, Column.STATUS).data(Qt.ItemDataRole.DecorationRole)
     assert not icon.isNull()
     assert model.index(0, Column.SIZE).data(Qt.ItemDataRole.TextAlignmentRole) & int(
-        Qt.AlignmentFlag.AlignRight)
+        Qt.AlignmentFlag.AlignRight
+    )
 
 
 def test_contiguous_ranges() -> None:
@@ -397,18 +438,21 @@ def test_worker_wait_times_out_while_running(qtbot) -> None:
     assert worker.wait(0) and not worker.running
 
 
-def test_rows_prepared_off_the_gui_thread_keep_the_tables_sort(model: CacheModel,
-                                                              proxy: CacheFilter) -> None:
-    entries = [entry(i, p, usage=usage(s)) for i, (p, s) in
-               enumerate([("B", 300), ("A", 100), ("C", 200)])]
+def test_rows_prepared_off_the_gui_thread_keep_the_tables_sort(
+    model: CacheModel, proxy: CacheFilter
+) -> None:
+    entries = [
+        entry(i, p, usage=usage(s)) for i, (p, s) in enumerate([("B", 300), ("A", 100), ("C", 200)])
+    ]
     proxy.sort(Column.SIZE, Qt.SortOrder.DescendingOrder)
     rows = prepare_rows(entries, Column.SIZE, Qt.SortOrder.DescendingOrder)
     assert [r.entry.program for r in rows] == ["B", "C", "A"]
     model.set_rows(rows, (Column.SIZE, Qt.SortOrder.DescendingOrder))
     assert programs(proxy) == ["B", "C", "A"]
     # Prepared for another sort (the user clicked a header meanwhile): sorted again on arrival.
-    model.set_rows(prepare_rows(entries, Column.PROGRAM), (Column.PROGRAM,
-                                                           Qt.SortOrder.AscendingOrder))
+    model.set_rows(
+        prepare_rows(entries, Column.PROGRAM), (Column.PROGRAM, Qt.SortOrder.AscendingOrder)
+    )
     assert programs(proxy) == ["B", "C", "A"]
 
 
@@ -416,8 +460,9 @@ def test_running_totals_match_a_recount(model: CacheModel) -> None:
     import random
 
     rng = random.Random(7)
-    entries = [entry(i, f"P{i % 5}", store=FakeStore("user" if i % 3 else "system"))
-               for i in range(60)]
+    entries = [
+        entry(i, f"P{i % 5}", store=FakeStore("user" if i % 3 else "system")) for i in range(60)
+    ]
     model.set_entries(entries)
     verdicts = ("ok", "corrupt", "error", "skipped")
     for _ in range(200):
@@ -433,3 +478,39 @@ def test_running_totals_match_a_recount(model: CacheModel) -> None:
     model.set_rows(model.rows[:])  # adopting the same rows recounts everything from scratch
     assert model.stats() == running
     assert sum(running.by_status.values()) == 60
+
+
+def test_verify_progress_line_shows_the_longer_time_left() -> None:
+    from core.verify import Progress
+    from gui.activity import duration_text
+    from gui.cache_page import verify_progress_text
+
+    # Many small entries: the engine's byte total (only what it has walked) says "almost done",
+    # the entries say a quarter: the line must not promise the end in a second.
+    p = Progress(
+        entries_done=250,
+        entries_total=1000,
+        bytes_done=20_000_000,
+        bytes_total=21_000_000,
+        elapsed=2.0,
+    )
+    fraction, text = verify_progress_text(p)
+    assert fraction == pytest.approx(0.25)
+    assert text == "Verifying: 250 of 1,000 entries · 20.0 MB read · 10.0 MB/s · about 6 s left"
+    # One huge entry still being hashed: no entry done yet, the bytes tell how far it is.
+    p = Progress(
+        entries_done=0,
+        entries_total=1,
+        bytes_done=2_000_000_000,
+        bytes_total=8_000_000_000,
+        elapsed=4.0,
+    )
+    fraction, text = verify_progress_text(p)
+    assert fraction == pytest.approx(0.25)
+    assert text.endswith("2.0 GB read · 500.0 MB/s · about 12 s left")
+    assert [duration_text(s) for s in (2.5, 8, 75, 7300)] == [
+        "2.5 s",
+        "8 s",
+        "1 min 15 s",
+        "2 h 01 min",
+    ]

@@ -48,11 +48,15 @@ def write_feed(env: dict[str, str], name: str, impls: dict[str, str]) -> None:
     lines = []
     for digest, version in impls.items():
         algorithm, value = digest.split("_", 1)  # sha256new_VALUE
-        lines.append(f'  <implementation id="{digest}" version="{version}">'
-                     f'<manifest-digest {algorithm}="{value}"/></implementation>\n')
+        lines.append(
+            f'  <implementation id="{digest}" version="{version}">'
+            f'<manifest-digest {algorithm}="{value}"/></implementation>\n'
+        )
     body = "".join(lines)
-    feed = (f'<?xml version="1.0"?>\n<interface xmlns="{ZI}" uri="{FEED_URL}">\n'
-            f"  <name>{name}</name>\n  <summary>a tool</summary>\n{body}</interface>\n")
+    feed = (
+        f'<?xml version="1.0"?>\n<interface xmlns="{ZI}" uri="{FEED_URL}">\n'
+        f"  <name>{name}</name>\n  <summary>a tool</summary>\n{body}</interface>\n"
+    )
     folder = Path(env["XDG_CACHE_HOME"]) / "0install.net" / "interfaces"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / escape_feed_url(FEED_URL)).write_text(feed)
@@ -62,12 +66,17 @@ def write_feed(env: dict[str, str], name: str, impls: dict[str, str]) -> None:
 def three_impls(real_store) -> dict[str, Path]:
     """Two versions of "Hello Tool" (cached feed) and one implementation no feed lists."""
     paths = {
-        "v1": real_store.add("v1", {"hello.txt": "hello 1\n", "bin/": "", "bin/run": "!#!/bin/sh\n"}),
+        "v1": real_store.add(
+            "v1", {"hello.txt": "hello 1\n", "bin/": "", "bin/run": "!#!/bin/sh\n"}
+        ),
         "v2": real_store.add("v2", {"hello.txt": "hello 2\n", "lib/": "", "lib/data": "x" * 5000}),
         "orphan": real_store.add("orphan", {"readme": "nobody's\n"}),
     }
-    write_feed(real_store.env, "Hello Tool", {real_store.digests["v1"]: "1.0",
-                                              real_store.digests["v2"]: "2.0"})
+    write_feed(
+        real_store.env,
+        "Hello Tool",
+        {real_store.digests["v1"]: "1.0", real_store.digests["v2"]: "2.0"},
+    )
     return paths
 
 
@@ -81,8 +90,9 @@ def damage(path: Path, name: str, content: bytes) -> None:
     os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # a silent change
 
 
-def open_window(qtbot, *, env=None, stores=None, settings: QSettings | None = None,
-                scan: bool = True) -> tuple[MainWindow, CachePage]:
+def open_window(
+    qtbot, *, env=None, stores=None, settings: QSettings | None = None, scan: bool = True
+) -> tuple[MainWindow, CachePage]:
     window = MainWindow("test", settings)
     page = CachePage(stores, env, parent=window)
     window.add_page(page)
@@ -125,8 +135,9 @@ def test_scan_lists_real_store_with_program_names(qtbot, real_store, three_impls
     assert not page.activity.active
 
 
-def test_verification_turns_the_damaged_entry_red_and_the_rest_green(qtbot, real_store,
-                                                                       three_impls) -> None:
+def test_verification_turns_the_damaged_entry_red_and_the_rest_green(
+    qtbot, real_store, three_impls
+) -> None:
     damage(three_impls["v2"], "hello.txt", b"hello 2, tampered\n")
     _window, page = open_window(qtbot, env=real_store.env)
     with qtbot.waitSignal(page.verifyFinished, timeout=WAIT_MS):
@@ -267,8 +278,9 @@ def test_open_folder_never_follows_a_planted_symlink(qtbot, tmp_path: Path) -> N
     assert sorted(opened) == sorted([str(real), str(store)])
 
 
-def test_settings_restore_sort_column_and_page(qtbot, tmp_path: Path, real_store,
-                                               three_impls) -> None:
+def test_settings_restore_sort_column_and_page(
+    qtbot, tmp_path: Path, real_store, three_impls
+) -> None:
     path = str(tmp_path / "admin.ini")
     settings = QSettings(path, QSettings.Format.IniFormat)
     window, page = open_window(qtbot, env=real_store.env, settings=settings)
@@ -284,8 +296,10 @@ def test_settings_restore_sort_column_and_page(qtbot, tmp_path: Path, real_store
     assert page2.table.horizontalHeader().sortIndicatorSection() == Column.SIZE
     assert page2.table.columnWidth(Column.VERSION) == 123
     assert (window2.width(), window2.height()) == (700, 500)
-    sizes = [page2.proxy.index(r, Column.SIZE).data(1 + int(Qt.ItemDataRole.UserRole))
-             for r in range(page2.proxy.rowCount())]
+    sizes = [
+        page2.proxy.index(r, Column.SIZE).data(1 + int(Qt.ItemDataRole.UserRole))
+        for r in range(page2.proxy.rowCount())
+    ]
     assert sizes == sorted(sizes, reverse=True)
 
 
@@ -308,7 +322,7 @@ def test_screenshot_after_verifying_the_demo(qapp, tmp_path: Path) -> None:
 
 
 def test_actions_explain_themselves_and_the_window_has_an_icon(qtbot, tmp_path: Path) -> None:
-    window, page = open_window(qtbot, stores=stores_from_paths([str(tmp_path)]))
+    window, _page = open_window(qtbot, stores=stores_from_paths([str(tmp_path)]))
     assert not window.windowIcon().isNull()
     menus = [a.menu() for a in window.menuBar().actions() if a.menu() is not None]
     actions = [a for menu in menus for a in menu.actions() if not a.isSeparator()]
@@ -349,8 +363,9 @@ def test_closing_the_window_stops_a_running_verification(qtbot, tmp_path: Path) 
     qtbot.waitUntil(lambda: not any(t.is_alive() for t in started), timeout=10_000)
 
 
-def test_main_opens_the_window_and_remembers_its_settings(qapp, tmp_path: Path,
-                                                          private_settings: Path) -> None:
+def test_main_opens_the_window_and_remembers_its_settings(
+    qapp, tmp_path: Path, private_settings: Path
+) -> None:
     from PySide6.QtCore import QTimer
 
     store = tmp_path / "store"
@@ -373,7 +388,8 @@ def test_main_opens_the_window_and_remembers_its_settings(qapp, tmp_path: Path,
     QTimer.singleShot(0, close_when_scanned)
     assert main(["--store", str(store)]) == 0
     assert seen == [1]
-    saved = QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
-                      "Zero Install", "Zero Install Admin")
+    saved = QSettings(
+        QSettings.Format.IniFormat, QSettings.Scope.UserScope, "Zero Install", "Zero Install Admin"
+    )
     assert str(private_settings) in saved.fileName()
     assert int(saved.value("cache/sortColumn")) == Column.ADDED
