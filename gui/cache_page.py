@@ -663,13 +663,12 @@ class CachePage(QWidget):
         """The one place the status filter changes: proxy, combo box, summary chips, action."""
         wanted = None if statuses is None else frozenset(statuses)
         self.proxy.set_statuses(wanted)
-        index = self.status_combo.findData(wanted) if wanted is not None else 0
-        self.status_combo.blockSignals(True)
-        if index < 0:
-            self.status_combo.setCurrentIndex(0)
-        else:
-            self.status_combo.setCurrentIndex(index)
-        self.status_combo.blockSignals(False)
+        # findData() cannot compare Python sets: look for the item by hand.
+        combo = self.status_combo
+        index = next((i for i in range(combo.count()) if combo.itemData(i) == wanted), 0)
+        combo.blockSignals(True)
+        combo.setCurrentIndex(index)
+        combo.blockSignals(False)
         self.summary.set_filter(wanted)
         self.problems_action.setChecked(wanted == st.PROBLEMS)
 

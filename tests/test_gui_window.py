@@ -393,3 +393,31 @@ def test_main_opens_the_window_and_remembers_its_settings(
     )
     assert str(private_settings) in saved.fileName()
     assert int(saved.value("cache/sortColumn")) == Column.ADDED
+
+
+def test_filters_from_combo_boxes_chips_and_the_chart(qtbot, real_store, three_impls) -> None:
+    _window, page = open_window(qtbot, env=real_store.env)
+    labels = [page.store_combo.itemText(i) for i in range(page.store_combo.count())]
+    assert labels[0] == "All stores" and len(labels) == 3  # the user and the system store
+    in_user_store = real_store.path == real_store.user_path
+    filled = labels.index("user" if in_user_store else f"system ({real_store.path})")
+    page.store_combo.setCurrentIndex(filled)  # the store 0install put the three into
+    assert page.proxy.store == labels[filled] and page.proxy.rowCount() == 3
+    page.store_combo.setCurrentIndex(3 - filled)
+    assert page.proxy.rowCount() == 0
+    page.store_combo.setCurrentIndex(0)
+
+    page.overview.statusClicked.emit(st.NOT_VERIFIED)  # a click on the chart's segment
+    assert page.proxy.statuses == {st.NOT_VERIFIED}
+    assert page.status_combo.currentText() == "Not verified"
+    assert page.summary.chip(st.NOT_VERIFIED).isChecked()
+    page.summary.chip(st.NOT_VERIFIED).click()  # the same count again: filter off
+    assert page.proxy.statuses is None and page.status_combo.currentIndex() == 0
+
+    page.status_combo.setCurrentIndex(page.status_combo.findText("Problems only"))
+    assert page.proxy.statuses == st.PROBLEMS and page.proxy.rowCount() == 0
+    assert page.problems_action.isChecked()
+    page.store_combo.setCurrentIndex(filled)
+    page.clear_filters_action.trigger()
+    assert page.proxy.statuses is None and page.proxy.store is None
+    assert page.proxy.rowCount() == 3
