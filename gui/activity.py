@@ -76,8 +76,10 @@ class ProgressBar(QWidget):
 
 def duration_text(seconds: float) -> str:
     """ "2.5 s", "45 s", "3 min 20 s", "2 h 05 min": short enough for a status line."""
+    if seconds < 1:
+        return f"{max(0.0, seconds):.2f} s"
     if seconds < 10 and seconds != int(seconds):
-        return f"{max(0.0, seconds):.1f} s"
+        return f"{seconds:.1f} s"
     s = round(seconds)
     if s < 60:
         return f"{s} s"

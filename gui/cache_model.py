@@ -608,7 +608,7 @@ def last_used_text(entry: Entry, now: float) -> str:
     if not entry.atime_reliable:
         return "unknown (noatime)"
     if usage.last_used is None:
-        return "never (empty)"
+        return "never (empty)" if usage.files == 0 else "unknown"
     return ago_text(now - usage.last_used)
 
 

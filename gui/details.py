@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from collections.abc import Callable
 from datetime import datetime
@@ -30,11 +31,14 @@ MAX_CHANGES = 40
 """Changes listed in the pane; the rest are counted (the command line lists them all)."""
 
 _ZWSP = "\u200b"
+_LONG_RUN = re.compile(r"[^\s/\u200b]{16}(?=[^\s/\u200b])")
 
 
 def _breakable(text: str) -> str:
-    """Let long paths wrap after each slash (a zero-width space), instead of widening the pane."""
-    return text.replace("/", "/" + _ZWSP)
+    """Let long paths wrap after each slash, and digests every 16 characters (zero-width spaces),
+    instead of widening the pane."""
+    text = text.replace("/", "/" + _ZWSP)
+    return _LONG_RUN.sub(lambda m: m.group(0) + _ZWSP, text)
 
 
 def _plain(text: str) -> str:
