@@ -34,7 +34,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psutil
-from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, Qt, QTimer
+from PySide6.QtCore import (
+    QElapsedTimer,
+    QEventLoop,
+    QSettings,
+    Qt,
+    QTimer,
+    qInstallMessageHandler,
+)
 from PySide6.QtWidgets import QApplication
 
 from core import cache as core_cache
@@ -151,6 +158,16 @@ def wait(signal, timeout_s: float = 600) -> None:
     signal.disconnect(loop.quit)
 
 
+def quiet_offscreen_warnings() -> None:
+    """The offscreen platform says it cannot pass size hints on every layout change: not news."""
+
+    def handler(_kind, _context, message: str) -> None:
+        if "propagateSizeHints" not in message:
+            print(message, file=sys.stderr)
+
+    qInstallMessageHandler(handler)
+
+
 def verdict(ok: bool) -> str:
     return "meets the target" if ok else "MISSES the target"
 
@@ -167,6 +184,7 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    quiet_offscreen_warnings()
     app = QApplication.instance() or QApplication([sys.argv[0]])
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)

@@ -489,8 +489,10 @@ class CachePage(QWidget):
         self._verify_rows = rows
         self._verify_started = time.monotonic()
         self.model.set_verifying(rows, True)
-        # The chart follows a little later: not at the busiest moment of the start.
+        # The chart follows a little later: not at the busiest moment of the start (and an
+        # update still pending from the previous run is dropped).
         self._overview_time = time.monotonic() - OVERVIEW_MS / 2000
+        self._overview_figures = ()
         self._schedule_refresh()
         self.activity.progress(0.0, f"Verifying {len(rows):,} entries…")
         self._set_busy()

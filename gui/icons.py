@@ -7,15 +7,21 @@ from pathlib import Path
 from PySide6.QtGui import QIcon
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
-ICON_DIR = RESOURCES / "icons"
+ICON_DIRS = (
+    RESOURCES / "icons",  # a source checkout
+    Path(__file__).resolve().parent / "resources" / "icons",  # an installed wheel, if packaged so
+)
 APP_ID = "net.zeroinstall.Admin"
 """Reverse-DNS application id: the .desktop file, the AppStream metainfo and the icon share it."""
 
 
 def icon(name: str) -> QIcon:
     """``resources/icons/<name>.svg``; an empty icon (never an error) if it is missing."""
-    path = ICON_DIR / f"{name}.svg"
-    return QIcon(str(path)) if path.is_file() else QIcon()
+    for folder in ICON_DIRS:
+        path = folder / f"{name}.svg"
+        if path.is_file():
+            return QIcon(str(path))
+    return QIcon()
 
 
 def app_icon() -> QIcon:
