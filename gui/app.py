@@ -22,7 +22,6 @@ from pathlib import Path
 from PySide6.QtCore import QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
-import gui.qt_compat  # noqa: F401 - guards against a PySide6 6.12 refcount bug, see there
 from gui.icons import APP_ID, app_icon
 from gui.settings import APPLICATION, ORGANIZATION, open_settings
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
 
-import gui.qt_compat  # noqa: F401 - guards against a PySide6 6.12 refcount bug, see there
 
 NOT_VERIFIED = "not verified"
 VERIFYING = "verifying"

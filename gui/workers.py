@@ -21,7 +21,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
-import gui.qt_compat  # noqa: F401 - guards against a PySide6 6.12 refcount bug, see there
 
 log = logging.getLogger(__name__)
 

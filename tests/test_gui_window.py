@@ -21,7 +21,6 @@ from gui.main_window import MainWindow
 
 # The offscreen platform cannot pass size hints to a window manager and says so each time a
 # window's minimum size changes; that is not a problem of the app.
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
 FEED_URL = "https://tools.example/hello-tool.xml"
 ZI = "http://zero-install.sourceforge.net/2004/injector/interface"
