@@ -8,6 +8,7 @@ late results of a run it has already replaced (F5 during a scan, a rescan during
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,11 +17,14 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from core import cache as core_cache
 from core import verify as core_verify
+from core.verify_process import VerifyProcessError, verify_paths_in_child
 from gui.cache_model import prepare_rows
 from gui.workers import Batcher, Starter, Worker
 
 if TYPE_CHECKING:
     from core.stores import Store
+
+log = logging.getLogger(__name__)
 
 MEASURE_DELAY_MS = 150
 """Between the rows appearing and the measuring starting."""
@@ -140,7 +144,8 @@ class ScanJob(_Job):
 
 
 class VerifyJob(_Job):
-    """Verifies paths with ``core.verify.verify_paths`` on its worker threads.
+    """Verifies paths with ``core.verify.verify_paths``, in a child process by default
+    (:mod:`core.verify_process`; in this process if none can be started).
 
     ``results(list[(index, VerifyOutcome)])`` in batches as verdicts arrive, ``progress(Progress)``
     at most once per batch (the newest), then ``finished(error)``.
@@ -156,27 +161,41 @@ class VerifyJob(_Job):
         paths: Sequence[str],
         *,
         jobs: int | None = None,
+        out_of_process: bool = True,
         starter: Starter | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(generation, starter, parent)
         self.paths = list(paths)
         self._jobs = jobs
+        self.out_of_process = out_of_process
         self.last_progress: core_verify.Progress | None = None
 
     def start(self) -> None:
         paths, jobs, cancel, put = self.paths, self._jobs, self._cancel, self.batcher.put
-        self._run(
-            lambda: core_verify.verify_paths(
-                paths,
-                jobs=jobs,
-                on_result=lambda i, outcome: put((i, outcome)),
-                on_progress=lambda p: put((-1, p)),
-                cancel=cancel,
-            ),
-            "verify",
-            self._on_done,
-        )
+        delivered = False
+
+        def on_result(index: int, outcome: object) -> None:
+            nonlocal delivered
+            delivered = True
+            put((index, outcome))
+
+        def run() -> object:
+            kwargs: dict[str, Any] = dict(
+                jobs=jobs, on_result=on_result, on_progress=lambda p: put((-1, p)), cancel=cancel
+            )
+            if self.out_of_process:
+                # The engine's threads would fight the GUI thread for the interpreter lock here
+                # (stalls of 150 ms and more); in a child process they don't.
+                try:
+                    return verify_paths_in_child(paths, **kwargs)
+                except VerifyProcessError:
+                    if delivered or cancel.is_set():
+                        raise
+                    log.warning("verifying in this process: no child process", exc_info=True)
+            return core_verify.verify_paths(paths, **kwargs)
+
+        self._run(run, "verify", self._on_done)
 
     def _on_batch(self, items: list) -> None:
         verdicts = []

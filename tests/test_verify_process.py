@@ -1,0 +1,68 @@
+"""Verification in a child process gives exactly what the in-process engine gives."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from core import verify_process
+from core.verify import Progress, verify_paths
+from core.verify_process import VerifyProcessError, verify_paths_in_child
+from tests.test_verify import assert_same_verdict, big_files, good, mixed  # noqa: F401 - fixtures
+
+
+def test_same_verdicts_as_in_process(mixed: dict[str, Path]) -> None:  # noqa: F811
+    store = next(iter(mixed.values())).parent
+    paths = sorted(str(p) for p in store.iterdir())
+    calls: dict[int, object] = {}
+    progress: list[Progress] = []
+    theirs = verify_paths(paths, jobs=2)
+    ours = verify_paths_in_child(
+        paths, jobs=2, on_result=calls.__setitem__, on_progress=progress.append
+    )
+    assert len(ours) == len(paths)
+    for mine, ref in zip(ours, theirs):
+        assert ref is not None
+        assert_same_verdict(mine, ref)
+    assert calls == dict(enumerate(ours))
+    assert progress and progress[-1].entries_done == len(paths)
+    assert {o.status for o in ours if o} == {"ok", "corrupt", "skipped"}
+
+
+def test_names_that_are_not_utf8(tmp_path: Path) -> None:
+    store = os.fsencode(tmp_path)
+    odd = store + b"/tmp-\xff\xfe"
+    os.mkdir(odd)
+    [outcome] = verify_paths_in_child([odd])
+    assert outcome is not None and outcome.status == "skipped"
+
+
+def test_cancel_stops_the_child_promptly(real_store, tmp_path: Path) -> None:
+    impl = real_store.add("big", big_files())
+    cancel = threading.Event()
+    seen: list[int] = []
+
+    def on_result(index: int, _outcome: object) -> None:
+        seen.append(index)
+        cancel.set()  # after the first verdict
+
+    t0 = time.perf_counter()
+    results = verify_paths_in_child([str(impl)] * 400, jobs=1, on_result=on_result, cancel=cancel)
+    assert time.perf_counter() - t0 < 5
+    assert seen and results.count(None) > 0
+    assert [i for i, r in enumerate(results) if r is not None] == sorted(seen)
+
+
+def test_a_child_that_cannot_run_raises(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(verify_process.sys, "executable", "/bin/false")
+    with pytest.raises(VerifyProcessError, match="ended early"):
+        verify_paths_in_child([str(tmp_path)])
+    monkeypatch.setattr(verify_process.sys, "executable", str(tmp_path / "no-such-python"))
+    with pytest.raises(VerifyProcessError, match="could not start"):
+        verify_paths_in_child([str(tmp_path)])
+    assert sys.executable  # the real one is untouched for the rest of the run
