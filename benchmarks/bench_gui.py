@@ -40,7 +40,6 @@ from PySide6.QtCore import (
     QSettings,
     Qt,
     QTimer,
-    qInstallMessageHandler,
 )
 from PySide6.QtWidgets import QApplication
 
@@ -49,6 +48,7 @@ from core import verify as core_verify
 from core.digests import format_digest
 from core.manifest import generate_manifest, hash_manifest
 from core.stores import stores_from_paths
+from gui.app import quiet_offscreen_platform
 
 TARGET_ROWS_S = 1.0
 TARGET_GAP_MS = 100.0
@@ -158,16 +158,6 @@ def wait(signal, timeout_s: float = 600) -> None:
     signal.disconnect(loop.quit)
 
 
-def quiet_offscreen_warnings() -> None:
-    """The offscreen platform says it cannot pass size hints on every layout change: not news."""
-
-    def handler(_kind, _context, message: str) -> None:
-        if "propagateSizeHints" not in message:
-            print(message, file=sys.stderr)
-
-    qInstallMessageHandler(handler)
-
-
 def verdict(ok: bool) -> str:
     return "meets the target" if ok else "MISSES the target"
 
@@ -184,7 +174,7 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    quiet_offscreen_warnings()
+    quiet_offscreen_platform()
     app = QApplication.instance() or QApplication([sys.argv[0]])
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)

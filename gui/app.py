@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from importlib import metadata
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, Qt, QTimer
+from PySide6.QtCore import QEventLoop, Qt, QTimer, QtMsgType, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication
 
 from gui.icons import APP_ID, app_icon
@@ -75,7 +75,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(list(sys.argv[1:] if argv is None else argv))
 
 
-def _application() -> QApplication:
+def quiet_offscreen_platform() -> None:
+    """The offscreen platform says it cannot pass on size hints at every layout change: not news to
+    anyone, so that one message is dropped; every other Qt message still reaches stderr."""
+
+    def handler(_kind: QtMsgType, _context: object, message: str) -> None:
+        if "propagateSizeHints" not in message:
+            print(message, file=sys.stderr)
+
+    qInstallMessageHandler(handler)
+
+
+def _application(screenshot: bool = False) -> QApplication:
+    if (
+        screenshot
+        and not os.environ.get("QT_QPA_PLATFORM")
+        and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    ):
+        # A screenshot needs no screen: render off screen on a machine without one (CI, servers).
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+        quiet_offscreen_platform()
     app = QApplication.instance()
     if app is None:
         app = QApplication([sys.argv[0] if sys.argv else "zeroinstall-admin"])
@@ -98,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    app = _application()
+    app = _application(screenshot=bool(args.screenshot))
     with ExitStack() as cleanup:
         env: Mapping[str, str] | None = None
         if args.demo:
