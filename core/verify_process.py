@@ -85,6 +85,7 @@ def verify_paths_in_child(
     except OSError as exc:
         raise VerifyProcessError(f"could not start the verifying process: {exc}") from exc
     assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+    to_child = child.stdin
     request = {
         "paths": [os.fsdecode(p) for p in paths],
         "jobs": jobs,
@@ -100,11 +101,11 @@ def verify_paths_in_child(
             if cancel.wait(0.05):
                 with lock:
                     if not finished.is_set():
-                        _send(child.stdin, b"cancel\n")
+                        _send(to_child, b"cancel\n")
                 return
 
     try:
-        _send(child.stdin, json.dumps(request).encode() + b"\n")
+        _send(to_child, json.dumps(request).encode() + b"\n")
         watcher = threading.Thread(target=tell_cancel, name="verify-child-cancel", daemon=True)
         watcher.start()
         ended = False
@@ -127,7 +128,7 @@ def verify_paths_in_child(
         with lock:
             finished.set()
             try:
-                child.stdin.close()
+                to_child.close()
             except OSError:
                 pass
         try:
