@@ -386,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Administer Zero Install implementation caches. "
         "With no command, open the window.",
+        epilog="Window: zeroinstall-admin [--store DIR]... [--demo] [--screenshot FILE.png "
+        "[--verify]]. --demo opens a demo cache built on the fly; --screenshot renders the window "
+        "once scanning (and with --verify, verification) has finished, and exits.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
