@@ -53,7 +53,7 @@ class Usage:
     size: int  # apparent bytes (sum of st_size, directories included; hard links counted once)
     disk: int  # bytes on disk (st_blocks * 512; hard links counted once), as ``du -s``
     files: int  # regular files + symlinks
-    last_used: float | None  # newest atime of the files and symlinks inside; None if none
+    last_used: float | None  # newest atime of the regular files inside; None if none
     error: str | None = None  # e.g. "2 directories could not be read: Permission denied"
 
 

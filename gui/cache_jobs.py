@@ -17,7 +17,8 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from core import cache as core_cache
 from core import verify as core_verify
-from core.verify_process import VerifyProcessError, verify_paths_in_child
+from core.child import ChildError
+from core.verify_process import verify_paths_in_child
 from gui.cache_model import prepare_rows
 from gui.workers import Batcher, Starter, Worker
 
@@ -181,15 +182,18 @@ class VerifyJob(_Job):
             put((index, outcome))
 
         def run() -> object:
-            kwargs: dict[str, Any] = dict(
-                jobs=jobs, on_result=on_result, on_progress=lambda p: put((-1, p)), cancel=cancel
-            )
+            kwargs: dict[str, Any] = {
+                "jobs": jobs,
+                "on_result": on_result,
+                "on_progress": lambda p: put((-1, p)),
+                "cancel": cancel,
+            }
             if self.out_of_process:
                 # The engine's threads would fight the GUI thread for the interpreter lock here
                 # (stalls of 150 ms and more); in a child process they don't.
                 try:
                     return verify_paths_in_child(paths, **kwargs)
-                except VerifyProcessError:
+                except ChildError:
                     if delivered or cancel.is_set():
                         raise
                     log.warning("verifying in this process: no child process", exc_info=True)

@@ -1,0 +1,145 @@
+"""Running a long core job in a child Python process, reporting back one JSON line at a time.
+
+Why: the engines' threads spend much of their time in Python code, so in a window's process they
+compete with the GUI thread for the interpreter lock and the window stalls for a tenth of a second
+at a time. In a child process they compete with nothing; the parent only reads short JSON lines in
+a thread that is blocked in ``read`` the rest of the time.
+
+The protocol, one JSON value per line:
+
+* parent -> child: the request (any JSON object), then ``cancel`` lines; the end of the child's
+  input also cancels (the parent is gone);
+* child -> parent: the job's own messages, then ``{"end": true}``, or ``{"fail": "message"}`` when
+  the job raised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+
+Message = dict[str, Any]
+
+
+class ChildError(RuntimeError):
+    """The child process failed: it could not start, died, or its job raised."""
+
+
+def run_in_child(
+    module: str,
+    request: Message,
+    on_message: Callable[[Message], None],
+    cancel: threading.Event,
+) -> None:
+    """Run ``python -m module`` (whose main calls :func:`serve`), send it ``request`` and pass each
+    message it sends to ``on_message`` on this thread. Setting ``cancel`` asks the child to stop.
+    Raises :class:`ChildError` if the child cannot start, dies, or reports a failure."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", module],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+    except OSError as exc:
+        raise ChildError(f"could not start the {module} process: {exc}") from exc
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+    to_child = child.stdin
+    lock = threading.Lock()
+    finished = threading.Event()
+
+    def tell_cancel() -> None:
+        # Wakes on cancel or when the run is over; only the former is passed on.
+        while not finished.is_set():
+            if cancel.wait(0.05):
+                with lock:
+                    if not finished.is_set():
+                        _send(to_child, b"cancel\n")
+                return
+
+    ended = False
+    try:
+        _send(to_child, json.dumps(request).encode() + b"\n")
+        threading.Thread(target=tell_cancel, name=f"{module}-cancel", daemon=True).start()
+        for line in child.stdout:
+            message = json.loads(line)
+            if message.get("end") is True:
+                ended = True
+                break
+            if "fail" in message:
+                raise ChildError(message["fail"])
+            on_message(message)
+    finally:
+        with lock:
+            finished.set()
+            try:
+                to_child.close()
+            except OSError:
+                pass
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        errors = child.stderr.read().decode("utf-8", "replace").strip()
+        child.stdout.close()
+        child.stderr.close()
+    if not ended:
+        last = errors.splitlines()[-1] if errors else f"exit code {child.returncode}"
+        raise ChildError(f"the {module} process ended early: {last}")
+
+
+def _send(stream: IO[bytes], data: bytes) -> None:
+    try:
+        stream.write(data)
+        stream.flush()
+    except (BrokenPipeError, ValueError):
+        pass  # the child has gone (or we closed it): the read loop says why
+
+
+def serve(job: Callable[[Message, Callable[[Message], None], threading.Event], None]) -> int:
+    """The child's side: read the request, run ``job(request, send, cancel)``, report the end.
+
+    ``send`` may be called from any thread. Returns the process exit code.
+    """
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    request = json.loads(stdin.readline() or b"null")
+    if request is None:
+        return 0
+    cancel = threading.Event()
+    out_lock = threading.Lock()
+
+    def listen() -> None:
+        for line in stdin:
+            if line.strip() == b"cancel":
+                break
+        cancel.set()  # asked to, or the parent closed our input (it may be gone)
+
+    threading.Thread(target=listen, name="child-listen", daemon=True).start()
+
+    def send(message: Message) -> None:
+        data = json.dumps(message).encode() + b"\n"
+        with out_lock:
+            stdout.write(data)
+            stdout.flush()
+
+    try:
+        job(request, send, cancel)
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        send({"fail": f"{type(exc).__name__}: {exc}"})
+        return 1
+    send({"end": True})
+    return 0
