@@ -46,6 +46,7 @@ from PySide6.QtWidgets import QApplication
 from core import cache as core_cache
 from core import verify as core_verify
 from core.digests import format_digest
+from core.feeds import escape_feed_url
 from core.manifest import generate_manifest, hash_manifest
 from core.stores import stores_from_paths
 from gui.app import quiet_offscreen_platform
@@ -87,8 +88,7 @@ def build_store(root: Path, count: int) -> tuple[Path, dict[str, str]]:
             "</implementation>\n"
             for n, v in impls
         )
-        escaped = "".join(c if c.isalnum() or c in "-_." else f"%{ord(c):02x}" for c in url)
-        (feeds / escaped).write_text(
+        (feeds / escape_feed_url(url)).write_text(
             f'<?xml version="1.0"?>\n<interface xmlns="{ZI}" uri="{url}">'
             f"<name>Program {program}</name>\n{body}</interface>\n"
         )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import atexit
 import errno
+import functools
 import mmap
 import os
 import select
@@ -89,34 +90,26 @@ class Entry:
 # --- classification ------------------------------------------------------------------------------
 
 
-_user_names: dict[int, str] = {}
-_group_names: dict[int, str] = {}
-
-
+@functools.cache
 def _user_name(uid: int) -> str:
-    name = _user_names.get(uid)
-    if name is None:
-        try:
-            import pwd
+    """The user's name, or the uid as text when it has none (looked up once per uid)."""
+    try:
+        import pwd
 
-            name = pwd.getpwuid(uid).pw_name
-        except (ImportError, KeyError):
-            name = str(uid)
-        _user_names[uid] = name
-    return name
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
 
 
+@functools.cache
 def _group_name(gid: int) -> str:
-    name = _group_names.get(gid)
-    if name is None:
-        try:
-            import grp
+    """The group's name, or the gid as text when it has none (looked up once per gid)."""
+    try:
+        import grp
 
-            name = grp.getgrgid(gid).gr_name
-        except (ImportError, KeyError):
-            name = str(gid)
-        _group_names[gid] = name
-    return name
+        return grp.getgrgid(gid).gr_name
+    except (ImportError, KeyError):
+        return str(gid)
 
 
 def _describe(path: str, mode: int) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 from core.digests import encode_value, format_digest
+from core.feeds import escape_feed_url
 from core.manifest import generate_manifest, hash_manifest
 
 FEED_NAMESPACE = "http://zero-install.sourceforge.net/2004/injector/interface"
@@ -370,12 +371,6 @@ def _selections_xml(builts: list[_Built]) -> str:
         lines += [f"    <manifest-digest {algorithm}={quoteattr(value)}/>", "  </selection>"]
     lines.append("</selections>")
     return "\n".join(lines)
-
-
-def escape_feed_url(url: str) -> str:
-    """The file name 0install caches a feed under: bytes outside [-_.a-zA-Z0-9] become ``%xx``."""
-    safe = b"-_.abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    return "".join(chr(b) if b in safe else f"%{b:02x}" for b in url.encode("utf-8"))
 
 
 def build_demo(root: str | os.PathLike[str]) -> dict[str, str]:

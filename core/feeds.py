@@ -42,6 +42,12 @@ class _Refused(Exception):
     """The document is refused for safety or is not what we expect; the message says why."""
 
 
+def escape_feed_url(url: str) -> str:
+    """The file name 0install caches a feed under: bytes outside [-_.a-zA-Z0-9] become ``%xx``."""
+    safe = b"-_.abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    return "".join(chr(b) if b in safe else f"%{b:02x}" for b in url.encode("utf-8"))
+
+
 def unescape_feed_filename(leaf: str) -> str:
     """The feed URL a cache file name stands for (0install's ``Escape.unescape``:
     ``%xx`` is that byte, ``#`` is ``/``)."""

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from core.demo import build_demo, escape_feed_url
+from core.demo import build_demo
 from core.digests import is_strict_digest_name
+from core.feeds import escape_feed_url
 from core.manifest import Change, verify_directory
 from tests.conftest import ZEROINSTALL, run_0install
 

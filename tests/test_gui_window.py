@@ -12,6 +12,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 
+from core.feeds import escape_feed_url
 from core.stores import stores_from_paths
 from gui import status as st
 from gui.app import main
@@ -34,12 +35,6 @@ def private_settings(tmp_path: Path) -> Path:
     for fmt in (QSettings.Format.IniFormat, QSettings.Format.NativeFormat):
         QSettings.setPath(fmt, QSettings.Scope.UserScope, str(where))
     return where
-
-
-def escape_feed_url(url: str) -> str:
-    """The cache file name 0install gives a feed: bytes outside [-_.a-zA-Z0-9] as %xx."""
-    keep = set(b"-_.abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-    return "".join(chr(b) if b in keep else f"%{b:02x}" for b in url.encode())
 
 
 def write_feed(env: dict[str, str], name: str, impls: dict[str, str]) -> None:
