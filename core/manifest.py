@@ -22,15 +22,31 @@ import stat
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Literal
 
-from core.digests import Digest, DigestError, encode_value, format_digest, hash_function, parse_digest
+from core.digests import (
+    Digest,
+    DigestError,
+    encode_value,
+    format_digest,
+    hash_function,
+    parse_digest,
+)
 
 PathLike = str | bytes | os.PathLike
 
 _READ_CHUNK = 1 << 20
 # Never follow a symlink out of the cache, never block on a FIFO swapped in, and never touch access
 # times: they are the only "last used" record a cache has, and verifying must not reset them.
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+def open_flags_for(owner_uid: int) -> int:
+    """OPEN_FLAGS, plus O_NOATIME when the kernel will allow it for files of ``owner_uid`` (we are
+    root or the owner): deciding once per tree saves the refused open and retry on every file."""
+    euid = os.geteuid()
+    if _NOATIME and (euid == 0 or euid == owner_uid):
+        return OPEN_FLAGS | _NOATIME
+    return OPEN_FLAGS
 
 
 def open_for_reading(path: bytes) -> int:
@@ -38,10 +54,10 @@ def open_for_reading(path: bytes) -> int:
     access time (O_NOATIME needs the file's owner or root; others fall back to a normal open)."""
     if _NOATIME:
         try:
-            return os.open(path, _OPEN_FLAGS | _NOATIME)
+            return os.open(path, OPEN_FLAGS | _NOATIME)
         except PermissionError:
             pass
-    return os.open(path, _OPEN_FLAGS)
+    return os.open(path, OPEN_FLAGS)
 
 
 def display_path(path: PathLike) -> str:

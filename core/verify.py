@@ -40,6 +40,7 @@ from heapq import heappop, heappush
 
 from core.digests import Digest, DigestError, parse_digest, value_problem
 from core.manifest import (
+    OPEN_FLAGS,
     FileToHash,
     ManifestError,
     TreePlan,
@@ -48,6 +49,7 @@ from core.manifest import (
     compare,
     display_path,
     hash_file,
+    open_flags_for,
     outcome_for_error,
     plan_tree,
     read_stored_manifest,
@@ -81,20 +83,6 @@ usual cache completely first (so the byte total is known early), while the plans
 not all held in memory at once."""
 
 _WAIT = 0.02  # seconds between checks of the caller's cancel Event while waiting
-
-# As core.manifest opens files: never follow a symlink, never block on a FIFO swapped in, and (where
-# the kernel allows it: root or the file's owner) never update access times, the only "last used"
-# record a cache has. Chosen once per entry from its owner, so the common case costs one open.
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-_NOATIME = getattr(os, "O_NOATIME", 0)
-
-
-def _open_flags(owner_uid: int) -> int:
-    euid = os.geteuid()
-    if _NOATIME and (euid == 0 or euid == owner_uid):
-        return _OPEN_FLAGS | _NOATIME
-    return _OPEN_FLAGS
-
 
 # The constructors themselves: hashlib.new(name) looks the name up on every call.
 _HASHERS: dict[str, Callable[..., hashlib._Hash]] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
@@ -164,7 +152,7 @@ class _Entry:
         self.bytes_left = 0  # planned bytes not yet credited to the progress
         self.done = False
         self.flags = (
-            _OPEN_FLAGS  # for os.open; O_NOATIME added when the entry is ours (or we're root)
+            OPEN_FLAGS  # for os.open; O_NOATIME added when the entry is ours (or we're root)
         )
 
     @property
@@ -410,7 +398,7 @@ class _Run:
         except WalkCancelled:
             raise _Cancelled from None
         if st is not None:
-            entry.flags = _open_flags(st.st_uid)
+            entry.flags = open_flags_for(st.st_uid)
         if self.cancel.is_set():
             raise _Cancelled
         files = plan.files
