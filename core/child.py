@@ -108,21 +108,41 @@ def _send(stream: IO[bytes], data: bytes) -> None:
         pass  # the child has gone (or we closed it): the read loop says why
 
 
+def _read_line(fd: int, pending: bytes) -> tuple[bytes, bool, bytes]:
+    """(line without its newline, whether one was found before the end of input, what follows)."""
+    while b"\n" not in pending:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            return pending, False, b""
+        pending += chunk
+    line, _, rest = pending.partition(b"\n")
+    return line, True, rest
+
+
 def serve(job: Callable[[Message, Callable[[Message], None], threading.Event], None]) -> int:
     """The child's side: read the request, run ``job(request, send, cancel)``, report the end.
 
     ``send`` may be called from any thread. Returns the process exit code.
     """
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    request = json.loads(stdin.readline() or b"null")
+    # Input is read from the file descriptor, never through sys.stdin: a daemon thread blocked in
+    # sys.stdin's buffer holds its lock, and closing it at exit then aborts the interpreter after a
+    # second ("could not acquire lock ... at interpreter shutdown").
+    stdout = sys.stdout.buffer
+    first, _, rest = _read_line(0, b"")
+    request = json.loads(first or b"null")
     if request is None:
         return 0
     cancel = threading.Event()
     out_lock = threading.Lock()
 
     def listen() -> None:
-        for line in stdin:
-            if line.strip() == b"cancel":
+        pending = rest
+        while True:
+            line, found, pending = _read_line(0, pending)
+            if not found or line.strip() == b"cancel":
                 break
         cancel.set()  # asked to, or the parent closed our input (it may be gone)
 

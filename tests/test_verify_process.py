@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -66,3 +68,21 @@ def test_a_child_that_cannot_run_raises(monkeypatch: pytest.MonkeyPatch, tmp_pat
     with pytest.raises(VerifyProcessError, match="could not start"):
         verify_paths_in_child([str(tmp_path)])
     assert sys.executable  # the real one is untouched for the rest of the run
+
+
+def test_child_exits_cleanly_while_listening_for_cancel(tmp_path: Path) -> None:
+    # The child's input listener must not keep the interpreter from exiting: reading through
+    # sys.stdin in a daemon thread made every child abort (SIGABRT) a second after its work.
+    request = {"paths": [str(tmp_path)], "jobs": 1, "interval": 0.1}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "core.verify_process"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    with child, child.stdin, child.stdout:
+        child.stdin.write(json.dumps(request).encode() + b"\n")
+        child.stdin.flush()
+        lines = [json.loads(line) for line in child.stdout]  # the input stays open meanwhile
+        assert lines[-1] == {"end": True}
+        assert child.wait(timeout=30) == 0
