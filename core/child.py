@@ -15,6 +15,7 @@ The protocol, one JSON value per line:
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import subprocess
@@ -42,18 +43,7 @@ def run_in_child(
     """Run ``python -m module`` (whose main calls :func:`serve`), send it ``request`` and pass each
     message it sends to ``on_message`` on this thread. Setting ``cancel`` asks the child to stop.
     Raises :class:`ChildError` if the child cannot start, dies, or reports a failure."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
-    try:
-        child = subprocess.Popen(
-            [sys.executable, "-m", module],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-    except OSError as exc:
-        raise ChildError(f"could not start the {module} process: {exc}") from exc
+    child = _take_prestarted(module) or _spawn(module)
     assert child.stdin is not None and child.stdout is not None and child.stderr is not None
     to_child = child.stdin
     lock = threading.Lock()
@@ -98,6 +88,65 @@ def run_in_child(
     if not ended:
         last = errors.splitlines()[-1] if errors else f"exit code {child.returncode}"
         raise ChildError(f"the {module} process ended early: {last}")
+
+
+def _spawn(module: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", module],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+    except OSError as exc:
+        raise ChildError(f"could not start the {module} process: {exc}") from exc
+
+
+_prestarted: dict[str, subprocess.Popen[bytes]] = {}
+_prestarted_lock = threading.Lock()
+
+
+def prestart(module: str) -> None:
+    """Start a child for ``module`` now, so that the next :func:`run_in_child` for it does not wait
+    for Python to start and import the job's modules (a few tenths of a second). The child waits
+    for its request; it ends by itself when this process does. Optional; failures are ignored
+    (run_in_child then tries again and reports)."""
+    with _prestarted_lock:
+        if module in _prestarted and _prestarted[module].poll() is None:
+            return
+        try:
+            _prestarted[module] = _spawn(module)
+        except ChildError:
+            pass
+
+
+def _stop_prestarted() -> None:
+    with _prestarted_lock:
+        children = list(_prestarted.values())
+        _prestarted.clear()
+    for child in children:
+        for stream in (child.stdin, child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()  # no request: the child ends
+        try:
+            child.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+atexit.register(_stop_prestarted)
+
+
+def _take_prestarted(module: str) -> subprocess.Popen[bytes] | None:
+    with _prestarted_lock:
+        child = _prestarted.pop(module, None)
+    if child is not None and child.poll() is None:
+        return child
+    return None
 
 
 def _send(stream: IO[bytes], data: bytes) -> None:

@@ -1,0 +1,188 @@
+"""Listing and measuring the stores in a child process (see :mod:`core.child` for why a window
+wants that): :func:`core.cache.scan`, then :func:`core.cache.measure_all`, with the results handed
+back as the same ``Scan``, ``Entry`` and ``Usage`` objects the in-process functions make.
+
+The child measures at a lower CPU priority: that is background work, and on a machine with few
+cores the window must win the CPU whenever it has something to draw.
+
+Messages from the child:
+
+* ``{"stores": [...], "problems": [...]}`` once, then ``{"e": [entry, ...]}`` in chunks, then
+  ``{"listed": true}``;
+* ``{"u": [[index, size, disk, files, last_used, error], ...]}``, a batch of measured entries
+  every :data:`BATCH_S` at most (one line per entry would keep the parent's reading thread busy
+  with ten thousand tiny messages a second).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from core.cache import Entry, Scan, Usage, measure_all, scan
+from core import child
+from core.child import ChildError, Message, run_in_child, serve
+from core.digests import Digest
+from core.feeds import FeedImpl
+from core.stores import Store
+
+BATCH_S = 0.05
+"""Measured entries are sent at most this often."""
+CHUNK = 1000
+"""Listed entries per message."""
+NICENESS = 10
+"""How much lower the child's CPU priority is than the window's."""
+
+ScanProcessError = ChildError
+
+
+def _store_to_json(store: Store) -> list[Any]:
+    return [store.path, store.kind, store.source, store.problem]
+
+
+def _store_from_json(data: list[Any]) -> Store:
+    return Store(*data)
+
+
+def _entry_to_json(entry: Entry, store_index: dict[int, int]) -> list[Any]:
+    feed = entry.feed
+    return [
+        store_index[id(entry.store)],
+        entry.name,
+        entry.kind,
+        entry.reason,
+        list(entry.digest) if entry.digest is not None else None,
+        entry.owner,
+        entry.mode,
+        entry.added,
+        [feed.feed_url, feed.feed_name, feed.version] if feed is not None else None,
+        entry.used_by,
+        entry.atime_reliable,
+    ]
+
+
+def _entry_from_json(data: list[Any], stores: list[Store]) -> Entry:
+    store, name, kind, reason, digest, owner, mode, added, feed, used_by, reliable = data
+    where = stores[store]
+    return Entry(
+        where,
+        name,
+        os.path.join(where.path, name),  # as the listing made it
+        kind,
+        reason,
+        Digest(*digest) if digest is not None else None,
+        owner,
+        mode,
+        added,
+        FeedImpl(*feed) if feed is not None else None,
+        used_by,
+        atime_reliable=reliable,
+    )
+
+
+def prestart() -> None:
+    """Start the next scan's child process now (see :func:`core.child.prestart`)."""
+    child.prestart(__name__)
+
+
+def scan_in_child(
+    stores: Sequence[Store] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    on_entries: Callable[[list[Entry]], None] | None = None,
+    on_listed: Callable[[Scan], None] | None = None,
+    on_measured: Callable[[list[tuple[Entry, Usage]]], None] | None = None,
+    measure: bool = True,
+    cancel: threading.Event | None = None,
+    jobs: int | None = None,
+    chunk: int = CHUNK,
+) -> Scan:
+    """:func:`core.cache.scan` then (if ``measure``) :func:`core.cache.measure_all`, run by a child
+    Python process. Same arguments and results; callbacks run on the calling thread.
+
+    ``on_entries(entries)`` gets the listed entries in chunks as they arrive (in their final
+    order), then ``on_listed(scan)`` comes once, before any measuring; ``on_measured(pairs)`` then gets
+    (entry, usage) pairs in batches and, as with ``measure_all``, stores them itself
+    (``entry.usage = usage``): a window does that on its GUI thread. Nothing is reported after a
+    cancel. Raises :class:`ScanProcessError` if the child
+    cannot be started or dies, or if the scan itself failed.
+    """
+    found: list[Store] = []
+    entries: list[Entry] = []
+    problems: list[str] = []
+    result = Scan(found, entries, problems)
+
+    def on_message(message: Message) -> None:
+        if "u" in message:
+            if on_measured is not None:
+                on_measured(
+                    [
+                        (entries[index], Usage(size, disk, files, last_used, error))
+                        for index, size, disk, files, last_used, error in message["u"]
+                    ]
+                )
+        elif "e" in message:
+            chunk = [_entry_from_json(data, found) for data in message["e"]]
+            entries.extend(chunk)
+            if on_entries is not None:
+                on_entries(chunk)
+        elif "stores" in message:
+            found.extend(_store_from_json(data) for data in message["stores"])
+            problems.extend(message["problems"])
+        elif message.get("listed") and on_listed is not None:
+            on_listed(result)
+
+    request = {
+        "stores": None if stores is None else [_store_to_json(s) for s in stores],
+        "env": None if env is None else dict(env),
+        "measure": measure,
+        "jobs": jobs,
+        "chunk": chunk,
+    }
+    run_in_child(__name__, request, on_message, cancel or threading.Event())
+    return result
+
+
+def _job(request: Message, send: Callable[[Message], None], cancel: threading.Event) -> None:
+    stores = request["stores"]
+    found = scan(None if stores is None else [_store_from_json(s) for s in stores], request["env"])
+    store_index = {id(s): i for i, s in enumerate(found.stores)}
+    send({"stores": [_store_to_json(s) for s in found.stores], "problems": found.problems})
+    size = max(1, request["chunk"])
+    for start in range(0, len(found.entries), size):
+        send({"e": [_entry_to_json(e, store_index) for e in found.entries[start : start + size]]})
+    send({"listed": True})
+    if not request["measure"] or cancel.is_set():
+        return
+    # Listing is what the user waits for; measuring is background work (its helper processes,
+    # started from here, inherit the lower priority).
+    try:
+        os.nice(NICENESS)
+    except (AttributeError, OSError):
+        pass  # no nice() here: measuring runs at the window's priority
+    index = {id(e): i for i, e in enumerate(found.entries)}
+    pending: list[list[Any]] = []
+    last_sent = time.monotonic()
+
+    def on_result(entry: Entry, usage: Usage) -> None:
+        nonlocal last_sent
+        pending.append(
+            [index[id(entry)], usage.size, usage.disk, usage.files, usage.last_used, usage.error]
+        )
+        now = time.monotonic()
+        if now - last_sent >= BATCH_S:
+            send({"u": pending[:]})
+            pending.clear()
+            last_sent = now
+
+    measure_all(found.entries, on_result, cancel, request["jobs"])
+    if pending and not cancel.is_set():
+        send({"u": pending})
+
+
+if __name__ == "__main__":
+    sys.exit(serve(_job))
