@@ -13,23 +13,20 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 
 from core import cache as core_cache
 from core import verify as core_verify
 from core.child import ChildError
+from core.scan_process import scan_in_child
 from core.verify_process import verify_paths_in_child
-from gui.cache_model import prepare_rows
+from gui.cache_model import new_rows, prepare_rows
 from gui.workers import Batcher, Starter, Worker
 
 if TYPE_CHECKING:
     from core.stores import Store
 
 log = logging.getLogger(__name__)
-
-MEASURE_DELAY_MS = 150
-"""Between the rows appearing and the measuring starting."""
-
 
 class _Job(QObject):
     def __init__(self, generation: int, starter: Starter | None, parent: QObject | None) -> None:
@@ -65,7 +62,9 @@ class _Job(QObject):
 
 
 class ScanJob(_Job):
-    """Lists the stores (``core.cache.scan``), then measures each (``core.cache.measure_all``).
+    """Lists the stores (``core.cache.scan``), then measures each (``core.cache.measure_all``),
+    both in a child process by default (:mod:`core.scan_process`; in this process if none can be
+    started).
 
     ``listed(Scan, rows)`` comes first, with the table rows already made and sorted (by
     ``sort``) off the GUI thread by :func:`gui.cache_model.prepare_rows`, then
@@ -73,9 +72,10 @@ class ScanJob(_Job):
     ``finished(error)`` with None on success (also after a cancel).
     """
 
-    listed = Signal(object, list)
-    measured = Signal(list)
+    listed = Signal(object, object)
+    measured = Signal(object)
     finished = Signal(object)
+    _listed_elsewhere = Signal(object, object)
 
     def __init__(
         self,
@@ -85,6 +85,7 @@ class ScanJob(_Job):
         *,
         sort: tuple[int, Qt.SortOrder] = (-1, Qt.SortOrder.AscendingOrder),
         jobs: int | None = None,
+        out_of_process: bool = True,
         starter: Starter | None = None,
         parent: QObject | None = None,
     ) -> None:
@@ -93,46 +94,55 @@ class ScanJob(_Job):
         self._stores = None if stores is None else list(stores)
         self._env = None if env is None else dict(env)
         self._jobs = jobs
+        self.out_of_process = out_of_process
         self.entries_total = 0
         self.entries_measured = 0
+        # Queued even with an inline starter, so the rows arrive through the event loop.
+        self._listed_elsewhere.connect(self._on_listed, Qt.ConnectionType.QueuedConnection)
 
     def start(self) -> None:
-        stores, env = self._stores, self._env
+        stores, env, jobs, cancel = self._stores, self._env, self._jobs, self._cancel
         column, order = self.sort
+        put, put_many = self.batcher.put, self.batcher.put_many
+        listed = False
+        made: list = []  # rows made while the rest of the entries are still on their way
 
-        def listing() -> tuple[Any, list]:
+        def on_listed(scan: core_cache.Scan) -> None:
+            nonlocal listed
+            listed = True
+            self._listed_elsewhere.emit(scan, prepare_rows(scan.entries, column, order, made))
+
+        def run() -> None:
+            if self.out_of_process:
+                # Listing and measuring are mostly Python code: in a thread of this process they
+                # would hold the interpreter lock the GUI thread needs for every repaint (stalls
+                # of 100-200 ms); in a child process they don't.
+                try:
+                    scan_in_child(
+                        stores,
+                        env,
+                        on_entries=lambda chunk: made.extend(new_rows(chunk)),
+                        on_listed=on_listed,
+                        on_measured=put_many,
+                        cancel=cancel,
+                        jobs=jobs,
+                    )
+                    return
+                except ChildError:
+                    if listed or cancel.is_set():
+                        raise
+                    log.warning("scanning in this process: no child process", exc_info=True)
+            made.clear()
             scan = core_cache.scan(stores, env=env)
-            return scan, prepare_rows(scan.entries, column, order)
+            on_listed(scan)
+            if not cancel.is_set():
+                core_cache.measure_all(scan.entries, lambda e, u: put((e, u)), cancel, jobs)
 
-        self._run(listing, "cache-scan", self._on_listed)
+        self._run(run, "cache-scan", lambda _result, error: self._finish(error))
 
-    def _on_listed(self, result: Any, error: object) -> None:
-        if error is not None:
-            self._finish(error)
-            return
-        scan, rows = result
+    def _on_listed(self, scan: core_cache.Scan, rows: list) -> None:
         self.entries_total = len(scan.entries)
         self.listed.emit(scan, rows)
-        if self.cancelled or not scan.entries:
-            self._finish(None)
-            return
-        entries = list(scan.entries)
-        # Let the window lay out and paint the new rows before the measuring threads and helper
-        # processes start competing with it for the interpreter and the CPUs.
-        QTimer.singleShot(MEASURE_DELAY_MS, self, lambda: self._measure(entries))
-
-    def _measure(self, entries: list) -> None:
-        if self.cancelled:
-            self._finish(None)
-            return
-        put = self.batcher.put
-        cancel = self._cancel
-        jobs = self._jobs
-        self._run(
-            lambda: core_cache.measure_all(entries, lambda e, u: put((e, u)), cancel, jobs),
-            "cache-measure",
-            lambda _result, err: self._finish(err),
-        )
 
     def _on_batch(self, items: list) -> None:
         self.entries_measured += len(items)
@@ -152,7 +162,7 @@ class VerifyJob(_Job):
     at most once per batch (the newest), then ``finished(error)``.
     """
 
-    results = Signal(list)
+    results = Signal(object)
     progress = Signal(object)
     finished = Signal(object)
 

@@ -13,7 +13,9 @@ rows on the development machine, against 5 ms for ``list.sort`` plus a layout ch
 from __future__ import annotations
 
 import heapq
+import itertools
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -172,14 +174,18 @@ def prepare_rows(
     entries: Iterable[Entry],
     sort_column: int = -1,
     order: Qt.SortOrder = Qt.SortOrder.AscendingOrder,
+    made: list[Row] | None = None,
 ) -> list[Row]:
     """New rows for entries, with their search text and sort keys, sorted by ``sort_column``.
 
     A pure function of the entries, so a worker thread can run it: for 10,000 entries it is most
     of what listing costs, and the GUI thread then only has to adopt the rows
-    (:meth:`CacheModel.set_rows` sorts again only if the sort changed meanwhile).
+    (:meth:`CacheModel.set_rows` sorts again only if the sort changed meanwhile). ``made``: rows
+    already made with :func:`new_rows` for the first entries, e.g. while the rest were still
+    being read.
     """
-    rows = [_new_row(e) for e in entries]
+    rows = list(made) if made else []
+    rows.extend(new_rows(itertools.islice(entries, len(rows), None)))
     ordered = sorted(rows, key=_tiebreak)
     for rank, row in enumerate(ordered):
         row.rank = rank
@@ -189,6 +195,11 @@ def prepare_rows(
     elif 0 <= sort_column < _COLUMNS:
         rows.sort(key=sort_key(sort_column), reverse=descending)
     return rows
+
+
+def new_rows(entries: Iterable[Entry]) -> list[Row]:
+    """Rows for entries, not yet ranked or sorted (see :func:`prepare_rows`)."""
+    return [_new_row(e) for e in entries]
 
 
 def _new_row(entry: Entry) -> Row:
@@ -431,14 +442,12 @@ class CacheModel(QAbstractTableModel):
     # --- totals (kept up to date as rows change, so asking is cheap) ------------------------------
 
     def _recount(self) -> None:
-        self._counts = {}
         self._measured = self._total = 0
         self._by_store = {}
         self._by_program = {}
-        for row in self._rows:
-            word = row.status
-            self._counts[word] = self._counts.get(word, 0) + 1
-            self._count_usage(row.entry, +1)
+        self._counts = dict(Counter(row.status for row in self._rows))
+        for entry in [row.entry for row in self._rows if row.entry.usage is not None]:
+            self._count_usage(entry, +1)
 
     def _count_usage(self, entry: Entry, sign: int) -> None:
         usage = entry.usage

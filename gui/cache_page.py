@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core import scan_process
 from gui import status as st
 from gui.activity import ActivityBar, duration_text
 from gui.banner import Banner
@@ -93,6 +94,8 @@ class CachePage(QWidget):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
+        # The first scan's child process starts while the widgets are built.
+        scan_process.prestart()
         self._stores = None if stores is None else list(stores)
         self._env = None if env is None else dict(env)
         self._jobs = jobs

@@ -110,7 +110,7 @@ class Batcher(QObject):
     run ends and its last results must be applied before reporting the end.
     """
 
-    delivered = Signal(list)
+    delivered = Signal(object)
     _wake = Signal()
 
     def __init__(self, interval_ms: int = 50, parent: QObject | None = None) -> None:
@@ -128,6 +128,16 @@ class Batcher(QObject):
         with self._lock:
             self._items.append(item)
             first = len(self._items) == 1
+        if first:
+            self._wake.emit()
+
+    def put_many(self, items: list[Any]) -> None:
+        """Queue several items at once (one lock, at most one signal)."""
+        if not items:
+            return
+        with self._lock:
+            first = not self._items
+            self._items.extend(items)
         if first:
             self._wake.emit()
 

@@ -20,6 +20,7 @@ from gui.cache_model import (
     Column,
     ago_text,
     contiguous_ranges,
+    new_rows,
     prepare_rows,
     version_key,
 )
@@ -384,12 +385,14 @@ def test_batcher_delivers_items_from_threads_in_one_batch(qtbot) -> None:
     def produce() -> None:
         for i in range(1000):
             batcher.put(i)
+        batcher.put_many(list(range(1000, 1500)))
+        batcher.put_many([])
 
     thread = threading.Thread(target=produce)
     thread.start()
     thread.join()  # the GUI thread processes no events meanwhile: everything must ride together
-    qtbot.waitUntil(lambda: sum(map(len, batches)) == 1000)
-    assert batches == [list(range(1000))]
+    qtbot.waitUntil(lambda: sum(map(len, batches)) == 1500)
+    assert batches == [list(range(1500))]
 
 
 def test_batcher_flush_delivers_at_once(qtbot) -> None:
@@ -454,6 +457,18 @@ def test_rows_prepared_off_the_gui_thread_keep_the_tables_sort(
         prepare_rows(entries, Column.PROGRAM), (Column.PROGRAM, Qt.SortOrder.AscendingOrder)
     )
     assert programs(proxy) == ["B", "C", "A"]
+
+
+def test_rows_made_while_entries_arrive_are_used_as_they_are(qapp) -> None:
+    entries = [entry(i, p, usage=usage(s)) for i, (p, s) in enumerate(
+        [("B", 300), ("A", 100), ("D", 50), ("C", 200)]
+    )]
+    made = new_rows(entries[:2])  # the first chunk, made before the rest arrived
+    rows = prepare_rows(entries, Column.SIZE, Qt.SortOrder.DescendingOrder, made)
+    assert [r.entry.program for r in rows] == ["B", "C", "A", "D"]
+    assert {id(r) for r in made} <= {id(r) for r in rows}  # adopted, not made again
+    assert sorted(r.rank for r in rows) == [0, 1, 2, 3]
+    assert [r.entry.program for r in sorted(rows, key=lambda r: r.rank)] == ["A", "B", "C", "D"]
 
 
 def test_running_totals_match_a_recount(model: CacheModel) -> None:

@@ -213,15 +213,31 @@ def test_missing_store_is_reported_in_the_banner(qtbot, tmp_path: Path) -> None:
 
 
 def test_a_failing_worker_reaches_the_banner(qtbot, monkeypatch, tmp_path: Path) -> None:
-    import core.cache
+    import gui.cache_jobs
 
     def broken_scan(*_args, **_kwargs):
         raise RuntimeError("the index is on fire")
 
-    monkeypatch.setattr(core.cache, "scan", broken_scan)
+    monkeypatch.setattr(gui.cache_jobs, "scan_in_child", broken_scan)
     _window, page = open_window(qtbot, stores=[])
     assert "Scanning the stores failed: RuntimeError: the index is on fire" in page.banner.text
     assert not page.busy and not page.activity.active
+
+
+def test_scans_in_this_process_when_no_child_can_start(
+    qtbot, monkeypatch, real_store, three_impls
+) -> None:
+    import gui.cache_jobs
+    from core.child import ChildError
+
+    def no_child(*_args, **_kwargs):
+        raise ChildError("could not start the core.scan_process process: no such file")
+
+    monkeypatch.setattr(gui.cache_jobs, "scan_in_child", no_child)
+    _window, page = open_window(qtbot, env=real_store.env)
+    assert {r.entry.name for r in page.model.rows} == {p.name for p in three_impls.values()}
+    assert all(r.entry.usage is not None for r in page.model.rows)
+    assert not page.banner.isVisible()
 
 
 def test_rescan_drops_the_previous_scan(qtbot, real_store, three_impls) -> None:
