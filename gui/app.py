@@ -10,6 +10,7 @@ writes the user's saved window settings, so README screenshots look the same on 
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -140,6 +141,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _interactive(app, stores, env, args.verify)
 
 
+def freeze_startup_objects() -> None:
+    """Exempt everything that exists now (Qt's bindings, the modules, the window) from the
+    garbage collector's full passes; call once, just before the first scan.
+
+    It all lives as long as the window does, yet a full collection walks through all of it while
+    holding the interpreter lock, and the next one falls due while the scan's rows are made. On
+    10,000 entries that collection took 42-54 ms without this, and 24-27 ms with it.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def _build_window(stores, env, settings):
     from gui.cache_page import CachePage
     from gui.main_window import MainWindow
@@ -167,6 +180,7 @@ def _interactive(app: QApplication, stores, env, verify: bool) -> int:
         page.set_default_sizes(page.width())
     if verify:
         page.scanFinished.connect(page.verify_all, Qt.ConnectionType.SingleShotConnection)
+    freeze_startup_objects()
     window.start()
     try:
         return app.exec()

@@ -431,3 +431,18 @@ def test_filters_from_combo_boxes_chips_and_the_chart(qtbot, real_store, three_i
     page.clear_filters_action.trigger()
     assert page.proxy.statuses is None and page.proxy.store is None
     assert page.proxy.rowCount() == 3
+
+
+def test_startup_objects_are_left_out_of_full_collections(qapp) -> None:
+    import gc
+
+    from gui.app import freeze_startup_objects
+
+    window = MainWindow("test", None)
+    try:
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > 10_000  # Qt's bindings and the modules at least
+        assert not any(o is window for o in gc.get_objects(generation=2))
+    finally:
+        gc.unfreeze()
+        window.deleteLater()
