@@ -12,6 +12,7 @@ rows on the development machine, against 5 ms for ``list.sort`` plus a layout ch
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import time
@@ -105,6 +106,7 @@ MAX_RANGES = 256
 _MUTED = QColor(128, 128, 128)
 
 
+@functools.lru_cache(maxsize=16384)
 def version_key(version: str) -> str:
     """A string that sorts like 0install versions: 1.9 < 1.10, 2.0-pre1 < 2.0-rc1 < 2.0 < 2.0-post.
 
