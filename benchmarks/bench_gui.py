@@ -14,7 +14,8 @@ plus cached feeds that name them (100 programs). Then, in this process, with the
    same paths without a window (the baseline: what the GUI costs the engine);
 4. a second verification with the table sorted by Status, so rows move while results arrive;
 
-and the peak RSS of this process throughout (psutil; target < 300 MB). Prints the figures, the
+and the peak RSS throughout of this process and its children together (psutil, every 100 ms; the
+scan and the verification run in child processes; target < 300 MB). Prints the figures, the
 ratios and whether they meet the targets.
 
     python3 benchmarks/bench_gui.py [--entries 10000] [--jobs N]
@@ -137,7 +138,14 @@ class Probe:
             self._sample_rss()
 
     def _sample_rss(self) -> None:
-        self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
+        # The scan and the verification run in child processes: their memory counts too.
+        rss = self.process.memory_info().rss
+        for child in self.process.children(recursive=True):
+            try:
+                rss += child.memory_info().rss
+            except psutil.Error:
+                pass  # it ended meanwhile
+        self.peak_rss = max(self.peak_rss, rss)
 
     @property
     def max_gap(self) -> float:
@@ -272,8 +280,8 @@ def main() -> int:
         f"{verdict(worst_gap <= TARGET_GAP_MS)}"
     )
     print(
-        f"peak RSS:            {peak_mb:6.0f} MB  target < {TARGET_RSS_MB:.0f} MB: "
-        f"{verdict(peak_mb < TARGET_RSS_MB)}"
+        f"peak RSS:            {peak_mb:6.0f} MB  (the window's process and its children, "
+        f"sampled every 100 ms)  target < {TARGET_RSS_MB:.0f} MB: {verdict(peak_mb < TARGET_RSS_MB)}"
     )
     return 0
 
