@@ -104,12 +104,13 @@ def scan_in_child(
     """:func:`core.cache.scan` then (if ``measure``) :func:`core.cache.measure_all`, run by a child
     Python process. Same arguments and results; callbacks run on the calling thread.
 
-    ``on_entries(entries)`` gets the listed entries in chunks as they arrive (in their final
-    order), then ``on_listed(scan)`` comes once, before any measuring; ``on_measured(pairs)`` then gets
+    ``on_entries(entries)`` gets the listed entries in chunks as they arrive, in their final
+    order. ``on_listed(scan)`` comes once, before any measuring. ``on_measured(pairs)`` then gets
     (entry, usage) pairs in batches and, as with ``measure_all``, stores them itself
-    (``entry.usage = usage``): a window does that on its GUI thread. Nothing is reported after a
-    cancel. Raises :class:`ScanProcessError` if the child
-    cannot be started or dies, or if the scan itself failed.
+    (``entry.usage = usage``): a window does that on its GUI thread. After ``cancel`` is set
+    the child stops within a few directories; a batch it had already sent may still arrive.
+    Raises :class:`ScanProcessError` if the child cannot be started or dies, or if the scan
+    itself failed.
     """
     found: list[Store] = []
     entries: list[Entry] = []
