@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -29,9 +29,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 class _Job(QObject):
-    def __init__(self, generation: int, starter: Starter | None, parent: QObject | None) -> None:
+    def __init__(
+        self,
+        generation: int,
+        jobs: int | None,
+        out_of_process: bool,
+        starter: Starter | None,
+        parent: QObject | None,
+    ) -> None:
         super().__init__(parent)
         self.generation = generation
+        self._jobs = jobs
+        self.out_of_process = out_of_process
         self._starter = starter
         self._cancel = threading.Event()
         self._workers: list[Worker] = []
@@ -56,6 +65,26 @@ class _Job(QObject):
         worker.done.connect(on_done)
         self._workers.append(worker)
         worker.start()
+
+    def _in_child_or_here(
+        self, in_child: Callable[[], Any], here: Callable[[], Any], delivered: Callable[[], bool],
+        what: str,
+    ) -> Any:
+        """``in_child()``, or ``here()`` in this process when no child process can be started.
+
+        The core engines are mostly Python code: in threads of this process they would hold the
+        interpreter lock the GUI thread needs for every repaint (stalls of 100-200 ms); in a child
+        process they don't. Once something was ``delivered()`` (or the run was cancelled) a
+        failing child is an error, not a reason to start again here.
+        """
+        if self.out_of_process:
+            try:
+                return in_child()
+            except ChildError:
+                if delivered() or self.cancelled:
+                    raise
+                log.warning("%s in this process: no child process", what, exc_info=True)
+        return here()
 
     def _on_batch(self, items: list) -> None:
         raise NotImplementedError
@@ -89,12 +118,10 @@ class ScanJob(_Job):
         starter: Starter | None = None,
         parent: QObject | None = None,
     ) -> None:
-        super().__init__(generation, starter, parent)
+        super().__init__(generation, jobs, out_of_process, starter, parent)
         self.sort = sort  # how the table was sorted when the scan started: rows come sorted so
         self._stores = None if stores is None else list(stores)
         self._env = None if env is None else dict(env)
-        self._jobs = jobs
-        self.out_of_process = out_of_process
         self.entries_total = 0
         self.entries_measured = 0
         # Queued even with an inline starter, so the rows arrive through the event loop.
@@ -112,31 +139,26 @@ class ScanJob(_Job):
             listed = True
             self._listed_elsewhere.emit(scan, prepare_rows(scan.entries, column, order, made))
 
-        def run() -> None:
-            if self.out_of_process:
-                # Listing and measuring are mostly Python code: in a thread of this process they
-                # would hold the interpreter lock the GUI thread needs for every repaint (stalls
-                # of 100-200 ms); in a child process they don't.
-                try:
-                    scan_in_child(
-                        stores,
-                        env,
-                        on_entries=lambda chunk: made.extend(new_rows(chunk)),
-                        on_listed=on_listed,
-                        on_measured=put_many,
-                        cancel=cancel,
-                        jobs=jobs,
-                    )
-                    return
-                except ChildError:
-                    if listed or cancel.is_set():
-                        raise
-                    log.warning("scanning in this process: no child process", exc_info=True)
+        def in_child() -> None:
+            scan_in_child(
+                stores,
+                env,
+                on_entries=lambda chunk: made.extend(new_rows(chunk)),
+                on_listed=on_listed,
+                on_measured=put_many,
+                cancel=cancel,
+                jobs=jobs,
+            )
+
+        def here() -> None:
             made.clear()
             scan = core_cache.scan(stores, env=env)
             on_listed(scan)
             if not cancel.is_set():
                 core_cache.measure_all(scan.entries, lambda e, u: put((e, u)), cancel, jobs)
+
+        def run() -> None:
+            self._in_child_or_here(in_child, here, lambda: listed, "scanning")
 
         self._run(run, "cache-scan", lambda _result, error: self._finish(error))
 
@@ -176,10 +198,8 @@ class VerifyJob(_Job):
         starter: Starter | None = None,
         parent: QObject | None = None,
     ) -> None:
-        super().__init__(generation, starter, parent)
+        super().__init__(generation, jobs, out_of_process, starter, parent)
         self.paths = list(paths)
-        self._jobs = jobs
-        self.out_of_process = out_of_process
         self.last_progress: core_verify.Progress | None = None
 
     def start(self) -> None:
@@ -198,16 +218,12 @@ class VerifyJob(_Job):
                 "on_progress": lambda p: put((-1, p)),
                 "cancel": cancel,
             }
-            if self.out_of_process:
-                # The engine's threads would fight the GUI thread for the interpreter lock here
-                # (stalls of 150 ms and more); in a child process they don't.
-                try:
-                    return verify_paths_in_child(paths, **kwargs)
-                except ChildError:
-                    if delivered or cancel.is_set():
-                        raise
-                    log.warning("verifying in this process: no child process", exc_info=True)
-            return core_verify.verify_paths(paths, **kwargs)
+            return self._in_child_or_here(
+                lambda: verify_paths_in_child(paths, **kwargs),
+                lambda: core_verify.verify_paths(paths, **kwargs),
+                lambda: delivered,
+                "verifying",
+            )
 
         self._run(run, "verify", self._on_done)
 
