@@ -25,7 +25,30 @@ from core.digests import (
 from core.manifest import ManifestError, display_path, generate_manifest, hash_manifest
 
 PROG = "zeroinstall-admin"
-SUBCOMMANDS = ("digest", "manifest", "list", "verify", "stores")
+
+# Command groups beyond the cache commands live in modules of their own. Each has a
+# ``register(sub, store_option)`` that adds its subparsers and sets ``func=handler`` on them, where
+# ``handler(args, out, err) -> int``; heavy imports go inside the handlers, so --help stays fast.
+COMMAND_MODULES = ("core.cli_sharing", "core.cli_clean", "core.cli_vm")
+
+SUBCOMMANDS = (
+    "digest",
+    "manifest",
+    "list",
+    "verify",
+    "stores",
+    # core.cli_sharing
+    "sharing",
+    # core.cli_clean
+    "clean",
+    "pin",
+    "unpin",
+    "delete",
+    "optimise",
+    # core.cli_vm
+    "vm",
+    "snippet",
+)
 
 
 class UsageError(Exception):
@@ -427,6 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-v", "--verbose", action="store_true", help="also list OK and skipped entries")
     p.add_argument("names", nargs="*", metavar="NAME", help="digests or entry paths (default: all)")
+
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub, store_option)
     return parser
 
 
@@ -445,6 +473,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_list(args, out, err)
         if args.command == "verify":
             return cmd_verify(args, out, err)
+        if getattr(args, "func", None) is not None:
+            return int(args.func(args, out, err))
         build_parser().print_help(err)
         return 2
     except UsageError as exc:
