@@ -154,6 +154,8 @@ def under(root: str, path: str) -> str:
         raise HelperError(f"'{path}' is not an absolute path")
     base = _real_root(root)
     full = os.path.normpath(base + path) if base != "/" else os.path.normpath(path)
+    if full == base:
+        return full
     parent = os.path.realpath(os.path.dirname(full))
     if base != "/" and not (parent == base or parent.startswith(base + "/")):
         raise HelperError(f"'{full}' is not inside the root '{base}'")
@@ -546,11 +548,11 @@ def _first_line(text: str) -> str:
 def visudo_check(path: str, *, owner_and_mode: bool = False) -> str | None:
     """None if ``path`` parses as sudoers (and, with ``owner_and_mode``, is root:root 0440), else
     visudo's message."""
-    args = ["-c", "-q", "-f", path] if not owner_and_mode else ["-c", "-q", "-O", "-P", "-f", path]
+    args = ["-c", "-f", path] if not owner_and_mode else ["-c", "-O", "-P", "-f", path]
     proc = run_program("visudo", args)
     if proc.returncode == 0:
         return None
-    return _first_line(proc.stderr + proc.stdout)
+    return _first_line(proc.stderr or proc.stdout)
 
 
 def apparmor_check(path: str, root: str = "/") -> str | None:
@@ -715,6 +717,7 @@ def sudoers_includes_dropins(root: str = "/") -> bool:
 
 def step_install_sudoers(root: str = "/") -> str:
     program = _program(root)
+    find_program("visudo")  # before anything is written
     if not sudoers_includes_dropins(root):
         raise HelperError(
             f"{SUDOERS_MAIN} does not read {SUDOERS_DIR}: add '@includedir {SUDOERS_DIR}' at its "
@@ -744,6 +747,7 @@ def step_install_apparmor(root: str = "/") -> str:
     if not apparmor_enabled(root):
         return "AppArmor is not enabled: no profile needed"
     program = _program(root)
+    find_program("apparmor_parser")  # before anything is written
     path = apparmor_profile_path(program)
     full = under(root, path)
     existed = os.path.exists(full)
