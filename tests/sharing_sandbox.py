@@ -77,7 +77,7 @@ def enter_sandbox(work: str, *, fresh: bool) -> None:
 
 def main(argv: list[str]) -> int:
     scenario, work = argv
-    enter_sandbox(work, fresh=scenario in ("fresh", "override"))
+    enter_sandbox(work, fresh=scenario in ("fresh", "override", "script", "ansible"))
     from core import root_helper, sharing
 
     result: dict[str, object] = {}
@@ -86,7 +86,26 @@ def main(argv: list[str]) -> int:
         with open("/etc/sudoers.d/zz-local", "w") as f:
             f.write("ALL ALL=(zeroinst) /usr/bin/0store-secure-add\n")
         os.chmod("/etc/sudoers.d/zz-local", 0o440)
-    if scenario != "debian-untouched":
+    if scenario in ("script", "ansible"):
+        from core import sharing_export
+
+        if scenario == "script":
+            path = os.path.join(work, "enable-sharing.sh")
+            text = sharing_export.posix_script()
+            command = ["/bin/sh", path]
+        else:
+            path = os.path.join(work, "enable-sharing.yml")
+            text = sharing_export.ansible_playbook()
+            command = ["ansible-playbook", "-c", "local", "-i", "localhost,", path]
+        with open(path, "w") as f:
+            f.write(text)
+        for key in ("enable", "enable_again"):
+            proc = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                                  env={**os.environ, "ANSIBLE_NOCOLOR": "1",
+                                       "HOME": os.path.join(work, "home")})  # fmt: skip
+            result[key] = [f"exit {proc.returncode}", *proc.stdout.splitlines(),
+                           *proc.stderr.splitlines()]  # fmt: skip
+    elif scenario != "debian-untouched":
         result["enable"] = root_helper.enable("/")
         result["enable_again"] = root_helper.enable("/")
     steps = sharing.detect("/")
@@ -107,7 +126,7 @@ def main(argv: list[str]) -> int:
     result["store_left"] = sorted(os.listdir(store)) if os.path.isdir(store) else None
     result["users_left"] = [ln.split(":")[0] for ln in open("/etc/passwd")
                             if ln.startswith("zia-selftest-")]  # fmt: skip
-    if scenario in ("fresh", "debian"):
+    if scenario in ("fresh", "debian", "script", "ansible"):
         result["disable"] = root_helper.disable("/")
         result["after_disable"] = {s.key: s.state for s in sharing.detect("/")}
         result["zeroinst_kept"] = root_helper.read_account("zeroinst") is not None

@@ -534,3 +534,49 @@ def test_self_test_explains_a_password_prompt_from_a_later_rule(tmp_path: Path):
     assert not result["self_test"]["passed"]
     assert "sudo asked for a password" in summary and "must go at the end" in summary
     assert result["store_left"] == []
+
+
+# --- the exported script and playbook -------------------------------------------------------------
+
+
+def test_exported_script_is_posix_and_names_the_same_contents():
+    from core import sharing_export
+
+    script = sharing_export.posix_script()
+    proc = subprocess.run(["dash", "-n"], input=script, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "visudo -c -q -O -P -f" in script and "apparmor_parser -Q -K" in script
+    assert rh.HELPER_SCRIPT_TEMPLATE.format(program="@PROGRAM@") in script
+
+
+def test_playbook_passes_ansible_syntax_check(tmp_path: Path):
+    from core import sharing_export
+
+    playbook = tmp_path / "enable-sharing.yml"
+    playbook.write_text(sharing_export.ansible_playbook())
+    proc = subprocess.run(
+        ["ansible-playbook", "--syntax-check", "-i", "localhost,", str(playbook)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path), "ANSIBLE_NOCOLOR": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = playbook.read_text()
+    assert "validate: visudo -cf %s" in text
+    modules = set(re.findall(r"^\s+(ansible\.\w+\.\w+):", text, re.MULTILINE))
+    assert modules and all(m.startswith("ansible.builtin.") for m in modules)
+
+
+@pytest.mark.parametrize("scenario", ["script", "ansible"])
+def test_exported_steps_enable_a_fresh_machine_of_their_own(scenario: str, tmp_path: Path):
+    result = run_sandbox(scenario, tmp_path)
+    assert result["enable"][0] == "exit 0", result["enable"]
+    assert result["enable_again"][0] == "exit 0", result["enable_again"]
+    if scenario == "script":
+        assert "user zeroinst created" in result["enable"]
+        assert "/etc/sudoers.d/zeroinstall: unchanged" in result["enable_again"]
+    else:
+        assert any("changed=0" in line for line in result["enable_again"])
+    assert {k: v for k, v in result["after"].items() if k in sharing.ENABLE_KEYS} == {
+        "user": "done", "store": "done", "helper": "done", "sudoers": "done",
+        "apparmor": "not applicable"}  # fmt: skip
+    assert result["self_test"]["passed"], result["self_test"]
