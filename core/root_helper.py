@@ -707,10 +707,13 @@ def step_install_secure_add_helper(root: str = "/") -> str:
     return f"{HELPER_SCRIPT_PATH} (calls {program}): {done}"
 
 
-def sudoers_includes_dropins(root: str = "/") -> bool:
+def sudoers_includes_dropins(root: str = "/") -> bool | None:
+    """Whether /etc/sudoers reads /etc/sudoers.d; None when this user may not read it."""
     try:
         with open(under(root, SUDOERS_MAIN), encoding="utf-8", errors="replace") as f:
             return bool(INCLUDEDIR_RE.search(f.read()))
+    except PermissionError:
+        return None
     except OSError:
         return False
 

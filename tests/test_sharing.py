@@ -580,3 +580,33 @@ def test_exported_steps_enable_a_fresh_machine_of_their_own(scenario: str, tmp_p
         "user": "done", "store": "done", "helper": "done", "sudoers": "done",
         "apparmor": "not applicable"}  # fmt: skip
     assert result["self_test"]["passed"], result["self_test"]
+
+
+def test_an_ordinary_user_sees_an_enabled_fake_root_as_enabled(tmp_path: Path):
+    """/etc/sudoers and the drop-in are root's eyes only: the page, run as a user, must not call
+    them broken or missing."""
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="zia-user-view-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        root = make_root(base)
+        rh.enable(str(root))
+        code = (
+            "import json, sys; sys.path.insert(0, %r)\n"
+            "from core import sharing\n"
+            "steps = sharing.detect(%r, env={'PATH': '/usr/local/bin:/usr/bin:/bin'})\n"
+            "print(json.dumps({s.key: [s.state, s.detail] for s in steps}))" % (str(REPO), str(root))
+        )
+        proc = subprocess.run(
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+             sys.executable, "-I", "-c", code],
+            capture_output=True, text=True, timeout=60, cwd="/",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        seen = json.loads(proc.stdout)
+        assert seen["sudoers"][0] == "done", seen["sudoers"]
+        assert "readable by root only" in seen["sudoers"][1]
+        assert all(seen[k][0] in ("done", "not applicable") for k in sharing.ENABLE_KEYS), seen
+    finally:
+        shutil.rmtree(base)
