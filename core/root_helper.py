@@ -75,8 +75,8 @@ SUDOERS_DIR = "/etc/sudoers.d"
 SUDOERS_MAIN = "/etc/sudoers"
 SUDOERS_DROPIN = "/etc/sudoers.d/zeroinstall"
 SUDOERS_TEMPLATE = (
-    "# Written by Zero Install Admin: lets every user add verified implementations to the shared\n"
-    "# cache as zeroinst (see 'Sharing downloads between users' in the 0install docs).\n"
+    "# Written by Zero Install Admin: lets every user add verified implementations\n"
+    "# to the shared cache as zeroinst ('Sharing downloads between users', 0install docs).\n"
     "Defaults>zeroinst env_reset,always_set_home\n"
     "ALL ALL=(zeroinst) NOPASSWD: {program}\n"
 )
@@ -88,9 +88,10 @@ APPARMOR_ENABLED_FILE = "/sys/module/apparmor/parameters/enabled"
 APPARMOR_PROFILES_FILE = "/sys/kernel/security/apparmor/profiles"
 APPARMOR_PROFILE_NAME = "0store-secure-add"
 APPARMOR_TEMPLATE = """\
-# Written by Zero Install Admin for today's 0store-secure-add (an OCaml binary). It reads anything
-# (it copies from wherever the user unpacked), writes only temporary directories in the shared store
-# and renames them to their digest. Loaded in complain mode: read the log before enforcing.
+# Written by Zero Install Admin for today's 0store-secure-add (an OCaml binary).
+# It reads anything (it copies from wherever the user unpacked), writes only
+# temporary directories in the shared store and renames them to their digest.
+# Loaded in complain mode: read the log before enforcing it.
 abi <abi/3.0>,
 include <tunables/global>
 profile 0store-secure-add {program} flags=(complain) {{
