@@ -163,7 +163,7 @@ def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             return 1
         for step in todo:
             assert step.verb is not None
-            outcome = elevate.run_helper(step.verb, root=fake)
+            outcome = elevate.run_helper(step.verb, root=fake, terminal=True)
             if not outcome.ok:
                 err.write(f"{step.title}: {outcome.message}\n")
                 if outcome.status == elevate.UNAVAILABLE:
@@ -196,7 +196,7 @@ def cmd_disable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if not _confirm("Remove them?", args, out):
         out.write("Nothing was changed.\n")
         return 1
-    outcome = elevate.run_helper("disable", root=None if root == "/" else root)
+    outcome = elevate.run_helper("disable", root=None if root == "/" else root, terminal=True)
     if not outcome.ok:
         raise CommandError(outcome.message)
     for line in outcome.message.split("; "):

@@ -583,6 +583,8 @@ def _ensure_dirs(root: str, path: str) -> None:
         except FileExistsError:
             if os.path.islink(full) or not os.path.isdir(full):
                 raise HelperError(f"'{full}' is not a directory") from None
+        else:
+            os.chmod(full, 0o755)  # whatever the caller's umask: others must traverse it
 
 
 def install_file(

@@ -247,8 +247,8 @@ _RULE_SKIP = re.compile(r"^\s*(#|@|Defaults|Cmnd_Alias|User_Alias|Host_Alias|Run
 
 
 def later_overrides(root: str = "/") -> list[str]:
-    """Rules read after our drop-in that can take NOPASSWD away again (the last match wins):
-    "FILE:LINE: text" for each."""
+    """Rules read after our drop-in that can take NOPASSWD away again, or turn env_reset or
+    always_set_home off (the last match wins): "FILE:LINE: text" for each."""
     found = []
     main = _read(root, rh.SUDOERS_MAIN) or ""
     lines = main.splitlines()
@@ -270,6 +270,10 @@ def later_overrides(root: str = "/") -> list[str]:
             sources.append((path, list(enumerate(text.splitlines(), 1))))
     for path, numbered in sources:
         for number, line in numbered:
+            if re.match(r"^\s*Defaults", line) and re.search(r"!\s*(env_reset|always_set_home)",
+                                                            line):  # fmt: skip
+                found.append(f"{path}:{number}: {line.strip()}")
+                continue
             if _RULE_SKIP.match(line) or "=" not in line:
                 continue
             spec = line.split("=", 1)[1]
@@ -349,9 +353,10 @@ def step_sudoers(root: str = "/") -> Step:
     overrides = later_overrides(root)
     if overrides:
         notes.append(
-            "A later rule can take NOPASSWD away again (the last matching rule wins; the docs say "
-            "the NOPASSWD line must go at the end): " + "; ".join(overrides)
-            + ". Add NOPASSWD for 0store-secure-add there, or move that rule before the drop-ins."
+            "A later rule can undo the drop-in (the last matching rule wins; the docs say the "
+            "NOPASSWD line must go at the end): " + "; ".join(overrides)
+            + ". Give 0store-secure-add NOPASSWD there (and keep env_reset, always_set_home), or "
+            "move that rule before the drop-ins."
         )
     full = rh.under(root, target)
     try:
@@ -697,9 +702,12 @@ def _self_test_as(
                     os.chown(os.path.join(dirpath, f), user.uid, user.gid)
         say(f"built a tiny implementation {digest} as {user.name}")
         say(f"running {helper} {digest} from its directory, stdin /dev/null")
+        # 0install plants these canaries when it calls the helper: 0store-secure-add refuses to
+        # run if sudo let them through (env_reset and always_set_home missing or overridden).
+        env = {**user.env, "ENV_NOT_CLEARED": "Unclean", "HOME": "Unclean"}
         try:
             proc = subprocess.run(
-                [*user.prefix, helper, digest], cwd=impl, env=user.env,
+                [*user.prefix, helper, digest], cwd=impl, env=env,
                 stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
                 timeout=SELF_TEST_TIMEOUT_S, check=False,
             )  # fmt: skip

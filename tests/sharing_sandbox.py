@@ -2,7 +2,8 @@
 
 Started by tests as ``unshare -m --propagation private python -m tests.sharing_sandbox SCENARIO
 WORKDIR``, SCENARIO one of fresh (no zeroinst), debian (user and directory made by 0install-core),
-debian-untouched (the same, nothing enabled), override (fresh, plus a later rule without NOPASSWD). Before anything else it bind-mounts copies over /etc, /var/cache and /usr/local/bin and a
+debian-untouched (the same, nothing enabled), override (fresh, plus a later rule without NOPASSWD),
+no-env-reset (fresh, plus a later Defaults>zeroinst !env_reset), script and ansible (the exports). Before anything else it bind-mounts copies over /etc, /var/cache and /usr/local/bin and a
 tmpfs over /run/sudo, then checks a random marker file is visible in /etc: if any mount did not take,
 it exits 99 having written nothing outside WORKDIR. The machine's own /etc, users and
 /var/cache/0install.net are never touched; everything vanishes with the namespace.
@@ -77,11 +78,15 @@ def enter_sandbox(work: str, *, fresh: bool) -> None:
 
 def main(argv: list[str]) -> int:
     scenario, work = argv
-    enter_sandbox(work, fresh=scenario in ("fresh", "override", "script", "ansible"))
+    enter_sandbox(work, fresh=scenario in ("fresh", "override", "no-env-reset", "script", "ansible"))
     from core import root_helper, sharing
 
     result: dict[str, object] = {}
     result["before"] = {s.key: s.state for s in sharing.detect("/")}
+    if scenario == "no-env-reset":
+        with open("/etc/sudoers.d/zz-env", "w") as f:
+            f.write("Defaults>zeroinst !env_reset\n")
+        os.chmod("/etc/sudoers.d/zz-env", 0o440)
     if scenario == "override":
         with open("/etc/sudoers.d/zz-local", "w") as f:
             f.write("ALL ALL=(zeroinst) /usr/bin/0store-secure-add\n")

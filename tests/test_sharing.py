@@ -244,8 +244,12 @@ def test_later_rule_without_nopasswd_is_a_warning(tmp_path: Path):
     early = root / "etc/sudoers.d/aa-local"
     early.write_text("ALL ALL=(zeroinst) /usr/bin/0store-secure-add\n")
     early.chmod(0o440)
+    env = root / "etc/sudoers.d/zz-env"
+    env.write_text("Defaults>zeroinst !env_reset\n")
+    env.chmod(0o440)
     step = by_key(root)["sudoers"]
     assert step.state == "needs attention" and "NOPASSWD line must go at the end" in step.detail
+    assert "/etc/sudoers.d/zz-env:1: Defaults>zeroinst !env_reset" in step.detail
     assert "/etc/sudoers:5: %staff ALL=(ALL) ALL" in step.detail
     assert "/etc/sudoers.d/zz-local:1" in step.detail
     assert "aa-local" not in step.detail  # read before ours: ours wins
@@ -610,3 +614,13 @@ def test_an_ordinary_user_sees_an_enabled_fake_root_as_enabled(tmp_path: Path):
         assert all(seen[k][0] in ("done", "not applicable") for k in sharing.ENABLE_KEYS), seen
     finally:
         shutil.rmtree(base)
+
+
+def test_self_test_catches_an_environment_sudo_did_not_clear(tmp_path: Path):
+    """0install's canaries (ENV_NOT_CLEARED, HOME=Unclean) reach 0store-secure-add when a later
+    Defaults turns env_reset off; the self-test must say so plainly."""
+    result = run_sandbox("no-env-reset", tmp_path)
+    assert result["after"]["sudoers"] == "needs attention"
+    summary = result["self_test"]["summary"]
+    assert not result["self_test"]["passed"]
+    assert "sudo did not clear the environment" in summary and "env_reset" in summary
