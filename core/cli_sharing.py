@@ -2,13 +2,13 @@
 system cache (issue 9).
 
     zeroinstall-admin sharing status [--json] [--root PREFIX]   exit 0 when enabled, 1 when not
-    zeroinstall-admin sharing enable [--yes] [--root PREFIX]    show the plan, confirm, apply, self-test
-    zeroinstall-admin sharing disable [--yes] [--root PREFIX]   remove helper script, drop-in, profile
+    zeroinstall-admin sharing enable [--yes] [--root PREFIX]    show, confirm, apply, self-test
+    zeroinstall-admin sharing disable [--yes] [--root PREFIX]   remove script, drop-in, profile
     zeroinstall-admin sharing self-test                          prove it as an ordinary user
     zeroinstall-admin sharing script [--ansible]                 the steps for machines of their own
 
-``--root PREFIX`` applies the same steps to files under PREFIX (useradd --prefix, the real validators,
-nothing loaded into the kernel): for tests and image builders.
+``--root PREFIX`` applies the same steps to files under PREFIX (useradd --prefix, the real
+validators, nothing loaded into the kernel): for tests and image builders.
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ class SelfTestResult:
     user: str | None = None
 
 
-# --- reading ---------------------------------------------------------------------------------------
+# --- reading --------------------------------------------------------------------------------------
 
 
 def _read(root: str, path: str) -> str | None:
@@ -103,7 +103,7 @@ def _show(root: str, full: str) -> str:
     return full if base == "/" else full[len(base):] or "/"
 
 
-# --- the steps -------------------------------------------------------------------------------------
+# --- the steps ------------------------------------------------------------------------------------
 
 
 def step_user(root: str = "/") -> Step:
@@ -305,7 +305,7 @@ def broken_dropins(root: str = "/") -> list[str]:
         except OSError:
             continue
         if st.st_uid != 0:
-            problems.append(f"{path}: owned by uid {st.st_uid}, not root (sudo ignores or rejects it)")
+            problems.append(f"{path}: owned by uid {st.st_uid}, not root (sudo rejects it)")
             continue
         if st.st_mode & 0o022:
             problems.append(f"{path}: writable by group or others (sudo rejects it)")
@@ -538,7 +538,7 @@ def disable_preview(root: str = "/") -> list[str]:
     return [p for p in paths if os.path.lexists(rh.under(root, p))]
 
 
-# --- the self-test ---------------------------------------------------------------------------------
+# --- the self-test --------------------------------------------------------------------------------
 
 
 EXPLANATIONS: tuple[tuple[str, str], ...] = (

@@ -1,9 +1,9 @@
 """The enable steps for machines of their own: a POSIX shell script and an Ansible playbook.
 
 Both are generated from the privileged helper's constants, so they write exactly what the helper
-writes and validate the same way: 0store-secure-add root-owned all the way up, an existing zeroinst
-left as it is, the sudoers drop-in checked with visudo before it is put in place, the AppArmor profile
-parsed with ``apparmor_parser -Q -K`` and loaded in complain mode only where AppArmor is on.
+writes and validate the same way: 0store-secure-add root-owned all the way up, an existing
+zeroinst left as it is, the sudoers drop-in checked with visudo before it is put in place, the
+AppArmor profile parsed with ``apparmor_parser -Q -K`` and loaded in complain mode only where AppArmor is on.
 """
 
 from __future__ import annotations

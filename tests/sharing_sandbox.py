@@ -1,11 +1,12 @@
 """Run the real enable steps and the self-test on "/" inside a throwaway mount namespace.
 
 Started by tests as ``unshare -m --propagation private python -m tests.sharing_sandbox SCENARIO
-WORKDIR``, SCENARIO one of fresh (no zeroinst), debian (user and directory made by 0install-core),
-debian-untouched (the same, nothing enabled), override (fresh, plus a later rule without NOPASSWD),
-no-env-reset (fresh, plus a later Defaults>zeroinst !env_reset), script and ansible (the exports). Before anything else it bind-mounts copies over /etc, /var/cache and /usr/local/bin and a
-tmpfs over /run/sudo, then checks a random marker file is visible in /etc: if any mount did not take,
-it exits 99 having written nothing outside WORKDIR. The machine's own /etc, users and
+WORKDIR``, SCENARIO one of: fresh (no zeroinst); debian (user and directory made by
+0install-core); debian-untouched (the same, nothing enabled); override (fresh, plus a later rule
+without NOPASSWD); no-env-reset (fresh, plus a later Defaults>zeroinst !env_reset); script and
+ansible (the exports). Before anything else it bind-mounts copies over /etc, /var/cache,
+/usr/local/bin and /run/sudo, then checks a random marker file is visible in /etc: if any mount
+did not take, it exits 99 having written nothing outside WORKDIR. The machine's own /etc, users and
 /var/cache/0install.net are never touched; everything vanishes with the namespace.
 
 Prints one JSON object on stdout with what each step returned.
@@ -78,7 +79,8 @@ def enter_sandbox(work: str, *, fresh: bool) -> None:
 
 def main(argv: list[str]) -> int:
     scenario, work = argv
-    enter_sandbox(work, fresh=scenario in ("fresh", "override", "no-env-reset", "script", "ansible"))
+    fresh = scenario in ("fresh", "override", "no-env-reset", "script", "ansible")
+    enter_sandbox(work, fresh=fresh)
     from core import root_helper, sharing
 
     result: dict[str, object] = {}

@@ -342,7 +342,7 @@ def test_a_profile_that_does_not_parse_is_never_installed(tmp_path: Path, monkey
     assert not (root / "etc/apparmor.d").exists() or os.listdir(root / "etc/apparmor.d") == []
 
 
-# --- disable ----------------------------------------------------------------------------------------
+# --- disable --------------------------------------------------------------------------------------
 
 
 def test_disable_removes_what_enable_wrote_and_keeps_user_cache_and_foreign_files(tmp_path: Path):
@@ -368,7 +368,7 @@ def test_disable_removes_what_enable_wrote_and_keeps_user_cache_and_foreign_file
     assert rh.disable(str(root))[0] == "/usr/local/bin/0store-secure-add-helper: absent"
 
 
-# --- paths never leave the fake root ------------------------------------------------------------------
+# --- paths never leave the fake root --------------------------------------------------------------
 
 
 def test_a_symlink_in_the_fake_root_cannot_lead_a_write_outside(tmp_path: Path):
@@ -389,7 +389,7 @@ def test_the_real_root_is_refused_while_tests_run():
         rh.disable("/")
 
 
-# --- polkit policy ----------------------------------------------------------------------------------
+# --- polkit policy --------------------------------------------------------------------------------
 
 
 def test_policy_is_valid_against_the_polkit_dtd():
