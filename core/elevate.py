@@ -71,6 +71,19 @@ def find_pkexec() -> str | None:
     return shutil.which("pkexec")
 
 
+def unavailable_reason() -> str | None:
+    """Why changes cannot be made from this process (None when they can: root, or pkexec and the
+    installed helper are there; a missing polkit agent only shows when pkexec runs)."""
+    if os.geteuid() == 0:
+        return None
+    if find_pkexec() is None:
+        return "pkexec is not installed (Debian package 'pkexec')"
+    if not os.path.isfile(root_helper.INSTALLED_PATH):
+        return (f"the privileged helper is not installed at {root_helper.INSTALLED_PATH} (install "
+                "the zeroinstall-admin package)")  # fmt: skip
+    return None
+
+
 def _in_process(verb: str, args: tuple[str, ...], root: str) -> HelperOutcome:
     command = root_command(verb, *args)
     try:

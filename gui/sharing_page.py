@@ -173,6 +173,13 @@ class SharingPage(QWidget):
                 self._refresh_action]  # fmt: skip
 
     def start(self) -> None:
+        reason = None if self.root is not None else elevate.unavailable_reason()
+        if reason:
+            self.show_notice(
+                f"Changes cannot be made from here: {reason}. As root, run "
+                "'zeroinstall-admin sharing enable', or the exported script: "
+                "zeroinstall-admin sharing script | sudo sh"
+            )
         self.refresh()
 
     def shutdown(self, timeout: float = 5.0) -> None:

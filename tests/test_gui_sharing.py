@@ -142,3 +142,15 @@ def test_the_window_has_the_sharing_page(qtbot):
         assert pages.index(sharing_pages[0]) > pages.index(_cache)
     finally:
         _cache.shutdown()
+
+
+def test_page_says_up_front_when_changes_cannot_be_made_here(qtbot, monkeypatch):
+    monkeypatch.setattr(elevate, "unavailable_reason", lambda: "pkexec is not installed")
+    monkeypatch.setattr(rh, "_ALLOW_REAL_ROOT", True)  # detection only reads; nothing is applied
+    page = SharingPage(starter=inline_starter)  # the real system
+    qtbot.addWidget(page)
+    with qtbot.waitSignal(page.refreshed, timeout=WAIT_MS):
+        page.start()
+    text = page.notice.text()
+    assert page.notice.isVisibleTo(page)
+    assert "pkexec is not installed" in text and "zeroinstall-admin sharing script | sudo sh" in text
