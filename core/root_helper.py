@@ -815,7 +815,9 @@ def disable(root: str = "/") -> list[str]:
 
 def _log(message: str, priority: int = syslog.LOG_INFO) -> None:
     syslog.openlog("zeroinstall-admin-helper", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
-    syslog.syslog(priority, message)
+    # Entry names need not be UTF-8 (argv arrives surrogate-escaped): log them escaped, never fail.
+    safe = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    syslog.syslog(priority, safe.replace("\n", "\\n"))
 
 
 def _verb_remove(args: Sequence[str], root: str) -> str:

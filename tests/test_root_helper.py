@@ -308,3 +308,19 @@ def test_command_line_refuses_bad_arguments_as_root(argv: list[str], code: int):
     )  # fmt: skip
     assert proc.returncode == code, proc.stderr
     assert proc.stdout == ""
+
+
+def test_digest_like_names_cannot_traverse_but_planted_lookalikes_can_be_removed(store: Path):
+    """A name that merely looks like a malformed digest is what a planted entry looks like, so it
+    can be removed or quarantined; one that tries to leave the store cannot."""
+    for bad in ["sha256=../../etc", "sha256new_/AAAA", "../sha1=" + "a" * 40]:
+        with pytest.raises(rh.UsageError):
+            rh.remove_implementation(str(store), bad)
+    planted = "sha256=not-a-real-digest"
+    (store / planted).symlink_to("/etc")
+    odd = "sha1new=\udcff\nnewline"  # not UTF-8, with a newline: still one entry name
+    os.mkdir(os.path.join(os.fsencode(str(store)), os.fsencode(odd)))
+    root = str(store.parents[3])
+    assert "removed" in rh.run_verb("remove-implementation", [str(store), planted], root=root)
+    assert "removed" in rh.run_verb("remove-implementation", [str(store), odd], root=root)
+    assert os.listdir(store) == [] and Path("/etc/passwd").exists()
