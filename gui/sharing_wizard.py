@@ -7,6 +7,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
+    QHBoxLayout,
     QLabel,
     QListWidget,
     QPlainTextEdit,
@@ -122,6 +123,8 @@ class ApplyPage(QWizardPage):
         super().__init__(wizard)
         self._wizard = wizard
         self.setTitle("Applying")
+        self.setSubTitle("One step at a time through the privileged helper; a failing step stops "
+                         "the rest and leaves its own files as they were.")  # fmt: skip
         self.progress = QProgressBar(self)
         self.log = QListWidget(self)
         self.notice = notice_label(self)
@@ -193,7 +196,10 @@ class SelfTestPage(QWizardPage):
         self.log = QListWidget(self)
         self.notice = notice_label(self)
         layout.addWidget(self.explanation)
-        layout.addWidget(self.run_button)
+        row = QHBoxLayout()
+        row.addWidget(self.run_button)
+        row.addStretch(1)
+        layout.addLayout(row)
         layout.addWidget(self.log, 1)
         layout.addWidget(self.notice)
 
