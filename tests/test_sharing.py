@@ -624,3 +624,42 @@ def test_self_test_catches_an_environment_sudo_did_not_clear(tmp_path: Path):
     summary = result["self_test"]["summary"]
     assert not result["self_test"]["passed"]
     assert "sudo did not clear the environment" in summary and "env_reset" in summary
+
+
+@pytest.mark.parametrize(
+    "code, stderr, status",
+    [
+        (0, "", elevate.DONE),
+        (126, "Error executing command as another user: Request dismissed", elevate.DISMISSED),
+        (127, "Error executing command as another user: Not authorized", elevate.NOT_AUTHORISED),
+        (127, "Error executing command as another user: No authentication agent found.",
+         elevate.UNAVAILABLE),
+    ],
+)
+def test_an_ordinary_user_goes_through_pkexec_with_the_installed_helper(
+    tmp_path: Path, monkeypatch, code: int, stderr: str, status: str
+):
+    """A real executable stands in for pkexec: it records its arguments and answers like pkexec."""
+    record = tmp_path / "argv"
+    fake = tmp_path / "pkexec"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f"printf '%s\\n' \"$@\" > {record}\n"
+        f"[ {code} -eq 0 ] && echo 'removed it'\n"
+        f"[ -n '{stderr}' ] && echo '{stderr}' >&2\n"
+        f"exit {code}\n"
+    )
+    fake.chmod(0o755)
+    helper = tmp_path / "zeroinstall-admin-helper"
+    helper.write_text("")
+    monkeypatch.setattr(elevate, "PKEXEC_CANDIDATES", (str(fake),))
+    monkeypatch.setattr(rh, "INSTALLED_PATH", str(helper))
+    monkeypatch.setattr(elevate.os, "geteuid", lambda: 1000)
+    outcome = elevate.run_helper("remove-implementation", rh.SHARED_STORE, "sha256new_" + "A" * 52)
+    assert outcome.status == status
+    assert record.read_text().splitlines() == [
+        str(helper), "remove-implementation", rh.SHARED_STORE, "sha256new_" + "A" * 52]
+    if status == elevate.DONE:
+        assert outcome.message == "removed it"
+    else:
+        assert outcome.root_command.startswith(f"sudo {helper} remove-implementation ")
