@@ -695,7 +695,7 @@ def step_create_store(root: str = "/") -> str:
     fd = _open_dir_at(under(root, SHARED_STORE), None)
     try:
         st = os.fstat(fd)
-        if (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (account.uid, account.gid, 0o755):
+        if (st.st_uid, stat.S_IMODE(st.st_mode)) == (account.uid, 0o755):  # any group will do
             return f"{SHARED_STORE} is {SYSTEM_USER}'s, 0755: unchanged"
         os.fchown(fd, account.uid, account.gid)
         os.fchmod(fd, 0o755)
