@@ -1,0 +1,513 @@
+"""The one program of Zero Install Admin that runs as root.
+
+Installed as ``/usr/libexec/zeroinstall-admin/zeroinstall-admin-helper`` and started only as
+
+    pkexec /usr/libexec/zeroinstall-admin/zeroinstall-admin-helper VERB [ARGS...]
+
+(``python3 -I``: no user site, no PYTHON* variables). It is deliberately one file, standard library
+only, importing nothing from the project: what runs as root can be read in one sitting. The
+unprivileged side imports it to show the admin exactly what will be written (the file contents are
+the constants below; the GUI never sends file contents) and, when the app already runs as root, calls
+the same functions in-process through :func:`run_verb`.
+
+Rules kept here: fixed verbs, every argument validated before anything happens, no shell, absolute
+program paths, a fixed environment, a timeout on every program, each action logged to syslog, every
+file written under a temporary name, validated, then renamed into place, and nothing removed by
+following a symlink. A fake root (for tests and image builders) is a function parameter only: the
+command line has no way to name one.
+
+Verbs (exit 0 done, 1 failed, 2 bad arguments, 3 not root):
+
+    remove-implementation STORE NAME   delete one entry of a system store, safely
+    quarantine STORE NAME              move one entry out of a system store into a root-only directory
+    create-user                        the zeroinst system user (skipped when it exists)
+    create-store                       /var/cache/0install.net/implementations, zeroinst, 0755
+    install-secure-add-helper          /usr/local/bin/0store-secure-add-helper
+    install-sudoers                    /etc/sudoers.d/zeroinstall, validated with visudo
+    install-apparmor                   the 0store-secure-add profile, checked, loaded in complain mode
+    enable                             all of the above enable steps, in order
+    disable                            remove the helper script, the sudoers drop-in and the profile
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+import stat
+import subprocess
+import sys
+import syslog
+import time
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+INSTALLED_PATH = "/usr/libexec/zeroinstall-admin/zeroinstall-admin-helper"
+"""Where the Debian package installs this file; the polkit policy's exec.path."""
+
+POLKIT_ACTION_PREFIX = "net.zeroinstall.Admin."
+"""A verb's polkit action id is this prefix plus the verb with its dashes removed."""
+
+SHARED_STORE = "/var/cache/0install.net/implementations"
+SHARED_CACHE_DIR = "/var/cache/0install.net"
+SYSTEM_IMPL_DIRS_FILE = "/etc/xdg/0install.net/injector/implementation-dirs"
+"""Root's configured extra stores: the only other stores the store verbs accept."""
+
+SYSTEM_USER = "zeroinst"
+NOLOGIN = "/usr/sbin/nologin"
+USERADD_ARGS = (
+    "--system", "--user-group", "--home-dir", SHARED_CACHE_DIR, "--no-create-home",
+    "--shell", NOLOGIN, SYSTEM_USER,
+)  # fmt: skip
+
+SECURE_ADD_CANDIDATES = ("/usr/bin/0store-secure-add", "/usr/local/bin/0store-secure-add")
+"""0store-secure-add from the Debian package, or from a source install; the first that exists wins."""
+
+HELPER_SCRIPT_PATH = "/usr/local/bin/0store-secure-add-helper"
+HELPER_SCRIPT_TEMPLATE = (
+    '#!/bin/sh\nexec sudo -S -u zeroinst {program} "$@" < /dev/null\n'
+)
+HELPER_SCRIPT_MODE = 0o755
+
+SUDOERS_DIR = "/etc/sudoers.d"
+SUDOERS_MAIN = "/etc/sudoers"
+SUDOERS_DROPIN = "/etc/sudoers.d/zeroinstall"
+SUDOERS_TEMPLATE = (
+    "# Written by Zero Install Admin: lets every user add verified implementations to the shared\n"
+    "# cache as zeroinst (see 'Sharing downloads between users' in the 0install docs).\n"
+    "Defaults>zeroinst env_reset,always_set_home\n"
+    "ALL ALL=(zeroinst) NOPASSWD: {program}\n"
+)
+SUDOERS_MODE = 0o440
+INCLUDEDIR_RE = re.compile(r"^\s*[@#]includedir\s+/etc/sudoers\.d\s*$", re.MULTILINE)
+
+APPARMOR_DIR = "/etc/apparmor.d"
+APPARMOR_ENABLED_FILE = "/sys/module/apparmor/parameters/enabled"
+APPARMOR_PROFILES_FILE = "/sys/kernel/security/apparmor/profiles"
+APPARMOR_PROFILE_NAME = "0store-secure-add"
+APPARMOR_TEMPLATE = """\
+# Written by Zero Install Admin for today's 0store-secure-add (an OCaml binary). It reads anything
+# (it copies from wherever the user unpacked), writes only temporary directories in the shared store
+# and renames them to their digest. Loaded in complain mode: read the log before enforcing.
+abi <abi/3.0>,
+include <tunables/global>
+profile 0store-secure-add {program} flags=(complain) {{
+  include <abstractions/base>
+  {program} mr,
+  /etc/gnutls/config r,
+  /etc/xdg/0install.net/injector/* r,
+  /var/cache/0install.net/.config/0install.net/injector/* r,
+  /** r,
+  /var/cache/0install.net/implementations/ r,
+  /var/cache/0install.net/implementations/tmp-*/ rw,
+  /var/cache/0install.net/implementations/tmp-*/** rw,
+  /var/cache/0install.net/implementations/sha*/ w,
+  include if exists <local/{local_name}>
+}}
+"""
+
+QUARANTINE_DIR_NAME = "zeroinstall-admin-quarantine"
+"""Quarantined entries go to this root-only (0700) sibling of their store, on the same filesystem."""
+
+REMOVAL_PREFIX = "tmp-remove-"
+"""An entry is renamed to this prefix plus random letters before its tree is deleted."""
+
+DIGEST_RE = re.compile(
+    r"^(sha1=[0-9a-f]{40}|sha1new=[0-9a-f]{40}|sha256=[0-9a-f]{64}|sha256new_[A-Z2-7]{52})$"
+)
+
+PROGRAM_DIRS = ("/usr/sbin", "/usr/bin", "/sbin", "/bin")
+ENVIRONMENT = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
+"""The only environment programs started from here get."""
+TIMEOUT_S = 120
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_ROOT = 0, 1, 2, 3
+
+_ALLOW_REAL_ROOT = True
+"""Tests set this to False: any step that would then act on the real ``/`` raises instead."""
+
+
+class HelperError(Exception):
+    """A step that could not be done; the message is one line naming the thing and what to do."""
+
+
+class UsageError(HelperError):
+    """Bad verb or arguments: nothing was done."""
+
+
+# --- paths under a root ---------------------------------------------------------------------------
+
+
+def _real_root(root: str) -> str:
+    real = os.path.realpath(root)
+    if real == "/" and not _ALLOW_REAL_ROOT:
+        raise HelperError("refusing to act on the real / (fake roots only here)")
+    return real
+
+
+def under(root: str, path: str) -> str:
+    """``path`` (absolute, as on the target system) inside ``root``; raises if the result would
+    leave ``root`` through '..' or a symlink in an existing parent."""
+    if not path.startswith("/"):
+        raise HelperError(f"'{path}' is not an absolute path")
+    base = _real_root(root)
+    full = os.path.normpath(base + path) if base != "/" else os.path.normpath(path)
+    parent = os.path.realpath(os.path.dirname(full))
+    if base != "/" and not (parent == base or parent.startswith(base + "/")):
+        raise HelperError(f"'{full}' is not inside the root '{base}'")
+    return full
+
+
+# --- store entries: validation --------------------------------------------------------------------
+
+
+def check_entry_name(name: str) -> str:
+    """A single directory entry name: a digest, a temporary ``tmp-*`` name or any other suspicious
+    name, but never empty, '.', '..' or anything with a '/' or NUL in it."""
+    if not name or name in (".", "..") or "/" in name or "\0" in name or len(name) > 255:
+        raise UsageError(f"'{name}' is not a single entry name of a store")
+    return name
+
+
+def check_store_path(store_dir: str) -> str:
+    """An absolute, normalised path of an existing directory reached without any symlink."""
+    if not store_dir.startswith("/") or os.path.normpath(store_dir) != store_dir:
+        raise UsageError(f"'{store_dir}' is not an absolute, normalised store path")
+    if os.path.realpath(store_dir) != store_dir:
+        raise UsageError(f"'{store_dir}' goes through a symlink: name the real directory")
+    if not os.path.isdir(store_dir):
+        raise UsageError(f"'{store_dir}' is not a directory")
+    return store_dir
+
+
+def system_stores(root: str = "/") -> list[str]:
+    """The shared store and the stores root's configuration adds (``implementation-dirs`` in
+    /etc/xdg), as paths under ``root``."""
+    stores = [under(root, SHARED_STORE)]
+    try:
+        with open(under(root, SYSTEM_IMPL_DIRS_FILE), encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        if line and not line.startswith("#") and line.startswith("/"):
+            stores.append(under(root, os.path.normpath(line)))
+    return stores
+
+
+def check_system_store(store_dir: str, root: str = "/") -> str:
+    """``store_dir`` if it is one of :func:`system_stores`; raises otherwise."""
+    check_store_path(store_dir)
+    if store_dir not in system_stores(root):
+        raise UsageError(
+            f"'{store_dir}' is not a configured system store (only {SHARED_STORE} and the lines "
+            f"of {SYSTEM_IMPL_DIRS_FILE})"
+        )
+    return store_dir
+
+
+# --- store entries: removal -----------------------------------------------------------------------
+
+
+class Removal(NamedTuple):
+    """What :func:`remove_implementation` or :func:`quarantine_entry` did."""
+
+    store: str
+    name: str
+    existed: bool
+    """False: there was nothing under that name (nothing done; removal is idempotent)."""
+    items: int
+    """Files, links and directories deleted (or moved, for a quarantine: 1)."""
+    moved_to: str | None = None
+    """For a quarantine: the entry's new path."""
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_dir_at(name: str, dir_fd: int | None) -> int:
+    return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+def _rename_aside(store_fd: int, name: str) -> str:
+    for _ in range(20):
+        temp = REMOVAL_PREFIX + secrets.token_hex(6)
+        try:
+            os.lstat(temp, dir_fd=store_fd)
+        except FileNotFoundError:
+            os.rename(name, temp, src_dir_fd=store_fd, dst_dir_fd=store_fd)
+            return temp
+    raise HelperError("could not find a free temporary name in the store")
+
+
+def _unlink_not_dir(name: str, dir_fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+
+
+def _remove_tree_at(
+    parent_fd: int, name: str, device: int, on_step: Callable[[str, str], None] | None
+) -> int:
+    """Delete the directory ``name`` in ``parent_fd`` and everything in it, walking by directory
+    file descriptors: a symlink (even one swapped in for a directory mid-way) is unlinked, never
+    followed, and no other filesystem is entered. Returns the number of items deleted."""
+    count = 0
+    # Each frame: (fd of this directory, name in its parent, the parent's fd, remaining names)
+    stack: list[tuple[int, str, int, list[str]]] = []
+
+    def enter(pfd: int, child: str) -> bool:
+        """Open ``child`` as a directory to descend into; False if it is not one (then unlinked)."""
+        nonlocal count
+        if on_step:
+            on_step("enter", child)
+        try:
+            fd = _open_dir_at(child, pfd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                _unlink_not_dir(child, pfd)  # swapped for a symlink or file: drop the link only
+                count += 1
+                return False
+            if exc.errno == errno.ENOENT:
+                return False
+            raise
+        st = os.fstat(fd)
+        if st.st_dev != device:
+            os.close(fd)
+            raise HelperError(f"'{child}' is on another filesystem (a mount point?): not removed")
+        if stat.S_IMODE(st.st_mode) & 0o700 != 0o700:
+            os.chmod(fd, stat.S_IMODE(st.st_mode) | 0o700)  # read-only trees: 0555 dirs
+        stack.append((fd, child, pfd, sorted(os.listdir(fd))))
+        return True
+
+    enter(parent_fd, name)
+    try:
+        while stack:
+            fd, dname, pfd, names = stack[-1]
+            if names:
+                child = names.pop()
+                try:
+                    st = os.lstat(child, dir_fd=fd)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    enter(fd, child)
+                else:
+                    if on_step:
+                        on_step("unlink", child)
+                    _unlink_not_dir(child, fd)
+                    count += 1
+                continue
+            stack.pop()
+            os.close(fd)
+            if on_step:
+                on_step("rmdir", dname)
+            try:
+                os.rmdir(dname, dir_fd=pfd)
+            except OSError as exc:
+                if exc.errno == errno.ENOTDIR:  # swapped for a symlink after we left it
+                    _unlink_not_dir(dname, pfd)
+                elif exc.errno != errno.ENOENT:
+                    raise
+            count += 1
+    finally:
+        for fd, _, _, _ in stack:
+            os.close(fd)
+    return count
+
+
+def remove_implementation(
+    store_dir: str,
+    name: str,
+    *,
+    on_step: Callable[[str, str], None] | None = None,
+) -> Removal:
+    """Delete the entry ``name`` of the store ``store_dir`` (any store: the unprivileged app uses it
+    for the user's own store; the verb allows only system stores).
+
+    The entry is first renamed to ``tmp-remove-XXXXXXXXXXXX`` in the same store, so an interrupted
+    removal never leaves a partial tree under a digest name (0install would use it); then its
+    directories are made writable and it is deleted walking by directory file descriptors. A
+    top-level symlink or file is unlinked; its target is never touched. An entry already named
+    ``tmp-remove-*`` (a removal interrupted earlier) is deleted where it is. ``on_step(event, name)``
+    is called before each unlink/rmdir/descent (progress, and tests that interrupt).
+    """
+    check_entry_name(name)
+    check_store_path(store_dir)
+    store_fd = _open_dir_at(store_dir, None)
+    try:
+        try:
+            st = os.lstat(name, dir_fd=store_fd)
+        except FileNotFoundError:
+            return Removal(store_dir, name, False, 0)
+        temp = name if name.startswith(REMOVAL_PREFIX) else _rename_aside(store_fd, name)
+        if on_step:
+            on_step("renamed", temp)
+        if not stat.S_ISDIR(st.st_mode):
+            _unlink_not_dir(temp, store_fd)
+            return Removal(store_dir, name, True, 1)
+        items = _remove_tree_at(store_fd, temp, os.fstat(store_fd).st_dev, on_step)
+        return Removal(store_dir, name, True, items)
+    finally:
+        os.close(store_fd)
+
+
+def quarantine_dir_for(store_dir: str) -> str:
+    """Where :func:`quarantine_entry` puts entries of ``store_dir`` when run as the verb."""
+    return os.path.join(os.path.dirname(store_dir), QUARANTINE_DIR_NAME)
+
+
+def quarantine_entry(store_dir: str, name: str, quarantine_dir: str) -> Removal:
+    """Move the entry ``name`` out of ``store_dir`` into ``quarantine_dir`` (created 0700 when
+    missing, it must be on the same filesystem), as ``NAME.YYYYmmddTHHMMSS``: out of 0install's
+    reach but kept as evidence. A symlink entry is moved as the link itself."""
+    check_entry_name(name)
+    check_store_path(store_dir)
+    parent = os.path.dirname(quarantine_dir)
+    check_store_path(parent)
+    if os.path.basename(quarantine_dir) in ("", ".", ".."):
+        raise UsageError(f"'{quarantine_dir}' is not a usable quarantine directory")
+    store_fd = _open_dir_at(store_dir, None)
+    parent_fd = _open_dir_at(parent, None)
+    try:
+        try:
+            os.lstat(name, dir_fd=store_fd)
+        except FileNotFoundError:
+            return Removal(store_dir, name, False, 0)
+        qname = os.path.basename(quarantine_dir)
+        try:
+            os.mkdir(qname, 0o700, dir_fd=parent_fd)
+        except FileExistsError:
+            pass
+        q_fd = _open_dir_at(qname, parent_fd)  # a symlink planted there is refused (ELOOP)
+        try:
+            if os.fstat(q_fd).st_dev != os.fstat(store_fd).st_dev:
+                raise HelperError(
+                    f"'{quarantine_dir}' is on another filesystem than '{store_dir}': "
+                    "remove the entry instead"
+                )
+            os.chmod(q_fd, 0o700)
+            target = f"{name}.{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
+            while True:
+                try:
+                    os.lstat(target, dir_fd=q_fd)
+                except FileNotFoundError:
+                    break
+                target += "-" + secrets.token_hex(2)
+            os.rename(name, target, src_dir_fd=store_fd, dst_dir_fd=q_fd)
+        finally:
+            os.close(q_fd)
+        return Removal(store_dir, name, True, 1, os.path.join(quarantine_dir, target))
+    finally:
+        os.close(store_fd)
+        os.close(parent_fd)
+
+
+# --- verbs ----------------------------------------------------------------------------------------
+
+
+def _log(message: str, priority: int = syslog.LOG_INFO) -> None:
+    syslog.openlog("zeroinstall-admin-helper", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
+    syslog.syslog(priority, message)
+
+
+def _verb_remove(args: Sequence[str], root: str) -> str:
+    store, name = args
+    check_system_store(store, root)
+    check_entry_name(name)
+    done = remove_implementation(store, name)
+    if not done.existed:
+        return f"{store}/{name} was already gone"
+    return f"removed {store}/{name} ({done.items} items)"
+
+
+def _verb_quarantine(args: Sequence[str], root: str) -> str:
+    store, name = args
+    check_system_store(store, root)
+    check_entry_name(name)
+    done = quarantine_entry(store, name, quarantine_dir_for(store))
+    if not done.existed:
+        return f"{store}/{name} was already gone"
+    return f"moved {store}/{name} to {done.moved_to}"
+
+
+class Verb(NamedTuple):
+    name: str
+    args: tuple[str, ...]
+    """Argument names, for the usage message; the count is checked exactly."""
+    summary: str
+    run: Callable[[Sequence[str], str], str]
+
+
+VERBS: dict[str, Verb] = {
+    v.name: v
+    for v in (
+        Verb("remove-implementation", ("STORE", "NAME"), "delete one entry of a system store",
+             _verb_remove),
+        Verb("quarantine", ("STORE", "NAME"),
+             "move one entry of a system store to a root-only quarantine directory",
+             _verb_quarantine),
+    )
+}  # fmt: skip
+
+
+def polkit_action(verb: str) -> str:
+    """The polkit action id that authorises ``verb``."""
+    return POLKIT_ACTION_PREFIX + verb.replace("-", "")
+
+
+def run_verb(verb: str, args: Sequence[str], *, root: str = "/") -> str:
+    """Check ``verb`` and its arguments, do it, log it to syslog, and return a one-line summary.
+
+    Raises :class:`UsageError` (nothing done) or :class:`HelperError`. ``root`` is a fake root for
+    tests and image builders; the command line always uses "/".
+    """
+    spec = VERBS.get(verb)
+    if spec is None:
+        raise UsageError(f"unknown verb '{verb}': use one of {', '.join(VERBS)}")
+    if len(args) != len(spec.args):
+        raise UsageError(f"usage: {verb} {' '.join(spec.args)}".rstrip())
+    who = os.environ.get("PKEXEC_UID", str(os.getuid()))
+    where = "" if root == "/" else f" (root {root})"
+    try:
+        summary = spec.run(list(args), root)
+    except HelperError as exc:
+        _log(f"{verb} {' '.join(args)}{where} for uid {who} failed: {exc}", syslog.LOG_ERR)
+        raise
+    except OSError as exc:
+        what = f"'{exc.filename}': " if exc.filename else ""
+        message = f"{what}{exc.strerror or exc}"
+        _log(f"{verb} {' '.join(args)}{where} for uid {who} failed: {message}", syslog.LOG_ERR)
+        raise HelperError(message) from exc
+    _log(f"{verb} {' '.join(args)}{where} for uid {who}: {summary}")
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: ``VERB ARGS...``; exit 0 done, 1 failed, 2 bad arguments, 3 not root."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = "zeroinstall-admin-helper"
+    if os.geteuid() != 0:
+        sys.stderr.write(f"{prog}: must run as root (through pkexec); nothing done\n")
+        return EXIT_NOT_ROOT
+    os.umask(0o022)
+    os.environ.clear()
+    os.environ.update(ENVIRONMENT)
+    if not argv:
+        sys.stderr.write(f"{prog}: usage: VERB ARGS... (verbs: {', '.join(VERBS)})\n")
+        return EXIT_USAGE
+    try:
+        print(run_verb(argv[0], argv[1:]))
+    except UsageError as exc:
+        sys.stderr.write(f"{prog}: {exc}; nothing done\n")
+        return EXIT_USAGE
+    except HelperError as exc:
+        sys.stderr.write(f"{prog}: {exc}\n")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
