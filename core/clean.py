@@ -311,32 +311,29 @@ def can_change_here(entry: Entry) -> bool:
     return st.st_uid == os.geteuid() and os.access(entry.store.path, os.W_OK | os.X_OK)
 
 
-def quarantine_dir(env: Mapping[str, str] | None = None) -> str:
-    """Where this user's quarantined entries go (mode 0700)."""
-    return os.path.join(actionlog.state_dir(env), "quarantine")
-
-
-def _act_here(verdict: Verdict, qdir: str) -> str:
+def _act_here(verdict: Verdict) -> str:
     from core import root_helper
 
     entry = verdict.entry
+    store = os.path.realpath(entry.store.path)  # the helper refuses paths through symlinks
     if verdict.action == "quarantine":
-        os.makedirs(qdir, mode=0o700, exist_ok=True)
-        where = root_helper.quarantine_entry(entry.store.path, entry.name, qdir)
-        return f"moved to {where}" if isinstance(where, str) and where else f"moved to {qdir}"
-    root_helper.remove_implementation(entry.store.path, entry.name)
-    return ""
+        done = root_helper.quarantine_entry(
+            store, entry.name, root_helper.quarantine_dir_for(store)
+        )
+        return f"moved to {done.moved_to}" if done.moved_to else "it was gone already"
+    done = root_helper.remove_implementation(store, entry.name)
+    return "" if done.existed else "it was gone already"
 
 
 def _act_privileged(verdict: Verdict) -> str:
-    from core import elevate
+    from core import elevate  # type: ignore[attr-defined]
 
     entry = verdict.entry
     verb = "quarantine" if verdict.action == "quarantine" else "remove-implementation"
-    result = elevate.run_helper(verb, entry.store.path, entry.name)
+    result = elevate.run_helper(verb, os.path.realpath(entry.store.path), entry.name)
     if not getattr(result, "ok", False):
         raise HelperUnavailable(getattr(result, "message", None) or str(result))
-    return getattr(result, "message", "") or ""
+    return str(getattr(result, "message", "") or "")
 
 
 Actor = Callable[[Verdict], str]
@@ -349,6 +346,7 @@ def remove(
     *,
     log_path: str | None = None,
     env: Mapping[str, str] | None = None,
+    may_act_here: Callable[[Entry], bool] = can_change_here,
     here: Actor | None = None,
     privileged: Actor | None = None,
     on_progress: Callable[[int, int, Outcome], None] | None = None,
@@ -357,12 +355,11 @@ def remove(
     """Remove (or quarantine) the entries of these verdicts, one at a time.
 
     ``recheck()`` gathers fresh evidence right before acting: an entry that is in use or rooted
-    by now is skipped. ``here`` / ``privileged`` are how one entry is acted on in this process or
-    through the privileged helper (defaults: ``core.root_helper`` and ``core.elevate``). A failure
+    by now is skipped. ``may_act_here(entry)`` chooses between ``here`` (in this process,
+    ``core.root_helper``'s functions) and ``privileged`` (its verbs through ``core.elevate``). A failure
     is reported and the rest carry on; every outcome is recorded in the action log.
     """
-    qdir = quarantine_dir(env)
-    here = here or (lambda v: _act_here(v, qdir))
+    here = here or _act_here
     privileged = privileged or _act_privileged
     fresh = recheck() if recheck is not None else None
     outcomes: list[Outcome] = []
@@ -384,7 +381,7 @@ def remove(
         else:
             fp = verdict.footprint or footprint(entry.path)
             try:
-                act = here if can_change_here(entry) else privileged
+                act = here if may_act_here(entry) else privileged
                 detail = act(verdict)
                 word = "quarantined" if verdict.action == "quarantine" else "removed"
                 outcome = Outcome(verdict, True, word, detail, fp.disk)
@@ -417,3 +414,98 @@ def remove(
         last = outcomes[-1]
         last.message = (last.message + "; " if last.message else "") + problem
     return outcomes
+
+
+# --- everything at once ----------------------------------------------------------------------------
+
+
+@dataclass
+class Survey:
+    """One look at the stores for clean-up: entries, evidence, a verdict for each, caveats."""
+
+    stores: list
+    entries: list[Entry]
+    evidence: Evidence
+    verdicts: list[Verdict]
+    problems: list[str]
+    atime_modes: dict[str, str]
+
+    @property
+    def candidates(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.candidate]
+
+    def caveats(self) -> list[str]:
+        notes = list(self.problems) + self.evidence.caveats()
+        for path, mode in sorted(self.atime_modes.items()):
+            if mode in ("noatime", "ro"):
+                notes.append(
+                    f"{path} is on a filesystem mounted {mode}: access times say nothing about "
+                    "use, so its entries are never old enough (--older-than 0 ignores age)."
+                )
+            elif mode == "relatime":
+                notes.append(
+                    f"{path}: relatime mount, access times are accurate to about a day."
+                )
+        return notes
+
+
+def survey(
+    stores: Sequence | None = None,
+    env: Mapping[str, str] | None = None,
+    policy: Policy | None = None,
+    *,
+    homes: Sequence[str] | None = None,
+    pins_file: str | None = None,
+    processes: bool = True,
+    cancel: threading.Event | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> Survey:
+    """Scan the stores, measure every entry, gather the evidence and judge each entry; the
+    candidates' footprints are counted too. Raises :class:`core.pins.PinError` when the pins
+    cannot be read (cleaning without knowing them would remove what the admin pinned)."""
+    from core import cache
+    from core import evidence as ev_mod
+    from core import pins as pins_mod
+
+    say = on_progress or (lambda _text: None)
+    pins = pins_mod.load(pins_file or pins_mod.pins_path(env))
+    say("Reading the stores…")
+    scan = cache.scan(stores, env)
+    say(f"Measuring {len(scan.entries):,} entries…")
+
+    def measured(entry: Entry, usage: cache.Usage) -> None:
+        entry.usage = usage
+
+    cache.measure_all(scan.entries, measured, cancel=cancel)
+    say("Looking for what is in use…")
+    evidence = ev_mod.collect(
+        scan.stores, scan.entries, pins=pins, env=env, homes=homes, processes=processes
+    )
+    modes = {s.path: ev_mod.atime_mode(s.path) for s in scan.stores if s.problem is None}
+    verdicts = judge(scan.entries, evidence, policy, atime_modes=modes)
+    say("Counting the space to reclaim…")
+    for v in verdicts:
+        if cancel is not None and cancel.is_set():
+            break
+        if v.candidate:
+            v.footprint = footprint(v.entry.path)
+    return Survey(list(scan.stores), scan.entries, evidence, verdicts, list(scan.problems), modes)
+
+
+def recheck_for(
+    stores: Sequence,
+    entries: Sequence[Entry],
+    env: Mapping[str, str] | None = None,
+    *,
+    homes: Sequence[str] | None = None,
+    pins_file: str | None = None,
+) -> Callable[[], Evidence]:
+    """A function gathering fresh evidence (pins, apps, processes, VMs) for :func:`remove`."""
+    from core import evidence as ev_mod
+    from core import pins as pins_mod
+
+    def again() -> Evidence:
+        pins = pins_mod.load(pins_file or pins_mod.pins_path(env))
+        return ev_mod.collect(stores, entries, pins=pins, env=env, homes=homes)
+
+    return again

@@ -109,10 +109,16 @@ class Evidence:
         for home in self.unreadable_homes:
             notes.append(f"Apps in {home}; what they use is not known and may be removed.")
         if self.processes_hidden:
-            notes.append(
-                f"{self.processes_hidden} running processes (of other users) could not be "
-                "fully inspected; run as root to see what they use."
-            )
+            if hasattr(os, "geteuid") and os.geteuid() == 0:
+                notes.append(
+                    f"{self.processes_hidden} running processes could not be fully inspected "
+                    "(the system denied access even to root); what they use is not known."
+                )
+            else:
+                notes.append(
+                    f"{self.processes_hidden} running processes (of other users) could not be "
+                    "fully inspected; run as root to see what they use."
+                )
         return notes
 
 
@@ -181,9 +187,9 @@ def load_selections(
     folders: list[tuple[str, str | None, str | None]] = [
         (os.path.join(c, "apps"), None, None) for c in configs
     ]
-    for home in homes:
-        apps = os.path.join(home, ".config", "0install.net", "apps")
-        folders.append((apps, _owner(home), home))
+    for user_home in homes:
+        apps = os.path.join(user_home, ".config", "0install.net", "apps")
+        folders.append((apps, _owner(user_home), user_home))
     seen: set[str] = set()
     for folder, owner, home in folders:
         real = _real(folder)
