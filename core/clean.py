@@ -24,12 +24,14 @@ from typing import Literal
 from core import actionlog
 from core.cache import Entry
 from core.evidence import Evidence, atime_mode
+from core.root_helper import REMOVAL_PREFIX
 from core.versions import version_key
 
 Action = Literal["remove", "quarantine", "keep"]
 DAY = 86400.0
 DEFAULT_OLDER_THAN_DAYS = 30.0
 TEMP_AGE_DAYS = 1.0
+
 
 
 @dataclass
@@ -120,12 +122,16 @@ def judge(
         if e.kind == "temporary":
             try:
                 st = os.lstat(e.path)
-                changed = max(st.st_mtime, st.st_ctime, last or 0.0)
+                changed = max(st.st_mtime, last or 0.0)  # (ctime moves on any chmod)
             except OSError:
                 changed = now
             age = now - changed
             if in_use:
                 out.append(Verdict(e, "keep", in_use, last))
+            elif e.name.startswith(REMOVAL_PREFIX):
+                out.append(Verdict(e, "remove", [
+                    "the rest of an interrupted removal by this app (renamed before deletion)"
+                ], last))
             elif age < policy.temp_days * DAY:
                 out.append(Verdict(e, "keep", [
                     f"a temporary directory changed {_ago(age)} ago: a 0install may still be "
