@@ -1,3 +1,4 @@
+#!/usr/bin/python3 -I
 """The one program of Zero Install Admin that runs as root.
 
 Installed as ``/usr/libexec/zeroinstall-admin/zeroinstall-admin-helper`` and started only as
@@ -405,6 +406,398 @@ def quarantine_entry(store_dir: str, name: str, quarantine_dir: str) -> Removal:
         os.close(parent_fd)
 
 
+# --- reading the target system ------------------------------------------------------------------
+
+
+class Account(NamedTuple):
+    name: str
+    uid: int
+    gid: int
+    home: str
+    shell: str
+
+
+def read_account(name: str, root: str = "/") -> Account | None:
+    """``name``'s line in the root's /etc/passwd (the real system also asks NSS, for LDAP users)."""
+    try:
+        with open(under(root, "/etc/passwd"), encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 7 and fields[0] == name:
+                    return Account(name, int(fields[2]), int(fields[3]), fields[5], fields[6])
+    except (OSError, ValueError):
+        pass
+    if os.path.realpath(root) == "/":
+        import pwd
+
+        try:
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            return None
+        return Account(name, pw.pw_uid, pw.pw_gid, pw.pw_dir, pw.pw_shell)
+    return None
+
+
+def find_secure_add(root: str = "/") -> str | None:
+    """The 0store-secure-add the helper script and sudoers will name (a target path), or None."""
+    for candidate in SECURE_ADD_CANDIDATES:
+        if os.path.isfile(under(root, candidate)):
+            return candidate
+    return None
+
+
+def ownership_problem(path: str, root: str = "/") -> str | None:
+    """Why ``path`` (a target path) must not be run as zeroinst, or None when it is root-owned
+    and not writable by anyone else, and so is every directory above it."""
+    real = os.path.realpath(under(root, path))
+    base = os.path.realpath(root)
+    current = real
+    while True:
+        try:
+            st = os.lstat(current)
+        except OSError as exc:
+            return f"'{current}' cannot be checked: {exc.strerror}"
+        shown = current if base == "/" else current[len(base):] or "/"
+        if st.st_uid != 0:
+            return (
+                f"'{shown}' belongs to uid {st.st_uid}, not root: its owner could run code as "
+                "zeroinst; install 0install from the Debian package instead"
+            )
+        if st.st_mode & 0o022:
+            return (
+                f"'{shown}' is writable by group or others: anyone in it could run code as "
+                "zeroinst; fix its permissions"
+            )
+        if current == base or current == "/":
+            return None
+        current = os.path.dirname(current)
+
+
+def apparmor_enabled(root: str = "/") -> bool:
+    try:
+        with open(under(root, APPARMOR_ENABLED_FILE)) as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False
+
+
+def helper_script_content(program: str) -> str:
+    return HELPER_SCRIPT_TEMPLATE.format(program=program)
+
+
+def sudoers_content(program: str) -> str:
+    return SUDOERS_TEMPLATE.format(program=program)
+
+
+def apparmor_profile_path(program: str) -> str:
+    return os.path.join(APPARMOR_DIR, program.lstrip("/").replace("/", "."))
+
+
+def apparmor_content(program: str) -> str:
+    return APPARMOR_TEMPLATE.format(
+        program=program, local_name=program.lstrip("/").replace("/", ".")
+    )
+
+
+def ours(path: str, contents: Sequence[str]) -> bool | None:
+    """True if the file at ``path`` (a real path) holds one of ``contents``; None if missing."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(65536)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return False
+    return data.decode("utf-8", "replace") in contents
+
+
+# --- running programs -----------------------------------------------------------------------------
+
+
+PACKAGE_OF = {"visudo": "sudo", "apparmor_parser": "apparmor", "useradd": "passwd"}
+
+
+def find_program(name: str) -> str:
+    for d in PROGRAM_DIRS:
+        path = os.path.join(d, name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    package = PACKAGE_OF.get(name, name)
+    raise HelperError(f"{name} is missing: install the '{package}' package; nothing was changed")
+
+
+def run_program(name: str, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """Run a system program by absolute path with the fixed environment, no shell, a timeout."""
+    argv = [find_program(name), *args]
+    try:
+        return subprocess.run(
+            argv, capture_output=True, text=True, errors="replace", env=dict(ENVIRONMENT),
+            stdin=subprocess.DEVNULL, timeout=TIMEOUT_S, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise HelperError(f"{name} did not finish in {TIMEOUT_S} s; nothing was changed") from None
+
+
+def _first_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0] if lines else "(no message)"
+
+
+def visudo_check(path: str, *, owner_and_mode: bool = False) -> str | None:
+    """None if ``path`` parses as sudoers (and, with ``owner_and_mode``, is root:root 0440), else
+    visudo's message."""
+    args = ["-c", "-q", "-f", path] if not owner_and_mode else ["-c", "-q", "-O", "-P", "-f", path]
+    proc = run_program("visudo", args)
+    if proc.returncode == 0:
+        return None
+    return _first_line(proc.stderr + proc.stdout)
+
+
+def apparmor_check(path: str, root: str = "/") -> str | None:
+    """None if the profile at ``path`` parses (``apparmor_parser -Q -K``), else the parser's message."""
+    args = ["-Q", "-K"]
+    base = under(root, APPARMOR_DIR)
+    if os.path.isfile(os.path.join(base, "tunables", "global")):
+        args += ["--base", base]
+    proc = run_program("apparmor_parser", [*args, path])
+    if proc.returncode == 0:
+        return None
+    return _first_line(proc.stderr + proc.stdout)
+
+
+# --- writing files --------------------------------------------------------------------------------
+
+
+def _ensure_dirs(root: str, path: str) -> None:
+    """Create the missing directories of target ``path`` (root:root 0755), never through symlinks."""
+    parts = [p for p in path.split("/") if p]
+    current = "/"
+    for part in parts:
+        current = os.path.join(current, part)
+        full = under(root, current)
+        try:
+            os.mkdir(full, 0o755)
+        except FileExistsError:
+            if os.path.islink(full) or not os.path.isdir(full):
+                raise HelperError(f"'{full}' is not a directory") from None
+
+
+def install_file(
+    root: str,
+    path: str,
+    content: str,
+    mode: int,
+    validate: Callable[[str], str | None] | None = None,
+) -> str:
+    """Put ``content`` at target ``path`` (root:root, ``mode``): written to a dot-named temporary
+    file in the same directory, validated, then renamed into place. Returns "unchanged" when the
+    file was already exactly so, else "written". On a validation failure nothing changes."""
+    full = under(root, path)
+    directory, name = os.path.split(full)
+    _ensure_dirs(root, os.path.dirname(path))
+    dir_fd = _open_dir_at(directory, None)
+    try:
+        try:
+            st = os.lstat(name, dir_fd=dir_fd)
+            same = (
+                stat.S_ISREG(st.st_mode)
+                and stat.S_IMODE(st.st_mode) == mode
+                and (st.st_uid, st.st_gid) == (0, 0)
+                and ours(full, [content])
+            )
+            if same:
+                return "unchanged"
+        except FileNotFoundError:
+            pass
+        temp = f".{name}.{secrets.token_hex(4)}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=dir_fd)  # fmt: skip
+        try:
+            try:
+                os.write(fd, content.encode())
+                if os.geteuid() == 0:
+                    os.fchown(fd, 0, 0)
+                os.fchmod(fd, mode)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if validate is not None:
+                problem = validate(os.path.join(directory, temp))
+                if problem:
+                    raise HelperError(f"{path} would not be valid: {problem}; nothing was changed")
+            os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            try:
+                os.unlink(temp, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+            raise
+        return "written"
+    finally:
+        os.close(dir_fd)
+
+
+def remove_file(root: str, path: str, contents: Sequence[str]) -> str:
+    """Remove target ``path`` if it holds one of ``contents`` (what this tool writes): "removed",
+    "absent", or "left alone" for a file someone else wrote."""
+    full = under(root, path)
+    if os.path.islink(full):
+        return "left alone (a symlink, not written by this tool)"
+    mine = ours(full, contents)
+    if mine is None:
+        return "absent"
+    if not mine:
+        return "left alone (not written by this tool: remove it by hand if you mean to)"
+    os.unlink(full)
+    return "removed"
+
+
+# --- the enable and disable steps -----------------------------------------------------------------
+
+
+def _program(root: str) -> str:
+    program = find_secure_add(root)
+    if program is None:
+        raise HelperError(
+            "0store-secure-add is missing (looked for "
+            + " and ".join(SECURE_ADD_CANDIDATES)
+            + "): install the '0install-core' package"
+        )
+    problem = ownership_problem(program, root)
+    if problem:
+        raise HelperError(f"refusing to name {program}: {problem}")
+    return program
+
+
+def step_create_user(root: str = "/") -> str:
+    """The zeroinst system user, made with useradd unless it exists (then left exactly as it is)."""
+    if read_account(SYSTEM_USER, root) is not None:
+        return f"user {SYSTEM_USER} exists: unchanged"
+    real = _real_root(root)
+    args = (["--prefix", real] if real != "/" else []) + list(USERADD_ARGS)
+    proc = run_program("useradd", args)
+    if proc.returncode != 0:
+        raise HelperError(f"useradd failed: {_first_line(proc.stderr)}")
+    return f"user {SYSTEM_USER} created"
+
+
+def step_create_store(root: str = "/") -> str:
+    """The shared store directory, owned by zeroinst, mode 0755 (its parent root:root 0755)."""
+    account = read_account(SYSTEM_USER, root)
+    if account is None:
+        raise HelperError(f"user {SYSTEM_USER} does not exist: create it first")
+    _ensure_dirs(root, SHARED_STORE)
+    fd = _open_dir_at(under(root, SHARED_STORE), None)
+    try:
+        st = os.fstat(fd)
+        if (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (account.uid, account.gid, 0o755):
+            return f"{SHARED_STORE} is {SYSTEM_USER}'s, 0755: unchanged"
+        os.fchown(fd, account.uid, account.gid)
+        os.fchmod(fd, 0o755)
+    finally:
+        os.close(fd)
+    return f"{SHARED_STORE} now owned by {SYSTEM_USER}, mode 0755"
+
+
+def step_install_secure_add_helper(root: str = "/") -> str:
+    program = _program(root)
+    done = install_file(root, HELPER_SCRIPT_PATH, helper_script_content(program), HELPER_SCRIPT_MODE)
+    return f"{HELPER_SCRIPT_PATH} (calls {program}): {done}"
+
+
+def sudoers_includes_dropins(root: str = "/") -> bool:
+    try:
+        with open(under(root, SUDOERS_MAIN), encoding="utf-8", errors="replace") as f:
+            return bool(INCLUDEDIR_RE.search(f.read()))
+    except OSError:
+        return False
+
+
+def step_install_sudoers(root: str = "/") -> str:
+    program = _program(root)
+    if not sudoers_includes_dropins(root):
+        raise HelperError(
+            f"{SUDOERS_MAIN} does not read {SUDOERS_DIR}: add '@includedir {SUDOERS_DIR}' at its "
+            "end with visudo, then try again; nothing was changed"
+        )
+    full = under(root, SUDOERS_DROPIN)
+    previous = None
+    if os.path.isfile(full) and not os.path.islink(full):
+        with open(full, encoding="utf-8", errors="replace") as f:
+            previous = f.read()
+    done = install_file(
+        root, SUDOERS_DROPIN, sudoers_content(program), SUDOERS_MODE,
+        validate=lambda tmp: visudo_check(tmp, owner_and_mode=os.geteuid() == 0),
+    )  # fmt: skip
+    if done == "written" and _real_root(root) == "/":
+        problem = visudo_check(SUDOERS_MAIN)
+        if problem:  # the whole configuration must still parse, or sudo stops working for everyone
+            if previous is None:
+                os.unlink(full)
+            else:
+                install_file(root, SUDOERS_DROPIN, previous, SUDOERS_MODE)
+            raise HelperError(f"sudo's whole configuration fails with it: {problem}; put back")
+    return f"{SUDOERS_DROPIN}: {done}"
+
+
+def step_install_apparmor(root: str = "/") -> str:
+    if not apparmor_enabled(root):
+        return "AppArmor is not enabled: no profile needed"
+    program = _program(root)
+    path = apparmor_profile_path(program)
+    full = under(root, path)
+    existed = os.path.exists(full)
+    done = install_file(
+        root, path, apparmor_content(program), 0o644, validate=lambda tmp: apparmor_check(tmp, root)
+    )
+    if _real_root(root) != "/":
+        return f"{path}: {done} (fake root: not loaded into the kernel)"
+    proc = run_program("apparmor_parser", ["-r", full])
+    if proc.returncode != 0:
+        if done == "written" and not existed:
+            os.unlink(full)
+        raise HelperError(f"apparmor_parser could not load {path}: {_first_line(proc.stderr)}")
+    return f"{path}: {done}, loaded in complain mode"
+
+
+ENABLE_STEPS: tuple[tuple[str, str, Callable[[str], str]], ...] = (
+    ("create-user", "create the zeroinst system user", step_create_user),
+    ("create-store", "create the shared cache directory, owned by zeroinst",
+     step_create_store),
+    ("install-secure-add-helper", f"install {HELPER_SCRIPT_PATH}",
+     step_install_secure_add_helper),
+    ("install-sudoers", f"install the sudoers drop-in {SUDOERS_DROPIN}", step_install_sudoers),
+    ("install-apparmor", "install and load the AppArmor profile of 0store-secure-add",
+     step_install_apparmor),
+)  # fmt: skip
+
+
+def enable(root: str = "/") -> list[str]:
+    """Every enable step in order (each idempotent); stops at the first that fails."""
+    return [step(root) for _, _, step in ENABLE_STEPS]
+
+
+def disable(root: str = "/") -> list[str]:
+    """Remove the helper script, the sudoers drop-in and the AppArmor profile this tool writes; the
+    user and the shared cache (everyone's programs) stay. Files someone else wrote are left alone."""
+    done = []
+    for path, contents in (
+        (HELPER_SCRIPT_PATH, [helper_script_content(p) for p in SECURE_ADD_CANDIDATES]),
+        (SUDOERS_DROPIN, [sudoers_content(p) for p in SECURE_ADD_CANDIDATES]),
+    ):
+        done.append(f"{path}: {remove_file(root, path, contents)}")
+    for program in SECURE_ADD_CANDIDATES:
+        profile = apparmor_profile_path(program)
+        full = under(root, profile)
+        if not os.path.lexists(full):
+            continue
+        mine = [apparmor_content(program)]
+        if ours(full, mine) and _real_root(root) == "/" and apparmor_enabled(root):
+            run_program("apparmor_parser", ["-R", full])  # unload first; "not loaded" is fine
+        done.append(f"{profile}: {remove_file(root, profile, mine)}")
+    return done
+
+
 # --- verbs ----------------------------------------------------------------------------------------
 
 
@@ -433,6 +826,10 @@ def _verb_quarantine(args: Sequence[str], root: str) -> str:
     return f"moved {store}/{name} to {done.moved_to}"
 
 
+def _no_args(step: Callable[[str], str]) -> Callable[[Sequence[str], str], str]:
+    return lambda _args, root: step(root)
+
+
 class Verb(NamedTuple):
     name: str
     args: tuple[str, ...]
@@ -449,6 +846,11 @@ VERBS: dict[str, Verb] = {
         Verb("quarantine", ("STORE", "NAME"),
              "move one entry of a system store to a root-only quarantine directory",
              _verb_quarantine),
+        *(Verb(name, (), summary, _no_args(step)) for name, summary, step in ENABLE_STEPS),
+        Verb("enable", (), "all the enable steps, in order",
+             lambda _a, root: "; ".join(enable(root))),
+        Verb("disable", (), "remove the helper script, the sudoers drop-in and the profile",
+             lambda _a, root: "; ".join(disable(root))),
     )
 }  # fmt: skip
 
