@@ -331,15 +331,18 @@ def _act_here(verdict: Verdict) -> str:
     return "" if done.existed else "it was gone already"
 
 
-def _act_privileged(verdict: Verdict) -> str:
-    from core import elevate  # type: ignore[attr-defined]
+def act_privileged(verdict: Verdict, root: str | None = None) -> str:
+    """Remove or quarantine one entry through the privileged helper's verb (pkexec, or in this
+    process as root; ``root`` is a fake root for tests). A dismissed or refused authorisation,
+    or a missing helper, raises :class:`HelperUnavailable` with the message and root command."""
+    from core import elevate
 
     entry = verdict.entry
     verb = "quarantine" if verdict.action == "quarantine" else "remove-implementation"
-    result = elevate.run_helper(verb, os.path.realpath(entry.store.path), entry.name)
-    if not getattr(result, "ok", False):
-        raise HelperUnavailable(getattr(result, "message", None) or str(result))
-    return str(getattr(result, "message", "") or "")
+    result = elevate.run_helper(verb, os.path.realpath(entry.store.path), entry.name, root=root)
+    if not result.ok:
+        raise HelperUnavailable(result.message)
+    return result.message
 
 
 Actor = Callable[[Verdict], str]
@@ -366,7 +369,7 @@ def remove(
     is reported and the rest carry on; every outcome is recorded in the action log.
     """
     here = here or _act_here
-    privileged = privileged or _act_privileged
+    privileged = privileged or act_privileged
     fresh = recheck() if recheck is not None else None
     outcomes: list[Outcome] = []
     records: list[actionlog.Record] = []

@@ -389,22 +389,34 @@ def test_system_store_goes_through_the_helper_verb_on_a_fake_root(
         subprocess.run(["cp", "-a", str(entry), str(system)], check=True)
     store = Store(str(system), "system", "--store")
     entries = {e.name: e for e in scan([store], env).entries}
-    verbs: list[list[str]] = []
-
-    def privileged(v: clean.Verdict) -> str:
-        args = [os.path.realpath(v.entry.store.path), v.entry.name]
-        verbs.append(args)
-        if v.entry.name == other.name:
-            raise clean.HelperUnavailable("Authorisation was dismissed: nothing removed")
-        return root_helper.run_verb("remove-implementation", args, root=str(root))
-
     verdicts = [clean.Verdict(entries[n], "remove", ["old"]) for n in (src.name, other.name)]
-    outcomes = clean.remove(verdicts, None, log_path=str(tmp_path / "log"),
-                            may_act_here=lambda e: False, privileged=privileged)
-    assert [o.action for o in outcomes] == ["removed", "failed"]
-    assert outcomes[1].message == "Authorisation was dismissed: nothing removed"
-    assert verbs == [[str(system), src.name], [str(system), other.name]]
-    assert not (system / src.name).exists() and (system / other.name).exists()
+    suspicious = system / ("sha256new_" + "C" * 52)
+    suspicious.symlink_to(tmp_path)
+    planted_entry = next(e for e in scan([store], env).entries if e.name == suspicious.name)
+    planted = clean.Verdict(planted_entry, "quarantine", ["suspicious"])
+    outcomes = clean.remove(
+        verdicts[:1] + [planted], None, log_path=str(tmp_path / "log"),
+        may_act_here=lambda e: False, privileged=lambda v: clean.act_privileged(v, str(root)),
+    )
+    assert [o.action for o in outcomes] == ["removed", "quarantined"], outcomes
+    assert outcomes[0].message.startswith("removed ")  # the helper verb's own summary
+    assert not (system / src.name).exists() and not os.path.lexists(suspicious)
+    assert (root / "var/cache/0install.net/zeroinstall-admin-quarantine").is_dir()
+
+    # A dismissed authorisation is a clear message; the entry stays and the log says so.
+    from core import elevate
+
+    def dismissed(verb, *args, root=None):
+        return elevate.interpret(verb, tuple(args), 126, "", "Error executing command")
+
+    monkeypatch.setattr(elevate, "run_helper", dismissed)
+    [outcome] = clean.remove(verdicts[1:], None, log_path=str(tmp_path / "log"),
+                             may_act_here=lambda e: False)
+    assert outcome.action == "failed"
+    assert outcome.message == "authentication was dismissed: nothing was changed"
+    assert (system / other.name).exists()
+    records = [json.loads(x) for x in (tmp_path / "log").read_text().splitlines()]
+    assert [r["action"] for r in records] == ["removed", "quarantined", "failed"]
 
 
 def test_can_change_here_knows_the_owner(real_store: RealStore, env) -> None:
