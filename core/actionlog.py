@@ -1,7 +1,8 @@
 """The action log: one JSON line per removal, quarantine or optimisation, kept for the admin.
 
 Where it lives: ``$XDG_STATE_HOME/zeroinstall-admin/actions.jsonl`` (``~/.local/state/...`` when
-unset) for a user; running as root without ``XDG_STATE_HOME`` set (``sudo`` clears it),
+unset) for a user; running as root in the real environment without ``XDG_STATE_HOME`` set
+(``sudo`` clears it),
 ``/var/log/zeroinstall-admin/actions.jsonl``, and every record also goes to the system log
 (``syslog``, which the journal collects) so that a removal from the shared store is on record
 outside a file root could edit. A record that cannot be written is reported to the caller, never
@@ -31,11 +32,12 @@ def state_dir(env: Mapping[str, str] | None = None) -> str:
     """This app's state directory: ``$XDG_STATE_HOME/zeroinstall-admin`` (default
     ``~/.local/state/zeroinstall-admin``); as root with no ``XDG_STATE_HOME``,
     ``/var/lib/zeroinstall-admin``."""
+    real = env is None  # a given environment (the demo, tests) never means the machine's dirs
     env = os.environ if env is None else env
     base = env.get("XDG_STATE_HOME")
     if base:
         return os.path.join(base, APP_DIR)
-    if _is_root():
+    if real and _is_root():
         return ROOT_STATE_DIR
     home = env.get("HOME") or os.path.expanduser("~")
     return os.path.join(home, ".local", "state", APP_DIR)
@@ -43,8 +45,7 @@ def state_dir(env: Mapping[str, str] | None = None) -> str:
 
 def log_path(env: Mapping[str, str] | None = None) -> str:
     """The action log's file (see the module docstring)."""
-    env = os.environ if env is None else env
-    if not env.get("XDG_STATE_HOME") and _is_root():
+    if env is None and not os.environ.get("XDG_STATE_HOME") and _is_root():
         return os.path.join(ROOT_LOG_DIR, LOG_NAME)
     return os.path.join(state_dir(env), LOG_NAME)
 

@@ -445,6 +445,7 @@ class Survey:
 
     def caveats(self) -> list[str]:
         notes = list(self.problems) + self.evidence.caveats()
+        relatime = 0
         for path, mode in sorted(self.atime_modes.items()):
             if mode in ("noatime", "ro"):
                 notes.append(
@@ -452,9 +453,13 @@ class Survey:
                     "use, so its entries are never old enough (--older-than 0 ignores age)."
                 )
             elif mode == "relatime":
-                notes.append(
-                    f"{path}: relatime mount, access times are accurate to about a day."
-                )
+                relatime += 1
+        if relatime:
+            notes.append(
+                "Last use comes from access times, accurate to about a day on relatime mounts; "
+                "this app reads files without changing them, `0install store verify` and backup "
+                "tools may not."
+            )
         return notes
 
 

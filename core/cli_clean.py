@@ -323,14 +323,7 @@ def cmd_optimise(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             out.write(f"{r.store}: every changed implementation still verifies\n")
         if r.skipped:
             out.write(f"{r.store}: {len(r.skipped)} files left alone, e.g. {r.skipped[0]}\n")
-    if not args.dry_run and any(r.linked for r in results):
-        from core import actionlog
-
-        failure = actionlog.record([
-            actionlog.Record("optimised", r.store, f"{len(r.affected)} implementations",
-                             size=r.saved, detail=f"{r.linked} files hard-linked")
-            for r in results if r.linked
-        ])
-        if failure:
-            err.write(f"{PROG}: {failure}\n")
+    failure = optimise.record(results)
+    if failure:
+        err.write(f"{PROG}: {failure}\n")
     return 1 if bad else 0

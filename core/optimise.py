@@ -300,3 +300,15 @@ def _one_group(
     finally:
         if keep_fd is not None:
             os.close(keep_fd)
+
+
+def record(results: list[OptimiseResult], log_path: str | None = None) -> str | None:
+    """Put each store's optimisation in the action log; None, or why it could not be written."""
+    from core import actionlog
+
+    records = [
+        actionlog.Record("optimised", r.store, f"{len(r.affected)} implementations",
+                         size=r.saved, detail=f"{r.linked} files hard-linked")
+        for r in results if r.linked and not r.dry_run
+    ]
+    return actionlog.record(records, log_path) if records else None
