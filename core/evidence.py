@@ -110,9 +110,11 @@ class Evidence:
             notes.append(f"Apps in {home}; what they use is not known and may be removed.")
         if self.processes_hidden:
             if hasattr(os, "geteuid") and os.geteuid() == 0:
+                n = self.processes_hidden
                 notes.append(
-                    f"{self.processes_hidden} running processes could not be fully inspected "
-                    "(the system denied access even to root); what they use is not known."
+                    f"{n} running {'process' if n == 1 else 'processes'} could not be fully "
+                    "inspected (the system denied access even to root); what "
+                    f"{'it uses' if n == 1 else 'they use'} is not known."
                 )
             else:
                 notes.append(
