@@ -473,24 +473,29 @@ def survey(
     processes: bool = True,
     cancel: threading.Event | None = None,
     on_progress: Callable[[str], None] | None = None,
+    in_child: bool = False,
 ) -> Survey:
     """Scan the stores, measure every entry, gather the evidence and judge each entry; the
     candidates' footprints are counted too. Raises :class:`core.pins.PinError` when the pins
-    cannot be read (cleaning without knowing them would remove what the admin pinned)."""
+    cannot be read (cleaning without knowing them would remove what the admin pinned).
+
+    ``in_child``: list and measure in a child process (:mod:`core.scan_process`), as a window
+    wants (its GUI thread keeps the interpreter lock); in this process if that fails."""
     from core import cache
     from core import evidence as ev_mod
     from core import pins as pins_mod
 
     say = on_progress or (lambda _text: None)
     pins = pins_mod.load(pins_file or pins_mod.pins_path(env))
-    say("Reading the stores…")
-    scan = cache.scan(stores, env)
-    say(f"Measuring {len(scan.entries):,} entries…")
+    say("Reading and measuring the stores…")
+    scan = _scan_in_child(stores, env, cancel) if in_child else None
+    if scan is None:
+        scan = cache.scan(stores, env)
 
-    def measured(entry: Entry, usage: cache.Usage) -> None:
-        entry.usage = usage
+        def measured(entry: Entry, usage: cache.Usage) -> None:
+            entry.usage = usage
 
-    cache.measure_all(scan.entries, measured, cancel=cancel)
+        cache.measure_all(scan.entries, measured, cancel=cancel)
     say("Looking for what is in use…")
     evidence = ev_mod.collect(
         scan.stores, scan.entries, pins=pins, env=env, homes=homes, processes=processes
@@ -504,6 +509,20 @@ def survey(
         if v.candidate:
             v.footprint = footprint(v.entry.path)
     return Survey(list(scan.stores), scan.entries, evidence, verdicts, list(scan.problems), modes)
+
+
+def _scan_in_child(stores: Sequence | None, env: Mapping[str, str] | None,
+                   cancel: threading.Event | None):
+    from core.scan_process import ScanProcessError, scan_in_child
+
+    def measured(pairs: list) -> None:
+        for entry, usage in pairs:
+            entry.usage = usage
+
+    try:
+        return scan_in_child(stores, env, on_measured=measured, cancel=cancel)
+    except ScanProcessError:
+        return None
 
 
 def recheck_for(

@@ -241,6 +241,7 @@ class CleanPage(QWidget):
         self._busy = ""
         self._generation = 0
         self._cancel: Any = None
+        self._started = False
         self.confirm: Callable[[str, str], bool] = self._ask
         self.model = CleanModel(self)
         self.proxy = CleanFilter(self)
@@ -397,7 +398,15 @@ class CleanPage(QWidget):
     # --- the page protocol -------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._generation == 0:
+        """Nothing at once: the first look happens when the page is first shown, so opening the
+        window does not scan the stores twice."""
+        self._started = True
+        if self.isVisible() and self._generation == 0:
+            self.rescan()
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        if self._started and self._generation == 0:
             self.rescan()
 
     def shutdown(self, timeout: float = 5.0) -> None:
@@ -474,7 +483,7 @@ class CleanPage(QWidget):
         stores, env, homes, policy = self._stores, self._env, self._homes, self.policy()
 
         def work() -> clean.Survey:
-            return clean.survey(stores, env, policy, homes=homes, cancel=cancel)
+            return clean.survey(stores, env, policy, homes=homes, cancel=cancel, in_child=True)
 
         self._run("Looking for entries nobody uses…", work,
                   lambda result, error: self._surveyed(gen, cancel, result, error))

@@ -185,3 +185,19 @@ def test_cache_page_delete_with_del_key_keeps_what_is_pinned(qtbot, store) -> No
     with qtbot.waitSignal(deleter.finished, timeout=WAIT_MS):
         deleter.action.trigger()
     assert told and told[0].startswith("Nothing deleted") and (store.path / d["new"]).exists()
+
+
+def test_the_page_looks_only_once_it_is_shown(qtbot, store) -> None:
+    window = MainWindow("test")
+    first = CleanPage(stores_from_paths([str(store.path)]), store.env, homes=[], parent=window)
+    second = CleanPage(stores_from_paths([str(store.path)]), store.env, homes=[], parent=window)
+    window.add_page(first)
+    window.add_page(second)
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(first.surveyFinished, timeout=WAIT_MS):
+        window.start()
+    assert not second.model.verdicts and not second.busy
+    with qtbot.waitSignal(second.surveyFinished, timeout=WAIT_MS):
+        window.sidebar.setCurrentRow(1)
+    assert len(second.model.chosen()) == 3
