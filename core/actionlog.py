@@ -88,7 +88,8 @@ class Record:
         """One line for a log view."""
         what = f"{self.program} {self.version}".strip() or self.entry
         extra = f": {self.detail}" if self.detail else ""
-        return f"{self.time}  {self.user}  {self.action} {what} ({self.entry}) in {self.store}{extra}"
+        where = f"({self.entry}) in {self.store}"
+        return f"{self.time}  {self.user}  {self.action} {what} {where}{extra}"
 
 
 def _syslog(record: Record) -> None:

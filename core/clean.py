@@ -147,9 +147,10 @@ def judge(
         if in_use or rooted:
             out.append(Verdict(e, "keep", in_use + rooted, last))
             continue
-        if e.feed is not None and e.feed.feed_url in newest and e.version in newest[e.feed.feed_url]:
+        feed = e.feed
+        if feed is not None and e.version in newest.get(feed.feed_url, ()):
             out.append(Verdict(e, "keep", [
-                f"one of the {policy.keep} newest cached versions of {e.feed.feed_name} (--keep)"
+                f"one of the {policy.keep} newest cached versions of {feed.feed_name} (--keep)"
             ], last))
             continue
         mode = mode_of(e)
@@ -188,7 +189,7 @@ def judge(
     return out
 
 
-# --- space that comes back -----------------------------------------------------------------------
+# --- space that comes back ------------------------------------------------------------------------
 
 
 @dataclass
@@ -289,7 +290,7 @@ def reclaimable(footprints: Iterable[Footprint]) -> tuple[int, int]:
     return size, disk
 
 
-# --- removal ---------------------------------------------------------------------------------------
+# --- removal --------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -365,7 +366,8 @@ def remove(
 
     ``recheck()`` gathers fresh evidence right before acting: an entry that is in use or rooted
     by now is skipped. ``may_act_here(entry)`` chooses between ``here`` (in this process,
-    ``core.root_helper``'s functions) and ``privileged`` (its verbs through ``core.elevate``). A failure
+    ``core.root_helper``'s functions) and ``privileged`` (its verbs through ``core.elevate``).
+    A failure
     is reported and the rest carry on; every outcome is recorded in the action log.
     """
     here = here or _act_here
@@ -425,7 +427,7 @@ def remove(
     return outcomes
 
 
-# --- everything at once ----------------------------------------------------------------------------
+# --- everything at once ---------------------------------------------------------------------------
 
 
 @dataclass

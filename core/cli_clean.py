@@ -1,6 +1,7 @@
-"""The command line's ``clean``, ``pin``, ``unpin``, ``delete``, ``optimise``: cleaning the caches (issue 10).
+"""The command line's ``clean``, ``pin``, ``unpin``, ``delete``, ``optimise``: cleaning the caches.
 
-    zeroinstall-admin clean [--store DIR]... [--older-than DAYS] [--keep N] [--dry-run] [--yes] [--json]
+    zeroinstall-admin clean [--store DIR]... [--older-than DAYS] [--keep N] [--dry-run] [--yes]
+                            [--json]
     zeroinstall-admin pin|unpin NAME|PROGRAM
     zeroinstall-admin delete [--store DIR]... [--yes] NAME...
     zeroinstall-admin optimise [--store DIR]... [--dry-run] [--json]
@@ -58,7 +59,7 @@ def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) 
     p.set_defaults(func=cmd_optimise)
 
 
-# --- helpers ----------------------------------------------------------------------------------------
+# --- helpers --------------------------------------------------------------------------------------
 
 
 def _stores(args: argparse.Namespace):
@@ -171,7 +172,7 @@ def _remove(result, chosen, args: argparse.Namespace, out: IO[str], err: IO[str]
     return 1 if failed else 0
 
 
-# --- commands -----------------------------------------------------------------------------------------
+# --- commands -------------------------------------------------------------------------------------
 
 
 def cmd_clean(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
@@ -244,7 +245,8 @@ def cmd_pin(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         raise CommandError(str(exc)) from None
     what = f"entry {value}" if kind == "entry" else f"every version of {value}"
     if args.pin:
-        out.write(f"Pinned {what}\n" if changed else f"{what[:1].upper()}{what[1:]} was pinned already\n")
+        already = f"{what[:1].upper()}{what[1:]} was pinned already\n"
+        out.write(f"Pinned {what}\n" if changed else already)
     else:
         if not changed:
             raise CommandError(f"{what} is not pinned (pins are in {current.path})")

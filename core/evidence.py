@@ -86,7 +86,8 @@ class Evidence:
 
     def rooted(self, entry: Entry) -> list[str]:
         """Reasons the entry is kept whatever its age: apps' selections and pins."""
-        reasons = [f"selected by the 0install app {app}" for app in self.app_uses.get(entry.name, ())]
+        apps = self.app_uses.get(entry.name, ())
+        reasons = [f"selected by the 0install app {app}" for app in apps]
         if self.pins is not None:
             feed = entry.feed
             why = self.pins.reason(
@@ -136,7 +137,7 @@ def _under(path: str, top: str) -> bool:
     return path == top or path.startswith(top.rstrip("/") + "/")
 
 
-# --- apps' selections ----------------------------------------------------------------------------
+# --- apps' selections -----------------------------------------------------------------------------
 
 
 def _read_small(path: str) -> bytes:
@@ -235,7 +236,9 @@ def load_selections(
                         st = os.stat(path)
                     except OSError:
                         continue
-                    if current is None or (st.st_dev, st.st_ino) != (current.st_dev, current.st_ino):
+                    same = current is not None and (st.st_dev, st.st_ino) == (
+                        current.st_dev, current.st_ino)
+                    if not same:
                         label += f", selections of {m.group(1)[1:]}"
                 try:
                     digests = parse_selections(_read_small(path))
@@ -247,7 +250,7 @@ def load_selections(
     return {d: sorted(a) for d, a in uses.items()}, unreadable, problems
 
 
-# --- processes -----------------------------------------------------------------------------------
+# --- processes ------------------------------------------------------------------------------------
 
 
 def _store_pattern(stores: Iterable[Store]) -> tuple[re.Pattern[str] | None, dict[str, str]]:
@@ -292,8 +295,9 @@ def scan_processes(
                 shown = text
             else:
                 shown = f"{key[0]}/{key[1]}"
-            use = ProcessUse(proc.pid, proc.info.get("name") or "?", proc.info.get("username") or "?",
-                             how, shown)
+            info = proc.info
+            use = ProcessUse(proc.pid, info.get("name") or "?", info.get("username") or "?", how,
+                             shown)
             uses = found.setdefault(key, [])
             if use not in uses and len(uses) < 20:
                 uses.append(use)
@@ -343,7 +347,7 @@ def own_pids() -> list[int]:
     return [os.getpid()]
 
 
-# --- VMs, 0install and this app ------------------------------------------------------------------
+# --- VMs, 0install and this app -------------------------------------------------------------------
 
 
 def vm_shares() -> tuple[dict[str, list[str]], str | None]:
@@ -388,7 +392,8 @@ def own_entries(entries: Sequence[Entry], paths: Sequence[tuple[str, str]]) -> d
         top = os.path.join(_real(entry.store.path), entry.name)
         for what, path in paths:
             if _under(path, top):
-                own.setdefault(entry_key(entry), []).append(f"the implementation of {what} ({path})")
+                why = f"the implementation of {what} ({path})"
+                own.setdefault(entry_key(entry), []).append(why)
     newest: Entry | None = None
     from core.versions import version_key
 
@@ -403,7 +408,7 @@ def own_entries(entries: Sequence[Entry], paths: Sequence[tuple[str, str]]) -> d
     return own
 
 
-# --- all of it -----------------------------------------------------------------------------------
+# --- all of it ------------------------------------------------------------------------------------
 
 
 def collect(

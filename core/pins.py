@@ -56,7 +56,8 @@ class Pins:
                 f.write("\n")
             os.replace(tmp, self.path)
         except OSError as exc:
-            raise PinError(f"cannot write the pins file {self.path}: {exc.strerror or exc}") from None
+            why = exc.strerror or exc
+            raise PinError(f"cannot write the pins file {self.path}: {why}") from None
 
 
 def load(path: str | None = None) -> Pins:

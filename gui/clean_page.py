@@ -575,6 +575,13 @@ class CleanPage(QWidget):
         head = f"{e.program} {e.version}".strip()
         lines = [f"{head} — {ACTION_WORDS[v.action]}", e.path]
         lines += [f"• {r}" for r in v.reasons]
+        if e.feed is not None:
+            lines.append(f"Feed: {e.feed.feed_url}")
+        elif e.kind == "implementation":
+            lines.append("Feed: (unowned): no cached feed lists it")
+        mode = self._survey.atime_modes.get(e.store.path) if self._survey else None
+        used = when_text(v.last_used)
+        lines.append(f"Last used: {used}" + (f" (access times: {mode} mount)" if mode else ""))
         self.details.setPlainText("\n".join(lines))
 
     def show_log(self) -> None:

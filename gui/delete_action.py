@@ -129,7 +129,8 @@ class DeleteAction(QObject):
         if len(kept) > 10:
             kept_text += f"\n• … and {len(kept) - 10} more"
         if not allowed:
-            self.inform("Delete", f"Nothing deleted: every selected entry is in use.\n\n{kept_text}")
+            self.inform("Delete",
+                        f"Nothing deleted: every selected entry is in use.\n\n{kept_text}")
             self.finished.emit(None)
             return
         import humanize

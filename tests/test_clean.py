@@ -108,7 +108,7 @@ def holder(tmp_path: Path):
         proc.communicate(timeout=30)
 
 
-# --- candidates and their reasons -------------------------------------------------------------
+# --- candidates and their reasons -----------------------------------------------------------------
 
 
 def test_candidates_are_chosen_for_the_right_reasons(real_store: RealStore, env, holder) -> None:
@@ -184,7 +184,8 @@ def test_dated_selections_and_process_environment_are_roots(real_store: RealStor
     finally:
         proc.communicate(timeout=30)
     by_name = {e.name: e for e in entries}
-    assert ev.rooted(by_name[a.name]) == ["selected by the 0install app tool, selections of 2025-01-02"]
+    assert ev.rooted(by_name[a.name]) == [
+        "selected by the 0install app tool, selections of 2025-01-02"]
     uses = ev.in_use(by_name[b.name])
     assert any(f"process {proc.pid}" in r and "environment variable" in r for r in uses), uses
 
@@ -223,7 +224,7 @@ def test_vm_evidence_keeps_the_whole_store(real_store: RealStore, env) -> None:
     assert "shared with the running VM builder" in ev.in_use(entries[0])[0]
 
 
-# --- space ---------------------------------------------------------------------------------------
+# --- space ----------------------------------------------------------------------------------------
 
 
 def du(*paths: Path) -> int:
@@ -252,13 +253,14 @@ def test_reclaimable_space_with_hard_links_is_exact(real_store: RealStore, env) 
     assert reclaimable([fc])[1] == du(c) - readme.st_blocks * 512
 
 
-# --- removal -------------------------------------------------------------------------------------
+# --- removal --------------------------------------------------------------------------------------
 
 
 def _verdicts(real_store: RealStore, env, names: list[str], action: str = "remove"):
     stores = stores_from_paths([str(real_store.path)])
     entries = {e.name: e for e in scan(stores, env).entries}
-    return stores, [clean.Verdict(entries[n], action, ["test"]) for n in names]  # type: ignore[arg-type]
+    return stores, [clean.Verdict(entries[n], action, ["test"])  # type: ignore[arg-type]
+                    for n in names]
 
 
 def test_remove_records_and_rechecks(real_store: RealStore, env) -> None:
