@@ -48,6 +48,7 @@ class Verdict:
     reasons: list[str]
     last_used: float | None = None  # newest access time inside, None when unknown
     footprint: Footprint | None = None
+    doubt: str = ""  # why a candidate should not be removed without a second look ("" if none)
 
     @property
     def candidate(self) -> bool:
@@ -183,9 +184,17 @@ def judge(
             )
         else:
             used = "any age (--older-than 0)"
-        out.append(Verdict(e, "remove", [
+        verdict = Verdict(e, "remove", [
             used, "no app selection, pin or running process uses it", owner
-        ], last))
+        ], last)
+        if e.store.kind == "system" and not evidence.every_home_read:
+            # 0install for Windows' `update-all --clean` deletes what other users still need.
+            verdict.doubt = (
+                "in a shared store, and other users' apps could not all be read: not removed "
+                "unless chosen by hand (or run as root)"
+            )
+            verdict.reasons.append(verdict.doubt)
+        out.append(verdict)
     return out
 
 

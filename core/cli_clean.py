@@ -90,6 +90,7 @@ def _verdict_json(v) -> dict:
         "disk": fp.disk if fp else None,
         "last_used": _iso(v.last_used),
         "reasons": list(v.reasons),
+        "doubt": v.doubt or None,
     }
 
 
@@ -185,13 +186,15 @@ def cmd_clean(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         raise UsageError("--keep must be 0 or more")
     policy = clean.Policy(older_than_days=args.older_than, keep=args.keep)
     result = _survey(args, policy, err)
-    chosen = result.candidates
+    chosen = [v for v in result.candidates if not v.doubt]
+    doubtful = [v for v in result.candidates if v.doubt]
     size, disk = clean.reclaimable(v.footprint for v in chosen if v.footprint)
     if args.dry_run or not chosen:
         if args.json:
             json.dump(
                 {
                     "candidates": [_verdict_json(v) for v in chosen],
+                    "left_alone": [_verdict_json(v) for v in doubtful],
                     "kept": [_verdict_json(v) for v in result.verdicts if not v.candidate],
                     "total": {"entries": len(chosen), "size": size, "disk": disk},
                     "notes": result.caveats(),
@@ -204,14 +207,27 @@ def cmd_clean(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             _print_candidates(chosen, out)
             out.write(f"\n{len(chosen)} candidates, {_size(disk)} to reclaim"
                       f"{' (dry run: nothing removed)' if args.dry_run and chosen else ''}\n")
+            _print_left(result, doubtful, out)
         return 0
     if not args.json:
         _print_candidates(chosen, out)
+        _print_left(result, doubtful, out)
         out.flush()
     if not _confirm(f"Remove {len(chosen)} entries and reclaim {_size(disk)}?", args, err):
         err.write("Nothing removed.\n")
         return 1
     return _remove(result, chosen, args, out, err)
+
+
+def _print_left(result, doubtful, out: IO[str]) -> None:
+    kept = sum(1 for v in result.verdicts if not v.candidate)
+    if kept:
+        out.write(f"{kept} entries kept (--json says why)\n")
+    if doubtful:
+        out.write(
+            f"{len(doubtful)} unused entries of shared stores left alone: other users' apps could "
+            "not all be read (run as root, or delete them by name)\n"
+        )
 
 
 def _print_candidates(chosen, out: IO[str]) -> None:

@@ -63,6 +63,7 @@ class Evidence:
 
     app_uses: dict[str, list[str]] = field(default_factory=dict)  # digest name -> app labels
     apps_scope: str = ""  # whose apps were read, one sentence
+    every_home_read: bool = False  # True when every user's apps were read (as root)
     unreadable_homes: list[str] = field(default_factory=list)  # "home: why"
     pins: Pins | None = None
     processes: dict[Key, list[ProcessUse]] = field(default_factory=dict)
@@ -438,7 +439,8 @@ def collect(
             "Only your own apps were read: other users' apps are not known (run as root to "
             "read every home)."
         )
-    ev = Evidence(app_uses, scope, unreadable, pins, problems=problems)
+    ev = Evidence(app_uses, scope, bool(homes) and not unreadable, unreadable, pins,
+                  problems=problems)
     if processes:
         pids = own_pids() if exclude_pids is None else list(exclude_pids)
         try:

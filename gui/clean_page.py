@@ -91,7 +91,7 @@ class CleanModel(QAbstractTableModel):
     def set_verdicts(self, verdicts: Sequence[clean.Verdict]) -> None:
         self.beginResetModel()
         self.verdicts = list(verdicts)
-        self.checked = {i for i, v in enumerate(self.verdicts) if v.candidate}
+        self.checked = {i for i, v in enumerate(self.verdicts) if v.candidate and not v.doubt}
         self.endResetModel()
         self.checkedChanged.emit()
 

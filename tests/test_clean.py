@@ -442,3 +442,21 @@ def test_real_0install_still_verifies_what_is_kept(real_store: RealStore, env) -
     _stores, verdicts = _verdicts(real_store, env, [a.name])
     clean.remove(verdicts, None, log_path=str(real_store.home / "l"))
     run_0install("store", "verify", str(b), b.name, env=env)
+
+
+def test_shared_store_candidates_need_every_users_apps(real_store: RealStore, env,
+                                                       tmp_path: Path) -> None:
+    """0install for Windows' `update-all --clean` removes what other users still need: here an
+    unused entry of a shared store is only pre-chosen when every user's apps were read."""
+    old = real_store.add("old", files("old"))
+    set_atime(old, time.time() - 90 * DAY)
+    shared = [Store(str(real_store.path), "system", "--store")]
+    pin_file = str(Path(env["XDG_STATE_HOME"]) / "pins.json")
+    blind = clean.survey(shared, env, homes=[], pins_file=pin_file, processes=False)
+    [v] = blind.verdicts
+    assert v.action == "remove" and "other users' apps could not all be read" in v.doubt
+    home = tmp_path / "bob"
+    (home / ".config" / "0install.net" / "apps").mkdir(parents=True)
+    seeing = clean.survey(shared, env, homes=[str(home)], pins_file=pin_file, processes=False)
+    [v] = seeing.verdicts
+    assert v.action == "remove" and not v.doubt
