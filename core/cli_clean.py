@@ -222,7 +222,7 @@ def cmd_clean(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 def _print_left(result, doubtful, out: IO[str]) -> None:
     kept = sum(1 for v in result.verdicts if not v.candidate)
     if kept:
-        out.write(f"{kept} entries kept (--json says why)\n")
+        out.write(f"{kept} {'entry' if kept == 1 else 'entries'} kept (--json says why)\n")
     if doubtful:
         out.write(
             f"{len(doubtful)} unused entries of shared stores left alone: other users' apps could "

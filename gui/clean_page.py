@@ -219,6 +219,7 @@ class CleanPage(QWidget):
     icon_name = "clean"
 
     statusMessage = Signal(str)
+    _removalProgress = Signal(int, int, str)  # emitted from the worker; queued to the GUI
     surveyFinished = Signal()
     cleanFinished = Signal()
     optimiseFinished = Signal()
@@ -249,6 +250,7 @@ class CleanPage(QWidget):
         self._build_actions()
         self._build_widgets()
         self.model.checkedChanged.connect(self._update_total)
+        self._removalProgress.connect(self._show_removal_progress)
         self._update_actions()
         self.show_log()
 
@@ -278,7 +280,8 @@ class CleanPage(QWidget):
             "&Optimise…", "Hard-link identical files across implementations (shows the saving "
             "first)", self.optimise, None, "optimise")
         self.cancel_action = self._action(
-            "C&ancel", "Stop looking", self.cancel, "Escape", "cancel")
+            "C&ancel", "Stop looking, or removing (what is removed stays removed)", self.cancel,
+            "Escape", "cancel")
         self.check_all_action = self._action(
             "Check all &candidates", "Check every candidate", lambda: self._check_all(True))
         self.uncheck_all_action = self._action(
@@ -622,11 +625,23 @@ class CleanPage(QWidget):
             return
         recheck = clean.recheck_for(survey.stores, survey.entries, self._env, homes=self._homes)
         env = self._env
+        import threading
+
+        cancel = threading.Event()
+        self._cancel = cancel
+        progress = self._removalProgress
 
         def work() -> list[clean.Outcome]:
-            return clean.remove(chosen, recheck, env=env)
+            return clean.remove(
+                chosen, recheck, env=env, cancel=cancel,
+                on_progress=lambda n, total, o: progress.emit(n, total, o.verdict.entry.name),
+            )
 
         self._run(f"Removing {len(chosen):,} entries…", work, self._cleaned)
+
+    def _show_removal_progress(self, done: int, total: int, name: str) -> None:
+        if self._busy:
+            self.activity.progress(done / total, f"Removed {done:,} of {total:,} entries ({name})")
 
     def _cleaned(self, outcomes: Any, error: Any) -> None:
         if isinstance(error, BaseException):

@@ -48,7 +48,7 @@ def test_dry_run_lists_candidates_and_total(store: RealStore, env) -> None:
     names = {line.split()[1] for line in lines[1:] if line.startswith(str(store.path))}
     assert names == {store.digests["old"], store.digests["older"]}
     assert "2 candidates" in lines[-2] and "to reclaim" in lines[-2]
-    assert lines[-1] == "1 entries kept (--json says why)"
+    assert lines[-1] == "1 entry kept (--json says why)"
     assert all((store.path / n).exists() for n in store.digests.values())
 
     js = json.loads(cli("clean", "--store", str(store.path), "--dry-run", "--json",
