@@ -460,3 +460,22 @@ def test_shared_store_candidates_need_every_users_apps(real_store: RealStore, en
     seeing = clean.survey(shared, env, homes=[str(home)], pins_file=pin_file, processes=False)
     [v] = seeing.verdicts
     assert v.action == "remove" and not v.doubt
+
+
+def test_0install_itself_and_this_app_are_kept(real_store: RealStore, env) -> None:
+    runner = real_store.add("zi-old", files("zi-old"))
+    newest = real_store.add("zi-new", files("zi-new"))
+    d = real_store.digests
+    write_feed(env, {d["zi-old"]: "2.17", d["zi-new"]: "2.18"},
+               url=evidence.ZEROINSTALL_FEEDS[0], name="0install")
+    stores = stores_from_paths([str(real_store.path)])
+    entries = scan(stores, env).entries
+    own = evidence.own_entries(entries, [("0install itself", str(runner / "bin" / "run"))])
+    by_name = {e.name: e for e in entries}
+    assert own[evidence.entry_key(by_name[runner.name])] == [
+        f"the implementation of 0install itself ({runner / 'bin' / 'run'})"]
+    assert own[evidence.entry_key(by_name[newest.name])] == [
+        "the newest cached version of 0install itself"]
+    # this app's own code and Python are not in that store
+    ev = evidence.collect(stores, entries, pins=None, env=env, homes=[], processes=False)
+    assert ev.own.get(evidence.entry_key(by_name[runner.name])) is None
