@@ -190,8 +190,8 @@ def judge(
         if e.store.kind == "system" and not evidence.every_home_read:
             # 0install for Windows' `update-all --clean` deletes what other users still need.
             verdict.doubt = (
-                "in a shared store, and other users' apps could not all be read: not removed "
-                "unless chosen by hand (or run as root)"
+                "in a shared store, and other users' apps could not all be read: not chosen "
+                "unless you choose it (run as root to read every user's apps)"
             )
             verdict.reasons.append(verdict.doubt)
         out.append(verdict)

@@ -243,6 +243,7 @@ class CleanPage(QWidget):
         self._generation = 0
         self._cancel: Any = None
         self._started = False
+        self._sized = False  # the splitter's first sizes, unless restored from the settings
         self.confirm: Callable[[str, str], bool] = self._ask
         self.model = CleanModel(self)
         self.proxy = CleanFilter(self)
@@ -409,6 +410,10 @@ class CleanPage(QWidget):
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
+        if not self._sized:
+            self._sized = True
+            total = sum(self.splitter.sizes()) or self.height()
+            self.splitter.setSizes([total * 11 // 20, total * 5 // 20, total * 4 // 20])
         if self._started and self._generation == 0:
             self.rescan()
 
@@ -435,6 +440,7 @@ class CleanPage(QWidget):
                 state = read_bytes(settings, key)
                 if state:
                     target.restoreState(state)
+                    self._sized = self._sized or target is self.splitter
             for key, spin in (("days", self.days), ("keep", self.keep)):
                 try:
                     value = int(str(settings.value(key, spin.value())))
