@@ -1,11 +1,224 @@
-"""The command line's ``sharing status|enable|disable|self-test|script``: enabling the shared system cache (issue 9)."""
+"""The command line's ``sharing status|enable|disable|self-test|script``: enabling the shared
+system cache (issue 9).
+
+    zeroinstall-admin sharing status [--json] [--root PREFIX]   exit 0 when enabled, 1 when not
+    zeroinstall-admin sharing enable [--yes] [--root PREFIX]    show, confirm, apply, self-test
+    zeroinstall-admin sharing disable [--yes] [--root PREFIX]   remove script, drop-in, profile
+    zeroinstall-admin sharing self-test                          prove it as an ordinary user
+    zeroinstall-admin sharing script [--ansible]                 the steps for machines of their own
+
+``--root PREFIX`` applies the same steps to files under PREFIX (useradd --prefix, the real
+validators, nothing loaded into the kernel): for tests and image builders.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 
 def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add this group's subcommands to ``sub`` (argparse subparsers); each sets ``func``."""
+    p = sub.add_parser(
+        "sharing",
+        help="enable, check, prove or undo the shared system cache",
+        description="Share downloaded programs between the users of this machine through "
+        "/var/cache/0install.net (0store-secure-add-helper, a sudoers rule, an AppArmor profile).",
+    )
+    actions = p.add_subparsers(dest="sharing_command", metavar="ACTION",
+                               parser_class=type(p))  # fmt: skip
+    p.set_defaults(func=_missing_action)
+
+    def root_option(q: argparse.ArgumentParser) -> None:
+        q.add_argument(
+            "--root", metavar="PREFIX",
+            help="act on a fake root (files under PREFIX; for tests and image builders)",
+        )  # fmt: skip
+
+    q = actions.add_parser("status", help="each step: done, missing, needs attention or n/a")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    root_option(q)
+    q.set_defaults(func=cmd_status)
+
+    q = actions.add_parser("enable", help="show what is missing, then apply it after you confirm")
+    q.add_argument("--yes", action="store_true", help="apply without asking")
+    root_option(q)
+    q.set_defaults(func=cmd_enable)
+
+    q = actions.add_parser(
+        "disable", help="remove the helper script, the sudoers drop-in and the AppArmor profile "
+        "(not the user, not the cache)",
+    )  # fmt: skip
+    q.add_argument("--yes", action="store_true", help="remove without asking")
+    root_option(q)
+    q.set_defaults(func=cmd_disable)
+
+    q = actions.add_parser(
+        "self-test", help="add a tiny implementation as an ordinary user, as 0install does"
+    )
+    q.set_defaults(func=cmd_self_test)
+
+    q = actions.add_parser("script", help="print the steps as a POSIX shell script")
+    q.add_argument("--ansible", action="store_true", help="an Ansible playbook instead")
+    q.set_defaults(func=cmd_script)
+
+
+def _missing_action(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from core.cli import UsageError
+
+    raise UsageError("sharing needs an action: status, enable, disable, self-test or script")
+
+
+def _root(args: argparse.Namespace) -> str:
+    from core.cli import UsageError
+
+    root = getattr(args, "root", None)
+    if root is None:
+        return "/"
+    if not os.path.isdir(root):
+        raise UsageError(f"--root '{root}' is not a directory")
+    real = os.path.realpath(root)
+    if real == "/":
+        raise UsageError("--root / is the real system: leave --root out instead")
+    return real
+
+
+MARK = {"done": "done", "missing": "MISSING", "needs attention": "ATTENTION",
+        "not applicable": "n/a"}  # fmt: skip
+
+
+def _print_steps(steps: list, out: IO[str]) -> None:
+    for step in steps:
+        out.write(f"  [{MARK.get(step.state, step.state):<9}] {step.title}: {step.detail}\n")
+
+
+def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from core import sharing
+
+    root = _root(args)
+    steps = sharing.detect(root)
+    enabled = sharing.is_enabled(steps)
+    if args.json:
+        json.dump(
+            {
+                "root": root,
+                "enabled": enabled,
+                "steps": [
+                    {"key": s.key, "title": s.title, "state": s.state, "detail": s.detail,
+                     "verb": s.verb, "fixable": s.fixable, "target": s.target,
+                     "preview": s.preview}
+                    for s in steps
+                ],
+            },
+            out, indent=2,
+        )  # fmt: skip
+        out.write("\n")
+    else:
+        where = "" if root == "/" else f" (root {root})"
+        out.write(f"Sharing is {'enabled' if enabled else 'not enabled'}{where}\n")
+        _print_steps(steps, out)
+    return 0 if enabled else 1
+
+
+def _confirm(question: str, args: argparse.Namespace, out: IO[str]) -> bool:
+    from core.cli import UsageError
+
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError("not asking without a terminal: add --yes to apply")
+    out.write(f"{question} [y/N] ")
+    out.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from core import elevate, sharing
+    from core.cli import CommandError
+
+    root = _root(args)
+    fake = None if root == "/" else root
+    steps = sharing.detect(root)
+    blockers = sharing.blockers(steps)
+    if blockers:
+        out.write("These need your hands first (applying cannot fix them):\n")
+        _print_steps(blockers, out)
+        raise CommandError("nothing was changed: fix the steps above, then run enable again")
+    todo = sharing.plan(steps)
+    if not todo:
+        out.write("Sharing is already enabled: nothing to change.\n")
+    else:
+        out.write("Enabling sharing will:\n")
+        for step in todo:
+            out.write(f"\n* {step.title} ({step.state}): {step.detail}\n")
+            for line in step.preview.splitlines():
+                out.write(f"    {line}\n")
+        out.write("\n")
+        if not _confirm("Apply these changes?", args, out):
+            out.write("Nothing was changed.\n")
+            return 1
+        for step in todo:
+            assert step.verb is not None
+            outcome = elevate.run_helper(step.verb, root=fake, terminal=True)
+            if not outcome.ok:
+                err.write(f"{step.title}: {outcome.message}\n")
+                if outcome.status == elevate.UNAVAILABLE:
+                    err.write("Or enable every step at once as root with: "
+                              "zeroinstall-admin sharing script | sudo sh\n")
+                raise CommandError(f"stopped at '{step.title}'; the steps before it are done")
+            out.write(f"{step.title}: {outcome.message}\n")
+    after = sharing.detect(root)
+    if not sharing.is_enabled(after):
+        _print_steps(after, out)
+        raise CommandError("sharing is still not enabled: see the steps above")
+    if fake is not None:
+        out.write(f"Sharing is enabled on {root} (the self-test runs on a real system only).\n")
+        return 0
+    return cmd_self_test(args, out, err)
+
+
+def cmd_disable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from core import elevate, sharing
+    from core.cli import CommandError
+
+    root = _root(args)
+    present = sharing.disable_preview(root)
+    if not present:
+        out.write("Nothing to remove: no helper script, sudoers drop-in or profile.\n")
+        return 0
+    out.write("Disabling sharing removes (the zeroinst user and the shared cache stay):\n")
+    for path in present:
+        out.write(f"  {path}\n")
+    if not _confirm("Remove them?", args, out):
+        out.write("Nothing was changed.\n")
+        return 1
+    outcome = elevate.run_helper("disable", root=None if root == "/" else root, terminal=True)
+    if not outcome.ok:
+        raise CommandError(outcome.message)
+    for line in outcome.message.split("; "):
+        out.write(f"  {line}\n")
+    return 0
+
+
+def cmd_self_test(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from core import sharing
+
+    def progress(line: str) -> None:
+        out.write(f"  {line}\n")
+        out.flush()
+
+    out.write("Self-test:\n")
+    result = sharing.run_self_test(on_progress=progress)
+    out.write(("PASSED: " if result.passed else "FAILED: ") + result.summary + "\n")
+    return 0 if result.passed else 1
+
+
+def cmd_script(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from core import sharing_export
+
+    out.write(sharing_export.ansible_playbook() if args.ansible else sharing_export.posix_script())
+    return 0

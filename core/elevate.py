@@ -1,8 +1,8 @@
 """Running a verb of the privileged helper from the unprivileged app.
 
 :func:`run_helper` decides how: in this process when it already runs as root (or on a fake root,
-for tests and image builders), else ``pkexec`` with the installed helper, which asks the admin through
-the desktop's polkit agent. When pkexec, the installed helper or an agent is missing (an SSH or VNC
+for tests and image builders), else ``pkexec`` with the installed helper, which asks the admin
+through the desktop's polkit agent. When pkexec, the installed helper or an agent is missing (an SSH or VNC
 session, a minimal desktop) the outcome says so and carries the equivalent command to run as root.
 """
 
@@ -80,11 +80,15 @@ def _in_process(verb: str, args: tuple[str, ...], root: str) -> HelperOutcome:
     return HelperOutcome(verb, args, DONE, summary, command, summary)
 
 
-def run_helper(verb: str, *args: str, root: str | None = None) -> HelperOutcome:
+def run_helper(
+    verb: str, *args: str, root: str | None = None, terminal: bool = False
+) -> HelperOutcome:
     """Run one helper verb with root's rights; never raises for an expected failure.
 
     ``root`` is a fake root prefix: the steps then run in this process on files under it (for
-    tests, image builders and ``--root``). Unknown verbs raise ``ValueError`` (a programming error).
+    tests, image builders and ``--root``). ``terminal``: pkexec may ask for the password on this
+    process's terminal (the command line) instead of only through a desktop agent. Unknown verbs
+    raise ``ValueError`` (a programming error).
     """
     if verb not in root_helper.VERBS:
         raise ValueError(f"unknown helper verb '{verb}'")
@@ -110,7 +114,8 @@ def run_helper(verb: str, *args: str, root: str | None = None) -> HelperOutcome:
     try:
         proc = subprocess.run(
             [pkexec, root_helper.INSTALLED_PATH, verb, *argv],
-            capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, errors="replace",
+            stdin=None if terminal else subprocess.DEVNULL,
             timeout=AUTH_TIMEOUT_S, check=False,
         )  # fmt: skip
     except subprocess.TimeoutExpired:

@@ -8,8 +8,8 @@ Installed as ``/usr/libexec/zeroinstall-admin/zeroinstall-admin-helper`` and sta
 (``python3 -I``: no user site, no PYTHON* variables). It is deliberately one file, standard library
 only, importing nothing from the project: what runs as root can be read in one sitting. The
 unprivileged side imports it to show the admin exactly what will be written (the file contents are
-the constants below; the GUI never sends file contents) and, when the app already runs as root, calls
-the same functions in-process through :func:`run_verb`.
+the constants below; the GUI never sends file contents) and, when the app already runs as root,
+calls the same functions in-process through :func:`run_verb`.
 
 Rules kept here: fixed verbs, every argument validated before anything happens, no shell, absolute
 program paths, a fixed environment, a timeout on every program, each action logged to syslog, every
@@ -20,12 +20,12 @@ command line has no way to name one.
 Verbs (exit 0 done, 1 failed, 2 bad arguments, 3 not root):
 
     remove-implementation STORE NAME   delete one entry of a system store, safely
-    quarantine STORE NAME              move one entry out of a system store into a root-only directory
+    quarantine STORE NAME              move one entry of a system store to a root-only directory
     create-user                        the zeroinst system user (skipped when it exists)
     create-store                       /var/cache/0install.net/implementations, zeroinst, 0755
     install-secure-add-helper          /usr/local/bin/0store-secure-add-helper
     install-sudoers                    /etc/sudoers.d/zeroinstall, validated with visudo
-    install-apparmor                   the 0store-secure-add profile, checked, loaded in complain mode
+    install-apparmor                   the 0store-secure-add profile, checked, loaded (complain)
     enable                             all of the above enable steps, in order
     disable                            remove the helper script, the sudoers drop-in and the profile
 """
@@ -63,7 +63,7 @@ USERADD_ARGS = (
 )  # fmt: skip
 
 SECURE_ADD_CANDIDATES = ("/usr/bin/0store-secure-add", "/usr/local/bin/0store-secure-add")
-"""0store-secure-add from the Debian package, or from a source install; the first that exists wins."""
+"""0store-secure-add from the Debian package, or a source install; the first that exists wins."""
 
 HELPER_SCRIPT_PATH = "/usr/local/bin/0store-secure-add-helper"
 HELPER_SCRIPT_TEMPLATE = (
@@ -75,8 +75,8 @@ SUDOERS_DIR = "/etc/sudoers.d"
 SUDOERS_MAIN = "/etc/sudoers"
 SUDOERS_DROPIN = "/etc/sudoers.d/zeroinstall"
 SUDOERS_TEMPLATE = (
-    "# Written by Zero Install Admin: lets every user add verified implementations to the shared\n"
-    "# cache as zeroinst (see 'Sharing downloads between users' in the 0install docs).\n"
+    "# Written by Zero Install Admin: lets every user add verified implementations\n"
+    "# to the shared cache as zeroinst ('Sharing downloads between users', 0install docs).\n"
     "Defaults>zeroinst env_reset,always_set_home\n"
     "ALL ALL=(zeroinst) NOPASSWD: {program}\n"
 )
@@ -88,9 +88,10 @@ APPARMOR_ENABLED_FILE = "/sys/module/apparmor/parameters/enabled"
 APPARMOR_PROFILES_FILE = "/sys/kernel/security/apparmor/profiles"
 APPARMOR_PROFILE_NAME = "0store-secure-add"
 APPARMOR_TEMPLATE = """\
-# Written by Zero Install Admin for today's 0store-secure-add (an OCaml binary). It reads anything
-# (it copies from wherever the user unpacked), writes only temporary directories in the shared store
-# and renames them to their digest. Loaded in complain mode: read the log before enforcing.
+# Written by Zero Install Admin for today's 0store-secure-add (an OCaml binary).
+# It reads anything (it copies from wherever the user unpacked), writes only
+# temporary directories in the shared store and renames them to their digest.
+# Loaded in complain mode: read the log before enforcing it.
 abi <abi/3.0>,
 include <tunables/global>
 profile 0store-secure-add {program} flags=(complain) {{
@@ -109,7 +110,7 @@ profile 0store-secure-add {program} flags=(complain) {{
 """
 
 QUARANTINE_DIR_NAME = "zeroinstall-admin-quarantine"
-"""Quarantined entries go to this root-only (0700) sibling of their store, on the same filesystem."""
+"""Quarantined entries go to this root-only (0700) sibling of their store (same filesystem)."""
 
 REMOVAL_PREFIX = "tmp-remove-"
 """An entry is renamed to this prefix plus random letters before its tree is deleted."""
@@ -154,6 +155,8 @@ def under(root: str, path: str) -> str:
         raise HelperError(f"'{path}' is not an absolute path")
     base = _real_root(root)
     full = os.path.normpath(base + path) if base != "/" else os.path.normpath(path)
+    if full == base:
+        return full
     parent = os.path.realpath(os.path.dirname(full))
     if base != "/" and not (parent == base or parent.startswith(base + "/")):
         raise HelperError(f"'{full}' is not inside the root '{base}'")
@@ -332,8 +335,8 @@ def remove_implementation(
     removal never leaves a partial tree under a digest name (0install would use it); then its
     directories are made writable and it is deleted walking by directory file descriptors. A
     top-level symlink or file is unlinked; its target is never touched. An entry already named
-    ``tmp-remove-*`` (a removal interrupted earlier) is deleted where it is. ``on_step(event, name)``
-    is called before each unlink/rmdir/descent (progress, and tests that interrupt).
+    ``tmp-remove-*`` (a removal interrupted earlier) is deleted where it is.
+    ``on_step(event, name)`` is called before each unlink/rmdir/descent (progress, and tests that interrupt).
     """
     check_entry_name(name)
     check_store_path(store_dir)
@@ -546,15 +549,15 @@ def _first_line(text: str) -> str:
 def visudo_check(path: str, *, owner_and_mode: bool = False) -> str | None:
     """None if ``path`` parses as sudoers (and, with ``owner_and_mode``, is root:root 0440), else
     visudo's message."""
-    args = ["-c", "-q", "-f", path] if not owner_and_mode else ["-c", "-q", "-O", "-P", "-f", path]
+    args = ["-c", "-f", path] if not owner_and_mode else ["-c", "-O", "-P", "-f", path]
     proc = run_program("visudo", args)
     if proc.returncode == 0:
         return None
-    return _first_line(proc.stderr + proc.stdout)
+    return _first_line(proc.stderr or proc.stdout)
 
 
 def apparmor_check(path: str, root: str = "/") -> str | None:
-    """None if the profile at ``path`` parses (``apparmor_parser -Q -K``), else the parser's message."""
+    """None if the profile at ``path`` parses (``apparmor_parser -Q -K``), else its message."""
     args = ["-Q", "-K"]
     base = under(root, APPARMOR_DIR)
     if os.path.isfile(os.path.join(base, "tunables", "global")):
@@ -569,7 +572,7 @@ def apparmor_check(path: str, root: str = "/") -> str | None:
 
 
 def _ensure_dirs(root: str, path: str) -> None:
-    """Create the missing directories of target ``path`` (root:root 0755), never through symlinks."""
+    """Create the missing directories of target ``path`` (root:root 0755), never via symlinks."""
     parts = [p for p in path.split("/") if p]
     current = "/"
     for part in parts:
@@ -580,6 +583,8 @@ def _ensure_dirs(root: str, path: str) -> None:
         except FileExistsError:
             if os.path.islink(full) or not os.path.isdir(full):
                 raise HelperError(f"'{full}' is not a directory") from None
+        else:
+            os.chmod(full, 0o755)  # whatever the caller's umask: others must traverse it
 
 
 def install_file(
@@ -701,20 +706,25 @@ def step_create_store(root: str = "/") -> str:
 
 def step_install_secure_add_helper(root: str = "/") -> str:
     program = _program(root)
-    done = install_file(root, HELPER_SCRIPT_PATH, helper_script_content(program), HELPER_SCRIPT_MODE)
+    content = helper_script_content(program)
+    done = install_file(root, HELPER_SCRIPT_PATH, content, HELPER_SCRIPT_MODE)
     return f"{HELPER_SCRIPT_PATH} (calls {program}): {done}"
 
 
-def sudoers_includes_dropins(root: str = "/") -> bool:
+def sudoers_includes_dropins(root: str = "/") -> bool | None:
+    """Whether /etc/sudoers reads /etc/sudoers.d; None when this user may not read it."""
     try:
         with open(under(root, SUDOERS_MAIN), encoding="utf-8", errors="replace") as f:
             return bool(INCLUDEDIR_RE.search(f.read()))
+    except PermissionError:
+        return None
     except OSError:
         return False
 
 
 def step_install_sudoers(root: str = "/") -> str:
     program = _program(root)
+    find_program("visudo")  # before anything is written
     if not sudoers_includes_dropins(root):
         raise HelperError(
             f"{SUDOERS_MAIN} does not read {SUDOERS_DIR}: add '@includedir {SUDOERS_DIR}' at its "
@@ -744,6 +754,7 @@ def step_install_apparmor(root: str = "/") -> str:
     if not apparmor_enabled(root):
         return "AppArmor is not enabled: no profile needed"
     program = _program(root)
+    find_program("apparmor_parser")  # before anything is written
     path = apparmor_profile_path(program)
     full = under(root, path)
     existed = os.path.exists(full)
@@ -779,7 +790,8 @@ def enable(root: str = "/") -> list[str]:
 
 def disable(root: str = "/") -> list[str]:
     """Remove the helper script, the sudoers drop-in and the AppArmor profile this tool writes; the
-    user and the shared cache (everyone's programs) stay. Files someone else wrote are left alone."""
+    user and the shared cache (everyone's programs) stay; files someone else wrote are left
+    alone."""
     done = []
     for path, contents in (
         (HELPER_SCRIPT_PATH, [helper_script_content(p) for p in SECURE_ADD_CANDIDATES]),

@@ -1,0 +1,365 @@
+"""The Sharing page: where each step of the shared system cache stands, and the buttons to enable
+it (the wizard), prove it (the self-test), undo it, or export it for other machines.
+
+The page never runs as root: detection reads only, changes go through :mod:`core.elevate` (pkexec
+and the one privileged helper), and when that is not possible here the page shows the equivalent
+root command instead of failing silently.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QFont, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core import elevate, sharing
+from gui.workers import Starter, Worker
+
+STATE_STYLE = {
+    sharing.DONE: ("Done", "#1e7b34", "#e3f4e6"),
+    sharing.MISSING: ("Missing", "#8a5a00", "#fff3d6"),
+    sharing.ATTENTION: ("Needs attention", "#a61b1b", "#fde4e4"),
+    sharing.NOT_APPLICABLE: ("Not applicable", "#555555", "#ececec"),
+}
+"""Text, colour and background of each state's badge (words, not colour alone)."""
+
+
+def state_badge(state: str, parent: QWidget | None = None) -> QLabel:
+    text, fg, bg = STATE_STYLE.get(state, (state, "#000000", "#ffffff"))
+    badge = QLabel(text, parent)
+    badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    badge.setStyleSheet(
+        f"QLabel {{ color: {fg}; background: {bg}; border: 1px solid {fg}; border-radius: 4px;"
+        " padding: 2px 8px; font-weight: 600; }"
+    )
+    badge.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+    badge.setAccessibleName(f"State: {text}")
+    return badge
+
+
+def notice_label(parent: QWidget | None = None) -> QLabel:
+    """A selectable, wrapping message box for outcomes (root commands must be copyable)."""
+    label = QLabel(parent)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setStyleSheet(
+        "QLabel { background: palette(base); border: 1px solid palette(mid); border-radius: 4px;"
+        " padding: 8px; }"
+    )
+    label.hide()
+    return label
+
+
+class SharingPage(QWidget):
+    """The steps of sharing the system cache, and what to do about each."""
+
+    page_id = "sharing"
+    title = "Sharing"
+    icon_name = "sharing"
+
+    statusMessage = Signal(str)
+    refreshed = Signal()
+    """Detection finished and the rows show it."""
+    selfTestFinished = Signal(object)
+    """A :class:`core.sharing.SelfTestResult`."""
+    disableFinished = Signal(object)
+    """A :class:`core.elevate.HelperOutcome`."""
+
+    def __init__(
+        self,
+        root: str | None = None,
+        *,
+        starter: Starter | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        """``root``: a fake root prefix (tests, demos); None is the real system."""
+        super().__init__(parent)
+        self.root = root
+        self._starter = starter
+        self._workers: set[Worker] = set()
+        self._generation = 0
+        self.steps: list[sharing.Step] = []
+        self.self_test: sharing.SelfTestResult | None = None
+        self.wizard = None
+
+        heading = QLabel("Sharing downloads between users", self)
+        font = QFont(heading.font())
+        font.setPointSizeF(font.pointSizeF() * 1.35)
+        font.setBold(True)
+        heading.setFont(font)
+        self.summary = QLabel(self)
+        self.summary.setWordWrap(True)
+        intro = QLabel(
+            "With a shared cache, a program one user downloads is used by everyone: "
+            "0store-secure-add checks its digest and copies it to /var/cache/0install.net as "
+            "zeroinst. Without every step below, 0install silently keeps each user's downloads "
+            "in their own cache.", self,
+        )  # fmt: skip
+        intro.setWordWrap(True)
+        if root:
+            intro.setText(intro.text() + f" Showing the fake root {root}.")
+
+        self.enable_button = QPushButton("Enable sharing…", self)
+        self.enable_button.setDefault(True)
+        self.enable_button.clicked.connect(self.open_wizard)
+        self.self_test_button = QPushButton("Run self-test", self)
+        self.self_test_button.clicked.connect(self.run_self_test)
+        self.disable_button = QPushButton("Disable sharing…", self)
+        self.disable_button.clicked.connect(self.confirm_disable)
+        self.export_button = QPushButton("Export for other machines", self)
+        export_menu = QMenu(self.export_button)
+        export_menu.addAction("Shell script (POSIX sh)…", lambda: self.export(False))
+        export_menu.addAction("Ansible playbook…", lambda: self.export(True))
+        self.export_button.setMenu(export_menu)
+        self.refresh_button = QPushButton("Refresh", self)
+        self.refresh_button.clicked.connect(self.refresh)
+        buttons = QHBoxLayout()
+        for b in (self.enable_button, self.self_test_button, self.disable_button,
+                  self.export_button):  # fmt: skip
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        buttons.addWidget(self.refresh_button)
+
+        self.notice = notice_label(self)
+
+        self.rows_widget = QWidget(self)
+        self.grid = QGridLayout(self.rows_widget)
+        self.grid.setColumnStretch(2, 1)
+        self.grid.setHorizontalSpacing(12)
+        self.grid.setVerticalSpacing(10)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(self.rows_widget)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 12, 12, 12)
+        layout.addWidget(heading)
+        layout.addWidget(intro)
+        layout.addWidget(self.summary)
+        layout.addLayout(buttons)
+        layout.addWidget(self.notice)
+        layout.addWidget(scroll, 1)
+
+        self._refresh_action = QAction("&Refresh sharing status", self)
+        self._refresh_action.setShortcut(QKeySequence.StandardKey.Refresh)
+        self._refresh_action.triggered.connect(self.refresh)
+        self._wizard_action = QAction("&Enable sharing…", self)
+        self._wizard_action.triggered.connect(self.open_wizard)
+        self._test_action = QAction("Run &self-test", self)
+        self._test_action.triggered.connect(self.run_self_test)
+        self._disable_action = QAction("&Disable sharing…", self)
+        self._disable_action.triggered.connect(self.confirm_disable)
+        self._set_busy(False)
+        self.summary.setText("Checking each step…")
+
+    # --- page protocol ----------------------------------------------------------------------
+
+    def menu_actions(self) -> list[QAction | None]:
+        return [self._wizard_action, self._test_action, self._disable_action, None,
+                self._refresh_action]  # fmt: skip
+
+    def start(self) -> None:
+        self.refresh()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        for worker in list(self._workers):
+            worker.wait(timeout)
+
+    def save_state(self, settings: QSettings) -> None:
+        """Nothing to remember: the state is read from the system each time."""
+
+    def restore_state(self, settings: QSettings) -> None:
+        """Nothing to restore."""
+
+    # --- running core work ------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._workers)
+
+    def _run(self, name: str, fn, on_done) -> Worker:
+        worker = Worker(fn, starter=self._starter, name=name, parent=self)
+        self._workers.add(worker)
+
+        def finished(result: object, error: object) -> None:
+            self._workers.discard(worker)
+            worker.deleteLater()
+            self._set_busy(self.busy)
+            if isinstance(error, BaseException):
+                self.show_notice(f"{name} failed unexpectedly: {error}")
+                if name == "detect":
+                    self.summary.setText("The steps could not be checked.")
+                return
+            on_done(result)
+
+        worker.done.connect(finished)
+        self._set_busy(True)
+        worker.start()
+        return worker
+
+    def _set_busy(self, busy: bool) -> None:
+        for w in (self.enable_button, self.self_test_button, self.disable_button,
+                  self.refresh_button, self._wizard_action, self._test_action,
+                  self._disable_action, self._refresh_action):  # fmt: skip
+            w.setEnabled(not busy)
+        if not busy and self.steps:
+            enabled = sharing.is_enabled(self.steps)
+            has_files = any(s.state != sharing.MISSING for s in self.steps
+                            if s.key in ("helper", "sudoers"))  # fmt: skip
+            self.disable_button.setEnabled(has_files)
+            self._disable_action.setEnabled(has_files)
+            self.enable_button.setText("Check and repair…" if enabled else "Enable sharing…")
+            fake = self.root is not None
+            self.self_test_button.setEnabled(not fake)
+            self._test_action.setEnabled(not fake)
+
+    # --- detection --------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        self._generation += 1
+        generation = self._generation
+        root = self.root or "/"
+        result = self.self_test
+
+        def done(steps: object) -> None:
+            if generation != self._generation:
+                return  # a newer refresh is on its way
+            assert isinstance(steps, list)
+            self.show_steps(steps)
+
+        self._run("detect", lambda: sharing.detect(root, self_test=result), done)
+
+    def show_steps(self, steps: list[sharing.Step]) -> None:
+        self.steps = steps
+        while self.grid.count():
+            item = self.grid.takeAt(0)
+            widget = item.widget() if item else None
+            if widget is not None:
+                widget.deleteLater()
+        for row, step in enumerate(steps):
+            number = QLabel(f"{row + 1}.", self.rows_widget)
+            title = QLabel(f"<b>{step.title}</b>", self.rows_widget)
+            detail = QLabel(step.detail, self.rows_widget)
+            detail.setWordWrap(True)
+            detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            detail.setTextFormat(Qt.TextFormat.PlainText)
+            badge = state_badge(step.state, self.rows_widget)
+            badge.setObjectName(f"state-{step.key}")
+            for col, w in enumerate((number, title, detail, badge)):
+                align = Qt.AlignmentFlag.AlignTop
+                self.grid.addWidget(w, row, col, align)
+        self.grid.setRowStretch(len(steps), 1)
+        enabled = sharing.is_enabled(steps)
+        todo = len(sharing.plan(steps))
+        blocked = sharing.blockers(steps)
+        if enabled and self.self_test and self.self_test.passed:
+            text = "Sharing is enabled and the self-test proved it works."
+        elif enabled:
+            text = "Sharing is enabled. Run the self-test to prove it works for users."
+        else:
+            text = f"Sharing is not enabled: {todo} step(s) to apply"
+            if blocked:
+                text += f", {len(blocked)} needing your hands first"
+            text += "."
+        self.summary.setText(text)
+        self._set_busy(self.busy)
+        self.statusMessage.emit(text)
+        self.refreshed.emit()
+
+    # --- actions ----------------------------------------------------------------------------
+
+    def show_notice(self, text: str) -> None:
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
+
+    def show_outcome(self, outcome: elevate.HelperOutcome) -> None:
+        """Say what happened; when root could not be reached from here, give the command."""
+        text = outcome.message
+        if outcome.status == elevate.UNAVAILABLE:
+            text = (
+                f"{outcome.message}\n\nOr enable every step at once in a root shell with the "
+                "exported script: zeroinstall-admin sharing script | sudo sh"
+            )
+        self.show_notice(text)
+
+    def open_wizard(self) -> None:
+        from gui.sharing_wizard import SharingWizard
+
+        wizard = SharingWizard(self.steps, root=self.root, starter=self._starter, parent=self)
+        wizard.finished.connect(lambda _code: self.refresh())
+        wizard.selfTestFinished.connect(self._self_test_done)
+        self.wizard = wizard
+        wizard.open()
+
+    def run_self_test(self) -> None:
+        self.show_notice("Running the self-test as an ordinary user…")
+        self._run("self-test", sharing.run_self_test, self._self_test_done)
+
+    def _self_test_done(self, result: object) -> None:
+        assert isinstance(result, sharing.SelfTestResult)
+        self.self_test = result
+        self.show_notice(("Passed: " if result.passed else "Failed: ") + result.summary)
+        self.selfTestFinished.emit(result)
+        self.refresh()
+
+    def confirm_disable(self) -> None:
+        present = sharing.disable_preview(self.root or "/")
+        if not present:
+            self.show_notice("Nothing to remove: no helper script, sudoers drop-in or profile.")
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Question, "Disable sharing",
+            "Remove these files? Users then keep new downloads in their own caches again. The "
+            "zeroinst user and the shared cache (everyone's programs) stay.\n\n"
+            + "\n".join(present),
+            QMessageBox.StandardButton.Cancel, self,
+        )  # fmt: skip
+        remove = box.addButton("Disable sharing", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.finished.connect(lambda _r: self.disable() if box.clickedButton() is remove else None)
+        box.open()
+
+    def disable(self) -> None:
+        root = self.root
+
+        def done(outcome: object) -> None:
+            assert isinstance(outcome, elevate.HelperOutcome)
+            self.show_outcome(outcome)
+            self.disableFinished.emit(outcome)
+            self.refresh()
+
+        self._run("disable", lambda: elevate.run_helper("disable", root=root), done)
+
+    def export(self, ansible: bool) -> None:
+        from core import sharing_export
+
+        name = "enable-sharing.yml" if ansible else "enable-sharing.sh"
+        path, _ = QFileDialog.getSaveFileName(self, "Export the enable steps", name)
+        if not path:
+            return
+        text = sharing_export.ansible_playbook() if ansible else sharing_export.posix_script()
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            if not ansible:
+                import os
+
+                os.chmod(path, 0o755)
+        except OSError as exc:
+            self.show_notice(f"Could not write {path}: {exc.strerror}")
+            return
+        self.show_notice(f"Wrote {path}.")

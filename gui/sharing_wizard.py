@@ -1,0 +1,285 @@
+"""The "Enable sharing" wizard: what sharing does and its limits, one page per step that is not
+done (with the exact command or file content), a review page where the admin confirms, the apply
+with progress, and the self-test. Nothing changes before the review page's Apply."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (
+    QLabel,
+    QListWidget,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+    QWizard,
+    QWizardPage,
+)
+
+from core import elevate, sharing
+from gui.sharing_page import notice_label, state_badge
+from gui.workers import Starter, Worker
+
+
+def _label(text: str, parent: QWidget) -> QLabel:
+    label = QLabel(text, parent)
+    label.setWordWrap(True)
+    return label
+
+
+def _code(text: str, parent: QWidget) -> QPlainTextEdit:
+    view = QPlainTextEdit(parent)
+    view.setPlainText(text)
+    view.setReadOnly(True)
+    view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+    view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+    return view
+
+
+class IntroPage(QWizardPage):
+    def __init__(self, blockers: list[sharing.Step], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTitle("Share downloaded programs between users")
+        self.setSubTitle("What sharing does, and what it cannot do.")
+        layout = QVBoxLayout(self)
+        layout.addWidget(_label(
+            "When a user runs a program, 0install passes the unpacked download to "
+            "0store-secure-add-helper, which runs 0store-secure-add as the zeroinst user through "
+            "sudo. It checks the contents against the digest and copies them into "
+            "/var/cache/0install.net, where every other user finds them. A user cannot plant a "
+            "modified program under another program's name.", self))  # fmt: skip
+        limits = "".join(f"<li>{text}</li>" for text in sharing.LIMITS)
+        limits_label = _label(f"<b>Limits</b><ul>{limits}</ul>", self)
+        layout.addWidget(limits_label)
+        if blockers:
+            text = "<b>First, by hand</b> (applying cannot fix these; their steps are skipped):<ul>"
+            text += "".join(f"<li>{s.title}: {s.detail}</li>" for s in blockers) + "</ul>"
+            layout.addWidget(_label(text, self))
+        layout.addStretch(1)
+
+
+class StepPage(QWizardPage):
+    """One step that is not done: why, and exactly what applying will run or write."""
+
+    def __init__(
+        self, step: sharing.Step, number: int, total: int, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.step = step
+        self.setTitle(f"Step {number} of {total}: {step.title}")
+        self.setSubTitle(step.target or "")
+        layout = QVBoxLayout(self)
+        layout.addWidget(state_badge(step.state, self))
+        layout.addWidget(_label(step.detail, self))
+        head, _, body = step.preview.partition("\n")
+        if not (body and head.endswith(":")):
+            head, body = "", step.preview
+        if step.fixable:
+            layout.addWidget(_label("<b>Applying will run or write exactly this</b>"
+                                    + (f": {head}" if head else ":"), self))  # fmt: skip
+        else:
+            layout.addWidget(_label("<b>Applying cannot do this for you.</b> For reference, the "
+                                    "step is" + (f": {head}" if head else ":"), self))
+        if body:
+            layout.addWidget(_code(body, self), 1)
+        else:
+            layout.addStretch(1)
+
+
+class ReviewPage(QWizardPage):
+    def __init__(self, todo: list[sharing.Step], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTitle("Review")
+        self.setSubTitle("Nothing has changed yet. Apply asks for an administrator's password.")
+        self.setCommitPage(True)
+        self.setButtonText(QWizard.WizardButton.CommitButton, "&Apply")
+        layout = QVBoxLayout(self)
+        if todo:
+            layout.addWidget(_label("Applying will, in this order:", self))
+            changes = QListWidget(self)
+            for step in todo:
+                where = f" ({step.target})" if step.target else ""
+                changes.addItem(f"{step.title}{where}: {step.state}")
+            layout.addWidget(changes, 1)
+            layout.addWidget(_label(
+                "Each step is written under a temporary name, validated (visudo, apparmor_parser) "
+                "and only then put in place; a step that fails leaves its files as they were.",
+                self))  # fmt: skip
+        else:
+            layout.addWidget(_label("Every step that applying can do is already done: nothing "
+                                    "will change. Apply goes straight to the self-test.", self))
+            layout.addStretch(1)
+
+
+class ApplyPage(QWizardPage):
+    """Runs the planned verbs one after the other through :func:`core.elevate.run_helper`."""
+
+    finishedApplying = Signal(bool)
+
+    def __init__(self, wizard: SharingWizard) -> None:
+        super().__init__(wizard)
+        self._wizard = wizard
+        self.setTitle("Applying")
+        self.progress = QProgressBar(self)
+        self.log = QListWidget(self)
+        self.notice = notice_label(self)
+        self.applied = False
+        self.ok = False
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.log, 1)
+        layout.addWidget(self.notice)
+
+    def initializePage(self) -> None:
+        todo = self._wizard.todo
+        self.progress.setRange(0, max(1, len(todo)))
+        self.progress.setValue(0)
+        self._next(0)
+
+    def _next(self, index: int) -> None:
+        todo = self._wizard.todo
+        if index >= len(todo):
+            self.progress.setValue(self.progress.maximum())
+            self.log.addItem("All steps applied." if todo else "Nothing to apply.")
+            self._finish(True)
+            return
+        step = todo[index]
+        assert step.verb is not None
+        verb, root = step.verb, self._wizard.root
+        self.log.addItem(f"{step.title}…")
+
+        def done(outcome: object) -> None:
+            assert isinstance(outcome, elevate.HelperOutcome)
+            self.log.addItem(f"{step.title}: {outcome.message if outcome.ok else 'failed'}")
+            if not outcome.ok:
+                text = f"{step.title}: {outcome.message}"
+                if outcome.status == elevate.UNAVAILABLE:
+                    text += ("\n\nOr enable every step at once in a root shell: "
+                             "zeroinstall-admin sharing script | sudo sh")  # fmt: skip
+                self.notice.setText(text)
+                self.notice.show()
+                self._finish(False)
+                return
+            self.progress.setValue(index + 1)
+            self._next(index + 1)
+
+        self._wizard.run("apply", lambda: elevate.run_helper(verb, root=root), done)
+
+    def _finish(self, ok: bool) -> None:
+        self.applied, self.ok = True, ok
+        self.completeChanged.emit()
+        self.finishedApplying.emit(ok)
+
+    def isComplete(self) -> bool:
+        return self.applied and self.ok
+
+
+class SelfTestPage(QWizardPage):
+    def __init__(self, wizard: SharingWizard) -> None:
+        super().__init__(wizard)
+        self._wizard = wizard
+        self.setTitle("Self-test")
+        self.setSubTitle("Proves that sharing works the way 0install will use it.")
+        self.result: sharing.SelfTestResult | None = None
+        layout = QVBoxLayout(self)
+        self.explanation = _label(
+            "As an ordinary user, build a tiny implementation, add it with "
+            "0store-secure-add-helper DIGEST from its directory, check that it landed in the "
+            "shared cache owned by zeroinst and verifies, then remove it.", self)  # fmt: skip
+        self.run_button = QPushButton("Run the self-test", self)
+        self.run_button.clicked.connect(self.run)
+        self.log = QListWidget(self)
+        self.notice = notice_label(self)
+        layout.addWidget(self.explanation)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.log, 1)
+        layout.addWidget(self.notice)
+
+    def initializePage(self) -> None:
+        if self._wizard.root is not None:
+            self.run_button.setEnabled(False)
+            self.notice.setText(
+                f"Not applicable on the fake root {self._wizard.root}: the self-test uses the real "
+                "sudo, helper and store, and proves something only on the real system."
+            )
+            self.notice.show()
+            return
+        self.run()
+
+    def run(self) -> None:
+        self.run_button.setEnabled(False)
+        self.log.clear()
+        self.notice.hide()
+
+        def done(result: object) -> None:
+            assert isinstance(result, sharing.SelfTestResult)
+            self.result = result
+            self.log.addItems(result.log)
+            self.notice.setText(("Passed: " if result.passed else "Failed: ") + result.summary)
+            self.notice.show()
+            self.run_button.setEnabled(True)
+            self.run_button.setText("Run it again")
+            self._wizard.selfTestFinished.emit(result)
+
+        self._wizard.run("self-test", sharing.run_self_test, done)
+
+
+class SharingWizard(QWizard):
+    """Built from the current steps; ``root`` is a fake root prefix or None (the real system)."""
+
+    selfTestFinished = Signal(object)
+
+    def __init__(
+        self,
+        steps: list[sharing.Step],
+        *,
+        root: str | None = None,
+        starter: Starter | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Enable sharing")
+        self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)
+        self.setOption(QWizard.WizardOption.NoBackButtonOnLastPage, True)
+        self.root = root
+        self._starter = starter
+        self._workers: set[Worker] = set()
+        self.todo = sharing.plan(steps)
+        pending = [s for s in steps if s.key in sharing.ENABLE_KEYS
+                   and s.state in (sharing.MISSING, sharing.ATTENTION)]  # fmt: skip
+        self.intro = IntroPage(sharing.blockers(steps), self)
+        self.addPage(self.intro)
+        self.step_pages = [StepPage(s, i + 1, len(pending), self) for i, s in enumerate(pending)]
+        for page in self.step_pages:
+            self.addPage(page)
+        self.review = ReviewPage(self.todo, self)
+        self.addPage(self.review)
+        self.apply_page = ApplyPage(self)
+        self.addPage(self.apply_page)
+        self.self_test_page = SelfTestPage(self)
+        self.addPage(self.self_test_page)
+        self.resize(760, 560)
+
+    def run(self, name: str, fn, on_done) -> None:
+        worker = Worker(fn, starter=self._starter, name=f"sharing-{name}", parent=self)
+        self._workers.add(worker)
+
+        def finished(result: object, error: object) -> None:
+            self._workers.discard(worker)
+            worker.deleteLater()
+            if isinstance(error, BaseException):
+                on_done(sharing.SelfTestResult(False, f"unexpected error: {error}")
+                        if name == "self-test" else elevate.HelperOutcome(
+                            name, (), elevate.FAILED, f"unexpected error: {error}", ""))
+                return
+            on_done(result)
+
+        worker.done.connect(finished)
+        worker.start()
+
+    def done(self, result: int) -> None:
+        for worker in list(self._workers):
+            worker.wait(5.0)
+        super().done(result)

@@ -1,0 +1,145 @@
+"""Run the real enable steps and the self-test on "/" inside a throwaway mount namespace.
+
+Started by tests as ``unshare -m --propagation private python -m tests.sharing_sandbox SCENARIO
+WORKDIR``, SCENARIO one of: fresh (no zeroinst); debian (user and directory made by
+0install-core); debian-untouched (the same, nothing enabled); override (fresh, plus a later rule
+without NOPASSWD); no-env-reset (fresh, plus a later Defaults>zeroinst !env_reset); script and
+ansible (the exports). Before anything else it bind-mounts copies over /etc, /var/cache,
+/usr/local/bin and /run/sudo, then checks a random marker file is visible in /etc: if any mount
+did not take, it exits 99 having written nothing outside WORKDIR. The machine's own /etc, users and
+/var/cache/0install.net are never touched; everything vanishes with the namespace.
+
+Prints one JSON object on stdout with what each step returned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+
+SANDBOX_EXIT = 99
+
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, timeout=30)
+
+
+def _drop_account(etc: str, name: str) -> None:
+    for base in ("passwd", "group", "shadow", "gshadow"):
+        path = os.path.join(etc, base)
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            lines = f.readlines()
+        with open(path, "w") as f:
+            f.writelines(ln for ln in lines if not ln.startswith(name + ":"))
+
+
+def enter_sandbox(work: str, *, fresh: bool) -> None:
+    """Mount the copies; exit SANDBOX_EXIT unless they are in place."""
+    try:  # unshare exec'd us: our parent still lives in the machine's own mount namespace
+        shared = os.readlink("/proc/self/ns/mnt") == os.readlink(f"/proc/{os.getppid()}/ns/mnt")
+    except OSError:
+        shared = True
+    if shared:
+        print("not in a private mount namespace", file=sys.stderr)
+        sys.exit(SANDBOX_EXIT)
+    etc = os.path.join(work, "etc")
+    shutil.copytree("/etc", etc, symlinks=True)
+    marker = ".zia-sandbox-" + secrets.token_hex(8)
+    open(os.path.join(etc, marker), "w").close()
+    if fresh:
+        _drop_account(etc, "zeroinst")
+    var_cache = os.path.join(work, "var-cache")
+    local_bin = os.path.join(work, "usr-local-bin")
+    run_sudo = os.path.join(work, "run-sudo")
+    for d in (var_cache, local_bin, run_sudo):
+        os.makedirs(d, mode=0o755)
+    if not fresh:  # a Debian system where 0install-core made the user and the directory
+        os.makedirs(os.path.join(var_cache, "0install.net", "implementations"))
+    _mount("--make-rprivate", "/")
+    _mount("--bind", etc, "/etc")
+    _mount("--bind", var_cache, "/var/cache")
+    _mount("--bind", local_bin, "/usr/local/bin")
+    if os.path.isdir("/run/sudo"):
+        _mount("--bind", run_sudo, "/run/sudo")
+    if not os.path.exists("/etc/" + marker) or os.listdir("/var/cache") != os.listdir(var_cache):
+        print("the sandbox mounts are not in place", file=sys.stderr)
+        sys.exit(SANDBOX_EXIT)
+    if not fresh:
+        import pwd
+
+        pw = pwd.getpwnam("zeroinst")
+        os.chown("/var/cache/0install.net/implementations", pw.pw_uid, pw.pw_gid)
+
+
+def main(argv: list[str]) -> int:
+    scenario, work = argv
+    fresh = scenario in ("fresh", "override", "no-env-reset", "script", "ansible")
+    enter_sandbox(work, fresh=fresh)
+    from core import root_helper, sharing
+
+    result: dict[str, object] = {}
+    result["before"] = {s.key: s.state for s in sharing.detect("/")}
+    if scenario == "no-env-reset":
+        with open("/etc/sudoers.d/zz-env", "w") as f:
+            f.write("Defaults>zeroinst !env_reset\n")
+        os.chmod("/etc/sudoers.d/zz-env", 0o440)
+    if scenario == "override":
+        with open("/etc/sudoers.d/zz-local", "w") as f:
+            f.write("ALL ALL=(zeroinst) /usr/bin/0store-secure-add\n")
+        os.chmod("/etc/sudoers.d/zz-local", 0o440)
+    if scenario in ("script", "ansible"):
+        from core import sharing_export
+
+        if scenario == "script":
+            path = os.path.join(work, "enable-sharing.sh")
+            text = sharing_export.posix_script()
+            command = ["/bin/sh", path]
+        else:
+            path = os.path.join(work, "enable-sharing.yml")
+            text = sharing_export.ansible_playbook()
+            command = ["ansible-playbook", "-c", "local", "-i", "localhost,", path]
+        with open(path, "w") as f:
+            f.write(text)
+        for key in ("enable", "enable_again"):
+            proc = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                                  env={**os.environ, "ANSIBLE_NOCOLOR": "1",
+                                       "HOME": os.path.join(work, "home")})  # fmt: skip
+            result[key] = [f"exit {proc.returncode}", *proc.stdout.splitlines(),
+                           *proc.stderr.splitlines()]  # fmt: skip
+    elif scenario != "debian-untouched":
+        result["enable"] = root_helper.enable("/")
+        result["enable_again"] = root_helper.enable("/")
+    steps = sharing.detect("/")
+    result["after"] = {s.key: s.state for s in steps}
+    result["details"] = {s.key: s.detail for s in steps}
+    removed: list[str] = []
+
+    def remove(store: str, name: str) -> tuple[bool, str]:
+        removed.append(name)
+        done = root_helper.run_verb("remove-implementation", [store, name])
+        return True, done
+
+    test = sharing.run_self_test(remove=remove)
+    result["self_test"] = {"passed": test.passed, "summary": test.summary, "log": test.log,
+                           "user": test.user, "digest": test.digest}  # fmt: skip
+    result["removed"] = removed
+    store = "/var/cache/0install.net/implementations"
+    result["store_left"] = sorted(os.listdir(store)) if os.path.isdir(store) else None
+    result["users_left"] = [ln.split(":")[0] for ln in open("/etc/passwd")
+                            if ln.startswith("zia-selftest-")]  # fmt: skip
+    if scenario in ("fresh", "debian", "script", "ansible"):
+        result["disable"] = root_helper.disable("/")
+        result["after_disable"] = {s.key: s.state for s in sharing.detect("/")}
+        result["zeroinst_kept"] = root_helper.read_account("zeroinst") is not None
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

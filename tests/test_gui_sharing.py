@@ -1,0 +1,144 @@
+"""The Sharing page and its wizard on fake roots: rows, the wizard walked to the self-test page,
+nothing changed before Apply, a refused or unreachable authorisation, disable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QLabel, QWizard
+
+from core import elevate, sharing
+from core import root_helper as rh
+from gui.sharing_page import SharingPage
+from gui.sharing_wizard import ApplyPage, ReviewPage, SelfTestPage, StepPage
+from gui.workers import inline_starter
+from tests.test_sharing import make_root, tree_state
+
+WAIT_MS = 60_000
+
+
+@pytest.fixture(autouse=True)
+def no_real_root(monkeypatch):
+    monkeypatch.setattr(rh, "_ALLOW_REAL_ROOT", False)
+
+
+def started_page(qtbot, root: Path) -> SharingPage:
+    page = SharingPage(str(root), starter=inline_starter)
+    qtbot.addWidget(page)
+    with qtbot.waitSignal(page.refreshed, timeout=WAIT_MS):
+        page.start()
+    return page
+
+
+def badge(page: SharingPage, key: str) -> str:
+    label = page.rows_widget.findChild(QLabel, f"state-{key}")
+    assert label is not None
+    return label.text()
+
+
+def test_page_shows_one_row_per_step_with_its_state(qtbot, tmp_path: Path):
+    root = make_root(tmp_path, debian=True)
+    page = started_page(qtbot, root)
+    assert page.page_id == "sharing"
+    assert [badge(page, k) for k in ("user", "store", "helper", "sudoers", "apparmor",
+                                     "self-test")] == [
+        "Done", "Done", "Missing", "Missing", "Not applicable", "Not applicable"]  # fmt: skip
+    assert page.summary.text() == "Sharing is not enabled: 2 step(s) to apply."
+    assert not page.disable_button.isEnabled() and page.enable_button.isEnabled()
+    assert not page.self_test_button.isEnabled()  # a fake root: nothing to prove
+
+
+def test_wizard_walks_to_the_self_test_page_and_changes_nothing_before_apply(
+    qtbot, tmp_path: Path
+):
+    root = make_root(tmp_path, apparmor=True)
+    page = started_page(qtbot, root)
+    page.open_wizard()
+    wizard = page.wizard
+    assert wizard is not None
+    qtbot.addWidget(wizard)
+    before = tree_state(root)
+
+    steps_seen = []
+    while not isinstance(wizard.currentPage(), ReviewPage):
+        current = wizard.currentPage()
+        if isinstance(current, StepPage):
+            steps_seen.append(current.step.key)
+        wizard.next()
+    assert steps_seen == ["user", "store", "helper", "sudoers", "apparmor"]
+    review = wizard.currentPage()
+    assert review.isCommitPage()
+    assert review.buttonText(QWizard.WizardButton.CommitButton) == "&Apply"
+    assert tree_state(root) == before  # nothing changed up to here
+
+    wizard.next()
+    apply_page = wizard.currentPage()
+    assert isinstance(apply_page, ApplyPage)
+    qtbot.waitUntil(lambda: apply_page.applied, timeout=WAIT_MS)
+    assert apply_page.ok and apply_page.isComplete()
+    assert sharing.is_enabled(sharing.detect(str(root)))
+    assert (root / "etc/apparmor.d/usr.bin.0store-secure-add").is_file()
+
+    wizard.next()
+    test_page = wizard.currentPage()
+    assert isinstance(test_page, SelfTestPage)
+    assert "Not applicable on the fake root" in test_page.notice.text()
+    with qtbot.waitSignal(page.refreshed, timeout=WAIT_MS):
+        wizard.accept()
+    assert page.summary.text().startswith("Sharing is enabled.")
+    assert page.enable_button.text() == "Check and repair…"
+
+
+def test_apply_that_cannot_reach_root_shows_the_root_command(qtbot, tmp_path: Path, monkeypatch):
+    root = make_root(tmp_path)
+    page = started_page(qtbot, root)
+
+    def unreachable(verb: str, *args: str, root: str | None = None) -> elevate.HelperOutcome:
+        command = elevate.root_command(verb, *args)
+        return elevate.HelperOutcome(
+            verb, args, elevate.UNAVAILABLE,
+            "no polkit authentication agent in this session (SSH, VNC or a minimal desktop): "
+            "run this as root instead: " + command, command)  # fmt: skip
+
+    monkeypatch.setattr(elevate, "run_helper", unreachable)
+    page.open_wizard()
+    wizard = page.wizard
+    qtbot.addWidget(wizard)
+    while not isinstance(wizard.currentPage(), ApplyPage):
+        wizard.next()
+    apply_page = wizard.currentPage()
+    qtbot.waitUntil(lambda: apply_page.applied, timeout=WAIT_MS)
+    assert not apply_page.isComplete()
+    text = apply_page.notice.text()
+    assert "no polkit authentication agent" in text and "sudo " in text and "create-user" in text
+    assert "zeroinstall-admin sharing script | sudo sh" in text
+    assert rh.read_account("zeroinst", str(root)) is None
+    wizard.reject()
+
+
+def test_disable_from_the_page(qtbot, tmp_path: Path):
+    root = make_root(tmp_path)
+    rh.enable(str(root))
+    page = started_page(qtbot, root)
+    assert page.disable_button.isEnabled()
+    with qtbot.waitSignal(page.disableFinished, timeout=WAIT_MS) as signal:
+        page.disable()
+    assert signal.args[0].ok
+    qtbot.waitUntil(lambda: badge(page, "sudoers") == "Missing", timeout=WAIT_MS)
+    assert "removed" in page.notice.text()
+    assert not (root / rh.SUDOERS_DROPIN.lstrip("/")).exists()
+
+
+def test_the_window_has_the_sharing_page(qtbot):
+    from gui.app import _build_window
+
+    window, _cache = _build_window(None, None, None)
+    qtbot.addWidget(window)
+    try:
+        pages = window.pages
+        sharing_pages = [p for p in pages if isinstance(p, SharingPage)]
+        assert len(sharing_pages) == 1
+        assert pages.index(sharing_pages[0]) > pages.index(_cache)
+    finally:
+        _cache.shutdown()
