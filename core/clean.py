@@ -31,6 +31,8 @@ Action = Literal["remove", "quarantine", "keep"]
 DAY = 86400.0
 DEFAULT_OLDER_THAN_DAYS = 30.0
 TEMP_AGE_DAYS = 1.0
+RECHECK_S = 2.0
+"""During a removal the evidence is gathered again when it is older than this."""
 
 
 
@@ -382,6 +384,7 @@ def remove(
     here = here or _act_here
     privileged = privileged or act_privileged
     fresh = recheck() if recheck is not None else None
+    checked_at = time.monotonic()
     outcomes: list[Outcome] = []
     records: list[actionlog.Record] = []
     total = len(verdicts)
@@ -389,6 +392,10 @@ def remove(
         entry = verdict.entry
         if cancel is not None and cancel.is_set():
             break
+        if recheck is not None and time.monotonic() - checked_at > RECHECK_S:
+            # A long run (authorising, big trees): look again, so "right before" stays true.
+            fresh = recheck()
+            checked_at = time.monotonic()
         reasons: list[str] = []
         if fresh is not None:
             reasons = fresh.in_use(entry)

@@ -74,13 +74,18 @@ class DeleteAction(QObject):
     def _tell(self, title: str, text: str) -> None:
         QMessageBox.information(self._parent(), title, text)
 
-    def _run(self, fn: Callable[[], Any], done: Callable[[Any, Any], None]) -> None:
+    def _run(self, what: str, fn: Callable[[], Any], done: Callable[[Any, Any], None]) -> None:
         self._busy = True
         self._update()
+        activity = getattr(self.page, "activity", None)
+        if activity is not None:
+            activity.busy(what)
         worker = Worker(fn, starter=self._starter, name="delete", parent=self)
 
         def finished(result: Any, error: Any, w: Worker = worker) -> None:
             self._busy = False
+            if activity is not None and not getattr(self.page, "busy", False):
+                activity.idle()
             self._update()
             w.deleteLater()
             done(result, error)
@@ -114,7 +119,7 @@ class DeleteAction(QObject):
             recheck = clean.recheck_for(stores, entries, env, homes=homes)
             return allowed, kept, recheck
 
-        self._run(check, self._checked)
+        self._run("Checking whether anything uses the selected entries…", check, self._checked)
 
     def _checked(self, result: Any, error: Any) -> None:
         if isinstance(error, BaseException):
@@ -145,7 +150,8 @@ class DeleteAction(QObject):
             self.finished.emit(None)
             return
         env = self._env
-        self._run(lambda: clean.remove(allowed, recheck, env=env), self._done)
+        self._run(f"Deleting {len(allowed):,} entries…",
+                  lambda: clean.remove(allowed, recheck, env=env), self._done)
 
     def _done(self, outcomes: Any, error: Any) -> None:
         if isinstance(error, BaseException):
