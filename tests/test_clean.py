@@ -479,3 +479,24 @@ def test_0install_itself_and_this_app_are_kept(real_store: RealStore, env) -> No
     # this app's own code and Python are not in that store
     ev = evidence.collect(stores, entries, pins=None, env=env, homes=[], processes=False)
     assert ev.own.get(evidence.entry_key(by_name[runner.name])) is None
+
+
+def test_a_long_removal_looks_again_before_each_entry(real_store: RealStore, env,
+                                                      monkeypatch) -> None:
+    a = real_store.add("a", files("a"))
+    b = real_store.add("b", files("b"))
+    stores, verdicts = _verdicts(real_store, env, [a.name, b.name])
+    calls: list[int] = []
+    p = pins.Pins(str(Path(env["XDG_STATE_HOME"]) / "pins.json"))
+
+    def recheck() -> evidence.Evidence:
+        calls.append(1)
+        if len(calls) == 2:  # b gets pinned while a is being removed
+            pins.add(p, "entry", b.name)
+        return evidence.Evidence(pins=p)
+
+    monkeypatch.setattr(clean, "RECHECK_S", -1.0)  # every check counts as stale
+    outcomes = clean.remove(verdicts, recheck, log_path=str(real_store.home / "l"))
+    assert len(calls) == 3
+    assert [o.action for o in outcomes] == ["removed", "skipped"]
+    assert b.exists() and not a.exists()
