@@ -288,9 +288,17 @@ class CleanPage(QWidget):
         self.uncheck_all_action = self._action(
             "&Uncheck all", "Uncheck every candidate", lambda: self._check_all(False))
 
+        self.pin_action = self._action(
+            "&Pin", "Keep the selected entries forever (clean-up never offers them)",
+            lambda: self.pin_selected(True), "Ctrl+P")
+        self.unpin_action = self._action(
+            "U&npin", "Let clean-up judge the selected entries again",
+            lambda: self.pin_selected(False))
+
     def menu_actions(self) -> list[QAction | None]:
         return [self.find_action, None, self.clean_action, self.optimise_action,
-                self.cancel_action, None, self.check_all_action, self.uncheck_all_action]
+                self.cancel_action, None, self.check_all_action, self.uncheck_all_action, None,
+                self.pin_action, self.unpin_action]
 
     def _build_widgets(self) -> None:
         self.toolbar = QToolBar("Clean up", self)
@@ -363,6 +371,9 @@ class CleanPage(QWidget):
         toggle.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         toggle.triggered.connect(self._toggle_selected)
         self.table.addAction(toggle)
+        self.table.addAction(self.pin_action)
+        self.table.addAction(self.unpin_action)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
 
         self.details = QPlainTextEdit(self)
         self.details.setReadOnly(True)
@@ -517,6 +528,31 @@ class CleanPage(QWidget):
     def cancel(self) -> None:
         if self._cancel is not None:
             self._cancel.set()
+
+    def pin_selected(self, on: bool) -> None:
+        """Pin (or unpin) the selected entries by digest, then judge again."""
+        from core import pins
+
+        rows = sorted({self.proxy.mapToSource(i).row()
+                       for i in self.table.selectionModel().selectedRows()})
+        names = [self.model.verdicts[r].entry.name for r in rows
+                 if self.model.verdicts[r].entry.digest is not None]
+        survey = self._survey
+        if not names or survey is None or self._busy:
+            return
+        try:
+            current = pins.load(pins.pins_path(self._env))
+            changed = [n for n in names
+                       if (pins.add if on else pins.remove)(current, "entry", n)]
+            if changed:
+                current.save()
+        except pins.PinError as exc:
+            self.banner.set_messages([str(exc)], "error")
+            return
+        survey.evidence.pins = current
+        word = "Pinned" if on else "Unpinned"
+        self.statusMessage.emit(f"{word} {len(changed):,} entries ({current.path})")
+        self._policy_changed()
 
     def _policy_changed(self) -> None:
         """New limits: judge again at once with the evidence in hand; new candidates are

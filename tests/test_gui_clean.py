@@ -201,3 +201,26 @@ def test_the_page_looks_only_once_it_is_shown(qtbot, store) -> None:
     with qtbot.waitSignal(second.surveyFinished, timeout=WAIT_MS):
         window.sidebar.setCurrentRow(1)
     assert len(second.model.chosen()) == 3
+
+
+def test_pin_and_unpin_from_the_page(qtbot, store) -> None:
+    page = open_clean(qtbot, store)
+    d = store.digests
+    page.show_kept.setChecked(True)
+    row = next(r for r in range(page.proxy.rowCount())
+               if page.model.verdicts[page.proxy.mapToSource(page.proxy.index(r, 0)).row()]
+               .entry.name == d["stray"])
+    page.table.selectRow(row)
+    page.pin_action.trigger()
+    qtbot.waitUntil(lambda: not page.busy, timeout=WAIT_MS)
+    assert shown(page)[d["stray"]][:2] == ("Keep", "pinned (this entry)")
+    assert pins.load(pins.pins_path(store.env)).entries == [d["stray"]]
+    assert page.total.text().startswith("2 of 2 checked")
+    row = next(r for r in range(page.proxy.rowCount())
+               if page.model.verdicts[page.proxy.mapToSource(page.proxy.index(r, 0)).row()]
+               .entry.name == d["stray"])
+    page.table.selectRow(row)
+    page.unpin_action.trigger()
+    qtbot.waitUntil(lambda: not page.busy, timeout=WAIT_MS)
+    assert shown(page)[d["stray"]][0] == "Remove"
+    assert pins.load(pins.pins_path(store.env)).entries == []
