@@ -495,4 +495,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as ``python -m core.cli``, this module is ``__main__``; the command modules import
+    # ``core.cli`` for UsageError/CommandError, so dispatch through that copy, or their errors
+    # would not be caught here.
+    from core import cli as _cli
+
+    sys.exit(_cli.main())

@@ -155,12 +155,16 @@ def freeze_startup_objects() -> None:
 
 def _build_window(stores, env, settings):
     from gui.cache_page import CachePage
+    from gui.clean_page import CleanPage
+    from gui.delete_action import attach as attach_delete
     from gui.main_window import MainWindow
     from gui.sharing_page import SharingPage
 
     window = MainWindow(app_version(), settings)
     page = CachePage(stores, env, parent=window)
     window.add_page(page)
+    attach_delete(page, env)
+    window.add_page(CleanPage(stores, env, parent=window))
     window.add_page(SharingPage(parent=window))
     return window, page
 

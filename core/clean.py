@@ -1,0 +1,562 @@
+"""Clean-up: which entries nobody uses any more and why, what removing them gives back, and the
+removal itself.
+
+:func:`judge` turns entries (measured by :mod:`core.cache`) and :class:`core.evidence.Evidence`
+into a :class:`Verdict` per entry: ``remove``, ``quarantine`` or ``keep``, always with the
+reasons. :func:`footprint` and :func:`reclaimable` count the space that really comes back: a file
+hard-linked from elsewhere (``store optimise``) counts only when every one of its links goes.
+:func:`remove` re-checks the evidence right before acting, removes through
+``core.root_helper`` (in this process for stores this user may change, through the privileged
+helper for the shared system store), carries on past failures and records every action in the
+action log.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from core import actionlog
+from core.cache import Entry
+from core.evidence import Evidence, atime_mode
+from core.root_helper import REMOVAL_PREFIX
+from core.versions import version_key
+
+Action = Literal["remove", "quarantine", "keep"]
+DAY = 86400.0
+DEFAULT_OLDER_THAN_DAYS = 30.0
+TEMP_AGE_DAYS = 1.0
+RECHECK_S = 2.0
+"""During a removal the evidence is gathered again when it is older than this."""
+
+
+
+@dataclass
+class Policy:
+    older_than_days: float = DEFAULT_OLDER_THAN_DAYS
+    keep: int = 0  # the K newest cached versions of every program are kept whatever their age
+    temp_days: float = TEMP_AGE_DAYS
+
+
+@dataclass(eq=False)
+class Verdict:
+    entry: Entry
+    action: Action
+    reasons: list[str]
+    last_used: float | None = None  # newest access time inside, None when unknown
+    footprint: Footprint | None = None
+    doubt: str = ""  # why a candidate should not be removed without a second look ("" if none)
+
+    @property
+    def candidate(self) -> bool:
+        return self.action != "keep"
+
+
+def _ago(seconds: float) -> str:
+    days = seconds / DAY
+    if days >= 2:
+        return f"{days:.0f} days"
+    hours = seconds / 3600
+    if hours >= 2:
+        return f"{hours:.0f} hours"
+    return f"{max(seconds / 60, 0):.0f} minutes"
+
+
+def _day(ts: float) -> str:
+    return time.strftime("%Y-%m-%d", time.localtime(ts))
+
+
+def judge(
+    entries: Sequence[Entry],
+    evidence: Evidence,
+    policy: Policy | None = None,
+    now: float | None = None,
+    atime_modes: Mapping[str, str] | None = None,
+) -> list[Verdict]:
+    """A verdict for every entry, in the order given.
+
+    Candidates: implementations not rooted, not in use, and not used for
+    ``policy.older_than_days`` (and, with ``policy.keep``, not among the K newest cached versions
+    of their program); temporary leftovers older than ``policy.temp_days`` that no process uses;
+    suspicious entries, offered for quarantine. Unknown entries (not 0install's) are left alone.
+    """
+    policy = policy or Policy()
+    now = time.time() if now is None else now
+    modes = dict(atime_modes or {})
+
+    def mode_of(entry: Entry) -> str:
+        path = entry.store.path
+        if path not in modes:
+            modes[path] = atime_mode(path)
+        return modes[path]
+
+    newest: dict[str, set[str]] = {}
+    if policy.keep > 0:
+        by_feed: dict[str, list[Entry]] = {}
+        for e in entries:
+            if e.kind == "implementation" and e.feed is not None:
+                by_feed.setdefault(e.feed.feed_url, []).append(e)
+        for url, group in by_feed.items():
+            versions = sorted({e.version for e in group}, key=version_key, reverse=True)
+            newest[url] = set(versions[: policy.keep])
+
+    out: list[Verdict] = []
+    for e in entries:
+        in_use = evidence.in_use(e)
+        last = e.usage.last_used if e.usage is not None else None
+        if e.kind == "suspicious":
+            reasons = [f"suspicious: {e.reason}"]
+            if in_use:
+                out.append(Verdict(e, "keep", in_use + reasons, last))
+            else:
+                reasons.append("moved out of the store for inspection, not deleted")
+                out.append(Verdict(e, "quarantine", reasons, last))
+            continue
+        if e.kind == "unknown":
+            out.append(Verdict(e, "keep", [
+                f"not 0install's ({e.reason}); left alone: delete it by hand if you know what it is"
+            ], last))
+            continue
+        if e.kind == "temporary":
+            try:
+                st = os.lstat(e.path)
+                changed = max(st.st_mtime, last or 0.0)  # (ctime moves on any chmod)
+            except OSError:
+                changed = now
+            age = now - changed
+            if in_use:
+                out.append(Verdict(e, "keep", in_use, last))
+            elif e.name.startswith(REMOVAL_PREFIX):
+                out.append(Verdict(e, "remove", [
+                    "the rest of an interrupted removal by this app (renamed before deletion)"
+                ], last))
+            elif age < policy.temp_days * DAY:
+                out.append(Verdict(e, "keep", [
+                    f"a temporary directory changed {_ago(age)} ago: a 0install may still be "
+                    "filling it"
+                ], last))
+            else:
+                out.append(Verdict(e, "remove", [
+                    f"a leftover temporary directory, unchanged for {_ago(age)}", e.reason
+                ], last))
+            continue
+        # An implementation.
+        rooted = evidence.rooted(e)
+        if in_use or rooted:
+            out.append(Verdict(e, "keep", in_use + rooted, last))
+            continue
+        feed = e.feed
+        if feed is not None and e.version in newest.get(feed.feed_url, ()):
+            out.append(Verdict(e, "keep", [
+                f"one of the {policy.keep} newest cached versions of {feed.feed_name} (--keep)"
+            ], last))
+            continue
+        mode = mode_of(e)
+        owner = (
+            f"an older version of {e.feed.feed_name}" if e.feed is not None
+            else "(unowned): no cached feed lists it"
+        )
+        if policy.older_than_days > 0:
+            if mode in ("noatime", "ro") or not e.atime_reliable:
+                out.append(Verdict(e, "keep", [
+                    f"last use unknown: its store's filesystem is mounted {mode}, so access "
+                    "times are not recorded (use --older-than 0 to clean regardless of age)"
+                ], None))
+                continue
+            if e.usage is None:
+                out.append(Verdict(e, "keep", ["not measured yet: last use unknown"], None))
+                continue
+            when = last if last is not None else e.added
+            age = now - when
+            if age < policy.older_than_days * DAY:
+                out.append(Verdict(e, "keep", [
+                    f"used {_ago(age)} ago (newer than {policy.older_than_days:g} days)"
+                ], last))
+                continue
+            precision = " (to the day: relatime)" if mode == "relatime" else ""
+            used = (
+                f"not used for {_ago(age)}: last access {_day(when)}{precision}"
+                if last is not None
+                else f"no file inside was ever read; added {_day(when)}"
+            )
+        else:
+            used = "any age (--older-than 0)"
+        verdict = Verdict(e, "remove", [
+            used, "no app selection, pin or running process uses it", owner
+        ], last)
+        if e.store.kind == "system" and not evidence.every_home_read:
+            # 0install for Windows' `update-all --clean` deletes what other users still need.
+            verdict.doubt = (
+                "in a shared store, and other users' apps could not all be read: not chosen "
+                "unless you choose it (run as root to read every user's apps)"
+            )
+            verdict.reasons.append(verdict.doubt)
+        out.append(verdict)
+    return out
+
+
+# --- space that comes back ------------------------------------------------------------------------
+
+
+@dataclass
+class Footprint:
+    """What one entry holds on disk, with the files that have other links kept apart."""
+
+    size: int = 0  # apparent bytes of directories and singly-linked files (and symlinks)
+    disk: int = 0  # their st_blocks * 512
+    # (dev, ino) -> [links in total, links inside this entry, size, disk]
+    shared: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    error: str | None = None
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def footprint(path: str) -> Footprint:
+    """Walk an entry by directory file descriptors (never following a symlink) and count it."""
+    fp = Footprint()
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        fp.error = exc.strerror or str(exc)
+        return fp
+
+    def add(st: os.stat_result) -> None:
+        if stat.S_ISDIR(st.st_mode) or st.st_nlink <= 1:
+            fp.size += st.st_size
+            fp.disk += st.st_blocks * 512
+            return
+        item = fp.shared.setdefault((st.st_dev, st.st_ino), [st.st_nlink, 0, st.st_size,
+                                                               st.st_blocks * 512])
+        item[1] += 1
+
+    add(st)
+    if not stat.S_ISDIR(st.st_mode):
+        return fp
+    problems = 0
+
+    def walk(fd: int) -> None:
+        nonlocal problems
+        subdirs = []
+        try:
+            with os.scandir(fd) as it:
+                for de in it:
+                    try:
+                        s = de.stat(follow_symlinks=False)
+                    except OSError:
+                        problems += 1
+                        continue
+                    add(s)
+                    if stat.S_ISDIR(s.st_mode):
+                        subdirs.append(de.name)
+        except OSError:
+            problems += 1
+        for sub in subdirs:
+            try:
+                child = os.open(sub, _DIR_FLAGS, dir_fd=fd)
+            except OSError:
+                problems += 1  # gone, or swapped for a symlink: never followed
+                continue
+            try:
+                walk(child)
+            finally:
+                os.close(child)
+
+    try:
+        top = os.open(path, _DIR_FLAGS)
+    except OSError as exc:
+        fp.error = exc.strerror or str(exc)
+        return fp
+    try:
+        walk(top)
+    except RecursionError:
+        problems += 1
+    finally:
+        os.close(top)
+    if problems:
+        fp.error = f"{problems} items could not be read; the space shown may be too small"
+    return fp
+
+
+def reclaimable(footprints: Iterable[Footprint]) -> tuple[int, int]:
+    """(apparent bytes, disk bytes) that removing all these entries together gives back: a file
+    with hard links counts only when every link is among them."""
+    size = disk = 0
+    links: dict[tuple[int, int], list[int]] = {}
+    for fp in footprints:
+        size += fp.size
+        disk += fp.disk
+        for key, (total, here, fsize, fdisk) in fp.shared.items():
+            seen = links.setdefault(key, [total, 0, fsize, fdisk])
+            seen[1] += here
+    for total, here, fsize, fdisk in links.values():
+        if here >= total:
+            size += fsize
+            disk += fdisk
+    return size, disk
+
+
+# --- removal --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    verdict: Verdict
+    ok: bool
+    action: str  # "removed", "quarantined", "failed", "skipped"
+    message: str
+    size: int = 0  # disk bytes that came back (from the footprint)
+
+
+class HelperUnavailable(Exception):
+    """The privileged route cannot be used; the message says why and gives the root command."""
+
+
+def can_change_here(entry: Entry) -> bool:
+    """True when this process may remove the entry itself (root, or a store it may write whose
+    entry it owns), else the privileged helper is needed."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return True
+    try:
+        st = os.lstat(entry.path)
+    except OSError:
+        return True  # gone or unreadable: trying here gives the clearest message
+    return st.st_uid == os.geteuid() and os.access(entry.store.path, os.W_OK | os.X_OK)
+
+
+def _act_here(verdict: Verdict) -> str:
+    from core import root_helper
+
+    entry = verdict.entry
+    store = os.path.realpath(entry.store.path)  # the helper refuses paths through symlinks
+    if verdict.action == "quarantine":
+        done = root_helper.quarantine_entry(
+            store, entry.name, root_helper.quarantine_dir_for(store)
+        )
+        return f"moved to {done.moved_to}" if done.moved_to else "it was gone already"
+    done = root_helper.remove_implementation(store, entry.name)
+    return "" if done.existed else "it was gone already"
+
+
+def act_privileged(verdict: Verdict, root: str | None = None) -> str:
+    """Remove or quarantine one entry through the privileged helper's verb (pkexec, or in this
+    process as root; ``root`` is a fake root for tests). A dismissed or refused authorisation,
+    or a missing helper, raises :class:`HelperUnavailable` with the message and root command."""
+    from core import elevate
+
+    entry = verdict.entry
+    verb = "quarantine" if verdict.action == "quarantine" else "remove-implementation"
+    result = elevate.run_helper(verb, os.path.realpath(entry.store.path), entry.name, root=root)
+    if not result.ok:
+        raise HelperUnavailable(result.message)
+    return result.message
+
+
+Actor = Callable[[Verdict], str]
+"""Removes or quarantines one entry, returns a detail for the log, raises on failure."""
+
+
+def remove(
+    verdicts: Sequence[Verdict],
+    recheck: Callable[[], Evidence] | None,
+    *,
+    log_path: str | None = None,
+    env: Mapping[str, str] | None = None,
+    may_act_here: Callable[[Entry], bool] = can_change_here,
+    here: Actor | None = None,
+    privileged: Actor | None = None,
+    on_progress: Callable[[int, int, Outcome], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> list[Outcome]:
+    """Remove (or quarantine) the entries of these verdicts, one at a time.
+
+    ``recheck()`` gathers fresh evidence right before acting: an entry that is in use or rooted
+    by now is skipped. ``may_act_here(entry)`` chooses between ``here`` (in this process,
+    ``core.root_helper``'s functions) and ``privileged`` (its verbs through ``core.elevate``).
+    A failure
+    is reported and the rest carry on; every outcome is recorded in the action log.
+    """
+    here = here or _act_here
+    privileged = privileged or act_privileged
+    fresh = recheck() if recheck is not None else None
+    checked_at = time.monotonic()
+    outcomes: list[Outcome] = []
+    records: list[actionlog.Record] = []
+    total = len(verdicts)
+    for n, verdict in enumerate(verdicts, 1):
+        entry = verdict.entry
+        if cancel is not None and cancel.is_set():
+            break
+        if recheck is not None and time.monotonic() - checked_at > RECHECK_S:
+            # A long run (authorising, big trees): look again, so "right before" stays true.
+            fresh = recheck()
+            checked_at = time.monotonic()
+        reasons: list[str] = []
+        if fresh is not None:
+            reasons = fresh.in_use(entry)
+            if verdict.action == "remove" and entry.kind == "implementation":
+                reasons += fresh.rooted(entry)
+        if reasons:
+            outcome = Outcome(verdict, False, "skipped", "now in use: " + "; ".join(reasons))
+        elif not os.path.lexists(entry.path):
+            outcome = Outcome(verdict, False, "skipped", "it is gone already")
+        else:
+            fp = verdict.footprint or footprint(entry.path)
+            try:
+                act = here if may_act_here(entry) else privileged
+                detail = act(verdict)
+                word = "quarantined" if verdict.action == "quarantine" else "removed"
+                outcome = Outcome(verdict, True, word, detail, fp.disk)
+            except HelperUnavailable as exc:
+                outcome = Outcome(verdict, False, "failed", str(exc))
+            except OSError as exc:
+                where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+                outcome = Outcome(verdict, False, "failed", f"{exc.strerror or exc}{where}")
+            except Exception as exc:  # noqa: BLE001 - one entry failing must not stop the rest
+                outcome = Outcome(verdict, False, "failed", str(exc) or type(exc).__name__)
+            if outcome.ok and os.path.lexists(entry.path):
+                outcome = Outcome(verdict, False, "failed", "it is still there after removal")
+        outcomes.append(outcome)
+        records.append(
+            actionlog.Record(
+                action=outcome.action,
+                store=entry.store.path,
+                entry=entry.name,
+                program=entry.program,
+                version=entry.version,
+                size=outcome.size,
+                reasons=list(verdict.reasons),
+                detail=outcome.message,
+            )
+        )
+        if on_progress is not None:
+            on_progress(n, total, outcome)
+    problem = actionlog.record(records, log_path or actionlog.log_path(env))
+    if problem and outcomes:
+        last = outcomes[-1]
+        last.message = (last.message + "; " if last.message else "") + problem
+    return outcomes
+
+
+# --- everything at once ---------------------------------------------------------------------------
+
+
+@dataclass
+class Survey:
+    """One look at the stores for clean-up: entries, evidence, a verdict for each, caveats."""
+
+    stores: list
+    entries: list[Entry]
+    evidence: Evidence
+    verdicts: list[Verdict]
+    problems: list[str]
+    atime_modes: dict[str, str]
+
+    @property
+    def candidates(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.candidate]
+
+    def caveats(self) -> list[str]:
+        notes = list(self.problems) + self.evidence.caveats()
+        relatime = 0
+        for path, mode in sorted(self.atime_modes.items()):
+            if mode in ("noatime", "ro"):
+                notes.append(
+                    f"{path} is on a filesystem mounted {mode}: access times say nothing about "
+                    "use, so its entries are never old enough (--older-than 0 ignores age)."
+                )
+            elif mode == "relatime":
+                relatime += 1
+        if relatime:
+            notes.append(
+                "Last use comes from access times, accurate to about a day on relatime mounts; "
+                "this app reads files without changing them, `0install store verify` and backup "
+                "tools may not."
+            )
+        return notes
+
+
+def survey(
+    stores: Sequence | None = None,
+    env: Mapping[str, str] | None = None,
+    policy: Policy | None = None,
+    *,
+    homes: Sequence[str] | None = None,
+    pins_file: str | None = None,
+    processes: bool = True,
+    cancel: threading.Event | None = None,
+    on_progress: Callable[[str], None] | None = None,
+    in_child: bool = False,
+) -> Survey:
+    """Scan the stores, measure every entry, gather the evidence and judge each entry; the
+    candidates' footprints are counted too. Raises :class:`core.pins.PinError` when the pins
+    cannot be read (cleaning without knowing them would remove what the admin pinned).
+
+    ``in_child``: list and measure in a child process (:mod:`core.scan_process`), as a window
+    wants (its GUI thread keeps the interpreter lock); in this process if that fails."""
+    from core import cache
+    from core import evidence as ev_mod
+    from core import pins as pins_mod
+
+    say = on_progress or (lambda _text: None)
+    pins = pins_mod.load(pins_file or pins_mod.pins_path(env))
+    say("Reading and measuring the stores…")
+    scan = _scan_in_child(stores, env, cancel) if in_child else None
+    if scan is None:
+        scan = cache.scan(stores, env)
+
+        def measured(entry: Entry, usage: cache.Usage) -> None:
+            entry.usage = usage
+
+        cache.measure_all(scan.entries, measured, cancel=cancel)
+    say("Looking for what is in use…")
+    evidence = ev_mod.collect(
+        scan.stores, scan.entries, pins=pins, env=env, homes=homes, processes=processes
+    )
+    modes = {s.path: ev_mod.atime_mode(s.path) for s in scan.stores if s.problem is None}
+    verdicts = judge(scan.entries, evidence, policy, atime_modes=modes)
+    say("Counting the space to reclaim…")
+    for v in verdicts:
+        if cancel is not None and cancel.is_set():
+            break
+        if v.candidate:
+            v.footprint = footprint(v.entry.path)
+    return Survey(list(scan.stores), scan.entries, evidence, verdicts, list(scan.problems), modes)
+
+
+def _scan_in_child(stores: Sequence | None, env: Mapping[str, str] | None,
+                   cancel: threading.Event | None):
+    from core.scan_process import ScanProcessError, scan_in_child
+
+    def measured(pairs: list) -> None:
+        for entry, usage in pairs:
+            entry.usage = usage
+
+    try:
+        return scan_in_child(stores, env, on_measured=measured, cancel=cancel)
+    except ScanProcessError:
+        return None
+
+
+def recheck_for(
+    stores: Sequence,
+    entries: Sequence[Entry],
+    env: Mapping[str, str] | None = None,
+    *,
+    homes: Sequence[str] | None = None,
+    pins_file: str | None = None,
+) -> Callable[[], Evidence]:
+    """A function gathering fresh evidence (pins, apps, processes, VMs) for :func:`remove`."""
+    from core import evidence as ev_mod
+    from core import pins as pins_mod
+
+    def again() -> Evidence:
+        pins = pins_mod.load(pins_file or pins_mod.pins_path(env))
+        return ev_mod.collect(stores, entries, pins=pins, env=env, homes=homes)
+
+    return again

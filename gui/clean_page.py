@@ -1,0 +1,771 @@
+"""The Clean up page: what nobody uses any more, why, how much space it holds, and one Clean.
+
+The page runs :func:`core.clean.survey` off the GUI thread, lists every candidate pre-checked
+with its reasons and the space that removing it gives back, keeps the total exact as boxes are
+(un)checked (hard links shared with entries that stay do not count), and removes the checked
+entries after one confirmation through :func:`core.clean.remove`, which checks again right before
+acting and writes the action log shown at the bottom. Optimise links identical files after a
+dry run that shows what it would save.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from enum import IntEnum
+from typing import Any
+
+import humanize
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSettings,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QAction, QColor, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPlainTextEdit,
+    QSpinBox,
+    QSplitter,
+    QTableView,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core import actionlog, clean
+from gui.activity import ActivityBar
+from gui.banner import Banner
+from gui.icons import icon
+from gui.settings import read_bytes
+from gui.workers import Starter, Worker
+
+_ROOT = QModelIndex()
+SORT_ROLE = int(Qt.ItemDataRole.UserRole) + 1
+ACTION_WORDS = {"remove": "Remove", "quarantine": "Quarantine", "keep": "Keep"}
+
+
+class Col(IntEnum):
+    PROGRAM = 0
+    VERSION = 1
+    STORE = 2
+    SIZE = 3
+    LAST_USED = 4
+    ACTION = 5
+    REASONS = 6
+
+
+HEADERS = ["Program", "Version", "Store", "Space", "Last used", "Action", "Why"]
+
+
+def size_text(n: int | None) -> str:
+    return "?" if n is None else humanize.naturalsize(n)
+
+
+def when_text(ts: float | None) -> str:
+    if ts is None:
+        return "unknown"
+    return humanize.naturaltime(time.time() - ts)
+
+
+class CleanModel(QAbstractTableModel):
+    """One row per verdict; candidates are checkable and start checked."""
+
+    checkedChanged = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.verdicts: list[clean.Verdict] = []
+        self.checked: set[int] = set()
+
+    def set_verdicts(self, verdicts: Sequence[clean.Verdict]) -> None:
+        self.beginResetModel()
+        self.verdicts = list(verdicts)
+        self.checked = {i for i, v in enumerate(self.verdicts) if v.candidate and not v.doubt}
+        self.endResetModel()
+        self.checkedChanged.emit()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self.verdicts)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
+        return 0 if parent.isValid() else len(Col)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return HEADERS[section]
+        return None
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if index.column() == Col.PROGRAM and self.verdicts[index.row()].candidate:
+            base |= Qt.ItemFlag.ItemIsUserCheckable
+        return base
+
+    @staticmethod
+    def space(v: clean.Verdict) -> int | None:
+        if v.footprint is not None:
+            return v.footprint.disk
+        usage = v.entry.usage
+        return usage.disk if usage is not None else None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex,
+             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row, col = index.row(), index.column()
+        v = self.verdicts[row]
+        e = v.entry
+        if role == Qt.ItemDataRole.CheckStateRole and col == Col.PROGRAM and v.candidate:
+            return Qt.CheckState.Checked if row in self.checked else Qt.CheckState.Unchecked
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == Col.PROGRAM:
+                return e.program
+            if col == Col.VERSION:
+                return e.version
+            if col == Col.STORE:
+                return e.store.label
+            if col == Col.SIZE:
+                return size_text(self.space(v))
+            if col == Col.LAST_USED:
+                return when_text(v.last_used)
+            if col == Col.ACTION:
+                return ACTION_WORDS[v.action]
+            return "; ".join(v.reasons)
+        if role == SORT_ROLE:
+            if col == Col.SIZE:
+                return self.space(v) or 0
+            if col == Col.LAST_USED:
+                return v.last_used or 0.0
+            return self.data(index, Qt.ItemDataRole.DisplayRole)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{e.path}\n" + "\n".join(f"• {r}" for r in v.reasons)
+        if role == Qt.ItemDataRole.ForegroundRole and not v.candidate:
+            return QColor("#777777")
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == Col.SIZE:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def setData(self, index: QModelIndex | QPersistentModelIndex, value: Any,
+                role: int = Qt.ItemDataRole.EditRole) -> bool:
+        if role != Qt.ItemDataRole.CheckStateRole or index.column() != Col.PROGRAM:
+            return False
+        if not self.verdicts[index.row()].candidate:
+            return False
+        on = Qt.CheckState(value) == Qt.CheckState.Checked if not isinstance(value, bool) else value
+        self.set_checked([index.row()], on)
+        return True
+
+    def set_checked(self, rows: Sequence[int], on: bool) -> None:
+        for row in rows:
+            if not self.verdicts[row].candidate:
+                continue
+            if on:
+                self.checked.add(row)
+            else:
+                self.checked.discard(row)
+            idx = self.index(row, Col.PROGRAM)
+            self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.CheckStateRole])
+        self.checkedChanged.emit()
+
+    def chosen(self) -> list[clean.Verdict]:
+        return [self.verdicts[i] for i in sorted(self.checked)]
+
+    def refresh_sizes(self) -> None:
+        if self.verdicts:
+            self.dataChanged.emit(self.index(0, Col.SIZE), self.index(len(self.verdicts) - 1,
+                                                                      Col.SIZE))
+
+
+class CleanFilter(QSortFilterProxyModel):
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.show_kept = False
+        self.setSortRole(SORT_ROLE)
+
+    def set_show_kept(self, on: bool) -> None:
+        # Qt >= 6.10 has begin/endFilterChange and deprecates invalidateRowsFilter.
+        if hasattr(self, "beginFilterChange"):
+            self.beginFilterChange()
+            self.show_kept = on
+            self.endFilterChange()
+        else:
+            self.show_kept = on
+            self.invalidateRowsFilter()
+
+    def filterAcceptsRow(self, source_row: int,
+                         source_parent: QModelIndex | QPersistentModelIndex) -> bool:
+        model = self.sourceModel()
+        assert isinstance(model, CleanModel)
+        return self.show_kept or model.verdicts[source_row].candidate
+
+
+class CleanPage(QWidget):
+    """Finds the candidates, shows why, cleans the checked ones, optimises the stores."""
+
+    page_id = "clean"
+    title = "Clean up"
+    icon_name = "clean"
+
+    statusMessage = Signal(str)
+    _removalProgress = Signal(int, int, str)  # emitted from the worker; queued to the GUI
+    surveyFinished = Signal()
+    cleanFinished = Signal()
+    optimiseFinished = Signal()
+
+    def __init__(
+        self,
+        stores: Sequence | None = None,
+        env: Mapping[str, str] | None = None,
+        *,
+        starter: Starter | None = None,
+        homes: Sequence[str] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._stores = None if stores is None else list(stores)
+        self._env = None if env is None else dict(env)
+        self._starter = starter
+        self._homes = homes
+        self._survey: clean.Survey | None = None
+        self._busy = ""
+        self._generation = 0
+        self._cancel: Any = None
+        self._started = False
+        self._sized = False  # the splitter's first sizes, unless restored from the settings
+        self.confirm: Callable[[str, str], bool] = self._ask
+        self.model = CleanModel(self)
+        self.proxy = CleanFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self._build_actions()
+        self._build_widgets()
+        self.model.checkedChanged.connect(self._update_total)
+        self._removalProgress.connect(self._show_removal_progress)
+        self._update_actions()
+        self.show_log()
+
+    # --- construction ------------------------------------------------------------------------
+
+    def _action(self, text: str, tip: str, slot: Callable[[], None], shortcut: Any = None,
+                icon_name: str | None = None) -> QAction:
+        action = QAction(text, self)
+        if icon_name:
+            action.setIcon(icon(icon_name))
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            tip = f"{tip} ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        self.find_action = self._action(
+            "&Find unused", "Look again for entries nobody uses", self.rescan,
+            QKeySequence.StandardKey.Refresh, "rescan")
+        self.clean_action = self._action(
+            "&Clean…", "Remove the checked entries (asks first)", self.clean_checked,
+            "Ctrl+Shift+Delete", "clean")
+        self.optimise_action = self._action(
+            "&Optimise…", "Hard-link identical files across implementations (shows the saving "
+            "first)", self.optimise, None, "optimise")
+        self.cancel_action = self._action(
+            "C&ancel", "Stop looking, or removing (what is removed stays removed)", self.cancel,
+            "Escape", "cancel")
+        self.check_all_action = self._action(
+            "Check all &candidates", "Check every candidate", lambda: self._check_all(True))
+        self.uncheck_all_action = self._action(
+            "&Uncheck all", "Uncheck every candidate", lambda: self._check_all(False))
+
+        self.pin_action = self._action(
+            "&Pin", "Keep the selected entries forever (clean-up never offers them)",
+            lambda: self.pin_selected(True), "Ctrl+P")
+        self.unpin_action = self._action(
+            "U&npin", "Let clean-up judge the selected entries again",
+            lambda: self.pin_selected(False))
+
+    def menu_actions(self) -> list[QAction | None]:
+        return [self.find_action, None, self.clean_action, self.optimise_action,
+                self.cancel_action, None, self.check_all_action, self.uncheck_all_action, None,
+                self.pin_action, self.unpin_action]
+
+    def _build_widgets(self) -> None:
+        self.toolbar = QToolBar("Clean up", self)
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.toolbar.setMovable(False)
+        for a in (self.find_action, None, self.clean_action, self.optimise_action):
+            if a is None:
+                self.toolbar.addSeparator()
+            else:
+                self.toolbar.addAction(a)
+        self.banner = Banner(self)
+        self.notes = Banner(self)
+
+        self.days = QSpinBox(self)
+        self.days.setRange(0, 3650)
+        self.days.setValue(int(clean.DEFAULT_OLDER_THAN_DAYS))
+        self.days.setSuffix(" days")
+        self.days.setToolTip("Only entries nobody read for this long (0: any age)")
+        self.days.setAccessibleName("Not used for")
+        self.keep = QSpinBox(self)
+        self.keep.setRange(0, 99)
+        self.keep.setSpecialValueText("none")
+        self.keep.setToolTip("Keep this many of the newest cached versions of every program, "
+                             "whatever their age")
+        self.keep.setAccessibleName("Keep newest versions")
+        self.days.valueChanged.connect(self._policy_changed)
+        self.keep.valueChanged.connect(self._policy_changed)
+        self.show_kept = QCheckBox("Show kept entries and why", self)
+        self.show_kept.toggled.connect(self.proxy.set_show_kept)
+        self.total = QLabel(self)
+        self.total.setObjectName("cleanTotal")
+        font = self.total.font()
+        font.setBold(True)
+        self.total.setFont(font)
+        options = QHBoxLayout()
+        options.setContentsMargins(4, 0, 4, 0)
+        for text, widget in (("Not used for", self.days), ("Keep newest", self.keep)):
+            label = QLabel(text, self)
+            label.setBuddy(widget)
+            options.addWidget(label)
+            options.addWidget(widget)
+            options.addSpacing(8)
+        options.addWidget(self.show_kept)
+        options.addStretch(1)
+        options.addWidget(self.total)
+
+        self.table = QTableView(self)
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(Col.SIZE, Qt.SortOrder.DescendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.setAccessibleName("Clean-up candidates")
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(True)
+        fm = self.fontMetrics()
+        for col, sample in ((Col.PROGRAM, "☐ Toolkit Runtime X"), (Col.VERSION, "10.2-rc1"),
+                            (Col.STORE, "system X"), (Col.SIZE, "999.9 MB"),
+                            (Col.LAST_USED, "11 months ago"), (Col.ACTION, "Quarantine")):
+            header.resizeSection(col, fm.horizontalAdvance(sample) + 28)
+        self.table.selectionModel().currentRowChanged.connect(self._show_details)
+        toggle = QAction("Check or uncheck", self.table)
+        toggle.setShortcut(QKeySequence(Qt.Key.Key_Space))
+        toggle.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        toggle.triggered.connect(self._toggle_selected)
+        self.table.addAction(toggle)
+        self.table.addAction(self.pin_action)
+        self.table.addAction(self.unpin_action)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+
+        self.details = QPlainTextEdit(self)
+        self.details.setReadOnly(True)
+        self.details.setAccessibleName("Why")
+        self.details.setFrameShape(QPlainTextEdit.Shape.NoFrame)
+        self.log_view = QPlainTextEdit(self)
+        self.log_view.setReadOnly(True)
+        self.log_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.log_view.setAccessibleName("Action log")
+        self.log_label = QLabel(self)
+        log_box = QWidget(self)
+        log_layout = QVBoxLayout(log_box)
+        log_layout.setContentsMargins(0, 0, 0, 0)
+        log_layout.addWidget(self.log_label)
+        log_layout.addWidget(self.log_view)
+
+        self.splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(self.details)
+        self.splitter.addWidget(log_box)
+        self.splitter.setStretchFactor(0, 4)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 1)
+        self.splitter.setCollapsible(0, False)
+
+        self.activity = ActivityBar(self.cancel_action, self)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.toolbar)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.notes)
+        layout.addLayout(options)
+        layout.addWidget(self.splitter, 1)
+        layout.addWidget(self.activity)
+
+    # --- the page protocol -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Nothing at once: the first look happens when the page is first shown, so opening the
+        window does not scan the stores twice."""
+        self._started = True
+        if self.isVisible() and self._generation == 0:
+            self.rescan()
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        if not self._sized:
+            self._sized = True
+            total = sum(self.splitter.sizes()) or self.height()
+            self.splitter.setSizes([total * 11 // 20, total * 5 // 20, total * 4 // 20])
+        if self._started and self._generation == 0:
+            self.rescan()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
+        deadline = time.monotonic() + timeout
+        for worker in self.findChildren(Worker):
+            worker.wait(max(0.0, deadline - time.monotonic()))
+
+    def save_state(self, settings: QSettings) -> None:
+        settings.beginGroup("clean")
+        settings.setValue("header", self.table.horizontalHeader().saveState())
+        settings.setValue("splitter", self.splitter.saveState())
+        settings.setValue("days", self.days.value())
+        settings.setValue("keep", self.keep.value())
+        settings.endGroup()
+
+    def restore_state(self, settings: QSettings) -> None:
+        settings.beginGroup("clean")
+        try:
+            for key, target in (("header", self.table.horizontalHeader()),
+                                ("splitter", self.splitter)):
+                state = read_bytes(settings, key)
+                if state:
+                    target.restoreState(state)
+                    self._sized = self._sized or target is self.splitter
+            for key, spin in (("days", self.days), ("keep", self.keep)):
+                try:
+                    value = int(str(settings.value(key, spin.value())))
+                except ValueError:
+                    continue
+                spin.blockSignals(True)
+                spin.setValue(value)
+                spin.blockSignals(False)
+        finally:
+            settings.endGroup()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._busy)
+
+    # --- background work -----------------------------------------------------------------------
+
+    def _run(self, what: str, fn: Callable[[], Any], done: Callable[[Any, Any], None]) -> None:
+        self._busy = what
+        self.activity.busy(what)
+        self._update_actions()
+        worker = Worker(fn, starter=self._starter, name="clean", parent=self)
+
+        def finished(result: Any, error: Any, w: Worker = worker) -> None:
+            self._busy = ""
+            self.activity.idle()
+            try:
+                done(result, error)
+            finally:
+                self._update_actions()
+                w.deleteLater()
+
+        worker.done.connect(finished)
+        worker.start()
+
+    def policy(self) -> clean.Policy:
+        return clean.Policy(older_than_days=float(self.days.value()), keep=self.keep.value())
+
+    def rescan(self) -> None:
+        """Scan, measure, gather the evidence and judge every entry (F5)."""
+        if self._busy:
+            return
+        import threading
+
+        self._generation += 1
+        gen = self._generation
+        cancel = threading.Event()
+        self._cancel = cancel
+        stores, env, homes, policy = self._stores, self._env, self._homes, self.policy()
+
+        def work() -> clean.Survey:
+            return clean.survey(stores, env, policy, homes=homes, cancel=cancel, in_child=True)
+
+        self._run("Looking for entries nobody uses…", work,
+                  lambda result, error: self._surveyed(gen, cancel, result, error))
+
+    def _surveyed(self, gen: int, cancel: Any, result: Any, error: Any) -> None:
+        if gen != self._generation:
+            return
+        if isinstance(error, BaseException):
+            self.banner.set_messages([f"Looking for unused entries failed: {error}"], "error")
+            self.model.set_verdicts([])
+        elif cancel.is_set():
+            self.activity.idle("Stopped: the list is incomplete (F5 to look again)")
+        else:
+            self._survey = result
+            self.model.set_verdicts(result.verdicts)
+            self.notes.set_messages(result.caveats(), "info")
+            self.activity.idle(
+                f"{len(result.candidates):,} candidates among {len(result.verdicts):,} entries"
+            )
+        self.surveyFinished.emit()
+
+    def cancel(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
+
+    def pin_selected(self, on: bool) -> None:
+        """Pin (or unpin) the selected entries by digest, then judge again."""
+        from core import pins
+
+        rows = sorted({self.proxy.mapToSource(i).row()
+                       for i in self.table.selectionModel().selectedRows()})
+        names = [self.model.verdicts[r].entry.name for r in rows
+                 if self.model.verdicts[r].entry.digest is not None]
+        survey = self._survey
+        if not names or survey is None or self._busy:
+            return
+        try:
+            current = pins.load(pins.pins_path(self._env))
+            changed = [n for n in names
+                       if (pins.add if on else pins.remove)(current, "entry", n)]
+            if changed:
+                current.save()
+        except pins.PinError as exc:
+            self.banner.set_messages([str(exc)], "error")
+            return
+        survey.evidence.pins = current
+        word = "Pinned" if on else "Unpinned"
+        self.statusMessage.emit(f"{word} {len(changed):,} entries ({current.path})")
+        self._policy_changed()
+
+    def _policy_changed(self) -> None:
+        """New limits: judge again at once with the evidence in hand; new candidates are
+        measured in the background."""
+        survey = self._survey
+        if survey is None or self._busy:
+            return
+        known = {id(v.entry): v.footprint for v in survey.verdicts if v.footprint is not None}
+        verdicts = clean.judge(survey.entries, survey.evidence, self.policy(),
+                               atime_modes=survey.atime_modes)
+        missing = []
+        for v in verdicts:
+            v.footprint = known.get(id(v.entry))
+            if v.candidate and v.footprint is None:
+                missing.append(v)
+        survey.verdicts = verdicts
+        self.model.set_verdicts(verdicts)
+        if missing:
+            def work() -> None:
+                for v in missing:
+                    v.footprint = clean.footprint(v.entry.path)
+
+            def done(_result: Any, _error: Any) -> None:
+                self.model.refresh_sizes()
+                self._update_total()
+
+            self._run("Counting the space to reclaim…", work, done)
+
+    # --- totals, details ---------------------------------------------------------------------
+
+    def _update_total(self) -> None:
+        chosen = self.model.chosen()
+        _size, disk = clean.reclaimable(v.footprint for v in chosen if v.footprint is not None)
+        candidates = sum(1 for v in self.model.verdicts if v.candidate)
+        self.total.setText(
+            f"{len(chosen):,} of {candidates:,} checked: {size_text(disk)} to reclaim"
+        )
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        idle = not self._busy
+        self.clean_action.setEnabled(idle and bool(self.model.checked))
+        self.find_action.setEnabled(idle)
+        self.optimise_action.setEnabled(idle)
+        self.cancel_action.setEnabled(not idle)
+        self.days.setEnabled(idle)
+        self.keep.setEnabled(idle)
+
+    def _check_all(self, on: bool) -> None:
+        self.model.set_checked(range(len(self.model.verdicts)), on)  # type: ignore[arg-type]
+
+    def _toggle_selected(self) -> None:
+        rows = sorted({self.proxy.mapToSource(i).row()
+                       for i in self.table.selectionModel().selectedRows()})
+        rows = [r for r in rows if self.model.verdicts[r].candidate]
+        if rows:
+            self.model.set_checked(rows, not all(r in self.model.checked for r in rows))
+
+    def _show_details(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if not current.isValid():
+            self.details.clear()
+            return
+        v = self.model.verdicts[self.proxy.mapToSource(current).row()]
+        e = v.entry
+        head = f"{e.program} {e.version}".strip()
+        lines = [f"{head} — {ACTION_WORDS[v.action]}", e.path]
+        lines += [f"• {r}" for r in v.reasons]
+        if e.feed is not None:
+            lines.append(f"Feed: {e.feed.feed_url}")
+        elif e.kind == "implementation":
+            lines.append("Feed: (unowned): no cached feed lists it")
+        mode = self._survey.atime_modes.get(e.store.path) if self._survey else None
+        used = when_text(v.last_used)
+        lines.append(f"Last used: {used}" + (f" (access times: {mode} mount)" if mode else ""))
+        self.details.setPlainText("\n".join(lines))
+
+    def show_log(self) -> None:
+        path = actionlog.log_path(self._env)
+        records = actionlog.read(path, limit=200)
+        self.log_label.setText(f"Action log ({path})")
+        self.log_view.setPlainText(
+            "\n".join(r.describe() for r in records) if records else "Nothing removed yet."
+        )
+        self.log_view.verticalScrollBar().setValue(self.log_view.verticalScrollBar().maximum())
+
+    # --- cleaning ------------------------------------------------------------------------------
+
+    def _ask(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(
+            self, title, text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def clean_checked(self) -> None:
+        chosen = self.model.chosen()
+        survey = self._survey
+        if not chosen or survey is None or self._busy:
+            return
+        _size, disk = clean.reclaimable(v.footprint for v in chosen if v.footprint is not None)
+        removing = sum(1 for v in chosen if v.action == "remove")
+        moving = len(chosen) - removing
+        parts = [f"remove {removing:,} entries" if removing else "",
+                 f"quarantine {moving:,} suspicious entries" if moving else ""]
+        question = (
+            f"{' and '.join(p for p in parts if p).capitalize()}, freeing {size_text(disk)}?\n\n"
+            "Each entry is checked again right before it is removed; entries of the shared "
+            "system store need an administrator's authorisation."
+        )
+        if not self.confirm("Clean up", question):
+            return
+        recheck = clean.recheck_for(survey.stores, survey.entries, self._env, homes=self._homes)
+        env = self._env
+        import threading
+
+        cancel = threading.Event()
+        self._cancel = cancel
+        progress = self._removalProgress
+
+        def work() -> list[clean.Outcome]:
+            return clean.remove(
+                chosen, recheck, env=env, cancel=cancel,
+                on_progress=lambda n, total, o: progress.emit(n, total, o.verdict.entry.name),
+            )
+
+        self._run(f"Removing {len(chosen):,} entries…", work, self._cleaned)
+
+    def _show_removal_progress(self, done: int, total: int, name: str) -> None:
+        if self._busy:
+            self.activity.progress(done / total, f"Removed {done:,} of {total:,} entries ({name})")
+
+    def _cleaned(self, outcomes: Any, error: Any) -> None:
+        if isinstance(error, BaseException):
+            self.banner.set_messages([f"Cleaning failed: {error}"], "error")
+        else:
+            done = [o for o in outcomes if o.ok]
+            failed = [o for o in outcomes if not o.ok]
+            freed = sum(o.size for o in done)
+            text = f"Cleaned {len(done):,} entries, {size_text(freed)} freed"
+            self.statusMessage.emit(text)
+            messages = [f"{o.verdict.entry.name}: {o.action}: {o.message}" for o in failed]
+            if messages:
+                self.banner.set_messages([text + f"; {len(failed)} not done:"] + messages,
+                                         "warning")
+            else:
+                self.banner.set_messages([], "info")
+            self.activity.idle(text)
+        self.show_log()
+        self.cleanFinished.emit()
+        self.rescan()
+
+    # --- optimising ----------------------------------------------------------------------------
+
+    def _usable_stores(self) -> list:
+        if self._survey is not None:
+            return [s for s in self._survey.stores if s.problem is None]
+        from core.stores import discover_stores
+
+        return [s for s in (self._stores or discover_stores(self._env)) if s.problem is None]
+
+    def optimise(self) -> None:
+        """A dry run first; then, if the admin agrees, the real thing."""
+        if self._busy:
+            return
+        from core import optimise as opt
+
+        stores = self._usable_stores()
+
+        def dry() -> list:
+            return [opt.optimise_store(s, dry_run=True) for s in stores]
+
+        def shown(results: Any, error: Any) -> None:
+            if isinstance(error, BaseException):
+                self.banner.set_messages([f"Optimise failed: {error}"], "error")
+                self.optimiseFinished.emit()
+                return
+            linked = sum(r.linked for r in results)
+            saved = sum(r.saved for r in results)
+            if not linked:
+                self.statusMessage.emit("Nothing to optimise: no identical files to link")
+                self.activity.idle("Nothing to optimise")
+                self.optimiseFinished.emit()
+                return
+            if not self.confirm(
+                "Optimise",
+                f"Hard-link {linked:,} identical files in "
+                f"{sum(len(r.affected) for r in results):,} implementations, saving "
+                f"{size_text(saved)}?\n\nEvery changed implementation is verified afterwards.",
+            ):
+                self.optimiseFinished.emit()
+                return
+            self._run("Optimising…", lambda: [opt.optimise_store(s) for s in stores],
+                      self._optimised)
+
+        self._run("Looking for identical files…", dry, shown)
+
+    def _optimised(self, results: Any, error: Any) -> None:
+        from core import optimise as opt
+
+        if isinstance(error, BaseException):
+            self.banner.set_messages([f"Optimise failed: {error}"], "error")
+        else:
+            saved = sum(r.saved for r in results)
+            text = f"Optimised: {size_text(saved)} saved"
+            problems = [p for r in results for p in r.problems]
+            problems += [f"{r.store}/{n} does not verify after optimising"
+                         for r in results for n in r.not_verified]
+            failure = opt.record(results, actionlog.log_path(self._env))
+            if failure:
+                problems.append(failure)
+            self.banner.set_messages(problems, "warning")
+            self.statusMessage.emit(text)
+            self.activity.idle(text)
+        self.show_log()
+        self.optimiseFinished.emit()
