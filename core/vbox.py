@@ -21,6 +21,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds any one VBoxManage call may take before it is killed."""
@@ -34,8 +35,8 @@ OLD_GA = (4, 2, 0)
 """Guest Additions older than this break symlinks in shared folders (0install docs)."""
 OLD_GA_WARNING = (
     "Guest Additions {version} are older than 4.2.0: they have problems with symlinks in shared "
-    "folders, and a guest that writes to a shared cache may fail with \"Incorrect manifest -- "
-    "archive is corrupted\" although the archive is fine. Update the Guest Additions in this VM."
+    'folders, and a guest that writes to a shared cache may fail with "Incorrect manifest -- '
+    'archive is corrupted" although the archive is fine. Update the Guest Additions in this VM.'
 )
 SYMLINK_WARNING = (
     "Symlink creation lets the guest plant symlinks in the share; in a writable share they can "
@@ -43,8 +44,19 @@ SYMLINK_WARNING = (
     "guest-writable cache that you trust the guests with, never for the host's own cache."
 )
 RUNNING_STATES = frozenset(
-    {"running", "paused", "stuck", "teleporting", "livesnapshotting", "onlinesnapshotting",
-     "starting", "stopping", "saving", "restoring", "gurumeditation"}
+    {
+        "running",
+        "paused",
+        "stuck",
+        "teleporting",
+        "livesnapshotting",
+        "onlinesnapshotting",
+        "starting",
+        "stopping",
+        "saving",
+        "restoring",
+        "gurumeditation",
+    }
 )
 """States in which the VM holds its session lock: permanent folders cannot change, transient can
 (for the states ``list runningvms`` shows)."""
@@ -172,23 +184,35 @@ def explain(result: VBoxResult) -> str:
     if result.failure:
         return "check that VirtualBox is installed and VBoxManage can be run"
     if result.timed_out:
-        return ("VirtualBox's service may be stuck; try again, or restart VirtualBox "
-                "(VBoxSVC) if it keeps happening")
+        return (
+            "VirtualBox's service may be stuck; try again, or restart VirtualBox "
+            "(VBoxSVC) if it keeps happening"
+        )
     message = result.error_line
     code = result.code
     if "already locked" in message or "locked by a session" in message:
-        return ("the VM is running or another program (the VirtualBox Manager, a running "
-                "VBoxManage) holds its lock: share it for this session only (transient), or stop "
-                "the VM or close its settings first")
+        return (
+            "the VM is running, or another program (the VirtualBox Manager's settings, "
+            "another VBoxManage) holds its lock: permanent shares change only while the VM is "
+            "stopped; a running VM takes a transient share (until it stops)"
+        )
     if "not mutable or running" in message:
-        return ("the VM is saved (suspended): permanent folders cannot change until it is "
-                "started, or its saved state discarded")
+        return (
+            "the VM is saved (suspended): permanent folders cannot change until it is "
+            "started, or its saved state discarded"
+        )
     if "is not currently running" in message:
         return "a transient (this session only) share needs the VM to be running"
     if "already exists" in message:
-        return "the VM already has a shared folder with this name: pick another name or remove it first"
+        return (
+            "the VM already has a shared folder with this name: pick another name or remove "
+            "it first"
+        )
     if "Could not find a registered machine" in message:
-        return "there is no VM by that name or UUID (it may have been renamed or deleted); refresh the list"
+        return (
+            "there is no VM by that name or UUID (it may have been renamed or deleted); "
+            "refresh the list"
+        )
     if "Could not find a shared folder" in message:
         return "the VM has no shared folder by that name (already removed?); refresh the list"
     if "VERR_FILE_NOT_FOUND" in message or "VERR_PATH_NOT_FOUND" in message:
@@ -207,22 +231,22 @@ def explain(result: VBoxResult) -> str:
 class VBoxManage:
     """A located VBoxManage, with a lock per VM so calls about one VM never overlap."""
 
-    _locks: dict[str, threading.Lock] = {}
+    _locks: ClassVar[dict[str, threading.Lock]] = {}
     _locks_guard = threading.Lock()
 
     def __init__(
         self,
         exe: str,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.exe = exe
-        self.timeout = timeout
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         self.env = None if env is None else dict(env)
 
     @classmethod
     def find(
-        cls, timeout: float = DEFAULT_TIMEOUT, env: Mapping[str, str] | None = None
+        cls, timeout: float | None = None, env: Mapping[str, str] | None = None
     ) -> VBoxManage | None:
         exe = find_vboxmanage(env)
         return None if exe is None else cls(exe, timeout, env)
@@ -232,7 +256,9 @@ class VBoxManage:
         with cls._locks_guard:
             return cls._locks.setdefault(vm, threading.Lock())
 
-    def run(self, args: Sequence[str], vm: str | None = None, timeout: float | None = None) -> VBoxResult:
+    def run(
+        self, args: Sequence[str], vm: str | None = None, timeout: float | None = None
+    ) -> VBoxResult:
         """Run VBoxManage with ``args``; with ``vm``, after any other call about that VM ended."""
         limit = self.timeout if timeout is None else timeout
         if vm is None:
@@ -574,11 +600,14 @@ def read_vm(vbox: VBoxManage, name: str, uuid: str) -> VM:
         return vm
     info = parse_machinereadable(info_result.stdout)
     vm.name = info.get("name", name)
+    vm.uuid = info.get("UUID", uuid) or uuid
     vm.state = info.get("VMState", "")
     vm.os_type = info.get("ostype", "")
     folders = machine_folders(info)
     human = vbox.run(["showvminfo", ref], vm=ref)
-    details = {(f.name, f.transient): f for f in parse_human_folders(human.stdout)} if human.ok else {}
+    details = (
+        {(f.name, f.transient): f for f in parse_human_folders(human.stdout)} if human.ok else {}
+    )
     extradata = vbox.run(["getextradata", ref, "enumerate"], vm=ref)
     extra = parse_extradata_enumerate(extradata.stdout) if extradata.ok else {}
     ga = vbox.run(["guestproperty", "get", ref, GA_PROPERTY], vm=ref)
@@ -687,7 +716,11 @@ class ShareRequest:
             return f"the host path '{self.host_path}' is not absolute"
         if not os.path.isdir(self.host_path):
             return f"the host path '{self.host_path}' is not an existing folder"
-        if self.mount_point and not self.mount_point.startswith("/") and ":" not in self.mount_point:
+        if (
+            self.mount_point
+            and not self.mount_point.startswith("/")
+            and ":" not in self.mount_point
+        ):
             return f"the mount point '{self.mount_point}' is not an absolute path in the guest"
         return ""
 

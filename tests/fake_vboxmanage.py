@@ -54,7 +54,7 @@ def syntax(message: str) -> Failure:
     return Failure(message, exit=2)
 
 
-# --- state -----------------------------------------------------------------------------------------
+# --- state ----------------------------------------------------------------------------------------
 
 
 def load(handle) -> dict:
@@ -77,7 +77,7 @@ def find_vm(state: dict, ref: str) -> dict:
     raise Failure(
         f"Could not find a registered machine named '{ref}'",
         "VBOX_E_OBJECT_NOT_FOUND",
-        'FindMachine(Bstr(VMNameOrUuid).raw(), machine.asOutParam())',
+        "FindMachine(Bstr(VMNameOrUuid).raw(), machine.asOutParam())",
     )
 
 
@@ -85,7 +85,7 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-# --- commands --------------------------------------------------------------------------------------
+# --- commands -------------------------------------------------------------------------------------
 
 
 def cmd_list(state: dict, args: list[str], out: list[str]) -> None:
@@ -135,7 +135,7 @@ def cmd_showvminfo(state: dict, args: list[str], out: list[str]) -> None:
                 out.append(f"SharedFolderPathTransientMapping{i}={quote(f['path'])}")
         ga = _ga_running(vm)
         if ga is not None:
-            out.append(f'GuestAdditionsRunLevel=2')
+            out.append("GuestAdditionsRunLevel=2")
             out.append(f"GuestAdditionsVersion={quote(ga)}")
             out.append("GuestAdditionsFacility_VirtualBox Base Driver=50,1671300000000")
         return
@@ -213,7 +213,7 @@ def _lock_for_permanent(vm: dict) -> None:
         raise Failure(
             "The machine is not mutable or running (state is Saved)",
             "VBOX_E_INVALID_VM_STATE",
-            'CreateSharedFolder(Bstr(name).raw(), Bstr(hostpath).raw(), fWritable, fAutoMount, '
+            "CreateSharedFolder(Bstr(name).raw(), Bstr(hostpath).raw(), fWritable, fAutoMount, "
             "Bstr(mountpoint).raw())",
         )
 
@@ -224,7 +224,8 @@ def cmd_sharedfolder(state: dict, args: list[str], out: list[str]) -> bool:
     verb, ref, rest = args[0], args[1], args[2:]
     if verb == "add":
         opts = _options(
-            rest, {"--readonly", "--transient", "--automount"},
+            rest,
+            {"--readonly", "--transient", "--automount"},
             {"--name", "--hostpath", "--auto-mount-point"},
         )
     else:
@@ -388,7 +389,7 @@ def main(argv: list[str]) -> int:
 
 
 def install(directory: str, state_file: str, python: str | None = None) -> str:
-    """Write an executable ``VBoxManage`` into ``directory`` that runs this file; returns its path."""
+    """Write an executable ``VBoxManage`` running this file into ``directory``; return its path."""
     exe = os.path.join(directory, "VBoxManage")
     with open(exe, "w", encoding="utf-8") as f:
         f.write(f"#!{python or sys.executable}\n")

@@ -58,17 +58,23 @@ def _ruby_calls(tmp_path: Path, text: str) -> list:
     assert RUBY, "ruby is needed to check the Vagrant snippets (installers/test.sh installs it)"
     vagrantfile = tmp_path / "Vagrantfile"
     vagrantfile.write_text(text)
-    check = subprocess.run([RUBY, "-c", str(vagrantfile)], capture_output=True, text=True, timeout=60)
+    check = subprocess.run(
+        [RUBY, "-c", str(vagrantfile)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert check.returncode == 0, check.stderr
     stub = tmp_path / "stub.rb"
     stub.write_text(VAGRANT_STUB)
-    run = subprocess.run([RUBY, str(stub), str(vagrantfile)], capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [RUBY, str(stub), str(vagrantfile)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)
 
 
 @pytest.mark.parametrize("opts", [SnippetOptions(), ODD], ids=["default", "odd-paths"])
-def test_vagrant_v2_shares_read_only_with_matching_ids(tmp_path: Path, opts: SnippetOptions) -> None:
+def test_vagrant_v2_shares_read_only_with_matching_ids(
+    tmp_path: Path, opts: SnippetOptions
+) -> None:
     calls = _ruby_calls(tmp_path, snippets.generate("vagrant", opts))
     assert calls[0] == ["configure", ["2"]]
     folders = [args for name, args in calls if name == "config.vm.synced_folder"]
@@ -80,7 +86,16 @@ def test_vagrant_v2_shares_read_only_with_matching_ids(tmp_path: Path, opts: Sni
     assert options["SharedFoldersEnableSymlinksCreate"] is False
     customize = [args[0] for name, args in calls if name.endswith(".customize")]
     assert ["sharedfolder", "remove", ":id", "--name", opts.name] in customize
-    assert ["sharedfolder", "add", ":id", "--name", opts.name, "--hostpath", opts.host_path, "--readonly"] in customize
+    assert [
+        "sharedfolder",
+        "add",
+        ":id",
+        "--name",
+        opts.name,
+        "--hostpath",
+        opts.host_path,
+        "--readonly",
+    ] in customize
     # Every setextradata key names a synced folder's id (the 0install docs' example does not).
     ids = {f[2]["id"] for f in folders}
     for args in customize:
@@ -90,7 +105,12 @@ def test_vagrant_v2_shares_read_only_with_matching_ids(tmp_path: Path, opts: Sni
         guest = folders[1]
         assert guest[0] == opts.guest_cache and guest[2]["id"] == "shared-guest-cache"
         assert guest[2]["SharedFoldersEnableSymlinksCreate"] is True
-        assert ["setextradata", ":id", "VBoxInternal2/SharedFoldersEnableSymlinksCreate/shared-guest-cache", "1"] in customize
+        assert [
+            "setextradata",
+            ":id",
+            "VBoxInternal2/SharedFoldersEnableSymlinksCreate/shared-guest-cache",
+            "1",
+        ] in customize
     else:
         assert len(folders) == 1
 
@@ -110,7 +130,16 @@ def test_vagrant_v1(tmp_path: Path, opts: SnippetOptions) -> None:
     assert shares[0][:3] == [opts.name, opts.guest_path, opts.host_path]
     assert shares[0][3]["extra"] == "ro"
     customize = [args[0] for name, args in calls if name == "config.vm.customize"]
-    assert ["sharedfolder", "add", ":id", "--name", opts.name, "--hostpath", opts.host_path, "--readonly"] in customize
+    assert [
+        "sharedfolder",
+        "add",
+        ":id",
+        "--name",
+        opts.name,
+        "--hostpath",
+        opts.host_path,
+        "--readonly",
+    ] in customize
     names = {s[0] for s in shares}
     for args in customize:
         if args[0] == "setextradata":
@@ -121,7 +150,9 @@ def _nix_parse(tmp_path: Path, text: str) -> str:
     assert NIX, "nix-instantiate is needed (installers/test.sh installs nix-bin)"
     path = tmp_path / "share.nix"
     path.write_text(text)
-    proc = subprocess.run([NIX, "--parse", str(path)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [NIX, "--parse", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -132,9 +163,12 @@ def test_microvm_parses_and_is_read_only(tmp_path: Path, proto: str) -> None:
     text = snippets.generate("microvm", opts)
     parsed = _nix_parse(tmp_path, text)
     assert f'proto = "{proto}"' in parsed and "readOnly = true" in parsed
-    assert 'tag = "ZeroInstall"' in parsed and 'mountPoint = "/var/cache/0install.net/implementations"' in parsed
+    assert (
+        'tag = "ZeroInstall"' in parsed
+        and 'mountPoint = "/var/cache/0install.net/implementations"' in parsed
+    )
     # The odd host path survives quoting: no antiquotation, escapes intact.
-    assert '\\${x}' in parsed and '\\"my\\"' in parsed
+    assert "\\${x}" in parsed and '\\"my\\"' in parsed
     if proto == "virtiofs":
         assert "virtiofsd" in text and "firecracker has no shares" in text
     writable = _nix_parse(tmp_path, snippets.generate("microvm", SnippetOptions(writable=True)))
@@ -149,8 +183,12 @@ def test_nix_checker_fails_on_broken_nix(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("version", "readonly"), [(None, False), ((10, 10, 0), False), ((11, 0, 0), True)]
 )
-def test_libvirt_xml_has_memory_backing_and_readonly_where_accepted(version, readonly: bool) -> None:
-    text = snippets.generate("libvirt", SnippetOptions(host_path="/a--b/it's & <x>", libvirt_version=version))
+def test_libvirt_xml_has_memory_backing_and_readonly_where_accepted(
+    version, readonly: bool
+) -> None:
+    text = snippets.generate(
+        "libvirt", SnippetOptions(host_path="/a--b/it's & <x>", libvirt_version=version)
+    )
     root = ET.fromstring(text)
     assert root.tag == "domain"
     backing = root.find("memoryBacking")
@@ -172,7 +210,9 @@ def test_libvirt_version_parsing() -> None:
     assert snippets.parse_libvirt_version("11.0.0\n") == (11, 0, 0)
     assert snippets.parse_libvirt_version("virsh 9.0") == (9, 0)
     assert snippets.parse_libvirt_version("") is None
-    assert snippets.libvirt_accepts_readonly((11, 0)) and not snippets.libvirt_accepts_readonly((10, 10, 0))
+    assert snippets.libvirt_accepts_readonly((11, 0)) and not snippets.libvirt_accepts_readonly(
+        (10, 10, 0)
+    )
 
 
 def test_fstab_lines_escape_spaces() -> None:
@@ -186,8 +226,13 @@ def test_fstab_lines_escape_spaces() -> None:
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"name": "a b"}, "contains a space"), ({"host_path": "rel"}, "not absolute"),
-     ({"name": ""}, "empty"), ({"proto": "nfs"}, "unknown protocol"), ({"name": "x" * 40}, "36 bytes")],
+    [
+        ({"name": "a b"}, "contains a space"),
+        ({"host_path": "rel"}, "not absolute"),
+        ({"name": ""}, "empty"),
+        ({"proto": "nfs"}, "unknown protocol"),
+        ({"name": "x" * 40}, "36 bytes"),
+    ],
 )
 def test_bad_options_are_refused_in_one_line(changes: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

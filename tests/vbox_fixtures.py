@@ -1,4 +1,4 @@
-"""Machines for the stand-in VBoxManage, shared by the VirtualBox tests (core, command line, GUI)."""
+"""Machines for the stand-in VBoxManage, shared by the VirtualBox tests (core, CLI, GUI)."""
 
 from __future__ import annotations
 
@@ -28,10 +28,22 @@ def machines(cache: Path) -> list[dict]:
             "ga_version": "7.0.10 r158379",
             "ga_property": "7.0.10",
             "folders": [
-                {"name": "ZeroInstall", "path": str(cache), "transient": False,
-                 "readonly": True, "automount": True, "mount_point": "/var/cache/0install.net/implementations"},
-                {"name": "scratch", "path": "/tmp/it's here", "transient": True,
-                 "readonly": False, "automount": False, "mount_point": ""},
+                {
+                    "name": "ZeroInstall",
+                    "path": str(cache),
+                    "transient": False,
+                    "readonly": True,
+                    "automount": True,
+                    "mount_point": "/var/cache/0install.net/implementations",
+                },
+                {
+                    "name": "scratch",
+                    "path": "/tmp/it's here",
+                    "transient": True,
+                    "readonly": False,
+                    "automount": False,
+                    "mount_point": "",
+                },
             ],
             "extradata": {"VBoxInternal2/SharedFoldersEnableSymlinksCreate/scratch": "1"},
         },
