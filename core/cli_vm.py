@@ -225,6 +225,8 @@ def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if problem:
         raise CommandError(problem)
     manager = _vbox()
+    for warning in vbox.general_warnings(request):
+        err.write(f"warning: {warning}\n")
     failed = 0
     for ref in args.vms:
         try:

@@ -780,13 +780,24 @@ def run_commands(
     return results
 
 
+def general_warnings(request: ShareRequest) -> list[str]:
+    """What the admin should know before sharing ``request`` with any VM."""
+    warnings = []
+    if request.symlinks:
+        warnings.append(SYMLINK_WARNING)
+    if not request.readonly:
+        warnings.append(
+            "Writable: root in the guest can change the host's cache, and so every program the "
+            "host runs from it."
+        )
+    return warnings
+
+
 def share_warnings(vm: VM, request: ShareRequest) -> list[str]:
-    """What the admin should know before sharing ``request`` with ``vm``."""
+    """What the admin should know before sharing ``request`` with ``vm`` in particular."""
     warnings = []
     if vm.ga_old:
         warnings.append(f"{vm.name}: " + OLD_GA_WARNING.format(version=vm.ga_version))
-    if request.symlinks:
-        warnings.append(f"{vm.name}: " + SYMLINK_WARNING)
     if vm.saved and not request.transient_for(vm):
         warnings.append(
             f"{vm.name}: the VM is saved; VirtualBox refuses permanent changes until it is "
@@ -794,11 +805,6 @@ def share_warnings(vm: VM, request: ShareRequest) -> list[str]:
         )
     if request.transient_for(vm) and not vm.running:
         warnings.append(f"{vm.name}: a transient share needs the VM to be running")
-    if not request.readonly:
-        warnings.append(
-            f"{vm.name}: writable: root in the guest can change the host's cache, and every "
-            "program the host runs from it"
-        )
     return warnings
 
 
@@ -836,21 +842,23 @@ def guest_instructions(name: str, readonly: bool = True, guest_path: str = GUEST
     import shlex
 
     return (
-        "In the guest (Guest Additions installed), mount the share where 0install looks for it:\n"
+        "In the guest (with the Guest Additions), mount the share\n"
+        "where 0install looks for it:\n"
         f"  sudo mkdir -p {shlex.quote(guest_path)}\n"
         f"  sudo mount -t vboxsf -o {options} {shlex.quote(name)} {shlex.quote(guest_path)}\n"
         "\n"
         "To mount it at every boot, add this line to /etc/fstab:\n"
         f"  {name} {fs_path} vboxsf {options},_netdev,nofail 0 0\n"
         "\n"
-        "Users who reach an auto-mounted share (/media/sf_" + name + ") must be in the vboxsf "
-        "group: sudo usermod -aG vboxsf USER (then log in again).\n"
+        f"Users reaching an auto-mounted share (/media/sf_{name})\n"
+        "must be in the vboxsf group (then log in again):\n"
+        "  sudo usermod -aG vboxsf USER\n"
         "\n"
-        "`0install store optimise` cannot work on this cache in the guest: vboxsf has no hard "
-        "links. Optimise on the host instead.\n"
+        "`0install store optimise` cannot work on this cache in\n"
+        "the guest: vboxsf has no hard links. Optimise on the host.\n"
         + (
-            "\nThe share is read-only: what the guest installs goes to its own cache "
-            "(~/.cache/0install.net) and stays in that guest.\n"
+            "\nThe share is read-only: what the guest installs goes to\n"
+            "its own cache (~/.cache/0install.net) and stays there.\n"
             if readonly
             else ""
         )

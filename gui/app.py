@@ -156,10 +156,12 @@ def freeze_startup_objects() -> None:
 def _build_window(stores, env, settings):
     from gui.cache_page import CachePage
     from gui.main_window import MainWindow
+    from gui.vm_page import VMPage
 
     window = MainWindow(app_version(), settings)
     page = CachePage(stores, env, parent=window)
     window.add_page(page)
+    window.add_page(VMPage(env, parent=window))
     return window, page
 
 

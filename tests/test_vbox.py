@@ -258,7 +258,7 @@ def test_share_with_a_running_vm_is_transient(manager, fake, cache) -> None:
     assert all(r.ok for r in vbox.run_commands(manager, vm, commands))
     folder = _vm(manager, RUNNING).folder("ZI2")
     assert folder is not None and folder.transient and folder.symlinks and folder.readonly is False
-    warnings = " ".join(vbox.share_warnings(vm, request))
+    warnings = " ".join(vbox.general_warnings(request))
     assert "plant symlinks" in warnings and "writable" in warnings
 
 
@@ -395,4 +395,5 @@ def test_guest_instructions() -> None:
     assert (
         "ZeroInstall /var/cache/0install.net/implementations vboxsf ro,_netdev,nofail 0 0" in text
     )
-    assert "vboxsf group" in text and "0install store optimise" in text and "hard" in text
+    assert "must be in the vboxsf group" in text and "sudo usermod -aG vboxsf USER" in text
+    assert "`0install store optimise` cannot work" in text and "no hard links" in text
