@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -181,6 +182,8 @@ def command_line(args: Sequence[str], exe: str = "VBoxManage") -> str:
 
 def explain(result: VBoxResult) -> str:
     """A plain explanation of a failed call, from VBoxManage's message and error code."""
+    if result.failure.startswith("cancelled"):
+        return ""
     if result.failure:
         return "check that VirtualBox is installed and VBoxManage can be run"
     if result.timed_out:
@@ -239,17 +242,23 @@ class VBoxManage:
         exe: str,
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.exe = exe
         self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         self.env = None if env is None else dict(env)
+        self.cancel = cancel
+        """Once set, running calls are killed and new ones fail at once (the window closed)."""
 
     @classmethod
     def find(
-        cls, timeout: float | None = None, env: Mapping[str, str] | None = None
+        cls,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        cancel: threading.Event | None = None,
     ) -> VBoxManage | None:
         exe = find_vboxmanage(env)
-        return None if exe is None else cls(exe, timeout, env)
+        return None if exe is None else cls(exe, timeout, env, cancel)
 
     @classmethod
     def _lock(cls, vm: str) -> threading.Lock:
@@ -262,9 +271,9 @@ class VBoxManage:
         """Run VBoxManage with ``args``; with ``vm``, after any other call about that VM ended."""
         limit = self.timeout if timeout is None else timeout
         if vm is None:
-            return run(self.exe, args, limit, self.env)
+            return run(self.exe, args, limit, self.env, self.cancel)
         with self._lock(vm):
-            return run(self.exe, args, limit, self.env)
+            return run(self.exe, args, limit, self.env, self.cancel)
 
 
 def run(
@@ -272,9 +281,13 @@ def run(
     args: Sequence[str],
     timeout: float = DEFAULT_TIMEOUT,
     env: Mapping[str, str] | None = None,
+    cancel: threading.Event | None = None,
 ) -> VBoxResult:
-    """Run ``exe args`` without a shell; kill it (and its process group) after ``timeout`` s."""
+    """Run ``exe args`` without a shell; kill it (and its process group) after ``timeout`` s, or
+    as soon as ``cancel`` is set (checked ten times a second)."""
     argv = tuple(str(a) for a in args)
+    if cancel is not None and cancel.is_set():
+        return VBoxResult(argv, None, failure="cancelled before VBoxManage ran")
     child_env = dict(os.environ if env is None else env)
     # Messages in English, so that the explanations recognise them.
     child_env["LC_ALL"] = "C.UTF-8"
@@ -290,16 +303,26 @@ def run(
         )
     except OSError as exc:
         return VBoxResult(argv, None, failure=f"cannot run {exe}: {exc.strerror or exc}")
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill(proc)
+    deadline = time.monotonic() + timeout
+    while True:
+        wait = max(0.0, deadline - time.monotonic())
+        if cancel is not None:
+            wait = min(wait, 0.1)
         try:
-            out, err = proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:  # a grandchild holds the pipes open: give up on them
-            out, err = b"", b""
-        return VBoxResult(argv, None, _text(out), _text(err), timed_out=True)
-    return VBoxResult(argv, proc.returncode, _text(out), _text(err))
+            out, err = proc.communicate(timeout=wait)
+            return VBoxResult(argv, proc.returncode, _text(out), _text(err))
+        except subprocess.TimeoutExpired:
+            cancelled = cancel is not None and cancel.is_set()
+            if not cancelled and time.monotonic() < deadline:
+                continue  # retrying communicate() loses no output
+            _kill(proc)
+            try:
+                out, err = proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:  # a grandchild holds the pipes open: give up
+                out, err = b"", b""
+            if cancelled:
+                return VBoxResult(argv, None, _text(out), _text(err), failure="cancelled")
+            return VBoxResult(argv, None, _text(out), _text(err), timed_out=True)
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -133,8 +133,13 @@ class SnippetPanel(QWidget):
         layout.addWidget(self.problem)
         layout.addWidget(self.tabs, 1)
 
-        for edit in (self.name_edit, self.host_edit, self.guest_edit, self.guest_cache_edit,
-                     self.libvirt_edit):
+        for edit in (
+            self.name_edit,
+            self.host_edit,
+            self.guest_edit,
+            self.guest_cache_edit,
+            self.libvirt_edit,
+        ):
             edit.textChanged.connect(self.update_snippets)
         self.writable_check.toggled.connect(self.update_snippets)
         self.proto_combo.currentIndexChanged.connect(self.update_snippets)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
@@ -23,7 +24,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QAction, QFont, QFontDatabase, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QColor, QFont, QFontDatabase, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -47,10 +48,11 @@ from gui.banner import Banner
 from gui.icons import icon
 from gui.settings import read_bytes
 from gui.snippet_panel import SnippetPanel
-from gui.vm_share_dialog import SharePlan, ShareDialog
+from gui.vm_share_dialog import ShareDialog, SharePlan
 from gui.workers import Starter, Worker
 
 _Index = QModelIndex | QPersistentModelIndex
+_ROOT = QModelIndex()  # a table's rows have no other parent
 
 
 # --- models ---------------------------------------------------------------------------------------
@@ -76,10 +78,10 @@ class VMModel(QAbstractTableModel):
     def is_cache(self, folder: vbox.SharedFolder) -> bool:
         return vbox.is_cache_path(folder.host_path, self.cache_paths)
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:
+    def rowCount(self, parent: _Index = _ROOT) -> int:
         return 0 if parent.isValid() else len(self.vms)
 
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:
+    def columnCount(self, parent: _Index = _ROOT) -> int:
         return 0 if parent.isValid() else len(self.HEADERS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
@@ -117,16 +119,18 @@ class VMModel(QAbstractTableModel):
             if vm.error:
                 return vm.error
             return f"{vm.name}\nUUID {vm.uuid}"
-        if role == Qt.ItemDataRole.ForegroundRole:
-            if (column == self.GA and vm.ga_old) or (vm.error and not vm.state):
-                from PySide6.QtGui import QColor
-
-                return QColor("#b3261e")
-        if role == Qt.ItemDataRole.FontRole and column == self.FOLDERS:
-            if any(self.is_cache(f) for f in vm.folders):
-                font = QFont()
-                font.setBold(True)
-                return font
+        if role == Qt.ItemDataRole.ForegroundRole and (
+            (column == self.GA and vm.ga_old) or (vm.error and not vm.state)
+        ):
+            return QColor("#b3261e")
+        if (
+            role == Qt.ItemDataRole.FontRole
+            and column == self.FOLDERS
+            and any(self.is_cache(f) for f in vm.folders)
+        ):
+            font = QFont()
+            font.setBold(True)
+            return font
         if role == Qt.ItemDataRole.DecorationRole and column == self.NAME:
             return icon("vm")
         return None
@@ -148,10 +152,10 @@ class FolderModel(QAbstractTableModel):
         self.cache_flags = list(flags)
         self.endResetModel()
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:
+    def rowCount(self, parent: _Index = _ROOT) -> int:
         return 0 if parent.isValid() else len(self.folders)
 
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:
+    def columnCount(self, parent: _Index = _ROOT) -> int:
         return 0 if parent.isValid() else len(self.HEADERS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
@@ -180,9 +184,7 @@ class FolderModel(QAbstractTableModel):
             if index.column() == 5 and f.symlinks:
                 return vbox.SYMLINK_WARNING
             if index.column() == 2:
-                return (
-                    "Until the VM stops" if f.transient else "Kept in the VM's settings"
-                )
+                return "Until the VM stops" if f.transient else "Kept in the VM's settings"
             return f.host_path
         return None
 
@@ -218,8 +220,10 @@ class VMPage(QWidget):
         self._queue: list[tuple[str, Callable[[], Any], Callable[[Any, Any], None]]] = []
         self._worker: Worker | None = None
         self._generation = 0
+        self._cancel = threading.Event()
         self._started = False
         self.pending: dict[str, dict] = {}  # VM uuid -> ShareRequest fields, to make permanent
+        self._change_errors: list[str] = []  # the last change's failures, kept over refreshes
         self.model = VMModel(self)
         self.folder_model = FolderModel(self)
         self._build_actions()
@@ -242,30 +246,46 @@ class VMPage(QWidget):
 
     def _build_actions(self) -> None:
         self.refresh_action = self._action(
-            "&Refresh", "Read the VMs and their shared folders again", self.refresh,
-            QKeySequence.StandardKey.Refresh, "rescan",
+            "&Refresh",
+            "Read the VMs and their shared folders again",
+            self.refresh,
+            QKeySequence.StandardKey.Refresh,
+            "rescan",
         )
         self.share_action = self._action(
             "&Share the cache with these VMs…",
             "Share the Zero Install cache with the selected VMs (read-only by default)",
-            self.share_selected, "Ctrl+Shift+S", "folder-open",
+            self.share_selected,
+            "Ctrl+Shift+S",
+            "folder-open",
         )
         self.remove_action = self._action(
-            "Re&move share", "Remove the selected shared folder from its VM", self.remove_selected,
-            None, "cancel",
+            "Re&move share",
+            "Remove the selected shared folder from its VM",
+            self.remove_selected,
+            None,
+            "cancel",
         )
         self.copy_action = self._action(
-            "&Copy guest instructions", "Copy what to type in the guest to the clipboard",
+            "&Copy guest instructions",
+            "Copy what to type in the guest to the clipboard",
             self.copy_instructions,
         )
 
     def menu_actions(self) -> list[QAction | None]:
-        return [self.refresh_action, None, self.share_action, self.remove_action, None,
-                self.copy_action]
+        return [
+            self.refresh_action,
+            None,
+            self.share_action,
+            self.remove_action,
+            None,
+            self.copy_action,
+        ]
 
     def _build_widgets(self) -> None:
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         self.banner = Banner(self)
+        self.banner.closed.connect(self._change_errors.clear)
         self.tabs = QTabWidget(self)
 
         # VirtualBox tab
@@ -347,7 +367,9 @@ class VMPage(QWidget):
         self.log.setReadOnly(True)
         self.log.setFont(mono)
         self.log.setAccessibleName("Commands run")
-        self.log.setPlaceholderText("Every change is logged here as the VBoxManage command it runs.")
+        self.log.setPlaceholderText(
+            "Every change is logged here as the VBoxManage command it runs."
+        )
         self.log.setMaximumBlockCount(2000)
         self.log.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
 
@@ -398,6 +420,7 @@ class VMPage(QWidget):
         by its own timeout, and its daemon thread never keeps the process alive."""
         self._queue.clear()
         self._generation += 1
+        self._cancel.set()  # a VBoxManage still running is killed within 0.1 s
         if self._worker is not None:
             self._worker.wait(timeout)
 
@@ -471,11 +494,12 @@ class VMPage(QWidget):
     def refresh(self) -> None:
         env = self._env
         timeout = self._timeout
+        cancel = self._cancel
 
         def read() -> dict:
             from core.stores import discover_stores
 
-            manager = vbox.VBoxManage.find(timeout=timeout, env=env)
+            manager = vbox.VBoxManage.find(timeout=timeout, env=env, cancel=cancel)
             try:
                 stores = [s.path for s in discover_stores(env)]
             except OSError:
@@ -486,14 +510,18 @@ class VMPage(QWidget):
             try:
                 vms = vbox.list_vms(manager)
             except vbox.VBoxError as exc:
-                return {"manager": manager, "version": version, "error": exc.result,
-                        "stores": stores}
+                return {
+                    "manager": manager,
+                    "version": version,
+                    "error": exc.result,
+                    "stores": stores,
+                }
             return {"manager": manager, "version": version, "vms": vms, "stores": stores}
 
         self._submit("Reading the VirtualBox VMs…", read, self._refreshed)
 
     def _refreshed(self, result: Any, error: Any) -> None:
-        self.banner.set_messages([])
+        self.banner.set_messages(self._change_errors, "error")
         if error is not None:
             self.banner.add_message(f"Could not read the VMs: {error}", "error")
             self.refreshed.emit()
@@ -531,7 +559,7 @@ class VMPage(QWidget):
                 self.banner.add_message(
                     "Guest Additions older than 4.2.0 in " + ", ".join(old) + ": symlinks in "
                     "shared folders break, and a guest writing to a shared cache may fail with "
-                    "\"Incorrect manifest -- archive is corrupted\". Update them in the guest.",
+                    '"Incorrect manifest -- archive is corrupted". Update them in the guest.',
                     "warning",
                 )
             self._check_pending()
@@ -596,14 +624,16 @@ class VMPage(QWidget):
         shares = [f for f in vm.folders if self.model.is_cache(f)] or list(vm.folders)
         if not shares:
             return (
-                f"{vm.name} shares no folder yet: use \"Share the cache with these VMs\".\n\n"
+                f'{vm.name} shares no folder yet: use "Share the cache with these VMs".\n\n'
                 + vbox.guest_instructions(vbox.DEFAULT_SHARE_NAME)
             )
         parts = []
         for f in shares:
             guest_path = vbox.GUEST_CACHE if self.model.is_cache(f) else f"/mnt/{f.name}"
-            parts.append(f"# Share '{f.name}' ({f.access})\n"
-                         + vbox.guest_instructions(f.name, f.readonly is not False, guest_path))
+            parts.append(
+                f"# Share '{f.name}' ({f.access})\n"
+                + vbox.guest_instructions(f.name, f.readonly is not False, guest_path)
+            )
         if vm.ga_old:
             parts.insert(0, "WARNING: " + vbox.OLD_GA_WARNING.format(version=vm.ga_version))
         return "\n".join(parts)
@@ -685,8 +715,9 @@ class VMPage(QWidget):
         if answer != QMessageBox.StandardButton.Yes:
             return
         self.pending.pop(vm.uuid, None)
-        self._run_changes(f"Removing '{folder.name}' from {vm.name}…", self._manager,
-                          [(vm, commands)])
+        self._run_changes(
+            f"Removing '{folder.name}' from {vm.name}…", self._manager, [(vm, commands)]
+        )
 
     def _run_changes(
         self,
@@ -694,6 +725,7 @@ class VMPage(QWidget):
         manager: vbox.VBoxManage,
         work: Sequence[tuple[vbox.VM, Sequence[Sequence[str]]]],
     ) -> None:
+        self._change_errors.clear()
         for vm, commands in work:
             for args in commands:
                 self._log_line(f"$ {vbox.command_line(args)}    # {vm.name}")
@@ -706,7 +738,7 @@ class VMPage(QWidget):
 
     def _changed(self, result: Any, error: Any) -> None:
         if error is not None:
-            self.banner.add_message(f"Unexpected error: {error}", "error")
+            self._change_errors.append(f"Unexpected error: {error}")
         else:
             failures = 0
             for vm, results in result:
@@ -718,10 +750,9 @@ class VMPage(QWidget):
                         self._log_line(f"  VBoxManage: error: {r.error_line}")
                         if r.explanation:
                             self._log_line(f"    ({r.explanation})")
-                        self.banner.add_message(
+                        self._change_errors.append(
                             f"{vm.name}: VBoxManage: error: {r.error_line}"
-                            + (f" ({r.explanation})" if r.explanation else ""),
-                            "error",
+                            + (f" ({r.explanation})" if r.explanation else "")
                         )
             self.statusMessage.emit(
                 "Done" if not failures else f"{failures} command(s) failed: see the log"

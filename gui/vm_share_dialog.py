@@ -1,4 +1,4 @@
-""""Share the cache with these VMs": one dialog for several VMs at once.
+""" "Share the cache with these VMs": one dialog for several VMs at once.
 
 It shows, before anything runs, every VBoxManage command the share takes, and the warnings that
 apply to each VM (old Guest Additions, a saved VM, symlink creation, a writable share).
@@ -199,8 +199,13 @@ class ShareDialog(QDialog):
         for edit in (self.name_edit, self.mount_edit, self.guest_name_edit, self.guest_path_edit):
             edit.textChanged.connect(self.update_preview)
         self.path_combo.currentTextChanged.connect(self.update_preview)
-        for check in (self.readonly_check, self.automount_check, self.symlink_check,
-                      self.permanent_check, self.guest_check):
+        for check in (
+            self.readonly_check,
+            self.automount_check,
+            self.symlink_check,
+            self.permanent_check,
+            self.guest_check,
+        ):
             check.toggled.connect(self.update_preview)
         self.update_preview()
 

@@ -397,3 +397,19 @@ def test_guest_instructions() -> None:
     )
     assert "must be in the vboxsf group" in text and "sudo usermod -aG vboxsf USER" in text
     assert "`0install store optimise` cannot work" in text and "no hard links" in text
+
+
+def test_cancel_kills_a_running_call_and_refuses_new_ones(fake: FakeVBox) -> None:
+    import threading
+
+    fake.set(hang=True)
+    cancel = threading.Event()
+    manager = vbox.VBoxManage(fake.exe, timeout=60, env={**os.environ, **fake.env}, cancel=cancel)
+    timer = threading.Timer(0.5, cancel.set)
+    timer.start()
+    started = time.monotonic()
+    result = manager.run(["list", "vms"])
+    assert time.monotonic() - started < 5
+    assert result.failure == "cancelled" and not result.ok and not result.timed_out
+    assert manager.run(["list", "vms"]).failure == "cancelled before VBoxManage ran"
+    assert len(fake.calls()) == 1
