@@ -435,38 +435,29 @@ class SharedFolder:
 
 
 def parse_human_folders(text: str) -> list[SharedFolder]:
-    """The ``Shared folders:`` block of the human-readable ``showvminfo``, the only place that
-    says read-only, auto-mount and mount point."""
-    lines = text.splitlines()
+    """The shared folders of the human-readable ``showvminfo``, the only place that says
+    read-only, auto-mount and mount point.
+
+    Every ``Name: '...', Host path: '...' (... mapping), ...`` line counts wherever it stands:
+    versions differ in how they head and separate the machine and transient groups.
+    """
     folders: list[SharedFolder] = []
-    for i, line in enumerate(lines):
-        if not line.startswith("Shared folders:"):
+    for line in text.splitlines():
+        match = _HUMAN_FOLDER.match(line.strip("\r"))
+        if match is None or match.group("kind") == "global":
             continue
-        if "<none>" in line[len("Shared folders:") :]:
-            return []
-        for follow in lines[i + 1 :]:
-            if not follow.strip():
-                if folders:
-                    break
-                continue
-            match = _HUMAN_FOLDER.match(follow.rstrip("\r"))
-            if match is None:
-                break
-            if match.group("kind") == "global":
-                continue
-            rest = match.group("rest")
-            mount = _MOUNT_POINT.search(rest)
-            folders.append(
-                SharedFolder(
-                    name=match.group("name"),
-                    host_path=match.group("path"),
-                    transient=match.group("kind") == "transient",
-                    readonly=match.group("access") == "readonly",
-                    automount=", auto-mount" in rest,
-                    mount_point=mount.group(1) if mount else "",
-                )
+        rest = match.group("rest")
+        mount = _MOUNT_POINT.search(rest)
+        folders.append(
+            SharedFolder(
+                name=match.group("name"),
+                host_path=match.group("path"),
+                transient=match.group("kind") == "transient",
+                readonly=match.group("access") == "readonly",
+                automount=", auto-mount" in rest,
+                mount_point=mount.group(1) if mount else "",
             )
-        return folders
+        )
     return folders
 
 
@@ -684,19 +675,27 @@ def stores_shared_with_running_vms(timeout: float = 10.0) -> dict[str, list[str]
 
     For the clean-up: a guest's use of a shared cache leaves no trace on the host, so a store
     shared with a running VM counts as in use. Empty when VBoxManage is absent; a failing or
-    hanging VBoxManage gives what could be read (each call is limited to ``timeout`` seconds),
-    never an exception.
+    hanging VBoxManage gives what could be read within ``timeout`` seconds in all, never an
+    exception. Paths are as VirtualBox stores them (absolute; compare with realpath).
     """
+    deadline = time.monotonic() + timeout
+
+    def left() -> float:
+        return max(0.1, deadline - time.monotonic())
+
     try:
         vbox = VBoxManage.find(timeout=timeout)
         if vbox is None:
             return {}
-        listing = vbox.run(["list", "runningvms"])
+        listing = vbox.run(["list", "runningvms"], timeout=left())
         if not listing.ok:
             return {}
         shared: dict[str, list[str]] = {}
         for name, uuid in parse_list(listing.stdout):
-            result = vbox.run(["showvminfo", uuid or name, "--machinereadable"], vm=uuid or name)
+            if time.monotonic() >= deadline:
+                break
+            ref = uuid or name
+            result = vbox.run(["showvminfo", ref, "--machinereadable"], vm=ref, timeout=left())
             if not result.ok:
                 continue
             info = parse_machinereadable(result.stdout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -413,3 +414,35 @@ def test_cancel_kills_a_running_call_and_refuses_new_ones(fake: FakeVBox) -> Non
     assert result.failure == "cancelled" and not result.ok and not result.timed_out
     assert manager.run(["list", "vms"]).failure == "cancelled before VBoxManage ran"
     assert len(fake.calls()) == 1
+
+
+def test_stores_shared_keeps_to_its_time_budget(fake: FakeVBox, monkeypatch) -> None:
+    monkeypatch.setenv("VBOX_MANAGE", fake.exe)
+    monkeypatch.setenv("FAKE_VBOX_STATE", str(fake.state_file))
+    fake.set(hang=["showvminfo"])
+    started = time.monotonic()
+    assert vbox.stores_shared_with_running_vms(timeout=1.5) == {}
+    assert time.monotonic() - started < 1.5 + 5
+
+
+def test_inaccessible_vm_is_listed_with_its_problem(fake: FakeVBox, manager) -> None:
+    state = fake.state()
+    state["vms"][2]["inaccessible"] = True
+    fake.state_file.write_text(json.dumps(state))
+    vms = vbox.list_vms(manager)
+    assert vms[2].inaccessible and vms[2].name == "<inaccessible>"
+    assert "inaccessible" in vms[2].error
+    assert [vm.name for vm in vms[:2]] == [RUNNING, STOPPED]
+
+
+def test_human_folders_in_separate_groups() -> None:
+    text = (
+        "Shared folders:\n\n"
+        "Name: 'a', Host path: '/a' (machine mapping), writable\n\n"
+        "Name: 'b', Host path: '/b' (transient mapping), readonly\n"
+        "Name: 'g', Host path: '/g' (global mapping), readonly\n"
+    )
+    assert [(f.name, f.transient) for f in vbox.parse_human_folders(text)] == [
+        ("a", False),
+        ("b", True),
+    ]
