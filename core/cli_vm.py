@@ -278,30 +278,6 @@ def cmd_vm_unshare(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 # --- snippet --------------------------------------------------------------------------------------
 
 
-def libvirt_version(timeout: float = 10.0) -> tuple[int, ...] | None:
-    """The host's libvirt version as ``virsh --version`` says it, or None without virsh."""
-    import shutil
-    import subprocess
-
-    from core.snippets import parse_libvirt_version
-
-    virsh = shutil.which("virsh")
-    if virsh is None:
-        return None
-    try:
-        proc = subprocess.run(
-            [virsh, "--version"],
-            capture_output=True,
-            check=False,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return parse_libvirt_version(proc.stdout) if proc.returncode == 0 else None
-
-
 def cmd_snippet(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     import os
 
@@ -316,7 +292,7 @@ def cmd_snippet(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                 f"--libvirt-version '{args.libvirt_version}' is not a version like 11.0"
             )
     elif args.kind == "libvirt":
-        version = libvirt_version()
+        version = snippets.detect_libvirt_version()
     opts = snippets.with_defaults(
         snippets.SnippetOptions(),
         name=args.name,

@@ -81,6 +81,28 @@ def libvirt_accepts_readonly(version: tuple[int, ...] | None) -> bool:
     return version is not None and version[:2] >= LIBVIRT_READONLY_SINCE
 
 
+def detect_libvirt_version(timeout: float = 10.0) -> tuple[int, ...] | None:
+    """This host's libvirt version as ``virsh --version`` says it; None without virsh."""
+    import shutil
+    import subprocess
+
+    virsh = shutil.which("virsh")
+    if virsh is None:
+        return None
+    try:
+        proc = subprocess.run(
+            [virsh, "--version"],
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_libvirt_version(proc.stdout) if proc.returncode == 0 else None
+
+
 # --- quoting --------------------------------------------------------------------------------------
 
 

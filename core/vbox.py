@@ -885,3 +885,20 @@ def guest_instructions(name: str, readonly: bool = True, guest_path: str = GUEST
             else ""
         )
     )
+
+
+def guest_cache_instructions(name: str) -> str:
+    """What to do inside a guest to use share ``name`` as a cache shared between guests and
+    written by them: mounted as the guest user's own cache, owned by that user."""
+    import shlex
+
+    where = "~/.cache/0install.net/implementations"
+    return (
+        "A cache shared between guests and written by them: mount it\n"
+        "as the guest user's own cache (Guest Additions 4.2.0 or later,\n"
+        'or 0install reports "Incorrect manifest -- archive is corrupted"):\n'
+        f"  mkdir -p {where}\n"
+        f"  sudo mount -t vboxsf -o rw,uid=$(id -u),gid=$(id -g) {shlex.quote(name)} {where}\n"
+        "\n"
+        "A malicious guest can corrupt this cache for every VM using it.\n"
+    )

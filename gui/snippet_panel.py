@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from core import snippets
 from core.snippets import SnippetOptions
+from gui.workers import Starter, Worker
 
 NOTES = {
     "vagrant": "Vagrantfile (version 2, VirtualBox provider). Read-only on the host through the "
@@ -144,6 +145,22 @@ class SnippetPanel(QWidget):
         self.writable_check.toggled.connect(self.update_snippets)
         self.proto_combo.currentIndexChanged.connect(self.update_snippets)
         self.update_snippets()
+
+    def detect_libvirt(self, starter: Starter | None = None) -> None:
+        """Ask this host's virsh for the libvirt version, off the GUI thread; fills the field
+        unless the admin typed something meanwhile."""
+        worker = Worker(snippets.detect_libvirt_version, starter=starter, name="virsh", parent=self)
+
+        def done(version: object, _error: object) -> None:
+            worker.deleteLater()
+            if isinstance(version, tuple) and not self.libvirt_edit.text():
+                self.libvirt_edit.setText(".".join(map(str, version)))
+                self.libvirt_edit.setToolTip(
+                    self.libvirt_edit.toolTip() + " (found with virsh --version)"
+                )
+
+        worker.done.connect(done)
+        worker.start()
 
     def options(self) -> SnippetOptions:
         version = snippets.parse_libvirt_version(self.libvirt_edit.text())

@@ -413,6 +413,7 @@ class VMPage(QWidget):
     def start(self) -> None:
         self._started = True
         self.snippets.set_host_path(vbox.default_host_path(self._env)[0])
+        self.snippets.detect_libvirt(self._starter)
         self.refresh()
 
     def shutdown(self, timeout: float = 5.0) -> None:
@@ -621,19 +622,26 @@ class VMPage(QWidget):
         self._update_actions()
 
     def instructions_for(self, vm: vbox.VM) -> str:
-        shares = [f for f in vm.folders if self.model.is_cache(f)] or list(vm.folders)
-        if not shares:
+        """The guest side of this VM's shares: the host's cache (mounted where 0install looks),
+        a guest-writable cache (writable, with symlinks), or else whatever it shares."""
+        caches = [f for f in vm.folders if self.model.is_cache(f)]
+        guest_caches = [
+            f for f in vm.folders if f not in caches and f.readonly is False and f.symlinks
+        ]
+        if not vm.folders:
             return (
                 f'{vm.name} shares no folder yet: use "Share the cache with these VMs".\n\n'
                 + vbox.guest_instructions(vbox.DEFAULT_SHARE_NAME)
             )
         parts = []
-        for f in shares:
-            guest_path = vbox.GUEST_CACHE if self.model.is_cache(f) else f"/mnt/{f.name}"
+        for f in caches or ([] if guest_caches else vm.folders):
+            guest_path = vbox.GUEST_CACHE if f in caches else f"/mnt/{f.name}"
             parts.append(
                 f"# Share '{f.name}' ({f.access})\n"
                 + vbox.guest_instructions(f.name, f.readonly is not False, guest_path)
             )
+        for f in guest_caches:
+            parts.append(f"# Share '{f.name}' (writable)\n" + vbox.guest_cache_instructions(f.name))
         if vm.ga_old:
             parts.insert(0, "WARNING: " + vbox.OLD_GA_WARNING.format(version=vm.ga_version))
         return "\n".join(parts)

@@ -130,3 +130,18 @@ def test_snippet_panel_refuses_bad_options(qtbot) -> None:
     assert panel.text("vagrant") == ""
     panel.name_edit.setText("ok")
     assert not panel.problem.isVisibleTo(panel) and panel.text("vagrant")
+
+
+def test_snippet_panel_asks_virsh_for_the_libvirt_version(qtbot, tmp_path, monkeypatch) -> None:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    virsh = folder / "virsh"
+    virsh.write_text('#!/bin/sh\n[ "$1" = --version ] && echo 11.0.0\n')
+    virsh.chmod(0o755)
+    monkeypatch.setenv("PATH", str(folder))
+    panel = SnippetPanel()
+    qtbot.addWidget(panel)
+    assert ET.fromstring(panel.text("libvirt")).find("devices/filesystem/readonly") is None
+    panel.detect_libvirt()
+    qtbot.waitUntil(lambda: panel.libvirt_edit.text() == "11.0.0", timeout=10_000)
+    assert ET.fromstring(panel.text("libvirt")).find("devices/filesystem/readonly") is not None

@@ -79,6 +79,8 @@ def test_lists_vms_with_state_os_additions_and_folders(qtbot, fake, tmp_path, ca
     assert folders.data(folders.index(1, 5)) == "on"
     text = page.instructions.toPlainText()
     assert "sudo mount -t vboxsf -o ro ZeroInstall /var/cache/0install.net/implementations" in text
+    # 'scratch' is writable with symlinks: a guest-writable cache, mounted as the user's own.
+    assert "-o rw,uid=$(id -u),gid=$(id -g) scratch ~/.cache/0install.net/implementations" in text
     page.copy_button.click()
     assert QApplication.clipboard().text() == text
 

@@ -237,3 +237,27 @@ def test_fstab_lines_escape_spaces() -> None:
 def test_bad_options_are_refused_in_one_line(changes: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         snippets.generate("vagrant", SnippetOptions(**changes))
+
+
+def _fake_virsh(tmp_path: Path, version: str) -> Path:
+    folder = tmp_path / "bin"
+    folder.mkdir(exist_ok=True)
+    virsh = folder / "virsh"
+    virsh.write_text(f'#!/bin/sh\n[ "$1" = --version ] && echo {version}\n')
+    virsh.chmod(0o755)
+    return folder
+
+
+@pytest.mark.parametrize(("version", "readonly"), [("11.2.0", True), ("10.0.0", False)])
+def test_snippet_command_asks_virsh_for_the_libvirt_version(
+    tmp_path: Path, monkeypatch, capsys, version: str, readonly: bool
+) -> None:
+    from core.cli import main
+
+    monkeypatch.setenv("PATH", str(_fake_virsh(tmp_path, version)))
+    assert snippets.detect_libvirt_version() == snippets.parse_libvirt_version(version)
+    assert main(["snippet", "libvirt"]) == 0
+    out = capsys.readouterr().out
+    assert ("<readonly/>" in out.split("-->", 1)[1]) is readonly
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert snippets.detect_libvirt_version() is None
