@@ -398,7 +398,7 @@ class VMPage(QWidget):
         vl.addWidget(self.splitter, 1)
 
         self.snippets = SnippetPanel(self.tabs)
-        self.snippets.saved.connect(lambda path: self.statusMessage.emit(f"Saved {path}"))
+        self.snippets.saved.connect(lambda path: self._status(f"Saved {path}"))
         self.tabs.addTab(vb_tab, icon("vm"), "VirtualBox")
         self.tabs.addTab(self.snippets, "Vagrant, microvm.nix, libvirt, fstab")
 
@@ -475,7 +475,7 @@ class VMPage(QWidget):
         generation = self._generation
         worker = Worker(fn, starter=self._starter, name="vboxmanage", parent=self)
         self._worker = worker
-        self.statusMessage.emit(label)
+        self._status(label)
         self._update_actions()
 
         def finished(result: Any, error: Any) -> None:
@@ -564,7 +564,7 @@ class VMPage(QWidget):
                     "warning",
                 )
             self._check_pending()
-            self.statusMessage.emit(f"{len(self.model.vms)} VirtualBox VM(s)")
+            self._status(f"{len(self.model.vms)} VirtualBox VM(s)")
         self.refreshed.emit()
 
     def _keep_selection(self, vms: Sequence[vbox.VM], stores: Sequence[str]) -> None:
@@ -648,7 +648,7 @@ class VMPage(QWidget):
 
     def copy_instructions(self) -> None:
         QGuiApplication.clipboard().setText(self.instructions.toPlainText())
-        self.statusMessage.emit("Guest instructions copied")
+        self._status("Guest instructions copied")
 
     def selected_folder(self) -> vbox.SharedFolder | None:
         rows = self.folders.selectionModel().selectedRows()
@@ -762,10 +762,15 @@ class VMPage(QWidget):
                             f"{vm.name}: VBoxManage: error: {r.error_line}"
                             + (f" ({r.explanation})" if r.explanation else "")
                         )
-            self.statusMessage.emit(
+            self._status(
                 "Done" if not failures else f"{failures} command(s) failed: see the log"
             )
         self.refresh()
+
+    def _status(self, text: str) -> None:
+        """A status-bar message, only while this page is the one shown."""
+        if self.isVisible():
+            self.statusMessage.emit(text)
 
     def _log_line(self, text: str) -> None:
         self.log.appendPlainText(text)
