@@ -228,7 +228,7 @@ def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     for warning in vbox.general_warnings(request):
         err.write(f"warning: {warning}\n")
     failed = 0
-    for ref in args.vms:
+    for ref in dict.fromkeys(args.vms):  # each VM once, in the order given
         try:
             vm = _read(manager, ref)
         except CommandError as exc:
