@@ -263,7 +263,7 @@ class VMPage(QWidget):
             "Re&move share",
             "Remove the selected shared folder from its VM",
             self.remove_selected,
-            None,
+            QKeySequence.StandardKey.Delete,
             "cancel",
         )
         self.copy_action = self._action(
@@ -354,7 +354,7 @@ class VMPage(QWidget):
         self.instructions.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         copy = QPushButton("&Copy", vb_tab)
         copy.setToolTip("Copy the guest instructions to the clipboard")
-        copy.clicked.connect(self.copy_instructions)
+        copy.clicked.connect(self.copy_shown)
         self.copy_button = copy
 
         folders_box = QWidget(vb_tab)
@@ -379,6 +379,10 @@ class VMPage(QWidget):
         self.bottom.addTab(self.instructions, "Guest instructions")
         self.bottom.addTab(self.log, "Commands run")
         self.bottom.setCornerWidget(copy, Qt.Corner.TopRightCorner)
+        self.bottom.currentChanged.connect(self._bottom_changed)
+        # Delete removes a share only from the folders table, not while typing elsewhere.
+        self.remove_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.folders.addAction(self.remove_action)
 
         self.splitter = QSplitter(Qt.Orientation.Vertical, vb_tab)
         self.splitter.addWidget(self.table)
@@ -650,6 +654,23 @@ class VMPage(QWidget):
         QGuiApplication.clipboard().setText(self.instructions.toPlainText())
         self._status("Guest instructions copied")
 
+    def copy_shown(self) -> None:
+        """The Copy button: the guest instructions, or the command log when that is shown."""
+        if self.bottom.currentWidget() is self.log:
+            QGuiApplication.clipboard().setText(self.log.toPlainText())
+            self._status("Commands copied")
+        else:
+            self.copy_instructions()
+
+    def _bottom_changed(self, _index: int) -> None:
+        log = self.bottom.currentWidget() is self.log
+        self.copy_button.setToolTip(
+            "Copy the commands run to the clipboard"
+            if log
+            else "Copy the guest instructions to the clipboard"
+        )
+        self._update_actions()
+
     def selected_folder(self) -> vbox.SharedFolder | None:
         rows = self.folders.selectionModel().selectedRows()
         if not rows:
@@ -662,7 +683,8 @@ class VMPage(QWidget):
         self.share_action.setEnabled(available and bool(self.selected_vms()))
         self.remove_action.setEnabled(available and self.selected_folder() is not None)
         self.copy_action.setEnabled(bool(self.instructions.toPlainText()))
-        self.copy_button.setEnabled(bool(self.instructions.toPlainText()))
+        shown = self.bottom.currentWidget()
+        self.copy_button.setEnabled(isinstance(shown, QPlainTextEdit) and bool(shown.toPlainText()))
 
     # --- changes ---------------------------------------------------------------------------------
 
@@ -762,9 +784,7 @@ class VMPage(QWidget):
                             f"{vm.name}: VBoxManage: error: {r.error_line}"
                             + (f" ({r.explanation})" if r.explanation else "")
                         )
-            self._status(
-                "Done" if not failures else f"{failures} command(s) failed: see the log"
-            )
+            self._status("Done" if not failures else f"{failures} command(s) failed: see the log")
         self.refresh()
 
     def _status(self, text: str) -> None:
@@ -775,6 +795,7 @@ class VMPage(QWidget):
     def _log_line(self, text: str) -> None:
         self.log.appendPlainText(text)
         self.bottom.setCurrentWidget(self.log)
+        self._update_actions()
 
     # --- permanent later -------------------------------------------------------------------------
 

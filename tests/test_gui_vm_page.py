@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
 from gui.vm_page import VMPage
@@ -179,8 +179,13 @@ def test_remove_share(qtbot, fake, tmp_path, monkeypatch) -> None:
         return QMessageBox.StandardButton.Yes
 
     monkeypatch.setattr(QMessageBox, "question", answer)
+    page.show()
+    page.activateWindow()
+    qtbot.waitActive(page)
+    page.folders.setFocus()
+    qtbot.waitUntil(page.folders.hasFocus)
     with qtbot.waitSignal(page.refreshed, timeout=WAIT_MS):
-        page.remove_action.trigger()
+        qtbot.keyClick(page.folders, Qt.Key.Key_Delete)
     _idle(qtbot, page)
     assert (
         f"VBoxManage sharedfolder remove {UUIDS[RUNNING]} --name scratch --transient"
@@ -189,6 +194,10 @@ def test_remove_share(qtbot, fake, tmp_path, monkeypatch) -> None:
     assert [f["name"] for f in fake.vm(RUNNING)["folders"]] == ["ZeroInstall"]
     page.table.selectRow(_row(page, RUNNING))
     assert [f.name for f in page.folder_model.folders] == ["ZeroInstall"]
+    # The log is shown after a change, and Copy then copies it.
+    assert page.bottom.currentWidget() is page.log
+    page.copy_button.click()
+    assert "sharedfolder remove" in QApplication.clipboard().text()
 
 
 def test_a_hanging_vboxmanage_does_not_hang_the_window(qtbot, fake, tmp_path) -> None:
