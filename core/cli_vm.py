@@ -107,8 +107,10 @@ def _vbox():
 
     manager = vbox.VBoxManage.find()
     if manager is None:
+        problem = vbox.env_problem()
         raise CommandError(
             "VBoxManage not found: install VirtualBox, or set $VBOX_MANAGE to its VBoxManage"
+            + (f" ({problem})" if problem else "")
         )
     return manager
 

@@ -117,6 +117,19 @@ def find_vboxmanage(env: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
+def env_problem(env: Mapping[str, str] | None = None) -> str:
+    """Why ``$VBOX_MANAGE`` was not used, in one line, or "" (unset, or an executable)."""
+    env = os.environ if env is None else env
+    path = env.get("VBOX_MANAGE", "")
+    if not path:
+        return ""
+    if not os.path.exists(path):
+        return f"$VBOX_MANAGE names '{path}', which does not exist"
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        return f"$VBOX_MANAGE names '{path}', which is not an executable file"
+    return ""
+
+
 @dataclass(frozen=True)
 class VBoxResult:
     """One VBoxManage call: what ran and how it ended. Never raised, always returned."""

@@ -533,10 +533,11 @@ class VMPage(QWidget):
             return
         self._manager = result["manager"]
         if self._manager is None:
+            problem = vbox.env_problem(self._env)
             self.where.setText(
                 "VirtualBox is not installed here (no VBoxManage on PATH, in the usual places, or "
                 "in $VBOX_MANAGE). The configuration generators in the next tab need no "
-                "VirtualBox."
+                "VirtualBox." + (f"\nNote: {problem}." if problem else "")
             )
             self.model.set_vms([], result["stores"])
             self._selection_changed()

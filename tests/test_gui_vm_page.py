@@ -230,6 +230,7 @@ def test_without_virtualbox_the_generators_still_work(qtbot, tmp_path) -> None:
         pytest.skip("this machine has VirtualBox installed")
     page = _page(qtbot, env)
     assert "VirtualBox is not installed here" in page.where.text()
+    assert f"$VBOX_MANAGE names '{tmp_path / 'none'}', which does not exist" in page.where.text()
     assert not page.share_action.isEnabled() and not page.remove_action.isEnabled()
     assert page.model.rowCount() == 0
     assert 'Vagrant.configure("2")' in page.snippets.text("vagrant")

@@ -141,7 +141,8 @@ def test_vm_without_virtualbox(tmp_path: Path, monkeypatch, capsys) -> None:
     if vbox.find_vboxmanage() is not None:
         pytest.skip("this machine has VirtualBox installed")
     assert main(["vm", "list"]) == 1
-    assert "VBoxManage not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "VBoxManage not found" in err and "which does not exist" in err
 
 
 def test_vm_list_with_hanging_vboxmanage_ends(fake: FakeVBox, monkeypatch, capsys) -> None:
