@@ -116,9 +116,9 @@ def _vbox():
 
 
 def _fail(result) -> str:
-    return (
-        f"{result.error_line}\n  {result.explanation}" if result.explanation else result.error_line
-    )
+    """VBoxManage's error line, and on the next line what it means."""
+    plain = result.explanation
+    return f"{result.error_text}\n  {plain}" if plain else result.error_text
 
 
 # --- vm list --------------------------------------------------------------------------------------
@@ -199,7 +199,7 @@ def _run_all(manager, vm, commands, out: IO[str], err: IO[str]) -> bool:
         out.flush()
         result = manager.run(args, vm=vm.ref)
         if not result.ok:
-            err.write(f"{vm.name}: VBoxManage: error: {_fail(result)}\n")
+            err.write(f"{vm.name}: {_fail(result)}\n")
             ok = False
             break
     return ok

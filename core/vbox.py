@@ -162,6 +162,16 @@ class VBoxResult:
         return "" if self.ok else f"VBoxManage exited with code {self.returncode}"
 
     @property
+    def error_text(self) -> str:
+        """The error as shown: ``VBoxManage: error: <its line>`` when VBoxManage said it, else
+        why there is no such line (it could not run, timed out, was cancelled)."""
+        if self.ok:
+            return ""
+        if self.failure or self.timed_out:
+            return self.error_line
+        return f"VBoxManage: error: {self.error_line}"
+
+    @property
     def code(self) -> str:
         """The COM error name from the ``Details:`` line (``VBOX_E_OBJECT_NOT_FOUND``), or ""."""
         match = _CODE.search(self.stderr)

@@ -550,7 +550,7 @@ class VMPage(QWidget):
         if "error" in result:
             failure = result["error"]
             self.banner.add_message(
-                f"Could not list the VMs: VBoxManage: error: {failure.error_line}"
+                f"Could not list the VMs: {failure.error_text}"
                 + (f" ({failure.explanation})" if failure.explanation else ""),
                 "error",
             )
@@ -778,11 +778,11 @@ class VMPage(QWidget):
                         self._log_line(f"  ok: {r.command}")
                     else:
                         failures += 1
-                        self._log_line(f"  VBoxManage: error: {r.error_line}")
+                        self._log_line(f"  {r.error_text}")
                         if r.explanation:
                             self._log_line(f"    ({r.explanation})")
                         self._change_errors.append(
-                            f"{vm.name}: VBoxManage: error: {r.error_line}"
+                            f"{vm.name}: {r.error_text}"
                             + (f" ({r.explanation})" if r.explanation else "")
                         )
             self._status("Done" if not failures else f"{failures} command(s) failed: see the log")

@@ -151,7 +151,10 @@ def test_vm_list_with_hanging_vboxmanage_ends(fake: FakeVBox, monkeypatch, capsy
     monkeypatch.setattr(vbox, "DEFAULT_TIMEOUT", 1.0)
     fake.set(hang=["list"])
     assert main(["vm", "list"]) == 1
-    assert "did not answer in time" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "zeroinstall-admin: VBoxManage did not answer in time and was stopped" in err
+    assert "VBoxManage: error:" not in err  # not VBoxManage's words: it said nothing
+    assert "stuck" in err
 
 
 def test_snippet_commands(tmp_path: Path, capsys) -> None:
