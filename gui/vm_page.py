@@ -222,7 +222,9 @@ class VMPage(QWidget):
         self._generation = 0
         self._cancel = threading.Event()
         self._started = False
-        self.pending: dict[str, dict] = {}  # VM uuid -> ShareRequest fields, to make permanent
+        # VM uuid -> the ShareRequest fields of its transient shares, to make permanent once it
+        # has stopped (remembered across sessions).
+        self.pending: dict[str, list[dict]] = {}
         self._change_errors: list[str] = []  # the last change's failures, kept over refreshes
         self.model = VMModel(self)
         self.folder_model = FolderModel(self)
@@ -724,12 +726,14 @@ class VMPage(QWidget):
                 )
                 return
         vms = list(vms)
-        if plan.permanent_later:
-            for vm in vms:
-                if plan.request.transient_for(vm):
-                    self.pending[vm.uuid] = {"vm": vm.name, **asdict(plan.request)}
+        requests = [plan.request] + ([plan.guest_cache] if plan.guest_cache else [])
+
+        def shared(vm: vbox.VM, ok: bool) -> None:
+            if ok and plan.permanent_later and plan.request.transient_for(vm):
+                self.pending[vm.uuid] = [asdict(r) for r in requests]
+
         work = [(vm, plan.commands(vm)) for vm in vms]
-        self._run_changes(f"Sharing with {len(vms)} VM(s)…", manager, work)
+        self._run_changes(f"Sharing with {len(vms)} VM(s)…", manager, work, shared)
 
     def remove_selected(self) -> None:
         vm, folder = self.current_vm(), self.selected_folder()
@@ -755,7 +759,10 @@ class VMPage(QWidget):
         label: str,
         manager: vbox.VBoxManage,
         work: Sequence[tuple[vbox.VM, Sequence[Sequence[str]]]],
+        after: Callable[[vbox.VM, bool], None] | None = None,
     ) -> None:
+        """Run each VM's commands in the background, log them, then refresh; ``after(vm, ok)``
+        follows on the GUI thread for each VM."""
         self._change_errors.clear()
         for vm, commands in work:
             for args in commands:
@@ -764,15 +771,19 @@ class VMPage(QWidget):
         def run() -> list[tuple[vbox.VM, list[vbox.VBoxResult]]]:
             return [(vm, vbox.run_commands(manager, vm, commands)) for vm, commands in work]
 
-        self._submit(label, run, self._changed)
+        self._submit(label, run, lambda result, error: self._changed(result, error, after))
         self._update_actions()
 
-    def _changed(self, result: Any, error: Any) -> None:
+    def _changed(
+        self, result: Any, error: Any, after: Callable[[vbox.VM, bool], None] | None = None
+    ) -> None:
         if error is not None:
             self._change_errors.append(f"Unexpected error: {error}")
         else:
             failures = 0
             for vm, results in result:
+                if after is not None:
+                    after(vm, all(r.ok for r in results))
                 for r in results:
                     if r.ok:
                         self._log_line(f"  ok: {r.command}")
@@ -800,19 +811,29 @@ class VMPage(QWidget):
 
     # --- permanent later -------------------------------------------------------------------------
 
-    def ready_pending(self) -> list[tuple[vbox.VM, vbox.ShareRequest]]:
-        """Shares waiting to become permanent whose VM has stopped."""
+    def ready_pending(self) -> list[tuple[vbox.VM, list[vbox.ShareRequest]]]:
+        """Shares waiting to become permanent whose VM has stopped (and does not have them)."""
         ready = []
+        known = vbox.ShareRequest.__dataclass_fields__
         for vm in self.model.vms:
-            fields = self.pending.get(vm.uuid)
-            if fields is None or vm.running or vm.saved:
+            entries = self.pending.get(vm.uuid)
+            if not entries or vm.running or vm.saved:
                 continue
-            names = {k: v for k, v in fields.items() if k in vbox.ShareRequest.__dataclass_fields__}
-            request = vbox.ShareRequest(**{**names, "transient": False})
-            if vm.folder(request.name, transient=False) is not None:
+            requests = []
+            for fields in entries:
+                if not isinstance(fields, dict):
+                    continue
+                try:
+                    wanted = {k: v for k, v in fields.items() if k in known}
+                    request = vbox.ShareRequest(**{**wanted, "transient": False})
+                except TypeError:
+                    continue
+                if vm.folder(request.name, transient=False) is None:
+                    requests.append(request)
+            if requests:
+                ready.append((vm, requests))
+            else:
                 self.pending.pop(vm.uuid, None)
-                continue
-            ready.append((vm, request))
         return ready
 
     def _check_pending(self) -> None:
@@ -820,7 +841,9 @@ class VMPage(QWidget):
         if not ready:
             self.pending_bar.hide()
             return
-        names = ", ".join(f"{vm.name} ('{r.name}')" for vm, r in ready)
+        names = ", ".join(
+            f"{vm.name} ({', '.join(repr(r.name) for r in requests)})" for vm, requests in ready
+        )
         self.pending_label.setText(
             f"Stopped since their transient share was added: {names}. The share ended with the "
             "VM. Make it permanent now?"
@@ -832,13 +855,13 @@ class VMPage(QWidget):
         if not ready or self._manager is None:
             return
         work = []
-        for vm, request in ready:
+        for vm, requests in ready:
             self.pending.pop(vm.uuid, None)
-            work.append((vm, vbox.share_commands(vm, request)))
+            work.append((vm, [c for r in requests for c in vbox.share_commands(vm, r)]))
         self.pending_bar.hide()
         self._run_changes("Making shares permanent…", self._manager, work)
 
     def forget_pending(self) -> None:
-        for vm, _request in self.ready_pending():
+        for vm, _requests in self.ready_pending():
             self.pending.pop(vm.uuid, None)
         self.pending_bar.hide()

@@ -164,6 +164,7 @@ def test_errors_show_vboxmanage_line_and_explanation(qtbot, fake, tmp_path, cach
     assert (
         "VBoxManage: error: Shared folder named 'scratch' already exists" in page.log.toPlainText()
     )
+    assert dialog.plan().permanent_later and not page.pending  # nothing shared, nothing to keep
 
 
 def test_remove_share(qtbot, fake, tmp_path, monkeypatch) -> None:
@@ -239,7 +240,7 @@ def test_without_virtualbox_the_generators_still_work(qtbot, tmp_path) -> None:
 def test_state_is_remembered(qtbot, fake, tmp_path, cache) -> None:
     page = _page(qtbot, _env(fake, tmp_path))
     page.tabs.setCurrentIndex(1)
-    page.pending = {"x": {"vm": "v", "name": "N", "host_path": str(cache)}}
+    page.pending = {"x": [{"name": "N", "host_path": str(cache)}]}
     settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
     page.save_state(settings)
     other = VMPage(_env(fake, tmp_path))
