@@ -268,7 +268,7 @@ class ShareDialog(QDialog):
         permanent = [vm.name for vm in self.vms if not plan.request.transient_for(vm)]
         parts = []
         if permanent:
-            parts.append("Permanent for " + ", ".join(permanent) + " (stopped).")
+            parts.append("Permanent for " + ", ".join(permanent) + " (not running).")
         if transient:
             parts.append(
                 "Transient for " + ", ".join(transient) + " (running): VirtualBox keeps a "
