@@ -72,6 +72,15 @@ _HUMAN_FOLDER = re.compile(
 _MOUNT_POINT = re.compile(r", mount-point: '(.*)'(?:, symlink-policy: [^,]*)?$")
 
 
+UNIX_LOCATIONS = [
+    "/usr/bin/VBoxManage",  # Linux packages (a link into /usr/lib/virtualbox or /opt/VirtualBox)
+    "/usr/local/bin/VBoxManage",
+    "/usr/lib/virtualbox/VBoxManage",
+    "/opt/VirtualBox/VBoxManage",
+    "/Applications/VirtualBox.app/Contents/MacOS/VBoxManage",  # macOS
+]
+"""Where VirtualBox installs VBoxManage on Linux and macOS, when it is not on PATH."""
+
 # --- finding and running VBoxManage -------------------------------------------------------------
 
 
@@ -92,13 +101,7 @@ def candidate_paths(env: Mapping[str, str] | None = None, platform: str | None =
         found.append(os.path.join(program_files, "Oracle", "VirtualBox", "VBoxManage.exe"))
     else:
         names = ["VBoxManage", "vboxmanage"]
-        found += [
-            "/usr/bin/VBoxManage",
-            "/usr/local/bin/VBoxManage",
-            "/usr/lib/virtualbox/VBoxManage",
-            "/opt/VirtualBox/VBoxManage",
-            "/Applications/VirtualBox.app/Contents/MacOS/VBoxManage",
-        ]
+        found += UNIX_LOCATIONS
     on_path = [shutil.which(n, path=env.get("PATH", os.defpath)) for n in names]
     first = found[:1] if env.get("VBOX_MANAGE") else []
     rest = found[1:] if env.get("VBOX_MANAGE") else found

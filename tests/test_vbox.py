@@ -43,9 +43,8 @@ def test_find_prefers_the_environment_variable(fake: FakeVBox, tmp_path: Path) -
     assert vbox.find_vboxmanage({"PATH": str(other)}) == str(on_path)
 
 
-def test_find_returns_none_without_virtualbox(tmp_path: Path) -> None:
-    if any(os.path.exists(p) for p in vbox.candidate_paths({"PATH": str(tmp_path)})):
-        pytest.skip("this machine has VirtualBox installed")
+def test_find_returns_none_without_virtualbox(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(vbox, "UNIX_LOCATIONS", [str(tmp_path / "opt" / "VBoxManage")])
     assert (
         vbox.find_vboxmanage({"PATH": str(tmp_path), "VBOX_MANAGE": str(tmp_path / "no")}) is None
     )
@@ -197,8 +196,9 @@ def test_stores_shared_is_empty_without_virtualbox_or_when_it_fails(
 ) -> None:
     monkeypatch.setenv("VBOX_MANAGE", str(tmp_path / "missing"))
     monkeypatch.setenv("PATH", str(tmp_path))
-    if vbox.find_vboxmanage() is None:
-        assert vbox.stores_shared_with_running_vms() == {}
+    monkeypatch.setattr(vbox, "UNIX_LOCATIONS", [])
+    assert vbox.find_vboxmanage() is None
+    assert vbox.stores_shared_with_running_vms() == {}
     monkeypatch.setenv("VBOX_MANAGE", fake.exe)
     monkeypatch.delenv("FAKE_VBOX_STATE", raising=False)  # the stand-in then fails every call
     assert vbox.stores_shared_with_running_vms(timeout=20) == {}
