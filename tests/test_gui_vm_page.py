@@ -249,10 +249,11 @@ def test_state_is_remembered(qtbot, fake, tmp_path, cache) -> None:
     assert other.pending == page.pending
 
 
-def test_the_window_adds_the_page_last(qtbot) -> None:
+def test_the_window_adds_the_page_last(qtbot, cache) -> None:
+    from core.stores import stores_from_paths
     from gui.app import _build_window
 
-    window, _cache_page = _build_window(None, None, None)
+    window, _cache_page = _build_window(stores_from_paths([str(cache)]), None, None)
     qtbot.addWidget(window)
     pages = window.pages
     assert getattr(pages[-1], "page_id", None) == "vms"
