@@ -72,7 +72,9 @@ def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) 
         help="host folder (default /var/cache/0install.net/implementations)",
     )
     p.add_argument(
-        "--guest-path", metavar="P", help="mount point in the guest (default: the same path)"
+        "--guest-path",
+        metavar="P",
+        help="mount point in the guest (default /var/cache/0install.net/implementations)",
     )
     p.add_argument("--writable", action="store_true", help="let the guest write (not read-only)")
     p.add_argument(
