@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with only Python: installs the system packages the
-# tests use as real references (0install, visudo, apparmor_parser, useradd, Xvfb, ruby -c and
-# nix-instantiate --parse for the VM snippets) and Qt's runtime
-# libraries when missing, then the project with its test extras in .venv, then runs pytest.
+# tests use as real references (0install, visudo, apparmor_parser, useradd, Xvfb; ruby -c and
+# nix-instantiate --parse check the VM snippets) and Qt's runtime libraries when missing, then the
+# project with its test extras in .venv, then runs pytest.
 # Arguments go to pytest.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
