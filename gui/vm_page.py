@@ -616,11 +616,16 @@ class VMPage(QWidget):
         if vm is None:
             self.folder_model.set_folders([], [])
             self.folders_title.setText("Shared folders")
-            self.instructions.setPlainText(
-                "Select a VM to see its shared folders and what to type in the guest."
-                if self._manager is not None
-                else ""
-            )
+            if self._manager is None:
+                text = ""
+            elif not self.model.vms:
+                text = (
+                    "VirtualBox has no VMs registered for this user. VirtualBox keeps VMs per "
+                    "user: run this program as the user who owns them to see and share them."
+                )
+            else:
+                text = "Select a VM to see its shared folders and what to type in the guest."
+            self.instructions.setPlainText(text)
         else:
             flags = [self.model.is_cache(f) for f in vm.folders]
             self.folder_model.set_folders(vm.folders, flags)

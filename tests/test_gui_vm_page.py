@@ -274,3 +274,11 @@ def test_closing_while_vboxmanage_hangs_stops_it(qtbot, fake, tmp_path) -> None:
     assert time.monotonic() - started < 5
     assert not page._worker.running
     assert fake.calls() == [["--version"]]  # nothing ran after the cancel
+
+
+def test_no_vms_says_that_vms_are_per_user(qtbot, fake, tmp_path) -> None:
+    fake.set(vms=[])
+    page = _page(qtbot, _env(fake, tmp_path))
+    assert page.model.rowCount() == 0
+    assert "VirtualBox keeps VMs per user" in page.instructions.toPlainText()
+    assert not page.share_action.isEnabled()
