@@ -159,6 +159,7 @@ def _build_window(stores, env, settings):
     from gui.delete_action import attach as attach_delete
     from gui.main_window import MainWindow
     from gui.sharing_page import SharingPage
+    from gui.vm_page import VMPage
 
     window = MainWindow(app_version(), settings)
     page = CachePage(stores, env, parent=window)
@@ -166,6 +167,7 @@ def _build_window(stores, env, settings):
     attach_delete(page, env)
     window.add_page(CleanPage(stores, env, parent=window))
     window.add_page(SharingPage(parent=window))
+    window.add_page(VMPage(env, parent=window))
     return window, page
 
 

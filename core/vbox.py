@@ -1,0 +1,930 @@
+"""VirtualBox from the host: find ``VBoxManage``, run it, read its output, share the cache.
+
+Every call goes through :func:`run`: the resolved executable, an argument list, no shell, a
+timeout (a VBoxManage stuck on a dead VBoxSVC is killed, with its process group), and a
+:class:`VBoxResult` instead of an exception. Calls about one VM are made one at a time (a lock per
+VM, shared by every thread of the process), because VirtualBox itself refuses a second session
+lock on a machine.
+
+What VBoxManage prints, and how it fails, is written down in ``shared/reference/virtualbox.md``;
+``tests/fake_vboxmanage.py`` is a stand-in that behaves that way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+DEFAULT_TIMEOUT = 30.0
+"""Seconds any one VBoxManage call may take before it is killed."""
+
+DEFAULT_SHARE_NAME = "ZeroInstall"
+GUEST_CACHE = "/var/cache/0install.net/implementations"
+"""Where a guest mounts the share: the shared system store's path, whatever the host path."""
+SYMLINK_KEY = "VBoxInternal2/SharedFoldersEnableSymlinksCreate/"
+GA_PROPERTY = "/VirtualBox/GuestAdd/Version"
+OLD_GA = (4, 2, 0)
+"""Guest Additions older than this break symlinks in shared folders (0install docs)."""
+OLD_GA_WARNING = (
+    "Guest Additions {version} are older than 4.2.0: they have problems with symlinks in shared "
+    'folders, and a guest that writes to a shared cache may fail with "Incorrect manifest -- '
+    'archive is corrupted" although the archive is fine. Update the Guest Additions in this VM.'
+)
+SYMLINK_WARNING = (
+    "Symlink creation lets the guest plant symlinks in the share; in a writable share they can "
+    "point anywhere on the host that a program following them may reach. Turn it on only for a "
+    "guest-writable cache that you trust the guests with, never for the host's own cache."
+)
+RUNNING_STATES = frozenset(
+    {
+        "running",
+        "paused",
+        "stuck",
+        "teleporting",
+        "livesnapshotting",
+        "onlinesnapshotting",
+        "starting",
+        "stopping",
+        "saving",
+        "restoring",
+        "gurumeditation",
+    }
+)
+"""States in which the VM holds its session lock: permanent folders cannot change, transient can
+(for the states ``list runningvms`` shows)."""
+
+_LIST_LINE = re.compile(r'^"(.*)" \{([0-9a-fA-F-]+)\}$')
+_ERROR = re.compile(r"^VBoxManage(?:\.exe)?: error: (.*)$")
+_CODE = re.compile(r"code (\w+) \((0x[0-9a-fA-F]+)\)")
+_HUMAN_FOLDER = re.compile(
+    r"^Name: '(?P<name>.*?)', Host path: '(?P<path>.*)' \((?P<kind>machine|transient|global) "
+    r"mapping\), (?P<access>writable|readonly)(?P<rest>.*)$"
+)
+_MOUNT_POINT = re.compile(r", mount-point: '(.*)'(?:, symlink-policy: [^,]*)?$")
+
+
+UNIX_LOCATIONS = [
+    "/usr/bin/VBoxManage",  # Linux packages (a link into /usr/lib/virtualbox or /opt/VirtualBox)
+    "/usr/local/bin/VBoxManage",
+    "/usr/lib/virtualbox/VBoxManage",
+    "/opt/VirtualBox/VBoxManage",
+    "/Applications/VirtualBox.app/Contents/MacOS/VBoxManage",  # macOS
+]
+"""Where VirtualBox installs VBoxManage on Linux and macOS, when it is not on PATH."""
+
+# --- finding and running VBoxManage -------------------------------------------------------------
+
+
+def candidate_paths(env: Mapping[str, str] | None = None, platform: str | None = None) -> list[str]:
+    """Where VBoxManage may be, most specific first: ``$VBOX_MANAGE``, PATH, the usual places."""
+    env = os.environ if env is None else env
+    platform = platform or sys.platform
+    found: list[str] = []
+    if env.get("VBOX_MANAGE"):
+        found.append(env["VBOX_MANAGE"])
+    if platform.startswith("win"):
+        names = ["VBoxManage.exe"]
+        for var in ("VBOX_MSI_INSTALL_PATH", "VBOX_INSTALL_PATH"):
+            for folder in env.get(var, "").split(";"):
+                if folder.strip():
+                    found.append(os.path.join(folder.strip(), "VBoxManage.exe"))
+        program_files = env.get("ProgramFiles", r"C:\Program Files")
+        found.append(os.path.join(program_files, "Oracle", "VirtualBox", "VBoxManage.exe"))
+    else:
+        names = ["VBoxManage", "vboxmanage"]
+        found += UNIX_LOCATIONS
+    on_path = [shutil.which(n, path=env.get("PATH", os.defpath)) for n in names]
+    first = found[:1] if env.get("VBOX_MANAGE") else []
+    rest = found[1:] if env.get("VBOX_MANAGE") else found
+    return first + [p for p in on_path if p] + rest
+
+
+def find_vboxmanage(env: Mapping[str, str] | None = None) -> str | None:
+    """The VBoxManage executable to use, or None when VirtualBox is not installed.
+
+    ``$VBOX_MANAGE`` wins when it names an executable file; otherwise PATH, then the usual
+    install locations on Linux, macOS and Windows.
+    """
+    for path in candidate_paths(env):
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return os.path.abspath(path)
+    return None
+
+
+def env_problem(env: Mapping[str, str] | None = None) -> str:
+    """Why ``$VBOX_MANAGE`` was not used, in one line, or "" (unset, or an executable)."""
+    env = os.environ if env is None else env
+    path = env.get("VBOX_MANAGE", "")
+    if not path:
+        return ""
+    if not os.path.exists(path):
+        return f"$VBOX_MANAGE names '{path}', which does not exist"
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        return f"$VBOX_MANAGE names '{path}', which is not an executable file"
+    return ""
+
+
+@dataclass(frozen=True)
+class VBoxResult:
+    """One VBoxManage call: what ran and how it ended. Never raised, always returned."""
+
+    args: tuple[str, ...]  # the arguments after the executable
+    returncode: int | None  # None when it did not run or was killed after the timeout
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+    failure: str = ""  # why it could not run at all (OSError), else ""
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out and not self.failure
+
+    @property
+    def error_line(self) -> str:
+        """VBoxManage's own first ``error:`` message (without its prefix), or a one-line reason."""
+        if self.failure:
+            return self.failure
+        if self.timed_out:
+            return "VBoxManage did not answer in time and was stopped"
+        for line in self.stderr.splitlines():
+            match = _ERROR.match(line.strip())
+            if match and not match.group(1).startswith(("Details:", "Context:")):
+                return match.group(1)
+        lines = [line.strip() for line in self.stderr.splitlines() if line.strip()]
+        if lines:
+            return lines[0]
+        return "" if self.ok else f"VBoxManage exited with code {self.returncode}"
+
+    @property
+    def error_text(self) -> str:
+        """The error as shown: ``VBoxManage: error: <its line>`` when VBoxManage said it, else
+        why there is no such line (it could not run, timed out, was cancelled)."""
+        if self.ok:
+            return ""
+        if self.failure or self.timed_out:
+            return self.error_line
+        return f"VBoxManage: error: {self.error_line}"
+
+    @property
+    def code(self) -> str:
+        """The COM error name from the ``Details:`` line (``VBOX_E_OBJECT_NOT_FOUND``), or ""."""
+        match = _CODE.search(self.stderr)
+        return match.group(1) if match else ""
+
+    @property
+    def explanation(self) -> str:
+        """What the error means for the admin, in plain words ("" on success)."""
+        return explain(self) if not self.ok else ""
+
+    @property
+    def command(self) -> str:
+        """The call as a shell command line, for showing (never run through a shell)."""
+        return command_line(self.args)
+
+    @property
+    def summary(self) -> str:
+        """One line: the error and its explanation, or "done"."""
+        if self.ok:
+            return "done"
+        plain = self.explanation
+        return f"{self.error_line} ({plain})" if plain else self.error_line
+
+
+def command_line(args: Sequence[str], exe: str = "VBoxManage") -> str:
+    """``VBoxManage`` and the arguments, quoted for a POSIX shell so that it can be pasted."""
+    import shlex
+
+    return " ".join([exe, *(shlex.quote(a) for a in args)])
+
+
+def explain(result: VBoxResult) -> str:
+    """A plain explanation of a failed call, from VBoxManage's message and error code."""
+    if result.failure.startswith("cancelled"):
+        return ""
+    if result.failure:
+        return "check that VirtualBox is installed and VBoxManage can be run"
+    if result.timed_out:
+        return (
+            "VirtualBox's service may be stuck; try again, or restart VirtualBox "
+            "(VBoxSVC) if it keeps happening"
+        )
+    message = result.error_line
+    code = result.code
+    if "already locked" in message or "locked by a session" in message:
+        return (
+            "the VM is running, or another program (the VirtualBox Manager's settings, "
+            "another VBoxManage) holds its lock: permanent shares change only while the VM is "
+            "stopped; a running VM takes a transient share (until it stops)"
+        )
+    if "not mutable or running" in message:
+        return (
+            "the VM is saved (suspended): permanent folders cannot change until it is "
+            "started, or its saved state discarded"
+        )
+    if "is not currently running" in message:
+        return "a transient (this session only) share needs the VM to be running"
+    if "already exists" in message:
+        return (
+            "the VM already has a shared folder with this name: pick another name or remove "
+            "it first"
+        )
+    if "Could not find a registered machine" in message:
+        return (
+            "there is no VM by that name or UUID (it may have been renamed or deleted); "
+            "refresh the list"
+        )
+    if "Could not find a shared folder" in message:
+        return "the VM has no shared folder by that name (already removed?); refresh the list"
+    if "VERR_FILE_NOT_FOUND" in message or "VERR_PATH_NOT_FOUND" in message:
+        return "the host path does not exist: create it or choose another folder"
+    if "is not a directory" in message:
+        return "the host path is a file, not a folder: share the folder itself"
+    if "Invalid shared folder name" in message or "No shared folder name" in message:
+        return "a share name must be non-empty and contain no spaces, tabs or newlines"
+    if result.returncode == 2:
+        return "VBoxManage did not accept the arguments (a different VirtualBox version?)"
+    if code == "E_ACCESSDENIED" or "VERR_ACCESS_DENIED" in message:
+        return "permission denied: VirtualBox runs as you and cannot read that path"
+    return ""
+
+
+class VBoxManage:
+    """A located VBoxManage, with a lock per VM so calls about one VM never overlap."""
+
+    _locks: ClassVar[dict[str, threading.Lock]] = {}
+    _locks_guard = threading.Lock()
+
+    def __init__(
+        self,
+        exe: str,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self.exe = exe
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        self.env = None if env is None else dict(env)
+        self.cancel = cancel
+        """Once set, running calls are killed and new ones fail at once (the window closed)."""
+
+    @classmethod
+    def find(
+        cls,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> VBoxManage | None:
+        exe = find_vboxmanage(env)
+        return None if exe is None else cls(exe, timeout, env, cancel)
+
+    @classmethod
+    def _lock(cls, vm: str) -> threading.Lock:
+        with cls._locks_guard:
+            return cls._locks.setdefault(vm, threading.Lock())
+
+    def run(
+        self, args: Sequence[str], vm: str | None = None, timeout: float | None = None
+    ) -> VBoxResult:
+        """Run VBoxManage with ``args``; with ``vm``, after any other call about that VM ended."""
+        limit = self.timeout if timeout is None else timeout
+        if vm is None:
+            return run(self.exe, args, limit, self.env, self.cancel)
+        with self._lock(vm):
+            return run(self.exe, args, limit, self.env, self.cancel)
+
+
+def run(
+    exe: str,
+    args: Sequence[str],
+    timeout: float = DEFAULT_TIMEOUT,
+    env: Mapping[str, str] | None = None,
+    cancel: threading.Event | None = None,
+) -> VBoxResult:
+    """Run ``exe args`` without a shell; kill it (and its process group) after ``timeout`` s, or
+    as soon as ``cancel`` is set (checked ten times a second)."""
+    argv = tuple(str(a) for a in args)
+    if cancel is not None and cancel.is_set():
+        return VBoxResult(argv, None, failure="cancelled before VBoxManage ran")
+    child_env = dict(os.environ if env is None else env)
+    # Messages in English, so that the explanations recognise them.
+    child_env["LC_ALL"] = "C.UTF-8"
+    child_env.pop("LANGUAGE", None)
+    try:
+        proc = subprocess.Popen(
+            [exe, *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=child_env,
+            start_new_session=os.name == "posix",
+        )
+    except OSError as exc:
+        return VBoxResult(argv, None, failure=f"cannot run {exe}: {exc.strerror or exc}")
+    deadline = time.monotonic() + timeout
+    while True:
+        wait = max(0.0, deadline - time.monotonic())
+        if cancel is not None:
+            wait = min(wait, 0.1)
+        try:
+            out, err = proc.communicate(timeout=wait)
+            return VBoxResult(argv, proc.returncode, _text(out), _text(err))
+        except subprocess.TimeoutExpired:
+            cancelled = cancel is not None and cancel.is_set()
+            if not cancelled and time.monotonic() < deadline:
+                continue  # retrying communicate() loses no output
+            _kill(proc)
+            try:
+                out, err = proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:  # a grandchild holds the pipes open: give up
+                out, err = b"", b""
+            if cancelled:
+                return VBoxResult(argv, None, _text(out), _text(err), failure="cancelled")
+            return VBoxResult(argv, None, _text(out), _text(err), timed_out=True)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        if os.name == "posix":
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    except OSError:
+        pass
+
+
+def _text(data: bytes | None) -> str:
+    return (data or b"").decode("utf-8", "replace")
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+
+def parse_list(text: str) -> list[tuple[str, str]]:
+    """``list vms`` / ``list runningvms``: (name, uuid) pairs; names are not escaped there."""
+    found = []
+    for line in text.splitlines():
+        match = _LIST_LINE.match(line.rstrip("\r"))
+        if match:
+            found.append((match.group(1), match.group(2)))
+    return found
+
+
+def _unquote(text: str) -> str | None:
+    """The value of a ``"..."`` with backslash escapes, or None if ``text`` is not exactly that."""
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        return None
+    body = text[1:-1]
+    out = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            out.append(body[i + 1])
+            i += 2
+            continue
+        if ch == '"':
+            return None  # an unescaped quote inside: not a value we understand
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def parse_machinereadable(text: str) -> dict[str, str]:
+    """``showvminfo --machinereadable``: key -> value, skipping every line it does not understand.
+
+    Values are ``"..."`` with ``\\"`` and ``\\\\`` escaped, or bare numbers; keys containing ``=``
+    are quoted themselves. Lines like ``Encryption:     disabled``, `` rec_screen0``,
+    ``VRDEClients==0`` and ``VideoMode="1024,768,32"@0,0 1`` are skipped.
+    """
+    values: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.rstrip("\r")
+        if not line or line[0].isspace():
+            continue
+        if line.startswith('"'):
+            # A quoted key: find its closing quote (keys escape like values).
+            i = 1
+            while i < len(line):
+                if line[i] == "\\":
+                    i += 2
+                    continue
+                if line[i] == '"':
+                    break
+                i += 1
+            key = _unquote(line[: i + 1])
+            rest = line[i + 1 :]
+            if key is None or not rest.startswith("="):
+                continue
+            value_text = rest[1:]
+        else:
+            key, sep, value_text = line.partition("=")
+            if not sep or not key:
+                continue
+        if value_text.startswith('"'):
+            value = _unquote(value_text)
+            if value is None:
+                continue
+        elif re.fullmatch(r"-?[0-9]+", value_text):
+            value = value_text
+        else:
+            continue
+        values[key] = value
+    return values
+
+
+@dataclass(frozen=True)
+class SharedFolder:
+    name: str
+    host_path: str
+    transient: bool = False
+    readonly: bool | None = None  # None: not known (the human-readable listing did not say)
+    automount: bool | None = None
+    mount_point: str = ""
+    symlinks: bool = False  # SharedFoldersEnableSymlinksCreate/<name> is set to 1
+
+    @property
+    def kind(self) -> str:
+        return "transient" if self.transient else "permanent"
+
+    @property
+    def access(self) -> str:
+        return {True: "read-only", False: "writable", None: "?"}[self.readonly]
+
+
+def parse_human_folders(text: str) -> list[SharedFolder]:
+    """The shared folders of the human-readable ``showvminfo``, the only place that says
+    read-only, auto-mount and mount point.
+
+    Every ``Name: '...', Host path: '...' (... mapping), ...`` line counts wherever it stands:
+    versions differ in how they head and separate the machine and transient groups.
+    """
+    folders: list[SharedFolder] = []
+    for line in text.splitlines():
+        match = _HUMAN_FOLDER.match(line.strip("\r"))
+        if match is None or match.group("kind") == "global":
+            continue
+        rest = match.group("rest")
+        mount = _MOUNT_POINT.search(rest)
+        folders.append(
+            SharedFolder(
+                name=match.group("name"),
+                host_path=match.group("path"),
+                transient=match.group("kind") == "transient",
+                readonly=match.group("access") == "readonly",
+                automount=", auto-mount" in rest,
+                mount_point=mount.group(1) if mount else "",
+            )
+        )
+    return folders
+
+
+def machine_folders(info: Mapping[str, str]) -> list[SharedFolder]:
+    """Shared folders (name and host path only) from the machine-readable form."""
+    found = []
+    for kind, transient in (("Machine", False), ("Transient", True)):
+        n = 1
+        while f"SharedFolderName{kind}Mapping{n}" in info:
+            found.append(
+                SharedFolder(
+                    name=info[f"SharedFolderName{kind}Mapping{n}"],
+                    host_path=info.get(f"SharedFolderPath{kind}Mapping{n}", ""),
+                    transient=transient,
+                )
+            )
+            n += 1
+    return found
+
+
+def parse_value(text: str) -> str | None:
+    """``Value: x`` from getextradata / guestproperty get; None for ``No value set!``."""
+    for line in text.splitlines():
+        if line.startswith("Value: "):
+            return line[len("Value: ") :].rstrip("\r")
+    return None
+
+
+def parse_extradata_enumerate(text: str) -> dict[str, str]:
+    """``getextradata VM enumerate``: ``Key: k, Value: v`` lines."""
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("Key: ") and ", Value: " in line:
+            key, _, value = line[len("Key: ") :].partition(", Value: ")
+            found[key] = value.rstrip("\r")
+    return found
+
+
+def parse_ga_version(text: str | None) -> tuple[int, ...] | None:
+    """``7.0.10 r158379``, ``7.0.10``, ``4.1.2_ubuntu`` -> (7, 0, 10) ...; None if not a version."""
+    if not text:
+        return None
+    head = text.strip().split()[0].split("_")[0] if text.strip() else ""
+    match = re.match(r"^(\d+)(?:\.(\d+))?(?:\.(\d+))?", head)
+    if not match:
+        return None
+    return tuple(int(p) for p in match.groups() if p is not None)
+
+
+def ga_is_old(version: str | None) -> bool:
+    parsed = parse_ga_version(version)
+    return parsed is not None and parsed < OLD_GA
+
+
+# --- the machines -------------------------------------------------------------------------------
+
+
+@dataclass
+class VM:
+    name: str
+    uuid: str
+    state: str = ""  # VMState: poweroff, running, saved, ...; "" when unknown
+    os_type: str = ""
+    ga_version: str = ""  # "7.0.10", "" when not known
+    folders: list[SharedFolder] = field(default_factory=list)
+    inaccessible: bool = False
+    error: str = ""  # why details could not be read, else ""
+
+    @property
+    def running(self) -> bool:
+        return self.state in RUNNING_STATES
+
+    @property
+    def saved(self) -> bool:
+        return self.state in ("saved", "aborted-saved")
+
+    @property
+    def ga_old(self) -> bool:
+        return ga_is_old(self.ga_version)
+
+    @property
+    def ref(self) -> str:
+        """How to name this VM to VBoxManage: the UUID, which no rename or odd name can break."""
+        return self.uuid or self.name
+
+    @property
+    def state_text(self) -> str:
+        return {
+            "poweroff": "powered off",
+            "aborted": "aborted",
+            "saved": "saved",
+            "aborted-saved": "saved (aborted)",
+            "running": "running",
+            "paused": "paused",
+            "gurumeditation": "guru meditation",
+        }.get(self.state, self.state or "unknown")
+
+    def folder(self, name: str, transient: bool | None = None) -> SharedFolder | None:
+        for f in self.folders:
+            if f.name == name and (transient is None or f.transient == transient):
+                return f
+        return None
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "uuid": self.uuid,
+            "state": self.state,
+            "os_type": self.os_type,
+            "guest_additions": self.ga_version or None,
+            "guest_additions_old": self.ga_old,
+            "inaccessible": self.inaccessible,
+            "error": self.error or None,
+            "shared_folders": [
+                {
+                    "name": f.name,
+                    "host_path": f.host_path,
+                    "transient": f.transient,
+                    "readonly": f.readonly,
+                    "automount": f.automount,
+                    "mount_point": f.mount_point or None,
+                    "symlinks": f.symlinks,
+                }
+                for f in self.folders
+            ],
+        }
+
+
+class VBoxError(Exception):
+    """A VBoxManage call that failed where nothing sensible can go on; carries its result."""
+
+    def __init__(self, result: VBoxResult) -> None:
+        super().__init__(result.summary)
+        self.result = result
+
+
+def list_vm_names(vbox: VBoxManage, running_only: bool = False) -> list[tuple[str, str]]:
+    result = vbox.run(["list", "runningvms" if running_only else "vms"])
+    if not result.ok:
+        raise VBoxError(result)
+    return parse_list(result.stdout)
+
+
+def read_vm(vbox: VBoxManage, name: str, uuid: str) -> VM:
+    """All this page shows about one VM; a failed detail is recorded on the VM, never raised."""
+    vm = VM(name=name, uuid=uuid, inaccessible=name == "<inaccessible>")
+    if vm.inaccessible:
+        vm.error = "VirtualBox cannot read this VM's settings file (inaccessible)"
+        return vm
+    ref = vm.ref
+    info_result = vbox.run(["showvminfo", ref, "--machinereadable"], vm=ref)
+    if not info_result.ok:
+        vm.error = info_result.summary
+        return vm
+    info = parse_machinereadable(info_result.stdout)
+    vm.name = info.get("name", name)
+    vm.uuid = info.get("UUID", uuid) or uuid
+    vm.state = info.get("VMState", "")
+    vm.os_type = info.get("ostype", "")
+    folders = machine_folders(info)
+    human = vbox.run(["showvminfo", ref], vm=ref)
+    details = (
+        {(f.name, f.transient): f for f in parse_human_folders(human.stdout)} if human.ok else {}
+    )
+    extradata = vbox.run(["getextradata", ref, "enumerate"], vm=ref)
+    extra = parse_extradata_enumerate(extradata.stdout) if extradata.ok else {}
+    ga = vbox.run(["guestproperty", "get", ref, GA_PROPERTY], vm=ref)
+    version = parse_value(ga.stdout) if ga.ok else None
+    if not version:
+        version = info.get("GuestAdditionsVersion") or None
+    if version:
+        parsed = parse_ga_version(version)
+        vm.ga_version = ".".join(map(str, parsed)) if parsed else version
+    for f in folders:
+        d = details.get((f.name, f.transient))
+        vm.folders.append(
+            SharedFolder(
+                name=f.name,
+                host_path=f.host_path,
+                transient=f.transient,
+                readonly=d.readonly if d else None,
+                automount=d.automount if d else None,
+                mount_point=d.mount_point if d else "",
+                symlinks=extra.get(SYMLINK_KEY + f.name, "") == "1",
+            )
+        )
+    if not human.ok:
+        vm.error = "read-only and auto-mount not known: " + human.summary
+    return vm
+
+
+def list_vms(
+    vbox: VBoxManage,
+    on_vm: Callable[[VM], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> list[VM]:
+    """Every registered VM with its state, OS, Guest Additions and shared folders.
+
+    Raises :class:`VBoxError` only when the list itself cannot be read; ``on_vm`` is called with
+    each VM as soon as it is read.
+    """
+    vms = []
+    for name, uuid in list_vm_names(vbox):
+        if cancel is not None and cancel.is_set():
+            break
+        vm = read_vm(vbox, name, uuid)
+        vms.append(vm)
+        if on_vm is not None:
+            on_vm(vm)
+    return vms
+
+
+def stores_shared_with_running_vms(timeout: float = 10.0) -> dict[str, list[str]]:
+    """Host path of each shared folder of each running VM -> the names of those VMs.
+
+    For the clean-up: a guest's use of a shared cache leaves no trace on the host, so a store
+    shared with a running VM counts as in use. Empty when VBoxManage is absent; a failing or
+    hanging VBoxManage gives what could be read within ``timeout`` seconds in all, never an
+    exception. Paths are as VirtualBox stores them (absolute; compare with realpath).
+    """
+    deadline = time.monotonic() + timeout
+
+    def left() -> float:
+        return max(0.1, deadline - time.monotonic())
+
+    try:
+        vbox = VBoxManage.find(timeout=timeout)
+        if vbox is None:
+            return {}
+        listing = vbox.run(["list", "runningvms"], timeout=left())
+        if not listing.ok:
+            return {}
+        shared: dict[str, list[str]] = {}
+        for name, uuid in parse_list(listing.stdout):
+            if time.monotonic() >= deadline:
+                break
+            ref = uuid or name
+            result = vbox.run(["showvminfo", ref, "--machinereadable"], vm=ref, timeout=left())
+            if not result.ok:
+                continue
+            info = parse_machinereadable(result.stdout)
+            shown = info.get("name", name)
+            for folder in machine_folders(info):
+                if not folder.host_path:
+                    continue
+                names = shared.setdefault(folder.host_path, [])
+                if shown not in names:
+                    names.append(shown)
+        return shared
+    except Exception:  # noqa: BLE001 - the clean-up must never fail because of VirtualBox
+        return {}
+
+
+# --- sharing ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShareRequest:
+    """One shared folder to add to one or more VMs."""
+
+    host_path: str
+    name: str = DEFAULT_SHARE_NAME
+    readonly: bool = True
+    automount: bool = False
+    mount_point: str = ""
+    transient: bool | None = None  # None: transient for a running VM, permanent otherwise
+    symlinks: bool = False
+
+    def check(self) -> str:
+        """Why this request cannot work on any VM, in one line, or ""."""
+        if not self.name:
+            return "the share name is empty: give one, such as ZeroInstall"
+        if any(c in self.name for c in " \t\n"):
+            return f"the share name '{self.name}' contains a space: VirtualBox does not allow that"
+        if not self.host_path:
+            return "no host path: choose the cache folder to share"
+        if not os.path.isabs(self.host_path):
+            return f"the host path '{self.host_path}' is not absolute"
+        if not os.path.isdir(self.host_path):
+            return f"the host path '{self.host_path}' is not an existing folder"
+        if (
+            self.mount_point
+            and not self.mount_point.startswith("/")
+            and ":" not in self.mount_point
+        ):
+            return f"the mount point '{self.mount_point}' is not an absolute path in the guest"
+        return ""
+
+    def transient_for(self, vm: VM) -> bool:
+        return vm.running if self.transient is None else self.transient
+
+
+def share_commands(vm: VM, request: ShareRequest) -> list[list[str]]:
+    """The VBoxManage calls (argument lists) that share ``request`` with ``vm``."""
+    transient = request.transient_for(vm)
+    add = ["sharedfolder", "add", vm.ref, "--name", request.name, "--hostpath", request.host_path]
+    if request.readonly:
+        add.append("--readonly")
+    if transient:
+        add.append("--transient")
+    if request.automount:
+        add.append("--automount")
+    if request.mount_point:
+        add += ["--auto-mount-point", request.mount_point]
+    commands = [add]
+    if request.symlinks:
+        commands.append(["setextradata", vm.ref, SYMLINK_KEY + request.name, "1"])
+    return commands
+
+
+def unshare_commands(vm: VM, name: str, transient: bool | None = None) -> list[list[str]]:
+    """The calls that remove shared folder ``name`` (and its symlink setting) from ``vm``."""
+    if transient is None:
+        folder = vm.folder(name)
+        transient = bool(folder and folder.transient)
+    remove = ["sharedfolder", "remove", vm.ref, "--name", name]
+    if transient:
+        remove.append("--transient")
+    commands = [remove]
+    folder = vm.folder(name, transient)
+    others = [f for f in vm.folders if f.name == name and f.transient != transient]
+    if (folder is None or folder.symlinks) and not others:
+        commands.append(["setextradata", vm.ref, SYMLINK_KEY + name])
+    return commands
+
+
+def run_commands(
+    vbox: VBoxManage,
+    vm: VM,
+    commands: Sequence[Sequence[str]],
+    on_result: Callable[[VBoxResult], None] | None = None,
+) -> list[VBoxResult]:
+    """Run the calls for one VM in order, stopping at the first failure."""
+    results = []
+    for args in commands:
+        result = vbox.run(args, vm=vm.ref)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+        if not result.ok:
+            break
+    return results
+
+
+def general_warnings(request: ShareRequest) -> list[str]:
+    """What the admin should know before sharing ``request`` with any VM."""
+    warnings = []
+    if request.symlinks:
+        warnings.append(SYMLINK_WARNING)
+    if not request.readonly:
+        warnings.append(
+            "Writable: root in the guest can change the host's cache, and so every program the "
+            "host runs from it."
+        )
+    return warnings
+
+
+def share_warnings(vm: VM, request: ShareRequest) -> list[str]:
+    """What the admin should know before sharing ``request`` with ``vm`` in particular."""
+    warnings = []
+    if vm.ga_old:
+        warnings.append(f"{vm.name}: " + OLD_GA_WARNING.format(version=vm.ga_version))
+    if vm.saved and not request.transient_for(vm):
+        warnings.append(
+            f"{vm.name}: the VM is saved; VirtualBox refuses permanent changes until it is "
+            "started (then share for this session) or its saved state is discarded"
+        )
+    if request.transient_for(vm) and not vm.running:
+        warnings.append(f"{vm.name}: a transient share needs the VM to be running")
+    return warnings
+
+
+def is_cache_path(path: str, stores: Sequence[str] = ()) -> bool:
+    """Whether ``path`` on the host is a Zero Install implementation cache."""
+    norm = os.path.normpath(path)
+    if norm.rstrip("/").endswith("0install.net/implementations"):
+        return True
+    real = os.path.realpath(norm)
+    return any(real == os.path.realpath(s) for s in stores)
+
+
+def default_host_path(env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The store to share, and why: the shared system store when sharing is set up on this host
+    (it exists), otherwise the user's own store."""
+    from core.stores import SHARED_SYSTEM_STORE, cache_dirs
+
+    if os.path.isdir(SHARED_SYSTEM_STORE):
+        return SHARED_SYSTEM_STORE, (
+            "the shared system store: shared read-only, guests cannot write to the host's cache, "
+            "which is good for security; what a guest installs stays in that guest"
+        )
+    user = os.path.join(cache_dirs(env)[0], "implementations")
+    return user, (
+        "your own store (sharing is not set up on this host): shared writable, root in the guest "
+        "could write to it, which helps sharing but trusts the guest to check digests; keep it "
+        "read-only unless you trust the guests"
+    )
+
+
+def guest_instructions(name: str, readonly: bool = True, guest_path: str = GUEST_CACHE) -> str:
+    """What to do inside a guest to use share ``name`` as its Zero Install cache."""
+    options = "ro" if readonly else "rw"
+    fs_path = guest_path.replace(" ", "\\040")
+    import shlex
+
+    return (
+        "In the guest (with the Guest Additions), mount the share\n"
+        "where 0install looks for it:\n"
+        f"  sudo mkdir -p {shlex.quote(guest_path)}\n"
+        f"  sudo mount -t vboxsf -o {options} {shlex.quote(name)} {shlex.quote(guest_path)}\n"
+        "\n"
+        "To mount it at every boot, add this line to /etc/fstab:\n"
+        f"  {name} {fs_path} vboxsf {options},_netdev,nofail 0 0\n"
+        "\n"
+        f"Users reaching an auto-mounted share (/media/sf_{name})\n"
+        "must be in the vboxsf group (then log in again):\n"
+        "  sudo usermod -aG vboxsf USER\n"
+        "\n"
+        "`0install store optimise` cannot work on this cache in\n"
+        "the guest: vboxsf has no hard links. Optimise on the host.\n"
+        + (
+            "\nThe share is read-only: what the guest installs goes to\n"
+            "its own cache (~/.cache/0install.net) and stays there.\n"
+            if readonly
+            else ""
+        )
+    )
+
+
+def guest_cache_instructions(name: str) -> str:
+    """What to do inside a guest to use share ``name`` as a cache shared between guests and
+    written by them: mounted as the guest user's own cache, owned by that user."""
+    import shlex
+
+    where = "~/.cache/0install.net/implementations"
+    return (
+        "A cache shared between guests and written by them: mount it\n"
+        "as the guest user's own cache (Guest Additions 4.2.0 or later,\n"
+        'or 0install reports "Incorrect manifest -- archive is corrupted"):\n'
+        f"  mkdir -p {where}\n"
+        f"  sudo mount -t vboxsf -o rw,uid=$(id -u),gid=$(id -g) {shlex.quote(name)} {where}\n"
+        "\n"
+        "A malicious guest can corrupt this cache for every VM using it.\n"
+    )

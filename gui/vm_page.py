@@ -1,0 +1,872 @@
+"""The Virtual machines page: share the cache with VirtualBox guests, and write configuration for
+Vagrant, microvm.nix and libvirt guests.
+
+Every VBoxManage call runs off the GUI thread, one job at a time (``core.vbox`` also keeps calls
+about one VM apart), each with a timeout: a hanging VBoxManage shows as an error after
+``timeout`` seconds and never freezes the window. Every change is logged as the exact command it
+runs, and failures show VBoxManage's own ``error:`` line with a plain explanation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSettings,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QAction, QColor, QFont, QFontDatabase, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core import vbox
+from gui.banner import Banner
+from gui.icons import icon
+from gui.settings import read_bytes
+from gui.snippet_panel import SnippetPanel
+from gui.vm_share_dialog import ShareDialog, SharePlan
+from gui.workers import Starter, Worker
+
+_Index = QModelIndex | QPersistentModelIndex
+_ROOT = QModelIndex()  # a table's rows have no other parent
+
+
+# --- models ---------------------------------------------------------------------------------------
+
+
+class VMModel(QAbstractTableModel):
+    """One row per VM: name, state, OS, Guest Additions, shared folders."""
+
+    HEADERS = ("Name", "State", "OS", "Guest Additions", "Shared folders")
+    NAME, STATE, OS, GA, FOLDERS = range(5)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.vms: list[vbox.VM] = []
+        self.cache_paths: list[str] = []
+
+    def set_vms(self, vms: Sequence[vbox.VM], cache_paths: Sequence[str]) -> None:
+        self.beginResetModel()
+        self.vms = list(vms)
+        self.cache_paths = list(cache_paths)
+        self.endResetModel()
+
+    def is_cache(self, folder: vbox.SharedFolder) -> bool:
+        return vbox.is_cache_path(folder.host_path, self.cache_paths)
+
+    def rowCount(self, parent: _Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self.vms)
+
+    def columnCount(self, parent: _Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index: _Index, role: int = 0) -> Any:
+        if not index.isValid():
+            return None
+        vm = self.vms[index.row()]
+        column = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if column == self.NAME:
+                return vm.name
+            if column == self.STATE:
+                return vm.state_text
+            if column == self.OS:
+                return vm.os_type or "?"
+            if column == self.GA:
+                if not vm.ga_version:
+                    return "not known"
+                return vm.ga_version + ("  (too old)" if vm.ga_old else "")
+            if column == self.FOLDERS:
+                if vm.error and not vm.state:
+                    return vm.error
+                parts = []
+                for f in vm.folders:
+                    mark = ", Zero Install cache" if self.is_cache(f) else ""
+                    parts.append(f"{f.name} ({f.access}, {f.kind}{mark})")
+                return "; ".join(parts) or "none"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if column == self.GA and vm.ga_old:
+                return vbox.OLD_GA_WARNING.format(version=vm.ga_version)
+            if vm.error:
+                return vm.error
+            return f"{vm.name}\nUUID {vm.uuid}"
+        if role == Qt.ItemDataRole.ForegroundRole and (
+            (column == self.GA and vm.ga_old) or (vm.error and not vm.state)
+        ):
+            return QColor("#b3261e")
+        if (
+            role == Qt.ItemDataRole.FontRole
+            and column == self.FOLDERS
+            and any(self.is_cache(f) for f in vm.folders)
+        ):
+            font = QFont()
+            font.setBold(True)
+            return font
+        if role == Qt.ItemDataRole.DecorationRole and column == self.NAME:
+            return icon("vm")
+        return None
+
+
+class FolderModel(QAbstractTableModel):
+    """The shared folders of one VM."""
+
+    HEADERS = ("Name", "Host path", "Lifetime", "Access", "Auto-mount", "Symlinks", "Cache")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.folders: list[vbox.SharedFolder] = []
+        self.cache_flags: list[bool] = []
+
+    def set_folders(self, folders: Sequence[vbox.SharedFolder], flags: Sequence[bool]) -> None:
+        self.beginResetModel()
+        self.folders = list(folders)
+        self.cache_flags = list(flags)
+        self.endResetModel()
+
+    def rowCount(self, parent: _Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self.folders)
+
+    def columnCount(self, parent: _Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index: _Index, role: int = 0) -> Any:
+        if not index.isValid():
+            return None
+        f = self.folders[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            automount = {True: "yes", False: "no", None: "?"}[f.automount]
+            if f.automount and f.mount_point:
+                automount = f"at {f.mount_point}"
+            return (
+                f.name,
+                f.host_path,
+                f.kind,
+                f.access,
+                automount,
+                "on" if f.symlinks else "off",
+                "Zero Install cache" if self.cache_flags[index.row()] else "",
+            )[index.column()]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if index.column() == 5 and f.symlinks:
+                return vbox.SYMLINK_WARNING
+            if index.column() == 2:
+                return "Until the VM stops" if f.transient else "Kept in the VM's settings"
+            return f.host_path
+        return None
+
+
+# --- the page -------------------------------------------------------------------------------------
+
+
+class VMPage(QWidget):
+    """Lists VirtualBox VMs and their shared folders; shares the cache; writes configuration."""
+
+    page_id = "vms"
+    title = "Virtual machines"
+    icon_name = "vm"
+
+    statusMessage = Signal(str)
+    refreshed = Signal()
+    jobsIdle = Signal()
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        starter: Starter | None = None,
+        timeout: float | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._env = {**os.environ, **(env or {})}
+        self._starter = starter
+        self._timeout = timeout
+        self._manager: vbox.VBoxManage | None = None
+        self._version = ""
+        self._queue: list[tuple[str, Callable[[], Any], Callable[[Any, Any], None]]] = []
+        self._worker: Worker | None = None
+        self._generation = 0
+        self._cancel = threading.Event()
+        self._started = False
+        # VM uuid -> the ShareRequest fields of its transient shares, to make permanent once it
+        # has stopped (remembered across sessions).
+        self.pending: dict[str, list[dict]] = {}
+        self._change_errors: list[str] = []  # the last change's failures, kept over refreshes
+        self.model = VMModel(self)
+        self.folder_model = FolderModel(self)
+        self._build_actions()
+        self._build_widgets()
+        self._update_actions()
+
+    # --- construction ----------------------------------------------------------------------------
+
+    def _action(self, text: str, tip: str, slot, shortcut=None, icon_name: str | None = None):
+        action = QAction(text, self)
+        if icon_name:
+            action.setIcon(icon(icon_name))
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            tip = f"{tip} ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        self.refresh_action = self._action(
+            "&Refresh",
+            "Read the VMs and their shared folders again",
+            self.refresh,
+            QKeySequence.StandardKey.Refresh,
+            "rescan",
+        )
+        self.share_action = self._action(
+            "&Share the cache with these VMs…",
+            "Share the Zero Install cache with the selected VMs (read-only by default)",
+            self.share_selected,
+            "Ctrl+Shift+S",
+            "folder-open",
+        )
+        self.remove_action = self._action(
+            "Re&move share",
+            "Remove the selected shared folder from its VM",
+            self.remove_selected,
+            QKeySequence.StandardKey.Delete,
+            "cancel",
+        )
+        self.copy_action = self._action(
+            "&Copy guest instructions",
+            "Copy what to type in the guest to the clipboard",
+            self.copy_instructions,
+        )
+
+    def menu_actions(self) -> list[QAction | None]:
+        return [
+            self.refresh_action,
+            None,
+            self.share_action,
+            self.remove_action,
+            None,
+            self.copy_action,
+        ]
+
+    def _build_widgets(self) -> None:
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        self.banner = Banner(self)
+        self.banner.closed.connect(self._change_errors.clear)
+        self.tabs = QTabWidget(self)
+
+        # VirtualBox tab
+        vb_tab = QWidget(self.tabs)
+        self.toolbar = QToolBar("Virtual machines", vb_tab)
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.toolbar.setMovable(False)
+        for action in (self.refresh_action, None, self.share_action, self.remove_action):
+            if action is None:
+                self.toolbar.addSeparator()
+            else:
+                self.toolbar.addAction(action)
+        self.where = QLabel("Looking for VirtualBox…", vb_tab)
+        self.where.setWordWrap(True)
+        self.where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.pending_bar = QFrame(vb_tab)
+        self.pending_bar.setFrameShape(QFrame.Shape.StyledPanel)
+        self.pending_label = QLabel(self.pending_bar)
+        self.pending_label.setWordWrap(True)
+        self.pending_button = QPushButton("Make &permanent", self.pending_bar)
+        self.pending_button.clicked.connect(self.make_pending_permanent)
+        self.forget_button = QPushButton("&Forget", self.pending_bar)
+        self.forget_button.setToolTip("Do not offer this again")
+        self.forget_button.clicked.connect(self.forget_pending)
+        bar = QHBoxLayout(self.pending_bar)
+        bar.setContentsMargins(8, 4, 4, 4)
+        bar.addWidget(self.pending_label, 1)
+        bar.addWidget(self.pending_button)
+        bar.addWidget(self.forget_button)
+        self.pending_bar.hide()
+
+        self.table = QTableView(vb_tab)
+        self.table.setModel(self.model)
+        self.table.setAccessibleName("Virtual machines")
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.verticalHeader().hide()
+        self.table.setWordWrap(False)
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(True)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        for column, width in ((0, 190), (1, 95), (2, 140), (3, 120)):
+            self.table.setColumnWidth(column, width)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.table.doubleClicked.connect(lambda _i: self.share_selected())
+
+        self.folders = QTableView(vb_tab)
+        self.folders.setModel(self.folder_model)
+        self.folders.setAccessibleName("Shared folders")
+        self.folders.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.folders.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.folders.verticalHeader().hide()
+        self.folders.setWordWrap(False)
+        self.folders.horizontalHeader().setStretchLastSection(True)
+        for column, width in ((0, 110), (1, 220), (2, 80), (3, 80), (4, 90), (5, 70)):
+            self.folders.setColumnWidth(column, width)
+        self.folders.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
+        self.folders_title = QLabel("Shared folders", vb_tab)
+
+        self.instructions = QPlainTextEdit(vb_tab)
+        self.instructions.setReadOnly(True)
+        self.instructions.setFont(mono)
+        self.instructions.setAccessibleName("Guest instructions")
+        self.instructions.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        copy = QPushButton("&Copy", vb_tab)
+        copy.setToolTip("Copy the guest instructions to the clipboard")
+        copy.clicked.connect(self.copy_shown)
+        self.copy_button = copy
+
+        folders_box = QWidget(vb_tab)
+        fl = QVBoxLayout(folders_box)
+        fl.setContentsMargins(0, 0, 0, 0)
+        fl.addWidget(self.folders_title)
+        fl.addWidget(self.folders, 1)
+
+        self.log = QPlainTextEdit(vb_tab)
+        self.log.setReadOnly(True)
+        self.log.setFont(mono)
+        self.log.setAccessibleName("Commands run")
+        self.log.setPlaceholderText(
+            "Every change is logged here as the VBoxManage command it runs."
+        )
+        self.log.setMaximumBlockCount(2000)
+        self.log.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+
+        # Guest instructions and the command log share the full width below the folders.
+        self.bottom = QTabWidget(vb_tab)
+        self.bottom.setDocumentMode(True)
+        self.bottom.addTab(self.instructions, "Guest instructions")
+        self.bottom.addTab(self.log, "Commands run")
+        self.bottom.setCornerWidget(copy, Qt.Corner.TopRightCorner)
+        self.bottom.currentChanged.connect(self._bottom_changed)
+        # Delete removes a share only from the folders table, not while typing elsewhere.
+        self.remove_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.folders.addAction(self.remove_action)
+
+        self.splitter = QSplitter(Qt.Orientation.Vertical, vb_tab)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(folders_box)
+        self.splitter.addWidget(self.bottom)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 2)
+        self.splitter.setChildrenCollapsible(False)
+
+        vl = QVBoxLayout(vb_tab)
+        vl.setContentsMargins(0, 0, 0, 0)
+        vl.setSpacing(4)
+        vl.addWidget(self.toolbar)
+        vl.addWidget(self.where)
+        vl.addWidget(self.pending_bar)
+        vl.addWidget(self.splitter, 1)
+
+        self.snippets = SnippetPanel(self.tabs)
+        self.snippets.saved.connect(lambda path: self._status(f"Saved {path}"))
+        self.tabs.addTab(vb_tab, icon("vm"), "VirtualBox")
+        self.tabs.addTab(self.snippets, "Vagrant, microvm.nix, libvirt, fstab")
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.tabs, 1)
+
+    # --- page protocol ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._started = True
+        self.snippets.set_host_path(vbox.default_host_path(self._env)[0])
+        self.snippets.detect_libvirt(self._starter)
+        self.refresh()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Drop queued jobs and wait (bounded) for the running one; a hung VBoxManage is killed
+        by its own timeout, and its daemon thread never keeps the process alive."""
+        self._queue.clear()
+        self._generation += 1
+        self._cancel.set()  # a VBoxManage still running is killed within 0.1 s
+        if self._worker is not None:
+            self._worker.wait(timeout)
+
+    def save_state(self, settings: QSettings) -> None:
+        settings.beginGroup("vms")
+        settings.setValue("splitter", self.splitter.saveState())
+        settings.setValue("header", self.table.horizontalHeader().saveState())
+        settings.setValue("tab", self.tabs.currentIndex())
+        settings.setValue("pending", json.dumps(self.pending))
+        settings.endGroup()
+
+    def restore_state(self, settings: QSettings) -> None:
+        settings.beginGroup("vms")
+        try:
+            state = read_bytes(settings, "splitter")
+            if state:
+                self.splitter.restoreState(state)
+            header = read_bytes(settings, "header")
+            if header:
+                self.table.horizontalHeader().restoreState(header)
+            try:
+                self.tabs.setCurrentIndex(int(settings.value("tab", 0)))
+                pending = json.loads(str(settings.value("pending", "{}")))
+                if isinstance(pending, dict):
+                    self.pending = pending
+            except (TypeError, ValueError):
+                pass
+        finally:
+            settings.endGroup()
+
+    # --- background jobs -------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None or bool(self._queue)
+
+    def _submit(self, label: str, fn: Callable[[], Any], done: Callable[[Any, Any], None]) -> None:
+        """Queue ``fn`` to run off the GUI thread after the jobs before it; ``done(result, error)``
+        runs on the GUI thread."""
+        self._queue.append((label, fn, done))
+        self._next()
+
+    def _next(self) -> None:
+        if self._worker is not None:
+            return
+        if not self._queue:
+            self._update_actions()
+            self.jobsIdle.emit()
+            return
+        label, fn, done = self._queue.pop(0)
+        generation = self._generation
+        worker = Worker(fn, starter=self._starter, name="vboxmanage", parent=self)
+        self._worker = worker
+        self._status(label)
+        self._update_actions()
+
+        def finished(result: Any, error: Any) -> None:
+            self._worker = None
+            worker.deleteLater()
+            try:
+                if generation == self._generation:
+                    done(result, error)
+            finally:
+                self._next()
+
+        worker.done.connect(finished)
+        worker.start()
+
+    # --- refresh ---------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        env = self._env
+        timeout = self._timeout
+        cancel = self._cancel
+
+        def read() -> dict:
+            from core.stores import discover_stores
+
+            manager = vbox.VBoxManage.find(timeout=timeout, env=env, cancel=cancel)
+            try:
+                stores = [s.path for s in discover_stores(env)]
+            except OSError:
+                stores = []
+            if manager is None:
+                return {"manager": None, "stores": stores}
+            version = manager.run(["--version"])
+            try:
+                vms = vbox.list_vms(manager)
+            except vbox.VBoxError as exc:
+                return {
+                    "manager": manager,
+                    "version": version,
+                    "error": exc.result,
+                    "stores": stores,
+                }
+            return {"manager": manager, "version": version, "vms": vms, "stores": stores}
+
+        self._submit("Reading the VirtualBox VMs…", read, self._refreshed)
+
+    def _refreshed(self, result: Any, error: Any) -> None:
+        self.banner.set_messages(self._change_errors, "error")
+        if error is not None:
+            self.banner.add_message(f"Could not read the VMs: {error}", "error")
+            self.refreshed.emit()
+            return
+        self._manager = result["manager"]
+        if self._manager is None:
+            problem = vbox.env_problem(self._env)
+            self.where.setText(
+                "VirtualBox is not installed here (no VBoxManage on PATH, in the usual places, or "
+                "in $VBOX_MANAGE). The configuration generators in the next tab need no "
+                "VirtualBox." + (f"\nNote: {problem}." if problem else "")
+            )
+            self.model.set_vms([], result["stores"])
+            self._selection_changed()
+            self.refreshed.emit()
+            return
+        version = result["version"]
+        self._version = version.stdout.strip() if version.ok else ""
+        shown = f" {self._version}" if self._version else ""
+        self.where.setText(f"VBoxManage{shown}: {self._manager.exe}")
+        if "error" in result:
+            failure = result["error"]
+            self.banner.add_message(
+                f"Could not list the VMs: {failure.error_text}"
+                + (f" ({failure.explanation})" if failure.explanation else ""),
+                "error",
+            )
+            self.model.set_vms([], result["stores"])
+        else:
+            self._keep_selection(result["vms"], result["stores"])
+            problems = [f"{vm.name}: {vm.error}" for vm in self.model.vms if vm.error]
+            old = [vm.name for vm in self.model.vms if vm.ga_old]
+            for problem in problems:
+                self.banner.add_message(problem, "warning")
+            if old:
+                self.banner.add_message(
+                    "Guest Additions older than 4.2.0 in " + ", ".join(old) + ": symlinks in "
+                    "shared folders break, and a guest writing to a shared cache may fail with "
+                    '"Incorrect manifest -- archive is corrupted". Update them in the guest.',
+                    "warning",
+                )
+            self._check_pending()
+            self._status(f"{len(self.model.vms)} VirtualBox VM(s)")
+        self.refreshed.emit()
+
+    def _keep_selection(self, vms: Sequence[vbox.VM], stores: Sequence[str]) -> None:
+        chosen = {vm.uuid for vm in self.selected_vms()}
+        self.model.set_vms(vms, stores)
+        selection = self.table.selectionModel()
+        for row, vm in enumerate(self.model.vms):
+            if vm.uuid in chosen:
+                selection.select(
+                    self.model.index(row, 0),
+                    selection.SelectionFlag.Select | selection.SelectionFlag.Rows,
+                )
+        if not chosen and self.model.vms:
+            self.table.selectRow(0)
+        self._selection_changed()
+
+    # --- selection, instructions -----------------------------------------------------------------
+
+    def selected_vms(self) -> list[vbox.VM]:
+        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        return [self.model.vms[r] for r in rows if r < len(self.model.vms)]
+
+    def current_vm(self) -> vbox.VM | None:
+        index = self.table.currentIndex()
+        selected = self.selected_vms()
+        if index.isValid() and self.model.vms[index.row()] in selected:
+            return self.model.vms[index.row()]
+        return selected[0] if selected else None
+
+    def select_vms(self, names: Sequence[str]) -> None:
+        self.table.clearSelection()
+        selection = self.table.selectionModel()
+        for row, vm in enumerate(self.model.vms):
+            if vm.name in names:
+                selection.select(
+                    self.model.index(row, 0),
+                    selection.SelectionFlag.Select | selection.SelectionFlag.Rows,
+                )
+
+    def _selection_changed(self, *_args: object) -> None:
+        vm = self.current_vm()
+        if vm is None:
+            self.folder_model.set_folders([], [])
+            self.folders_title.setText("Shared folders")
+            if self._manager is None:
+                text = ""
+            elif not self.model.vms:
+                text = (
+                    "VirtualBox has no VMs registered for this user. VirtualBox keeps VMs per "
+                    "user: run this program as the user who owns them to see and share them."
+                )
+            else:
+                text = "Select a VM to see its shared folders and what to type in the guest."
+            self.instructions.setPlainText(text)
+        else:
+            flags = [self.model.is_cache(f) for f in vm.folders]
+            self.folder_model.set_folders(vm.folders, flags)
+            self.folders_title.setText(f"Shared folders of {vm.name}")
+            self.instructions.setPlainText(self.instructions_for(vm))
+        self._update_actions()
+
+    def instructions_for(self, vm: vbox.VM) -> str:
+        """The guest side of this VM's shares: the host's cache (mounted where 0install looks),
+        a guest-writable cache (writable, with symlinks), or else whatever it shares."""
+        caches = [f for f in vm.folders if self.model.is_cache(f)]
+        guest_caches = [
+            f for f in vm.folders if f not in caches and f.readonly is False and f.symlinks
+        ]
+        if not vm.folders:
+            return (
+                f'{vm.name} shares no folder yet: use "Share the cache with these VMs".\n\n'
+                + vbox.guest_instructions(vbox.DEFAULT_SHARE_NAME)
+            )
+        parts = []
+        for f in caches or ([] if guest_caches else vm.folders):
+            guest_path = vbox.GUEST_CACHE if f in caches else f"/mnt/{f.name}"
+            parts.append(
+                f"# Share '{f.name}' ({f.access})\n"
+                + vbox.guest_instructions(f.name, f.readonly is not False, guest_path)
+            )
+        for f in guest_caches:
+            parts.append(f"# Share '{f.name}' (writable)\n" + vbox.guest_cache_instructions(f.name))
+        if vm.ga_old:
+            parts.insert(0, "WARNING: " + vbox.OLD_GA_WARNING.format(version=vm.ga_version))
+        return "\n".join(parts)
+
+    def copy_instructions(self) -> None:
+        QGuiApplication.clipboard().setText(self.instructions.toPlainText())
+        self._status("Guest instructions copied")
+
+    def copy_shown(self) -> None:
+        """The Copy button: the guest instructions, or the command log when that is shown."""
+        if self.bottom.currentWidget() is self.log:
+            QGuiApplication.clipboard().setText(self.log.toPlainText())
+            self._status("Commands copied")
+        else:
+            self.copy_instructions()
+
+    def _bottom_changed(self, _index: int) -> None:
+        log = self.bottom.currentWidget() is self.log
+        self.copy_button.setToolTip(
+            "Copy the commands run to the clipboard"
+            if log
+            else "Copy the guest instructions to the clipboard"
+        )
+        self._update_actions()
+
+    def selected_folder(self) -> vbox.SharedFolder | None:
+        rows = self.folders.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return self.folder_model.folders[rows[0].row()]
+
+    def _update_actions(self) -> None:
+        available = self._manager is not None and not self.busy
+        self.refresh_action.setEnabled(not self.busy)
+        self.share_action.setEnabled(available and bool(self.selected_vms()))
+        self.remove_action.setEnabled(available and self.selected_folder() is not None)
+        self.copy_action.setEnabled(bool(self.instructions.toPlainText()))
+        shown = self.bottom.currentWidget()
+        self.copy_button.setEnabled(isinstance(shown, QPlainTextEdit) and bool(shown.toPlainText()))
+
+    # --- changes ---------------------------------------------------------------------------------
+
+    def _user_store(self) -> str:
+        from core.stores import cache_dirs
+
+        return os.path.join(cache_dirs(self._env)[0], "implementations")
+
+    def share_dialog(self, vms: Sequence[vbox.VM]) -> ShareDialog:
+        return ShareDialog(vms, vbox.default_host_path(self._env)[0], self._user_store(), self)
+
+    def share_selected(self) -> None:
+        vms = self.selected_vms()
+        if not vms or self._manager is None:
+            return
+        dialog = self.share_dialog(vms)
+        dialog.fit_to_screen()
+        try:
+            if dialog.exec() == QDialog.DialogCode.Accepted:
+                self.run_share(vms, dialog.plan())
+        finally:
+            dialog.deleteLater()
+
+    def run_share(self, vms: Sequence[vbox.VM], plan: SharePlan) -> None:
+        """Share ``plan`` with each VM in the background, then refresh."""
+        manager = self._manager
+        if manager is None:
+            return
+        if plan.guest_cache is not None and not os.path.isdir(plan.guest_cache.host_path):
+            try:
+                os.makedirs(plan.guest_cache.host_path, mode=0o755, exist_ok=True)
+                self._log_line(f"$ mkdir -p {plan.guest_cache.host_path}")
+            except OSError as exc:
+                self.banner.add_message(
+                    f"Could not create '{plan.guest_cache.host_path}': {exc.strerror or exc}"
+                )
+                return
+        vms = list(vms)
+        requests = [plan.request] + ([plan.guest_cache] if plan.guest_cache else [])
+
+        def shared(vm: vbox.VM, ok: bool) -> None:
+            if ok and plan.permanent_later and plan.request.transient_for(vm):
+                self.pending[vm.uuid] = [asdict(r) for r in requests]
+
+        work = [(vm, plan.commands(vm)) for vm in vms]
+        self._run_changes(f"Sharing with {len(vms)} VM(s)…", manager, work, shared)
+
+    def remove_selected(self) -> None:
+        vm, folder = self.current_vm(), self.selected_folder()
+        if vm is None or folder is None or self._manager is None:
+            return
+        commands = vbox.unshare_commands(vm, folder.name, folder.transient)
+        text = "\n".join(vbox.command_line(c) for c in commands)
+        answer = QMessageBox.question(
+            self,
+            "Remove share",
+            f"Remove the shared folder '{folder.name}' from {vm.name}?\n\nVBoxManage will run:\n"
+            f"{text}",
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        self.pending.pop(vm.uuid, None)
+        self._run_changes(
+            f"Removing '{folder.name}' from {vm.name}…", self._manager, [(vm, commands)]
+        )
+
+    def _run_changes(
+        self,
+        label: str,
+        manager: vbox.VBoxManage,
+        work: Sequence[tuple[vbox.VM, Sequence[Sequence[str]]]],
+        after: Callable[[vbox.VM, bool], None] | None = None,
+    ) -> None:
+        """Run each VM's commands in the background, log them, then refresh; ``after(vm, ok)``
+        follows on the GUI thread for each VM."""
+        self._change_errors.clear()
+        for vm, commands in work:
+            for args in commands:
+                self._log_line(f"$ {vbox.command_line(args)}    # {vm.name}")
+
+        def run() -> list[tuple[vbox.VM, list[vbox.VBoxResult]]]:
+            return [(vm, vbox.run_commands(manager, vm, commands)) for vm, commands in work]
+
+        self._submit(label, run, lambda result, error: self._changed(result, error, after))
+        self._update_actions()
+
+    def _changed(
+        self, result: Any, error: Any, after: Callable[[vbox.VM, bool], None] | None = None
+    ) -> None:
+        if error is not None:
+            self._change_errors.append(f"Unexpected error: {error}")
+        else:
+            failures = 0
+            for vm, results in result:
+                if after is not None:
+                    after(vm, all(r.ok for r in results))
+                for r in results:
+                    if r.ok:
+                        self._log_line(f"  ok: {r.command}")
+                    else:
+                        failures += 1
+                        self._log_line(f"  {r.error_text}")
+                        if r.explanation:
+                            self._log_line(f"    ({r.explanation})")
+                        self._change_errors.append(
+                            f"{vm.name}: {r.error_text}"
+                            + (f" ({r.explanation})" if r.explanation else "")
+                        )
+            self._status("Done" if not failures else f"{failures} command(s) failed: see the log")
+        self.refresh()
+
+    def _status(self, text: str) -> None:
+        """A status-bar message, only while this page is the one shown."""
+        if self.isVisible():
+            self.statusMessage.emit(text)
+
+    def _log_line(self, text: str) -> None:
+        self.log.appendPlainText(text)
+        self.bottom.setCurrentWidget(self.log)
+        self._update_actions()
+
+    # --- permanent later -------------------------------------------------------------------------
+
+    def ready_pending(self) -> list[tuple[vbox.VM, list[vbox.ShareRequest]]]:
+        """Shares waiting to become permanent whose VM has stopped (and does not have them)."""
+        ready = []
+        known = vbox.ShareRequest.__dataclass_fields__
+        for vm in self.model.vms:
+            entries = self.pending.get(vm.uuid)
+            if not entries or vm.running or vm.saved:
+                continue
+            requests = []
+            for fields in entries:
+                if not isinstance(fields, dict):
+                    continue
+                try:
+                    wanted = {k: v for k, v in fields.items() if k in known}
+                    request = vbox.ShareRequest(**{**wanted, "transient": False})
+                except TypeError:
+                    continue
+                if vm.folder(request.name, transient=False) is None:
+                    requests.append(request)
+            if requests:
+                ready.append((vm, requests))
+            else:
+                self.pending.pop(vm.uuid, None)
+        return ready
+
+    def _check_pending(self) -> None:
+        ready = self.ready_pending()
+        if not ready:
+            self.pending_bar.hide()
+            return
+        names = ", ".join(
+            f"{vm.name} ({', '.join(repr(r.name) for r in requests)})" for vm, requests in ready
+        )
+        self.pending_label.setText(
+            f"Stopped since their transient share was added: {names}. The share ended with the "
+            "VM. Make it permanent now?"
+        )
+        self.pending_bar.show()
+
+    def make_pending_permanent(self) -> None:
+        ready = self.ready_pending()
+        if not ready or self._manager is None:
+            return
+        work = []
+        for vm, requests in ready:
+            self.pending.pop(vm.uuid, None)
+            work.append((vm, [c for r in requests for c in vbox.share_commands(vm, r)]))
+        self.pending_bar.hide()
+        self._run_changes("Making shares permanent…", self._manager, work)
+
+    def forget_pending(self) -> None:
+        for vm, _requests in self.ready_pending():
+            self.pending.pop(vm.uuid, None)
+        self.pending_bar.hide()

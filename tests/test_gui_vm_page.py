@@ -1,0 +1,284 @@
+"""The Virtual machines page, walked with pytest-qt against the stand-in VBoxManage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
+
+from gui.vm_page import VMPage
+from gui.vm_share_dialog import ShareDialog
+from tests.vbox_fixtures import RUNNING, SAVED, STOPPED, UUIDS, FakeVBox
+
+WAIT_MS = 30_000
+
+
+@pytest.fixture(autouse=True)
+def private_settings(tmp_path: Path) -> Path:
+    where = tmp_path / "settings"
+    for fmt in (QSettings.Format.IniFormat, QSettings.Format.NativeFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(where))
+    return where
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    path = tmp_path / "var" / "cache" / "0install.net" / "implementations"
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
+def fake(tmp_path: Path, cache: Path) -> FakeVBox:
+    return FakeVBox(tmp_path / "vbox", cache)
+
+
+def _env(fake: FakeVBox, tmp_path: Path) -> dict[str, str]:
+    return {**fake.env, "XDG_CACHE_HOME": str(tmp_path / "home-cache")}
+
+
+def _page(qtbot, env, timeout: float = 20.0) -> VMPage:
+    page = VMPage(env, timeout=timeout)
+    qtbot.addWidget(page)
+    page.resize(1000, 650)
+    with qtbot.waitSignal(page.refreshed, timeout=WAIT_MS):
+        page.start()
+    return page
+
+
+def _idle(qtbot, page: VMPage) -> None:
+    qtbot.waitUntil(lambda: not page.busy, timeout=WAIT_MS)
+
+
+def _row(page: VMPage, name: str) -> int:
+    return next(i for i, vm in enumerate(page.model.vms) if vm.name == name)
+
+
+def test_lists_vms_with_state_os_additions_and_folders(qtbot, fake, tmp_path, cache) -> None:
+    page = _page(qtbot, _env(fake, tmp_path))
+    model = page.model
+    assert [vm.name for vm in model.vms] == [RUNNING, STOPPED, SAVED]
+    cell = lambda name, col: model.data(model.index(_row(page, name), col))
+    assert cell(RUNNING, model.STATE) == "running"
+    assert cell(STOPPED, model.STATE) == "powered off"
+    assert cell(SAVED, model.STATE) == "saved"
+    assert cell(STOPPED, model.OS) == "Debian (64-bit)"
+    assert cell(STOPPED, model.GA) == "4.1.2  (too old)"
+    assert "ZeroInstall (read-only, permanent, Zero Install cache)" in cell(RUNNING, model.FOLDERS)
+    assert "Incorrect manifest -- archive is corrupted" in page.banner.text
+    assert "VBoxManage 7.0.10r158379" in page.where.text()
+    # The first VM is current: its folders and what to type in the guest.
+    page.table.selectRow(_row(page, RUNNING))
+    folders = page.folder_model
+    assert [f.name for f in folders.folders] == ["ZeroInstall", "scratch"]
+    assert folders.data(folders.index(0, 6)) == "Zero Install cache"
+    assert folders.data(folders.index(1, 2)) == "transient"
+    assert folders.data(folders.index(1, 5)) == "on"
+    text = page.instructions.toPlainText()
+    assert "sudo mount -t vboxsf -o ro ZeroInstall /var/cache/0install.net/implementations" in text
+    # 'scratch' is writable with symlinks: a guest-writable cache, mounted as the user's own.
+    assert "-o rw,uid=$(id -u),gid=$(id -g) scratch ~/.cache/0install.net/implementations" in text
+    page.copy_button.click()
+    assert QApplication.clipboard().text() == text
+
+
+def test_share_with_several_vms_at_once(qtbot, fake, tmp_path, cache, monkeypatch) -> None:
+    page = _page(qtbot, _env(fake, tmp_path))
+    page.select_vms([STOPPED, RUNNING])
+    assert {vm.name for vm in page.selected_vms()} == {STOPPED, RUNNING}
+    assert page.share_action.isEnabled()
+    seen = {}
+
+    def fill(dialog: ShareDialog) -> int:
+        dialog.name_edit.setText("ZI2")
+        dialog.path_combo.setCurrentText(str(cache))
+        dialog.automount_check.setChecked(True)
+        dialog.mount_edit.setText("/opt/zi")
+        seen["preview"] = dialog.preview.toPlainText()
+        seen["warnings"] = dialog.warnings.text()
+        seen["lifetime"] = dialog.lifetime.text()
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(ShareDialog, "exec", fill)
+    with qtbot.waitSignal(page.refreshed, timeout=WAIT_MS):
+        page.share_action.trigger()
+    _idle(qtbot, page)
+    assert (
+        f"VBoxManage sharedfolder add {UUIDS[STOPPED]} --name ZI2 --hostpath {cache} --readonly "
+        "--automount --auto-mount-point /opt/zi"
+    ) in seen["preview"]
+    assert f"--name ZI2 --hostpath {cache} --readonly --transient --automount" in seen["preview"]
+    assert "older than 4.2.0" in seen["warnings"]
+    assert "Transient for " + RUNNING in seen["lifetime"]
+    stopped = next(f for f in fake.vm(STOPPED)["folders"] if f["name"] == "ZI2")
+    running = next(f for f in fake.vm(RUNNING)["folders"] if f["name"] == "ZI2")
+    assert (stopped["readonly"], stopped["transient"], stopped["mount_point"]) == (
+        True,
+        False,
+        "/opt/zi",
+    )
+    assert (running["readonly"], running["transient"]) == (True, True)
+    log = page.log.toPlainText()
+    assert f"$ VBoxManage sharedfolder add {UUIDS[STOPPED]} --name ZI2" in log
+    assert log.count("  ok: ") == 2
+    assert not page.banner.isVisibleTo(page) or "error" not in page.banner.text
+    # The running VM's transient share is offered as permanent once the VM stops.
+    assert UUIDS[RUNNING] in page.pending
+    state = fake.state()
+    for vm in state["vms"]:
+        if vm["name"] == RUNNING:
+            vm["state"] = "poweroff"
+            vm["folders"] = [f for f in vm["folders"] if not f["transient"]]
+    fake.state_file.write_text(json.dumps(state))
+    with qtbot.waitSignal(page.refreshed, timeout=WAIT_MS):
+        page.refresh()
+    assert page.pending_bar.isVisibleTo(page)
+    assert RUNNING in page.pending_label.text()
+    with qtbot.waitSignal(page.refreshed, timeout=WAIT_MS):
+        page.pending_button.click()
+    _idle(qtbot, page)
+    now = next(f for f in fake.vm(RUNNING)["folders"] if f["name"] == "ZI2")
+    assert (now["transient"], now["readonly"], now["automount"]) == (False, True, True)
+    assert not page.pending and not page.pending_bar.isVisibleTo(page)
+
+
+def test_errors_show_vboxmanage_line_and_explanation(qtbot, fake, tmp_path, cache) -> None:
+    page = _page(qtbot, _env(fake, tmp_path))
+    page.select_vms([SAVED, RUNNING])
+    dialog = page.share_dialog(page.selected_vms())
+    qtbot.addWidget(dialog)
+    dialog.path_combo.setCurrentText(str(cache))
+    dialog.name_edit.setText("scratch")  # already used on the running VM
+    with qtbot.waitSignal(page.refreshed, timeout=WAIT_MS):
+        page.run_share(page.selected_vms(), dialog.plan())
+    _idle(qtbot, page)
+    text = "\n".join(page.banner.messages)
+    assert (
+        f"{SAVED}: VBoxManage: error: The machine is not mutable or running (state is Saved) "
+        "(the VM is saved (suspended)"
+    ) in text
+    assert f"{RUNNING}: VBoxManage: error: Shared folder named 'scratch' already exists" in text
+    assert (
+        "VBoxManage: error: Shared folder named 'scratch' already exists" in page.log.toPlainText()
+    )
+    assert dialog.plan().permanent_later and not page.pending  # nothing shared, nothing to keep
+
+
+def test_remove_share(qtbot, fake, tmp_path, monkeypatch) -> None:
+    page = _page(qtbot, _env(fake, tmp_path))
+    page.select_vms([RUNNING])
+    page.folders.selectRow(1)
+    assert page.selected_folder().name == "scratch"
+    assert page.remove_action.isEnabled()
+    asked = {}
+
+    def answer(_parent, _title, text, *args, **kwargs):
+        asked["text"] = text
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    page.show()
+    page.activateWindow()
+    qtbot.waitActive(page)
+    page.folders.setFocus()
+    qtbot.waitUntil(page.folders.hasFocus)
+    with qtbot.waitSignal(page.refreshed, timeout=WAIT_MS):
+        qtbot.keyClick(page.folders, Qt.Key.Key_Delete)
+    _idle(qtbot, page)
+    assert (
+        f"VBoxManage sharedfolder remove {UUIDS[RUNNING]} --name scratch --transient"
+        in asked["text"]
+    )
+    assert [f["name"] for f in fake.vm(RUNNING)["folders"]] == ["ZeroInstall"]
+    page.table.selectRow(_row(page, RUNNING))
+    assert [f.name for f in page.folder_model.folders] == ["ZeroInstall"]
+    # The log is shown after a change, and Copy then copies it.
+    assert page.bottom.currentWidget() is page.log
+    page.copy_button.click()
+    assert "sharedfolder remove" in QApplication.clipboard().text()
+
+
+def test_a_hanging_vboxmanage_does_not_hang_the_window(qtbot, fake, tmp_path) -> None:
+    fake.set(hang=["showvminfo"])
+    page = VMPage(_env(fake, tmp_path), timeout=1.0)
+    qtbot.addWidget(page)
+    ticks = []
+    timer = QTimer(page)
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(50)
+    with qtbot.waitSignal(page.refreshed, timeout=WAIT_MS):
+        page.start()
+        assert page.busy  # started, and start() returned at once
+    timer.stop()
+    assert len(ticks) >= 10  # the event loop kept running for the ~3 s of timeouts
+    assert all("did not answer in time" in vm.error for vm in page.model.vms)
+    assert "did not answer in time" in page.banner.text
+    _idle(qtbot, page)
+
+
+def test_without_virtualbox_the_generators_still_work(qtbot, tmp_path, monkeypatch) -> None:
+    env = {
+        "VBOX_MANAGE": str(tmp_path / "none"),
+        "PATH": str(tmp_path),
+        "XDG_CACHE_HOME": str(tmp_path / "c"),
+    }
+    from core import vbox
+
+    monkeypatch.setattr(vbox, "UNIX_LOCATIONS", [])  # even where VirtualBox is installed
+    page = _page(qtbot, env)
+    assert "VirtualBox is not installed here" in page.where.text()
+    assert f"$VBOX_MANAGE names '{tmp_path / 'none'}', which does not exist" in page.where.text()
+    assert not page.share_action.isEnabled() and not page.remove_action.isEnabled()
+    assert page.model.rowCount() == 0
+    assert 'Vagrant.configure("2")' in page.snippets.text("vagrant")
+
+
+def test_state_is_remembered(qtbot, fake, tmp_path, cache) -> None:
+    page = _page(qtbot, _env(fake, tmp_path))
+    page.tabs.setCurrentIndex(1)
+    page.pending = {"x": [{"name": "N", "host_path": str(cache)}]}
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    page.save_state(settings)
+    other = VMPage(_env(fake, tmp_path))
+    qtbot.addWidget(other)
+    other.restore_state(settings)
+    assert other.tabs.currentIndex() == 1
+    assert other.pending == page.pending
+
+
+def test_the_window_adds_the_page_last(qtbot, cache) -> None:
+    from core.stores import stores_from_paths
+    from gui.app import _build_window
+
+    window, _cache_page = _build_window(stores_from_paths([str(cache)]), None, None)
+    qtbot.addWidget(window)
+    pages = window.pages
+    assert getattr(pages[-1], "page_id", None) == "vms"
+    assert pages[-1].title == "Virtual machines"
+    window.close()
+
+
+def test_closing_while_vboxmanage_hangs_stops_it(qtbot, fake, tmp_path) -> None:
+    import time
+
+    fake.set(hang=True)
+    page = VMPage(_env(fake, tmp_path), timeout=120)
+    qtbot.addWidget(page)
+    page.start()
+    qtbot.waitUntil(lambda: bool(fake.calls()), timeout=WAIT_MS)  # VBoxManage hangs now
+    started = time.monotonic()
+    page.shutdown(timeout=10)
+    assert time.monotonic() - started < 5
+    assert not page._worker.running
+    assert fake.calls() == [["--version"]]  # nothing ran after the cancel
+
+
+def test_no_vms_says_that_vms_are_per_user(qtbot, fake, tmp_path) -> None:
+    fake.set(vms=[])
+    page = _page(qtbot, _env(fake, tmp_path))
+    assert page.model.rowCount() == 0
+    assert "VirtualBox keeps VMs per user" in page.instructions.toPlainText()
+    assert not page.share_action.isEnabled()
