@@ -68,18 +68,7 @@ Issue = Literal[
     "world-writable",
     "group-writable",
 ]
-"""What makes a suspicious entry suspicious, as a code the window can choose words and icons by."""
-
-ISSUE_WORDS: dict[str, str] = {
-    "planted": "planted symlink",
-    "not-a-directory": "not a directory",
-    "digest-case": "wrong-case digest",
-    "bad-digest": "impossible digest",
-    "foreign-owner": "foreign owner",
-    "world-writable": "writable by everyone",
-    "group-writable": "writable by its group",
-}
-"""A few words for each issue, for a table cell."""
+"""What makes a suspicious entry suspicious, as a code the window chooses its words by."""
 
 Fingerprint = tuple[int, ...]
 """Identity and change time of an entry and of its ``.manifest``: (dev, ino, ctime_ns, mtime_ns)

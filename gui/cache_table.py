@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer
-from PySide6.QtGui import QAction
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QMouseEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 from gui.cache_delegate import CacheDelegate
@@ -34,6 +34,9 @@ _SAMPLES = {
 
 
 class CacheTable(QTableView):
+    emptyClicked = Signal()
+    """A click below the last row (or anywhere without a row): the page clears the details."""
+
     def __init__(self, proxy: CacheFilter, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setModel(proxy)
@@ -94,6 +97,13 @@ class CacheTable(QTableView):
             toggle.blockSignals(True)
             toggle.setChecked(not self.isColumnHidden(col))
             toggle.blockSignals(False)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if not self.indexAt(event.position().toPoint()).isValid():
+            self.emptyClicked.emit()
+            event.accept()
+            return
+        super().mousePressEvent(event)
 
     def changeEvent(self, event) -> None:
         super().changeEvent(event)
