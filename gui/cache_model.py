@@ -206,13 +206,13 @@ class Row:
 
 
 ISSUE_WORDS: dict[str, str] = {
-    "planted": "planted symlink",
-    "not-a-directory": "not a directory",
-    "digest-case": "wrong-case digest",
-    "bad-digest": "impossible digest",
+    "planted": "planted",
+    "not-a-directory": "planted",
+    "digest-case": "wrong case",
+    "bad-digest": "bad digest",
     "foreign-owner": "foreign owner",
-    "world-writable": "writable by everyone",
-    "group-writable": "writable by its group",
+    "world-writable": "world-writable",
+    "group-writable": "group-writable",
 }
 """core.cache.Entry.issue -> the words the Status column uses for it."""
 
@@ -237,10 +237,13 @@ def verdict_age(row: Row, now: float) -> str:
 
 
 def program_text(entry: Entry) -> str:
-    """The Program cell: the feed's name, else what it is and the start of its name, so that
-    entries no feed lists can be told apart ("(unowned) sha256new_RZ3AB4XW…")."""
+    """The Program cell: the feed's name, else what it is and the start of its digest (or name),
+    so that entries no feed lists can be told apart ("(unowned) RZ3AB4XW…")."""
     if entry.feed is not None:
         return entry.program
+    if entry.digest is not None:
+        value = entry.name[len(entry.name.split("_", 1)[0].split("=", 1)[0]) + 1 :]
+        return f"{entry.program} {value[:8]}…" if len(value) > 9 else f"{entry.program} {value}"
     return f"{entry.program} {entry.short_name}"
 
 

@@ -419,7 +419,7 @@ class CachePage(QWidget):
         total = self.model.rowCount()
         shown = self.proxy.rowCount()
         noun = "entry" if total == 1 else "entries"
-        parts = [f"{shown:,} of {total:,} shown" if shown != total else f"{total:,} {noun}"]
+        parts = [f"{shown:,} of {total:,} {noun} shown"] if shown != total else []
         selected = self.selected_rows()
         if len(selected) > 1:
             size = sum(r.entry.usage.size for r in selected if r.entry.usage is not None)
@@ -427,7 +427,7 @@ class CachePage(QWidget):
             parts.append(
                 f"{len(selected):,} selected, {size_text(size)}{' so far' if pending else ''}"
             )
-        self.count_label.setText(" · ".join(parts) if total else "")
+        self.count_label.setText(" · ".join(parts))
         empty = total > 0 and shown == 0
         if empty != self.no_match.isVisible():
             self.no_match.setVisible(empty)
@@ -910,8 +910,12 @@ class CachePage(QWidget):
 
     def set_default_sizes(self, width: int) -> None:
         """Split the page's width between the table and the side column (no saved layout)."""
-        side = max(320, min(440, width * 2 // 7))
-        self.splitter.setSizes([max(300, width - side), side])
+        side = max(280, min(440, width * 2 // 7))
+        table = max(300, width - side)
+        self.splitter.setSizes([table, side])
+        # Room for the vertical scroll bar and the frame, so that no column ends cut off.
+        spare = self.table.style().pixelMetric(self.table.style().PixelMetric.PM_ScrollBarExtent)
+        self.table.default_columns(self.splitter.sizes()[0] - spare - 2 * self.table.frameWidth())
         self._fit_overview()
 
     def _fit_overview(self) -> None:

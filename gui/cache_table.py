@@ -21,7 +21,7 @@ REPAINT_MS = 100
 
 # Default column widths: the width of a typical value, so they follow the font size.
 _SAMPLES = {
-    Column.PROGRAM: "Toolkit Runtime X",
+    Column.PROGRAM: "(unowned) UTZDCXFY…",
     Column.VERSION: "10.2-rc1",
     Column.STORE: "system X",
     Column.SIZE: "999.9 MB",
@@ -30,7 +30,22 @@ _SAMPLES = {
     Column.ADDED: "2026-12-31",
     Column.USED_BY: "hello-editor",
     Column.STATUS: "not verified",
+    Column.DIGEST: "sha256new_RZ3AB4XW…",
 }
+
+PRIORITY = (
+    Column.PROGRAM,
+    Column.STATUS,
+    Column.VERSION,
+    Column.SIZE,
+    Column.LAST_USED,
+    Column.STORE,
+    Column.ADDED,
+    Column.USED_BY,
+    Column.FILES,
+    Column.DIGEST,
+)
+"""Which columns a narrow window shows first (the others are one right-click away)."""
 
 
 class CacheTable(QTableView):
@@ -88,8 +103,29 @@ class CacheTable(QTableView):
         header = self.horizontalHeader()
         icon_room = self.iconSize().width() + 8 if self.iconSize().isValid() else 24
         for col, sample in _SAMPLES.items():
-            extra = icon_room if col == Column.STATUS else 0
-            header.resizeSection(col, fm.horizontalAdvance(sample) + 18 + extra)
+            # The program's sample ends in "…" itself: room for the cell's margins too.
+            extra = icon_room if col == Column.STATUS else 10 if col == Column.PROGRAM else 0
+            header.resizeSection(col, fm.horizontalAdvance(sample) + 14 + extra)
+
+    def default_columns(self, width: int) -> list[Column]:
+        """Show the columns that fit side by side in ``width`` pixels at their default widths,
+        the most useful first, and hide the rest (the header's context menu brings them back).
+        Returns the columns shown. Only for a first start: a saved layout is left alone."""
+        self.apply_font_metrics(resize_columns=True)
+        header = self.horizontalHeader()
+        used = 0
+        shown = []
+        full = False
+        for col in PRIORITY:
+            need = header.sectionSize(col)
+            # In order: once one does not fit, the less useful ones after it stay hidden too.
+            full = full or (col != Column.PROGRAM and used + need > width)
+            self.setColumnHidden(col, full)
+            if not full:
+                used += need
+                shown.append(col)
+        self.sync_column_toggles()
+        return shown
 
     def sync_column_toggles(self) -> None:
         """After restoring a saved header: the header menu's check marks follow hidden columns."""

@@ -54,17 +54,24 @@ def _when(ts: float | None) -> str:
 
 
 class ElidedValue(QLabel):
-    """A one-line value too long for the pane (a path, a digest, a URL): elided in the middle, the
-    whole text in its tooltip, and a "Copy" entry in its context menu."""
+    """A value too long for the pane (a path, a digest, a URL), with the whole text in its tooltip
+    and a "Copy" entry in its context menu: elided in the middle, or (``wrap``, for digests that
+    must be read whole) wrapped every 16 characters."""
 
     copied = Signal(str)  # the name of what was copied
 
-    def __init__(self, name: str, parent: QWidget) -> None:
+    def __init__(self, name: str, parent: QWidget, wrap: bool = False) -> None:
         super().__init__(parent)
         self._name = name
         self._full = ""
+        self._wrap = wrap
         self.setTextFormat(Qt.TextFormat.PlainText)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        if wrap:
+            self.setWordWrap(True)
+            self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        else:
+            self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 6)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.setAccessibleName(name)
@@ -91,6 +98,10 @@ class ElidedValue(QLabel):
         self._elide()
 
     def _elide(self) -> None:
+        if self._wrap:
+            if _plain(self.text()) != self._full:
+                self.setText(_breakable(self._full))
+            return
         shown = self.fontMetrics().elidedText(
             self._full, Qt.TextElideMode.ElideMiddle, max(0, self.width())
         )
@@ -105,6 +116,17 @@ def _copy_button(value: ElidedValue, parent: QWidget) -> QToolButton:
     button.setAutoRaise(True)
     button.clicked.connect(value.copy)
     return button
+
+
+def _caption(text: str, value: ElidedValue, parent: QWidget) -> QWidget:
+    """A field's caption with its Copy button at the right, above the value (full width)."""
+    box = QWidget(parent)
+    line = QHBoxLayout(box)
+    line.setContentsMargins(0, 0, 0, 0)
+    line.addWidget(QLabel(text, box))
+    line.addStretch(1)
+    line.addWidget(_copy_button(value, box))
+    return box
 
 
 _EPOCH_CHANGE = re.compile(r"mtime (-?\d+) -> (-?\d+)")
@@ -201,23 +223,20 @@ class DetailsPane(QScrollArea):
         self._alarm_labels: list[QLabel] = []
         self._alarm_lines: list[str] = []
         self._digests = QWidget(self._alarm)
-        digests = QFormLayout(self._digests)
+        self._digest_form = digests = QFormLayout(self._digests)
         digests.setContentsMargins(0, 0, 0, 0)
+        digests.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
+        digests.setVerticalSpacing(2)
         digests.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self._digest_values: dict[str, ElidedValue] = {}
         self._digest_rows: dict[str, QWidget] = {}
         for name in ("Expected", "Actual", ".manifest"):
-            value = ElidedValue(f"{name} digest", self._digests)
+            value = ElidedValue(f"{name} digest", self._digests, wrap=True)
             value.setFont(_fixed_font(value.font()))
             value.copied.connect(self.copied)
-            box = QWidget(self._digests)
-            line = QHBoxLayout(box)
-            line.setContentsMargins(0, 0, 0, 0)
-            line.addWidget(value, 1)
-            line.addWidget(_copy_button(value, box))
-            digests.addRow(f"{name}:", box)
+            digests.addRow(_caption(f"{name}:", value, self._digests), value)
             self._digest_values[name] = value
-            self._digest_rows[name] = box
+            self._digest_rows[name] = value
         self._changes_label = QLabel("What changed:", self._alarm)
         self._changes_label.setFont(bold)
         self._changes = QLabel(self._alarm)
@@ -239,23 +258,32 @@ class DetailsPane(QScrollArea):
         actions.addStretch(1)
         outer.addLayout(actions)
 
+        # Path, digest and feed URL: each on a line of its own, the full width of the pane.
+        ids = QFormLayout()
+        ids.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
+        ids.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        ids.setVerticalSpacing(2)
+        self._ids = ids
+        self._values: dict[str, ElidedValue] = {}
+        self._value_rows: dict[str, QWidget] = {}
+        self._labels: dict[str, QLabel] = {}
+        for name in ("Path", "Digest", "Feed URL"):
+            value = ElidedValue(name, body, wrap=name == "Digest")
+            value.copied.connect(self.copied)
+            if name == "Digest":
+                value.setFont(_fixed_font(value.font()))
+            ids.addRow(_caption(f"{name}:", value, body), value)
+            self._values[name] = value
+            self._value_rows[name] = value
+        self._path = self._values["Path"]
+        self._ids_box = QWidget(body)
+        self._ids_box.setLayout(ids)
+        outer.addWidget(self._ids_box)
+
         form = QFormLayout()
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
-        self._values: dict[str, ElidedValue] = {}
-        self._labels: dict[str, QLabel] = {}
-        for name in ("Path", "Digest", "Feed URL"):
-            value = ElidedValue(name, body)
-            value.copied.connect(self.copied)
-            box = QWidget(body)
-            line = QHBoxLayout(box)
-            line.setContentsMargins(0, 0, 0, 0)
-            line.addWidget(value, 1)
-            line.addWidget(_copy_button(value, box))
-            form.addRow(f"{name}:", box)
-            self._values[name] = value
-        self._path = self._values["Path"]
         for name in (
             "Algorithm",
             "Program",
@@ -338,6 +366,7 @@ class DetailsPane(QScrollArea):
         row = self._row
         has_row = row is not None
         self._form_box.setVisible(has_row)
+        self._ids_box.setVisible(has_row)
         self._status_icon.setVisible(has_row)
         self._status.setVisible(has_row)
         self._verification.setVisible(has_row)
@@ -375,8 +404,9 @@ class DetailsPane(QScrollArea):
         v["Digest"].set(digest.name if digest else f"{display_path(entry.name)} (not a digest)")
         f["Algorithm"].setText(digest.algorithm if digest else "—")
         feed = entry.feed
-        v["Feed URL"].set(feed.feed_url if feed else "no cached feed lists it")
-        f["Program"].setText(feed.feed_name if feed else entry.program)
+        v["Feed URL"].set(feed.feed_url if feed else "")
+        self._ids.setRowVisible(self._value_rows["Feed URL"], feed is not None)
+        f["Program"].setText(feed.feed_name if feed else f"{entry.program}: no cached feed lists it")
         f["Version"].setText(entry.version or "unknown")
         store = entry.store
         f["Store"].setText(_breakable(f"{store.label}: {display_path(store.path)}"))
@@ -481,32 +511,36 @@ class DetailsPane(QScrollArea):
     def _show_alarm(self, row: Row, word: str) -> None:
         outcome = row.outcome
         problems = self._problems(row, word)
-        for label in self._alarm_labels:
-            self._alarm_layout.removeWidget(label)
-            label.deleteLater()
-        self._alarm_labels = []
         self._alarm_lines = []
         if not problems:
+            for label in self._alarm_labels:
+                label.hide()
             self._alarm.hide()
             self._change_lines = []
             return
         bold = QFont(self._status.font())
         bold.setBold(True)
-        at = 0
+        # Two labels (title, text) per problem, made once and reused.
+        while len(self._alarm_labels) < 2 * len(problems):
+            is_title = len(self._alarm_labels) % 2 == 0
+            label = QLabel(self._alarm)
+            label.setWordWrap(True)
+            label.setTextFormat(Qt.TextFormat.PlainText)
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            if is_title:
+                label.setFont(bold)
+            else:
+                label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self._alarm_layout.insertWidget(len(self._alarm_labels), label)
+            self._alarm_labels.append(label)
+        for i, label in enumerate(self._alarm_labels):
+            if i < 2 * len(problems):
+                title, text = problems[i // 2]
+                label.setText(title if i % 2 == 0 else _breakable(text))
+                label.show()
+            else:
+                label.hide()
         for title, text in problems:
-            for content, is_title in ((title, True), (text, False)):
-                label = QLabel(self._alarm)
-                label.setWordWrap(True)
-                label.setTextFormat(Qt.TextFormat.PlainText)
-                label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-                if is_title:
-                    label.setFont(bold)
-                else:
-                    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-                label.setText(content if is_title else _breakable(content))
-                self._alarm_layout.insertWidget(at, label)
-                at += 1
-                self._alarm_labels.append(label)
             self._alarm_lines += [title, text]
         color = st.status_color(word if word in st.PROBLEMS else st.SKIPPED)
         wash = _rgba(color, 36)
@@ -526,7 +560,7 @@ class DetailsPane(QScrollArea):
             wanted = bool(mismatch and value)
             if name == ".manifest":
                 wanted = wanted and value not in (values["Expected"], values["Actual"])
-            self._digest_rows[name].setVisible(wanted)
+            self._digest_form.setRowVisible(self._digest_rows[name], wanted)
             self._digest_values[name].set(value or "")
             shown_digests = shown_digests or wanted
         self._digests.setVisible(shown_digests)
