@@ -268,7 +268,8 @@ class MainWindow(QMainWindow):
             dialog = self._help = HelpDialog(self)
         dialog.show_topic(getattr(self.current_page, "page_id", ""))
         dialog.show()
-        dialog.raise_()
+        if QGuiApplication.platformName() != "offscreen":  # which says it cannot raise windows
+            dialog.raise_()
         dialog.activateWindow()
 
     def show_about(self) -> None:
