@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QMouseEvent
+from PySide6.QtGui import QAction, QFontMetrics, QMouseEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 from gui.cache_delegate import CacheDelegate
@@ -22,14 +22,14 @@ REPAINT_MS = 100
 # Default column widths: the width of a typical value, so they follow the font size.
 _SAMPLES = {
     Column.PROGRAM: "(unowned) UTZDCXFY…",
-    Column.VERSION: "10.2-rc1",
+    Column.VERSION: "1.10.2",
     Column.STORE: "system X",
     Column.SIZE: "999.9 MB",
     Column.FILES: "12,345",
     Column.LAST_USED: "11 months ago",
     Column.ADDED: "2026-12-31",
     Column.USED_BY: "hello-editor",
-    Column.STATUS: "not verified",
+    Column.STATUS: "not verified",  # in bold, as problems are
     Column.DIGEST: "sha256new_RZ3AB4XW…",
 }
 
@@ -102,10 +102,14 @@ class CacheTable(QTableView):
             return
         header = self.horizontalHeader()
         icon_room = self.iconSize().width() + 8 if self.iconSize().isValid() else 24
+        bold_font = self.font()
+        bold_font.setBold(True)
+        bold = QFontMetrics(bold_font)
         for col, sample in _SAMPLES.items():
             # The program's sample ends in "…" itself: room for the cell's margins too.
-            extra = icon_room if col == Column.STATUS else 10 if col == Column.PROGRAM else 0
-            header.resizeSection(col, fm.horizontalAdvance(sample) + 14 + extra)
+            extra = icon_room if col == Column.STATUS else 4 if col == Column.PROGRAM else 0
+            metrics = bold if col == Column.STATUS else fm
+            header.resizeSection(col, metrics.horizontalAdvance(sample) + 14 + extra)
 
     def default_columns(self, width: int) -> list[Column]:
         """Show the columns that fit side by side in ``width`` pixels at their default widths,

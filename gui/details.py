@@ -499,10 +499,6 @@ class DetailsPane(QScrollArea):
                 found.append((title, outcome.detail))
             elif outcome.status == "error":
                 found.append(("Could not be verified", outcome.detail))
-            elif outcome.status == "ok" and entry.kind == "suspicious":
-                found.append(
-                    ("Contents verify", f"{outcome.detail}, but the problem above remains.")
-                )
         if entry.kind in ("temporary", "unknown") and entry.reason:
             title = "Temporary leftover" if entry.kind == "temporary" else "Not an implementation"
             found.append((title, entry.reason + "."))
