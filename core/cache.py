@@ -114,7 +114,7 @@ class Entry:
 
     @property
     def short_name(self) -> str:
-        """The start of the digest (or name), enough to tell entries apart: "sha256new_RZ3AB4…"."""
+        """The start of the digest (or name), enough to tell entries apart: "sha256new_RZ3A…"."""
         return short_digest(self.name)
 
 

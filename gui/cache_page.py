@@ -304,7 +304,7 @@ class CachePage(QWidget):
         filters.addWidget(self.filter_edit, 1)
         filters.addWidget(self.store_combo)
         filters.addWidget(self.status_combo)
-        # "3 of 14 shown · 2 selected, 1.2 MB": what the table holds and what an action would touch.
+        # "3 of 14 shown · 2 selected, 1.2 MB": what the table holds, what an action would touch.
         self.count_label = QLabel(self)
         self.count_label.setAccessibleName("Shown and selected entries")
         self.count_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

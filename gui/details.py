@@ -406,7 +406,9 @@ class DetailsPane(QScrollArea):
         feed = entry.feed
         v["Feed URL"].set(feed.feed_url if feed else "")
         self._ids.setRowVisible(self._value_rows["Feed URL"], feed is not None)
-        f["Program"].setText(feed.feed_name if feed else f"{entry.program}: no cached feed lists it")
+        f["Program"].setText(
+            feed.feed_name if feed else f"{entry.program}: no cached feed lists it"
+        )
         f["Version"].setText(entry.version or "unknown")
         store = entry.store
         f["Store"].setText(_breakable(f"{store.label}: {display_path(store.path)}"))
@@ -463,7 +465,9 @@ class DetailsPane(QScrollArea):
         if row.verifying:
             return "being verified…"
         if outcome is None:
-            return "not verified yet (Verify selected, Ctrl+Shift+V)"
+            if row.entry.digest is None:
+                return "Not an implementation: there is nothing to verify."
+            return "Verify selected (Ctrl+Shift+V) checks its contents against its digest."
         return outcome.detail
 
     def _problems(self, row: Row, word: str) -> list[tuple[str, str]]:

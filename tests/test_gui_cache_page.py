@@ -229,7 +229,9 @@ def test_details_put_the_verdict_first_and_digests_in_full(qtbot, demo_env) -> N
 
 def test_added_is_when_the_manifest_was_written(qtbot, demo_env) -> None:
     _window, page = open_page(qtbot, env=demo_env)
-    r, row = row_of(page, lambda row: row.entry.program == "Hello Editor" and row.entry.version == "1.0")
+    r, row = row_of(
+        page, lambda row: row.entry.program == "Hello Editor" and row.entry.version == "1.0"
+    )
     # The demo added it 700 days ago (and last used it 150 days ago): not "today".
     assert time.time() - row.entry.added > 600 * 86400
     assert row.entry.added_from == "manifest"

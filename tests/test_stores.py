@@ -273,5 +273,24 @@ def test_missing_store_banner_names_its_role(tmp_path: Path) -> None:
     env = _empty_env(tmp_path)
     missing = tmp_path / "nowhere"
     result = scan(stores.stores_from_paths([str(missing)], env=env), env=env)
-    assert any(p.startswith(f"Store {missing} (from --store) does not exist") for p in result.problems)
+    expected = f"Store {missing} (from --store) does not exist"
+    assert any(p.startswith(expected) for p in result.problems)
     assert not any("System store" in p for p in result.problems)
+
+
+def test_list_json_shows_the_same_distinct_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from core.cli import main
+
+    for key, value in _empty_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        (d / ("sha256new_" + "A" * 52)).mkdir(parents=True)
+    assert main(["list", "--json", "--store", str(a), "--store", str(b)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    entries = data["entries"] if isinstance(data, dict) else data
+    assert sorted(e["store_label"] for e in entries) == [str(a), str(b)]
