@@ -739,6 +739,7 @@ class CachePage(QWidget):
             self.table.flush_repaint()
         stats = self.model.stats(largest=LARGEST)
         self.summary.set_stats(stats)
+        self._schedule_counts()  # the selection's size grows as sizes are measured
         figures = (stats.by_status, stats.by_store, stats.largest)
         now = time.monotonic()
         # The chart relays itself out on every change: while work streams in, every OVERVIEW_MS.

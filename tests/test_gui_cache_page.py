@@ -409,3 +409,31 @@ def test_no_display_says_what_to_do_and_exits_1(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     run_sh = (ROOT / "installers" / "run.sh").read_text()
     assert "digest|manifest|list" not in run_sh  # no list of subcommands to keep up to date
+
+
+def test_a_planted_directory_is_called_planted_not_changed(qtbot, tmp_path: Path) -> None:
+    """Contents and .manifest agree with each other but not with the name: someone put a whole
+    other implementation there (or renamed one), which is not "changed since it was added"."""
+    from core.cache import classify
+    from core.manifest import VerifyOutcome
+    from gui.cache_model import Row
+    from gui.details import DetailsPane
+
+    name = "sha256new_" + "A" * 52
+    (tmp_path / name).mkdir()
+    entry = classify(stores_from_paths([str(tmp_path)])[0], name)
+    row = Row(entry)
+    other = "sha256new_" + "B" * 52
+    row.outcome = VerifyOutcome(
+        "corrupt", "Contents do not match the digest, but they match the .manifest file.",
+        expected=name, actual=other, recorded=other,
+    )
+    row.verified_at = time.time()
+    row.update_status()
+    pane = DetailsPane()
+    qtbot.addWidget(pane)
+    pane.show_row(row)
+    assert pane.alarm_text.startswith("Planted or renamed")
+    assert "changed since" not in pane.alarm_text
+    assert pane.field("Expected") == name and pane.field("Actual") == other
+    assert pane.status_text == "Corrupt, just now"
