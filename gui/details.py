@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from core.manifest import display_path
 from gui import status as st
 from gui.activity import duration_text
-from gui.cache_model import Row, last_used_text, size_detail, verdict_age
+from gui.cache_model import Row, ago_text, last_used_text, size_detail, verdict_age
 from gui.icons import icon
 
 MAX_CHANGES = 40
@@ -447,6 +447,12 @@ class DetailsPane(QScrollArea):
             return "Being verified…"
         word = row.status
         problems = [p for p in row.problems if p not in (st.CORRUPT, st.ERROR)]
+        if entry_not_dir(row):
+            # Not a directory: no verdict on contents applies, whatever the verifier said.
+            text = "Planted"
+            if row.outcome is not None and row.verified_at is not None:
+                text += f", checked {ago_text(self.now() - row.verified_at)}"
+            return text
         age = verdict_age(row, self.now())
         if age:
             text = age[:1].upper() + age[1:]

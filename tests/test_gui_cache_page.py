@@ -167,6 +167,7 @@ def test_problems_are_shown_together_with_fitting_words(qtbot, demo_env) -> None
     assert row.status == st.SUSPICIOUS
     assert page.proxy.index(r, Column.STATUS).data() == "planted"
     page.select_proxy_row(r)
+    assert page.details.status_text == "Planted, checked just now"
     assert page.details.alarm_text.startswith("Planted: a symbolic link")
     assert "Damaged" not in page.details.alarm_text
     assert "changed since it was added" not in page.details.alarm_text
