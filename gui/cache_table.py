@@ -101,27 +101,32 @@ class CacheTable(QTableView):
         if not resize_columns:
             return
         header = self.horizontalHeader()
+        for col in _SAMPLES:
+            header.resizeSection(col, self.default_width(col))
+
+    def default_width(self, col: Column) -> int:
+        """A column's width for a typical value in the current font (``_SAMPLES``)."""
+        fm = self.fontMetrics()
         icon_room = self.iconSize().width() + 8 if self.iconSize().isValid() else 24
-        bold_font = self.font()
-        bold_font.setBold(True)
-        bold = QFontMetrics(bold_font)
-        for col, sample in _SAMPLES.items():
-            # The program's sample ends in "…" itself: room for the cell's margins too.
-            extra = icon_room if col == Column.STATUS else 4 if col == Column.PROGRAM else 0
-            metrics = bold if col == Column.STATUS else fm
-            header.resizeSection(col, metrics.horizontalAdvance(sample) + 14 + extra)
+        # The program's sample ends in "…" itself: room for the cell's margins too.
+        extra = icon_room if col == Column.STATUS else 4 if col == Column.PROGRAM else 0
+        if col == Column.STATUS:  # problems are in bold
+            bold_font = self.font()
+            bold_font.setBold(True)
+            fm = QFontMetrics(bold_font)
+        return fm.horizontalAdvance(_SAMPLES[col]) + 14 + extra
 
     def default_columns(self, width: int) -> list[Column]:
         """Show the columns that fit side by side in ``width`` pixels at their default widths,
         the most useful first, and hide the rest (the header's context menu brings them back).
         Returns the columns shown. Only for a first start: a saved layout is left alone."""
         self.apply_font_metrics(resize_columns=True)
-        header = self.horizontalHeader()
         used = 0
         shown = []
         full = False
         for col in PRIORITY:
-            need = header.sectionSize(col)
+            # Not the header's size: the last section's is stretched over whatever is left.
+            need = self.default_width(col)
             # In order: once one does not fit, the less useful ones after it stay hidden too.
             full = full or (col != Column.PROGRAM and used + need > width)
             self.setColumnHidden(col, full)

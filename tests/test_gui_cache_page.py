@@ -343,6 +343,11 @@ def test_default_columns_fit_1024_pixels(qtbot, demo_env) -> None:
                if c not in shown and c.name.replace("_", " ").capitalize() in toggles)
 
 
+def test_a_wide_window_shows_every_column(qtbot, demo_env) -> None:
+    _window, page = open_page(qtbot, env=demo_env, size=QSize(1920, 1080))
+    assert [c for c in Column if page.table.isColumnHidden(c)] == []
+
+
 def test_first_size_fits_the_screen_and_restored_sizes_are_clamped(qtbot) -> None:
     assert fitted_size(QSize(1280, 800), QRect(0, 0, 1280, 800)) == QSize(1264, 752)
     assert fitted_size(QSize(1280, 800), QRect(0, 0, 1280, 720)) == QSize(1264, 672)
