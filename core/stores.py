@@ -59,8 +59,8 @@ class Store:
     @property
     def label(self) -> str:
         """Short text naming the store everywhere (table, filter, chart, banner, ``list --json``):
-        "user", "shared", "system" (numbered when there are several), or the path of a --store
-        directory that discovery does not know."""
+        "user", "shared", "system" (numbered when there are several), or the (shortened, see
+        :func:`short_path`) path of a --store directory that discovery does not know."""
         if self.name:
             return self.name
         return _role_label(self)
@@ -86,10 +86,24 @@ class Store:
 
 def _role_label(store: Store) -> str:
     if store.role == "other":
-        from core.manifest import display_path
-
-        return display_path(store.path)
+        return short_path(store.path)
     return str(store.role)
+
+
+def short_path(path: str) -> str:
+    """A store's path as a label: without the usual ``/0install.net/implementations`` tail and
+    with the home directory as ``~`` ("~/mirror", "/srv/cache"), printable."""
+    from core.manifest import display_path
+
+    text = os.path.normpath(path)
+    for tail in ("implementations", _SITE):
+        head, name = os.path.split(text)
+        if name == tail and head not in ("", os.sep):
+            text = head
+    home = os.path.expanduser("~")
+    if home not in ("", os.sep, "~") and (text == home or text.startswith(home + os.sep)):
+        text = "~" + text[len(home) :]
+    return display_path(text)
 
 
 def label_stores(stores: Sequence[Store]) -> list[Store]:

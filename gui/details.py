@@ -67,8 +67,9 @@ class ElidedValue(QLabel):
         self._wrap = wrap
         self.setTextFormat(Qt.TextFormat.PlainText)
         if wrap:
+            # Not selectable: a selection would carry the invisible break points into the
+            # clipboard; Copy (button or context menu) gives the exact text.
             self.setWordWrap(True)
-            self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         else:
             self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
@@ -100,7 +101,9 @@ class ElidedValue(QLabel):
     def _elide(self) -> None:
         if self._wrap:
             if _plain(self.text()) != self._full:
-                self.setText(_breakable(self._full))
+                # A break point every 4 characters: lines fill the width evenly.
+                full = self._full
+                self.setText(_ZWSP.join(full[i : i + 4] for i in range(0, len(full), 4)))
             return
         shown = self.fontMetrics().elidedText(
             self._full, Qt.TextElideMode.ElideMiddle, max(0, self.width())

@@ -218,6 +218,8 @@ def test_store_of_another_user_is_a_system_store(tmp_path: Path) -> None:
     assert store.kind == "system" and store.owner_uid == 65534
     # Not a store discovery knows: named by its path, not by its owner.
     assert store.role == "other" and store.label == str(other)
+    assert stores.short_path(f"{other}/0install.net/implementations") == str(other)
+    assert stores.short_path(os.path.expanduser("~/mirror/implementations")) == "~/mirror"
 
 
 def _empty_env(tmp_path: Path) -> dict[str, str]:
@@ -249,6 +251,12 @@ def test_role_comes_from_discovery_not_owner(tmp_path: Path) -> None:
     found = stores.stores_from_paths([str(user), str(system), str(loose)], env=env)
     assert [s.role for s in found] == ["user", "system", "other"]
     assert [s.label for s in found] == ["user", "system", str(loose)]
+    # Two paths that shorten alike stay distinct.
+    twins = [tmp_path / "t", tmp_path / "t" / "implementations"]
+    twins[1].mkdir(parents=True)
+    assert [s.label for s in stores.stores_from_paths([str(p) for p in twins], env=env)] == [
+        str(twins[0]), f"{twins[0]} (2)"
+    ]
     assert all(s.source == "--store" for s in found)
     # The same owner for all three (this user): owner no longer decides the label.
     assert len({s.owner_uid for s in found}) == 1
