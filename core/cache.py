@@ -58,6 +58,24 @@ class Usage:
     error: str | None = None  # e.g. "2 directories could not be read: Permission denied"
 
 
+Issue = Literal[
+    "",
+    "planted",  # a symlink named like an implementation
+    "not-a-directory",  # a file, FIFO... named like an implementation
+    "digest-case",  # a digest in the wrong case: 0install never finds it
+    "bad-digest",  # a well-formed prefix with an impossible value
+    "foreign-owner",  # owned by someone who is neither the store's owner nor root
+    "world-writable",
+    "group-writable",
+]
+"""What makes a suspicious entry suspicious, as a code the window chooses its words by."""
+
+Fingerprint = tuple[int, ...]
+"""Identity and change time of an entry and of its ``.manifest``: (dev, ino, ctime_ns, mtime_ns)
+of the entry, then the same four of the ``.manifest`` (or nothing when there is none). Anything
+that could change an implementation's contents changes one of these."""
+
+
 @dataclass(slots=True, eq=False)
 class Entry:
     store: Store
@@ -68,23 +86,47 @@ class Entry:
     digest: Digest | None  # parsed strictly when the name has a valid prefix (even if suspicious)
     owner: str  # user name (or uid as text)
     mode: int  # lstat st_mode of the top-level entry
-    added: float  # st_ctime (0install chmods an entry read-only right after adding it)
+    added: float  # mtime of its .manifest (0install writes it when it adds the entry), else mtime
     feed: FeedImpl | None  # the program it belongs to, None = "(unowned)"
     used_by: list[str]  # names of 0install apps whose selections reference it
     usage: Usage | None = None  # None until measured
     atime_reliable: bool = True  # False when the store's filesystem does not record access times
+    added_from: Literal["manifest", "directory", ""] = ""  # where ``added`` comes from
+    issue: Issue = ""  # why a suspicious entry is suspicious ("" for every other kind)
+    fingerprint: Fingerprint = ()  # see :data:`Fingerprint`; () when it could not be examined
 
     @property
     def program(self) -> str:
-        """The feed's name for an implementation, else "(unowned)", "(temporary)", "(suspicious)"
-        or "(unknown)"."""
-        if self.kind == "implementation":
-            return self.feed.feed_name if self.feed is not None else "(unowned)"
-        return f"({self.kind})"
+        """The name its cached feed gives it, whatever else is wrong with it (a suspicious entry
+        claims to be that program); else "(unowned)" for a digest name no feed lists,
+        "(temporary)" or "(not an implementation)"."""
+        if self.feed is not None:
+            return self.feed.feed_name
+        if self.digest is not None:
+            return "(unowned)"
+        if self.kind == "temporary":
+            return "(temporary)"
+        return "(not an implementation)"
 
     @property
     def version(self) -> str:
         return self.feed.version if self.feed is not None else ""
+
+    @property
+    def short_name(self) -> str:
+        """The start of the digest (or name), enough to tell entries apart: "sha256new_RZ3A…"."""
+        return short_digest(self.name)
+
+
+def short_digest(name: str, keep: int = 8) -> str:
+    """``sha256new_RZ3AB4XW…``: the algorithm and the first ``keep`` characters of the value."""
+    for sep in ("=", "_"):
+        algorithm, found, value = name.partition(sep)
+        if found and algorithm.lower().startswith("sha"):
+            if len(value) <= keep + 1:
+                return name
+            return f"{algorithm}{sep}{value[:keep]}…"
+    return name if len(name) <= keep + 12 else name[: keep + 11] + "…"
 
 
 # --- classification ------------------------------------------------------------------------------
@@ -149,20 +191,20 @@ def _foreign_owner(uid: int, ctx: _Context) -> bool:
 
 def _judge_digest_name(
     path: str, name: str, digest: Digest, st: os.stat_result, ctx: _Context
-) -> tuple[EntryKind, str]:
+) -> tuple[EntryKind, str, Issue]:
     mode = st.st_mode
     if stat.S_ISLNK(mode):
         return "suspicious", (
-            f"{_describe(path, mode)} named like an implementation: "
+            f"{_describe(path, mode)} named like an implementation, planted in the store: "
             "0install would run whatever it points at"
-        )
+        ), "planted"
     if not stat.S_ISDIR(mode):
         what = _describe(path, mode)
         crash = " (its own `0install store audit` crashes on it)" if stat.S_ISREG(mode) else ""
         return "suspicious", (
             f"{what} named like an implementation: 0install expects a directory there and would "
             f"try to run from it{crash}"
-        )
+        ), "not-a-directory"
     problem = value_problem(digest)
     if problem:
         upper = digest.algorithm == "sha256new"
@@ -172,10 +214,10 @@ def _judge_digest_name(
             return "suspicious", (
                 f"the digest in its name is in {case} case: 0install compares digests "
                 "case-sensitively, so it never uses this directory and it can never verify"
-            )
+            ), "digest-case"
         return "suspicious", (
             f"named like an implementation, but {problem}: 0install never makes such a directory"
-        )
+        ), "bad-digest"
     uid = st.st_uid
     if _foreign_owner(uid, ctx):
         who = _user_name(uid)
@@ -183,19 +225,19 @@ def _judge_digest_name(
         return "suspicious", (
             f"owned by {who}, not by the store's owner ({_user_name(ctx.store_uid)}) or root: "
             f"{who} could change what 0install runs as this implementation"
-        )
+        ), "foreign-owner"
     perms = stat.S_IMODE(mode)
     if perms & 0o002:
         return "suspicious", (
             f"writable by everyone (mode {perms:04o}): anyone could change what 0install runs as "
             "this implementation"
-        )
+        ), "world-writable"
     if perms & 0o020:
         return "suspicious", (
             f"writable by its group {_group_name(st.st_gid)} (mode {perms:04o}): every member "
             "could change what 0install runs as this implementation"
-        )
-    return "implementation", ""
+        ), "group-writable"
+    return "implementation", "", ""
 
 
 def _judge_other_name(path: str, name: str, mode: int) -> tuple[EntryKind, str]:
@@ -231,24 +273,48 @@ def _judge_other_name(path: str, name: str, mode: int) -> tuple[EntryKind, str]:
     )
 
 
+def _added(path: str, st: os.stat_result) -> tuple[float, str, Fingerprint]:
+    """When the entry was added, where that time comes from, and its fingerprint.
+
+    0install writes the ``.manifest`` as it adds an implementation and never touches it again, so
+    its mtime is the time of adding; chmod, chown and mv change the directory's ctime, not that.
+    Without one, the directory's own mtime is the best guess. Only a real directory is looked
+    into (``lstat``: a ``.manifest`` symlink is not followed).
+    """
+    own: Fingerprint = (st.st_dev, st.st_ino, st.st_ctime_ns, st.st_mtime_ns)
+    if stat.S_ISDIR(st.st_mode):
+        try:
+            m = os.lstat(os.path.join(path, ".manifest"))
+        except (OSError, ValueError):
+            pass
+        else:
+            fingerprint = own + (m.st_dev, m.st_ino, m.st_ctime_ns, m.st_mtime_ns)
+            if stat.S_ISREG(m.st_mode):
+                return m.st_mtime, "manifest", fingerprint
+            return st.st_mtime, "directory", fingerprint
+    return st.st_mtime, "directory", own
+
+
 def _classify(name: str, path: str, st: os.stat_result, ctx: _Context) -> Entry:
     try:
         digest: Digest | None = parse_digest(name)
     except DigestError:
         digest = None
+    issue: Issue = ""
     if digest is not None:
-        kind, reason = _judge_digest_name(path, name, digest, st, ctx)
+        kind, reason, issue = _judge_digest_name(path, name, digest, st, ctx)
     else:
         kind, reason = _judge_other_name(path, name, st.st_mode)
         if _foreign_owner(st.st_uid, ctx):
             # Not a leftover of 0install: someone else can write into this store.
             who = _user_name(st.st_uid)
-            kind, reason = (
+            kind, reason, issue = (
                 "suspicious",
                 (
                     f"{_describe(path, st.st_mode)} owned by {who}, not by the store's owner "
                     f"({_user_name(ctx.store_uid or 0)}) or root: {who} can write into this store"
                 ),
+                "foreign-owner",
             )
     feed = None
     used_by: list[str] = []
@@ -257,6 +323,7 @@ def _classify(name: str, path: str, st: os.stat_result, ctx: _Context) -> Entry:
             feed = ctx.feeds.lookup(name)
         if ctx.app_uses is not None:
             used_by = list(ctx.app_uses.get(name, ()))
+    added, added_from, fingerprint = _added(path, st)
     return Entry(
         store=ctx.store,
         name=name,
@@ -266,10 +333,13 @@ def _classify(name: str, path: str, st: os.stat_result, ctx: _Context) -> Entry:
         digest=digest,
         owner=_user_name(st.st_uid),
         mode=st.st_mode,
-        added=st.st_ctime,
+        added=added,
         feed=feed,
         used_by=used_by,
         atime_reliable=ctx.atime_reliable,
+        added_from=added_from,  # type: ignore[arg-type]
+        issue=issue,
+        fingerprint=fingerprint,
     )
 
 
@@ -994,8 +1064,10 @@ class Scan:
 
 
 def _store_problem_text(store: Store) -> str:
-    role = "User store" if store.kind == "user" else "System store"
-    return f"{role} {store.path} (from {store.source}) {store.problem}; it was skipped."
+    from core.manifest import display_path
+
+    where = "" if store.role == "other" else f" {display_path(store.path)}"
+    return f"{store.description}{where} (from {store.source}) {store.problem}; it was skipped."
 
 
 def _all_homes() -> list[str]:

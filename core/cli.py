@@ -207,6 +207,7 @@ def _entry_json(entry) -> dict:
     return {
         "store": entry.store.path,
         "store_kind": entry.store.kind,
+        "store_label": entry.store.label,
         "name": entry.name,
         "path": entry.path,
         "kind": entry.kind,

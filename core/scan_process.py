@@ -41,7 +41,7 @@ ScanProcessError = ChildError
 
 
 def _store_to_json(store: Store) -> list[Any]:
-    return [store.path, store.kind, store.source, store.problem]
+    return [store.path, store.kind, store.source, store.problem, store.role, store.name]
 
 
 def _store_from_json(data: list[Any]) -> Store:
@@ -62,11 +62,15 @@ def _entry_to_json(entry: Entry, store_index: dict[int, int]) -> list[Any]:
         [feed.feed_url, feed.feed_name, feed.version] if feed is not None else None,
         entry.used_by,
         entry.atime_reliable,
+        entry.added_from,
+        entry.issue,
+        list(entry.fingerprint),
     ]
 
 
 def _entry_from_json(data: list[Any], stores: list[Store]) -> Entry:
-    store, name, kind, reason, digest, owner, mode, added, feed, used_by, reliable = data
+    store, name, kind, reason, digest, owner, mode, added, feed, used_by, reliable = data[:11]
+    added_from, issue, fingerprint = data[11:]
     where = stores[store]
     return Entry(
         where,
@@ -81,6 +85,9 @@ def _entry_from_json(data: list[Any], stores: list[Store]) -> Entry:
         FeedImpl(*feed) if feed is not None else None,
         used_by,
         atime_reliable=reliable,
+        added_from=added_from,
+        issue=issue,
+        fingerprint=tuple(fingerprint),
     )
 
 

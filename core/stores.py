@@ -20,10 +20,15 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 StoreKind = Literal["user", "system"]
+StoreRole = Literal["user", "shared", "system", "other"]
+"""What a store is for, from discovery: the user's own (``$XDG_CACHE_HOME``), the machine's shared
+one (``/var/cache/0install.net/implementations``, filled by ``0store-secure-add``), another system
+store (``$XDG_CACHE_DIRS``, an ``implementation-dirs`` line), or ``other``: a ``--store`` path that
+discovery does not know."""
 
 SHARED_SYSTEM_STORE = "/var/cache/0install.net/implementations"
 """The store that 0store-secure-add fills, owned by the ``zeroinst`` user (Linux)."""
@@ -37,15 +42,38 @@ class Store:
     kind: StoreKind
     source: str  # "$XDG_CACHE_HOME", "$XDG_CACHE_DIRS", an implementation-dirs file, or "--store"
     problem: str | None = None  # None when listable, else why not, in a few plain words
+    role: StoreRole | Literal[""] = ""  # "" = from kind and path (see __post_init__)
+    name: str = ""  # the distinct label given by :func:`label_stores`; "" = the role's word
+
+    def __post_init__(self) -> None:
+        if not self.role:
+            role: StoreRole = (
+                "user"
+                if self.kind == "user"
+                else "shared"
+                if self.path == SHARED_SYSTEM_STORE
+                else "system"
+            )
+            object.__setattr__(self, "role", role)
 
     @property
     def label(self) -> str:
-        """Short text for tables: "user", "system", or "system (/path)" for other system stores."""
-        if self.kind == "user":
-            return "user"
-        if self.path == SHARED_SYSTEM_STORE:
-            return "system"
-        return f"system ({self.path})"
+        """Short text naming the store everywhere (table, filter, chart, banner, ``list --json``):
+        "user", "shared", "system" (numbered when there are several), or the (shortened, see
+        :func:`short_path`) path of a --store directory that discovery does not know."""
+        if self.name:
+            return self.name
+        return _role_label(self)
+
+    @property
+    def description(self) -> str:
+        """What the store is, for sentences: "The user store", "System store 2", "Store /x"."""
+        role = self.role
+        if role == "other":
+            return f"Store {self.label}"
+        if role in ("user", "shared"):
+            return f"The {role} store"
+        return "System store" + self.label[len("system") :]
 
     @property
     def owner_uid(self) -> int | None:
@@ -54,6 +82,50 @@ class Store:
             return os.stat(self.path).st_uid
         except (OSError, ValueError):
             return None
+
+
+def _role_label(store: Store) -> str:
+    if store.role == "other":
+        return short_path(store.path)
+    return str(store.role)
+
+
+def short_path(path: str) -> str:
+    """A store's path as a label: without the usual ``/0install.net/implementations`` tail and
+    with the home directory as ``~`` ("~/mirror", "/srv/cache"), printable."""
+    from core.manifest import display_path
+
+    text = os.path.normpath(path)
+    for tail in ("implementations", _SITE):
+        head, name = os.path.split(text)
+        if name == tail and head not in ("", os.sep):
+            text = head
+    home = os.path.expanduser("~")
+    if home not in ("", os.sep, "~") and (text == home or text.startswith(home + os.sep)):
+        text = "~" + text[len(home) :]
+    return display_path(text)
+
+
+def label_stores(stores: Sequence[Store]) -> list[Store]:
+    """The same stores, each with a distinct short :attr:`Store.label`: "user", "shared",
+    "system" or "system 1", "system 2"... in order when there are several, and the path of the
+    others."""
+    systems = sum(1 for s in stores if s.role == "system")
+    result: list[Store] = []
+    seen: set[str] = set()
+    n = 0
+    for store in stores:
+        name = _role_label(store)
+        if store.role == "system" and systems > 1:
+            n += 1
+            name = f"system {n}"
+        base, i = name, 2
+        while name in seen:  # two "user" stores from two --store paths, say
+            name = f"{base} ({i})"
+            i += 1
+        seen.add(name)
+        result.append(replace(store, name=name))
+    return result
 
 
 @dataclass(slots=True)
@@ -229,11 +301,13 @@ def _discover(env: Mapping[str, str] | None) -> _Discovery:
         seen.add(key)
         kind: StoreKind = "user" if not result.stores else "system"
         result.stores.append(Store(path, kind, source, _problem(path)))
+    result.stores = label_stores(result.stores)
     return result
 
 
 def discover_stores(env: Mapping[str, str] | None = None) -> list[Store]:
-    """The stores 0install uses, in its order, first one "user", others "system".
+    """The stores 0install uses, in its order, first one "user", others "system", each with a
+    distinct :attr:`Store.label`.
 
     ``env`` defaults to ``os.environ``. A store configured twice (same text after normalising, or
     the same directory through another path) is kept once, where it first appears. Missing or
@@ -247,9 +321,19 @@ def discovery_problems(env: Mapping[str, str] | None = None) -> list[str]:
     return _discover(env).problems
 
 
-def stores_from_paths(paths: Sequence[str]) -> list[Store]:
-    """Stores named on the command line (``--store DIR``): made absolute, de-duplicated; "user"
-    when the directory belongs to the current user, else "system"."""
+def stores_from_paths(
+    paths: Sequence[str], env: Mapping[str, str] | None = None
+) -> list[Store]:
+    """Stores named on the command line (``--store DIR``): made absolute, de-duplicated.
+
+    A directory that discovery (with ``env``, default ``os.environ``) also finds keeps the role
+    it has there (the user store, the shared store, a system store); any other is "other",
+    labelled by its path. ``kind`` stays "user" for a directory the current user owns, else
+    "system", as before.
+    """
+    known: dict[tuple, Store] = {}
+    for found in _discover(env).stores:
+        known.setdefault(_dedup_key(found.path), found)
     stores: list[Store] = []
     seen: set[tuple] = set()
     uid = os.getuid() if hasattr(os, "getuid") else None
@@ -264,5 +348,7 @@ def stores_from_paths(paths: Sequence[str]) -> list[Store]:
         except (OSError, ValueError):
             owner = None
         kind: StoreKind = "user" if owner is not None and owner == uid else "system"
-        stores.append(Store(path, kind, "--store", _problem(path)))
-    return stores
+        same = known.get(key)
+        role: StoreRole = same.role if same is not None else "other"  # type: ignore[assignment]
+        stores.append(Store(path, kind, "--store", _problem(path), role))
+    return label_stores(stores)

@@ -123,7 +123,6 @@ class ActivityBar(QWidget):
         self._active = on
         self._bar.setVisible(on)
         self._cancel.setVisible(on)
-        self._label.setEnabled(on)  # the idle summary reads as secondary text
 
     @property
     def active(self) -> bool:
@@ -157,7 +156,8 @@ class ActivityBar(QWidget):
         self._label.setText(text)
 
     def idle(self, text: str = "") -> None:
-        """No run: the bar and Cancel hide, ``text`` (how the last run ended) stays, muted."""
+        """No run: the bar and Cancel hide, ``text`` (how the last run ended) stays, in the
+        ordinary text colour (a disabled-looking grey was hard to read)."""
         self._show_parts(False)
         self._bar.setRange(0, _STEPS)
         self._bar.setValue(0)

@@ -119,6 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if not args.screenshot:
+        from gui.display import display_problem
+
+        problem = display_problem()
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
     app = _application(screenshot=bool(args.screenshot))
     with ExitStack() as cleanup:
         env: Mapping[str, str] | None = None
@@ -135,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.store:
             from core.stores import stores_from_paths
 
-            stores = stores_from_paths([os.path.abspath(p) for p in args.store])
+            stores = stores_from_paths([os.path.abspath(p) for p in args.store], env)
         if args.screenshot:
             return _screenshot(app, stores, env, args.screenshot, args.verify)
         return _interactive(app, stores, env, args.verify)

@@ -14,11 +14,12 @@ from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QFontMetrics, QPalette
 from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
 
-from gui.cache_model import CacheFilter, CacheModel
+from gui.cache_model import CacheFilter, CacheModel, Column
 
 _HAS_DISPLAY = QStyleOptionViewItem.ViewItemFeature.HasDisplay
 _HAS_DECORATION = QStyleOptionViewItem.ViewItemFeature.HasDecoration
 _LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+_MIDDLE = Qt.TextElideMode.ElideMiddle
 
 
 class CacheDelegate(QStyledItemDelegate):
@@ -38,6 +39,8 @@ class CacheDelegate(QStyledItemDelegate):
             model.row_at(source.row()), source.column()
         )
         option.index = index
+        if source.column() == Column.STORE:
+            option.textElideMode = _MIDDLE  # a store's path label: both ends tell stores apart
         option.features |= _HAS_DISPLAY
         option.text = text
         option.displayAlignment = Qt.AlignmentFlag(align) if align is not None else _LEFT

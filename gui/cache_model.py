@@ -70,13 +70,25 @@ HEADERS: dict[Column, str] = {
 }
 
 HEADER_TIPS: dict[Column, str] = {
-    Column.PROGRAM: "The program's name from its cached feed",
-    Column.STORE: "Which implementation store holds the entry",
-    Column.SIZE: "Bytes of the files (hard links counted once)",
+    Column.PROGRAM: (
+        "The program's name from its cached feed; for an entry no feed lists, the start of its "
+        "digest"
+    ),
+    Column.STORE: "Which implementation store holds the entry (hover a cell for its path)",
+    Column.SIZE: (
+        "Apparent size of everything inside, directories included (hard links counted once)"
+    ),
+    Column.FILES: "Files and symbolic links inside",
     Column.LAST_USED: "Newest access time of anything inside (needs a filesystem that records it)",
-    Column.ADDED: "When the entry was added to the store",
+    Column.ADDED: (
+        "When 0install added the entry: the time it wrote the entry's .manifest file (for an "
+        "entry without one, the directory's modification time)"
+    ),
     Column.USED_BY: "0install apps whose current selections use it",
-    Column.STATUS: "Result of the last verification",
+    Column.STATUS: (
+        "What is wrong with the entry, else the result of its last verification (kept across "
+        "rescans while the entry does not change)"
+    ),
     Column.DIGEST: "The manifest digest that names the directory",
 }
 
@@ -147,16 +159,25 @@ class Row:
     tiebreak: tuple = ()  # (program, version key, name): the order of rows with equal sort values
     rank: int = 0  # position in tie-break order among the model's rows (a cheap int to sort by)
     status: str = st.NOT_VERIFIED
+    verified_at: float | None = None  # when ``outcome`` was found (epoch seconds)
 
     def update_status(self) -> str:
-        """Work out the status word again from the verdict, the run and the entry's kind."""
+        """Work out the status word again from the verdict, the run and the entry's kind.
+
+        An entry that is not a directory at all (a planted symlink, a file) stays "suspicious"
+        whatever verification says: its contents cannot match a digest, and "damaged" would
+        suggest it once was an implementation.
+        """
         if self.verifying:
             word = st.VERIFYING
         else:
             verdict = st.VERDICT_WORDS.get(self.outcome.status) if self.outcome else None
-            if verdict in (st.CORRUPT, st.ERROR):
+            entry = self.entry
+            if entry.kind == "suspicious" and entry.issue in st.NOT_A_DIRECTORY:
+                word = st.SUSPICIOUS
+            elif verdict in (st.CORRUPT, st.ERROR):
                 word = verdict
-            elif self.entry.kind == "suspicious":
+            elif entry.kind == "suspicious":
                 word = st.SUSPICIOUS
             else:
                 word = verdict or st.NOT_VERIFIED
@@ -164,8 +185,117 @@ class Row:
         return word
 
     @property
+    def problems(self) -> list[str]:
+        """Each thing wrong with the entry, in a few words, worst first ("damaged", "writable by
+        everyone"): what the Status column shows, so that no problem hides another."""
+        found: list[str] = []
+        outcome = self.outcome
+        entry = self.entry
+        if outcome is not None and entry.issue not in st.NOT_A_DIRECTORY:
+            if outcome.status == "corrupt":
+                found.append(st.CORRUPT)
+            elif outcome.status == "error":
+                found.append(st.ERROR)
+        if entry.kind == "suspicious":
+            found.append(ISSUE_WORDS.get(entry.issue, st.SUSPICIOUS))
+        return found
+
+    @property
     def damaged(self) -> bool:
         return self.outcome is not None and self.outcome.status == "corrupt"
+
+
+ISSUE_WORDS: dict[str, str] = {
+    "planted": "planted",
+    "not-a-directory": "planted",
+    "digest-case": "wrong case",
+    "bad-digest": "bad digest",
+    "foreign-owner": "foreign owner",
+    "world-writable": "world-writable",
+    "group-writable": "group-writable",
+}
+"""core.cache.Entry.issue -> the words the Status column uses for it."""
+
+
+def status_text(row: Row) -> str:
+    """The Status cell: the status word, or every problem of the entry ("corrupt, writable by
+    everyone"); the verdict of a verified entry is the word itself ("OK")."""
+    if row.status in (st.VERIFYING, st.NOT_VERIFIED, st.OK, st.SKIPPED):
+        return row.status
+    problems = row.problems
+    return ", ".join(problems) if problems else row.status
+
+
+def verdict_age(row: Row, now: float) -> str:
+    """ "OK, 10 minutes ago": the verdict and how old it is ("" when not verified)."""
+    if row.outcome is None:
+        return ""
+    word = st.VERDICT_WORDS.get(row.outcome.status, row.outcome.status)
+    if row.verified_at is None:
+        return word
+    return f"{word}, {ago_text(now - row.verified_at)}"
+
+
+def program_text(entry: Entry) -> str:
+    """The Program cell: the feed's name, else what it is and the start of its digest (or name),
+    so that entries no feed lists can be told apart ("(unowned) RZ3AB4XW…")."""
+    if entry.feed is not None:
+        return entry.program
+    if entry.digest is not None:
+        value = entry.name[len(entry.name.split("_", 1)[0].split("=", 1)[0]) + 1 :]
+        return f"{entry.program} {value[:8]}…" if len(value) > 9 else f"{entry.program} {value}"
+    return f"{entry.program} {entry.short_name}"
+
+
+def size_text(size: int) -> str:
+    """ "51 bytes", "1.2 MB": humanize's words, without its "51 Bytes"."""
+    if size < 1000:
+        return f"{size:,} byte{'' if size == 1 else 's'}"
+    return humanize.naturalsize(size)
+
+
+def size_detail(usage: Usage) -> str:
+    """The whole story of a size: "1.2 MB (1,234,567 bytes), 1.3 MB on disk"; an empty entry says
+    so instead of a directory's own 4,096 bytes."""
+    disk = f"{size_text(usage.disk)} on disk"
+    if usage.files == 0:
+        return f"empty: no files inside (the directories themselves take {disk})"
+    if usage.size < 1000:
+        return f"{size_text(usage.size)}, {disk}"
+    return f"{size_text(usage.size)} ({usage.size:,} bytes), {disk}"
+
+
+def added_tooltip(entry: Entry) -> str:
+    when = datetime.fromtimestamp(entry.added).strftime("%Y-%m-%d %H:%M")
+    if entry.added_from == "manifest":
+        return f"{when}: when 0install wrote its .manifest file, i.e. added it"
+    return f"{when}: the directory's modification time (it has no .manifest file)"
+
+
+def carry_verdicts(old: Iterable[Row], new: Iterable[Row]) -> tuple[int, int]:
+    """Give new rows (a rescan) the verdicts of the old rows for the same, unchanged entries.
+
+    An entry is unchanged when its fingerprint (identity and change times of the directory and
+    of its ``.manifest``) is the same; a changed one goes back to "not verified". Returns
+    (verdicts kept, verdicts dropped because the entry changed).
+    """
+    verdicts = {r.entry.path: r for r in old if r.outcome is not None}
+    kept = dropped = 0
+    if not verdicts:
+        return 0, 0
+    for row in new:
+        before = verdicts.get(row.entry.path)
+        if before is None:
+            continue
+        same = before.entry.fingerprint and before.entry.fingerprint == row.entry.fingerprint
+        if same and before.entry.kind == row.entry.kind:
+            row.outcome = before.outcome
+            row.verified_at = before.verified_at
+            row.update_status()
+            kept += 1
+        else:
+            dropped += 1
+    return kept, dropped
 
 
 def _tiebreak(row: Row) -> tuple:
@@ -409,6 +539,7 @@ class CacheModel(QAbstractTableModel):
                 continue
             old = row.status
             row.outcome = outcome
+            row.verified_at = self.now()
             row.verifying = False
             new = row.update_status()
             counts[old] -= 1
@@ -416,6 +547,12 @@ class CacheModel(QAbstractTableModel):
             changed.append(row)
         self._announce(changed, 0, len(Column) - 1, Column.STATUS)
         return changed
+
+    def stamp(self, rows: Iterable[Row], when: float | None = None) -> None:
+        """Record when these rows' verdicts were found (now by default)."""
+        when = self.now() if when is None else when
+        for row in rows:
+            row.verified_at = when
 
     def _owns(self, row: Row) -> bool:
         return self._by_entry.get(id(row.entry)) is row
@@ -517,13 +654,13 @@ class CacheModel(QAbstractTableModel):
     def _text(self, row: Row, col: int) -> str:
         entry = row.entry
         if col == Column.PROGRAM:
-            return entry.program
+            return program_text(entry)
         if col == Column.VERSION:
             return entry.version
         if col == Column.STORE:
             return entry.store.label
         if col == Column.STATUS:
-            return row.status
+            return status_text(row)
         if col == Column.DIGEST:
             return entry.name
         if col == Column.ADDED:
@@ -534,7 +671,7 @@ class CacheModel(QAbstractTableModel):
         if usage is None:
             return _PENDING
         if col == Column.SIZE:
-            return humanize.naturalsize(usage.size)
+            return "empty" if usage.files == 0 else size_text(usage.size)
         if col == Column.FILES:
             return f"{usage.files:,}"
         if col == Column.LAST_USED:
@@ -551,21 +688,28 @@ class CacheModel(QAbstractTableModel):
                 return entry.feed.feed_url
             return entry.reason or "No cached feed lists this implementation"
         if col == Column.STATUS:
-            if row.outcome is not None and row.status != st.SUSPICIOUS:
-                return row.outcome.detail
-            return entry.reason or None
+            lines = []
+            if entry.reason and entry.kind == "suspicious":
+                lines.append(entry.reason)
+            if row.outcome is not None:
+                lines.append(f"Verified: {verdict_age(row, self.now())}: {row.outcome.detail}")
+            elif entry.reason:
+                lines.append(entry.reason)
+            return "\n".join(lines) or None
         if col == Column.SIZE and entry.usage is not None:
             usage = entry.usage
-            tip = f"{usage.size:,} bytes ({humanize.naturalsize(usage.disk)} on disk)"
+            tip = size_detail(usage)
             return f"{tip}\n{usage.error}" if usage.error else tip
         if col == Column.LAST_USED and entry.usage is not None and entry.usage.last_used:
             return datetime.fromtimestamp(entry.usage.last_used).strftime("%Y-%m-%d %H:%M")
         if col == Column.ADDED and entry.added:
-            return datetime.fromtimestamp(entry.added).strftime("%Y-%m-%d %H:%M")
+            return added_tooltip(entry)
         if col == Column.DIGEST:
             return entry.path
         if col == Column.STORE:
             return entry.store.path
+        if col == Column.FILES and entry.usage is not None:
+            return "Files and symbolic links inside"
         return None
 
 

@@ -11,13 +11,23 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
-import humanize
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelectionModel,
+    QModelIndex,
+    QObject,
+    QSettings,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QAction, QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
+    QPushButton,
     QSplitter,
     QToolBar,
     QVBoxLayout,
@@ -25,11 +35,20 @@ from PySide6.QtWidgets import (
 )
 
 from core import scan_process
+from core.manifest import display_path
 from gui import status as st
 from gui.activity import ActivityBar, duration_text
 from gui.banner import Banner
 from gui.cache_jobs import ScanJob, VerifyJob
-from gui.cache_model import ROW_ROLE, CacheFilter, CacheModel, Column, Row
+from gui.cache_model import (
+    ROW_ROLE,
+    CacheFilter,
+    CacheModel,
+    Column,
+    Row,
+    carry_verdicts,
+    size_text,
+)
 from gui.cache_table import CacheTable
 from gui.details import DetailsPane
 from gui.icons import icon
@@ -77,6 +96,7 @@ class _Overview(OverviewWidget):
 class CachePage(QWidget):
     """Lists the stores' entries, measures them, verifies them on demand."""
 
+    page_id = "cache"
     title = "Cache"
     icon_name = "cache"
 
@@ -111,6 +131,7 @@ class CachePage(QWidget):
         self._last_report = ""  # how the last run ended, shown on the idle progress line
         self._overview_figures: tuple = ()
         self._overview_time = 0.0
+        self._kept_verdicts = (0, 0)  # (kept, dropped) by the last rescan
 
         self.model = CacheModel(self)
         self.proxy = CacheFilter(self)
@@ -257,6 +278,7 @@ class CachePage(QWidget):
         self.filter_edit.setToolTip("Show only entries matching every word typed here (Ctrl+F)")
         self.filter_edit.setAccessibleName("Filter")
         self.filter_edit.textChanged.connect(self.proxy.set_text)
+        self.filter_edit.installEventFilter(self)
         self.store_combo = QComboBox(self)
         self.store_combo.setToolTip("Show one store only")
         self.store_combo.setAccessibleName("Store filter")
@@ -282,12 +304,22 @@ class CachePage(QWidget):
         filters.addWidget(self.filter_edit, 1)
         filters.addWidget(self.store_combo)
         filters.addWidget(self.status_combo)
+        # "3 of 14 shown · 2 selected, 1.2 MB": what the table holds, what an action would touch.
+        self.count_label = QLabel(self)
+        self.count_label.setAccessibleName("Shown and selected entries")
+        self.count_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        filters.addWidget(self.count_label)
 
         self.table = CacheTable(self.proxy, self)
         self._setup_table()
         self.details = DetailsPane(self)
+        self.details.openFailed.connect(self._open_failed)
+        self.details.copied.connect(self._copied)
         self.overview = _Overview(self)
         self.overview.statusClicked.connect(self.toggle_status)
+        self.overview.storeClicked.connect(self.toggle_store)
+        self.overview.programClicked.connect(self.toggle_program)
+        self._build_no_match()
 
         self.side = QSplitter(Qt.Orientation.Vertical, self)
         self.side.addWidget(self.overview)
@@ -321,7 +353,99 @@ class CachePage(QWidget):
         table.addAction(self.details_action)
         table.activated.connect(lambda _index: self.show_details())
         table.selectionModel().currentRowChanged.connect(self._current_changed)
-        table.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
+        table.selectionModel().selectionChanged.connect(lambda *_: self._selection_changed())
+        table.emptyClicked.connect(self.clear_selection)
+        for signal in (
+            self.proxy.modelReset,
+            self.proxy.layoutChanged,
+            self.proxy.rowsInserted,
+            self.proxy.rowsRemoved,
+        ):
+            signal.connect(self._schedule_counts)
+        self._counts_timer = QTimer(self)
+        self._counts_timer.setSingleShot(True)
+        self._counts_timer.setInterval(0)
+        self._counts_timer.timeout.connect(self.update_counts)
+
+    def _build_no_match(self) -> None:
+        """What an empty filtered table says instead of nothing: "No entries match"."""
+        box = QWidget(self.table.viewport())
+        layout = QVBoxLayout(box)
+        label = QLabel("No entries match the filters.", box)
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        button = QPushButton("Show everything", box)
+        button.setToolTip("Clear the text, store and status filters")
+        button.clicked.connect(self.clear_filters)
+        layout.addWidget(label)
+        layout.addWidget(button, 0, Qt.AlignmentFlag.AlignHCenter)
+        box.hide()
+        self.no_match = box
+        self.no_match_button = button
+        self.table.viewport().installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.filter_edit and event.type() in (
+            QEvent.Type.ShortcutOverride,
+            QEvent.Type.KeyPress,
+        ):
+            # Escape in the filter box clears it (and takes precedence over Cancel, the window's
+            # Escape) while there is something to clear.
+            assert isinstance(event, QKeyEvent)
+            if event.key() == Qt.Key.Key_Escape and self.filter_edit.text():
+                event.accept()
+                if event.type() == QEvent.Type.KeyPress:
+                    self.filter_edit.clear()
+                return True
+        elif watched is self.table.viewport() and event.type() == QEvent.Type.Resize:
+            self._place_no_match()
+        return super().eventFilter(watched, event)
+
+    def _place_no_match(self) -> None:
+        box = self.no_match
+        box.adjustSize()
+        viewport = self.table.viewport()
+        box.move(
+            max(0, (viewport.width() - box.width()) // 2),
+            max(0, (viewport.height() - box.height()) // 3),
+        )
+
+    def _schedule_counts(self, *_args) -> None:
+        if not self._counts_timer.isActive():
+            self._counts_timer.start()
+
+    def update_counts(self) -> None:
+        """The "3 of 14 shown · 2 selected, 1.2 MB" line, and the "No entries match" notice."""
+        self._counts_timer.stop()
+        total = self.model.rowCount()
+        shown = self.proxy.rowCount()
+        noun = "entry" if total == 1 else "entries"
+        parts = [f"{shown:,} of {total:,} {noun} shown"] if shown != total else []
+        selected = self.selected_rows()
+        if len(selected) > 1:
+            size = sum(r.entry.usage.size for r in selected if r.entry.usage is not None)
+            pending = any(r.entry.usage is None for r in selected)
+            parts.append(
+                f"{len(selected):,} selected, {size_text(size)}{' so far' if pending else ''}"
+            )
+        self.count_label.setText(" · ".join(parts))
+        empty = total > 0 and shown == 0
+        if empty != self.no_match.isVisible():
+            self.no_match.setVisible(empty)
+            if empty:
+                self._place_no_match()
+
+    def _selection_changed(self) -> None:
+        self._update_actions()
+        self._schedule_counts()
+
+    def clear_selection(self) -> None:
+        """A click on empty space: nothing selected, the details pane says so."""
+        self.table.selectionModel().clearSelection()
+        self.table.selectionModel().setCurrentIndex(
+            QModelIndex(), QItemSelectionModel.SelectionFlag.NoUpdate
+        )
+        self.details.show_row(None)
+        self._update_actions()
 
     # --- scanning --------------------------------------------------------------------------------
 
@@ -374,6 +498,10 @@ class CachePage(QWidget):
     def _on_listed(self, gen: int, scan, rows: list[Row], sorted_by: tuple) -> None:
         if gen != self._scan_generation:
             return
+        # Verdicts survive a rescan for entries that did not change since they were verified.
+        self._kept_verdicts = carry_verdicts(self.model.rows, rows)
+        if self._kept_verdicts[0] and self.model.sort_column == Column.STATUS:
+            sorted_by = None  # the carried verdicts moved rows
         self.model.set_rows(rows, sorted_by)
         self._set_store_choices([s.label for s in scan.stores if s.problem is None])
         messages = list(scan.problems)
@@ -386,6 +514,10 @@ class CachePage(QWidget):
             )
         self.banner.set_messages(messages, "warning")
         self._reselect()
+        # Never the previous scan's row (and its stale verdict) in the pane.
+        current = self.current_row()
+        if self.details.row is not current:
+            self.details.show_row(current)
         n = len(scan.entries)
         if n:
             self.activity.progress(0.0, f"Measuring sizes: 0 of {n:,} entries")
@@ -417,6 +549,14 @@ class CachePage(QWidget):
                 f"Scanned {job.entries_total:,} entries in {stores} "
                 f"{'store' if stores == 1 else 'stores'}"
             )
+            kept, dropped = self._kept_verdicts
+            if kept or dropped:
+                self._last_report += f"; kept {kept:,} verification {_results(kept)}"
+                if dropped:
+                    self._last_report += (
+                        f", {dropped:,} {'entry' if dropped == 1 else 'entries'} changed since "
+                        "and must be verified again"
+                    )
         self.refresh_now()
         self._set_busy()
         self.scanFinished.emit()
@@ -599,6 +739,7 @@ class CachePage(QWidget):
             self.table.flush_repaint()
         stats = self.model.stats(largest=LARGEST)
         self.summary.set_stats(stats)
+        self._schedule_counts()  # the selection's size grows as sizes are measured
         figures = (stats.by_status, stats.by_store, stats.largest)
         now = time.monotonic()
         # The chart relays itself out on every change: while work streams in, every OVERVIEW_MS.
@@ -696,6 +837,28 @@ class CachePage(QWidget):
     def _store_chosen(self, index: int) -> None:
         self.proxy.set_store(self.store_combo.itemData(index))
 
+    def toggle_store(self, label: str) -> None:
+        """A click on a store's bar in the chart: show only that store, or all again."""
+        index = self.store_combo.findData(label)
+        if index < 0 or self.store_combo.currentIndex() == index:
+            index = 0
+        self.store_combo.setCurrentIndex(index)
+
+    def toggle_program(self, program: str) -> None:
+        """A click on a program's bar in the chart: filter by its name, or clear that filter."""
+        self.filter_edit.setText("" if self.filter_edit.text() == program else program)
+
+    def _open_failed(self, folder: str) -> None:
+        QGuiApplication.clipboard().setText(folder)
+        self.banner.add_message(
+            f"Could not open {display_path(folder)}: nothing on this machine opens folders "
+            "(no file manager, or xdg-open is missing). Its path was copied to the clipboard.",
+            "warning",
+        )
+
+    def _copied(self, what: str) -> None:
+        self.activity.message(f"Copied {what} to the clipboard")
+
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         self.details.show_row(current.data(ROW_ROLE) if current.isValid() else None)
         self._update_actions()
@@ -748,8 +911,12 @@ class CachePage(QWidget):
 
     def set_default_sizes(self, width: int) -> None:
         """Split the page's width between the table and the side column (no saved layout)."""
-        side = max(320, min(440, width * 2 // 7))
-        self.splitter.setSizes([max(300, width - side), side])
+        side = max(280, min(440, width * 2 // 7))
+        table = max(300, width - side)
+        self.splitter.setSizes([table, side])
+        # Room for the vertical scroll bar and the frame, so that no column ends cut off.
+        spare = self.table.style().pixelMetric(self.table.style().PixelMetric.PM_ScrollBarExtent)
+        self.table.default_columns(self.splitter.sizes()[0] - spare - 2 * self.table.frameWidth())
         self._fit_overview()
 
     def _fit_overview(self) -> None:
@@ -783,10 +950,10 @@ def verify_progress_text(p) -> tuple[float, str]:
     rate = p.bytes_per_second
     parts = [
         f"Verifying: {p.entries_done:,} of {p.entries_total:,} entries",
-        f"{humanize.naturalsize(p.bytes_done)} read",
+        f"{size_text(p.bytes_done)} read",
     ]
     if rate > 0:
-        parts.append(f"{humanize.naturalsize(rate)}/s")
+        parts.append(f"{size_text(rate)}/s")
     estimates = []
     if entries > 0:
         estimates.append(p.elapsed * (1 - entries) / entries)
@@ -795,6 +962,10 @@ def verify_progress_text(p) -> tuple[float, str]:
     if estimates and p.entries_done < p.entries_total:
         parts.append(f"about {duration_text(max(1.0, round(max(estimates))))} left")
     return min(1.0, fraction), " · ".join(parts)
+
+
+def _results(n: int) -> str:
+    return "result" if n == 1 else "results"
 
 
 def _describe(error: BaseException) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer
-from PySide6.QtGui import QAction
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QFontMetrics, QMouseEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 from gui.cache_delegate import CacheDelegate
@@ -21,19 +21,37 @@ REPAINT_MS = 100
 
 # Default column widths: the width of a typical value, so they follow the font size.
 _SAMPLES = {
-    Column.PROGRAM: "Toolkit Runtime X",
-    Column.VERSION: "10.2-rc1",
+    Column.PROGRAM: "(unowned) UTZDCXFY…",
+    Column.VERSION: "1.10.2",
     Column.STORE: "system X",
     Column.SIZE: "999.9 MB",
     Column.FILES: "12,345",
     Column.LAST_USED: "11 months ago",
     Column.ADDED: "2026-12-31",
     Column.USED_BY: "hello-editor",
-    Column.STATUS: "not verified",
+    Column.STATUS: "not verified",  # in bold, as problems are
+    Column.DIGEST: "sha256new_RZ3AB4XW…",
 }
+
+PRIORITY = (
+    Column.PROGRAM,
+    Column.STATUS,
+    Column.VERSION,
+    Column.SIZE,
+    Column.LAST_USED,
+    Column.STORE,
+    Column.ADDED,
+    Column.USED_BY,
+    Column.FILES,
+    Column.DIGEST,
+)
+"""Which columns a narrow window shows first (the others are one right-click away)."""
 
 
 class CacheTable(QTableView):
+    emptyClicked = Signal()
+    """A click below the last row (or anywhere without a row): the page clears the details."""
+
     def __init__(self, proxy: CacheFilter, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setModel(proxy)
@@ -83,10 +101,40 @@ class CacheTable(QTableView):
         if not resize_columns:
             return
         header = self.horizontalHeader()
+        for col in _SAMPLES:
+            header.resizeSection(col, self.default_width(col))
+
+    def default_width(self, col: Column) -> int:
+        """A column's width for a typical value in the current font (``_SAMPLES``)."""
+        fm = self.fontMetrics()
         icon_room = self.iconSize().width() + 8 if self.iconSize().isValid() else 24
-        for col, sample in _SAMPLES.items():
-            extra = icon_room if col == Column.STATUS else 0
-            header.resizeSection(col, fm.horizontalAdvance(sample) + 18 + extra)
+        # The program's sample ends in "…" itself: room for the cell's margins too.
+        extra = icon_room if col == Column.STATUS else 4 if col == Column.PROGRAM else 0
+        if col == Column.STATUS:  # problems are in bold
+            bold_font = self.font()
+            bold_font.setBold(True)
+            fm = QFontMetrics(bold_font)
+        return fm.horizontalAdvance(_SAMPLES[col]) + 14 + extra
+
+    def default_columns(self, width: int) -> list[Column]:
+        """Show the columns that fit side by side in ``width`` pixels at their default widths,
+        the most useful first, and hide the rest (the header's context menu brings them back).
+        Returns the columns shown. Only for a first start: a saved layout is left alone."""
+        self.apply_font_metrics(resize_columns=True)
+        used = 0
+        shown = []
+        full = False
+        for col in PRIORITY:
+            # Not the header's size: the last section's is stretched over whatever is left.
+            need = self.default_width(col)
+            # In order: once one does not fit, the less useful ones after it stay hidden too.
+            full = full or (col != Column.PROGRAM and used + need > width)
+            self.setColumnHidden(col, full)
+            if not full:
+                used += need
+                shown.append(col)
+        self.sync_column_toggles()
+        return shown
 
     def sync_column_toggles(self) -> None:
         """After restoring a saved header: the header menu's check marks follow hidden columns."""
@@ -94,6 +142,13 @@ class CacheTable(QTableView):
             toggle.blockSignals(True)
             toggle.setChecked(not self.isColumnHidden(col))
             toggle.blockSignals(False)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if not self.indexAt(event.position().toPoint()).isValid():
+            self.emptyClicked.emit()
+            event.accept()
+            return
+        super().mousePressEvent(event)
 
     def changeEvent(self, event) -> None:
         super().changeEvent(event)

@@ -4,27 +4,29 @@ from __future__ import annotations
 
 import re
 import stat
+import time
 from collections.abc import Callable
 from datetime import datetime
 
-import humanize
 from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QColor, QDesktopServices, QFont
+from PySide6.QtGui import QAction, QColor, QDesktopServices, QFont, QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
     QScrollArea,
     QSizePolicy,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from core.manifest import display_path
 from gui import status as st
-from gui.cache_model import Row, last_used_text
+from gui.activity import duration_text
+from gui.cache_model import Row, ago_text, last_used_text, size_detail, verdict_age
 from gui.icons import icon
 
 MAX_CHANGES = 40
@@ -51,27 +53,124 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
-class _Value(QLineEdit):
-    """A read-only one-line value that can be selected and copied, and scrolls instead of wrapping
-    (paths and digests have no spaces to wrap at)."""
+class ElidedValue(QLabel):
+    """A value too long for the pane (a path, a digest, a URL), with the whole text in its tooltip
+    and a "Copy" entry in its context menu: elided in the middle, or (``wrap``, for digests that
+    must be read whole) wrapped every 16 characters."""
 
-    def __init__(self, parent: QWidget) -> None:
+    copied = Signal(str)  # the name of what was copied
+
+    def __init__(self, name: str, parent: QWidget, wrap: bool = False) -> None:
         super().__init__(parent)
-        self.setReadOnly(True)
-        self.setFrame(False)
-        self.setStyleSheet("QLineEdit { background: transparent; }")
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self._name = name
+        self._full = ""
+        self._wrap = wrap
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        if wrap:
+            # Not selectable: a selection would carry the invisible break points into the
+            # clipboard; Copy (button or context menu) gives the exact text.
+            self.setWordWrap(True)
+            self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        else:
+            self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 6)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.setAccessibleName(name)
+        copy = QAction(f"Copy {name.lower()}", self)
+        copy.triggered.connect(self.copy)
+        self.addAction(copy)
+
+    @property
+    def full_text(self) -> str:
+        return self._full
 
     def set(self, text: str) -> None:
-        self.setText(text)
-        self.setCursorPosition(0)
+        self._full = text
         self.setToolTip(text)
+        self.setAccessibleDescription(text)
+        self._elide()
+
+    def copy(self) -> None:
+        QGuiApplication.clipboard().setText(self._full)
+        self.copied.emit(self._name.lower())
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        if self._wrap:
+            if _plain(self.text()) != self._full:
+                # A break point every 4 characters: lines fill the width evenly.
+                full = self._full
+                self.setText(_ZWSP.join(full[i : i + 4] for i in range(0, len(full), 4)))
+            return
+        shown = self.fontMetrics().elidedText(
+            self._full, Qt.TextElideMode.ElideMiddle, max(0, self.width())
+        )
+        if shown != self.text():
+            self.setText(shown)
+
+
+def _copy_button(value: ElidedValue, parent: QWidget) -> QToolButton:
+    button = QToolButton(parent)
+    button.setText("Copy")
+    button.setToolTip(f"Copy the whole {value.accessibleName().lower()} to the clipboard")
+    button.setAutoRaise(True)
+    button.clicked.connect(value.copy)
+    return button
+
+
+def _caption(text: str, value: ElidedValue, parent: QWidget) -> QWidget:
+    """A field's caption with its Copy button at the right, above the value (full width)."""
+    box = QWidget(parent)
+    line = QHBoxLayout(box)
+    line.setContentsMargins(0, 0, 0, 0)
+    line.addWidget(QLabel(text, box))
+    line.addStretch(1)
+    line.addWidget(_copy_button(value, box))
+    return box
+
+
+_EPOCH_CHANGE = re.compile(r"mtime (-?\d+) -> (-?\d+)")
+_SIZE_CHANGE = re.compile(r"size (\d+) -> (\d+)")
+
+
+def readable_change(text: str) -> str:
+    """A Change.describe() with dates instead of epoch seconds, and the difference:
+    "mtime 1796090335 -> 1796090379" becomes "modified 2026-11-30 12:38:55 -> 12:39:39 (44 s
+    later)"."""
+
+    def when(m: re.Match[str]) -> str:
+        a, b = int(m.group(1)), int(m.group(2))
+        try:
+            da, db = datetime.fromtimestamp(a), datetime.fromtimestamp(b)
+        except (OverflowError, OSError, ValueError):
+            return m.group(0)
+        fa = da.strftime("%Y-%m-%d %H:%M:%S")
+        fb = db.strftime("%H:%M:%S" if da.date() == db.date() else "%Y-%m-%d %H:%M:%S")
+        gap = duration_text(abs(b - a))
+        side = "later" if b >= a else "earlier"
+        return f"modified time {fa} -> {fb} ({gap} {side})"
+
+    def size(m: re.Match[str]) -> str:
+        a, b = int(m.group(1)), int(m.group(2))
+        return f"size {a:,} -> {b:,} bytes ({b - a:+,})"
+
+    return _SIZE_CHANGE.sub(size, _EPOCH_CHANGE.sub(when, text))
 
 
 class DetailsPane(QScrollArea):
-    """Shows one :class:`~gui.cache_model.Row`; :meth:`show_row` with None shows a hint instead."""
+    """Shows one :class:`~gui.cache_model.Row`; :meth:`show_row` with None shows a hint instead.
+
+    From the top: the name, the verdict and every problem (what the admin came for), the
+    actions, then the facts. Long values (paths, digests, URLs) are elided in the middle with the
+    whole text in their tooltip and a Copy button; sentences wrap.
+    """
 
     openRequested = Signal(str)  # the folder that "Open folder" opened
+    openFailed = Signal(str)  # the folder nothing could open (no file manager)
+    copied = Signal(str)  # what was copied ("path", "digest"...)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -79,6 +178,7 @@ class DetailsPane(QScrollArea):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.open_url: Callable[[QUrl], object] = QDesktopServices.openUrl  # tests replace it
+        self.now: Callable[[], float] = time.time  # tests replace it
         self._row: Row | None = None
 
         body = QWidget(self)
@@ -94,34 +194,52 @@ class DetailsPane(QScrollArea):
         self._title.setFont(title_font)
         self._title.setWordWrap(True)
         self._title.setTextFormat(Qt.TextFormat.PlainText)
+        self._title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         outer.addWidget(self._title)
 
+        # The verdict line: icon and status, then how old the verdict is.
         status_line = QHBoxLayout()
         self._status_icon = QLabel(body)
         self._status = QLabel(body)
         bold = QFont(self._status.font())
         bold.setBold(True)
         self._status.setFont(bold)
-        self._open = QPushButton(icon("folder-open"), "Open folder", body)
-        self._open.clicked.connect(self._open_folder)
-        status_line.addWidget(self._status_icon)
+        self._status.setWordWrap(True)
+        self._status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._status.setTextFormat(Qt.TextFormat.PlainText)
+        status_line.addWidget(self._status_icon, 0, Qt.AlignmentFlag.AlignTop)
         status_line.addWidget(self._status, 1)
-        status_line.addWidget(self._open)
         outer.addLayout(status_line)
+        self._verification = QLabel(body)
+        self._verification.setAccessibleName("Verification")
+        self._verification.setWordWrap(True)
+        self._verification.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._verification.setTextFormat(Qt.TextFormat.PlainText)
+        self._verification.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        outer.addWidget(self._verification)
 
-        # The alarm box: damage or suspicion, in the status colour, above the ordinary facts.
+        # The alarm box: every problem of the entry, in the status colour, above the facts.
         self._alarm = QFrame(body)
         self._alarm.setObjectName("alarm")
-        alarm_layout = QVBoxLayout(self._alarm)
-        alarm_layout.setContentsMargins(8, 6, 8, 6)
-        self._alarm_title = QLabel(self._alarm)
-        self._alarm_title.setFont(bold)
-        self._alarm_title.setWordWrap(True)
-        self._alarm_text = QLabel(self._alarm)
-        self._alarm_text.setWordWrap(True)
-        self._alarm_text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self._alarm_text.setTextFormat(Qt.TextFormat.PlainText)
-        self._alarm_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._alarm_layout = QVBoxLayout(self._alarm)
+        self._alarm_layout.setContentsMargins(8, 6, 8, 6)
+        self._alarm_labels: list[QLabel] = []
+        self._alarm_lines: list[str] = []
+        self._digests = QWidget(self._alarm)
+        self._digest_form = digests = QFormLayout(self._digests)
+        digests.setContentsMargins(0, 0, 0, 0)
+        digests.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
+        digests.setVerticalSpacing(2)
+        digests.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self._digest_values: dict[str, ElidedValue] = {}
+        self._digest_rows: dict[str, QWidget] = {}
+        for name in ("Expected", "Actual", ".manifest"):
+            value = ElidedValue(f"{name} digest", self._digests, wrap=True)
+            value.setFont(_fixed_font(value.font()))
+            value.copied.connect(self.copied)
+            digests.addRow(_caption(f"{name}:", value, self._digests), value)
+            self._digest_values[name] = value
+            self._digest_rows[name] = value
         self._changes_label = QLabel("What changed:", self._alarm)
         self._changes_label.setFont(bold)
         self._changes = QLabel(self._alarm)
@@ -131,26 +249,44 @@ class DetailsPane(QScrollArea):
         self._changes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._changes.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._change_lines: list[str] = []
-        alarm_layout.addWidget(self._alarm_title)
-        alarm_layout.addWidget(self._alarm_text)
-        alarm_layout.addWidget(self._changes_label)
-        alarm_layout.addWidget(self._changes)
+        self._alarm_tail = [self._digests, self._changes_label, self._changes]
+        for widget in self._alarm_tail:
+            self._alarm_layout.addWidget(widget)
         outer.addWidget(self._alarm)
 
-        form = QFormLayout()
-        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self._values: dict[str, _Value] = {}
-        self._labels: dict[str, QLabel] = {}
+        actions = QHBoxLayout()
+        self._open = QPushButton(icon("folder-open"), "Open folder", body)
+        self._open.clicked.connect(self._open_folder)
+        actions.addWidget(self._open)
+        actions.addStretch(1)
+        outer.addLayout(actions)
 
-        self._path = _Value(body)
-        form.addRow("Path:", self._path)
-        self._values["Path"] = self._path
-        for name in ("Digest", "Feed URL"):
-            value = _Value(body)
-            form.addRow(f"{name}:", value)
+        # Path, digest and feed URL: each on a line of its own, the full width of the pane.
+        ids = QFormLayout()
+        ids.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
+        ids.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        ids.setVerticalSpacing(2)
+        self._ids = ids
+        self._values: dict[str, ElidedValue] = {}
+        self._value_rows: dict[str, QWidget] = {}
+        self._labels: dict[str, QLabel] = {}
+        for name in ("Path", "Digest", "Feed URL"):
+            value = ElidedValue(name, body, wrap=name == "Digest")
+            value.copied.connect(self.copied)
+            if name == "Digest":
+                value.setFont(_fixed_font(value.font()))
+            ids.addRow(_caption(f"{name}:", value, body), value)
             self._values[name] = value
+            self._value_rows[name] = value
+        self._path = self._values["Path"]
+        self._ids_box = QWidget(body)
+        self._ids_box.setLayout(ids)
+        outer.addWidget(self._ids_box)
+
+        form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
         for name in (
             "Algorithm",
             "Program",
@@ -162,7 +298,6 @@ class DetailsPane(QScrollArea):
             "Last used",
             "Added",
             "Used by",
-            "Verification",
         ):
             label = QLabel(body)
             label.setWordWrap(True)
@@ -179,7 +314,6 @@ class DetailsPane(QScrollArea):
             "Select an entry to see where it is, what it belongs to and whether it is intact.", body
         )
         self._hint.setWordWrap(True)
-        self._hint.setEnabled(False)
         outer.addWidget(self._hint)
         outer.addStretch(1)
         self.show_row(None)
@@ -191,20 +325,33 @@ class DetailsPane(QScrollArea):
         return self._row
 
     def field(self, name: str) -> str:
-        """The text shown for a field ("Path", "Digest", "Size", "Verification"...)."""
-        widget = self._values.get(name) or self._labels[name]
-        return _plain(widget.text())
+        """The whole text of a field ("Path", "Digest", "Size", "Verification"...)."""
+        if name == "Verification":
+            return _plain(self._verification.text())
+        if name in self._values:
+            return self._values[name].full_text
+        if name in self._digest_values:
+            return self._digest_values[name].full_text
+        return _plain(self._labels[name].text())
+
+    def value_widget(self, name: str) -> ElidedValue:
+        """The elided value of "Path", "Digest", "Feed URL", "Expected", "Actual", ".manifest"."""
+        return self._values.get(name) or self._digest_values[name]
+
+    @property
+    def status_text(self) -> str:
+        return self._status.text()
 
     @property
     def alarm_text(self) -> str:
-        """Title and text of the damage/suspicion box, "" when it is hidden."""
+        """Every problem's title and text, "" when the box is hidden."""
         if self._alarm.isHidden():
             return ""
-        return _plain(f"{self._alarm_title.text()}\n{self._alarm_text.text()}")
+        return _plain("\n".join(self._alarm_lines))
 
     @property
     def changes(self) -> list[str]:
-        """The readable changes listed for a damaged entry (Change.describe())."""
+        """The readable changes listed for a damaged entry."""
         return list(self._change_lines)
 
     @property
@@ -222,8 +369,10 @@ class DetailsPane(QScrollArea):
         row = self._row
         has_row = row is not None
         self._form_box.setVisible(has_row)
+        self._ids_box.setVisible(has_row)
         self._status_icon.setVisible(has_row)
         self._status.setVisible(has_row)
+        self._verification.setVisible(has_row)
         self._open.setVisible(has_row)
         self._hint.setVisible(not has_row)
         if row is None:
@@ -231,18 +380,21 @@ class DetailsPane(QScrollArea):
             self._alarm.hide()
             return
         entry = row.entry
-        # The feed's name even for a suspicious entry: its name claims to be that program.
-        name = entry.feed.feed_name if entry.feed is not None else entry.program
+        name = entry.program if entry.feed is not None else f"{entry.program} {entry.short_name}"
         title = f"{name} {entry.version}" if entry.version else name
-        self._title.setText(title)
+        self._title.setText(display_path(title))
         word = row.status
         size = self._status.fontMetrics().height()
         self._status_icon.setPixmap(st.status_icon(word).pixmap(size, size))
-        self._status.setText(word if word == st.OK else word[:1].upper() + word[1:])
+        self._status.setText(self._headline(row))
+        self._verification.setText(_breakable(self._verification_text(row)))
         self._show_alarm(row, word)
+        # A failed verdict is told in the box of problems; an OK one (or none) here.
+        told = row.outcome is not None and row.outcome.status in ("corrupt", "error")
+        self._verification.setVisible(not (told and not entry_not_dir(row)))
 
         f, v = self._labels, self._values
-        self._path.set(entry.path)
+        self._path.set(display_path(entry.path))
         is_dir = stat.S_ISDIR(entry.mode) and not stat.S_ISLNK(entry.mode)
         # Never open what a planted symlink points at: show the store folder instead.
         self._open.setText("Open folder" if is_dir else "Open store folder")
@@ -252,85 +404,178 @@ class DetailsPane(QScrollArea):
             else "This entry is not a directory: show the store folder that contains it"
         )
         digest = entry.digest
-        v["Digest"].set(digest.name if digest else f"{entry.name} (not a digest)")
+        v["Digest"].set(digest.name if digest else f"{display_path(entry.name)} (not a digest)")
         f["Algorithm"].setText(digest.algorithm if digest else "—")
         feed = entry.feed
-        v["Feed URL"].set(feed.feed_url if feed else "no cached feed lists it")
-        f["Program"].setText(feed.feed_name if feed else entry.program)
+        v["Feed URL"].set(feed.feed_url if feed else "")
+        self._ids.setRowVisible(self._value_rows["Feed URL"], feed is not None)
+        f["Program"].setText(
+            feed.feed_name if feed else f"{entry.program}: no cached feed lists it"
+        )
         f["Version"].setText(entry.version or "unknown")
         store = entry.store
-        where = store.label if store.path in store.label else f"{store.label}: {store.path}"
-        f["Store"].setText(_breakable(where))
+        f["Store"].setText(_breakable(f"{store.label}: {display_path(store.path)}"))
+        f["Store"].setToolTip(display_path(store.path))
         f["Owner"].setText(f"{entry.owner}, mode {stat.filemode(entry.mode)}")
         usage = entry.usage
         if usage is None:
             size_text = files_text = "measuring…"
         else:
-            size_text = (
-                f"{humanize.naturalsize(usage.size)} ({usage.size:,} bytes), "
-                f"{humanize.naturalsize(usage.disk)} on disk"
-            )
+            size_text = size_detail(usage)
             if usage.error:
                 size_text += f"\n{_breakable(usage.error)}"
-            files_text = f"{usage.files:,}"
+            files_text = f"{usage.files:,}" if usage.files else "none"
         f["Size"].setText(size_text)
         f["Files"].setText(files_text)
-        last = last_used_text(entry, datetime.now().timestamp())
+        last = last_used_text(entry, self.now())
         if usage is not None and usage.last_used and entry.atime_reliable:
             last += f" ({_when(usage.last_used)})"
         f["Last used"].setText(last)
-        f["Added"].setText(_when(entry.added))
+        if entry.added:
+            source = (
+                "when its .manifest was written"
+                if entry.added_from == "manifest"
+                else "the directory's modification time: it has no .manifest"
+            )
+            f["Added"].setText(f"{_when(entry.added)} ({source})")
+        else:
+            f["Added"].setText("unknown")
         f["Used by"].setText(
             ", ".join(entry.used_by) if entry.used_by else "no 0install app selects it"
         )
-        f["Verification"].setText(_breakable(self._verification_text(row)))
+
+    def _headline(self, row: Row) -> str:
+        """ "OK, 10 minutes ago", "Damaged, 2 hours ago; writable by everyone", "Not verified"."""
+        if row.verifying:
+            return "Being verified…"
+        word = row.status
+        problems = [p for p in row.problems if p not in (st.CORRUPT, st.ERROR)]
+        if entry_not_dir(row):
+            # Not a directory: no verdict on contents applies, whatever the verifier said.
+            text = "Planted"
+            if row.outcome is not None and row.verified_at is not None:
+                text += f", checked {ago_text(self.now() - row.verified_at)}"
+            return text
+        age = verdict_age(row, self.now())
+        if age:
+            text = age[:1].upper() + age[1:]
+        elif word == st.SUSPICIOUS:
+            text = "Suspicious"
+        else:
+            text = "Not verified yet"
+        if problems and not (row.status == st.SUSPICIOUS and not age):
+            text += "; " + ", ".join(problems)
+        elif problems:
+            text += ": " + ", ".join(problems)
+        return text
 
     def _verification_text(self, row: Row) -> str:
         outcome = row.outcome
         if row.verifying:
             return "being verified…"
         if outcome is None:
-            return "not verified yet"
-        lines = [outcome.detail]
-        if outcome.actual and outcome.expected and outcome.actual != outcome.expected:
-            lines.append(f"Expected {outcome.expected}")
-            lines.append(f"Actual   {outcome.actual}")
-        if outcome.recorded and outcome.recorded not in (outcome.expected, outcome.actual):
-            lines.append(f".manifest {outcome.recorded}")
-        return "\n".join(lines)
+            if row.entry.digest is None:
+                return "Not an implementation: there is nothing to verify."
+            return "Verify selected (Ctrl+Shift+V) checks its contents against its digest."
+        return outcome.detail
 
-    def _show_alarm(self, row: Row, word: str) -> None:
+    def _problems(self, row: Row, word: str) -> list[tuple[str, str]]:
+        """(title, text) of each thing wrong with the entry, worst first."""
         entry = row.entry
         outcome = row.outcome
-        title = text = ""
-        changes: list[str] = []
-        if word == st.CORRUPT and outcome is not None:
-            title = "Damaged: this entry does not match its digest"
-            text = outcome.detail
-            changes = [c.describe() for c in outcome.changes]
-        elif word == st.ERROR and outcome is not None:
-            title = "Could not be verified"
-            text = outcome.detail
-        elif entry.kind in ("suspicious", "temporary", "unknown") and entry.reason:
+        found: list[tuple[str, str]] = []
+        not_a_dir = entry.issue in st.NOT_A_DIRECTORY
+        if entry.kind == "suspicious" and entry.reason:
             title = {
-                "suspicious": "Suspicious entry",
-                "temporary": "Temporary leftover",
-                "unknown": "Not an implementation",
-            }[entry.kind]
-            text = entry.reason
-            if outcome is not None and entry.kind == "suspicious" and outcome.status == "ok":
-                text += f"\nIts contents verify ({outcome.detail}), but it is still unsafe."
-        if not title:
+                "planted": "Planted: a symbolic link where an implementation belongs",
+                "not-a-directory": "Planted: not a directory",
+                "digest-case": "Never used: digest in the wrong case",
+                "bad-digest": "Never used: impossible digest",
+                "foreign-owner": "Owned by someone else",
+                "world-writable": "Writable by everyone",
+                "group-writable": "Writable by its group",
+            }.get(entry.issue, "Suspicious entry")
+            found.append((title, entry.reason + "."))
+        if outcome is not None and not not_a_dir:
+            if outcome.status == "corrupt":
+                planted = (
+                    outcome.recorded is not None
+                    and outcome.actual is not None
+                    and outcome.recorded == outcome.actual
+                    and outcome.expected != outcome.actual
+                )
+                title = (
+                    "Planted or renamed: its contents and .manifest belong to another digest"
+                    if planted
+                    else "Damaged: does not match its digest"
+                )
+                found.append((title, outcome.detail))
+            elif outcome.status == "error":
+                found.append(("Could not be verified", outcome.detail))
+        if entry.kind in ("temporary", "unknown") and entry.reason:
+            title = "Temporary leftover" if entry.kind == "temporary" else "Not an implementation"
+            found.append((title, entry.reason + "."))
+        return found
+
+    def _show_alarm(self, row: Row, word: str) -> None:
+        outcome = row.outcome
+        problems = self._problems(row, word)
+        self._alarm_lines = []
+        if not problems:
+            for label in self._alarm_labels:
+                label.hide()
             self._alarm.hide()
+            self._change_lines = []
             return
+        bold = QFont(self._status.font())
+        bold.setBold(True)
+        # Two labels (title, text) per problem, made once and reused.
+        while len(self._alarm_labels) < 2 * len(problems):
+            is_title = len(self._alarm_labels) % 2 == 0
+            label = QLabel(self._alarm)
+            label.setWordWrap(True)
+            label.setTextFormat(Qt.TextFormat.PlainText)
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            if is_title:
+                label.setFont(bold)
+            else:
+                label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self._alarm_layout.insertWidget(len(self._alarm_labels), label)
+            self._alarm_labels.append(label)
+        for i, label in enumerate(self._alarm_labels):
+            if i < 2 * len(problems):
+                title, text = problems[i // 2]
+                label.setText(title if i % 2 == 0 else _breakable(text))
+                label.show()
+            else:
+                label.hide()
+        for title, text in problems:
+            self._alarm_lines += [title, text]
         color = st.status_color(word if word in st.PROBLEMS else st.SKIPPED)
         wash = _rgba(color, 36)
         self._alarm.setStyleSheet(
             f"QFrame#alarm {{ background: {wash}; border: 1px solid {color.name()};"
             " border-radius: 4px; }"
         )
-        self._alarm_title.setText(title)
-        self._alarm_text.setText(_breakable(text))
+        # The digests of a failed verification, in full on demand: they are what to report.
+        shown_digests = False
+        values = {
+            "Expected": outcome.expected if outcome else None,
+            "Actual": outcome.actual if outcome else None,
+            ".manifest": outcome.recorded if outcome else None,
+        }
+        mismatch = outcome is not None and outcome.status == "corrupt"
+        for name, value in values.items():
+            wanted = bool(mismatch and value)
+            if name == ".manifest":
+                wanted = wanted and value not in (values["Expected"], values["Actual"])
+            self._digest_form.setRowVisible(self._digest_rows[name], wanted)
+            self._digest_values[name].set(value or "")
+            shown_digests = shown_digests or wanted
+        self._digests.setVisible(shown_digests)
+        changes = [readable_change(c.describe()) for c in outcome.changes] if outcome else []
+        if entry_not_dir(row):
+            changes = []
         self._change_lines = changes
         shown = [f"• {c}" for c in changes[:MAX_CHANGES]]
         if len(changes) > MAX_CHANGES:
@@ -347,8 +592,20 @@ class DetailsPane(QScrollArea):
         entry = row.entry
         is_dir = stat.S_ISDIR(entry.mode) and not stat.S_ISLNK(entry.mode)
         folder = entry.path if is_dir else entry.store.path
-        self.open_url(QUrl.fromLocalFile(folder))
+        if self.open_url(QUrl.fromLocalFile(folder)) is False:
+            self.openFailed.emit(folder)
+            return
         self.openRequested.emit(folder)
+
+
+def entry_not_dir(row: Row) -> bool:
+    return row.entry.issue in st.NOT_A_DIRECTORY
+
+
+def _fixed_font(base: QFont) -> QFont:
+    font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+    font.setPointSizeF(base.pointSizeF())
+    return font
 
 
 def _rgba(color: QColor, alpha: int) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from PySide6.QtCore import QSettings, QSize, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QPoint, QRect, QSettings, QSize, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
@@ -29,6 +29,25 @@ from gui.icons import app_icon, icon
 from gui.settings import read_bytes, read_int
 
 DEFAULT_SIZE = QSize(1280, 800)
+FRAME_ALLOWANCE = QSize(16, 48)
+"""Room left for a window manager's frame and title bar, unknown until the window is shown."""
+
+
+def fitted_size(wanted: QSize, available: QRect) -> QSize:
+    """``wanted``, made small enough for its frame to fit in ``available`` (a screen's area
+    without panels)."""
+    room = QSize(
+        max(320, available.width() - FRAME_ALLOWANCE.width()),
+        max(240, available.height() - FRAME_ALLOWANCE.height()),
+    )
+    return wanted.boundedTo(room)
+
+
+def fitted_position(frame: QRect, available: QRect) -> QPoint:
+    """Where a window's frame goes so that it lies inside ``available`` (moved, never resized)."""
+    x = min(max(frame.left(), available.left()), available.right() + 1 - frame.width())
+    y = min(max(frame.top(), available.top()), available.bottom() + 1 - frame.height())
+    return QPoint(max(x, available.left()), max(y, available.top()))
 
 
 class Page(Protocol):
@@ -95,6 +114,12 @@ class MainWindow(QMainWindow):
         self._page_menu_anchor = bar.addSeparator()  # page menus go before View
         self.view_menu = bar.addMenu("&View")
         self.help_menu = bar.addMenu("&Help")
+        self.help_action = QAction(icon("about"), "Zero Install Admin &Help", self)
+        self.help_action.setShortcut(QKeySequence.StandardKey.HelpContents)
+        self.help_action.setToolTip("What the columns mean and what to do about each problem (F1)")
+        self.help_action.triggered.connect(self.show_help)
+        self.help_menu.addAction(self.help_action)
+        self.addAction(self.help_action)
         about = QAction(icon("about"), "&About Zero Install Admin", self)
         about.setToolTip("Version and licence")
         about.setMenuRole(QAction.MenuRole.AboutRole)
@@ -172,13 +197,36 @@ class MainWindow(QMainWindow):
 
     # --- settings, closing ------------------------------------------------------------------------
 
-    def restore_state(self) -> None:
-        """Geometry, the last page and each page's layout, from the settings (if any)."""
-        if self.settings is None:
+    def fit_to_screen(self, first: bool = False) -> None:
+        """Make the window fit the available area of its screen: a first size no bigger than the
+        screen (1280x800 does not fit a 1280x800 screen with a title bar, nor 1920x1080 at 150%),
+        a restored one clamped to it and moved back on screen."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None or self.isMaximized() or self.isFullScreen():
             return
-        geometry = read_bytes(self.settings, "window/geometry")
+        area = screen.availableGeometry()
+        size = fitted_size(DEFAULT_SIZE if first else self.size(), area)
+        if size != self.size():
+            self.resize(size)
+        if first:
+            margins = FRAME_ALLOWANCE
+            frame = QRect(QPoint(0, 0), size + margins)
+            frame.moveCenter(area.center())
+            self.move(frame.topLeft())
+        else:
+            frame = self.frameGeometry()
+            frame.setSize(frame.size().boundedTo(area.size()))
+            self.move(fitted_position(frame, area))
+
+    def restore_state(self) -> None:
+        """Geometry (fitted to the screen), the last page and each page's layout, from the
+        settings (if any)."""
+        geometry = read_bytes(self.settings, "window/geometry") if self.settings else b""
         if geometry:
             self.restoreGeometry(geometry)
+        self.fit_to_screen(first=not geometry)
+        if self.settings is None:
+            return
         for page in self._pages:
             page.restore_state(self.settings)  # type: ignore[attr-defined]
         last = read_int(self.settings, "window/page", 0)
@@ -210,6 +258,19 @@ class MainWindow(QMainWindow):
             "<a href='https://0install.net/'>Zero Install</a>.</p>"
             "<p>Licensed under the GNU LGPL, version 2.1 or later.</p>"
         )
+
+    def show_help(self) -> None:
+        """The offline help, at the current page's topic (``help/<page_id>.html``) if it has one."""
+        from gui.help import HelpDialog
+
+        dialog = getattr(self, "_help", None)
+        if dialog is None:
+            dialog = self._help = HelpDialog(self)
+        dialog.show_topic(getattr(self.current_page, "page_id", ""))
+        dialog.show()
+        if QGuiApplication.platformName() != "offscreen":  # which says it cannot raise windows
+            dialog.raise_()
+        dialog.activateWindow()
 
     def show_about(self) -> None:
         QMessageBox.about(self, "About Zero Install Admin", self.about_text())

@@ -59,6 +59,13 @@ def _display(status: str) -> str:
     return status if status == "OK" else status[:1].upper() + status[1:]
 
 
+def _size(size: int) -> str:
+    """ "51 bytes", "1.2 MB" (humanize alone says "51 Bytes")."""
+    if size < 1000:
+        return f"{size:,} byte{'' if size == 1 else 's'}"
+    return humanize.naturalsize(size)
+
+
 def _entries(count: int) -> str:
     return f"{humanize.intcomma(count)} {'entry' if count == 1 else 'entries'}"
 
@@ -67,6 +74,7 @@ def _entries(count: int) -> str:
 class _Row:
     """One labelled bar of the store or program lists."""
 
+    kind: str  # "store" or "program"
     label: str
     value: int
     label_rect: QRect
@@ -92,6 +100,8 @@ class OverviewWidget(QWidget):
     """Entries by status, size per store and the largest programs, at a glance."""
 
     statusClicked = Signal(str)
+    storeClicked = Signal(str)  # a store's label
+    programClicked = Signal(str)  # a program's name
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -99,7 +109,7 @@ class OverviewWidget(QWidget):
         self._by_store: dict[str, int] = {}
         self._largest: list[tuple[str, int]] = []
         self._layout_cache: _Layout | None = None
-        self._pressed: str | None = None
+        self._pressed: tuple[str, str] | None = None
         self._focused: str | None = None  # legend item chosen with the keyboard
         self.setMouseTracking(True)  # for the hand cursor over clickable parts
         self.setFocusPolicy(Qt.FocusPolicy.TabFocus)
@@ -149,6 +159,20 @@ class OverviewWidget(QWidget):
             if word == status:
                 return QRect(rect)
         return QRect()
+
+    def bar_rect(self, kind: str, label: str) -> QRect:
+        """Where a store's or program's row (label, bar and size) is drawn; empty if not shown."""
+        for row in self._current_layout().rows:
+            if row.kind == kind and row.label == label:
+                return row.label_rect.united(row.value_rect)
+        return QRect()
+
+    def bar_at(self, pos: QPoint) -> tuple[str, str] | None:
+        """("store" or "program", label) of the row at ``pos``, if any."""
+        for row in self._current_layout().rows:
+            if row.label_rect.united(row.value_rect).contains(pos):
+                return row.kind, row.label
+        return None
 
     def status_at(self, pos: QPoint) -> str | None:
         """The status whose segment or legend item is at ``pos`` (widget coordinates), if any."""
@@ -224,16 +248,17 @@ class OverviewWidget(QWidget):
         if two_columns:
             col_w = (inner - 2 * margin) // 2
             left = self._list_block(lay, "Stores", self._store_rows(), margin, y, col_w,
-                                    _NO_STORES, show_total=True)
+                                    _NO_STORES, show_total=True, kind="store")
             right = self._list_block(lay, "Largest programs", self._largest,
-                                     margin + col_w + 2 * margin, y, col_w, _NO_SIZES)
+                                     margin + col_w + 2 * margin, y, col_w, _NO_SIZES,
+                                     kind="program")
             y = max(left, right)
         else:
             y = self._list_block(lay, "Stores", self._store_rows(), margin, y, inner,
-                                 _NO_STORES, show_total=True)
+                                 _NO_STORES, show_total=True, kind="store")
             y += line // 2
             y = self._list_block(lay, "Largest programs", self._largest, margin, y, inner,
-                                 _NO_SIZES)
+                                 _NO_SIZES, kind="program")
         lay.height = y + margin
         return lay
 
@@ -274,14 +299,15 @@ class OverviewWidget(QWidget):
         return result
 
     def _list_block(self, lay: _Layout, title: str, items: list[tuple[str, int]], x: int, y: int,
-                    width: int, empty_note: str, show_total: bool = False) -> int:
+                    width: int, empty_note: str, show_total: bool = False,
+                    kind: str = "store") -> int:
         """Lay out a heading and one labelled bar per item; return the y below the block."""
         fm = self.fontMetrics()
         line = fm.height()
         gap = max(3, line // 3)
         # Only the stores have a meaningful total: the programs list is the top few, not all.
         total = sum(v for _, v in items)
-        right_text = f"{humanize.naturalsize(total)} in total" if items and show_total else ""
+        right_text = f"{_size(total)} in total" if items and show_total else ""
         lay.headings.append((title, right_text, QRect(x, y, width, line)))
         y += line + gap
         if not items:
@@ -289,7 +315,7 @@ class OverviewWidget(QWidget):
             return y + line
         label_w = min(max(fm.horizontalAdvance(label) for label, _ in items) + gap,
                       max(fm.averageCharWidth() * 8, width * 2 // 5))
-        value_w = max(fm.horizontalAdvance(humanize.naturalsize(v)) for _, v in items) + gap
+        value_w = max(fm.horizontalAdvance(_size(v)) for _, v in items) + gap
         bar_x = x + label_w + gap
         bar_w = max(1, width - label_w - value_w - 2 * gap)
         biggest = max(v for _, v in items) or 1
@@ -299,7 +325,7 @@ class OverviewWidget(QWidget):
             track = QRect(bar_x, y + (line - bar_h) // 2, bar_w, bar_h)
             filled = round(bar_w * value / biggest)
             lay.rows.append(_Row(
-                label, value,
+                kind, label, value,
                 QRect(x, y, label_w, line),
                 track,
                 QRect(track.left(), track.top(), filled, bar_h),
@@ -427,7 +453,7 @@ class OverviewWidget(QWidget):
                 p.drawRoundedRect(row.bar, r, r)
             p.setPen(dim)
             p.drawText(row.value_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                       humanize.naturalsize(row.value))
+                       _size(row.value))
         for note, rect in lay.notes:
             p.setPen(dim)
             p.drawText(rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
@@ -462,12 +488,17 @@ class OverviewWidget(QWidget):
                         f"Click to show only these entries", rect)
         for row in lay.rows:
             if row.label_rect.united(row.value_rect).contains(pos):
-                return f"{row.label}: {humanize.naturalsize(row.value)} ({row.value:,} bytes)", \
-                    row.label_rect.united(row.value_rect)
+                what = "this store" if row.kind == "store" else "this program"
+                return (f"{row.label}: {_size(row.value)} ({row.value:,} bytes)\n"
+                        f"Click to show only {what}"), row.label_rect.united(row.value_rect)
         return "", QRect()
 
+    def _clickable_at(self, pos: QPoint) -> tuple[str, str] | None:
+        status = self.status_at(pos)
+        return ("status", status) if status else self.bar_at(pos)
+
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self.status_at(event.position().toPoint()):
+        if self._clickable_at(event.position().toPoint()):
             self.setCursor(Qt.CursorShape.PointingHandCursor)
         else:
             self.unsetCursor()
@@ -475,7 +506,7 @@ class OverviewWidget(QWidget):
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if event.button() == Qt.MouseButton.LeftButton:
-            self._pressed = self.status_at(event.position().toPoint())
+            self._pressed = self._clickable_at(event.position().toPoint())
             if self._pressed:
                 event.accept()
                 return
@@ -484,9 +515,12 @@ class OverviewWidget(QWidget):
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         pressed, self._pressed = self._pressed, None
         if event.button() == Qt.MouseButton.LeftButton and pressed:
-            # A click is press and release on the same status: dragging off cancels, as buttons do.
-            if self.status_at(event.position().toPoint()) == pressed:
-                self.statusClicked.emit(pressed)
+            # A click is press and release on the same part: dragging off cancels, as buttons do.
+            if self._clickable_at(event.position().toPoint()) == pressed:
+                kind, label = pressed
+                signal = {"status": self.statusClicked, "store": self.storeClicked,
+                          "program": self.programClicked}[kind]
+                signal.emit(label)
             event.accept()
             return
         super().mouseReleaseEvent(event)
@@ -517,7 +551,7 @@ class OverviewWidget(QWidget):
 
     def _update_accessible_description(self) -> None:
         parts = [f"{_display(s)} {n}" for s, n in self._by_status.items() if n]
-        stores = [f"{label} {humanize.naturalsize(v)}" for label, v in self._by_store.items()]
+        stores = [f"{label} {_size(v)}" for label, v in self._by_store.items()]
         text = ("Entries by status: " + (", ".join(parts) or "none") + ". Stores: "
                 + (", ".join(stores) or "none") + ".")
         self.setAccessibleDescription(text)

@@ -30,6 +30,10 @@ SEVERITY: dict[str, int] = {word: len(STATUSES) - i for i, word in enumerate(STA
 PROBLEMS: frozenset[str] = frozenset({CORRUPT, ERROR, SUSPICIOUS})
 """What the "problems only" filter shows."""
 
+NOT_A_DIRECTORY: frozenset[str] = frozenset({"planted", "not-a-directory"})
+"""``core.cache.Entry.issue`` values of entries that are not directories at all: they stay
+"suspicious" after verification (their contents can never match a digest)."""
+
 VERDICT_WORDS: dict[str, str] = {"ok": OK, "corrupt": CORRUPT, "error": ERROR, "skipped": SKIPPED}
 """core.manifest.VerifyOutcome.status -> status word."""
 

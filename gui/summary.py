@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import humanize
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QToolButton, QWidget
 
 from gui import status as st
-from gui.cache_model import CacheStats
+from gui.cache_model import CacheStats, size_text
 
 _LOUD = (st.CORRUPT, st.SUSPICIOUS, st.ERROR)
 
@@ -83,7 +82,7 @@ class SummaryStrip(QWidget):
         if n == 0:
             self._totals.setText("No entries")
         else:
-            size = humanize.naturalsize(stats.total_size)
+            size = size_text(stats.total_size)
             pending = "" if stats.measured >= n else f" (measuring {stats.measured:,} of {n:,})"
             self._totals.setText(f"{n:,} {'entry' if n == 1 else 'entries'} · {size}{pending}")
         for word, chip in self._chips.items():

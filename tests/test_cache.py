@@ -92,18 +92,31 @@ def test_every_kind_of_entry(real_store: RealStore, tmp_path: Path) -> None:
     assert good.reason == "" and good.digest is not None and good.digest.name == impl.name
     assert good.program == "(unowned)" and good.version == "" and good.used_by == []
     assert good.owner == "root" if os.geteuid() == 0 else good.owner
-    assert stat.S_ISDIR(good.mode) and good.added == pytest.approx(impl.lstat().st_ctime)
+    # Added: when 0install wrote the .manifest, not the directory's ctime.
+    assert stat.S_ISDIR(good.mode) and good.added_from == "manifest"
+    assert good.added == pytest.approx((impl / ".manifest").lstat().st_mtime)
     assert good.path == os.path.join(str(store_dir), impl.name)
 
     def reason(name: str) -> str:
         return entries[name].reason
 
     assert reason(GOOD_SHA256NEW) == (
-        f"a symlink to {evil} named like an implementation: "
+        f"a symlink to {evil} named like an implementation, planted in the store: "
         "0install would run whatever it points at"
     )
     assert entries[GOOD_SHA256NEW].digest is not None  # parsed, even though suspicious
-    assert entries[GOOD_SHA256NEW].program == "(suspicious)"
+    # No feed lists it: unowned, whatever else is wrong (the status says what is wrong).
+    assert entries[GOOD_SHA256NEW].program == "(unowned)"
+    issues = {name: e.issue for name, e in entries.items() if e.issue}
+    assert issues == {
+        GOOD_SHA256NEW: "planted",
+        GOOD_SHA1NEW: "not-a-directory",
+        "sha256new_" + "a" * 52: "digest-case",
+        "sha256=" + "F" * 64: "digest-case",
+        "sha1new=deadbeef": "bad-digest",
+        "sha1=" + "b" * 40: "group-writable",
+        "sha256=" + "c" * 64: "world-writable",
+    }
     assert reason(GOOD_SHA1NEW).startswith("a regular file named like an implementation")
     assert "store audit" in reason(GOOD_SHA1NEW)
     assert "in lower case" in reason("sha256new_" + "a" * 52)
@@ -122,7 +135,10 @@ def test_every_kind_of_entry(real_store: RealStore, tmp_path: Path) -> None:
     assert "wrong case" in reason("SHA256NEW_" + "A" * 52)
     assert reason("dangling").startswith(f"a symlink to {tmp_path / 'nowhere'}")
     assert entries["tmp-x1y2z3"].program == "(temporary)"
-    assert entries["notes.txt"].program == "(unknown)"
+    assert entries["notes.txt"].program == "(not an implementation)"
+    # Without a .manifest, "added" is the directory's (or the link's) own mtime.
+    assert entries["tmp-x1y2z3"].added_from == "directory"
+    assert entries["tmp-x1y2z3"].added == pytest.approx((store_dir / "tmp-x1y2z3").lstat().st_mtime)
     for e in entries.values():
         assert e.reason.count(".") <= 2, e.reason  # one sentence (dots in names aside)
         assert e.usage is None
@@ -692,6 +708,7 @@ def test_scan_maps_feeds_and_apps(real_store: RealStore, tmp_path: Path) -> None
     assert entries[used.name].feed is not None and entries[used.name].feed.feed_url == url
     assert entries[used.name].used_by == ["tool"]
     assert entries[unowned.name].program == "(unowned)" and entries[unowned.name].used_by == []
+    assert entries[unowned.name].short_name == unowned.name[: len("sha256new_") + 8] + "…"
     assert len(result.problems) == 2, result.problems
     assert any("unplugged-drive" in p and "does not exist" in p for p in result.problems)
     assert any("broken.xml" in p for p in result.problems)
@@ -699,3 +716,31 @@ def test_scan_maps_feeds_and_apps(real_store: RealStore, tmp_path: Path) -> None
     # The same with stores given explicitly (--store): feeds and apps still come from env.
     explicit = cache.scan(stores.stores_from_paths([str(real_store.path)]), env=env)
     assert by_name(explicit.entries)[used.name].used_by == ["tool"]
+
+    # A world-writable entry keeps its program's name; what is wrong is in its kind and issue.
+    os.chmod(used, 0o777)
+    try:
+        again = by_name(cache.scan(env=env).entries)[used.name]
+    finally:
+        os.chmod(used, 0o555)
+    assert again.kind == "suspicious" and again.issue == "world-writable"
+    assert again.program == "Used" and again.version == "3.1"
+
+
+@pytest.mark.needs_0install
+def test_added_and_fingerprint(real_store: RealStore) -> None:
+    """chmod, chown and mv change a directory's ctime, not when it was added; its fingerprint
+    changes with anything that could change what it holds."""
+    impl = real_store.add("fp", {"a": "1"})
+    store = store_at(real_store.path)
+    before = cache.classify(store, impl.name)
+    manifest_mtime = (impl / ".manifest").lstat().st_mtime
+    assert before.added == pytest.approx(manifest_mtime) and before.added_from == "manifest"
+    os.utime(impl / ".manifest", (0, 1_000_000_000), follow_symlinks=False)
+    os.chmod(impl, 0o755)
+    os.chmod(impl, 0o555)
+    after = cache.classify(store, impl.name)
+    assert after.added == 1_000_000_000  # follows the .manifest, not the chmod
+    assert after.fingerprint != before.fingerprint  # ctime of both changed
+    assert cache.classify(store, impl.name).fingerprint == after.fingerprint  # stable otherwise
+    assert len(after.fingerprint) == 8

@@ -66,10 +66,24 @@ class FakeEntry:
     added: float = NOW - 86400
     usage: FakeUsage | None = None
     atime_reliable: bool = True
+    added_from: str = "manifest"
+    issue: str = ""
+    fingerprint: tuple = (1, 2, 3, 4)
+    mode: int = 0o40555
 
     @property
     def path(self) -> str:
         return f"/cache/{self.name}"
+
+    @property
+    def digest(self) -> object | None:
+        return self.name if self.name.startswith("sha") else None
+
+    @property
+    def short_name(self) -> str:
+        from core.cache import short_digest
+
+        return short_digest(self.name)
 
 
 def entry(i: int, program: str = "Editor", version: str = "1.0", **kw) -> FakeEntry:
@@ -225,7 +239,7 @@ def test_filter_by_store_and_status(model: CacheModel, proxy: CacheFilter) -> No
             entry(1, "U1"),
             entry(2, "S1", store=FakeStore("system")),
             entry(3, "S2", store=FakeStore("system")),
-            FakeEntry("sha256new_lower", "(suspicious)", kind="suspicious", reason="lower-case"),
+            FakeEntry("sha256new_lower", "(unowned)", kind="suspicious", reason="lower-case"),
         ]
     )
     proxy.set_store("system")
@@ -236,7 +250,7 @@ def test_filter_by_store_and_status(model: CacheModel, proxy: CacheFilter) -> No
     assert programs(proxy) == ["S2"]
     proxy.set_store(None)
     proxy.set_statuses(st.PROBLEMS)
-    assert programs(proxy) == ["S2", "(suspicious)"]
+    assert programs(proxy) == ["S2", "(unowned) lower"]
     proxy.set_statuses(None)
     assert proxy.rowCount() == 4
 
@@ -269,20 +283,106 @@ def test_scattered_batches_are_announced_as_one_span(model: CacheModel) -> None:
 def test_suspicious_stays_suspicious_unless_verification_finds_worse(model: CacheModel) -> None:
     e = FakeEntry(
         "sha256new_" + "B" * 52,
-        "(suspicious)",
+        "Python",
+        "3.12",
         kind="suspicious",
-        reason="the directory is writable by everyone",
+        reason="writable by everyone (mode 0777)",
+        issue="world-writable",
+        feed=FakeFeed("https://example.com/python.xml", "Python", "3.12"),
     )
     model.set_entries([e])
     row = model.row_at(0)
     assert row.status == st.SUSPICIOUS
+    # The program keeps its name; the status says what is wrong, in fitting words.
+    assert model.index(0, Column.PROGRAM).data() == "Python"
+    assert model.index(0, Column.STATUS).data() == "world-writable"
     model.set_verifying([row], True)
     assert model.index(0, Column.STATUS).data() == "verifying"
     model.apply_outcomes([(row, VerifyOutcome("ok", "contents match"))])
-    assert model.index(0, Column.STATUS).data() == "suspicious"
-    assert model.index(0, Column.STATUS).data(Qt.ItemDataRole.ToolTipRole) == e.reason
-    model.apply_outcomes([(row, VerifyOutcome("corrupt", "a symlink"))])
+    assert model.index(0, Column.STATUS).data(STATUS_ROLE) == "suspicious"
+    assert model.index(0, Column.STATUS).data(Qt.ItemDataRole.ToolTipRole) == (
+        f"{e.reason}\nVerified: OK, just now: contents match"
+    )
+    model.apply_outcomes([(row, VerifyOutcome("corrupt", "content changed"))])
     assert model.index(0, Column.STATUS).data(STATUS_ROLE) == "corrupt"
+    # Damaged AND world-writable: neither problem hides the other.
+    assert model.index(0, Column.STATUS).data() == "corrupt, world-writable"
+
+
+def test_a_planted_symlink_stays_planted_after_verification(
+    model: CacheModel, proxy: CacheFilter
+) -> None:
+    e = FakeEntry(
+        "sha256new_" + "C" * 52,
+        "Hello",
+        "2.1",
+        kind="suspicious",
+        reason="a symlink to /tmp/evil named like an implementation, planted in the store",
+        issue="planted",
+        mode=0o120777,
+        feed=FakeFeed("https://example.com/hello.xml", "Hello", "2.1"),
+    )
+    model.set_entries([e])
+    assert model.index(0, Column.STATUS).data() == "planted"
+    model.apply_outcomes([(model.row_at(0), VerifyOutcome("corrupt", "not a directory"))])
+    assert model.row_at(0).status == st.SUSPICIOUS
+    assert model.index(0, Column.STATUS).data() == "planted"
+    proxy.set_text("hello")
+    assert proxy.rowCount() == 1  # found by its program's name
+
+
+def test_unknown_programs_are_told_apart_by_a_short_digest(model: CacheModel) -> None:
+    a = FakeEntry("sha256new_" + "RZ3AB4XW" + "A" * 44)
+    b = FakeEntry("sha256new_" + "QQ7ZZ2KL" + "A" * 44)
+    model.set_entries([a, b])
+    texts = sorted(model.index(r, Column.PROGRAM).data() for r in range(2))
+    assert texts == ["(unowned) QQ7ZZ2KL…", "(unowned) RZ3AB4XW…"]
+
+
+def test_sizes_read_plainly(model: CacheModel) -> None:
+    small = entry(1, "Small", usage=FakeUsage(51, 4096, 1, NOW))
+    empty = entry(2, "Empty", usage=FakeUsage(4096, 4096, 0, None))
+    big = entry(3, "Big", usage=FakeUsage(1_234_567, 1_300_000, 9, NOW))
+    model.set_entries([small, empty, big])
+    cells = {model.row_at(r).entry.program: model.index(r, Column.SIZE) for r in range(3)}
+    assert cells["Small"].data() == "51 bytes"
+    assert cells["Small"].data(Qt.ItemDataRole.ToolTipRole) == "51 bytes, 4.1 kB on disk"
+    assert cells["Empty"].data() == "empty"
+    assert "no files inside" in cells["Empty"].data(Qt.ItemDataRole.ToolTipRole)
+    assert cells["Big"].data() == "1.2 MB"
+    assert cells["Big"].data(Qt.ItemDataRole.ToolTipRole) == (
+        "1.2 MB (1,234,567 bytes), 1.3 MB on disk"
+    )
+    assert "Bytes" not in " ".join(str(c.data()) for c in cells.values())
+
+
+def test_added_says_where_its_time_comes_from(model: CacheModel) -> None:
+    a = entry(1, "A")
+    b = entry(2, "B", added_from="directory")
+    model.set_entries([a, b])
+    tips = {model.row_at(r).entry.program: model.index(r, Column.ADDED).data(
+        Qt.ItemDataRole.ToolTipRole) for r in range(2)}
+    assert tips["A"].endswith("when 0install wrote its .manifest file, i.e. added it")
+    assert tips["B"].endswith("the directory's modification time (it has no .manifest file)")
+
+
+def test_verdicts_survive_a_rescan_unless_the_entry_changed(model: CacheModel) -> None:
+    from gui.cache_model import carry_verdicts, verdict_age
+
+    old = [entry(1, "Same"), entry(2, "Changed"), entry(3, "Never")]
+    model.set_entries(old)
+    rows = {r.entry.program: r for r in model.rows}
+    model.apply_outcomes(
+        [(rows["Same"], VerifyOutcome("ok", "fine")), (rows["Changed"], VerifyOutcome("ok", "x"))]
+    )
+    model.stamp([rows["Same"], rows["Changed"]], NOW - 600)
+    again = [entry(1, "Same"), entry(2, "Changed", fingerprint=(1, 2, 9, 4)), entry(3, "Never")]
+    fresh = new_rows(again)
+    assert carry_verdicts(model.rows, fresh) == (1, 1)
+    by = {r.entry.program: r for r in fresh}
+    assert by["Same"].status == st.OK and verdict_age(by["Same"], NOW) == "OK, 10 minutes ago"
+    assert by["Changed"].status == st.NOT_VERIFIED and by["Changed"].outcome is None
+    assert by["Never"].status == st.NOT_VERIFIED
 
 
 def test_status_updates_announce_only_the_changed_rows(model: CacheModel, qtbot) -> None:

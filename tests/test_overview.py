@@ -12,7 +12,7 @@ from gui.overview import STATUS_COLORS, OverviewWidget
 
 STATUS_WORDS = ("not verified", "OK", "corrupt", "error", "skipped", "verifying", "suspicious")
 
-STORES = {"user": 5_012_345, "system (/var/cache/0install.net/implementations)": 4_001_000}
+STORES = {"user": 5_012_345, "shared": 4_001_000}
 LARGEST = [("Gallery Viewer", 3_950_000), ("Data Cruncher", 2_100_000),
            ("Toolkit Runtime", 1_600_000), ("Hello Editor", 1_307_000), ("(unowned)", 2_400)]
 
@@ -111,6 +111,23 @@ def test_clicks_elsewhere_or_dragged_off_emit_nothing(qtbot: QtBot) -> None:
                            pos=widget.segment_rect("OK").center())
         qtbot.mouseClick(widget, Qt.MouseButton.RightButton,
                          pos=widget.segment_rect("corrupt").center())
+
+
+def test_clicking_a_store_or_program_bar_asks_to_filter_by_it(qtbot: QtBot) -> None:
+    widget = make(qtbot, {"OK": 9})
+    widget.show()
+    qtbot.waitExposed(widget)
+    shared = widget.bar_rect("store", "shared")
+    assert not shared.isEmpty()
+    with qtbot.waitSignal(widget.storeClicked, timeout=1000) as blocker:
+        qtbot.mouseClick(widget, Qt.MouseButton.LeftButton, pos=shared.center())
+    assert blocker.args == ["shared"]
+    with qtbot.waitSignal(widget.programClicked, timeout=1000) as blocker:
+        qtbot.mouseClick(widget, Qt.MouseButton.LeftButton,
+                         pos=widget.bar_rect("program", "Data Cruncher").center())
+    assert blocker.args == ["Data Cruncher"]
+    assert "Click to show only this store" in widget.tooltip_at(shared.center())
+    assert "51 bytes" == __import__("gui.overview", fromlist=["_size"])._size(51)
 
 
 def test_keyboard_users_can_pick_a_status(qtbot: QtBot) -> None:

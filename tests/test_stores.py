@@ -214,12 +214,91 @@ def test_store_of_another_user_is_a_system_store(tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
     os.chown(other, 65534, 65534)
-    store = stores.stores_from_paths([str(other)])[0]
+    store = stores.stores_from_paths([str(other)], env=_empty_env(tmp_path))[0]
     assert store.kind == "system" and store.owner_uid == 65534
-    assert store.label == f"system ({other})"
+    # Not a store discovery knows: named by its path, not by its owner.
+    assert store.role == "other" and store.label == str(other)
+    assert stores.short_path(f"{other}/0install.net/implementations") == str(other)
+    assert stores.short_path(os.path.expanduser("~/mirror/implementations")) == "~/mirror"
+
+
+def _empty_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "HOME": str(tmp_path / "home"),
+        "XDG_CACHE_HOME": str(tmp_path / "home" / ".cache"),
+        "XDG_CONFIG_HOME": str(tmp_path / "home" / ".config"),
+        "XDG_CACHE_DIRS": str(tmp_path / "var-cache"),
+        "XDG_CONFIG_DIRS": str(tmp_path / "etc-xdg"),
+    }
 
 
 def test_labels() -> None:
     assert Store("/x", "user", "$XDG_CACHE_HOME").label == "user"
-    assert Store(SHARED_SYSTEM_STORE, "system", "$XDG_CACHE_DIRS").label == "system"
-    assert Store("/mnt/usb/impls", "system", "/etc/xdg").label == "system (/mnt/usb/impls)"
+    assert Store(SHARED_SYSTEM_STORE, "system", "$XDG_CACHE_DIRS").label == "shared"
+    assert Store("/mnt/usb/impls", "system", "/etc/xdg").label == "system"
+    assert Store("/mnt/usb/impls", "system", "--store", role="other").label == "/mnt/usb/impls"
+
+
+def test_role_comes_from_discovery_not_owner(tmp_path: Path) -> None:
+    """Two root-owned stores given with --store are not both "user": the one discovery calls the
+    user store is "user", a system one "system", an unknown one its path; all distinct."""
+    env = _empty_env(tmp_path)
+    user = Path(env["XDG_CACHE_HOME"]) / "0install.net" / "implementations"
+    system = Path(env["XDG_CACHE_DIRS"]) / "0install.net" / "implementations"
+    loose = tmp_path / "loose"
+    for d in (user, system, loose):
+        d.mkdir(parents=True)
+    found = stores.stores_from_paths([str(user), str(system), str(loose)], env=env)
+    assert [s.role for s in found] == ["user", "system", "other"]
+    assert [s.label for s in found] == ["user", "system", str(loose)]
+    # Two paths that shorten alike stay distinct.
+    twins = [tmp_path / "t", tmp_path / "t" / "implementations"]
+    twins[1].mkdir(parents=True)
+    assert [s.label for s in stores.stores_from_paths([str(p) for p in twins], env=env)] == [
+        str(twins[0]), f"{twins[0]} (2)"
+    ]
+    assert all(s.source == "--store" for s in found)
+    # The same owner for all three (this user): owner no longer decides the label.
+    assert len({s.owner_uid for s in found}) == 1
+
+
+def test_several_system_stores_get_distinct_labels(tmp_path: Path) -> None:
+    env = _empty_env(tmp_path)
+    env["XDG_CACHE_DIRS"] = f"{tmp_path}/a:{tmp_path}/b"
+    impl_dirs = write_impl_dirs(env["XDG_CONFIG_HOME"], f"{tmp_path}/c\n")
+    assert impl_dirs.exists()
+    found = stores.discover_stores(env)
+    labels = [s.label for s in found]
+    assert labels == ["user", "system 1", "system 2", "system 3"]
+    assert [s.description for s in found] == [
+        "The user store", "System store 1", "System store 2", "System store 3"
+    ]
+
+
+def test_missing_store_banner_names_its_role(tmp_path: Path) -> None:
+    from core.cache import scan
+
+    env = _empty_env(tmp_path)
+    missing = tmp_path / "nowhere"
+    result = scan(stores.stores_from_paths([str(missing)], env=env), env=env)
+    expected = f"Store {missing} (from --store) does not exist"
+    assert any(p.startswith(expected) for p in result.problems)
+    assert not any("System store" in p for p in result.problems)
+
+
+def test_list_json_shows_the_same_distinct_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from core.cli import main
+
+    for key, value in _empty_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        (d / ("sha256new_" + "A" * 52)).mkdir(parents=True)
+    assert main(["list", "--json", "--store", str(a), "--store", str(b)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    entries = data["entries"] if isinstance(data, dict) else data
+    assert sorted(e["store_label"] for e in entries) == [str(a), str(b)]
