@@ -48,3 +48,23 @@ ensure_venv() {
     touch "$stamp"
   fi
 }
+
+# The target's Python: Debian's own, never a pyenv or /usr/local one that the packaged virtual
+# environment would then point at.
+SYSTEM_PYTHON=/usr/bin/python3
+
+# A virtual environment with the standard build front end (build, hatchling) and a recent pip, under
+# build/ (ignored by git). Prints the path of its python.
+ensure_build_tools() {
+  local tools="$ZIA_ROOT/build/tools"
+  if [ ! -x "$tools/bin/python" ]; then
+    "$SYSTEM_PYTHON" -m venv "$tools" 2>/dev/null || {
+      ensure_debian_packages python3-venv && "$SYSTEM_PYTHON" -m venv "$tools"
+    } >&2
+  fi
+  if [ ! -f "$tools/.installed" ]; then
+    "$tools/bin/python" -m pip install -q --disable-pip-version-check -U pip build hatchling >&2
+    touch "$tools/.installed"
+  fi
+  echo "$tools/bin/python"
+}
