@@ -77,6 +77,7 @@ class _Overview(OverviewWidget):
 class CachePage(QWidget):
     """Lists the stores' entries, measures them, verifies them on demand."""
 
+    page_id = "cache"
     title = "Cache"
     icon_name = "cache"
 
