@@ -4,7 +4,7 @@
 # The fresh machine is a debootstrap chroot of this machine's Debian release in a temporary
 # directory, used inside a private mount and PID namespace; this machine's own root filesystem is
 # never changed. Needs root, debootstrap and the Debian mirror ($DEBIAN_MIRROR to choose another);
-# $ZIA_DEBOOTSTRAP_CACHE names a directory where the base system's .debs are kept between runs.
+# $ZIA_DEBOOTSTRAP_CACHE names a directory where the downloaded .debs are kept between runs.
 #
 # Checked: apt resolves the dependencies (without Recommends, so Depends alone must be enough);
 # `zeroinstall-admin list` and `--screenshot` of every page work for a new unprivileged user; the Qt
@@ -30,6 +30,10 @@ if [ "${1:-}" = --inside ]; then
   printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"   # no services start on install
   chmod 0755 "$root/usr/sbin/policy-rc.d"
   cp /etc/resolv.conf "$root/etc/resolv.conf"
+  if [ -n "${ZIA_DEBOOTSTRAP_CACHE:-}" ]; then
+    mkdir -p "$ZIA_DEBOOTSTRAP_CACHE/apt"
+    mount --bind "$ZIA_DEBOOTSTRAP_CACHE/apt" "$root/var/cache/apt/archives"
+  fi
 
   step "apt-get install ./$(basename "$(ls "$root"/tmp/*.deb)") (no Recommends)"
   inroot apt-get update -qq
@@ -62,10 +66,11 @@ if [ "${1:-}" = --inside ]; then
   plugins="$(inroot find /usr/lib/zeroinstall-admin -path '*/Qt/plugins/*' \( -path '*/platforms/*' -o \
     -path '*/imageformats/*' -o -path '*/iconengines/*' -o -path '*/xcbglintegrations/*' -o \
     -path '*/wayland-*' \) -name '*.so')"
+  missing=""
   for so in $plugins; do
-    missing="$(inroot ldd "$so" | grep 'not found' || true)"
-    [ -z "$missing" ] || fail "$so: $missing"
+    missing+="$(inroot ldd "$so" | grep 'not found' | sed "s|^|$(basename "$so"): |" || true)"
   done
+  [ -z "$missing" ] || fail "libraries missing: $(sort -u <<<"$missing")"
   echo "$(wc -w <<<"$plugins") plugins: all libraries found" >&2
 
   step "the desktop menu entry"
@@ -88,8 +93,8 @@ if [ "${1:-}" = --inside ]; then
     [ -n "$actions" ] || fail "no action in $policy"
     for action in $actions; do
       out="$(inroot pkaction --verbose --action-id "$action")" || fail "pkaction does not know $action"
-      grep -q "org.freedesktop.policykit.exec.path: *$helper" <<<"$out" \
-        || fail "$action does not run $helper"
+      grep -Eq "org\.freedesktop\.policykit\.exec\.path( ->|:) *$helper\$" <<<"$out" \
+        || fail "$action does not run $helper: $out"
       echo "pkaction: $action -> $helper" >&2
     done
     [ "$(stat -c '%U:%G %a' "$root$helper")" = "root:root 755" ] || fail "$helper is not root:root 0755"
@@ -104,6 +109,7 @@ if [ "${1:-}" = --inside ]; then
   inroot dpkg -r zeroinstall-admin >&2
   left=""
   while IFS= read -r f; do
+    [ "$f" = "/." ] && continue
     if [ -e "$root$f" ] || [ -L "$root$f" ]; then
       # A directory stays when another package still uses it (/usr/share/icons...).
       if [ -d "$root$f" ] && [ ! -L "$root$f" ] && [ -n "$(inroot dpkg-query -S "$f" 2>/dev/null)" ]; then
@@ -136,7 +142,9 @@ trap 'rm -rf --one-file-system "$work"' EXIT
 cache=()
 if [ -n "${ZIA_DEBOOTSTRAP_CACHE:-}" ]; then
   mkdir -p "$ZIA_DEBOOTSTRAP_CACHE"
-  cache=(--cache-dir="$(cd "$ZIA_DEBOOTSTRAP_CACHE" && pwd)")
+  ZIA_DEBOOTSTRAP_CACHE="$(cd "$ZIA_DEBOOTSTRAP_CACHE" && pwd)"
+  export ZIA_DEBOOTSTRAP_CACHE
+  cache=(--cache-dir="$ZIA_DEBOOTSTRAP_CACHE")
 fi
 echo "== debootstrap $suite (minbase) from $mirror" >&2
 start=$SECONDS

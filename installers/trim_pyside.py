@@ -25,12 +25,13 @@ TOOLS = [
     "Qt/libexec", "Qt/metatypes", "Qt/qml",
 ]  # fmt: skip
 # Plugins for Designer and QML tooling, Wayland compositors (the server side), Lottie animations,
-# the QML virtual keyboard (its library is not even in PySide6-Essentials), a VNC server and TUIO
-# touch over the network: each would pull Qt Quick, QML or Network in for nothing.
+# a VNC server and TUIO touch over the network: each would pull Qt Quick, QML or Network in for
+# nothing. The virtual keyboard and PDF image plugins need libraries that PySide6-Essentials does
+# not even ship.
 PLUGINS = [
     "designer", "qmllint", "qmltooling", "wayland-graphics-integration-server",
     "vectorimageformats", "platforminputcontexts/libqtvirtualkeyboardplugin.so",
-    "platforms/libqvnc.so", "generic/libqtuiotouchplugin.so",
+    "platforms/libqvnc.so", "generic/libqtuiotouchplugin.so", "imageformats/libqpdf.so",
 ]  # fmt: skip
 # Plugins that only serve a Python module the app does not import.
 PLUGINS_OF = {
