@@ -62,10 +62,9 @@ if [ "${1:-}" = --inside ]; then
   done
   ls "$root"/home/alice/.local/share/ "$root"/home/alice/.config 2>/dev/null >&2 || true
 
-  step "Qt finds every system library its platform, image and icon plugins need"
-  plugins="$(inroot find /usr/lib/zeroinstall-admin -path '*/Qt/plugins/*' \( -path '*/platforms/*' -o \
-    -path '*/imageformats/*' -o -path '*/iconengines/*' -o -path '*/xcbglintegrations/*' -o \
-    -path '*/wayland-*' \) -name '*.so')"
+  step "Qt finds every library its plugins need (but GTK's and the portal's, for desktops that have them)"
+  plugins="$(inroot find /usr/lib/zeroinstall-admin -path '*/Qt/plugins/*' \
+    ! -path '*/platformthemes/*' -name '*.so')"
   missing=""
   for so in $plugins; do
     missing+="$(inroot ldd "$so" | grep 'not found' | sed "s|^|$(basename "$so"): |" || true)"
@@ -99,8 +98,15 @@ if [ "${1:-}" = --inside ]; then
     done
     [ "$(stat -c '%U:%G %a' "$root$helper")" = "root:root 755" ] || fail "$helper is not root:root 0755"
     head -n 1 "$root$helper" | grep -qx '#!/usr/bin/python3 -I' || fail "$helper does not start python3 -I"
-    inroot /usr/bin/python3 -I -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' "$helper" \
-      || fail "$helper is not valid Python for the system python3"
+    # Started with no verb it must answer with a usage error, not a traceback (as root), and refuse
+    # an ordinary user started without pkexec.
+    for who in inroot as_user; do
+      code=0
+      out="$("$who" "$helper" 2>&1)" || code=$?
+      case "$code" in 1|2|3) ;; *) fail "$helper as $who exited $code: $out" ;; esac
+      ! grep -q Traceback <<<"$out" || fail "$helper as $who: $out"
+      echo "$helper as $who: exit $code: $(head -n 1 <<<"$out")" >&2
+    done
   else
     echo "NOTE: this package has no polkit policy: pkaction not checked" >&2
   fi

@@ -27,11 +27,12 @@ TOOLS = [
 # Plugins for Designer and QML tooling, Wayland compositors (the server side), Lottie animations,
 # a VNC server and TUIO touch over the network: each would pull Qt Quick, QML or Network in for
 # nothing. The virtual keyboard and PDF image plugins need libraries that PySide6-Essentials does
-# not even ship.
+# not even ship, and so does EGLFS (full-screen on embedded devices, with no window system).
 PLUGINS = [
     "designer", "qmllint", "qmltooling", "wayland-graphics-integration-server",
     "vectorimageformats", "platforminputcontexts/libqtvirtualkeyboardplugin.so",
     "platforms/libqvnc.so", "generic/libqtuiotouchplugin.so", "imageformats/libqpdf.so",
+    "egldeviceintegrations", "platforms/libqeglfs.so",
 ]  # fmt: skip
 # Plugins that only serve a Python module the app does not import.
 PLUGINS_OF = {

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import stat
 import subprocess
 import sys
 import tarfile
@@ -31,7 +29,7 @@ ICON_SIZES = (16, 22, 24, 32, 48, 64, 128, 256, 512)
 
 def run(*cmd: str | Path, timeout: float = 120, **kw) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kw
+        [str(c) for c in cmd], check=False, capture_output=True, text=True, timeout=timeout, **kw
     )
 
 
@@ -109,10 +107,11 @@ def test_control_declares_the_dependencies(built: Built) -> None:
     depends = [d.strip() for d in fields["Depends"].split(",")]
     names = {re.split(r"[ (]", d)[0] for d in depends}
     qt_libs = {"libegl1", "libgl1", "libfontconfig1", "libxkbcommon0", "libxcb-cursor0",
-               "libxkbcommon-x11-0", "libdbus-1-3", "fonts-dejavu-core", "libwayland-cursor0"}  # fmt: skip
+               "libxkbcommon-x11-0", "libdbus-1-3", "fonts-dejavu-core",
+               "libwayland-cursor0"}  # fmt: skip
     assert {"python3", "python3-venv", "0install-core", "sudo", "pkexec"} | qt_libs <= names
     # The venv's bytecode and compiled modules are for one Python minor version.
-    minor = "%d.%d" % sys.version_info[:2]
+    minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
     assert f"python3 (>= {minor})" in depends
     assert any(d.startswith("python3 (<< ") for d in depends)
 
@@ -124,7 +123,10 @@ def test_files_owners_and_modes(contents: dict[str, Entry]) -> None:
             # No setuid or setgid bit, nothing anyone may write to.
             assert entry.mode[3] in "x-" and entry.mode[6] in "x-" and entry.mode[8] == "-", entry
     launcher = contents["/usr/bin/zeroinstall-admin"]
-    assert launcher.mode.startswith("l") and launcher.target == f"../lib/zeroinstall-admin/bin/zeroinstall-admin"
+    assert (
+        launcher.mode.startswith("l")
+        and launcher.target == "../lib/zeroinstall-admin/bin/zeroinstall-admin"
+    )
     assert contents[f"{APP}/bin/zeroinstall-admin"].mode == "-rwxr-xr-x"
     assert contents[f"{APP}/bin/python3"].target == "/usr/bin/python3"
     for path in (
@@ -149,11 +151,13 @@ def test_files_owners_and_modes(contents: dict[str, Entry]) -> None:
 def test_the_app_is_only_in_its_own_environment(contents: dict[str, Entry]) -> None:
     for package in ("core", "gui"):
         inits = [p for p in contents if p.endswith(f"/{package}/__init__.py")]
-        assert inits == [f"{APP}/lib/python{sys.version_info[0]}.{sys.version_info[1]}"
-                         f"/site-packages/{package}/__init__.py"]  # fmt: skip
+        site = f"{APP}/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
+        assert inits == [f"{site}/{package}/__init__.py"]
     allowed = (APP, "/usr/bin/zeroinstall-admin", "/usr/libexec/zeroinstall-admin", "/usr/share/")
     for path, entry in contents.items():
-        parent = entry.mode.startswith("d") and any(a.startswith(path.rstrip("/") + "/") for a in allowed)
+        parent = entry.mode.startswith("d") and any(
+            a.startswith(path.rstrip("/") + "/") for a in allowed
+        )
         assert path.startswith(allowed) or parent, path
     # Every module comes with its bytecode, so running the app writes nothing under /usr.
     modules = [p for p in contents if p.endswith(".py") and p.startswith(APP)]
@@ -163,7 +167,9 @@ def test_the_app_is_only_in_its_own_environment(contents: dict[str, Entry]) -> N
         tag = f"cpython-{sys.version_info[0]}{sys.version_info[1]}"
         assert f"{folder}/__pycache__/{name[:-3]}.{tag}.pyc" in contents, module
     # PySide6 is trimmed to what the app can load.
-    assert not any(p.endswith(("/libQt6Quick.so.6", "/libQt6Qml.so.6", "/designer")) for p in contents)
+    assert not any(
+        p.endswith(("/libQt6Quick.so.6", "/libQt6Qml.so.6", "/designer")) for p in contents
+    )
     assert any(p.endswith("/platforms/libqxcb.so") for p in contents)
     assert any(p.endswith("/platforms/libqwayland.so") for p in contents)
 
@@ -198,7 +204,9 @@ def test_policy_runs_the_installed_helper(built: Built) -> None:
         return
     proc = run("xmllint", "--noout", "--dtdvalid", "/usr/share/polkit-1/policyconfig-1.dtd", source)
     assert proc.returncode == 0, proc.stderr
-    paths = set(re.findall(r'key="org\.freedesktop\.policykit\.exec\.path">([^<]+)<', source.read_text()))
+    paths = set(
+        re.findall(r'key="org\.freedesktop\.policykit\.exec\.path">([^<]+)<', source.read_text())
+    )
     assert paths == {HELPER}
 
 
@@ -237,7 +245,11 @@ def test_installed_into_a_throwaway_root_runs_and_goes_away(tmp_path: Path, buil
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     proc = run(*cmd, "--demo", "--page", "nowhere", "--screenshot", png, env=env, timeout=300)
     assert proc.returncode == 2 and "choose one of: cache" in proc.stderr, proc.stderr
-    written = [p for p in root.rglob("*") if p.stat(follow_symlinks=False).st_mtime > marker.stat().st_mtime]
+    written = [
+        p
+        for p in root.rglob("*")
+        if p.stat(follow_symlinks=False).st_mtime > marker.stat().st_mtime
+    ]
     assert written == [], written[:5]
 
     proc = run(*dpkg, "-r", "zeroinstall-admin", timeout=300)
@@ -256,7 +268,9 @@ def test_qt_plugins_find_every_library(tmp_path: Path, built: Built) -> None:
     has the packages the .deb depends on, every system library)."""
     proc = run("dpkg-deb", "-x", built.deb, tmp_path)
     assert proc.returncode == 0, proc.stderr
-    plugins = list(tmp_path.glob(f"{APP.lstrip('/')}/lib/python3*/site-packages/PySide6/Qt/plugins/*/*.so"))
+    plugins = list(
+        tmp_path.glob(f"{APP.lstrip('/')}/lib/python3*/site-packages/PySide6/Qt/plugins/*/*.so")
+    )
     kinds = {p.parent.name for p in plugins}
     assert {"platforms", "imageformats", "iconengines", "xcbglintegrations"} <= kinds
     missing = []
@@ -264,7 +278,9 @@ def test_qt_plugins_find_every_library(tmp_path: Path, built: Built) -> None:
         if plugin.parent.name == "platformthemes":
             continue  # GTK's and the portal's: loaded only on desktops that have those libraries
         out = run("ldd", plugin).stdout
-        missing += [f"{plugin.name}: {line.strip()}" for line in out.splitlines() if "not found" in line]
+        missing += [
+            f"{plugin.name}: {line.strip()}" for line in out.splitlines() if "not found" in line
+        ]
     assert missing == []
 
 
