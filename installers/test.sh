@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with only Python: installs the system packages the
-# tests use as real references (0install, visudo, apparmor_parser, useradd, Xvfb) and Qt's runtime
+# tests use as real references (0install, visudo, apparmor_parser, useradd, Xvfb), the packaging
+# tests' tools (desktop-file-validate, appstreamcli, xmllint, debootstrap) and Qt's runtime
 # libraries when missing, then the project with its test extras in .venv, then runs pytest.
 # Arguments go to pytest.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-ensure_debian_packages 0install-core sudo apparmor passwd xvfb "${QT_RUNTIME_PACKAGES[@]}"
+ensure_debian_packages 0install-core sudo apparmor passwd xvfb "${QT_RUNTIME_PACKAGES[@]}" \
+  python3-venv binutils desktop-file-utils appstream libxml2-utils debootstrap
 ensure_venv test
 cd "$ZIA_ROOT"
 export QT_QPA_PLATFORM=offscreen
