@@ -290,3 +290,36 @@ def test_installs_with_apt_on_a_fresh_debian(built: Built) -> None:
     About two minutes; needs root and the Debian mirror, as the README's test command has."""
     proc = run(REPO / "installers" / "test-deb-fresh.sh", built.deb, timeout=1800)
     assert proc.returncode == 0 and "PASSED" in proc.stderr, proc.stderr[-4000:]
+
+
+def test_page_option_chooses_any_page_by_its_id(qtbot, capsys) -> None:
+    from PySide6.QtWidgets import QWidget
+
+    from gui.app import show_page
+    from gui.main_window import MainWindow
+
+    class Page(QWidget):
+        icon_name = "cache"
+
+        def __init__(self, page_id: str, parent: QWidget) -> None:
+            super().__init__(parent)
+            self.page_id = page_id
+            self.title = page_id.title()
+
+        def menu_actions(self) -> list:
+            return []
+
+        def shutdown(self, timeout: float = 5.0) -> None:
+            pass
+
+    window = MainWindow("test")
+    qtbot.addWidget(window)
+    first, second = Page("first", window), Page("second", window)
+    window.add_page(first)
+    window.add_page(second)
+    assert window.current_page is first
+    assert show_page(window, None) and window.current_page is first
+    assert show_page(window, "second") and window.current_page is second
+    assert not show_page(window, "third")
+    assert "there is no page 'third'; choose one of: first, second" in capsys.readouterr().err
+    assert window.current_page is second
