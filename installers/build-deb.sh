@@ -92,8 +92,20 @@ QT_QPA_PLATFORM=offscreen "$root$APP/bin/python3" -IB "$here/render_icon.py" \
 install -D -m 0644 "$here/debian/copyright" "$root/usr/share/doc/zeroinstall-admin/copyright"
 
 # --- control file and the package ---------------------------------------------------------------
+# The binary wheels say which glibc they need in their manylinux tags (PySide6: 2.34).
+glibc="$("$SYSTEM_PYTHON" - "$root$APP" <<'PY'
+import re, sys
+from pathlib import Path
+need = (2, 17)
+for wheel in Path(sys.argv[1]).glob("lib/python3*/site-packages/*.dist-info/WHEEL"):
+    tags = re.findall(r"^Tag: .*manylinux_(\d+)_(\d+)_", wheel.read_text(), re.MULTILINE)
+    if tags:  # a wheel runs where any of its tags fits: its least demanding one counts
+        need = max(need, min((int(a), int(b)) for a, b in tags))
+print("%d.%d" % need)
+PY
+)"
 depends=("python3 (>= $pyver)" "python3 (<< $next_pyver)" python3-venv 0install-core sudo pkexec
-  "${QT_RUNTIME_PACKAGES[@]}")
+  "libc6 (>= $glibc)" libstdc++6 libgcc-s1 "${QT_RUNTIME_PACKAGES[@]}")
 depends_line="$(IFS=,; echo "${depends[*]}" | sed 's/,/, /g')"
 installed_size="$(du -sk --apparent-size "$root" | cut -f1)"
 mkdir -p "$root/DEBIAN"

@@ -114,6 +114,8 @@ def test_control_declares_the_dependencies(built: Built) -> None:
     minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
     assert f"python3 (>= {minor})" in depends
     assert any(d.startswith("python3 (<< ") for d in depends)
+    # PySide6's wheels are manylinux_2_34: built against glibc 2.34.
+    assert "libc6 (>= 2.34)" in depends
 
 
 def test_files_owners_and_modes(contents: dict[str, Entry]) -> None:
