@@ -57,8 +57,9 @@ sed -i "s|$root||g" "$root$APP/pyvenv.cfg"
 find "$root$APP" -name direct_url.json -path '*.dist-info/*' -delete
 "$SYSTEM_PYTHON" "$here/trim_pyside.py" "$root$APP" "$ZIA_ROOT" >&2
 # Bytecode made now and shipped, so nothing is written under /usr at run time and dpkg removes it
-# all; unchecked-hash: valid whatever the files' times after unpacking.
-"$SYSTEM_PYTHON" -m compileall -q -j 0 --invalidation-mode unchecked-hash -s "$root" -p / \
+# all; checked-hash: valid whatever the files' times after unpacking, and never stale if an admin
+# edits a module.
+"$SYSTEM_PYTHON" -m compileall -q -j 0 --invalidation-mode checked-hash -s "$root" -p / \
   "$root$APP/lib" >&2
 if grep -rlI --exclude=RECORD -- "$stage" "$root" >&2; then
   echo "build-deb: the files above name the staging directory $stage" >&2
