@@ -1,6 +1,6 @@
 """Starting the window: ``main(argv)`` parses the window's options, opens it, returns an exit code.
 
-    zeroinstall-admin [--store DIR]... [--demo] [--screenshot FILE.png [--verify]]
+    zeroinstall-admin [--store DIR]... [--demo] [--page PAGE] [--screenshot FILE.png [--verify]]
 
 ``--screenshot`` never shows anything interactive: the window is laid out off screen, scanned (and
 verified with ``--verify``), rendered to the PNG, and the process exits 0. It neither reads nor
@@ -73,6 +73,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--verify", action="store_true", help="verify every entry once scanning has finished"
     )
+    parser.add_argument(
+        "--page",
+        metavar="PAGE",
+        help="open (or render with --screenshot) this page: cache, clean, sharing or vms",
+    )
     return parser.parse_args(list(sys.argv[1:] if argv is None else argv))
 
 
@@ -144,8 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             stores = stores_from_paths([os.path.abspath(p) for p in args.store], env)
         if args.screenshot:
-            return _screenshot(app, stores, env, args.screenshot, args.verify)
-        return _interactive(app, stores, env, args.verify)
+            return _screenshot(app, stores, env, args.screenshot, args.verify, args.page)
+        return _interactive(app, stores, env, args.verify, args.page)
 
 
 def freeze_startup_objects() -> None:
@@ -178,9 +183,29 @@ def _build_window(stores, env, settings):
     return window, page
 
 
-def _interactive(app: QApplication, stores, env, verify: bool) -> int:
+def show_page(window, page_id: str | None) -> bool:
+    """Makes the page whose ``page_id`` is given current (None: leave it); False, after a usage
+    message naming the pages there are, when the window has no such page."""
+    if page_id is None:
+        return True
+    ids = [getattr(p, "page_id", None) for p in window.pages]
+    if page_id in ids:
+        window.sidebar.setCurrentRow(ids.index(page_id))
+        return True
+    print(
+        f"zeroinstall-admin: there is no page '{page_id}'; choose one of: "
+        + ", ".join(str(i) for i in ids),
+        file=sys.stderr,
+    )
+    return False
+
+
+def _interactive(app: QApplication, stores, env, verify: bool, page_id: str | None = None) -> int:
     window, page = _build_window(stores, env, open_settings())
     window.restore_state()
+    if not show_page(window, page_id):
+        window.deleteLater()
+        return 2
     previous_hook = sys.excepthook
 
     def report(kind, error, tb) -> None:
@@ -204,8 +229,13 @@ def _interactive(app: QApplication, stores, env, verify: bool) -> int:
         page.shutdown()
 
 
-def _screenshot(app: QApplication, stores, env, path: str, verify: bool) -> int:
+def _screenshot(
+    app: QApplication, stores, env, path: str, verify: bool, page_id: str | None = None
+) -> int:
     window, page = _build_window(stores, env, None)
+    if not show_page(window, page_id):
+        window.deleteLater()
+        return 2
     # Laid out and painted like a shown window, but never mapped on a screen.
     window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
     window.show()

@@ -4,10 +4,12 @@
 ZIA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ZIA_VENV="${ZIA_VENV:-$ZIA_ROOT/.venv}"
 
-# Qt's runtime libraries (offscreen rendering, and the X11 platform for a real window) and a font.
+# Qt's runtime libraries (offscreen rendering, the X11 and Wayland platforms for a real window) and a
+# font. The .deb depends on them all (installers/test-deb-fresh.sh checks that its plugins find them).
 QT_RUNTIME_PACKAGES=(libegl1 libgl1 libfontconfig1 libfreetype6 libxkbcommon0 libglib2.0-0 libdbus-1-3
   fonts-dejavu-core libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0
-  libxcb-render-util0 libxcb-randr0 libxcb-shape0 libxcb-xkb1 libx11-xcb1)
+  libxcb-render-util0 libxcb-randr0 libxcb-shape0 libxcb-xkb1 libx11-xcb1
+  libwayland-client0 libwayland-cursor0 libwayland-egl1)
 
 # Installs the Debian packages given that are not installed yet (as root, or through sudo).
 ensure_debian_packages() {
@@ -47,4 +49,24 @@ ensure_venv() {
     "$ZIA_VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$spec" >&2
     touch "$stamp"
   fi
+}
+
+# The target's Python: Debian's own, never a pyenv or /usr/local one that the packaged virtual
+# environment would then point at.
+SYSTEM_PYTHON=/usr/bin/python3
+
+# A virtual environment with the standard build front end (build, hatchling) and a recent pip, under
+# build/ (ignored by git). Prints the path of its python.
+ensure_build_tools() {
+  local tools="$ZIA_ROOT/build/tools"
+  if [ ! -x "$tools/bin/python" ]; then
+    "$SYSTEM_PYTHON" -m venv "$tools" 2>/dev/null || {
+      ensure_debian_packages python3-venv && "$SYSTEM_PYTHON" -m venv "$tools"
+    } >&2
+  fi
+  if [ ! -f "$tools/.installed" ]; then
+    "$tools/bin/python" -m pip install -q --disable-pip-version-check -U pip build hatchling >&2
+    touch "$tools/.installed"
+  fi
+  echo "$tools/bin/python"
 }
