@@ -243,12 +243,21 @@ def _screenshot(
     loop = QEventLoop()
     outcome = {"timed_out": False}
 
-    def scanned() -> None:
-        if verify and page.model.rowCount():
-            page.verifyFinished.connect(loop.quit)
-            page.verify_all()
+    def when_idle() -> None:
+        # The page in the picture may have work of its own (Clean up surveys the stores, Sharing
+        # reads the system, Virtual machines asks VBoxManage): picture it once that is done.
+        shown = window.current_page
+        if shown is not page and getattr(shown, "busy", False):
+            QTimer.singleShot(50, when_idle)
         else:
             loop.quit()
+
+    def scanned() -> None:
+        if verify and page.model.rowCount():
+            page.verifyFinished.connect(when_idle)
+            page.verify_all()
+        else:
+            when_idle()
 
     def too_long() -> None:
         outcome["timed_out"] = True

@@ -1,8 +1,9 @@
 """The main window: a sidebar of pages, their menus, the status bar, and remembered geometry.
 
 It only hosts pages. Each page is a QWidget with ``title``, ``icon_name``, ``menu_actions()``,
-``start()``, ``shutdown()``, ``save_state(settings)``, ``restore_state(settings)`` and optionally
-a ``statusMessage(str)`` signal for the status bar; the window adds it to the sidebar and gives
+``start()``, ``shutdown()``, ``save_state(settings)``, ``restore_state(settings)``, a ``page_id``
+(for ``--page``) and optionally a ``busy`` property (True while its own background work runs; a
+screenshot waits for it) and a ``statusMessage(str)`` signal for the status bar; the window adds it to the sidebar and gives
 it a menu, shown only while
 the page is current (so two pages may both use F5).
 """

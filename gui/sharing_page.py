@@ -278,13 +278,14 @@ class SharingPage(QWidget):
         elif enabled:
             text = "Sharing is enabled. Run the self-test to prove it works for users."
         else:
-            text = f"Sharing is not enabled: {todo} step(s) to apply"
+            text = f"Sharing is not enabled: {todo} step{'' if todo == 1 else 's'} to apply"
             if blocked:
                 text += f", {len(blocked)} needing your hands first"
             text += "."
         self.summary.setText(text)
         self._set_busy(self.busy)
-        self.statusMessage.emit(text)
+        if self.isVisible():  # the summary above says it too; other pages keep their status bar
+            self.statusMessage.emit(text)
         self.refreshed.emit()
 
     # --- actions ----------------------------------------------------------------------------

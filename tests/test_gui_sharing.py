@@ -44,7 +44,7 @@ def test_page_shows_one_row_per_step_with_its_state(qtbot, tmp_path: Path):
     assert [badge(page, k) for k in ("user", "store", "helper", "sudoers", "apparmor",
                                      "self-test")] == [
         "Done", "Done", "Missing", "Missing", "Not applicable", "Not applicable"]  # fmt: skip
-    assert page.summary.text() == "Sharing is not enabled: 2 step(s) to apply."
+    assert page.summary.text() == "Sharing is not enabled: 2 steps to apply."
     assert not page.disable_button.isEnabled() and page.enable_button.isEnabled()
     assert not page.self_test_button.isEnabled()  # a fake root: nothing to prove
 

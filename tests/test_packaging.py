@@ -325,3 +325,33 @@ def test_page_option_chooses_any_page_by_its_id(qtbot, capsys) -> None:
     assert not show_page(window, "third")
     assert "there is no page 'third'; choose one of: first, second" in capsys.readouterr().err
     assert window.current_page is second
+
+
+def test_screenshot_of_a_page_waits_for_that_page_s_own_work(qtbot, tmp_path, monkeypatch) -> None:
+    """--page clean --screenshot: the Clean up page surveys the stores once shown; the picture is
+    taken when its candidates are in, not while it still says "Looking for entries..."."""
+    from core.demo import build_demo
+    from gui import app
+
+    env = build_demo(str(tmp_path / "demo"))
+    built = {}
+    build_window = app._build_window
+
+    def keep(*args):
+        window, page = build_window(*args)
+        built["window"] = window
+        grab = window.grab
+
+        def grab_and_look():
+            shown = window.current_page
+            built["busy"], built["rows"] = shown.busy, shown.model.rowCount()
+            return grab()
+
+        monkeypatch.setattr(window, "grab", grab_and_look)
+        return window, page
+
+    monkeypatch.setattr(app, "_build_window", keep)
+    picture = tmp_path / "clean.png"
+    assert app._screenshot(app._application(True), None, env, str(picture), False, "clean") == 0
+    assert picture.stat().st_size > 0
+    assert built["busy"] is False and built["rows"] > 0
