@@ -874,18 +874,19 @@ def polkit_action(verb: str) -> str:
     return POLKIT_ACTION_PREFIX + verb.replace("-", "")
 
 
-def run_verb(verb: str, args: Sequence[str], *, root: str = "/") -> str:
+def run_verb(verb: str, args: Sequence[str], *, root: str = "/", caller: str | None = None) -> str:
     """Check ``verb`` and its arguments, do it, log it to syslog, and return a one-line summary.
 
     Raises :class:`UsageError` (nothing done) or :class:`HelperError`. ``root`` is a fake root for
-    tests and image builders; the command line always uses "/".
+    tests and image builders; the command line always uses "/". ``caller`` is who asked (pkexec's
+    ``PKEXEC_UID``), for the log.
     """
     spec = VERBS.get(verb)
     if spec is None:
         raise UsageError(f"unknown verb '{verb}': use one of {', '.join(VERBS)}")
     if len(args) != len(spec.args):
         raise UsageError(f"usage: {verb} {' '.join(spec.args)}".rstrip())
-    who = os.environ.get("PKEXEC_UID", str(os.getuid()))
+    who = caller or os.environ.get("PKEXEC_UID") or str(os.getuid())
     where = "" if root == "/" else f" (root {root})"
     try:
         summary = spec.run(list(args), root)
@@ -909,13 +910,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{prog}: must run as root (through pkexec); nothing done\n")
         return EXIT_NOT_ROOT
     os.umask(0o022)
+    caller = os.environ.get("PKEXEC_UID")  # read before the environment is replaced
     os.environ.clear()
     os.environ.update(ENVIRONMENT)
     if not argv:
         sys.stderr.write(f"{prog}: usage: VERB ARGS... (verbs: {', '.join(VERBS)})\n")
         return EXIT_USAGE
     try:
-        print(run_verb(argv[0], argv[1:]))
+        print(run_verb(argv[0], argv[1:], caller=caller))
     except UsageError as exc:
         sys.stderr.write(f"{prog}: {exc}; nothing done\n")
         return EXIT_USAGE

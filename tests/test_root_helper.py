@@ -324,3 +324,21 @@ def test_digest_like_names_cannot_traverse_but_planted_lookalikes_can_be_removed
     assert "removed" in rh.run_verb("remove-implementation", [str(store), planted], root=root)
     assert "removed" in rh.run_verb("remove-implementation", [str(store), odd], root=root)
     assert os.listdir(store) == [] and Path("/etc/passwd").exists()
+
+
+def test_the_log_names_the_user_pkexec_acted_for(monkeypatch):
+    """main() replaces the environment with a fixed one; the log must still name PKEXEC_UID's
+    user, not root."""
+    logged: list[str] = []
+    monkeypatch.setattr(rh, "_log", lambda message, priority=0: logged.append(message))
+    monkeypatch.setattr(rh.os, "geteuid", lambda: 0)
+    saved = dict(os.environ)
+    monkeypatch.setenv("PKEXEC_UID", "1234")
+    try:
+        # The shared store is refused while tests run (no real root), so nothing is done.
+        code = rh.main(["remove-implementation", rh.SHARED_STORE, DIGEST])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert code != rh.EXIT_OK
+    assert logged and "for uid 1234" in logged[-1], logged
