@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from core import cache, stores
+from core import cache, measure, stores
 from core.cache import Entry, Usage
 from core.digests import is_strict_digest_name
 from core.feeds import ZI_NAMESPACE
@@ -295,7 +295,7 @@ def test_unreadable_subdirectory_is_reported_and_the_rest_counted(tmp_path: Path
         root = write_tree(tmp_path / GOOD_SHA1NEW, {"ok/file": "x" * 1000, "locked/secret": "s"})
         (root / "locked").chmod(0)
         try:
-            usage = cache._measure_path(os.fsencode(root))
+            usage = measure._measure_path(os.fsencode(root))
         finally:
             (root / "locked").chmod(0o755)
     else:
@@ -309,7 +309,7 @@ def test_unreadable_subdirectory_is_reported_and_the_rest_counted(tmp_path: Path
             root = write_tree(base / GOOD_SHA1NEW, {"ok/file": "x" * 1000, "locked/secret": "s"})
             (root / "locked").chmod(0o700)
             code = (
-                "import os, sys; from core.cache import _measure_path; "
+                "import os, sys; from core.measure import _measure_path; "
                 "u = _measure_path(os.fsencode(sys.argv[1])); "
                 "print(u.size, u.disk, u.files, repr(u.error))"
             )
@@ -372,7 +372,7 @@ def test_entries_vanishing_mid_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPa
                     self._remove(e, shutil.rmtree)
 
     monkeypatch.setattr(os, "scandir", Vanishing)
-    usage = cache._measure_path(os.fsencode(root))
+    usage = measure._measure_path(os.fsencode(root))
     monkeypatch.undo()
     assert usage.error == "2 entries disappeared while being measured"
     assert usage.files == 2  # keep/a and keep/b
@@ -409,7 +409,7 @@ def test_directory_swapped_for_a_symlink_mid_scan_is_not_followed(
                     (root / "sub").symlink_to(outside)
 
     monkeypatch.setattr(os, "scandir", swapping)
-    usage = cache._measure_path(os.fsencode(root))
+    usage = measure._measure_path(os.fsencode(root))
     monkeypatch.undo()
     assert usage.error is not None and "not followed" in usage.error
     assert usage.size < 10_000  # nothing of what the symlink points at was counted
@@ -475,14 +475,14 @@ def test_splitting_an_entry_counts_everything_once(tmp_path: Path) -> None:
         },
     )
     os.link(root / "p0/q0/f0", root / "p5/q3/hard")  # a hard link across the split parts
-    whole = cache._measure_path(os.fsencode(root))
+    whole = measure._measure_path(os.fsencode(root))
     given: list[bytes] = []
-    tally = cache._Tally()
-    tally.add(cache._walk(os.fsencode(root), True, lambda: 1, given.extend))
+    tally = measure._Tally()
+    tally.add(measure._walk(os.fsencode(root), True, lambda: 1, given.extend))
     assert given  # it did hand work over
     while given:
         part = given.pop()
-        tally.add(cache._walk(part, False, lambda: int(len(given) < 3), given.extend))
+        tally.add(measure._walk(part, False, lambda: int(len(given) < 3), given.extend))
     assert tally.usage() == whole
     assert whole.size == du(root, "-b") and whole.disk == du(root, "--block-size=1")
 
@@ -519,8 +519,8 @@ def test_cancel_inside_a_big_entry(tmp_path: Path) -> None:
     root = write_tree(tmp_path / GOOD_SHA1NEW, {f"d{i}/f": "x" for i in range(50)})
     cancel = threading.Event()
     cancel.set()
-    with pytest.raises(cache._Cancelled):
-        cache._measure_path(os.fsencode(root), cancel)
+    with pytest.raises(measure._Cancelled):
+        measure._measure_path(os.fsencode(root), cancel)
 
 
 def test_error_in_on_result_is_raised(tmp_path: Path) -> None:
@@ -539,7 +539,7 @@ def poisoned_helpers(monkeypatch: pytest.MonkeyPatch):
     cache.shutdown_helpers()
 
     def poison(extra: str) -> None:
-        monkeypatch.setattr(cache, "_WALKER_SOURCE", cache._WALKER_SOURCE + extra)
+        monkeypatch.setattr(measure, "_WALKER_SOURCE", measure._WALKER_SOURCE + extra)
 
     yield poison
     cache.shutdown_helpers()
@@ -568,7 +568,7 @@ def _walk(*args, **kwargs):
 def measure_on_helpers(entries: list[Entry], helpers: int) -> dict[str, Usage]:
     """measure_all with this thread only coordinating, so the helpers get every unit."""
     got: dict[str, Usage] = {}
-    run = cache._Run(entries, lambda e, u: got.__setitem__(e.name, u), None, walk_here=False)
+    run = measure._Run(entries, lambda e, u: got.__setitem__(e.name, u), None, walk_here=False)
     try:
         run.start_helpers(helpers)
         assert len(run.slots) == helpers
@@ -583,13 +583,13 @@ def test_helpers_measure_exactly_like_this_thread(tmp_path: Path) -> None:
     cache.shutdown_helpers()
     assert measure_on_helpers(entries, 2) == {e.name: cache.measure(e) for e in entries}
     # Once started, helpers are kept for the next call.
-    assert len(cache._idle_helpers) == 2
+    assert len(measure._idle_helpers) == 2
     assert measure_on_helpers(entries, 1) == {e.name: cache.measure(e) for e in entries}
     cache.shutdown_helpers()
-    assert cache._idle_helpers == []
+    assert measure._idle_helpers == []
     # Started ahead of time (not waited for), they are used by the next call.
     cache.prepare_measuring(jobs=3)
-    assert len(cache._idle_helpers) == 2
+    assert len(measure._idle_helpers) == 2
     assert measure_on_helpers(entries, 2) == {e.name: cache.measure(e) for e in entries}
     cache.shutdown_helpers()
 
@@ -602,7 +602,7 @@ def test_a_helper_that_dies_has_its_work_redone_here(
     entries = many_entries(tmp_path, 12)
     expected = {e.name: cache.measure(e) for e in entries}
     assert measure_on_helpers(entries, 1) == expected
-    assert cache._idle_helpers == []  # a dead helper is not kept
+    assert measure._idle_helpers == []  # a dead helper is not kept
 
 
 def test_helpers_that_cannot_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
