@@ -16,7 +16,7 @@ import os
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from core.digests import Digest, DigestError, parse_digest, value_problem
 from core.feeds import FeedImpl, FeedIndex, load_app_uses
@@ -351,7 +351,7 @@ def atime_reliable(path: str) -> bool:
 _MEASURING = ("measure", "measure_all", "prepare_measuring", "shutdown_helpers")
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(name: str) -> Any:
     """Measuring lives in :mod:`core.measure`; its public names stay reachable from here. Imported
     on first use, as core.measure imports this module."""
     if name in _MEASURING:

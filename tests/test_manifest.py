@@ -241,20 +241,20 @@ def test_fifo_is_rejected_naming_the_path(tmp_path: Path) -> None:
 
 
 def test_a_walk_can_be_cancelled_between_directories(tmp_path: Path) -> None:
-    from core.manifest import WalkCancelled, plan_tree
+    from core.manifest import WalkCancelled
 
     for n in range(10):
         (tmp_path / f"d{n}").mkdir()
     asked = []
 
-    def cancelled() -> bool:
+    def tick() -> int:
         asked.append(1)
-        return len(asked) > 3
+        return 2 if len(asked) > 3 else 0
 
     with pytest.raises(WalkCancelled):
-        plan_tree(tmp_path, "sha256new", cancelled=cancelled)
+        generate_manifest(tmp_path, "sha256new", tick=tick)
     assert len(asked) == 4  # stopped at the fourth directory, not after all eleven
-    assert len(plan_tree(tmp_path, "sha256new", cancelled=lambda: False).lines) == 10
+    assert generate_manifest(tmp_path, "sha256new", tick=lambda: 0).count(b"\n") == 10
 
 
 def test_socket_is_rejected(tmp_path: Path) -> None:

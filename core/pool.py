@@ -1,0 +1,443 @@
+"""One pool of worker processes for walking and hashing cache entries: verification and measuring.
+
+Why processes: walking and hashing small files is mostly Python work under the interpreter lock;
+threads fight over it (two were slower than one on 10,000 small entries), processes do not.
+
+* Workers are ``python -I -S core/pool_worker.py`` (never code in a string, never a ``fork`` of a
+  process that may have threads), started once and kept for later runs of this process, at the
+  niceness asked for (a window's work runs below the window).
+* Work is handed out as chunks of whole units (an entry, or a directory of one), a couple of chunks
+  queued per worker so none waits; chunks shrink as the queue empties, so the last ones end
+  together. When the queue is empty and a worker is idle, busy workers are asked to hand over half
+  of the directories they have not started (a big entry does not leave a core unused).
+* Results come back in batches (one message per chunk or per 50 ms), and are handed to the caller's
+  ``handle`` on the calling thread. Cancel is a shared flag the workers check between directories
+  and between the chunks of a big file; a worker that does not answer soon after is killed.
+* ``jobs=1``, or no worker can start: the same code runs in this process, in the calling thread.
+  A worker that dies has its unanswered units done again elsewhere.
+"""
+
+from __future__ import annotations
+
+import atexit
+import marshal
+import mmap
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.pool_worker import Executor, Unit
+
+WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pool_worker.py")
+PIPELINE = 2  # chunks queued per worker
+MAX_CHUNK = 64  # units per chunk at most
+STOP_WAIT = 0.5  # seconds a cancelled worker has to answer before it is killed
+MAX_JOBS = 64
+"""More workers than this is refused by the command line; more than the CPUs never helps."""
+
+Handle = Callable[[tuple], None]
+
+
+def default_jobs() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+class _Process:
+    """One worker process; kept for later runs once started."""
+
+    def __init__(self, niceness: int) -> None:
+        self.niceness = niceness
+        self.key = _key_for(niceness)
+        self._flags_file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
+        self._flags_file.write(b"\0\0")
+        self._flags_file.flush()
+        fd = self._flags_file.fileno()
+        self.flags = mmap.mmap(fd, 2)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", WORKER_SCRIPT, str(fd), str(niceness)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(fd,),
+                bufsize=0,
+            )
+        except BaseException:
+            self.flags.close()
+            self._flags_file.close()
+            raise
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # both are PIPEs
+        self.stdin = self.proc.stdin.fileno()
+        self.stdout = self.proc.stdout.fileno()
+        self.buffer = b""
+        self.ready = False
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def send(self, message: tuple) -> None:
+        data = marshal.dumps(message)
+        view = memoryview(len(data).to_bytes(4, "little") + data)
+        while view:
+            view = view[os.write(self.stdin, view) :]
+
+    def receive(self) -> list[tuple] | None:
+        """The whole messages that arrived (reading once); None when the worker has gone."""
+        try:
+            data = os.read(self.stdout, 1 << 18)
+        except OSError:
+            return None
+        if not data:
+            return None
+        buffer = self.buffer + data
+        messages = []
+        pos = 0
+        while len(buffer) - pos >= 4:
+            size = int.from_bytes(buffer[pos : pos + 4], "little")
+            if len(buffer) - pos - 4 < size:
+                break
+            messages.append(marshal.loads(buffer[pos + 4 : pos + 4 + size]))
+            pos += 4 + size
+        self.buffer = buffer[pos:]
+        return messages
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self, kill: bool = False) -> None:
+        if kill and self.proc.poll() is None:
+            self.proc.kill()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()  # the worker ends when its input does
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.flags.close()
+        self._flags_file.close()
+
+
+def _key_for(niceness: int) -> tuple[int, int, int]:
+    """Workers are reused only by runs at the same niceness and with the same privileges."""
+    return niceness, os.geteuid(), os.getegid()
+
+
+_idle: list[_Process] = []
+_idle_lock = threading.Lock()
+
+
+def can_use_processes() -> bool:
+    return (
+        os.name == "posix"
+        and bool(sys.executable)
+        and not getattr(sys, "frozen", False)
+        and hasattr(select, "poll")
+    )
+
+
+def _borrow(niceness: int) -> _Process | None:
+    key = _key_for(niceness)
+    with _idle_lock:
+        for i, worker in enumerate(_idle):
+            if worker.key == key:
+                del _idle[i]
+                if worker.alive():
+                    return worker
+                worker.close()
+                break
+    try:
+        return _Process(niceness)
+    except (OSError, ValueError):
+        return None
+
+
+def prestart(jobs: int | None = None, niceness: int = 0) -> None:
+    """Start the workers of the next run now (without waiting for them). Optional."""
+    if not can_use_processes():
+        return
+    wanted = default_jobs() if jobs is None else max(1, jobs)
+    if wanted < 2:
+        return
+    with _idle_lock:
+        missing = wanted - sum(1 for w in _idle if w.key == _key_for(niceness))
+    for _ in range(missing):
+        try:
+            worker = _Process(niceness)
+        except (OSError, ValueError):
+            return
+        with _idle_lock:
+            _idle.append(worker)
+
+
+def shutdown() -> None:
+    """Stop the idle workers (they also end by themselves with this process)."""
+    with _idle_lock:
+        workers = list(_idle)
+        _idle.clear()
+    for worker in workers:
+        worker.close()
+
+
+def idle_workers() -> list[int]:
+    """The process ids of the idle workers (for tests and benchmarks)."""
+    with _idle_lock:
+        return [w.pid for w in _idle]
+
+
+atexit.register(shutdown)
+
+
+class _LocalFlags:
+    """The flags of a run in this process: byte 0 is the cancel Event (or a failed callback);
+    nobody else is idle."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def __getitem__(self, i: int) -> int:
+        return int(self.run.cancelled() or self.run.failure is not None) if i == 0 else 0
+
+    def __setitem__(self, i: int, value: int) -> None:
+        pass
+
+
+@dataclass(slots=True, eq=False)
+class _Slot:
+    worker: _Process
+    chunks: dict[int, dict[tuple[int, bytes], Unit]] = field(default_factory=dict)
+    dead: bool = False
+
+
+def _key(unit: Unit) -> tuple[int, bytes]:
+    return unit[0], unit[2]
+
+
+class Run:
+    """One run over the pool: ``add`` units, then :meth:`run`. ``handle(message)`` gets every
+    result batch (``("r", [...])``), hand-over (``("g", index, [...])``) and progress message
+    (``("p", ...)``) on the calling thread; it may call :meth:`add` (hand-overs become units) and
+    :meth:`answered` is told by the caller which unit a result answers, so a dead worker's
+    unanswered units are redone. ``idle()`` is called about every 50 ms."""
+
+    def __init__(
+        self,
+        kind: str,
+        handle: Handle,
+        *,
+        jobs: int | None = None,
+        cancel: threading.Event | None = None,
+        niceness: int = 0,
+        idle: Callable[[], None] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.handle = handle
+        self.jobs = default_jobs() if jobs is None else max(1, jobs)
+        self.cancel = cancel if cancel is not None else threading.Event()
+        self.niceness = niceness
+        self.idle = idle
+        self.queue: deque[Unit] = deque()
+        self.slots: dict[int, _Slot] = {}
+        self.next_chunk = 0
+        self.given: dict[tuple[int, bytes], list[bytes]] = {}  # handed over during a unit
+        self.failure: BaseException | None = None  # raised by handle() while running here
+
+    def add(self, units: Iterable[Unit], first: bool = False) -> None:
+        if first:
+            self.queue.extendleft(reversed(list(units)))
+        else:
+            self.queue.extend(units)
+
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+    # -- in this process -------------------------------------------------------------------------
+
+    def _run_here(self) -> None:
+        def out(message: tuple) -> None:
+            # Called from inside a walk: an exception from the caller's code must not be taken
+            # for the walk's own failure. It stops the walk (the flags say cancel) and is raised
+            # once the chunk is over.
+            if message[0] == "d" or self.failure is not None:
+                return
+            try:
+                self.handle(message)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                self.failure = exc
+
+        executor = Executor(out, _LocalFlags(self))
+        while self.queue and not self.cancelled():
+            executor.run_chunk(0, self.kind, self._take(1))
+            if self.failure is not None:
+                failure, self.failure = self.failure, None
+                raise failure
+            if self.idle is not None:
+                self.idle()
+
+    # -- in worker processes ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Work until every unit (and every unit handed over) is answered, or ``cancel`` is set."""
+        if self.jobs < 2 or not can_use_processes():
+            self._run_here()
+            return
+        wanted = min(self.jobs, max(1, len(self.queue)))
+        poller = select.poll()
+        try:
+            for _ in range(wanted):
+                worker = _borrow(self.niceness)
+                if worker is None:
+                    break
+                self.slots[worker.stdout] = _Slot(worker)
+                poller.register(worker.stdout, select.POLLIN)
+            if not self.slots:
+                self._run_here()
+                return
+            self._loop(poller)
+        finally:
+            self._release()
+        if not self.cancelled() and self.queue:
+            self._run_here()  # every worker died: finish here
+
+    def _live(self) -> list[_Slot]:
+        return [s for s in self.slots.values() if not s.dead]
+
+    def _take(self, workers: int) -> list[Unit]:
+        size = max(1, min(MAX_CHUNK, len(self.queue) // (4 * workers)))
+        units = []
+        for _ in range(min(size, len(self.queue))):
+            unit = self.queue.popleft()
+            skip = self.given.get(_key(unit))
+            if skip:
+                unit = (*unit[:6], tuple(set(unit[6]) | set(skip)), unit[7])
+            units.append(unit)
+        return units
+
+    def _dispatch(self) -> None:
+        live = self._live()
+        for slot in live:
+            if not slot.worker.ready:
+                continue
+            while self.queue and len(slot.chunks) < PIPELINE:
+                units = self._take(len(live))
+                self.next_chunk += 1
+                slot.chunks[self.next_chunk] = {_key(u): u for u in units}
+                try:
+                    slot.worker.send((self.next_chunk, self.kind, units))
+                except OSError:
+                    self._died(slot)
+                    break
+        # Idle workers and nothing queued: ask the busy ones to hand over part of their work.
+        hungry = not self.queue and any(s.worker.ready and not s.chunks for s in self._live())
+        for slot in self._live():
+            if slot.chunks and hungry:
+                slot.worker.flags[1] = 1
+
+    def _loop(self, poller: select.poll) -> None:
+        last_idle = time.monotonic()
+        while True:
+            if self.cancelled():
+                return
+            self._dispatch()
+            live = self._live()
+            if not live:
+                return
+            if not self.queue and not any(s.chunks for s in live):
+                return
+            for fd, _event in poller.poll(50):
+                slot = self.slots[fd]
+                messages = slot.worker.receive()
+                if messages is None:
+                    poller.unregister(fd)
+                    self._died(slot)
+                    continue
+                for message in messages:
+                    self._message(slot, message)
+                    if self.cancelled():
+                        return
+            now = time.monotonic()
+            if self.idle is not None and now - last_idle >= 0.05:
+                last_idle = now
+                self.idle()
+
+    def _message(self, slot: _Slot, message: tuple) -> None:
+        tag = message[0]
+        if tag == "d":
+            slot.chunks.pop(message[1], None)
+            return
+        if tag == "ready":
+            slot.worker.ready = True
+            return
+        if tag == "r":
+            for result in message[1]:
+                key = (result[1], result[2]) if self.kind == "verify" else (result[0], result[1])
+                for units in slot.chunks.values():
+                    if units.pop(key, None) is not None:
+                        break
+                self.given.pop(key, None)
+        elif tag == "g":
+            for units in slot.chunks.values():
+                started = next(iter(units), None)  # the unit being walked is the first unanswered
+                if started is not None:
+                    self.given.setdefault(started, []).extend(s[0] for s in message[2])
+                    break
+        self.handle(message)
+
+    def _died(self, slot: _Slot) -> None:
+        """A worker stopped answering: its unanswered units go back to the front of the queue
+        (with the directories they had handed over left out)."""
+        if slot.dead:
+            return
+        slot.dead = True
+        for units in slot.chunks.values():
+            self.add(units.values(), first=True)
+        slot.chunks.clear()
+
+    def _release(self) -> None:
+        """Give workers back for later runs; stop the ones that do not answer a cancel soon."""
+        waiting = [s for s in self.slots.values() if not s.dead and s.chunks]
+        for slot in waiting:
+            slot.worker.flags[0] = 1
+        deadline = time.monotonic() + STOP_WAIT
+        while waiting and time.monotonic() < deadline:
+            fds = {s.worker.stdout: s for s in waiting}
+            ready, _, _ = select.select(list(fds), [], [], max(0.0, deadline - time.monotonic()))
+            for fd in ready:
+                slot = fds[fd]
+                messages = slot.worker.receive()
+                if messages is None:
+                    slot.dead = True
+                    continue
+                for message in messages:
+                    if message[0] == "d":
+                        slot.chunks.pop(message[1], None)
+                    elif message[0] == "ready":
+                        slot.worker.ready = True
+            waiting = [s for s in waiting if not s.dead and s.chunks]
+        for slot in self.slots.values():
+            worker = slot.worker
+            if slot.dead or slot.chunks or not worker.alive() or worker.buffer:
+                worker.close(kill=True)
+                continue
+            worker.flags[0] = 0
+            worker.flags[1] = 0
+            with _idle_lock:
+                _idle.append(worker)
+        self.slots.clear()
