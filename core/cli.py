@@ -28,6 +28,7 @@ from core.manifest import (
     display_path,
     display_text,
     generate_manifest,
+    safe_text,
     hash_manifest,
     json_name,
 )
@@ -248,7 +249,7 @@ def _with_problem(store, problem: str):
 
 def _warn(problems: Sequence[str], err: IO[str]) -> None:
     for problem in problems:
-        err.write(f"{PROG}: warning: {display_text(problem)}\n")
+        err.write(f"{PROG}: warning: {safe_text(problem)}\n")
 
 
 def cmd_stores(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
@@ -256,7 +257,12 @@ def cmd_stores(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
     if args.store and "" in args.store:
         raise UsageError("--store needs a directory (an empty path would mean the current directory)")
-    found = stores.stores_from_paths(args.store) if args.store else stores.discover_stores()
+    if args.store:
+        found = stores.stores_from_paths(args.store)
+    else:
+        discovery = stores._discover(None)
+        found = discovery.stores
+        _warn(discovery.problems, err)
     for i, store in enumerate(found):
         searchable = None if store.problem else _search_problem(store.path)
         if searchable:
@@ -276,7 +282,7 @@ def cmd_stores(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         )
         return 0
     for s in found:
-        state = f"  ({display_text(s.problem)})" if s.problem else ""
+        state = f"  ({safe_text(s.problem)})" if s.problem else ""
         out.write(
             f"{s.kind:<7} {display_path(s.path)}{state}\n        from {display_path(s.source)}\n"
         )
@@ -379,7 +385,7 @@ def cmd_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     out.write(f"\n{len(entries)} entries, {_size(totals.size)}\n")
     for e in entries:
         if e.kind == "suspicious":
-            out.write(f"suspicious: {display_path(e.path)}: {display_text(e.reason)}\n")
+            out.write(f"suspicious: {display_path(e.path)}: {safe_text(e.reason)}\n")
     return 0
 
 
@@ -554,9 +560,9 @@ def _print_verify_report(rows, missing, elapsed: float, out: IO[str], verbose: b
         program = f"  ({display_text(feed.feed_name)} {display_text(feed.version)})" if feed else ""
         write(f"{label} {shown}{program}\n")
         for line in outcome.detail.splitlines():
-            write(f"         {display_text(line)}\n")
+            write(f"         {safe_text(line)}\n")
         for change in outcome.changes[:50]:
-            write(f"         - {display_text(change.describe())}\n")
+            write(f"         - {safe_text(change.describe())}\n")
         if len(outcome.changes) > 50:
             write(f"         ... and {len(outcome.changes) - 50} more changes\n")
     for name in missing:
@@ -689,10 +695,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help(err)
         return 2
     except UsageError as exc:
-        err.write(f"{PROG}: usage error: {display_text(str(exc))}\n(see '{PROG} --help')\n")
+        err.write(f"{PROG}: usage error: {safe_text(str(exc))}\n(see '{PROG} --help')\n")
         return 2
     except (CommandError, ManifestError, DigestError) as exc:
-        err.write(f"{PROG}: {display_text(str(exc))}\n")
+        err.write(f"{PROG}: {safe_text(str(exc))}\n")
         return 1
     except BrokenPipeError:
         _discard_stdout()

@@ -95,6 +95,16 @@ def display_text(text: str) -> str:
     return "".join(_escape_char(ch) if _needs_escape(ch) else ch for ch in text)
 
 
+def safe_text(text: str) -> str:
+    """A message (whose names are escaped already) safe to show: as :func:`display_text` but
+    leaving backslashes alone, so escaping twice changes nothing."""
+    if text.isprintable() and _BIDI.isdisjoint(text):
+        return text
+    return "".join(
+        _escape_char(ch) if ch != "\\" and _needs_escape(ch) else ch for ch in text
+    )
+
+
 def display_path(path: PathLike) -> str:
     """A path (or name) as text for people: see :func:`display_text`."""
     raw = os.fsencode(path)
