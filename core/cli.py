@@ -356,6 +356,9 @@ def _table(rows: list[list[str]], out: IO[str]) -> None:
 
 
 def cmd_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from core import pool
+
+    pool.prestart(kind="measure")  # they start while the stores are listed
     result = _scan(args, err)
     entries = result.entries
     totals = _measure(entries, err)
@@ -474,6 +477,9 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import verify
 
     _check_jobs(args.jobs)
+    from core import pool
+
+    pool.prestart(args.jobs, kind="verify")  # they start while the stores are listed
     entries, missing = _select(_targets(args, err), args.names)
     progress = _Progress(err)
     started = time.monotonic()

@@ -57,7 +57,7 @@ def default_jobs() -> int:
 class _Process:
     """One worker process; kept for later runs once started."""
 
-    def __init__(self, niceness: int) -> None:
+    def __init__(self, niceness: int, preload: str = "") -> None:
         self.niceness = niceness
         self.key = _key_for(niceness)
         self._flags_file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
@@ -67,7 +67,7 @@ class _Process:
         self.flags = mmap.mmap(fd, 2)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", WORKER_SCRIPT, str(fd), str(niceness)],
+                [sys.executable, "-I", "-S", WORKER_SCRIPT, str(fd), str(niceness), preload],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
@@ -169,8 +169,9 @@ def _borrow(niceness: int) -> _Process | None:
         return None
 
 
-def prestart(jobs: int | None = None, niceness: int = 0) -> None:
-    """Start the workers of the next run now (without waiting for them). Optional."""
+def prestart(jobs: int | None = None, niceness: int = 0, kind: str = "") -> None:
+    """Start the workers of the next run now (without waiting for them), and have them load the
+    code for ``kind`` ("verify" or "measure") meanwhile. Optional."""
     if not can_use_processes():
         return
     wanted = default_jobs() if jobs is None else max(1, jobs)
@@ -180,7 +181,7 @@ def prestart(jobs: int | None = None, niceness: int = 0) -> None:
         missing = wanted - sum(1 for w in _idle if w.key == _key_for(niceness))
     for _ in range(missing):
         try:
-            worker = _Process(niceness)
+            worker = _Process(niceness, kind)
         except (OSError, ValueError):
             return
         with _idle_lock:

@@ -41,6 +41,7 @@ class Executor:
         self.walk: Any = None  # the walk of the current unit, for progress
         self.unit: Unit | None = None
         self.reported = (0, 0)
+        self.runners: dict[str, Callable[[Unit, Executor], tuple]] = {}
 
     def tick(self) -> int:
         flags = self.flags
@@ -71,7 +72,7 @@ class Executor:
         self.out(("g", self.unit[0], subtrees))
 
     def run_chunk(self, chunk_id: int, kind: str, units: list[Unit]) -> None:
-        run_unit = _unit_runner(kind)
+        run_unit = self.runners.get(kind) or self.runners.setdefault(kind, _unit_runner(kind))
         cancelled = False
         for unit in units:
             if self.flags[0]:
@@ -161,6 +162,9 @@ def main(argv: list[str]) -> int:
     flags = mmap.mmap(flags_fd, 2)
     executor = Executor(lambda message: _write(1, message), flags)
     _write(1, ("ready",))
+    if len(argv) > 3 and argv[3]:
+        # Started ahead of a run of this kind: load its code while the parent gets ready.
+        executor.runners[argv[3]] = _unit_runner(argv[3])
     while True:
         header = _read_exact(0, 4)
         if header is None:

@@ -28,7 +28,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core import pool
 from core.digests import Digest, DigestError, parse_digest, value_problem
 from core.manifest import (
     CHUNK,
@@ -128,6 +127,12 @@ def judge(digest: Digest, manifest: bytes, stored: bytes | None) -> VerifyOutcom
     return outcome
 
 
+_OK_DETAILS = (
+    "contents match the digest and the .manifest file",
+    "contents match the digest (no .manifest file)",
+)
+
+
 def outcome_to_tuple(o: VerifyOutcome) -> tuple:
     """A verdict as plain values (for marshal and JSON)."""
     return (
@@ -166,13 +171,18 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
     try:
         if not rel:
             try:
-                st = os.lstat(root)
-            except OSError:
-                st = None  # open_entry words the error as verify_directory does
-            if st is not None and not stat.S_ISDIR(st.st_mode):
-                verdict = VerifyOutcome("corrupt", _top_level_problem(root, st), expected=digest.name)
-                return ("o", index, rel, outcome_to_tuple(verdict), 0, 0, False)
-            fd, st = open_entry(root)
+                fd, st = open_entry(root)
+            except ManifestError:
+                # Not a directory (a planted symlink or file), or not there: say which.
+                try:
+                    top = os.lstat(root)
+                except OSError:
+                    top = None
+                if top is not None and not stat.S_ISDIR(top.st_mode):
+                    problem = _top_level_problem(root, top)
+                    verdict = VerifyOutcome("corrupt", problem, expected=digest.name)
+                    return ("o", index, rel, outcome_to_tuple(verdict), 0, 0, False)
+                raise
         else:
             fd = open_subtree(root, (rel, dev, ino, mtime))
             st = os.fstat(fd)
@@ -198,6 +208,9 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
     counts = (walk.listed, walk.hashed, walk.touched_atime)
     if not rel and not walk.given:
         verdict = judge(digest, splice(segments, {}), stored)
+        if verdict.status == "ok" and verdict.detail in _OK_DETAILS:
+            # The usual verdict, in a few bytes: the caller makes the same VerifyOutcome.
+            return ("k", index, rel, _OK_DETAILS.index(verdict.detail), *counts)
         return ("o", index, rel, outcome_to_tuple(verdict), *counts)
     return ("s", index, rel, segments, stored, *counts)
 
@@ -241,14 +254,14 @@ class _Verification:
         self.hints = 0  # sizes known for entries not walked yet
         self.hint_of: dict[int, int] = {}
         self.cancel = threading.Event()
-        self.run: pool.Run | None = None
+        self.run: Any = None  # the core.pool.Run
         self.unit_counts: dict[tuple[int, bytes], tuple[int, int]] = {}
         self.touched_atime = False
         self.units: list[tuple] = []
         for index, path in enumerate(paths):
             root = os.fsencode(path)
             root = root.rstrip(b"/") or root  # a trailing slash would make lstat follow a symlink
-            name = os.path.basename(root).decode("utf-8", "replace")
+            name = root.rpartition(b"/")[2].decode("utf-8", "replace")
             try:
                 digest = parse_digest(name)
             except DigestError as exc:
@@ -330,6 +343,15 @@ class _Verification:
         if entry.done:
             return
         entry.pending -= 1
+        if tag == "k":
+            entry.done = True
+            name = entry.digest.name
+            with_manifest = result[3] == 0
+            outcome = VerifyOutcome(
+                "ok", _OK_DETAILS[result[3]], name, name, name if with_manifest else None
+            )
+            self.deliver(index, outcome)
+            return
         if tag == "o":
             entry.done = True
             self.deliver(index, outcome_from_tuple(result[3]))
@@ -384,6 +406,8 @@ def verify_paths(
     file named like a digest, a malformed digest value or a FIFO inside are "corrupt"; unreadable or
     vanishing entries are "error". Exceptions raised by the callbacks are re-raised here.
     """
+    from core import pool  # not in the workers, which only need verify_unit
+
     cancel = cancel if cancel is not None else threading.Event()
     state = _Verification(paths, on_result, on_progress, progress_interval, sizes)
     state.cancel = cancel
