@@ -117,6 +117,14 @@ class _Process:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def stopped(self) -> bool:
+        """Stopped by a signal (SIGSTOP, a debugger): it would not answer a later run."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat", "rb") as f:
+                return f.read().rpartition(b")")[2].split()[0] in (b"T", b"t")
+        except (OSError, IndexError):
+            return False
+
     def close(self, kill: bool = False) -> None:
         if kill and self.proc.poll() is None:
             self.proc.kill()
@@ -434,7 +442,14 @@ class Run:
             waiting = [s for s in waiting if not s.dead and s.chunks]
         for slot in self.slots.values():
             worker = slot.worker
-            if slot.dead or slot.chunks or not worker.alive() or worker.buffer:
+            cancelled = self.cancelled() or self.failure is not None
+            if (
+                slot.dead
+                or slot.chunks
+                or not worker.alive()
+                or worker.buffer
+                or (cancelled and worker.stopped())
+            ):
                 worker.close(kill=True)
                 continue
             worker.flags[0] = 0
