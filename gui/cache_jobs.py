@@ -181,7 +181,9 @@ class VerifyJob(_Job):
     (:mod:`core.verify_process`; in this process if none can be started).
 
     ``results(list[(index, VerifyOutcome)])`` in batches as verdicts arrive, ``progress(Progress)``
-    at most once per batch (the newest), then ``finished(error)``.
+    at most once per batch (the newest), then ``finished(error)``. ``sizes`` (bytes per path,
+    e.g. the measured sizes) make the progress's byte total, and so the time left, right from the
+    start.
     """
 
     results = Signal(object)
@@ -194,12 +196,14 @@ class VerifyJob(_Job):
         paths: Sequence[str],
         *,
         jobs: int | None = None,
+        sizes: Sequence[int | None] | None = None,
         out_of_process: bool = True,
         starter: Starter | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(generation, jobs, out_of_process, starter, parent)
         self.paths = list(paths)
+        self.sizes = None if sizes is None else list(sizes)
         self.last_progress: core_verify.Progress | None = None
 
     def start(self) -> None:
@@ -217,6 +221,7 @@ class VerifyJob(_Job):
                 "on_result": on_result,
                 "on_progress": lambda p: put((-1, p)),
                 "cancel": cancel,
+                "sizes": self.sizes,
             }
             return self._in_child_or_here(
                 lambda: verify_paths_in_child(paths, **kwargs),
