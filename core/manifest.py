@@ -38,7 +38,6 @@ from core.treewalk import (
     Replaced,
     file_flags_for,
     open_beneath,
-    open_dir,
     same_file,
     swapped,
 )
@@ -190,9 +189,8 @@ Subtree = tuple[bytes, int, int, int]
 Segments = list  # of bytes and Subtree placeholders, in manifest order
 
 _S_IFMT = 0o170000
-_S_IFDIR = 0o040000
 _S_IFREG = 0o100000
-_S_IFLNK = 0o120000
+_REG, _DIR, _LNK, _OTHER = range(4)  # kinds of directory entries, from the listing
 
 
 class ManifestWalk:
@@ -225,7 +223,7 @@ class ManifestWalk:
         self.listed = 0
         self.hashed = 0
         self.touched_atime = False
-        self.given: set[bytes] = set()
+        self.given: dict[bytes, Subtree] = {}  # handed over, by path inside the entry
         self._stack: list[list] = []
 
     # -- the walk ----------------------------------------------------------------------------------
@@ -245,6 +243,7 @@ class ManifestWalk:
         pending: tuple[int, bytes] | None = (fd, rel)
         root = self.root
         hash_at = self._hash
+        symlink_hash = self.hash_name
         try:
             while True:
                 if pending is not None:
@@ -270,15 +269,14 @@ class ManifestWalk:
                     dfd, drel, items, pos = frame
                     count = len(items)
                     while pos < count:
-                        name, st = items[pos]
+                        name, entry, kind = items[pos]
                         pos += 1
-                        kind = st.st_mode & _S_IFMT
-                        if kind == _S_IFREG:
+                        if kind == _REG:
                             if not drel and name == b".manifest":
                                 continue
                             if b"\n" in name:
                                 raise _newline(name, root + drel + b"/" + name, "file")
-                            digest = hash_at(dfd, name, st, drel)
+                            digest, st = hash_at(dfd, name, entry, drel)
                             ns = st.st_mtime_ns
                             lines.append(
                                 b"%s %s %d %d %s\n"
@@ -290,7 +288,7 @@ class ManifestWalk:
                                     name,
                                 )
                             )
-                        elif kind == _S_IFLNK:
+                        elif kind == _LNK:
                             path = root + drel + b"/" + name
                             if b"\n" in name:
                                 raise _newline(name, path, "symlink")
@@ -301,33 +299,38 @@ class ManifestWalk:
                             lines.append(
                                 b"S %s %d %s\n"
                                 % (
-                                    hashlib.new(self.hash_name, target).hexdigest().encode(),
+                                    hashlib.new(symlink_hash, target).hexdigest().encode(),
                                     len(target),
                                     name,
                                 )
                             )
-                        elif kind == _S_IFDIR:
+                        elif kind == _DIR:
                             sub = drel + b"/" + name
                             if b"\n" in name:
                                 raise _newline(name, root + sub, "directory")
                             if sub in self.given:
                                 segments.append(b"".join(lines))
                                 lines = []
-                                segments.append((sub, st.st_dev, st.st_ino, mtime_seconds(st)))
+                                segments.append(self.given[sub])
                                 continue
+                            try:
+                                cfd, st = _open_listed_dir(dfd, name, entry)
+                            except OSError as exc:
+                                raise _io_error(_symlink_now(exc, dfd, name), root + sub) from None
                             lines.append(
                                 b"D %d %s\n" % (mtime_seconds(st), sub) if old else b"D %s\n" % sub
                             )
-                            try:
-                                pending = (open_dir(dfd, name, st), sub)
-                            except OSError as exc:
-                                raise _io_error(_symlink_now(exc, dfd, name), root + sub) from None
+                            pending = (cfd, sub)
                             break
                         else:
                             path = root + drel + b"/" + name
+                            try:
+                                mode = entry.stat(follow_symlinks=False).st_mode
+                            except OSError as exc:
+                                raise _io_error(exc, path) from None
                             raise ManifestError(
                                 f"Not a regular file/directory/symlink '{display_path(path)}' "
-                                f"({_kind_of(st.st_mode)}; an implementation cannot contain one)",
+                                f"({_kind_of(mode)}; an implementation cannot contain one)",
                                 path,
                                 "invalid",
                             )
@@ -348,9 +351,10 @@ class ManifestWalk:
         segments.append(b"".join(lines))
         return segments
 
-    def _list(self, dfd: int, drel: bytes) -> list[tuple[bytes, os.stat_result]]:
-        """(name, lstat) of each entry of the open directory, in manifest order: bytewise sorted;
-        for the new algorithms files and symlinks first, then directories."""
+    def _list(self, dfd: int, drel: bytes) -> list[tuple[bytes, Any, int]]:
+        """(name, DirEntry, kind) of each entry of the open directory, in manifest order: bytewise
+        sorted; for the new algorithms files and symlinks first, then directories. The kind comes
+        from the directory listing (d_type; an lstat only where the filesystem does not say)."""
         fsencode = os.fsencode
         found = []
         try:
@@ -358,32 +362,30 @@ class ManifestWalk:
                 for e in it:
                     name = fsencode(e.name)
                     try:
-                        found.append((name, e.stat(follow_symlinks=False)))
+                        if e.is_file(follow_symlinks=False):
+                            kind = _REG
+                        elif e.is_dir(follow_symlinks=False):
+                            kind = _DIR
+                        elif e.is_symlink():
+                            kind = _LNK
+                        else:
+                            kind = _OTHER
                     except OSError as exc:
                         raise _io_error(exc, self.root + drel + b"/" + name) from None
+                    found.append((name, e, kind))
         except OSError as exc:
             raise _io_error(exc, self.root + drel) from None
         found.sort(key=_first)
-        items = []
-        dirs = []
-        listed = 0
-        for item in found:
-            kind = item[1].st_mode & _S_IFMT
-            if kind == _S_IFREG:
-                listed += item[1].st_size
-            elif kind == _S_IFDIR and not self.old:
-                dirs.append(item)
-                continue
-            items.append(item)
-        self.listed += listed
-        if dirs:
-            items.extend(dirs)
-        return items
+        if self.old:
+            return found
+        return [item for item in found if item[2] != _DIR] + [
+            item for item in found if item[2] == _DIR
+        ]
 
-    def _hash(self, dfd: int, name: bytes, listed: os.stat_result, drel: bytes) -> bytes:
-        """The hex hash of the regular file ``name`` of ``dfd`` that was ``listed``: opened without
-        following a symlink, checked to be that file, read to its listed size plus at most one
-        byte (a file that grew hashes differently, and /dev/zero swapped in is never read)."""
+    def _hash(self, dfd: int, name: bytes, listed: Any, drel: bytes) -> tuple[bytes, os.stat_result]:
+        """The hex hash and fstat of the regular file ``name`` of ``dfd`` that was ``listed``:
+        opened without following a symlink, checked to be that file, read to its size plus at most
+        one byte (a file that grew hashes differently, and /dev/zero swapped in is never read)."""
         flags = self.flags
         try:
             fd = os.open(name, flags, dir_fd=dfd)
@@ -402,9 +404,12 @@ class ManifestWalk:
                 self.touched_atime = True
         try:
             st = os.fstat(fd)
-            if (st.st_mode & _S_IFMT) != _S_IFREG or not same_file(st, listed):
+            if (st.st_mode & _S_IFMT) != _S_IFREG or (
+                st.st_ino != listed.inode() and not _same_as_lstat(st, dfd, name)
+            ):
                 raise Replaced
-            size = listed.st_size
+            size = st.st_size
+            self.listed += size
             if size < CHUNK:
                 data = os.read(fd, size + 1)
                 if len(data) != size:
@@ -418,8 +423,8 @@ class ManifestWalk:
                         got += len(more)
                     data = b"".join(parts)
                 self.hashed += size
-                return self.new(data).hexdigest().encode()
-            return self._hash_big(fd, size)
+                return self.new(data).hexdigest().encode(), st
+            return self._hash_big(fd, size), st
         except OSError as exc:
             raise _io_error(exc, self.root + drel + b"/" + name) from None
         finally:
@@ -456,16 +461,46 @@ class ManifestWalk:
         assert self.give is not None
         waiting = []
         for _fd, drel, items, pos in self._stack:
-            for name, st in items[pos:]:
-                if st.st_mode & _S_IFMT == _S_IFDIR:
-                    sub = drel + b"/" + name
-                    if sub not in self.given and b"\n" not in name:
-                        waiting.append((sub, st.st_dev, st.st_ino, mtime_seconds(st)))
+            for name, entry, kind in items[pos:]:
+                if kind != _DIR or b"\n" in name:
+                    continue
+                sub = drel + b"/" + name
+                if sub in self.given:
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # it is gone: the walk will say so when it gets there
+                waiting.append((sub, st.st_dev, st.st_ino, mtime_seconds(st)))
         if not waiting:
             return
         chosen = waiting[: max(1, len(waiting) // 2)]
-        self.given.update(sub for sub, *_ in chosen)
+        for subtree in chosen:
+            self.given[subtree[0]] = subtree
         self.give(chosen)
+
+
+def _same_as_lstat(st: os.stat_result, dfd: int, name: bytes) -> bool:
+    """The inode in a directory listing differs from the opened file's where something is mounted
+    on it; then the lstat of the name must match."""
+    try:
+        return same_file(st, os.lstat(name, dir_fd=dfd))
+    except OSError:
+        return False
+
+
+def _open_listed_dir(dfd: int, name: bytes, entry: Any) -> tuple[int, os.stat_result]:
+    """Open the subdirectory ``name`` listed as ``entry``, never through a symlink, checked to be
+    that directory; its fd and fstat."""
+    fd = os.open(name, DIR_FLAGS, dir_fd=dfd)
+    try:
+        st = os.fstat(fd)
+        if st.st_ino != entry.inode() and not _same_as_lstat(st, dfd, name):
+            raise Replaced
+    except OSError:
+        os.close(fd)
+        raise
+    return fd, st
 
 
 def _symlink_now(exc: OSError, dfd: int, name: bytes) -> OSError:

@@ -188,7 +188,7 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
             st = os.fstat(fd)
         try:
             walk = ManifestWalk(root, algorithm, file_flags_for(st.st_uid), ex.tick, ex.give)
-            walk.given.update(skip)
+            walk.given.update((sub, (sub, 0, 0, 0)) for sub in skip)
             ex.walk = walk
             segments = walk.run(fd, rel, mtime)
             stored = read_stored_manifest(root, fd) if not rel else None
