@@ -311,13 +311,32 @@ def list_entries(
 # --- access times -------------------------------------------------------------------------------
 
 
+def _mount_table() -> list[tuple[str, str]]:
+    """(mount point, options) of every mount, in mount order, from /proc/self/mountinfo: the
+    mount's own options and its filesystem's, as /proc/mounts shows them (read directly: importing
+    psutil for this cost more start-up than listing a store of 10,000 entries)."""
+    import re
+
+    with open("/proc/self/mountinfo", "rb") as f:
+        data = f.read()
+    octal = re.compile(rb"\\([0-7]{3})")
+    table = []
+    for line in data.splitlines():
+        fields = line.split(b" ")
+        try:
+            sep = fields.index(b"-", 6)
+        except ValueError:
+            continue
+        mountpoint = octal.sub(lambda m: bytes([int(m.group(1), 8)]), fields[4])
+        options = fields[5] + (b"," + fields[sep + 3] if len(fields) > sep + 3 else b"")
+        table.append((os.fsdecode(mountpoint), os.fsdecode(options)))
+    return table
+
+
 def _partitions() -> list[tuple[str, frozenset[str]]] | None:
     try:
-        import psutil
-
-        parts = psutil.disk_partitions(all=True)
-        return [(p.mountpoint, frozenset(p.opts.split(","))) for p in parts]
-    except Exception:  # noqa: BLE001 - psutil missing or /proc unreadable: assume atimes are fine
+        return [(mountpoint, frozenset(opts.split(","))) for mountpoint, opts in _mount_table()]
+    except OSError:  # no /proc: assume access times are fine
         return None
 
 
@@ -342,7 +361,7 @@ def _atime_reliable_on(path: str, partitions: list[tuple[str, frozenset[str]]] |
 def atime_reliable(path: str) -> bool:
     """False when ``path`` is on a filesystem mounted ``noatime`` (or read-only), where access
     times say nothing about use. The mount is the one with the longest mountpoint prefix among
-    ``psutil.disk_partitions(all=True)``."""
+    all mounts (/proc/self/mountinfo)."""
     return _atime_reliable_on(path, _partitions())
 
 

@@ -8,6 +8,7 @@ Exit codes: 0 success, 1 failure (``verify``: something corrupt or in error), 2 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -92,26 +93,40 @@ def _when(ts: float | None, reliable: bool = True) -> str:
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    return _iso_seconds(int(ts))
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def _text(value: str | None) -> str | None:
     """Free text for JSON (reasons, details): bytes that are not UTF-8 (surrogate escapes from
     names) as ``\\xNN``, so the output is strict UTF-8. Names go through json_name instead."""
-    if value is None:
-        return None
+    if value is None or value.isascii():
+        return value
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _name(value: str | None) -> str | dict[str, str] | None:
+    """json_name, at once for the usual ASCII name."""
+    if value is not None and value.isascii():
+        return value
+    return json_name(value)
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # one instance: json.dumps(**options) makes one per call
 
 
 def _write_json(data: Any, out: IO[str]) -> None:
     """JSON as strict UTF-8, one array element per line, written at once (the C encoder does
     each line; ``indent`` would take the slow pure-Python one)."""
+    encode = _ENCODER.encode
     if isinstance(data, list):
-        text = "[\n" + ",\n".join(json.dumps(item, ensure_ascii=False) for item in data) + "\n]\n"
-        if not data:
-            text = "[]\n"
+        text = "[\n" + ",\n".join(map(encode, data)) + "\n]\n" if data else "[]\n"
     else:
-        text = json.dumps(data, ensure_ascii=False) + "\n"
+        text = encode(data) + "\n"
     raw = getattr(out, "buffer", None)
     if raw is not None:
         out.flush()
@@ -292,54 +307,86 @@ def cmd_stores(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 # --- list -----------------------------------------------------------------------------------------
 
 
-def _scan(args: argparse.Namespace, err: IO[str]):
-    from core import cache
+def _scan_and_measure(args: argparse.Namespace, err: IO[str]):
+    """List and classify the stores' entries while the worker pool measures them.
+
+    The stores' names are read first (one scandir each) and handed to
+    :func:`core.measure.measure_paths` on a thread of its own, which mostly waits for the worker
+    processes; meanwhile this thread classifies the entries (:func:`core.cache.scan`). An entry
+    that appeared in between is measured afterwards. Returns the scan and the totals."""
+    from core import cache, measure
 
     chosen, problems = _stores_for(args, err)
-    result = cache.scan(chosen if args.store else None)
-    _warn(problems if args.store else result.problems + [p for p in problems if p not in result.problems], err)
-    return result
-
-
-def _measure(entries, err: IO[str]):
-    from core import cache
-
+    paths: list[str] = []
+    for store in chosen:
+        if store.problem:
+            continue
+        try:
+            with os.scandir(store.path) as it:
+                paths.extend(os.path.join(store.path, e.name) for e in it)
+        except OSError:
+            continue  # scan() says why
     progress = _Progress(err)
-    done = 0
-    total = len(entries)
+    usages: dict[str, Any] = {}
+    outcome: dict[str, Any] = {}
+    cancel = threading.Event()
 
-    def on_result(entry, usage) -> None:
-        nonlocal done
-        entry.usage = usage
-        done += 1
-        if done % 64 == 0 or done == total:
-            progress.show(f"Measuring sizes: {done} / {total}")
+    def on_result(index: int, usage) -> None:
+        usages[paths[index]] = usage
+        if len(usages) % 256 == 0:
+            progress.show(f"Measuring sizes: {len(usages)} / {len(paths)}")
 
+    def run() -> None:
+        try:
+            outcome["totals"] = measure.measure_paths(paths, on_result, cancel)
+        except BaseException as exc:  # noqa: BLE001 - raised again on the main thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="measure", daemon=True)
+    thread.start()
     try:
-        return cache.measure_all(entries, on_result)
+        result = cache.scan(chosen)
+        thread.join()
+    except BaseException:
+        cancel.set()  # Ctrl-C or a failure: the workers stop, the thread ends with them
+        raise
     finally:
         progress.clear()
+    if "error" in outcome:
+        raise outcome["error"]
+    totals = outcome["totals"]
+    for entry in result.entries:
+        usage = usages.get(entry.path)
+        if usage is None:  # not there when the names were read
+            usage = measure.measure(entry)
+            totals.size += usage.size
+        entry.usage = usage
+    _warn(list(dict.fromkeys(problems + result.problems)), err)
+    return result, totals
 
 
 def _entry_json(entry) -> dict:
     usage = entry.usage
+    digest = entry.digest
+    feed = entry.feed
+    reliable = entry.atime_reliable
     return {
-        "store": json_name(entry.store.path),
+        "store": _name(entry.store.path),
         "store_kind": entry.store.kind,
-        "name": json_name(entry.name),
-        "path": json_name(entry.path),
+        "name": _name(entry.name),
+        "path": _name(entry.path),
         "kind": entry.kind,
         "reason": _text(entry.reason) or None,
-        "digest": json_name(entry.digest.name) if entry.digest else None,
-        "algorithm": entry.digest.algorithm if entry.digest else None,
+        "digest": _name(entry.name) if digest else None,  # the name, parsed strictly
+        "algorithm": digest.algorithm if digest else None,
         "program": _text(entry.program),
-        "feed": _text(entry.feed.feed_url) if entry.feed else None,
+        "feed": _text(feed.feed_url) if feed else None,
         "version": _text(entry.version) or None,
         "size": usage.size if usage else None,
         "disk": usage.disk if usage else None,
         "files": usage.files if usage else None,
-        "last_used": _iso(usage.last_used) if usage and entry.atime_reliable else None,
-        "last_used_known": bool(usage) and entry.atime_reliable,
+        "last_used": _iso(usage.last_used) if usage and reliable else None,
+        "last_used_known": bool(usage) and reliable,
         "added": _iso(entry.added),
         "owner": _text(entry.owner),
         "used_by": [_text(u) for u in entry.used_by],
@@ -359,9 +406,8 @@ def cmd_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import pool
 
     pool.prestart(kind="measure")  # they start while the stores are listed
-    result = _scan(args, err)
+    result, totals = _scan_and_measure(args, err)
     entries = result.entries
-    totals = _measure(entries, err)
     if args.json:
         _write_json([_entry_json(e) for e in entries], out)
         return 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from core import pool
@@ -144,12 +144,30 @@ def measure_all(
     ``jobs=1`` it is done in this thread. Returns the :class:`Totals` of what was reported.
     """
     todo = list(entries)
+    return measure_paths(
+        [e.path for e in todo],
+        lambda index, usage: on_result(todo[index], usage),
+        cancel,
+        jobs,
+        niceness,
+    )
+
+
+def measure_paths(
+    paths: Sequence[str | bytes],
+    on_result: Callable[[int, Usage], None],
+    cancel: threading.Event | None = None,
+    jobs: int | None = None,
+    niceness: int = 0,
+) -> Totals:
+    """:func:`measure_all` for top-level entries given by path: ``on_result(index, usage)``. Lets a
+    caller measure while the same entries are still being classified."""
     totals = Totals()
-    if not todo:
+    if not paths:
         return totals
     cancel = cancel if cancel is not None else threading.Event()
-    tallies = [_Tally() for _ in todo]
-    roots = [os.fsencode(e.path) for e in todo]
+    tallies = [_Tally() for _ in paths]
+    roots = [os.fsencode(p) for p in paths]
     links: dict[tuple[int, int], tuple[int, int, bool]] = {}
 
     def handle(message: tuple) -> None:
@@ -157,7 +175,10 @@ def measure_all(
         if tag == "g":
             _, index, subtrees = message
             tallies[index].pending += len(subtrees)
-            run.add([(index, roots[index], rel, dev, ino, 0, (), None) for rel, dev, ino in subtrees], first=True)
+            run.add(
+                [(index, roots[index], rel, dev, ino, 0, (), None) for rel, dev, ino in subtrees],
+                first=True,
+            )
             return
         if tag != "r":
             return
@@ -166,12 +187,11 @@ def measure_all(
             tally.add(result)
             tally.pending -= 1
             if tally.pending == 0 and not cancel.is_set():
-                usage = tally.usage()
                 totals.size += tally.size
                 totals.disk += tally.blocks * 512
                 totals.files += tally.files
                 links.update(tally.links)
-                on_result(todo[index], usage)
+                on_result(index, tally.usage())
 
     run = pool.Run("measure", handle, jobs=jobs, cancel=cancel, niceness=niceness)
     run.add((i, root, b"", 0, 0, 0, (), None) for i, root in enumerate(roots))

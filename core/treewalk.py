@@ -164,18 +164,21 @@ def measure_walk(
     links: dict[tuple[int, int], tuple[int, int, bool]] = {}
     try:
         if not rel:
-            top, st = _top(root)
-            if top is not None:
-                return top
-            assert st is not None
-            size, blocks = st.st_size, st.st_blocks
-            fd = os.open(root, DIR_FLAGS)
             try:
-                if not same_file(os.fstat(fd), st):
-                    raise Replaced
+                fd = os.open(root, DIR_FLAGS)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTDIR, errno.ELOOP, errno.ENOENT):
+                    raise
+                top, _st = _top(root)  # a top-level file or symlink, or gone
+                if top is not None:
+                    return top
+                raise  # a directory again: swapped meanwhile
+            try:
+                st = os.fstat(fd)
             except OSError:
                 os.close(fd)
                 raise
+            size, blocks = st.st_size, st.st_blocks
         else:
             fd = open_beneath(root, rel, dev, ino)
     except OSError as exc:

@@ -586,6 +586,15 @@ def measure_on_helpers(entries: list[Entry], workers: int) -> dict[str, Usage]:
     return got
 
 
+def psutil_process(pid: int):
+    import psutil
+
+    try:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return type("Gone", (), {"wait": staticmethod(lambda timeout: None)})()
+
+
 def worker_pids() -> list[int]:
     import psutil
 
@@ -636,7 +645,9 @@ def test_a_worker_that_dies_has_its_work_redone(tmp_path: Path, when: int) -> No
 
     measure.measure_all(entries, on_result, jobs=2)
     assert got == expected
-    assert killed and killed[0] not in pool.idle_workers()
+    assert killed
+    psutil_process(killed[0]).wait(5)  # SIGKILL takes effect soon, not at once
+    assert killed[0] not in pool.idle_workers()
     cache.shutdown_helpers()
 
 
@@ -658,8 +669,6 @@ FakePartition = namedtuple("FakePartition", "device mountpoint fstype opts")
 def test_noatime_mount_makes_last_used_unreliable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import psutil
-
     fast = tmp_path / "fast"
     fast_store = fast / "store"
     other_store = tmp_path / "fastidious" / "store"  # shares a prefix, not the mount
@@ -670,7 +679,7 @@ def test_noatime_mount_makes_last_used_unreliable(
         FakePartition("/dev/vdb", str(fast), "ext4", "rw,noatime,discard"),
         FakePartition("tmpfs", str(tmp_path / "elsewhere"), "tmpfs", "rw,noatime"),
     ]
-    monkeypatch.setattr(psutil, "disk_partitions", lambda all=False: parts)
+    monkeypatch.setattr(cache, "_mount_table", lambda: [(p.mountpoint, p.opts) for p in parts])
     assert cache.atime_reliable(str(fast_store)) is False
     assert cache.atime_reliable(str(fast)) is False
     assert cache.atime_reliable(str(other_store)) is True
@@ -689,6 +698,9 @@ def test_atime_reliable_on_this_machine() -> None:
     roots = [p for p in psutil.disk_partitions(all=True) if p.mountpoint == "/"]
     opts = set(roots[-1].opts.split(",")) if roots else set()
     assert cache.atime_reliable("/") is not bool({"noatime", "ro"} & opts)
+    # The mount table read without psutil says what psutil says.
+    ours = {(mp, frozenset(o.split(","))) for mp, o in cache._mount_table()}
+    assert {(p.mountpoint, frozenset(p.opts.split(","))) for p in psutil.disk_partitions(all=True)} <= ours
 
 
 # --- everything together -------------------------------------------------------------------------

@@ -149,7 +149,7 @@ def test_closed_stdout_is_one_line(tmp_path: Path) -> None:
         (["digest", "{tree}"], "core.cli.generate_manifest"),
         (["manifest", "{tree}", "sha1"], "core.cli.generate_manifest"),
         (["stores"], "core.stores._discover"),
-        (["list", "--store", "{store}"], "core.cache.measure_all"),
+        (["list", "--store", "{store}"], "core.measure.measure_paths"),
         (["verify", "--store", "{store}"], "core.verify.verify_paths"),
     ],
 )
