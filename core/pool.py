@@ -316,7 +316,7 @@ class Run:
         if self.jobs < 2 or not can_use_processes():
             self._run_here()
             return
-        wanted = min(self.jobs, max(1, len(self.queue)))
+        wanted = self.jobs  # even for fewer units: an idle worker takes subtrees of a busy one
         poller = select.poll()
         try:
             for _ in range(wanted):

@@ -50,10 +50,7 @@ class Executor:
         now = time.monotonic()
         if now >= self.next_flush:
             self.flush(now)
-        if flags[1]:
-            flags[1] = 0  # once is enough: the parent raises it again while still short of work
-            return 1
-        return 0
+        return 1 if flags[1] else 0
 
     def flush(self, now: float) -> None:
         self.next_flush = now + FLUSH_S
@@ -69,6 +66,7 @@ class Executor:
 
     def give(self, subtrees: list) -> None:
         assert self.unit is not None
+        self.flags[1] = 0  # once is enough: the parent raises it again while still short of work
         self.out(("g", self.unit[0], subtrees))
 
     def run_chunk(self, chunk_id: int, kind: str, units: list[Unit]) -> None:

@@ -801,3 +801,26 @@ def test_access_times_are_left_alone(good: list[Path]) -> None:
         os.utime(p, ns=(old * 10**9, os.lstat(p).st_mtime_ns))
     assert verify_paths([str(good[1])])[0].status == "ok"
     assert {os.lstat(p).st_atime_ns for p in files} == {old * 10**9}
+
+
+def test_one_big_entry_is_shared_between_workers(
+    real_store: RealStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing else queued, the idle worker gets subtrees of the busy one's entry; the text
+    spliced back gives the same verdict as one walk."""
+    files = {f"d{i}/e{j}/f": os.urandom(300_000) for i in range(8) for j in range(6)}
+    impl = real_store.add("big-one", files)
+    seen: list[str] = []
+    real_message = pool.Run._message
+
+    def recording(self, slot, message):
+        seen.append(message[0])
+        return real_message(self, slot, message)
+
+    monkeypatch.setattr(pool.Run, "_message", recording)
+    pool.shutdown()
+    pool.prestart(2, kind="verify")
+    [outcome] = verify_paths([str(impl)], jobs=2)
+    assert outcome.status == "ok", outcome.detail
+    assert "g" in seen  # work was handed over
+    assert_same_verdict(outcome, verify_directory(impl))
