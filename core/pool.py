@@ -457,7 +457,7 @@ class Run:
                 or slot.chunks
                 or not worker.alive()
                 or worker.buffer
-                or (cancelled and worker.stopped())
+                or (cancelled and (not worker.ready or worker.stopped()))
             ):
                 worker.close(kill=True)
                 continue

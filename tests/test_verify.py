@@ -742,7 +742,7 @@ def test_cancel_during_a_long_walk_returns_without_waiting_for_it(good: list[Pat
     stopped: list[int] = []
 
     def on_progress(p: Progress) -> None:
-        if not stopped:
+        if not stopped and len(calls) >= 20:  # both workers are at work by then
             import psutil
 
             for child in psutil.Process().children():
@@ -753,7 +753,7 @@ def test_cancel_during_a_long_walk_returns_without_waiting_for_it(good: list[Pat
 
     t0 = time.perf_counter()
     results = verify_paths(
-        [str(p) for p in good] * 20,
+        [str(p) for p in good] * 40,
         jobs=2,
         on_result=lambda i, o: calls.append(i),
         on_progress=on_progress,
