@@ -102,13 +102,15 @@ def entries_of(store: Path) -> list[str]:
     return [str(store / name) for name in sorted(os.listdir(store))]
 
 
-def ours(store: Path, jobs: int | None, env: dict[str, str]) -> Callable[[], None]:
+def ours(
+    store: Path, jobs: int | None, env: dict[str, str], repo: Path = REPO
+) -> Callable[[], None]:
     command = [sys.executable, "-m", "core.cli", "verify", "--store", str(store)]
     if jobs is not None:
         command += ["--jobs", str(jobs)]
 
     def run() -> None:
-        proc = subprocess.run(command, env=env, cwd=REPO, capture_output=True, timeout=600)
+        proc = subprocess.run(command, env=env, cwd=repo, capture_output=True, timeout=600)
         if proc.returncode != 0:
             raise SystemExit(
                 f"zeroinstall-admin verify found problems in the benchmark store: "
@@ -181,7 +183,9 @@ def profile_calls(store: Path) -> None:
 TARGETS = {"small": (2.5, 3.5), "stdlib": (3.5, 3.5)}
 
 
-def bench_store(label: str, cache: Path, store: Path, repeat: int, profile: bool) -> dict:
+def bench_store(
+    label: str, cache: Path, store: Path, repeat: int, profile: bool, other: Path | None = None
+) -> dict:
     nproc = os.cpu_count() or 1
     zeroinstall = shutil.which("0install")
     if zeroinstall is None:
@@ -196,6 +200,8 @@ def bench_store(label: str, cache: Path, store: Path, repeat: int, profile: bool
         Contender("0install store audit", audit(zeroinstall, env)),
         Contender(f"find | xargs -P{nproc} sha256sum", sha256sum(store, nproc)),
     ]
+    if other is not None:  # another checkout, e.g. before a change
+        contenders.append(Contender(f"verify of {other}", ours(store, None, env, other)))
     for c in contenders:  # once untimed: caches, imports, 0install's own start-up files
         c.run()
     for _ in range(repeat):
@@ -205,7 +211,7 @@ def bench_store(label: str, cache: Path, store: Path, repeat: int, profile: bool
     for c in contenders:
         runs = ", ".join(f"{t:.2f}" for t in c.times)
         print(f"   {c.name:<40}{c.best:>8.2f}{c.median:>10.2f}{c.best_cpu:>8.2f}   {runs}")
-    ours_n, ours_1, zi_audit, _c_hash = contenders
+    ours_n, ours_1, zi_audit = contenders[:3]
     goal, aim = TARGETS[label]
     wall = zi_audit.median / ours_n.median
     cpu = zi_audit.best_cpu / ours_n.best_cpu
@@ -217,6 +223,12 @@ def bench_store(label: str, cache: Path, store: Path, repeat: int, profile: bool
         f"   ours --jobs 1 / ours jobs={nproc}: {ours_1.median / ours_n.median:.2f}x "
         "(what the second worker gives; under 2 when other programs use the cores)"
     )
+    if other is not None:
+        before = contenders[4]
+        print(
+            f"   0install store audit / {other}: {zi_audit.median / before.median:.2f}x wall, "
+            f"{zi_audit.best_cpu / before.best_cpu:.2f}x CPU"
+        )
     if profile:
         profile_calls(store)
     return {"wall": wall, "cpu": cpu}
@@ -227,17 +239,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", choices=("small", "stdlib", "both"), default="both")
     parser.add_argument("--repeat", type=int, default=3, help="timed rounds")
     parser.add_argument("--profile", action="store_true", help="also show where our time goes")
+    parser.add_argument(
+        "--compare", type=Path, metavar="CHECKOUT", help="also time another checkout's verify"
+    )
     args = parser.parse_args(argv)
     load = os.getloadavg()[0]
     print(f"{os.cpu_count()} CPUs, load average {load:.2f} before the runs")
     if args.store in ("small", "both"):
         cache = Path(make_small_store.DEFAULT_CACHE)
         store = make_small_store.build(cache, 10_000)
-        bench_store("small", cache, store, args.repeat, args.profile)
+        bench_store("small", cache, store, args.repeat, args.profile, args.compare)
     if args.store in ("stdlib", "both"):
         cache = Path(make_stdlib_store.DEFAULT_CACHE)
         store = make_stdlib_store.build(cache, 34_000, 600, 500, force=False)
-        bench_store("stdlib", cache, store, args.repeat, args.profile)
+        bench_store("stdlib", cache, store, args.repeat, args.profile, args.compare)
     print(f"\nload average {os.getloadavg()[0]:.2f} after the runs")
     return 0
 

@@ -37,7 +37,9 @@ from typing import Any
 from core.pool_worker import Executor, Unit
 
 WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pool_worker.py")
-PIPELINE = 3  # chunks queued per worker
+PIPELINE = 2  # chunks given to a worker at once: the one it works on and the next
+# (work given to a worker cannot go to another one that runs out: more would unbalance the end),
+LONG_QUEUE = 1000  # ...and one more while this many units wait: plenty of work left to balance
 MAX_CHUNK = {"verify": 64, "measure": 256}
 """Units per chunk at most: a few milliseconds of a worker's time (a small entry takes about 0.1 ms
 to verify and 0.03 ms to measure), so that queueing costs little per unit and a coordinator kept
@@ -338,7 +340,7 @@ class Run:
         return [s for s in self.slots.values() if not s.dead]
 
     def _take(self, workers: int) -> list[Unit]:
-        size = max(1, min(MAX_CHUNK.get(self.kind, 64), len(self.queue) // (4 * workers)))
+        size = max(1, min(MAX_CHUNK.get(self.kind, 64), len(self.queue) // (8 * workers)))
         units = []
         for _ in range(min(size, len(self.queue))):
             unit = self.queue.popleft()
@@ -353,7 +355,9 @@ class Run:
         for slot in live:
             if not slot.worker.ready:
                 continue
-            while self.queue and len(slot.chunks) < PIPELINE:
+            while self.queue and len(slot.chunks) < (
+                PIPELINE + 1 if len(self.queue) > LONG_QUEUE else PIPELINE
+            ):
                 units = self._take(len(live))
                 self.next_chunk += 1
                 slot.chunks[self.next_chunk] = {_key(u): u for u in units}
