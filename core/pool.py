@@ -86,6 +86,16 @@ class _Process:
         assert self.proc.stdin is not None and self.proc.stdout is not None  # both are PIPEs
         self.stdin = self.proc.stdin.fileno()
         self.stdout = self.proc.stdout.fileno()
+        # Room for every chunk queued and every answer pending, so neither side ever waits for
+        # the other to read while the other waits too (the default 64 kB could be filled by three
+        # chunks of long paths, or by a subtree's manifest).
+        try:
+            import fcntl
+
+            for fd in (self.stdin, self.stdout):
+                fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+        except (ImportError, OSError):
+            pass  # the default size: chunks stay small enough
         self.buffer = b""
         self.ready = False
 
