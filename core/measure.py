@@ -115,10 +115,10 @@ def measure(entry: Entry) -> Usage:
         return Usage(0, 0, 0, None, f"it could not be measured: {exc}")
 
 
-def prepare_measuring(jobs: int | None = None, niceness: int = 0) -> None:
+def prepare_measuring(jobs: int | None = None, niceness: int = 0, work_here: bool = True) -> None:
     """Start the worker processes now (without waiting for them), so that a measure_all soon after
     runs at full speed from its first entry. Optional."""
-    pool.prestart(jobs, niceness)
+    pool.prestart(jobs, niceness, "measure", work_here)
 
 
 def shutdown_helpers() -> None:
@@ -132,6 +132,7 @@ def measure_all(
     cancel: threading.Event | None = None,
     jobs: int | None = None,
     niceness: int = 0,
+    work_here: bool = True,
 ) -> Totals:
     """Measure every entry, calling ``on_result(entry, usage)`` as each one is done.
 
@@ -140,8 +141,9 @@ def measure_all(
     thread stops promptly (within a few directories' work) and the entries not reported by then
     stay unmeasured; nothing is reported after ``cancel`` is set.
 
-    ``jobs`` (default: the usable CPUs) worker processes of :mod:`core.pool` do the walking; with
-    ``jobs=1`` it is done in this thread. Returns the :class:`Totals` of what was reported.
+    ``jobs`` (default: the usable CPUs) is this thread and ``jobs - 1`` worker processes of
+    :mod:`core.pool` (all ``jobs`` workers with ``work_here=False``, for a window's process); with
+    ``jobs=1`` everything is done in this thread. Returns the :class:`Totals` of what was reported.
     """
     todo = list(entries)
     return measure_paths(
@@ -150,6 +152,7 @@ def measure_all(
         cancel,
         jobs,
         niceness,
+        work_here,
     )
 
 
@@ -159,6 +162,7 @@ def measure_paths(
     cancel: threading.Event | None = None,
     jobs: int | None = None,
     niceness: int = 0,
+    work_here: bool = True,
 ) -> Totals:
     """:func:`measure_all` for top-level entries given by path: ``on_result(index, usage)``. Lets a
     caller measure while the same entries are still being classified."""
@@ -193,7 +197,9 @@ def measure_paths(
                 links.update(tally.links)
                 on_result(index, tally.usage())
 
-    run = pool.Run("measure", handle, jobs=jobs, cancel=cancel, niceness=niceness)
+    run = pool.Run(
+        "measure", handle, jobs=jobs, cancel=cancel, niceness=niceness, work_here=work_here
+    )
     run.add((i, root, b"", 0, 0, 0, (), None) for i, root in enumerate(roots))
     run.run()
     for size, blocks, counted in links.values():

@@ -13,8 +13,11 @@ threads fight over it (two were slower than one on 10,000 small entries), proces
 * Results come back in batches (one message per chunk or per 50 ms), and are handed to the caller's
   ``handle`` on the calling thread. Cancel is a shared flag the workers check between directories
   and between the chunks of a big file; a worker that does not answer soon after is killed.
-* ``jobs=1``, or no worker can start: the same code runs in this process, in the calling thread.
-  A worker that dies has its unanswered units done again elsewhere.
+* The calling thread is one of the ``jobs``: it takes chunks itself while the workers are busy,
+  and answers them between directories (``work_here``; a window's process says no, to keep its
+  interpreter lock free). So ``jobs=2`` is this process and one worker: no core waits for a second
+  worker to start, and a loaded machine costs no more than ``jobs=1``. ``jobs=1``, or no worker can
+  start: everything runs here. A worker that dies has its unanswered units done again elsewhere.
 """
 
 from __future__ import annotations
@@ -192,13 +195,15 @@ def _borrow(niceness: int) -> _Process | None:
         return None
 
 
-def prestart(jobs: int | None = None, niceness: int = 0, kind: str = "") -> None:
+def prestart(
+    jobs: int | None = None, niceness: int = 0, kind: str = "", work_here: bool = True
+) -> None:
     """Start the workers of the next run now (without waiting for them), and have them load the
     code for ``kind`` ("verify" or "measure") meanwhile. Optional."""
     if not can_use_processes():
         return
-    wanted = default_jobs() if jobs is None else max(1, jobs)
-    if wanted < 2:
+    wanted = (default_jobs() if jobs is None else max(1, jobs)) - (1 if work_here else 0)
+    if wanted < 1:
         return
     with _idle_lock:
         missing = wanted - sum(1 for w in _idle if w.key == _key_for(niceness))
@@ -236,17 +241,44 @@ atexit.register(shutdown)
 
 
 class _LocalFlags:
-    """The flags of a run in this process: byte 0 is the cancel Event (or a failed callback);
-    nobody else is idle."""
+    """The flags of the work done in this process: byte 0 is the cancel Event (or a failed
+    callback), byte 1 says a worker is idle."""
 
     def __init__(self, run: Run) -> None:
         self.run = run
 
     def __getitem__(self, i: int) -> int:
-        return int(self.run.cancelled() or self.run.failure is not None) if i == 0 else 0
+        if i == 0:
+            return int(self.run.cancelled() or self.run.failure is not None)
+        return int(self.run.local_hungry)
 
     def __setitem__(self, i: int, value: int) -> None:
-        pass
+        if i == 1:
+            self.run.local_hungry = bool(value)
+
+
+class _HereExecutor(Executor):
+    """Runs chunks in this process while workers run theirs: between directories it answers them
+    (every couple of milliseconds), so they never wait for this thread's walk to end."""
+
+    SERVICE_S = 0.002
+
+    def __init__(self, run: Run) -> None:
+        super().__init__(run._local_out, _LocalFlags(run))
+        self.run = run
+        self.next_service = 0.0
+
+    def tick(self) -> int:
+        run = self.run
+        now = time.monotonic()
+        if now >= self.next_service and run.failure is None:
+            self.next_service = now + self.SERVICE_S
+            try:
+                run._service(0)
+                run._dispatch()
+            except BaseException as exc:  # noqa: BLE001 - raised again once the chunk is over
+                run.failure = exc
+        return super().tick()
 
 
 @dataclass(slots=True, eq=False)
@@ -276,8 +308,14 @@ class Run:
         cancel: threading.Event | None = None,
         niceness: int = 0,
         idle: Callable[[], None] | None = None,
+        work_here: bool = True,
     ) -> None:
         self.kind = kind
+        self.work_here = work_here
+        self.local_hungry = False  # a worker is idle: the walk here should hand work over
+        self.local_busy = False
+        self.poller: Any = None
+        self.last_idle = 0.0
         self.handle = handle
         self.jobs = default_jobs() if jobs is None else max(1, jobs)
         self.cancel = cancel if cancel is not None else threading.Event()
@@ -300,24 +338,33 @@ class Run:
 
     # -- in this process -------------------------------------------------------------------------
 
-    def _run_here(self) -> None:
-        def out(message: tuple) -> None:
-            # Called from inside a walk: an exception from the caller's code must not be taken
-            # for the walk's own failure. It stops the walk (the flags say cancel) and is raised
-            # once the chunk is over.
-            if message[0] == "d" or self.failure is not None:
-                return
-            try:
-                self.handle(message)
-            except BaseException as exc:  # noqa: BLE001 - re-raised below
-                self.failure = exc
+    def _local_out(self, message: tuple) -> None:
+        # Called from inside a walk: an exception from the caller's code must not be taken for
+        # the walk's own failure. It stops the walk (the flags say cancel) and is raised once the
+        # chunk is over.
+        if message[0] == "d" or self.failure is not None:
+            return
+        try:
+            self.handle(message)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by _work_here
+            self.failure = exc
 
-        executor = Executor(out, _LocalFlags(self))
+    def _work_here(self, executor: Executor, workers: int) -> None:
+        """One chunk in this thread."""
+        self.local_busy = True
+        try:
+            executor.run_chunk(0, self.kind, self._take(workers))
+        finally:
+            self.local_busy = False
+            self.local_hungry = False
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
+
+    def _run_here(self) -> None:
+        executor = Executor(self._local_out, _LocalFlags(self))
         while self.queue and not self.cancelled():
-            executor.run_chunk(0, self.kind, self._take(1))
-            if self.failure is not None:
-                failure, self.failure = self.failure, None
-                raise failure
+            self._work_here(executor, 1)
             if self.idle is not None:
                 self.idle()
 
@@ -325,11 +372,12 @@ class Run:
 
     def run(self) -> None:
         """Work until every unit (and every unit handed over) is answered, or ``cancel`` is set."""
-        if self.jobs < 2 or not can_use_processes():
+        # Even for fewer units than workers: an idle worker takes subtrees of a busy one.
+        wanted = self.jobs - 1 if self.work_here else self.jobs
+        if wanted < 1 or not can_use_processes():
             self._run_here()
             return
-        wanted = self.jobs  # even for fewer units: an idle worker takes subtrees of a busy one
-        poller = select.poll()
+        poller = self.poller = select.poll()
         try:
             for _ in range(wanted):
                 worker = _borrow(self.niceness)
@@ -376,14 +424,21 @@ class Run:
                 except OSError:
                     self._died(slot)
                     break
-        # Idle workers and nothing queued: ask the busy ones to hand over part of their work.
-        hungry = not self.queue and any(s.worker.ready and not s.chunks for s in self._live())
+        # Idle workers (or this thread) and nothing queued: ask the busy ones to hand over part of
+        # their work.
+        idle_here = self.work_here and not self.local_busy
+        hungry = not self.queue and (
+            idle_here or any(s.worker.ready and not s.chunks for s in self._live())
+        )
         for slot in self._live():
             if slot.chunks and hungry:
                 slot.worker.flags[1] = 1
+        if self.local_busy and hungry:
+            self.local_hungry = True
 
     def _loop(self, poller: select.poll) -> None:
-        last_idle = time.monotonic()
+        here = _HereExecutor(self) if self.work_here else None
+        self.last_idle = time.monotonic()
         while True:
             if self.cancelled():
                 return
@@ -393,21 +448,35 @@ class Run:
                 return
             if not self.queue and not any(s.chunks for s in live):
                 return
-            for fd, _event in poller.poll(50):
-                slot = self.slots[fd]
-                messages = slot.worker.receive()
-                if messages is None:
-                    poller.unregister(fd)
-                    self._died(slot)
-                    continue
-                for message in messages:
-                    self._message(slot, message)
-                    if self.cancelled():
-                        return
-            now = time.monotonic()
-            if self.idle is not None and now - last_idle >= 0.05:
-                last_idle = now
-                self.idle()
+            if here is not None and self.queue:
+                # The workers have all they can take: this thread takes the next chunk.
+                self._work_here(here, len(live) + 1)
+                self._tick_idle()
+                continue
+            self._service(0.05)
+            self._tick_idle()
+
+    def _tick_idle(self) -> None:
+        now = time.monotonic()
+        if self.idle is not None and now - self.last_idle >= 0.05:
+            self.last_idle = now
+            self.idle()
+
+    def _service(self, timeout: float) -> None:
+        """Take in what the workers sent (waiting up to ``timeout`` seconds for something)."""
+        for fd, _event in self.poller.poll(int(timeout * 1000)):
+            slot = self.slots.get(fd)
+            if slot is None or slot.dead:
+                continue
+            messages = slot.worker.receive()
+            if messages is None:
+                self.poller.unregister(fd)
+                self._died(slot)
+                continue
+            for message in messages:
+                self._message(slot, message)
+                if self.cancelled():
+                    return
 
     def _message(self, slot: _Slot, message: tuple) -> None:
         tag = message[0]

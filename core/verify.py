@@ -390,6 +390,7 @@ def verify_paths(
     sizes: Sequence[int | None] | None = None,
     niceness: int = 0,
     report_atime: Callable[[], None] | None = None,
+    work_here: bool = True,
 ) -> list[VerifyOutcome | None]:
     """Verify top-level cache entries on the worker pool; one outcome per path, in order.
 
@@ -398,7 +399,8 @@ def verify_paths(
     ``progress_interval`` seconds and once at the end, both on the calling thread. Setting
     ``cancel`` (from any thread, callbacks included) makes this return promptly with None for the
     entries not finished. ``sizes`` (bytes per path, e.g. measured earlier) make the byte total of
-    the progress right from the start. ``niceness`` lowers the workers' priority.
+    the progress right from the start. ``niceness`` lowers the workers' priority; ``work_here``
+    False keeps the calling process free of walking and hashing (a window's process).
     ``report_atime()`` is called once when files were read whose access times the kernel would not
     leave alone (not ours, and we are not root).
 
@@ -418,6 +420,7 @@ def verify_paths(
         cancel=cancel,
         niceness=niceness,
         idle=state.report,
+        work_here=work_here,
     )
     state.run = run
     run.add(state.units)

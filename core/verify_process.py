@@ -3,7 +3,7 @@
 
 Messages from the child: ``{"rs": [[index, outcome], ...]}``, verdicts in batches (at most one
 message per :data:`BATCH_S`: ten thousand one-line messages would keep the parent's reading thread
-busy), and ``{"p": [5 numbers]}`` for progress. The child's workers (:mod:`core.pool`) run
+busy), and ``{"p": [5 numbers]}`` for progress. The child and its workers (:mod:`core.pool`) run
 :data:`NICENESS` below the window. Names travel as text with surrogate escapes, which JSON between
 our own processes carries losslessly (``ensure_ascii``).
 """
@@ -94,6 +94,12 @@ def verify_paths_in_child(
 
 
 def _job(request: Message, send: Callable[[Message], None], cancel: threading.Event) -> None:
+    # Background work: this process walks and hashes too, below the window's priority (its
+    # workers inherit it).
+    try:
+        os.nice(NICENESS)
+    except (AttributeError, OSError):
+        pass
     pending: list[list[Any]] = []
     last_sent = time.monotonic()
 
@@ -121,7 +127,6 @@ def _job(request: Message, send: Callable[[Message], None], cancel: threading.Ev
         cancel=cancel,
         progress_interval=request["interval"],
         sizes=request.get("sizes"),
-        niceness=NICENESS,
     )
     if not cancel.is_set():
         flush()

@@ -155,7 +155,10 @@ class ScanJob(_Job):
             scan = core_cache.scan(stores, env=env)
             on_listed(scan)
             if not cancel.is_set():
-                core_cache.measure_all(scan.entries, lambda e, u: put((e, u)), cancel, jobs)
+                # Here, the walking stays in the workers: this process draws the window.
+                core_cache.measure_all(
+                    scan.entries, lambda e, u: put((e, u)), cancel, jobs, work_here=False
+                )
 
         def run() -> None:
             self._in_child_or_here(in_child, here, lambda: listed, "scanning")
@@ -225,7 +228,8 @@ class VerifyJob(_Job):
             }
             return self._in_child_or_here(
                 lambda: verify_paths_in_child(paths, **kwargs),
-                lambda: core_verify.verify_paths(paths, **kwargs),
+                # Here, the walking stays in the workers: this process draws the window.
+                lambda: core_verify.verify_paths(paths, work_here=False, **kwargs),
                 lambda: delivered,
                 "verifying",
             )

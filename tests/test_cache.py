@@ -608,19 +608,27 @@ def worker_pids() -> list[int]:
 def test_helpers_measure_exactly_like_this_thread(tmp_path: Path) -> None:
     entries = many_entries(tmp_path, 30)
     cache.shutdown_helpers()
-    assert measure_on_helpers(entries, 2) == {e.name: cache.measure(e) for e in entries}
-    # Once started, workers are kept for the next call.
+    assert measure_on_helpers(entries, 3) == {e.name: cache.measure(e) for e in entries}
+    # Once started, workers are kept for the next call (jobs=3: this thread and two workers).
     assert len(pool.idle_workers()) == 2
-    assert measure_on_helpers(entries, 2) == {e.name: cache.measure(e) for e in entries}
+    assert measure_on_helpers(entries, 3) == {e.name: cache.measure(e) for e in entries}
     cache.shutdown_helpers()
     assert pool.idle_workers() == []
     # Started ahead of time (not waited for), they are used by the next call.
     cache.prepare_measuring(jobs=3)
     started = set(pool.idle_workers())
-    assert len(started) == 3
+    assert len(started) == 2
     assert measure_on_helpers(entries, 3) == {e.name: cache.measure(e) for e in entries}
     assert set(pool.idle_workers()) == started
     cache.shutdown_helpers()
+
+
+def test_workers_alone_measure_exactly_like_this_thread(tmp_path: Path) -> None:
+    """work_here=False (a window's process): every unit goes to the workers."""
+    entries = many_entries(tmp_path, 30)
+    got: dict[str, Usage] = {}
+    measure.measure_all(entries, lambda e, u: got.__setitem__(e.name, u), jobs=2, work_here=False)
+    assert got == {e.name: cache.measure(e) for e in entries}
 
 
 @pytest.mark.parametrize("when", [1, 5, 25])

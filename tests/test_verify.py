@@ -810,17 +810,18 @@ def test_one_big_entry_is_shared_between_workers(
     spliced back gives the same verdict as one walk."""
     files = {f"d{i}/e{j}/f": os.urandom(300_000) for i in range(8) for j in range(6)}
     impl = real_store.add("big-one", files)
-    seen: list[str] = []
-    real_message = pool.Run._message
+    handed: list[bytes] = []
+    real_add = pool.Run.add
 
-    def recording(self, slot, message):
-        seen.append(message[0])
-        return real_message(self, slot, message)
+    def recording(self, units, first=False):
+        units = list(units)
+        handed.extend(u[2] for u in units if u[2])  # subtrees: a path inside the entry
+        return real_add(self, units, first)
 
-    monkeypatch.setattr(pool.Run, "_message", recording)
     pool.shutdown()
-    pool.prestart(2, kind="verify")
-    [outcome] = verify_paths([str(impl)], jobs=2)
+    verify_paths([str(impl)] * 4, jobs=3)  # the workers have started and said they are ready
+    monkeypatch.setattr(pool.Run, "add", recording)
+    [outcome] = verify_paths([str(impl)], jobs=3)
     assert outcome.status == "ok", outcome.detail
-    assert "g" in seen  # work was handed over
+    assert handed  # work was handed over
     assert_same_verdict(outcome, verify_directory(impl))
