@@ -341,7 +341,8 @@ def _scan_and_measure(args: argparse.Namespace, err: IO[str]):
 
     def run() -> None:
         try:
-            outcome["totals"] = measure.measure_paths(paths, on_result, cancel)
+            # This thread classifies meanwhile: the workers do all the walking.
+            outcome["totals"] = measure.measure_paths(paths, on_result, cancel, work_here=False)
         except BaseException as exc:  # noqa: BLE001 - raised again on the main thread
             outcome["error"] = exc
 
@@ -429,7 +430,7 @@ def _table(rows: list[list[str]], out: IO[str]) -> None:
 def cmd_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import pool
 
-    pool.prestart(kind="measure")  # they start while the stores are listed
+    pool.prestart(kind="measure", work_here=False)  # they start while the stores are listed
     result, totals = _scan_and_measure(args, err)
     entries = result.entries
     if args.json:
