@@ -116,7 +116,8 @@ def _name(value: str | None) -> str | dict[str, str] | None:
     return json_name(value)
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False)  # one instance: json.dumps(**options) makes one per call
+# One instance: json.dumps with options makes a new encoder for every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
 _encode_string = json.encoder.encode_basestring  # the C one: quotes, escapes, leaves UTF-8 alone
 
 
@@ -187,7 +188,8 @@ def cmd_digest(args: argparse.Namespace, out: IO[str]) -> int:
 def cmd_manifest(args: argparse.Namespace, out: IO[str]) -> int:
     if args.algorithm not in ALGORITHMS:
         raise UsageError(
-            f"unknown algorithm '{display_text(args.algorithm)}': use one of {', '.join(ALGORITHMS)}"
+            f"unknown algorithm '{display_text(args.algorithm)}': "
+            f"use one of {', '.join(ALGORITHMS)}"
         )
     manifest = generate_manifest(_check_dir(args.dir), args.algorithm)
     digest = format_digest(args.algorithm, hash_manifest(args.algorithm, manifest))
@@ -201,7 +203,7 @@ def cmd_manifest(args: argparse.Namespace, out: IO[str]) -> int:
     return 0
 
 
-# --- stores -----------------------------------------------------------------------------------------
+# --- stores ---------------------------------------------------------------------------------------
 
 
 def _search_problem(path: str) -> str | None:
@@ -274,7 +276,9 @@ def cmd_stores(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import stores
 
     if args.store and "" in args.store:
-        raise UsageError("--store needs a directory (an empty path would mean the current directory)")
+        raise UsageError(
+            "--store needs a directory (an empty path would mean the current directory)"
+        )
     if args.store:
         found = stores.stores_from_paths(args.store)
     else:
@@ -370,9 +374,9 @@ def _scan_and_measure(args: argparse.Namespace, err: IO[str]):
 
 
 _KEYS = (
-    "store", "store_kind", "store_label", "name", "path", "kind", "reason", "digest", "algorithm", "program",
-    "feed", "version", "size", "disk", "files", "last_used", "last_used_known", "added", "owner",
-    "used_by", "error",
+    "store", "store_kind", "store_label", "name", "path", "kind", "reason", "digest", "algorithm",
+    "program", "feed", "version", "size", "disk", "files", "last_used", "last_used_known", "added",
+    "owner", "used_by", "error",
 )
 _ROW = "{{" + ", ".join(f'"{key}": {{}}' for key in _KEYS) + "}}"
 
@@ -489,7 +493,8 @@ def _targets(args: argparse.Namespace, err: IO[str]) -> list[_Target]:
             with os.scandir(store.path) as it:
                 names = sorted(e.name for e in it)
         except OSError as exc:
-            _warn([f"Store {store.path} cannot be read: {exc.strerror or exc}; it was skipped."], err)
+            why = exc.strerror or exc
+            _warn([f"Store {display_path(store.path)} cannot be read: {why}; it was skipped."], err)
             continue
         found.extend(_Target(store, name, os.path.join(store.path, name)) for name in names)
     return found

@@ -27,7 +27,6 @@ from core.digests import (
     Digest,
     DigestError,
     encode_value,
-    format_digest,
     hash_function,
     parse_digest,
 )
@@ -382,7 +381,9 @@ class ManifestWalk:
             item for item in found if item[2] == _DIR
         ]
 
-    def _hash(self, dfd: int, name: bytes, listed: Any, drel: bytes) -> tuple[bytes, os.stat_result]:
+    def _hash(
+        self, dfd: int, name: bytes, listed: Any, drel: bytes
+    ) -> tuple[bytes, os.stat_result]:
         """The hex hash and fstat of the regular file ``name`` of ``dfd`` that was ``listed``:
         opened without following a symlink, checked to be that file, read to its size plus at most
         one byte (a file that grew hashes differently, and /dev/zero swapped in is never read)."""
@@ -540,7 +541,8 @@ def open_entry(root: bytes) -> tuple[int, os.stat_result]:
         fd = os.open(root, DIR_FLAGS)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise ManifestError(f"'{display_path(root)}' is not a directory", root, "invalid") from None
+            shown = display_path(root)
+            raise ManifestError(f"'{shown}' is not a directory", root, "invalid") from None
         raise _io_error(exc, root) from None
     try:
         return fd, os.fstat(fd)

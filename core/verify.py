@@ -325,8 +325,9 @@ class _Verification:
             entry = self.entries[index]
             entry.pending += len(subtrees)
             assert self.run is not None
+            extra = (entry.digest.algorithm, entry.digest.value)
             self.run.add(
-                [(index, entry.root, s[0], s[1], s[2], s[3], (), (entry.digest.algorithm, entry.digest.value)) for s in subtrees],
+                [(index, entry.root, s[0], s[1], s[2], s[3], (), extra) for s in subtrees],
                 first=True,
             )
         self.report()
@@ -372,7 +373,8 @@ class _Verification:
     def assemble(self, entry: _Entry) -> VerifyOutcome:
         if entry.error is not None:
             message, kind = entry.error
-            outcome = outcome_for_error(ManifestError(message, entry.root, kind))  # type: ignore[arg-type]
+            error = ManifestError(message, entry.root, kind)  # type: ignore[arg-type]
+            outcome = outcome_for_error(error)
             outcome.expected = entry.digest.name
             return outcome
         manifest = splice(entry.parts.pop(b""), entry.parts)

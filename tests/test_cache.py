@@ -431,7 +431,9 @@ def test_directory_swapped_above_the_one_being_read_is_not_followed(
     """`sub` becomes a symlink right after it was listed, before `sub/deeper` is read: opening
     `sub/deeper` by its path (O_NOFOLLOW guards only the last component) would follow `sub`."""
     outside = write_tree(tmp_path / "outside", {f"deeper/f{i}": "o" * 10_000 for i in range(20)})
-    root = write_tree(tmp_path / "s" / GOOD_SHA1NEW, {"sub/deeper/file": "s", "sub/a": "a", "top": "t"})
+    root = write_tree(
+        tmp_path / "s" / GOOD_SHA1NEW, {"sub/deeper/file": "s", "sub/a": "a", "top": "t"}
+    )
     real_scandir = os.scandir
 
     class Swapping:
@@ -708,7 +710,8 @@ def test_atime_reliable_on_this_machine() -> None:
     assert cache.atime_reliable("/") is not bool({"noatime", "ro"} & opts)
     # The mount table read without psutil says what psutil says.
     ours = {(mp, frozenset(o.split(","))) for mp, o in cache._mount_table()}
-    assert {(p.mountpoint, frozenset(p.opts.split(","))) for p in psutil.disk_partitions(all=True)} <= ours
+    theirs = {(p.mountpoint, frozenset(p.opts.split(","))) for p in psutil.disk_partitions(all=True)}
+    assert theirs <= ours
 
 
 # --- everything together -------------------------------------------------------------------------

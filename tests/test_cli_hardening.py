@@ -24,11 +24,15 @@ def run(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.C
     env = dict(env or os.environ)
     env.update(UTF8_ENV, PYTHONPATH=str(REPO))
     return subprocess.run(
-        [sys.executable, "-m", "core.cli", *args], capture_output=True, env=env, timeout=120, **kwargs
+        [sys.executable, "-m", "core.cli", *args],
+        capture_output=True,
+        env=env,
+        timeout=120,
+        **kwargs,
     )
 
 
-# --- names are data ---------------------------------------------------------------------------------
+# --- names are data -------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -72,7 +76,8 @@ def test_json_names_are_lossless_and_strict_utf8(odd_store) -> None:
         raw = base64.b64decode(name["base64"]) if isinstance(name, dict) else name.encode()
         names[raw] = row
     assert latin in names and escape in names
-    assert names[latin]["name"] == {"base64": base64.b64encode(latin).decode(), "text": "caf\\xe9-\\xff"}
+    expected = {"base64": base64.b64encode(latin).decode(), "text": "caf\\xe9-\\xff"}
+    assert names[latin]["name"] == expected
     assert names[escape]["name"] == escape.decode()  # valid UTF-8: a plain string, exactly
     verdicts = json.loads(run("verify", "--store", str(store), "--json").stdout.decode("utf-8"))
     [corrupt] = [v for v in verdicts if v["status"] == "corrupt"]
@@ -81,7 +86,7 @@ def test_json_names_are_lossless_and_strict_utf8(odd_store) -> None:
     assert base64.b64decode(change["path"]["base64"]) == b"/bad\xff\x1b[2K"
 
 
-# --- stores that cannot be used -----------------------------------------------------------------------
+# --- stores that cannot be used -------------------------------------------------------------------
 
 
 def test_store_named_on_the_command_line_must_be_usable(tmp_path: Path) -> None:
@@ -96,7 +101,9 @@ def test_store_named_on_the_command_line_must_be_usable(tmp_path: Path) -> None:
         assert empty.returncode == 2 and b"--store needs a directory" in empty.stderr
 
 
-def test_unreadable_and_unsearchable_stores(open_dir: Path, capsys: pytest.CaptureFixture) -> None:  # noqa: F811
+def test_unreadable_and_unsearchable_stores(
+    open_dir: Path, capsys: pytest.CaptureFixture  # noqa: F811
+) -> None:
     unreadable = open_dir / "unreadable"
     unsearchable = open_dir / "unsearchable"
     for store in (unreadable, unsearchable):
@@ -125,7 +132,7 @@ def test_implementation_dirs_fifo_does_not_hang(zi_env: dict[str, str]) -> None:
     assert b"is not a regular file" in result.stderr or b"is not a regular file" in result.stdout
 
 
-# --- arguments and streams --------------------------------------------------------------------------
+# --- arguments and streams ------------------------------------------------------------------------
 
 
 def test_absurd_jobs_are_refused(tmp_path: Path) -> None:
@@ -164,7 +171,9 @@ def test_ctrl_c_exits_130_in_every_command(
         raise KeyboardInterrupt
 
     module, name = target.rsplit(".", 1)
-    monkeypatch.setattr(sys.modules[module] if module in sys.modules else __import__(module, fromlist=[name]), name, interrupted)
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module(module), name, interrupted)
     code = cli.main([a.format(tree=tree, store=store) for a in argv])
     assert code == 130
     assert capsys.readouterr().err.endswith("interrupted\n")
@@ -202,7 +211,7 @@ def test_ctrl_c_during_verify_of_a_real_process(real_store: RealStore, tmp_path:
     assert all(not k.is_running() or k.status() == psutil.STATUS_ZOMBIE for k in kids)
 
 
-# --- smaller ones -----------------------------------------------------------------------------------------
+# --- smaller ones ---------------------------------------------------------------------------------
 
 
 def test_digest_of_a_symlink_to_a_directory_digests_the_target(tmp_path: Path) -> None:
@@ -225,7 +234,9 @@ def test_list_total_counts_hard_links_between_entries_once(tmp_path: Path) -> No
     assert "2 entries, 3.0 MB" in text  # not 6.0 MB
 
 
-def test_atime_warning_is_given_once(good: list[Path], open_dir: Path, capsys) -> None:  # noqa: F811
+def test_atime_warning_is_given_once(
+    good: list[Path], open_dir: Path, capsys  # noqa: F811
+) -> None:
     """Files of another owner cannot be read with O_NOATIME: say so, once."""
     from tests.test_verify import copy_impl
 

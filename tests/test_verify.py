@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from core import pool, verify
+from core import pool
 from core.manifest import Change, VerifyOutcome, verify_directory
 from core.verify import CHUNK, Progress, verify_paths
 from tests.conftest import ZEROINSTALL, RealStore
@@ -532,7 +532,7 @@ def test_entry_changing_mid_run(
         assert (changed.path, changed.change, changed.what[0]) == (words, "modified", "content")
 
 
-# -- hostile trees ----------------------------------------------------------------------------------
+# -- hostile trees ---------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -607,7 +607,9 @@ def test_huge_manifest_is_not_read(real_store: RealStore) -> None:
         f.truncate(MANIFEST_LIMIT + 5 * (1 << 20))
     [outcome] = verify_paths([str(impl)], jobs=1)
     assert outcome.status == "corrupt"
-    assert "is 69 MB, far larger than any implementation's manifest (at most 64 MB)" in outcome.detail
+    assert "is 69 MB, far larger than any implementation's manifest (at most 64 MB)" in (
+        outcome.detail
+    )
     assert len(outcome.detail) < 200 and not outcome.changes
 
 
