@@ -20,6 +20,17 @@ from tests.test_verify import as_nobody, open_dir, writable  # noqa: F401 - fixt
 UTF8_ENV = {"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "PYTHONIOENCODING": ""}
 
 
+def load_everything() -> None:
+    """Import what the commands import lazily, while still root: the user the tests switch to
+    may not be able to read this checkout (a clone in /root)."""
+    import importlib
+
+    cli.build_parser()
+    for module in ("core.cache", "core.feeds", "core.measure", "core.pool", "core.stores",
+                   "core.verify", "humanize"):
+        importlib.import_module(module)
+
+
 def run(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
     env = dict(env or os.environ)
     env.update(UTF8_ENV, PYTHONPATH=str(REPO))
@@ -110,6 +121,7 @@ def test_unreadable_and_unsearchable_stores(
         write_tree(store / ("sha256new_" + "A" * 52), {"f": "x"})
     unreadable.chmod(0o300)
     unsearchable.chmod(0o644)  # names can be listed, entries not examined
+    load_everything()
     try:
         with as_nobody():
             assert cli.main(["verify", "--store", str(unreadable)]) == 1
@@ -246,6 +258,7 @@ def test_atime_warning_is_given_once(
         copy_impl(impl, store / impl.name)
     for dirpath, _dirs, _files in os.walk(open_dir):
         os.chmod(dirpath, 0o755)
+    load_everything()
     with as_nobody():
         code = cli.main(["verify", "--jobs", "1", "--store", str(store)])
     err = capsys.readouterr().err
