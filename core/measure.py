@@ -170,7 +170,9 @@ def measure_paths(
     if not paths:
         return totals
     cancel = cancel if cancel is not None else threading.Event()
-    tallies = [_Tally() for _ in paths]
+    # A tally only for an entry measured in several parts (handed over) or with something odd in
+    # it; the usual entry goes straight from its one result to its Usage.
+    tallies: dict[int, _Tally] = {}
     roots = [os.fsencode(p) for p in paths]
     links: dict[tuple[int, int], tuple[int, int, bool]] = {}
 
@@ -178,7 +180,7 @@ def measure_paths(
         tag = message[0]
         if tag == "g":
             _, index, subtrees = message
-            tallies[index].pending += len(subtrees)
+            tallies.setdefault(index, _Tally()).pending += len(subtrees)
             run.add(
                 [(index, roots[index], rel, dev, ino, 0, (), None) for rel, dev, ino in subtrees],
                 first=True,
@@ -186,11 +188,22 @@ def measure_paths(
             return
         if tag != "r":
             return
+        stopped = cancel.is_set
         for index, _rel, result in message[1]:
-            tally = tallies[index]
+            tally = tallies.get(index)
+            if tally is None and not result[4] and not result[5]:
+                if not stopped():
+                    size, blocks, files, newest = result[:4]
+                    totals.size += size
+                    totals.disk += blocks * 512
+                    totals.files += files
+                    on_result(index, Usage(size, blocks * 512, files, newest, None))
+                continue
+            if tally is None:
+                tally = tallies[index] = _Tally()
             tally.add(result)
             tally.pending -= 1
-            if tally.pending == 0 and not cancel.is_set():
+            if tally.pending == 0 and not stopped():
                 totals.size += tally.size
                 totals.disk += tally.blocks * 512
                 totals.files += tally.files
