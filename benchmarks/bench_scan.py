@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import cache, stores
+from core import cache, pool, stores
 from core.manifest import ManifestError, manifest_digest
 
 BENCH_DIR = Path(tempfile.gettempdir()) / f"zeroinstall-admin-bench-scan-{os.getuid()}"
@@ -227,12 +227,12 @@ def du_time(path: Path, *options: str) -> Callable[[], None]:
 
 
 def _helpers_cpu() -> float:
-    """CPU seconds used so far by the idle helper processes kept by core.cache (Linux /proc)."""
+    """CPU seconds used so far by the idle worker processes kept by core.pool (Linux /proc)."""
     total = 0.0
     tick = os.sysconf("SC_CLK_TCK")
-    for helper in cache._idle_helpers:
+    for pid in pool.idle_workers():
         try:
-            with open(f"/proc/{helper.proc.pid}/stat") as f:
+            with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
@@ -299,7 +299,7 @@ def bench_measuring(repeat: int, rebuild: bool) -> None:
     )
 
     roots = [e.path for e in entries]
-    jobs = cache._default_jobs()
+    jobs = pool.default_jobs()
     candidates: dict[str, Callable[[], object]] = {
         "du -s": du_time(store_dir),
         "du -s --apparent-size": du_time(store_dir, "--apparent-size"),
@@ -345,7 +345,7 @@ def bench_measuring(repeat: int, rebuild: bool) -> None:
     best_all = min(times[f"measure_all() (jobs={jobs})"])
     apparent_best = min(times["du -s --apparent-size"])
     print(
-        f"\n  first measure_all() of the process (helpers starting): {first:.3f} s "
+        f"\n  first measure_all() of the process (workers starting): {first:.3f} s "
         f"({du_best / first:.2f} of du)"
     )
     print(

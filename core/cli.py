@@ -8,12 +8,14 @@ Exit codes: 0 success, 1 failure (``verify``: something corrupt or in error), 2 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
 import threading
 import time
-from typing import IO, Sequence
+from dataclasses import dataclass
+from typing import IO, Any, Sequence
 
 from core.digests import (
     ALGORITHMS,
@@ -22,7 +24,15 @@ from core.digests import (
     format_digest,
     parse_user_digest,
 )
-from core.manifest import ManifestError, display_path, generate_manifest, hash_manifest
+from core.manifest import (
+    ManifestError,
+    display_path,
+    display_text,
+    generate_manifest,
+    safe_text,
+    hash_manifest,
+    json_name,
+)
 
 PROG = "zeroinstall-admin"
 
@@ -83,7 +93,51 @@ def _when(ts: float | None, reliable: bool = True) -> str:
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    return _iso_seconds(int(ts))
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _text(value: str | None) -> str | None:
+    """Free text for JSON (reasons, details): bytes that are not UTF-8 (surrogate escapes from
+    names) as ``\\xNN``, so the output is strict UTF-8. Names go through json_name instead."""
+    if value is None or value.isascii():
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _name(value: str | None) -> str | dict[str, str] | None:
+    """json_name, at once for the usual ASCII name."""
+    if value is not None and value.isascii():
+        return value
+    return json_name(value)
+
+
+# One instance: json.dumps with options makes a new encoder for every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+_encode_string = json.encoder.encode_basestring  # the C one: quotes, escapes, leaves UTF-8 alone
+
+
+def _write_json(data: Any, out: IO[str], encoded: list[str] | None = None) -> None:
+    """JSON as strict UTF-8, one array element per line, written at once (the C encoder does
+    each line; ``indent`` would take the slow pure-Python one). ``encoded``: the lines of an array
+    already encoded."""
+    encode = _ENCODER.encode
+    if encoded is not None or isinstance(data, list):
+        lines = encoded if encoded is not None else list(map(encode, data))
+        text = "[\n" + ",\n".join(lines) + "\n]\n" if lines else "[]\n"
+    else:
+        text = encode(data) + "\n"
+    raw = getattr(out, "buffer", None)
+    if raw is not None:
+        out.flush()
+        raw.write(text.encode("utf-8"))
+        raw.flush()
+    else:
+        out.write(text)
 
 
 class _Progress:
@@ -112,18 +166,21 @@ class _Progress:
 # --- digest / manifest ----------------------------------------------------------------------------
 
 
-def _check_dir(path: str) -> None:
+def _check_dir(path: str) -> str:
+    """The directory to read: ``path``, or what it points to when it is a symlink to a directory
+    (0install reads through one given on its command line; never inside the tree)."""
+    shown = display_path(path)
     if not os.path.lexists(path):
-        raise CommandError(f"'{path}' does not exist")
-    if not os.path.isdir(path) or os.path.islink(path):
+        raise CommandError(f"'{shown}' does not exist")
+    if not os.path.isdir(path):
         raise CommandError(
-            f"'{path}' is not a directory (archives are not supported: unpack it first)"
+            f"'{shown}' is not a directory (archives are not supported: unpack it first)"
         )
+    return os.path.realpath(path) if os.path.islink(path) else path
 
 
 def cmd_digest(args: argparse.Namespace, out: IO[str]) -> int:
-    _check_dir(args.dir)
-    manifest = generate_manifest(args.dir, args.algorithm)
+    manifest = generate_manifest(_check_dir(args.dir), args.algorithm)
     out.write(format_digest(args.algorithm, hash_manifest(args.algorithm, manifest)) + "\n")
     return 0
 
@@ -131,10 +188,10 @@ def cmd_digest(args: argparse.Namespace, out: IO[str]) -> int:
 def cmd_manifest(args: argparse.Namespace, out: IO[str]) -> int:
     if args.algorithm not in ALGORITHMS:
         raise UsageError(
-            f"unknown algorithm '{args.algorithm}': use one of {', '.join(ALGORITHMS)}"
+            f"unknown algorithm '{display_text(args.algorithm)}': "
+            f"use one of {', '.join(ALGORITHMS)}"
         )
-    _check_dir(args.dir)
-    manifest = generate_manifest(args.dir, args.algorithm)
+    manifest = generate_manifest(_check_dir(args.dir), args.algorithm)
     digest = format_digest(args.algorithm, hash_manifest(args.algorithm, manifest))
     out.flush()
     raw = getattr(out, "buffer", None)
@@ -142,94 +199,235 @@ def cmd_manifest(args: argparse.Namespace, out: IO[str]) -> int:
         raw.write(manifest + digest.encode() + b"\n")
         raw.flush()
     else:  # a text-only stream (tests): names that are not UTF-8 come out escaped
-        out.write(manifest.decode("utf-8", "surrogateescape") + digest + "\n")
+        out.write(manifest.decode("utf-8", "backslashreplace") + digest + "\n")
     return 0
 
 
-# --- stores, list, verify -------------------------------------------------------------------------
+# --- stores ---------------------------------------------------------------------------------------
 
 
-def _scan(args: argparse.Namespace, err: IO[str]):
-    from core import cache, stores
+def _search_problem(path: str) -> str | None:
+    """Why the entries of a listable store cannot be examined (no search permission), or None.
+    Listing names needs read permission, looking at each one needs search (x) permission: without
+    it the store would look empty."""
+    import errno
 
-    chosen = stores.stores_from_paths(args.store) if args.store else None
-    result = cache.scan(chosen)
-    for problem in result.problems:
-        err.write(f"{PROG}: warning: {problem}\n")
-    return result
+    try:
+        with os.scandir(path) as it:
+            first = next(it, None)
+            if first is None:
+                return None
+            first.stat(follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return (
+                "can be listed but not searched (no x permission): its entries cannot be "
+                "examined; run as a user who may, or fix its permissions"
+            )
+        return None
+    return None
+
+
+def _stores_for(args: argparse.Namespace, err: IO[str]):
+    """The stores to work on: those named with --store (each must be usable: exit 1 otherwise,
+    2 for an empty path), or the discovered ones (problems reported as warnings)."""
+    from core import stores
+
+    if args.store:
+        for raw in args.store:
+            if raw == "":
+                raise UsageError(
+                    "--store needs a directory (an empty path would mean the current directory)"
+                )
+        chosen = stores.stores_from_paths(args.store)
+        for store in chosen:
+            problem = store.problem or _search_problem(store.path)
+            if problem:
+                raise CommandError(f"store '{display_path(store.path)}' {problem}")
+        return chosen, []
+    from core.cache import _store_problem_text
+
+    found = stores._discover(None)
+    problems = list(found.problems)
+    for store in found.stores:
+        if store.problem is None:
+            searchable = _search_problem(store.path)
+            if searchable:
+                problems.append(_store_problem_text(_with_problem(store, searchable)))
+            continue
+        usual = store.source.startswith("$") and store.problem.startswith("does not exist")
+        if not usual:
+            problems.append(_store_problem_text(store))
+    return found.stores, problems
+
+
+def _with_problem(store, problem: str):
+    from dataclasses import replace
+
+    return replace(store, problem=problem)
+
+
+def _warn(problems: Sequence[str], err: IO[str]) -> None:
+    for problem in problems:
+        err.write(f"{PROG}: warning: {safe_text(problem)}\n")
 
 
 def cmd_stores(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import stores
 
-    found = stores.stores_from_paths(args.store) if args.store else stores.discover_stores()
+    if args.store and "" in args.store:
+        raise UsageError(
+            "--store needs a directory (an empty path would mean the current directory)"
+        )
+    if args.store:
+        found = stores.stores_from_paths(args.store)
+    else:
+        discovery = stores._discover(None)
+        found = discovery.stores
+        _warn(discovery.problems, err)
+    for i, store in enumerate(found):
+        searchable = None if store.problem else _search_problem(store.path)
+        if searchable:
+            found[i] = _with_problem(store, searchable)
     if args.json:
-        json.dump(
+        _write_json(
             [
-                {"path": s.path, "kind": s.kind, "source": s.source, "problem": s.problem}
+                {
+                    "path": json_name(s.path),
+                    "kind": s.kind,
+                    "source": json_name(s.source),
+                    "problem": _text(s.problem),
+                }
                 for s in found
             ],
             out,
-            indent=2,
         )
-        out.write("\n")
         return 0
     for s in found:
-        state = f"  ({s.problem})" if s.problem else ""
-        out.write(f"{s.kind:<7} {s.path}{state}\n        from {s.source}\n")
+        state = f"  ({safe_text(s.problem)})" if s.problem else ""
+        out.write(
+            f"{s.kind:<7} {display_path(s.path)}{state}\n        from {display_path(s.source)}\n"
+        )
     return 0
 
 
-def _measure(entries, err: IO[str]) -> None:
-    from core import cache
+# --- list -----------------------------------------------------------------------------------------
 
+
+def _scan_and_measure(args: argparse.Namespace, err: IO[str]):
+    """List and classify the stores' entries while the worker pool measures them.
+
+    The stores' names are read first (one scandir each) and handed to
+    :func:`core.measure.measure_paths` on a thread of its own, which mostly waits for the worker
+    processes; meanwhile this thread classifies the entries (:func:`core.cache.scan`). An entry
+    that appeared in between is measured afterwards. Returns the scan and the totals."""
+    from core import cache, measure
+
+    chosen, problems = _stores_for(args, err)
+    paths: list[str] = []
+    for store in chosen:
+        if store.problem:
+            continue
+        try:
+            with os.scandir(store.path) as it:
+                paths.extend(os.path.join(store.path, e.name) for e in it)
+        except OSError:
+            continue  # scan() says why
     progress = _Progress(err)
-    done = 0
-    lock = threading.Lock()
-    total = len(entries)
+    usages: dict[str, Any] = {}
+    outcome: dict[str, Any] = {}
+    cancel = threading.Event()
 
-    def on_result(entry, usage) -> None:
-        nonlocal done
-        entry.usage = usage
-        with lock:
-            done += 1
-            if done % 64 == 0 or done == total:
-                progress.show(f"Measuring sizes: {done} / {total}")
+    def on_result(index: int, usage) -> None:
+        usages[paths[index]] = usage
+        if len(usages) % 256 == 0:
+            progress.show(f"Measuring sizes: {len(usages)} / {len(paths)}")
 
+    def run() -> None:
+        try:
+            # This thread classifies meanwhile: the workers do all the walking.
+            outcome["totals"] = measure.measure_paths(paths, on_result, cancel, work_here=False)
+        except BaseException as exc:  # noqa: BLE001 - raised again on the main thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="measure", daemon=True)
+    thread.start()
     try:
-        cache.measure_all(entries, on_result)
+        result = cache.scan(chosen)
+        thread.join()
+    except BaseException:
+        cancel.set()  # Ctrl-C or a failure: the workers stop, the thread ends with them
+        raise
     finally:
         progress.clear()
+    if "error" in outcome:
+        raise outcome["error"]
+    totals = outcome["totals"]
+    for entry in result.entries:
+        usage = usages.get(entry.path)
+        if usage is None:  # not there when the names were read
+            usage = measure.measure(entry)
+            totals.size += usage.size
+        entry.usage = usage
+    _warn(list(dict.fromkeys(problems + result.problems)), err)
+    return result, totals
 
 
-def _entry_json(entry) -> dict:
+_KEYS = (
+    "store", "store_kind", "store_label", "name", "path", "kind", "reason", "digest", "algorithm",
+    "program", "feed", "version", "size", "disk", "files", "last_used", "last_used_known", "added",
+    "owner", "used_by", "error",
+)
+_ROW = "{{" + ", ".join(f'"{key}": {{}}' for key in _KEYS) + "}}"
+
+
+def _entry_line(entry) -> str:
+    """One entry of ``list --json``, encoded: the string format of a dict of :data:`_KEYS` would
+    cost twice as much for 10,000 entries, for the same text as ``json.dumps``."""
+    string = _json_string
     usage = entry.usage
-    return {
-        "store": entry.store.path,
-        "store_kind": entry.store.kind,
-        "store_label": entry.store.label,
-        "name": entry.name,
-        "path": entry.path,
-        "kind": entry.kind,
-        "reason": entry.reason or None,
-        "digest": entry.digest.name if entry.digest else None,
-        "algorithm": entry.digest.algorithm if entry.digest else None,
-        "program": entry.program,
-        "feed": entry.feed.feed_url if entry.feed else None,
-        "version": entry.version or None,
-        "size": usage.size if usage else None,
-        "disk": usage.disk if usage else None,
-        "files": usage.files if usage else None,
-        "last_used": _iso(usage.last_used) if usage and entry.atime_reliable else None,
-        "last_used_known": bool(usage) and entry.atime_reliable,
-        "added": _iso(entry.added),
-        "owner": entry.owner,
-        "used_by": list(entry.used_by),
-        "error": usage.error if usage else None,
-    }
+    path = entry.path
+    name = entry.name
+    quoted_name = _encode_string(name) if name.isascii() else _json_name(name)
+    feed = entry.feed
+    reliable = entry.atime_reliable
+    last_used = _iso(usage.last_used) if usage and reliable else None
+    return _ROW.format(
+        _json_name(entry.store.path),
+        string(entry.store.kind),
+        string(_text(entry.store.label)),
+        quoted_name,
+        _encode_string(path) if path.isascii() else _json_name(path),
+        string(entry.kind),
+        string(_text(entry.reason) or None),
+        quoted_name if entry.digest else "null",  # the name, parsed strictly
+        string(entry.digest.algorithm) if entry.digest else "null",
+        string(_text(entry.program)),
+        string(_text(feed.feed_url)) if feed else "null",
+        string(_text(entry.version) or None),
+        usage.size if usage else "null",
+        usage.disk if usage else "null",
+        usage.files if usage else "null",
+        string(last_used),
+        "true" if usage and reliable else "false",
+        string(_iso(entry.added)),
+        string(_text(entry.owner)),
+        _ENCODER.encode([_text(u) for u in entry.used_by]) if entry.used_by else "[]",
+        string(_text(usage.error)) if usage else "null",
+    )
+
+
+def _json_string(value: str | None) -> str:
+    return "null" if value is None else _encode_string(value)
+
+
+def _json_name(value: str | None) -> str:
+    name = _name(value)
+    return _encode_string(name) if isinstance(name, str) else _ENCODER.encode(name)
 
 
 def _table(rows: list[list[str]], out: IO[str]) -> None:
+    rows = [[display_text(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1])] + [row[-1]]
@@ -237,15 +435,16 @@ def _table(rows: list[list[str]], out: IO[str]) -> None:
 
 
 def cmd_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    result = _scan(args, err)
+    from core import pool
+
+    pool.prestart(kind="measure", work_here=False)  # they start while the stores are listed
+    result, totals = _scan_and_measure(args, err)
     entries = result.entries
-    _measure(entries, err)
     if args.json:
-        json.dump([_entry_json(e) for e in entries], out, indent=2)
-        out.write("\n")
+        _write_json(None, out, [_entry_line(e) for e in entries])
         return 0
     if not entries:
-        out.write("No entries in " + ", ".join(s.path for s in result.stores) + "\n")
+        out.write("No entries in " + ", ".join(display_path(s.path) for s in result.stores) + "\n")
         return 0
     rows = [["PROGRAM", "VERSION", "SIZE", "FILES", "LAST USED", "KIND", "STORE", "NAME"]]
     for e in sorted(entries, key=lambda e: (e.program.lower(), e.version, e.name)):
@@ -263,12 +462,42 @@ def cmd_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             ]
         )
     _table(rows, out)
-    total = sum(e.usage.size for e in entries if e.usage)
-    out.write(f"\n{len(entries)} entries, {_size(total)}\n")
+    # Hard links between entries (e.g. after `0install store optimise`) are counted once here.
+    out.write(f"\n{len(entries)} entries, {_size(totals.size)}\n")
     for e in entries:
         if e.kind == "suspicious":
-            out.write(f"suspicious: {e.path}: {e.reason}\n")
+            out.write(f"suspicious: {display_path(e.path)}: {safe_text(e.reason)}\n")
     return 0
+
+
+# --- verify ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Target:
+    """A top-level entry to verify: only what verification needs (no classification, no sizes)."""
+
+    store: Any
+    name: str
+    path: str
+
+
+def _targets(args: argparse.Namespace, err: IO[str]) -> list[_Target]:
+    chosen, problems = _stores_for(args, err)
+    _warn(problems, err)
+    found: list[_Target] = []
+    for store in chosen:
+        if store.problem:
+            continue
+        try:
+            with os.scandir(store.path) as it:
+                names = sorted(e.name for e in it)
+        except OSError as exc:
+            why = exc.strerror or exc
+            _warn([f"Store {display_path(store.path)} cannot be read: {why}; it was skipped."], err)
+            continue
+        found.extend(_Target(store, name, os.path.join(store.path, name)) for name in names)
+    return found
 
 
 def _select(entries, names: Sequence[str]):
@@ -284,20 +513,53 @@ def _select(entries, names: Sequence[str]):
         try:
             wanted[parse_user_digest(name).name] = name
         except DigestError as exc:
-            raise UsageError(f"{name}: {exc}") from None
+            raise UsageError(f"{display_text(name)}: {exc}") from None
     chosen = [e for e in entries if e.name in wanted or os.path.abspath(e.path) in paths]
     found = {e.name for e in chosen} | {os.path.abspath(e.path) for e in chosen}
     missing = [orig for key, orig in {**wanted, **paths}.items() if key not in found]
     return chosen, missing
 
 
+class _Feeds:
+    """Which program an entry belongs to, looked up in the cached feeds only when asked."""
+
+    def __init__(self) -> None:
+        self._index: Any = None
+
+    def lookup(self, name: str):
+        if self._index is None:
+            from core.feeds import FeedIndex
+            from core.stores import cache_dirs
+
+            self._index = FeedIndex.load(cache_dirs())
+        return self._index.lookup(name)
+
+
+def _check_jobs(jobs: int | None) -> None:
+    from core.pool import MAX_JOBS, default_jobs
+
+    if jobs is not None and not 1 <= jobs <= MAX_JOBS:
+        raise UsageError(
+            f"--jobs must be between 1 and {MAX_JOBS} (this machine has {default_jobs()} CPUs; "
+            "more workers than CPUs do not make it faster)"
+        )
+
+
+ATIME_WARNING = (
+    "some files read belong to other users, and the kernel lets only their owner or root read "
+    "without updating access times: the 'last used' time of those entries now shows this "
+    "verification (run as root or as the store's owner to avoid it)"
+)
+
+
 def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import verify
 
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
-    result = _scan(args, err)
-    entries, missing = _select(result.entries, args.names)
+    _check_jobs(args.jobs)
+    from core import pool
+
+    pool.prestart(args.jobs, kind="verify")  # they start while the stores are listed
+    entries, missing = _select(_targets(args, err), args.names)
     progress = _Progress(err)
     started = time.monotonic()
 
@@ -308,93 +570,103 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             f"{_size(int(p.bytes_per_second))}/s{eta}"
         )
 
-    cancel = threading.Event()
+    warned: list[bool] = []
     try:
         outcomes = verify.verify_paths(
-            [e.path for e in entries], jobs=args.jobs, on_progress=on_progress, cancel=cancel
+            [e.path for e in entries],
+            jobs=args.jobs,
+            on_progress=on_progress if progress.enabled else None,
+            report_atime=lambda: warned.append(True),
         )
-    except KeyboardInterrupt:
-        cancel.set()
-        progress.clear()
-        raise CommandError("interrupted") from None
     finally:
         progress.clear()
     elapsed = time.monotonic() - started
+    if warned:
+        err.write(f"{PROG}: warning: {ATIME_WARNING}\n")
 
-    rows = []
-    for entry, outcome in zip(entries, outcomes):
-        if outcome is None:
-            continue
-        rows.append((entry, outcome))
-    errors = [("(none)", name) for name in missing]
-
+    rows = [(entry, outcome) for entry, outcome in zip(entries, outcomes) if outcome is not None]
+    feeds = _Feeds()
     if args.json:
-        data = [
-            {
-                "store": e.store.path,
-                "name": e.name,
-                "path": e.path,
-                "program": e.program,
-                "version": e.version or None,
-                "status": o.status,
-                "detail": o.detail,
-                "expected": o.expected,
-                "actual": o.actual,
-                "recorded": o.recorded,
-                "changes": [c.describe() for c in o.changes],
-            }
-            for e, o in rows
-        ]
+        data = []
+        for e, o in rows:
+            feed = feeds.lookup(e.name) if o.expected else None
+            data.append(
+                {
+                    "store": json_name(e.store.path),
+                    "name": json_name(e.name),
+                    "path": json_name(e.path),
+                    "program": _text(feed.feed_name) if feed else None,
+                    "version": _text(feed.version) if feed else None,
+                    "status": o.status,
+                    "detail": _text(o.detail),
+                    "expected": json_name(o.expected),
+                    "actual": o.actual,
+                    "recorded": o.recorded,
+                    "changes": [
+                        {
+                            "change": c.change,
+                            "path": json_name(c.path_bytes),
+                            "what": [_text(w) for w in c.what],
+                            "text": _text(c.describe()),
+                        }
+                        for c in o.changes
+                    ],
+                }
+            )
         data += [
-            {"store": None, "name": name, "path": None, "program": None, "version": None,
-             "status": "error", "detail": f"'{name}' is not in any store", "expected": None,
-             "actual": None, "recorded": None, "changes": []}
-            for _, name in errors
+            {"store": None, "name": json_name(name), "path": None, "program": None,
+             "version": None, "status": "error", "detail": _text(f"'{name}' is not in any store"),
+             "expected": None, "actual": None, "recorded": None, "changes": []}
+            for name in missing
         ]
-        json.dump(data, out, indent=2)
-        out.write("\n")
+        _write_json(data, out)
     else:
-        _print_verify_report(rows, missing, elapsed, out, args.verbose)
+        _print_verify_report(rows, missing, elapsed, out, args.verbose, feeds)
 
     bad = any(o.status in ("corrupt", "error") for _, o in rows) or bool(missing)
     return 1 if bad else 0
 
 
-def _print_verify_report(rows, missing, elapsed: float, out: IO[str], verbose: bool) -> None:
+def _print_verify_report(rows, missing, elapsed: float, out: IO[str], verbose: bool, feeds) -> None:
     counts = {"ok": 0, "corrupt": 0, "error": 0, "skipped": 0}
+    lines: list[str] = []
+    write = lines.append
     for entry, outcome in rows:
         counts[outcome.status] += 1
         if outcome.status == "skipped" and not verbose:
             continue
+        shown = display_path(entry.path)
         if outcome.status == "ok":
             if verbose:
-                out.write(f"OK       {entry.path}\n")
+                write(f"OK       {shown}\n")
             continue
         label = outcome.status.upper().ljust(8)
-        program = f"  ({entry.feed.feed_name} {entry.version})" if entry.feed else ""
-        out.write(f"{label} {entry.path}{program}\n")
+        feed = feeds.lookup(entry.name) if outcome.expected else None
+        program = f"  ({display_text(feed.feed_name)} {display_text(feed.version)})" if feed else ""
+        write(f"{label} {shown}{program}\n")
         for line in outcome.detail.splitlines():
-            out.write(f"         {line}\n")
+            write(f"         {safe_text(line)}\n")
         for change in outcome.changes[:50]:
-            out.write(f"         - {change.describe()}\n")
+            write(f"         - {safe_text(change.describe())}\n")
         if len(outcome.changes) > 50:
-            out.write(f"         ... and {len(outcome.changes) - 50} more changes\n")
+            write(f"         ... and {len(outcome.changes) - 50} more changes\n")
     for name in missing:
-        out.write(f"ERROR    {name}: not in any store\n")
+        write(f"ERROR    {display_text(name)}: not in any store\n")
         counts["error"] += 1
     checked = sum(counts.values())
-    out.write(f"\nChecked {checked} items in {elapsed:.1f} s\n")
-    out.write(f"Successfully verified implementations: {counts['ok']}\n")
-    out.write(f"Corrupted or modified implementations: {counts['corrupt']}\n")
+    write(f"\nChecked {checked} items in {elapsed:.1f} s\n")
+    write(f"Successfully verified implementations: {counts['ok']}\n")
+    write(f"Corrupted or modified implementations: {counts['corrupt']}\n")
     if counts["error"]:
-        out.write(f"Could not be checked (errors): {counts['error']}\n")
+        write(f"Could not be checked (errors): {counts['error']}\n")
     if counts["skipped"]:
-        out.write(f"Skipped (not implementations): {counts['skipped']}\n")
+        write(f"Skipped (not implementations): {counts['skipped']}\n")
     corrupt = [e.path for e, o in rows if o.status == "corrupt"]
     if corrupt:
-        out.write("\nList of corrupted or modified implementations:\n")
+        write("\nList of corrupted or modified implementations:\n")
         for path in corrupt:
-            out.write(path + "\n")
+            write(display_path(path) + "\n")
+    out.write("".join(lines))
 
 
 # --- argument parsing -----------------------------------------------------------------------------
@@ -447,7 +719,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="verify cache entries against their digests, in parallel")
     store_option(p)
-    p.add_argument("--jobs", type=int, metavar="N", help="worker threads (default: CPU count)")
+    p.add_argument(
+        "--jobs", type=int, metavar="N", help="worker processes, 1 to 64 (default: CPU count)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-v", "--verbose", action="store_true", help="also list OK and skipped entries")
     p.add_argument("names", nargs="*", metavar="NAME", help="digests or entry paths (default: all)")
@@ -459,9 +733,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _discard_stdout() -> None:
+    """After a broken pipe: let the interpreter's last flush go nowhere instead of complaining."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code (130 after Ctrl-C, for every command)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    out, err = sys.stdout, sys.stderr
+    err = sys.stderr if sys.stderr is not None else open(os.devnull, "w")  # noqa: SIM115
+    if sys.stdout is None:  # started with stdout closed (>&-)
+        err.write(
+            f"{PROG}: standard output is closed, so nothing could be shown "
+            "(redirect it to /dev/null to discard the output)\n"
+        )
+        return 1
+    out = sys.stdout
+    for stream in (out, err):
+        # Names are escaped before they are printed; this only stops a missed one from ending
+        # the command with a traceback under a strict locale.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
     try:
         args = build_parser().parse_args(argv)
         if args.command == "digest":
@@ -479,12 +780,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help(err)
         return 2
     except UsageError as exc:
-        err.write(f"{PROG}: usage error: {exc}\n(see '{PROG} --help')\n")
+        err.write(f"{PROG}: usage error: {safe_text(str(exc))}\n(see '{PROG} --help')\n")
         return 2
     except (CommandError, ManifestError, DigestError) as exc:
-        err.write(f"{PROG}: {exc}\n")
+        err.write(f"{PROG}: {safe_text(str(exc))}\n")
         return 1
     except BrokenPipeError:
+        _discard_stdout()
         return 1
     except OSError as exc:
         where = f"'{display_path(exc.filename)}': " if exc.filename else ""

@@ -1,70 +1,129 @@
 """The 0install manifest: generation, byte-identical to 0install 2.18, and comparison.
 
 A manifest lists every directory, file and symlink of an implementation; its hash is the digest that
-names the implementation directory. Generation is split in two so the verification engine can spread
-file hashing over threads:
-
-* :func:`plan_tree` walks the tree once (``lstat`` only) and returns a :class:`TreePlan` whose file
-  lines still lack their content hash, plus the list of files to hash;
-* :func:`hash_file` hashes one file (anywhere, on any thread);
-* :meth:`TreePlan.assemble` puts the hashes in and returns the manifest bytes.
-
-:func:`generate_manifest` does all three in sequence. Paths are bytes throughout, so names that are
+names the implementation directory. :class:`ManifestWalk` makes it in one pass over the tree, by
+directory file descriptors (see :mod:`core.treewalk`: a directory swapped for a symlink mid-walk is
+never followed, a file is read at most to the size listed plus one byte), and can hand subtrees to
+other workers, whose text is spliced back where it belongs (:func:`splice`).
+:func:`generate_manifest` is the simple front door. Paths are bytes throughout, so names that are
 not UTF-8 are written exactly as they are, as 0install does.
+
+Names shown to people go through :func:`display_path` (control characters and undecodable bytes
+escaped: a name cannot move the cursor of a terminal); names in JSON through :func:`json_name`.
 """
 
 from __future__ import annotations
 
+import base64
 import errno
 import hashlib
 import os
 import stat
+import unicodedata
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Literal
+from typing import Any, Callable, Literal
 
 from core.digests import (
     Digest,
     DigestError,
     encode_value,
-    format_digest,
     hash_function,
     parse_digest,
+)
+from core.treewalk import (
+    DIR_FLAGS,
+    FILE_FLAGS,
+    NOATIME,
+    Replaced,
+    file_flags_for,
+    open_beneath,
+    same_file,
+    swapped,
 )
 
 PathLike = str | bytes | os.PathLike
 
-_READ_CHUNK = 1 << 20
-# Never follow a symlink out of the cache, never block on a FIFO swapped in, and never touch access
-# times: they are the only "last used" record a cache has, and verifying must not reset them.
-OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-_NOATIME = getattr(os, "O_NOATIME", 0)
+CHUNK = 1 << 20
+"""Files this big or bigger are read in chunks of this size, checking for cancellation between."""
+
+MANIFEST_LIMIT = 64 << 20
+"""A stored ``.manifest`` bigger than this is not read: a manifest line is about 100 bytes, so this
+is over half a million files, far more than any implementation has."""
+
+# Kept for modules that open cache files themselves (core.feeds has its own).
+OPEN_FLAGS = FILE_FLAGS
+open_flags_for = file_flags_for
+
+_HASHERS: dict[str, Callable[..., Any]] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
+
+# Characters that change what a terminal shows: C0/C1 controls, DEL, line and paragraph
+# separators, and the bidirectional overrides that reorder text.
+_BIDI = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F))
 
 
-def open_flags_for(owner_uid: int) -> int:
-    """OPEN_FLAGS, plus O_NOATIME when the kernel will allow it for files of ``owner_uid`` (we are
-    root or the owner): deciding once per tree saves the refused open and retry on every file."""
-    euid = os.geteuid()
-    if _NOATIME and (euid == 0 or euid == owner_uid):
-        return OPEN_FLAGS | _NOATIME
-    return OPEN_FLAGS
+def _escape_char(ch: str) -> str:
+    if ch == "\\":
+        return "\\\\"
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, from surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    if ch in _NAMED:
+        return _NAMED[ch]
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}"
 
 
-def open_for_reading(path: bytes) -> int:
-    """Open a cache file read-only without following symlinks and, where allowed, without updating its
-    access time (O_NOATIME needs the file's owner or root; others fall back to a normal open)."""
-    if _NOATIME:
-        try:
-            return os.open(path, OPEN_FLAGS | _NOATIME)
-        except PermissionError:
-            pass
-    return os.open(path, OPEN_FLAGS)
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _needs_escape(ch: str) -> bool:
+    if ch == "\\" or ch in _BIDI:
+        return True
+    return not ch.isprintable() and unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs")
+
+
+def display_text(text: str) -> str:
+    """Text safe to show on a terminal or in a window: control characters (ESC, CR, newline...),
+    line separators and bidirectional overrides as ``\\xNN`` / ``\\n`` / ``\\uNNNN``, bytes that
+    are not UTF-8 (surrogate escapes) as ``\\xNN``, and a backslash as ``\\\\``, so that two
+    different names never look the same."""
+    if text.isprintable() and "\\" not in text and _BIDI.isdisjoint(text):
+        return text
+    return "".join(_escape_char(ch) if _needs_escape(ch) else ch for ch in text)
+
+
+def safe_text(text: str) -> str:
+    """A message (whose names are escaped already) safe to show: as :func:`display_text` but
+    leaving backslashes alone, so escaping twice changes nothing."""
+    if text.isprintable() and _BIDI.isdisjoint(text):
+        return text
+    return "".join(
+        _escape_char(ch) if ch != "\\" and _needs_escape(ch) else ch for ch in text
+    )
 
 
 def display_path(path: PathLike) -> str:
-    """A path as text for messages: undecodable bytes shown as ``\\xNN``, newlines as ``\\n``."""
+    """A path (or name) as text for people: see :func:`display_text`."""
     raw = os.fsencode(path)
-    text = raw.decode("utf-8", errors="backslashreplace")
-    return text.replace("\n", "\\n")
+    return display_text(raw.decode("utf-8", errors="surrogateescape"))
+
+
+def json_name(value: str | bytes | None) -> str | dict[str, str] | None:
+    """A file name or path in JSON, lossless and unambiguous, for output that is strict UTF-8.
+
+    A name that is valid UTF-8 is a JSON string. Any other name is an object
+    ``{"base64": <its bytes in standard base64>, "text": <display_path of it>}``: decode
+    ``base64`` for the exact bytes; ``text`` is only for showing. A string is never an object,
+    so the two forms cannot be confused. ``str`` values are taken as ``os.fsdecode`` made them.
+    """
+    if value is None:
+        return None
+    raw = os.fsencode(value)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(raw).decode("ascii"), "text": display_path(raw)}
 
 
 class ManifestError(Exception):
@@ -81,15 +140,20 @@ class ManifestError(Exception):
 
 
 def _io_error(exc: OSError, path: bytes) -> ManifestError:
+    shown = display_path(path)
     if exc.errno == errno.ENOENT:
-        return ManifestError(f"'{display_path(path)}' disappeared while it was being read", path, "io")
+        return ManifestError(f"'{shown}' disappeared while it was being read", path, "io")
     if exc.errno == errno.ELOOP:
-        # O_NOFOLLOW refused: something swapped a file for a symlink under us.
+        # O_NOFOLLOW refused: something swapped it for a symlink under us.
+        return ManifestError(f"'{shown}' turned into a symlink while it was being read", path, "io")
+    if isinstance(exc, Replaced):
+        return ManifestError(f"'{shown}' was replaced while it was being read", path, "io")
+    if exc.errno == errno.ENOTDIR:
         return ManifestError(
-            f"'{display_path(path)}' turned into a symlink while it was being read", path, "io"
+            f"'{shown}' stopped being a directory while it was being read", path, "io"
         )
     reason = exc.strerror or str(exc)
-    return ManifestError(f"Cannot read '{display_path(path)}': {reason}", path, "io")
+    return ManifestError(f"Cannot read '{shown}': {reason}", path, "io")
 
 
 def mtime_seconds(st: os.stat_result) -> int:
@@ -105,171 +169,397 @@ def mtime_seconds(st: os.stat_result) -> int:
     return seconds
 
 
-@dataclass(slots=True)
-class FileToHash:
-    """One regular file a plan needs the content hash of."""
-
-    path: bytes
-    size: int
-    line: int  # index in TreePlan.lines
-
-
-@dataclass(slots=True)
-class TreePlan:
-    """A manifest with the content hashes of regular files still missing."""
-
-    root: bytes
-    algorithm: str
-    lines: list[bytes] = field(default_factory=list)
-    files: list[FileToHash] = field(default_factory=list)
-    # For each entry of ``files``: the line's prefix type (b"F" or b"X") and the rest after the hash.
-    _tails: list[tuple[bytes, bytes]] = field(default_factory=list)
-
-    @property
-    def hash_name(self) -> str:
-        return hash_function(self.algorithm)
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(f.size for f in self.files)
-
-    def assemble(self, hashes: Iterable[str]) -> bytes:
-        """The manifest text, given the hex hash of each file in ``files`` order."""
-        lines = list(self.lines)
-        count = 0
-        for job, (kind, tail), hexhash in zip(self.files, self._tails, hashes):
-            lines[job.line] = kind + b" " + hexhash.encode("ascii") + tail
-            count += 1
-        if count != len(self.files):
-            raise ValueError(f"assemble() got {count} hashes for {len(self.files)} files")
-        return b"".join(lines)
-
-
-def _check_name(name: bytes, path: bytes, what: str) -> None:
-    if b"\n" in name:
-        raise ManifestError(
-            f"Newline in {what} name '{display_path(path)}': a manifest cannot describe it "
-            "(0install forbids it; rename or remove it)",
-            path,
-            "invalid",
-        )
+def _newline(name: bytes, path: bytes, what: str) -> ManifestError:
+    return ManifestError(
+        f"Newline in {what} name '{display_path(path)}': a manifest cannot describe it "
+        "(0install forbids it; rename or remove it)",
+        path,
+        "invalid",
+    )
 
 
 class WalkCancelled(Exception):
-    """plan_tree stopped because its ``cancelled`` callback said so."""
+    """A walk stopped because its ``tick`` callback said so."""
 
 
-def plan_tree(
-    root: PathLike, algorithm: str, cancelled: Callable[[], bool] | None = None
-) -> TreePlan:
-    """Walk ``root`` as 0install's ``generate_manifest`` does, without hashing file contents.
+Subtree = tuple[bytes, int, int, int]
+"""A directory handed to another worker: (path inside the entry, st_dev, st_ino, mtime seconds)."""
 
-    Raises :class:`ManifestError` naming the path for anything 0install rejects, and for a newline in
-    any name (0install 2.18 accepts one in a file or symlink name and writes an ambiguous manifest).
-    ``cancelled`` is asked before each directory is read; when it returns True the walk stops with
-    :class:`WalkCancelled`, so even a huge tree can be abandoned at once.
+Segments = list  # of bytes and Subtree placeholders, in manifest order
+
+_S_IFMT = 0o170000
+_S_IFREG = 0o100000
+_REG, _DIR, _LNK, _OTHER = range(4)  # kinds of directory entries, from the listing
+
+
+class ManifestWalk:
+    """One pass over a tree (or a subtree of it) making its manifest, by directory descriptors.
+
+    ``tick()`` is called before each directory is read and between the chunks of a big file:
+    0 goes on, 2 stops (:class:`WalkCancelled`), 1 asks to hand half of the directories still
+    waiting to ``give`` (as :data:`Subtree` tuples; their text is left out, and a placeholder
+    stands where it belongs: :func:`splice` puts it back). After the walk, ``listed`` and
+    ``hashed`` count bytes of regular files, and ``touched_atime`` tells whether a file was read
+    without O_NOATIME (the kernel refuses it to anyone but the owner and root).
     """
-    root_b = os.fsencode(root)
-    hash_name = hash_function(algorithm)
-    old = algorithm == "sha1"
-    plan = TreePlan(root_b, algorithm)
-    lines = plan.lines
-    try:
-        root_st = os.lstat(root_b)
-    except OSError as exc:
-        raise _io_error(exc, root_b) from None
-    if not stat.S_ISDIR(root_st.st_mode):
-        raise ManifestError(f"'{display_path(root_b)}' is not a directory", root_b, "invalid")
 
-    def entries(rel: bytes) -> list[tuple[bytes, bytes, os.stat_result]]:
-        """(name, full path, lstat) of every entry of the directory ``rel``, sorted bytewise."""
-        full_dir = root_b + rel if rel else root_b
-        if cancelled is not None and cancelled():
-            raise WalkCancelled
+    def __init__(
+        self,
+        root: bytes,
+        algorithm: str,
+        flags: int = FILE_FLAGS,
+        tick: Callable[[], int] | None = None,
+        give: Callable[[list[Subtree]], None] | None = None,
+    ):
+        self.root = root
+        self.algorithm = algorithm
+        self.old = algorithm == "sha1"
+        self.hash_name = hash_function(algorithm)
+        self.new = _HASHERS[self.hash_name]
+        self.flags = flags
+        self.tick = tick
+        self.give = give
+        self.listed = 0
+        self.hashed = 0
+        self.touched_atime = False
+        self.given: dict[bytes, Subtree] = {}  # handed over, by path inside the entry
+        self._stack: list[list] = []
+
+    # -- the walk ----------------------------------------------------------------------------------
+
+    def run(self, fd: int, rel: bytes = b"", mtime: int = 0) -> Segments:
+        """The manifest of the directory open as ``fd`` (the caller closes it): the whole entry when
+        ``rel`` is empty, else the subtree ``rel`` with its own ``D`` line first (``mtime`` for
+        sha1's)."""
+        old = self.old
+        lines: list[bytes] = []
+        segments: Segments = []
+        if rel:
+            if b"\n" in rel:
+                raise _newline(rel, self.root + rel, "directory")
+            lines.append(b"D %d %s\n" % (mtime, rel) if old else b"D %s\n" % rel)
+        stack = self._stack = []
+        pending: tuple[int, bytes] | None = (fd, rel)
+        root = self.root
+        hash_at = self._hash
+        symlink_hash = self.hash_name
         try:
-            names = os.listdir(full_dir)
+            while True:
+                if pending is not None:
+                    dfd, drel = pending
+                    pending = None
+                    if self.tick is not None:
+                        signal = self.tick()
+                        if signal == 2:
+                            if dfd != fd:
+                                os.close(dfd)
+                            raise WalkCancelled
+                        if signal == 1 and self.give is not None:
+                            self._hand_over()
+                    try:
+                        items = self._list(dfd, drel)
+                    except BaseException:
+                        if dfd != fd:
+                            os.close(dfd)
+                        raise
+                    stack.append([dfd, drel, items, 0])
+                while stack:
+                    frame = stack[-1]
+                    dfd, drel, items, pos = frame
+                    count = len(items)
+                    while pos < count:
+                        name, entry, kind = items[pos]
+                        pos += 1
+                        if kind == _REG:
+                            if not drel and name == b".manifest":
+                                continue
+                            if b"\n" in name:
+                                raise _newline(name, root + drel + b"/" + name, "file")
+                            digest, st = hash_at(dfd, name, entry, drel)
+                            ns = st.st_mtime_ns
+                            lines.append(
+                                b"%s %s %d %d %s\n"
+                                % (
+                                    b"X" if st.st_mode & 0o111 else b"F",
+                                    digest,
+                                    ns // 1_000_000_000 if ns >= 0 else mtime_seconds(st),
+                                    st.st_size,
+                                    name,
+                                )
+                            )
+                        elif kind == _LNK:
+                            path = root + drel + b"/" + name
+                            if b"\n" in name:
+                                raise _newline(name, path, "symlink")
+                            try:
+                                target = os.readlink(name, dir_fd=dfd)
+                            except OSError as exc:
+                                raise _io_error(exc, path) from None
+                            lines.append(
+                                b"S %s %d %s\n"
+                                % (
+                                    hashlib.new(symlink_hash, target).hexdigest().encode(),
+                                    len(target),
+                                    name,
+                                )
+                            )
+                        elif kind == _DIR:
+                            sub = drel + b"/" + name
+                            if b"\n" in name:
+                                raise _newline(name, root + sub, "directory")
+                            if sub in self.given:
+                                segments.append(b"".join(lines))
+                                lines = []
+                                segments.append(self.given[sub])
+                                continue
+                            try:
+                                cfd, st = _open_listed_dir(dfd, name, entry)
+                            except OSError as exc:
+                                raise _io_error(_symlink_now(exc, dfd, name), root + sub) from None
+                            lines.append(
+                                b"D %d %s\n" % (mtime_seconds(st), sub) if old else b"D %s\n" % sub
+                            )
+                            pending = (cfd, sub)
+                            break
+                        else:
+                            path = root + drel + b"/" + name
+                            try:
+                                mode = entry.stat(follow_symlinks=False).st_mode
+                            except OSError as exc:
+                                raise _io_error(exc, path) from None
+                            raise ManifestError(
+                                f"Not a regular file/directory/symlink '{display_path(path)}' "
+                                f"({_kind_of(mode)}; an implementation cannot contain one)",
+                                path,
+                                "invalid",
+                            )
+                    frame[3] = pos
+                    if pending is not None:
+                        break
+                    stack.pop()
+                    if dfd != fd:
+                        os.close(dfd)
+                else:
+                    if pending is None:
+                        break
+        finally:
+            for frame in stack:
+                if frame[0] != fd:
+                    os.close(frame[0])
+            self._stack = []
+        segments.append(b"".join(lines))
+        return segments
+
+    def _list(self, dfd: int, drel: bytes) -> list[tuple[bytes, Any, int]]:
+        """(name, DirEntry, kind) of each entry of the open directory, in manifest order: bytewise
+        sorted; for the new algorithms files and symlinks first, then directories. The kind comes
+        from the directory listing (d_type; an lstat only where the filesystem does not say)."""
+        fsencode = os.fsencode
+        found = []
+        try:
+            with os.scandir(dfd) as it:
+                for e in it:
+                    name = fsencode(e.name)
+                    try:
+                        if e.is_file(follow_symlinks=False):
+                            kind = _REG
+                        elif e.is_dir(follow_symlinks=False):
+                            kind = _DIR
+                        elif e.is_symlink():
+                            kind = _LNK
+                        else:
+                            kind = _OTHER
+                    except OSError as exc:
+                        raise _io_error(exc, self.root + drel + b"/" + name) from None
+                    found.append((name, e, kind))
         except OSError as exc:
-            raise _io_error(exc, full_dir) from None
-        names.sort()
-        result = []
-        for name in names:
-            path = full_dir + b"/" + name
-            try:
-                st = os.lstat(path)
-            except OSError as exc:
-                raise _io_error(exc, path) from None
-            result.append((name, path, st))
-        return result
+            raise _io_error(exc, self.root + drel) from None
+        found.sort(key=_first)
+        if self.old:
+            return found
+        return [item for item in found if item[2] != _DIR] + [
+            item for item in found if item[2] == _DIR
+        ]
 
-    def leaf_line(rel: bytes, name: bytes, path: bytes, st: os.stat_result) -> bool:
-        """Add the line for a file or symlink; False when the entry is a directory."""
-        mode = st.st_mode
-        if stat.S_ISREG(mode):
-            if name == b".manifest" and not rel:
-                return True
-            _check_name(name, path, "file")
-            kind = b"X" if mode & 0o111 else b"F"
-            tail = b" %d %d %s\n" % (mtime_seconds(st), st.st_size, name)
-            plan.files.append(FileToHash(path, st.st_size, len(lines)))
-            plan._tails.append((kind, tail))
-            lines.append(b"")
-            return True
-        if stat.S_ISLNK(mode):
-            _check_name(name, path, "symlink")
-            try:
-                target = os.readlink(path)
-            except OSError as exc:
-                raise _io_error(exc, path) from None
-            target_hash = hashlib.new(hash_name, target).hexdigest().encode("ascii")
-            lines.append(b"S %s %d %s\n" % (target_hash, len(target), name))
-            return True
-        if stat.S_ISDIR(mode):
-            return False
-        raise ManifestError(
-            f"Not a regular file/directory/symlink '{display_path(path)}' "
-            f"({_kind_of(mode)}; an implementation cannot contain one)",
-            path,
-            "invalid",
-        )
-
-    def dir_line(sub: bytes, path: bytes, st: os.stat_result) -> None:
-        _check_name(sub, path, "directory")
-        if old:
-            lines.append(b"D %d %s\n" % (mtime_seconds(st), sub))
+    def _hash(
+        self, dfd: int, name: bytes, listed: Any, drel: bytes
+    ) -> tuple[bytes, os.stat_result]:
+        """The hex hash and fstat of the regular file ``name`` of ``dfd`` that was ``listed``:
+        opened without following a symlink, checked to be that file, read to its size plus at most
+        one byte (a file that grew hashes differently, and /dev/zero swapped in is never read)."""
+        flags = self.flags
+        try:
+            fd = os.open(name, flags, dir_fd=dfd)
+        except OSError as exc:
+            if exc.errno == errno.EPERM and flags & NOATIME:
+                # Not ours: the kernel refuses O_NOATIME, and reading will update the access time.
+                try:
+                    fd = os.open(name, flags & ~NOATIME, dir_fd=dfd)
+                except OSError as exc2:
+                    raise _io_error(exc2, self.root + drel + b"/" + name) from None
+                self.touched_atime = True
+            else:
+                raise _io_error(exc, self.root + drel + b"/" + name) from None
         else:
-            lines.append(b"D %s\n" % sub)
+            if not flags & NOATIME:
+                self.touched_atime = True
+        try:
+            st = os.fstat(fd)
+            if (st.st_mode & _S_IFMT) != _S_IFREG or (
+                st.st_ino != listed.inode() and not _same_as_lstat(st, dfd, name)
+            ):
+                raise Replaced
+            size = st.st_size
+            self.listed += size
+            if size < CHUNK:
+                data = os.read(fd, size + 1)
+                if len(data) != size:
+                    parts = [data]
+                    got = len(data)
+                    while got <= size:
+                        more = os.read(fd, size + 1 - got)
+                        if not more:
+                            break
+                        parts.append(more)
+                        got += len(more)
+                    data = b"".join(parts)
+                self.hashed += size
+                return self.new(data).hexdigest().encode(), st
+            return self._hash_big(fd, size), st
+        except OSError as exc:
+            raise _io_error(exc, self.root + drel + b"/" + name) from None
+        finally:
+            os.close(fd)
 
-    if old:
-        # Everything in a directory sorted together; each subdirectory expanded where it falls.
-        stack = [iter(entries(b""))]
-        rels = [b""]
-        while stack:
-            item = next(stack[-1], None)
-            if item is None:
-                stack.pop()
-                rels.pop()
-                continue
-            rel = rels[-1]
-            name, path, st = item
-            if not leaf_line(rel, name, path, st):
-                sub = rel + b"/" + name
-                dir_line(sub, path, st)
-                stack.append(iter(entries(sub)))
-                rels.append(sub)
-    else:
-        # Files and symlinks first, then each subdirectory, depth first. An explicit stack, not
-        # recursion, so that arbitrarily deep trees work.
-        todo: list[bytes] = [b""]
-        while todo:
-            rel = todo.pop()
-            if rel:
-                dir_line(rel, root_b + rel, root_st)
-            subdirs = []
-            for name, path, st in entries(rel):
-                if not leaf_line(rel, name, path, st):
-                    subdirs.append(rel + b"/" + name)
-            todo.extend(reversed(subdirs))
-    return plan
+    def _hash_big(self, fd: int, size: int) -> bytes:
+        h = self.new()
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
+        left = size + 1
+        credited = 0
+        tick = self.tick
+        try:
+            while left > 0:
+                if tick is not None and tick() == 2:
+                    raise WalkCancelled
+                n = os.readv(fd, [view[: min(CHUNK, left)]])
+                if not n:
+                    break
+                h.update(view[:n])
+                left -= n
+                step = min(n, size - credited)
+                if step > 0:
+                    credited += step
+                    self.hashed += step
+        finally:
+            view.release()
+        self.hashed += size - credited
+        return h.hexdigest().encode()
+
+    def _hand_over(self) -> None:
+        """Give half of the directories still waiting, the shallowest first (the biggest
+        subtrees), to ``give``; a placeholder takes their place when the walk reaches them."""
+        assert self.give is not None
+        waiting = []
+        for _fd, drel, items, pos in self._stack:
+            for name, entry, kind in items[pos:]:
+                if kind != _DIR or b"\n" in name:
+                    continue
+                sub = drel + b"/" + name
+                if sub in self.given:
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # it is gone: the walk will say so when it gets there
+                waiting.append((sub, st.st_dev, st.st_ino, mtime_seconds(st)))
+        if not waiting:
+            return
+        chosen = waiting[: max(1, len(waiting) // 2)]
+        for subtree in chosen:
+            self.given[subtree[0]] = subtree
+        self.give(chosen)
+
+
+def _same_as_lstat(st: os.stat_result, dfd: int, name: bytes) -> bool:
+    """The inode in a directory listing differs from the opened file's where something is mounted
+    on it; then the lstat of the name must match."""
+    try:
+        return same_file(st, os.lstat(name, dir_fd=dfd))
+    except OSError:
+        return False
+
+
+def _open_listed_dir(dfd: int, name: bytes, entry: Any) -> tuple[int, os.stat_result]:
+    """Open the subdirectory ``name`` listed as ``entry``, never through a symlink, checked to be
+    that directory; its fd and fstat."""
+    fd = os.open(name, DIR_FLAGS, dir_fd=dfd)
+    try:
+        st = os.fstat(fd)
+        if st.st_ino != entry.inode() and not _same_as_lstat(st, dfd, name):
+            raise Replaced
+    except OSError:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def _symlink_now(exc: OSError, dfd: int, name: bytes) -> OSError:
+    """Opening a directory with O_DIRECTORY|O_NOFOLLOW says ENOTDIR for a symlink: say ELOOP."""
+    if exc.errno == errno.ENOTDIR:
+        try:
+            if stat.S_ISLNK(os.lstat(name, dir_fd=dfd).st_mode):
+                return OSError(errno.ELOOP, os.strerror(errno.ELOOP))
+        except OSError:
+            pass
+    return exc
+
+
+def _first(item: tuple) -> bytes:
+    return item[0]
+
+
+def splice(segments: Segments, subtrees: dict[bytes, Segments]) -> bytes:
+    """The manifest text: ``segments`` with each placeholder replaced by its subtree's segments
+    (which may hold placeholders of their own)."""
+    out: list[bytes] = []
+    todo = [iter(segments)]
+    while todo:
+        part = next(todo[-1], None)
+        if part is None:
+            todo.pop()
+        elif isinstance(part, bytes):
+            out.append(part)
+        else:
+            todo.append(iter(subtrees[part[0]]))
+    return b"".join(out)
+
+
+def open_entry(root: bytes) -> tuple[int, os.stat_result]:
+    """Open the top of an implementation directory (never through a symlink) and fstat it."""
+    try:
+        fd = os.open(root, DIR_FLAGS)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            shown = display_path(root)
+            raise ManifestError(f"'{shown}' is not a directory", root, "invalid") from None
+        raise _io_error(exc, root) from None
+    try:
+        return fd, os.fstat(fd)
+    except OSError as exc:
+        os.close(fd)
+        raise _io_error(exc, root) from None
+
+
+def open_subtree(root: bytes, subtree: Subtree) -> int:
+    """Open a directory handed over by another worker, checked to be the one it listed."""
+    rel, dev, ino, _mtime = subtree
+    try:
+        return open_beneath(root, rel, dev, ino)
+    except OSError as exc:
+        if swapped(exc) and not isinstance(exc, Replaced):
+            exc = Replaced()
+        raise _io_error(exc, root + rel) from None
 
 
 def _kind_of(mode: int) -> str:
@@ -284,39 +574,42 @@ def _kind_of(mode: int) -> str:
     return f"file type {stat.S_IFMT(mode):o}"
 
 
-def hash_file(path: bytes, hash_name: str) -> str:
-    """Hex hash of a regular file's contents, never following a symlink."""
+def generate_manifest(
+    root: PathLike, algorithm: str, tick: Callable[[], int] | None = None
+) -> bytes:
+    """The manifest of ``root``, byte-identical to ``0install store manifest ROOT ALG`` (no digest
+    line). ``root`` itself must be a directory (not a symlink to one)."""
+    root_b = os.fsencode(root)
+    fd, st = open_entry(root_b)
     try:
-        fd = open_for_reading(path)
-    except OSError as exc:
-        raise _io_error(exc, path) from None
-    try:
-        data = os.read(fd, _READ_CHUNK)
-        h = hashlib.new(hash_name, data)
-        while len(data) == _READ_CHUNK:
-            data = os.read(fd, _READ_CHUNK)
-            h.update(data)
-        if data:
-            # A short read is usually EOF, but only an empty read proves it.
-            while data := os.read(fd, _READ_CHUNK):
-                h.update(data)
-        return h.hexdigest()
-    except OSError as exc:
-        raise _io_error(exc, path) from None
+        walk = ManifestWalk(root_b, algorithm, file_flags_for(st.st_uid), tick)
+        return splice(walk.run(fd), {})
     finally:
         os.close(fd)
 
 
-def generate_manifest(root: PathLike, algorithm: str) -> bytes:
-    """The manifest of ``root``, byte-identical to ``0install store manifest ROOT ALG`` (no digest line)."""
-    plan = plan_tree(root, algorithm)
-    hash_name = plan.hash_name
-    return plan.assemble(hash_file(f.path, hash_name) for f in plan.files)
-
-
 def hash_manifest(algorithm: str, manifest: bytes) -> str:
     """The digest value (hex, or base32 for sha256new) of a manifest text."""
-    return encode_value(algorithm, hashlib.new(hash_function(algorithm), manifest).digest())
+    raw = _HASHERS[hash_function(algorithm)](manifest).digest()
+    if algorithm == "sha256new":
+        return _base32(raw)
+    return encode_value(algorithm, raw)
+
+
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def _base32(raw: bytes) -> str:
+    """RFC 4648 base32 without padding (what encode_value gives for sha256new), several times
+    faster than base64.b32encode on a 32-byte hash: one big integer, five bits at a time."""
+    bits = len(raw) * 8
+    chars = -(-bits // 5)
+    n = int.from_bytes(raw, "big") << (chars * 5 - bits)
+    out = [""] * chars
+    for i in range(chars - 1, -1, -1):
+        out[i] = _B32[n & 31]
+        n >>= 5
+    return "".join(out)
 
 
 def manifest_digest(root: PathLike, algorithm: str) -> Digest:
@@ -335,13 +628,20 @@ class ManifestItem:
 
 
 def _parse_line(line: bytes, old: bool) -> tuple[bytes, ManifestItem]:
+    try:
+        return _parse_fields(line, old)
+    except ValueError:
+        raise ValueError(f"malformed manifest line {_short(line)}") from None
+
+
+def _parse_fields(line: bytes, old: bool) -> tuple[bytes, ManifestItem]:
     kind = line[:1]
     parts_wanted = {b"D": 3 if old else 2, b"S": 4, b"F": 5, b"X": 5}.get(kind)
     if parts_wanted is None:
-        raise ValueError(f"malformed manifest line {line!r}")
+        raise ValueError
     parts = line.split(b" ", parts_wanted - 1)
     if len(parts) != parts_wanted:
-        raise ValueError(f"malformed manifest line {line!r}")
+        raise ValueError
     if kind == b"D":
         mtime = int(parts[1]) if old else None
         return parts[-1], ManifestItem("D", mtime=mtime)
@@ -350,6 +650,12 @@ def _parse_line(line: bytes, old: bool) -> tuple[bytes, ManifestItem]:
     return parts[4], ManifestItem(
         kind.decode(), parts[1].decode(), mtime=int(parts[2]), size=int(parts[3])
     )
+
+
+def _short(line: bytes, limit: int = 60) -> str:
+    """A line of a manifest for a message: escaped, and cut short (it could be megabytes long)."""
+    shown = display_path(line[:limit])
+    return f"'{shown}...' ({len(line):,} bytes)" if len(line) > limit else f"'{shown}'"
 
 
 def index_manifest(manifest: bytes, algorithm: str) -> dict[bytes, ManifestItem]:
@@ -379,6 +685,11 @@ class Change:
     path: str
     change: Literal["added", "removed", "modified"]
     what: tuple[str, ...] = ()  # for "modified": e.g. "content", "mtime 30 -> 31", "size 11 -> 12"
+    raw: bytes = field(default=b"", compare=False)  # the path's bytes (``path`` is display_path's)
+
+    @property
+    def path_bytes(self) -> bytes:
+        return self.raw or os.fsencode(self.path)
 
     def describe(self) -> str:
         if self.change == "modified":
@@ -392,7 +703,7 @@ def diff_manifests(recorded: bytes, actual: bytes, algorithm: str) -> list[Chang
     try:
         before = index_manifest(recorded, algorithm)
     except ValueError as exc:
-        return [Change("/.manifest", "modified", (f"unreadable: {exc}",))]
+        return [Change("/.manifest", "modified", (f"unreadable: {exc}",), b"/.manifest")]
     after = index_manifest(actual, algorithm)
     changes = []
     for path in sorted(before.keys() | after.keys()):
@@ -402,11 +713,11 @@ def diff_manifests(recorded: bytes, actual: bytes, algorithm: str) -> list[Chang
             continue
         if b is None:
             assert a is not None  # the path came from one of the two
-            changes.append(Change(shown, "removed", (_TYPE_WORDS[a.kind],)))
+            changes.append(Change(shown, "removed", (_TYPE_WORDS[a.kind],), path))
         elif a is None:
-            changes.append(Change(shown, "added", (_TYPE_WORDS[b.kind],)))
+            changes.append(Change(shown, "added", (_TYPE_WORDS[b.kind],), path))
         else:
-            changes.append(Change(shown, "modified", _what_differs(a, b)))
+            changes.append(Change(shown, "modified", _what_differs(a, b), path))
     return changes
 
 
@@ -448,10 +759,16 @@ def compare(digest: Digest, actual_manifest: bytes, stored_manifest: bytes | Non
     """Judge an implementation as 0install's ``verify`` does, with a readable explanation."""
     alg = digest.algorithm
     actual_value = hash_manifest(alg, actual_manifest)
-    stored_value = None if stored_manifest is None else hash_manifest(alg, stored_manifest)
+    if stored_manifest is None:
+        stored_value = None
+    elif stored_manifest == actual_manifest:
+        stored_value = actual_value  # the usual case: no second hash
+    else:
+        stored_value = hash_manifest(alg, stored_manifest)
     expected = digest.name
-    actual = format_digest(alg, actual_value)
-    recorded = None if stored_value is None else format_digest(alg, stored_value)
+    prefix = expected[: len(expected) - len(digest.value)]
+    actual = prefix + actual_value
+    recorded = None if stored_value is None else prefix + stored_value
     result = VerifyOutcome("corrupt", "", expected, actual, recorded)
     if actual_value == digest.value and stored_value in (None, actual_value):
         result.status = "ok"
@@ -487,30 +804,60 @@ def _count_changes(changes: list[Change]) -> str:
     return ", ".join(parts) if parts else "no file-level difference"
 
 
-def read_stored_manifest(root: bytes) -> bytes | None:
+def _megabytes(n: int) -> str:
+    return f"{n / (1 << 20):,.0f} MB" if n >= 1 << 20 else f"{n:,} bytes"
+
+
+def read_stored_manifest(root: bytes, root_fd: int | None = None) -> bytes | None:
     """The root ``.manifest`` when it is a regular file; None when absent.
 
     A ``.manifest`` that is a symlink is not followed (it could point out of the cache); it is treated
-    as absent, and it is part of the generated manifest, as in 0install.
+    as absent, and it is part of the generated manifest, as in 0install. One bigger than
+    :data:`MANIFEST_LIMIT` is not read: :class:`ManifestError` ("invalid") says how big it is.
+    ``root_fd``, when given, is the open entry (``root`` then only names it in messages).
     """
     path = root + b"/.manifest"
+    own = root_fd is None
+    if root_fd is None:
+        root_fd, _st = open_entry(root)
     try:
-        fd = open_for_reading(path)
+        try:
+            fd = os.open(b".manifest", FILE_FLAGS | NOATIME, dir_fd=root_fd)
+        except PermissionError:
+            fd = os.open(b".manifest", FILE_FLAGS, dir_fd=root_fd)
     except OSError as exc:
+        if own:
+            os.close(root_fd)
         if exc.errno in (errno.ENOENT, errno.ELOOP):
             return None
         raise _io_error(exc, path) from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             return None
-        chunks = []
-        while chunk := os.read(fd, _READ_CHUNK):
-            chunks.append(chunk)
-        return b"".join(chunks)
+        if st.st_size <= MANIFEST_LIMIT:
+            data = os.read(fd, st.st_size + 1)
+            if len(data) == st.st_size:
+                return data  # the size fstat saw: the whole file, no read to see the end
+            while len(data) <= MANIFEST_LIMIT and (
+                more := os.read(fd, MANIFEST_LIMIT + 1 - len(data))
+            ):
+                data += more
+            if len(data) <= MANIFEST_LIMIT:
+                return data
+        raise ManifestError(
+            f"The .manifest is {_megabytes(max(st.st_size, MANIFEST_LIMIT + 1))}, far larger than "
+            f"any implementation's manifest (at most {_megabytes(MANIFEST_LIMIT)}): it was not "
+            "read. Remove this entry and fetch it again.",
+            path,
+            "invalid",
+        )
     except OSError as exc:
         raise _io_error(exc, path) from None
     finally:
         os.close(fd)
+        if own:
+            os.close(root_fd)
 
 
 def outcome_for_error(exc: ManifestError) -> VerifyOutcome:
@@ -520,15 +867,10 @@ def outcome_for_error(exc: ManifestError) -> VerifyOutcome:
     return VerifyOutcome("error", str(exc))
 
 
-def verify_directory(
-    path: PathLike,
-    digest: Digest | None = None,
-    hasher: Callable[[bytes, str], str] = hash_file,
-) -> VerifyOutcome:
-    """Verify one implementation directory sequentially (the engine in ``core.verify`` is parallel).
-
-    ``digest`` defaults to the one in the directory's name.
-    """
+def verify_directory(path: PathLike, digest: Digest | None = None) -> VerifyOutcome:
+    """Verify one implementation directory in this thread (:mod:`core.verify` spreads many over
+    worker processes, with the same verdicts). ``digest`` defaults to the one in the directory's
+    name."""
     root = os.fsencode(path)
     if digest is None:
         name = os.path.basename(root.rstrip(b"/")).decode("utf-8", "replace")
@@ -537,9 +879,13 @@ def verify_directory(
         except DigestError as exc:
             return VerifyOutcome("skipped", f"not an implementation: {exc}")
     try:
-        plan = plan_tree(root, digest.algorithm)
-        manifest = plan.assemble(hasher(f.path, plan.hash_name) for f in plan.files)
-        stored = read_stored_manifest(root)
+        fd, st = open_entry(root)
+        try:
+            walk = ManifestWalk(root, digest.algorithm, file_flags_for(st.st_uid))
+            manifest = splice(walk.run(fd), {})
+            stored = read_stored_manifest(root, fd)
+        finally:
+            os.close(fd)
     except ManifestError as exc:
         result = outcome_for_error(exc)
         result.expected = digest.name

@@ -213,7 +213,11 @@ def _read_impl_dirs(path: str, problems: list[str]) -> list[str]:
     non-empty not starting with '#', with no trimming at all.
     """
     try:
-        with open(path, "rb") as f:
+        # Non-blocking and only if regular: a FIFO put there would hang the read (0install hangs).
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(0, "it is not a regular file")
             data = f.read()
     except OSError as exc:
         problems.append(

@@ -1,8 +1,11 @@
 """Verification in a child process, behind the same interface as :func:`core.verify.verify_paths`
 (see :mod:`core.child` for why a window wants that).
 
-Messages from the child: ``{"r": index, "o": outcome}`` per verdict, ``{"p": [5 numbers]}`` for
-progress.
+Messages from the child: ``{"rs": [[index, outcome], ...]}``, verdicts in batches (at most one
+message per :data:`BATCH_S`: ten thousand one-line messages would keep the parent's reading thread
+busy), and ``{"p": [5 numbers]}`` for progress. The child and its workers (:mod:`core.pool`) run
+:data:`NICENESS` below the window. Names travel as text with surrogate escapes, which JSON between
+our own processes carries losslessly (``ensure_ascii``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +23,11 @@ from core.verify import Progress, verify_paths
 
 VerifyProcessError = ChildError
 
+BATCH_S = 0.05
+"""Verdicts are sent at most this often."""
+NICENESS = 10
+"""How much lower the workers' CPU priority is than the window's."""
+
 
 def outcome_to_json(outcome: VerifyOutcome) -> dict[str, Any]:
     return {
@@ -27,7 +36,9 @@ def outcome_to_json(outcome: VerifyOutcome) -> dict[str, Any]:
         "expected": outcome.expected,
         "actual": outcome.actual,
         "recorded": outcome.recorded,
-        "changes": [[c.path, c.change, list(c.what)] for c in outcome.changes],
+        "changes": [
+            [c.path, c.change, list(c.what), os.fsdecode(c.path_bytes)] for c in outcome.changes
+        ],
     }
 
 
@@ -38,7 +49,10 @@ def outcome_from_json(data: dict[str, Any]) -> VerifyOutcome:
         data["expected"],
         data["actual"],
         data["recorded"],
-        [Change(path, change, tuple(what)) for path, change, what in data["changes"]],
+        [
+            Change(path, change, tuple(what), os.fsencode(raw))
+            for path, change, what, raw in data["changes"]
+        ],
     )
 
 
@@ -50,6 +64,7 @@ def verify_paths_in_child(
     on_progress: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
     progress_interval: float = 0.1,
+    sizes: Sequence[int | None] | None = None,
 ) -> list[VerifyOutcome | None]:
     """:func:`core.verify.verify_paths` run by a child Python process; same arguments and results.
 
@@ -59,11 +74,12 @@ def verify_paths_in_child(
     results: list[VerifyOutcome | None] = [None] * len(paths)
 
     def on_message(message: Message) -> None:
-        if "r" in message:
-            outcome = outcome_from_json(message["o"])
-            results[message["r"]] = outcome
-            if on_result is not None:
-                on_result(message["r"], outcome)
+        if "rs" in message:
+            for index, data in message["rs"]:
+                outcome = outcome_from_json(data)
+                results[index] = outcome
+                if on_result is not None:
+                    on_result(index, outcome)
         elif "p" in message and on_progress is not None:
             on_progress(Progress(*message["p"]))
 
@@ -71,23 +87,49 @@ def verify_paths_in_child(
         "paths": [os.fsdecode(p) for p in paths],
         "jobs": jobs,
         "interval": progress_interval,
+        "sizes": None if sizes is None else list(sizes),
     }
     run_in_child(__name__, request, on_message, cancel or threading.Event())
     return results
 
 
 def _job(request: Message, send: Callable[[Message], None], cancel: threading.Event) -> None:
+    # Background work: this process walks and hashes too, below the window's priority (its
+    # workers inherit it).
+    try:
+        os.nice(NICENESS)
+    except (AttributeError, OSError):
+        pass
+    pending: list[list[Any]] = []
+    last_sent = time.monotonic()
+
+    def flush() -> None:
+        nonlocal last_sent
+        if pending:
+            send({"rs": pending[:]})
+            pending.clear()
+        last_sent = time.monotonic()
+
+    def on_result(index: int, outcome: VerifyOutcome) -> None:
+        pending.append([index, outcome_to_json(outcome)])
+        if time.monotonic() - last_sent >= BATCH_S:
+            flush()
+
     def on_progress(p: Progress) -> None:
+        flush()  # the verdicts so far first, so the progress never runs ahead of them
         send({"p": [p.entries_done, p.entries_total, p.bytes_done, p.bytes_total, p.elapsed]})
 
     verify_paths(
         request["paths"],
         jobs=request["jobs"],
-        on_result=lambda i, o: send({"r": i, "o": outcome_to_json(o)}),
+        on_result=on_result,
         on_progress=on_progress,
         cancel=cancel,
         progress_interval=request["interval"],
+        sizes=request.get("sizes"),
     )
+    if not cancel.is_set():
+        flush()
 
 
 if __name__ == "__main__":

@@ -155,7 +155,10 @@ class ScanJob(_Job):
             scan = core_cache.scan(stores, env=env)
             on_listed(scan)
             if not cancel.is_set():
-                core_cache.measure_all(scan.entries, lambda e, u: put((e, u)), cancel, jobs)
+                # Here, the walking stays in the workers: this process draws the window.
+                core_cache.measure_all(
+                    scan.entries, lambda e, u: put((e, u)), cancel, jobs, work_here=False
+                )
 
         def run() -> None:
             self._in_child_or_here(in_child, here, lambda: listed, "scanning")
@@ -181,7 +184,9 @@ class VerifyJob(_Job):
     (:mod:`core.verify_process`; in this process if none can be started).
 
     ``results(list[(index, VerifyOutcome)])`` in batches as verdicts arrive, ``progress(Progress)``
-    at most once per batch (the newest), then ``finished(error)``.
+    at most once per batch (the newest), then ``finished(error)``. ``sizes`` (bytes per path,
+    e.g. the measured sizes) make the progress's byte total, and so the time left, right from the
+    start.
     """
 
     results = Signal(object)
@@ -194,12 +199,14 @@ class VerifyJob(_Job):
         paths: Sequence[str],
         *,
         jobs: int | None = None,
+        sizes: Sequence[int | None] | None = None,
         out_of_process: bool = True,
         starter: Starter | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(generation, jobs, out_of_process, starter, parent)
         self.paths = list(paths)
+        self.sizes = None if sizes is None else list(sizes)
         self.last_progress: core_verify.Progress | None = None
 
     def start(self) -> None:
@@ -217,10 +224,12 @@ class VerifyJob(_Job):
                 "on_result": on_result,
                 "on_progress": lambda p: put((-1, p)),
                 "cancel": cancel,
+                "sizes": self.sizes,
             }
             return self._in_child_or_here(
                 lambda: verify_paths_in_child(paths, **kwargs),
-                lambda: core_verify.verify_paths(paths, **kwargs),
+                # Here, the walking stays in the workers: this process draws the window.
+                lambda: core_verify.verify_paths(paths, work_here=False, **kwargs),
                 lambda: delivered,
                 "verifying",
             )

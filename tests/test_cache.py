@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from core import cache, stores
+from core import cache, measure, pool, stores
 from core.cache import Entry, Usage
 from core.digests import is_strict_digest_name
 from core.feeds import ZI_NAMESPACE
 from core.stores import Store
+from core.treewalk import measure_walk
 from tests.conftest import RealStore, write_tree
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -311,7 +312,7 @@ def test_unreadable_subdirectory_is_reported_and_the_rest_counted(tmp_path: Path
         root = write_tree(tmp_path / GOOD_SHA1NEW, {"ok/file": "x" * 1000, "locked/secret": "s"})
         (root / "locked").chmod(0)
         try:
-            usage = cache._measure_path(os.fsencode(root))
+            usage = measure._measure_path(os.fsencode(root))
         finally:
             (root / "locked").chmod(0o755)
     else:
@@ -319,21 +320,29 @@ def test_unreadable_subdirectory_is_reported_and_the_rest_counted(tmp_path: Path
         python = _python_for(65534)
         if python is None:
             pytest.skip("no Python that the nobody user can run")
+        # Nobody may not be able to read this checkout (a clone in /root): run a copy of the code,
+        # from a directory it can read.
         base = Path(tempfile.mkdtemp(prefix="zia-measure-"))
         try:
             base.chmod(0o755)
+            code_dir = base / "code"
+            shutil.copytree(
+                ROOT / "core", code_dir / "core", ignore=shutil.ignore_patterns("__pycache__")
+            )
+            for dirpath, _dirs, _files in os.walk(code_dir):
+                os.chmod(dirpath, 0o755)
             root = write_tree(base / GOOD_SHA1NEW, {"ok/file": "x" * 1000, "locked/secret": "s"})
             (root / "locked").chmod(0o700)
             code = (
-                "import os, sys; from core.cache import _measure_path; "
+                "import os, sys; from core.measure import _measure_path; "
                 "u = _measure_path(os.fsencode(sys.argv[1])); "
                 "print(u.size, u.disk, u.files, repr(u.error))"
             )
             out = subprocess.run(
                 [python, "-B", "-c", code, str(root)],
                 user=65534,
-                cwd=ROOT,
-                env={"PYTHONPATH": str(ROOT)},
+                cwd=code_dir,
+                env={"PYTHONPATH": str(code_dir)},
                 capture_output=True,
                 text=True,
                 check=True,
@@ -388,7 +397,7 @@ def test_entries_vanishing_mid_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPa
                     self._remove(e, shutil.rmtree)
 
     monkeypatch.setattr(os, "scandir", Vanishing)
-    usage = cache._measure_path(os.fsencode(root))
+    usage = measure._measure_path(os.fsencode(root))
     monkeypatch.undo()
     assert usage.error == "2 entries disappeared while being measured"
     assert usage.files == 2  # keep/a and keep/b
@@ -425,11 +434,49 @@ def test_directory_swapped_for_a_symlink_mid_scan_is_not_followed(
                     (root / "sub").symlink_to(outside)
 
     monkeypatch.setattr(os, "scandir", swapping)
-    usage = cache._measure_path(os.fsencode(root))
+    usage = measure._measure_path(os.fsencode(root))
     monkeypatch.undo()
     assert usage.error is not None and "not followed" in usage.error
     assert usage.size < 10_000  # nothing of what the symlink points at was counted
     assert usage.files == 1  # plain
+
+
+def test_directory_swapped_above_the_one_being_read_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sub` becomes a symlink right after it was listed, before `sub/deeper` is read: opening
+    `sub/deeper` by its path (O_NOFOLLOW guards only the last component) would follow `sub`."""
+    outside = write_tree(tmp_path / "outside", {f"deeper/f{i}": "o" * 10_000 for i in range(20)})
+    root = write_tree(
+        tmp_path / "s" / GOOD_SHA1NEW, {"sub/deeper/file": "s", "sub/a": "a", "top": "t"}
+    )
+    real_scandir = os.scandir
+
+    class Swapping:
+        def __init__(self, where):
+            self._where = where
+            self._it = real_scandir(where)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._it.close()
+
+        def __iter__(self):
+            yield from self._it
+            where = self._where
+            if isinstance(where, int):
+                where = os.readlink(f"/proc/self/fd/{where}")
+            if os.fsdecode(where) == str(root / "sub"):
+                (root / "sub").rename(root / "sub.moved")
+                (root / "sub").symlink_to(outside)
+
+    monkeypatch.setattr(os, "scandir", Swapping)
+    usage = measure._measure_path(os.fsencode(root))
+    monkeypatch.undo()
+    assert usage.size < 100_000  # nothing of what the symlink points at (200 kB) was counted
+    assert usage.files == 3  # the walk went on in the real directory, wherever it moved
 
 
 # --- measure_all ---------------------------------------------------------------------------------
@@ -477,7 +524,7 @@ def test_names_that_are_not_utf8(tmp_path: Path) -> None:
     assert {e.kind for e in entries} == {"temporary", "unknown"}
     expected = {e.name: cache.measure(e) for e in entries}
     assert all(u.files == 2 and u.error is None for u in expected.values())
-    assert measure_on_helpers(entries, 1) == expected
+    assert measure_on_helpers(entries, 2) == expected
 
 
 def test_splitting_an_entry_counts_everything_once(tmp_path: Path) -> None:
@@ -491,14 +538,15 @@ def test_splitting_an_entry_counts_everything_once(tmp_path: Path) -> None:
         },
     )
     os.link(root / "p0/q0/f0", root / "p5/q3/hard")  # a hard link across the split parts
-    whole = cache._measure_path(os.fsencode(root))
-    given: list[bytes] = []
-    tally = cache._Tally()
-    tally.add(cache._walk(os.fsencode(root), True, lambda: 1, given.extend))
+    whole = measure._measure_path(os.fsencode(root))
+    given: list[tuple[bytes, int, int]] = []
+    tally = measure._Tally()
+    tally.add(measure_walk(os.fsencode(root), tick=lambda: 1, give=given.extend))
     assert given  # it did hand work over
     while given:
-        part = given.pop()
-        tally.add(cache._walk(part, False, lambda: int(len(given) < 3), given.extend))
+        rel, dev, ino = given.pop()
+        tick = lambda: int(len(given) < 3)  # noqa: E731
+        tally.add(measure_walk(os.fsencode(root), rel, dev, ino, tick, given.extend))
     assert tally.usage() == whole
     assert whole.size == du(root, "-b") and whole.disk == du(root, "--block-size=1")
 
@@ -535,8 +583,8 @@ def test_cancel_inside_a_big_entry(tmp_path: Path) -> None:
     root = write_tree(tmp_path / GOOD_SHA1NEW, {f"d{i}/f": "x" for i in range(50)})
     cancel = threading.Event()
     cancel.set()
-    with pytest.raises(cache._Cancelled):
-        cache._measure_path(os.fsencode(root), cancel)
+    with pytest.raises(measure._Cancelled):
+        measure._measure_path(os.fsencode(root), cancel)
 
 
 def test_error_in_on_result_is_raised(tmp_path: Path) -> None:
@@ -549,76 +597,84 @@ def test_error_in_on_result_is_raised(tmp_path: Path) -> None:
         cache.measure_all(entries, on_result, jobs=2)
 
 
-@pytest.fixture
-def poisoned_helpers(monkeypatch: pytest.MonkeyPatch):
-    """Helper processes started from now on run ``extra`` after the walker's source."""
-    cache.shutdown_helpers()
-
-    def poison(extra: str) -> None:
-        monkeypatch.setattr(cache, "_WALKER_SOURCE", cache._WALKER_SOURCE + extra)
-
-    yield poison
-    cache.shutdown_helpers()
-
-
-DIE_AT_ONCE = "\ndef _walk(*args, **kwargs):\n    os._exit(3)\n"
-DIE_AFTER_GIVING = """
-_real_walk = _walk
-def _walk(top, is_root, on_dir, give, skip=None):
-    def give_and_die(paths):
-        give(paths)
-        os._exit(3)
-    return _real_walk(top, is_root, lambda: 1, give_and_die, skip)
-"""
-DIE_ON_THE_THIRD = """
-_real_walk = _walk
-_count = [0]
-def _walk(*args, **kwargs):
-    _count[0] += 1
-    if _count[0] == 3:
-        os._exit(3)
-    return _real_walk(*args, **kwargs)
-"""
-
-
-def measure_on_helpers(entries: list[Entry], helpers: int) -> dict[str, Usage]:
-    """measure_all with this thread only coordinating, so the helpers get every unit."""
+def measure_on_helpers(entries: list[Entry], workers: int) -> dict[str, Usage]:
+    """measure_all on worker processes (this thread only coordinates)."""
     got: dict[str, Usage] = {}
-    run = cache._Run(entries, lambda e, u: got.__setitem__(e.name, u), None, walk_here=False)
-    try:
-        run.start_helpers(helpers)
-        assert len(run.slots) == helpers
-        run.run()
-    finally:
-        run.close()
+    measure.measure_all(entries, lambda e, u: got.__setitem__(e.name, u), jobs=max(2, workers))
     return got
+
+
+def psutil_process(pid: int):
+    import psutil
+
+    try:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return type("Gone", (), {"wait": staticmethod(lambda timeout: None)})()
+
+
+def worker_pids() -> list[int]:
+    import psutil
+
+    return [
+        p.pid
+        for p in psutil.Process().children()
+        if "pool_worker.py" in " ".join(p.cmdline()) and p.status() != psutil.STATUS_ZOMBIE
+    ]
 
 
 def test_helpers_measure_exactly_like_this_thread(tmp_path: Path) -> None:
     entries = many_entries(tmp_path, 30)
     cache.shutdown_helpers()
-    assert measure_on_helpers(entries, 2) == {e.name: cache.measure(e) for e in entries}
-    # Once started, helpers are kept for the next call.
-    assert len(cache._idle_helpers) == 2
-    assert measure_on_helpers(entries, 1) == {e.name: cache.measure(e) for e in entries}
+    assert measure_on_helpers(entries, 3) == {e.name: cache.measure(e) for e in entries}
+    # Once started, workers are kept for the next call (jobs=3: this thread and two workers).
+    assert len(pool.idle_workers()) == 2
+    assert measure_on_helpers(entries, 3) == {e.name: cache.measure(e) for e in entries}
     cache.shutdown_helpers()
-    assert cache._idle_helpers == []
+    assert pool.idle_workers() == []
     # Started ahead of time (not waited for), they are used by the next call.
     cache.prepare_measuring(jobs=3)
-    assert len(cache._idle_helpers) == 2
-    assert measure_on_helpers(entries, 2) == {e.name: cache.measure(e) for e in entries}
+    started = set(pool.idle_workers())
+    assert len(started) == 2
+    assert measure_on_helpers(entries, 3) == {e.name: cache.measure(e) for e in entries}
+    assert set(pool.idle_workers()) == started
     cache.shutdown_helpers()
 
 
-@pytest.mark.parametrize("poison", [DIE_AT_ONCE, DIE_AFTER_GIVING, DIE_ON_THE_THIRD])
-def test_a_helper_that_dies_has_its_work_redone_here(
-    tmp_path: Path, poisoned_helpers, poison: str
-) -> None:
-    poisoned_helpers(poison)
-    entries = many_entries(tmp_path, 12)
+def test_workers_alone_measure_exactly_like_this_thread(tmp_path: Path) -> None:
+    """work_here=False (a window's process): every unit goes to the workers."""
+    entries = many_entries(tmp_path, 30)
+    got: dict[str, Usage] = {}
+    measure.measure_all(entries, lambda e, u: got.__setitem__(e.name, u), jobs=2, work_here=False)
+    assert got == {e.name: cache.measure(e) for e in entries}
+
+
+@pytest.mark.parametrize("when", [1, 5, 25])
+def test_a_worker_that_dies_has_its_work_redone(tmp_path: Path, when: int) -> None:
+    """A worker killed mid-run (after the when-th result): its unanswered units are done again,
+    every entry is reported once, with exact results, and the dead worker is not kept."""
+    import signal
+
+    cache.shutdown_helpers()
+    entries = many_entries(tmp_path, 40)
     expected = {e.name: cache.measure(e) for e in entries}
-    assert measure_on_helpers(entries, 1) == expected
-    assert cache._idle_helpers == []  # a dead helper is not kept
+    got: dict[str, Usage] = {}
+    killed: list[int] = []
+
+    def on_result(entry: Entry, usage: Usage) -> None:
+        assert entry.name not in got
+        got[entry.name] = usage
+        if len(got) == when:
+            victim = worker_pids()[0]
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+
+    measure.measure_all(entries, on_result, jobs=2)
+    assert got == expected
+    assert killed
+    psutil_process(killed[0]).wait(5)  # SIGKILL takes effect soon, not at once
+    assert killed[0] not in pool.idle_workers()
+    cache.shutdown_helpers()
 
 
 def test_helpers_that_cannot_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -639,8 +695,6 @@ FakePartition = namedtuple("FakePartition", "device mountpoint fstype opts")
 def test_noatime_mount_makes_last_used_unreliable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import psutil
-
     fast = tmp_path / "fast"
     fast_store = fast / "store"
     other_store = tmp_path / "fastidious" / "store"  # shares a prefix, not the mount
@@ -651,7 +705,7 @@ def test_noatime_mount_makes_last_used_unreliable(
         FakePartition("/dev/vdb", str(fast), "ext4", "rw,noatime,discard"),
         FakePartition("tmpfs", str(tmp_path / "elsewhere"), "tmpfs", "rw,noatime"),
     ]
-    monkeypatch.setattr(psutil, "disk_partitions", lambda all=False: parts)
+    monkeypatch.setattr(cache, "_mount_table", lambda: [(p.mountpoint, p.opts) for p in parts])
     assert cache.atime_reliable(str(fast_store)) is False
     assert cache.atime_reliable(str(fast)) is False
     assert cache.atime_reliable(str(other_store)) is True
@@ -670,6 +724,10 @@ def test_atime_reliable_on_this_machine() -> None:
     roots = [p for p in psutil.disk_partitions(all=True) if p.mountpoint == "/"]
     opts = set(roots[-1].opts.split(",")) if roots else set()
     assert cache.atime_reliable("/") is not bool({"noatime", "ro"} & opts)
+    # The mount table read without psutil says what psutil says.
+    ours = {(mp, frozenset(o.split(","))) for mp, o in cache._mount_table()}
+    theirs = {(p.mountpoint, frozenset(p.opts.split(","))) for p in psutil.disk_partitions(all=True)}
+    assert theirs <= ours
 
 
 # --- everything together -------------------------------------------------------------------------

@@ -117,7 +117,11 @@ def test_verify_json_and_exit_codes(real_store) -> None:
     rows = {r["name"]: r for r in json.loads(result.stdout)}
     assert rows[good]["status"] == "ok"
     assert rows[bad]["status"] == "corrupt"
-    assert any("data.txt" in c for c in rows[bad]["changes"])
+    [change] = rows[bad]["changes"]
+    assert (change["change"], change["path"], change["what"][:2]) == (
+        "modified", "/data.txt", ["content", "size 8 -> 9"]
+    )
+    assert change["text"].startswith("modified /data.txt: content, size 8 -> 9")
     assert rows["tmp-leftover"]["status"] == "skipped"
     assert rows["sha256new_" + "A" * 52]["status"] == "corrupt"
     for row in rows.values():

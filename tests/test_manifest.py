@@ -241,20 +241,20 @@ def test_fifo_is_rejected_naming_the_path(tmp_path: Path) -> None:
 
 
 def test_a_walk_can_be_cancelled_between_directories(tmp_path: Path) -> None:
-    from core.manifest import WalkCancelled, plan_tree
+    from core.manifest import WalkCancelled
 
     for n in range(10):
         (tmp_path / f"d{n}").mkdir()
     asked = []
 
-    def cancelled() -> bool:
+    def tick() -> int:
         asked.append(1)
-        return len(asked) > 3
+        return 2 if len(asked) > 3 else 0
 
     with pytest.raises(WalkCancelled):
-        plan_tree(tmp_path, "sha256new", cancelled=cancelled)
+        generate_manifest(tmp_path, "sha256new", tick=tick)
     assert len(asked) == 4  # stopped at the fourth directory, not after all eleven
-    assert len(plan_tree(tmp_path, "sha256new", cancelled=lambda: False).lines) == 10
+    assert generate_manifest(tmp_path, "sha256new", tick=lambda: 0).count(b"\n") == 10
 
 
 def test_socket_is_rejected(tmp_path: Path) -> None:
@@ -345,3 +345,34 @@ def test_hash_manifest_matches_0install_digest_line(tmp_path: Path) -> None:
     make_vector_tree(tmp_path)
     text = generate_manifest(tmp_path, "sha256")
     assert hash_manifest("sha256", text) == VECTOR_DIGESTS["sha256"].split("=")[1]
+
+
+# --- names shown to people and written as JSON -----------------------------------------------------
+
+
+def test_display_path_escapes_what_a_terminal_would_obey() -> None:
+    from core.manifest import display_path, safe_text
+
+    name = b"tmp-\x1b[2K\rOK\n\t\x7f\xc2\x9b\xe2\x80\xae\xff\\x41 caf\xc3\xa9"
+    shown = display_path(name)
+    assert shown == "tmp-\\x1b[2K\\rOK\\n\\t\\x7f\\x9b\\u202e\\xff\\\\x41 café"
+    assert shown.isprintable()
+    # Unambiguous: a literal backslash-x and a byte never look the same.
+    assert display_path(b"\\xff") != display_path(b"\xff")
+    # Messages already holding escaped names are made safe without escaping them twice.
+    assert safe_text(f"'{shown}' is odd\x1b") == f"'{shown}' is odd\\x1b"
+
+
+def test_json_name_is_lossless_and_strict() -> None:
+    import base64
+    import json
+
+    from core.manifest import json_name
+
+    assert json_name("café") == "café"
+    assert json_name(b"caf\xc3\xa9") == "café"
+    odd = json_name(b"caf\xe9\xff")
+    assert odd == {"base64": base64.b64encode(b"caf\xe9\xff").decode(), "text": "caf\\xe9\\xff"}
+    assert json_name(os.fsdecode(b"caf\xe9\xff")) == odd  # a name as os.fsdecode made it
+    json.dumps(odd, ensure_ascii=False).encode("utf-8")  # strict UTF-8: no lone surrogates
+    assert json_name(None) is None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from core import verify
+from core import pool
 from core.manifest import Change, VerifyOutcome, verify_directory
 from core.verify import CHUNK, Progress, verify_paths
 from tests.conftest import ZEROINSTALL, RealStore
@@ -46,10 +46,58 @@ def copy_impl(src: Path, dest: Path) -> Path:
     return dest
 
 
-def live_workers() -> list[threading.Thread]:
+def live_workers() -> list[int]:
+    """Worker processes still busy: every one must be back in the idle pool (or gone) after a run."""
+    import psutil
+
+    idle = set(pool.idle_workers())
     return [
-        t for t in threading.enumerate() if t.name.startswith("verify-worker-") and t.is_alive()
+        p.pid
+        for p in psutil.Process().children()
+        if p.pid not in idle and p.status() != psutil.STATUS_ZOMBIE
+        and "pool_worker.py" in " ".join(p.cmdline())
     ]
+
+
+def listing_hook(monkeypatch: pytest.MonkeyPatch, directory: Path, action) -> None:
+    """Run ``action()`` once, right after ``directory`` has been listed (by os.scandir on a
+    descriptor or a path, or os.listdir), before anything in it is opened: a deterministic way to
+    change a tree in the middle of a walk in this process."""
+    real_scandir, real_listdir = os.scandir, os.listdir
+    done = []
+
+    def is_it(where) -> bool:
+        if isinstance(where, int):
+            where = os.readlink(f"/proc/self/fd/{where}")
+        return os.fsdecode(where).rstrip("/") == str(directory)
+
+    def fire(where) -> None:
+        if not done and is_it(where):
+            done.append(1)
+            action()
+
+    class Scandir:
+        def __init__(self, where):
+            self.where = where
+            self.it = real_scandir(where)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.it.close()
+
+        def __iter__(self):
+            yield from self.it
+            fire(self.where)
+
+    def listdir(where="."):
+        names = real_listdir(where)
+        fire(where)
+        return names
+
+    monkeypatch.setattr(os, "scandir", Scandir)
+    monkeypatch.setattr(os, "listdir", listdir)
 
 
 def assert_same_verdict(
@@ -286,27 +334,42 @@ def test_same_verdicts_as_verify_directory(mixed: dict[str, Path]) -> None:
             assert ours.detail.endswith(ref.detail)
 
 
-@pytest.mark.parametrize(
-    "tuning",
-    [
-        {"WALK_AHEAD_FILES": 1, "BATCH_FILES": 1, "BIG_FILE": 1, "CHUNK": 4096},
-        {"WALK_AHEAD_FILES": 2, "BATCH_FILES": 3, "BATCH_BYTES": 10, "BIG_FILE": 1 << 30},
-        {"BIG_FILE": 100_000, "CHUNK": 65536},
-    ],
-    ids=["every-file-a-big-task", "tiny-batches-no-big-files", "small-chunks"],
-)
-def test_any_scheduling_gives_the_same_verdicts(
-    mixed: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tuning: dict[str, int]
-) -> None:
-    for name, value in tuning.items():
-        monkeypatch.setattr(verify, name, value)
-    seen: list[Progress] = []
-    results = verify_paths(
-        [str(p) for p in mixed.values()], jobs=3, on_progress=seen.append, progress_interval=0
-    )
-    for (label, path), ours in zip(mixed.items(), results):
-        assert_same_verdict(ours, verify_directory(path), detail=label not in OWN_DETAIL)
-    assert seen[-1].bytes_done == seen[-1].bytes_total
+@pytest.mark.parametrize("alg", ["sha1", "sha1new", "sha256", "sha256new"])
+def test_walks_handed_over_splice_to_the_same_manifest(tmp_path: Path, alg: str) -> None:
+    """The busiest case of sharing one entry: the walk hands over half of what waits at every
+    directory, each subtree is walked on its own (handing over again), and the text spliced back
+    is the manifest of the whole walk, byte for byte."""
+    from core.manifest import ManifestWalk, generate_manifest, open_entry, open_subtree, splice
+
+    files = {f"d{i}/e{j}/f{k}": f"{i}{j}{k}" * (k + 1) for i in range(4) for j in range(3) for k in range(2)}
+    files |= {"top": "t", "d1/link": "@../top", "d2/e1/g/h/i": "deep", "zz/": ""}
+    root = write_tree_at(tmp_path / "t", files)
+    parts: dict[bytes, list] = {}
+    todo: list[tuple] = []
+    walks = 0
+
+    def walk(fd: int, subtree: tuple | None) -> list:
+        nonlocal walks
+        walks += 1
+        w = ManifestWalk(os.fsencode(root), alg, tick=lambda: 1, give=todo.extend)
+        return w.run(fd, *(subtree[0], subtree[3]) if subtree else ())
+
+    fd, _st = open_entry(os.fsencode(root))
+    top = walk(fd, None)
+    os.close(fd)
+    while todo:
+        subtree = todo.pop()
+        fd = open_subtree(os.fsencode(root), subtree)
+        parts[subtree[0]] = walk(fd, subtree)
+        os.close(fd)
+    assert walks > 5
+    assert splice(top, parts) == generate_manifest(root, alg)
+
+
+def write_tree_at(root: Path, files: dict[str, str]) -> Path:
+    from tests.conftest import write_tree
+
+    return write_tree(root, files)
 
 
 def test_jobs_1_and_4_agree(mixed: dict[str, Path]) -> None:
@@ -449,28 +512,118 @@ MID_RUN = {
 def test_entry_changing_mid_run(
     good: list[Path], monkeypatch: pytest.MonkeyPatch, what: str
 ) -> None:
-    """Changes between the walk and the hashing: read to the real end (as 0install), never crash."""
+    """Changes between listing a directory and reading its files: never crash; a file that grew or
+    shrank is described as it is when opened (read to that size plus one byte, never further)."""
     victim = good[1]  # holds small and big files
     writable(victim)
     name, change, status, words = MID_RUN[what]
-    real_plan_tree = verify.plan_tree
-
-    def walk_then_change(root, algorithm, **kwargs):
-        plan = real_plan_tree(root, algorithm, **kwargs)
-        if os.fsdecode(root) == str(victim):
-            change(victim / name)
-        return plan
-
-    monkeypatch.setattr(verify, "plan_tree", walk_then_change)
-    results = verify_paths([str(p) for p in good], jobs=2)
+    target = victim / name
+    listing_hook(monkeypatch, target.parent if name else victim, lambda: change(target))
+    results = verify_paths([str(p) for p in good], jobs=1)
+    monkeypatch.undo()
     assert [r.status for r in results] == ["ok", status, "ok", "ok", "ok"]
     ours = results[1]
     assert ours is not None
     if status == "error":
         assert str(victim) in ours.detail and words in ours.detail
     else:
-        # The walk saw the old size and mtime; the content read to its real end differs.
-        assert ours.changes == [Change(words, "modified", ("content",))]
+        # Read as it is when opened: the content differs (and its size and mtime with it).
+        [changed] = ours.changes
+        assert (changed.path, changed.change, changed.what[0]) == (words, "modified", "content")
+
+
+# -- hostile trees ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def secret(tmp_path: Path) -> Path:
+    """A private directory outside the store, shaped like the subdirectory it will replace."""
+    return write_tree_at(tmp_path / "private", {"deeper/id_rsa": "PRIVATE KEY", "id_rsa.pub": "k"})
+
+
+def _swap_for_symlink(directory: Path, target: Path) -> None:
+    directory.rename(directory.with_name(directory.name + ".moved"))
+    directory.symlink_to(target)
+
+
+def test_directory_swapped_for_a_symlink_mid_run_is_never_followed(
+    real_store: RealStore, secret: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sub` becomes a symlink to a private directory right after `sub` itself was listed, before
+    `sub/deeper` is read: reading `sub/deeper` by its path would follow it out of the store."""
+    impl = real_store.add("hostile", {"sub/deeper/file": "x", "sub/a": "a", "top": "t"})
+    writable(impl)
+    listing_hook(monkeypatch, impl / "sub", lambda: _swap_for_symlink(impl / "sub", secret))
+    [outcome] = verify_paths([str(impl)], jobs=1)  # in this process, where the hook is
+    monkeypatch.undo()
+    text = outcome.detail + " ".join(c.describe() for c in outcome.changes)
+    assert "id_rsa" not in text
+    # The walk went on in the real directory (moved, but still the one listed): nothing changed.
+    assert outcome.status == "ok", text
+
+
+def test_directory_swapped_for_a_symlink_to_dev_is_never_read(
+    real_store: RealStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    impl = real_store.add("hostile-dev", {"sub/zero": "0", "sub/deeper/x": "x"})
+    writable(impl)
+
+    def swap() -> None:
+        shutil.rmtree(impl / "sub")
+        (impl / "sub").symlink_to("/dev")
+
+    listing_hook(monkeypatch, impl, swap)
+    [outcome] = verify_paths([str(impl)], jobs=1)
+    monkeypatch.undo()
+    assert outcome.status == "error"
+    assert outcome.detail == f"'{impl / 'sub'}' turned into a symlink while it was being read"
+
+
+def test_file_swapped_for_a_fifo_or_device_is_never_read(
+    real_store: RealStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    impl = real_store.add("hostile-fifo", {"f": "data", "g": "more"})
+    writable(impl)
+
+    def swap() -> None:
+        (impl / "f").unlink()
+        os.mkfifo(impl / "f")
+
+    listing_hook(monkeypatch, impl, swap)
+    [outcome] = verify_paths([str(impl)], jobs=1)
+    monkeypatch.undo()
+    assert outcome.status == "error"
+    assert outcome.detail == f"'{impl / 'f'}' was replaced while it was being read"
+
+
+def test_huge_manifest_is_not_read(real_store: RealStore) -> None:
+    from core.manifest import MANIFEST_LIMIT
+
+    impl = real_store.add("huge-manifest", {"f": "data"})
+    writable(impl)
+    manifest = impl / ".manifest"
+    manifest.chmod(0o644)
+    with open(manifest, "r+b") as f:
+        f.truncate(MANIFEST_LIMIT + 5 * (1 << 20))
+    [outcome] = verify_paths([str(impl)], jobs=1)
+    assert outcome.status == "corrupt"
+    assert "is 69 MB, far larger than any implementation's manifest (at most 64 MB)" in (
+        outcome.detail
+    )
+    assert len(outcome.detail) < 200 and not outcome.changes
+
+
+def test_garbage_manifest_lines_are_cut_short(real_store: RealStore) -> None:
+    impl = real_store.add("garbage-manifest", {"f": "data"})
+    writable(impl)
+    manifest = impl / ".manifest"
+    manifest.chmod(0o644)
+    manifest.write_bytes(b"F " + b"\x1b[2K" * 100_000 + b"\n")
+    [outcome] = verify_paths([str(impl)], jobs=1)
+    assert outcome.status == "corrupt"
+    described = [c.describe() for c in outcome.changes]
+    assert all(len(d) < 200 for d in described), described
+    assert "\x1b" not in "".join(described)
 
 
 # -- callbacks, progress, cancel ----------------------------------------------------------------
@@ -486,7 +639,7 @@ def test_on_result_once_per_entry_with_its_index(mixed: dict[str, Path]) -> None
     assert sorted(i for i, _, _ in calls) == list(range(len(mixed)))
     for index, outcome, thread in calls:
         assert outcome is results[index]
-        assert thread.startswith("verify-worker-")  # a worker, not the caller
+        assert thread == threading.current_thread().name  # the caller's thread
 
 
 def test_progress_is_monotonic_and_complete(mixed: dict[str, Path]) -> None:
@@ -579,44 +732,41 @@ def test_cancel_from_on_progress_stops_inside_a_big_file(tmp_path: Path) -> None
     assert not live_workers()
 
 
-def test_cancel_during_a_long_walk_returns_without_waiting_for_it(
-    good: list[Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cancel_during_a_long_walk_returns_without_waiting_for_it(good: list[Path]) -> None:
     """A walk stuck in one system call (a hung network filesystem, a single directory of millions
-    of names) cannot be interrupted: a cancelled run must not wait for it, and the walker left
-    behind must not report anything once verify_paths has returned."""
-    walking = threading.Event()
-    release = threading.Event()
-    real_plan_tree = verify.plan_tree
+    of names) cannot be interrupted: a cancelled run must not wait for it, the stuck worker is
+    killed, and nothing is reported once verify_paths has returned."""
+    import signal
 
-    def endless_walk(root, algorithm, **kwargs):
-        walking.set()
-        release.wait(30)  # stands for a system call that does not return
-        return real_plan_tree(root, algorithm, **kwargs)
-
-    monkeypatch.setattr(verify, "plan_tree", endless_walk)
+    pool.shutdown()
     cancel = threading.Event()
     calls: list[int] = []
+    stopped: list[int] = []
 
     def on_progress(p: Progress) -> None:
-        if walking.is_set():
+        if not stopped and len(calls) >= 20:  # both workers are at work by then
+            import psutil
+
+            for child in psutil.Process().children():
+                if "pool_worker.py" in " ".join(child.cmdline()):
+                    os.kill(child.pid, signal.SIGSTOP)  # stands for a call that never returns
+                    stopped.append(child.pid)
             cancel.set()
 
     t0 = time.perf_counter()
     results = verify_paths(
-        [str(good[0])],
+        [str(p) for p in good] * 40,
+        jobs=2,
         on_result=lambda i, o: calls.append(i),
         on_progress=on_progress,
         cancel=cancel,
         progress_interval=0,
     )
     assert time.perf_counter() - t0 < 5
-    assert results == [None]
-    release.set()
-    for thread in threading.enumerate():
-        if thread.name.startswith("verify-worker-"):
-            thread.join(10)
-    assert calls == []
+    assert stopped and results.count(None) > 0
+    assert sorted(calls) == [i for i, r in enumerate(results) if r is not None]
+    assert not set(stopped) & set(pool.idle_workers())  # the stuck ones were not kept
+    assert not live_workers()
 
 
 def test_exception_in_a_callback_reaches_the_caller(good: list[Path]) -> None:
@@ -653,3 +803,27 @@ def test_access_times_are_left_alone(good: list[Path]) -> None:
         os.utime(p, ns=(old * 10**9, os.lstat(p).st_mtime_ns))
     assert verify_paths([str(good[1])])[0].status == "ok"
     assert {os.lstat(p).st_atime_ns for p in files} == {old * 10**9}
+
+
+def test_one_big_entry_is_shared_between_workers(
+    real_store: RealStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing else queued, the idle worker gets subtrees of the busy one's entry; the text
+    spliced back gives the same verdict as one walk."""
+    files = {f"d{i}/e{j}/f": os.urandom(300_000) for i in range(8) for j in range(6)}
+    impl = real_store.add("big-one", files)
+    handed: list[bytes] = []
+    real_add = pool.Run.add
+
+    def recording(self, units, first=False):
+        units = list(units)
+        handed.extend(u[2] for u in units if u[2])  # subtrees: a path inside the entry
+        return real_add(self, units, first)
+
+    pool.shutdown()
+    verify_paths([str(impl)] * 4, jobs=3)  # the workers have started and said they are ready
+    monkeypatch.setattr(pool.Run, "add", recording)
+    [outcome] = verify_paths([str(impl)], jobs=3)
+    assert outcome.status == "ok", outcome.detail
+    assert handed  # work was handed over
+    assert_same_verdict(outcome, verify_directory(impl))

@@ -1,0 +1,551 @@
+"""One pool of worker processes for walking and hashing cache entries: verification and measuring.
+
+Why processes: walking and hashing small files is mostly Python work under the interpreter lock;
+threads fight over it (two were slower than one on 10,000 small entries), processes do not.
+
+* Workers are ``python -I -S core/pool_worker.py`` (never code in a string, never a ``fork`` of a
+  process that may have threads), started once and kept for later runs of this process, at the
+  niceness asked for (a window's work runs below the window).
+* Work is handed out as chunks of whole units (an entry, or a directory of one), a couple of chunks
+  queued per worker so none waits; chunks shrink as the queue empties, so the last ones end
+  together. When the queue is empty and a worker is idle, busy workers are asked to hand over half
+  of the directories they have not started (a big entry does not leave a core unused).
+* Results come back in batches (one message per chunk or per 50 ms), and are handed to the caller's
+  ``handle`` on the calling thread. Cancel is a shared flag the workers check between directories
+  and between the chunks of a big file; a worker that does not answer soon after is killed.
+* The calling thread is one of the ``jobs``: it takes chunks itself while the workers are busy,
+  and answers them between directories (``work_here``; a window's process says no, to keep its
+  interpreter lock free). So ``jobs=2`` is this process and one worker: no core waits for a second
+  worker to start, and a loaded machine costs no more than ``jobs=1``. ``jobs=1``, or no worker can
+  start: everything runs here. A worker that dies has its unanswered units done again elsewhere.
+"""
+
+from __future__ import annotations
+
+import atexit
+import marshal
+import mmap
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.pool_worker import Executor, Unit
+
+WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pool_worker.py")
+PIPELINE = 2  # chunks given to a worker at once: the one it works on and the next
+# (work given to a worker cannot go to another one that runs out: more would unbalance the end),
+LONG_QUEUE = 1000  # ...and one more while this many units wait: plenty of work left to balance
+MAX_CHUNK = {"verify": 64, "measure": 256}
+"""Units per chunk at most: a few milliseconds of a worker's time (a small entry takes about 0.1 ms
+to verify and 0.03 ms to measure), so that queueing costs little per unit and a coordinator kept
+waiting a moment (by the interpreter lock, when it runs on a thread) does not leave workers idle."""
+STOP_WAIT = 0.5  # seconds a cancelled worker has to answer before it is killed
+MAX_JOBS = 64
+"""More workers than this is refused by the command line; more than the CPUs never helps."""
+
+Handle = Callable[[tuple], None]
+
+
+def default_jobs() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+class _Process:
+    """One worker process; kept for later runs once started."""
+
+    def __init__(self, niceness: int, preload: str = "") -> None:
+        self.niceness = niceness
+        self.key = _key_for(niceness)
+        self._flags_file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
+        self._flags_file.write(b"\0\0")
+        self._flags_file.flush()
+        fd = self._flags_file.fileno()
+        self.flags = mmap.mmap(fd, 2)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", WORKER_SCRIPT, str(fd), str(niceness), preload],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(fd,),
+                bufsize=0,
+            )
+        except BaseException:
+            self.flags.close()
+            self._flags_file.close()
+            raise
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # both are PIPEs
+        self.stdin = self.proc.stdin.fileno()
+        self.stdout = self.proc.stdout.fileno()
+        # Room for every chunk queued and every answer pending, so neither side ever waits for
+        # the other to read while the other waits too (the default 64 kB could be filled by three
+        # chunks of long paths, or by a subtree's manifest).
+        try:
+            import fcntl
+
+            for fd in (self.stdin, self.stdout):
+                fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+        except (ImportError, OSError):
+            pass  # the default size: chunks stay small enough
+        self.buffer = b""
+        self.ready = False
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def send(self, message: tuple) -> None:
+        data = marshal.dumps(message)
+        view = memoryview(len(data).to_bytes(4, "little") + data)
+        while view:
+            view = view[os.write(self.stdin, view) :]
+
+    def receive(self) -> list[tuple] | None:
+        """The whole messages that arrived (reading once); None when the worker has gone."""
+        try:
+            data = os.read(self.stdout, 1 << 18)
+        except OSError:
+            return None
+        if not data:
+            return None
+        buffer = self.buffer + data
+        messages = []
+        pos = 0
+        while len(buffer) - pos >= 4:
+            size = int.from_bytes(buffer[pos : pos + 4], "little")
+            if len(buffer) - pos - 4 < size:
+                break
+            messages.append(marshal.loads(buffer[pos + 4 : pos + 4 + size]))
+            pos += 4 + size
+        self.buffer = buffer[pos:]
+        return messages
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stopped(self) -> bool:
+        """Stopped by a signal (SIGSTOP, a debugger): it would not answer a later run."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat", "rb") as f:
+                return f.read().rpartition(b")")[2].split()[0] in (b"T", b"t")
+        except (OSError, IndexError):
+            return False
+
+    def close(self, kill: bool = False) -> None:
+        if kill and self.proc.poll() is None:
+            self.proc.kill()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()  # the worker ends when its input does
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.flags.close()
+        self._flags_file.close()
+
+
+def _key_for(niceness: int) -> tuple[int, int, int]:
+    """Workers are reused only by runs at the same niceness and with the same privileges."""
+    return niceness, os.geteuid(), os.getegid()
+
+
+_idle: list[_Process] = []
+_idle_lock = threading.Lock()
+
+
+def can_use_processes() -> bool:
+    return (
+        os.name == "posix"
+        and bool(sys.executable)
+        and not getattr(sys, "frozen", False)
+        and hasattr(select, "poll")
+    )
+
+
+def _borrow(niceness: int) -> _Process | None:
+    key = _key_for(niceness)
+    with _idle_lock:
+        for i, worker in enumerate(_idle):
+            if worker.key == key:
+                del _idle[i]
+                if worker.alive():
+                    return worker
+                worker.close()
+                break
+    try:
+        return _Process(niceness)
+    except (OSError, ValueError):
+        return None
+
+
+def prestart(
+    jobs: int | None = None, niceness: int = 0, kind: str = "", work_here: bool = True
+) -> None:
+    """Start the workers of the next run now (without waiting for them), and have them load the
+    code for ``kind`` ("verify" or "measure") meanwhile. Optional."""
+    if not can_use_processes():
+        return
+    wanted = (default_jobs() if jobs is None else max(1, jobs)) - (1 if work_here else 0)
+    if wanted < 1:
+        return
+    with _idle_lock:
+        missing = wanted - sum(1 for w in _idle if w.key == _key_for(niceness))
+    for _ in range(missing):
+        try:
+            worker = _Process(niceness, kind)
+        except (OSError, ValueError):
+            return
+        with _idle_lock:
+            _idle.append(worker)
+
+
+def shutdown() -> None:
+    """Stop the idle workers (they also end by themselves with this process)."""
+    with _idle_lock:
+        workers = list(_idle)
+        _idle.clear()
+    for worker in workers:
+        worker.close()
+
+
+def idle_workers() -> list[int]:
+    """The process ids of the idle workers that are still alive (for tests and benchmarks)."""
+    with _idle_lock:
+        gone = [w for w in _idle if not w.alive()]
+        for worker in gone:
+            _idle.remove(worker)
+        alive = [w.pid for w in _idle]
+    for worker in gone:
+        worker.close()
+    return alive
+
+
+atexit.register(shutdown)
+
+
+class _LocalFlags:
+    """The flags of the work done in this process: byte 0 is the cancel Event (or a failed
+    callback), byte 1 says a worker is idle."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def __getitem__(self, i: int) -> int:
+        if i == 0:
+            return int(self.run.cancelled() or self.run.failure is not None)
+        return int(self.run.local_hungry)
+
+    def __setitem__(self, i: int, value: int) -> None:
+        if i == 1:
+            self.run.local_hungry = bool(value)
+
+
+class _HereExecutor(Executor):
+    """Runs chunks in this process while workers run theirs: between directories it answers them
+    (every couple of milliseconds), so they never wait for this thread's walk to end."""
+
+    SERVICE_S = 0.002
+
+    def __init__(self, run: Run) -> None:
+        super().__init__(run._local_out, _LocalFlags(run))
+        self.run = run
+        self.next_service = 0.0
+
+    def tick(self) -> int:
+        run = self.run
+        now = time.monotonic()
+        if now >= self.next_service and run.failure is None:
+            self.next_service = now + self.SERVICE_S
+            try:
+                run._service(0)
+                run._dispatch()
+            except BaseException as exc:  # noqa: BLE001 - raised again once the chunk is over
+                run.failure = exc
+        return super().tick()
+
+
+@dataclass(slots=True, eq=False)
+class _Slot:
+    worker: _Process
+    chunks: dict[int, dict[tuple[int, bytes], Unit]] = field(default_factory=dict)
+    dead: bool = False
+
+
+def _key(unit: Unit) -> tuple[int, bytes]:
+    return unit[0], unit[2]
+
+
+class Run:
+    """One run over the pool: ``add`` units, then :meth:`run`. ``handle(message)`` gets every
+    result batch (``("r", [...])``), hand-over (``("g", index, [...])``) and progress message
+    (``("p", ...)``) on the calling thread; it may call :meth:`add` (hand-overs become units) and
+    :meth:`answered` is told by the caller which unit a result answers, so a dead worker's
+    unanswered units are redone. ``idle()`` is called about every 50 ms."""
+
+    def __init__(
+        self,
+        kind: str,
+        handle: Handle,
+        *,
+        jobs: int | None = None,
+        cancel: threading.Event | None = None,
+        niceness: int = 0,
+        idle: Callable[[], None] | None = None,
+        work_here: bool = True,
+    ) -> None:
+        self.kind = kind
+        self.work_here = work_here
+        self.local_hungry = False  # a worker is idle: the walk here should hand work over
+        self.local_busy = False
+        self.poller: Any = None
+        self.last_idle = 0.0
+        self.handle = handle
+        self.jobs = default_jobs() if jobs is None else max(1, jobs)
+        self.cancel = cancel if cancel is not None else threading.Event()
+        self.niceness = niceness
+        self.idle = idle
+        self.queue: deque[Unit] = deque()
+        self.slots: dict[int, _Slot] = {}
+        self.next_chunk = 0
+        self.given: dict[tuple[int, bytes], list[bytes]] = {}  # handed over during a unit
+        self.failure: BaseException | None = None  # raised by handle() while running here
+
+    def add(self, units: Iterable[Unit], first: bool = False) -> None:
+        if first:
+            self.queue.extendleft(reversed(list(units)))
+        else:
+            self.queue.extend(units)
+
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+    # -- in this process -------------------------------------------------------------------------
+
+    def _local_out(self, message: tuple) -> None:
+        # Called from inside a walk: an exception from the caller's code must not be taken for
+        # the walk's own failure. It stops the walk (the flags say cancel) and is raised once the
+        # chunk is over.
+        if message[0] == "d" or self.failure is not None:
+            return
+        try:
+            self.handle(message)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by _work_here
+            self.failure = exc
+
+    def _work_here(self, executor: Executor, workers: int) -> None:
+        """One chunk in this thread."""
+        self.local_busy = True
+        try:
+            executor.run_chunk(0, self.kind, self._take(workers))
+        finally:
+            self.local_busy = False
+            self.local_hungry = False
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
+
+    def _run_here(self) -> None:
+        executor = Executor(self._local_out, _LocalFlags(self))
+        while self.queue and not self.cancelled():
+            self._work_here(executor, 1)
+            if self.idle is not None:
+                self.idle()
+
+    # -- in worker processes ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Work until every unit (and every unit handed over) is answered, or ``cancel`` is set."""
+        # Even for fewer units than workers: an idle worker takes subtrees of a busy one.
+        wanted = self.jobs - 1 if self.work_here else self.jobs
+        if wanted < 1 or not can_use_processes():
+            self._run_here()
+            return
+        poller = self.poller = select.poll()
+        try:
+            for _ in range(wanted):
+                worker = _borrow(self.niceness)
+                if worker is None:
+                    break
+                self.slots[worker.stdout] = _Slot(worker)
+                poller.register(worker.stdout, select.POLLIN)
+            if not self.slots:
+                self._run_here()
+                return
+            self._loop(poller)
+        finally:
+            self._release()
+        if not self.cancelled() and self.queue:
+            self._run_here()  # every worker died: finish here
+
+    def _live(self) -> list[_Slot]:
+        return [s for s in self.slots.values() if not s.dead]
+
+    def _take(self, workers: int) -> list[Unit]:
+        size = max(1, min(MAX_CHUNK.get(self.kind, 64), len(self.queue) // (8 * workers)))
+        units = []
+        for _ in range(min(size, len(self.queue))):
+            unit = self.queue.popleft()
+            skip = self.given.get(_key(unit))
+            if skip:
+                unit = (*unit[:6], tuple(set(unit[6]) | set(skip)), unit[7])
+            units.append(unit)
+        return units
+
+    def _dispatch(self) -> None:
+        live = self._live()
+        for slot in live:
+            if not slot.worker.ready:
+                continue
+            while self.queue and len(slot.chunks) < (
+                PIPELINE + 1 if len(self.queue) > LONG_QUEUE else PIPELINE
+            ):
+                units = self._take(len(live))
+                self.next_chunk += 1
+                slot.chunks[self.next_chunk] = {_key(u): u for u in units}
+                try:
+                    slot.worker.send((self.next_chunk, self.kind, units))
+                except OSError:
+                    self._died(slot)
+                    break
+        # Idle workers (or this thread) and nothing queued: ask the busy ones to hand over part of
+        # their work.
+        idle_here = self.work_here and not self.local_busy
+        hungry = not self.queue and (
+            idle_here or any(s.worker.ready and not s.chunks for s in self._live())
+        )
+        for slot in self._live():
+            if slot.chunks and hungry:
+                slot.worker.flags[1] = 1
+        if self.local_busy and hungry:
+            self.local_hungry = True
+
+    def _loop(self, poller: select.poll) -> None:
+        here = _HereExecutor(self) if self.work_here else None
+        self.last_idle = time.monotonic()
+        while True:
+            if self.cancelled():
+                return
+            self._dispatch()
+            live = self._live()
+            if not live:
+                return
+            if not self.queue and not any(s.chunks for s in live):
+                return
+            if here is not None and self.queue:
+                # The workers have all they can take: this thread takes the next chunk.
+                self._work_here(here, len(live) + 1)
+                self._tick_idle()
+                continue
+            self._service(0.05)
+            self._tick_idle()
+
+    def _tick_idle(self) -> None:
+        now = time.monotonic()
+        if self.idle is not None and now - self.last_idle >= 0.05:
+            self.last_idle = now
+            self.idle()
+
+    def _service(self, timeout: float) -> None:
+        """Take in what the workers sent (waiting up to ``timeout`` seconds for something)."""
+        for fd, _event in self.poller.poll(int(timeout * 1000)):
+            slot = self.slots.get(fd)
+            if slot is None or slot.dead:
+                continue
+            messages = slot.worker.receive()
+            if messages is None:
+                self.poller.unregister(fd)
+                self._died(slot)
+                continue
+            for message in messages:
+                self._message(slot, message)
+                if self.cancelled():
+                    return
+
+    def _message(self, slot: _Slot, message: tuple) -> None:
+        tag = message[0]
+        if tag == "d":
+            slot.chunks.pop(message[1], None)
+            return
+        if tag == "ready":
+            slot.worker.ready = True
+            return
+        if tag == "r":
+            for result in message[1]:
+                key = (result[1], result[2]) if self.kind == "verify" else (result[0], result[1])
+                for units in slot.chunks.values():
+                    if units.pop(key, None) is not None:
+                        break
+                self.given.pop(key, None)
+        elif tag == "g":
+            for units in slot.chunks.values():
+                started = next(iter(units), None)  # the unit being walked is the first unanswered
+                if started is not None:
+                    self.given.setdefault(started, []).extend(s[0] for s in message[2])
+                    break
+        self.handle(message)
+
+    def _died(self, slot: _Slot) -> None:
+        """A worker stopped answering: its unanswered units go back to the front of the queue
+        (with the directories they had handed over left out)."""
+        if slot.dead:
+            return
+        slot.dead = True
+        for units in slot.chunks.values():
+            self.add(units.values(), first=True)
+        slot.chunks.clear()
+
+    def _release(self) -> None:
+        """Give workers back for later runs; stop the ones that do not answer a cancel soon."""
+        waiting = [s for s in self.slots.values() if not s.dead and s.chunks]
+        for slot in waiting:
+            slot.worker.flags[0] = 1
+        deadline = time.monotonic() + STOP_WAIT
+        while waiting and time.monotonic() < deadline:
+            fds = {s.worker.stdout: s for s in waiting}
+            ready, _, _ = select.select(list(fds), [], [], max(0.0, deadline - time.monotonic()))
+            for fd in ready:
+                slot = fds[fd]
+                messages = slot.worker.receive()
+                if messages is None:
+                    slot.dead = True
+                    continue
+                for message in messages:
+                    if message[0] == "d":
+                        slot.chunks.pop(message[1], None)
+                    elif message[0] == "ready":
+                        slot.worker.ready = True
+            waiting = [s for s in waiting if not s.dead and s.chunks]
+        for slot in self.slots.values():
+            worker = slot.worker
+            cancelled = self.cancelled() or self.failure is not None
+            if (
+                slot.dead
+                or slot.chunks
+                or not worker.alive()
+                or worker.buffer
+                or (cancelled and (not worker.ready or worker.stopped()))
+            ):
+                worker.close(kill=True)
+                continue
+            worker.flags[0] = 0
+            worker.flags[1] = 0
+            with _idle_lock:
+                _idle.append(worker)
+        self.slots.clear()

@@ -1,0 +1,183 @@
+"""One worker of :mod:`core.pool`, and the code that runs a chunk of work, here or in-process.
+
+Started as ``python -I -S /path/to/core/pool_worker.py FLAGS_FD NICENESS``: isolated (no
+``PYTHON*`` variables, no user site, no current directory on the path) and without site-packages;
+the only path added is this project's own, found from this file. It imports the walking code it
+needs on first use, so it starts in milliseconds.
+
+Frames both ways are a 4-byte little-endian length and a :mod:`marshal` value. In: ``(chunk id,
+kind, units)``. Out: ``("r", [result, ...])`` batches of results (at the end of a chunk and at
+most every :data:`FLUSH_S`), ``("g", index, [subtree, ...])`` directories handed over to others,
+``("p", index, rel, listed, hashed)`` progress inside a long unit, and ``("d", chunk id,
+cancelled)`` when a chunk is over. Byte 0 of the shared flags file asks to stop (cancel), byte 1
+says others are idle (hand work over).
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+FLUSH_S = 0.05
+"""Results and progress go to the parent at most this often (and at the end of each chunk)."""
+
+Unit = tuple  # (index, root, rel, dev, ino, mtime, skip, extra)
+Out = Callable[[tuple], None]
+
+
+class Executor:
+    """Runs chunks of units of one kind, reporting through ``out``; checks ``flags`` (byte 0:
+    cancel, byte 1: others idle) between directories."""
+
+    def __init__(self, out: Out, flags: Any):
+        self.out = out
+        self.flags = flags
+        self.results: list[tuple] = []
+        self.next_flush = 0.0
+        self.walk: Any = None  # the walk of the current unit, for progress
+        self.unit: Unit | None = None
+        self.reported = (0, 0)
+        self.runners: dict[str, Callable[[Unit, Executor], tuple]] = {}
+
+    def tick(self) -> int:
+        flags = self.flags
+        if flags[0]:
+            return 2
+        now = time.monotonic()
+        if now >= self.next_flush:
+            self.flush(now)
+        return 1 if flags[1] else 0
+
+    def flush(self, now: float) -> None:
+        self.next_flush = now + FLUSH_S
+        if self.results:
+            self.out(("r", self.results))
+            self.results = []
+        walk, unit = self.walk, self.unit
+        if walk is not None and unit is not None:
+            done = (walk.listed, walk.hashed)
+            if done != self.reported:
+                self.reported = done
+                self.out(("p", unit[0], unit[2], done[0], done[1]))
+
+    def give(self, subtrees: list) -> None:
+        assert self.unit is not None
+        self.flags[1] = 0  # once is enough: the parent raises it again while still short of work
+        self.out(("g", self.unit[0], subtrees))
+
+    def run_chunk(self, chunk_id: int, kind: str, units: list[Unit]) -> None:
+        run_unit = self.runners.get(kind) or self.runners.setdefault(kind, _unit_runner(kind))
+        cancelled = False
+        for unit in units:
+            if self.flags[0]:
+                cancelled = True
+                break
+            self.unit, self.walk, self.reported = unit, None, (0, 0)
+            try:
+                result = run_unit(unit, self)
+            except _Cancelled:
+                cancelled = True
+                break
+            finally:
+                self.unit = self.walk = None
+            self.results.append(result)
+        if self.results and not cancelled:
+            self.out(("r", self.results))
+        self.results = []
+        self.next_flush = time.monotonic() + FLUSH_S
+        self.out(("d", chunk_id, cancelled))
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _unit_runner(kind: str) -> Callable[[Unit, Executor], tuple]:
+    if kind == "verify":
+        from core.verify import verify_unit
+
+        def run_verify(unit: Unit, ex: Executor) -> tuple:
+            result = verify_unit(unit, ex)
+            if result is None:
+                raise _Cancelled
+            return result
+
+        return run_verify
+    if kind == "measure":
+        from core.treewalk import measure_walk
+
+        def run_measure(unit: Unit, ex: Executor) -> tuple:
+            index, root, rel, dev, ino, _mtime, skip, _extra = unit
+            try:
+                result = measure_walk(root, rel, dev, ino, ex.tick, ex.give, frozenset(skip))
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop a scan; say what happened
+                result = [0, 0, 0, None, {("top", f"it could not be measured: {exc}"): 1}, {}]
+            if result is None:
+                raise _Cancelled
+            return (index, rel, result)
+
+        return run_measure
+    raise ValueError(f"unknown kind of work {kind!r}")
+
+
+# --- the process ----------------------------------------------------------------------------------
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    data = b""
+    while len(data) < n:
+        chunk = os.read(fd, n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def _write(fd: int, message: tuple) -> None:
+    data = marshal.dumps(message)
+    view = memoryview(len(data).to_bytes(4, "little") + data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def main(argv: list[str]) -> int:
+    import mmap
+    import signal
+
+    # The parent decides when to stop: a Ctrl-C on the terminal reaches the whole process group,
+    # and the parent answers it; a worker just ends when its input does.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    flags_fd, niceness = int(argv[1]), int(argv[2])
+    if niceness:
+        try:
+            os.nice(niceness)
+        except OSError:
+            pass
+    flags = mmap.mmap(flags_fd, 2)
+    executor = Executor(lambda message: _write(1, message), flags)
+    _write(1, ("ready",))
+    if len(argv) > 3 and argv[3]:
+        # Started ahead of a run of this kind: load its code while the parent gets ready.
+        executor.runners[argv[3]] = _unit_runner(argv[3])
+    while True:
+        header = _read_exact(0, 4)
+        if header is None:
+            return 0
+        body = _read_exact(0, int.from_bytes(header, "little"))
+        if body is None:
+            return 0
+        chunk_id, kind, units = marshal.loads(body)
+        executor.run_chunk(chunk_id, kind, units)
+
+
+if __name__ == "__main__":
+    # Only this project's directory is added to the path: -I left out the current directory.
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        sys.exit(main(sys.argv))
+    except BrokenPipeError:
+        sys.exit(0)  # the parent has gone

@@ -1,0 +1,278 @@
+"""The command line against hostile names, unusable stores, absurd arguments, closed streams and
+Ctrl-C: one clear line and the right exit code, never a traceback."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core import cli
+from tests.conftest import RealStore, run_0install, write_tree
+from tests.test_cli import REPO
+from tests.test_verify import as_nobody, open_dir, writable  # noqa: F401 - fixtures
+
+UTF8_ENV = {"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "PYTHONIOENCODING": ""}
+
+
+def load_everything() -> None:
+    """Import what the commands import lazily, while still root: the user the tests switch to
+    may not be able to read this checkout (a clone in /root)."""
+    import importlib
+
+    cli.build_parser()
+    for module in ("core.cache", "core.feeds", "core.measure", "core.pool", "core.stores",
+                   "core.verify", "humanize"):
+        importlib.import_module(module)
+
+
+def run(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+    env = dict(env or os.environ)
+    env.update(UTF8_ENV, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, "-m", "core.cli", *args],
+        capture_output=True,
+        env=env,
+        timeout=120,
+        **kwargs,
+    )
+
+
+# --- names are data -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def odd_store(real_store: RealStore) -> tuple[Path, bytes, bytes]:
+    """A store with an entry whose name is not UTF-8 and one whose name is terminal commands, and a
+    damaged implementation with a file whose name is not UTF-8 either."""
+    store = os.fsencode(real_store.path)
+    os.makedirs(store, exist_ok=True)
+    latin = b"caf\xe9-\xff"
+    escape = b"tmp-\x1b[2K\rOK"
+    for name in (latin, escape):
+        os.mkdir(store + b"/" + name)
+    impl = real_store.add("odd", {"plain": "p"})
+    writable(impl)
+    with open(os.fsencode(impl) + b"/bad\xff\x1b[2K", "wb") as f:
+        f.write(b"planted")
+    return real_store.path, latin, escape
+
+
+def test_list_verify_stores_with_names_that_are_not_utf8(odd_store) -> None:
+    store, latin, escape = odd_store
+    for command in (["list"], ["verify", "-v"], ["stores"]):
+        result = run(*command, "--store", str(store))
+        assert b"Traceback" not in result.stderr, result.stderr
+        text = result.stdout.decode("utf-8")  # strict: the output is UTF-8
+        assert "\x1b" not in text and "\r" not in text
+        if command[0] != "stores":
+            assert "caf\\xe9-\\xff" in text
+            assert "tmp-\\x1b[2K\\rOK" in text
+    verify = run("verify", "--store", str(store))
+    assert verify.returncode == 1
+    assert "added /bad\\xff\\x1b[2K" in verify.stdout.decode(), verify.stdout.decode()
+
+
+def test_json_names_are_lossless_and_strict_utf8(odd_store) -> None:
+    store, latin, escape = odd_store
+    rows = json.loads(run("list", "--store", str(store), "--json").stdout.decode("utf-8"))
+    names = {}
+    for row in rows:
+        name = row["name"]
+        raw = base64.b64decode(name["base64"]) if isinstance(name, dict) else name.encode()
+        names[raw] = row
+    assert latin in names and escape in names
+    expected = {"base64": base64.b64encode(latin).decode(), "text": "caf\\xe9-\\xff"}
+    assert names[latin]["name"] == expected
+    assert names[escape]["name"] == escape.decode()  # valid UTF-8: a plain string, exactly
+    verdicts = json.loads(run("verify", "--store", str(store), "--json").stdout.decode("utf-8"))
+    [corrupt] = [v for v in verdicts if v["status"] == "corrupt"]
+    [change] = corrupt["changes"]
+    assert change["change"] == "added"
+    assert base64.b64decode(change["path"]["base64"]) == b"/bad\xff\x1b[2K"
+
+
+# --- stores that cannot be used -------------------------------------------------------------------
+
+
+def test_store_named_on_the_command_line_must_be_usable(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    for command in ("verify", "list"):
+        missing = run(command, "--store", str(tmp_path / "missing"))
+        assert missing.returncode == 1 and b"does not exist" in missing.stderr
+        assert b"Checked 0 items" not in missing.stdout
+        afile = run(command, "--store", str(tmp_path / "file"))
+        assert afile.returncode == 1 and b"is not a directory" in afile.stderr
+        empty = run(command, "--store", "")
+        assert empty.returncode == 2 and b"--store needs a directory" in empty.stderr
+
+
+def test_unreadable_and_unsearchable_stores(
+    open_dir: Path, capsys: pytest.CaptureFixture  # noqa: F811
+) -> None:
+    unreadable = open_dir / "unreadable"
+    unsearchable = open_dir / "unsearchable"
+    for store in (unreadable, unsearchable):
+        write_tree(store / ("sha256new_" + "A" * 52), {"f": "x"})
+    unreadable.chmod(0o300)
+    unsearchable.chmod(0o644)  # names can be listed, entries not examined
+    load_everything()
+    try:
+        with as_nobody():
+            assert cli.main(["verify", "--store", str(unreadable)]) == 1
+            assert "cannot be read: Permission denied" in capsys.readouterr().err
+            assert cli.main(["verify", "--store", str(unsearchable)]) == 1
+            assert "can be listed but not searched" in capsys.readouterr().err
+            assert cli.main(["stores", "--store", str(unsearchable)]) == 0
+            assert "can be listed but not searched" in capsys.readouterr().out
+    finally:
+        unreadable.chmod(0o755)
+        unsearchable.chmod(0o755)
+
+
+def test_implementation_dirs_fifo_does_not_hang(zi_env: dict[str, str]) -> None:
+    config = Path(zi_env["XDG_CONFIG_HOME"]) / "0install.net" / "injector"
+    config.mkdir(parents=True)
+    os.mkfifo(config / "implementation-dirs")
+    result = run("stores", env=zi_env)  # the timeout fails the test if it hangs
+    assert result.returncode == 0
+    assert b"is not a regular file" in result.stderr or b"is not a regular file" in result.stdout
+
+
+# --- arguments and streams ------------------------------------------------------------------------
+
+
+def test_absurd_jobs_are_refused(tmp_path: Path) -> None:
+    result = run("verify", "--store", str(tmp_path), "--jobs", "99999999999")
+    assert result.returncode == 2
+    assert b"--jobs must be between 1 and 64" in result.stderr
+
+
+def test_closed_stdout_is_one_line(tmp_path: Path) -> None:
+    for command in (["stores"], ["verify", "--store", str(tmp_path)], ["digest", str(tmp_path)]):
+        result = run(*command, stdout=None, stdin=subprocess.DEVNULL, pass_fds=(), close_fds=True,
+                     preexec_fn=lambda: os.close(1))
+        assert b"Traceback" not in result.stderr, result.stderr
+        assert result.returncode == 1
+        assert result.stderr.count(b"\n") == 1 and b"standard output is closed" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, target",
+    [
+        (["digest", "{tree}"], "core.cli.generate_manifest"),
+        (["manifest", "{tree}", "sha1"], "core.cli.generate_manifest"),
+        (["stores"], "core.stores._discover"),
+        (["list", "--store", "{store}"], "core.measure.measure_paths"),
+        (["verify", "--store", "{store}"], "core.verify.verify_paths"),
+    ],
+)
+def test_ctrl_c_exits_130_in_every_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, argv: list[str], target: str
+) -> None:
+    tree = write_tree(tmp_path / "tree", {"f": "x"})
+    store = tmp_path / "store"
+    write_tree(store / ("sha256new_" + "A" * 52), {"f": "x"})
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    module, name = target.rsplit(".", 1)
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module(module), name, interrupted)
+    code = cli.main([a.format(tree=tree, store=store) for a in argv])
+    assert code == 130
+    assert capsys.readouterr().err.endswith("interrupted\n")
+
+
+def test_ctrl_c_during_verify_of_a_real_process(real_store: RealStore, tmp_path: Path) -> None:
+    """A real SIGINT while the workers hash: exit 130, one line, no worker left behind."""
+    import signal
+    import time
+
+    impl = real_store.path / ("sha256new_" + "B" * 52)
+    impl.mkdir(parents=True)
+    with open(impl / "huge", "wb") as f:
+        f.truncate(64 << 30)  # sparse: hashing it would take minutes
+    env = dict(os.environ, **UTF8_ENV, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "verify", "--store", str(real_store.path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    import psutil
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until a worker is hashing
+        kids = psutil.Process(proc.pid).children()
+        if any(k.cpu_times().user > 0.05 for k in kids):
+            break
+        proc.poll()
+        assert proc.returncode is None
+        time.sleep(0.05)
+    os.killpg(os.getpgid(proc.pid), 0)  # still there
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130, err
+    assert err.decode().strip().endswith("interrupted") and b"Traceback" not in err
+    assert all(not k.is_running() or k.status() == psutil.STATUS_ZOMBIE for k in kids)
+
+
+# --- smaller ones ---------------------------------------------------------------------------------
+
+
+def test_digest_of_a_symlink_to_a_directory_digests_the_target(tmp_path: Path) -> None:
+    tree = write_tree(tmp_path / "tree", {"a": "x", "d/b": "y"})
+    (tmp_path / "link").symlink_to(tree)
+    ours = run("digest", str(tmp_path / "link"))
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout.decode() == run_0install(
+        "digest", "--algorithm=sha256new", str(tmp_path / "link")
+    )
+
+
+def test_list_total_counts_hard_links_between_entries_once(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    one = write_tree(store / ("sha256new_" + "C" * 52), {"big": "z" * 3_000_000})
+    two = store / ("sha256new_" + "D" * 52)
+    two.mkdir()
+    os.link(one / "big", two / "big")  # as `0install store optimise` leaves them
+    text = run("list", "--store", str(store)).stdout.decode()
+    assert "2 entries, 3.0 MB" in text  # not 6.0 MB
+
+
+def test_atime_warning_is_given_once(
+    good: list[Path], open_dir: Path, capsys  # noqa: F811
+) -> None:
+    """Files of another owner cannot be read with O_NOATIME: say so, once."""
+    from tests.test_verify import copy_impl
+
+    store = open_dir / "store"
+    store.mkdir()
+    for impl in good[:3]:
+        copy_impl(impl, store / impl.name)
+    for dirpath, _dirs, _files in os.walk(open_dir):
+        os.chmod(dirpath, 0o755)
+    load_everything()
+    with as_nobody():
+        code = cli.main(["verify", "--jobs", "1", "--store", str(store)])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert err.count("warning: some files read belong to other users") == 1
+
+
+def test_no_warning_when_access_times_are_left_alone(good: list[Path], capsys) -> None:
+    assert cli.main(["verify", "--store", str(good[0].parent)]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+@pytest.fixture
+def good(real_store: RealStore) -> list[Path]:
+    from tests.test_verify import FILES
+
+    return [real_store.add(f"impl{i}", FILES | {"n": str(i)}) for i in range(3)]
