@@ -29,10 +29,11 @@ from core.manifest import (
     display_path,
     display_text,
     generate_manifest,
-    safe_text,
     hash_manifest,
     json_name,
+    safe_text,
 )
+from core.units import size_text
 
 PROG = "zeroinstall-admin"
 
@@ -71,13 +72,6 @@ class CommandError(Exception):
 
 # --- formatting helpers ---------------------------------------------------------------------------
 
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    import humanize
-
-    return humanize.naturalsize(n)
 
 
 def _when(ts: float | None, reliable: bool = True) -> str:
@@ -453,7 +447,7 @@ def cmd_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             [
                 e.program,
                 e.version or "-",
-                _size(u.size if u else None),
+                size_text(u.size if u else None),
                 str(u.files) if u else "?",
                 _when(u.last_used if u else None, e.atime_reliable),
                 e.kind,
@@ -463,7 +457,7 @@ def cmd_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         )
     _table(rows, out)
     # Hard links between entries (e.g. after `0install store optimise`) are counted once here.
-    out.write(f"\n{len(entries)} entries, {_size(totals.size)}\n")
+    out.write(f"\n{len(entries)} entries, {size_text(totals.size)}\n")
     for e in entries:
         if e.kind == "suspicious":
             out.write(f"suspicious: {display_path(e.path)}: {safe_text(e.reason)}\n")
@@ -566,8 +560,8 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     def on_progress(p) -> None:
         eta = f", {p.eta:.0f} s left" if p.eta is not None else ""
         progress.show(
-            f"[{p.entries_done} / {p.entries_total}] {_size(p.bytes_done)} of {_size(p.bytes_total)}, "
-            f"{_size(int(p.bytes_per_second))}/s{eta}"
+            f"[{p.entries_done} / {p.entries_total}] {size_text(p.bytes_done)} of {size_text(p.bytes_total)}, "
+            f"{size_text(int(p.bytes_per_second))}/s{eta}"
         )
 
     warned: list[bool] = []

@@ -17,6 +17,8 @@ import sys
 from collections.abc import Callable
 from typing import IO, Any
 
+from core.units import size_text
+
 
 def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add this group's subcommands to ``sub`` (argparse subparsers); each sets ``func``."""
@@ -67,11 +69,6 @@ def _stores(args: argparse.Namespace):
 
     return stores.stores_from_paths(args.store) if getattr(args, "store", None) else None
 
-
-def _size(n: int | None) -> str:
-    from core.cli import _size as size
-
-    return size(n)
 
 
 def _verdict_json(v) -> dict:
@@ -168,7 +165,7 @@ def _remove(result, chosen, args: argparse.Namespace, out: IO[str], err: IO[str]
             out.write(f"{o.action.upper():<12} {e.store.path}  {e.name}  {e.program} "
                       f"{e.version}{detail}\n".replace("  \n", "\n"))
         done = len(outcomes) - len(failed)
-        out.write(f"\n{done} of {len(outcomes)} entries done, {_size(freed)} freed; "
+        out.write(f"\n{done} of {len(outcomes)} entries done, {size_text(freed)} freed; "
                   "recorded in the action log\n")
     return 1 if failed else 0
 
@@ -205,7 +202,7 @@ def cmd_clean(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             out.write("\n")
         else:
             _print_candidates(chosen, out)
-            out.write(f"\n{len(chosen)} candidates, {_size(disk)} to reclaim"
+            out.write(f"\n{len(chosen)} candidates, {size_text(disk)} to reclaim"
                       f"{' (dry run: nothing removed)' if args.dry_run and chosen else ''}\n")
             _print_left(result, doubtful, out)
         return 0
@@ -213,7 +210,7 @@ def cmd_clean(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         _print_candidates(chosen, out)
         _print_left(result, doubtful, out)
         out.flush()
-    if not _confirm(f"Remove {len(chosen)} entries and reclaim {_size(disk)}?", args, err):
+    if not _confirm(f"Remove {len(chosen)} entries and reclaim {size_text(disk)}?", args, err):
         err.write("Nothing removed.\n")
         return 1
     return _remove(result, chosen, args, out, err)
@@ -240,7 +237,7 @@ def _print_candidates(chosen, out: IO[str]) -> None:
     for v in chosen:
         fp = v.footprint
         what = f"{v.entry.program} {v.entry.version}: " if v.entry.feed is not None else ""
-        rows.append([v.entry.store.path, v.entry.name, _size(fp.disk if fp else None), v.action,
+        rows.append([v.entry.store.path, v.entry.name, size_text(fp.disk if fp else None), v.action,
                      what + "; ".join(v.reasons)])
     _table(rows, out)
 
@@ -299,7 +296,7 @@ def cmd_delete(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if not allowed:
         raise CommandError("nothing to delete")
     _size_, disk = clean.reclaimable(v.footprint for v in allowed if v.footprint)
-    if not _confirm(f"Delete {len(allowed)} entries and reclaim {_size(disk)}?", args, err):
+    if not _confirm(f"Delete {len(allowed)} entries and reclaim {size_text(disk)}?", args, err):
         err.write("Nothing removed.\n")
         return 1
     status = _remove(result, allowed, args, out, err)
@@ -335,7 +332,7 @@ def cmd_optimise(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             continue
         verb = "would save" if r.dry_run else "saved"
         linked = "would be linked" if r.dry_run else "linked"
-        out.write(f"{r.store}: {verb} {_size(r.saved)}: {r.linked} files {linked} in "
+        out.write(f"{r.store}: {verb} {size_text(r.saved)}: {r.linked} files {linked} in "
                   f"{len(r.affected)} implementations ({r.groups} sets of identical files)\n")
         if not r.dry_run and r.affected and not r.not_verified:
             out.write(f"{r.store}: every changed implementation still verifies\n")

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from core import root_helper as rh
+from core.units import size_text
 
 DONE = "done"
 MISSING = "missing"
@@ -468,8 +469,7 @@ def _existing(path: str) -> str:
 
 
 def step_space(root: str = "/") -> Step:
-    import humanize
-
+    
     title = "Free space"
     full = _existing(rh.under(root, rh.SHARED_STORE))
     try:
@@ -482,7 +482,7 @@ def step_space(root: str = "/") -> Step:
     total = vfs.f_blocks * vfs.f_frsize
     own = "its own filesystem" if dev != root_dev else "the same filesystem as /"
     text = (
-        f"{humanize.naturalsize(free)} free of {humanize.naturalsize(total)} on {own} "
+        f"{size_text(free)} free of {size_text(total)} on {own} "
         f"({_show(root, full)}). {SPACE_WARNING}"
     )
     return Step("space", title, ATTENTION if free < LOW_SPACE_BYTES else DONE, text)

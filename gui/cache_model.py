@@ -23,7 +23,6 @@ from datetime import datetime
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
-import humanize
 from PySide6.QtCore import (
     QAbstractItemModel,
     QAbstractTableModel,
@@ -36,6 +35,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QFont, QIcon
 
+from core.units import size_text
 from gui import status as st
 
 if TYPE_CHECKING:
@@ -245,13 +245,6 @@ def program_text(entry: Entry) -> str:
         value = entry.name[len(entry.name.split("_", 1)[0].split("=", 1)[0]) + 1 :]
         return f"{entry.program} {value[:8]}…" if len(value) > 9 else f"{entry.program} {value}"
     return f"{entry.program} {entry.short_name}"
-
-
-def size_text(size: int) -> str:
-    """ "51 bytes", "1.2 MB": humanize's words, without its "51 Bytes"."""
-    if size < 1000:
-        return f"{size:,} byte{'' if size == 1 else 's'}"
-    return humanize.naturalsize(size)
 
 
 def size_detail(usage: Usage) -> str:

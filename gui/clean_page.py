@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from core import actionlog, clean
+from core.units import size_text
 from gui.activity import ActivityBar
 from gui.banner import Banner
 from gui.icons import icon
@@ -66,10 +67,6 @@ class Col(IntEnum):
 
 
 HEADERS = ["Program", "Version", "Store", "Space", "Last used", "Action", "Why"]
-
-
-def size_text(n: int | None) -> str:
-    return "?" if n is None else humanize.naturalsize(n)
 
 
 def when_text(ts: float | None) -> str:

@@ -18,6 +18,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from core import clean
+from core.units import size_text
 from gui.icons import icon
 from gui.workers import Starter, Worker
 
@@ -138,10 +139,9 @@ class DeleteAction(QObject):
                         f"Nothing deleted: every selected entry is in use.\n\n{kept_text}")
             self.finished.emit(None)
             return
-        import humanize
-
+        
         _size, disk = clean.reclaimable(v.footprint for v in allowed)
-        text = f"Delete {len(allowed):,} entries, freeing {humanize.naturalsize(disk)}?"
+        text = f"Delete {len(allowed):,} entries, freeing {size_text(disk)}?"
         if kept:
             text += f"\n\n{len(kept):,} selected entries are kept:\n{kept_text}"
         text += ("\n\nEntries of the shared system store need an administrator's "

@@ -33,6 +33,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
+from core.units import size_text
+
 STATUS_COLORS: dict[str, str] = {
     "corrupt": "#d62728",
     "suspicious": "#a23fb8",
@@ -58,12 +60,6 @@ _NO_SIZES = "Sizes appear as entries are measured"
 def _display(status: str) -> str:
     return status if status == "OK" else status[:1].upper() + status[1:]
 
-
-def _size(size: int) -> str:
-    """ "51 bytes", "1.2 MB" (humanize alone says "51 Bytes")."""
-    if size < 1000:
-        return f"{size:,} byte{'' if size == 1 else 's'}"
-    return humanize.naturalsize(size)
 
 
 def _entries(count: int) -> str:
@@ -307,7 +303,7 @@ class OverviewWidget(QWidget):
         gap = max(3, line // 3)
         # Only the stores have a meaningful total: the programs list is the top few, not all.
         total = sum(v for _, v in items)
-        right_text = f"{_size(total)} in total" if items and show_total else ""
+        right_text = f"{size_text(total)} in total" if items and show_total else ""
         lay.headings.append((title, right_text, QRect(x, y, width, line)))
         y += line + gap
         if not items:
@@ -315,7 +311,7 @@ class OverviewWidget(QWidget):
             return y + line
         label_w = min(max(fm.horizontalAdvance(label) for label, _ in items) + gap,
                       max(fm.averageCharWidth() * 8, width * 2 // 5))
-        value_w = max(fm.horizontalAdvance(_size(v)) for _, v in items) + gap
+        value_w = max(fm.horizontalAdvance(size_text(v)) for _, v in items) + gap
         bar_x = x + label_w + gap
         bar_w = max(1, width - label_w - value_w - 2 * gap)
         biggest = max(v for _, v in items) or 1
@@ -453,7 +449,7 @@ class OverviewWidget(QWidget):
                 p.drawRoundedRect(row.bar, r, r)
             p.setPen(dim)
             p.drawText(row.value_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                       _size(row.value))
+                       size_text(row.value))
         for note, rect in lay.notes:
             p.setPen(dim)
             p.drawText(rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
@@ -489,7 +485,7 @@ class OverviewWidget(QWidget):
         for row in lay.rows:
             if row.label_rect.united(row.value_rect).contains(pos):
                 what = "this store" if row.kind == "store" else "this program"
-                return (f"{row.label}: {_size(row.value)} ({row.value:,} bytes)\n"
+                return (f"{row.label}: {size_text(row.value)} ({row.value:,} bytes)\n"
                         f"Click to show only {what}"), row.label_rect.united(row.value_rect)
         return "", QRect()
 
@@ -551,7 +547,7 @@ class OverviewWidget(QWidget):
 
     def _update_accessible_description(self) -> None:
         parts = [f"{_display(s)} {n}" for s, n in self._by_status.items() if n]
-        stores = [f"{label} {_size(v)}" for label, v in self._by_store.items()]
+        stores = [f"{label} {size_text(v)}" for label, v in self._by_store.items()]
         text = ("Entries by status: " + (", ".join(parts) or "none") + ". Stores: "
                 + (", ".join(stores) or "none") + ".")
         self.setAccessibleDescription(text)

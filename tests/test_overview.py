@@ -8,6 +8,7 @@ from PySide6.QtGui import QColor, QHelpEvent, QImage
 from PySide6.QtWidgets import QApplication, QToolTip
 from pytestqt.qtbot import QtBot
 
+from core.units import size_text
 from gui.overview import STATUS_COLORS, OverviewWidget
 
 STATUS_WORDS = ("not verified", "OK", "corrupt", "error", "skipped", "verifying", "suspicious")
@@ -127,7 +128,7 @@ def test_clicking_a_store_or_program_bar_asks_to_filter_by_it(qtbot: QtBot) -> N
                          pos=widget.bar_rect("program", "Data Cruncher").center())
     assert blocker.args == ["Data Cruncher"]
     assert "Click to show only this store" in widget.tooltip_at(shared.center())
-    assert "51 bytes" == __import__("gui.overview", fromlist=["_size"])._size(51)
+    assert size_text(51) == "51 bytes" and size_text(1) == "1 byte" and size_text(None) == "?"
 
 
 def test_keyboard_users_can_pick_a_status(qtbot: QtBot) -> None:
