@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 from core import scan_process
 from core.manifest import display_path
 from gui import status as st
+from gui.actions import make_action
 from gui.activity import ActivityBar, duration_text
 from gui.banner import Banner
 from gui.cache_jobs import ScanJob, VerifyJob
@@ -147,24 +148,7 @@ class CachePage(QWidget):
 
     # --- construction ----------------------------------------------------------------------------
 
-    def _action(
-        self,
-        text: str,
-        tip: str,
-        slot,
-        shortcut: QKeySequence | str | None = None,
-        icon_name: str | None = None,
-    ) -> QAction:
-        action = QAction(text, self)
-        if icon_name:
-            action.setIcon(icon(icon_name))
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-            tip = f"{tip} ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
-        action.setToolTip(tip)
-        action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        return action
+    _action = make_action
 
     def _build_actions(self) -> None:
         self.rescan_action = self._action(

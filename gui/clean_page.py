@@ -45,9 +45,9 @@ from PySide6.QtWidgets import (
 
 from core import actionlog, clean
 from core.units import size_text
+from gui.actions import make_action
 from gui.activity import ActivityBar
 from gui.banner import Banner
-from gui.icons import icon
 from gui.settings import read_bytes
 from gui.workers import Starter, Worker
 
@@ -254,18 +254,7 @@ class CleanPage(QWidget):
 
     # --- construction ------------------------------------------------------------------------
 
-    def _action(self, text: str, tip: str, slot: Callable[[], None], shortcut: Any = None,
-                icon_name: str | None = None) -> QAction:
-        action = QAction(text, self)
-        if icon_name:
-            action.setIcon(icon(icon_name))
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-            tip = f"{tip} ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
-        action.setToolTip(tip)
-        action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        return action
+    _action = make_action
 
     def _build_actions(self) -> None:
         self.find_action = self._action(

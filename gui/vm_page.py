@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from core import vbox
+from gui.actions import make_action
 from gui.banner import Banner
 from gui.icons import icon
 from gui.settings import read_bytes
@@ -234,17 +235,7 @@ class VMPage(QWidget):
 
     # --- construction ----------------------------------------------------------------------------
 
-    def _action(self, text: str, tip: str, slot, shortcut=None, icon_name: str | None = None):
-        action = QAction(text, self)
-        if icon_name:
-            action.setIcon(icon(icon_name))
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-            tip = f"{tip} ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
-        action.setToolTip(tip)
-        action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        return action
+    _action = make_action
 
     def _build_actions(self) -> None:
         self.refresh_action = self._action(
