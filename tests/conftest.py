@@ -9,6 +9,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,3 +99,56 @@ def real_store(tmp_path: Path, zi_env: dict[str, str]) -> RealStore:
     system = Path(zi_env["XDG_CACHE_DIRS"]) / "0install.net" / "implementations"
     system.parent.parent.mkdir(parents=True)
     return RealStore(Path(zi_env["HOME"]), zi_env, user, system)
+
+
+@dataclass(frozen=True)
+class OtherUserCode:
+    """The project's ``core`` package and the third-party packages it imports, copied where any
+    user can read them, and a Python any user can run: a clone in ``/root`` (mode 0700) and a
+    virtualenv inside it are out of reach of ``nobody`` or a throwaway user."""
+
+    python: str
+    path: Path
+
+    def prelude(self) -> str:
+        """Code that makes the copy importable (``python -I`` ignores PYTHONPATH)."""
+        return f"import sys; sys.path.insert(0, {str(self.path)!r})\n"
+
+
+def _python_for_everyone() -> str:
+    """/usr/bin/python3 when it is this interpreter's version (the copied compiled modules fit
+    it); else this interpreter, which then must live somewhere everyone can reach."""
+    import sys
+
+    system = "/usr/bin/python3"
+    if os.path.exists(system):
+        version = subprocess.run(
+            [system, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True
+        ).stdout.strip()
+        if version == str(tuple(sys.version_info[:2])):
+            return system
+    return sys.executable
+
+
+@pytest.fixture(scope="session")
+def code_for_other_users() -> Iterator[OtherUserCode]:
+    import importlib.util
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="zia-code-", dir="/tmp"))
+    try:
+        repo = Path(__file__).resolve().parent.parent
+        ignore = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(repo / "core", base / "core", ignore=ignore)
+        for name in ("humanize", "psutil"):
+            spec = importlib.util.find_spec(name)
+            assert spec is not None and spec.submodule_search_locations, name
+            source = Path(list(spec.submodule_search_locations)[0])
+            shutil.copytree(source, base / name, ignore=ignore)
+        for dirpath, _dirs, files in os.walk(base):
+            os.chmod(dirpath, 0o755)
+            for f in files:
+                os.chmod(os.path.join(dirpath, f), 0o644)
+        yield OtherUserCode(_python_for_everyone(), base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -293,21 +293,9 @@ def test_symlink_access_times_are_not_last_use(tmp_path: Path) -> None:
     assert planted.files == 1 and planted.last_used is None
 
 
-def _python_for(uid: int) -> str | None:
-    """A Python interpreter that user ``uid`` may run (root's own may sit in a private home)."""
-    for candidate in (sys.executable, "/usr/bin/python3"):
-        try:
-            ok = subprocess.run(
-                [candidate, "-c", "pass"], user=uid, capture_output=True, check=False
-            ).returncode
-        except OSError:
-            continue
-        if ok == 0:
-            return candidate
-    return None
-
-
-def test_unreadable_subdirectory_is_reported_and_the_rest_counted(tmp_path: Path) -> None:
+def test_unreadable_subdirectory_is_reported_and_the_rest_counted(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     if os.geteuid() != 0:
         root = write_tree(tmp_path / GOOD_SHA1NEW, {"ok/file": "x" * 1000, "locked/secret": "s"})
         (root / "locked").chmod(0)
@@ -316,33 +304,23 @@ def test_unreadable_subdirectory_is_reported_and_the_rest_counted(tmp_path: Path
         finally:
             (root / "locked").chmod(0o755)
     else:
-        # Root reads everything: measure as "nobody" in a child process, on a tree it can reach.
-        python = _python_for(65534)
-        if python is None:
-            pytest.skip("no Python that the nobody user can run")
-        # Nobody may not be able to read this checkout (a clone in /root): run a copy of the code,
-        # from a directory it can read.
+        # Root reads everything: measure as "nobody" in a child process, with a copy of the code
+        # it can read (a clone in /root is out of its reach), on a tree in a directory it can reach.
+        others = request.getfixturevalue("code_for_other_users")
         base = Path(tempfile.mkdtemp(prefix="zia-measure-"))
         try:
             base.chmod(0o755)
-            code_dir = base / "code"
-            shutil.copytree(
-                ROOT / "core", code_dir / "core", ignore=shutil.ignore_patterns("__pycache__")
-            )
-            for dirpath, _dirs, _files in os.walk(code_dir):
-                os.chmod(dirpath, 0o755)
             root = write_tree(base / GOOD_SHA1NEW, {"ok/file": "x" * 1000, "locked/secret": "s"})
             (root / "locked").chmod(0o700)
-            code = (
-                "import os, sys; from core.measure import _measure_path; "
+            code = others.prelude() + (
+                "import os; from core.measure import _measure_path; "
                 "u = _measure_path(os.fsencode(sys.argv[1])); "
                 "print(u.size, u.disk, u.files, repr(u.error))"
             )
             out = subprocess.run(
-                [python, "-B", "-c", code, str(root)],
+                [others.python, "-I", "-B", "-c", code, str(root)],
                 user=65534,
-                cwd=code_dir,
-                env={"PYTHONPATH": str(code_dir)},
+                cwd="/",
                 capture_output=True,
                 text=True,
                 check=True,

@@ -250,15 +250,15 @@ def test_quarantine_refuses_a_symlinked_quarantine_directory(store: Path, tmp_pa
     assert os.listdir(store) == [DIGEST]
 
 
-def _as_nobody(code: str) -> subprocess.CompletedProcess:
+def _as_nobody(python: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-         sys.executable, "-I", "-c", code],
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", python, "-I", *args],
         capture_output=True, text=True, timeout=60, cwd="/",
     )  # fmt: skip
 
 
-def test_an_ordinary_user_removes_a_read_only_entry_of_its_own_store():
+def test_an_ordinary_user_removes_a_read_only_entry_of_its_own_store(code_for_other_users):
+    helper = code_for_other_users.path / "core" / "root_helper.py"
     base = tempfile.mkdtemp(prefix="zia-user-store-", dir="/tmp")
     try:
         os.chmod(base, 0o755)
@@ -268,7 +268,9 @@ def test_an_ordinary_user_removes_a_read_only_entry_of_its_own_store():
         for p in [store, *store.rglob("*")]:
             os.lchown(p, NOBODY, NOBODY)
         proc = _as_nobody(
-            f"import importlib.util as u; s = u.spec_from_file_location('rh', {str(HELPER_FILE)!r})\n"
+            code_for_other_users.python,
+            "-c",
+            f"import importlib.util as u; s = u.spec_from_file_location('rh', {str(helper)!r})\n"
             "m = u.module_from_spec(s); s.loader.exec_module(m)\n"
             f"print(m.remove_implementation({str(store)!r}, {DIGEST!r}).items)"
         )
@@ -278,12 +280,11 @@ def test_an_ordinary_user_removes_a_read_only_entry_of_its_own_store():
         shutil.rmtree(base)
 
 
-def test_helper_refuses_to_run_unless_root():
-    proc = subprocess.run(
-        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-         sys.executable, "-I", str(HELPER_FILE), "remove-implementation", rh.SHARED_STORE, DIGEST],
-        capture_output=True, text=True, timeout=60, cwd="/",
-    )  # fmt: skip
+def test_helper_refuses_to_run_unless_root(code_for_other_users):
+    helper = code_for_other_users.path / "core" / "root_helper.py"
+    proc = _as_nobody(
+        code_for_other_users.python, str(helper), "remove-implementation", rh.SHARED_STORE, DIGEST
+    )
     assert proc.returncode == rh.EXIT_NOT_ROOT
     assert "must run as root" in proc.stderr
 

@@ -454,17 +454,17 @@ def test_pkexec_outcomes_are_told_apart(code: int, stderr: str, status: str):
         assert "run this as root instead" in outcome.message
 
 
-def test_without_the_installed_helper_an_ordinary_user_gets_the_root_command():
+def test_without_the_installed_helper_an_ordinary_user_gets_the_root_command(code_for_other_users):
     code = (
         "import json, sys; sys.path.insert(0, %r)\n"
         "from core import elevate, root_helper\n"
         "root_helper.INSTALLED_PATH = '/nonexistent/zeroinstall-admin-helper'\n"
         "o = elevate.run_helper('enable')\n"
-        "print(json.dumps([o.status, o.message, o.root_command]))" % str(REPO)
+        "print(json.dumps([o.status, o.message, o.root_command]))" % str(code_for_other_users.path)
     )
     proc = subprocess.run(
         ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-         sys.executable, "-I", "-c", code],
+         code_for_other_users.python, "-I", "-c", code],
         capture_output=True, text=True, timeout=60, cwd="/",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -586,7 +586,7 @@ def test_exported_steps_enable_a_fresh_machine_of_their_own(scenario: str, tmp_p
     assert result["self_test"]["passed"], result["self_test"]
 
 
-def test_an_ordinary_user_sees_an_enabled_fake_root_as_enabled(tmp_path: Path):
+def test_an_ordinary_user_sees_an_enabled_fake_root_as_enabled(tmp_path: Path, code_for_other_users):
     """/etc/sudoers and the drop-in are root's eyes only: the page, run as a user, must not call
     them broken or missing."""
     import tempfile
@@ -600,11 +600,12 @@ def test_an_ordinary_user_sees_an_enabled_fake_root_as_enabled(tmp_path: Path):
             "import json, sys; sys.path.insert(0, %r)\n"
             "from core import sharing\n"
             "steps = sharing.detect(%r, env={'PATH': '/usr/local/bin:/usr/bin:/bin'})\n"
-            "print(json.dumps({s.key: [s.state, s.detail] for s in steps}))" % (str(REPO), str(root))
+            "print(json.dumps({s.key: [s.state, s.detail] for s in steps}))"
+            % (str(code_for_other_users.path), str(root))
         )
         proc = subprocess.run(
             ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-             sys.executable, "-I", "-c", code],
+             code_for_other_users.python, "-I", "-c", code],
             capture_output=True, text=True, timeout=60, cwd="/",
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
