@@ -398,6 +398,7 @@ class VMPage(QWidget):
         self.snippets.saved.connect(lambda path: self._status(f"Saved {path}"))
         self.tabs.addTab(vb_tab, icon("vm"), "VirtualBox")
         self.tabs.addTab(self.snippets, "Vagrant, microvm.nix, libvirt, fstab")
+        self._tab_restored = False  # a saved tab (or the first look) has chosen the tab
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -440,6 +441,8 @@ class VMPage(QWidget):
             if header:
                 self.table.horizontalHeader().restoreState(header)
             try:
+                if settings.contains("tab"):
+                    self._tab_restored = True
                 self.tabs.setCurrentIndex(int(settings.value("tab", 0)))
                 pending = json.loads(str(settings.value("pending", "{}")))
                 if isinstance(pending, dict):
@@ -534,6 +537,11 @@ class VMPage(QWidget):
             )
             self.model.set_vms([], result["stores"])
             self._selection_changed()
+            if not self._tab_restored:
+                # Nothing to list: the generators are what this page can do here. Once only, so
+                # a refresh never takes the admin away from the tab they chose.
+                self._tab_restored = True
+                self.tabs.setCurrentWidget(self.snippets)
             self.refreshed.emit()
             return
         version = result["version"]

@@ -234,6 +234,27 @@ def test_without_virtualbox_the_generators_still_work(qtbot, tmp_path, monkeypat
     assert not page.share_action.isEnabled() and not page.remove_action.isEnabled()
     assert page.model.rowCount() == 0
     assert 'Vagrant.configure("2")' in page.snippets.text("vagrant")
+    # Nothing to list, so the page shows what it can do here; a refresh keeps the admin's choice.
+    assert page.tabs.currentWidget() is page.snippets
+    page.tabs.setCurrentIndex(0)
+    with qtbot.waitSignal(page.refreshed, timeout=20_000):
+        page.refresh()
+    assert page.tabs.currentIndex() == 0
+
+
+def test_a_saved_tab_wins_over_the_generators_without_virtualbox(qtbot, tmp_path, monkeypatch):
+    from core import vbox
+
+    monkeypatch.setattr(vbox, "UNIX_LOCATIONS", [])
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    settings.setValue("vms/tab", 0)
+    page = VMPage({"VBOX_MANAGE": str(tmp_path / "none"), "PATH": str(tmp_path)})
+    qtbot.addWidget(page)
+    page.restore_state(settings)
+    with qtbot.waitSignal(page.refreshed, timeout=20_000):
+        page.start()
+    assert "VirtualBox is not installed here" in page.where.text()
+    assert page.tabs.currentIndex() == 0
 
 
 def test_state_is_remembered(qtbot, fake, tmp_path, cache) -> None:
