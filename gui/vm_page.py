@@ -468,6 +468,8 @@ class VMPage(QWidget):
         if self._worker is not None:
             return
         if not self._queue:
+            if self._last_status is not None and self._last_status == self._job_label:
+                self._status("")  # "Reading the VirtualBox VMs..." is over; say nothing stale
             self._update_actions()
             self.jobsIdle.emit()
             return
@@ -475,6 +477,7 @@ class VMPage(QWidget):
         generation = self._generation
         worker = Worker(fn, starter=self._starter, name="vboxmanage", parent=self)
         self._worker = worker
+        self._job_label = label
         self._status(label)
         self._update_actions()
 
@@ -570,7 +573,8 @@ class VMPage(QWidget):
                     "warning",
                 )
             self._check_pending()
-            self._status(f"{len(self.model.vms)} VirtualBox VM(s)")
+            count = len(self.model.vms)
+            self._status(f"{count} VirtualBox VM{'' if count == 1 else 's'}")
         self.refreshed.emit()
 
     def _keep_selection(self, vms: Sequence[vbox.VM], stores: Sequence[str]) -> None:
@@ -737,7 +741,9 @@ class VMPage(QWidget):
                 self.pending[vm.uuid] = [asdict(r) for r in requests]
 
         work = [(vm, plan.commands(vm)) for vm in vms]
-        self._run_changes(f"Sharing with {len(vms)} VM(s)…", manager, work, shared)
+        self._run_changes(
+            f"Sharing with {len(vms)} VM{'' if len(vms) == 1 else 's'}…", manager, work, shared
+        )
 
     def remove_selected(self) -> None:
         vm, folder = self.current_vm(), self.selected_folder()
@@ -800,12 +806,20 @@ class VMPage(QWidget):
                             f"{vm.name}: {r.error_text}"
                             + (f" ({r.explanation})" if r.explanation else "")
                         )
-            self._status("Done" if not failures else f"{failures} command(s) failed: see the log")
+            self._status(
+                "Done"
+                if not failures
+                else f"{failures} command{'' if failures == 1 else 's'} failed: see the log"
+            )
         self.refresh()
+
+    _job_label: str | None = None  # what the running (or last) job said it does
+    _last_status: str | None = None
 
     def _status(self, text: str) -> None:
         """A status-bar message, only while this page is the one shown."""
         if self.isVisible():
+            self._last_status = text
             self.statusMessage.emit(text)
 
     def _log_line(self, text: str) -> None:

@@ -303,3 +303,18 @@ def test_no_vms_says_that_vms_are_per_user(qtbot, fake, tmp_path) -> None:
     assert page.model.rowCount() == 0
     assert "VirtualBox keeps VMs per user" in page.instructions.toPlainText()
     assert not page.share_action.isEnabled()
+
+
+def test_the_status_bar_does_not_keep_saying_a_finished_job_runs(qtbot, tmp_path, monkeypatch):
+    from core import vbox
+
+    monkeypatch.setattr(vbox, "UNIX_LOCATIONS", [])  # no VirtualBox: no "3 VMs" to follow it
+    page = VMPage({"VBOX_MANAGE": str(tmp_path / "none"), "PATH": str(tmp_path)})
+    qtbot.addWidget(page)
+    page.show()
+    said: list[str] = []
+    page.statusMessage.connect(said.append)
+    with qtbot.waitSignal(page.jobsIdle, timeout=WAIT_MS):
+        page.start()
+    assert said and said[0].startswith("Reading the VirtualBox VMs")
+    assert said[-1] == ""
