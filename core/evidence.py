@@ -428,12 +428,18 @@ def collect(
     ``homes`` None: every user's home when running as root on the real environment (``env``
     None), none otherwise.
     """
+    is_root = hasattr(os, "geteuid") and os.geteuid() == 0
     if homes is None:
-        is_root = hasattr(os, "geteuid") and os.geteuid() == 0
         homes = all_homes() if env is None and is_root else []
     app_uses, unreadable, problems = load_selections(config_dirs(env), homes)
     if homes:
         scope = f"Apps of every user were read ({len(homes)} homes)."
+    elif is_root:
+        # Root, in an environment of its own (the demo, tests): the homes were not looked at.
+        scope = (
+            "Only the apps of this environment's configuration directories were read: other "
+            "users' apps are not known."
+        )
     else:
         scope = (
             "Only your own apps were read: other users' apps are not known (run as root to "

@@ -500,3 +500,16 @@ def test_a_long_removal_looks_again_before_each_entry(real_store: RealStore, env
     assert len(calls) == 3
     assert [o.action for o in outcomes] == ["removed", "skipped"]
     assert b.exists() and not a.exists()
+
+
+def test_the_scope_note_never_tells_root_to_run_as_root(monkeypatch) -> None:
+    """Root in an environment of its own (the demo) does not read the homes; the note must not
+    tell it to become root. An ordinary user is told that root sees everyone's apps."""
+    no_vms = lambda: ({}, None)  # noqa: E731
+    env = {"HOME": "/nonexistent"}
+    monkeypatch.setattr(evidence.os, "geteuid", lambda: 0)
+    ev = evidence.collect([], [], pins=None, env=env, processes=False, vms=no_vms)
+    assert "other users' apps are not known" in ev.apps_scope and "run as root" not in ev.apps_scope
+    monkeypatch.setattr(evidence.os, "geteuid", lambda: 1000)
+    ev = evidence.collect([], [], pins=None, env=env, processes=False, vms=no_vms)
+    assert "run as root to read every home" in ev.apps_scope
