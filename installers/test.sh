@@ -7,7 +7,7 @@
 # .venv, then runs pytest. Arguments go to pytest.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-ensure_debian_packages 0install-core sudo apparmor passwd xvfb libxml2-utils polkitd ansible-core \
+ensure_debian_packages 0install-core sudo apparmor passwd xvfb xauth libxml2-utils polkitd ansible-core \
   ruby nix-bin python3-venv binutils desktop-file-utils appstream debootstrap "${QT_RUNTIME_PACKAGES[@]}"
 ensure_venv test
 cd "$ZIA_ROOT"
