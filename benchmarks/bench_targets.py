@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     small_cache = Path(make_small_store.DEFAULT_CACHE)
     small = make_small_store.build(small_cache, 10_000)
     got = bench_verify.bench_store("small", small_cache, small, args.repeat, False)
-    summary.append(("verify, 10,000 small: audit / ours", got["wall"], ">= 2.5x", got["wall"] >= 2.5))
+    summary.append(
+        ("verify, 10,000 small: audit / ours", got["wall"], ">= 2.5x", got["wall"] >= 2.5)
+    )
     if not args.skip_stdlib:
         cache = Path(make_stdlib_store.DEFAULT_CACHE)
         store = make_stdlib_store.build(cache, 34_000, 600, 500, force=False)

@@ -193,7 +193,9 @@ def bench_store(
     env = zeroinstall_env(cache)
     files, size = warm(store)
     entries = len(os.listdir(store))
-    print(f"\n== {label} store: {store}\n   {entries:,} entries, {files:,} files, {size / 1e6:.0f} MB")
+    print(
+        f"\n== {label} store: {store}\n   {entries:,} entries, {files:,} files, {size / 1e6:.0f} MB"
+    )
     contenders = [
         Contender(f"zeroinstall-admin verify (jobs={nproc})", ours(store, None, env)),
         Contender("zeroinstall-admin verify --jobs 1", ours(store, 1, env)),

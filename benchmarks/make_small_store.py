@@ -21,9 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from make_stdlib_store import _make_read_only, _make_writable_and_remove, store_dir
+
 from core.digests import format_digest
 from core.manifest import generate_manifest, hash_manifest
-from make_stdlib_store import _make_read_only, _make_writable_and_remove, store_dir
 
 DEFAULT_CACHE = "/tmp/zeroinstall-admin-bench/small"
 ALGORITHM = "sha256new"

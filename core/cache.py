@@ -175,49 +175,75 @@ def _judge_digest_name(
 ) -> tuple[EntryKind, str, Issue]:
     mode = st.st_mode
     if stat.S_ISLNK(mode):
-        return "suspicious", (
-            f"{_describe(path, mode)} named like an implementation, planted in the store: "
-            "0install would run whatever it points at"
-        ), "planted"
+        return (
+            "suspicious",
+            (
+                f"{_describe(path, mode)} named like an implementation, planted in the store: "
+                "0install would run whatever it points at"
+            ),
+            "planted",
+        )
     if not stat.S_ISDIR(mode):
         what = _describe(path, mode)
         crash = " (its own `0install store audit` crashes on it)" if stat.S_ISREG(mode) else ""
-        return "suspicious", (
-            f"{what} named like an implementation: 0install expects a directory there and would "
-            f"try to run from it{crash}"
-        ), "not-a-directory"
+        return (
+            "suspicious",
+            (
+                f"{what} named like an implementation: 0install expects a directory there and would "
+                f"try to run from it{crash}"
+            ),
+            "not-a-directory",
+        )
     problem = value_problem(digest)
     if problem:
         upper = digest.algorithm == "sha256new"
         fixed = Digest(digest.algorithm, digest.value.upper() if upper else digest.value.lower())
         if value_problem(fixed) is None:
             case = "lower" if upper else "upper"
-            return "suspicious", (
-                f"the digest in its name is in {case} case: 0install compares digests "
-                "case-sensitively, so it never uses this directory and it can never verify"
-            ), "digest-case"
-        return "suspicious", (
-            f"named like an implementation, but {problem}: 0install never makes such a directory"
-        ), "bad-digest"
+            return (
+                "suspicious",
+                (
+                    f"the digest in its name is in {case} case: 0install compares digests "
+                    "case-sensitively, so it never uses this directory and it can never verify"
+                ),
+                "digest-case",
+            )
+        return (
+            "suspicious",
+            (f"named like an implementation, but {problem}: 0install never makes such a directory"),
+            "bad-digest",
+        )
     uid = st.st_uid
     if _foreign_owner(uid, ctx):
         who = _user_name(uid)
         assert ctx.store_uid is not None  # a foreign owner implies a known store owner
-        return "suspicious", (
-            f"owned by {who}, not by the store's owner ({_user_name(ctx.store_uid)}) or root: "
-            f"{who} could change what 0install runs as this implementation"
-        ), "foreign-owner"
+        return (
+            "suspicious",
+            (
+                f"owned by {who}, not by the store's owner ({_user_name(ctx.store_uid)}) or root: "
+                f"{who} could change what 0install runs as this implementation"
+            ),
+            "foreign-owner",
+        )
     perms = stat.S_IMODE(mode)
     if perms & 0o002:
-        return "suspicious", (
-            f"writable by everyone (mode {perms:04o}): anyone could change what 0install runs as "
-            "this implementation"
-        ), "world-writable"
+        return (
+            "suspicious",
+            (
+                f"writable by everyone (mode {perms:04o}): anyone could change what 0install runs as "
+                "this implementation"
+            ),
+            "world-writable",
+        )
     if perms & 0o020:
-        return "suspicious", (
-            f"writable by its group {_group_name(st.st_gid)} (mode {perms:04o}): every member "
-            "could change what 0install runs as this implementation"
-        ), "group-writable"
+        return (
+            "suspicious",
+            (
+                f"writable by its group {_group_name(st.st_gid)} (mode {perms:04o}): every member "
+                "could change what 0install runs as this implementation"
+            ),
+            "group-writable",
+        )
     return "implementation", "", ""
 
 

@@ -35,7 +35,6 @@ RECHECK_S = 2.0
 """During a removal the evidence is gathered again when it is older than this."""
 
 
-
 @dataclass
 class Policy:
     older_than_days: float = DEFAULT_OLDER_THAN_DAYS
@@ -118,9 +117,16 @@ def judge(
                 out.append(Verdict(e, "quarantine", reasons, last))
             continue
         if e.kind == "unknown":
-            out.append(Verdict(e, "keep", [
-                f"not 0install's ({e.reason}); left alone: delete it by hand if you know what it is"
-            ], last))
+            out.append(
+                Verdict(
+                    e,
+                    "keep",
+                    [
+                        f"not 0install's ({e.reason}); left alone: delete it by hand if you know what it is"
+                    ],
+                    last,
+                )
+            )
             continue
         if e.kind == "temporary":
             try:
@@ -132,18 +138,37 @@ def judge(
             if in_use:
                 out.append(Verdict(e, "keep", in_use, last))
             elif e.name.startswith(REMOVAL_PREFIX):
-                out.append(Verdict(e, "remove", [
-                    "the rest of an interrupted removal by this app (renamed before deletion)"
-                ], last))
+                out.append(
+                    Verdict(
+                        e,
+                        "remove",
+                        [
+                            "the rest of an interrupted removal by this app (renamed before deletion)"
+                        ],
+                        last,
+                    )
+                )
             elif age < policy.temp_days * DAY:
-                out.append(Verdict(e, "keep", [
-                    f"a temporary directory changed {_ago(age)} ago: a 0install may still be "
-                    "filling it"
-                ], last))
+                out.append(
+                    Verdict(
+                        e,
+                        "keep",
+                        [
+                            f"a temporary directory changed {_ago(age)} ago: a 0install may still be "
+                            "filling it"
+                        ],
+                        last,
+                    )
+                )
             else:
-                out.append(Verdict(e, "remove", [
-                    f"a leftover temporary directory, unchanged for {_ago(age)}", e.reason
-                ], last))
+                out.append(
+                    Verdict(
+                        e,
+                        "remove",
+                        [f"a leftover temporary directory, unchanged for {_ago(age)}", e.reason],
+                        last,
+                    )
+                )
             continue
         # An implementation.
         rooted = evidence.rooted(e)
@@ -152,21 +177,36 @@ def judge(
             continue
         feed = e.feed
         if feed is not None and e.version in newest.get(feed.feed_url, ()):
-            out.append(Verdict(e, "keep", [
-                f"one of the {policy.keep} newest cached versions of {feed.feed_name} (--keep)"
-            ], last))
+            out.append(
+                Verdict(
+                    e,
+                    "keep",
+                    [
+                        f"one of the {policy.keep} newest cached versions of {feed.feed_name} (--keep)"
+                    ],
+                    last,
+                )
+            )
             continue
         mode = mode_of(e)
         owner = (
-            f"an older version of {e.feed.feed_name}" if e.feed is not None
+            f"an older version of {e.feed.feed_name}"
+            if e.feed is not None
             else "(unowned): no cached feed lists it"
         )
         if policy.older_than_days > 0:
             if mode in ("noatime", "ro") or not e.atime_reliable:
-                out.append(Verdict(e, "keep", [
-                    f"last use unknown: its store's filesystem is mounted {mode}, so access "
-                    "times are not recorded (use --older-than 0 to clean regardless of age)"
-                ], None))
+                out.append(
+                    Verdict(
+                        e,
+                        "keep",
+                        [
+                            f"last use unknown: its store's filesystem is mounted {mode}, so access "
+                            "times are not recorded (use --older-than 0 to clean regardless of age)"
+                        ],
+                        None,
+                    )
+                )
                 continue
             if e.usage is None:
                 out.append(Verdict(e, "keep", ["not measured yet: last use unknown"], None))
@@ -174,9 +214,14 @@ def judge(
             when = last if last is not None else e.added
             age = now - when
             if age < policy.older_than_days * DAY:
-                out.append(Verdict(e, "keep", [
-                    f"used {_ago(age)} ago (newer than {policy.older_than_days:g} days)"
-                ], last))
+                out.append(
+                    Verdict(
+                        e,
+                        "keep",
+                        [f"used {_ago(age)} ago (newer than {policy.older_than_days:g} days)"],
+                        last,
+                    )
+                )
                 continue
             precision = " (to the day: relatime)" if mode == "relatime" else ""
             used = (
@@ -186,9 +231,9 @@ def judge(
             )
         else:
             used = "any age (--older-than 0)"
-        verdict = Verdict(e, "remove", [
-            used, "no app selection, pin or running process uses it", owner
-        ], last)
+        verdict = Verdict(
+            e, "remove", [used, "no app selection, pin or running process uses it", owner], last
+        )
         if e.store.kind == "system" and not evidence.every_home_read:
             # 0install for Windows' `update-all --clean` deletes what other users still need.
             verdict.doubt = (
@@ -231,8 +276,9 @@ def footprint(path: str) -> Footprint:
             fp.size += st.st_size
             fp.disk += st.st_blocks * 512
             return
-        item = fp.shared.setdefault((st.st_dev, st.st_ino), [st.st_nlink, 0, st.st_size,
-                                                               st.st_blocks * 512])
+        item = fp.shared.setdefault(
+            (st.st_dev, st.st_ino), [st.st_nlink, 0, st.st_size, st.st_blocks * 512]
+        )
         item[1] += 1
 
     add(st)
@@ -529,8 +575,9 @@ def survey(
     return Survey(list(scan.stores), scan.entries, evidence, verdicts, list(scan.problems), modes)
 
 
-def _scan_in_child(stores: Sequence | None, env: Mapping[str, str] | None,
-                   cancel: threading.Event | None):
+def _scan_in_child(
+    stores: Sequence | None, env: Mapping[str, str] | None, cancel: threading.Event | None
+):
     from core.scan_process import ScanProcessError, scan_in_child
 
     def measured(pairs: list) -> None:

@@ -73,7 +73,6 @@ class CommandError(Exception):
 # --- formatting helpers ---------------------------------------------------------------------------
 
 
-
 def _when(ts: float | None, reliable: bool = True) -> str:
     if ts is None:
         return "never"
@@ -368,9 +367,27 @@ def _scan_and_measure(args: argparse.Namespace, err: IO[str]):
 
 
 _KEYS = (
-    "store", "store_kind", "store_label", "name", "path", "kind", "reason", "digest", "algorithm",
-    "program", "feed", "version", "size", "disk", "files", "last_used", "last_used_known", "added",
-    "owner", "used_by", "error",
+    "store",
+    "store_kind",
+    "store_label",
+    "name",
+    "path",
+    "kind",
+    "reason",
+    "digest",
+    "algorithm",
+    "program",
+    "feed",
+    "version",
+    "size",
+    "disk",
+    "files",
+    "last_used",
+    "last_used_known",
+    "added",
+    "owner",
+    "used_by",
+    "error",
 )
 _ROW = "{{" + ", ".join(f'"{key}": {{}}' for key in _KEYS) + "}}"
 
@@ -608,9 +625,19 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                 }
             )
         data += [
-            {"store": None, "name": json_name(name), "path": None, "program": None,
-             "version": None, "status": "error", "detail": _text(f"'{name}' is not in any store"),
-             "expected": None, "actual": None, "recorded": None, "changes": []}
+            {
+                "store": None,
+                "name": json_name(name),
+                "path": None,
+                "program": None,
+                "version": None,
+                "status": "error",
+                "detail": _text(f"'{name}' is not in any store"),
+                "expected": None,
+                "actual": None,
+                "recorded": None,
+                "changes": [],
+            }
             for name in missing
         ]
         _write_json(data, out)
@@ -691,7 +718,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("dir", metavar="DIR")
 
-    p = sub.add_parser("manifest", help="print a directory's manifest (like 0install store manifest)")
+    p = sub.add_parser(
+        "manifest", help="print a directory's manifest (like 0install store manifest)"
+    )
     p.add_argument("dir", metavar="DIR")
     p.add_argument("algorithm", metavar="ALG", help="one of " + ", ".join(ALGORITHMS))
 

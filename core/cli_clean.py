@@ -30,20 +30,35 @@ def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) 
         "deleted); then remove them. Every removal goes to the action log.",
     )
     store_option(p)
-    p.add_argument("--older-than", type=float, default=30.0, metavar="DAYS",
-                   help="only entries not used for this many days (default 30; 0: any age)")
-    p.add_argument("--keep", type=int, default=0, metavar="N",
-                   help="keep the N newest cached versions of every program, whatever their age")
+    p.add_argument(
+        "--older-than",
+        type=float,
+        default=30.0,
+        metavar="DAYS",
+        help="only entries not used for this many days (default 30; 0: any age)",
+    )
+    p.add_argument(
+        "--keep",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep the N newest cached versions of every program, whatever their age",
+    )
     p.add_argument("--dry-run", action="store_true", help="list the candidates, change nothing")
     p.add_argument("--yes", action="store_true", help="do not ask before removing")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_clean)
 
-    for verb, text in (("pin", "keep an entry, or every version of a program, forever"),
-                       ("unpin", "undo a pin")):
+    for verb, text in (
+        ("pin", "keep an entry, or every version of a program, forever"),
+        ("unpin", "undo a pin"),
+    ):
         p = sub.add_parser(verb, help=text)
-        p.add_argument("target", metavar="NAME|PROGRAM",
-                       help="an entry's digest, or a program's name or feed URL")
+        p.add_argument(
+            "target",
+            metavar="NAME|PROGRAM",
+            help="an entry's digest, or a program's name or feed URL",
+        )
         p.set_defaults(func=cmd_pin, pin=verb == "pin")
 
     p = sub.add_parser("delete", help="delete chosen entries (with the same checks as clean)")
@@ -53,8 +68,11 @@ def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) 
     p.add_argument("names", nargs="+", metavar="NAME", help="digests or entry paths")
     p.set_defaults(func=cmd_delete)
 
-    p = sub.add_parser("optimise", aliases=["optimize"],
-                       help="hard-link identical files across implementations (saves space)")
+    p = sub.add_parser(
+        "optimise",
+        aliases=["optimize"],
+        help="hard-link identical files across implementations (saves space)",
+    )
     store_option(p)
     p.add_argument("--dry-run", action="store_true", help="say what would be saved, change nothing")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -68,7 +86,6 @@ def _stores(args: argparse.Namespace):
     from core import stores
 
     return stores.stores_from_paths(args.store) if getattr(args, "store", None) else None
-
 
 
 def _verdict_json(v) -> dict:
@@ -148,8 +165,12 @@ def _remove(result, chosen, args: argparse.Namespace, out: IO[str], err: IO[str]
         json.dump(
             {
                 "results": [
-                    {**_verdict_json(o.verdict), "outcome": o.action, "detail": o.message,
-                     "freed": o.size}
+                    {
+                        **_verdict_json(o.verdict),
+                        "outcome": o.action,
+                        "detail": o.message,
+                        "freed": o.size,
+                    }
                     for o in outcomes
                 ],
                 "freed": freed,
@@ -162,11 +183,15 @@ def _remove(result, chosen, args: argparse.Namespace, out: IO[str], err: IO[str]
         for o in outcomes:
             e = o.verdict.entry
             detail = f": {o.message}" if o.message else ""
-            out.write(f"{o.action.upper():<12} {e.store.path}  {e.name}  {e.program} "
-                      f"{e.version}{detail}\n".replace("  \n", "\n"))
+            out.write(
+                f"{o.action.upper():<12} {e.store.path}  {e.name}  {e.program} "
+                f"{e.version}{detail}\n".replace("  \n", "\n")
+            )
         done = len(outcomes) - len(failed)
-        out.write(f"\n{done} of {len(outcomes)} entries done, {size_text(freed)} freed; "
-                  "recorded in the action log\n")
+        out.write(
+            f"\n{done} of {len(outcomes)} entries done, {size_text(freed)} freed; "
+            "recorded in the action log\n"
+        )
     return 1 if failed else 0
 
 
@@ -202,8 +227,10 @@ def cmd_clean(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             out.write("\n")
         else:
             _print_candidates(chosen, out)
-            out.write(f"\n{len(chosen)} candidates, {size_text(disk)} to reclaim"
-                      f"{' (dry run: nothing removed)' if args.dry_run and chosen else ''}\n")
+            out.write(
+                f"\n{len(chosen)} candidates, {size_text(disk)} to reclaim"
+                f"{' (dry run: nothing removed)' if args.dry_run and chosen else ''}\n"
+            )
             _print_left(result, doubtful, out)
         return 0
     if not args.json:
@@ -237,8 +264,15 @@ def _print_candidates(chosen, out: IO[str]) -> None:
     for v in chosen:
         fp = v.footprint
         what = f"{v.entry.program} {v.entry.version}: " if v.entry.feed is not None else ""
-        rows.append([v.entry.store.path, v.entry.name, size_text(fp.disk if fp else None), v.action,
-                     what + "; ".join(v.reasons)])
+        rows.append(
+            [
+                v.entry.store.path,
+                v.entry.name,
+                size_text(fp.disk if fp else None),
+                v.action,
+                what + "; ".join(v.reasons),
+            ]
+        )
     _table(rows, out)
 
 
@@ -286,8 +320,13 @@ def cmd_delete(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             err.write(f"zeroinstall-admin: {entry.name} is kept: {'; '.join(reasons)}\n")
             continue
         if verdict.action != "remove":  # delete means delete, suspicious or not
-            verdict = clean.Verdict(entry, "remove", ["deleted on request"] + verdict.reasons[:1],
-                                    verdict.last_used, verdict.footprint)
+            verdict = clean.Verdict(
+                entry,
+                "remove",
+                ["deleted on request"] + verdict.reasons[:1],
+                verdict.last_used,
+                verdict.footprint,
+            )
         else:
             verdict.reasons = ["deleted on request"] + verdict.reasons
         if verdict.footprint is None:
@@ -312,6 +351,7 @@ def cmd_optimise(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     results = []
     try:
         for store in chosen:
+
             def shown(done: int, total: int, path: str = store.path) -> None:
                 progress.show(f"{path}: {done} / {total} groups of identical files")
 
@@ -332,8 +372,10 @@ def cmd_optimise(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             continue
         verb = "would save" if r.dry_run else "saved"
         linked = "would be linked" if r.dry_run else "linked"
-        out.write(f"{r.store}: {verb} {size_text(r.saved)}: {r.linked} files {linked} in "
-                  f"{len(r.affected)} implementations ({r.groups} sets of identical files)\n")
+        out.write(
+            f"{r.store}: {verb} {size_text(r.saved)}: {r.linked} files {linked} in "
+            f"{len(r.affected)} implementations ({r.groups} sets of identical files)\n"
+        )
         if not r.dry_run and r.affected and not r.not_verified:
             out.write(f"{r.store}: every changed implementation still verifies\n")
         if r.skipped:

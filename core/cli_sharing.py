@@ -167,8 +167,10 @@ def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             if not outcome.ok:
                 err.write(f"{step.title}: {outcome.message}\n")
                 if outcome.status == elevate.UNAVAILABLE:
-                    err.write("Or enable every step at once as root with: "
-                              "zeroinstall-admin sharing script | sudo sh\n")
+                    err.write(
+                        "Or enable every step at once as root with: "
+                        "zeroinstall-admin sharing script | sudo sh\n"
+                    )
                 raise CommandError(f"stopped at '{step.title}'; the steps before it are done")
             out.write(f"{step.title}: {outcome.message}\n")
     after = sharing.detect(root)

@@ -50,21 +50,36 @@ class _Program:
 _PROGRAMS = {
     p.key: p
     for p in (
-        _Program("hello-editor", "Hello Editor", "a friendly text editor", "bin/hello-editor",
-                 ("toolkit-runtime",)),
-        _Program("gallery-viewer", "Gallery Viewer", "browse and tag your photos",
-                 "bin/gallery-viewer"),
-        _Program("data-cruncher", "Data Cruncher", "number crunching for spreadsheets",
-                 "bin/crunch",
-                 ("toolkit-runtime",)),
-        _Program("toolkit-runtime", "Toolkit Runtime", "the widget library the demo programs share",
-                 "bin/toolkit-info"),
+        _Program(
+            "hello-editor",
+            "Hello Editor",
+            "a friendly text editor",
+            "bin/hello-editor",
+            ("toolkit-runtime",),
+        ),
+        _Program(
+            "gallery-viewer", "Gallery Viewer", "browse and tag your photos", "bin/gallery-viewer"
+        ),
+        _Program(
+            "data-cruncher",
+            "Data Cruncher",
+            "number crunching for spreadsheets",
+            "bin/crunch",
+            ("toolkit-runtime",),
+        ),
+        _Program(
+            "toolkit-runtime",
+            "Toolkit Runtime",
+            "the widget library the demo programs share",
+            "bin/toolkit-info",
+        ),
     )
 }
 
 # A program whose feed is not in the cache any more: its implementation is "unowned".
-_UNOWNED = _Program("legacy-helper", "Legacy Helper", "an old helper nobody remembers",
-                    "bin/legacy-helper")
+_UNOWNED = _Program(
+    "legacy-helper", "Legacy Helper", "an old helper nobody remembers", "bin/legacy-helper"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +193,12 @@ def _files(impl: _Impl) -> _Files:
             ("share/icons/gallery-viewer.svg", _svg(prog, 30)),
         ]
         for i in range(1, 4):
-            files.append((f"share/gallery-viewer/samples/photo-{i:02}.raw",
-                          _blob(f"{seed}photo{i}", 90_000 + 40_000 * i)))
+            files.append(
+                (
+                    f"share/gallery-viewer/samples/photo-{i:02}.raw",
+                    _blob(f"{seed}photo{i}", 90_000 + 40_000 * i),
+                )
+            )
         return files, {"bin/gallery-viewer"}
     if prog.key == "data-cruncher":
         files = [
@@ -215,8 +234,9 @@ def _epoch(date: str) -> int:
     return int(time.mktime(time.strptime(date + " 12:00", "%Y-%m-%d %H:%M")))
 
 
-def _write_tree(root: Path, files: list[tuple[str, bytes | str]], executables: set[str],
-                mtime: int) -> None:
+def _write_tree(
+    root: Path, files: list[tuple[str, bytes | str]], executables: set[str], mtime: int
+) -> None:
     for rel, content in files:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -305,8 +325,12 @@ def _finish_permissions_and_times(built: _Built, now: float) -> None:
 
 def _planted_digest() -> str:
     """A well-formed sha256new name whose contents nobody ever hashed."""
-    return format_digest("sha256new", encode_value(
-        "sha256new", hashlib.sha256(b"Zero Install Admin demo: planted entry").digest()))
+    return format_digest(
+        "sha256new",
+        encode_value(
+            "sha256new", hashlib.sha256(b"Zero Install Admin demo: planted entry").digest()
+        ),
+    )
 
 
 def _feed_xml(program: _Program, builts: list[_Built], planted: str) -> str:
@@ -339,7 +363,7 @@ def _feed_xml(program: _Program, builts: list[_Built], planted: str) -> str:
             f"    <implementation id={quoteattr(name)} released={quoteattr(released)} "
             f"version={quoteattr(version)}>",
             f"      <manifest-digest {algorithm}={quoteattr(value)}/>",
-            f"      <archive href={quoteattr(archive)} size=\"{size}\"/>",
+            f'      <archive href={quoteattr(archive)} size="{size}"/>',
             "    </implementation>",
         ]
     lines += ["  </group>", "</interface>", ""]
@@ -361,7 +385,7 @@ def _selections_xml(builts: list[_Built]) -> str:
         # from-feed is optional when it equals interface; written because readers must accept it.
         lines.append(
             f"  <selection from-feed={quoteattr(prog.url)} id={quoteattr(b.name)} "
-            f"interface={quoteattr(prog.url)} license=\"OSI Approved :: MIT License\" "
+            f'interface={quoteattr(prog.url)} license="OSI Approved :: MIT License" '
             f"released={quoteattr(b.impl.released)} version={quoteattr(b.impl.version)}>"
         )
         if prog is root:
@@ -411,14 +435,23 @@ def build_demo(root: str | os.PathLike[str]) -> dict[str, str]:
     # Problems an admin should be shown.
     planted = _planted_digest()
     evil = top / "elsewhere" / "evil"
-    _write_tree(evil, [("bin/hello-editor", b"#!/bin/sh\necho 'This is not Hello Editor.'\n")],
-                {"bin/hello-editor"}, int(now - 3 * _DAY))
+    _write_tree(
+        evil,
+        [("bin/hello-editor", b"#!/bin/sh\necho 'This is not Hello Editor.'\n")],
+        {"bin/hello-editor"},
+        int(now - 3 * _DAY),
+    )
     os.symlink(evil, stores["user"] / planted)
     leftover = stores["user"] / "tmp-k3v9qz"
-    _write_tree(leftover, [
-        ("gallery-viewer-1.1/bin/gallery-viewer", _script(_PROGRAMS["gallery-viewer"], "1.1")),
-        ("gallery-viewer-1.1/lib/gallery-viewer/decoders.bin", _blob("partial", 310_000)),
-    ], {"gallery-viewer-1.1/bin/gallery-viewer"}, _epoch("2024-09-15"))
+    _write_tree(
+        leftover,
+        [
+            ("gallery-viewer-1.1/bin/gallery-viewer", _script(_PROGRAMS["gallery-viewer"], "1.1")),
+            ("gallery-viewer-1.1/lib/gallery-viewer/decoders.bin", _blob("partial", 310_000)),
+        ],
+        {"gallery-viewer-1.1/bin/gallery-viewer"},
+        _epoch("2024-09-15"),
+    )
     os.utime(leftover, (now - 35 * _DAY, now - 35 * _DAY))
 
     # Cached feeds (not the unowned program's: its feed is gone).
@@ -427,7 +460,8 @@ def build_demo(root: str | os.PathLike[str]) -> dict[str, str]:
     for program in _PROGRAMS.values():
         mine = [b for b in builts if b.impl.program is program]
         (feeds / escape_feed_url(program.url)).write_text(
-            _feed_xml(program, mine, planted), encoding="utf-8")
+            _feed_xml(program, mine, planted), encoding="utf-8"
+        )
 
     # One app, as "0install add hello-editor URL" leaves it: dated selections hard-linked as
     # selections.xml, the requirements it was solved for, and the time of the last update check.
@@ -438,9 +472,11 @@ def build_demo(root: str | os.PathLike[str]) -> dict[str, str]:
     dated.write_text(_selections_xml(chosen), encoding="utf-8")
     os.link(dated, app / "selections.xml")
     (app / "requirements.json").write_text(
-        json.dumps({"interface_uri": _PROGRAMS[APP_NAME].url, "command": "run"},
-                   separators=(",", ":")),
-        encoding="utf-8")
+        json.dumps(
+            {"interface_uri": _PROGRAMS[APP_NAME].url, "command": "run"}, separators=(",", ":")
+        ),
+        encoding="utf-8",
+    )
     checked = app / "last-checked"  # 0install keeps the time of its last update check as the mtime
     checked.touch(0o600)
     os.utime(checked, (now - _DAY, now - _DAY))

@@ -84,7 +84,7 @@ def parse_digest(name: str, *, loose: bool = False) -> Digest:
         name = name.strip()
     for prefix in _LOOSE_PREFIXES if loose else _STRICT_PREFIXES:
         if name.startswith(prefix):
-            return Digest(prefix[:-1], name[len(prefix):])
+            return Digest(prefix[:-1], name[len(prefix) :])
     raise DigestError(
         f"Unknown digest type '{name}': expected sha1=, sha1new=, sha256= or sha256new_ "
         "followed by the digest value"
@@ -97,9 +97,7 @@ def value_problem(digest: Digest) -> str | None:
     if pattern.fullmatch(digest.value):
         return None
     if digest.algorithm == "sha256new":
-        return (
-            f"the value of '{digest.name}' is not 52 characters of upper-case base32 (A-Z, 2-7)"
-        )
+        return f"the value of '{digest.name}' is not 52 characters of upper-case base32 (A-Z, 2-7)"
     length = 40 if digest.algorithm in ("sha1", "sha1new") else 64
     return f"the value of '{digest.name}' is not {length} lower-case hex digits"
 

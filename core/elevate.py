@@ -170,6 +170,5 @@ def interpret(
             + command + ")", command, stderr.strip(),
         )  # fmt: skip
     prefix = "zeroinstall-admin-helper: "
-    message = last[len(prefix):] if last.startswith(prefix) else (last or f"exit {returncode}")
+    message = last[len(prefix) :] if last.startswith(prefix) else (last or f"exit {returncode}")
     return HelperOutcome(verb, args, FAILED, message, command, stderr.strip())
-

@@ -238,7 +238,9 @@ def load_selections(
                     except OSError:
                         continue
                     same = current is not None and (st.st_dev, st.st_ino) == (
-                        current.st_dev, current.st_ino)
+                        current.st_dev,
+                        current.st_ino,
+                    )
                     if not same:
                         label += f", selections of {m.group(1)[1:]}"
                 try:
@@ -297,8 +299,9 @@ def scan_processes(
             else:
                 shown = f"{key[0]}/{key[1]}"
             info = proc.info
-            use = ProcessUse(proc.pid, info.get("name") or "?", info.get("username") or "?", how,
-                             shown)
+            use = ProcessUse(
+                proc.pid, info.get("name") or "?", info.get("username") or "?", how, shown
+            )
             uses = found.setdefault(key, [])
             if use not in uses and len(uses) < 20:
                 uses.append(use)
@@ -403,9 +406,7 @@ def own_entries(entries: Sequence[Entry], paths: Sequence[tuple[str, str]]) -> d
             if newest is None or version_key(entry.version) > version_key(newest.version):
                 newest = entry
     if newest is not None:
-        own.setdefault(entry_key(newest), []).append(
-            "the newest cached version of 0install itself"
-        )
+        own.setdefault(entry_key(newest), []).append("the newest cached version of 0install itself")
     return own
 
 
@@ -445,8 +446,9 @@ def collect(
             "Only your own apps were read: other users' apps are not known (run as root to "
             "read every home)."
         )
-    ev = Evidence(app_uses, scope, bool(homes) and not unreadable, unreadable, pins,
-                  problems=problems)
+    ev = Evidence(
+        app_uses, scope, bool(homes) and not unreadable, unreadable, pins, problems=problems
+    )
     if processes:
         pids = own_pids() if exclude_pids is None else list(exclude_pids)
         try:

@@ -98,9 +98,7 @@ def safe_text(text: str) -> str:
     leaving backslashes alone, so escaping twice changes nothing."""
     if text.isprintable() and _BIDI.isdisjoint(text):
         return text
-    return "".join(
-        _escape_char(ch) if ch != "\\" and _needs_escape(ch) else ch for ch in text
-    )
+    return "".join(_escape_char(ch) if ch != "\\" and _needs_escape(ch) else ch for ch in text)
 
 
 def display_path(path: PathLike) -> str:

@@ -307,8 +307,14 @@ def record(results: list[OptimiseResult], log_path: str | None = None) -> str | 
     from core import actionlog
 
     records = [
-        actionlog.Record("optimised", r.store, f"{len(r.affected)} implementations",
-                         size=r.saved, detail=f"{r.linked} files hard-linked")
-        for r in results if r.linked and not r.dry_run
+        actionlog.Record(
+            "optimised",
+            r.store,
+            f"{len(r.affected)} implementations",
+            size=r.saved,
+            detail=f"{r.linked} files hard-linked",
+        )
+        for r in results
+        if r.linked and not r.dry_run
     ]
     return actionlog.record(records, log_path) if records else None

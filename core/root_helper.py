@@ -66,9 +66,7 @@ SECURE_ADD_CANDIDATES = ("/usr/bin/0store-secure-add", "/usr/local/bin/0store-se
 """0store-secure-add from the Debian package, or a source install; the first that exists wins."""
 
 HELPER_SCRIPT_PATH = "/usr/local/bin/0store-secure-add-helper"
-HELPER_SCRIPT_TEMPLATE = (
-    '#!/bin/sh\nexec sudo -S -u zeroinst {program} "$@" < /dev/null\n'
-)
+HELPER_SCRIPT_TEMPLATE = '#!/bin/sh\nexec sudo -S -u zeroinst {program} "$@" < /dev/null\n'
 HELPER_SCRIPT_MODE = 0o755
 
 SUDOERS_DIR = "/etc/sudoers.d"
@@ -460,7 +458,7 @@ def ownership_problem(path: str, root: str = "/") -> str | None:
             st = os.lstat(current)
         except OSError as exc:
             return f"'{current}' cannot be checked: {exc.strerror}"
-        shown = current if base == "/" else current[len(base):] or "/"
+        shown = current if base == "/" else current[len(base) :] or "/"
         if st.st_uid != 0:
             return (
                 f"'{shown}' belongs to uid {st.st_uid}, not root: its owner could run code as "

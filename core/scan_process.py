@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from core.cache import Entry, Scan, Usage, measure_all, scan
 from core import child
+from core.cache import Entry, Scan, Usage, measure_all, scan
 from core.child import ChildError, Message, run_in_child, serve
 from core.digests import Digest
 from core.feeds import FeedImpl

@@ -101,7 +101,7 @@ def _sys_uid_max(root: str) -> int:
 
 def _show(root: str, full: str) -> str:
     base = os.path.realpath(root)
-    return full if base == "/" else full[len(base):] or "/"
+    return full if base == "/" else full[len(base) :] or "/"
 
 
 # --- the steps ------------------------------------------------------------------------------------
@@ -284,7 +284,7 @@ def later_overrides(root: str = "/") -> list[str]:
             users = runas.group(1).split(":")[0]
             if "ALL" not in users and rh.SYSTEM_USER not in users:
                 continue
-            commands = spec[runas.end():]
+            commands = spec[runas.end() :]
             if "NOPASSWD" in commands:
                 continue
             if "0store-secure-add" in commands or re.search(r"(^|[\s:,])ALL\s*$", commands):
@@ -332,8 +332,15 @@ def step_sudoers(root: str = "/") -> Step:
     )
     target = rh.SUDOERS_DROPIN
     if shutil.which("visudo", path="/usr/sbin:/sbin:/usr/bin") is None:
-        return Step("sudoers", title, ATTENTION,
-                    "visudo is missing: install the 'sudo' package.", None, preview, target)
+        return Step(
+            "sudoers",
+            title,
+            ATTENTION,
+            "visudo is missing: install the 'sudo' package.",
+            None,
+            preview,
+            target,
+        )
     notes: list[str] = []
     info: list[str] = []
     includes = rh.sudoers_includes_dropins(root)
@@ -349,13 +356,15 @@ def step_sudoers(root: str = "/") -> Step:
     if broken:
         notes.append(
             "A broken drop-in someone else left stops sudo for everyone: "
-            + "; ".join(broken) + ". Fix or remove it with visudo."
+            + "; ".join(broken)
+            + ". Fix or remove it with visudo."
         )
     overrides = later_overrides(root)
     if overrides:
         notes.append(
             "A later rule can undo the drop-in (the last matching rule wins; the docs say the "
-            "NOPASSWD line must go at the end): " + "; ".join(overrides)
+            "NOPASSWD line must go at the end): "
+            + "; ".join(overrides)
             + ". Give 0store-secure-add NOPASSWD there (and keep env_reset, always_set_home), or "
             "move that rule before the drop-ins."
         )
@@ -421,9 +430,16 @@ def step_apparmor(root: str = "/") -> Step:
         f"with 'apparmor_parser -r':\n{content}"
     )
     if not rh.apparmor_enabled(root):
-        return Step("apparmor", title, NOT_APPLICABLE,
-                    f"AppArmor is not enabled on this system ({rh.APPARMOR_ENABLED_FILE} is not "
-                    "'Y'): there is nothing to load a profile into.", None, preview, path)
+        return Step(
+            "apparmor",
+            title,
+            NOT_APPLICABLE,
+            f"AppArmor is not enabled on this system ({rh.APPARMOR_ENABLED_FILE} is not "
+            "'Y'): there is nothing to load a profile into.",
+            None,
+            preview,
+            path,
+        )
     if shutil.which("apparmor_parser", path="/usr/sbin:/sbin") is None:
         return Step("apparmor", title, ATTENTION,
                     "AppArmor is on but apparmor_parser is missing: install the 'apparmor' "
@@ -469,7 +485,7 @@ def _existing(path: str) -> str:
 
 
 def step_space(root: str = "/") -> Step:
-    
+
     title = "Free space"
     full = _existing(rh.under(root, rh.SHARED_STORE))
     try:
@@ -723,8 +739,14 @@ def _self_test_as(
                 timeout=SELF_TEST_TIMEOUT_S, check=False,
             )  # fmt: skip
         except subprocess.TimeoutExpired:
-            return SelfTestResult(False, f"{helper} did not finish in {SELF_TEST_TIMEOUT_S} s "
-                                  "(is sudo waiting for a password?).", log, digest, user.name)
+            return SelfTestResult(
+                False,
+                f"{helper} did not finish in {SELF_TEST_TIMEOUT_S} s "
+                "(is sudo waiting for a password?).",
+                log,
+                digest,
+                user.name,
+            )
         output = (proc.stderr + proc.stdout).strip()
         if output:
             say("it said: " + " | ".join(output.splitlines()[-4:]))
@@ -738,11 +760,22 @@ def _self_test_as(
         try:
             st = os.lstat(target)
         except OSError:
-            return SelfTestResult(False, f"The helper succeeded but {target} does not exist: is "
-                                  "the shared store configured elsewhere?", log, digest, user.name)
+            return SelfTestResult(
+                False,
+                f"The helper succeeded but {target} does not exist: is "
+                "the shared store configured elsewhere?",
+                log,
+                digest,
+                user.name,
+            )
         if not stat.S_ISDIR(st.st_mode) or account is None or st.st_uid != account.uid:
-            return SelfTestResult(False, f"{target} is not a directory owned by "
-                                  f"{rh.SYSTEM_USER} (uid {st.st_uid}).", log, digest, user.name)
+            return SelfTestResult(
+                False,
+                f"{target} is not a directory owned by {rh.SYSTEM_USER} (uid {st.st_uid}).",
+                log,
+                digest,
+                user.name,
+            )
         say(f"{target} exists, owned by {rh.SYSTEM_USER}")
         try:
             actual = manifest_digest(target, "sha256new").name

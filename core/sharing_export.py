@@ -145,9 +145,7 @@ def ansible_playbook() -> str:
         pad = " " * indent
         return "\n".join(pad + line if line else "" for line in text.splitlines())
 
-    chains = {
-        candidate: _parents(candidate) for candidate in rh.SECURE_ADD_CANDIDATES
-    }
+    chains = {candidate: _parents(candidate) for candidate in rh.SECURE_ADD_CANDIDATES}
     chain_expr = (
         "{{ "
         + f"{chains[rh.SECURE_ADD_CANDIDATES[0]]!r} if zia_program == "

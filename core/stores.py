@@ -325,9 +325,7 @@ def discovery_problems(env: Mapping[str, str] | None = None) -> list[str]:
     return _discover(env).problems
 
 
-def stores_from_paths(
-    paths: Sequence[str], env: Mapping[str, str] | None = None
-) -> list[Store]:
+def stores_from_paths(paths: Sequence[str], env: Mapping[str, str] | None = None) -> list[Store]:
     """Stores named on the command line (``--store DIR``): made absolute, de-duplicated.
 
     A directory that discovery (with ``env``, default ``os.environ``) also finds keeps the role

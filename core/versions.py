@@ -34,7 +34,7 @@ def version_key(version: str) -> tuple:
         rank = 2
         for word, r in _MODIFIERS:
             if part.startswith(word):
-                part, rank = part[len(word):], r
+                part, rank = part[len(word) :], r
                 break
         numbers = _numbers(part)
         if numbers is None:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 class _Job(QObject):
     def __init__(
         self,
@@ -67,7 +68,10 @@ class _Job(QObject):
         worker.start()
 
     def _in_child_or_here(
-        self, in_child: Callable[[], Any], here: Callable[[], Any], delivered: Callable[[], bool],
+        self,
+        in_child: Callable[[], Any],
+        here: Callable[[], Any],
+        delivered: Callable[[], bool],
         what: str,
     ) -> Any:
         """``in_child()``, or ``here()`` in this process when no child process can be started.

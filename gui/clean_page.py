@@ -98,8 +98,9 @@ class CleanModel(QAbstractTableModel):
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else len(Col)
 
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return HEADERS[section]
         return None
@@ -117,8 +118,9 @@ class CleanModel(QAbstractTableModel):
         usage = v.entry.usage
         return usage.disk if usage is not None else None
 
-    def data(self, index: QModelIndex | QPersistentModelIndex,
-             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
         if not index.isValid():
             return None
         row, col = index.row(), index.column()
@@ -154,8 +156,12 @@ class CleanModel(QAbstractTableModel):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
-    def setData(self, index: QModelIndex | QPersistentModelIndex, value: Any,
-                role: int = Qt.ItemDataRole.EditRole) -> bool:
+    def setData(
+        self,
+        index: QModelIndex | QPersistentModelIndex,
+        value: Any,
+        role: int = Qt.ItemDataRole.EditRole,
+    ) -> bool:
         if role != Qt.ItemDataRole.CheckStateRole or index.column() != Col.PROGRAM:
             return False
         if not self.verdicts[index.row()].candidate:
@@ -181,8 +187,9 @@ class CleanModel(QAbstractTableModel):
 
     def refresh_sizes(self) -> None:
         if self.verdicts:
-            self.dataChanged.emit(self.index(0, Col.SIZE), self.index(len(self.verdicts) - 1,
-                                                                      Col.SIZE))
+            self.dataChanged.emit(
+                self.index(0, Col.SIZE), self.index(len(self.verdicts) - 1, Col.SIZE)
+            )
 
 
 class CleanFilter(QSortFilterProxyModel):
@@ -201,8 +208,9 @@ class CleanFilter(QSortFilterProxyModel):
             self.show_kept = on
             self.invalidateRowsFilter()
 
-    def filterAcceptsRow(self, source_row: int,
-                         source_parent: QModelIndex | QPersistentModelIndex) -> bool:
+    def filterAcceptsRow(
+        self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex
+    ) -> bool:
         model = self.sourceModel()
         assert isinstance(model, CleanModel)
         return self.show_kept or model.verdicts[source_row].candidate
@@ -258,33 +266,66 @@ class CleanPage(QWidget):
 
     def _build_actions(self) -> None:
         self.find_action = self._action(
-            "&Find unused", "Look again for entries nobody uses", self.rescan,
-            QKeySequence.StandardKey.Refresh, "rescan")
+            "&Find unused",
+            "Look again for entries nobody uses",
+            self.rescan,
+            QKeySequence.StandardKey.Refresh,
+            "rescan",
+        )
         self.clean_action = self._action(
-            "&Clean…", "Remove the checked entries (asks first)", self.clean_checked,
-            "Ctrl+Shift+Delete", "clean")
+            "&Clean…",
+            "Remove the checked entries (asks first)",
+            self.clean_checked,
+            "Ctrl+Shift+Delete",
+            "clean",
+        )
         self.optimise_action = self._action(
-            "&Optimise…", "Hard-link identical files across implementations (shows the saving "
-            "first)", self.optimise, None, "optimise")
+            "&Optimise…",
+            "Hard-link identical files across implementations (shows the saving first)",
+            self.optimise,
+            None,
+            "optimise",
+        )
         self.cancel_action = self._action(
-            "C&ancel", "Stop looking, or removing (what is removed stays removed)", self.cancel,
-            "Escape", "cancel")
+            "C&ancel",
+            "Stop looking, or removing (what is removed stays removed)",
+            self.cancel,
+            "Escape",
+            "cancel",
+        )
         self.check_all_action = self._action(
-            "Check all &candidates", "Check every candidate", lambda: self._check_all(True))
+            "Check all &candidates", "Check every candidate", lambda: self._check_all(True)
+        )
         self.uncheck_all_action = self._action(
-            "&Uncheck all", "Uncheck every candidate", lambda: self._check_all(False))
+            "&Uncheck all", "Uncheck every candidate", lambda: self._check_all(False)
+        )
 
         self.pin_action = self._action(
-            "&Pin", "Keep the selected entries forever (clean-up never offers them)",
-            lambda: self.pin_selected(True), "Ctrl+P")
+            "&Pin",
+            "Keep the selected entries forever (clean-up never offers them)",
+            lambda: self.pin_selected(True),
+            "Ctrl+P",
+        )
         self.unpin_action = self._action(
-            "U&npin", "Let clean-up judge the selected entries again",
-            lambda: self.pin_selected(False))
+            "U&npin",
+            "Let clean-up judge the selected entries again",
+            lambda: self.pin_selected(False),
+        )
 
     def menu_actions(self) -> list[QAction | None]:
-        return [self.find_action, None, self.clean_action, self.optimise_action,
-                self.cancel_action, None, self.check_all_action, self.uncheck_all_action, None,
-                self.pin_action, self.unpin_action]
+        return [
+            self.find_action,
+            None,
+            self.clean_action,
+            self.optimise_action,
+            self.cancel_action,
+            None,
+            self.check_all_action,
+            self.uncheck_all_action,
+            None,
+            self.pin_action,
+            self.unpin_action,
+        ]
 
     def _build_widgets(self) -> None:
         self.toolbar = QToolBar("Clean up", self)
@@ -307,8 +348,9 @@ class CleanPage(QWidget):
         self.keep = QSpinBox(self)
         self.keep.setRange(0, 99)
         self.keep.setSpecialValueText("none")
-        self.keep.setToolTip("Keep this many of the newest cached versions of every program, "
-                             "whatever their age")
+        self.keep.setToolTip(
+            "Keep this many of the newest cached versions of every program, whatever their age"
+        )
         self.keep.setAccessibleName("Keep newest versions")
         self.days.valueChanged.connect(self._policy_changed)
         self.keep.valueChanged.connect(self._policy_changed)
@@ -347,9 +389,14 @@ class CleanPage(QWidget):
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
         fm = self.fontMetrics()
-        for col, sample in ((Col.PROGRAM, "☐ Toolkit Runtime X"), (Col.VERSION, "10.2-rc1"),
-                            (Col.STORE, "system X"), (Col.SIZE, "999.9 MB"),
-                            (Col.LAST_USED, "11 months ago"), (Col.ACTION, "Quarantine")):
+        for col, sample in (
+            (Col.PROGRAM, "☐ Toolkit Runtime X"),
+            (Col.VERSION, "10.2-rc1"),
+            (Col.STORE, "system X"),
+            (Col.SIZE, "999.9 MB"),
+            (Col.LAST_USED, "11 months ago"),
+            (Col.ACTION, "Quarantine"),
+        ):
             header.resizeSection(col, fm.horizontalAdvance(sample) + 28)
         self.table.selectionModel().currentRowChanged.connect(self._show_details)
         toggle = QAction("Check or uncheck", self.table)
@@ -432,8 +479,10 @@ class CleanPage(QWidget):
     def restore_state(self, settings: QSettings) -> None:
         settings.beginGroup("clean")
         try:
-            for key, target in (("header", self.table.horizontalHeader()),
-                                ("splitter", self.splitter)):
+            for key, target in (
+                ("header", self.table.horizontalHeader()),
+                ("splitter", self.splitter),
+            ):
                 state = read_bytes(settings, key)
                 if state:
                     target.restoreState(state)
@@ -491,8 +540,11 @@ class CleanPage(QWidget):
         def work() -> clean.Survey:
             return clean.survey(stores, env, policy, homes=homes, cancel=cancel, in_child=True)
 
-        self._run("Looking for entries nobody uses…", work,
-                  lambda result, error: self._surveyed(gen, cancel, result, error))
+        self._run(
+            "Looking for entries nobody uses…",
+            work,
+            lambda result, error: self._surveyed(gen, cancel, result, error),
+        )
 
     def _surveyed(self, gen: int, cancel: Any, result: Any, error: Any) -> None:
         if gen != self._generation:
@@ -519,17 +571,20 @@ class CleanPage(QWidget):
         """Pin (or unpin) the selected entries by digest, then judge again."""
         from core import pins
 
-        rows = sorted({self.proxy.mapToSource(i).row()
-                       for i in self.table.selectionModel().selectedRows()})
-        names = [self.model.verdicts[r].entry.name for r in rows
-                 if self.model.verdicts[r].entry.digest is not None]
+        rows = sorted(
+            {self.proxy.mapToSource(i).row() for i in self.table.selectionModel().selectedRows()}
+        )
+        names = [
+            self.model.verdicts[r].entry.name
+            for r in rows
+            if self.model.verdicts[r].entry.digest is not None
+        ]
         survey = self._survey
         if not names or survey is None or self._busy:
             return
         try:
             current = pins.load(pins.pins_path(self._env))
-            changed = [n for n in names
-                       if (pins.add if on else pins.remove)(current, "entry", n)]
+            changed = [n for n in names if (pins.add if on else pins.remove)(current, "entry", n)]
             if changed:
                 current.save()
         except pins.PinError as exc:
@@ -547,8 +602,9 @@ class CleanPage(QWidget):
         if survey is None or self._busy:
             return
         known = {id(v.entry): v.footprint for v in survey.verdicts if v.footprint is not None}
-        verdicts = clean.judge(survey.entries, survey.evidence, self.policy(),
-                               atime_modes=survey.atime_modes)
+        verdicts = clean.judge(
+            survey.entries, survey.evidence, self.policy(), atime_modes=survey.atime_modes
+        )
         missing = []
         for v in verdicts:
             v.footprint = known.get(id(v.entry))
@@ -557,6 +613,7 @@ class CleanPage(QWidget):
         survey.verdicts = verdicts
         self.model.set_verdicts(verdicts)
         if missing:
+
             def work() -> None:
                 for v in missing:
                     v.footprint = clean.footprint(v.entry.path)
@@ -591,8 +648,9 @@ class CleanPage(QWidget):
         self.model.set_checked(range(len(self.model.verdicts)), on)  # type: ignore[arg-type]
 
     def _toggle_selected(self) -> None:
-        rows = sorted({self.proxy.mapToSource(i).row()
-                       for i in self.table.selectionModel().selectedRows()})
+        rows = sorted(
+            {self.proxy.mapToSource(i).row() for i in self.table.selectionModel().selectedRows()}
+        )
         rows = [r for r in rows if self.model.verdicts[r].candidate]
         if rows:
             self.model.set_checked(rows, not all(r in self.model.checked for r in rows))
@@ -628,7 +686,9 @@ class CleanPage(QWidget):
 
     def _ask(self, title: str, text: str) -> bool:
         answer = QMessageBox.question(
-            self, title, text,
+            self,
+            title,
+            text,
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Cancel,
         )
@@ -642,8 +702,10 @@ class CleanPage(QWidget):
         _size, disk = clean.reclaimable(v.footprint for v in chosen if v.footprint is not None)
         removing = sum(1 for v in chosen if v.action == "remove")
         moving = len(chosen) - removing
-        parts = [f"remove {removing:,} entries" if removing else "",
-                 f"quarantine {moving:,} suspicious entries" if moving else ""]
+        parts = [
+            f"remove {removing:,} entries" if removing else "",
+            f"quarantine {moving:,} suspicious entries" if moving else "",
+        ]
         question = (
             f"{' and '.join(p for p in parts if p).capitalize()}, freeing {size_text(disk)}?\n\n"
             "Each entry is checked again right before it is removed; entries of the shared "
@@ -661,7 +723,10 @@ class CleanPage(QWidget):
 
         def work() -> list[clean.Outcome]:
             return clean.remove(
-                chosen, recheck, env=env, cancel=cancel,
+                chosen,
+                recheck,
+                env=env,
+                cancel=cancel,
                 on_progress=lambda n, total, o: progress.emit(n, total, o.verdict.entry.name),
             )
 
@@ -682,8 +747,9 @@ class CleanPage(QWidget):
             self.statusMessage.emit(text)
             messages = [f"{o.verdict.entry.name}: {o.action}: {o.message}" for o in failed]
             if messages:
-                self.banner.set_messages([text + f"; {len(failed)} not done:"] + messages,
-                                         "warning")
+                self.banner.set_messages(
+                    [text + f"; {len(failed)} not done:"] + messages, "warning"
+                )
             else:
                 self.banner.set_messages([], "info")
             self.activity.idle(text)
@@ -731,8 +797,9 @@ class CleanPage(QWidget):
             ):
                 self.optimiseFinished.emit()
                 return
-            self._run("Optimising…", lambda: [opt.optimise_store(s) for s in stores],
-                      self._optimised)
+            self._run(
+                "Optimising…", lambda: [opt.optimise_store(s) for s in stores], self._optimised
+            )
 
         self._run("Looking for identical files…", dry, shown)
 
@@ -745,8 +812,11 @@ class CleanPage(QWidget):
             saved = sum(r.saved for r in results)
             text = f"Optimised: {size_text(saved)} saved"
             problems = [p for r in results for p in r.problems]
-            problems += [f"{r.store}/{n} does not verify after optimising"
-                         for r in results for n in r.not_verified]
+            problems += [
+                f"{r.store}/{n} does not verify after optimising"
+                for r in results
+                for n in r.not_verified
+            ]
             failure = opt.record(results, actionlog.log_path(self._env))
             if failure:
                 problems.append(failure)

@@ -66,7 +66,9 @@ class DeleteAction(QObject):
 
     def _ask(self, title: str, text: str) -> bool:
         answer = QMessageBox.question(
-            self._parent(), title, text,
+            self._parent(),
+            title,
+            text,
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Cancel,
         )
@@ -106,17 +108,24 @@ class DeleteAction(QObject):
             from core import evidence, pins
 
             stores = list({id(e.store): e.store for e in entries}.values())
-            ev = evidence.collect(stores, entries, pins=pins.load(pins.pins_path(env)), env=env,
-                                  homes=homes)
+            ev = evidence.collect(
+                stores, entries, pins=pins.load(pins.pins_path(env)), env=env, homes=homes
+            )
             allowed, kept = [], []
             for entry in entries:
                 reasons = ev.reasons(entry)
                 if reasons:
                     kept.append((entry, reasons))
                     continue
-                allowed.append(clean.Verdict(entry, "remove", ["deleted on request"],
-                                             entry.usage.last_used if entry.usage else None,
-                                             clean.footprint(entry.path)))
+                allowed.append(
+                    clean.Verdict(
+                        entry,
+                        "remove",
+                        ["deleted on request"],
+                        entry.usage.last_used if entry.usage else None,
+                        clean.footprint(entry.path),
+                    )
+                )
             recheck = clean.recheck_for(stores, entries, env, homes=homes)
             return allowed, kept, recheck
 
@@ -135,23 +144,29 @@ class DeleteAction(QObject):
         if len(kept) > 10:
             kept_text += f"\n• … and {len(kept) - 10} more"
         if not allowed:
-            self.inform("Delete",
-                        f"Nothing deleted: every selected entry is in use.\n\n{kept_text}")
+            self.inform(
+                "Delete", f"Nothing deleted: every selected entry is in use.\n\n{kept_text}"
+            )
             self.finished.emit(None)
             return
-        
+
         _size, disk = clean.reclaimable(v.footprint for v in allowed)
         text = f"Delete {len(allowed):,} entries, freeing {size_text(disk)}?"
         if kept:
             text += f"\n\n{len(kept):,} selected entries are kept:\n{kept_text}"
-        text += ("\n\nEntries of the shared system store need an administrator's "
-                 "authorisation. Every deletion goes to the action log.")
+        text += (
+            "\n\nEntries of the shared system store need an administrator's "
+            "authorisation. Every deletion goes to the action log."
+        )
         if not self.confirm("Delete", text):
             self.finished.emit(None)
             return
         env = self._env
-        self._run(f"Deleting {len(allowed):,} entries…",
-                  lambda: clean.remove(allowed, recheck, env=env), self._done)
+        self._run(
+            f"Deleting {len(allowed):,} entries…",
+            lambda: clean.remove(allowed, recheck, env=env),
+            self._done,
+        )
 
     def _done(self, outcomes: Any, error: Any) -> None:
         if isinstance(error, BaseException):
@@ -160,8 +175,11 @@ class DeleteAction(QObject):
             return
         failed = [o for o in outcomes if not o.ok]
         if failed:
-            self.inform("Delete", "Not deleted:\n" + "\n".join(
-                f"• {o.verdict.entry.name}: {o.message}" for o in failed[:10]))
+            self.inform(
+                "Delete",
+                "Not deleted:\n"
+                + "\n".join(f"• {o.verdict.entry.name}: {o.message}" for o in failed[:10]),
+            )
         banner = getattr(self.page, "banner", None)
         done = len(outcomes) - len(failed)
         if banner is not None and done:

@@ -61,7 +61,6 @@ def _display(status: str) -> str:
     return status if status == "OK" else status[:1].upper() + status[1:]
 
 
-
 def _entries(count: int) -> str:
     return f"{humanize.intcomma(count)} {'entry' if count == 1 else 'entries'}"
 
@@ -243,18 +242,44 @@ class OverviewWidget(QWidget):
         two_columns = inner >= 2 * col_min + 2 * margin
         if two_columns:
             col_w = (inner - 2 * margin) // 2
-            left = self._list_block(lay, "Stores", self._store_rows(), margin, y, col_w,
-                                    _NO_STORES, show_total=True, kind="store")
-            right = self._list_block(lay, "Largest programs", self._largest,
-                                     margin + col_w + 2 * margin, y, col_w, _NO_SIZES,
-                                     kind="program")
+            left = self._list_block(
+                lay,
+                "Stores",
+                self._store_rows(),
+                margin,
+                y,
+                col_w,
+                _NO_STORES,
+                show_total=True,
+                kind="store",
+            )
+            right = self._list_block(
+                lay,
+                "Largest programs",
+                self._largest,
+                margin + col_w + 2 * margin,
+                y,
+                col_w,
+                _NO_SIZES,
+                kind="program",
+            )
             y = max(left, right)
         else:
-            y = self._list_block(lay, "Stores", self._store_rows(), margin, y, inner,
-                                 _NO_STORES, show_total=True, kind="store")
+            y = self._list_block(
+                lay,
+                "Stores",
+                self._store_rows(),
+                margin,
+                y,
+                inner,
+                _NO_STORES,
+                show_total=True,
+                kind="store",
+            )
             y += line // 2
-            y = self._list_block(lay, "Largest programs", self._largest, margin, y, inner,
-                                 _NO_SIZES, kind="program")
+            y = self._list_block(
+                lay, "Largest programs", self._largest, margin, y, inner, _NO_SIZES, kind="program"
+            )
         lay.height = y + margin
         return lay
 
@@ -294,9 +319,18 @@ class OverviewWidget(QWidget):
             left = right
         return result
 
-    def _list_block(self, lay: _Layout, title: str, items: list[tuple[str, int]], x: int, y: int,
-                    width: int, empty_note: str, show_total: bool = False,
-                    kind: str = "store") -> int:
+    def _list_block(
+        self,
+        lay: _Layout,
+        title: str,
+        items: list[tuple[str, int]],
+        x: int,
+        y: int,
+        width: int,
+        empty_note: str,
+        show_total: bool = False,
+        kind: str = "store",
+    ) -> int:
         """Lay out a heading and one labelled bar per item; return the y below the block."""
         fm = self.fontMetrics()
         line = fm.height()
@@ -309,8 +343,10 @@ class OverviewWidget(QWidget):
         if not items:
             lay.notes.append((empty_note, QRect(x, y, width, line)))
             return y + line
-        label_w = min(max(fm.horizontalAdvance(label) for label, _ in items) + gap,
-                      max(fm.averageCharWidth() * 8, width * 2 // 5))
+        label_w = min(
+            max(fm.horizontalAdvance(label) for label, _ in items) + gap,
+            max(fm.averageCharWidth() * 8, width * 2 // 5),
+        )
         value_w = max(fm.horizontalAdvance(size_text(v)) for _, v in items) + gap
         bar_x = x + label_w + gap
         bar_w = max(1, width - label_w - value_w - 2 * gap)
@@ -320,13 +356,17 @@ class OverviewWidget(QWidget):
         for label, value in items:
             track = QRect(bar_x, y + (line - bar_h) // 2, bar_w, bar_h)
             filled = round(bar_w * value / biggest)
-            lay.rows.append(_Row(
-                kind, label, value,
-                QRect(x, y, label_w, line),
-                track,
-                QRect(track.left(), track.top(), filled, bar_h),
-                QRect(bar_x + bar_w + gap, y, value_w, line),
-            ))
+            lay.rows.append(
+                _Row(
+                    kind,
+                    label,
+                    value,
+                    QRect(x, y, label_w, line),
+                    track,
+                    QRect(track.left(), track.top(), filled, bar_h),
+                    QRect(bar_x + bar_w + gap, y, value_w, line),
+                )
+            )
             y += row_h
         return y
 
@@ -364,18 +404,24 @@ class OverviewWidget(QWidget):
         problems = sum(self._by_status.get(s, 0) for s in ("corrupt", "suspicious", "error"))
         p.setFont(bold)
         p.setPen(text)
-        p.drawText(lay.title, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                   "Integrity")
+        p.drawText(
+            lay.title, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, "Integrity"
+        )
         summary = _entries(total)
         if problems:
             verb = "needs" if problems == 1 else "need"
             summary += f", {humanize.intcomma(problems)} {verb} attention"
         p.setFont(self.font())
         p.setPen(dim)
-        p.drawText(lay.title, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                   fm.elidedText(summary, Qt.TextElideMode.ElideRight,
-                                 lay.title.width() - self._bold_metrics().horizontalAdvance(
-                                     "Integrity  ")))
+        p.drawText(
+            lay.title,
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+            fm.elidedText(
+                summary,
+                Qt.TextElideMode.ElideRight,
+                lay.title.width() - self._bold_metrics().horizontalAdvance("Integrity  "),
+            ),
+        )
 
         # Stacked bar, clipped to a rounded rectangle.
         radius = lay.bar.height() / 4
@@ -413,12 +459,13 @@ class OverviewWidget(QWidget):
             p.setPen(text)
             label_rect = QRect(box.right() + 1 + gap, rect.top(), rect.width(), fm.height())
             name = _display(status)
-            p.drawText(label_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                       name)
+            p.drawText(label_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
             p.setFont(bold)
-            p.drawText(label_rect.adjusted(fm.horizontalAdvance(name + "  "), 0, 0, 0),
-                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                       humanize.intcomma(self._by_status[status]))
+            p.drawText(
+                label_rect.adjusted(fm.horizontalAdvance(name + "  "), 0, 0, 0),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                humanize.intcomma(self._by_status[status]),
+            )
             p.setFont(self.font())
             if status == self._focused and self.hasFocus():
                 p.setPen(QPen(pal.color(QPalette.ColorRole.Highlight), 1, Qt.PenStyle.DotLine))
@@ -433,13 +480,16 @@ class OverviewWidget(QWidget):
             p.drawText(rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title)
             p.setFont(self.font())
             p.setPen(dim)
-            p.drawText(rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                       right_text)
+            p.drawText(
+                rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, right_text
+            )
         for row in lay.rows:
             p.setPen(text)
-            p.drawText(row.label_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                       fm.elidedText(row.label, Qt.TextElideMode.ElideMiddle,
-                                     row.label_rect.width()))
+            p.drawText(
+                row.label_rect,
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                fm.elidedText(row.label, Qt.TextElideMode.ElideMiddle, row.label_rect.width()),
+            )
             p.setPen(Qt.PenStyle.NoPen)
             r = row.track.height() / 2
             p.setBrush(track)
@@ -448,12 +498,18 @@ class OverviewWidget(QWidget):
                 p.setBrush(accent)
                 p.drawRoundedRect(row.bar, r, r)
             p.setPen(dim)
-            p.drawText(row.value_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                       size_text(row.value))
+            p.drawText(
+                row.value_rect,
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                size_text(row.value),
+            )
         for note, rect in lay.notes:
             p.setPen(dim)
-            p.drawText(rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                       fm.elidedText(note, Qt.TextElideMode.ElideRight, rect.width()))
+            p.drawText(
+                rect,
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                fm.elidedText(note, Qt.TextElideMode.ElideRight, rect.width()),
+            )
         p.end()
 
     # --- interaction -----------------------------------------------------------------------------
@@ -480,13 +536,18 @@ class OverviewWidget(QWidget):
             if rect.contains(pos):
                 count = self._by_status[status]
                 share = f"{count * 100 / total:.0f}%" if total else ""
-                return (f"{_display(status)}: {_entries(count)} ({share})\n"
-                        f"Click to show only these entries", rect)
+                return (
+                    f"{_display(status)}: {_entries(count)} ({share})\n"
+                    f"Click to show only these entries",
+                    rect,
+                )
         for row in lay.rows:
             if row.label_rect.united(row.value_rect).contains(pos):
                 what = "this store" if row.kind == "store" else "this program"
-                return (f"{row.label}: {size_text(row.value)} ({row.value:,} bytes)\n"
-                        f"Click to show only {what}"), row.label_rect.united(row.value_rect)
+                return (
+                    f"{row.label}: {size_text(row.value)} ({row.value:,} bytes)\n"
+                    f"Click to show only {what}"
+                ), row.label_rect.united(row.value_rect)
         return "", QRect()
 
     def _clickable_at(self, pos: QPoint) -> tuple[str, str] | None:
@@ -514,8 +575,11 @@ class OverviewWidget(QWidget):
             # A click is press and release on the same part: dragging off cancels, as buttons do.
             if self._clickable_at(event.position().toPoint()) == pressed:
                 kind, label = pressed
-                signal = {"status": self.statusClicked, "store": self.storeClicked,
-                          "program": self.programClicked}[kind]
+                signal = {
+                    "status": self.statusClicked,
+                    "store": self.storeClicked,
+                    "program": self.programClicked,
+                }[kind]
                 signal.emit(label)
             event.accept()
             return
@@ -548,8 +612,13 @@ class OverviewWidget(QWidget):
     def _update_accessible_description(self) -> None:
         parts = [f"{_display(s)} {n}" for s, n in self._by_status.items() if n]
         stores = [f"{label} {size_text(v)}" for label, v in self._by_store.items()]
-        text = ("Entries by status: " + (", ".join(parts) or "none") + ". Stores: "
-                + (", ".join(stores) or "none") + ".")
+        text = (
+            "Entries by status: "
+            + (", ".join(parts) or "none")
+            + ". Stores: "
+            + (", ".join(stores) or "none")
+            + "."
+        )
         self.setAccessibleDescription(text)
 
 

@@ -81,8 +81,13 @@ class StepPage(QWizardPage):
             layout.addWidget(_label("<b>Applying will run or write exactly this</b>"
                                     + (f": {head}" if head else ":"), self))  # fmt: skip
         else:
-            layout.addWidget(_label("<b>Applying cannot do this for you.</b> For reference, the "
-                                    "step is" + (f": {head}" if head else ":"), self))
+            layout.addWidget(
+                _label(
+                    "<b>Applying cannot do this for you.</b> For reference, the "
+                    "step is" + (f": {head}" if head else ":"),
+                    self,
+                )
+            )
         if body:
             layout.addWidget(_code(body, self), 1)
         else:
@@ -109,8 +114,13 @@ class ReviewPage(QWizardPage):
                 "and only then put in place; a step that fails leaves its files as they were.",
                 self))  # fmt: skip
         else:
-            layout.addWidget(_label("Every step that applying can do is already done: nothing "
-                                    "will change. Apply goes straight to the self-test.", self))
+            layout.addWidget(
+                _label(
+                    "Every step that applying can do is already done: nothing "
+                    "will change. Apply goes straight to the self-test.",
+                    self,
+                )
+            )
             layout.addStretch(1)
 
 
@@ -276,9 +286,13 @@ class SharingWizard(QWizard):
             self._workers.discard(worker)
             worker.deleteLater()
             if isinstance(error, BaseException):
-                on_done(sharing.SelfTestResult(False, f"unexpected error: {error}")
-                        if name == "self-test" else elevate.HelperOutcome(
-                            name, (), elevate.FAILED, f"unexpected error: {error}", ""))
+                on_done(
+                    sharing.SelfTestResult(False, f"unexpected error: {error}")
+                    if name == "self-test"
+                    else elevate.HelperOutcome(
+                        name, (), elevate.FAILED, f"unexpected error: {error}", ""
+                    )
+                )
                 return
             on_done(result)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
 
-
 NOT_VERIFIED = "not verified"
 VERIFYING = "verifying"
 OK = "OK"

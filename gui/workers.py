@@ -21,7 +21,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
-
 log = logging.getLogger(__name__)
 
 Starter = Callable[[Callable[[], None]], None]

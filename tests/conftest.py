@@ -20,11 +20,13 @@ ZEROINSTALL = shutil.which("0install")
 
 def run_0install(*args: str, env: dict[str, str] | None = None, cwd: str | None = None) -> str:
     """Run the real 0install and return its standard output; fail the test with its stderr otherwise."""
-    assert ZEROINSTALL, "the real 0install is needed: the README's test command installs 0install-core"
-    proc = subprocess.run(
-        [ZEROINSTALL, *args], capture_output=True, env=env, cwd=cwd, timeout=300
+    assert ZEROINSTALL, (
+        "the real 0install is needed: the README's test command installs 0install-core"
     )
-    assert proc.returncode == 0, f"0install {' '.join(args)} failed: {proc.stderr.decode(errors='replace')}"
+    proc = subprocess.run([ZEROINSTALL, *args], capture_output=True, env=env, cwd=cwd, timeout=300)
+    assert proc.returncode == 0, (
+        f"0install {' '.join(args)} failed: {proc.stderr.decode(errors='replace')}"
+    )
     return proc.stdout.decode("utf-8", "surrogateescape")
 
 
@@ -64,7 +66,11 @@ class RealStore:
     def path(self) -> Path:
         """Where ``0install store add`` puts things: the system store when it can write there (as root,
         which CI is), else the user store."""
-        return self.system_path if os.access(self.system_path.parent.parent, os.W_OK) else self.user_path
+        return (
+            self.system_path
+            if os.access(self.system_path.parent.parent, os.W_OK)
+            else self.user_path
+        )
 
     def add(self, label: str, files: dict[str, bytes | str], algorithm: str = "sha256new") -> Path:
         src = write_tree(self.home / "src" / label, files)
@@ -123,7 +129,9 @@ def _python_for_everyone() -> str:
     system = "/usr/bin/python3"
     if os.path.exists(system):
         version = subprocess.run(
-            [system, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True
+            [system, "-c", "import sys; print(sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
         ).stdout.strip()
         if version == str(tuple(sys.version_info[:2])):
             return system

@@ -704,7 +704,9 @@ def test_atime_reliable_on_this_machine() -> None:
     assert cache.atime_reliable("/") is not bool({"noatime", "ro"} & opts)
     # The mount table read without psutil says what psutil says.
     ours = {(mp, frozenset(o.split(","))) for mp, o in cache._mount_table()}
-    theirs = {(p.mountpoint, frozenset(p.opts.split(","))) for p in psutil.disk_partitions(all=True)}
+    theirs = {
+        (p.mountpoint, frozenset(p.opts.split(","))) for p in psutil.disk_partitions(all=True)
+    }
     assert theirs <= ours
 
 

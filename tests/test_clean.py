@@ -32,14 +32,18 @@ def env(zi_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
 
 
 def files(label: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    tree = {"bin/run": f"!#!/bin/sh\necho {label}\n", "README": "the same text in every version\n",
-            f"lib/{label}.so": f"library {label}\n" * 50}
+    tree = {
+        "bin/run": f"!#!/bin/sh\necho {label}\n",
+        "README": "the same text in every version\n",
+        f"lib/{label}.so": f"library {label}\n" * 50,
+    }
     tree.update(extra or {})
     return tree
 
 
-def write_feed(env: dict[str, str], impls: dict[str, str], url: str = FEED,
-               name: str = "Hello") -> None:
+def write_feed(
+    env: dict[str, str], impls: dict[str, str], url: str = FEED, name: str = "Hello"
+) -> None:
     body = "".join(
         f'  <implementation id="{d}" version="{v}"><manifest-digest '
         f'{d.split("_", 1)[0]}="{d.split("_", 1)[1]}"/></implementation>\n'
@@ -74,8 +78,12 @@ def set_atime(entry: Path, when: float) -> None:
 
 def survey(store: RealStore, env: dict[str, str], policy: Policy | None = None, **kw):
     return clean.survey(
-        stores_from_paths([str(store.path)]), env, policy, homes=[],
-        pins_file=str(Path(env["XDG_STATE_HOME"]) / "pins.json"), **kw,
+        stores_from_paths([str(store.path)]),
+        env,
+        policy,
+        homes=[],
+        pins_file=str(Path(env["XDG_STATE_HOME"]) / "pins.json"),
+        **kw,
     )
 
 
@@ -97,8 +105,9 @@ def holder(tmp_path: Path):
             "print('ready', flush=True)\n"
             "sys.stdin.read()\n"
         )
-        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         procs.append(proc)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         return proc
@@ -113,11 +122,21 @@ def holder(tmp_path: Path):
 
 def test_candidates_are_chosen_for_the_right_reasons(real_store: RealStore, env, holder) -> None:
     now = time.time()
-    paths = {label: real_store.add(label, files(label)) for label in
-             ("old", "recent", "app", "open", "mapped", "pinned")}
+    paths = {
+        label: real_store.add(label, files(label))
+        for label in ("old", "recent", "app", "open", "mapped", "pinned")
+    }
     d = real_store.digests
-    write_feed(env, {d["old"]: "1.0", d["recent"]: "1.1", d["app"]: "1.2", d["open"]: "1.3",
-                     d["mapped"]: "1.4"})
+    write_feed(
+        env,
+        {
+            d["old"]: "1.0",
+            d["recent"]: "1.1",
+            d["app"]: "1.2",
+            d["open"]: "1.3",
+            d["mapped"]: "1.4",
+        },
+    )
     for label, path in paths.items():
         set_atime(path, now - (2 if label == "recent" else 60) * DAY)
     write_app(env, "hello", d["app"])
@@ -173,7 +192,9 @@ def test_dated_selections_and_process_environment_are_roots(real_store: RealStor
     write_app(env, "tool", real_store.digests["a"], "selections-2025-01-02.xml")
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; print('ready', flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PATH": f"{b}/bin:/usr/bin"},
     )
     try:
@@ -185,7 +206,8 @@ def test_dated_selections_and_process_environment_are_roots(real_store: RealStor
         proc.communicate(timeout=30)
     by_name = {e.name: e for e in entries}
     assert ev.rooted(by_name[a.name]) == [
-        "selected by the 0install app tool, selections of 2025-01-02"]
+        "selected by the 0install app tool, selections of 2025-01-02"
+    ]
     uses = ev.in_use(by_name[b.name])
     assert any(f"process {proc.pid}" in r and "environment variable" in r for r in uses), uses
 
@@ -219,8 +241,15 @@ def test_vm_evidence_keeps_the_whole_store(real_store: RealStore, env) -> None:
     stores = stores_from_paths([str(real_store.path)])
     entries = scan(stores, env).entries
     shared = os.path.dirname(os.path.realpath(real_store.path))
-    ev = evidence.collect(stores, entries, pins=None, env=env, homes=[], processes=False,
-                          vms=lambda: ({shared: ["builder"]}, None))
+    ev = evidence.collect(
+        stores,
+        entries,
+        pins=None,
+        env=env,
+        homes=[],
+        processes=False,
+        vms=lambda: ({shared: ["builder"]}, None),
+    )
     assert "shared with the running VM builder" in ev.in_use(entries[0])[0]
 
 
@@ -228,8 +257,12 @@ def test_vm_evidence_keeps_the_whole_store(real_store: RealStore, env) -> None:
 
 
 def du(*paths: Path) -> int:
-    out = subprocess.run(["du", "-s", "-c", "--block-size=1", *map(str, paths)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["du", "-s", "-c", "--block-size=1", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return int(out.strip().splitlines()[-1].split()[0])
 
 
@@ -259,8 +292,10 @@ def test_reclaimable_space_with_hard_links_is_exact(real_store: RealStore, env) 
 def _verdicts(real_store: RealStore, env, names: list[str], action: str = "remove"):
     stores = stores_from_paths([str(real_store.path)])
     entries = {e.name: e for e in scan(stores, env).entries}
-    return stores, [clean.Verdict(entries[n], action, ["test"])  # type: ignore[arg-type]
-                    for n in names]
+    return stores, [
+        clean.Verdict(entries[n], action, ["test"])  # type: ignore[arg-type]
+        for n in names
+    ]
 
 
 def test_remove_records_and_rechecks(real_store: RealStore, env) -> None:
@@ -272,8 +307,9 @@ def test_remove_records_and_rechecks(real_store: RealStore, env) -> None:
     p = pins.load(str(pin_file))
     pins.add(p, "entry", b.name)  # pinned after the candidates were chosen
     p.save()
-    recheck = clean.recheck_for(stores, [v.entry for v in verdicts], env, homes=[],
-                                pins_file=str(pin_file))
+    recheck = clean.recheck_for(
+        stores, [v.entry for v in verdicts], env, homes=[], pins_file=str(pin_file)
+    )
     outcomes = clean.remove(verdicts, recheck, log_path=str(log), env=env)
     assert [o.action for o in outcomes] == ["removed", "skipped"]
     assert "pinned" in outcomes[1].message
@@ -314,8 +350,9 @@ def test_interrupted_removal_leaves_no_partial_entry(real_store: RealStore, env)
     assert verdict_of(result, left[0]).action == "remove"
 
 
-def test_symlink_entry_is_unlinked_and_its_target_survives(real_store: RealStore, env,
-                                                            tmp_path: Path) -> None:
+def test_symlink_entry_is_unlinked_and_its_target_survives(
+    real_store: RealStore, env, tmp_path: Path
+) -> None:
     real_store.add("a", files("a"))
     outside = tmp_path / "outside"
     (outside / "sub").mkdir(parents=True)
@@ -343,8 +380,9 @@ def test_quarantine_moves_a_suspicious_entry_out(real_store: RealStore, env, tmp
     assert (qdir.stat().st_mode & 0o777) == 0o700
 
 
-def test_swapped_subdirectory_mid_removal_deletes_nothing_outside(real_store: RealStore, env,
-                                                                  tmp_path: Path) -> None:
+def test_swapped_subdirectory_mid_removal_deletes_nothing_outside(
+    real_store: RealStore, env, tmp_path: Path
+) -> None:
     a = real_store.add("a", files("a", {"zz/inner/file": "x", "aa/file": "y"}))
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -397,8 +435,11 @@ def test_system_store_goes_through_the_helper_verb_on_a_fake_root(
     planted_entry = next(e for e in scan([store], env).entries if e.name == suspicious.name)
     planted = clean.Verdict(planted_entry, "quarantine", ["suspicious"])
     outcomes = clean.remove(
-        verdicts[:1] + [planted], None, log_path=str(tmp_path / "log"),
-        may_act_here=lambda e: False, privileged=lambda v: clean.act_privileged(v, str(root)),
+        verdicts[:1] + [planted],
+        None,
+        log_path=str(tmp_path / "log"),
+        may_act_here=lambda e: False,
+        privileged=lambda v: clean.act_privileged(v, str(root)),
     )
     assert [o.action for o in outcomes] == ["removed", "quarantined"], outcomes
     assert outcomes[0].message.startswith("removed ")  # the helper verb's own summary
@@ -412,8 +453,9 @@ def test_system_store_goes_through_the_helper_verb_on_a_fake_root(
         return elevate.interpret(verb, tuple(args), 126, "", "Error executing command")
 
     monkeypatch.setattr(elevate, "run_helper", dismissed)
-    [outcome] = clean.remove(verdicts[1:], None, log_path=str(tmp_path / "log"),
-                             may_act_here=lambda e: False)
+    [outcome] = clean.remove(
+        verdicts[1:], None, log_path=str(tmp_path / "log"), may_act_here=lambda e: False
+    )
     assert outcome.action == "failed"
     assert outcome.message == "authentication was dismissed: nothing was changed"
     assert (system / other.name).exists()
@@ -444,8 +486,9 @@ def test_real_0install_still_verifies_what_is_kept(real_store: RealStore, env) -
     run_0install("store", "verify", str(b), b.name, env=env)
 
 
-def test_shared_store_candidates_need_every_users_apps(real_store: RealStore, env,
-                                                       tmp_path: Path) -> None:
+def test_shared_store_candidates_need_every_users_apps(
+    real_store: RealStore, env, tmp_path: Path
+) -> None:
     """0install for Windows' `update-all --clean` removes what other users still need: here an
     unused entry of a shared store is only pre-chosen when every user's apps were read."""
     old = real_store.add("old", files("old"))
@@ -466,23 +509,30 @@ def test_0install_itself_and_this_app_are_kept(real_store: RealStore, env) -> No
     runner = real_store.add("zi-old", files("zi-old"))
     newest = real_store.add("zi-new", files("zi-new"))
     d = real_store.digests
-    write_feed(env, {d["zi-old"]: "2.17", d["zi-new"]: "2.18"},
-               url=evidence.ZEROINSTALL_FEEDS[0], name="0install")
+    write_feed(
+        env,
+        {d["zi-old"]: "2.17", d["zi-new"]: "2.18"},
+        url=evidence.ZEROINSTALL_FEEDS[0],
+        name="0install",
+    )
     stores = stores_from_paths([str(real_store.path)])
     entries = scan(stores, env).entries
     own = evidence.own_entries(entries, [("0install itself", str(runner / "bin" / "run"))])
     by_name = {e.name: e for e in entries}
     assert own[evidence.entry_key(by_name[runner.name])] == [
-        f"the implementation of 0install itself ({runner / 'bin' / 'run'})"]
+        f"the implementation of 0install itself ({runner / 'bin' / 'run'})"
+    ]
     assert own[evidence.entry_key(by_name[newest.name])] == [
-        "the newest cached version of 0install itself"]
+        "the newest cached version of 0install itself"
+    ]
     # this app's own code and Python are not in that store
     ev = evidence.collect(stores, entries, pins=None, env=env, homes=[], processes=False)
     assert ev.own.get(evidence.entry_key(by_name[runner.name])) is None
 
 
-def test_a_long_removal_looks_again_before_each_entry(real_store: RealStore, env,
-                                                      monkeypatch) -> None:
+def test_a_long_removal_looks_again_before_each_entry(
+    real_store: RealStore, env, monkeypatch
+) -> None:
     a = real_store.add("a", files("a"))
     b = real_store.add("b", files("b"))
     stores, verdicts = _verdicts(real_store, env, [a.name, b.name])

@@ -20,8 +20,14 @@ DAY = 86400
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     env = {**env, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], capture_output=True,
-                          text=True, env=env, stdin=subprocess.DEVNULL, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "core.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
 
 
 @pytest.fixture
@@ -51,8 +57,11 @@ def test_dry_run_lists_candidates_and_total(store: RealStore, env) -> None:
     assert lines[-1] == "1 entry kept (--json says why)"
     assert all((store.path / n).exists() for n in store.digests.values())
 
-    js = json.loads(cli("clean", "--store", str(store.path), "--dry-run", "--json",
-                        "--keep", "2", env=env).stdout)
+    js = json.loads(
+        cli(
+            "clean", "--store", str(store.path), "--dry-run", "--json", "--keep", "2", env=env
+        ).stdout
+    )
     assert [c["name"] for c in js["candidates"]] == [store.digests["older"]]
     assert js["total"]["entries"] == 1 and js["total"]["disk"] == js["candidates"][0]["disk"] > 0
     kept = {k["name"]: k["reasons"] for k in js["kept"]}

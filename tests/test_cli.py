@@ -27,7 +27,12 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 def tree(tmp_path: Path) -> Path:
     return write_tree(
         tmp_path / "tree",
-        {"bin/run": "!#!/bin/sh\n", "doc/readme.txt": "hi", "link": "@doc/readme.txt", "a b": b"\xff\x00"},
+        {
+            "bin/run": "!#!/bin/sh\n",
+            "doc/readme.txt": "hi",
+            "link": "@doc/readme.txt",
+            "a b": b"\xff\x00",
+        },
     )
 
 
@@ -104,7 +109,9 @@ def test_list_json_has_every_entry(real_store) -> None:
     assert rows[good]["kind"] == "implementation"
     # Everything on disk counts (the .manifest 0install wrote, directories), as du counts it.
     assert rows[good]["files"] == 3
-    du = subprocess.run(["du", "-sb", str(store / good)], capture_output=True, text=True, check=True)
+    du = subprocess.run(
+        ["du", "-sb", str(store / good)], capture_output=True, text=True, check=True
+    )
     assert rows[good]["size"] == int(du.stdout.split()[0])
     assert rows["tmp-leftover"]["kind"] == "temporary"
     assert rows["sha256new_" + "A" * 52]["kind"] == "suspicious"
@@ -119,7 +126,9 @@ def test_verify_json_and_exit_codes(real_store) -> None:
     assert rows[bad]["status"] == "corrupt"
     [change] = rows[bad]["changes"]
     assert (change["change"], change["path"], change["what"][:2]) == (
-        "modified", "/data.txt", ["content", "size 8 -> 9"]
+        "modified",
+        "/data.txt",
+        ["content", "size 8 -> 9"],
     )
     assert change["text"].startswith("modified /data.txt: content, size 8 -> 9")
     assert rows["tmp-leftover"]["status"] == "skipped"
@@ -132,7 +141,10 @@ def test_verify_json_and_exit_codes(real_store) -> None:
     assert b"Successfully verified implementations: 1" in only_good.stdout
 
     loose = good.replace("sha256new_", "sha256new=")
-    assert cli("verify", "--store", str(store), "--jobs", "1", loose, env=real_store.env).returncode == 0
+    assert (
+        cli("verify", "--store", str(store), "--jobs", "1", loose, env=real_store.env).returncode
+        == 0
+    )
 
     human = cli("verify", "--store", str(store), env=real_store.env)
     text = human.stdout.decode()

@@ -26,8 +26,15 @@ def load_everything() -> None:
     import importlib
 
     cli.build_parser()
-    for module in ("core.cache", "core.feeds", "core.measure", "core.pool", "core.stores",
-                   "core.verify", "humanize"):
+    for module in (
+        "core.cache",
+        "core.feeds",
+        "core.measure",
+        "core.pool",
+        "core.stores",
+        "core.verify",
+        "humanize",
+    ):
         importlib.import_module(module)
 
 
@@ -113,7 +120,8 @@ def test_store_named_on_the_command_line_must_be_usable(tmp_path: Path) -> None:
 
 
 def test_unreadable_and_unsearchable_stores(
-    open_dir: Path, capsys: pytest.CaptureFixture  # noqa: F811
+    open_dir: Path,  # noqa: F811 - the fixture imported above
+    capsys: pytest.CaptureFixture,
 ) -> None:
     unreadable = open_dir / "unreadable"
     unsearchable = open_dir / "unsearchable"
@@ -155,8 +163,14 @@ def test_absurd_jobs_are_refused(tmp_path: Path) -> None:
 
 def test_closed_stdout_is_one_line(tmp_path: Path) -> None:
     for command in (["stores"], ["verify", "--store", str(tmp_path)], ["digest", str(tmp_path)]):
-        result = run(*command, stdout=None, stdin=subprocess.DEVNULL, pass_fds=(), close_fds=True,
-                     preexec_fn=lambda: os.close(1))
+        result = run(
+            *command,
+            stdout=None,
+            stdin=subprocess.DEVNULL,
+            pass_fds=(),
+            close_fds=True,
+            preexec_fn=lambda: os.close(1),
+        )
         assert b"Traceback" not in result.stderr, result.stderr
         assert result.returncode == 1
         assert result.stderr.count(b"\n") == 1 and b"standard output is closed" in result.stderr
@@ -203,7 +217,9 @@ def test_ctrl_c_during_verify_of_a_real_process(real_store: RealStore, tmp_path:
     env = dict(os.environ, **UTF8_ENV, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(
         [sys.executable, "-m", "core.cli", "verify", "--store", str(real_store.path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     )
     import psutil
 
@@ -247,7 +263,9 @@ def test_list_total_counts_hard_links_between_entries_once(tmp_path: Path) -> No
 
 
 def test_atime_warning_is_given_once(
-    good: list[Path], open_dir: Path, capsys  # noqa: F811
+    good: list[Path],
+    open_dir: Path,  # noqa: F811 - the fixture imported above
+    capsys,
 ) -> None:
     """Files of another owner cannot be read with O_NOATIME: say so, once."""
     from tests.test_verify import copy_impl

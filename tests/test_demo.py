@@ -81,8 +81,10 @@ def test_about_a_dozen_implementations_in_both_stores_with_several_algorithms(de
     assert any(p.parent == demo.system for p in impls) and any(p.parent == demo.user for p in impls)
     algorithms = {p.name.split("_")[0].split("=")[0] for p in impls}
     assert {"sha256new", "sha1new", "sha256"} <= algorithms
-    sizes = [sum(f.stat().st_size for f in p.rglob("*") if f.is_file() and not f.is_symlink())
-             for p in impls]
+    sizes = [
+        sum(f.stat().st_size for f in p.rglob("*") if f.is_file() and not f.is_symlink())
+        for p in impls
+    ]
     assert min(sizes) < 10_000 and max(sizes) > 700_000
     assert 3_000_000 < sum(sizes) < 30_000_000
 
@@ -99,8 +101,12 @@ def test_every_undamaged_implementation_verifies_with_the_real_0install(demo: De
 
 def test_the_damaged_one_fails_and_its_manifest_names_the_changed_file(demo: Demo) -> None:
     damaged = demo.damaged()
-    proc = subprocess.run([ZEROINSTALL, "store", "verify", str(damaged)], capture_output=True,
-                          env=demo.run_env, text=True)
+    proc = subprocess.run(
+        [ZEROINSTALL, "store", "verify", str(damaged)],
+        capture_output=True,
+        env=demo.run_env,
+        text=True,
+    )
     assert proc.returncode != 0
     assert "decoders.bin" in proc.stdout + proc.stderr
     outcome = verify_directory(damaged)
@@ -120,8 +126,12 @@ def test_read_only_like_0install(demo: Demo) -> None:
                 assert mode == 0o555, path
             else:
                 assert mode in (0o444, 0o555), path
-    executables = [p for impl in demo.implementations() for p in impl.rglob("*")
-                   if p.is_file() and not p.is_symlink() and os.access(p, os.X_OK)]
+    executables = [
+        p
+        for impl in demo.implementations()
+        for p in impl.rglob("*")
+        if p.is_file() and not p.is_symlink() and os.access(p, os.X_OK)
+    ]
     assert executables
     assert any(p.is_symlink() for impl in demo.implementations() for p in impl.rglob("*"))
     assert any(p.is_dir() for impl in demo.implementations() for p in (impl / "lib").rglob("*"))
@@ -142,8 +152,9 @@ def test_planted_symlink_leftover_and_nothing_else_unusual(demo: Demo) -> None:
 def test_the_real_0install_would_run_the_planted_symlink(demo: Demo) -> None:
     """Why the demo plants it: the feed lists that digest, so 0install takes the link as cached."""
     [link] = [p for p in demo.entries() if p.is_symlink()]
-    out = run_0install("select", "--offline", "--xml", "https://demo.example/hello-editor.xml",
-                       env=demo.run_env)
+    out = run_0install(
+        "select", "--offline", "--xml", "https://demo.example/hello-editor.xml", env=demo.run_env
+    )
     chosen = [s.get("id") for s in ET.fromstring(out).iter(NS + "selection")]
     assert link.name in chosen
 
@@ -174,8 +185,10 @@ def test_feeds_are_cached_under_escaped_urls_and_name_the_digests(demo: Demo) ->
 def test_real_0install_reads_the_app_and_finds_both_selections_in_the_stores(demo: Demo) -> None:
     app = Path(demo.env["XDG_CONFIG_HOME"]) / "0install.net" / "apps" / "hello-editor"
     selections = ET.parse(app / "selections.xml").getroot()
-    chosen = [(s.get("id"), s.get("from-feed"), s.find(NS + "manifest-digest").attrib)
-              for s in selections.iter(NS + "selection")]
+    chosen = [
+        (s.get("id"), s.get("from-feed"), s.find(NS + "manifest-digest").attrib)
+        for s in selections.iter(NS + "selection")
+    ]
     assert len(chosen) == 2
     impls: dict[str, Path] = {}
     for path in demo.implementations():  # user store first: 0install looks there first
@@ -186,7 +199,8 @@ def test_real_0install_reads_the_app_and_finds_both_selections_in_the_stores(dem
     paths = [line.split("Path:", 1)[1].strip() for line in out.splitlines() if "Path:" in line]
     assert sorted(paths) == sorted(str(impls[d]) for d, _, _ in chosen)
     assert (app / "selections.xml").stat().st_ino in {
-        p.stat().st_ino for p in app.glob("selections-*.xml")}
+        p.stat().st_ino for p in app.glob("selections-*.xml")
+    }
 
 
 def test_same_digests_every_time_and_varied_times(tmp_path: Path) -> None:

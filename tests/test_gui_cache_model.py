@@ -360,8 +360,12 @@ def test_added_says_where_its_time_comes_from(model: CacheModel) -> None:
     a = entry(1, "A")
     b = entry(2, "B", added_from="directory")
     model.set_entries([a, b])
-    tips = {model.row_at(r).entry.program: model.index(r, Column.ADDED).data(
-        Qt.ItemDataRole.ToolTipRole) for r in range(2)}
+    tips = {
+        model.row_at(r).entry.program: model.index(r, Column.ADDED).data(
+            Qt.ItemDataRole.ToolTipRole
+        )
+        for r in range(2)
+    }
     assert tips["A"].endswith("when 0install wrote its .manifest file, i.e. added it")
     assert tips["B"].endswith("the directory's modification time (it has no .manifest file)")
 
@@ -560,9 +564,10 @@ def test_rows_prepared_off_the_gui_thread_keep_the_tables_sort(
 
 
 def test_rows_made_while_entries_arrive_are_used_as_they_are(qapp) -> None:
-    entries = [entry(i, p, usage=usage(s)) for i, (p, s) in enumerate(
-        [("B", 300), ("A", 100), ("D", 50), ("C", 200)]
-    )]
+    entries = [
+        entry(i, p, usage=usage(s))
+        for i, (p, s) in enumerate([("B", 300), ("A", 100), ("D", 50), ("C", 200)])
+    ]
     made = new_rows(entries[:2])  # the first chunk, made before the rest arrived
     rows = prepare_rows(entries, Column.SIZE, Qt.SortOrder.DescendingOrder, made)
     assert [r.entry.program for r in rows] == ["B", "C", "A", "D"]

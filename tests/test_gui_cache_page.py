@@ -123,7 +123,7 @@ def test_unknown_programs_show_a_short_digest(qtbot, demo_env) -> None:
     _window, page = open_page(qtbot, env=demo_env)
     r, row = row_of(page, lambda row: row.entry.feed is None and row.entry.digest is not None)
     text = page.proxy.index(r, Column.PROGRAM).data()
-    assert text == f"(unowned) {row.entry.name[len('sha256new_'):][:8]}…"
+    assert text == f"(unowned) {row.entry.name[len('sha256new_') :][:8]}…"
 
 
 # --- verdicts ------------------------------------------------------------------------------------
@@ -216,6 +216,7 @@ def test_details_put_the_verdict_first_and_digests_in_full(qtbot, demo_env) -> N
     assert y["status"] < y["expected"] < y["open"] < y["path"]
     # The whole digest is in the label's text (wrapped, not cut) and one click copies it.
     assert expected.text().replace("\u200b", "") == row.outcome.expected
+    assert actual.text().replace("\u200b", "") == row.outcome.actual
     expected.copy()
     assert QGuiApplication.clipboard().text() == row.outcome.expected
     assert "Copied expected digest" in page.activity.text
@@ -236,8 +237,10 @@ def test_added_is_when_the_manifest_was_written(qtbot, demo_env) -> None:
     # The demo added it 700 days ago (and last used it 150 days ago): not "today".
     assert time.time() - row.entry.added > 600 * 86400
     assert row.entry.added_from == "manifest"
-    assert page.proxy.index(r, Column.ADDED).data(Qt.ItemDataRole.ToolTipRole).endswith(
-        "when 0install wrote its .manifest file, i.e. added it"
+    assert (
+        page.proxy.index(r, Column.ADDED)
+        .data(Qt.ItemDataRole.ToolTipRole)
+        .endswith("when 0install wrote its .manifest file, i.e. added it")
     )
 
 
@@ -339,8 +342,11 @@ def test_default_columns_fit_1024_pixels(qtbot, demo_env) -> None:
     assert header.sectionSize(Column.LAST_USED) > fm.horizontalAdvance("11 months ago")
     # Hidden columns are one right-click away.
     toggles = {a.text(): a.isChecked() for a in table.column_toggles}
-    assert all(toggles[c.name.replace("_", " ").capitalize()] is False for c in Column
-               if c not in shown and c.name.replace("_", " ").capitalize() in toggles)
+    assert all(
+        toggles[c.name.replace("_", " ").capitalize()] is False
+        for c in Column
+        if c not in shown and c.name.replace("_", " ").capitalize() in toggles
+    )
 
 
 def test_a_wide_window_shows_every_column(qtbot, demo_env) -> None:
@@ -382,8 +388,15 @@ def test_help_page_explains_columns_and_problems_offline(qtbot) -> None:
     qtbot.addWidget(dialog)
     assert dialog.isVisible()
     text = dialog.text
-    for words in ("Columns", "Last used", "Added", "planted", "world-writable", "corrupt",
-                  "Escape"):
+    for words in (
+        "Columns",
+        "Last used",
+        "Added",
+        "planted",
+        "world-writable",
+        "corrupt",
+        "Escape",
+    ):
         assert words in text, words
     assert dialog.browser.source().isLocalFile()
     page.shutdown()
@@ -393,12 +406,21 @@ def test_help_page_explains_columns_and_problems_offline(qtbot) -> None:
 
 
 def _launch(args: list[str], **env_changes: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    }
     env.update(env_changes)
     env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-m", "gui.launch", *args], capture_output=True,
-                          text=True, env=env, timeout=120, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "gui.launch", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=ROOT,
+    )
 
 
 def test_no_display_says_what_to_do_and_exits_1(tmp_path: Path) -> None:
@@ -431,8 +453,11 @@ def test_a_planted_directory_is_called_planted_not_changed(qtbot, tmp_path: Path
     row = Row(entry)
     other = "sha256new_" + "B" * 52
     row.outcome = VerifyOutcome(
-        "corrupt", "Contents do not match the digest, but they match the .manifest file.",
-        expected=name, actual=other, recorded=other,
+        "corrupt",
+        "Contents do not match the digest, but they match the .manifest file.",
+        expected=name,
+        actual=other,
+        recorded=other,
     )
     row.verified_at = time.time()
     row.update_status()

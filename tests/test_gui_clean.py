@@ -60,9 +60,11 @@ def shown(page: CleanPage) -> dict[str, tuple[str, str, bool]]:
         src = page.proxy.mapToSource(page.proxy.index(r, 0)).row()
         v = page.model.verdicts[src]
         checked = page.proxy.index(r, Col.PROGRAM).data(Qt.ItemDataRole.CheckStateRole)
-        out[v.entry.name] = (page.proxy.index(r, Col.ACTION).data(),
-                             page.proxy.index(r, Col.REASONS).data(),
-                             checked == Qt.CheckState.Checked)
+        out[v.entry.name] = (
+            page.proxy.index(r, Col.ACTION).data(),
+            page.proxy.index(r, Col.REASONS).data(),
+            checked == Qt.CheckState.Checked,
+        )
     return out
 
 
@@ -77,16 +79,21 @@ def test_candidates_prechecked_with_reasons_and_an_exact_total(qtbot, store) -> 
     everything = [v.footprint for v in page.model.chosen()]
     total = clean.reclaimable(everything)[1]
     assert page.total.text().startswith("3 of 3 checked") and page.total.text().endswith(
-        "to reclaim")
+        "to reclaim"
+    )
     from gui.clean_page import size_text
 
     assert size_text(total) in page.total.text()
     # Unchecking one lowers the total to what the other two give back.
-    row = next(r for r in range(page.proxy.rowCount())
-               if page.model.verdicts[page.proxy.mapToSource(page.proxy.index(r, 0)).row()]
-               .entry.name == d["stray"])
-    page.proxy.setData(page.proxy.index(row, Col.PROGRAM), Qt.CheckState.Unchecked,
-                       Qt.ItemDataRole.CheckStateRole)
+    row = next(
+        r
+        for r in range(page.proxy.rowCount())
+        if page.model.verdicts[page.proxy.mapToSource(page.proxy.index(r, 0)).row()].entry.name
+        == d["stray"]
+    )
+    page.proxy.setData(
+        page.proxy.index(row, Col.PROGRAM), Qt.CheckState.Unchecked, Qt.ItemDataRole.CheckStateRole
+    )
     rest = [v.footprint for v in page.model.chosen()]
     assert page.total.text().startswith("2 of 3 checked")
     assert size_text(clean.reclaimable(rest)[1]) in page.total.text()
@@ -154,8 +161,10 @@ def select(page: CachePage, names: set[str]) -> None:
     for r in range(page.proxy.rowCount()):
         row = page.proxy.row_at(r)
         if row.entry.name in names:
-            sel.select(page.proxy.index(r, 0), QItemSelectionModel.SelectionFlag.Select
-                       | QItemSelectionModel.SelectionFlag.Rows)
+            sel.select(
+                page.proxy.index(r, 0),
+                QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows,
+            )
 
 
 def test_cache_page_delete_with_del_key_keeps_what_is_pinned(qtbot, store) -> None:
@@ -207,18 +216,24 @@ def test_pin_and_unpin_from_the_page(qtbot, store) -> None:
     page = open_clean(qtbot, store)
     d = store.digests
     page.show_kept.setChecked(True)
-    row = next(r for r in range(page.proxy.rowCount())
-               if page.model.verdicts[page.proxy.mapToSource(page.proxy.index(r, 0)).row()]
-               .entry.name == d["stray"])
+    row = next(
+        r
+        for r in range(page.proxy.rowCount())
+        if page.model.verdicts[page.proxy.mapToSource(page.proxy.index(r, 0)).row()].entry.name
+        == d["stray"]
+    )
     page.table.selectRow(row)
     page.pin_action.trigger()
     qtbot.waitUntil(lambda: not page.busy, timeout=WAIT_MS)
     assert shown(page)[d["stray"]][:2] == ("Keep", "pinned (this entry)")
     assert pins.load(pins.pins_path(store.env)).entries == [d["stray"]]
     assert page.total.text().startswith("2 of 2 checked")
-    row = next(r for r in range(page.proxy.rowCount())
-               if page.model.verdicts[page.proxy.mapToSource(page.proxy.index(r, 0)).row()]
-               .entry.name == d["stray"])
+    row = next(
+        r
+        for r in range(page.proxy.rowCount())
+        if page.model.verdicts[page.proxy.mapToSource(page.proxy.index(r, 0)).row()].entry.name
+        == d["stray"]
+    )
     page.table.selectRow(row)
     page.unpin_action.trigger()
     qtbot.waitUntil(lambda: not page.busy, timeout=WAIT_MS)

@@ -49,9 +49,7 @@ def test_page_shows_one_row_per_step_with_its_state(qtbot, tmp_path: Path):
     assert not page.self_test_button.isEnabled()  # a fake root: nothing to prove
 
 
-def test_wizard_walks_to_the_self_test_page_and_changes_nothing_before_apply(
-    qtbot, tmp_path: Path
-):
+def test_wizard_walks_to_the_self_test_page_and_changes_nothing_before_apply(qtbot, tmp_path: Path):
     root = make_root(tmp_path, apparmor=True)
     page = started_page(qtbot, root)
     page.open_wizard()
@@ -153,4 +151,6 @@ def test_page_says_up_front_when_changes_cannot_be_made_here(qtbot, monkeypatch)
         page.start()
     text = page.notice.text()
     assert page.notice.isVisibleTo(page)
-    assert "pkexec is not installed" in text and "zeroinstall-admin sharing script | sudo sh" in text
+    assert (
+        "pkexec is not installed" in text and "zeroinstall-admin sharing script | sudo sh" in text
+    )

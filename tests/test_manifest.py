@@ -65,7 +65,10 @@ def test_vector_sha1_manifest_text(tmp_path: Path) -> None:
 
 
 def test_empty_directory_digests(tmp_path: Path) -> None:
-    assert manifest_digest(tmp_path, "sha1new").name == "sha1new=da39a3ee5e6b4b0d3255bfef95601890afd80709"
+    assert (
+        manifest_digest(tmp_path, "sha1new").name
+        == "sha1new=da39a3ee5e6b4b0d3255bfef95601890afd80709"
+    )
     assert manifest_digest(tmp_path, "sha256").value == (
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     )
@@ -100,7 +103,9 @@ def test_value_problems() -> None:
     assert digests.value_problem(digests.parse_digest("sha1new=deadbeef")) is not None
     assert digests.value_problem(digests.parse_digest("sha256new_" + "a" * 52)) is not None
     assert digests.value_problem(digests.parse_digest("sha1=" + "0" * 40)) is None
-    assert not digests.is_strict_digest_name("sha256new_" + "iq7clb4bxs27kylpsu256ridv6begq4wbuw5imk3bm5byvridprq")
+    assert not digests.is_strict_digest_name(
+        "sha256new_" + "iq7clb4bxs27kylpsu256ridv6begq4wbuw5imk3bm5byvridprq"
+    )
     with pytest.raises(digests.DigestError, match="52 characters"):
         digests.parse_user_digest("sha256new=ABC")
 
@@ -116,13 +121,30 @@ def zeroinstall_manifest(root: Path, alg: str) -> tuple[bytes, str]:
 
 
 NAME_CHARS = st.sampled_from(
-    [b"a", b"B", b"z", b"0", b"_", b"-", b".", b" ", b"~", b"\xe9", b"\xff", "é".encode(), b"A", b"#"]
+    [
+        b"a",
+        b"B",
+        b"z",
+        b"0",
+        b"_",
+        b"-",
+        b".",
+        b" ",
+        b"~",
+        b"\xe9",
+        b"\xff",
+        "é".encode(),
+        b"A",
+        b"#",
+    ]
 )
-NAMES = st.lists(NAME_CHARS, min_size=1, max_size=6).map(b"".join).filter(
-    lambda n: n not in (b".", b"..")
+NAMES = (
+    st.lists(NAME_CHARS, min_size=1, max_size=6)
+    .map(b"".join)
+    .filter(lambda n: n not in (b".", b".."))
 )
 MTIMES = st.one_of(
-    st.integers(min_value=-10**10, max_value=2 * 10**9),
+    st.integers(min_value=-(10**10), max_value=2 * 10**9),
     st.just(1_700_000_000_999_999_999),  # float st_mtime would round this up
     st.just(-5_500_000_000),
 ).map(lambda v: v if abs(v) > 10**12 else v * 10**9)
@@ -134,7 +156,9 @@ def trees(draw, depth: int = 0) -> dict:
     names = draw(st.lists(NAMES, max_size=5, unique=True))
     tree = {}
     for name in names:
-        kind = draw(st.sampled_from(["file", "file", "link", "dir"] if depth < 3 else ["file", "link"]))
+        kind = draw(
+            st.sampled_from(["file", "file", "link", "dir"] if depth < 3 else ["file", "link"])
+        )
         if kind == "file":
             tree[name] = (
                 "file",
@@ -167,9 +191,13 @@ def materialise(root: bytes, tree: dict) -> None:
 
 
 @pytest.mark.needs_0install
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(tree=trees(), alg=st.sampled_from(ALGS))
-def test_random_trees_match_0install(tmp_path_factory: pytest.TempPathFactory, tree: dict, alg: str) -> None:
+def test_random_trees_match_0install(
+    tmp_path_factory: pytest.TempPathFactory, tree: dict, alg: str
+) -> None:
     root = tmp_path_factory.mktemp("tree") / "t"
     materialise(os.fsencode(root), tree)
     expected_text, expected_digest = zeroinstall_manifest(root, alg)
@@ -234,7 +262,9 @@ def test_reading_does_not_touch_access_times(tmp_path: Path) -> None:
 def test_fifo_is_rejected_naming_the_path(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     os.mkfifo(tmp_path / "sub" / "pipe")
-    with pytest.raises(ManifestError, match=r"Not a regular file/directory/symlink '.*sub/pipe'.*FIFO") as e:
+    with pytest.raises(
+        ManifestError, match=r"Not a regular file/directory/symlink '.*sub/pipe'.*FIFO"
+    ) as e:
         generate_manifest(tmp_path, "sha256new")
     assert e.value.kind == "invalid"
     assert e.value.path.endswith(b"sub/pipe")
@@ -301,7 +331,9 @@ def test_newline_in_file_or_symlink_name_rejected(tmp_path: Path, kind: str) -> 
 
 
 def test_verify_real_store_entry_and_damage(real_store) -> None:
-    impl = real_store.add("app", {"bin/run": "!#!/bin/sh\necho hi\n", "README": "hello", "lib/x.py": "x=1\n"})
+    impl = real_store.add(
+        "app", {"bin/run": "!#!/bin/sh\necho hi\n", "README": "hello", "lib/x.py": "x=1\n"}
+    )
     assert verify_directory(impl).status == "ok"
     readme = impl / "README"
     impl.chmod(0o755)

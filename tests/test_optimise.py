@@ -17,13 +17,18 @@ BIG = "0123456789abcdef" * 4096  # 64 KiB, the same in every implementation
 
 
 def tree(label: str) -> dict[str, str]:
-    return {"data/big.bin": BIG, "bin/tool": "!#!/bin/sh\necho same\n", "id": label,
-            "lib/link": "@../data/big.bin"}
+    return {
+        "data/big.bin": BIG,
+        "bin/tool": "!#!/bin/sh\necho same\n",
+        "id": label,
+        "lib/link": "@../data/big.bin",
+    }
 
 
 def du(path: Path) -> int:
-    out = subprocess.run(["du", "-s", "--block-size=1", str(path)], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["du", "-s", "--block-size=1", str(path)], capture_output=True, text=True, check=True
+    ).stdout
     return int(out.split()[0])
 
 
@@ -31,8 +36,9 @@ def inodes(path: Path) -> dict[str, int]:
     return {str(p.relative_to(path)): p.lstat().st_ino for p in sorted(path.rglob("*"))}
 
 
-def test_dry_run_then_optimise_saves_space_and_everything_verifies(real_store: RealStore,
-                                                                   tmp_path: Path) -> None:
+def test_dry_run_then_optimise_saves_space_and_everything_verifies(
+    real_store: RealStore, tmp_path: Path
+) -> None:
     entries = [real_store.add(label, tree(label)) for label in ("a", "b", "c")]
     store = stores_from_paths([str(real_store.path)])[0]
     before = du(real_store.path)
@@ -90,8 +96,9 @@ def test_a_damaged_copy_is_never_what_others_point_at(real_store: RealStore) -> 
     assert not done.not_verified
 
 
-def test_optimise_refuses_another_users_store_without_root(real_store: RealStore,
-                                                           monkeypatch) -> None:
+def test_optimise_refuses_another_users_store_without_root(
+    real_store: RealStore, monkeypatch
+) -> None:
     real_store.add("a", tree("a"))
     store = stores_from_paths([str(real_store.path)])[0]
     monkeypatch.setattr(os, "geteuid", lambda: 12345)

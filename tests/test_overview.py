@@ -14,8 +14,13 @@ from gui.overview import STATUS_COLORS, OverviewWidget
 STATUS_WORDS = ("not verified", "OK", "corrupt", "error", "skipped", "verifying", "suspicious")
 
 STORES = {"user": 5_012_345, "shared": 4_001_000}
-LARGEST = [("Gallery Viewer", 3_950_000), ("Data Cruncher", 2_100_000),
-           ("Toolkit Runtime", 1_600_000), ("Hello Editor", 1_307_000), ("(unowned)", 2_400)]
+LARGEST = [
+    ("Gallery Viewer", 3_950_000),
+    ("Data Cruncher", 2_100_000),
+    ("Toolkit Runtime", 1_600_000),
+    ("Hello Editor", 1_307_000),
+    ("(unowned)", 2_400),
+]
 
 
 def make(qtbot: QtBot, by_status: dict[str, int], width: int = 1000) -> OverviewWidget:
@@ -45,8 +50,18 @@ def test_every_status_word_has_its_own_colour() -> None:
 
 
 def test_red_appears_exactly_when_something_is_corrupt(qtbot: QtBot) -> None:
-    bad = make(qtbot, {"OK": 9, "corrupt": 2, "error": 1, "suspicious": 1, "not verified": 3,
-                       "skipped": 1, "verifying": 2})
+    bad = make(
+        qtbot,
+        {
+            "OK": 9,
+            "corrupt": 2,
+            "error": 1,
+            "suspicious": 1,
+            "not verified": 3,
+            "skipped": 1,
+            "verifying": 2,
+        },
+    )
     image = bad.grab().toImage()
     assert not image.isNull() and image.width() == 1000
     assert red_pixels(image) > 0
@@ -55,8 +70,18 @@ def test_red_appears_exactly_when_something_is_corrupt(qtbot: QtBot) -> None:
     pixel = QColor(image.pixel(rect.center().x(), rect.top() + 2))
     assert pixel == QColor(STATUS_COLORS["corrupt"])
 
-    good = make(qtbot, {"OK": 9, "corrupt": 0, "error": 1, "suspicious": 1, "not verified": 3,
-                        "skipped": 1, "verifying": 2})
+    good = make(
+        qtbot,
+        {
+            "OK": 9,
+            "corrupt": 0,
+            "error": 1,
+            "suspicious": 1,
+            "not verified": 3,
+            "skipped": 1,
+            "verifying": 2,
+        },
+    )
     image = good.grab().toImage()
     assert not image.isNull()
     assert red_pixels(image) == 0
@@ -64,8 +89,15 @@ def test_red_appears_exactly_when_something_is_corrupt(qtbot: QtBot) -> None:
 
 
 def test_each_status_segment_is_painted_in_its_colour(qtbot: QtBot) -> None:
-    counts = {"OK": 40, "corrupt": 3, "error": 2, "suspicious": 1, "not verified": 30,
-              "skipped": 5, "verifying": 4}
+    counts = {
+        "OK": 40,
+        "corrupt": 3,
+        "error": 2,
+        "suspicious": 1,
+        "not verified": 30,
+        "skipped": 5,
+        "verifying": 4,
+    }
     widget = make(qtbot, counts)
     image = widget.grab().toImage()
     for status in counts:
@@ -89,12 +121,14 @@ def test_clicking_the_corrupt_segment_asks_to_filter_by_it(qtbot: QtBot) -> None
     widget.show()
     qtbot.waitExposed(widget)
     with qtbot.waitSignal(widget.statusClicked, timeout=1000) as blocker:
-        qtbot.mouseClick(widget, Qt.MouseButton.LeftButton,
-                         pos=widget.segment_rect("corrupt").center())
+        qtbot.mouseClick(
+            widget, Qt.MouseButton.LeftButton, pos=widget.segment_rect("corrupt").center()
+        )
     assert blocker.args == ["corrupt"]
     with qtbot.waitSignal(widget.statusClicked, timeout=1000) as blocker:
-        qtbot.mouseClick(widget, Qt.MouseButton.LeftButton,
-                         pos=widget.legend_rect("not verified").center())
+        qtbot.mouseClick(
+            widget, Qt.MouseButton.LeftButton, pos=widget.legend_rect("not verified").center()
+        )
     assert blocker.args == ["not verified"]
 
 
@@ -106,12 +140,15 @@ def test_clicks_elsewhere_or_dragged_off_emit_nothing(qtbot: QtBot) -> None:
     assert widget.status_at(below) is None
     with qtbot.assertNotEmitted(widget.statusClicked):
         qtbot.mouseClick(widget, Qt.MouseButton.LeftButton, pos=below)
-        qtbot.mousePress(widget, Qt.MouseButton.LeftButton,
-                         pos=widget.segment_rect("corrupt").center())
-        qtbot.mouseRelease(widget, Qt.MouseButton.LeftButton,
-                           pos=widget.segment_rect("OK").center())
-        qtbot.mouseClick(widget, Qt.MouseButton.RightButton,
-                         pos=widget.segment_rect("corrupt").center())
+        qtbot.mousePress(
+            widget, Qt.MouseButton.LeftButton, pos=widget.segment_rect("corrupt").center()
+        )
+        qtbot.mouseRelease(
+            widget, Qt.MouseButton.LeftButton, pos=widget.segment_rect("OK").center()
+        )
+        qtbot.mouseClick(
+            widget, Qt.MouseButton.RightButton, pos=widget.segment_rect("corrupt").center()
+        )
 
 
 def test_clicking_a_store_or_program_bar_asks_to_filter_by_it(qtbot: QtBot) -> None:
@@ -124,8 +161,11 @@ def test_clicking_a_store_or_program_bar_asks_to_filter_by_it(qtbot: QtBot) -> N
         qtbot.mouseClick(widget, Qt.MouseButton.LeftButton, pos=shared.center())
     assert blocker.args == ["shared"]
     with qtbot.waitSignal(widget.programClicked, timeout=1000) as blocker:
-        qtbot.mouseClick(widget, Qt.MouseButton.LeftButton,
-                         pos=widget.bar_rect("program", "Data Cruncher").center())
+        qtbot.mouseClick(
+            widget,
+            Qt.MouseButton.LeftButton,
+            pos=widget.bar_rect("program", "Data Cruncher").center(),
+        )
     assert blocker.args == ["Data Cruncher"]
     assert "Click to show only this store" in widget.tooltip_at(shared.center())
     assert size_text(51) == "51 bytes" and size_text(1) == "1 byte" and size_text(None) == "?"

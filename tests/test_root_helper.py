@@ -272,7 +272,7 @@ def test_an_ordinary_user_removes_a_read_only_entry_of_its_own_store(code_for_ot
             "-c",
             f"import importlib.util as u; s = u.spec_from_file_location('rh', {str(helper)!r})\n"
             "m = u.module_from_spec(s); s.loader.exec_module(m)\n"
-            f"print(m.remove_implementation({str(store)!r}, {DIGEST!r}).items)"
+            f"print(m.remove_implementation({str(store)!r}, {DIGEST!r}).items)",
         )
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == "10" and os.listdir(store) == []

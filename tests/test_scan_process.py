@@ -101,9 +101,7 @@ def test_cancel_stops_measuring(tmp_path: Path) -> None:
         cancel.set()
 
     t0 = time.perf_counter()
-    result = scan_in_child(
-        [store_at(store)], {}, on_measured=on_measured, cancel=cancel, jobs=1
-    )
+    result = scan_in_child([store_at(store)], {}, on_measured=on_measured, cancel=cancel, jobs=1)
     assert time.perf_counter() - t0 < 10
     assert len(result.entries) == 300
     assert 0 < len(seen) <= 300
@@ -120,4 +118,3 @@ def test_prestarted_child_is_used(tmp_path: Path) -> None:
     scan_process.prestart()
     result = scan_in_child([store_at(tmp_path / "many")], {}, measure=False)
     assert len(result.entries) == 5
-

@@ -185,7 +185,7 @@ def test_half_configured_system_gets_only_the_missing_and_wrong_steps(tmp_path: 
     store.chmod(0o775)
     helper = root / rh.HELPER_SCRIPT_PATH.lstrip("/")
     helper.parent.mkdir(parents=True)
-    helper.write_text("#!/bin/sh\nexec sudo -u zeroinst /usr/bin/0store-secure-add \"$@\"\n")
+    helper.write_text('#!/bin/sh\nexec sudo -u zeroinst /usr/bin/0store-secure-add "$@"\n')
     helper.chmod(0o700)
     steps = by_key(root)
     assert steps["store"].state == "needs attention" and "0775" in steps["store"].detail
@@ -271,9 +271,7 @@ def test_a_missing_visudo_is_a_clear_message(tmp_path: Path, monkeypatch):
     before = tree_state(root)
     outcome = elevate.run_helper("install-sudoers", root=str(root))
     assert outcome.status == elevate.FAILED
-    assert outcome.message == (
-        "visudo is missing: install the 'sudo' package; nothing was changed"
-    )
+    assert outcome.message == ("visudo is missing: install the 'sudo' package; nothing was changed")
     assert tree_state(root) == before
 
 
@@ -352,7 +350,10 @@ def test_disable_removes_what_enable_wrote_and_keeps_user_cache_and_foreign_file
     (store / ("sha256new_" + "A" * 52)).mkdir()
     foreign = root / "etc/sudoers.d/zeroinstall"
     assert sharing.disable_preview(str(root)) == [
-        rh.HELPER_SCRIPT_PATH, rh.SUDOERS_DROPIN, "/etc/apparmor.d/usr.bin.0store-secure-add"]
+        rh.HELPER_SCRIPT_PATH,
+        rh.SUDOERS_DROPIN,
+        "/etc/apparmor.d/usr.bin.0store-secure-add",
+    ]
     done = rh.disable(str(root))
     assert done == [
         "/usr/local/bin/0store-secure-add-helper: removed",
@@ -361,7 +362,9 @@ def test_disable_removes_what_enable_wrote_and_keeps_user_cache_and_foreign_file
     ]
     assert rh.read_account("zeroinst", str(root)) is not None
     assert os.listdir(store) == ["sha256new_" + "A" * 52]
-    foreign.write_text("# the admin's own\nALL ALL=(zeroinst) NOPASSWD: /usr/bin/0store-secure-add\n")
+    foreign.write_text(
+        "# the admin's own\nALL ALL=(zeroinst) NOPASSWD: /usr/bin/0store-secure-add\n"
+    )
     done = rh.disable(str(root))
     assert done[1].startswith("/etc/sudoers.d/zeroinstall: left alone (not written by this tool")
     assert foreign.exists()
@@ -436,10 +439,16 @@ def test_helper_file_is_standard_library_only_and_imports_nothing_of_the_project
     [
         (126, "Error executing command as another user: Request dismissed", elevate.DISMISSED),
         (127, "Error executing command as another user: Not authorized", elevate.NOT_AUTHORISED),
-        (127, "Error executing command as another user: No authentication agent found.",
-         elevate.UNAVAILABLE),
-        (1, "zeroinstall-admin-helper: visudo is missing: install the 'sudo' package",
-         elevate.FAILED),
+        (
+            127,
+            "Error executing command as another user: No authentication agent found.",
+            elevate.UNAVAILABLE,
+        ),
+        (
+            1,
+            "zeroinstall-admin-helper: visudo is missing: install the 'sudo' package",
+            elevate.FAILED,
+        ),
         (0, "", elevate.DONE),
     ],
 )
@@ -586,7 +595,9 @@ def test_exported_steps_enable_a_fresh_machine_of_their_own(scenario: str, tmp_p
     assert result["self_test"]["passed"], result["self_test"]
 
 
-def test_an_ordinary_user_sees_an_enabled_fake_root_as_enabled(tmp_path: Path, code_for_other_users):
+def test_an_ordinary_user_sees_an_enabled_fake_root_as_enabled(
+    tmp_path: Path, code_for_other_users
+):
     """/etc/sudoers and the drop-in are root's eyes only: the page, run as a user, must not call
     them broken or missing."""
     import tempfile
@@ -633,8 +644,11 @@ def test_self_test_catches_an_environment_sudo_did_not_clear(tmp_path: Path):
         (0, "", elevate.DONE),
         (126, "Error executing command as another user: Request dismissed", elevate.DISMISSED),
         (127, "Error executing command as another user: Not authorized", elevate.NOT_AUTHORISED),
-        (127, "Error executing command as another user: No authentication agent found.",
-         elevate.UNAVAILABLE),
+        (
+            127,
+            "Error executing command as another user: No authentication agent found.",
+            elevate.UNAVAILABLE,
+        ),
     ],
 )
 def test_an_ordinary_user_goes_through_pkexec_with_the_installed_helper(
@@ -659,7 +673,11 @@ def test_an_ordinary_user_goes_through_pkexec_with_the_installed_helper(
     outcome = elevate.run_helper("remove-implementation", rh.SHARED_STORE, "sha256new_" + "A" * 52)
     assert outcome.status == status
     assert record.read_text().splitlines() == [
-        str(helper), "remove-implementation", rh.SHARED_STORE, "sha256new_" + "A" * 52]
+        str(helper),
+        "remove-implementation",
+        rh.SHARED_STORE,
+        "sha256new_" + "A" * 52,
+    ]
     if status == elevate.DONE:
         assert outcome.message == "removed it"
     else:

@@ -255,7 +255,8 @@ def test_role_comes_from_discovery_not_owner(tmp_path: Path) -> None:
     twins = [tmp_path / "t", tmp_path / "t" / "implementations"]
     twins[1].mkdir(parents=True)
     assert [s.label for s in stores.stores_from_paths([str(p) for p in twins], env=env)] == [
-        str(twins[0]), f"{twins[0]} (2)"
+        str(twins[0]),
+        f"{twins[0]} (2)",
     ]
     assert all(s.source == "--store" for s in found)
     # The same owner for all three (this user): owner no longer decides the label.
@@ -271,7 +272,10 @@ def test_several_system_stores_get_distinct_labels(tmp_path: Path) -> None:
     labels = [s.label for s in found]
     assert labels == ["user", "system 1", "system 2", "system 3"]
     assert [s.description for s in found] == [
-        "The user store", "System store 1", "System store 2", "System store 3"
+        "The user store",
+        "System store 1",
+        "System store 2",
+        "System store 3",
     ]
 
 

@@ -54,7 +54,8 @@ def live_workers() -> list[int]:
     return [
         p.pid
         for p in psutil.Process().children()
-        if p.pid not in idle and p.status() != psutil.STATUS_ZOMBIE
+        if p.pid not in idle
+        and p.status() != psutil.STATUS_ZOMBIE
         and "pool_worker.py" in " ".join(p.cmdline())
     ]
 
@@ -341,7 +342,12 @@ def test_walks_handed_over_splice_to_the_same_manifest(tmp_path: Path, alg: str)
     is the manifest of the whole walk, byte for byte."""
     from core.manifest import ManifestWalk, generate_manifest, open_entry, open_subtree, splice
 
-    files = {f"d{i}/e{j}/f{k}": f"{i}{j}{k}" * (k + 1) for i in range(4) for j in range(3) for k in range(2)}
+    files = {
+        f"d{i}/e{j}/f{k}": f"{i}{j}{k}" * (k + 1)
+        for i in range(4)
+        for j in range(3)
+        for k in range(2)
+    }
     files |= {"top": "t", "d1/link": "@../top", "d2/e1/g/h/i": "deep", "zz/": ""}
     root = write_tree_at(tmp_path / "t", files)
     parts: dict[bytes, list] = {}
