@@ -1,4 +1,4 @@
-"""core/ stays type-correct: mypy checks it on every test run."""
+"""core/ stays type-correct (mypy) and the whole tree free of pyflakes mistakes (ruff)."""
 
 from __future__ import annotations
 
@@ -16,5 +16,19 @@ def test_core_passes_mypy() -> None:
         capture_output=True,
         text=True,
         timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_tree_passes_pyflakes() -> None:
+    """Unused imports and variables, undefined names, redefinitions (ruff's F rules): mistakes,
+    not style."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--select", "F", "--output-format", "concise"]
+        + ["core", "gui", "tests", "benchmarks"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
