@@ -288,6 +288,7 @@ def cmd_stores(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                 {
                     "path": json_name(s.path),
                     "kind": s.kind,
+                    "label": json_name(s.label),
                     "source": json_name(s.source),
                     "problem": _text(s.problem),
                 }
@@ -296,10 +297,14 @@ def cmd_stores(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             out,
         )
         return 0
-    for s in found:
+    # The labels the window and list show: user, shared, system N, or the path.
+    labels = [display_path(s.label) for s in found]
+    width = max((len(label) for label in labels), default=0)
+    for s, label in zip(found, labels):
         state = f"  ({safe_text(s.problem)})" if s.problem else ""
         out.write(
-            f"{s.kind:<7} {display_path(s.path)}{state}\n        from {display_path(s.source)}\n"
+            f"{label:<{width}}  {display_path(s.path)}{state}\n"
+            f"{'':<{width}}  from {display_path(s.source)}\n"
         )
     return 0
 

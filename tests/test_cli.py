@@ -162,3 +162,15 @@ def test_stores_reports_missing_store(tmp_path: Path) -> None:
     assert result.returncode == 0
     [store] = json.loads(result.stdout)
     assert store["problem"]
+
+
+def test_stores_are_named_as_the_window_names_them(zi_env: dict[str, str]) -> None:
+    """user / shared / system N, or the path: the same labels as the window and list --json."""
+    env = dict(zi_env, XDG_CACHE_DIRS="/var/cache:" + zi_env["XDG_CACHE_DIRS"])
+    result = cli("stores", "--json", env=env)
+    assert result.returncode == 0
+    labels = {s["path"]: s["label"] for s in json.loads(result.stdout)}
+    assert labels["/var/cache/0install.net/implementations"] == "shared"
+    assert labels[zi_env["XDG_CACHE_HOME"] + "/0install.net/implementations"] == "user"
+    text = cli("stores", env=env).stdout.decode()
+    assert text.startswith("user ") and "\nshared  /var/cache/0install.net/implementations" in text
