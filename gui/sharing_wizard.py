@@ -4,6 +4,8 @@ with progress, and the self-test. Nothing changes before the review page's Apply
 
 from __future__ import annotations
 
+import os
+
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
@@ -94,11 +96,21 @@ class StepPage(QWizardPage):
             layout.addStretch(1)
 
 
+def _how_apply_runs(root: str | None) -> str:
+    """What pressing Apply will involve: a password through polkit, or nothing more (elevate
+    runs the steps in this process on a fake root, or when this app already runs as root)."""
+    if root is not None:
+        return f"Nothing has changed yet. Apply changes the files under {root}."
+    if os.geteuid() == 0:
+        return "Nothing has changed yet. Apply makes these changes at once (running as root)."
+    return "Nothing has changed yet. Apply asks for an administrator's password."
+
+
 class ReviewPage(QWizardPage):
     def __init__(self, todo: list[sharing.Step], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setTitle("Review")
-        self.setSubTitle("Nothing has changed yet. Apply asks for an administrator's password.")
+        self.setSubTitle(_how_apply_runs(getattr(parent, "root", None)))
         self.setCommitPage(True)
         self.setButtonText(QWizard.WizardButton.CommitButton, "&Apply")
         layout = QVBoxLayout(self)

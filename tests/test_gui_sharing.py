@@ -154,3 +154,24 @@ def test_page_says_up_front_when_changes_cannot_be_made_here(qtbot, monkeypatch)
     assert (
         "pkexec is not installed" in text and "zeroinstall-admin sharing script | sudo sh" in text
     )
+
+
+def test_the_review_page_says_what_apply_involves(qtbot, tmp_path: Path, monkeypatch):
+    """A password only when pkexec will ask for one: not on a fake root, not when already root."""
+    import gui.sharing_wizard as sw
+
+    root = make_root(tmp_path)
+    steps = sharing.detect(str(root))
+    on_fake_root = sw.SharingWizard(steps, root=str(root), starter=inline_starter)
+    qtbot.addWidget(on_fake_root)
+    assert on_fake_root.review.subTitle() == (
+        f"Nothing has changed yet. Apply changes the files under {root}."
+    )
+    monkeypatch.setattr(sw.os, "geteuid", lambda: 0)
+    as_root = sw.SharingWizard(steps, starter=inline_starter)
+    qtbot.addWidget(as_root)
+    assert "at once (running as root)" in as_root.review.subTitle()
+    monkeypatch.setattr(sw.os, "geteuid", lambda: 1000)
+    as_user = sw.SharingWizard(steps, starter=inline_starter)
+    qtbot.addWidget(as_user)
+    assert "asks for an administrator's password" in as_user.review.subTitle()
