@@ -12,6 +12,7 @@ What VBoxManage prints, and how it fails, is written down in ``shared/reference/
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -302,6 +303,25 @@ class VBoxManage:
             return run(self.exe, args, limit, self.env, self.cancel)
 
 
+# VBoxManage runs in a session of its own (so a kill reaches its children too), which also means
+# it would outlive this process: whatever is still running when this process exits is killed.
+_running: set[subprocess.Popen] = set()
+_running_lock = threading.Lock()
+_exiting = False  # set at exit: a call that starts VBoxManage after that kills it at once
+
+
+def _kill_running() -> None:
+    global _exiting
+    with _running_lock:
+        _exiting = True
+        left = list(_running)
+    for proc in left:
+        _kill(proc)
+
+
+atexit.register(_kill_running)
+
+
 def run(
     exe: str,
     args: Sequence[str],
@@ -329,6 +349,22 @@ def run(
         )
     except OSError as exc:
         return VBoxResult(argv, None, failure=f"cannot run {exe}: {exc.strerror or exc}")
+    with _running_lock:
+        _running.add(proc)
+        exiting = _exiting
+    if exiting:
+        _kill(proc)  # this process is exiting: never leave VBoxManage behind
+    try:
+        return _wait(proc, argv, timeout, cancel)
+    finally:
+        with _running_lock:
+            _running.discard(proc)
+
+
+def _wait(
+    proc: subprocess.Popen, argv: tuple[str, ...], timeout: float, cancel: threading.Event | None
+) -> VBoxResult:
+    """Collect ``proc``'s output, killing it at the deadline or on ``cancel``."""
     deadline = time.monotonic() + timeout
     while True:
         wait = max(0.0, deadline - time.monotonic())

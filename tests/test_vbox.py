@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +13,8 @@ import pytest
 
 from core import vbox
 from tests.vbox_fixtures import RUNNING, SAVED, STOPPED, UUIDS, FakeVBox
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -446,3 +450,34 @@ def test_human_folders_in_separate_groups() -> None:
         ("a", False),
         ("b", True),
     ]
+
+
+def test_a_hung_vboxmanage_does_not_outlive_the_process_that_started_it(fake: FakeVBox) -> None:
+    """VBoxManage runs in a session of its own; a process that exits while a call hangs (a window
+    closed mid-call) must not leave it behind."""
+    import psutil
+
+    fake.set(hang=True)
+    code = (
+        "import os, sys, threading, time\n"
+        "from core import vbox\n"
+        "threading.Thread(target=vbox.run, args=(sys.argv[1], ['list', 'vms'], 600),\n"
+        "                 daemon=True).start()\n"
+        "log = sys.argv[2] + '.log'\n"
+        "while not (os.path.exists(log) and open(log).read()): time.sleep(0.02)\n"
+    )
+    env = {**os.environ, **fake.env}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, fake.exe, str(fake.state_file)],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert fake.calls() == [["list", "vms"]]
+    left = []
+    for p in psutil.process_iter(["cmdline"]):
+        if fake.exe in (p.info["cmdline"] or []):
+            left.append(p)
+    gone, alive = psutil.wait_procs(left, timeout=5)
+    for p in alive:
+        p.kill()
+    assert not alive, [p.info["cmdline"] for p in alive]
