@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# The stand-in VBoxManage's fixtures (``cache``, ``fake``) for the VM tests.
+pytest_plugins = ["tests.vbox_fixtures"]
+
 ZEROINSTALL = shutil.which("0install")
 
 
@@ -160,3 +163,15 @@ def code_for_other_users() -> Iterator[OtherUserCode]:
         yield OtherUserCode(_python_for_everyone(), base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def private_settings(tmp_path: Path) -> Path:
+    """Every QSettings of the process goes to a temporary directory, never the user's config.
+    GUI test modules use it on every test (``pytestmark``); Qt is imported only then."""
+    from PySide6.QtCore import QSettings
+
+    where = tmp_path / "settings"
+    for fmt in (QSettings.Format.IniFormat, QSettings.Format.NativeFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(where))
+    return where

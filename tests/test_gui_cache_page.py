@@ -27,12 +27,8 @@ WAIT_MS = 60_000
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def private_settings(tmp_path: Path) -> Path:
-    where = tmp_path / "settings"
-    for fmt in (QSettings.Format.IniFormat, QSettings.Format.NativeFormat):
-        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(where))
-    return where
+# Every test: QSettings go to a temporary directory (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("private_settings")
 
 
 @pytest.fixture

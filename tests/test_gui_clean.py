@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 from core import clean, pins
 from core.stores import stores_from_paths
@@ -22,12 +22,8 @@ WAIT_MS = 60_000
 DAY = 86400
 
 
-@pytest.fixture(autouse=True)
-def private_settings(tmp_path: Path) -> Path:
-    where = tmp_path / "settings"
-    for fmt in (QSettings.Format.IniFormat, QSettings.Format.NativeFormat):
-        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(where))
-    return where
+# Every test: QSettings go to a temporary directory (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("private_settings")
 
 
 @pytest.fixture

@@ -16,24 +16,8 @@ from tests.vbox_fixtures import RUNNING, SAVED, STOPPED, UUIDS, FakeVBox
 WAIT_MS = 30_000
 
 
-@pytest.fixture(autouse=True)
-def private_settings(tmp_path: Path) -> Path:
-    where = tmp_path / "settings"
-    for fmt in (QSettings.Format.IniFormat, QSettings.Format.NativeFormat):
-        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(where))
-    return where
-
-
-@pytest.fixture
-def cache(tmp_path: Path) -> Path:
-    path = tmp_path / "var" / "cache" / "0install.net" / "implementations"
-    path.mkdir(parents=True)
-    return path
-
-
-@pytest.fixture
-def fake(tmp_path: Path, cache: Path) -> FakeVBox:
-    return FakeVBox(tmp_path / "vbox", cache)
+# Every test: QSettings go to a temporary directory (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("private_settings")
 
 
 def _env(fake: FakeVBox, tmp_path: Path) -> dict[str, str]:

@@ -28,13 +28,8 @@ ZI = "http://zero-install.sourceforge.net/2004/injector/interface"
 WAIT_MS = 60_000  # generous: a slow CI machine must not fail, a hang still ends
 
 
-@pytest.fixture(autouse=True)
-def private_settings(tmp_path: Path) -> Path:
-    """Every QSettings of the process goes to a temporary directory, never the user's config."""
-    where = tmp_path / "settings"
-    for fmt in (QSettings.Format.IniFormat, QSettings.Format.NativeFormat):
-        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(where))
-    return where
+# Every test: QSettings go to a temporary directory (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("private_settings")
 
 
 def write_feed(env: dict[str, str], name: str, impls: dict[str, str]) -> None:

@@ -18,18 +18,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def cache(tmp_path: Path) -> Path:
-    path = tmp_path / "var" / "cache" / "0install.net" / "implementations"
-    path.mkdir(parents=True)
-    return path
-
-
-@pytest.fixture
-def fake(tmp_path: Path, cache: Path) -> FakeVBox:
-    return FakeVBox(tmp_path / "vbox", cache)
-
-
-@pytest.fixture
 def manager(fake: FakeVBox) -> vbox.VBoxManage:
     return vbox.VBoxManage(fake.exe, timeout=20, env={**os.environ, **fake.env})
 

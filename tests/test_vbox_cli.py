@@ -14,13 +14,6 @@ from tests.vbox_fixtures import RUNNING, SAVED, STOPPED, UUIDS, FakeVBox
 
 
 @pytest.fixture
-def cache(tmp_path: Path) -> Path:
-    path = tmp_path / "var" / "cache" / "0install.net" / "implementations"
-    path.mkdir(parents=True)
-    return path
-
-
-@pytest.fixture
 def fake(tmp_path: Path, cache: Path, monkeypatch) -> FakeVBox:
     fake = FakeVBox(tmp_path / "vbox", cache)
     for key, value in fake.env.items():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests import fake_vboxmanage
 
 RUNNING = 'web "quoted" server'
@@ -96,3 +98,17 @@ class FakeVBox:
         if not log.exists():
             return []
         return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    """Where the shared system store would be, under tmp_path."""
+    path = tmp_path / "var" / "cache" / "0install.net" / "implementations"
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
+def fake(tmp_path: Path, cache: Path) -> FakeVBox:
+    """The stand-in VBoxManage with the usual VMs, its state under tmp_path."""
+    return FakeVBox(tmp_path / "vbox", cache)
