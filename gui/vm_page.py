@@ -59,7 +59,21 @@ _ROOT = QModelIndex()  # a table's rows have no other parent
 # --- models ---------------------------------------------------------------------------------------
 
 
-class VMModel(QAbstractTableModel):
+class _Table(QAbstractTableModel):
+    """A flat table whose columns are named by ``HEADERS``."""
+
+    HEADERS: tuple[str, ...] = ()
+
+    def columnCount(self, parent: _Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+
+class VMModel(_Table):
     """One row per VM: name, state, OS, Guest Additions, shared folders."""
 
     HEADERS = ("Name", "State", "OS", "Guest Additions", "Shared folders")
@@ -81,14 +95,6 @@ class VMModel(QAbstractTableModel):
 
     def rowCount(self, parent: _Index = _ROOT) -> int:
         return 0 if parent.isValid() else len(self.vms)
-
-    def columnCount(self, parent: _Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
 
     def data(self, index: _Index, role: int = 0) -> Any:
         if not index.isValid():
@@ -137,7 +143,7 @@ class VMModel(QAbstractTableModel):
         return None
 
 
-class FolderModel(QAbstractTableModel):
+class FolderModel(_Table):
     """The shared folders of one VM."""
 
     HEADERS = ("Name", "Host path", "Lifetime", "Access", "Auto-mount", "Symlinks", "Cache")
@@ -155,14 +161,6 @@ class FolderModel(QAbstractTableModel):
 
     def rowCount(self, parent: _Index = _ROOT) -> int:
         return 0 if parent.isValid() else len(self.folders)
-
-    def columnCount(self, parent: _Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
 
     def data(self, index: _Index, role: int = 0) -> Any:
         if not index.isValid():

@@ -10,15 +10,7 @@
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
 source "$here/common.sh"
-outdir="$ZIA_ROOT/dist"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --outdir) outdir="${2:?--outdir needs a directory}"; shift 2 ;;
-    *) echo "usage: $0 [--outdir DIR]" >&2; exit 2 ;;
-  esac
-done
-mkdir -p "$outdir"
-outdir="$(cd "$outdir" && pwd)"
+parse_outdir "$@"
 umask 022
 
 APP=/usr/lib/zeroinstall-admin

@@ -5,15 +5,7 @@
 # Prints the sdist's path, then the wheel's path as the last line.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-outdir="$ZIA_ROOT/dist"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --outdir) outdir="${2:?--outdir needs a directory}"; shift 2 ;;
-    *) echo "usage: $0 [--outdir DIR]" >&2; exit 2 ;;
-  esac
-done
-mkdir -p "$outdir"
-outdir="$(cd "$outdir" && pwd)"
+parse_outdir "$@"
 python="$(ensure_build_tools)"
 version="$("$python" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$ZIA_ROOT/pyproject.toml")"
 sdist="$outdir/zeroinstall_admin-$version.tar.gz"

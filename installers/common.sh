@@ -70,3 +70,17 @@ ensure_build_tools() {
   fi
   echo "$tools/bin/python"
 }
+
+# The build scripts' one option: "--outdir DIR" (default dist/ in the checkout). Sets $outdir to
+# the directory, made and absolute.
+parse_outdir() {
+  outdir="$ZIA_ROOT/dist"
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --outdir) outdir="${2:?--outdir needs a directory}"; shift 2 ;;
+      *) echo "usage: $0 [--outdir DIR]" >&2; exit 2 ;;
+    esac
+  done
+  mkdir -p "$outdir"
+  outdir="$(cd "$outdir" && pwd)"
+}
