@@ -16,7 +16,7 @@ import os
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from core.digests import Digest, DigestError, parse_digest, value_problem
 from core.feeds import FeedImpl, FeedIndex, load_app_uses
@@ -55,6 +55,28 @@ Fingerprint = tuple[int, ...]
 """Identity and change time of an entry and of its ``.manifest``: (dev, ino, ctime_ns, mtime_ns)
 of the entry, then the same four of the ``.manifest`` (or nothing when there is none). Anything
 that could change an implementation's contents changes one of these."""
+
+
+class TopStat(NamedTuple):
+    """The part of an ``lstat`` that classifying needs: what a measuring worker sends back for an
+    entry and its ``.manifest`` (:func:`core.treewalk.stat_fields`), so listing and measuring
+    together look at each entry once."""
+
+    st_mode: int
+    st_uid: int
+    st_gid: int
+    st_dev: int
+    st_ino: int
+    st_ctime_ns: int
+    st_mtime_ns: int
+    st_mtime: float
+
+
+top_stat = functools.partial(tuple.__new__, TopStat)
+"""TopStat from a tuple of its fields, without the generated Python ``__new__`` (a tenth of the
+cost of classifying an entry)."""
+
+Stat = os.stat_result | TopStat
 
 
 @dataclass(slots=True, eq=False)
@@ -171,7 +193,7 @@ def _foreign_owner(uid: int, ctx: _Context) -> bool:
 
 
 def _judge_digest_name(
-    path: str, name: str, digest: Digest, st: os.stat_result, ctx: _Context
+    path: str, name: str, digest: Digest, st: Stat, ctx: _Context
 ) -> tuple[EntryKind, str, Issue]:
     mode = st.st_mode
     if stat.S_ISLNK(mode):
@@ -280,21 +302,26 @@ def _judge_other_name(path: str, name: str, mode: int) -> tuple[EntryKind, str]:
     )
 
 
-def _added(path: str, st: os.stat_result) -> tuple[float, str, Fingerprint]:
+_LOOK: Any = object()  # "look for the .manifest": the caller has not seen it
+
+
+def _added(path: str, st: Stat, m: Stat | None = _LOOK) -> tuple[float, str, Fingerprint]:
     """When the entry was added, where that time comes from, and its fingerprint.
 
     0install writes the ``.manifest`` as it adds an implementation and never touches it again, so
     its mtime is the time of adding; chmod, chown and mv change the directory's ctime, not that.
     Without one, the directory's own mtime is the best guess. Only a real directory is looked
-    into (``lstat``: a ``.manifest`` symlink is not followed).
+    into (``lstat``: a ``.manifest`` symlink is not followed). ``m``: the ``.manifest``'s lstat
+    as already seen (None: it has none), so it is not looked up again.
     """
     own: Fingerprint = (st.st_dev, st.st_ino, st.st_ctime_ns, st.st_mtime_ns)
     if stat.S_ISDIR(st.st_mode):
-        try:
-            m = os.lstat(os.path.join(path, ".manifest"))
-        except (OSError, ValueError):
-            pass
-        else:
+        if m is _LOOK:
+            try:
+                m = os.lstat(os.path.join(path, ".manifest"))
+            except (OSError, ValueError):
+                m = None
+        if m is not None:
             fingerprint = own + (m.st_dev, m.st_ino, m.st_ctime_ns, m.st_mtime_ns)
             if stat.S_ISREG(m.st_mode):
                 return m.st_mtime, "manifest", fingerprint
@@ -302,7 +329,9 @@ def _added(path: str, st: os.stat_result) -> tuple[float, str, Fingerprint]:
     return st.st_mtime, "directory", own
 
 
-def _classify(name: str, path: str, st: os.stat_result, ctx: _Context) -> Entry:
+def _classify(
+    name: str, path: str, st: Stat, ctx: _Context, manifest: Stat | None = _LOOK
+) -> Entry:
     try:
         digest: Digest | None = parse_digest(name)
     except DigestError:
@@ -330,7 +359,7 @@ def _classify(name: str, path: str, st: os.stat_result, ctx: _Context) -> Entry:
             feed = ctx.feeds.lookup(name)
         if ctx.app_uses is not None:
             used_by = list(ctx.app_uses.get(name, ()))
-    added, added_from, fingerprint = _added(path, st)
+    added, added_from, fingerprint = _added(path, st, manifest)
     return Entry(
         store=ctx.store,
         name=name,
@@ -380,14 +409,15 @@ def list_entries(
     Looks at nothing inside the entries, so it stays instant for thousands of them. Stores with a
     problem are skipped; entries vanishing while listed are left out.
     """
-    partitions = _partitions()
+    return _list_with(Listing(list(stores), [], feeds, app_uses, _partitions()))
+
+
+def _list_with(listing: Listing) -> list[Entry]:
     result: list[Entry] = []
-    for store in stores:
+    for store in listing.stores:
         if store.problem:
             continue
-        ctx = _Context(
-            store, store.owner_uid, feeds, app_uses, _atime_reliable_on(store.path, partitions)
-        )
+        ctx = listing.context(store)
         found = []
         try:
             with os.scandir(store.path) as it:
@@ -504,8 +534,26 @@ def _all_homes() -> list[str]:
         return []
 
 
-def scan(stores: Sequence[Store] | None = None, env: Mapping[str, str] | None = None) -> Scan:
-    """Discover the stores (unless given), load cached feeds and apps' selections, list entries.
+@dataclass
+class Listing:
+    """What classifying the entries of some stores needs, loaded once: the stores, the cached
+    feeds, the apps' selections, the mount table, and every problem found loading them."""
+
+    stores: list[Store]
+    problems: list[str]
+    feeds: FeedIndex | None
+    app_uses: Mapping[str, list[str]] | None
+    partitions: list[tuple[str, frozenset[str]]] | None
+
+    def context(self, store: Store) -> _Context:
+        reliable = _atime_reliable_on(store.path, self.partitions)
+        return _Context(store, store.owner_uid, self.feeds, self.app_uses, reliable)
+
+
+def prepare_listing(
+    stores: Sequence[Store] | None = None, env: Mapping[str, str] | None = None
+) -> Listing:
+    """Discover the stores (unless given) and load what classifying their entries needs.
 
     Problems come back as readable sentences: unreadable configuration, stores that cannot be
     read (a missing store is only reported when it was configured explicitly, in an
@@ -533,5 +581,30 @@ def scan(stores: Sequence[Store] | None = None, env: Mapping[str, str] | None = 
     if env is None and hasattr(os, "geteuid") and os.geteuid() == 0:
         homes = _all_homes()
     app_uses = load_app_uses(config_dirs(env), homes, problems)
-    entries = list_entries(chosen, feeds, app_uses)
-    return Scan(chosen, entries, problems)
+    return Listing(chosen, problems, feeds, app_uses, _partitions())
+
+
+def classify_seen(
+    ctx: _Context, name: str, path: str, top: TopStat, manifest: TopStat | None
+) -> Entry:
+    """Classify an entry from what a walk of it saw (:class:`TopStat` of the entry and of its
+    ``.manifest``, None when it has none): no system call of its own."""
+    return _classify(name, path, top, ctx, manifest)
+
+
+def classify_in(ctx: _Context, name: str, path: str) -> Entry | None:
+    """Classify an entry by its own ``lstat``; None when that fails (it has gone), as
+    :func:`list_entries` leaves it out."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return _classify(name, path, st, ctx)
+
+
+def scan(stores: Sequence[Store] | None = None, env: Mapping[str, str] | None = None) -> Scan:
+    """Discover the stores (unless given), load cached feeds and apps' selections, list entries
+    (see :func:`prepare_listing` for the problems reported)."""
+    listing = prepare_listing(stores, env)
+    entries = _list_with(listing)
+    return Scan(listing.stores, entries, listing.problems)

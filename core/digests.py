@@ -8,6 +8,7 @@ A digest names an implementation directory: ``sha1=<hex>``, ``sha1new=<hex>``, `
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from typing import NamedTuple
@@ -49,6 +50,11 @@ class Digest(NamedTuple):
         return self.name
 
 
+_digest = functools.partial(tuple.__new__, Digest)
+"""Digest((algorithm, value)) without the generated Python ``__new__``: parsing the names of
+10,000 entries spent a tenth of its time there."""
+
+
 def hash_function(algorithm: str) -> str:
     """The hashlib name behind a manifest algorithm."""
     if algorithm in ("sha1", "sha1new"):
@@ -82,9 +88,11 @@ def parse_digest(name: str, *, loose: bool = False) -> Digest:
     """
     if loose:
         name = name.strip()
+    elif name.startswith("sha256new_"):  # nearly every name in a cache: the shortest way
+        return _digest(("sha256new", name[10:]))
     for prefix in _LOOSE_PREFIXES if loose else _STRICT_PREFIXES:
         if name.startswith(prefix):
-            return Digest(prefix[:-1], name[len(prefix) :])
+            return _digest((prefix[:-1], name[len(prefix) :]))
     raise DigestError(
         f"Unknown digest type '{name}': expected sha1=, sha1new=, sha256= or sha256new_ "
         "followed by the digest value"

@@ -14,14 +14,18 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any
 
 from core import pool
-from core.cache import Entry, Usage
+from core.cache import Entry, Scan, Usage
+from core.stores import Store
 from core.treewalk import measure_walk
 
 _walk = measure_walk  # the name tests and older callers know
+_by_name = attrgetter("name")
 
 
 @dataclass(slots=True)
@@ -53,9 +57,12 @@ class _Tally:
     problems: Counter[tuple[str, str]] = field(default_factory=Counter)
     links: dict[tuple[int, int], tuple[int, int, bool]] = field(default_factory=dict)
     pending: int = 1  # units handed out and not finished yet
+    top: tuple | None = None  # the entry's own stat fields, from the unit of the whole entry
 
     def add(self, result: list) -> None:
-        size, blocks, files, newest, problems, links = result
+        size, blocks, files, newest, problems, links = result[:6]
+        if len(result) > 6 and result[6] is not None:
+            self.top = result[6]
         self.size += size
         self.blocks += blocks
         self.files += files
@@ -158,14 +165,19 @@ def measure_all(
 
 def measure_paths(
     paths: Sequence[str | bytes],
-    on_result: Callable[[int, Usage], None],
+    on_result: Callable[..., None],
     cancel: threading.Event | None = None,
     jobs: int | None = None,
     niceness: int = 0,
     work_here: bool = True,
+    stats: bool = False,
 ) -> Totals:
     """:func:`measure_all` for top-level entries given by path: ``on_result(index, usage)``. Lets a
-    caller measure while the same entries are still being classified."""
+    caller measure while the same entries are still being classified.
+
+    ``stats``: ``on_result(index, usage, top)`` instead, where ``top`` is what classifying the entry
+    needs of its own ``lstat`` and its ``.manifest``'s, seen by the walk (see
+    :func:`core.treewalk.measure_walk`), or None when the entry could not be examined."""
     totals = Totals()
     if not paths:
         return totals
@@ -197,7 +209,10 @@ def measure_paths(
                     totals.size += size
                     totals.disk += blocks * 512
                     totals.files += files
-                    on_result(index, Usage(size, blocks * 512, files, newest, None))
+                    if stats:
+                        on_result(index, Usage(size, blocks * 512, files, newest, None), result[6])
+                    else:
+                        on_result(index, Usage(size, blocks * 512, files, newest, None))
                 continue
             if tally is None:
                 tally = tallies[index] = _Tally()
@@ -208,15 +223,115 @@ def measure_paths(
                 totals.disk += tally.blocks * 512
                 totals.files += tally.files
                 links.update(tally.links)
-                on_result(index, tally.usage())
+                if stats:
+                    on_result(index, tally.usage(), tally.top)
+                else:
+                    on_result(index, tally.usage())
 
     run = pool.Run(
         "measure", handle, jobs=jobs, cancel=cancel, niceness=niceness, work_here=work_here
     )
-    run.add((i, root, b"", 0, 0, 0, (), None) for i, root in enumerate(roots))
+    want = 1 if stats else None
+    run.add((i, root, b"", 0, 0, 0, (), want) for i, root in enumerate(roots))
     run.run()
     for size, blocks, counted in links.values():
         totals.size += size
         totals.disk += blocks * 512
         totals.files += counted
     return totals
+
+
+def scan_and_measure(
+    stores: Sequence[Store],
+    on_entry: Callable[[Entry], None] | None = None,
+    cancel: threading.Event | None = None,
+    jobs: int | None = None,
+    niceness: int = 0,
+    work_here: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> tuple[Scan, Totals]:
+    """List, classify and measure the entries of ``stores`` in one pass over each entry.
+
+    The stores' names are read first (one ``scandir`` each) and measured on the worker pool
+    (this thread being one of the ``jobs``, unless ``work_here`` is false). Each walk also sends
+    back the entry's own ``lstat`` and its ``.manifest``'s, so every entry is classified as its
+    measurement arrives, without being looked at again. The cached feeds and apps' selections that
+    classifying needs are loaded on a helper thread meanwhile; measurements that arrive before
+    they are ready wait for them. ``on_entry(entry)`` is called on this thread for each entry,
+    measured and classified, in no particular order. The scan's entries are sorted by name within
+    each store, as :func:`core.cache.scan` sorts them; entries gone before they were examined
+    are left out. ``env``: as for :func:`core.cache.scan` (where feeds and apps are found)."""
+    from core import cache
+
+    names: list[tuple[int, str, str]] = []  # (store index, name, path)
+    for number, store in enumerate(stores):
+        if store.problem:
+            continue
+        try:
+            with os.scandir(store.path) as it:
+                names.extend((number, e.name, e.path) for e in it)
+        except OSError:
+            continue  # the store went away since it was chosen: nothing to list
+    loaded: dict[str, Any] = {}
+
+    def load() -> None:
+        try:
+            loaded["listing"] = cache.prepare_listing(stores, env)
+        except BaseException as exc:  # noqa: BLE001 - raised again on the calling thread
+            loaded["error"] = exc
+
+    loader = threading.Thread(target=load, name="listing", daemon=True)
+    loader.start()
+    entries: list[Entry] = []
+    contexts: list[Any] = []
+    loading = True
+    waiting: list[tuple[int, Usage, tuple | None]] = []
+    seen = cache.top_stat
+
+    def classify(index: int, usage: Usage, top: tuple | None) -> None:
+        number, name, path = names[index]
+        ctx = contexts[number]
+        if top is None:  # the walk could not look at it: look here
+            entry = cache.classify_in(ctx, name, path)
+            if entry is None:
+                return
+        else:
+            st, manifest = top
+            entry = cache.classify_seen(
+                ctx, name, path, seen(st), None if manifest is None else seen(manifest)
+            )
+        entry.usage = usage
+        entries.append(entry)
+        if on_entry is not None:
+            on_entry(entry)
+
+    def ready() -> None:
+        nonlocal loading
+        loading = False
+        loader.join()
+        if "error" in loaded:
+            raise loaded["error"]
+        contexts.extend(loaded["listing"].context(store) for store in stores)
+        for item in waiting:
+            classify(*item)
+        waiting.clear()
+
+    def on_result(index: int, usage: Usage, top: tuple | None) -> None:
+        if loading:
+            if loader.is_alive():
+                waiting.append((index, usage, top))
+                return
+            ready()
+        classify(index, usage, top)
+
+    totals = measure_paths(
+        [path for _, _, path in names], on_result, cancel, jobs, niceness, work_here, True
+    )
+    if loading:
+        ready()
+    entries.sort(key=_by_name)
+    if len(stores) > 1:
+        order = {id(store): number for number, store in enumerate(stores)}
+        entries.sort(key=lambda e: order[id(e.store)])  # stable: by name within each store
+    listing = loaded["listing"]
+    return Scan(listing.stores, entries, listing.problems), totals

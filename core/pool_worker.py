@@ -111,11 +111,15 @@ def _unit_runner(kind: str) -> Callable[[Unit, Executor], tuple]:
         from core.treewalk import measure_walk
 
         def run_measure(unit: Unit, ex: Executor) -> tuple:
-            index, root, rel, dev, ino, _mtime, skip, _extra = unit
+            index, root, rel, dev, ino, _mtime, skip, stats = unit
             try:
-                result = measure_walk(root, rel, dev, ino, ex.tick, ex.give, frozenset(skip))
+                result = measure_walk(
+                    root, rel, dev, ino, ex.tick, ex.give, frozenset(skip), bool(stats)
+                )
             except Exception as exc:  # noqa: BLE001 - a bug must not stop a scan; say what happened
                 result = [0, 0, 0, None, {("top", f"it could not be measured: {exc}"): 1}, {}]
+                if stats:
+                    result.append(None)
             if result is None:
                 raise _Cancelled
             return (index, rel, result)

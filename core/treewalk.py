@@ -107,12 +107,27 @@ def swapped(exc: OSError) -> bool:
 
 # --- measuring ------------------------------------------------------------------------------------
 
-Result = list  # [size, blocks, files, newest, problems, links]; see measure_walk
+Result = list  # [size, blocks, files, newest, problems, links(, top)]; see measure_walk
 Give = Callable[[list[tuple[bytes, int, int]]], None]
 
 
 def _count(problems: dict, key: tuple[str, str]) -> None:
     problems[key] = problems.get(key, 0) + 1
+
+
+def stat_fields(st: os.stat_result) -> tuple:
+    """What classifying a top-level entry needs of its ``lstat`` (or its ``.manifest``'s), as a
+    plain tuple a worker can send: (mode, uid, gid, dev, ino, ctime_ns, mtime_ns, mtime)."""
+    return (
+        st.st_mode,
+        st.st_uid,
+        st.st_gid,
+        st.st_dev,
+        st.st_ino,
+        st.st_ctime_ns,
+        st.st_mtime_ns,
+        st.st_mtime,
+    )
 
 
 def _top(root: bytes) -> tuple[Result | None, os.stat_result | None]:
@@ -145,6 +160,7 @@ def measure_walk(
     tick: Callable[[], int] | None = None,
     give: Give | None = None,
     skip: frozenset[bytes] | set[bytes] = frozenset(),
+    stats: bool = False,
 ) -> Result | None:
     """Measure one unit: the whole entry ``root`` (``rel`` empty) or the contents of its directory
     ``rel`` (``/a/b``, checked to be the directory ``dev``/``ino`` that was listed).
@@ -157,11 +173,16 @@ def measure_walk(
     half of the directories waiting (the shallowest: the biggest subtrees) go to ``give`` as
     (rel, dev, ino) -- their own sizes are counted here already; 2 means stop. Directories whose
     ``rel`` is in ``skip`` are counted but not entered (they were handed over before).
+
+    ``stats`` (a whole entry only): the result has a seventh item, ``(top, manifest)``, the
+    :func:`stat_fields` of the entry itself and of its ``.manifest`` (None if it has none), seen on
+    the way, so listing needs no ``lstat`` of its own; None when the entry could not be examined.
     """
     size = blocks = files = 0
     newest = float("-inf")
     problems: dict[tuple[str, str], int] = {}
     links: dict[tuple[int, int], tuple[int, int, bool]] = {}
+    root_st: os.stat_result | None = None
     try:
         if not rel:
             try:
@@ -169,8 +190,10 @@ def measure_walk(
             except OSError as exc:
                 if exc.errno not in (errno.ENOTDIR, errno.ELOOP, errno.ENOENT):
                     raise
-                top, _st = _top(root)  # a top-level file or symlink, or gone
+                top, top_st = _top(root)  # a top-level file or symlink, or gone
                 if top is not None:
+                    if stats:
+                        top.append(None if top_st is None else (stat_fields(top_st), None))
                     return top
                 raise  # a directory again: swapped meanwhile
             try:
@@ -179,6 +202,8 @@ def measure_walk(
                 os.close(fd)
                 raise
             size, blocks = st.st_size, st.st_blocks
+            if stats:
+                root_st = st
         else:
             fd = open_beneath(root, rel, dev, ino)
     except OSError as exc:
@@ -188,13 +213,18 @@ def measure_walk(
             key = ("swapped", "")
         else:
             key = ("dir", exc.strerror or str(exc))
-        return [size, blocks, files, None, {key: 1}, links]
+        failed: Result = [size, blocks, files, None, {key: 1}, links]
+        if stats:
+            failed.append(None)
+        return failed
     # Depth first, holding the descriptors of the directories on the way down (one per level).
     # A frame: [fd, rel, subdirectories (name, lstat) waiting, next position].
     stack: list[list] = []
     scandir = os.scandir
     fsencode = os.fsencode
     pending: tuple[int, bytes] | None = (fd, rel)
+    manifest: os.stat_result | None = None
+    watch = stats and not rel  # look out for the entry's .manifest (in its first directory only)
     try:
         while True:
             if pending is not None:
@@ -222,6 +252,8 @@ def measure_walk(
                                     else ("entry", exc.strerror or str(exc)),
                                 )
                                 continue
+                            if watch and e.name == ".manifest":
+                                manifest = st
                             kind = st.st_mode & _S_IFMT
                             if kind == _S_IFDIR:  # from lstat: a symlink never is one
                                 size += st.st_size
@@ -242,6 +274,7 @@ def measure_walk(
                                 files += 1
                 except OSError as exc:  # listing failed (part way)
                     _count(problems, ("dir", exc.strerror or str(exc)))
+                watch = False
             # The next directory: the next waiting one of the deepest frame that has one.
             while stack:
                 frame = stack[-1]
@@ -271,7 +304,15 @@ def measure_walk(
     finally:
         for frame in stack:
             os.close(frame[0])
-    return [size, blocks, files, newest if newest != float("-inf") else None, problems, links]
+    result: Result = [size, blocks, files, newest if newest != float("-inf") else None]
+    result += [problems, links]
+    if stats:
+        result.append(
+            None
+            if root_st is None
+            else (stat_fields(root_st), None if manifest is None else stat_fields(manifest))
+        )
+    return result
 
 
 _GIVEN = b"\0"  # a name no directory can have: marks a waiting directory handed over

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from core import cache, measure, pool, stores
+from core import cache, measure, pool, stores, treewalk
 from core.cache import Entry, Usage
 from core.digests import is_strict_digest_name
 from core.feeds import ZI_NAMESPACE
@@ -782,3 +782,99 @@ def test_added_and_fingerprint(real_store: RealStore) -> None:
     assert after.fingerprint != before.fingerprint  # ctime of both changed
     assert cache.classify(store, impl.name).fingerprint == after.fingerprint  # stable otherwise
     assert len(after.fingerprint) == 8
+
+
+def _seen_fields(entry: Entry) -> tuple:
+    """Everything listing and measuring say of an entry (its store compared by path)."""
+    return (
+        entry.store.path,
+        entry.name,
+        entry.path,
+        entry.kind,
+        entry.reason,
+        entry.digest,
+        entry.owner,
+        entry.mode,
+        entry.added,
+        entry.added_from,
+        entry.issue,
+        entry.fingerprint,
+        entry.feed,
+        entry.used_by,
+        entry.atime_reliable,
+        entry.usage,
+    )
+
+
+@pytest.mark.needs_0install
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_listing_and_measuring_in_one_pass_agree_with_each_alone(
+    real_store: RealStore, tmp_path: Path, jobs: int
+) -> None:
+    """scan_and_measure classifies from what the walk saw (the entry's lstat and its .manifest's):
+    every field comes out as a separate scan and measure_all give it, hostile entries included."""
+    impl = real_store.add("hello", {"hello": "!#!/bin/sh\necho hi\n", "doc/README": "hi"})
+    store_dir = real_store.path
+    evil = write_tree(tmp_path / "evil", {"payload": "x"})
+    (store_dir / GOOD_SHA256NEW).symlink_to(evil)  # planted
+    (store_dir / GOOD_SHA1NEW).write_text("not a directory")
+    (store_dir / ("sha256new_" + "a" * 52)).mkdir()  # digest in the wrong case
+    everyone = store_dir / ("sha256=" + "c" * 64)
+    everyone.mkdir()
+    everyone.chmod(0o777)
+    linked = store_dir / ("sha1=" + "d" * 40)  # a .manifest that is a symlink: never followed
+    linked.mkdir()
+    (linked / ".manifest").symlink_to(impl / ".manifest")
+    odd = store_dir / ("sha1new=" + "e" * 40)  # a .manifest that is a directory
+    (odd / ".manifest" / "inner").mkdir(parents=True)
+    (store_dir / "tmp-x1y2z3").mkdir()
+    (store_dir / "notes.txt").write_text("hello")
+    (store_dir / "dangling").symlink_to(tmp_path / "nowhere")
+    os.mkdir(os.fsencode(store_dir) + b"/caf\xe9-\xff")  # not UTF-8
+    store = [store_at(store_dir)]
+
+    expected = cache.scan(store, env=real_store.env).entries
+    measure.measure_all(expected, lambda e, u: setattr(e, "usage", u), jobs=1)
+    arrived: list[Entry] = []
+    result, totals = measure.scan_and_measure(store, arrived.append, jobs=jobs, env=real_store.env)
+
+    assert [_seen_fields(e) for e in result.entries] == [_seen_fields(e) for e in expected]
+    assert sorted(id(e) for e in arrived) == sorted(id(e) for e in result.entries)
+    assert {e.added_from for e in result.entries if e.name == linked.name} == {"directory"}
+    assert totals.size == sum(e.usage.size for e in expected if e.usage)
+
+
+def test_one_pass_leaves_out_entries_gone_before_they_were_examined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entry removed between reading the store's names and walking it is not listed, as a
+    separate scan would not list it; the rest are."""
+    store_dir = tmp_path / "store"
+    keep = write_tree(store_dir / ("sha1=" + "a" * 40), {"f": "x"})
+    gone = write_tree(store_dir / ("sha1=" + "b" * 40), {"f": "x"})
+    real_paths = measure.measure_paths
+
+    def remove_first(paths, *args, **kwargs):
+        shutil.rmtree(gone)
+        return real_paths(paths, *args, **kwargs)
+
+    monkeypatch.setattr(measure, "measure_paths", remove_first)
+    result, _totals = measure.scan_and_measure([store_at(store_dir)], jobs=1)
+    assert [e.name for e in result.entries] == [keep.name]
+    assert result.entries[0].usage is not None and result.entries[0].usage.files == 1
+
+
+def test_walk_sees_the_entry_and_its_manifest_as_lstat_does(tmp_path: Path) -> None:
+    entry = write_tree(tmp_path / "e", {".manifest": "D 1 /x\n", "x/y": "z"})
+    result = measure_walk(os.fsencode(entry), stats=True)
+    assert result is not None
+    top, manifest = result[6]
+    assert cache.top_stat(top) == cache.top_stat(treewalk.stat_fields(entry.lstat()))
+    assert cache.top_stat(manifest).st_mtime == (entry / ".manifest").lstat().st_mtime
+    bare = write_tree(tmp_path / "bare", {"x": "y"})
+    assert measure_walk(os.fsencode(bare), stats=True)[6][1] is None  # type: ignore[index]
+    link = tmp_path / "link"
+    link.symlink_to(entry)
+    top, manifest = measure_walk(os.fsencode(link), stats=True)[6]  # type: ignore[index]
+    assert stat.S_ISLNK(top[0]) and manifest is None  # the link itself, never its target
+    assert measure_walk(os.fsencode(tmp_path / "missing"), stats=True)[6] is None  # type: ignore[index]
