@@ -294,3 +294,72 @@ def good(real_store: RealStore) -> list[Path]:
     from tests.test_verify import FILES
 
     return [real_store.add(f"impl{i}", FILES | {"n": str(i)}) for i in range(3)]
+
+
+def _reference_row(entry) -> dict:
+    """An entry of ``list --json`` as the documented schema says, built the plain way."""
+    import time
+
+    from core.manifest import json_name
+
+    def iso(ts):
+        return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(ts)))
+
+    text = cli._text
+    usage = entry.usage
+    known = bool(usage and entry.atime_reliable)
+    return {
+        "store": json_name(entry.store.path),
+        "store_kind": entry.store.kind,
+        "store_label": text(entry.store.label),
+        "name": json_name(entry.name),
+        "path": json_name(entry.path),
+        "kind": entry.kind,
+        "reason": text(entry.reason) or None,
+        "digest": json_name(entry.name) if entry.digest else None,
+        "algorithm": entry.digest.algorithm if entry.digest else None,
+        "program": text(entry.program),
+        "feed": text(entry.feed.feed_url) if entry.feed else None,
+        "version": text(entry.version) or None,
+        "size": usage.size if usage else None,
+        "disk": usage.disk if usage else None,
+        "files": usage.files if usage else None,
+        "last_used": iso(usage.last_used) if known else None,
+        "last_used_known": known,
+        "added": iso(entry.added),
+        "owner": text(entry.owner),
+        "used_by": [text(u) for u in entry.used_by],
+        "error": text(usage.error) if usage else None,
+    }
+
+
+def test_list_json_lines_are_exactly_what_json_dumps_writes(odd_store, tmp_path: Path) -> None:
+    """The hand-made encoder of ``list --json`` writes byte for byte what ``json.dumps`` of the
+    documented row would: odd names, reasons, unmeasured entries, apps and errors included."""
+    import dataclasses
+
+    from core import measure, stores
+    from core.cache import Usage
+
+    store, _latin, _escape = odd_store
+    (store / ("sha256=" + "c" * 64)).mkdir()
+    os.chmod(store / ("sha256=" + "c" * 64), 0o777)  # suspicious: a reason to encode
+    result, _totals = measure.scan_and_measure(stores.stores_from_paths([str(store)]), jobs=1)
+    entries = list(result.entries)
+    assert len(entries) == 4
+    first = entries[0]
+    entries += [
+        dataclasses.replace(first, usage=None),
+        dataclasses.replace(first, atime_reliable=False, used_by=["tool", "caf\udce9"]),
+        dataclasses.replace(
+            first, owner="jos\u00e9", usage=Usage(1, 4096, 1, None, "2 directories could not be read")
+        ),
+    ]
+    encode = cli._entry_encoder()
+    for entry in entries:
+        line = encode(entry)
+        expected = _reference_row(entry)
+        assert json.loads(line) == expected
+        assert line == json.dumps(expected, ensure_ascii=False)
+        assert line.encode("utf-8")  # strict UTF-8: no lone surrogates
+    assert {e.kind for e in entries} >= {"implementation", "temporary", "suspicious", "unknown"}
