@@ -120,16 +120,19 @@ class _Process:
             return None
         if not data:
             return None
-        buffer = self.buffer + data
+        buffer = self.buffer + data if self.buffer else data
+        view = memoryview(buffer)  # messages are decoded in place, not copied out first
         messages = []
         pos = 0
-        while len(buffer) - pos >= 4:
-            size = int.from_bytes(buffer[pos : pos + 4], "little")
-            if len(buffer) - pos - 4 < size:
+        end = len(buffer)
+        while end - pos >= 4:
+            size = int.from_bytes(view[pos : pos + 4], "little")
+            if end - pos - 4 < size:
                 break
-            messages.append(marshal.loads(buffer[pos + 4 : pos + 4 + size]))
+            messages.append(marshal.loads(view[pos + 4 : pos + 4 + size]))
             pos += 4 + size
-        self.buffer = buffer[pos:]
+        self.buffer = bytes(view[pos:])
+        view.release()
         return messages
 
     def alive(self) -> bool:
@@ -237,7 +240,17 @@ def idle_workers() -> list[int]:
     return alive
 
 
-atexit.register(shutdown)
+def _stop_at_exit() -> None:
+    """At exit the idle workers are killed, not asked to end: they hold nothing, and waiting
+    for each interpreter to wind down would add milliseconds to every command."""
+    with _idle_lock:
+        workers = list(_idle)
+        _idle.clear()
+    for worker in workers:
+        worker.close(kill=True)
+
+
+atexit.register(_stop_at_exit)
 
 
 class _LocalFlags:

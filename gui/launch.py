@@ -12,9 +12,13 @@ from typing import Sequence
 from core.cli import SUBCOMMANDS
 
 
+def _is_command(args: Sequence[str]) -> bool:
+    return bool(args) and (args[0] in SUBCOMMANDS or args[0] in ("-h", "--help"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] and (args[0] in SUBCOMMANDS or args[0] in ("-h", "--help")):
+    if _is_command(args):
         from core.cli import main as cli_main
 
         return cli_main(args)
@@ -23,5 +27,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return gui_main(args)
 
 
+def run() -> None:
+    """The installed command: :func:`main`, then the process ends. A subcommand ends at once
+    (:func:`core.cli.exit_now`); the window ends the usual way, after Qt has cleaned up."""
+    args = sys.argv[1:]
+    code = main(args)
+    if _is_command(args):
+        from core.cli import exit_now
+
+        exit_now(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

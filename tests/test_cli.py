@@ -174,3 +174,28 @@ def test_stores_are_named_as_the_window_names_them(zi_env: dict[str, str]) -> No
     assert labels[zi_env["XDG_CACHE_HOME"] + "/0install.net/implementations"] == "user"
     text = cli("stores", env=env).stdout.decode()
     assert text.startswith("user ") and "\nshared  /var/cache/0install.net/implementations" in text
+
+
+def test_installed_command_ends_at_once_with_everything_written(tmp_path: Path) -> None:
+    """The installed entry point ends a command without the interpreter's tear-down
+    (core.cli.exit_now): the output still arrives whole, through a pipe, with the exit code, and
+    a reader that stops early gets a broken pipe handled as one, not a traceback."""
+    store = tmp_path / "store"
+    for i in range(300):
+        write_tree(store / f"sha1={i:040x}", {"f": "x" * i})
+    code = "import sys; from gui.launch import run; sys.argv[0] = 'zeroinstall-admin'; run()\n"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    argv = [sys.executable, "-c", code, "list", "--json", "--store", str(store)]
+    whole = subprocess.run(argv, capture_output=True, env=env, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    assert len(json.loads(whole.stdout)) == 300
+    missing = subprocess.run(
+        [*argv[:4], "--store", str(tmp_path / "nope")], capture_output=True, env=env
+    )
+    assert missing.returncode == 1 and b"nope" in missing.stderr
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as reader:
+        assert reader.stdout is not None and reader.stderr is not None
+        reader.stdout.read(10)
+        reader.stdout.close()  # stops reading: the rest of the 200 kB cannot be written
+        errors = reader.stderr.read()
+        assert reader.wait(timeout=300) == 1 and b"Traceback" not in errors, errors
