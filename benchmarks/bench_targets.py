@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-stdlib", action="store_true")
     parser.add_argument("--skip-gui", action="store_true")
     args = parser.parse_args(argv)
+    bench_verify.compile_bytecode(REPO)
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before the runs")
     summary = []
 
