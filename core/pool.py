@@ -29,7 +29,6 @@ import os
 import select
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -68,11 +67,12 @@ class _Process:
     def __init__(self, niceness: int, preload: str = "") -> None:
         self.niceness = niceness
         self.key = _key_for(niceness)
-        self._flags_file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
-        self._flags_file.write(b"\0\0")
-        self._flags_file.flush()
-        fd = self._flags_file.fileno()
-        self.flags = mmap.mmap(fd, 2)
+        self._flags_fd = fd = _flags_file()
+        try:
+            self.flags = mmap.mmap(fd, 2)
+        except BaseException:
+            os.close(fd)
+            raise
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-I", "-S", WORKER_SCRIPT, str(fd), str(niceness), preload],
@@ -84,7 +84,7 @@ class _Process:
             )
         except BaseException:
             self.flags.close()
-            self._flags_file.close()
+            os.close(fd)
             raise
         assert self.proc.stdin is not None and self.proc.stdout is not None  # both are PIPEs
         self.stdin = self.proc.stdin.fileno()
@@ -161,7 +161,26 @@ class _Process:
             self.proc.kill()
             self.proc.wait()
         self.flags.close()
-        self._flags_file.close()
+        os.close(self._flags_fd)
+
+
+def _flags_file() -> int:
+    """A descriptor of two zero bytes shared with a worker (its flags): an anonymous memory file
+    where the kernel has them (no tempfile module to import, nothing on disk), else a temporary
+    file."""
+    try:
+        fd = os.memfd_create("zeroinstall-admin-flags", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):
+        import tempfile
+
+        fd, name = tempfile.mkstemp()
+        os.unlink(name)
+    try:
+        os.write(fd, b"\0\0")
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _key_for(niceness: int) -> tuple[int, int, int]:
