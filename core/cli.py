@@ -40,6 +40,7 @@ PROG = "zeroinstall-admin"
 # ``register(sub, store_option)`` that adds its subparsers and sets ``func=handler`` on them, where
 # ``handler(args, out, err) -> int``; heavy imports go inside the handlers, so --help stays fast.
 COMMAND_MODULES = ("core.cli_sharing", "core.cli_clean", "core.cli_vm")
+_OWN_COMMANDS = frozenset(("digest", "manifest", "list", "verify", "stores"))
 
 SUBCOMMANDS = (
     "digest",
@@ -47,7 +48,7 @@ SUBCOMMANDS = (
     "list",
     "verify",
     "stores",
-    # core.cli_sharing
+    # core.cli_sharing (and what follows: the command modules)
     "sharing",
     # core.cli_clean
     "clean",
@@ -118,30 +119,30 @@ _BLOCK_LINES = 1000
 whole (each copy of 7 MB costs the kernel thousands of fresh pages) and a few writes do it all."""
 
 
-def _write_json(data: Any, out: IO[str], encoded: list[str] | None = None) -> None:
+def _write_json(data: Any, out: IO[str], encoded: list[bytes] | None = None) -> None:
     """JSON as strict UTF-8, one array element per line, in a few large writes (the C encoder
     does each line; ``indent`` would take the slow pure-Python one). ``encoded``: the lines of an
-    array already encoded."""
-    encode = _ENCODER.encode
-    if encoded is not None or isinstance(data, list):
-        lines = encoded if encoded is not None else list(map(encode, data))
+    array already encoded, as UTF-8."""
+    if encoded is None and not isinstance(data, list):
+        text = _ENCODER.encode(data) + "\n"
+        pieces = [text.encode("utf-8")]
+    else:
+        lines = encoded if encoded is not None else [_ENCODER.encode(x).encode() for x in data]
         blocks = [
-            ",\n".join(lines[i : i + _BLOCK_LINES]) for i in range(0, len(lines), _BLOCK_LINES)
+            b",\n".join(lines[i : i + _BLOCK_LINES]) for i in range(0, len(lines), _BLOCK_LINES)
         ]
         # Each block but the last ends with the comma of the next line.
-        pieces = ["[\n" if lines else "[", *(b + ",\n" for b in blocks[:-1]), *blocks[-1:]]
-        pieces.append("\n]\n" if lines else "]\n")
-    else:
-        pieces = [encode(data) + "\n"]
+        pieces = [b"[\n" if lines else b"[", *(b + b",\n" for b in blocks[:-1]), *blocks[-1:]]
+        pieces.append(b"\n]\n" if lines else b"]\n")
     raw = getattr(out, "buffer", None)
     if raw is not None:
         out.flush()
         for piece in pieces:
-            raw.write(piece.encode("utf-8"))
+            raw.write(piece)
         raw.flush()
     else:
         for piece in pieces:
-            out.write(piece)
+            out.write(piece.decode("utf-8"))
 
 
 class _Progress:
@@ -452,13 +453,12 @@ def cmd_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import pool
 
     pool.prestart(kind="measure")  # they start while the stores are listed
-    encoded: dict[int, str] = {}
+    encoded: dict[int, bytes] = {}
     if args.json:  # each line as its entry is done, while the workers measure the next ones
-
         line = _entry_encoder()
 
         def encode(entry) -> None:
-            encoded[id(entry)] = line(entry)
+            encoded[id(entry)] = line(entry).encode("utf-8")
 
         result, totals = _scan_and_measure(args, err, encode)
         _write_json(None, out, [encoded[id(e)] for e in result.entries])
@@ -704,12 +704,37 @@ def _print_verify_report(rows, missing, elapsed: float, out: IO[str], verbose: b
 # --- argument parsing -----------------------------------------------------------------------------
 
 
+@functools.cache
+def _help_width() -> int:
+    """The width help is wrapped to, as argparse finds it (``$COLUMNS``, else the terminal's,
+    less two), looked up once: argparse asks for every option it adds, and asking imports
+    shutil, which for a ``list`` costs more than parsing its arguments."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        stdout: Any = sys.__stdout__
+        try:
+            columns = os.get_terminal_size(stdout.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+    return max(columns - 2, 11)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        make: Any = self.formatter_class  # a HelpFormatter class: it takes a width
+        return make(prog=self.prog, width=_help_width())
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; for ``command`` one of this module's own (digest, manifest,
+    stores, list, verify), only what parsing it needs: the command modules' parsers (sharing,
+    clean, vm...) take six times as long to build as these."""
     parser = _Parser(
         prog=PROG,
         description="Administer Zero Install implementation caches. "
@@ -760,6 +785,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="also list OK and skipped entries")
     p.add_argument("names", nargs="*", metavar="NAME", help="digests or entry paths (default: all)")
 
+    if command in _OWN_COMMANDS:
+        return parser
     import importlib
 
     for module in COMMAND_MODULES:
@@ -798,7 +825,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except (ValueError, OSError):
                 pass
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv[0] if argv else None).parse_args(argv)
         if args.command == "digest":
             return cmd_digest(args, out)
         if args.command == "manifest":
