@@ -12,6 +12,7 @@ big entry does not finish alone (the parts of an entry are summed here, hard lin
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -185,7 +186,7 @@ def measure_paths(
     # A tally only for an entry measured in several parts (handed over) or with something odd in
     # it; the usual entry goes straight from its one result to its Usage.
     tallies: dict[int, _Tally] = {}
-    roots = [os.fsencode(p) for p in paths]
+    roots = [p if type(p) is bytes else os.fsencode(p) for p in paths]
     links: dict[tuple[int, int], tuple[int, int, bool]] = {}
 
     def handle(message: tuple) -> None:
@@ -252,7 +253,7 @@ def scan_and_measure(
 ) -> tuple[Scan, Totals]:
     """List, classify and measure the entries of ``stores`` in one pass over each entry.
 
-    The stores' names are read first (one ``scandir`` each) and measured on the worker pool
+    The stores' names are read first (one ``listdir`` each) and measured on the worker pool
     (this thread being one of the ``jobs``, unless ``work_here`` is false). Each walk also sends
     back the entry's own ``lstat`` and its ``.manifest``'s, so every entry is classified as its
     measurement arrives, without being looked at again. The cached feeds and apps' selections that
@@ -263,15 +264,23 @@ def scan_and_measure(
     are left out. ``env``: as for :func:`core.cache.scan` (where feeds and apps are found)."""
     from core import cache
 
-    names: list[tuple[int, str, str]] = []  # (store index, name, path)
+    # The names as the kernel gives them, read at once; decoded as each entry is classified.
+    names: list[bytes] = []
+    numbers: list[int] = []  # the store of each name, by its place in ``stores``
+    roots: list[bytes] = []
+    prefixes = [os.path.join(store.path, "") for store in stores]  # an entry's path: + its name
     for number, store in enumerate(stores):
         if store.problem:
             continue
+        prefix = os.fsencode(prefixes[number])
         try:
-            with os.scandir(store.path) as it:
-                names.extend((number, e.name, e.path) for e in it)
+            found = os.listdir(prefix)
         except OSError:
             continue  # the store went away since it was chosen: nothing to list
+        names += found
+        numbers += [number] * len(found)
+        roots += [prefix + name for name in found]
+    decoding = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())  # as os.fsdecode
     loaded: dict[str, Any] = {}
 
     def load() -> None:
@@ -289,7 +298,9 @@ def scan_and_measure(
     seen = cache.top_stat
 
     def classify(index: int, usage: Usage, top: tuple | None) -> None:
-        number, name, path = names[index]
+        number = numbers[index]
+        name = names[index].decode(*decoding)
+        path = prefixes[number] + name
         ctx = contexts[number]
         if top is None:  # the walk could not look at it: look here
             entry = cache.classify_in(ctx, name, path)
@@ -324,9 +335,7 @@ def scan_and_measure(
             ready()
         classify(index, usage, top)
 
-    totals = measure_paths(
-        [path for _, _, path in names], on_result, cancel, jobs, niceness, work_here, True
-    )
+    totals = measure_paths(roots, on_result, cancel, jobs, niceness, work_here, True)
     if loading:
         ready()
     entries.sort(key=_by_name)

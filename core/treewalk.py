@@ -233,7 +233,7 @@ def measure_walk(
                     if signal == 2:
                         os.close(pending[0])
                         return None
-                    if signal == 1 and give is not None:
+                    if signal and give is not None:
                         _hand_over(stack, give)
                 dfd, drel = pending
                 pending = None
@@ -255,26 +255,35 @@ def measure_walk(
                             if watch and e.name == ".manifest":
                                 manifest = st
                             kind = st.st_mode & _S_IFMT
-                            if kind == _S_IFDIR:  # from lstat: a symlink never is one
+                            if kind == _S_IFREG:  # nearly everything: the shortest way
+                                atime = st.st_atime  # last use comes from regular files only
+                                if atime > newest:
+                                    newest = atime
+                                if st.st_nlink == 1:
+                                    size += st.st_size
+                                    blocks += st.st_blocks
+                                    files += 1
+                                else:
+                                    links[st.st_dev, st.st_ino] = (st.st_size, st.st_blocks, True)
+                            elif kind == _S_IFDIR:  # from lstat: a symlink never is one
                                 size += st.st_size
                                 blocks += st.st_blocks
                                 subdirs.append((fsencode(e.name), st))
-                                continue
-                            counted = kind == _S_IFREG or kind == _S_IFLNK
-                            if kind == _S_IFREG:  # last use from regular files only
-                                atime = st.st_atime
-                                if atime > newest:
-                                    newest = atime
-                            if st.st_nlink > 1:
+                            elif st.st_nlink > 1:
+                                counted = kind == _S_IFLNK
                                 links[st.st_dev, st.st_ino] = (st.st_size, st.st_blocks, counted)
-                                continue
-                            size += st.st_size
-                            blocks += st.st_blocks
-                            if counted:
-                                files += 1
+                            else:
+                                size += st.st_size
+                                blocks += st.st_blocks
+                                if kind == _S_IFLNK:
+                                    files += 1
                 except OSError as exc:  # listing failed (part way)
                     _count(problems, ("dir", exc.strerror or str(exc)))
                 watch = False
+                if not subdirs and len(stack) == 1:  # a flat entry (or unit): nothing more to visit
+                    stack.pop()
+                    os.close(dfd)
+                    break
             # The next directory: the next waiting one of the deepest frame that has one.
             while stack:
                 frame = stack[-1]
