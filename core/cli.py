@@ -114,35 +114,46 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False)
 _encode_string = json.encoder.encode_basestring  # the C one: quotes, escapes, leaves UTF-8 alone
 
 
-_BLOCK_LINES = 1000
-"""Lines of a JSON array written at a time: a few hundred kilobytes, so the text is never copied
-whole (each copy of 7 MB costs the kernel thousands of fresh pages) and a few writes do it all."""
-
-
 def _write_json(data: Any, out: IO[str], encoded: list[bytes] | None = None) -> None:
-    """JSON as strict UTF-8, one array element per line, in a few large writes (the C encoder
-    does each line; ``indent`` would take the slow pure-Python one). ``encoded``: the lines of an
-    array already encoded, as UTF-8."""
+    """JSON as strict UTF-8, an array with one element per line (the C encoder does each line;
+    ``indent`` would take the slow pure-Python one). ``encoded``: the lines of an array already
+    encoded, as UTF-8. Lines go out as they are, never copied into one text (:func:`_write_all`)."""
     if encoded is None and not isinstance(data, list):
-        text = _ENCODER.encode(data) + "\n"
-        pieces = [text.encode("utf-8")]
+        pieces = [(_ENCODER.encode(data) + "\n").encode("utf-8")]
     else:
         lines = encoded if encoded is not None else [_ENCODER.encode(x).encode() for x in data]
-        blocks = [
-            b",\n".join(lines[i : i + _BLOCK_LINES]) for i in range(0, len(lines), _BLOCK_LINES)
-        ]
-        # Each block but the last ends with the comma of the next line.
-        pieces = [b"[\n" if lines else b"[", *(b + b",\n" for b in blocks[:-1]), *blocks[-1:]]
-        pieces.append(b"\n]\n" if lines else b"]\n")
-    raw = getattr(out, "buffer", None)
-    if raw is not None:
-        out.flush()
-        for piece in pieces:
-            raw.write(piece)
-        raw.flush()
-    else:
-        for piece in pieces:
-            out.write(piece.decode("utf-8"))
+        if lines:
+            pieces = [b",\n"] * (2 * len(lines) + 1)  # [, line, comma, line, ..., line, ]
+            pieces[0] = b"[\n"
+            pieces[1::2] = lines
+            pieces[-1] = b"\n]\n"
+        else:
+            pieces = [b"[]\n"]
+    _write_all(out, pieces)
+
+
+def _write_all(out: IO[str], pieces: list[Any]) -> None:
+    """Write ``pieces`` to ``out`` in order: straight to its file descriptor with ``writev``, a
+    thousand at a time (7 MB of 10,000 lines in a dozen system calls, with no copy of its own),
+    or joined when ``out`` has none."""
+    out.flush()
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        out.write(b"".join(pieces).decode("utf-8"))
+        return
+    at_most = 1024  # IOV_MAX on Linux; anything less only means more calls
+    start = 0
+    while start < len(pieces):
+        batch: list[Any] = pieces[start : start + at_most]
+        written = os.writev(fd, batch)
+        # A write may stop part way (a pipe's reader slow, a signal): go on from there.
+        for piece in batch:
+            if written < len(piece):
+                pieces[start] = memoryview(piece)[written:]
+                break
+            written -= len(piece)
+            start += 1
 
 
 class _Progress:

@@ -363,3 +363,23 @@ def test_list_json_lines_are_exactly_what_json_dumps_writes(odd_store, tmp_path:
         assert line == json.dumps(expected, ensure_ascii=False)
         assert line.encode("utf-8")  # strict UTF-8: no lone surrogates
     assert {e.kind for e in entries} >= {"implementation", "temporary", "suspicious", "unknown"}
+
+
+def test_json_written_whole_when_the_kernel_takes_it_bit_by_bit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """list --json writes its lines with writev; a write that stops part way (a slow pipe, a
+    signal) goes on from where it stopped, so nothing is lost or written twice."""
+    real_write = os.write
+    calls = []
+
+    def dribble(fd: int, buffers) -> int:
+        calls.append(len(buffers))
+        return real_write(fd, b"".join(bytes(b) for b in buffers)[:777])
+
+    monkeypatch.setattr(os, "writev", dribble)
+    rows = [{"name": f"entry {i}", "text": "\u00e9" * (i % 50)} for i in range(3000)]
+    with open(tmp_path / "out.json", "w", encoding="utf-8") as out:
+        cli._write_json(rows, out)
+    assert json.loads((tmp_path / "out.json").read_text("utf-8")) == rows
+    assert len(calls) > 100 and max(calls) <= 1024
