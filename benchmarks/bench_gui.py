@@ -210,7 +210,8 @@ def main() -> int:
         bad = sum(1 for o in outcomes if o is None or o.status != "ok")
         if bad:
             print(f"warning: {bad} entries did not verify OK in the baseline run")
-        command = [sys.executable, "-m", "core.cli", "verify", "--store", str(store)]
+        launch = "from gui.launch import run; run()"  # what the installed command runs
+        command = [sys.executable, "-c", launch, "verify", "--store", str(store)]
         if args.jobs:
             command += ["--jobs", str(args.jobs)]
         repo = Path(__file__).resolve().parent.parent

@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def bench_list(store: Path, repeat: int) -> tuple[float, float]:
     env = dict(os.environ)
-    ours = [sys.executable, "-m", "core.cli", "list", "--json", "--store", str(store)]
+    ours = [sys.executable, "-c", bench_verify.LAUNCH, "list", "--json", "--store", str(store)]
 
     def run_ours() -> None:
         subprocess.run(ours, env=env, cwd=REPO, stdout=subprocess.DEVNULL, check=True, timeout=600)

@@ -107,6 +107,9 @@ def _children_cpu() -> float:
 
 
 REPO = Path(__file__).resolve().parent.parent
+LAUNCH = "from gui.launch import run; run()"
+"""What the installed zeroinstall-admin command runs (its console script calls gui.launch.run),
+here from the checkout in the current directory."""
 
 
 def entries_of(store: Path) -> list[str]:
@@ -116,7 +119,7 @@ def entries_of(store: Path) -> list[str]:
 def ours(
     store: Path, jobs: int | None, env: dict[str, str], repo: Path = REPO
 ) -> Callable[[], None]:
-    command = [sys.executable, "-m", "core.cli", "verify", "--store", str(store)]
+    command = [sys.executable, "-c", LAUNCH, "verify", "--store", str(store)]
     if jobs is not None:
         command += ["--jobs", str(jobs)]
 

@@ -192,10 +192,23 @@ def _foreign_owner(uid: int, ctx: _Context) -> bool:
     return uid != 0 and ctx.store_uid is not None and uid != ctx.store_uid
 
 
+_FINE: tuple[EntryKind, str, Issue] = ("implementation", "", "")
+_TYPE_AND_WRITABLE = stat.S_IFMT(0o177777) | 0o022  # the file type and write by group or others
+
+
 def _judge_digest_name(
     path: str, name: str, digest: Digest, st: Stat, ctx: _Context
 ) -> tuple[EntryKind, str, Issue]:
     mode = st.st_mode
+    uid = st.st_uid
+    # Nearly every entry: a directory only its owner may change, owned by the store's owner or
+    # root, with a well-formed digest. The same verdict as the checks below, at once.
+    if (
+        mode & _TYPE_AND_WRITABLE == stat.S_IFDIR
+        and (uid == 0 or uid == ctx.store_uid or ctx.store_uid is None)
+        and value_problem(digest) is None
+    ):
+        return _FINE
     if stat.S_ISLNK(mode):
         return (
             "suspicious",
@@ -235,7 +248,6 @@ def _judge_digest_name(
             (f"named like an implementation, but {problem}: 0install never makes such a directory"),
             "bad-digest",
         )
-    uid = st.st_uid
     if _foreign_owner(uid, ctx):
         who = _user_name(uid)
         assert ctx.store_uid is not None  # a foreign owner implies a known store owner
@@ -360,22 +372,24 @@ def _classify(
         if ctx.app_uses is not None:
             used_by = list(ctx.app_uses.get(name, ()))
     added, added_from, fingerprint = _added(path, st, manifest)
+    # By position, in the order of Entry's fields: this runs for every entry of every store.
     return Entry(
-        store=ctx.store,
-        name=name,
-        path=path,
-        kind=kind,
-        reason=reason,
-        digest=digest,
-        owner=_user_name(st.st_uid),
-        mode=st.st_mode,
-        added=added,
-        feed=feed,
-        used_by=used_by,
-        atime_reliable=ctx.atime_reliable,
-        added_from=added_from,  # type: ignore[arg-type]
-        issue=issue,
-        fingerprint=fingerprint,
+        ctx.store,
+        name,
+        path,
+        kind,
+        reason,
+        digest,
+        _user_name(st.st_uid),
+        st.st_mode,
+        added,
+        feed,
+        used_by,
+        None,
+        ctx.atime_reliable,
+        added_from,  # type: ignore[arg-type]
+        issue,
+        fingerprint,
     )
 
 

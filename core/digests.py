@@ -7,11 +7,9 @@ A digest names an implementation directory: ``sha1=<hex>``, ``sha1new=<hex>``, `
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 import re
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 ALGORITHMS: tuple[str, ...] = ("sha1", "sha1new", "sha256", "sha256new")
 """All manifest algorithms, oldest first."""
@@ -75,6 +73,8 @@ def format_digest(algorithm: str, value: str) -> str:
 def encode_value(algorithm: str, raw_digest: bytes) -> str:
     """The textual digest value for a raw hash of the whole manifest."""
     if algorithm == "sha256new":
+        import base64
+
         return base64.b32encode(raw_digest).decode("ascii").rstrip("=")
     return raw_digest.hex()
 
@@ -128,5 +128,8 @@ def is_strict_digest_name(name: str) -> bool:
     return value_problem(digest) is None
 
 
-def new_hasher(algorithm: str) -> "hashlib._Hash":
+def new_hasher(algorithm: str) -> Any:
+    """A new hashlib object for the algorithm's hash (hashlib is loaded on first use)."""
+    import hashlib
+
     return hashlib.new(hash_function(algorithm))

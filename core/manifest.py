@@ -14,12 +14,9 @@ escaped: a name cannot move the cursor of a terminal); names in JSON through :fu
 
 from __future__ import annotations
 
-import base64
 import errno
-import hashlib
 import os
 import stat
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
@@ -54,7 +51,18 @@ is over half a million files, far more than any implementation has."""
 OPEN_FLAGS = FILE_FLAGS
 open_flags_for = file_flags_for
 
-_HASHERS: dict[str, Callable[..., Any]] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
+_HASHERS: dict[str, Callable[..., Any]] = {}
+
+
+def _hasher(name: str) -> Callable[..., Any]:
+    """hashlib's constructor for ``name`` ("sha1" or "sha256"). hashlib (and OpenSSL behind it)
+    is loaded on first use: listing a cache never hashes, and loading it cost 3 ms of start-up."""
+    new = _HASHERS.get(name)
+    if new is None:
+        import hashlib
+
+        new = _HASHERS[name] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}[name]
+    return new
 
 # Characters that change what a terminal shows: C0/C1 controls, DEL, line and paragraph
 # separators, and the bidirectional overrides that reorder text.
@@ -80,7 +88,11 @@ _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 def _needs_escape(ch: str) -> bool:
     if ch == "\\" or ch in _BIDI:
         return True
-    return not ch.isprintable() and unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs")
+    if ch.isprintable():
+        return False
+    import unicodedata  # only for the rare character that is not printable
+
+    return unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs")
 
 
 def display_text(text: str) -> str:
@@ -121,6 +133,8 @@ def json_name(value: str | bytes | None) -> str | dict[str, str] | None:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
+        import base64  # only for names that are not UTF-8
+
         return {"base64": base64.b64encode(raw).decode("ascii"), "text": display_path(raw)}
 
 
@@ -213,7 +227,7 @@ class ManifestWalk:
         self.algorithm = algorithm
         self.old = algorithm == "sha1"
         self.hash_name = hash_function(algorithm)
-        self.new = _HASHERS[self.hash_name]
+        self.new = _hasher(self.hash_name)
         self.flags = flags
         self.tick = tick
         self.give = give
@@ -296,7 +310,7 @@ class ManifestWalk:
                             lines.append(
                                 b"S %s %d %s\n"
                                 % (
-                                    hashlib.new(symlink_hash, target).hexdigest().encode(),
+                                    _hasher(symlink_hash)(target).hexdigest().encode(),
                                     len(target),
                                     name,
                                 )
@@ -588,7 +602,7 @@ def generate_manifest(
 
 def hash_manifest(algorithm: str, manifest: bytes) -> str:
     """The digest value (hex, or base32 for sha256new) of a manifest text."""
-    raw = _HASHERS[hash_function(algorithm)](manifest).digest()
+    raw = _hasher(hash_function(algorithm))(manifest).digest()
     if algorithm == "sha256new":
         return _base32(raw)
     return encode_value(algorithm, raw)

@@ -296,25 +296,8 @@ def scan_and_measure(
     loading = True
     waiting: list[tuple[int, Usage, tuple | None]] = []
     seen = cache.top_stat
-
-    def classify(index: int, usage: Usage, top: tuple | None) -> None:
-        number = numbers[index]
-        name = names[index].decode(*decoding)
-        path = prefixes[number] + name
-        ctx = contexts[number]
-        if top is None:  # the walk could not look at it: look here
-            entry = cache.classify_in(ctx, name, path)
-            if entry is None:
-                return
-        else:
-            st, manifest = top
-            entry = cache.classify_seen(
-                ctx, name, path, seen(st), None if manifest is None else seen(manifest)
-            )
-        entry.usage = usage
-        entries.append(entry)
-        if on_entry is not None:
-            on_entry(entry)
+    classify_seen = cache.classify_seen
+    keep = entries.append
 
     def ready() -> None:
         nonlocal loading
@@ -324,7 +307,7 @@ def scan_and_measure(
             raise loaded["error"]
         contexts.extend(loaded["listing"].context(store) for store in stores)
         for item in waiting:
-            classify(*item)
+            on_result(*item)
         waiting.clear()
 
     def on_result(index: int, usage: Usage, top: tuple | None) -> None:
@@ -333,7 +316,22 @@ def scan_and_measure(
                 waiting.append((index, usage, top))
                 return
             ready()
-        classify(index, usage, top)
+        number = numbers[index]
+        name = names[index].decode(*decoding)
+        path = prefixes[number] + name
+        if top is None:  # the walk could not look at it: look here
+            entry = cache.classify_in(contexts[number], name, path)
+            if entry is None:
+                return
+        else:
+            st, manifest = top
+            entry = classify_seen(
+                contexts[number], name, path, seen(st), None if manifest is None else seen(manifest)
+            )
+        entry.usage = usage
+        keep(entry)
+        if on_entry is not None:
+            on_entry(entry)
 
     totals = measure_paths(roots, on_result, cancel, jobs, niceness, work_here, True)
     if loading:
