@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import re
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -192,7 +193,7 @@ def _foreign_owner(uid: int, ctx: _Context) -> bool:
     return uid != 0 and ctx.store_uid is not None and uid != ctx.store_uid
 
 
-_FINE: tuple[EntryKind, str, Issue] = ("implementation", "", "")
+_USUAL_NAME = re.compile(r"sha256new_[A-Z2-7]{52}")  # nearly every implementation's name today
 _TYPE_AND_WRITABLE = stat.S_IFMT(0o177777) | 0o022  # the file type and write by group or others
 
 
@@ -201,14 +202,6 @@ def _judge_digest_name(
 ) -> tuple[EntryKind, str, Issue]:
     mode = st.st_mode
     uid = st.st_uid
-    # Nearly every entry: a directory only its owner may change, owned by the store's owner or
-    # root, with a well-formed digest. The same verdict as the checks below, at once.
-    if (
-        mode & _TYPE_AND_WRITABLE == stat.S_IFDIR
-        and (uid == 0 or uid == ctx.store_uid or ctx.store_uid is None)
-        and value_problem(digest) is None
-    ):
-        return _FINE
     if stat.S_ISLNK(mode):
         return (
             "suspicious",
@@ -344,12 +337,22 @@ def _added(path: str, st: Stat, m: Stat | None = _LOOK) -> tuple[float, str, Fin
 def _classify(
     name: str, path: str, st: Stat, ctx: _Context, manifest: Stat | None = _LOOK
 ) -> Entry:
+    mode = st.st_mode
+    uid = st.st_uid
     try:
         digest: Digest | None = parse_digest(name)
     except DigestError:
         digest = None
     issue: Issue = ""
-    if digest is not None:
+    if (
+        # Nearly every entry: a well-formed sha256new name on a directory only its owner may
+        # change, owned by the store's owner or root. The verdict of the checks below, at once.
+        mode & _TYPE_AND_WRITABLE == stat.S_IFDIR
+        and (uid == 0 or uid == ctx.store_uid or ctx.store_uid is None)
+        and _USUAL_NAME.fullmatch(name) is not None
+    ):
+        kind, reason = "implementation", ""
+    elif digest is not None:
         kind, reason, issue = _judge_digest_name(path, name, digest, st, ctx)
     else:
         kind, reason = _judge_other_name(path, name, st.st_mode)

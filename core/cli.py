@@ -443,7 +443,8 @@ def _entry_encoder() -> Callable[[Any], str]:
             f'"algorithm": {text[digest.algorithm] if digest else "null"}, '
             f'"program": {text[entry.program]}, '
             f'"feed": {text[feed.feed_url] if feed else "null"}, '
-            f'"version": {text[entry.version or None]}, {measured}, "added": {added}, '
+            f'"version": {text[feed.version or None] if feed else "null"}, {measured}, '
+            f'"added": {added}, '
             f'"owner": {text[entry.owner]}, "used_by": {used_by}, '
             f'"error": {text[usage.error] if usage else "null"}}}'
         )

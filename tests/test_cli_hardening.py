@@ -340,6 +340,7 @@ def test_list_json_lines_are_exactly_what_json_dumps_writes(odd_store, tmp_path:
 
     from core import measure, stores
     from core.cache import Usage
+    from core.feeds import FeedImpl
 
     store, _latin, _escape = odd_store
     (store / ("sha256=" + "c" * 64)).mkdir()
@@ -352,8 +353,10 @@ def test_list_json_lines_are_exactly_what_json_dumps_writes(odd_store, tmp_path:
         dataclasses.replace(first, usage=None),
         dataclasses.replace(first, atime_reliable=False, used_by=["tool", "caf\udce9"]),
         dataclasses.replace(
-            first, owner="jos\u00e9", usage=Usage(1, 4096, 1, None, "2 directories could not be read")
+            first, owner="jos\u00e9", usage=Usage(1, 4096, 1, None, "2 directories unreadable")
         ),
+        dataclasses.replace(first, feed=FeedImpl("http://x.org/\u00e9.xml", "Caf\u00e9", "1.0")),
+        dataclasses.replace(first, feed=FeedImpl("http://x.org/a.xml", "A", "")),
     ]
     encode = cli._entry_encoder()
     for entry in entries:
