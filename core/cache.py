@@ -344,6 +344,7 @@ def _classify(
     except DigestError:
         digest = None
     issue: Issue = ""
+    kind: EntryKind
     if (
         # Nearly every entry: a well-formed sha256new name on a directory only its owner may
         # change, owned by the store's owner or root. The verdict of the checks below, at once.

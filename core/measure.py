@@ -11,12 +11,14 @@ big entry does not finish alone (the parts of an entry are summed here, hard lin
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import count, repeat
 from operator import attrgetter
 from typing import Any
 
@@ -232,8 +234,9 @@ def measure_paths(
     run = pool.Run(
         "measure", handle, jobs=jobs, cancel=cancel, niceness=niceness, work_here=work_here
     )
-    want = 1 if stats else None
-    run.add((i, root, b"", 0, 0, 0, (), want) for i, root in enumerate(roots))
+    # Every unit is (index, root, b"", 0, 0, 0, (), stats?), made by zip without a Python step.
+    whole = (repeat(b""), repeat(0), repeat(0), repeat(0), repeat(()), repeat(1 if stats else None))
+    run.add(zip(count(), roots, *whole))
     run.run()
     for size, blocks, counted in links.values():
         totals.size += size
@@ -333,9 +336,17 @@ def scan_and_measure(
         if on_entry is not None:
             on_entry(entry)
 
-    totals = measure_paths(roots, on_result, cancel, jobs, niceness, work_here, True)
-    if loading:
-        ready()
+    # Thousands of objects are made here and every one is kept: a collection would free nothing,
+    # and walking them all again and again took 6% of the run (15 ms for 10,000 entries).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        totals = measure_paths(roots, on_result, cancel, jobs, niceness, work_here, True)
+        if loading:
+            ready()
+    finally:
+        if collecting:
+            gc.enable()
     entries.sort(key=_by_name)
     if len(stores) > 1:
         order = {id(store): number for number, store in enumerate(stores)}
