@@ -31,12 +31,12 @@ def run() -> None:
     """The installed command: :func:`main`, then the process ends. A subcommand ends at once
     (:func:`core.cli.exit_now`); the window ends the usual way, after Qt has cleaned up."""
     args = sys.argv[1:]
-    code = main(args)
-    if _is_command(args):
-        from core.cli import exit_now
+    if not _is_command(args):
+        sys.exit(main(args))
+    from core.cli import exit_now, without_collector
 
-        exit_now(code)
-    sys.exit(code)
+    without_collector()
+    exit_now(main(args))
 
 
 if __name__ == "__main__":
