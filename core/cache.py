@@ -82,6 +82,8 @@ Stat = os.stat_result | TopStat
 
 @dataclass(slots=True, eq=False)
 class Entry:
+    """One top-level entry of a store: what it is, whose program, and (once measured) its size."""
+
     store: Store
     name: str  # top-level name, os.fsdecode (surrogateescape)
     path: str  # os.path.join(store.path, name)

@@ -33,6 +33,8 @@ _MAX_XML_BYTES = 64 << 20  # no real feed is near this; stops a runaway file fro
 
 @dataclass(frozen=True, slots=True)
 class FeedImpl:
+    """The program an implementation belongs to, as a cached feed names it."""
+
     feed_url: str
     feed_name: str  # the feed's <name>
     version: str
@@ -128,6 +130,8 @@ def _plain(attrs: dict[str, str]) -> dict[str, str]:
 
 @dataclass(slots=True)
 class _ParsedFeed:
+    """What one cached feed says: its URI, name and the digests of its implementations."""
+
     uri: str | None
     name: str | None
     impls: list[tuple[list[str], str]]  # (digest names, version)

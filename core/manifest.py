@@ -633,6 +633,8 @@ def manifest_digest(root: PathLike, algorithm: str) -> Digest:
 
 @dataclass(frozen=True, slots=True)
 class ManifestItem:
+    """One line of a manifest: a directory, a file, an executable or a symlink."""
+
     kind: str  # "D", "F", "X" or "S"
     hash: str = ""
     mtime: int | None = None

@@ -315,6 +315,8 @@ class _HereExecutor(Executor):
 
 @dataclass(slots=True, eq=False)
 class _Slot:
+    """A worker in a run, with the chunks it was given and has not answered yet."""
+
     worker: _Process
     chunks: dict[int, dict[tuple[int, bytes], Unit]] = field(default_factory=dict)
     dead: bool = False

@@ -38,6 +38,8 @@ _SITE = "0install.net"
 
 @dataclass(frozen=True, slots=True)
 class Store:
+    """An implementation store 0install uses: where, whose, from which setting, and its state."""
+
     path: str  # the implementations dir as configured (verbatim; --store paths made absolute)
     kind: StoreKind
     source: str  # "$XDG_CACHE_HOME", "$XDG_CACHE_DIRS", an implementation-dirs file, or "--store"
@@ -130,6 +132,8 @@ def label_stores(stores: Sequence[Store]) -> list[Store]:
 
 @dataclass(slots=True)
 class _Discovery:
+    """The stores found, and the problems met finding them."""
+
     stores: list[Store] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
