@@ -260,8 +260,8 @@ def scan_and_measure(
     (this thread being one of the ``jobs``, unless ``work_here`` is false). Each walk also sends
     back the entry's own ``lstat`` and its ``.manifest``'s, so every entry is classified as its
     measurement arrives, without being looked at again. The cached feeds and apps' selections that
-    classifying needs are loaded on a helper thread meanwhile; measurements that arrive before
-    they are ready wait for them. ``on_entry(entry)`` is called on this thread for each entry,
+    classifying needs are loaded on a helper thread once the first measurement is in;
+    measurements that arrive before they are ready wait for them. ``on_entry(entry)`` is called on this thread for each entry,
     measured and classified, in no particular order. The scan's entries are sorted by name within
     each store, as :func:`core.cache.scan` sorts them; entries gone before they were examined
     are left out. ``env``: as for :func:`core.cache.scan` (where feeds and apps are found)."""
@@ -292,8 +292,9 @@ def scan_and_measure(
         except BaseException as exc:  # noqa: BLE001 - raised again on the calling thread
             loaded["error"] = exc
 
+    # Started once the first result is in, so the workers have their first chunks: starting a
+    # thread hands it the interpreter lock, and they would wait for it meanwhile.
     loader = threading.Thread(target=load, name="listing", daemon=True)
-    loader.start()
     entries: list[Entry] = []
     contexts: list[Any] = []
     loading = True
@@ -305,6 +306,8 @@ def scan_and_measure(
     def ready() -> None:
         nonlocal loading
         loading = False
+        if loader.ident is None:
+            loader.start()
         loader.join()
         if "error" in loaded:
             raise loaded["error"]
@@ -315,6 +318,8 @@ def scan_and_measure(
 
     def on_result(index: int, usage: Usage, top: tuple | None) -> None:
         if loading:
+            if loader.ident is None:
+                loader.start()
             if loader.is_alive():
                 waiting.append((index, usage, top))
                 return
