@@ -92,7 +92,7 @@ def test_build_prints_the_deb_last_and_makes_a_wheel_and_sdist(built: Built) -> 
     assert {"core/cli.py", "gui/app.py", f"gui/resources/icons/{APP_ID}.svg"} <= names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(built.wheel).read(entry_points).decode()
-    assert "zeroinstall-admin = gui.launch:main" in text
+    assert "zeroinstall-admin = gui.launch:run" in text
     with tarfile.open(built.sdist) as sdist:
         members = {m.name.split("/", 1)[1] for m in sdist.getmembers() if "/" in m.name}
     assert {"pyproject.toml", "core/cli.py", f"resources/{APP_ID}.desktop"} <= members
