@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import IO, Any, Callable, NoReturn, Sequence
+from typing import IO, Any, Callable, Sequence
 
 from core.digests import (
     ALGORITHMS,
@@ -874,40 +874,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def without_collector() -> None:
-    """Turn the cyclic garbage collector off for the rest of this process, a command: it keeps
-    what it makes until it ends (and ends with :func:`exit_now`), so the collector's passes over
-    the tens of thousands of objects of a large cache free nothing; in a list of 10,000 entries
-    they took 6% of the time. Reference counting still frees everything else as usual."""
-    import gc
-
-    gc.disable()
-
-
-def exit_now(code: int) -> NoReturn:
-    """End the process once a command is done, without the interpreter's tear-down.
-
-    The exit handlers run (idle workers are stopped, a VBoxManage still running is killed) and
-    both streams are flushed, as at a normal exit; what is skipped is freeing every object one by
-    one, which after listing 10,000 entries costs longer than measuring a tenth of them. Every
-    thread of the command line is a daemon, so nothing else is left to wait for."""
-    import atexit
-
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):
-            code = code or 1  # a reader that went away: as a broken pipe during the command
-    os._exit(code)
-
-
 if __name__ == "__main__":
     # Run as ``python -m core.cli``, this module is ``__main__``; the command modules import
     # ``core.cli`` for UsageError/CommandError, so dispatch through that copy, or their errors
     # would not be caught here.
     from core import cli as _cli
+    from core.lifetime import exit_now, without_collector
 
-    _cli.without_collector()
-    _cli.exit_now(_cli.main())
+    without_collector()
+    exit_now(_cli.main())

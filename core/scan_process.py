@@ -17,7 +17,6 @@ Messages from the child:
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -193,4 +192,7 @@ def _job(request: Message, send: Callable[[Message], None], cancel: threading.Ev
 
 
 if __name__ == "__main__":
-    sys.exit(serve(_job))
+    from core.lifetime import exit_now, without_collector
+
+    without_collector()  # one job, then the process ends: see core.lifetime
+    exit_now(serve(_job))

@@ -11,12 +11,12 @@ our own processes carries losslessly (``ensure_ascii``).
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from core import child
 from core.child import ChildError, Message, run_in_child, serve
 from core.manifest import Change, VerifyOutcome
 from core.verify import Progress, verify_paths
@@ -93,13 +93,13 @@ def verify_paths_in_child(
     return results
 
 
+def prestart() -> None:
+    """Start the next verification's child process now, with its workers (see
+    :func:`core.child.prestart`): "Verify all" then starts hashing at once."""
+    child.prestart(__name__)
+
+
 def _job(request: Message, send: Callable[[Message], None], cancel: threading.Event) -> None:
-    # Background work: this process walks and hashes too, below the window's priority (its
-    # workers inherit it).
-    try:
-        os.nice(NICENESS)
-    except (AttributeError, OSError):
-        pass
     pending: list[list[Any]] = []
     last_sent = time.monotonic()
 
@@ -133,4 +133,15 @@ def _job(request: Message, send: Callable[[Message], None], cancel: threading.Ev
 
 
 if __name__ == "__main__":
-    sys.exit(serve(_job))
+    from core import pool
+    from core.lifetime import exit_now, without_collector
+
+    # Background work: this process walks and hashes too, below the window's priority, and so
+    # do its workers (they inherit it); they start while the request is awaited.
+    try:
+        os.nice(NICENESS)
+    except (AttributeError, OSError):
+        pass
+    pool.prestart(kind="verify")
+    without_collector()  # one job, then the process ends: see core.lifetime
+    exit_now(serve(_job))

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import scan_process
+from core import scan_process, verify_process
 from core.manifest import display_path
 from gui import status as st
 from gui.actions import make_action
@@ -115,8 +115,10 @@ class CachePage(QWidget):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        # The first scan's child process starts while the widgets are built.
+        # The first scan's child process starts while the widgets are built, and the first
+        # verification's (below the window's priority) while that scan runs.
         scan_process.prestart()
+        verify_process.prestart()
         self._stores = None if stores is None else list(stores)
         self._env = None if env is None else dict(env)
         self._jobs = jobs
@@ -664,6 +666,7 @@ class CachePage(QWidget):
             )
         self.refresh_now()
         self._set_busy()
+        verify_process.prestart()  # for the next verification
         self.verifyFinished.emit()
 
     def _cancel_verify(self) -> None:

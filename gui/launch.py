@@ -29,11 +29,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run() -> None:
     """The installed command: :func:`main`, then the process ends. A subcommand ends at once
-    (:func:`core.cli.exit_now`); the window ends the usual way, after Qt has cleaned up."""
+    (:mod:`core.lifetime`); the window ends the usual way, after Qt has cleaned up."""
     args = sys.argv[1:]
     if not _is_command(args):
         sys.exit(main(args))
-    from core.cli import exit_now, without_collector
+    from core.lifetime import exit_now, without_collector
 
     without_collector()
     exit_now(main(args))

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from core import verify_process
 from core.verify import Progress, verify_paths
 from core.verify_process import VerifyProcessError, verify_paths_in_child
 from tests.test_verify import assert_same_verdict, big_files, good, mixed  # noqa: F401 - fixtures
@@ -61,10 +60,10 @@ def test_cancel_stops_the_child_promptly(real_store, tmp_path: Path) -> None:
 
 
 def test_a_child_that_cannot_run_raises(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(verify_process.sys, "executable", "/bin/false")
+    monkeypatch.setattr(sys, "executable", "/bin/false")
     with pytest.raises(VerifyProcessError, match="ended early"):
         verify_paths_in_child([str(tmp_path)])
-    monkeypatch.setattr(verify_process.sys, "executable", str(tmp_path / "no-such-python"))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
     with pytest.raises(VerifyProcessError, match="could not start"):
         verify_paths_in_child([str(tmp_path)])
     assert sys.executable  # the real one is untouched for the rest of the run
@@ -86,3 +85,20 @@ def test_child_exits_cleanly_while_listening_for_cancel(tmp_path: Path) -> None:
         lines = [json.loads(line) for line in child.stdout]  # the input stays open meanwhile
         assert lines[-1] == {"end": True}
         assert child.wait(timeout=30) == 0
+
+
+def test_a_prestarted_child_does_the_next_verification(mixed: dict[str, Path]) -> None:  # noqa: F811
+    """The window prestarts the verification's process (below its own priority, with its
+    workers) so that "Verify all" starts hashing at once; that process is the one used."""
+    from core import child, verify_process
+
+    verify_process.prestart()
+    waiting = child._prestarted["core.verify_process"]
+    store = next(iter(mixed.values())).parent
+    paths = sorted(str(p) for p in store.iterdir())
+    ours = verify_paths_in_child(paths, jobs=2)
+    assert "core.verify_process" not in child._prestarted  # taken...
+    assert waiting.poll() == 0  # ...and it ran the job and ended
+    for mine, ref in zip(ours, verify_paths(paths, jobs=1)):
+        assert ref is not None
+        assert_same_verdict(mine, ref)
