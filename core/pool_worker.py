@@ -19,14 +19,17 @@ import marshal
 import os
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+TYPE_CHECKING = False  # (not typing's: importing typing and re was most of a worker's start-up)
+if TYPE_CHECKING:  # for annotations only
+    from collections.abc import Callable
+    from typing import Any
+
+    Out = Callable[[tuple], None]
 
 FLUSH_S = 0.05
 """Results and progress go to the parent at most this often (and at the end of each chunk)."""
 
 Unit = tuple  # (index, root, rel, dev, ino, mtime, skip, extra)
-Out = Callable[[tuple], None]
 
 
 class Executor:

@@ -20,7 +20,12 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
+
+TYPE_CHECKING = False  # (not typing's: a measuring worker imports nothing it does not need)
+if TYPE_CHECKING:  # for annotations only
+    from collections.abc import Callable
+
+    Give = Callable[[list[tuple[bytes, int, int]]], None]
 
 DIR_FLAGS = (
     os.O_RDONLY
@@ -108,7 +113,6 @@ def swapped(exc: OSError) -> bool:
 # --- measuring ------------------------------------------------------------------------------------
 
 Result = list  # [size, blocks, files, newest, problems, links(, top)]; see measure_walk
-Give = Callable[[list[tuple[bytes, int, int]]], None]
 
 
 def _count(problems: dict, key: tuple[str, str]) -> None:
