@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_verify
 import make_small_store
 import make_stdlib_store
-from bench_verify import Contender
+from bench_verify import Contender, run_timed
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,10 +39,10 @@ def bench_list(store: Path, repeat: int) -> tuple[float, float]:
     ours = [sys.executable, "-c", bench_verify.LAUNCH, "list", "--json", "--store", str(store)]
 
     def run_ours() -> None:
-        subprocess.run(ours, env=env, cwd=REPO, stdout=subprocess.DEVNULL, check=True, timeout=600)
+        run_timed(ours, env=env, cwd=REPO, stdout=subprocess.DEVNULL, check=True)
 
     def run_du() -> None:
-        subprocess.run(["du", "-s", str(store)], stdout=subprocess.DEVNULL, check=True, timeout=600)
+        run_timed(["du", "-s", str(store)], stdout=subprocess.DEVNULL, check=True)
 
     contenders = [Contender("zeroinstall-admin list --json", run_ours), Contender("du -s", run_du)]
     for c in contenders:
