@@ -21,23 +21,13 @@ from typing import Any, Literal, NamedTuple
 
 from core.digests import Digest, DigestError, parse_digest, value_problem
 from core.feeds import FeedImpl, FeedIndex, load_app_uses
+from core.measure import Usage  # defined with the measuring, which needs no more of this module
 from core.stores import Store, _discover, cache_dirs, config_dirs
 
 EntryKind = Literal["implementation", "temporary", "unknown", "suspicious"]
 
 _TEMP_PREFIXES = ("tmp-", "0install-")
 _DIGESTISH_PREFIXES = ("sha1=", "sha1new=", "sha256=", "sha256new_", "sha256new=")
-
-
-@dataclass(slots=True)
-class Usage:
-    """What measuring an entry finds."""
-
-    size: int  # apparent bytes (sum of st_size, directories included; hard links counted once)
-    disk: int  # bytes on disk (st_blocks * 512; hard links counted once), as ``du -s``
-    files: int  # regular files + symlinks
-    last_used: float | None  # newest atime of the regular files inside; None if none
-    error: str | None = None  # e.g. "2 directories could not be read: Permission denied"
 
 
 Issue = Literal[
@@ -517,8 +507,7 @@ _MEASURING = ("measure", "measure_all", "prepare_measuring", "shutdown_helpers")
 
 
 def __getattr__(name: str) -> Any:
-    """Measuring lives in :mod:`core.measure`; its public names stay reachable from here. Imported
-    on first use, as core.measure imports this module."""
+    """Measuring lives in :mod:`core.measure`; its public names stay reachable from here."""
     if name in _MEASURING:
         import core.measure
 
@@ -539,7 +528,7 @@ class Scan:
 
 
 def _store_problem_text(store: Store) -> str:
-    from core.manifest import display_path
+    from core.display import display_path
 
     where = "" if store.role == "other" else f" {display_path(store.path)}"
     return f"{store.description}{where} (from {store.source}) {store.problem}; it was skipped."

@@ -23,15 +23,7 @@ from core.digests import (
     format_digest,
     parse_user_digest,
 )
-from core.manifest import (
-    ManifestError,
-    display_path,
-    display_text,
-    generate_manifest,
-    hash_manifest,
-    json_name,
-    safe_text,
-)
+from core.display import display_path, display_text, json_name, safe_text
 from core.units import size_text
 
 PROG = "zeroinstall-admin"
@@ -196,6 +188,8 @@ def _check_dir(path: str) -> str:
 
 
 def cmd_digest(args: argparse.Namespace, out: IO[str]) -> int:
+    from core.manifest import generate_manifest, hash_manifest
+
     manifest = generate_manifest(_check_dir(args.dir), args.algorithm)
     out.write(format_digest(args.algorithm, hash_manifest(args.algorithm, manifest)) + "\n")
     return 0
@@ -207,6 +201,8 @@ def cmd_manifest(args: argparse.Namespace, out: IO[str]) -> int:
             f"unknown algorithm '{display_text(args.algorithm)}': "
             f"use one of {', '.join(ALGORITHMS)}"
         )
+    from core.manifest import generate_manifest, hash_manifest
+
     manifest = generate_manifest(_check_dir(args.dir), args.algorithm)
     digest = format_digest(args.algorithm, hash_manifest(args.algorithm, manifest))
     out.flush()
@@ -859,7 +855,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         err.write(f"{PROG}: usage error: {safe_text(str(exc))}\n(see '{PROG} --help')\n")
         return 2
-    except (CommandError, ManifestError, DigestError) as exc:
+    except (CommandError, DigestError) as exc:
         err.write(f"{PROG}: {safe_text(str(exc))}\n")
         return 1
     except BrokenPipeError:
@@ -872,6 +868,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.write(f"{PROG}: interrupted\n")
         return 130
+    except Exception as exc:
+        # A tree that cannot be a manifest. The manifest engine is loaded only by the commands
+        # that use it (listing never does), so its error is looked up only if it was.
+        manifest = sys.modules.get("core.manifest")
+        if manifest is None or not isinstance(exc, manifest.ManifestError):
+            raise
+        err.write(f"{PROG}: {safe_text(str(exc))}\n")
+        return 1
 
 
 if __name__ == "__main__":

@@ -20,15 +20,28 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import count, repeat
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import pool
-from core.cache import Entry, Scan, Usage
-from core.stores import Store
 from core.treewalk import measure_walk
+
+if TYPE_CHECKING:
+    from core.cache import Entry, Scan
+    from core.stores import Store
 
 _walk = measure_walk  # the name tests and older callers know
 _by_name = attrgetter("name")
+
+
+@dataclass(slots=True)
+class Usage:
+    """What measuring an entry finds (also known as ``core.cache.Usage``)."""
+
+    size: int  # apparent bytes (sum of st_size, directories included; hard links counted once)
+    disk: int  # bytes on disk (st_blocks * 512; hard links counted once), as ``du -s``
+    files: int  # regular files + symlinks
+    last_used: float | None  # newest atime of the regular files inside; None if none
+    error: str | None = None  # e.g. "2 directories could not be read: Permission denied"
 
 
 @dataclass(slots=True)
@@ -261,12 +274,10 @@ def scan_and_measure(
     back the entry's own ``lstat`` and its ``.manifest``'s, so every entry is classified as its
     measurement arrives, without being looked at again. The cached feeds and apps' selections that
     classifying needs are loaded on a helper thread once the first measurement is in;
-    measurements that arrive before they are ready wait for them. ``on_entry(entry)`` is called on this thread for each entry,
-    measured and classified, in no particular order. The scan's entries are sorted by name within
+    measurements that arrive before they are ready wait for them. ``on_entry(entry)`` is called
+    on this thread for each entry, measured and classified, in no particular order. The scan's entries are sorted by name within
     each store, as :func:`core.cache.scan` sorts them; entries gone before they were examined
     are left out. ``env``: as for :func:`core.cache.scan` (where feeds and apps are found)."""
-    from core import cache
-
     # The names as the kernel gives them, read at once; decoded as each entry is classified.
     names: list[bytes] = []
     numbers: list[int] = []  # the store of each name, by its place in ``stores``
@@ -287,7 +298,11 @@ def scan_and_measure(
     loaded: dict[str, Any] = {}
 
     def load() -> None:
+        # core.cache (with the feeds' parser) is imported here too: nothing before the first
+        # chunks needs it.
         try:
+            from core import cache
+
             loaded["listing"] = cache.prepare_listing(stores, env)
         except BaseException as exc:  # noqa: BLE001 - raised again on the calling thread
             loaded["error"] = exc
@@ -299,18 +314,23 @@ def scan_and_measure(
     contexts: list[Any] = []
     loading = True
     waiting: list[tuple[int, Usage, tuple | None]] = []
-    seen = cache.top_stat
-    classify_seen = cache.classify_seen
     keep = entries.append
+    cache: Any = None  # core.cache, once loaded
+    seen: Any = None
+    classify_seen: Any = None
 
     def ready() -> None:
-        nonlocal loading
+        nonlocal loading, cache, seen, classify_seen
         loading = False
         if loader.ident is None:
             loader.start()
         loader.join()
         if "error" in loaded:
             raise loaded["error"]
+        import core.cache  # loaded by now, by the loader
+
+        cache = core.cache
+        seen, classify_seen = cache.top_stat, cache.classify_seen
         contexts.extend(loaded["listing"].context(store) for store in stores)
         for item in waiting:
             on_result(*item)
@@ -357,4 +377,4 @@ def scan_and_measure(
         order = {id(store): number for number, store in enumerate(stores)}
         entries.sort(key=lambda e: order[id(e.store)])  # stable: by name within each store
     listing = loaded["listing"]
-    return Scan(listing.stores, entries, listing.problems), totals
+    return cache.Scan(listing.stores, entries, listing.problems), totals

@@ -95,7 +95,7 @@ def _role_label(store: Store) -> str:
 def short_path(path: str) -> str:
     """A store's path as a label: without the usual ``/0install.net/implementations`` tail and
     with the home directory as ``~`` ("~/mirror", "/srv/cache"), printable."""
-    from core.manifest import display_path
+    from core.display import display_path
 
     text = os.path.normpath(path)
     for tail in ("implementations", _SITE):

@@ -179,8 +179,8 @@ def test_closed_stdout_is_one_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "argv, target",
     [
-        (["digest", "{tree}"], "core.cli.generate_manifest"),
-        (["manifest", "{tree}", "sha1"], "core.cli.generate_manifest"),
+        (["digest", "{tree}"], "core.manifest.generate_manifest"),
+        (["manifest", "{tree}", "sha1"], "core.manifest.generate_manifest"),
         (["stores"], "core.stores._discover"),
         (["list", "--store", "{store}"], "core.measure.measure_paths"),
         (["verify", "--store", "{store}"], "core.verify.verify_paths"),
