@@ -341,20 +341,14 @@ def _scan_and_measure(
 
     chosen, problems = _stores_for(args, err)
     progress = _Progress(err)
-    done = 0
 
-    def arrived(entry) -> None:
-        nonlocal done
-        done += 1
-        if done % 256 == 0:
-            progress.show(f"Measuring sizes: {done} entries")
-        if on_entry is not None:
-            on_entry(entry)
+    def show(done: int, total: int) -> None:
+        progress.show(f"Measuring sizes: {done:,} of {total:,} entries")
 
     try:
-        # Without a terminal to show progress on, each entry goes straight to on_entry.
-        callback = arrived if progress.enabled else on_entry
-        result, totals = measure.scan_and_measure(chosen, callback)
+        result, totals = measure.scan_and_measure(
+            chosen, on_entry, on_progress=show if progress.enabled else None
+        )
     finally:
         progress.clear()
     _warn(list(dict.fromkeys(problems + result.problems)), err)

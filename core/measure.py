@@ -266,6 +266,7 @@ def scan_and_measure(
     niceness: int = 0,
     work_here: bool = True,
     env: Mapping[str, str] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Scan, Totals]:
     """List, classify and measure the entries of ``stores`` in one pass over each entry.
 
@@ -277,7 +278,8 @@ def scan_and_measure(
     measurements that arrive before they are ready wait for them. ``on_entry(entry)`` is called
     on this thread for each entry, measured and classified, in no particular order. The scan's entries are sorted by name within
     each store, as :func:`core.cache.scan` sorts them; entries gone before they were examined
-    are left out. ``env``: as for :func:`core.cache.scan` (where feeds and apps are found)."""
+    are left out. ``env``: as for :func:`core.cache.scan` (where feeds and apps are found).
+    ``on_progress(done, total)``: every 256 entries measured."""
     # The names as the kernel gives them, read at once; decoded as each entry is classified.
     names: list[bytes] = []
     numbers: list[int] = []  # the store of each name, by its place in ``stores``
@@ -336,7 +338,10 @@ def scan_and_measure(
             on_result(*item)
         waiting.clear()
 
+    done = 0
+
     def on_result(index: int, usage: Usage, top: tuple | None) -> None:
+        nonlocal done
         if loading:
             if loader.ident is None:
                 loader.start()
@@ -344,6 +349,10 @@ def scan_and_measure(
                 waiting.append((index, usage, top))
                 return
             ready()
+        if on_progress is not None:
+            done += 1
+            if done % 256 == 0:
+                on_progress(done, len(names))
         number = numbers[index]
         name = names[index].decode(*decoding)
         path = prefixes[number] + name

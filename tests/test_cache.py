@@ -878,3 +878,15 @@ def test_walk_sees_the_entry_and_its_manifest_as_lstat_does(tmp_path: Path) -> N
     top, manifest = measure_walk(os.fsencode(link), stats=True)[6]  # type: ignore[index]
     assert stat.S_ISLNK(top[0]) and manifest is None  # the link itself, never its target
     assert measure_walk(os.fsencode(tmp_path / "missing"), stats=True)[6] is None  # type: ignore[index]
+
+
+def test_one_pass_reports_progress_against_the_total(tmp_path: Path) -> None:
+    store_dir = tmp_path / "store"
+    for i in range(600):
+        (store_dir / f"sha1={i:040x}").mkdir(parents=True)
+    seen: list[tuple[int, int]] = []
+    result, _totals = measure.scan_and_measure(
+        [store_at(store_dir)], jobs=2, on_progress=lambda done, total: seen.append((done, total))
+    )
+    assert len(result.entries) == 600
+    assert seen == [(256, 600), (512, 600)]  # each entry counted once, never past the total
