@@ -380,7 +380,9 @@ _KEYS = (
 )
 """The keys of each entry of ``list --json``, in order (the documented schema)."""
 
-_UNMEASURED = '"size": null, "disk": null, "files": null, "last_used": null, "last_used_known": false'
+_UNMEASURED = (
+    '"size": null, "disk": null, "files": null, "last_used": null, "last_used_known": false'
+)
 
 
 class _EncodedTexts(dict):

@@ -278,7 +278,8 @@ def scan_and_measure(
     measurements that arrive before they are ready wait for them. ``on_entry(entry)`` is called
     on this thread for each entry, measured and classified, in no particular order. The scan's
     entries are sorted by name within each store, as :func:`core.cache.scan` sorts them; entries
-    gone before they were examined are left out. ``env``: as for :func:`core.cache.scan` (where feeds and apps are found).
+    gone before they were examined are left out. ``env``: as for :func:`core.cache.scan` (where
+    feeds and apps are found).
     ``on_progress(done, total)``: every 256 entries measured."""
     # The names as the kernel gives them, read at once; decoded as each entry is classified.
     names: list[bytes] = []
