@@ -238,13 +238,14 @@ def prestart(
             _idle.append(worker)
 
 
-def shutdown() -> None:
-    """Stop the idle workers (they also end by themselves with this process)."""
+def shutdown(kill: bool = False) -> None:
+    """Stop the idle workers (they also end by themselves with this process). ``kill``: at once,
+    without waiting for each to wind down (they hold nothing)."""
     with _idle_lock:
         workers = list(_idle)
         _idle.clear()
     for worker in workers:
-        worker.close()
+        worker.close(kill=kill)
 
 
 def idle_workers() -> list[int]:
@@ -259,17 +260,9 @@ def idle_workers() -> list[int]:
     return alive
 
 
-def _stop_at_exit() -> None:
-    """At exit the idle workers are killed, not asked to end: they hold nothing, and waiting
-    for each interpreter to wind down would add milliseconds to every command."""
-    with _idle_lock:
-        workers = list(_idle)
-        _idle.clear()
-    for worker in workers:
-        worker.close(kill=True)
-
-
-atexit.register(_stop_at_exit)
+# At exit the idle workers are killed, not asked to end: waiting for each interpreter to wind
+# down would add milliseconds to every command.
+atexit.register(shutdown, kill=True)
 
 
 class _LocalFlags:
