@@ -741,8 +741,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command; for ``command`` one of this module's own (digest, manifest,
-    stores, list, verify), only what parsing it needs: the command modules' parsers (sharing,
-    clean, vm...) take six times as long to build as these."""
+    stores, list, verify), only that command's: building the others' takes longer than parsing
+    (the command modules' parsers, sharing, clean, vm..., six times as long as these)."""
     parser = _Parser(
         prog=PROG,
         description="Administer Zero Install implementation caches. "
@@ -752,21 +752,27 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "once scanning (and with --verify, verification) has finished, and exits.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    only = command if command in _OWN_COMMANDS else None
 
-    p = sub.add_parser("digest", help="print the digest of a directory (like 0install digest)")
-    p.add_argument(
-        "--algorithm",
-        default=DEFAULT_ALGORITHM,
-        choices=ALGORITHMS,
-        help=f"manifest algorithm (default {DEFAULT_ALGORITHM})",
-    )
-    p.add_argument("dir", metavar="DIR")
+    def wanted(name: str) -> bool:
+        return only is None or only == name
 
-    p = sub.add_parser(
-        "manifest", help="print a directory's manifest (like 0install store manifest)"
-    )
-    p.add_argument("dir", metavar="DIR")
-    p.add_argument("algorithm", metavar="ALG", help="one of " + ", ".join(ALGORITHMS))
+    if wanted("digest"):
+        p = sub.add_parser("digest", help="print the digest of a directory (like 0install digest)")
+        p.add_argument(
+            "--algorithm",
+            default=DEFAULT_ALGORITHM,
+            choices=ALGORITHMS,
+            help=f"manifest algorithm (default {DEFAULT_ALGORITHM})",
+        )
+        p.add_argument("dir", metavar="DIR")
+
+    if wanted("manifest"):
+        p = sub.add_parser(
+            "manifest", help="print a directory's manifest (like 0install store manifest)"
+        )
+        p.add_argument("dir", metavar="DIR")
+        p.add_argument("algorithm", metavar="ALG", help="one of " + ", ".join(ALGORITHMS))
 
     def store_option(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -776,24 +782,33 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             help="an implementation store to use instead of the discovered ones (repeatable)",
         )
 
-    p = sub.add_parser("stores", help="show the stores 0install uses and their state")
-    store_option(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    if wanted("stores"):
+        p = sub.add_parser("stores", help="show the stores 0install uses and their state")
+        store_option(p)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("list", help="list every cache entry with its program, size and last use")
-    store_option(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    if wanted("list"):
+        p = sub.add_parser(
+            "list", help="list every cache entry with its program, size and last use"
+        )
+        store_option(p)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("verify", help="verify cache entries against their digests, in parallel")
-    store_option(p)
-    p.add_argument(
-        "--jobs", type=int, metavar="N", help="worker processes, 1 to 64 (default: CPU count)"
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("-v", "--verbose", action="store_true", help="also list OK and skipped entries")
-    p.add_argument("names", nargs="*", metavar="NAME", help="digests or entry paths (default: all)")
+    if wanted("verify"):
+        p = sub.add_parser("verify", help="verify cache entries against their digests, in parallel")
+        store_option(p)
+        p.add_argument(
+            "--jobs", type=int, metavar="N", help="worker processes, 1 to 64 (default: CPU count)"
+        )
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument(
+            "-v", "--verbose", action="store_true", help="also list OK and skipped entries"
+        )
+        p.add_argument(
+            "names", nargs="*", metavar="NAME", help="digests or entry paths (default: all)"
+        )
 
-    if command in _OWN_COMMANDS:
+    if only is not None:
         return parser
     import importlib
 

@@ -5,7 +5,8 @@ threads fight over it (two were slower than one on 10,000 small entries), proces
 
 * Workers are ``python -I -S core/pool_worker.py`` (never code in a string, never a ``fork`` of a
   process that may have threads), started once and kept for later runs of this process, at the
-  niceness asked for (a window's work runs below the window).
+  niceness asked for (a window's work runs below the window). They are started with
+  ``posix_spawn``: the subprocess module took longer to import than a worker takes to start.
 * Work is handed out as chunks of whole units (an entry, or a directory of one), a couple of chunks
   queued per worker so none waits; chunks shrink as the queue empties, so the last ones end
   together. When the queue is empty and a worker is idle, busy workers are asked to hand over half
@@ -27,7 +28,7 @@ import marshal
 import mmap
 import os
 import select
-import subprocess
+import signal
 import sys
 import threading
 import time
@@ -61,34 +62,69 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
+FLAGS_FD = 3
+"""The worker's descriptor of its flags (its standard input and output are the pipes)."""
+
+
+def _above_flags(fd: int) -> int:
+    """``fd``, or a copy of it numbered above :data:`FLAGS_FD` (then the original is closed; if
+    copying fails, it is left open): the descriptors a worker is given are then never the ones
+    they are given as (0, 1, 3), which a process started with its standard streams closed could
+    otherwise get from the kernel."""
+    if fd > FLAGS_FD:
+        return fd
+    import fcntl
+
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, FLAGS_FD + 1)
+    os.close(fd)
+    return high
+
+
 class _Process:
     """One worker process; kept for later runs once started."""
 
     def __init__(self, niceness: int, preload: str = "") -> None:
         self.niceness = niceness
         self.key = _key_for(niceness)
-        self._flags_fd = fd = _flags_file()
+        self.returncode: int | None = None
+        opened: list[int] = []  # closed again if the worker cannot be started
         try:
-            self.flags = mmap.mmap(fd, 2)
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", WORKER_SCRIPT, str(fd), str(niceness), preload],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                pass_fds=(fd,),
-                bufsize=0,
+            opened.append(_flags_file())
+            opened += os.pipe()
+            opened += os.pipe()
+            for i, fd in enumerate(opened):
+                opened[i] = _above_flags(fd)
+            self._flags_fd, child_in, self.stdin, self.stdout, child_out = opened
+            self.flags = mmap.mmap(self._flags_fd, 2)
+            argv = [
+                sys.executable,
+                "-I",
+                "-S",
+                WORKER_SCRIPT,
+                str(FLAGS_FD),
+                str(niceness),
+                preload,
+            ]
+            self.pid = os.posix_spawn(
+                sys.executable,
+                argv,
+                os.environ,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, child_in, 0),
+                    (os.POSIX_SPAWN_DUP2, child_out, 1),
+                    (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, self._flags_fd, FLAGS_FD),
+                ],
             )
         except BaseException:
-            self.flags.close()
-            os.close(fd)
+            if hasattr(self, "flags"):
+                self.flags.close()
+            for fd in opened:
+                os.close(fd)
             raise
-        assert self.proc.stdin is not None and self.proc.stdout is not None  # both are PIPEs
-        self.stdin = self.proc.stdin.fileno()
-        self.stdout = self.proc.stdout.fileno()
+        os.close(child_in)
+        os.close(child_out)
+        self.closed = False
         # Room for every chunk queued and every answer pending, so neither side ever waits for
         # the other to read while the other waits too (the default 64 kB could be filled by three
         # chunks of long paths, or by a subtree's manifest).
@@ -101,10 +137,6 @@ class _Process:
             pass  # the default size: chunks stay small enough
         self.buffer = b""
         self.ready = False
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
     def send(self, message: tuple) -> None:
         data = marshal.dumps(message)
@@ -135,31 +167,59 @@ class _Process:
         view.release()
         return messages
 
+    def _reap(self, timeout: float) -> bool:
+        """Collect the worker's exit, waiting up to ``timeout`` seconds for it; True once it has
+        ended."""
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # collected by someone else
+                self.returncode = -1
+                break
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(delay, remaining))
+            delay = min(2 * delay, 0.05)
+        return True
+
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return not self._reap(0)
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def stopped(self) -> bool:
         """Stopped by a signal (SIGSTOP, a debugger): it would not answer a later run."""
         try:
-            with open(f"/proc/{self.proc.pid}/stat", "rb") as f:
+            with open(f"/proc/{self.pid}/stat", "rb") as f:
                 return f.read().rpartition(b")")[2].split()[0] in (b"T", b"t")
         except (OSError, IndexError):
             return False
 
     def close(self, kill: bool = False) -> None:
-        if kill and self.proc.poll() is None:
-            self.proc.kill()
-        for stream in (self.proc.stdin, self.proc.stdout):
+        if kill:
+            self.kill()
+        if self.closed:
+            return
+        self.closed = True
+        for fd in (self.stdin, self.stdout):
             try:
-                if stream is not None:
-                    stream.close()  # the worker ends when its input does
+                os.close(fd)  # the worker ends when its input does
             except OSError:
                 pass
-        try:
-            self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if not self._reap(2):
+            self.kill()
+            self._reap(60)
         self.flags.close()
         os.close(self._flags_fd)
 

@@ -19,6 +19,7 @@ import marshal
 import os
 import sys
 import time
+
 TYPE_CHECKING = False  # (not typing's: importing typing and re was most of a worker's start-up)
 if TYPE_CHECKING:  # for annotations only
     from collections.abc import Callable
@@ -159,6 +160,9 @@ def main(argv: list[str]) -> int:
     # and the parent answers it; a worker just ends when its input does.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     flags_fd, niceness = int(argv[1]), int(argv[2])
+    # Nothing but the pipes and the flags is ours: descriptors the parent's own parent left open
+    # are not kept open here as well (posix_spawn passes on every one not marked close-on-exec).
+    os.closerange(flags_fd + 1, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024)
     if niceness:
         try:
             os.nice(niceness)

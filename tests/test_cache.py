@@ -665,6 +665,56 @@ def test_helpers_that_cannot_start(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     cache.shutdown_helpers()
 
 
+def test_workers_start_when_the_standard_streams_are_closed(tmp_path: Path) -> None:
+    """Started with stdin and stderr closed, a process gets descriptors 0 and 2 for the pipes and
+    flags it makes for a worker: the worker must still get each where it expects it."""
+    entries = many_entries(tmp_path, 12)
+    paths = [e.path for e in entries]
+    script = f"""
+import os, sys
+os.close(0)
+os.close(2)
+sys.path.insert(0, {str(ROOT)!r})
+from core import measure, pool
+got = {{}}
+# All of it on the worker: one that could not start would leave it to this thread, and be gone.
+measure.measure_paths(
+    {paths!r}, lambda i, u: got.__setitem__(i, (u.size, u.files)), jobs=1, work_here=False
+)
+print(sorted(got.items()), len(pool.idle_workers()))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    expected = sorted(
+        (i, (cache.measure(e).size, cache.measure(e).files)) for i, e in enumerate(entries)
+    )
+    assert proc.stdout.split("] ")[0] + "]" == str(expected)
+    assert proc.stdout.split("] ")[1].strip() == "1"  # its worker answered and was kept
+
+
+def test_a_worker_keeps_no_descriptor_it_was_not_given() -> None:
+    """posix_spawn passes on every descriptor not marked close-on-exec: a worker closes those."""
+    cache.shutdown_helpers()
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)  # as one left open by whoever started us
+    try:
+        pool.prestart(jobs=2)
+        [worker] = pool._idle
+        assert worker.receive() == [("ready",)]  # it has closed what it was not given by then
+        ours = os.readlink(f"/proc/self/fd/{write_end}")
+        theirs = [
+            os.readlink(f"/proc/{worker.pid}/fd/{fd}")
+            for fd in os.listdir(f"/proc/{worker.pid}/fd")
+        ]
+        assert ours not in theirs
+        assert len(theirs) <= 5  # its pipes, stderr, the flags and the flags' mapping
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+        cache.shutdown_helpers()
+
+
 # --- access-time reliability ---------------------------------------------------------------------
 
 FakePartition = namedtuple("FakePartition", "device mountpoint fstype opts")

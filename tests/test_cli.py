@@ -199,3 +199,31 @@ def test_installed_command_ends_at_once_with_everything_written(tmp_path: Path) 
         reader.stdout.close()  # stops reading: the rest of the 200 kB cannot be written
         errors = reader.stderr.read()
         assert reader.wait(timeout=300) == 1 and b"Traceback" not in errors, errors
+
+
+def test_dataclasses_start_without_inspect_and_still_have_it() -> None:
+    """A command imports dataclasses without inspect (most of its import time); a dataclass
+    without a docstring still gets its signature as one, through the real inspect."""
+    script = f"""
+import sys
+sys.path.insert(0, {str(REPO)!r})
+from core import lifetime
+lifetime.import_dataclasses()
+import dataclasses
+print("inspect" in sys.modules)
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: float = 0.5
+print(Point.__doc__)
+import inspect
+print(inspect.signature(Point), type(sys.modules["inspect"]) is type(sys))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert proc.stdout.splitlines() == [
+        "False",
+        "Point(x: int, y: float = 0.5)",
+        "(x: int, y: float = 0.5) -> None True",
+    ]
