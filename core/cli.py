@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import IO, Any, Callable, Sequence
 
 from core.digests import (
@@ -139,6 +140,9 @@ def _write_all(out: IO[str], pieces: list[Any]) -> None:
     while start < len(pieces):
         batch: list[Any] = pieces[start : start + at_most]
         written = os.writev(fd, batch)
+        if written == sum(map(len, batch)):  # nearly always: all of it
+            start += len(batch)
+            continue
         # A write may stop part way (a pipe's reader slow, a signal): go on from there.
         for piece in batch:
             if written < len(piece):
@@ -332,11 +336,15 @@ def cmd_stores(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 def _scan_and_measure(
-    args: argparse.Namespace, err: IO[str], on_entry: Callable[[Any], None] | None = None
+    args: argparse.Namespace,
+    err: IO[str],
+    on_entry: Callable[[Any], None] | None = None,
+    ordered: bool = True,
 ):
     """The chosen stores' entries, classified and measured in one pass
     (:func:`core.measure.scan_and_measure`), with a progress line on a terminal; ``on_entry`` is
-    called for each as it is done. Returns the scan and the totals."""
+    called for each as it is done. Returns the scan (its entries sorted unless not ``ordered``)
+    and the totals."""
     from core import measure
 
     chosen, problems = _stores_for(args, err)
@@ -347,7 +355,7 @@ def _scan_and_measure(
 
     try:
         result, totals = measure.scan_and_measure(
-            chosen, on_entry, on_progress=show if progress.enabled else None
+            chosen, on_entry, on_progress=show if progress.enabled else None, ordered=ordered
         )
     finally:
         progress.clear()
@@ -461,15 +469,24 @@ def cmd_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import pool
 
     pool.prestart(kind="measure")  # they start while the stores are listed
-    encoded: dict[int, bytes] = {}
     if args.json:  # each line as its entry is done, while the workers measure the next ones
         line = _entry_encoder()
+        by_store: dict[int, list[tuple[str, bytes]]] = {}  # (name, line) by id(store)
 
         def encode(entry) -> None:
-            encoded[id(entry)] = line(entry).encode("utf-8")
+            lines = by_store.get(id(entry.store))
+            if lines is None:
+                lines = by_store[id(entry.store)] = []
+            lines.append((entry.name, line(entry).encode("utf-8")))
 
-        result, totals = _scan_and_measure(args, err, encode)
-        _write_json(None, out, [encoded[id(e)] for e in result.entries])
+        # In the order of the scan (by name within each store), sorted here with their lines.
+        result, totals = _scan_and_measure(args, err, encode, ordered=False)
+        ordered: list[bytes] = []
+        for store in result.stores:
+            lines = by_store.get(id(store), [])
+            lines.sort(key=itemgetter(0))  # (a key: comparing the pairs compares names twice)
+            ordered += map(itemgetter(1), lines)
+        _write_json(None, out, ordered)
         return 0
     result, totals = _scan_and_measure(args, err)
     entries = result.entries

@@ -267,6 +267,7 @@ def scan_and_measure(
     work_here: bool = True,
     env: Mapping[str, str] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    ordered: bool = True,
 ) -> tuple[Scan, Totals]:
     """List, classify and measure the entries of ``stores`` in one pass over each entry.
 
@@ -277,8 +278,10 @@ def scan_and_measure(
     classifying needs are loaded on a helper thread once the first measurement is in;
     measurements that arrive before they are ready wait for them. ``on_entry(entry)`` is called
     on this thread for each entry, measured and classified, in no particular order. The scan's
-    entries are sorted by name within each store, as :func:`core.cache.scan` sorts them; entries
-    gone before they were examined are left out. ``env``: as for :func:`core.cache.scan` (where
+    entries are sorted by name within each store, as :func:`core.cache.scan` sorts them (unless
+    ``ordered`` is false: a caller that orders what it made of them itself skips the sort, and
+    gets them in the order they were measured); entries gone before they were examined are left
+    out. ``env``: as for :func:`core.cache.scan` (where
     feeds and apps are found).
     ``on_progress(done, total)``: every 256 entries measured."""
     # The names as the kernel gives them, read at once; decoded as each entry is classified.
@@ -382,9 +385,10 @@ def scan_and_measure(
     finally:
         if collecting:
             gc.enable()
-    entries.sort(key=_by_name)
-    if len(stores) > 1:
-        order = {id(store): number for number, store in enumerate(stores)}
-        entries.sort(key=lambda e: order[id(e.store)])  # stable: by name within each store
+    if ordered:
+        entries.sort(key=_by_name)
+        if len(stores) > 1:
+            order = {id(store): number for number, store in enumerate(stores)}
+            entries.sort(key=lambda e: order[id(e.store)])  # stable: by name within each store
     listing = loaded["listing"]
     return cache.Scan(listing.stores, entries, listing.problems), totals

@@ -306,3 +306,26 @@ def test_list_json_shows_the_same_distinct_labels(
     data = json.loads(capsys.readouterr().out)
     entries = data["entries"] if isinstance(data, dict) else data
     assert sorted(e["store_label"] for e in entries) == [str(a), str(b)]
+
+
+def test_list_json_is_in_store_order_then_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stores in the order given, each one's entries by name (as the scan orders them), however
+    the entries came back from the workers."""
+    import json
+
+    from core.cli import main
+
+    for key, value in _empty_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    a, b = tmp_path / "a", tmp_path / "b"
+    names = ["sha256new_" + c * 52 for c in "QDZA"] + ["tmp-x", "Zed", "caf\u00e9", "aa"]
+    for d in (a, b):
+        for name in names:
+            (d / name).mkdir(parents=True)
+    assert main(["list", "--json", "--store", str(b), "--store", str(a)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["store"], r["name"]) for r in rows] == [
+        (str(d), name) for d in (b, a) for name in sorted(names)
+    ]
