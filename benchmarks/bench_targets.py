@@ -13,7 +13,12 @@ Rounds are interleaved (each runs every contender once), so other load on the ma
 them alike; medians are compared, and CPU seconds (the process and all its children) are printed
 too: on a machine shared with other work, those are the steadier figure.
 
-    python3 benchmarks/bench_targets.py [--repeat 5] [--skip-stdlib] [--skip-gui]
+    python3 benchmarks/bench_targets.py [--repeat 5] [--skip-stdlib] [--skip-gui] [--python PATH]
+
+Our command runs on this script's interpreter (the development virtual environment's), or on
+``--python``'s: ``--python /usr/bin/python3`` times it on the interpreter the Debian package
+installs it on (the command line needs no package from the virtual environment; the window's
+benchmark always runs on this one). The header says which, with its version.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def bench_list(store: Path, repeat: int) -> tuple[float, float]:
     env = dict(os.environ)
-    ours = [sys.executable, "-c", bench_verify.LAUNCH, "list", "--json", "--store", str(store)]
+    ours = [bench_verify.PYTHON, "-c", bench_verify.LAUNCH, "list", "--json", "--store", str(store)]
 
     def run_ours() -> None:
         run_timed(ours, env=env, cwd=REPO, stdout=subprocess.DEVNULL, check=True)
@@ -70,9 +75,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed rounds of each comparison")
     parser.add_argument("--skip-stdlib", action="store_true")
     parser.add_argument("--skip-gui", action="store_true")
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the interpreter our command runs on (default: this one)",
+    )
     args = parser.parse_args(argv)
+    bench_verify.PYTHON = args.python
     bench_verify.compile_bytecode(REPO)
+    version = subprocess.run(
+        [args.python, "-VV"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before the runs")
+    print(f"our command runs on {args.python}: {version}")
     summary = []
 
     small_cache = Path(make_small_store.DEFAULT_CACHE)

@@ -51,15 +51,17 @@ import make_stdlib_store
 from core.verify import verify_paths
 
 
+PYTHON = sys.executable
+"""The interpreter our command runs on in every timed run (``bench_targets.py --python``)."""
+
+
 def compile_bytecode(*checkouts: Path) -> None:
     """Compile the project's modules before timing them, as an installed copy has them (the
     Debian package compiles them; an ordinary first run writes them). Where
     PYTHONDONTWRITEBYTECODE is set, as on some build machines, every run would otherwise compile
     the changed sources again: start-up time no user sees."""
     for checkout in checkouts:
-        subprocess.run(
-            [sys.executable, "-m", "compileall", "-q", "core", "gui"], cwd=checkout, check=True
-        )
+        subprocess.run([PYTHON, "-m", "compileall", "-q", "core", "gui"], cwd=checkout, check=True)
 
 
 def zeroinstall_env(cache: Path) -> dict[str, str]:
@@ -143,7 +145,7 @@ def entries_of(store: Path) -> list[str]:
 def ours(
     store: Path, jobs: int | None, env: dict[str, str], repo: Path = REPO
 ) -> Callable[[], None]:
-    command = [sys.executable, "-c", LAUNCH, "verify", "--store", str(store)]
+    command = [PYTHON, "-c", LAUNCH, "verify", "--store", str(store)]
     if jobs is not None:
         command += ["--jobs", str(jobs)]
 
