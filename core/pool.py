@@ -206,7 +206,7 @@ class _Process:
         except (OSError, IndexError):
             return False
 
-    def close(self, kill: bool = False, wait: bool = True) -> None:
+    def close(self, kill: bool = False) -> None:
         if kill:
             self.kill()
         if self.closed:
@@ -217,7 +217,7 @@ class _Process:
                 os.close(fd)  # the worker ends when its input does
             except OSError:
                 pass
-        if wait and not self._reap(2):
+        if not self._reap(2):
             self.kill()
             self._reap(60)
         self.flags.close()
@@ -298,14 +298,14 @@ def prestart(
             _idle.append(worker)
 
 
-def shutdown(kill: bool = False, wait: bool = True) -> None:
+def shutdown(kill: bool = False) -> None:
     """Stop the idle workers (they also end by themselves with this process). ``kill``: at once,
-    without waiting for each to wind down (they hold nothing). ``wait``: for each to be gone."""
+    without waiting for each to wind down (they hold nothing)."""
     with _idle_lock:
         workers = list(_idle)
         _idle.clear()
     for worker in workers:
-        worker.close(kill=kill, wait=wait)
+        worker.close(kill=kill)
 
 
 def idle_workers() -> list[int]:
@@ -320,10 +320,9 @@ def idle_workers() -> list[int]:
     return alive
 
 
-# At exit the idle workers are killed, not asked to end, and not waited for: waiting for each
-# interpreter to wind down, or even to be gone, would add milliseconds to every command. This process
-# ends next, and its killed children are collected by whoever adopts them.
-atexit.register(shutdown, kill=True, wait=False)
+# At exit the idle workers are killed, not asked to end: waiting for each interpreter to wind
+# down would add milliseconds to every command.
+atexit.register(shutdown, kill=True)
 
 
 class _LocalFlags:
