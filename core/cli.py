@@ -1,6 +1,6 @@
 """The ``zeroinstall-admin`` command line.
 
-The console entry point is ``gui.launch:main``: it sends subcommands here and opens the window
+The console entry point is ``gui.launch:run``: it sends subcommands here and opens the window
 otherwise, so this module never loads Qt and works without a display. Errors are one line naming the path and the problem, never a traceback.
 Exit codes: 0 success, 1 failure (``verify``: something corrupt or in error), 2 usage error.
 """
