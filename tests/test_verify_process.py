@@ -102,3 +102,24 @@ def test_a_prestarted_child_does_the_next_verification(mixed: dict[str, Path]) -
     for mine, ref in zip(ours, verify_paths(paths, jobs=1)):
         assert ref is not None
         assert_same_verdict(mine, ref)
+
+
+def test_every_verdict_crosses_to_the_window_unchanged() -> None:
+    """The usual verdict travels as four plain values, any other whole: each comes back equal."""
+    from core.manifest import Change, VerifyOutcome
+    from core.verify_process import verdict_from_item, verdict_item
+
+    name = "sha256new_" + "A" * 52
+    other = "sha256new_" + "B" * 52
+    outcomes = [
+        VerifyOutcome("ok", "contents match the digest and the .manifest file", name, name, name),
+        VerifyOutcome("ok", "contents match the digest (no .manifest file)", name, name, None),
+        VerifyOutcome("ok", "a .manifest that differs", name, name, other),
+        VerifyOutcome("corrupt", "", name, other, name, [Change("/a", "modified", ("content",))]),
+        VerifyOutcome("skipped", "not an implementation"),
+        VerifyOutcome("error", "caf\udce9: Permission denied", name),
+    ]
+    items = [verdict_item(i, o) for i, o in enumerate(outcomes)]
+    assert [len(item) for item in items] == [4, 4, 2, 2, 2, 2]  # only the usual ones are short
+    back = [verdict_from_item(json.loads(json.dumps(item))) for item in items]
+    assert back == list(enumerate(outcomes))
