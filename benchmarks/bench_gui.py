@@ -57,7 +57,7 @@ from core.manifest import generate_manifest, hash_manifest
 from core.stores import stores_from_paths
 from gui.app import freeze_startup_objects, quiet_offscreen_platform
 
-from bench_verify import run_timed  # noqa: E402 - this script's own directory
+from bench_verify import LAUNCH, run_timed  # noqa: E402 - this script's own directory
 
 TARGET_ROWS_S = 1.0
 TARGET_GAP_MS = 100.0
@@ -221,8 +221,7 @@ def main() -> int:
         bad = sum(1 for o in outcomes if o is None or o.status != "ok")
         if bad:
             print(f"warning: {bad} entries did not verify OK in the baseline run")
-        launch = "from gui.launch import run; run()"  # what the installed command runs
-        command = [sys.executable, "-c", launch, "verify", "--store", str(store)]
+        command = [sys.executable, "-c", LAUNCH, "verify", "--store", str(store)]
         if args.jobs:
             command += ["--jobs", str(args.jobs)]
         repo = Path(__file__).resolve().parent.parent

@@ -225,10 +225,11 @@ def measure_paths(
                     totals.size += size
                     totals.disk += blocks * 512
                     totals.files += files
+                    usage = Usage(size, blocks * 512, files, newest, None)
                     if stats:
-                        on_result(index, Usage(size, blocks * 512, files, newest, None), result[6])
+                        on_result(index, usage, result[6])
                     else:
-                        on_result(index, Usage(size, blocks * 512, files, newest, None))
+                        on_result(index, usage)
                 continue
             if tally is None:
                 tally = tallies[index] = _Tally()

@@ -317,8 +317,14 @@ def measure_walk(
     finally:
         for frame in stack:
             os.close(frame[0])
-    result: Result = [size, blocks, files, newest if newest != float("-inf") else None]
-    result += [problems, links]
+    result: Result = [
+        size,
+        blocks,
+        files,
+        newest if newest != float("-inf") else None,
+        problems,
+        links,
+    ]
     if stats:
         result.append(
             None
