@@ -114,59 +114,139 @@ def _vbox():
             "VBoxManage not found: install VirtualBox, or set $VBOX_MANAGE to its VBoxManage"
             + (f" ({problem})" if problem else "")
         )
+    vbox.kill_calls_on_terminate()
     return manager
 
 
 def _fail(result) -> str:
-    """VBoxManage's error line, and on the next line what it means."""
+    """VBoxManage's error line, and on the next line what it means (both safe to print)."""
+    from core.display import safe_text
+
     plain = result.explanation
-    return f"{result.error_text}\n  {plain}" if plain else result.error_text
+    text = f"{result.error_text}\n  {plain}" if plain else result.error_text
+    return safe_text(text)
+
+
+def _indent(text: str, prefix: str) -> str:
+    """``text`` with each line indented and made safe to print."""
+    from core.display import safe_text
+
+    return "".join(
+        f"{prefix}{safe_text(line)}\n" if line else "\n" for line in text.rstrip("\n").split("\n")
+    )
 
 
 # --- vm list --------------------------------------------------------------------------------------
 
 
 def cmd_vm_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core import vbox
+    """Each VM as soon as it and those before it are read (up to four are read at once), so
+    the first lines come at once even when one VM is slow."""
+    import threading
+
+    from core import vbox, vm_guest
     from core.cli import CommandError
+    from core.display import display_text
 
     manager = _vbox()
+    stores = _store_paths()
+    ready: dict[int, vbox.VM] = {}
+    changed = threading.Condition()
+    shown = [0]
+
+    def arrived(index: int, vm: vbox.VM) -> None:
+        with changed:
+            ready[index] = vm
+            changed.notify()
+
+    def show_ready() -> None:
+        # Runs on the main thread only: VMs in their listed order, as far as they are read.
+        while True:
+            with changed:
+                vm = ready.pop(shown[0], None)
+            if vm is None or args.json:
+                return
+            _print_vm(vm, stores, out)
+            out.flush()
+            shown[0] += 1
+
+    names: list[tuple[str, str]] = []
     try:
-        vms = vbox.list_vms(manager)
+        names = vbox.list_vm_names(manager)
     except vbox.VBoxError as exc:
         raise CommandError(_fail(exc.result)) from None
-    stores = _store_paths()
+    if not args.json and not names:
+        out.write("No VirtualBox VMs are registered for this user.\n")
+        return 0
+    if not args.json and err.isatty() and len(names) > 1:
+        err.write(
+            f"Reading {len(names)} VMs: "
+            + ", ".join(display_text(name) for name, _uuid in names)
+            + "\n"
+        )
+        err.flush()
+    result: list[list[vbox.VM]] = []
+    done: list[bool] = []
+
+    def read() -> None:
+        try:
+            result.append(vbox.read_vms(manager, names, arrived))
+        finally:
+            with changed:
+                done.append(True)
+                changed.notify()
+
+    threading.Thread(target=read, name="vm-list", daemon=True).start()
+    while True:
+        with changed:
+            changed.wait_for(lambda: shown[0] in ready or bool(done))
+        show_ready()
+        with changed:
+            if done and shown[0] not in ready:
+                break
+    vms = result[0] if result else []
     if args.json:
         data = []
         for vm in vms:
             item = vm.to_json()
             for folder, raw in zip(vm.folders, item["shared_folders"]):
                 raw["zeroinstall_cache"] = vbox.is_cache_path(folder.host_path, stores)
+            item["guest_instructions"] = vm_guest.guest_text(vm, stores)
             data.append(item)
         json.dump(data, out, indent=2, ensure_ascii=False)
         out.write("\n")
-        return 0
-    if not vms:
-        out.write("No VirtualBox VMs are registered for this user.\n")
-        return 0
-    for vm in vms:
-        ga = vm.ga_version or "unknown"
-        if vm.ga_old:
-            ga += " (older than 4.2.0: symlinks in shared folders break)"
-        out.write(f"{vm.name}  [{vm.state_text}]  {vm.os_type or '?'}  Guest Additions {ga}\n")
-        out.write(f"  uuid {vm.uuid}\n")
-        if vm.error:
-            out.write(f"  problem: {vm.error}\n")
-        if not vm.folders:
-            out.write("  no shared folders\n")
-        for f in vm.folders:
-            flags = [f.kind, f.access]
-            if f.automount:
-                flags.append("auto-mount" + (f" at {f.mount_point}" if f.mount_point else ""))
-            flags.append("symlinks on" if f.symlinks else "symlinks off")
-            cache = "  * Zero Install cache" if vbox.is_cache_path(f.host_path, stores) else ""
-            out.write(f"  {f.name} -> {f.host_path} ({', '.join(flags)}){cache}\n")
     return 0
+
+
+def _print_vm(vm, stores: list[str], out: IO[str]) -> None:
+    from core import vbox, vm_guest
+    from core.display import display_text, safe_text
+
+    ga = vm.ga_version or "unknown"
+    if vm.ga_old:
+        ga += " (older than 4.2.0: symlinks in shared folders break)"
+    out.write(
+        f"{display_text(vm.name)}  [{vm.state_text}]  {display_text(vm.os_type) or '?'}  "
+        f"Guest Additions {display_text(ga)}\n"
+    )
+    out.write(f"  uuid {display_text(vm.uuid)}\n")
+    if vm.error:
+        out.write(f"  problem: {safe_text(vm.error)}\n")
+    if vm.known and not vm.folders:
+        out.write("  no shared folders\n")
+    for f in vm.folders:
+        flags = [f.kind, f.access]
+        if f.automount:
+            where = f" at {display_text(f.mount_point)}" if f.mount_point else ""
+            flags.append("auto-mount" + where)
+        flags.append("symlinks on" if f.symlinks else "symlinks off")
+        cache = "  * Zero Install cache" if vbox.is_cache_path(f.host_path, stores) else ""
+        out.write(
+            f"  {display_text(f.name)} -> {display_text(f.host_path)} ({', '.join(flags)}){cache}\n"
+        )
+    out.write("  In the guest:\n")
+    out.write(_indent(vm_guest.guest_text(vm, stores), "    "))
+    out.write("\n")
 
 
 def _store_paths() -> list[str]:
@@ -185,23 +265,25 @@ def _read(manager, ref: str):
     """The VM named ``ref`` (name or UUID), or raise CommandError with VBoxManage's error."""
     from core import vbox
     from core.cli import CommandError
+    from core.display import display_text, safe_text
 
     vm = vbox.read_vm(manager, ref, "")  # named by its UUID from then on
     if vm.error and not vm.state:
-        raise CommandError(f"{ref}: {vm.error}")
+        raise CommandError(f"{display_text(ref)}: {safe_text(vm.error)}")
     return vm
 
 
 def _run_all(manager, vm, commands, out: IO[str], err: IO[str]) -> bool:
     from core import vbox
+    from core.display import display_text, safe_text
 
     ok = True
     for args in commands:
-        out.write("$ " + vbox.command_line(args) + "\n")
+        out.write("$ " + safe_text(vbox.command_line(args)) + "\n")
         out.flush()
         result = manager.run(args, vm=vm.ref)
         if not result.ok:
-            err.write(f"{vm.name}: {_fail(result)}\n")
+            err.write(f"{display_text(vm.name)}: {_fail(result)}\n")
             ok = False
             break
     return ok
@@ -210,8 +292,9 @@ def _run_all(manager, vm, commands, out: IO[str], err: IO[str]) -> bool:
 def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     import os
 
-    from core import vbox
+    from core import vbox, vm_guest
     from core.cli import CommandError, UsageError
+    from core.display import display_path, display_text, safe_text
 
     host_path = os.path.abspath(args.host_path) if args.host_path else vbox.default_host_path()[0]
     request = vbox.ShareRequest(
@@ -224,13 +307,16 @@ def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         symlinks=args.symlinks,
     )
     problem = request.check()
-    if problem.startswith(("the share name", "the mount point")):
-        raise UsageError(problem)
+    if problem.startswith(("the share name", "the mount point", "symlink creation")):
+        raise UsageError(
+            problem + (" (add --writable, or leave out --symlinks)" if request.symlinks else "")
+        )
     if problem:
         raise CommandError(problem)
     manager = _vbox()
     for warning in vbox.general_warnings(request):
         err.write(f"warning: {warning}\n")
+    stores = _store_paths()
     failed = 0
     for ref in dict.fromkeys(args.vms):  # each VM once, in the order given
         try:
@@ -239,43 +325,55 @@ def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             err.write(f"zeroinstall-admin: {exc}\n")
             failed += 1
             continue
+        refused = vbox.share_problem(vm, request)
+        if refused:
+            err.write(f"zeroinstall-admin: {safe_text(refused)}; nothing was run for it\n")
+            failed += 1
+            continue
         for warning in vbox.share_warnings(vm, request):
-            err.write(f"warning: {warning}\n")
+            err.write(f"warning: {safe_text(warning)}\n")
         transient = request.transient_for(vm)
         how = "for this session only (transient)" if transient else "permanently"
+        name = display_text(vm.name)
         out.write(
-            f"{vm.name}: sharing {request.host_path} as '{request.name}' {how}, "
+            f"{name}: sharing {display_path(request.host_path)} as "
+            f"'{display_text(request.name)}' {how}, "
             f"{'read-only' if request.readonly else 'writable'}\n"
         )
-        if _run_all(manager, vm, vbox.share_commands(vm, request), out, err):
-            if transient and not args.transient:
-                out.write(
-                    f"  The share ends when '{vm.name}' stops; run this again after it "
-                    "stops to make it permanent.\n"
-                )
-        else:
+        if not _run_all(manager, vm, vbox.share_commands(vm, request), out, err):
             failed += 1
-    if failed == 0:
-        out.write("\nIn each guest:\n")
-        for line in vbox.guest_instructions(request.name, request.readonly).splitlines():
-            out.write(f"  {line}\n" if line else "\n")
+            continue
+        if transient and not args.transient:
+            out.write(
+                f"  The share ends when '{name}' stops; run this again after it "
+                "stops to make it permanent.\n"
+            )
+        now = vbox.read_vm(manager, vm.ref, vm.uuid)
+        out.write(f"\nIn the guest of {name}:\n")
+        out.write(_indent(vm_guest.guest_text(now, stores), "  "))
+        out.write("\n")
     return 1 if failed else 0
 
 
 def cmd_vm_unshare(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import vbox
     from core.cli import CommandError
+    from core.display import display_text
 
     manager = _vbox()
     vm = _read(manager, args.vm)
     if vm.folder(args.name) is None:
-        names = ", ".join(sorted({f.name for f in vm.folders})) or "none"
-        raise CommandError(f"{vm.name} has no shared folder named '{args.name}' (it has: {names})")
+        names = ", ".join(sorted({display_text(f.name) for f in vm.folders})) or "none"
+        raise CommandError(
+            f"{display_text(vm.name)} has no shared folder named '{display_text(args.name)}' "
+            f"(it has: {names})"
+        )
     ok = True
     for transient in sorted({f.transient for f in vm.folders if f.name == args.name}, reverse=True):
         ok = _run_all(manager, vm, vbox.unshare_commands(vm, args.name, transient), out, err) and ok
+        vm = vbox.read_vm(manager, vm.ref, vm.uuid)  # the symlink setting went with the first
     if ok:
-        out.write(f"{vm.name}: '{args.name}' is no longer shared\n")
+        out.write(f"{display_text(vm.name)}: '{display_text(args.name)}' is no longer shared\n")
     return 0 if ok else 1
 
 

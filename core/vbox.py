@@ -287,6 +287,10 @@ class VBoxManage:
         exe = find_vboxmanage(env)
         return None if exe is None else cls(exe, timeout, env, cancel)
 
+    def with_cancel(self, cancel: threading.Event | None) -> VBoxManage:
+        """The same VBoxManage, its calls stopped by ``cancel`` (one job's Cancel)."""
+        return VBoxManage(self.exe, self.timeout, self.env, cancel)
+
     @classmethod
     def _lock(cls, vm: str) -> threading.Lock:
         with cls._locks_guard:
@@ -320,6 +324,27 @@ def _kill_running() -> None:
 
 
 atexit.register(_kill_running)
+
+
+def kill_calls_on_terminate() -> None:
+    """Make SIGTERM and SIGHUP kill the running VBoxManage calls before this process ends.
+
+    VBoxManage runs in a session of its own, so a signal to this process alone never reaches it,
+    and these signals end Python without its exit handlers. Ctrl-C needs nothing more: it raises
+    KeyboardInterrupt, which kills the call being waited for (see :func:`run`). Only from the
+    main thread, and only where the signal still has its default action.
+    """
+    if os.name != "posix" or threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) == signal.SIG_DFL:
+            signal.signal(signum, _terminated)
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    _kill_running()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)  # end as the signal would have: exit status 128 + signum
 
 
 def run(
@@ -356,6 +381,9 @@ def run(
         _kill(proc)  # this process is exiting: never leave VBoxManage behind
     try:
         return _wait(proc, argv, timeout, cancel)
+    except BaseException:
+        _kill(proc)  # Ctrl-C (KeyboardInterrupt) while waiting: VBoxManage goes too
+        raise
     finally:
         with _running_lock:
             _running.discard(proc)
@@ -587,6 +615,18 @@ class VM:
     folders: list[SharedFolder] = field(default_factory=list)
     inaccessible: bool = False
     error: str = ""  # why details could not be read, else ""
+    reading: bool = False  # only the name is known yet: the details are being read
+    symlink_names: frozenset[str] = frozenset()  # SharedFoldersEnableSymlinksCreate/<name> is 1
+
+    @property
+    def known(self) -> bool:
+        """Whether VirtualBox told this VM's state (and so its shared folders)."""
+        return bool(self.state)
+
+    @property
+    def windows(self) -> bool:
+        """A Windows guest (``ostype`` such as ``Windows 10 (64-bit)``)."""
+        return self.os_type.lower().startswith("windows")
 
     @property
     def running(self) -> bool:
@@ -615,7 +655,7 @@ class VM:
             "running": "running",
             "paused": "paused",
             "gurumeditation": "guru meditation",
-        }.get(self.state, self.state or "unknown")
+        }.get(self.state, self.state or ("reading…" if self.reading else "unknown"))
 
     def folder(self, name: str, transient: bool | None = None) -> SharedFolder | None:
         for f in self.folders:
@@ -656,6 +696,14 @@ class VBoxError(Exception):
         self.result = result
 
 
+PARALLEL_READS = 4
+"""How many VMs are read at once: VirtualBox serves several clients, and one slow VM must not hold
+up the others; calls about one VM still run one at a time."""
+
+STUCK = "not read: VBoxManage did not answer in time for another VM, so it was not asked again"
+CANCELLED = "not read: cancelled"
+
+
 def list_vm_names(vbox: VBoxManage, running_only: bool = False) -> list[tuple[str, str]]:
     result = vbox.run(["list", "runningvms" if running_only else "vms"])
     if not result.ok:
@@ -665,29 +713,55 @@ def list_vm_names(vbox: VBoxManage, running_only: bool = False) -> list[tuple[st
 
 def read_vm(vbox: VBoxManage, name: str, uuid: str) -> VM:
     """All this page shows about one VM; a failed detail is recorded on the VM, never raised."""
+    return _read_vm(vbox, name, uuid)[0]
+
+
+def _read_vm(vbox: VBoxManage, name: str, uuid: str) -> tuple[VM, bool]:
+    """The VM, and whether a call timed out (VirtualBox is likely stuck for every VM then).
+
+    After a call that timed out no further call is made about this VM: each would wait as long.
+    """
     vm = VM(name=name, uuid=uuid, inaccessible=name == "<inaccessible>")
     if vm.inaccessible:
         vm.error = "VirtualBox cannot read this VM's settings file (inaccessible)"
-        return vm
+        return vm, False
     ref = vm.ref
     info_result = vbox.run(["showvminfo", ref, "--machinereadable"], vm=ref)
     if not info_result.ok:
         vm.error = info_result.summary
-        return vm
+        return vm, info_result.timed_out
     info = parse_machinereadable(info_result.stdout)
     vm.name = info.get("name", name)
     vm.uuid = info.get("UUID", uuid) or uuid
     vm.state = info.get("VMState", "")
     vm.os_type = info.get("ostype", "")
     folders = machine_folders(info)
-    human = vbox.run(["showvminfo", ref], vm=ref)
+    results: dict[str, VBoxResult] = {}
+    for key, args in (
+        ("human", ["showvminfo", ref]),
+        ("extradata", ["getextradata", ref, "enumerate"]),
+        ("ga", ["guestproperty", "get", ref, GA_PROPERTY]),
+    ):
+        results[key] = result = vbox.run(args, vm=ref)
+        if result.timed_out or result.failure:
+            break
+    human, extradata, ga = (results.get(k) for k in ("human", "extradata", "ga"))
     details = (
-        {(f.name, f.transient): f for f in parse_human_folders(human.stdout)} if human.ok else {}
+        {(f.name, f.transient): f for f in parse_human_folders(human.stdout)}
+        if human is not None and human.ok
+        else {}
     )
-    extradata = vbox.run(["getextradata", ref, "enumerate"], vm=ref)
-    extra = parse_extradata_enumerate(extradata.stdout) if extradata.ok else {}
-    ga = vbox.run(["guestproperty", "get", ref, GA_PROPERTY], vm=ref)
-    version = parse_value(ga.stdout) if ga.ok else None
+    extra = (
+        parse_extradata_enumerate(extradata.stdout)
+        if extradata is not None and extradata.ok
+        else {}
+    )
+    vm.symlink_names = frozenset(
+        key[len(SYMLINK_KEY) :]
+        for key, value in extra.items()
+        if key.startswith(SYMLINK_KEY) and value == "1"
+    )
+    version = parse_value(ga.stdout) if ga is not None and ga.ok else None
     if not version:
         version = info.get("GuestAdditionsVersion") or None
     if version:
@@ -703,33 +777,93 @@ def read_vm(vbox: VBoxManage, name: str, uuid: str) -> VM:
                 readonly=d.readonly if d else None,
                 automount=d.automount if d else None,
                 mount_point=d.mount_point if d else "",
-                symlinks=extra.get(SYMLINK_KEY + f.name, "") == "1",
+                symlinks=f.name in vm.symlink_names,
             )
         )
-    if not human.ok:
-        vm.error = "read-only and auto-mount not known: " + human.summary
-    return vm
+    failed = next((r for r in results.values() if not r.ok), None)
+    if human is None or not human.ok:
+        why = (human or failed or info_result).summary
+        vm.error = "read-only and auto-mount not known: " + why
+    elif failed is not None:
+        vm.error = "some details not known: " + failed.summary
+    return vm, any(r.timed_out for r in results.values())
+
+
+def read_vms(
+    vbox: VBoxManage,
+    names: Sequence[tuple[str, str]],
+    on_vm: Callable[[int, VM], None] | None = None,
+    cancel: threading.Event | None = None,
+    parallel: int = PARALLEL_READS,
+) -> list[VM]:
+    """The details of each listed ``(name, uuid)``, up to ``parallel`` VMs at once.
+
+    ``on_vm(index, vm)`` is called (from a reading thread) as each VM is read. Once a call timed
+    out, or ``cancel`` is set, the VMs not started yet are not asked about: each comes back with
+    its name, an unknown state and the reason, so that a stuck VirtualBox costs one timeout, not
+    one per VM. Give ``vbox`` the same ``cancel`` so that calls already running are killed.
+    """
+    found: list[VM | None] = [None] * len(names)
+    lock = threading.Lock()
+    todo = iter(range(len(names)))
+    stuck = threading.Event()
+    finished = threading.Event()
+    left = [len(names)]
+
+    def work() -> None:
+        while True:
+            with lock:
+                index = next(todo, None)
+            if index is None:
+                return
+            name, uuid = names[index]
+            if cancel is not None and cancel.is_set():
+                vm = VM(name=name, uuid=uuid, error=CANCELLED)
+            elif stuck.is_set():
+                vm = VM(name=name, uuid=uuid, error=STUCK)
+            else:
+                try:
+                    vm, timed_out = _read_vm(vbox, name, uuid)
+                except Exception as exc:  # noqa: BLE001 - one VM never stops the others
+                    vm, timed_out = VM(name=name, uuid=uuid, error=f"not read: {exc}"), False
+                if timed_out:
+                    stuck.set()
+                if cancel is not None and cancel.is_set() and not vm.known:
+                    vm.error = CANCELLED
+            found[index] = vm
+            if on_vm is not None:
+                on_vm(index, vm)
+            with lock:
+                left[0] -= 1
+                if left[0] == 0:
+                    finished.set()
+
+    if not names:
+        return []
+    # Daemon threads: a VBoxManage that hangs past every timeout never keeps the process alive.
+    for _ in range(max(1, min(parallel, len(names)))):
+        threading.Thread(target=work, name="vboxmanage-read", daemon=True).start()
+    finished.wait()
+    return [vm for vm in found if vm is not None]
 
 
 def list_vms(
     vbox: VBoxManage,
-    on_vm: Callable[[VM], None] | None = None,
+    on_vm: Callable[[int, VM], None] | None = None,
     cancel: threading.Event | None = None,
+    on_names: Callable[[list[tuple[str, str]]], None] | None = None,
+    parallel: int = PARALLEL_READS,
 ) -> list[VM]:
     """Every registered VM with its state, OS, Guest Additions and shared folders.
 
-    Raises :class:`VBoxError` only when the list itself cannot be read; ``on_vm`` is called with
-    each VM as soon as it is read.
+    Raises :class:`VBoxError` only when the list itself cannot be read. ``on_names`` gets the
+    list as soon as VirtualBox gave it; ``on_vm(index, vm)`` each VM as soon as it is read
+    (see :func:`read_vms`).
     """
-    vms = []
-    for name, uuid in list_vm_names(vbox):
-        if cancel is not None and cancel.is_set():
-            break
-        vm = read_vm(vbox, name, uuid)
-        vms.append(vm)
-        if on_vm is not None:
-            on_vm(vm)
-    return vms
+    names = list_vm_names(vbox)
+    if on_names is not None:
+        on_names(names)
+    return read_vms(vbox, names, on_vm, cancel, parallel)
 
 
 def stores_shared_with_running_vms(timeout: float = 10.0) -> dict[str, list[str]]:
@@ -806,14 +940,71 @@ class ShareRequest:
             and ":" not in self.mount_point
         ):
             return f"the mount point '{self.mount_point}' is not an absolute path in the guest"
+        if self.symlinks and self.readonly:
+            return (
+                "symlink creation is for a writable share only: in a read-only share the guest "
+                "creates nothing, and the setting would stay on for the name"
+            )
         return ""
 
     def transient_for(self, vm: VM) -> bool:
         return vm.running if self.transient is None else self.transient
 
+    @classmethod
+    def from_fields(cls, fields: object, **changes: object) -> ShareRequest | None:
+        """A request from its remembered fields (a dict, e.g. from the settings file), or None
+        when they do not make one."""
+        if not isinstance(fields, dict):
+            return None
+        known = cls.__dataclass_fields__
+        try:
+            return cls(**{**{k: v for k, v in fields.items() if k in known}, **changes})
+        except TypeError:
+            return None
+
+
+def taken_by(vm: VM, name: str) -> SharedFolder | None:
+    """The share of ``vm`` already called ``name``, permanent or transient (VirtualBox Manager
+    refuses a name in use either way: a transient share would hide or mix with the permanent one,
+    and the symlink setting is per name)."""
+    return vm.folder(name)
+
+
+def share_problem(vm: VM, request: ShareRequest) -> str:
+    """Why ``request`` cannot be shared with ``vm`` (nothing is to be run then), or "".
+
+    One decision for the window and the command line: a name already used on the VM, a VM whose
+    state is not known, a saved VM (VirtualBox refuses changes to it), a transient share for a
+    VM that is not running.
+    """
+    if vm.inaccessible:
+        return f"{vm.name}: VirtualBox cannot read this VM's settings (inaccessible)"
+    if not vm.known:
+        why = f" ({vm.error})" if vm.error else ""
+        return f"{vm.name}: its state is unknown{why}; refresh and try again"
+    existing = taken_by(vm, request.name)
+    if existing is not None:
+        return (
+            f"{vm.name} already has a share named '{request.name}' ({existing.kind}, "
+            f"{existing.access}, {existing.host_path}): remove it first or choose another name"
+        )
+    transient = request.transient_for(vm)
+    if vm.saved:
+        return (
+            f"{vm.name} is saved (suspended): VirtualBox refuses changes to its shared folders "
+            "until it is started (then share for this session) or its saved state is discarded"
+        )
+    if transient and not vm.running:
+        return f"{vm.name} is not running: a transient share needs a running VM"
+    return ""
+
 
 def share_commands(vm: VM, request: ShareRequest) -> list[list[str]]:
-    """The VBoxManage calls (argument lists) that share ``request`` with ``vm``."""
+    """The VBoxManage calls (argument lists) that share ``request`` with ``vm``.
+
+    Symlink creation is switched on only for a writable share, and a setting left on for the
+    name (by hand, or an older version of this program) is switched off for a read-only one.
+    """
     transient = request.transient_for(vm)
     add = ["sharedfolder", "add", vm.ref, "--name", request.name, "--hostpath", request.host_path]
     if request.readonly:
@@ -825,13 +1016,19 @@ def share_commands(vm: VM, request: ShareRequest) -> list[list[str]]:
     if request.mount_point:
         add += ["--auto-mount-point", request.mount_point]
     commands = [add]
-    if request.symlinks:
+    if request.symlinks and not request.readonly:
         commands.append(["setextradata", vm.ref, SYMLINK_KEY + request.name, "1"])
+    elif request.name in vm.symlink_names:
+        commands.append(["setextradata", vm.ref, SYMLINK_KEY + request.name])
     return commands
 
 
 def unshare_commands(vm: VM, name: str, transient: bool | None = None) -> list[list[str]]:
-    """The calls that remove shared folder ``name`` (and its symlink setting) from ``vm``."""
+    """The calls that remove shared folder ``name`` and its symlink setting from ``vm``.
+
+    The setting goes with the share (it is per name, and would otherwise apply to the next share
+    of that name, read-only or not); it is removed too when whether it is set is not known.
+    """
     if transient is None:
         folder = vm.folder(name)
         transient = bool(folder and folder.transient)
@@ -840,10 +1037,22 @@ def unshare_commands(vm: VM, name: str, transient: bool | None = None) -> list[l
         remove.append("--transient")
     commands = [remove]
     folder = vm.folder(name, transient)
-    others = [f for f in vm.folders if f.name == name and f.transient != transient]
-    if (folder is None or folder.symlinks) and not others:
+    if folder is None or folder.symlinks or name in vm.symlink_names:
         commands.append(["setextradata", vm.ref, SYMLINK_KEY + name])
     return commands
+
+
+def pending_shares(vm: VM, entries: object) -> list[ShareRequest]:
+    """The remembered transient shares of ``vm`` (``entries``: their fields) to make permanent
+    now: none while it runs or is saved or its state is unknown, and none it already has."""
+    if not vm.known or vm.running or vm.saved or not isinstance(entries, list):
+        return []
+    found = []
+    for fields in entries:
+        request = ShareRequest.from_fields(fields, transient=False)
+        if request is not None and taken_by(vm, request.name) is None:
+            found.append(request)
+    return found
 
 
 def run_commands(
@@ -878,18 +1087,61 @@ def general_warnings(request: ShareRequest) -> list[str]:
 
 
 def share_warnings(vm: VM, request: ShareRequest) -> list[str]:
-    """What the admin should know before sharing ``request`` with ``vm`` in particular."""
+    """What the admin should know before sharing ``request`` with ``vm`` in particular (what
+    stops it altogether is :func:`share_problem`)."""
     warnings = []
     if vm.ga_old:
         warnings.append(f"{vm.name}: " + OLD_GA_WARNING.format(version=vm.ga_version))
-    if vm.saved and not request.transient_for(vm):
-        warnings.append(
-            f"{vm.name}: the VM is saved; VirtualBox refuses permanent changes until it is "
-            "started (then share for this session) or its saved state is discarded"
-        )
-    if request.transient_for(vm) and not vm.running:
-        warnings.append(f"{vm.name}: a transient share needs the VM to be running")
     return warnings
+
+
+def describe_host_path(
+    path: str, readonly: bool, user_store: str, stores: Sequence[str] = ()
+) -> str:
+    """What sharing ``path`` read-only or writable means, for the admin choosing it."""
+    from core.stores import SHARED_SYSTEM_STORE
+
+    if not path:
+        return "Choose the Zero Install cache to share."
+    if not os.path.isabs(path):
+        return "Not an absolute path on the host."
+    if not os.path.isdir(path):
+        return (
+            "This folder does not exist on the host."
+            if not os.path.exists(path)
+            else "This is a file, not a folder: share the folder itself."
+        )
+    real = os.path.realpath(path)
+    if real == os.path.realpath(SHARED_SYSTEM_STORE):
+        if readonly:
+            return (
+                "The shared system store, read-only: guests cannot write to the host's cache, "
+                "which is good for security; what a guest installs stays in that guest."
+            )
+        return (
+            "The shared system store, writable: root in a guest could change what every user "
+            "of this host runs from it. Keep it read-only."
+        )
+    if real == os.path.realpath(user_store):
+        if readonly:
+            return (
+                "Your own cache, read-only: guests use what you downloaded and cannot change it; "
+                "what a guest installs stays in that guest."
+            )
+        return (
+            "Your own cache, writable: root in the guest can write to it, which is good for "
+            "sharing but not for security (you trust the guest to check digests)."
+        )
+    if is_cache_path(path, stores):
+        return "A Zero Install cache, " + (
+            "read-only: guests cannot change it."
+            if readonly
+            else "writable: root in the guest can change what the host runs from it."
+        )
+    return (
+        "Not a Zero Install cache (no 0install.net/implementations folder, and not a store "
+        "0install uses here): the guest gets the folder, but 0install there finds nothing in it."
+    )
 
 
 def is_cache_path(path: str, stores: Sequence[str] = ()) -> bool:
@@ -916,51 +1168,4 @@ def default_host_path(env: Mapping[str, str] | None = None) -> tuple[str, str]:
         "your own store (sharing is not set up on this host): shared writable, root in the guest "
         "could write to it, which helps sharing but trusts the guest to check digests; keep it "
         "read-only unless you trust the guests"
-    )
-
-
-def guest_instructions(name: str, readonly: bool = True, guest_path: str = GUEST_CACHE) -> str:
-    """What to do inside a guest to use share ``name`` as its Zero Install cache."""
-    options = "ro" if readonly else "rw"
-    fs_path = guest_path.replace(" ", "\\040")
-    import shlex
-
-    return (
-        "In the guest (with the Guest Additions), mount the share\n"
-        "where 0install looks for it:\n"
-        f"  sudo mkdir -p {shlex.quote(guest_path)}\n"
-        f"  sudo mount -t vboxsf -o {options} {shlex.quote(name)} {shlex.quote(guest_path)}\n"
-        "\n"
-        "To mount it at every boot, add this line to /etc/fstab:\n"
-        f"  {name} {fs_path} vboxsf {options},_netdev,nofail 0 0\n"
-        "\n"
-        f"Users reaching an auto-mounted share (/media/sf_{name})\n"
-        "must be in the vboxsf group (then log in again):\n"
-        "  sudo usermod -aG vboxsf USER\n"
-        "\n"
-        "`0install store optimise` cannot work on this cache in\n"
-        "the guest: vboxsf has no hard links. Optimise on the host.\n"
-        + (
-            "\nThe share is read-only: what the guest installs goes to\n"
-            "its own cache (~/.cache/0install.net) and stays there.\n"
-            if readonly
-            else ""
-        )
-    )
-
-
-def guest_cache_instructions(name: str) -> str:
-    """What to do inside a guest to use share ``name`` as a cache shared between guests and
-    written by them: mounted as the guest user's own cache, owned by that user."""
-    import shlex
-
-    where = "~/.cache/0install.net/implementations"
-    return (
-        "A cache shared between guests and written by them: mount it\n"
-        "as the guest user's own cache (Guest Additions 4.2.0 or later,\n"
-        'or 0install reports "Incorrect manifest -- archive is corrupted"):\n'
-        f"  mkdir -p {where}\n"
-        f"  sudo mount -t vboxsf -o rw,uid=$(id -u),gid=$(id -g) {shlex.quote(name)} {where}\n"
-        "\n"
-        "A malicious guest can corrupt this cache for every VM using it.\n"
     )

@@ -6,6 +6,8 @@ live in a JSON file named by ``$FAKE_VBOX_STATE``::
 
     {"version": "7.0.10r158379",
      "hang": false,                      # true, or a list of subcommands that hang ("showvminfo")
+     "delay": 0,                         # seconds every call takes (a slow VBoxSVC), e.g. 1.5
+     "gate": {"showvminfo": 3},          # such calls wait until 3 of them run at the same time
      "vms": [{"name": "web server", "uuid": "...", "state": "running",
               "ostype": "Ubuntu (64-bit)",
               "ga_version": "7.0.10 r158379",    # showvminfo's GuestAdditionsVersion (running only)
@@ -15,7 +17,9 @@ live in a JSON file named by ``$FAKE_VBOX_STATE``::
               "extradata": {"VBoxInternal2/...": "1"}}]}
 
 Every call is appended to ``$FAKE_VBOX_STATE.log`` as one JSON list (its arguments), so tests can
-check exactly what was run. Exit codes and error lines are VBoxManage's: 0 success, 1 runtime
+check exactly what was run; ``$FAKE_VBOX_STATE.events`` gets ``["start"|"end", pid, args]`` lines,
+to check which calls overlapped. A hanging, slow or gated call holds no lock on the state while
+it waits, as VBoxManage holds none on another VM. Exit codes and error lines are VBoxManage's: 0 success, 1 runtime
 error (``VBoxManage: error: ...`` with ``Details:`` and ``Context:`` lines), 2 syntax error.
 """
 
@@ -346,14 +350,47 @@ def main(argv: list[str]) -> int:
         return 1
     with open(path + ".log", "a", encoding="utf-8") as log:
         log.write(json.dumps(argv, ensure_ascii=False) + "\n")
+    _event(path, "start", argv)
+    try:
+        return _answer(path, argv)
+    finally:
+        _event(path, "end", argv)
+
+
+def _event(path: str, what: str, argv: list[str]) -> None:
+    with open(path + ".events", "a", encoding="utf-8") as events:
+        events.write(json.dumps([what, os.getpid(), argv], ensure_ascii=False) + "\n")
+
+
+def _wait_modes(path: str, state: dict, argv: list[str]) -> None:
+    """Hang, take ``delay`` seconds, or wait at the gate, holding no lock."""
+    command = argv[0] if argv else ""
+    hang = state.get("hang")
+    if hang is True or (isinstance(hang, list) and command in hang):
+        while True:  # as a VBoxManage stuck on a dead VBoxSVC does
+            time.sleep(3600)
+    if state.get("delay"):
+        time.sleep(float(state["delay"]))
+    gate = state.get("gate") or {}
+    if command in gate:
+        # Wait until `gate[command]` such calls have arrived: they can only all arrive if they
+        # run side by side. Give up after a minute, as a deadlocked caller would never end.
+        folder = f"{path}.gate-{command}"
+        os.makedirs(folder, exist_ok=True)
+        open(os.path.join(folder, str(os.getpid())), "w").close()
+        deadline = time.monotonic() + 60
+        while len(os.listdir(folder)) < int(gate[command]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def _answer(path: str, argv: list[str]) -> int:
+    with open(path, encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        state = load(handle)
+    _wait_modes(path, state, argv)
     with open(path, "r+", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         state = load(handle)
-        hang = state.get("hang")
-        if hang is True or (isinstance(hang, list) and argv and argv[0] in hang):
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            while True:  # as a VBoxManage stuck on a dead VBoxSVC does
-                time.sleep(3600)
         if argv == ["--version"]:
             print(state.get("version", "7.0.10r158379"))
             return 0

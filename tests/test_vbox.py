@@ -382,13 +382,17 @@ def test_a_vboxmanage_that_cannot_start_is_a_result(tmp_path: Path) -> None:
     assert not result.ok and result.failure.startswith("cannot run")
 
 
-def test_guest_instructions() -> None:
-    text = vbox.guest_instructions("ZeroInstall")
+def test_guest_instructions_for_a_vm_without_shares() -> None:
+    from core import vm_guest
+
+    vm = vbox.VM("deb", "u", state="poweroff", os_type="Debian (64-bit)")
+    text = vm_guest.guest_text(vm)
+    assert "deb shares no folder yet" in text
     assert "sudo mount -t vboxsf -o ro ZeroInstall /var/cache/0install.net/implementations" in text
     assert (
         "ZeroInstall /var/cache/0install.net/implementations vboxsf ro,_netdev,nofail 0 0" in text
     )
-    assert "must be in the vboxsf group" in text and "sudo usermod -aG vboxsf USER" in text
+    assert "vboxsf group" not in text  # not auto-mounted
     assert "`0install store optimise` cannot work" in text and "no hard links" in text
 
 

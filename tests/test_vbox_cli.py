@@ -90,18 +90,71 @@ def test_vm_share_writable_with_symlinks_warns(fake: FakeVBox, cache: Path, caps
     }
 
 
-def test_vm_share_failures_exit_1_with_vboxmanage_error(
+def test_vm_share_refuses_what_virtualbox_would_refuse_without_running_it(
     fake: FakeVBox, cache: Path, capsys
 ) -> None:
     assert main(["vm", "share", SAVED, "no such vm", "--host-path", str(cache)]) == 1
     err = capsys.readouterr().err
-    assert (
-        f"{SAVED}: VBoxManage: error: The machine is not mutable or running (state is Saved)" in err
-    )
-    assert "saved (suspended)" in err
+    assert f"{SAVED} is saved (suspended): VirtualBox refuses changes" in err
+    assert "nothing was run for it" in err
     assert "Could not find a registered machine named 'no such vm'" in err
+    # The name is taken on the running VM, by a transient share: refused, naming that share.
     assert main(["vm", "share", RUNNING, "--name", "scratch", "--host-path", str(cache)]) == 1
-    assert "Shared folder named 'scratch' already exists" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{RUNNING} already has a share named 'scratch' (transient, writable, /tmp/it's" in err
+    # ... and by a permanent one: no transient share goes on top of it.
+    assert main(["vm", "share", RUNNING, "--host-path", str(cache), "--writable"]) == 1
+    assert "already has a share named 'ZeroInstall' (permanent, read-only" in (
+        capsys.readouterr().err
+    )
+    assert not [c for c in fake.calls() if c[:2] == ["sharedfolder", "add"]]
+    assert not [c for c in fake.calls() if c[0] == "setextradata"]
+
+
+def test_vm_share_prints_the_vms_own_guest_text(fake: FakeVBox, cache: Path, capsys) -> None:
+    from core import vbox, vm_guest
+    from core.stores import discover_stores
+
+    assert main(["vm", "share", STOPPED, "--host-path", str(cache), "--automount",
+                 "--mount-point", vbox.GUEST_CACHE]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    manager = vbox.VBoxManage(fake.exe, env={**__import__("os").environ, **fake.env})
+    vm = vbox.read_vm(manager, UUIDS[STOPPED], "")
+    text = vm_guest.guest_text(vm, [s.path for s in discover_stores()])
+    assert "nothing to mount by hand" in text and "sudo mount" not in text
+    assert (
+        f"In the guest of {STOPPED}:\n"
+        + "".join(f"  {line}\n" if line else "\n" for line in text.splitlines())
+        in out
+    )
+    # vm list prints the same text for that VM.
+    assert main(["vm", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "".join(f"    {line}\n" if line else "\n" for line in text.splitlines()) in listed
+
+
+def test_vm_share_symlinks_need_a_writable_share(fake: FakeVBox, cache: Path, capsys) -> None:
+    assert main(["vm", "share", STOPPED, "--host-path", str(cache), "--symlinks"]) == 2
+    assert "symlink creation is for a writable share only" in capsys.readouterr().err
+    assert fake.calls() == []
+
+
+def test_vm_output_escapes_control_characters(fake: FakeVBox, cache: Path, capsys) -> None:
+    state = fake.state()
+    state["vms"][1]["name"] = "evil\x1b]0;title\x07vm"
+    state["vms"][1]["folders"] = [
+        {"name": "n\x1b[31m", "path": str(cache), "transient": False, "readonly": True}
+    ]
+    fake.state_file.write_text(json.dumps(state))
+    assert main(["vm", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "evil\\x1b]0;title\\x07vm" in out and "n\\x1b[31m" in out
+    code = main(["vm", "share", UUIDS[STOPPED], "--name", "a\x1b[2Jb", "--host-path", str(cache)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "\x1b" not in captured.out + captured.err
+    assert "a\\x1b[2Jb" in captured.out
 
 
 def test_vm_share_usage_errors_exit_2(fake: FakeVBox, cache: Path, capsys) -> None:
