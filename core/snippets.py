@@ -369,6 +369,41 @@ def generate(kind: str, opts: SnippetOptions) -> str:
     return GENERATORS[kind](opts)
 
 
+def note(kind: str, opts: SnippetOptions) -> str:
+    """One sentence above a snippet saying what it is, true to ``opts`` (read-only or not)."""
+    writable = opts.writable
+    if kind == "vagrant":
+        return "Vagrantfile (version 2, VirtualBox provider). " + (
+            "Writable: the guest can write to the host's cache."
+            if writable
+            else "Read-only on the host through the customize lines, since Vagrant never "
+            "passes --readonly."
+        )
+    if kind == "vagrant-v1":
+        return "Vagrantfile for Vagrant 1.0 (Vagrant::Config.run and share_folder). " + (
+            "Writable: the guest can write to the host's cache." if writable else "Read-only."
+        )
+    if kind == "microvm":
+        return "A NixOS module fragment for microvm.nix. " + (
+            "Writable: the guest can write to the host's cache."
+            if writable
+            else "readOnly needs microvm.nix from 2025-09."
+        )
+    if kind == "libvirt":
+        return "Domain XML for libvirt/QEMU over virtiofs, with the shared memory it needs. " + (
+            "Writable."
+            if writable
+            else "Read-only on the host."
+            if libvirt_accepts_readonly(opts.libvirt_version)
+            else "Read-only only in the guest: this libvirt is not known to enforce it."
+        )
+    if kind == "fstab":
+        return "Lines for the guest's /etc/fstab: VirtualBox, virtiofs or 9p, " + (
+            "read-write." if writable else "read-only."
+        )
+    raise ValueError(f"unknown snippet kind '{kind}'")
+
+
 def with_defaults(opts: SnippetOptions, **changes: Any) -> SnippetOptions:
     """``opts`` with the given fields changed, ignoring those given as None."""
     return replace(opts, **{k: v for k, v in changes.items() if v is not None})

@@ -130,13 +130,13 @@ def _cache_block(vm: VM, f: SharedFolder) -> str:
                 "In the guest (with the Guest Additions), mount the share where 0install looks:"
             )
         quoted = shlex.quote(GUEST_CACHE)
+        fstab_options = f"{options},_netdev,nofail"
         lines += [
             f"  sudo mkdir -p {quoted}",
             f"  sudo mount -t vboxsf -o {options} {shlex.quote(f.name)} {quoted}",
             "",
             "To mount it at every boot, add this line to /etc/fstab:",
-            f"  {_fstab_field(f.name)} {_fstab_field(GUEST_CACHE)} vboxsf "
-            f"{options},_netdev,nofail 0 0",
+            f"  {_fstab_field(f.name)} {_fstab_field(GUEST_CACHE)} vboxsf {fstab_options} 0 0",
             "",
         ]
     if auto_at:

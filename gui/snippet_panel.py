@@ -29,15 +29,6 @@ from core import snippets
 from core.snippets import SnippetOptions
 from gui.workers import Starter, Worker
 
-NOTES = {
-    "vagrant": "Vagrantfile (version 2, VirtualBox provider). Read-only on the host through the "
-    "customize lines, since Vagrant never passes --readonly.",
-    "vagrant-v1": "Vagrantfile for Vagrant 1.0 (Vagrant::Config.run and share_folder).",
-    "microvm": "A NixOS module fragment for microvm.nix; readOnly needs microvm.nix from 2025-09.",
-    "libvirt": "Domain XML for libvirt/QEMU over virtiofs, with the shared memory it needs.",
-    "fstab": "Lines for the guest's /etc/fstab: VirtualBox, virtiofs or 9p.",
-}
-
 
 class SnippetPanel(QWidget):
     """The form and the generated snippets; ``saved(path)`` after a snippet was written."""
@@ -101,11 +92,13 @@ class SnippetPanel(QWidget):
         self.tabs = QTabWidget(self)
         self.tabs.setDocumentMode(True)
         self.texts: dict[str, QPlainTextEdit] = {}
+        self.notes: dict[str, QLabel] = {}
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         for kind in snippets.KINDS:
             page = QWidget(self.tabs)
-            note = QLabel(NOTES[kind], page)
+            note = QLabel(page)
             note.setWordWrap(True)
+            self.notes[kind] = note
             text = QPlainTextEdit(page)
             text.setReadOnly(True)
             text.setFont(mono)
@@ -184,6 +177,7 @@ class SnippetPanel(QWidget):
         self.problem.setText(f"Cannot write the configuration: {problem}." if problem else "")
         self.problem.setVisible(bool(problem))
         for kind, text in self.texts.items():
+            self.notes[kind].setText(snippets.note(kind, opts))
             if problem:
                 text.setPlainText("")
                 continue

@@ -1,9 +1,10 @@
 """The Virtual machines page: share the cache with VirtualBox guests, and write configuration for
 Vagrant, microvm.nix and libvirt guests.
 
-Every VBoxManage call runs off the GUI thread, one job at a time (``core.vbox`` also keeps calls
-about one VM apart), each with a timeout: a hanging VBoxManage shows as an error after
-``timeout`` seconds and never freezes the window. Every change is logged as the exact command it
+Every VBoxManage call runs off the GUI thread, one job at a time, each call with a timeout. A
+refresh shows the VMs' names as soon as ``list vms`` gave them and fills in each VM's details as
+they arrive (several VMs are read side by side, calls about one VM one at a time); Cancel stops
+the job and kills its running VBoxManage calls. Every change is logged as the exact command it
 runs, and failures show VBoxManage's own ``error:`` line with a plain explanation.
 """
 
@@ -16,15 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QPersistentModelIndex,
-    QSettings,
-    Qt,
-    Signal,
-)
-from PySide6.QtGui import QAction, QColor, QFont, QFontDatabase, QGuiApplication, QKeySequence
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QFontDatabase, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -43,149 +37,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import vbox
+from core import vbox, vm_guest
 from gui.actions import make_action
 from gui.banner import Banner
 from gui.icons import icon
 from gui.settings import read_bytes
 from gui.snippet_panel import SnippetPanel
+from gui.vm_models import FolderModel, VMModel
 from gui.vm_share_dialog import ShareDialog, SharePlan
-from gui.workers import Starter, Worker
+from gui.workers import Batcher, Starter, Worker
 
-_Index = QModelIndex | QPersistentModelIndex
-_ROOT = QModelIndex()  # a table's rows have no other parent
-
-
-# --- models ---------------------------------------------------------------------------------------
-
-
-class _Table(QAbstractTableModel):
-    """A flat table whose columns are named by ``HEADERS``."""
-
-    HEADERS: tuple[str, ...] = ()
-
-    def columnCount(self, parent: _Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
-
-
-class VMModel(_Table):
-    """One row per VM: name, state, OS, Guest Additions, shared folders."""
-
-    HEADERS = ("Name", "State", "OS", "Guest Additions", "Shared folders")
-    NAME, STATE, OS, GA, FOLDERS = range(5)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.vms: list[vbox.VM] = []
-        self.cache_paths: list[str] = []
-
-    def set_vms(self, vms: Sequence[vbox.VM], cache_paths: Sequence[str]) -> None:
-        self.beginResetModel()
-        self.vms = list(vms)
-        self.cache_paths = list(cache_paths)
-        self.endResetModel()
-
-    def is_cache(self, folder: vbox.SharedFolder) -> bool:
-        return vbox.is_cache_path(folder.host_path, self.cache_paths)
-
-    def rowCount(self, parent: _Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self.vms)
-
-    def data(self, index: _Index, role: int = 0) -> Any:
-        if not index.isValid():
-            return None
-        vm = self.vms[index.row()]
-        column = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            if column == self.NAME:
-                return vm.name
-            if column == self.STATE:
-                return vm.state_text
-            if column == self.OS:
-                return vm.os_type or "?"
-            if column == self.GA:
-                if not vm.ga_version:
-                    return "not known"
-                return vm.ga_version + ("  (too old)" if vm.ga_old else "")
-            if column == self.FOLDERS:
-                if vm.error and not vm.state:
-                    return vm.error
-                parts = []
-                for f in vm.folders:
-                    mark = ", Zero Install cache" if self.is_cache(f) else ""
-                    parts.append(f"{f.name} ({f.access}, {f.kind}{mark})")
-                return "; ".join(parts) or "none"
-        if role == Qt.ItemDataRole.ToolTipRole:
-            if column == self.GA and vm.ga_old:
-                return vbox.OLD_GA_WARNING.format(version=vm.ga_version)
-            if vm.error:
-                return vm.error
-            return f"{vm.name}\nUUID {vm.uuid}"
-        if role == Qt.ItemDataRole.ForegroundRole and (
-            (column == self.GA and vm.ga_old) or (vm.error and not vm.state)
-        ):
-            return QColor("#b3261e")
-        if (
-            role == Qt.ItemDataRole.FontRole
-            and column == self.FOLDERS
-            and any(self.is_cache(f) for f in vm.folders)
-        ):
-            font = QFont()
-            font.setBold(True)
-            return font
-        if role == Qt.ItemDataRole.DecorationRole and column == self.NAME:
-            return icon("vm")
-        return None
-
-
-class FolderModel(_Table):
-    """The shared folders of one VM."""
-
-    HEADERS = ("Name", "Host path", "Lifetime", "Access", "Auto-mount", "Symlinks", "Cache")
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.folders: list[vbox.SharedFolder] = []
-        self.cache_flags: list[bool] = []
-
-    def set_folders(self, folders: Sequence[vbox.SharedFolder], flags: Sequence[bool]) -> None:
-        self.beginResetModel()
-        self.folders = list(folders)
-        self.cache_flags = list(flags)
-        self.endResetModel()
-
-    def rowCount(self, parent: _Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self.folders)
-
-    def data(self, index: _Index, role: int = 0) -> Any:
-        if not index.isValid():
-            return None
-        f = self.folders[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            automount = {True: "yes", False: "no", None: "?"}[f.automount]
-            if f.automount and f.mount_point:
-                automount = f"at {f.mount_point}"
-            return (
-                f.name,
-                f.host_path,
-                f.kind,
-                f.access,
-                automount,
-                "on" if f.symlinks else "off",
-                "Zero Install cache" if self.cache_flags[index.row()] else "",
-            )[index.column()]
-        if role == Qt.ItemDataRole.ToolTipRole:
-            if index.column() == 5 and f.symlinks:
-                return vbox.SYMLINK_WARNING
-            if index.column() == 2:
-                return "Until the VM stops" if f.transient else "Kept in the VM's settings"
-            return f.host_path
-        return None
+Job = Callable[[threading.Event], Any]
+"""A background job: it gets its own cancel event (set by Cancel, or when the page closes)."""
 
 
 # --- the page -------------------------------------------------------------------------------------
@@ -216,11 +79,15 @@ class VMPage(QWidget):
         self._timeout = timeout
         self._manager: vbox.VBoxManage | None = None
         self._version = ""
-        self._queue: list[tuple[str, Callable[[], Any], Callable[[Any, Any], None]]] = []
+        self._queue: list[tuple[str, Job, Callable[[Any, Any], None]]] = []
         self._worker: Worker | None = None
+        self._job_cancel = threading.Event()  # the running job's
         self._generation = 0
-        self._cancel = threading.Event()
+        self._reading = 0  # counts refreshes, to drop an old one's progress
         self._started = False
+        # A refresh's progress, from its reading threads: ("names", ...) then ("vm", row, VM).
+        self._progress = Batcher(50, self)
+        self._progress.delivered.connect(self._arrived)
         # VM uuid -> the ShareRequest fields of its transient shares, to make permanent once it
         # has stopped (remembered across sessions).
         self.pending: dict[str, list[dict]] = {}
@@ -257,6 +124,13 @@ class VMPage(QWidget):
             QKeySequence.StandardKey.Delete,
             "cancel",
         )
+        self.cancel_action = self._action(
+            "C&ancel",
+            "Stop reading the VMs (or the running change): kill the VBoxManage calls it waits for",
+            self.cancel,
+            "Esc",
+            "cancel",
+        )
         self.copy_action = self._action(
             "&Copy guest instructions",
             "Copy what to type in the guest to the clipboard",
@@ -266,6 +140,7 @@ class VMPage(QWidget):
     def menu_actions(self) -> list[QAction | None]:
         return [
             self.refresh_action,
+            self.cancel_action,
             None,
             self.share_action,
             self.remove_action,
@@ -284,7 +159,13 @@ class VMPage(QWidget):
         self.toolbar = QToolBar("Virtual machines", vb_tab)
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.toolbar.setMovable(False)
-        for action in (self.refresh_action, None, self.share_action, self.remove_action):
+        for action in (
+            self.refresh_action,
+            self.cancel_action,
+            None,
+            self.share_action,
+            self.remove_action,
+        ):
             if action is None:
                 self.toolbar.addSeparator()
             else:
@@ -347,6 +228,10 @@ class VMPage(QWidget):
         copy.setToolTip("Copy the guest instructions to the clipboard")
         copy.clicked.connect(self.copy_shown)
         self.copy_button = copy
+        self._copy_reset = QTimer(self)
+        self._copy_reset.setSingleShot(True)
+        self._copy_reset.setInterval(2000)
+        self._copy_reset.timeout.connect(lambda: copy.setText("&Copy"))
 
         folders_box = QWidget(vb_tab)
         fl = QVBoxLayout(folders_box)
@@ -417,7 +302,8 @@ class VMPage(QWidget):
         by its own timeout, and its daemon thread never keeps the process alive."""
         self._queue.clear()
         self._generation += 1
-        self._cancel.set()  # a VBoxManage still running is killed within 0.1 s
+        self._reading += 1
+        self._job_cancel.set()  # a VBoxManage still running is killed within 0.1 s
         if self._worker is not None:
             self._worker.wait(timeout)
 
@@ -456,11 +342,18 @@ class VMPage(QWidget):
     def busy(self) -> bool:
         return self._worker is not None or bool(self._queue)
 
-    def _submit(self, label: str, fn: Callable[[], Any], done: Callable[[Any, Any], None]) -> None:
-        """Queue ``fn`` to run off the GUI thread after the jobs before it; ``done(result, error)``
-        runs on the GUI thread."""
+    def _submit(self, label: str, fn: Job, done: Callable[[Any, Any], None]) -> None:
+        """Queue ``fn(cancel)`` to run off the GUI thread after the jobs before it;
+        ``done(result, error)`` runs on the GUI thread."""
         self._queue.append((label, fn, done))
         self._next()
+
+    def cancel(self) -> None:
+        """Stop the running job: its VBoxManage calls are killed, what it read is kept."""
+        if self._worker is not None:
+            self._job_cancel.set()
+            self._status("Cancelling…")
+            self.cancel_action.setEnabled(False)
 
     def _next(self) -> None:
         if self._worker is not None:
@@ -473,7 +366,8 @@ class VMPage(QWidget):
             return
         label, fn, done = self._queue.pop(0)
         generation = self._generation
-        worker = Worker(fn, starter=self._starter, name="vboxmanage", parent=self)
+        cancel = self._job_cancel = threading.Event()
+        worker = Worker(lambda: fn(cancel), starter=self._starter, name="vboxmanage", parent=self)
         self._worker = worker
         self._job_label = label
         self._status(label)
@@ -482,6 +376,7 @@ class VMPage(QWidget):
         def finished(result: Any, error: Any) -> None:
             self._worker = None
             worker.deleteLater()
+            self._progress.flush()  # what the job read arrives before its end
             try:
                 if generation == self._generation:
                     done(result, error)
@@ -496,9 +391,11 @@ class VMPage(QWidget):
     def refresh(self) -> None:
         env = self._env
         timeout = self._timeout
-        cancel = self._cancel
+        progress = self._progress
+        self._reading += 1  # what an older refresh still delivers is dropped
+        generation = self._reading
 
-        def read() -> dict:
+        def read(cancel: threading.Event) -> dict:
             from core.stores import discover_stores
 
             manager = vbox.VBoxManage.find(timeout=timeout, env=env, cancel=cancel)
@@ -508,19 +405,49 @@ class VMPage(QWidget):
                 stores = []
             if manager is None:
                 return {"manager": None, "stores": stores}
-            version = manager.run(["--version"])
+            # The version beside the list, not before it: a stuck VirtualBox costs one timeout.
+            version: list[vbox.VBoxResult] = []
+            asking = threading.Thread(
+                target=lambda: version.append(manager.run(["--version"])), daemon=True
+            )
+            asking.start()
             try:
-                vms = vbox.list_vms(manager)
+                names = vbox.list_vm_names(manager)
             except vbox.VBoxError as exc:
+                asking.join()
                 return {
                     "manager": manager,
                     "version": version,
                     "error": exc.result,
                     "stores": stores,
                 }
+            progress.put((generation, "names", manager, stores, names))
+            vms = vbox.read_vms(
+                manager, names, lambda row, vm: progress.put((generation, "vm", row, vm)), cancel
+            )
+            asking.join()
             return {"manager": manager, "version": version, "vms": vms, "stores": stores}
 
         self._submit("Reading the VirtualBox VMs…", read, self._refreshed)
+
+    def _arrived(self, items: list) -> None:
+        """A refresh's progress on the GUI thread: the names at once, then each VM."""
+        current = self.current_vm()
+        for item in items:
+            if item[0] != self._reading:
+                continue
+            if item[1] == "names":
+                _gen, _kind, manager, stores, names = item
+                self._manager = manager
+                self.where.setText(f"VBoxManage: {manager.exe}")
+                placeholders = [vbox.VM(name, uuid, reading=True) for name, uuid in names]
+                self._keep_selection(placeholders, stores)
+                self._status(f"Reading {len(names)} VM{'' if len(names) == 1 else 's'}…")
+            else:
+                _gen, _kind, row, vm = item
+                self.model.update_vm(row, vm)
+                if current is not None and vm.uuid == current.uuid:
+                    self._selection_changed()
 
     def _refreshed(self, result: Any, error: Any) -> None:
         self.banner.set_messages(self._change_errors, "error")
@@ -545,8 +472,8 @@ class VMPage(QWidget):
                 self.tabs.setCurrentWidget(self.snippets)
             self.refreshed.emit()
             return
-        version = result["version"]
-        self._version = version.stdout.strip() if version.ok else ""
+        version = result["version"][0] if result["version"] else None
+        self._version = version.stdout.strip() if version is not None and version.ok else ""
         shown = f" {self._version}" if self._version else ""
         self.where.setText(f"VBoxManage{shown}: {self._manager.exe}")
         if "error" in result:
@@ -557,23 +484,47 @@ class VMPage(QWidget):
                 "error",
             )
             self.model.set_vms([], result["stores"])
+            self._selection_changed()
         else:
-            self._keep_selection(result["vms"], result["stores"])
-            problems = [f"{vm.name}: {vm.error}" for vm in self.model.vms if vm.error]
-            old = [vm.name for vm in self.model.vms if vm.ga_old]
-            for problem in problems:
-                self.banner.add_message(problem, "warning")
-            if old:
-                self.banner.add_message(
-                    "Guest Additions older than 4.2.0 in " + ", ".join(old) + ": symlinks in "
-                    "shared folders break, and a guest writing to a shared cache may fail with "
-                    '"Incorrect manifest -- archive is corrupted". Update them in the guest.',
-                    "warning",
-                )
+            if [vm.uuid for vm in self.model.vms] != [vm.uuid for vm in result["vms"]]:
+                self._keep_selection(result["vms"], result["stores"])
+            else:
+                for row, vm in enumerate(result["vms"]):
+                    self.model.update_vm(row, vm)
+                self._selection_changed()
+            self._report(self.model.vms)
             self._check_pending()
             count = len(self.model.vms)
             self._status(f"{count} VirtualBox VM{'' if count == 1 else 's'}")
         self.refreshed.emit()
+
+    def _report(self, vms: Sequence[vbox.VM]) -> None:
+        """The banner after a refresh: what could not be read, and old Guest Additions."""
+        cancelled = [vm.name for vm in vms if vm.error == vbox.CANCELLED]
+        skipped = [vm.name for vm in vms if vm.error == vbox.STUCK]
+        for vm in vms:
+            if vm.error and vm.error not in (vbox.CANCELLED, vbox.STUCK):
+                self.banner.add_message(f"{vm.name}: {vm.error}", "warning")
+        if skipped:
+            self.banner.add_message(
+                "Not read, because VBoxManage did not answer in time for another VM: "
+                + ", ".join(skipped)
+                + ". Refresh to try again.",
+                "warning",
+            )
+        if cancelled:
+            self.banner.add_message(
+                "Cancelled: not read: " + ", ".join(cancelled) + ". Refresh to read them.",
+                "warning",
+            )
+        old = [vm.name for vm in vms if vm.ga_old]
+        if old:
+            self.banner.add_message(
+                "Guest Additions older than 4.2.0 in " + ", ".join(old) + ": symlinks in "
+                "shared folders break, and a guest writing to a shared cache may fail with "
+                '"Incorrect manifest -- archive is corrupted". Update them in the guest.',
+                "warning",
+            )
 
     def _keep_selection(self, vms: Sequence[vbox.VM], stores: Sequence[str]) -> None:
         chosen = {vm.uuid for vm in self.selected_vms()}
@@ -635,41 +586,26 @@ class VMPage(QWidget):
         self._update_actions()
 
     def instructions_for(self, vm: vbox.VM) -> str:
-        """The guest side of this VM's shares: the host's cache (mounted where 0install looks),
-        a guest-writable cache (writable, with symlinks), or else whatever it shares."""
-        caches = [f for f in vm.folders if self.model.is_cache(f)]
-        guest_caches = [
-            f for f in vm.folders if f not in caches and f.readonly is False and f.symlinks
-        ]
-        if not vm.folders:
-            return (
-                f'{vm.name} shares no folder yet: use "Share the cache with these VMs".\n\n'
-                + vbox.guest_instructions(vbox.DEFAULT_SHARE_NAME)
-            )
-        parts = []
-        for f in caches or ([] if guest_caches else vm.folders):
-            guest_path = vbox.GUEST_CACHE if f in caches else f"/mnt/{f.name}"
-            parts.append(
-                f"# Share '{f.name}' ({f.access})\n"
-                + vbox.guest_instructions(f.name, f.readonly is not False, guest_path)
-            )
-        for f in guest_caches:
-            parts.append(f"# Share '{f.name}' (writable)\n" + vbox.guest_cache_instructions(f.name))
-        if vm.ga_old:
-            parts.insert(0, "WARNING: " + vbox.OLD_GA_WARNING.format(version=vm.ga_version))
-        return "\n".join(parts)
+        """What to type in ``vm``'s guest: the same text as ``zeroinstall-admin vm list``."""
+        return vm_guest.guest_text(vm, self.model.cache_paths)
 
     def copy_instructions(self) -> None:
         QGuiApplication.clipboard().setText(self.instructions.toPlainText())
-        self._status("Guest instructions copied")
+        self._copied("Guest instructions copied to the clipboard")
 
     def copy_shown(self) -> None:
         """The Copy button: the guest instructions, or the command log when that is shown."""
         if self.bottom.currentWidget() is self.log:
             QGuiApplication.clipboard().setText(self.log.toPlainText())
-            self._status("Commands copied")
+            self._copied("Commands run copied to the clipboard")
         else:
             self.copy_instructions()
+
+    def _copied(self, text: str) -> None:
+        """Say so on the button itself (where the admin looks) and in the status bar."""
+        self.copy_button.setText("Copied ✓")
+        self._status(text)
+        self._copy_reset.start()  # owned by the page: it never outlives the button
 
     def _bottom_changed(self, _index: int) -> None:
         log = self.bottom.currentWidget() is self.log
@@ -689,6 +625,7 @@ class VMPage(QWidget):
     def _update_actions(self) -> None:
         available = self._manager is not None and not self.busy
         self.refresh_action.setEnabled(not self.busy)
+        self.cancel_action.setEnabled(self._worker is not None and not self._job_cancel.is_set())
         self.share_action.setEnabled(available and bool(self.selected_vms()))
         self.remove_action.setEnabled(available and self.selected_folder() is not None)
         self.copy_action.setEnabled(bool(self.instructions.toPlainText()))
@@ -703,7 +640,13 @@ class VMPage(QWidget):
         return os.path.join(cache_dirs(self._env)[0], "implementations")
 
     def share_dialog(self, vms: Sequence[vbox.VM]) -> ShareDialog:
-        return ShareDialog(vms, vbox.default_host_path(self._env)[0], self._user_store(), self)
+        return ShareDialog(
+            vms,
+            vbox.default_host_path(self._env)[0],
+            self._user_store(),
+            self,
+            stores=self.model.cache_paths,
+        )
 
     def share_selected(self) -> None:
         vms = self.selected_vms()
@@ -738,6 +681,11 @@ class VMPage(QWidget):
             if ok and plan.permanent_later and plan.request.transient_for(vm):
                 self.pending[vm.uuid] = [asdict(r) for r in requests]
 
+        for vm, problem in plan.refused(vms):
+            self._log_line(f"# {vm.name}: skipped: {problem}")
+        vms = [vm for vm in vms if not plan.problem(vm)]
+        if not vms:
+            return
         work = [(vm, plan.commands(vm)) for vm in vms]
         self._run_changes(
             f"Sharing with {len(vms)} VM{'' if len(vms) == 1 else 's'}…", manager, work, shared
@@ -754,6 +702,8 @@ class VMPage(QWidget):
             "Remove share",
             f"Remove the shared folder '{folder.name}' from {vm.name}?\n\nVBoxManage will run:\n"
             f"{text}",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,  # removing is not what Enter should do
         )
         if answer != QMessageBox.StandardButton.Yes:
             return
@@ -776,8 +726,9 @@ class VMPage(QWidget):
             for args in commands:
                 self._log_line(f"$ {vbox.command_line(args)}    # {vm.name}")
 
-        def run() -> list[tuple[vbox.VM, list[vbox.VBoxResult]]]:
-            return [(vm, vbox.run_commands(manager, vm, commands)) for vm, commands in work]
+        def run(cancel: threading.Event) -> list[tuple[vbox.VM, list[vbox.VBoxResult]]]:
+            stoppable = manager.with_cancel(cancel)
+            return [(vm, vbox.run_commands(stoppable, vm, commands)) for vm, commands in work]
 
         self._submit(label, run, lambda result, error: self._changed(result, error, after))
         self._update_actions()
@@ -797,7 +748,7 @@ class VMPage(QWidget):
                         self._log_line(f"  ok: {r.command}")
                     else:
                         failures += 1
-                        self._log_line(f"  {r.error_text}")
+                        self._log_line(f"  {vm.name}: {r.error_text}")
                         if r.explanation:
                             self._log_line(f"    ({r.explanation})")
                         self._change_errors.append(
@@ -822,6 +773,8 @@ class VMPage(QWidget):
 
     def _log_line(self, text: str) -> None:
         self.log.appendPlainText(text)
+        # appendPlainText scrolls to the end of the last line: show lines from their start.
+        self.log.horizontalScrollBar().setValue(0)
         self.bottom.setCurrentWidget(self.log)
         self._update_actions()
 
@@ -830,26 +783,14 @@ class VMPage(QWidget):
     def ready_pending(self) -> list[tuple[vbox.VM, list[vbox.ShareRequest]]]:
         """Shares waiting to become permanent whose VM has stopped (and does not have them)."""
         ready = []
-        known = vbox.ShareRequest.__dataclass_fields__
         for vm in self.model.vms:
-            entries = self.pending.get(vm.uuid)
-            if not entries or vm.running or vm.saved:
+            if vm.uuid not in self.pending or not vm.known:
                 continue
-            requests = []
-            for fields in entries:
-                if not isinstance(fields, dict):
-                    continue
-                try:
-                    wanted = {k: v for k, v in fields.items() if k in known}
-                    request = vbox.ShareRequest(**{**wanted, "transient": False})
-                except TypeError:
-                    continue
-                if vm.folder(request.name, transient=False) is None:
-                    requests.append(request)
+            requests = vbox.pending_shares(vm, self.pending[vm.uuid])
             if requests:
                 ready.append((vm, requests))
-            else:
-                self.pending.pop(vm.uuid, None)
+            elif not vm.running and not vm.saved:
+                self.pending.pop(vm.uuid, None)  # made permanent by hand, or nothing valid left
         return ready
 
     def _check_pending(self) -> None:

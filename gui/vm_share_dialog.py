@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -22,7 +23,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPlainTextEdit,
     QPushButton,
     QScrollArea,
     QVBoxLayout,
@@ -48,6 +48,20 @@ class SharePlan:
     guest_cache: vbox.ShareRequest | None
     permanent_later: bool  # make transient shares permanent once their VM stops
 
+    def requests(self) -> list[vbox.ShareRequest]:
+        return [self.request] + ([self.guest_cache] if self.guest_cache is not None else [])
+
+    def problem(self, vm: vbox.VM) -> str:
+        """Why nothing is to be run for ``vm`` (see :func:`core.vbox.share_problem`), or ""."""
+        for request in self.requests():
+            problem = vbox.share_problem(vm, request)
+            if problem:
+                return problem
+        return ""
+
+    def refused(self, vms: Sequence[vbox.VM]) -> list[tuple[vbox.VM, str]]:
+        return [(vm, p) for vm in vms if (p := self.problem(vm))]
+
     def commands(self, vm: vbox.VM) -> list[list[str]]:
         found = vbox.share_commands(vm, self.request)
         if self.guest_cache is not None:
@@ -70,11 +84,13 @@ class ShareDialog(QDialog):
         default_path: str,
         user_store: str,
         parent: QWidget | None = None,
+        stores: Sequence[str] = (),
     ) -> None:
         super().__init__(parent)
         self.vms = list(vms)
+        self._user_store = user_store
+        self._stores = list(stores)
         self.setWindowTitle("Share the cache with these VMs")
-        self.setMinimumWidth(560)
         names = ", ".join(vm.name for vm in self.vms)
         intro = QLabel(f"<b>VMs:</b> {_html(names)}", self)
         intro.setWordWrap(True)
@@ -114,6 +130,9 @@ class ShareDialog(QDialog):
         self.symlink_warning.setStyleSheet("color: #b3261e;")
         self.symlink_warning.hide()
         self.symlink_check.toggled.connect(self.symlink_warning.setVisible)
+        self.symlink_check.setEnabled(False)  # for a writable share only
+        self.symlink_check.setToolTip("Only for a writable share: untick Read-only first")
+        self.readonly_check.toggled.connect(self._readonly_toggled)
 
         running = [vm for vm in self.vms if vm.running]
         self.lifetime = QLabel(self)
@@ -155,12 +174,17 @@ class ShareDialog(QDialog):
         self.warnings = QLabel(self)
         self.warnings.setWordWrap(True)
         self.warnings.setStyleSheet("color: #8a5a00;")
-        self.preview = QPlainTextEdit(self)
-        self.preview.setReadOnly(True)
+        # The commands wrap and take the height they need: the dialog scrolls as one, with no
+        # box scrolling inside it, and no command is cut off at the right.
+        self.preview = QLabel(self)
         self.preview.setAccessibleName("Commands")
+        self.preview.setTextFormat(Qt.TextFormat.PlainText)
+        self.preview.setWordWrap(True)
+        self.preview.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.preview.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.preview.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        self.preview.setMinimumHeight(90)
+        self.preview.setFrameShape(QFrame.Shape.StyledPanel)
+        self.preview.setMargin(6)
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.problem = QLabel(self)
         self.problem.setStyleSheet("color: #b3261e;")
         self.problem.setWordWrap(True)
@@ -184,8 +208,10 @@ class ShareDialog(QDialog):
         inner.addWidget(self.guest_box)
         inner.addWidget(self.warnings)
         inner.addWidget(QLabel("VBoxManage will run:", body))
-        inner.addWidget(self.preview, 1)
+        inner.addWidget(self.preview)
+        inner.addStretch(1)
         scroll = QScrollArea(self)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(body)
@@ -234,6 +260,8 @@ class ShareDialog(QDialog):
         return SharePlan(request, guest, self.permanent_check.isChecked())
 
     def problem_text(self, plan: SharePlan) -> str:
+        """Why Share is disabled, or "": a bad form, a name already used on a VM (as VirtualBox
+        Manager refuses it), or no VM that can take the share."""
         problem = plan.request.check()
         if problem:
             return problem
@@ -247,25 +275,35 @@ class ShareDialog(QDialog):
                 return "guest cache: " + probe
             if not os.path.isabs(guest.host_path):
                 return f"guest cache: the host folder '{guest.host_path}' is not absolute"
+        for vm in self.vms:
+            for request in plan.requests():
+                if vbox.taken_by(vm, request.name) is not None:
+                    return vbox.share_problem(vm, request)
+        refused = plan.refused(self.vms)
+        if len(refused) == len(self.vms):
+            return refused[0][1] if len(refused) == 1 else "none of these VMs can take it now"
         return ""
+
+    def _readonly_toggled(self, readonly: bool) -> None:
+        if readonly:
+            self.symlink_check.setChecked(False)
+        self.symlink_check.setEnabled(not readonly)
+        self.symlink_check.setToolTip(
+            "Only for a writable share: untick Read-only first" if readonly else ""
+        )
 
     def update_preview(self) -> None:
         plan = self.plan()
-        path = plan.request.host_path
-        if os.path.normpath(path) == SHARED_SYSTEM_STORE:
-            note = (
-                "The shared system store. Shared read-only, guests cannot write to the host's "
-                "cache, which is good for security; what a guest installs stays in that guest."
+        request = plan.request
+        self.path_note.setText(
+            vbox.describe_host_path(
+                request.host_path, request.readonly, self._user_store, self._stores
             )
-        else:
-            note = (
-                "Your own cache. If it is writable, root in the guest can write to the host's "
-                "cache: good for sharing, not for security (you trust the guest to check "
-                "digests). Read-only keeps it safe."
-            )
-        self.path_note.setText(note)
-        transient = [vm.name for vm in self.vms if plan.request.transient_for(vm)]
-        permanent = [vm.name for vm in self.vms if not plan.request.transient_for(vm)]
+        )
+        refused = {vm.uuid: p for vm, p in plan.refused(self.vms)}
+        able = [vm for vm in self.vms if vm.uuid not in refused]
+        transient = [vm.name for vm in able if request.transient_for(vm)]
+        permanent = [vm.name for vm in able if not request.transient_for(vm)]
         parts = []
         if permanent:
             parts.append("Permanent for " + ", ".join(permanent) + " (not running).")
@@ -274,7 +312,11 @@ class ShareDialog(QDialog):
                 "Transient for " + ", ".join(transient) + " (running): VirtualBox keeps a "
                 "running VM's settings locked, so the share lasts until the VM stops."
             )
-        self.lifetime.setText(" ".join(parts))
+        for vm in self.vms:
+            if vm.uuid in refused:
+                parts.append(f"Skipped: {refused[vm.uuid]}.")
+        self.lifetime.setText("\n".join(parts))
+        self.permanent_check.setVisible(bool(transient))
         warnings = [w for w in plan.warnings(self.vms) if w != vbox.SYMLINK_WARNING]
         self.warnings.setText("\n".join(warnings))
         self.warnings.setVisible(bool(warnings))
@@ -286,18 +328,26 @@ class ShareDialog(QDialog):
         if plan.guest_cache is not None and not os.path.isdir(plan.guest_cache.host_path):
             lines.append(f"mkdir -p {_sh(plan.guest_cache.host_path)}")
         for vm in self.vms:
+            if vm.uuid in refused:
+                lines.append(f"# {vm.name}: skipped, nothing to run")
+                continue
             lines.append(f"# {vm.name}")
             lines += [vbox.command_line(args) for args in plan.commands(vm)]
-        self.preview.setPlainText("\n".join(lines))
+        self.preview.setText("\n".join(lines))
 
     def fit_to_screen(self) -> None:
-        """As large as the content wants, but never taller than the screen."""
-        hint = self.sizeHint()
+        """As large as the content wants, within the screen (at any scale)."""
         screen = self.screen().availableGeometry() if self.screen() else None
-        height = hint.height() + 200
+        width = 640
         if screen is not None:
-            height = min(height, int(screen.height() * 0.9))
-        self.resize(max(hint.width(), 600), height)
+            width = min(width, int(screen.width() * 0.95))
+        self.resize(width, 10)
+        height = self.layout().totalHeightForWidth(width) if self.layout() else 500
+        body = self.findChild(QScrollArea).widget()
+        height = max(height, body.heightForWidth(width - 40) + 120)
+        if screen is not None:
+            height = min(height, int(screen.height() * 0.92))
+        self.resize(width, height)
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Folder to share", self.host_path())

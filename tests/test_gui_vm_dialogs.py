@@ -33,7 +33,7 @@ def test_defaults_are_read_only_and_transient_only_for_running_vms(qtbot, tmp_pa
     assert dialog.name_edit.text() == "ZeroInstall"
     assert dialog.host_path() == str(tmp_path)
     assert dialog.ok_button.isEnabled()
-    preview = dialog.preview.toPlainText().splitlines()
+    preview = dialog.preview.text().splitlines()
     assert preview == [
         "# running one",
         (
@@ -51,12 +51,17 @@ def test_defaults_are_read_only_and_transient_only_for_running_vms(qtbot, tmp_pa
 def test_symlinks_only_with_their_warning(qtbot, tmp_path) -> None:
     dialog = _dialog(qtbot, tmp_path)
     assert not dialog.symlink_warning.isVisibleTo(dialog)
+    assert not dialog.symlink_check.isEnabled()  # never for a read-only share
+    dialog.readonly_check.setChecked(False)
     dialog.symlink_check.setChecked(True)
     assert dialog.symlink_warning.isVisibleTo(dialog)
     assert "plant symlinks" in dialog.symlink_warning.text()
     assert (
         "VBoxManage setextradata u-2 VBoxInternal2/SharedFoldersEnableSymlinksCreate/ZeroInstall 1"
-    ) in dialog.preview.toPlainText()
+    ) in dialog.preview.text()
+    # Read-only again: symlinks go off with it, and no setextradata is run.
+    dialog.readonly_check.setChecked(True)
+    assert not dialog.symlink_check.isChecked() and "setextradata" not in dialog.preview.text()
 
 
 def test_bad_input_disables_share_with_a_reason(qtbot, tmp_path) -> None:
@@ -71,12 +76,29 @@ def test_bad_input_disables_share_with_a_reason(qtbot, tmp_path) -> None:
     assert dialog.ok_button.isEnabled()
 
 
-def test_path_notes_explain_system_and_user_store(qtbot, tmp_path) -> None:
+def test_path_notes_follow_the_path_and_the_read_only_box(qtbot, tmp_path, monkeypatch) -> None:
+    import core.stores
+
+    system = tmp_path / "var" / "cache" / "0install.net" / "implementations"
+    system.mkdir(parents=True)
+    monkeypatch.setattr(core.stores, "SHARED_SYSTEM_STORE", str(system))
+    user = tmp_path / "user"
+    user.mkdir()
     dialog = _dialog(qtbot, tmp_path)
-    dialog.path_combo.setCurrentText(CACHE)
-    assert "guests cannot write to the host's cache" in dialog.path_note.text()
-    dialog.path_combo.setCurrentText(str(tmp_path))
-    assert "root in the guest can write to the host's" in dialog.path_note.text()
+    dialog.path_combo.setCurrentText(str(system))
+    assert "shared system store, read-only" in dialog.path_note.text()
+    dialog.readonly_check.setChecked(False)
+    assert "shared system store, writable" in dialog.path_note.text()
+    assert "read-only" not in dialog.path_note.text().split(".")[0]
+    dialog.path_combo.setCurrentText(str(user))
+    assert dialog.path_note.text().startswith("Your own cache, writable: root in the guest")
+    dialog.readonly_check.setChecked(True)
+    assert dialog.path_note.text().startswith("Your own cache, read-only")
+    dialog.path_combo.setCurrentText("/nonexistent")
+    assert dialog.path_note.text() == "This folder does not exist on the host."
+    (tmp_path / "photos").mkdir()
+    dialog.path_combo.setCurrentText(str(tmp_path / "photos"))
+    assert dialog.path_note.text().startswith("Not a Zero Install cache")
 
 
 def test_guest_writable_cache_is_a_second_writable_share_with_symlinks(qtbot, tmp_path) -> None:
@@ -88,7 +110,7 @@ def test_guest_writable_cache_is_a_second_writable_share_with_symlinks(qtbot, tm
     dialog.guest_path_edit.setText(str(guest))
     plan = dialog.plan()
     assert plan.guest_cache is not None and not plan.guest_cache.readonly
-    preview = dialog.preview.toPlainText()
+    preview = dialog.preview.text()
     assert f"mkdir -p {guest}" in preview
     assert f"VBoxManage sharedfolder add u-2 --name ZeroInstallGuests --hostpath {guest}" in preview
     assert "SharedFoldersEnableSymlinksCreate/ZeroInstallGuests 1" in preview
@@ -110,8 +132,12 @@ def test_snippet_panel_updates_copies_and_saves(qtbot, tmp_path) -> None:
     assert root.find("devices/filesystem/readonly") is not None
     panel.proto_combo.setCurrentIndex(1)
     assert 'proto = "9p"' in panel.text("microvm")
+    assert "Read-only on the host" in panel.notes["vagrant"].text()
     panel.writable_check.setChecked(True)
     assert "readOnly" not in panel.text("microvm") and "rw," in panel.text("fstab")
+    # The captions follow the box: nothing says read-only while Writable is ticked.
+    assert all("read-only" not in n.text().lower() for n in panel.notes.values())
+    assert "Writable" in panel.notes["vagrant"].text()
     panel.tabs.setCurrentIndex(0)
     panel.copy("vagrant-v1")
     assert QApplication.clipboard().text() == panel.text("vagrant-v1")

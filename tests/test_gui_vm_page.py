@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
+from core import vm_guest
 from gui.vm_page import VMPage
 from gui.vm_share_dialog import ShareDialog
 from tests.vbox_fixtures import RUNNING, SAVED, STOPPED, UUIDS, FakeVBox
@@ -62,7 +64,9 @@ def test_lists_vms_with_state_os_additions_and_folders(qtbot, fake, tmp_path, ca
     assert folders.data(folders.index(1, 2)) == "transient"
     assert folders.data(folders.index(1, 5)) == "on"
     text = page.instructions.toPlainText()
-    assert "sudo mount -t vboxsf -o ro ZeroInstall /var/cache/0install.net/implementations" in text
+    # Auto-mounted at the cache path already: nothing to mount by hand, as `vm list` says.
+    assert "nothing to mount by hand" in text and "sudo mount -t vboxsf -o ro" not in text
+    assert text == vm_guest.guest_text(page.current_vm(), page.model.cache_paths)
     # 'scratch' is writable with symlinks: a guest-writable cache, mounted as the user's own.
     assert "-o rw,uid=$(id -u),gid=$(id -g) scratch ~/.cache/0install.net/implementations" in text
     page.copy_button.click()
@@ -81,7 +85,7 @@ def test_share_with_several_vms_at_once(qtbot, fake, tmp_path, cache, monkeypatc
         dialog.path_combo.setCurrentText(str(cache))
         dialog.automount_check.setChecked(True)
         dialog.mount_edit.setText("/opt/zi")
-        seen["preview"] = dialog.preview.toPlainText()
+        seen["preview"] = dialog.preview.text()
         seen["warnings"] = dialog.warnings.text()
         seen["lifetime"] = dialog.lifetime.text()
         return QDialog.DialogCode.Accepted
@@ -131,24 +135,76 @@ def test_share_with_several_vms_at_once(qtbot, fake, tmp_path, cache, monkeypatc
 
 def test_errors_show_vboxmanage_line_and_explanation(qtbot, fake, tmp_path, cache) -> None:
     page = _page(qtbot, _env(fake, tmp_path))
-    page.select_vms([SAVED, RUNNING])
+    page.select_vms([STOPPED, RUNNING])
+    dialog = page.share_dialog(page.selected_vms())
+    qtbot.addWidget(dialog)
+    dialog.path_combo.setCurrentText(str(tmp_path / "gone"))
+    plan = dialog.plan()
+    (tmp_path / "gone").mkdir()  # the dialog saw it; it went before VBoxManage ran
+    plan = dialog.plan()
+    (tmp_path / "gone").rmdir()
+    with qtbot.waitSignal(page.refreshed, timeout=WAIT_MS):
+        page.run_share(page.selected_vms(), plan)
+    _idle(qtbot, page)
+    text = "\n".join(page.banner.messages)
+    assert f"{STOPPED}: VBoxManage: error: RTPathQueryInfo failed" in text
+    assert "the host path does not exist" in text
+    log = page.log.toPlainText()
+    # The log's error line names the VM, and its lines are shown from their start.
+    assert f"  {STOPPED}: VBoxManage: error: RTPathQueryInfo failed" in log
+    assert page.log.horizontalScrollBar().value() == 0
+    assert not page.pending  # nothing shared, nothing to keep
+
+
+def test_what_virtualbox_refuses_is_not_run(qtbot, fake, tmp_path, cache) -> None:
+    """A saved VM, and a name in use on a VM (permanent or transient): the dialog says so, Share
+    is disabled where nothing can be shared, and no such command runs."""
+    page = _page(qtbot, _env(fake, tmp_path))
+    page.select_vms([SAVED])
     dialog = page.share_dialog(page.selected_vms())
     qtbot.addWidget(dialog)
     dialog.path_combo.setCurrentText(str(cache))
-    dialog.name_edit.setText("scratch")  # already used on the running VM
+    assert not dialog.ok_button.isEnabled()
+    assert f"{SAVED} is saved (suspended)" in dialog.problem.text()
+    assert "sharedfolder" not in dialog.preview.text()
+    page.select_vms([SAVED, STOPPED])
+    dialog = page.share_dialog(page.selected_vms())
+    qtbot.addWidget(dialog)
+    dialog.path_combo.setCurrentText(str(cache))
+    assert dialog.ok_button.isEnabled()
+    assert f"Skipped: {SAVED} is saved" in dialog.lifetime.text()
+    assert f"# {SAVED}: skipped, nothing to run" in dialog.preview.text()
+    assert UUIDS[SAVED] not in dialog.preview.text()
     with qtbot.waitSignal(page.refreshed, timeout=WAIT_MS):
         page.run_share(page.selected_vms(), dialog.plan())
     _idle(qtbot, page)
-    text = "\n".join(page.banner.messages)
-    assert (
-        f"{SAVED}: VBoxManage: error: The machine is not mutable or running (state is Saved) "
-        "(the VM is saved (suspended)"
-    ) in text
-    assert f"{RUNNING}: VBoxManage: error: Shared folder named 'scratch' already exists" in text
-    assert (
-        "VBoxManage: error: Shared folder named 'scratch' already exists" in page.log.toPlainText()
-    )
-    assert dialog.plan().permanent_later and not page.pending  # nothing shared, nothing to keep
+    assert not [c for c in fake.calls() if UUIDS[SAVED] in c and c[0] == "sharedfolder"]
+    assert any(f["name"] == "ZeroInstall" for f in fake.vm(STOPPED)["folders"])
+    # The running VM has a permanent 'ZeroInstall' and a transient 'scratch': both names refused.
+    page.select_vms([RUNNING])
+    for name, kind in (("ZeroInstall", "permanent, read-only"), ("scratch", "transient, writable")):
+        dialog = page.share_dialog(page.selected_vms())
+        qtbot.addWidget(dialog)
+        dialog.path_combo.setCurrentText(str(cache))
+        dialog.name_edit.setText(name)
+        assert not dialog.ok_button.isEnabled()
+        assert f"already has a share named '{name}' ({kind}" in dialog.problem.text()
+
+
+def test_state_unknown_after_a_timeout_is_said_everywhere(qtbot, fake, tmp_path, cache) -> None:
+    fake.set(hang=["showvminfo"])
+    page = _page(qtbot, _env(fake, tmp_path), timeout=1.0)
+    _idle(qtbot, page)
+    page.select_vms([STOPPED])
+    vm = page.selected_vms()[0]
+    assert vm.state_text == "unknown"
+    text = page.instructions_for(vm)
+    assert "is not known" in text and "shares no folder" not in text
+    dialog = page.share_dialog([vm])
+    qtbot.addWidget(dialog)
+    dialog.path_combo.setCurrentText(str(cache))
+    assert "Permanent" not in dialog.lifetime.text()
+    assert "its state is unknown" in dialog.problem.text() and not dialog.ok_button.isEnabled()
 
 
 def test_remove_share(qtbot, fake, tmp_path, monkeypatch) -> None:
@@ -273,12 +329,81 @@ def test_closing_while_vboxmanage_hangs_stops_it(qtbot, fake, tmp_path) -> None:
     page = VMPage(_env(fake, tmp_path), timeout=120)
     qtbot.addWidget(page)
     page.start()
-    qtbot.waitUntil(lambda: bool(fake.calls()), timeout=WAIT_MS)  # VBoxManage hangs now
+    # VBoxManage hangs now, asked for its version and the list side by side.
+    qtbot.waitUntil(lambda: len(fake.calls()) == 2, timeout=WAIT_MS)
     started = time.monotonic()
     page.shutdown(timeout=10)
     assert time.monotonic() - started < 5
     assert not page._worker.running
-    assert fake.calls() == [["--version"]]  # nothing ran after the cancel
+    assert sorted(fake.calls()) == [["--version"], ["list", "vms"]]  # nothing ran after it
+    assert not _running_stand_ins(fake)
+
+
+def _running_stand_ins(fake: FakeVBox) -> list:
+    """The stand-in's processes still running, waited for a little (they are being killed)."""
+    import psutil
+
+    found = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if fake.exe in (p.info["cmdline"] or []) and p.pid != os.getpid()
+    ]
+    _gone, alive = psutil.wait_procs(found, timeout=5)
+    for p in alive:
+        p.kill()
+    return alive
+
+
+def test_names_at_once_details_as_they_come_and_cancel(qtbot, fake, tmp_path) -> None:
+    """With showvminfo hanging, the names show as soon as `list vms` answered; Cancel kills the
+    hanging calls at once and says which VMs were not read."""
+    fake.set(hang=["showvminfo"])
+    page = VMPage(_env(fake, tmp_path), timeout=600)
+    qtbot.addWidget(page)
+    page.show()
+    page.start()
+    qtbot.waitUntil(lambda: page.model.rowCount() == 3, timeout=WAIT_MS)
+    assert [vm.name for vm in page.model.vms] == [RUNNING, STOPPED, SAVED]
+    assert all(vm.reading for vm in page.model.vms)
+    cell = page.model.data(page.model.index(0, page.model.STATE))
+    assert cell == "reading…"
+    assert "still being read" in page.instructions.toPlainText()
+    # The three VMs are asked about side by side (one call each), not one after another.
+    qtbot.waitUntil(lambda: sum(c[0] == "showvminfo" for c in fake.calls()) == 3, timeout=WAIT_MS)
+    assert page.cancel_action.isEnabled() and not page.share_action.isEnabled()
+    with qtbot.waitSignal(page.refreshed, timeout=WAIT_MS):
+        page.cancel_action.trigger()
+    assert not _running_stand_ins(fake)
+    assert all(not vm.known and vm.error == "not read: cancelled" for vm in page.model.vms)
+    assert f"Cancelled: not read: {RUNNING}, {STOPPED}, {SAVED}" in page.banner.text
+    _idle(qtbot, page)
+    assert not page.cancel_action.isEnabled() and page.refresh_action.isEnabled()
+
+
+def test_details_of_different_vms_are_read_side_by_side(qtbot, fake, tmp_path) -> None:
+    """The stand-in lets a showvminfo answer only once all three VMs are being asked at once:
+    read one after another, they would time out. Calls about one VM never overlap."""
+    fake.set(gate={"showvminfo": 3})
+    page = _page(qtbot, _env(fake, tmp_path), timeout=30)
+    _idle(qtbot, page)
+    assert all(vm.known and not vm.error for vm in page.model.vms), [
+        vm.error for vm in page.model.vms
+    ]
+    events = [
+        json.loads(line) for line in Path(str(fake.state_file) + ".events").read_text().splitlines()
+    ]
+    busy: dict[str, int] = {}
+    pids: dict[int, str] = {}
+    for what, pid, args in events:
+        ref = next((u for u in UUIDS.values() if u in args), None)
+        if ref is None:
+            continue
+        if what == "start":
+            assert busy.get(ref, 0) == 0, f"two calls about {ref} at once"
+            busy[ref] = 1
+            pids[pid] = ref
+        else:
+            busy[pids.pop(pid)] = 0
 
 
 def test_no_vms_says_that_vms_are_per_user(qtbot, fake, tmp_path) -> None:
