@@ -38,9 +38,10 @@ def guest_text(vm: VM, stores: Sequence[str] = ()) -> str:
         warning = "WARNING: " + OLD_GA_WARNING.format(version=vm.ga_version)
         parts.append(textwrap.fill(warning, 72) + "\n")
     if not vm.known:
+        if vm.reading:
+            parts.append(f"Reading what {vm.name} shares…\n")
+            return "\n".join(parts)
         why = vm.error.split(" (")[0] if vm.error else ""
-        if vm.reading and not why:
-            why = "its details are still being read"
         parts.append(
             f"What {vm.name} shares is not known" + (f" ({why})" if why else "") + ".\n"
             "Read it again (Refresh, or `zeroinstall-admin vm list`) to see what to type\n"

@@ -71,6 +71,8 @@ def test_lists_vms_with_state_os_additions_and_folders(qtbot, fake, tmp_path, ca
     assert "-o rw,uid=$(id -u),gid=$(id -g) scratch ~/.cache/0install.net/implementations" in text
     page.copy_button.click()
     assert QApplication.clipboard().text() == text
+    assert page.copy_button.text() == "Copied ✓"  # said where the admin looks
+    qtbot.waitUntil(lambda: page.copy_button.text() == "&Copy", timeout=WAIT_MS)
 
 
 def test_share_with_several_vms_at_once(qtbot, fake, tmp_path, cache, monkeypatch) -> None:
@@ -215,8 +217,9 @@ def test_remove_share(qtbot, fake, tmp_path, monkeypatch) -> None:
     assert page.remove_action.isEnabled()
     asked = {}
 
-    def answer(_parent, _title, text, *args, **kwargs):
+    def answer(_parent, _title, text, buttons, default):
         asked["text"] = text
+        asked["default"] = default
         return QMessageBox.StandardButton.Yes
 
     monkeypatch.setattr(QMessageBox, "question", answer)
@@ -232,7 +235,13 @@ def test_remove_share(qtbot, fake, tmp_path, monkeypatch) -> None:
         f"VBoxManage sharedfolder remove {UUIDS[RUNNING]} --name scratch --transient"
         in asked["text"]
     )
+    assert (
+        f"VBoxManage setextradata {UUIDS[RUNNING]} "
+        "VBoxInternal2/SharedFoldersEnableSymlinksCreate/scratch" in asked["text"]
+    )
+    assert asked["default"] == QMessageBox.StandardButton.No  # Enter does not remove
     assert [f["name"] for f in fake.vm(RUNNING)["folders"]] == ["ZeroInstall"]
+    assert "extradata" not in fake.vm(RUNNING) or not fake.vm(RUNNING)["extradata"]
     page.table.selectRow(_row(page, RUNNING))
     assert [f.name for f in page.folder_model.folders] == ["ZeroInstall"]
     # The log is shown after a change, and Copy then copies it.
@@ -367,7 +376,7 @@ def test_names_at_once_details_as_they_come_and_cancel(qtbot, fake, tmp_path) ->
     assert all(vm.reading for vm in page.model.vms)
     cell = page.model.data(page.model.index(0, page.model.STATE))
     assert cell == "reading…"
-    assert "still being read" in page.instructions.toPlainText()
+    assert f"Reading what {RUNNING} shares" in page.instructions.toPlainText()
     # The three VMs are asked about side by side (one call each), not one after another.
     qtbot.waitUntil(lambda: sum(c[0] == "showvminfo" for c in fake.calls()) == 3, timeout=WAIT_MS)
     assert page.cancel_action.isEnabled() and not page.share_action.isEnabled()
