@@ -144,7 +144,7 @@ def cmd_vm_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     the first lines come at once even when one VM is slow."""
     import threading
 
-    from core import vbox, vm_guest
+    from core import vbox, vm_guest, vm_share
     from core.cli import CommandError
     from core.display import display_text
 
@@ -210,7 +210,7 @@ def cmd_vm_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         for vm in vms:
             item = vm.to_json()
             for folder, raw in zip(vm.folders, item["shared_folders"]):
-                raw["zeroinstall_cache"] = vbox.is_cache_path(folder.host_path, stores)
+                raw["zeroinstall_cache"] = vm_share.is_cache_path(folder.host_path, stores)
             item["guest_instructions"] = vm_guest.guest_text(vm, stores)
             data.append(item)
         json.dump(data, out, indent=2, ensure_ascii=False)
@@ -219,7 +219,7 @@ def cmd_vm_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 def _print_vm(vm, stores: list[str], out: IO[str]) -> None:
-    from core import vbox, vm_guest
+    from core import vm_guest, vm_share
     from core.display import display_text, safe_text
 
     ga = vm.ga_version or "unknown"
@@ -240,7 +240,7 @@ def _print_vm(vm, stores: list[str], out: IO[str]) -> None:
             where = f" at {display_text(f.mount_point)}" if f.mount_point else ""
             flags.append("auto-mount" + where)
         flags.append("symlinks on" if f.symlinks else "symlinks off")
-        cache = "  * Zero Install cache" if vbox.is_cache_path(f.host_path, stores) else ""
+        cache = "  * Zero Install cache" if vm_share.is_cache_path(f.host_path, stores) else ""
         out.write(
             f"  {display_text(f.name)} -> {display_text(f.host_path)} ({', '.join(flags)}){cache}\n"
         )
@@ -292,12 +292,14 @@ def _run_all(manager, vm, commands, out: IO[str], err: IO[str]) -> bool:
 def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     import os
 
-    from core import vbox, vm_guest
+    from core import vbox, vm_guest, vm_share
     from core.cli import CommandError, UsageError
     from core.display import display_path, display_text, safe_text
 
-    host_path = os.path.abspath(args.host_path) if args.host_path else vbox.default_host_path()[0]
-    request = vbox.ShareRequest(
+    host_path = (
+        os.path.abspath(args.host_path) if args.host_path else vm_share.default_host_path()[0]
+    )
+    request = vm_share.ShareRequest(
         host_path=host_path,
         name=vbox.DEFAULT_SHARE_NAME if args.name is None else args.name,
         readonly=not args.writable,
@@ -314,7 +316,7 @@ def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if problem:
         raise CommandError(problem)
     manager = _vbox()
-    for warning in vbox.general_warnings(request):
+    for warning in vm_share.general_warnings(request):
         err.write(f"warning: {warning}\n")
     stores = _store_paths()
     failed = 0
@@ -325,12 +327,12 @@ def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             err.write(f"zeroinstall-admin: {exc}\n")
             failed += 1
             continue
-        refused = vbox.share_problem(vm, request)
+        refused = vm_share.share_problem(vm, request)
         if refused:
             err.write(f"zeroinstall-admin: {safe_text(refused)}; nothing was run for it\n")
             failed += 1
             continue
-        for warning in vbox.share_warnings(vm, request):
+        for warning in vm_share.share_warnings(vm, request):
             err.write(f"warning: {safe_text(warning)}\n")
         transient = request.transient_for(vm)
         how = "for this session only (transient)" if transient else "permanently"
@@ -340,7 +342,7 @@ def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             f"'{display_text(request.name)}' {how}, "
             f"{'read-only' if request.readonly else 'writable'}\n"
         )
-        if not _run_all(manager, vm, vbox.share_commands(vm, request), out, err):
+        if not _run_all(manager, vm, vm_share.share_commands(vm, request), out, err):
             failed += 1
             continue
         if transient and not args.transient:
@@ -356,7 +358,7 @@ def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 def cmd_vm_unshare(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core import vbox
+    from core import vbox, vm_share
     from core.cli import CommandError
     from core.display import display_text
 
@@ -370,7 +372,10 @@ def cmd_vm_unshare(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         )
     ok = True
     for transient in sorted({f.transient for f in vm.folders if f.name == args.name}, reverse=True):
-        ok = _run_all(manager, vm, vbox.unshare_commands(vm, args.name, transient), out, err) and ok
+        ok = (
+            _run_all(manager, vm, vm_share.unshare_commands(vm, args.name, transient), out, err)
+            and ok
+        )
         vm = vbox.read_vm(manager, vm.ref, vm.uuid)  # the symlink setting went with the first
     if ok:
         out.write(f"{display_text(vm.name)}: '{display_text(args.name)}' is no longer shared\n")

@@ -20,8 +20,8 @@ from core.vbox import (
     OLD_GA_WARNING,
     VM,
     SharedFolder,
-    is_cache_path,
 )
+from core.vm_share import is_cache_path
 
 WINDOWS_DIRS = r"%ProgramData%\0install.net\injector\implementation-dirs"
 """Where 0install for Windows reads extra stores for every user (``%AppData%`` for one user)."""

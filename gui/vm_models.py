@@ -12,7 +12,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QFont
 
-from core import vbox
+from core import vbox, vm_share
 from gui.icons import icon
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -58,7 +58,7 @@ class VMModel(_Table):
             self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.HEADERS) - 1))
 
     def is_cache(self, folder: vbox.SharedFolder) -> bool:
-        return vbox.is_cache_path(folder.host_path, self.cache_paths)
+        return vm_share.is_cache_path(folder.host_path, self.cache_paths)
 
     def rowCount(self, parent: _Index = _ROOT) -> int:
         return 0 if parent.isValid() else len(self.vms)

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import vbox, vm_guest
+from core import vbox, vm_guest, vm_share
 from gui.actions import make_action
 from gui.banner import Banner
 from gui.icons import icon
@@ -293,7 +293,7 @@ class VMPage(QWidget):
 
     def start(self) -> None:
         self._started = True
-        self.snippets.set_host_path(vbox.default_host_path(self._env)[0])
+        self.snippets.set_host_path(vm_share.default_host_path(self._env)[0])
         self.snippets.detect_libvirt(self._starter)
         self.refresh()
 
@@ -642,7 +642,7 @@ class VMPage(QWidget):
     def share_dialog(self, vms: Sequence[vbox.VM]) -> ShareDialog:
         return ShareDialog(
             vms,
-            vbox.default_host_path(self._env)[0],
+            vm_share.default_host_path(self._env)[0],
             self._user_store(),
             self,
             stores=self.model.cache_paths,
@@ -695,7 +695,7 @@ class VMPage(QWidget):
         vm, folder = self.current_vm(), self.selected_folder()
         if vm is None or folder is None or self._manager is None:
             return
-        commands = vbox.unshare_commands(vm, folder.name, folder.transient)
+        commands = vm_share.unshare_commands(vm, folder.name, folder.transient)
         text = "\n".join(vbox.command_line(c) for c in commands)
         answer = QMessageBox.question(
             self,
@@ -728,7 +728,7 @@ class VMPage(QWidget):
 
         def run(cancel: threading.Event) -> list[tuple[vbox.VM, list[vbox.VBoxResult]]]:
             stoppable = manager.with_cancel(cancel)
-            return [(vm, vbox.run_commands(stoppable, vm, commands)) for vm, commands in work]
+            return [(vm, vm_share.run_commands(stoppable, vm, commands)) for vm, commands in work]
 
         self._submit(label, run, lambda result, error: self._changed(result, error, after))
         self._update_actions()
@@ -780,13 +780,13 @@ class VMPage(QWidget):
 
     # --- permanent later -------------------------------------------------------------------------
 
-    def ready_pending(self) -> list[tuple[vbox.VM, list[vbox.ShareRequest]]]:
+    def ready_pending(self) -> list[tuple[vbox.VM, list[vm_share.ShareRequest]]]:
         """Shares waiting to become permanent whose VM has stopped (and does not have them)."""
         ready = []
         for vm in self.model.vms:
             if vm.uuid not in self.pending or not vm.known:
                 continue
-            requests = vbox.pending_shares(vm, self.pending[vm.uuid])
+            requests = vm_share.pending_shares(vm, self.pending[vm.uuid])
             if requests:
                 ready.append((vm, requests))
             elif not vm.running and not vm.saved:
@@ -814,7 +814,7 @@ class VMPage(QWidget):
         work = []
         for vm, requests in ready:
             self.pending.pop(vm.uuid, None)
-            work.append((vm, [c for r in requests for c in vbox.share_commands(vm, r)]))
+            work.append((vm, [c for r in requests for c in vm_share.share_commands(vm, r)]))
         self.pending_bar.hide()
         self._run_changes("Making shares permanent…", self._manager, work)
 

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import vbox
+from core import vbox, vm_share
 from core.stores import SHARED_SYSTEM_STORE
 
 GUEST_SHARE_NAME = "ZeroInstallGuests"
@@ -44,17 +44,17 @@ GUEST_CACHE_NOTE = (
 class SharePlan:
     """What the dialog asks for: the main share, an optional guest cache, and the follow-up."""
 
-    request: vbox.ShareRequest
-    guest_cache: vbox.ShareRequest | None
+    request: vm_share.ShareRequest
+    guest_cache: vm_share.ShareRequest | None
     permanent_later: bool  # make transient shares permanent once their VM stops
 
-    def requests(self) -> list[vbox.ShareRequest]:
+    def requests(self) -> list[vm_share.ShareRequest]:
         return [self.request] + ([self.guest_cache] if self.guest_cache is not None else [])
 
     def problem(self, vm: vbox.VM) -> str:
-        """Why nothing is to be run for ``vm`` (see :func:`core.vbox.share_problem`), or ""."""
+        """Why nothing is to be run for ``vm`` (see :func:`core.vm_share.share_problem`), or ""."""
         for request in self.requests():
-            problem = vbox.share_problem(vm, request)
+            problem = vm_share.share_problem(vm, request)
             if problem:
                 return problem
         return ""
@@ -63,17 +63,17 @@ class SharePlan:
         return [(vm, p) for vm in vms if (p := self.problem(vm))]
 
     def commands(self, vm: vbox.VM) -> list[list[str]]:
-        found = vbox.share_commands(vm, self.request)
+        found = vm_share.share_commands(vm, self.request)
         if self.guest_cache is not None:
-            found += vbox.share_commands(vm, self.guest_cache)
+            found += vm_share.share_commands(vm, self.guest_cache)
         return found
 
     def warnings(self, vms: Sequence[vbox.VM]) -> list[str]:
         """Each warning once: the general ones, then those about particular VMs. The guest
         cache's own symlinks are its purpose, explained beside it, so not repeated."""
-        found = vbox.general_warnings(self.request)
+        found = vm_share.general_warnings(self.request)
         for vm in vms:
-            found += [w for w in vbox.share_warnings(vm, self.request) if w not in found]
+            found += [w for w in vm_share.share_warnings(vm, self.request) if w not in found]
         return found
 
 
@@ -241,7 +241,7 @@ class ShareDialog(QDialog):
         return os.path.expanduser(self.path_combo.currentText().strip())
 
     def plan(self) -> SharePlan:
-        request = vbox.ShareRequest(
+        request = vm_share.ShareRequest(
             host_path=self.host_path(),
             name=self.name_edit.text().strip(),
             readonly=self.readonly_check.isChecked(),
@@ -251,7 +251,7 @@ class ShareDialog(QDialog):
         )
         guest = None
         if self.guest_check.isChecked():
-            guest = vbox.ShareRequest(
+            guest = vm_share.ShareRequest(
                 host_path=os.path.expanduser(self.guest_path_edit.text().strip()),
                 name=self.guest_name_edit.text().strip(),
                 readonly=False,
@@ -270,15 +270,15 @@ class ShareDialog(QDialog):
             if guest.name == plan.request.name:
                 return "the guest cache needs a name of its own"
             # The folder may be created on Share; only the name and path form matter here.
-            probe = vbox.ShareRequest(host_path="/", name=guest.name).check()
+            probe = vm_share.ShareRequest(host_path="/", name=guest.name).check()
             if probe:
                 return "guest cache: " + probe
             if not os.path.isabs(guest.host_path):
                 return f"guest cache: the host folder '{guest.host_path}' is not absolute"
         for vm in self.vms:
             for request in plan.requests():
-                if vbox.taken_by(vm, request.name) is not None:
-                    return vbox.share_problem(vm, request)
+                if vm_share.taken_by(vm, request.name) is not None:
+                    return vm_share.share_problem(vm, request)
         refused = plan.refused(self.vms)
         if len(refused) == len(self.vms):
             return refused[0][1] if len(refused) == 1 else "none of these VMs can take it now"
@@ -296,7 +296,7 @@ class ShareDialog(QDialog):
         plan = self.plan()
         request = plan.request
         self.path_note.setText(
-            vbox.describe_host_path(
+            vm_share.describe_host_path(
                 request.host_path, request.readonly, self._user_store, self._stores
             )
         )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core import vbox
+from core import vbox, vm_share
 from tests.vbox_fixtures import RUNNING, SAVED, STOPPED, UUIDS, FakeVBox
 
 REPO = Path(__file__).resolve().parent.parent
@@ -164,7 +164,7 @@ def test_list_vms_reads_state_os_additions_and_folders(
         False,
         True,
     )
-    assert vbox.is_cache_path(zi.host_path) and not vbox.is_cache_path(scratch.host_path)
+    assert vm_share.is_cache_path(zi.host_path) and not vm_share.is_cache_path(scratch.host_path)
 
 
 def test_calls_name_vms_by_uuid_as_single_arguments(
@@ -205,9 +205,9 @@ def _vm(manager, name):
 
 def test_share_read_only_permanent_with_a_stopped_vm(manager, fake, cache) -> None:
     vm = _vm(manager, STOPPED)
-    request = vbox.ShareRequest(host_path=str(cache), automount=True, mount_point="/mnt/zi")
+    request = vm_share.ShareRequest(host_path=str(cache), automount=True, mount_point="/mnt/zi")
     assert request.check() == ""
-    commands = vbox.share_commands(vm, request)
+    commands = vm_share.share_commands(vm, request)
     assert commands == [
         [
             "sharedfolder",
@@ -223,7 +223,7 @@ def test_share_read_only_permanent_with_a_stopped_vm(manager, fake, cache) -> No
             "/mnt/zi",
         ]
     ]
-    results = vbox.run_commands(manager, vm, commands)
+    results = vm_share.run_commands(manager, vm, commands)
     assert [r.ok for r in results] == [True]
     folder = _vm(manager, STOPPED).folder("ZeroInstall")
     assert folder is not None and (folder.readonly, folder.transient, folder.automount) == (
@@ -233,14 +233,14 @@ def test_share_read_only_permanent_with_a_stopped_vm(manager, fake, cache) -> No
     )
     assert any(
         "older than 4.2.0" in w and "Incorrect manifest -- archive is corrupted" in w
-        for w in vbox.share_warnings(vm, request)
+        for w in vm_share.share_warnings(vm, request)
     )
 
 
 def test_share_with_a_running_vm_is_transient(manager, fake, cache) -> None:
     vm = _vm(manager, RUNNING)
-    request = vbox.ShareRequest(host_path=str(cache), name="ZI2", symlinks=True, readonly=False)
-    commands = vbox.share_commands(vm, request)
+    request = vm_share.ShareRequest(host_path=str(cache), name="ZI2", symlinks=True, readonly=False)
+    commands = vm_share.share_commands(vm, request)
     assert "--transient" in commands[0] and "--readonly" not in commands[0]
     assert commands[1] == [
         "setextradata",
@@ -248,19 +248,19 @@ def test_share_with_a_running_vm_is_transient(manager, fake, cache) -> None:
         "VBoxInternal2/SharedFoldersEnableSymlinksCreate/ZI2",
         "1",
     ]
-    assert all(r.ok for r in vbox.run_commands(manager, vm, commands))
+    assert all(r.ok for r in vm_share.run_commands(manager, vm, commands))
     folder = _vm(manager, RUNNING).folder("ZI2")
     assert folder is not None and folder.transient and folder.symlinks and folder.readonly is False
-    warnings = " ".join(vbox.general_warnings(request))
+    warnings = " ".join(vm_share.general_warnings(request))
     assert "plant symlinks" in warnings and "writable" in warnings
 
 
 def test_permanent_share_with_a_running_vm_fails_with_the_lock_error(manager, cache) -> None:
     vm = _vm(manager, RUNNING)
-    result = vbox.run_commands(
+    result = vm_share.run_commands(
         manager,
         vm,
-        vbox.share_commands(vm, vbox.ShareRequest(str(cache), name="P", transient=False)),
+        vm_share.share_commands(vm, vm_share.ShareRequest(str(cache), name="P", transient=False)),
     )[0]
     assert not result.ok and result.returncode == 1
     assert (
@@ -273,16 +273,16 @@ def test_permanent_share_with_a_running_vm_fails_with_the_lock_error(manager, ca
 
 def test_saved_vm_and_transient_on_stopped_vm_are_explained(manager, cache) -> None:
     saved = _vm(manager, SAVED)
-    result = vbox.run_commands(
-        manager, saved, vbox.share_commands(saved, vbox.ShareRequest(str(cache)))
+    result = vm_share.run_commands(
+        manager, saved, vm_share.share_commands(saved, vm_share.ShareRequest(str(cache)))
     )[0]
     assert result.error_line == "The machine is not mutable or running (state is Saved)"
     assert "saved" in result.explanation
     stopped = _vm(manager, STOPPED)
-    result = vbox.run_commands(
+    result = vm_share.run_commands(
         manager,
         stopped,
-        vbox.share_commands(stopped, vbox.ShareRequest(str(cache), transient=True)),
+        vm_share.share_commands(stopped, vm_share.ShareRequest(str(cache), transient=True)),
     )[0]
     assert result.error_line == f"Machine '{STOPPED}' is not currently running."
     assert "running" in result.explanation
@@ -290,7 +290,7 @@ def test_saved_vm_and_transient_on_stopped_vm_are_explained(manager, cache) -> N
 
 def test_duplicate_missing_path_and_file_path_errors(manager, cache, tmp_path) -> None:
     vm = _vm(manager, RUNNING)
-    dup = vbox.run_commands(
+    dup = vm_share.run_commands(
         manager,
         vm,
         [
@@ -312,8 +312,10 @@ def test_duplicate_missing_path_and_file_path_errors(manager, cache, tmp_path) -
     )
     assert "already has a shared folder" in dup.explanation
     stopped = _vm(manager, STOPPED)
-    missing = vbox.run_commands(
-        manager, stopped, vbox.share_commands(stopped, vbox.ShareRequest(str(tmp_path / "nope")))
+    missing = vm_share.run_commands(
+        manager,
+        stopped,
+        vm_share.share_commands(stopped, vm_share.ShareRequest(str(tmp_path / "nope"))),
     )[0]
     assert (
         missing.error_line.endswith("VERR_FILE_NOT_FOUND")
@@ -321,8 +323,8 @@ def test_duplicate_missing_path_and_file_path_errors(manager, cache, tmp_path) -
     )
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    not_dir = vbox.run_commands(
-        manager, stopped, vbox.share_commands(stopped, vbox.ShareRequest(str(a_file)))
+    not_dir = vm_share.run_commands(
+        manager, stopped, vm_share.share_commands(stopped, vm_share.ShareRequest(str(a_file)))
     )[0]
     assert not_dir.error_line == f"Shared folder path '{a_file}' is not a directory"
     assert "not a folder" in not_dir.explanation
@@ -338,7 +340,7 @@ def test_unknown_vm_and_bad_name(manager) -> None:
         bad.returncode == 2 and bad.error_line == "Invalid shared folder name 'a b': contains space"
     )
     assert (
-        vbox.ShareRequest("/", name="a b")
+        vm_share.ShareRequest("/", name="a b")
         .check()
         .startswith("the share name 'a b' contains a space")
     )
@@ -346,19 +348,19 @@ def test_unknown_vm_and_bad_name(manager) -> None:
 
 def test_unshare_removes_the_folder_and_its_symlink_setting(manager, fake) -> None:
     vm = _vm(manager, RUNNING)
-    commands = vbox.unshare_commands(vm, "scratch")
+    commands = vm_share.unshare_commands(vm, "scratch")
     assert commands == [
         ["sharedfolder", "remove", UUIDS[RUNNING], "--name", "scratch", "--transient"],
         ["setextradata", UUIDS[RUNNING], "VBoxInternal2/SharedFoldersEnableSymlinksCreate/scratch"],
     ]
-    assert all(r.ok for r in vbox.run_commands(manager, vm, commands))
+    assert all(r.ok for r in vm_share.run_commands(manager, vm, commands))
     after = _vm(manager, RUNNING)
     assert after.folder("scratch") is None
     assert "VBoxInternal2/SharedFoldersEnableSymlinksCreate/scratch" not in fake.vm(RUNNING).get(
         "extradata", {}
     )
-    again = vbox.run_commands(
-        manager, after, vbox.unshare_commands(after, "scratch", transient=True)
+    again = vm_share.run_commands(
+        manager, after, vm_share.unshare_commands(after, "scratch", transient=True)
     )[0]
     assert again.error_line == "Could not find a shared folder named 'scratch'"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from core import vbox, vm_guest
+from core import vbox, vm_guest, vm_share
 from tests.vbox_fixtures import RUNNING, SAVED, STOPPED, UUIDS, FakeVBox
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,39 +48,41 @@ def test_a_name_in_use_is_refused_permanent_or_transient(manager, cache) -> None
         ("ZeroInstall", "permanent, read-only"),
         ("scratch", "transient, writable"),
     ):
-        problem = vbox.share_problem(running, vbox.ShareRequest(str(cache), name=name))
+        problem = vm_share.share_problem(running, vm_share.ShareRequest(str(cache), name=name))
         assert f"already has a share named '{name}' ({words}" in problem
         assert "remove it first or choose another name" in problem
-    assert vbox.share_problem(running, vbox.ShareRequest(str(cache), name="Other")) == ""
+    assert vm_share.share_problem(running, vm_share.ShareRequest(str(cache), name="Other")) == ""
 
 
 def test_saved_unknown_and_not_running_vms_are_refused(manager, cache) -> None:
-    request = vbox.ShareRequest(str(cache))
-    assert "is saved (suspended)" in vbox.share_problem(_vm(manager, SAVED), request)
+    request = vm_share.ShareRequest(str(cache))
+    assert "is saved (suspended)" in vm_share.share_problem(_vm(manager, SAVED), request)
     stopped = _vm(manager, STOPPED)
-    assert vbox.share_problem(stopped, request) == ""
-    transient = vbox.ShareRequest(str(cache), transient=True)
-    assert "is not running" in vbox.share_problem(stopped, transient)
+    assert vm_share.share_problem(stopped, request) == ""
+    transient = vm_share.ShareRequest(str(cache), transient=True)
+    assert "is not running" in vm_share.share_problem(stopped, transient)
     unknown = vbox.VM(STOPPED, UUIDS[STOPPED], error="VBoxManage did not answer in time")
     assert not unknown.known and unknown.state_text == "unknown"
-    assert "its state is unknown (VBoxManage did not answer" in vbox.share_problem(unknown, request)
+    assert "its state is unknown (VBoxManage did not answer" in vm_share.share_problem(
+        unknown, request
+    )
     assert "reading" in vbox.VM("x", "u", reading=True).state_text
 
 
 def test_symlinks_never_stay_on_for_a_read_only_share(manager, fake, cache) -> None:
-    assert "writable share only" in vbox.ShareRequest(str(cache), symlinks=True).check()
+    assert "writable share only" in vm_share.ShareRequest(str(cache), symlinks=True).check()
     # A setting left over for the name (by hand) is switched off when a read-only share takes it.
     state = fake.state()
     state["vms"][1]["extradata"] = {vbox.SYMLINK_KEY + "ZeroInstall": "1"}
     fake.state_file.write_text(json.dumps(state))
     stopped = _vm(manager, STOPPED)
     assert stopped.symlink_names == {"ZeroInstall"}
-    commands = vbox.share_commands(stopped, vbox.ShareRequest(str(cache)))
+    commands = vm_share.share_commands(stopped, vm_share.ShareRequest(str(cache)))
     assert commands[-1] == ["setextradata", UUIDS[STOPPED], vbox.SYMLINK_KEY + "ZeroInstall"]
-    assert all(r.ok for r in vbox.run_commands(manager, stopped, commands))
+    assert all(r.ok for r in vm_share.run_commands(manager, stopped, commands))
     assert fake.vm(STOPPED)["extradata"] == {}
-    writable = vbox.ShareRequest(str(cache), name="W", readonly=False, symlinks=True)
-    assert vbox.share_commands(stopped, writable)[-1][-1] == "1"
+    writable = vm_share.ShareRequest(str(cache), name="W", readonly=False, symlinks=True)
+    assert vm_share.share_commands(stopped, writable)[-1][-1] == "1"
 
 
 def test_removing_a_share_removes_its_symlink_setting(manager, fake, cache) -> None:
@@ -93,9 +95,9 @@ def test_removing_a_share_removes_its_symlink_setting(manager, fake, cache) -> N
     )
     fake.state_file.write_text(json.dumps(state))
     running = _vm(manager, RUNNING)
-    commands = vbox.unshare_commands(running, "scratch", transient=True)
+    commands = vm_share.unshare_commands(running, "scratch", transient=True)
     assert commands[-1] == ["setextradata", UUIDS[RUNNING], vbox.SYMLINK_KEY + "scratch"]
-    assert all(r.ok for r in vbox.run_commands(manager, running, commands))
+    assert all(r.ok for r in vm_share.run_commands(manager, running, commands))
     assert vbox.SYMLINK_KEY + "scratch" not in fake.vm(RUNNING).get("extradata", {})
     assert not _vm(manager, RUNNING).folder("scratch").symlinks
 
@@ -108,11 +110,11 @@ def test_pending_shares_are_rebuilt_in_core(manager, cache) -> None:
         {"bogus": 1},
     ]
     stopped = _vm(manager, STOPPED)
-    requests = vbox.pending_shares(stopped, entries)
+    requests = vm_share.pending_shares(stopped, entries)
     assert [(r.name, r.transient) for r in requests] == [("ZI", False), ("ZeroInstall", False)]
-    assert vbox.pending_shares(_vm(manager, RUNNING), entries) == []
-    assert vbox.pending_shares(_vm(manager, SAVED), entries) == []
-    assert vbox.pending_shares(vbox.VM("x", "u"), entries) == []  # state unknown
+    assert vm_share.pending_shares(_vm(manager, RUNNING), entries) == []
+    assert vm_share.pending_shares(_vm(manager, SAVED), entries) == []
+    assert vm_share.pending_shares(vbox.VM("x", "u"), entries) == []  # state unknown
 
 
 # --- reading ------------------------------------------------------------------------------------------
@@ -260,17 +262,19 @@ def test_an_unknown_vm_says_unknown() -> None:
 def test_describe_host_path(tmp_path: Path) -> None:
     user = tmp_path / "user"
     user.mkdir()
-    assert vbox.describe_host_path("/nonexistent", True, str(user)) == (
+    assert vm_share.describe_host_path("/nonexistent", True, str(user)) == (
         "This folder does not exist on the host."
     )
-    assert vbox.describe_host_path(str(user), True, str(user)).startswith(
+    assert vm_share.describe_host_path(str(user), True, str(user)).startswith(
         "Your own cache, read-only"
     )
-    assert vbox.describe_host_path(str(user), False, str(user)).startswith(
+    assert vm_share.describe_host_path(str(user), False, str(user)).startswith(
         "Your own cache, writable"
     )
-    assert vbox.describe_host_path(str(tmp_path), True, str(user)).startswith("Not a Zero Install")
-    assert "a store 0install uses" in vbox.describe_host_path(str(tmp_path), True, str(user))
-    assert vbox.describe_host_path(str(tmp_path), True, str(user), [str(tmp_path)]).startswith(
+    assert vm_share.describe_host_path(str(tmp_path), True, str(user)).startswith(
+        "Not a Zero Install"
+    )
+    assert "a store 0install uses" in vm_share.describe_host_path(str(tmp_path), True, str(user))
+    assert vm_share.describe_host_path(str(tmp_path), True, str(user), [str(tmp_path)]).startswith(
         "A Zero Install cache, read-only"
     )
