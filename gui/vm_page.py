@@ -14,7 +14,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
@@ -440,7 +440,14 @@ class VMPage(QWidget):
                 _gen, _kind, manager, stores, names = item
                 self._manager = manager
                 self.where.setText(f"VBoxManage: {manager.exe}")
-                placeholders = [vbox.VM(name, uuid, reading=True) for name, uuid in names]
+                # What was shown stays shown (marked as being read) until its update arrives.
+                shown = {vm.uuid: vm for vm in self.model.vms if vm.known}
+                placeholders = [
+                    replace(shown[uuid], reading=True)
+                    if uuid in shown
+                    else vbox.VM(name, uuid, reading=True)
+                    for name, uuid in names
+                ]
                 self._keep_selection(placeholders, stores)
                 self._status(f"Reading {len(names)} VM{'' if len(names) == 1 else 's'}…")
             else:
