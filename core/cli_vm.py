@@ -370,6 +370,10 @@ def cmd_vm_unshare(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             f"{display_text(vm.name)} has no shared folder named '{display_text(args.name)}' "
             f"(it has: {names})"
         )
+    for folder in [f for f in vm.folders if f.name == args.name]:
+        problem = vm_share.unshare_problem(vm, folder)
+        if problem:
+            raise CommandError(f"{problem}; nothing was run")
     ok = True
     for transient in sorted({f.transient for f in vm.folders if f.name == args.name}, reverse=True):
         ok = (

@@ -158,6 +158,25 @@ def unshare_commands(vm: VM, name: str, transient: bool | None = None) -> list[l
     return commands
 
 
+def unshare_problem(vm: VM, folder: SharedFolder) -> str:
+    """Why ``folder`` cannot be removed from ``vm`` now (VirtualBox would refuse it), or ""."""
+    if not vm.known:
+        return f"{vm.name}: its state is unknown; refresh and try again"
+    if vm.saved:
+        return (
+            f"{vm.name} is saved (suspended): VirtualBox refuses changes to its shared folders "
+            "until it is started or its saved state is discarded"
+        )
+    if folder.transient and not vm.running:
+        return f"{vm.name} is not running: its transient share '{folder.name}' ended with it"
+    if not folder.transient and vm.running:
+        return (
+            f"{vm.name} is running: VirtualBox keeps its settings locked, so the permanent share "
+            f"'{folder.name}' can be removed only while the VM is stopped"
+        )
+    return ""
+
+
 def pending_shares(vm: VM, entries: object) -> list[ShareRequest]:
     """The remembered transient shares of ``vm`` (``entries``: their fields) to make permanent
     now: none while it runs or is saved or its state is unknown, and none it already has."""

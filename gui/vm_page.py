@@ -702,6 +702,10 @@ class VMPage(QWidget):
         vm, folder = self.current_vm(), self.selected_folder()
         if vm is None or folder is None or self._manager is None:
             return
+        problem = vm_share.unshare_problem(vm, folder)
+        if problem:
+            QMessageBox.information(self, "Remove share", f"Nothing was run: {problem}.")
+            return
         commands = vm_share.unshare_commands(vm, folder.name, folder.transient)
         text = "\n".join(vbox.command_line(c) for c in commands)
         answer = QMessageBox.question(

@@ -363,6 +363,21 @@ def _running_stand_ins(fake: FakeVBox) -> list:
     return alive
 
 
+def test_removing_what_virtualbox_would_refuse_runs_nothing(qtbot, fake, tmp_path, monkeypatch):
+    page = _page(qtbot, _env(fake, tmp_path))
+    page.select_vms([RUNNING])
+    page.folders.selectRow(0)  # the permanent 'ZeroInstall' of a running VM
+    told = {}
+    monkeypatch.setattr(
+        QMessageBox, "information", lambda _p, _t, text: told.setdefault("text", text)
+    )
+    monkeypatch.setattr(QMessageBox, "question", lambda *a: pytest.fail("asked to remove"))
+    calls = len(fake.calls())
+    page.remove_selected()
+    assert "can be removed only while the VM is stopped" in told["text"]
+    assert fake.calls()[calls:] == [] and not page.busy
+
+
 def test_names_at_once_details_as_they_come_and_cancel(qtbot, fake, tmp_path) -> None:
     """With showvminfo hanging, the names show as soon as `list vms` answered; Cancel kills the
     hanging calls at once and says which VMs were not read."""

@@ -172,9 +172,13 @@ def test_vm_unshare(fake: FakeVBox, capsys) -> None:
     out = capsys.readouterr().out
     assert f"$ VBoxManage sharedfolder remove {UUIDS[RUNNING]} --name scratch --transient" in out
     assert [f["name"] for f in fake.vm(RUNNING)["folders"]] == ["ZeroInstall"]
-    # A permanent folder of a running VM: VBoxManage's lock error, exit 1.
+    # A permanent folder of a running VM: VirtualBox would refuse it, so nothing runs; exit 1.
+    calls = len(fake.calls())
     assert main(["vm", "unshare", RUNNING, "--name", "ZeroInstall"]) == 1
-    assert "already locked for a session" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{RUNNING} is running: VirtualBox keeps its settings locked" in err
+    assert "nothing was run" in err
+    assert not [c for c in fake.calls()[calls:] if c[0] == "sharedfolder"]
     assert main(["vm", "unshare", STOPPED, "--name", "nothing"]) == 1
     assert "has no shared folder named 'nothing'" in capsys.readouterr().err
 
