@@ -320,11 +320,11 @@ def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         err.write(f"warning: {warning}\n")
     stores = _store_paths()
     failed = 0
-    for ref in dict.fromkeys(args.vms):  # each VM once, in the order given
-        try:
-            vm = _read(manager, ref)
-        except CommandError as exc:
-            err.write(f"zeroinstall-admin: {exc}\n")
+    refs = list(dict.fromkeys(args.vms))  # each VM once, in the order given
+    # Read side by side: a stuck VirtualBox costs one timeout, not one per VM.
+    for ref, vm in zip(refs, vbox.read_vms(manager, [(ref, "") for ref in refs])):
+        if not vm.known:
+            err.write(f"zeroinstall-admin: {display_text(ref)}: {safe_text(vm.error)}\n")
             failed += 1
             continue
         refused = vm_share.share_problem(vm, request)

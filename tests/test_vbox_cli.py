@@ -240,3 +240,16 @@ def test_snippet_runs_without_qt_or_virtualbox(tmp_path: Path) -> None:
         proc.stdout.startswith("# Share the host's Zero Install cache")
         and "Vagrant::Config.run" in proc.stdout
     )
+
+
+def test_vm_share_with_a_hanging_vboxmanage_runs_nothing(
+    fake: FakeVBox, cache: Path, monkeypatch, capsys
+) -> None:
+    from core import vbox
+
+    monkeypatch.setattr(vbox, "DEFAULT_TIMEOUT", 1.0)
+    fake.set(hang=["showvminfo"])
+    assert main(["vm", "share", STOPPED, RUNNING, "--host-path", str(cache)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("VBoxManage did not answer in time") == 2
+    assert [c[0] for c in fake.calls()] == ["showvminfo", "showvminfo"]  # side by side, once each
