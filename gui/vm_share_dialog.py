@@ -215,6 +215,7 @@ class ShareDialog(QDialog):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(body)
+        self._body = body
         layout = QVBoxLayout(self)
         layout.addWidget(scroll, 1)
         layout.addWidget(self.problem)
@@ -336,15 +337,16 @@ class ShareDialog(QDialog):
         self.preview.setText("\n".join(lines))
 
     def fit_to_screen(self) -> None:
-        """As large as the content wants, within the screen (at any scale)."""
+        """As large as the content wants, within the screen (at any scale): the body's wrapped
+        text decides the height, the screen caps it, and the body scrolls as one beyond that."""
         screen = self.screen().availableGeometry() if self.screen() else None
-        width = 640
-        if screen is not None:
-            width = min(width, int(screen.width() * 0.95))
-        self.resize(width, 10)
-        height = self.layout().totalHeightForWidth(width) if self.layout() else 500
-        body = self.findChild(QScrollArea).widget()
-        height = max(height, body.heightForWidth(width - 40) + 120)
+        width = 640 if screen is None else min(640, int(screen.width() * 0.95))
+        height = (
+            self._body.heightForWidth(width - 40)
+            + self.problem.sizeHint().height()
+            + self.buttons.sizeHint().height()
+            + 60
+        )
         if screen is not None:
             height = min(height, int(screen.height() * 0.92))
         self.resize(width, height)
