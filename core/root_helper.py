@@ -959,7 +959,12 @@ MAINTENANCE_DEFAULTS = {
 """The settings in MAINTENANCE_ARGS order (the verb's arguments)."""
 MAINTENANCE_KEYS = tuple(MAINTENANCE_DEFAULTS)
 SENDMAIL = "/usr/sbin/sendmail"
-MAIL_SPOOLS = ("/var/spool/postfix", "/var/spool/exim4", "/var/spool/nullmailer", "/var/spool/mqueue")
+MAIL_SPOOLS = (
+    "/var/spool/postfix",
+    "/var/spool/exim4",
+    "/var/spool/nullmailer",
+    "/var/spool/mqueue",
+)
 """Made writable (when present) for the services only when mail is on."""
 
 PACKAGE_OF.update({"systemd-analyze": "systemd", "systemctl": "systemd"})
