@@ -189,7 +189,7 @@ def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def _settings(args: argparse.Namespace, root: str):
     from core import maintenance
-    from core.cli import UsageError
+    from core.cli import CommandError, UsageError
 
     try:
         current = maintenance.load_settings(root) or maintenance.Settings()
@@ -210,9 +210,16 @@ def _settings(args: argparse.Namespace, root: str):
     if args.mail or args.no_mail:
         raw["mail"] = "yes" if args.mail else "no"
     try:
-        return maintenance.Settings.from_mapping(raw)
+        settings = maintenance.Settings.from_mapping(raw)
     except maintenance.rh.UsageError as exc:
         raise UsageError(str(exc)) from None
+    try:
+        problem = maintenance.calendar_problem(settings)
+    except maintenance.MaintenanceError as exc:
+        raise CommandError(str(exc)) from None
+    if problem:
+        raise UsageError(problem)
+    return settings
 
 
 def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:

@@ -989,6 +989,19 @@ def installed(root: str = "/") -> InstalledState:
     return InstalledState(files, foreign, settings, problem)
 
 
+def calendar_problem(settings: Settings) -> str | None:
+    """Why systemd would not accept a calendar spec of ``settings`` (``systemd-analyze
+    calendar``), or None; raises :class:`MaintenanceError` when systemd-analyze is missing."""
+    for key, spec in (("verify", settings.verify), ("clean", settings.clean)):
+        try:
+            problem = rh.check_calendar(spec)
+        except rh.HelperError as exc:
+            raise MaintenanceError(str(exc)) from None
+        if problem:
+            return f"'{spec}' is not a calendar spec for {key}: {problem}"
+    return None
+
+
 def enable_preview(settings: Settings) -> list[tuple[str, str]]:
     """(path, content) of every file maintenance-enable would write for ``settings``."""
     checked = rh.check_maintenance_settings(settings.as_args())

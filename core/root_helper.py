@@ -981,7 +981,7 @@ _SERVICE_TEMPLATE = """\
 Description=Zero Install Admin: {what}
 Documentation=file:///usr/share/doc/zeroinstall-admin/README.md
 ConditionPathIsDirectory={store}
-After=local-fs.target
+After=local-fs.target{unit_extra}
 
 [Service]
 Type=oneshot
@@ -1123,7 +1123,7 @@ def maintenance_files(settings: dict[str, str]) -> list[MaintenanceFile]:
     )
     for job, what, when in jobs:
         service = _SERVICE_TEMPLATE.format(
-            what=what, job=job, priority=_IDLE_PRIORITY, timeout="12h", **common
+            what=what, job=job, priority=_IDLE_PRIORITY, timeout="12h", unit_extra="", **common
         )
         timer = _TIMER_TEMPLATE.format(
             mark=MAINTENANCE_MARK, what=what, when=when, job=job, delay=MAINTENANCE_RANDOM_DELAY
@@ -1134,7 +1134,10 @@ def maintenance_files(settings: dict[str, str]) -> list[MaintenanceFile]:
     if settings["watch"] == "yes":
         what = "verify new entries of the shared implementation cache"
         service = _SERVICE_TEMPLATE.format(
-            what=what, job="watch", priority=_WATCH_PRIORITY, timeout="1h", **common
+            what=what, job="watch", priority=_WATCH_PRIORITY, timeout="1h",
+            # Every start counts against systemd's start limit: many entries added in a burst
+            # must not stop the watch (its runs are one at a time, each takes every new entry).
+            unit_extra="\nStartLimitIntervalSec=0", **common
         )
         path = _PATH_TEMPLATE.format(mark=MAINTENANCE_MARK, store=SHARED_STORE)
         base = f"{UNIT_DIR}/zeroinstall-admin-watch"
