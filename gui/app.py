@@ -180,6 +180,9 @@ def _build_window(stores, env, settings):
     window.add_page(CleanPage(stores, env, parent=window))
     window.add_page(SharingPage(parent=window))
     window.add_page(VMPage(env, parent=window))
+    from gui.maintenance_page import MaintenancePage
+
+    window.add_page(MaintenancePage(parent=window))
     return window, page
 
 

@@ -40,6 +40,7 @@ from gui import status as st
 from gui.actions import make_action
 from gui.activity import ActivityBar, duration_text
 from gui.banner import Banner
+from gui.maintenance_page import MaintenanceStrip
 from gui.cache_jobs import ScanJob, VerifyJob
 from gui.cache_model import (
     ROW_ROLE,
@@ -253,6 +254,7 @@ class CachePage(QWidget):
                 self.toolbar.addAction(action)
 
         self.banner = Banner(self)
+        self.maintenance = MaintenanceStrip(parent=self)  # the last scheduled check (issue 23)
         self.summary = SummaryStrip(self)
         self.summary.statusClicked.connect(self.toggle_status)
         self.summary.problemsClicked.connect(self.toggle_problems)
@@ -329,6 +331,7 @@ class CachePage(QWidget):
         layout.setSpacing(4)
         layout.addWidget(self.toolbar)
         layout.addWidget(self.banner)
+        layout.addWidget(self.maintenance)
         layout.addWidget(self.summary)
         layout.addLayout(filters)
         layout.addWidget(self.splitter, 1)

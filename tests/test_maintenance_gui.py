@@ -1,0 +1,107 @@
+"""The window's side of scheduled maintenance on a fake root: the Maintenance page enables and
+disables through the helper's verbs, and the Cache page's strip shows the last check with its
+findings one click away."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core import maintenance
+from core import root_helper as rh
+from gui.maintenance_page import MaintenancePage, MaintenanceStrip
+from gui.workers import inline_starter
+from tests.test_maintenance import Journal, add_entry, files_under, store_of
+
+WAIT_MS = 60_000
+
+
+@pytest.fixture(autouse=True)
+def no_real_root(monkeypatch):
+    monkeypatch.setattr(rh, "_ALLOW_REAL_ROOT", False)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    r = tmp_path / "root"
+    store_of(r).mkdir(parents=True)
+    (r / "etc").mkdir()
+    (r / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    return r
+
+
+def started_page(qtbot, root: Path) -> MaintenancePage:
+    page = MaintenancePage(str(root), starter=inline_starter)
+    qtbot.addWidget(page)
+    with qtbot.waitSignal(page.refreshed, timeout=WAIT_MS):
+        page.start()
+    return page
+
+
+def test_page_enables_and_disables_through_the_helper(qtbot, root: Path):
+    before = files_under(root)
+    page = started_page(qtbot, root)
+    assert page.summary.text() == "Maintenance is not enabled."
+    assert not page.disable_button.isEnabled()
+    asked: list[str] = []
+    page.confirm = lambda title, text: asked.append(text) or True
+    page.clean_when.setText("Sat *-*-* 02:00")
+    page.watch.setChecked(False)
+    with qtbot.waitSignal(page.refreshed, timeout=WAIT_MS):
+        page.enable()
+    assert "/etc/systemd/system/zeroinstall-admin-clean.timer" in asked[0]
+    assert page.summary.text().startswith("Maintenance is enabled: verify daily, clean up Sat")
+    timer = root / "etc/systemd/system/zeroinstall-admin-clean.timer"
+    assert "OnCalendar=Sat *-*-* 02:00" in timer.read_text()
+    assert not (root / "etc/systemd/system/zeroinstall-admin-watch.path").exists()
+    assert page.disable_button.isEnabled()
+    with qtbot.waitSignal(page.refreshed, timeout=WAIT_MS):
+        page.disable()
+    assert files_under(root) == before
+    assert page.summary.text() == "Maintenance is not enabled."
+
+
+def test_a_bad_setting_is_named_and_nothing_is_written(qtbot, root: Path):
+    before = files_under(root)
+    page = started_page(qtbot, root)
+    page.confirm = lambda title, text: pytest.fail("asked despite a bad setting")
+    page.verify_when.setText("every full moon")
+    page.enable()
+    qtbot.waitUntil(lambda: not page.notice.isHidden() and not page.busy, timeout=WAIT_MS)
+    assert "every full moon" in page.notice.text() and "Nothing was changed" in page.notice.text()
+    page.min_free.setText("lots")
+    page.verify_when.setText("daily")
+    page.enable()
+    assert "'lots' is not a free-space limit" in page.notice.text()
+    assert files_under(root) == before
+
+
+def test_strip_shows_the_last_check_and_its_findings(qtbot, root: Path):
+    strip = MaintenanceStrip(str(root))
+    qtbot.addWidget(strip)
+    assert strip.isHidden()  # no check has run
+    store = store_of(root)
+    add_entry(store, "fine")
+    bad = add_entry(store, "bad")
+    (store / bad / "data").write_text("changed")
+    maintenance.run_verify(maintenance.Place(str(root)), Journal())
+    strip.refresh()
+    strip.show()
+    assert strip.label.text().startswith("Last check: today ")
+    assert strip.label.text().endswith(", 1 problem")
+    assert strip.button.isVisibleTo(strip)
+    strip.button.click()
+    assert strip.dialog is not None
+    assert strip.dialog.list.count() == 1
+    assert bad in strip.dialog.list.item(0).text()
+    strip.dialog.close()
+
+
+def test_page_shows_the_last_runs(qtbot, root: Path):
+    add_entry(store_of(root), "fine")
+    maintenance.run_verify(maintenance.Place(str(root)), Journal())
+    page = started_page(qtbot, root)
+    assert page.last_check.text().endswith(", no problems")
+    assert "Last verify:" in page.runs.text() and "1 checked" in page.runs.text()
+    assert not page.problems_button.isVisibleTo(page)
