@@ -43,6 +43,45 @@ def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) 
     q.set_defaults(func=cmd_status)
 
     q = actions.add_parser("enable", help="show the units, then install them after you confirm")
+    settings_options(q)
+    q.add_argument("--yes", action="store_true", help="apply without asking")
+    root_option(q)
+    q.set_defaults(func=cmd_enable)
+
+    q = actions.add_parser("disable", help="stop and remove every file enable wrote")
+    q.add_argument("--yes", action="store_true", help="remove without asking")
+    root_option(q)
+    q.set_defaults(func=cmd_disable)
+
+    q = actions.add_parser(
+        "script", help="the same as a POSIX shell script (or an Ansible playbook) for other "
+        "machines; takes enable's settings",
+    )  # fmt: skip
+    q.add_argument("--ansible", action="store_true", help="an Ansible playbook instead")
+    settings_options(q)
+    q.set_defaults(func=cmd_script)
+
+    q = actions.add_parser("run", help="one run now, as the services do (as root)")
+    q.add_argument("job", choices=("verify", "clean", "watch"), metavar="verify|clean|watch")
+    q.add_argument(
+        "--follow",
+        action="store_true",
+        help="watch only: keep polling for new entries (for NFS, where inotify sees "
+        "nothing) until interrupted",
+    )
+    q.add_argument(
+        "--interval",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds between two looks with --follow (default 2)",
+    )
+    root_option(q)
+    q.set_defaults(func=cmd_run)
+
+
+def settings_options(q: argparse.ArgumentParser) -> None:
+    """enable's settings (script takes them too)."""
     q.add_argument(
         "--verify-when",
         metavar="CALENDAR",
@@ -76,32 +115,6 @@ def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) 
         help="mail root through sendmail after runs that found or removed something",
     )
     q.add_argument("--no-mail", action="store_true", help="no mail (the default)")
-    q.add_argument("--yes", action="store_true", help="apply without asking")
-    root_option(q)
-    q.set_defaults(func=cmd_enable)
-
-    q = actions.add_parser("disable", help="stop and remove every file enable wrote")
-    q.add_argument("--yes", action="store_true", help="remove without asking")
-    root_option(q)
-    q.set_defaults(func=cmd_disable)
-
-    q = actions.add_parser("run", help="one run now, as the services do (as root)")
-    q.add_argument("job", choices=("verify", "clean", "watch"), metavar="verify|clean|watch")
-    q.add_argument(
-        "--follow",
-        action="store_true",
-        help="watch only: keep polling for new entries (for NFS, where inotify sees "
-        "nothing) until interrupted",
-    )
-    q.add_argument(
-        "--interval",
-        type=float,
-        default=2.0,
-        metavar="S",
-        help="seconds between two looks with --follow (default 2)",
-    )
-    root_option(q)
-    q.set_defaults(func=cmd_run)
 
 
 def _missing_action(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
@@ -187,15 +200,18 @@ def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     return 0 if state.enabled else 1
 
 
-def _settings(args: argparse.Namespace, root: str):
+def _settings(args: argparse.Namespace, root: str, *, current: bool = True):
+    """enable's settings: those given, the rest from this machine's (``current``) or defaults."""
     from core import maintenance
     from core.cli import CommandError, UsageError
 
-    try:
-        current = maintenance.load_settings(root) or maintenance.Settings()
-    except maintenance.MaintenanceError:
-        current = maintenance.Settings()
-    raw = dict(zip(maintenance.rh.MAINTENANCE_KEYS, current.as_args()))
+    base = maintenance.Settings()
+    if current:
+        try:
+            base = maintenance.load_settings(root) or base
+        except maintenance.MaintenanceError:
+            pass
+    raw = dict(zip(maintenance.rh.MAINTENANCE_KEYS, base.as_args()))
     for key, value in (
         ("verify", args.verify_when), ("clean", args.clean_when),
         ("older_than_days", args.older_than), ("keep", args.keep),
@@ -271,6 +287,17 @@ def cmd_disable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         raise CommandError(outcome.message)
     for line in outcome.message.split("; "):
         out.write(f"  {line}\n")
+    return 0
+
+
+def cmd_script(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from core import maintenance_export
+
+    settings = _settings(args, "/", current=False)
+    if args.ansible:
+        out.write(maintenance_export.ansible_playbook(settings))
+    else:
+        out.write(maintenance_export.posix_script(settings))
     return 0
 
 

@@ -979,7 +979,6 @@ _SERVICE_TEMPLATE = """\
 {mark}
 [Unit]
 Description=Zero Install Admin: {what}
-Documentation=file:///usr/share/doc/zeroinstall-admin/README.md
 ConditionPathIsDirectory={store}
 After=local-fs.target{unit_extra}
 
@@ -1134,10 +1133,14 @@ def maintenance_files(settings: dict[str, str]) -> list[MaintenanceFile]:
     if settings["watch"] == "yes":
         what = "verify new entries of the shared implementation cache"
         service = _SERVICE_TEMPLATE.format(
-            what=what, job="watch", priority=_WATCH_PRIORITY, timeout="1h",
+            what=what,
+            job="watch",
+            priority=_WATCH_PRIORITY,
+            timeout="1h",
             # Every start counts against systemd's start limit: many entries added in a burst
             # must not stop the watch (its runs are one at a time, each takes every new entry).
-            unit_extra="\nStartLimitIntervalSec=0", **common
+            unit_extra="\nStartLimitIntervalSec=0",
+            **common,
         )
         path = _PATH_TEMPLATE.format(mark=MAINTENANCE_MARK, store=SHARED_STORE)
         base = f"{UNIT_DIR}/zeroinstall-admin-watch"
