@@ -620,6 +620,13 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         )
 
     warned: list[bool] = []
+    from core.maintenance import StoreBusy, store_lock  # scheduled maintenance's lock (issue 23)
+
+    try:
+        lock = store_lock([e.store.path for e in entries], shared=True)
+        lock.__enter__()
+    except StoreBusy as exc:
+        raise CommandError(str(exc)) from None
     try:
         outcomes = verify.verify_paths(
             [e.path for e in entries],
@@ -629,6 +636,7 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         )
     finally:
         progress.clear()
+        lock.__exit__(None, None, None)
     elapsed = time.monotonic() - started
     if warned:
         err.write(f"{PROG}: warning: {ATIME_WARNING}\n")

@@ -224,11 +224,11 @@ _held: dict[str, list[int]] = {}  # real store path -> [fd, depth]: nested use i
 _held_lock = threading.Lock()
 
 
-def _try_lock(path: str) -> int | None:
+def _try_lock(path: str, shared: bool) -> int | None:
     """An fd holding the lock, None when another holder has it; OSError when it cannot be had."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except OSError as exc:
         os.close(fd)
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
@@ -239,12 +239,18 @@ def _try_lock(path: str) -> int | None:
 
 @contextmanager
 def store_lock(
-    paths: Sequence[str], *, wait: float = 0.0, cancel: threading.Event | None = None
+    paths: Sequence[str],
+    *,
+    wait: float = 0.0,
+    cancel: threading.Event | None = None,
+    shared: bool = False,
 ) -> Iterator[None]:
     """Hold the lock of every store in ``paths`` (an exclusive ``flock`` on the store directory)
-    for the block; the same process may nest it. Waits up to ``wait`` seconds for another holder,
-    then raises :class:`StoreBusy`. A store that cannot be locked at all (missing, or a
-    filesystem without locks) is not waited for: the work that follows reports it."""
+    for the block; the same process may nest it. ``shared``: for work that only reads (an
+    interactive verification): any number of those at once, but never alongside a removal or a
+    scheduled run. Waits up to ``wait`` seconds for another holder, then raises
+    :class:`StoreBusy`. A store that cannot be locked at all (missing, or a filesystem without
+    locks) is not waited for: the work that follows reports it."""
     taken: list[str] = []
     try:
         for path in sorted({os.path.realpath(p) for p in paths}):
@@ -256,7 +262,7 @@ def store_lock(
             deadline = time.monotonic() + wait
             while True:
                 try:
-                    fd = _try_lock(path)
+                    fd = _try_lock(path, shared)
                 except OSError:
                     break  # cannot be locked: go ahead unlocked
                 if fd is not None:

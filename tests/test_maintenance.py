@@ -485,6 +485,32 @@ def test_a_run_never_works_on_a_store_another_run_holds(root: Path, other_holder
     assert old in os.listdir(store)
 
 
+def test_interactive_verification_waits_for_a_scheduled_run(root: Path, other_holder):
+    add_entry(store_of(root), "fine")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run(
+        [PYTHON, "-m", "core.cli", "verify", "--store", str(store_of(root))],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "another run is working on" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_verifications_share_the_lock_removals_do_not(root: Path):
+    store = str(store_of(root))
+    with maintenance.store_lock([store], shared=True):
+        probe = subprocess.run(
+            [PYTHON, "-c", ("import fcntl, os, sys\n"
+             f"fd = os.open({store!r}, os.O_RDONLY)\n"
+             "for how in (fcntl.LOCK_SH, fcntl.LOCK_EX):\n"
+             "    try:\n        fcntl.flock(fd, how | fcntl.LOCK_NB)\n        print('free')\n"
+             "        fcntl.flock(fd, fcntl.LOCK_UN)\n"
+             "    except OSError:\n        print('busy')\n")],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+    assert probe.stdout.split() == ["free", "busy"]
+
+
 def test_the_lock_nests_within_one_process(root: Path):
     store = str(store_of(root))
     with maintenance.store_lock([store]):
