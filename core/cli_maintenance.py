@@ -189,14 +189,8 @@ def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     out.write(f"{line or 'No check has run yet.'}\n")
     for f in findings:
         out.write(f"  {f.line()}\n")
-    for job in ("verify", "clean", "watch"):
-        run = status.get(job)
-        if isinstance(run, dict):
-            extra = f"; {run.get('message')}" if run.get("message") else ""
-            out.write(
-                f"Last {job}: {run.get('finished_text')}: {run.get('checked', 0)} checked, "
-                f"{run.get('problems', 0)} problems, {run.get('removed', 0)} removed{extra}\n"
-            )
+    for line in maintenance.run_summaries(status):
+        out.write(line + "\n")
     return 0 if state.enabled else 1
 
 

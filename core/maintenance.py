@@ -406,28 +406,54 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(ts))
 
 
+def when_text(ts: float, now: float | None = None) -> str:
+    """"today 03:12", "yesterday 03:12" or "2026-03-01 03:12" (local time)."""
+    now = time.time() if now is None else now
+    day = time.localtime(ts)
+    if day[:3] == time.localtime(now)[:3]:
+        return "today " + time.strftime("%H:%M", day)
+    if day[:3] == time.localtime(now - 86400)[:3]:
+        return "yesterday " + time.strftime("%H:%M", day)
+    return time.strftime("%Y-%m-%d %H:%M", day)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def last_check_text(status: Mapping[str, Any], now: float | None = None) -> str | None:
-    """ "Last check: today 03:12, 2 problems" (None when no check ever ran)."""
+    """"Last check: today 03:12, 2 problems" (None when no check ever ran)."""
     check = status.get("check")
     if not isinstance(check, dict) or not isinstance(check.get("finished"), (int, float)):
         return None
-    when = float(check["finished"])
-    now = time.time() if now is None else now
-    day = time.localtime(when)
-    today = time.localtime(now)
-    yesterday = time.localtime(now - 86400)
-    if day[:3] == today[:3]:
-        text = "today " + time.strftime("%H:%M", day)
-    elif day[:3] == yesterday[:3]:
-        text = "yesterday " + time.strftime("%H:%M", day)
-    else:
-        text = time.strftime("%Y-%m-%d %H:%M", day)
     n = len(current_findings(status))
-    problems = "no problems" if n == 0 else ("1 problem" if n == 1 else f"{n} problems")
-    line = f"Last check: {text}, {problems}"
+    problems = "no problems" if n == 0 else _count(n, "problem")
+    line = f"Last check: {when_text(float(check['finished']), now)}, {problems}"
     if check.get("message"):
         line += f" ({check['message']})"
     return line
+
+
+def run_summaries(status: Mapping[str, Any], now: float | None = None) -> list[str]:
+    """One line per job that has run: "Last clean: today 04:02, 120 checked, 3 removed"."""
+    lines = []
+    for job in ("verify", "clean", "watch"):
+        run = status.get(job)
+        if not isinstance(run, dict) or not isinstance(run.get("finished"), (int, float)):
+            continue
+        parts = [f"Last {job}: {when_text(float(run['finished']), now)}"]
+        parts.append(f"{run.get('checked', 0)} checked")
+        if job != "clean":
+            parts.append(_count(int(run.get("problems", 0)), "problem"))
+        if run.get("removed") or job == "clean":
+            parts.append(f"{run.get('removed', 0)} removed ({size_text(run.get('freed', 0))})")
+        if run.get("failed"):
+            parts.append(f"{run['failed']} failed")
+        line = ", ".join(parts)
+        if run.get("message"):
+            line += f"; {run['message']}"
+        lines.append(line)
+    return lines
 
 
 # --- verification ---------------------------------------------------------------------------------

@@ -40,7 +40,6 @@ from gui import status as st
 from gui.actions import make_action
 from gui.activity import ActivityBar, duration_text
 from gui.banner import Banner
-from gui.maintenance_page import MaintenanceStrip
 from gui.cache_jobs import ScanJob, VerifyJob
 from gui.cache_model import (
     ROW_ROLE,
@@ -54,6 +53,7 @@ from gui.cache_model import (
 from gui.cache_table import CacheTable
 from gui.details import DetailsPane
 from gui.icons import icon
+from gui.maintenance_page import MaintenanceStrip
 from gui.overview import OverviewWidget
 from gui.settings import read_bytes, read_int
 from gui.summary import SummaryStrip

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QFont, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QFrame,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -47,6 +49,8 @@ class FindingsDialog(QDialog):
         self.list = QListWidget(self)
         self.list.setAccessibleName("Problems")
         self.list.setWordWrap(True)
+        self.list.setSpacing(3)
+        self.list.setAlternatingRowColors(True)
         for finding in findings:
             item = QListWidgetItem(finding.line(), self.list)
             item.setToolTip(finding.detail)
@@ -66,7 +70,9 @@ class FindingsDialog(QDialog):
         layout.addWidget(self.list, 1)
         layout.addWidget(note)
         layout.addWidget(buttons)
-        self.resize(760, 360)
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        room = screen.availableGeometry().size() * 0.9 if screen is not None else QSize(760, 360)
+        self.resize(QSize(760, 360).boundedTo(room))
         self._text = "\n".join(f.line() for f in findings)
 
     def copy(self) -> None:
@@ -193,21 +199,36 @@ class MaintenancePage(QWidget):
         self.min_free = QLineEdit(defaults.min_free, self)
         self.min_free.setToolTip("10%,5G: the smaller of the two; 10%, 5G or off")
         self.max_free = QLineEdit(defaults.max_free, self)
-        self.max_free.setToolTip(self.min_free.toolTip())
-        self.watch = QCheckBox("Verify each new entry as it appears", self)
+        self.max_free.setToolTip(
+            "The least recently used entries nothing uses, pins or selects go until this much is "
+            "free (" + self.min_free.toolTip() + ")"
+        )
+        self.grace.setToolTip("The free-space clean-up never removes entries used or added "
+                              "within this time")  # fmt: skip
+        self.watch = QCheckBox("Verify new entries as they appear", self)
         self.watch.setChecked(defaults.watch)
-        self.mail = QCheckBox("Mail root (through sendmail) when a run finds or removes something",
-                              self)  # fmt: skip
-        form = QFormLayout()
-        form.addRow("Verify", self.verify_when)
-        form.addRow("Clean up", self.clean_when)
-        form.addRow("Clean entries not used for", self.days)
-        form.addRow("Keep newest versions", self.keep)
-        form.addRow("Free space: below", self.min_free)
-        form.addRow("remove until", self.max_free)
-        form.addRow("never entries used or added within", self.grace)
-        form.addRow("", self.watch)
-        form.addRow("", self.mail)
+        self.mail = QCheckBox("Mail root about findings", self)
+        self.mail.setToolTip("Through sendmail, after a run that found or removed something")
+        schedule = QGroupBox("Schedule", self)
+        form = QFormLayout(schedule)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
+        form.addRow("Verify:", self.verify_when)
+        form.addRow("Clean up:", self.clean_when)
+        form.addRow(self.watch)
+        form.addRow(self.mail)
+        policy = QGroupBox("What clean-up removes", self)
+        form2 = QFormLayout(policy)
+        form2.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
+        form2.addRow("Entries unused for:", self.days)
+        form2.addRow("Keep newest versions:", self.keep)
+        form2.addRow("Free space low below:", self.min_free)
+        form2.addRow("Remove oldest until:", self.max_free)
+        form2.addRow("Never within (grace):", self.grace)
+        for edit in (self.verify_when, self.clean_when, self.min_free, self.max_free):
+            edit.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 11)
+        groups = QHBoxLayout()
+        groups.addWidget(schedule, 1)
+        groups.addWidget(policy, 1)
 
         self.enable_button = QPushButton("Enable maintenance…", self)
         self.enable_button.setDefault(True)
@@ -230,14 +251,22 @@ class MaintenancePage(QWidget):
         )
         self.notice.hide()
 
-        layout = QVBoxLayout(self)
+        content = QWidget(self)
+        layout = QVBoxLayout(content)
         layout.setContentsMargins(12, 12, 12, 12)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
         layout.addWidget(heading)
         layout.addWidget(intro)
         layout.addWidget(self.summary)
         layout.addLayout(check_row)
         layout.addWidget(self.runs)
-        layout.addLayout(form)
+        layout.addLayout(groups)
         layout.addLayout(buttons)
         layout.addWidget(self.notice)
         layout.addStretch(1)
@@ -258,6 +287,13 @@ class MaintenancePage(QWidget):
         return [self._enable_action, self._disable_action, None, self._refresh_action]
 
     def start(self) -> None:
+        reason = None if self.root is not None else elevate.unavailable_reason()
+        if reason:
+            self.show_notice(
+                f"Changes cannot be made from here: {reason}. As root, run 'zeroinstall-admin "
+                "maintenance enable', or the exported script: zeroinstall-admin maintenance "
+                "script | sudo sh"
+            )
         self.refresh()
 
     def shutdown(self, timeout: float = 5.0) -> None:
@@ -346,15 +382,7 @@ class MaintenancePage(QWidget):
         line = maintenance.last_check_text(self.status)
         self.last_check.setText(line or "No scheduled check has run yet.")
         self.problems_button.setVisible(bool(maintenance.current_findings(self.status)))
-        runs = []
-        for job in ("verify", "clean", "watch"):
-            run = self.status.get(job)
-            if isinstance(run, dict):
-                extra = f"; {run.get('message')}" if run.get("message") else ""
-                runs.append(
-                    f"Last {job}: {run.get('finished_text')}, {run.get('checked', 0)} checked, "
-                    f"{run.get('problems', 0)} problems, {run.get('removed', 0)} removed{extra}"
-                )
+        runs = maintenance.run_summaries(self.status)
         self.runs.setText("\n".join(runs))
         self.runs.setVisible(bool(runs))
         self._set_busy()
