@@ -407,7 +407,7 @@ def _iso(ts: float) -> str:
 
 
 def when_text(ts: float, now: float | None = None) -> str:
-    """"today 03:12", "yesterday 03:12" or "2026-03-01 03:12" (local time)."""
+    """ "today 03:12", "yesterday 03:12" or "2026-03-01 03:12" (local time)."""
     now = time.time() if now is None else now
     day = time.localtime(ts)
     if day[:3] == time.localtime(now)[:3]:
@@ -422,7 +422,7 @@ def _count(n: int, word: str) -> str:
 
 
 def last_check_text(status: Mapping[str, Any], now: float | None = None) -> str | None:
-    """"Last check: today 03:12, 2 problems" (None when no check ever ran)."""
+    """ "Last check: today 03:12, 2 problems" (None when no check ever ran)."""
     check = status.get("check")
     if not isinstance(check, dict) or not isinstance(check.get("finished"), (int, float)):
         return None
@@ -689,17 +689,15 @@ def _remove(run: _Runner, result: Any, chosen: Sequence, stop: Callable[[], bool
 
     def progress(done: int, total: int, outcome: Any) -> None:
         e = outcome.verdict.entry
-        what = f"{e.program} {e.version}".strip()
+        what = f" ({e.program} {e.version})".rstrip() if e.feed is not None else ""
         if outcome.ok:
             r.removed += 1
             r.freed += outcome.size
-            run.say(NOTICE, f"{outcome.action}: {display_path(e.path)} ({what}): "
+            run.say(NOTICE, f"{outcome.action}: {display_path(e.path)}{what}: "
                             + "; ".join(outcome.verdict.reasons[:1]))  # fmt: skip
         else:
             r.failed += outcome.action == "failed"
-            run.say(
-                WARNING, f"{outcome.action}: {display_path(e.path)} ({what}): {outcome.message}"
-            )
+            run.say(WARNING, f"{outcome.action}: {display_path(e.path)}{what}: {outcome.message}")
         if stop is not None and stop():
             cancel.set()
 

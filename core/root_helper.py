@@ -1002,6 +1002,16 @@ ProtectControlGroups=yes
 RestrictSUIDSGID=yes
 RestrictRealtime=yes
 LockPersonality=yes
+PrivateDevices=yes
+ProtectKernelLogs=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictNamespaces=yes
+RestrictAddressFamilies=AF_UNIX
+SystemCallArchitectures=native
+UMask=0022
+# Read every user's apps and the store, remove read-only trees, see what processes use.
+CapabilityBoundingSet=CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER CAP_SYS_PTRACE
 """
 
 _IDLE_PRIORITY = "Nice=19\nCPUSchedulingPolicy=idle\nIOSchedulingClass=idle"
