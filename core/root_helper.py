@@ -28,6 +28,8 @@ Verbs (exit 0 done, 1 failed, 2 bad arguments, 3 not root):
     install-apparmor                   the 0store-secure-add profile, checked, loaded (complain)
     enable                             all of the above enable steps, in order
     disable                            remove the helper script, the sudoers drop-in and the profile
+    maintenance-enable SETTINGS...     scheduled maintenance's settings and systemd units, checked
+    maintenance-disable                stop and remove every maintenance file this tool wrote
 """
 
 from __future__ import annotations
@@ -956,7 +958,7 @@ MAINTENANCE_DEFAULTS = {
     "verify": "daily", "clean": "weekly", "older_than_days": "30", "keep": "0",
     "grace_days": "2", "min_free": "10%,5G", "max_free": "20%,10G", "watch": "yes", "mail": "no",
 }  # fmt: skip
-"""The settings in MAINTENANCE_ARGS order (the verb's arguments)."""
+"""The settings, in the order of the maintenance-enable verb's arguments."""
 MAINTENANCE_KEYS = tuple(MAINTENANCE_DEFAULTS)
 SENDMAIL = "/usr/sbin/sendmail"
 MAIL_SPOOLS = (
