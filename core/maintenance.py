@@ -959,7 +959,7 @@ def follow(
 def mail_text(result: RunResult, host: str) -> str:
     n = len(result.findings)
     subject = f"zeroinstall-admin {result.job} on {host}: "
-    subject += f"{n} problems" if n else f"{result.removed} removed"
+    subject += _count(n, "problem") if n else f"{result.removed} removed"
     if result.message:
         subject += " (stopped early)"
     body = "\n".join(result.lines)

@@ -532,3 +532,25 @@ def test_run_refuses_bad_usage_plainly(root: Path):
     assert proc.returncode == 2 and "--follow goes with" in proc.stderr
     proc = cli("run", "nonsense", root=root)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+# --- mail -----------------------------------------------------------------------------------------
+
+
+def test_mail_to_root_through_sendmail_when_on_and_only_then(root: Path, tmp_path: Path):
+    store = store_of(root)
+    bad = add_entry(store, "bad")
+    (store / bad / "data").write_text("changed")
+    mailbox = tmp_path / "mailbox"
+    sendmail = root / "usr/sbin/sendmail"
+    sendmail.parent.mkdir(parents=True)
+    sendmail.write_text(f"#!/bin/sh\necho \"$@\" > {mailbox}.args\ncat >> {mailbox}\n")
+    sendmail.chmod(0o755)
+    place = maintenance.Place(str(root))
+    maintenance.run_verify(place, Journal(), settings=maintenance.Settings(mail=False))
+    assert not mailbox.exists()
+    maintenance.run_verify(place, Journal(), settings=maintenance.Settings(mail=True))
+    text = mailbox.read_text()
+    assert text.startswith("To: root\nSubject: zeroinstall-admin verify on ")
+    assert text.splitlines()[1].endswith(": 1 problem")
+    assert bad in text and (tmp_path / "mailbox.args").read_text().split() == ["-oi", "-t"]
