@@ -575,6 +575,11 @@ def _check_root(place: Place) -> None:
         raise MaintenanceError(
             "maintenance runs as root (the services do): run it with sudo, or as root"
         )
+    if not os.path.isdir(place.store):
+        raise MaintenanceError(
+            f"{display_path(place.store)} does not exist: nothing to maintain (enable sharing "
+            "first)"
+        )
 
 
 def run_verify(
