@@ -52,6 +52,8 @@ WATCH_SEEN_NAME = "maintenance-watch-seen.json"
 ACTIONS_NAME = "actions.jsonl"
 LOCK_WAIT_S = {"verify": 3600.0, "clean": 3600.0, "watch": 120.0}
 """How long a scheduled run waits for another run on the same store before it gives up."""
+WATCH_FIRST_RECENT_S = 600.0
+"""A watch's first run (before any verification) verifies entries that arrived this recently."""
 MAX_FINDINGS = 500
 """Findings kept in the status file (the journal has every one)."""
 
@@ -604,7 +606,10 @@ def run_verify(
             for problem in scan.problems:
                 run.say(WARNING, problem)
             entries = scan.entries
+            listing = _listing(place.store) if _read_seen(place.seen_file) is None else None
             outcomes = verify_entries([e.path for e in entries], cancel=cancel)
+            if listing is not None and not (cancel is not None and cancel.is_set()):
+                _write_seen(place.seen_file, listing)  # the watch's first baseline: all verified
             r.checked = sum(1 for o in outcomes if o is not None)
             r.findings = _findings_for(entries, outcomes)
             for finding in r.findings:
@@ -894,8 +899,10 @@ def run_watch(
     try:
         with store_lock([place.store], wait=LOCK_WAIT_S["watch"], cancel=cancel):
             seen = _read_seen(place.seen_file)
-            if seen is None:
-                seen = _listing(place.store)
+            if seen is None:  # no verification yet: what was there before the last minutes is
+                # the baseline (the daily run verifies it), what just arrived is verified now
+                recent = time.time_ns() - int(WATCH_FIRST_RECENT_S * 1e9)
+                seen = {n: i for n, i in _listing(place.store).items() if i[1] < recent}
                 _write_seen(place.seen_file, seen)
                 run.say(INFO, f"watch: {len(seen)} entries recorded; new ones are verified as "
                               "they appear")  # fmt: skip

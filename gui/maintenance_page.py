@@ -9,9 +9,10 @@ as on the command line.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
-from PySide6.QtCore import QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QFont, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -37,6 +38,8 @@ from PySide6.QtWidgets import (
 from core import elevate, maintenance
 from gui.workers import Starter, Worker
 
+STRIP_POLL_MS = 30_000
+"""How often the Cache page's strip looks whether a scheduled run wrote a new status."""
 _STRIP_STYLES = {"info": ("#e3eefb", "#7aa7dd"), "warning": ("#fff4d6", "#e0b54a")}
 
 
@@ -98,10 +101,27 @@ class MaintenanceStrip(QFrame):
         layout.addWidget(self.label, 1)
         layout.addWidget(self.button)
         self.dialog: FindingsDialog | None = None
+        self._stamp: tuple[int, int] | None = None
+        self.timer = QTimer(self)  # a run may finish while the window is open
+        self.timer.setInterval(STRIP_POLL_MS)
+        self.timer.timeout.connect(self.refresh_if_changed)
+        self.timer.start()
         self.refresh()
+
+    def _status_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(maintenance.Place(self.root).status_file)
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    def refresh_if_changed(self) -> None:
+        if self._status_stamp() != self._stamp:
+            self.refresh()
 
     def refresh(self) -> None:
         """Read the status file again (a few kilobytes: read here, on the GUI thread)."""
+        self._stamp = self._status_stamp()
         status = maintenance.read_status(self.root)
         text = maintenance.last_check_text(status)
         self.findings = maintenance.current_findings(status)

@@ -389,9 +389,13 @@ def test_free_space_in_a_small_tmpfs(root: Path, tmp_path: Path):
 
 def test_watch_verifies_a_new_entry_after_its_rename(root: Path):
     store = store_of(root)
-    add_entry(store, "present")
+    present = add_entry(store, "present")
     first = cli("run", "watch", root=root)
+    # The first run, before any verification: what arrived in the last minutes is verified.
     assert first.returncode == 0 and "entries recorded" in first.stderr
+    assert f"verified new entry {store / present}: OK" in first.stderr
+    first = cli("run", "watch", root=root)
+    assert first.returncode == 0 and "verified" not in first.stderr
     new = add_entry(store, "new")
     damaged = add_entry(store, "damaged")
     (store / damaged / "data").write_text("tampered")
@@ -409,6 +413,20 @@ def test_watch_verifies_a_new_entry_after_its_rename(root: Path):
     assert "verified" not in again.stderr and "<4>" not in again.stderr
 
 
+def test_after_a_verification_the_watch_checks_only_what_came_since(root: Path):
+    store = store_of(root)
+    add_entry(store, "verified-daily")
+    maintenance.run_verify(maintenance.Place(str(root)), Journal())
+    journal = Journal()
+    maintenance.run_watch(maintenance.Place(str(root)), journal)
+    assert not any("verified new entry" in t for _, t in journal.lines)
+    late = add_entry(store, "late")
+    maintenance.run_watch(maintenance.Place(str(root)), journal)
+    assert [t for t in journal.at(6) if "verified new entry" in t] == [
+        f"verified new entry {store / late}: OK"
+    ]
+
+
 def test_watch_by_polling_reports_a_new_entry_within_seconds(root: Path):
     store = store_of(root)
     add_entry(store, "present")
@@ -419,29 +437,36 @@ def test_watch_by_polling_reports_a_new_entry_within_seconds(root: Path):
         stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
     )  # fmt: skip
     lines: list[str] = []
-    seen = threading.Event()
-    recorded = threading.Event()
-    arrived: list[float] = []
+    arrived: dict[str, float] = {}
+    changed = threading.Condition()
 
     def read() -> None:
         assert proc.stderr is not None
         for line in proc.stderr:
-            lines.append(line)
-            if "entries recorded" in line:
-                recorded.set()
-            if "verified new entry" in line:
-                arrived.append(time.monotonic())
-                seen.set()
+            with changed:
+                lines.append(line)
+                arrived.setdefault(line, time.monotonic())
+                changed.notify_all()
+
+    def wait_for(text: str) -> float:
+        """When a line holding ``text`` arrived (fails after a generous bound, for busy machines)."""
+        with changed:
+            found = changed.wait_for(
+                lambda: any(text in ln for ln in lines) or proc.poll() is not None, timeout=120
+            )
+            hits = [arrived[ln] for ln in lines if text in ln]
+        assert found and hits, "".join(lines)
+        return hits[0]
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        assert recorded.wait(120), lines
+        wait_for("entries recorded")
+        wait_for("verified new entry")  # the one already there, new at the first run
         new = add_entry(store, "arrives")
         renamed = time.monotonic()
-        assert seen.wait(120), lines  # the outcome, with a generous bound for busy machines
-        assert new in "".join(lines)
-        print(f"reported {arrived[0] - renamed:.2f} s after the rename")
+        reported = wait_for(f"verified new entry {store / new}: OK")
+        print(f"reported {reported - renamed:.2f} s after the rename")
     finally:
         proc.terminate()
         proc.wait(timeout=60)
