@@ -54,6 +54,12 @@ LOCK_WAIT_S = {"verify": 3600.0, "clean": 3600.0, "watch": 120.0}
 """How long a scheduled run waits for another run on the same store before it gives up."""
 WATCH_FIRST_RECENT_S = 600.0
 """A watch's first run (before any verification) verifies entries that arrived this recently."""
+WATCH_IN_FLIGHT_S = 600.0
+"""A ``tmp-*`` directory changed this recently is an add under way (older ones are leftovers)."""
+WATCH_FOLLOW_S = 1800.0
+"""How long one watch run follows adds under way before it leaves them to the next trigger."""
+WATCH_POLL_S = 0.5
+"""How often a watch run that follows an add under way looks again."""
 MAX_FINDINGS = 500
 """Findings kept in the status file (the journal has every one)."""
 
@@ -878,6 +884,24 @@ def _write_seen(path: str, seen: Mapping[str, list[int]]) -> None:
     os.replace(tmp, path)
 
 
+def _in_flight(store: str) -> bool:
+    """Whether an add is under way: a ``tmp-*`` directory (not one of our removals) changed in
+    the last minutes, which 0store-secure-add will rename to its digest when it is complete."""
+    limit = time.time() - WATCH_IN_FLIGHT_S
+    try:
+        with os.scandir(store) as it:
+            for de in it:
+                if de.name.startswith("tmp-") and not de.name.startswith(rh.REMOVAL_PREFIX):
+                    try:
+                        if de.stat(follow_symlinks=False).st_mtime >= limit:
+                            return True
+                    except OSError:
+                        continue
+    except OSError:
+        return False
+    return False
+
+
 def run_watch(
     place: Place,
     emit: Emit,
@@ -887,7 +911,9 @@ def run_watch(
     cancel: threading.Event | None = None,
 ) -> RunResult:
     """Verify the entries that appeared (or changed identity) since the last watch run, until no
-    new one is left; the first run only records what is there (the daily run verifies it)."""
+    new one is left and no add is under way (a run started by a ``tmp-*`` directory's creation
+    follows it to its rename; the lock is let go while it waits). A first run before any
+    verification takes what was there before the last minutes as its baseline."""
     from core import cache
 
     _check_root(place)
@@ -896,42 +922,47 @@ def run_watch(
     r = run.result
     new_findings: list[Finding] = []
     checked_names: set[str] = set()
+    cancel = cancel if cancel is not None else threading.Event()
+    deadline = time.monotonic() + WATCH_FOLLOW_S
+
+    def take_new() -> None:
+        """Every round of new entries, holding the lock."""
+        seen = _read_seen(place.seen_file)
+        if seen is None:
+            recent = time.time_ns() - int(WATCH_FIRST_RECENT_S * 1e9)
+            seen = {n: i for n, i in _listing(place.store).items() if i[1] < recent}
+            _write_seen(place.seen_file, seen)
+            run.say(INFO, f"watch: {len(seen)} entries recorded; new ones are verified as "
+                          "they appear")  # fmt: skip
+        for _round in range(100):  # entries keep arriving: take them too, within reason
+            now = _listing(place.store)
+            fresh = [n for n, ident in now.items() if seen.get(n) != ident]
+            if not fresh or cancel.is_set():
+                return
+            store = place.stores()[0]
+            entries = [e for e in (cache.classify(store, n) for n in sorted(fresh)) if e]
+            outcomes = verify_entries([e.path for e in entries], cancel=cancel)
+            found = _findings_for(entries, outcomes)
+            for finding in found:
+                run.say(_priority(finding), finding.line())
+            for e, o in zip(entries, outcomes):
+                if o is not None and o.status == "ok":
+                    run.say(INFO, f"verified new entry {display_path(e.path)}: OK")
+            r.checked += sum(1 for o in outcomes if o is not None)
+            new_findings.extend(found)
+            checked_names.update(e.name for e in entries)
+            seen = dict(now)  # every entry there now is verified or was seen before
+            _write_seen(place.seen_file, seen)
+
     try:
-        with store_lock([place.store], wait=LOCK_WAIT_S["watch"], cancel=cancel):
-            seen = _read_seen(place.seen_file)
-            if seen is None:  # no verification yet: what was there before the last minutes is
-                # the baseline (the daily run verifies it), what just arrived is verified now
-                recent = time.time_ns() - int(WATCH_FIRST_RECENT_S * 1e9)
-                seen = {n: i for n, i in _listing(place.store).items() if i[1] < recent}
-                _write_seen(place.seen_file, seen)
-                run.say(INFO, f"watch: {len(seen)} entries recorded; new ones are verified as "
-                              "they appear")  # fmt: skip
-            for _round in range(100):  # entries keep arriving: take them too, within reason
-                now = _listing(place.store)
-                fresh = [n for n, ident in now.items() if seen.get(n) != ident]
-                if not fresh:
-                    seen = now
+        while True:
+            with store_lock([place.store], wait=LOCK_WAIT_S["watch"], cancel=cancel):
+                take_new()
+                busy = _in_flight(place.store)
+                if not busy or time.monotonic() >= deadline or cancel.is_set():
+                    _free_space_if_low(run, settings, free_space, cancel)
                     break
-                store = place.stores()[0]
-                entries = [e for e in (cache.classify(store, n) for n in sorted(fresh)) if e]
-                outcomes = verify_entries([e.path for e in entries], cancel=cancel)
-                found = _findings_for(entries, outcomes)
-                for finding in found:
-                    run.say(_priority(finding), finding.line())
-                for e, o in zip(entries, outcomes):
-                    if o is not None and o.status == "ok":
-                        run.say(INFO, f"verified new entry {display_path(e.path)}: OK")
-                r.checked += sum(1 for o in outcomes if o is not None)
-                new_findings += found
-                checked_names.update(e.name for e in entries)
-                for name in fresh:
-                    seen[name] = now[name]
-                for gone in set(seen) - set(now):
-                    del seen[gone]
-                _write_seen(place.seen_file, seen)
-                if cancel is not None and cancel.is_set():
-                    break
-            _free_space_if_low(run, settings, free_space, cancel)
+            cancel.wait(WATCH_POLL_S)  # an add under way: look again soon, unlocked
     except StoreBusy as exc:
         r.message = str(exc)
         run.say(NOTICE, f"watch deferred: {exc}")

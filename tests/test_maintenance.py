@@ -399,18 +399,45 @@ def test_watch_verifies_a_new_entry_after_its_rename(root: Path):
     new = add_entry(store, "new")
     damaged = add_entry(store, "damaged")
     (store / damaged / "data").write_text("tampered")
-    tmp = store / "tmp-being-filled"
-    tmp.mkdir()
+    old_leftover = store / "tmp-left-over"
+    old_leftover.mkdir()
+    long_ago = time.time() - 86400
+    os.utime(old_leftover, (long_ago, long_ago))  # not an add under way: not waited for
     proc = cli("run", "watch", root=root)
     assert proc.returncode == 1, proc.stderr  # a problem found
     assert f"<6>verified new entry {store / new}: OK" in proc.stderr.splitlines()
     assert any(ln.startswith("<4>corrupt:") and damaged in ln for ln in proc.stderr.splitlines())
-    assert "tmp-being-filled" not in proc.stderr
+    assert "tmp-left-over" not in proc.stderr
     assert [f.name for f in maintenance.current_findings(maintenance.read_status(str(root)))] == [
         damaged
     ]
     again = cli("run", "watch", root=root)  # nothing new: nothing verified
     assert "verified" not in again.stderr and "<4>" not in again.stderr
+
+
+def test_a_watch_run_started_by_an_add_follows_it_to_its_rename(root: Path):
+    """0store-secure-add makes tmp-XXXX (the .path unit fires), fills it, then renames it: the
+    run the first event started sees the rename through, whatever systemd does meanwhile."""
+    store = store_of(root)
+    maintenance.run_verify(maintenance.Place(str(root)), Journal())  # the baseline
+    building = store / "tmp-0store-add"
+    (building / "bin").mkdir(parents=True)
+    journal = Journal()
+    done = threading.Event()
+    worker = threading.Thread(
+        target=lambda: (maintenance.run_watch(maintenance.Place(str(root)), journal), done.set())
+    )
+    worker.start()
+    try:
+        (building / "bin" / "run").write_text("#!/bin/sh\necho staged\n")
+        manifest = generate_manifest(str(building), "sha256new")
+        name = format_digest("sha256new", hash_manifest("sha256new", manifest))
+        (building / ".manifest").write_bytes(manifest)
+        os.rename(building, store / name)
+        assert done.wait(120), journal.lines  # the outcome, with a generous bound
+    finally:
+        worker.join(timeout=120)
+    assert f"verified new entry {store / name}: OK" in journal.at(6)
 
 
 def test_after_a_verification_the_watch_checks_only_what_came_since(root: Path):
