@@ -105,3 +105,38 @@ def test_page_shows_the_last_runs(qtbot, root: Path):
     assert page.last_check.text().endswith(", no problems")
     assert "Last verify:" in page.runs.text() and "1 checked" in page.runs.text()
     assert not page.problems_button.isVisibleTo(page)
+
+
+def test_the_windows_verification_does_not_run_beside_a_scheduled_run(qtbot, root: Path):
+    """While another process holds the store (a scheduled clean-up), "Verify" says so plainly."""
+    import subprocess
+    import sys
+
+    from gui.cache_jobs import VerifyJob
+
+    store = store_of(root)
+    entry = add_entry(store, "fine")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", ("import fcntl, os, sys\n"
+         f"fd = os.open({str(store)!r}, os.O_RDONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
+         "print('locked', flush=True)\nsys.stdin.read()")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        job = VerifyJob(1, [str(store / entry)], out_of_process=False)
+        with qtbot.waitSignal(job.finished, timeout=WAIT_MS) as blocker:
+            job.start()
+        error = blocker.args[0]
+        assert isinstance(error, maintenance.StoreBusy)
+        assert "another run is working on" in str(error)
+    finally:
+        holder.stdin.close()  # type: ignore[union-attr]
+        holder.wait(timeout=60)
+        holder.stdout.close()  # type: ignore[union-attr]
+    job = VerifyJob(2, [str(store / entry)], out_of_process=False)
+    results: list = []
+    job.results.connect(results.extend)
+    with qtbot.waitSignal(job.finished, timeout=WAIT_MS) as blocker:
+        job.start()
+    assert blocker.args[0] is None and [o.status for _i, o in results] == ["ok"]
