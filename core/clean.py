@@ -13,13 +13,14 @@ action log.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from core import actionlog
 from core.cache import Entry
@@ -407,6 +408,24 @@ Actor = Callable[[Verdict], str]
 """Removes or quarantines one entry, returns a detail for the log, raises on failure."""
 
 
+def _holding_store_locks(func: Callable[..., list[Outcome]]) -> Callable[..., list[Outcome]]:
+    """Run ``func(verdicts, ...)`` holding the lock of every store concerned, the one scheduled
+    maintenance holds (:func:`core.maintenance.store_lock`): two never work on a store at once."""
+
+    @functools.wraps(func)
+    def locked(verdicts: Sequence[Verdict], *args: Any, **kwargs: Any) -> list[Outcome]:
+        from core.maintenance import StoreBusy, store_lock
+
+        try:
+            with store_lock([v.entry.store.path for v in verdicts], wait=2.0):
+                return func(verdicts, *args, **kwargs)
+        except StoreBusy as exc:
+            return [Outcome(v, False, "skipped", str(exc)) for v in verdicts]
+
+    return locked
+
+
+@_holding_store_locks
 def remove(
     verdicts: Sequence[Verdict],
     recheck: Callable[[], Evidence] | None,

@@ -32,7 +32,7 @@ PROG = "zeroinstall-admin"
 # Command groups beyond the cache commands live in modules of their own. Each has a
 # ``register(sub, store_option)`` that adds its subparsers and sets ``func=handler`` on them, where
 # ``handler(args, out, err) -> int``; heavy imports go inside the handlers, so --help stays fast.
-COMMAND_MODULES = ("core.cli_sharing", "core.cli_clean", "core.cli_vm")
+COMMAND_MODULES = ("core.cli_sharing", "core.cli_clean", "core.cli_vm", "core.cli_maintenance")
 _OWN_COMMANDS = frozenset(("digest", "manifest", "list", "verify", "stores"))
 
 SUBCOMMANDS = (
@@ -52,6 +52,8 @@ SUBCOMMANDS = (
     # core.cli_vm
     "vm",
     "snippet",
+    # core.cli_maintenance
+    "maintenance",
 )
 
 
@@ -618,6 +620,13 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         )
 
     warned: list[bool] = []
+    from core.maintenance import StoreBusy, store_lock  # scheduled maintenance's lock (issue 23)
+
+    try:
+        lock = store_lock([e.store.path for e in entries], shared=True)
+        lock.__enter__()
+    except StoreBusy as exc:
+        raise CommandError(str(exc)) from None
     try:
         outcomes = verify.verify_paths(
             [e.path for e in entries],
@@ -627,6 +636,7 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         )
     finally:
         progress.clear()
+        lock.__exit__(None, None, None)
     elapsed = time.monotonic() - started
     if warned:
         err.write(f"{PROG}: warning: {ATIME_WARNING}\n")

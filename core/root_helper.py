@@ -28,6 +28,8 @@ Verbs (exit 0 done, 1 failed, 2 bad arguments, 3 not root):
     install-apparmor                   the 0store-secure-add profile, checked, loaded (complain)
     enable                             all of the above enable steps, in order
     disable                            remove the helper script, the sudoers drop-in and the profile
+    maintenance-enable SETTINGS...     scheduled maintenance's settings and systemd units, checked
+    maintenance-disable                stop and remove every maintenance file this tool wrote
 """
 
 from __future__ import annotations
@@ -863,6 +865,14 @@ VERBS: dict[str, Verb] = {
              lambda _a, root: "; ".join(enable(root))),
         Verb("disable", (), "remove the helper script, the sudoers drop-in and the profile",
              lambda _a, root: "; ".join(disable(root))),
+        # Maintenance (issue 23): defined in their own section at the end of this file.
+        Verb("maintenance-enable",
+             ("VERIFY_WHEN", "CLEAN_WHEN", "OLDER_THAN_DAYS", "KEEP", "GRACE_DAYS", "MIN_FREE",
+              "MAX_FREE", "WATCH", "MAIL"),
+             "write the maintenance settings, services and timers, and start the timers",
+             lambda a, root: "; ".join(maintenance_enable(a, root))),
+        Verb("maintenance-disable", (), "stop and remove every maintenance file this tool wrote",
+             lambda _a, root: "; ".join(maintenance_disable(root))),
     )
 }  # fmt: skip
 
@@ -923,6 +933,431 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{prog}: {exc}\n")
         return EXIT_FAILED
     return EXIT_OK
+
+
+# --- maintenance: scheduled verification and clean-up, a watch on the shared store (issue 23) -----
+#
+# maintenance-enable writes a settings file and six systemd units (a service and a timer for the
+# daily verification and the weekly clean-up, a service and a .path unit watching the shared
+# store), each checked with `systemd-analyze verify` (calendar specs with `systemd-analyze
+# calendar`) before anything is written; the timers and the path unit are enabled with the same
+# symlinks `systemctl enable` makes. Every file starts with MAINTENANCE_MARK: maintenance-disable
+# removes exactly the files that carry it (and the symlinks pointing at them), nothing else.
+
+MAINTENANCE_PROGRAM = "/usr/bin/zeroinstall-admin"
+"""The command the services run (from the Debian package)."""
+MAINTENANCE_CONFIG = "/etc/zeroinstall-admin/maintenance.conf"
+MAINTENANCE_CONFIG_DIR = "/etc/zeroinstall-admin"
+UNIT_DIR = "/etc/systemd/system"
+MAINTENANCE_MARK = "# Written by Zero Install Admin (zeroinstall-admin maintenance enable)."
+MAINTENANCE_STATE_DIR = "/var/lib/zeroinstall-admin"
+MAINTENANCE_LOG_DIR = "/var/log/zeroinstall-admin"
+SYSTEMD_RUNNING_DIR = "/run/systemd/system"
+MAINTENANCE_RANDOM_DELAY = "1h"
+MAINTENANCE_DEFAULTS = {
+    "verify": "daily", "clean": "weekly", "older_than_days": "30", "keep": "0",
+    "grace_days": "2", "min_free": "10%,5G", "max_free": "20%,10G", "watch": "yes", "mail": "no",
+}  # fmt: skip
+"""The settings, in the order of the maintenance-enable verb's arguments."""
+MAINTENANCE_KEYS = tuple(MAINTENANCE_DEFAULTS)
+SENDMAIL = "/usr/sbin/sendmail"
+MAIL_SPOOLS = (
+    "/var/spool/postfix",
+    "/var/spool/exim4",
+    "/var/spool/nullmailer",
+    "/var/spool/mqueue",
+)
+"""Made writable (when present) for the services only when mail is on."""
+
+PACKAGE_OF.update({"systemd-analyze": "systemd", "systemctl": "systemd"})
+
+_CALENDAR_RE = re.compile(r"^[A-Za-z0-9*:,./~ -]{1,64}$")
+_DAYS_RE = re.compile(r"^[0-9]{1,4}(\.[0-9]{1,2})?$")
+_COUNT_RE = re.compile(r"^[0-9]{1,4}$")
+_FREE_RE = re.compile(r"^(?:(?P<pct>[0-9]{1,2})%)?,?(?:(?P<size>[0-9]{1,6})(?P<unit>[MGT]))?$")
+_SIZE_UNITS = {"M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+_SERVICE_TEMPLATE = """\
+{mark}
+[Unit]
+Description=Zero Install Admin: {what}
+ConditionPathIsDirectory={store}
+After=local-fs.target{unit_extra}
+
+[Service]
+Type=oneshot
+ExecStart={program} maintenance run {job}
+SyslogIdentifier=zeroinstall-admin-{job}
+{priority}
+TimeoutStartSec={timeout}
+ProtectSystem=strict
+ProtectHome=read-only
+ReadWritePaths={store_parent}{spools}
+StateDirectory=zeroinstall-admin
+LogsDirectory=zeroinstall-admin
+LogsDirectoryMode=0700
+PrivateNetwork=yes
+NoNewPrivileges=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+LockPersonality=yes
+PrivateDevices=yes
+ProtectKernelLogs=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictNamespaces=yes
+RestrictAddressFamilies=AF_UNIX
+SystemCallArchitectures=native
+UMask=0022
+# Read every user's apps and the store, remove read-only trees, see what processes use.
+CapabilityBoundingSet=CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER CAP_SYS_PTRACE
+"""
+
+_IDLE_PRIORITY = "Nice=19\nCPUSchedulingPolicy=idle\nIOSchedulingClass=idle"
+_WATCH_PRIORITY = "Nice=10\nIOSchedulingClass=best-effort\nIOSchedulingPriority=7"
+
+_TIMER_TEMPLATE = """\
+{mark}
+[Unit]
+Description=Zero Install Admin: {what}, {when}
+
+[Timer]
+OnCalendar={when}
+Persistent=true
+RandomizedDelaySec={delay}
+Unit=zeroinstall-admin-{job}.service
+
+[Install]
+WantedBy=timers.target
+"""
+
+_PATH_TEMPLATE = """\
+{mark}
+[Unit]
+Description=Zero Install Admin: watch {store} for new entries
+
+[Path]
+PathChanged={store}
+Unit=zeroinstall-admin-watch.service
+TriggerLimitIntervalSec=10s
+TriggerLimitBurst=50
+
+[Install]
+WantedBy=paths.target
+"""
+
+
+class MaintenanceFile(NamedTuple):
+    path: str
+    content: str
+    mode: int
+    wanted_by: str | None
+    """The target whose .wants directory gets a symlink to it (the units to start), else None."""
+
+
+def free_space_limit(spec: str) -> tuple[int | None, int | None]:
+    """(percent, bytes) of a MIN_FREE/MAX_FREE setting such as "10%,5G", "10%" or "5G"; "off" is
+    (None, None). The limit is the smaller of the two given. Raises UsageError."""
+    if spec == "off":
+        return None, None
+    m = _FREE_RE.match(spec)
+    if not spec or m is None or not (m.group("pct") or m.group("size")):
+        raise UsageError(
+            f"'{spec}' is not a free-space limit: use a percentage, a size or both, such as "
+            "10%,5G (the smaller counts), or off"
+        )
+    pct = int(m.group("pct")) if m.group("pct") else None
+    size = int(m.group("size")) * _SIZE_UNITS[m.group("unit")] if m.group("size") else None
+    if pct is not None and not 1 <= pct <= 90:
+        raise UsageError(f"'{spec}': the percentage must be between 1 and 90")
+    return pct, size
+
+
+def check_maintenance_settings(args: Sequence[str]) -> dict[str, str]:
+    """The verb's arguments as settings, each checked (calendar specs only by their characters:
+    :func:`check_calendar` asks systemd). Raises UsageError."""
+    if len(args) != len(MAINTENANCE_KEYS):
+        raise UsageError(f"maintenance-enable takes {len(MAINTENANCE_KEYS)} arguments")
+    settings = dict(zip(MAINTENANCE_KEYS, args))
+    for key in ("verify", "clean"):
+        if not _CALENDAR_RE.match(settings[key]):
+            raise UsageError(
+                f"'{settings[key]}' is not a calendar spec for {key} (such as daily, weekly or "
+                "'Sun *-*-* 03:00'; letters, digits, spaces and *:,./~- only)"
+            )
+    for key in ("older_than_days", "grace_days"):
+        if not _DAYS_RE.match(settings[key]) or float(settings[key]) > 3650:
+            raise UsageError(f"'{settings[key]}' is not a number of days (0 to 3650) for {key}")
+    if not _COUNT_RE.match(settings["keep"]):
+        raise UsageError(f"'{settings['keep']}' is not a count (0 to 9999) for keep")
+    low = free_space_limit(settings["min_free"])
+    high = free_space_limit(settings["max_free"])
+    if (low == (None, None)) != (high == (None, None)):
+        raise UsageError("min_free and max_free are both off or both set")
+    for a, b in zip(low, high):
+        if a is not None and b is not None and b < a:
+            raise UsageError(
+                f"max_free ({settings['max_free']}) must not be below min_free "
+                f"({settings['min_free']})"
+            )
+    for key in ("watch", "mail"):
+        if settings[key] not in ("yes", "no"):
+            raise UsageError(f"'{settings[key]}' is not yes or no for {key}")
+    return settings
+
+
+def maintenance_config_content(settings: dict[str, str]) -> str:
+    lines = [
+        MAINTENANCE_MARK,
+        "# Read by its maintenance runs; change it with zeroinstall-admin maintenance enable.",
+    ]
+    lines += [f"{key}={settings[key]}" for key in MAINTENANCE_KEYS]
+    return "\n".join(lines) + "\n"
+
+
+def maintenance_files(settings: dict[str, str]) -> list[MaintenanceFile]:
+    """Every file maintenance-enable writes for these (checked) settings, in writing order."""
+    spools = ""
+    if settings["mail"] == "yes":
+        spools = "".join(f" -{p}" for p in MAIL_SPOOLS)  # '-': a missing one is fine
+    common = {
+        "mark": MAINTENANCE_MARK, "program": MAINTENANCE_PROGRAM, "store": SHARED_STORE,
+        "store_parent": SHARED_CACHE_DIR, "spools": spools,
+    }  # fmt: skip
+    files = [MaintenanceFile(MAINTENANCE_CONFIG, maintenance_config_content(settings), 0o644, None)]
+    jobs = (
+        ("verify", "verify the shared implementation cache", settings["verify"]),
+        ("clean", "clean up the shared implementation cache", settings["clean"]),
+    )
+    for job, what, when in jobs:
+        service = _SERVICE_TEMPLATE.format(
+            what=what, job=job, priority=_IDLE_PRIORITY, timeout="12h", unit_extra="", **common
+        )
+        timer = _TIMER_TEMPLATE.format(
+            mark=MAINTENANCE_MARK, what=what, when=when, job=job, delay=MAINTENANCE_RANDOM_DELAY
+        )
+        base = f"{UNIT_DIR}/zeroinstall-admin-{job}"
+        files.append(MaintenanceFile(base + ".service", service, 0o644, None))
+        files.append(MaintenanceFile(base + ".timer", timer, 0o644, "timers.target"))
+    if settings["watch"] == "yes":
+        what = "verify new entries of the shared implementation cache"
+        service = _SERVICE_TEMPLATE.format(
+            what=what,
+            job="watch",
+            priority=_WATCH_PRIORITY,
+            timeout="1h",
+            # Every start counts against systemd's start limit: many entries added in a burst
+            # must not stop the watch (its runs are one at a time, each takes every new entry).
+            unit_extra="\nStartLimitIntervalSec=0",
+            **common,
+        )
+        path = _PATH_TEMPLATE.format(mark=MAINTENANCE_MARK, store=SHARED_STORE)
+        base = f"{UNIT_DIR}/zeroinstall-admin-watch"
+        files.append(MaintenanceFile(base + ".service", service, 0o644, None))
+        files.append(MaintenanceFile(base + ".path", path, 0o644, "paths.target"))
+    return files
+
+
+MAINTENANCE_UNITS = tuple(
+    f"zeroinstall-admin-{name}"
+    for name in ("verify.service", "verify.timer", "clean.service", "clean.timer",
+                 "watch.service", "watch.path")
+)  # fmt: skip
+"""Every unit name maintenance may write (disable looks for each)."""
+MAINTENANCE_STARTED = ("zeroinstall-admin-verify.timer", "zeroinstall-admin-clean.timer",
+                       "zeroinstall-admin-watch.path")  # fmt: skip
+
+
+def _wants_link(unit_path: str, target: str) -> str:
+    return f"{UNIT_DIR}/{target}.wants/{os.path.basename(unit_path)}"
+
+
+def check_calendar(spec: str) -> str | None:
+    """None if systemd accepts ``spec`` as an OnCalendar= value, else its message."""
+    proc = run_program("systemd-analyze", ["calendar", spec])
+    if proc.returncode == 0:
+        return None
+    return _first_line(proc.stderr + proc.stdout)
+
+
+def check_units(files: Sequence[MaintenanceFile], *, fake_root: bool) -> str | None:
+    """None if ``systemd-analyze verify`` accepts these units, written under their own names in
+    a private temporary directory, without one complaint; else the first complaint. On a fake
+    root the service's program need not exist on this machine (it is checked on the real one)."""
+    import tempfile
+
+    units = [f for f in files if f.path.startswith(UNIT_DIR + "/")]
+    with tempfile.TemporaryDirectory(prefix="zeroinstall-admin-units-") as tmp:
+        paths = []
+        for f in units:
+            path = os.path.join(tmp, os.path.basename(f.path))
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(f.content)
+            paths.append(path)
+        proc = run_program("systemd-analyze", ["verify", "--man=no", *paths])
+    complaints = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+    ignored = False
+    if fake_root:
+        missing = f"Command {MAINTENANCE_PROGRAM} is not executable"
+        ignored = any(missing in c for c in complaints)
+        complaints = [c for c in complaints if missing not in c]
+    if complaints:
+        return complaints[0].replace(tmp + "/", "")
+    if proc.returncode != 0 and not ignored:
+        return f"systemd-analyze verify failed (exit {proc.returncode})"
+    return None
+
+
+def _marked(full: str) -> bool | None:
+    """True if the regular file at ``full`` starts with MAINTENANCE_MARK; None if missing."""
+    try:
+        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        return os.read(fd, len(MAINTENANCE_MARK) + 1) == (MAINTENANCE_MARK + "\n").encode()
+    finally:
+        os.close(fd)
+
+
+def _systemctl(root: str, *args: str) -> str | None:
+    """Run systemctl on the real system when systemd runs it; None when done or not applicable,
+    else its message (the files are in place either way)."""
+    if _real_root(root) != "/" or not os.path.isdir(SYSTEMD_RUNNING_DIR):
+        return None
+    proc = run_program("systemctl", list(args))
+    return None if proc.returncode == 0 else _first_line(proc.stderr + proc.stdout)
+
+
+def maintenance_enable(args: Sequence[str], root: str = "/") -> list[str]:
+    """Check the settings, the calendar specs and the units, then write them all, enable the
+    timers and the watch, and start them when systemd runs this machine. Idempotent; a unit
+    left from an earlier enable that the new settings do not want (the watch) is removed."""
+    settings = check_maintenance_settings(args)
+    fake = _real_root(root) != "/"
+    if not os.path.isdir(under(root, SHARED_STORE)):
+        raise HelperError(
+            f"{SHARED_STORE} does not exist: enable sharing first (zeroinstall-admin sharing "
+            "enable); nothing was changed"
+        )
+    if not fake and not os.path.isfile(MAINTENANCE_PROGRAM):
+        raise HelperError(
+            f"{MAINTENANCE_PROGRAM} is missing: the services need the zeroinstall-admin package "
+            "installed; nothing was changed"
+        )
+    if settings["mail"] == "yes" and not os.path.isfile(under(root, SENDMAIL)):
+        raise HelperError(
+            f"{SENDMAIL} is missing: install a mail transport (such as postfix or nullmailer) "
+            "or leave mail off; nothing was changed"
+        )
+    find_program("systemd-analyze")  # before anything is written
+    for key in ("verify", "clean"):
+        problem = check_calendar(settings[key])
+        if problem:
+            raise UsageError(f"'{settings[key]}' is not a calendar spec for {key}: {problem}")
+    files = maintenance_files(settings)
+    for f in files:  # never overwrite a file someone else wrote under one of our names
+        if _marked(under(root, f.path)) is False:
+            raise HelperError(
+                f"{f.path} exists and was not written by this tool: move it away first; "
+                "nothing was changed"
+            )
+    problem = check_units(files, fake_root=fake)
+    if problem:
+        raise HelperError(f"systemd-analyze rejects the units: {problem}; nothing was changed")
+    done = []
+    for f in files:
+        state = install_file(root, f.path, f.content, f.mode)
+        done.append(f"{f.path}: {state}")
+        if f.wanted_by:
+            done.append(_link_wanted(root, f.path, f.wanted_by))
+    wanted = {f.path for f in files}
+    for name in MAINTENANCE_UNITS:  # e.g. the watch, when it is now off
+        path = f"{UNIT_DIR}/{name}"
+        if path not in wanted:
+            done += _remove_unit(root, path)
+    problem = _systemctl(root, "daemon-reload")
+    started = [os.path.basename(f.path) for f in files if f.wanted_by]
+    stopped = [u for u in MAINTENANCE_STARTED if u not in started]
+    problem = problem or (stopped and _systemctl(root, "stop", *stopped)) or None
+    problem = problem or _systemctl(root, "restart", *started)
+    if problem:
+        done.append(f"systemctl: {problem} (the units are written; start them by hand)")
+    elif not fake and os.path.isdir(SYSTEMD_RUNNING_DIR):
+        done.append(f"started {', '.join(started)}")
+    return done
+
+
+def _link_wanted(root: str, unit_path: str, target: str) -> str:
+    link = _wants_link(unit_path, target)
+    full = under(root, link)
+    _ensure_dirs(root, os.path.dirname(link))
+    if os.path.islink(full) and os.readlink(full) == unit_path:
+        return f"{link}: unchanged"
+    if os.path.lexists(full):
+        raise HelperError(f"{link} exists and is not this tool's link: move it away first")
+    os.symlink(unit_path, full)
+    return f"{link}: linked"
+
+
+def _remove_unit(root: str, path: str) -> list[str]:
+    done = []
+    for target in ("timers.target", "paths.target"):
+        link = _wants_link(path, target)
+        full = under(root, link)
+        if os.path.islink(full) and os.readlink(full) == path:
+            os.unlink(full)
+            done.append(f"{link}: removed")
+    full = under(root, path)
+    mine = _marked(full)
+    if mine:
+        os.unlink(full)
+        done.append(f"{path}: removed")
+    elif mine is False:
+        done.append(f"{path}: left alone (not written by this tool)")
+    return done
+
+
+def _rmdir_if_empty(root: str, path: str) -> None:
+    try:
+        os.rmdir(under(root, path))
+    except OSError:
+        pass  # not empty, missing, or not ours to judge
+
+
+def maintenance_disable(root: str = "/") -> list[str]:
+    """Stop the timers, the watch and any run, then remove every file maintenance-enable wrote
+    (the units, their symlinks, the settings); files without this tool's mark are left alone.
+    The status file and the action log stay (they are the record)."""
+    present = [u for u in MAINTENANCE_UNITS if os.path.lexists(under(root, f"{UNIT_DIR}/{u}"))]
+    problem = None
+    if present:
+        problem = _systemctl(root, "stop", *present)
+    done: list[str] = []
+    for name in MAINTENANCE_UNITS:
+        done += _remove_unit(root, f"{UNIT_DIR}/{name}")
+    full = under(root, MAINTENANCE_CONFIG)
+    mine = _marked(full)
+    if mine:
+        os.unlink(full)
+        done.append(f"{MAINTENANCE_CONFIG}: removed")
+    elif mine is False:
+        done.append(f"{MAINTENANCE_CONFIG}: left alone (not written by this tool)")
+    for directory in (MAINTENANCE_CONFIG_DIR, f"{UNIT_DIR}/timers.target.wants",
+                      f"{UNIT_DIR}/paths.target.wants"):  # fmt: skip
+        _rmdir_if_empty(root, directory)
+    if present:
+        problem = problem or _systemctl(root, "daemon-reload")
+    if problem:
+        done.append(f"systemctl: {problem}")
+    return done or ["nothing to remove: maintenance was not enabled"]
 
 
 if __name__ == "__main__":

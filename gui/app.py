@@ -170,6 +170,7 @@ def _build_window(stores, env, settings):
     from gui.clean_page import CleanPage
     from gui.delete_action import attach as attach_delete
     from gui.main_window import MainWindow
+    from gui.maintenance_page import MaintenancePage
     from gui.sharing_page import SharingPage
     from gui.vm_page import VMPage
 
@@ -179,6 +180,7 @@ def _build_window(stores, env, settings):
     attach_delete(page, env)
     window.add_page(CleanPage(stores, env, parent=window))
     window.add_page(SharingPage(parent=window))
+    window.add_page(MaintenancePage(parent=window))
     window.add_page(VMPage(env, parent=window))
     return window, page
 

@@ -9,6 +9,7 @@ late results of a run it has already replaced (F5 during a scan, a rescan during
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -230,13 +231,17 @@ class VerifyJob(_Job):
                 "cancel": cancel,
                 "sizes": self.sizes,
             }
-            return self._in_child_or_here(
-                lambda: verify_paths_in_child(paths, **kwargs),
-                # Here, the walking stays in the workers: this process draws the window.
-                lambda: core_verify.verify_paths(paths, work_here=False, **kwargs),
-                lambda: delivered,
-                "verifying",
-            )
+            from core.maintenance import store_lock  # scheduled maintenance's lock (issue 23)
+
+            stores = {os.path.dirname(p) for p in paths}
+            with store_lock(list(stores), shared=True, wait=2.0):
+                return self._in_child_or_here(
+                    lambda: verify_paths_in_child(paths, **kwargs),
+                    # Here, the walking stays in the workers: this process draws the window.
+                    lambda: core_verify.verify_paths(paths, work_here=False, **kwargs),
+                    lambda: delivered,
+                    "verifying",
+                )
 
         self._run(run, "verify", self._on_done)
 

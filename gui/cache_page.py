@@ -53,6 +53,7 @@ from gui.cache_model import (
 from gui.cache_table import CacheTable
 from gui.details import DetailsPane
 from gui.icons import icon
+from gui.maintenance_page import MaintenanceStrip
 from gui.overview import OverviewWidget
 from gui.settings import read_bytes, read_int
 from gui.summary import SummaryStrip
@@ -253,6 +254,7 @@ class CachePage(QWidget):
                 self.toolbar.addAction(action)
 
         self.banner = Banner(self)
+        self.maintenance = MaintenanceStrip(parent=self)  # the last scheduled check (issue 23)
         self.summary = SummaryStrip(self)
         self.summary.statusClicked.connect(self.toggle_status)
         self.summary.problemsClicked.connect(self.toggle_problems)
@@ -329,6 +331,7 @@ class CachePage(QWidget):
         layout.setSpacing(4)
         layout.addWidget(self.toolbar)
         layout.addWidget(self.banner)
+        layout.addWidget(self.maintenance)
         layout.addWidget(self.summary)
         layout.addLayout(filters)
         layout.addWidget(self.splitter, 1)

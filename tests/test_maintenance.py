@@ -1,0 +1,608 @@
+"""Scheduled maintenance (issue 23) on a fake root: the units the helper writes (checked by the real
+systemd-analyze) and removes, the runs the services start (verify, clean, watch, free space) with
+their journal lines, status file and action log, and the lock shared with interactive runs.
+
+Nothing here touches this machine's /etc or systemd: every file lives under tmp_path, and the
+runs are started by hand, as the services would."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from core import clean, maintenance
+from core import root_helper as rh
+from core.digests import format_digest
+from core.manifest import generate_manifest, hash_manifest
+
+REPO = Path(__file__).resolve().parent.parent
+ZI = "http://zero-install.sourceforge.net/2004/injector/interface"
+DAY = 86400
+OLD = time.time() - 90 * DAY
+PYTHON = sys.executable
+
+
+@pytest.fixture(autouse=True)
+def no_real_root(monkeypatch):
+    monkeypatch.setattr(rh, "_ALLOW_REAL_ROOT", False)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A fake root with the shared store, one user (alice) with a readable home."""
+    r = tmp_path / "root"
+    (r / "var/cache/0install.net/implementations").mkdir(parents=True)
+    (r / "etc").mkdir()
+    (r / "home/alice").mkdir(parents=True)
+    (r / "etc/passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n"
+    )
+    return r
+
+
+def store_of(root: Path) -> Path:
+    return root / "var/cache/0install.net/implementations"
+
+
+def add_entry(store: Path, label: str, *, size: int = 1000, when: float | None = None) -> str:
+    """An implementation added as 0store-secure-add does (a tmp-* directory renamed to its
+    digest), with a .manifest; ``when``: its access and modification times."""
+    tmp = store / f"tmp-{label}"
+    (tmp / "bin").mkdir(parents=True)
+    (tmp / "bin" / "run").write_text(f"#!/bin/sh\necho {label}\n")
+    (tmp / "data").write_bytes(label.encode() * (size // len(label) + 1))
+    manifest = generate_manifest(str(tmp), "sha256new")
+    name = format_digest("sha256new", hash_manifest("sha256new", manifest))
+    (tmp / ".manifest").write_bytes(manifest)
+    if when is not None:
+        for folder, _dirs, files in os.walk(tmp):
+            for f in files:
+                os.utime(os.path.join(folder, f), (when, when))
+    os.rename(tmp, store / name)
+    return name
+
+
+def select_in_app(home: Path, app: str, digest: str) -> None:
+    folder = home / ".config/0install.net/apps" / app
+    folder.mkdir(parents=True, exist_ok=True)
+    alg, value = digest.split("_", 1)
+    (folder / "selections.xml").write_text(
+        f'<?xml version="1.0"?>\n<selections xmlns="{ZI}" interface="https://x.example/a.xml">\n'
+        f'  <selection id="{digest}" interface="https://x.example/a.xml" version="1">'
+        f'<manifest-digest {alg}="{value}"/></selection>\n</selections>\n'
+    )
+
+
+class Journal:
+    def __init__(self) -> None:
+        self.lines: list[tuple[int, str]] = []
+
+    def __call__(self, priority: int, text: str) -> None:
+        self.lines.append((priority, text))
+
+    def at(self, priority: int) -> list[str]:
+        return [t for p, t in self.lines if p == priority]
+
+
+def cli(*args: str, root: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    argv = [PYTHON, "-m", "core.cli", "maintenance", *args]
+    if root is not None:
+        argv += ["--root", str(root)]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
+                          cwd=REPO, check=False)  # fmt: skip
+
+
+def files_under(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_symlink() or p.is_file()}
+
+
+# --- the units ------------------------------------------------------------------------------------
+
+
+def test_enable_writes_units_systemd_accepts_and_disable_removes_exactly_them(root: Path):
+    before = files_under(root)
+    proc = cli("enable", "--yes", root=root)
+    assert proc.returncode == 0, proc.stderr
+    written = files_under(root) - before
+    unit_dir = "etc/systemd/system/"
+    assert written == {
+        "etc/zeroinstall-admin/maintenance.conf",
+        *(unit_dir + u for u in rh.MAINTENANCE_UNITS),
+        unit_dir + "timers.target.wants/zeroinstall-admin-verify.timer",
+        unit_dir + "timers.target.wants/zeroinstall-admin-clean.timer",
+        unit_dir + "paths.target.wants/zeroinstall-admin-watch.path",
+    }
+    units = sorted(str(root / unit_dir / u) for u in rh.MAINTENANCE_UNITS)
+    check = subprocess.run(["systemd-analyze", "verify", "--man=no", *units],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    complaints = [
+        ln for ln in check.stderr.splitlines()
+        if ln.strip() and f"Command {rh.MAINTENANCE_PROGRAM} is not executable" not in ln
+    ]  # fmt: skip
+    assert complaints == []
+    service = (root / unit_dir / "zeroinstall-admin-clean.service").read_text()
+    for line in (
+        "ProtectSystem=strict", "ProtectHome=read-only", "PrivateNetwork=yes",
+        "NoNewPrivileges=yes", "IOSchedulingClass=idle", "Nice=19",
+        "ReadWritePaths=/var/cache/0install.net", "StateDirectory=zeroinstall-admin",
+        "LogsDirectory=zeroinstall-admin",
+        f"ExecStart={rh.MAINTENANCE_PROGRAM} maintenance run clean",
+    ):  # fmt: skip
+        assert line in service.splitlines()
+    timer = (root / unit_dir / "zeroinstall-admin-verify.timer").read_text()
+    assert {"OnCalendar=daily", "Persistent=true", "RandomizedDelaySec=1h"} <= set(
+        timer.splitlines()
+    )
+    assert (root / unit_dir / "timers.target.wants/zeroinstall-admin-verify.timer").readlink() == (
+        Path("/etc/systemd/system/zeroinstall-admin-verify.timer")
+    )
+    status = json.loads(cli("status", "--json", root=root).stdout)
+    assert status["enabled"] is True and status["settings"]["clean"] == "weekly"
+
+    (root / "etc/systemd/system/unrelated.service").write_text("[Service]\nExecStart=/bin/true\n")
+    proc = cli("disable", "--yes", root=root)
+    assert proc.returncode == 0, proc.stderr
+    assert files_under(root) == before | {"etc/systemd/system/unrelated.service"}
+    assert cli("status", root=root).returncode == 1
+
+
+def test_settings_are_checked_before_anything_is_written(root: Path):
+    before = files_under(root)
+    for bad in (
+        ["--verify-when", "bogus"],  # systemd-analyze calendar refuses it
+        ["--clean-when", "daily\nExecStartPre=/bin/sh"],  # a second line into the unit
+        ["--min-free", "20%", "--max-free", "10%"],
+        ["--min-free", "95%"],
+        ["--older-than", "-1"],
+        ["--keep", "many"],
+    ):
+        proc = cli("enable", "--yes", *bad, root=root)
+        assert proc.returncode == 2, (bad, proc.stdout, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        assert files_under(root) == before, bad
+    # Checked again by the helper itself (its arguments may come from anywhere).
+    args = list(rh.MAINTENANCE_DEFAULTS.values())
+    args[0] = "bogus"
+    with pytest.raises(rh.UsageError, match="calendar"):
+        rh.run_verb("maintenance-enable", args, root=str(root))
+    assert files_under(root) == before
+
+
+def test_a_file_someone_else_wrote_is_never_overwritten_nor_removed(root: Path):
+    foreign = root / "etc/systemd/system/zeroinstall-admin-clean.timer"
+    foreign.parent.mkdir(parents=True)
+    foreign.write_text("[Timer]\nOnCalendar=hourly\n")
+    with pytest.raises(rh.HelperError, match="not written by this tool"):
+        rh.run_verb("maintenance-enable", list(rh.MAINTENANCE_DEFAULTS.values()), root=str(root))
+    assert not (root / "etc/zeroinstall-admin/maintenance.conf").exists()
+    summary = rh.run_verb("maintenance-disable", [], root=str(root))
+    assert foreign.read_text() == "[Timer]\nOnCalendar=hourly\n"
+    assert "left alone" in summary
+
+
+def test_turning_the_watch_off_removes_its_units(root: Path):
+    assert cli("enable", "--yes", root=root).returncode == 0
+    assert cli("enable", "--yes", "--no-watch", "--clean-when", "Sun *-*-* 04:00",
+               root=root).returncode == 0  # fmt: skip
+    unit_dir = root / "etc/systemd/system"
+    assert not (unit_dir / "zeroinstall-admin-watch.path").exists()
+    assert not (unit_dir / "paths.target.wants/zeroinstall-admin-watch.path").is_symlink()
+    assert "OnCalendar=Sun *-*-* 04:00" in (unit_dir / "zeroinstall-admin-clean.timer").read_text()
+    assert maintenance.load_settings(str(root)).watch is False
+
+
+def test_enable_needs_the_shared_store(tmp_path: Path):
+    (tmp_path / "etc").mkdir()
+    with pytest.raises(rh.HelperError, match="enable sharing first"):
+        rh.run_verb("maintenance-enable", list(rh.MAINTENANCE_DEFAULTS.values()),
+                    root=str(tmp_path))  # fmt: skip
+    assert not (tmp_path / "etc/systemd").exists()
+
+
+# --- verify ---------------------------------------------------------------------------------------
+
+
+def test_verify_run_reports_each_finding_as_a_warning_and_writes_the_status(root: Path):
+    store = store_of(root)
+    good = add_entry(store, "good")
+    bad = add_entry(store, "bad")
+    (store / bad / "data").write_text("changed")
+    planted = "sha256new_" + "A" * 52
+    (store / planted).symlink_to("/etc")
+    proc = cli("run", "verify", root=root)
+    assert proc.returncode == 1, proc.stderr
+    warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("<4>")]
+    assert len(warnings) == 2
+    assert any(bad in ln and ln.startswith("<4>corrupt:") for ln in warnings)
+    assert any(planted in ln and "Planted symlink" in ln for ln in warnings)
+    assert not any(good in ln for ln in warnings)
+    assert "<5>verify: 3 entries checked, 2 problems" in proc.stderr.splitlines()
+    status = maintenance.read_status(str(root))
+    assert status["verify"]["checked"] == 3 and status["verify"]["problems"] == 2
+    assert {f.name for f in maintenance.current_findings(status)} == {bad, planted}
+    assert oct(os.stat(root / "var/lib/zeroinstall-admin/maintenance-status.json").st_mode)[
+        -3:
+    ] == ("644")
+    text = maintenance.last_check_text(status)
+    assert (
+        text is not None and text.startswith("Last check: today ") and text.endswith(", 2 problems")
+    )
+
+
+def test_last_check_text_says_when():
+    now = time.mktime((2026, 3, 5, 12, 0, 0, 0, 0, -1))
+    status = {"check": {"finished": now - 3600 * 9, "findings": []}}
+    assert maintenance.last_check_text(status, now) == "Last check: today 03:00, no problems"
+    status["check"]["finished"] = now - DAY
+    status["check"]["findings"] = [{"path": "/x", "name": "x", "status": "corrupt", "detail": ""}]
+    assert maintenance.last_check_text(status, now) == "Last check: yesterday 12:00, 1 problem"
+    assert maintenance.last_check_text({}, now) is None
+
+
+# --- clean ----------------------------------------------------------------------------------------
+
+
+def test_clean_run_removes_only_what_the_policy_allows(root: Path):
+    store = store_of(root)
+    old = add_entry(store, "old", when=OLD)
+    selected = add_entry(store, "selected", when=OLD)
+    pinned = add_entry(store, "pinned", when=OLD)
+    recent = add_entry(store, "recent")
+    select_in_app(root / "home/alice", "tool", selected)
+    pins_dir = root / "home/alice/.local/state/zeroinstall-admin"
+    pins_dir.mkdir(parents=True)
+    (pins_dir / "pins.json").write_text(json.dumps({"entries": [pinned], "programs": []}))
+    journal = Journal()
+    result = maintenance.run_clean(maintenance.Place(str(root)), journal)
+    assert sorted(os.listdir(store)) == sorted([selected, pinned, recent])
+    assert result.removed == 1 and not result.message
+    assert any(old in line and line.startswith("removed:") for line in journal.at(5))
+    records = [json.loads(x) for x in (root / "var/log/zeroinstall-admin/actions.jsonl")
+               .read_text().splitlines()]  # fmt: skip
+    assert [(r["action"], r["entry"]) for r in records] == [("removed", old)]
+    assert maintenance.read_status(str(root))["clean"]["removed"] == 1
+
+
+def test_clean_stops_without_removing_anything_when_a_home_cannot_be_read(root: Path):
+    store = store_of(root)
+    add_entry(store, "old", when=OLD)
+    apps = root / "home/alice/.config/0install.net/apps"
+    apps.parent.mkdir(parents=True)
+    apps.symlink_to("apps")  # a loop: reading it fails even for root
+    before = sorted(os.listdir(store))
+    journal = Journal()
+    result = maintenance.run_clean(maintenance.Place(str(root)), journal)
+    assert sorted(os.listdir(store)) == before
+    assert result.removed == 0 and "nothing was removed" in result.message
+    assert any(line.startswith("clean stopped:") for line in journal.at(4))
+    assert result.exit_code == 1
+
+
+# --- free space -----------------------------------------------------------------------------------
+
+
+class FakeDisk:
+    """A filesystem of ``total`` bytes whose only content is the store: free space goes up as
+    entries go."""
+
+    def __init__(self, store: Path, total: int):
+        self.store, self.total = store, total
+
+    def __call__(self, path: str) -> tuple[int, int]:
+        used = sum(
+            os.lstat(os.path.join(folder, f)).st_size
+            for folder, _dirs, files in os.walk(self.store)
+            for f in files
+        )
+        return self.total - used, self.total
+
+
+def test_free_space_removes_least_recently_used_until_the_upper_limit(root: Path):
+    store = store_of(root)
+    k = 1 << 20
+    ages = {"a": 40, "b": 30, "c": 20, "d": 10}  # days since last use: a is the oldest
+    names = {label: add_entry(store, label, size=k, when=time.time() - days * DAY)
+             for label, days in ages.items()}  # fmt: skip
+    oldest_selected = add_entry(store, "sel", size=k, when=time.time() - 99 * DAY)
+    select_in_app(root / "home/alice", "tool", oldest_selected)
+    young = add_entry(store, "young", size=k, when=time.time() - 1 * DAY)  # within the grace
+    busy = add_entry(store, "busy", size=k, when=time.time() - 98 * DAY)
+    holder = subprocess.Popen([PYTHON, "-c", "import sys; sys.stdin.read()"],
+                              cwd=store / busy, stdin=subprocess.PIPE)  # fmt: skip
+    try:
+        disk = FakeDisk(store, total=12 * k + 64 * 1024)  # 7 MB in entries, 5 MB free
+        settings = maintenance.Settings(
+            older_than_days=3650, min_free=f"{6}M", max_free=f"{7}M", grace_days=2
+        )  # 5 MB free < 6 MB: remove until 7 MB are free, two entries
+        journal = Journal()
+        result = maintenance.run_verify(
+            maintenance.Place(str(root)), journal, settings=settings, free_space=disk
+        )
+    finally:
+        holder.stdin.close()  # type: ignore[union-attr]
+        holder.wait(timeout=60)
+    left = set(os.listdir(store))
+    assert names["a"] not in left and names["b"] not in left
+    assert {names["c"], names["d"], oldest_selected, young, busy} <= left
+    assert result.removed == 2 and disk(str(store))[0] >= 7 * k
+    assert any(line.startswith("free space low") for line in journal.at(4))
+
+
+def test_free_space_in_a_small_tmpfs(root: Path, tmp_path: Path):
+    """The real statvfs: a 4 MB tmpfs mounted over the store's parent in a private mount
+    namespace, filled to below 10% free; the clean run frees it back above 20%."""
+    unshare = shutil.which("unshare")
+    if unshare is None or os.geteuid() != 0:
+        pytest.skip("needs unshare and root (a private mount namespace)")
+    script = tmp_path / "fill_and_clean.py"
+    script.write_text(
+        "import os, sys, time\n"
+        f"sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_maintenance import add_entry\n"
+        "from core import maintenance\n"
+        "root = sys.argv[1]; store = root + '/var/cache/0install.net/implementations'\n"
+        "os.makedirs(store)\n"
+        "names = {}\n"
+        "for i in range(9):\n"
+        "    names[add_entry(__import__('pathlib').Path(store), f'e{i}', size=420_000,\n"
+        "                    when=time.time() - (50 - i) * 86400)] = f'e{i}'\n"
+        "free, total = maintenance.statvfs_space(store)\n"
+        "print('before', free, total, flush=True)\n"
+        "s = maintenance.Settings(min_free='10%', max_free='20%', older_than_days=3650)\n"
+        "r = maintenance.run_clean(maintenance.Place(root), lambda p, t: print(p, t), settings=s)\n"
+        "free, total = maintenance.statvfs_space(store)\n"
+        "left = ','.join(sorted(names[n] for n in os.listdir(store)))\n"
+        "print('after', free, total, r.removed, left, flush=True)\n"
+    )
+    cache = root / "var/cache/0install.net"
+    shutil.rmtree(cache)
+    cache.mkdir()
+    proc = subprocess.run(
+        [unshare, "-m", "--propagation", "private", "sh", "-c",
+         f"mount -t tmpfs -o size=4m tmpfs {cache} && exec {PYTHON} {script} {root}"],
+        capture_output=True, text=True, timeout=300, check=False,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    lines = {ln.split()[0]: ln.split() for ln in proc.stdout.splitlines()
+             if ln.startswith(("before", "after"))}  # fmt: skip
+    free, total = int(lines["before"][1]), int(lines["before"][2])
+    assert free < total // 10
+    after_free, removed, left = int(lines["after"][1]), int(lines["after"][3]), lines["after"][4]
+    assert after_free >= total // 5
+    # Oldest first, and no more than needed: e0 (50 days) and e1 went.
+    assert removed == 2 and left == ",".join(f"e{i}" for i in range(2, 9))
+    assert not os.listdir(cache)  # the tmpfs was private: nothing was left on the real disk
+
+
+# --- the watch ------------------------------------------------------------------------------------
+
+
+def test_watch_verifies_a_new_entry_after_its_rename(root: Path):
+    store = store_of(root)
+    present = add_entry(store, "present")
+    first = cli("run", "watch", root=root)
+    # The first run, before any verification: what arrived in the last minutes is verified.
+    assert first.returncode == 0 and "entries recorded" in first.stderr
+    assert f"verified new entry {store / present}: OK" in first.stderr
+    first = cli("run", "watch", root=root)
+    assert first.returncode == 0 and "verified" not in first.stderr
+    new = add_entry(store, "new")
+    damaged = add_entry(store, "damaged")
+    (store / damaged / "data").write_text("tampered")
+    old_leftover = store / "tmp-left-over"
+    old_leftover.mkdir()
+    long_ago = time.time() - 86400
+    os.utime(old_leftover, (long_ago, long_ago))  # not an add under way: not waited for
+    proc = cli("run", "watch", root=root)
+    assert proc.returncode == 1, proc.stderr  # a problem found
+    assert f"<6>verified new entry {store / new}: OK" in proc.stderr.splitlines()
+    assert any(ln.startswith("<4>corrupt:") and damaged in ln for ln in proc.stderr.splitlines())
+    assert "tmp-left-over" not in proc.stderr
+    assert [f.name for f in maintenance.current_findings(maintenance.read_status(str(root)))] == [
+        damaged
+    ]
+    again = cli("run", "watch", root=root)  # nothing new: nothing verified
+    assert "verified" not in again.stderr and "<4>" not in again.stderr
+
+
+def test_a_watch_run_started_by_an_add_follows_it_to_its_rename(root: Path):
+    """0store-secure-add makes tmp-XXXX (the .path unit fires), fills it, then renames it: the
+    run the first event started sees the rename through, whatever systemd does meanwhile."""
+    store = store_of(root)
+    maintenance.run_verify(maintenance.Place(str(root)), Journal())  # the baseline
+    building = store / "tmp-0store-add"
+    (building / "bin").mkdir(parents=True)
+    journal = Journal()
+    done = threading.Event()
+    worker = threading.Thread(
+        target=lambda: (maintenance.run_watch(maintenance.Place(str(root)), journal), done.set())
+    )
+    worker.start()
+    try:
+        (building / "bin" / "run").write_text("#!/bin/sh\necho staged\n")
+        manifest = generate_manifest(str(building), "sha256new")
+        name = format_digest("sha256new", hash_manifest("sha256new", manifest))
+        (building / ".manifest").write_bytes(manifest)
+        os.rename(building, store / name)
+        assert done.wait(120), journal.lines  # the outcome, with a generous bound
+    finally:
+        worker.join(timeout=120)
+    assert f"verified new entry {store / name}: OK" in journal.at(6)
+
+
+def test_after_a_verification_the_watch_checks_only_what_came_since(root: Path):
+    store = store_of(root)
+    add_entry(store, "verified-daily")
+    maintenance.run_verify(maintenance.Place(str(root)), Journal())
+    journal = Journal()
+    maintenance.run_watch(maintenance.Place(str(root)), journal)
+    assert not any("verified new entry" in t for _, t in journal.lines)
+    late = add_entry(store, "late")
+    maintenance.run_watch(maintenance.Place(str(root)), journal)
+    assert [t for t in journal.at(6) if "verified new entry" in t] == [
+        f"verified new entry {store / late}: OK"
+    ]
+
+
+def test_watch_by_polling_reports_a_new_entry_within_seconds(root: Path):
+    store = store_of(root)
+    add_entry(store, "present")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "core.cli", "maintenance", "run", "watch", "--follow", "--interval", "0.2",
+         "--root", str(root)],
+        stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+    )  # fmt: skip
+    lines: list[str] = []
+    arrived: dict[str, float] = {}
+    changed = threading.Condition()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            with changed:
+                lines.append(line)
+                arrived.setdefault(line, time.monotonic())
+                changed.notify_all()
+
+    def wait_for(text: str) -> float:
+        """When a line holding ``text`` arrived (fails after a generous bound, for busy machines)."""
+        with changed:
+            found = changed.wait_for(
+                lambda: any(text in ln for ln in lines) or proc.poll() is not None, timeout=120
+            )
+            hits = [arrived[ln] for ln in lines if text in ln]
+        assert found and hits, "".join(lines)
+        return hits[0]
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_for("entries recorded")
+        wait_for("verified new entry")  # the one already there, new at the first run
+        new = add_entry(store, "arrives")
+        renamed = time.monotonic()
+        reported = wait_for(f"verified new entry {store / new}: OK")
+        print(f"reported {reported - renamed:.2f} s after the rename")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        reader.join(timeout=60)
+        proc.stderr.close()  # type: ignore[union-attr]
+
+
+# --- the lock -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def other_holder(root: Path):
+    """Another process holding the store's lock until the test ends."""
+    store = store_of(root)
+    holder = subprocess.Popen(
+        [PYTHON, "-c", ("import fcntl, os, sys\n"
+         f"fd = os.open({str(store)!r}, os.O_RDONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
+         "print('locked', flush=True)\nsys.stdin.read()")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    yield holder
+    holder.stdin.close()  # type: ignore[union-attr]
+    holder.wait(timeout=60)
+    holder.stdout.close()
+
+
+def test_a_run_never_works_on_a_store_another_run_holds(root: Path, other_holder, monkeypatch):
+    store = store_of(root)
+    old = add_entry(store, "old", when=OLD)
+    monkeypatch.setitem(maintenance.LOCK_WAIT_S, "clean", 0.0)
+    journal = Journal()
+    result = maintenance.run_clean(maintenance.Place(str(root)), journal)
+    assert old in os.listdir(store) and result.removed == 0
+    assert "another run is working on" in result.message
+    # An interactive removal (the window's or the command line's) waits its turn too.
+    scan = clean.survey(maintenance.Place(str(root)).stores(), maintenance.Place(str(root)).env(),
+                        clean.Policy(older_than_days=0), homes=[])  # fmt: skip
+    outcomes = clean.remove([v for v in scan.candidates], None)
+    assert [o.action for o in outcomes] == ["skipped"] and "another run" in outcomes[0].message
+    assert old in os.listdir(store)
+
+
+def test_interactive_verification_waits_for_a_scheduled_run(root: Path, other_holder):
+    add_entry(store_of(root), "fine")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run(
+        [PYTHON, "-m", "core.cli", "verify", "--store", str(store_of(root))],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "another run is working on" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_verifications_share_the_lock_removals_do_not(root: Path):
+    store = str(store_of(root))
+    with maintenance.store_lock([store], shared=True):
+        probe = subprocess.run(
+            [PYTHON, "-c", ("import fcntl, os, sys\n"
+             f"fd = os.open({store!r}, os.O_RDONLY)\n"
+             "for how in (fcntl.LOCK_SH, fcntl.LOCK_EX):\n"
+             "    try:\n        fcntl.flock(fd, how | fcntl.LOCK_NB)\n        print('free')\n"
+             "        fcntl.flock(fd, fcntl.LOCK_UN)\n"
+             "    except OSError:\n        print('busy')\n")],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+    assert probe.stdout.split() == ["free", "busy"]
+
+
+def test_the_lock_nests_within_one_process(root: Path):
+    store = str(store_of(root))
+    with maintenance.store_lock([store]):
+        with maintenance.store_lock([store]):
+            pass
+        probe = subprocess.run(
+            [PYTHON, "-c", ("import fcntl, os\n"
+             f"fd = os.open({store!r}, os.O_RDONLY)\n"
+             "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n"
+             "    print('busy')\nelse:\n    print('free')")],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert probe.stdout.strip() == "busy"
+    assert not maintenance._held
+
+
+def test_run_refuses_bad_usage_plainly(root: Path):
+    proc = cli("run", "clean", "--follow", root=root)
+    assert proc.returncode == 2 and "--follow goes with" in proc.stderr
+    proc = cli("run", "nonsense", root=root)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+# --- mail -----------------------------------------------------------------------------------------
+
+
+def test_mail_to_root_through_sendmail_when_on_and_only_then(root: Path, tmp_path: Path):
+    store = store_of(root)
+    bad = add_entry(store, "bad")
+    (store / bad / "data").write_text("changed")
+    mailbox = tmp_path / "mailbox"
+    sendmail = root / "usr/sbin/sendmail"
+    sendmail.parent.mkdir(parents=True)
+    sendmail.write_text(f"#!/bin/sh\necho \"$@\" > {mailbox}.args\ncat >> {mailbox}\n")
+    sendmail.chmod(0o755)
+    place = maintenance.Place(str(root))
+    maintenance.run_verify(place, Journal(), settings=maintenance.Settings(mail=False))
+    assert not mailbox.exists()
+    maintenance.run_verify(place, Journal(), settings=maintenance.Settings(mail=True))
+    text = mailbox.read_text()
+    assert text.startswith("To: root\nSubject: zeroinstall-admin verify on ")
+    assert text.splitlines()[1].endswith(": 1 problem")
+    assert bad in text and (tmp_path / "mailbox.args").read_text().split() == ["-oi", "-t"]
