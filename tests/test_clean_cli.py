@@ -79,7 +79,8 @@ def test_clean_refuses_off_a_terminal_then_removes_with_yes(store: RealStore, en
     log = Path(env["XDG_STATE_HOME"]) / "zeroinstall-admin" / "actions.jsonl"
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert {r["entry"] for r in records} == {store.digests["old"], store.digests["older"]}
-    assert all(r["action"] == "removed" and r["program"] == "Hello" for r in records)
+    assert [r["action"] for r in records] == ["removing", "removed"] * 2  # intent, then outcome
+    assert all(r["program"] == "Hello" for r in records)
     assert any(r["version"] == "0.9" for r in records)
 
 
