@@ -382,6 +382,38 @@ def plan(verdicts: Sequence[Verdict]) -> tuple[int, int, int, int]:
     return len(removing), freed, len(moving), kept
 
 
+def plan_text(verdicts: Sequence[Verdict]) -> str:
+    """What acting on these verdicts does, for a confirmation: "remove 3 entries, freeing 1.2 MB,
+    and quarantine 1 suspicious entry (40 kB, moved aside: still on disk)"."""
+    from core.units import size_text
+
+    removing, freed, moving, kept = plan(verdicts)
+    parts = []
+    if removing:
+        parts.append(
+            f"remove {removing:,} {'entry' if removing == 1 else 'entries'}, freeing {size_text(freed)}"
+        )
+    if moving:
+        noun = "entry" if moving == 1 else "entries"
+        parts.append(
+            f"quarantine {moving:,} suspicious {noun} ({size_text(kept)}, moved aside: still on disk)"
+        )
+    return ", and ".join(parts) or "nothing"
+
+
+def result_text(outcomes: Sequence[Outcome]) -> str:
+    """What was done, in one line: "4 of 5 entries done, 1.2 MB freed, 40 kB quarantined (still
+    on disk)"."""
+    from core.units import size_text
+
+    freed, moved = totals(outcomes)
+    done = sum(1 for o in outcomes if o.ok)
+    text = f"{done:,} of {len(outcomes):,} entries done, {size_text(freed)} freed"
+    if moved:
+        text += f", {size_text(moved)} quarantined (still on disk)"
+    return text
+
+
 class HelperUnavailable(Exception):
     """The privileged route cannot be used; the message says why and gives the root command."""
 

@@ -53,7 +53,7 @@ def test_dry_run_lists_candidates_and_total(store: RealStore, env) -> None:
     assert lines[0].split() == ["STORE", "NAME", "SIZE", "ACTION", "REASON"]
     names = {line.split()[1] for line in lines[1:] if line.startswith(str(store.path))}
     assert names == {store.digests["old"], store.digests["older"]}
-    assert "2 candidates" in lines[-2] and "to reclaim" in lines[-2]
+    assert "2 candidates" in lines[-2] and "freeing" in lines[-2]
     assert lines[-1] == "1 entry kept (--json says why)"
     assert all((store.path / n).exists() for n in store.digests.values())
 
