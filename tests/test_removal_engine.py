@@ -59,14 +59,14 @@ def _run(code: str, *, namespace: bool = False, nofile: int | None = None, **kw)
     """Run ``code`` in a child Python (this repository importable), in a private mount namespace
     when asked, with a low descriptor limit when asked. The code goes in a file: paths in a
     command line would count as a process using the entry."""
-    script = tempfile.NamedTemporaryFile("w", suffix=".py", dir="/tmp", delete=False)
-    with script:
-        script.write(code)
+    fd, script = tempfile.mkstemp(suffix=".py", dir="/tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(code)
     kw.setdefault("cwd", "/")
     try:
-        return _run_file(script.name, namespace=namespace, nofile=nofile, **kw)
+        return _run_file(script, namespace=namespace, nofile=nofile, **kw)
     finally:
-        os.unlink(script.name)
+        os.unlink(script)
 
 
 def _run_file(path: str, *, namespace: bool, nofile: int | None, **kw):
@@ -80,13 +80,21 @@ def _run_file(path: str, *, namespace: bool, nofile: int | None, **kw):
 
     env = {**os.environ, "PYTHONPATH": str(REPO), **kw.pop("env", {})}
     return subprocess.run(
-        argv, capture_output=True, text=True, timeout=120, preexec_fn=limit, env=env, **kw
+        argv,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit,
+        env=env,
+        **kw,
     )
 
 
 def _namespace_or_skip() -> None:
     proc = subprocess.run(
         ["unshare", "-m", "--propagation", "private", "mount", "--bind", "/tmp", "/mnt"],
+        check=False,
         capture_output=True,
         text=True,
     )
@@ -412,7 +420,7 @@ def test_the_owner_quarantines_a_read_only_entry(code_for_other_users):
         proc = subprocess.run(
             ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
              code_for_other_users.python, "-I", "-c", code],
-            capture_output=True, text=True, timeout=60, cwd="/",
+            check=False, capture_output=True, text=True, timeout=60, cwd="/",
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
         action, message, sizes = proc.stdout.strip().split(" | ")
@@ -423,7 +431,7 @@ def test_the_owner_quarantines_a_read_only_entry(code_for_other_users):
         [moved] = (Path(base) / rh.QUARANTINE_DIR_NAME).iterdir()
         assert moved.stat().st_mode & 0o777 == 0o555  # its mode put back
     finally:
-        subprocess.run(["chmod", "-R", "u+w", base])
+        subprocess.run(["chmod", "-R", "u+w", base], check=False)
         shutil.rmtree(base)
 
 
