@@ -34,8 +34,11 @@ from core.treewalk import (
     DIR_FLAGS,
     FILE_FLAGS,
     NOATIME,
+    MountPoint,
     Replaced,
     file_flags_for,
+    is_mount_root,
+    mount_id,
     open_beneath,
     same_file,
     swapped,
@@ -86,6 +89,13 @@ def _io_error(exc: OSError, path: bytes) -> ManifestError:
     if exc.errno == errno.ELOOP:
         # O_NOFOLLOW refused: something swapped it for a symlink under us.
         return ManifestError(f"'{shown}' turned into a symlink while it was being read", path, "io")
+    if isinstance(exc, MountPoint):
+        return ManifestError(
+            f"'{shown}' is a mount point: verification never reads through one; unmount it "
+            f"(umount '{shown}'), then verify again",
+            path,
+            "io",
+        )
     if isinstance(exc, Replaced):
         return ManifestError(f"'{shown}' was replaced while it was being read", path, "io")
     if exc.errno == errno.ENOTDIR:
@@ -345,9 +355,9 @@ class ManifestWalk:
                 self.touched_atime = True
         try:
             st = os.fstat(fd)
-            if (st.st_mode & _S_IFMT) != _S_IFREG or (
-                st.st_ino != listed.inode() and not _same_as_lstat(st, dfd, name)
-            ):
+            if st.st_ino != listed.inode():
+                _check_not_mounted(dfd, name, fd, st)
+            if (st.st_mode & _S_IFMT) != _S_IFREG:
                 raise Replaced
             size = st.st_size
             self.listed += size
@@ -422,12 +432,27 @@ class ManifestWalk:
 
 
 def _same_as_lstat(st: os.stat_result, dfd: int, name: bytes) -> bool:
-    """The inode in a directory listing differs from the opened file's where something is mounted
-    on it; then the lstat of the name must match."""
     try:
         return same_file(st, os.lstat(name, dir_fd=dfd))
     except OSError:
         return False
+
+
+def _check_not_mounted(dfd: int, name: bytes, fd: int, st: os.stat_result) -> None:
+    """What was opened is not the inode the directory listing gave: something is mounted on it
+    (raises :class:`MountPoint`: never read through), or it was swapped (:class:`Replaced`).
+    Filesystems whose listings give other inode numbers (overlays) pass: statx says no mount
+    and the lstat of the name matches."""
+    try:
+        mounted = is_mount_root(dfd, name)
+    except OSError:
+        mounted = None
+    if mounted is None:
+        mounted = mount_id(fd) != mount_id(dfd)
+    if mounted:
+        raise MountPoint(name)
+    if not _same_as_lstat(st, dfd, name):
+        raise Replaced
 
 
 def _open_listed_dir(dfd: int, name: bytes, entry: Any) -> tuple[int, os.stat_result]:
@@ -436,8 +461,8 @@ def _open_listed_dir(dfd: int, name: bytes, entry: Any) -> tuple[int, os.stat_re
     fd = os.open(name, DIR_FLAGS, dir_fd=dfd)
     try:
         st = os.fstat(fd)
-        if st.st_ino != entry.inode() and not _same_as_lstat(st, dfd, name):
-            raise Replaced
+        if st.st_ino != entry.inode():
+            _check_not_mounted(dfd, name, fd, st)
     except OSError:
         os.close(fd)
         raise

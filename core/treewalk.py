@@ -445,6 +445,7 @@ def measure_walk(
                 os.close(fd)
                 raise
             size, blocks = st.st_size, st.st_blocks
+            dev = st.st_dev
             if stats:
                 root_st = st
         else:
@@ -494,6 +495,9 @@ def measure_walk(
                                     if exc.errno == errno.ENOENT
                                     else ("entry", exc.strerror or str(exc)),
                                 )
+                                continue
+                            if st.st_ino != e.inode() and _mounted(dfd, e.name, st, dev):
+                                _count(problems, ("mount", ""))
                                 continue
                             if watch and e.name == ".manifest":
                                 manifest = st
@@ -571,6 +575,18 @@ def measure_walk(
             else (stat_fields(root_st), None if manifest is None else stat_fields(manifest))
         )
     return result
+
+
+def _mounted(dfd: int, name: str, st: os.stat_result, dev: int) -> bool:
+    """Whether ``name``, whose listed inode differs from its lstat's, is a mount point (never
+    measured or entered), rather than an entry of a filesystem whose listings give other inode
+    numbers (an overlay)."""
+    if st.st_dev != dev:
+        return True
+    try:
+        return is_mount_root(dfd, os.fsencode(name)) is not False
+    except OSError:
+        return True
 
 
 _GIVEN = b"\0"  # a name no directory can have: marks a waiting directory handed over

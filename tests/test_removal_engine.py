@@ -464,3 +464,32 @@ def test_a_file_read_while_the_prompt_waits_keeps_the_entry(tmp_path: Path, stor
     [outcome] = clean.remove([verdict], None, log_path=str(tmp_path / "l"))
     assert outcome.action == "skipped" and "used just now" in outcome.message
     assert entry.exists()
+
+
+def test_measuring_and_verifying_never_read_through_a_mount_point(tmp_path: Path, store: Path):
+    _namespace_or_skip()
+    entry = make_entry(store, DIGEST, readonly=False)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "big").write_bytes(b"x" * 1_000_000)
+    (outside / "secret").write_text("outside")
+    code = textwrap.dedent(f"""
+        import os, subprocess
+        from core.cache import measure
+        from core.manifest import verify_directory
+        from core.treewalk import measure_walk
+        subprocess.run(["mount", "--bind", {str(outside)!r}, {str(entry / "bin" / "deep")!r}],
+                       check=True)
+        subprocess.run(["mount", "--bind", {str(outside / "secret")!r},
+                        {str(entry / "README")!r}], check=True)
+        size, blocks, files, newest, problems, links = measure_walk({str(entry)!r}.encode())
+        print(size < 100_000, problems)
+        outcome = verify_directory({str(entry)!r})
+        print(outcome.status, "|", outcome.detail)
+    """)
+    proc = _run(code, namespace=True)
+    assert proc.returncode == 0, proc.stderr
+    measured, verified = proc.stdout.splitlines()
+    assert measured == "True {('mount', ''): 2}"
+    status, detail = verified.split(" | ")
+    assert status == "error" and "is a mount point" in detail and "umount" in detail
