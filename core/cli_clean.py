@@ -371,8 +371,8 @@ def cmd_optimise(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             err.write(f"{PROG}: {problem}\n")
         for line in r.not_verified:
             err.write(f"{PROG}: after optimising, {r.store}/{line}\n")
-        bad = bad or bool(r.not_verified) or bool(r.problems and args.store)
-        if args.json:
+        bad = bad or bool(r.not_verified) or bool(r.problems and args.store) or r.refused
+        if args.json or r.refused:
             continue
         verb = "would save" if r.dry_run else "saved"
         linked = "would be linked" if r.dry_run else "linked"

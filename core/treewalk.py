@@ -292,6 +292,30 @@ def walk_tree(
 # --- the walker (end) -----------------------------------------------------------------------------
 
 
+def mounts_under(path: str) -> list[str]:
+    """The mount points at or below ``path`` (an absolute path without symlinks) that this process
+    sees, from ``/proc/self/mountinfo``; [] when it cannot be read."""
+    import re
+
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            data = f.read()
+    except OSError:
+        return []
+    base = path.rstrip("/") + "/"
+    found = []
+    for line in data.splitlines():
+        fields = line.split(b" ")
+        if len(fields) < 5:
+            continue
+        # Spaces, tabs, newlines and backslashes in a mount point are written as \ooo.
+        raw = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), fields[4])
+        point = os.fsdecode(raw)
+        if point == path or point.startswith(base):
+            found.append(point)
+    return found
+
+
 def file_flags_for(owner_uid: int) -> int:
     """FILE_FLAGS, plus O_NOATIME when the kernel allows it for files of ``owner_uid`` (we are root
     or the owner): deciding once per entry saves a refused open and a retry on every file."""
@@ -504,7 +528,9 @@ def measure_walk(
                             kind = st.st_mode & _S_IFMT
                             if kind == _S_IFREG:  # nearly everything: the shortest way
                                 atime = st.st_atime  # last use comes from regular files only
-                                if atime > newest:
+                                if atime > newest and (drel or e.name != ".manifest"):
+                                    # (0install never reads the .manifest to run a program; this
+                                    # app, its optimise and 0install's verify may, as anyone)
                                     newest = atime
                                 if st.st_nlink == 1:
                                     size += st.st_size

@@ -493,3 +493,34 @@ def test_measuring_and_verifying_never_read_through_a_mount_point(tmp_path: Path
     assert measured == "True {('mount', ''): 2}"
     status, detail = verified.split(" | ")
     assert status == "error" and "is a mount point" in detail and "umount" in detail
+
+
+def test_the_window_is_told_before_verifying_other_users_entries(store: Path, monkeypatch):
+    from core import verify
+
+    make_entry(store, DIGEST, readonly=False)
+    entries = scan(stores_from_paths([str(store)]), {}).entries
+    assert verify.atime_notice(entries) is None  # root reads without touching access times
+    monkeypatch.setattr(os, "geteuid", lambda: 12345)
+    notice = verify.atime_notice(entries)
+    assert notice and notice.startswith("1 of these entries belong to other users")
+    entries[0].atime_reliable = False  # noatime: nothing to lose
+    assert verify.atime_notice(entries) is None
+
+
+def test_optimise_leaves_an_entry_holding_a_mount_point_alone(tmp_path: Path, store: Path):
+    _namespace_or_skip()
+    entry = make_entry(store, DIGEST, readonly=False)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    code = textwrap.dedent(f"""
+        import subprocess
+        from core.optimise import optimise_store
+        from core.stores import stores_from_paths
+        subprocess.run(["mount", "--bind", {str(outside)!r}, {str(entry / "bin")!r}], check=True)
+        result = optimise_store(stores_from_paths([{str(store)!r}])[0], dry_run=True)
+        print(result.problems)
+    """)
+    proc = _run(code, namespace=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "it holds a mount point" in proc.stdout and f"umount '{entry / 'bin'}'" in proc.stdout
