@@ -625,14 +625,14 @@ def _remove_tree_at(parent_fd: int, name: str, on_step: Callable[[str, str], Non
                         raise
                     count += 1
             elif event == "skip":
-                child, exc = what
-                if isinstance(exc, MountPoint) or not child:
-                    raise exc
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                child, error = what
+                if isinstance(error, MountPoint) or not child:
+                    raise error
+                if error.errno in (errno.ELOOP, errno.ENOTDIR):
                     _unlink_not_dir(child, dfd)  # swapped for a symlink or file: the link only
                     count += 1
-                elif exc.errno != errno.ENOENT:
-                    raise exc
+                elif error.errno != errno.ENOENT:
+                    raise error
             else:  # "left": everything below it is gone
                 step("rmdir", os.fsdecode(what))
                 try:
