@@ -555,8 +555,7 @@ def _check_no_mounts(store_fd: int, name: str, where: str, verb: str) -> None:
             or is_mount_root(store_fd, os.fsencode(name))
         ):
             raise HelperError(
-                f"{_shown(where)} is itself a mount point: nothing was {verb}; "
-                + _umount_advice(where)
+                f"it is itself a mount point: nothing was {verb}; " + _umount_advice(where)
             )
         found: list[bytes] = []
         for event, rel, _fd, what in walk_tree(fd, before_open=_owner_rwx):
@@ -578,8 +577,8 @@ def _check_no_mounts(store_fd: int, name: str, where: str, verb: str) -> None:
         first = where + os.fsdecode(found[0])
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         raise HelperError(
-            f"{_shown(first)} is a mount point inside the entry{more}: nothing was {verb}; "
-            + _umount_advice(first)
+            f"{_shown(os.fsdecode(found[0][1:]))} inside it is a mount point{more}: nothing was "
+            f"{verb}; " + _umount_advice(first)
         )
 
 

@@ -167,7 +167,7 @@ def test_removal_refuses_to_cross_into_another_filesystem(store: Path, tmp_path:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     # Refused before anything changed: the entry is still under its name, the tmpfs untouched.
-    assert "is a mount point inside the entry: nothing was removed" in proc.stdout
+    assert "bin/mnt inside it is a mount point: nothing was removed" in proc.stdout
     assert "umount" in proc.stdout and proc.stdout.strip().endswith("True")
 
 
