@@ -33,13 +33,16 @@ from core.display import PathLike, display_path, display_text, json_name, safe_t
 from core.treewalk import (
     DIR_FLAGS,
     FILE_FLAGS,
+    KEEP_OPEN,
     NOATIME,
     MountPoint,
     Replaced,
+    close_far,
     file_flags_for,
     is_mount_root,
     mount_id,
     open_beneath,
+    open_parent,
     same_file,
     swapped,
 )
@@ -188,15 +191,18 @@ class ManifestWalk:
             if b"\n" in rel:
                 raise _newline(rel, self.root + rel, "directory")
             lines.append(b"D %d %s\n" % (mtime, rel) if old else b"D %s\n" % rel)
+        # Frames: [fd or None, rel, items, next position, (dev, ino)]; at most KEEP_OPEN
+        # descriptors are held on the way down (the shallow ones come back through '..').
         stack = self._stack = []
-        pending: tuple[int, bytes] | None = (fd, rel)
+        top = os.fstat(fd)
+        pending: tuple[int, bytes, tuple[int, int]] | None = (fd, rel, (top.st_dev, top.st_ino))
         root = self.root
         hash_at = self._hash
         symlink_hash = self.hash_name
         try:
             while True:
                 if pending is not None:
-                    dfd, drel = pending
+                    dfd, drel, ident = pending
                     pending = None
                     if self.tick is not None:
                         signal = self.tick()
@@ -212,10 +218,12 @@ class ManifestWalk:
                         if dfd != fd:
                             os.close(dfd)
                         raise
-                    stack.append([dfd, drel, items, 0])
+                    stack.append([dfd, drel, items, 0, ident])
+                    if len(stack) > KEEP_OPEN and stack[-KEEP_OPEN - 1][0] != fd:
+                        close_far(stack)
                 while stack:
                     frame = stack[-1]
-                    dfd, drel, items, pos = frame
+                    dfd, drel, items, pos, _ident = frame
                     count = len(items)
                     while pos < count:
                         name, entry, kind = items[pos]
@@ -269,7 +277,7 @@ class ManifestWalk:
                             lines.append(
                                 b"D %d %s\n" % (mtime_seconds(st), sub) if old else b"D %s\n" % sub
                             )
-                            pending = (cfd, sub)
+                            pending = (cfd, sub, (st.st_dev, st.st_ino))
                             break
                         else:
                             path = root + drel + b"/" + name
@@ -287,14 +295,21 @@ class ManifestWalk:
                     if pending is not None:
                         break
                     stack.pop()
-                    if dfd != fd:
-                        os.close(dfd)
+                    try:
+                        if stack and stack[-1][0] is None:
+                            try:
+                                stack[-1][0] = open_parent(dfd, *stack[-1][4])
+                            except OSError as exc:
+                                raise _io_error(Replaced(), root + stack[-1][1]) from exc
+                    finally:
+                        if dfd != fd:
+                            os.close(dfd)
                 else:
                     if pending is None:
                         break
         finally:
             for frame in stack:
-                if frame[0] != fd:
+                if frame[0] is not None and frame[0] != fd:
                     os.close(frame[0])
             self._stack = []
         segments.append(b"".join(lines))
@@ -411,7 +426,7 @@ class ManifestWalk:
         subtrees), to ``give``; a placeholder takes their place when the walk reaches them."""
         assert self.give is not None
         waiting = []
-        for _fd, drel, items, pos in self._stack:
+        for _fd, drel, items, pos, _ident in self._stack:
             for name, entry, kind in items[pos:]:
                 if kind != _DIR or b"\n" in name:
                     continue

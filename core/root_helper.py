@@ -351,7 +351,7 @@ def _open_listed(
     return fd
 
 
-def _open_parent(fd: int, dev: int, ino: int) -> int:
+def open_parent(fd: int, dev: int, ino: int) -> int:
     """Open '..' of the directory ``fd``, checked to be the directory (dev, ino) left earlier."""
     parent = os.open(b"..", _WALK_DIR_FLAGS, dir_fd=fd)
     st = os.fstat(parent)
@@ -433,7 +433,7 @@ def walk_tree(
                 if frames:
                     parent = frames[-1]
                     if parent[1] is None:
-                        parent[1] = _open_parent(fd, parent[2], parent[3])
+                        parent[1] = open_parent(fd, parent[2], parent[3])
                     if fd != top_fd:
                         os.close(fd)
                     if post:

@@ -189,7 +189,7 @@ def _open_listed(
     return fd
 
 
-def _open_parent(fd: int, dev: int, ino: int) -> int:
+def open_parent(fd: int, dev: int, ino: int) -> int:
     """Open '..' of the directory ``fd``, checked to be the directory (dev, ino) left earlier."""
     parent = os.open(b"..", _WALK_DIR_FLAGS, dir_fd=fd)
     st = os.fstat(parent)
@@ -271,7 +271,7 @@ def walk_tree(
                 if frames:
                     parent = frames[-1]
                     if parent[1] is None:
-                        parent[1] = _open_parent(fd, parent[2], parent[3])
+                        parent[1] = open_parent(fd, parent[2], parent[3])
                     if fd != top_fd:
                         os.close(fd)
                     if post:
@@ -469,7 +469,7 @@ def measure_walk(
                 os.close(fd)
                 raise
             size, blocks = st.st_size, st.st_blocks
-            dev = st.st_dev
+            dev, ino = st.st_dev, st.st_ino
             if stats:
                 root_st = st
         else:
@@ -485,12 +485,14 @@ def measure_walk(
         if stats:
             failed.append(None)
         return failed
-    # Depth first, holding the descriptors of the directories on the way down (one per level).
-    # A frame: [fd, rel, subdirectories (name, lstat) waiting, next position].
+    # Depth first, holding the descriptors of the directories on the way down, at most KEEP_OPEN
+    # (deeper, the shallow ones are closed and come back through '..', checked: bounded at any
+    # depth). A frame: [fd or None, rel, subdirectories (name, lstat) waiting, next position,
+    # (dev, ino) of the directory].
     stack: list[list] = []
     scandir = os.scandir
     fsencode = os.fsencode
-    pending: tuple[int, bytes] | None = (fd, rel)
+    pending: tuple[int, bytes, tuple[int, int]] | None = (fd, rel, (dev, ino))
     manifest: os.stat_result | None = None
     watch = stats and not rel  # look out for the entry's .manifest (in its first directory only)
     try:
@@ -503,10 +505,12 @@ def measure_walk(
                         return None
                     if signal and give is not None:
                         _hand_over(stack, give)
-                dfd, drel = pending
+                dfd, drel, ident = pending
                 pending = None
                 subdirs: list[tuple[bytes, os.stat_result]] = []
-                stack.append([dfd, drel, subdirs, 0])
+                stack.append([dfd, drel, subdirs, 0, ident])
+                if len(stack) > KEEP_OPEN:
+                    close_far(stack)
                 try:
                     with scandir(dfd) as it:
                         for e in it:
@@ -560,7 +564,7 @@ def measure_walk(
             # The next directory: the next waiting one of the deepest frame that has one.
             while stack:
                 frame = stack[-1]
-                fd_, frel, subdirs, pos = frame
+                fd_, frel, subdirs, pos, _ident = frame
                 if pos < len(subdirs):
                     frame[3] = pos + 1
                     name, st = subdirs[pos]
@@ -568,7 +572,7 @@ def measure_walk(
                     if sub in skip or name is _GIVEN:
                         continue
                     try:
-                        pending = (open_dir(fd_, name, st), sub)
+                        pending = (open_dir(fd_, name, st), sub, (st.st_dev, st.st_ino))
                     except OSError as exc:
                         if exc.errno == errno.ENOENT:
                             _count(problems, ("gone", ""))
@@ -579,13 +583,24 @@ def measure_walk(
                         continue
                     break
                 stack.pop()
-                os.close(fd_)
+                try:
+                    if stack and stack[-1][0] is None:
+                        stack[-1][0] = open_parent(fd_, *stack[-1][4])
+                except OSError:  # moved away meanwhile: what is left is not measured
+                    _count(problems, ("swapped", ""))
+                    while stack:
+                        left = stack.pop()[0]
+                        if left is not None:
+                            os.close(left)
+                finally:
+                    os.close(fd_)
             else:
                 if pending is None:
                     break
     finally:
         for frame in stack:
-            os.close(frame[0])
+            if frame[0] is not None:
+                os.close(frame[0])
     result: Result = [
         size,
         blocks,
@@ -601,6 +616,18 @@ def measure_walk(
             else (stat_fields(root_st), None if manifest is None else stat_fields(manifest))
         )
     return result
+
+
+KEEP_OPEN = 32
+"""Directories a walk keeps open on its way down; deeper, the shallowest are closed."""
+
+
+def close_far(stack: list[list]) -> None:
+    """Close the descriptor of the directory KEEP_OPEN levels up (it comes back through '..')."""
+    far = stack[-KEEP_OPEN - 1]
+    if far[0] is not None:
+        os.close(far[0])
+        far[0] = None
 
 
 def _mounted(dfd: int, name: str, st: os.stat_result, dev: int) -> bool:

@@ -524,3 +524,26 @@ def test_optimise_leaves_an_entry_holding_a_mount_point_alone(tmp_path: Path, st
     proc = _run(code, namespace=True)
     assert proc.returncode == 0, proc.stderr
     assert "it holds a mount point" in proc.stdout and f"umount '{entry / 'bin'}'" in proc.stdout
+
+
+def test_measuring_and_verifying_go_2000_deep_under_a_low_descriptor_limit(deep_dir: Path):
+    tree = deep_dir / "tree"
+    tree.mkdir()
+    _deep(tree, 2000)
+    code = textwrap.dedent(f"""
+        import hashlib
+        from core.manifest import generate_manifest
+        from core.treewalk import measure_walk
+        size, blocks, files, newest, problems, links = measure_walk({str(tree)!r}.encode())
+        manifest = generate_manifest({str(tree)!r}, "sha256new")
+        print(size, files, problems, hashlib.sha256(manifest).hexdigest(), len(manifest))
+    """)
+    limited = _run(code, nofile=64)
+    unlimited = _run(code)
+    assert limited.returncode == 0, limited.stderr
+    size, files, problems, _hash, _length = limited.stdout.split(" ", 4)
+    assert (int(files), problems) == (20, "{}")
+    assert limited.stdout == unlimited.stdout  # the same figures and manifest as without a limit
+    du = subprocess.run(["du", "-s", "--apparent-size", "--block-size=1", str(tree)],
+                        capture_output=True, text=True, check=True)  # fmt: skip
+    assert int(size) == int(du.stdout.split()[0])
