@@ -630,7 +630,7 @@ class CleanPage(QWidget):
         chosen = self.model.chosen()
         _removing, disk, moving, kept = clean.plan(chosen)
         candidates = sum(1 for v in self.model.verdicts if v.candidate)
-        moved = f", {size_text(kept)} to quarantine (stays on disk)" if moving else ""
+        moved = f", {moving:,} to quarantine ({size_text(kept)} stays on disk)" if moving else ""
         self.total.setText(
             f"{len(chosen):,} of {candidates:,} checked: {size_text(disk)} to reclaim{moved}"
         )
