@@ -535,8 +535,17 @@ def _owner_rwx(parent_fd: int, name: bytes, listed: os.stat_result) -> None:
 
 
 def _shown(path: str) -> str:
-    """A path for a one-line message: control characters escaped."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
+    """A path for a one-line message: control characters and bytes that are not UTF-8 (argv's
+    surrogate escapes) escaped, a backslash doubled."""
+    out = []
+    for c in path:
+        if "\udc80" <= c <= "\udcff":
+            out.append(f"\\x{ord(c) - 0xDC00:02x}")
+        elif c == "\\" or not c.isprintable():
+            out.append(repr(c)[1:-1])
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 def _umount_advice(path: str) -> str:
