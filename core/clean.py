@@ -390,14 +390,12 @@ def plan_text(verdicts: Sequence[Verdict]) -> str:
     removing, freed, moving, kept = plan(verdicts)
     parts = []
     if removing:
-        parts.append(
-            f"remove {removing:,} {'entry' if removing == 1 else 'entries'}, freeing {size_text(freed)}"
-        )
+        noun = "entry" if removing == 1 else "entries"
+        parts.append(f"remove {removing:,} {noun}, freeing {size_text(freed)}")
     if moving:
         noun = "entry" if moving == 1 else "entries"
-        parts.append(
-            f"quarantine {moving:,} suspicious {noun} ({size_text(kept)}, moved aside: still on disk)"
-        )
+        space = f"{size_text(kept)}, moved aside: still on disk"
+        parts.append(f"quarantine {moving:,} suspicious {noun} ({space})")
     return ", and ".join(parts) or "nothing"
 
 
@@ -596,12 +594,12 @@ def remove(
         if reasons:
             outcome = Outcome(verdict, False, "skipped", "now in use: " + "; ".join(reasons))
         elif used is not None:
+            when = time.strftime("%H:%M:%S", time.localtime(used))
             outcome = Outcome(
                 verdict,
                 False,
                 "skipped",
-                f"used just now: a file in it was read at {time.strftime('%H:%M:%S', time.localtime(used))}, "
-                "after it was chosen; it is kept",
+                f"used just now: a file in it was read at {when}, after it was chosen; it is kept",
             )
         elif not os.path.lexists(entry.path):
             outcome = Outcome(verdict, False, "skipped", "it is gone already")
