@@ -533,6 +533,7 @@ def _intent(verdict: Verdict, origin: str | None, log_path: str) -> actionlog.Re
             version=earlier.version if earlier else "",
             reasons=(earlier.reasons if earlier else [])
             + [f"finishing an interrupted removal: it was renamed {entry.name}"],
+            detail="about to delete the rest",
         )
     return actionlog.Record(
         action="quarantining" if verdict.action == "quarantine" else "removing",
@@ -541,7 +542,11 @@ def _intent(verdict: Verdict, origin: str | None, log_path: str) -> actionlog.Re
         program=entry.program,
         version=entry.version,
         reasons=list(verdict.reasons),
-        detail=f"digest {entry.digest.name}" if entry.digest is not None else "",
+        detail=(
+            "about to be moved to the quarantine"
+            if verdict.action == "quarantine"
+            else "about to be renamed tmp-remove-* and deleted"
+        ),
     )
 
 

@@ -317,7 +317,7 @@ def test_remove_records_and_rechecks(real_store: RealStore, env) -> None:
     records = [json.loads(line) for line in log.read_text().splitlines()]
     # The intent first (before anything changed), then the outcome; the skipped one only once.
     assert [r["action"] for r in records] == ["removing", "removed", "skipped"]
-    assert records[0]["entry"] == a.name and records[0]["detail"] == f"digest {a.name}"
+    assert records[0]["entry"] == a.name and "about to be" in records[0]["detail"]
     assert records[1]["entry"] == a.name
     assert records[1]["reasons"] == ["test"] and records[1]["size"] > 0 and records[1]["user"]
     assert actionlog.read(str(log))[0].entry == a.name
