@@ -517,21 +517,26 @@ def _unlink_not_dir(name: str | bytes, dir_fd: int) -> None:
         pass
 
 
-def _owner_rwx(parent_fd: int, name: bytes, listed: os.stat_result) -> None:
-    """Give the owner rwx on the subdirectory ``name`` (0install leaves them 0555; one without r
-    or x cannot even be listed) before it is opened, through an O_PATH descriptor checked to be
-    the directory listed: never through a symlink, never on what is mounted there. Root needs
-    no permission bits and changes nothing."""
-    if os.geteuid() == 0 or listed.st_mode & 0o700 == 0o700:
+def _owner_rwx(parent_fd: int, name: bytes, listed: os.stat_result, bits: int = 0o700) -> None:
+    """Give the owner ``bits`` (rwx: 0install leaves directories 0555; one without r or x cannot
+    even be listed) on the subdirectory ``name`` before it is opened, through an O_PATH
+    descriptor checked to be the directory listed: never through a symlink, never on what is
+    mounted there. Root needs no permission bits and changes nothing."""
+    if os.geteuid() == 0 or listed.st_mode & bits == bits:
         return
     fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent_fd)
     try:
         st = os.fstat(fd)
         if st.st_ino != listed.st_ino or st.st_dev != listed.st_dev:
             raise Replaced
-        os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(st.st_mode) | 0o700)
+        os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(st.st_mode) | bits)
     finally:
         os.close(fd)
+
+
+def _owner_rx(parent_fd: int, name: bytes, listed: os.stat_result) -> None:
+    """Only what looking inside needs (a quarantined entry is evidence: its modes stay)."""
+    _owner_rwx(parent_fd, name, listed, 0o500)
 
 
 def _shown(path: str) -> str:
@@ -567,7 +572,7 @@ def _check_no_mounts(store_fd: int, name: str, where: str, verb: str) -> None:
                 f"it is itself a mount point: nothing was {verb}; " + _umount_advice(where)
             )
         found: list[bytes] = []
-        for event, rel, _fd, what in walk_tree(fd, before_open=_owner_rwx):
+        for event, rel, _fd, what in walk_tree(fd, before_open=_owner_rx):
             if event != "skip":
                 continue
             child, exc = what

@@ -435,6 +435,7 @@ def test_the_owner_quarantines_a_read_only_entry(code_for_other_users):
         assert not entry.exists()
         [moved] = (Path(base) / rh.QUARANTINE_DIR_NAME).iterdir()
         assert moved.stat().st_mode & 0o777 == 0o555  # its mode put back
+        assert (moved / "bin" / "deep").stat().st_mode & 0o777 == 0o555  # and nothing inside
     finally:
         subprocess.run(["chmod", "-R", "u+w", base], check=False)
         shutil.rmtree(base)
