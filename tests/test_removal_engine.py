@@ -553,3 +553,38 @@ def test_measuring_and_verifying_go_2000_deep_under_a_low_descriptor_limit(deep_
     du = subprocess.run(["du", "-s", "--apparent-size", "--block-size=1", str(tree)],
                         capture_output=True, text=True, check=True)  # fmt: skip
     assert int(size) == int(du.stdout.split()[0])
+
+
+def test_an_ordinary_user_removes_and_logs_a_name_that_is_not_utf8(code_for_other_users):
+    base = tempfile.mkdtemp(prefix="zia-names-", dir="/tmp")
+    try:
+        os.chmod(base, 0o755)
+        store = Path(base) / "implementations"
+        name = os.fsdecode(b"sha256new_\xff\x1b[31mevil")
+        (store / name / "sub").mkdir(parents=True)
+        (store / name / "sub" / os.fsdecode(b"\xfe")).write_text("x")
+        for p in [Path(base), store, *store.rglob("*")]:
+            os.lchown(p, NOBODY, NOBODY)
+        log = f"{base}/state/actions.jsonl"
+        code = code_for_other_users.prelude() + textwrap.dedent(f"""
+            import os
+            from core import clean
+            from core.cache import scan
+            from core.stores import stores_from_paths
+            [entry] = scan(stores_from_paths([{str(store)!r}]), {{}}).entries
+            [o] = clean.remove([clean.Verdict(entry, "remove", ["test"])], None, log_path={log!r})
+            print(o.action, o.message)
+        """)
+        proc = subprocess.run(
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+             "env", "-i", "LANG=C", code_for_other_users.python, "-I", "-c", code],
+            capture_output=True, text=True, timeout=60, cwd="/", check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "removed", proc.stdout
+        assert os.listdir(store) == []
+        records = [json.loads(x) for x in Path(log).read_bytes().decode("utf-8").splitlines()]
+        assert [r["action"] for r in records] == ["removing", "removed"]
+        assert all(r["entry"]["text"] == "sha256new_\\xff\\x1b[31mevil" for r in records)
+    finally:
+        shutil.rmtree(base)
