@@ -17,6 +17,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
+from core.display import display_text, json_name
+
 APP_DIR = "zeroinstall-admin"
 ROOT_LOG_DIR = "/var/log/zeroinstall-admin"
 ROOT_STATE_DIR = "/var/lib/zeroinstall-admin"
@@ -73,7 +75,8 @@ def current_user() -> str:
 class Record:
     """One action on one entry."""
 
-    action: str  # "removed", "quarantined", "failed", "skipped", "optimised"
+    action: str  # "removing"/"quarantining" (the intent, first), "removed", "quarantined",
+    # "failed", "skipped", "optimised"
     store: str
     entry: str
     program: str = ""
@@ -85,11 +88,56 @@ class Record:
     user: str = ""  # filled in when written
 
     def describe(self) -> str:
-        """One line for a log view."""
-        what = f"{self.program} {self.version}".strip() or self.entry
-        extra = f": {self.detail}" if self.detail else ""
-        where = f"({self.entry}) in {self.store}"
+        """One line for a log view (names escaped: control characters, bytes that are not
+        UTF-8)."""
+        entry = display_text(self.entry)
+        what = display_text(f"{self.program} {self.version}".strip()) or entry
+        extra = f": {display_text(self.detail)}" if self.detail else ""
+        where = f"({entry}) in {display_text(self.store)}"
         return f"{self.time}  {self.user}  {self.action} {what} {where}{extra}"
+
+    def to_json(self) -> dict:
+        """The record as strict-UTF-8 JSON: ``store`` and ``entry`` in the lossless name form
+        (:func:`core.display.json_name`: a string, or ``{"base64", "text"}`` for a name that is
+        not UTF-8); other text with such bytes escaped."""
+        raw = asdict(self)
+        for key, value in raw.items():
+            if key in ("store", "entry"):
+                raw[key] = json_name(value)
+            elif isinstance(value, str):
+                raw[key] = _text(value)
+            elif isinstance(value, list):
+                raw[key] = [_text(v) if isinstance(v, str) else v for v in value]
+        return raw
+
+    @classmethod
+    def from_json(cls, raw: dict) -> Record:
+        """A record read back from :meth:`to_json` (names in either form)."""
+        names = cls.__dataclass_fields__
+        fields = {k: v for k, v in raw.items() if k in names}
+        for key in ("store", "entry"):
+            fields[key] = _name_from_json(fields.get(key, ""))
+        return cls(**fields)
+
+
+def _text(value: str) -> str:
+    """``value`` with what cannot be UTF-8 (names' undecodable bytes) escaped as ``\\xNN``."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _name_from_json(value: object) -> str:
+    if isinstance(value, dict) and isinstance(value.get("base64"), str):
+        import base64
+
+        try:
+            return os.fsdecode(base64.b64decode(value["base64"], validate=True))
+        except ValueError:
+            return str(value.get("text", ""))
+    return value if isinstance(value, str) else str(value)
 
 
 def _syslog(record: Record) -> None:
@@ -97,12 +145,13 @@ def _syslog(record: Record) -> None:
         import syslog
 
         syslog.openlog("zeroinstall-admin", 0, syslog.LOG_USER)
-        syslog.syslog(
-            syslog.LOG_NOTICE,
+        message = (
             f"{record.action} {record.store}/{record.entry} ({record.program} {record.version}, "
-            f"{record.size} bytes) by {record.user}: {'; '.join(record.reasons) or record.detail}",
+            f"{record.size} bytes) by {record.user}: {'; '.join(record.reasons) or record.detail}"
         )
-    except (ImportError, OSError):
+        # Names need not be UTF-8, and a newline must not start a forged line: escaped.
+        syslog.syslog(syslog.LOG_NOTICE, display_text(message))
+    except (ImportError, OSError, ValueError):
         pass
 
 
@@ -119,7 +168,7 @@ def record(
     for rec in records:
         rec.time = rec.time or stamp
         rec.user = rec.user or user
-        lines.append(json.dumps(asdict(rec), ensure_ascii=False) + "\n")
+        lines.append(json.dumps(rec.to_json(), ensure_ascii=False) + "\n")
     if to_syslog is None:
         to_syslog = _is_root() and path.startswith(ROOT_LOG_DIR + "/")
     if to_syslog:
@@ -130,8 +179,8 @@ def record(
         fd = os.open(
             path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
         )
-        with os.fdopen(fd, "a", encoding="utf-8") as f:
-            f.write("".join(lines))
+        with os.fdopen(fd, "ab") as f:
+            f.write("".join(lines).encode("utf-8"))
     except OSError as exc:
         return f"the action log {path} could not be written: {exc.strerror or exc}"
     return None
@@ -149,12 +198,22 @@ def read(path: str | None = None, limit: int = 500) -> list[Record]:
     except OSError:
         return []
     out: list[Record] = []
-    names = set(Record.__dataclass_fields__)
     for line in data.decode("utf-8", "replace").splitlines()[-limit:]:
         try:
             raw = json.loads(line)
         except ValueError:
             continue
         if isinstance(raw, dict) and "action" in raw and "entry" in raw:
-            out.append(Record(**{k: v for k, v in raw.items() if k in names}))
+            try:
+                out.append(Record.from_json(raw))
+            except TypeError:
+                continue
     return out
+
+
+def find(path: str, store: str, entry: str, actions: Sequence[str]) -> Record | None:
+    """The newest record of ``entry`` in ``store`` whose action is one of ``actions``."""
+    for rec in reversed(read(path, limit=5000)):
+        if rec.entry == entry and rec.store == store and rec.action in actions:
+            return rec
+    return None

@@ -13,6 +13,7 @@ action log.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import stat
@@ -24,8 +25,9 @@ from typing import Any, Literal
 
 from core import actionlog
 from core.cache import Entry
+from core.display import display_path, display_text
 from core.evidence import Evidence, atime_mode
-from core.root_helper import REMOVAL_PREFIX
+from core.root_helper import REMOVAL_PREFIX, removal_origin
 from core.versions import version_key
 
 Action = Literal["remove", "quarantine", "keep"]
@@ -139,12 +141,17 @@ def judge(
             if in_use:
                 out.append(Verdict(e, "keep", in_use, last))
             elif e.name.startswith(REMOVAL_PREFIX):
+                origin = removal_origin(e.name)
+                of = f" of {display_text(origin)}" if origin else ""
                 out.append(
                     Verdict(
                         e,
                         "remove",
                         [
-                            "the rest of an interrupted removal by this app (renamed before deletion)"
+                            (
+                                f"the rest of an interrupted removal{of} by this app (renamed "
+                                "before deletion)"
+                            )
                         ],
                         last,
                     )
@@ -264,7 +271,10 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def footprint(path: str) -> Footprint:
-    """Walk an entry by directory file descriptors (never following a symlink) and count it."""
+    """Count an entry with :func:`core.treewalk.walk_tree` (by directory descriptors, never
+    following a symlink, never into a mount point: those are named in ``error``)."""
+    from core.treewalk import MountPoint, walk_tree
+
     fp = Footprint()
     try:
         st = os.lstat(path)
@@ -285,48 +295,36 @@ def footprint(path: str) -> Footprint:
     add(st)
     if not stat.S_ISDIR(st.st_mode):
         return fp
-    problems = 0
-
-    def walk(fd: int) -> None:
-        nonlocal problems
-        subdirs = []
-        try:
-            with os.scandir(fd) as it:
-                for de in it:
-                    try:
-                        s = de.stat(follow_symlinks=False)
-                    except OSError:
-                        problems += 1
-                        continue
-                    add(s)
-                    if stat.S_ISDIR(s.st_mode):
-                        subdirs.append(de.name)
-        except OSError:
-            problems += 1
-        for sub in subdirs:
-            try:
-                child = os.open(sub, _DIR_FLAGS, dir_fd=fd)
-            except OSError:
-                problems += 1  # gone, or swapped for a symlink: never followed
-                continue
-            try:
-                walk(child)
-            finally:
-                os.close(child)
-
     try:
         top = os.open(path, _DIR_FLAGS)
     except OSError as exc:
         fp.error = exc.strerror or str(exc)
         return fp
+    problems = 0
+    mounts: list[str] = []
     try:
-        walk(top)
-    except RecursionError:
+        for event, rel, _fd, what in walk_tree(top):
+            if event == "dir":
+                for _name, child in what:
+                    add(child)
+            elif isinstance(what[1], MountPoint):
+                mounts.append(os.fsdecode(rel))
+            else:
+                problems += 1  # gone, unreadable, or swapped for a symlink: never followed
+    except OSError:
         problems += 1
     finally:
         os.close(top)
+    notes = []
+    if mounts:
+        notes.append(
+            f"{display_path(path + mounts[0])} is a mount point"
+            + (f" (and {len(mounts) - 1} more)" if len(mounts) > 1 else "")
+            + ": not counted, and the entry is not removed while it is mounted"
+        )
     if problems:
-        fp.error = f"{problems} items could not be read; the space shown may be too small"
+        notes.append(f"{problems} items could not be read; the space shown may be too small")
+    fp.error = "; ".join(notes) or None
     return fp
 
 
@@ -357,7 +355,62 @@ class Outcome:
     ok: bool
     action: str  # "removed", "quarantined", "failed", "skipped"
     message: str
-    size: int = 0  # disk bytes that came back (from the footprint)
+    size: int = 0  # disk bytes that came back (from the footprint): 0 for a quarantine
+    moved: int = 0  # disk bytes moved to the quarantine directory: still on disk
+
+    def describe(self) -> str:
+        """One line for a person: the program and version (or "(unowned)"), the entry once, what
+        happened and, for a failure, what to do."""
+        e = self.verdict.entry
+        what = f"{e.program} {e.version}".strip() or "(unowned)"
+        detail = f": {self.message}" if self.message else ""
+        return f"{what} ({display_text(e.name)}) {self.action}{detail}"
+
+
+def totals(outcomes: Iterable[Outcome]) -> tuple[int, int]:
+    """(disk bytes freed, disk bytes quarantined): what left the disk, and what was only moved."""
+    done = [o for o in outcomes if o.ok]
+    return sum(o.size for o in done), sum(o.moved for o in done)
+
+
+def plan(verdicts: Sequence[Verdict]) -> tuple[int, int, int, int]:
+    """(entries to remove, disk bytes that removing them gives back, entries to quarantine, their
+    disk bytes, which stay on disk): what a confirmation states before acting."""
+    removing = [v for v in verdicts if v.action != "quarantine"]
+    moving = [v for v in verdicts if v.action == "quarantine"]
+    _size, freed = reclaimable(v.footprint for v in removing if v.footprint is not None)
+    _qsize, kept = reclaimable(v.footprint for v in moving if v.footprint is not None)
+    return len(removing), freed, len(moving), kept
+
+
+def plan_text(verdicts: Sequence[Verdict]) -> str:
+    """What acting on these verdicts does, for a confirmation: "remove 3 entries, freeing 1.2 MB,
+    and quarantine 1 suspicious entry (40 kB, moved aside: still on disk)"."""
+    from core.units import size_text
+
+    removing, freed, moving, kept = plan(verdicts)
+    parts = []
+    if removing:
+        noun = "entry" if removing == 1 else "entries"
+        parts.append(f"remove {removing:,} {noun}, freeing {size_text(freed)}")
+    if moving:
+        noun = "entry" if moving == 1 else "entries"
+        space = f"{size_text(kept)}, moved aside: still on disk"
+        parts.append(f"quarantine {moving:,} suspicious {noun} ({space})")
+    return ", and ".join(parts) or "nothing"
+
+
+def result_text(outcomes: Sequence[Outcome]) -> str:
+    """What was done, in one line: "4 of 5 entries done, 1.2 MB freed, 40 kB quarantined (still
+    on disk)"."""
+    from core.units import size_text
+
+    freed, moved = totals(outcomes)
+    done = sum(1 for o in outcomes if o.ok)
+    text = f"{done:,} of {len(outcomes):,} entries done, {size_text(freed)} freed"
+    if moved:
+        text += f", {size_text(moved)} quarantined (still on disk)"
+    return text
 
 
 class HelperUnavailable(Exception):
@@ -385,7 +438,14 @@ def _act_here(verdict: Verdict) -> str:
         done = root_helper.quarantine_entry(
             store, entry.name, root_helper.quarantine_dir_for(store)
         )
-        return f"moved to {done.moved_to}" if done.moved_to else "it was gone already"
+        if not done.moved_to:
+            return "it was gone already"
+        writable = (
+            " (it was read-only: made writable for its owner to move it, then put back)"
+            if done.made_writable
+            else ""
+        )
+        return f"moved to {display_text(done.moved_to)}{writable}"
     done = root_helper.remove_implementation(store, entry.name)
     return "" if done.existed else "it was gone already"
 
@@ -406,6 +466,89 @@ def act_privileged(verdict: Verdict, root: str | None = None) -> str:
 
 Actor = Callable[[Verdict], str]
 """Removes or quarantines one entry, returns a detail for the log, raises on failure."""
+
+
+def _failure(verdict: Verdict, exc: BaseException) -> str:
+    """What went wrong and what to do, for an entry named elsewhere on the same line."""
+    from core.root_helper import HelperError
+
+    if isinstance(exc, HelperError):
+        return str(exc)
+    if not isinstance(exc, OSError):
+        return str(exc) or type(exc).__name__
+    entry = verdict.entry
+    verb = "moved" if verdict.action == "quarantine" else "removed"
+    why = exc.strerror or str(exc)
+    inside = ""
+    name = os.fsdecode(exc.filename) if isinstance(exc.filename, (str, bytes)) else ""
+    if name and name != entry.name and not name.startswith(("/proc/", REMOVAL_PREFIX)):
+        inside = f" ({display_text(name)})"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        advice = (
+            "this user may not change it: run the same command as root (sudo "
+            "zeroinstall-admin ...), or as the owner of the store and the entry"
+        )
+    elif exc.errno == errno.EROFS:
+        advice = "its filesystem is mounted read-only: remount it read-write first"
+    elif exc.errno == errno.EBUSY:
+        advice = "something is mounted in it or holds it: see `findmnt` and unmount it first"
+    else:
+        advice = "check the entry, then clean up again (what is left is offered again)"
+    return f"not {verb}: {why}{inside}; {advice}"
+
+
+def _used_since(verdict: Verdict) -> float | None:
+    """The newest access time in the entry if a file in it was read after it was judged (the
+    last look before acting: a program started, or a file opened, while the prompt waited)."""
+    from core.treewalk import measure_walk
+
+    entry = verdict.entry
+    if entry.kind != "implementation" or verdict.action != "remove" or not entry.atime_reliable:
+        return None
+    before = verdict.last_used
+    if before is None and entry.usage is not None:
+        before = entry.usage.last_used
+    if before is None:
+        return None  # never measured, or no file to read: nothing to compare with
+    try:
+        result = measure_walk(os.fsencode(entry.path))
+    except OSError:
+        return None
+    newest = result[3] if result is not None else None
+    if newest is not None and newest > before:
+        return newest
+    return None
+
+
+def _intent(verdict: Verdict, origin: str | None, log_path: str) -> actionlog.Record:
+    """The record of an entry about to be removed, written before anything changes, so that a
+    removal interrupted (kill -9, power cut) is finished and logged under its real name."""
+    entry = verdict.entry
+    if origin is not None:  # finishing an interrupted removal: its intent is in the log
+        earlier = actionlog.find(log_path, entry.store.path, origin, ("removing",))
+        return actionlog.Record(
+            action="removing",
+            store=entry.store.path,
+            entry=origin,
+            program=earlier.program if earlier else "",
+            version=earlier.version if earlier else "",
+            reasons=(earlier.reasons if earlier else [])
+            + [f"finishing an interrupted removal: it was renamed {entry.name}"],
+            detail="about to delete the rest",
+        )
+    return actionlog.Record(
+        action="quarantining" if verdict.action == "quarantine" else "removing",
+        store=entry.store.path,
+        entry=entry.name,
+        program=entry.program,
+        version=entry.version,
+        reasons=list(verdict.reasons),
+        detail=(
+            "about to be moved to the quarantine"
+            if verdict.action == "quarantine"
+            else "about to be renamed tmp-remove-* and deleted"
+        ),
+    )
 
 
 def _holding_store_locks(func: Callable[..., list[Outcome]]) -> Callable[..., list[Outcome]]:
@@ -440,18 +583,21 @@ def remove(
 ) -> list[Outcome]:
     """Remove (or quarantine) the entries of these verdicts, one at a time.
 
-    ``recheck()`` gathers fresh evidence right before acting: an entry that is in use or rooted
-    by now is skipped. ``may_act_here(entry)`` chooses between ``here`` (in this process,
-    ``core.root_helper``'s functions) and ``privileged`` (its verbs through ``core.elevate``).
-    A failure
-    is reported and the rest carry on; every outcome is recorded in the action log.
+    The last look before acting: ``recheck()`` gathers fresh evidence (pins, apps, processes,
+    VMs): an entry that is in use or rooted by now is skipped; so is one a file of which was read
+    since it was judged (its newest access time is measured again). ``may_act_here(entry)``
+    chooses between ``here`` (in this process, ``core.root_helper``'s functions) and
+    ``privileged`` (its verbs through ``core.elevate``). The intent (entry, digest, program,
+    reasons) goes to the action log before anything changes, the outcome after. A failure is
+    reported and the rest carry on.
     """
     here = here or _act_here
     privileged = privileged or act_privileged
+    path = log_path or actionlog.log_path(env)
     fresh = recheck() if recheck is not None else None
     checked_at = time.monotonic()
     outcomes: list[Outcome] = []
-    records: list[actionlog.Record] = []
+    problems: list[str] = []
     total = len(verdicts)
     for n, verdict in enumerate(verdicts, 1):
         entry = verdict.entry
@@ -466,45 +612,70 @@ def remove(
             reasons = fresh.in_use(entry)
             if verdict.action == "remove" and entry.kind == "implementation":
                 reasons += fresh.rooted(entry)
+        origin = removal_origin(entry.name) if entry.kind == "temporary" else None
+        intent = _intent(verdict, origin, path)
+        used = None if reasons else _used_since(verdict)
         if reasons:
             outcome = Outcome(verdict, False, "skipped", "now in use: " + "; ".join(reasons))
+        elif used is not None:
+            when = time.strftime("%H:%M:%S", time.localtime(used))
+            outcome = Outcome(
+                verdict,
+                False,
+                "skipped",
+                f"used just now: a file in it was read at {when}, after it was chosen; it is kept",
+            )
         elif not os.path.lexists(entry.path):
             outcome = Outcome(verdict, False, "skipped", "it is gone already")
         else:
             fp = verdict.footprint or footprint(entry.path)
+            problem = actionlog.record([intent], path)
+            if problem:
+                problems.append(problem)
             try:
                 act = here if may_act_here(entry) else privileged
                 detail = act(verdict)
-                word = "quarantined" if verdict.action == "quarantine" else "removed"
-                outcome = Outcome(verdict, True, word, detail, fp.disk)
+                if verdict.action == "quarantine":
+                    outcome = Outcome(verdict, True, "quarantined", detail, 0, fp.disk)
+                else:
+                    outcome = Outcome(verdict, True, "removed", detail, fp.disk)
             except HelperUnavailable as exc:
                 outcome = Outcome(verdict, False, "failed", str(exc))
-            except OSError as exc:
-                where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-                outcome = Outcome(verdict, False, "failed", f"{exc.strerror or exc}{where}")
             except Exception as exc:  # noqa: BLE001 - one entry failing must not stop the rest
-                outcome = Outcome(verdict, False, "failed", str(exc) or type(exc).__name__)
+                outcome = Outcome(verdict, False, "failed", _failure(verdict, exc))
             if outcome.ok and os.path.lexists(entry.path):
-                outcome = Outcome(verdict, False, "failed", "it is still there after removal")
+                outcome = Outcome(
+                    verdict,
+                    False,
+                    "failed",
+                    "it is still there after removal; check it, then clean up again",
+                )
         outcomes.append(outcome)
-        records.append(
-            actionlog.Record(
-                action=outcome.action,
-                store=entry.store.path,
-                entry=entry.name,
-                program=entry.program,
-                version=entry.version,
-                size=outcome.size,
-                reasons=list(verdict.reasons),
-                detail=outcome.message,
-            )
+        detail = outcome.message
+        if origin is not None and outcome.ok:
+            detail = f"finished an interrupted removal (it was renamed {entry.name})"
+        problem = actionlog.record(
+            [
+                actionlog.Record(
+                    action=outcome.action,
+                    store=entry.store.path,
+                    entry=intent.entry,
+                    program=intent.program,
+                    version=intent.version,
+                    size=outcome.size,
+                    reasons=list(verdict.reasons) if origin is None else intent.reasons,
+                    detail=detail,
+                )
+            ],
+            path,
         )
+        if problem:
+            problems.append(problem)
         if on_progress is not None:
             on_progress(n, total, outcome)
-    problem = actionlog.record(records, log_path or actionlog.log_path(env))
-    if problem and outcomes:
+    if problems and outcomes:
         last = outcomes[-1]
-        last.message = (last.message + "; " if last.message else "") + problem
+        last.message = (last.message + "; " if last.message else "") + problems[-1]
     return outcomes
 
 

@@ -159,7 +159,7 @@ def _remove(result, chosen, args: argparse.Namespace, out: IO[str], err: IO[str]
     finally:
         if progress is not None:
             progress.clear()
-    freed = sum(o.size for o in outcomes if o.ok)
+    freed, quarantined = clean.totals(outcomes)
     failed = [o for o in outcomes if not o.ok]
     if args.json:
         json.dump(
@@ -170,10 +170,12 @@ def _remove(result, chosen, args: argparse.Namespace, out: IO[str], err: IO[str]
                         "outcome": o.action,
                         "detail": o.message,
                         "freed": o.size,
+                        "quarantined": o.moved,
                     }
                     for o in outcomes
                 ],
                 "freed": freed,
+                "quarantined": quarantined,
             },
             out,
             indent=2,
@@ -187,11 +189,7 @@ def _remove(result, chosen, args: argparse.Namespace, out: IO[str], err: IO[str]
                 f"{o.action.upper():<12} {e.store.path}  {e.name}  {e.program} "
                 f"{e.version}{detail}\n".replace("  \n", "\n")
             )
-        done = len(outcomes) - len(failed)
-        out.write(
-            f"\n{done} of {len(outcomes)} entries done, {size_text(freed)} freed; "
-            "recorded in the action log\n"
-        )
+        out.write(f"\n{clean.result_text(outcomes)}; recorded in the action log\n")
     return 1 if failed else 0
 
 
@@ -210,7 +208,8 @@ def cmd_clean(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     result = _survey(args, policy, err)
     chosen = [v for v in result.candidates if not v.doubt]
     doubtful = [v for v in result.candidates if v.doubt]
-    size, disk = clean.reclaimable(v.footprint for v in chosen if v.footprint)
+    removing = [v for v in chosen if v.action != "quarantine"]
+    size, disk = clean.reclaimable(v.footprint for v in removing if v.footprint)
     if args.dry_run or not chosen:
         if args.json:
             json.dump(
@@ -218,7 +217,12 @@ def cmd_clean(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                     "candidates": [_verdict_json(v) for v in chosen],
                     "left_alone": [_verdict_json(v) for v in doubtful],
                     "kept": [_verdict_json(v) for v in result.verdicts if not v.candidate],
-                    "total": {"entries": len(chosen), "size": size, "disk": disk},
+                    "total": {
+                        "entries": len(chosen),
+                        "size": size,
+                        "disk": disk,
+                        "quarantine_disk": clean.plan(chosen)[3],
+                    },
                     "notes": result.caveats(),
                 },
                 out,
@@ -228,7 +232,7 @@ def cmd_clean(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         else:
             _print_candidates(chosen, out)
             out.write(
-                f"\n{len(chosen)} candidates, {size_text(disk)} to reclaim"
+                f"\n{len(chosen)} candidates: {clean.plan_text(chosen)}"
                 f"{' (dry run: nothing removed)' if args.dry_run and chosen else ''}\n"
             )
             _print_left(result, doubtful, out)
@@ -237,7 +241,7 @@ def cmd_clean(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         _print_candidates(chosen, out)
         _print_left(result, doubtful, out)
         out.flush()
-    if not _confirm(f"Remove {len(chosen)} entries and reclaim {size_text(disk)}?", args, err):
+    if not _confirm(f"{clean.plan_text(chosen).capitalize()}?", args, err):
         err.write("Nothing removed.\n")
         return 1
     return _remove(result, chosen, args, out, err)
@@ -367,8 +371,8 @@ def cmd_optimise(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             err.write(f"{PROG}: {problem}\n")
         for line in r.not_verified:
             err.write(f"{PROG}: after optimising, {r.store}/{line}\n")
-        bad = bad or bool(r.not_verified) or bool(r.problems and args.store)
-        if args.json:
+        bad = bad or bool(r.not_verified) or bool(r.problems and args.store) or r.refused
+        if args.json or r.refused:
             continue
         verb = "would save" if r.dry_run else "saved"
         linked = "would be linked" if r.dry_run else "linked"

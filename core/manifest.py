@@ -33,10 +33,16 @@ from core.display import PathLike, display_path, display_text, json_name, safe_t
 from core.treewalk import (
     DIR_FLAGS,
     FILE_FLAGS,
+    KEEP_OPEN,
     NOATIME,
+    MountPoint,
     Replaced,
+    close_far,
     file_flags_for,
+    is_mount_root,
+    mount_id,
     open_beneath,
+    open_parent,
     same_file,
     swapped,
 )
@@ -86,6 +92,13 @@ def _io_error(exc: OSError, path: bytes) -> ManifestError:
     if exc.errno == errno.ELOOP:
         # O_NOFOLLOW refused: something swapped it for a symlink under us.
         return ManifestError(f"'{shown}' turned into a symlink while it was being read", path, "io")
+    if isinstance(exc, MountPoint):
+        return ManifestError(
+            f"'{shown}' is a mount point: verification never reads through one; unmount it "
+            f"(umount '{shown}'), then verify again",
+            path,
+            "io",
+        )
     if isinstance(exc, Replaced):
         return ManifestError(f"'{shown}' was replaced while it was being read", path, "io")
     if exc.errno == errno.ENOTDIR:
@@ -178,15 +191,18 @@ class ManifestWalk:
             if b"\n" in rel:
                 raise _newline(rel, self.root + rel, "directory")
             lines.append(b"D %d %s\n" % (mtime, rel) if old else b"D %s\n" % rel)
+        # Frames: [fd or None, rel, items, next position, (dev, ino)]; at most KEEP_OPEN
+        # descriptors are held on the way down (the shallow ones come back through '..').
         stack = self._stack = []
-        pending: tuple[int, bytes] | None = (fd, rel)
+        top = os.fstat(fd)
+        pending: tuple[int, bytes, tuple[int, int]] | None = (fd, rel, (top.st_dev, top.st_ino))
         root = self.root
         hash_at = self._hash
         symlink_hash = self.hash_name
         try:
             while True:
                 if pending is not None:
-                    dfd, drel = pending
+                    dfd, drel, ident = pending
                     pending = None
                     if self.tick is not None:
                         signal = self.tick()
@@ -202,10 +218,12 @@ class ManifestWalk:
                         if dfd != fd:
                             os.close(dfd)
                         raise
-                    stack.append([dfd, drel, items, 0])
+                    stack.append([dfd, drel, items, 0, ident])
+                    if len(stack) > KEEP_OPEN and stack[-KEEP_OPEN - 1][0] != fd:
+                        close_far(stack)
                 while stack:
                     frame = stack[-1]
-                    dfd, drel, items, pos = frame
+                    dfd, drel, items, pos, _ident = frame
                     count = len(items)
                     while pos < count:
                         name, entry, kind = items[pos]
@@ -259,7 +277,7 @@ class ManifestWalk:
                             lines.append(
                                 b"D %d %s\n" % (mtime_seconds(st), sub) if old else b"D %s\n" % sub
                             )
-                            pending = (cfd, sub)
+                            pending = (cfd, sub, (st.st_dev, st.st_ino))
                             break
                         else:
                             path = root + drel + b"/" + name
@@ -277,14 +295,21 @@ class ManifestWalk:
                     if pending is not None:
                         break
                     stack.pop()
-                    if dfd != fd:
-                        os.close(dfd)
+                    try:
+                        if stack and stack[-1][0] is None:
+                            try:
+                                stack[-1][0] = open_parent(dfd, *stack[-1][4])
+                            except OSError as exc:
+                                raise _io_error(Replaced(), root + stack[-1][1]) from exc
+                    finally:
+                        if dfd != fd:
+                            os.close(dfd)
                 else:
                     if pending is None:
                         break
         finally:
             for frame in stack:
-                if frame[0] != fd:
+                if frame[0] is not None and frame[0] != fd:
                     os.close(frame[0])
             self._stack = []
         segments.append(b"".join(lines))
@@ -345,9 +370,9 @@ class ManifestWalk:
                 self.touched_atime = True
         try:
             st = os.fstat(fd)
-            if (st.st_mode & _S_IFMT) != _S_IFREG or (
-                st.st_ino != listed.inode() and not _same_as_lstat(st, dfd, name)
-            ):
+            if st.st_ino != listed.inode():
+                _check_not_mounted(dfd, name, fd, st)
+            if (st.st_mode & _S_IFMT) != _S_IFREG:
                 raise Replaced
             size = st.st_size
             self.listed += size
@@ -401,7 +426,7 @@ class ManifestWalk:
         subtrees), to ``give``; a placeholder takes their place when the walk reaches them."""
         assert self.give is not None
         waiting = []
-        for _fd, drel, items, pos in self._stack:
+        for _fd, drel, items, pos, _ident in self._stack:
             for name, entry, kind in items[pos:]:
                 if kind != _DIR or b"\n" in name:
                     continue
@@ -422,12 +447,27 @@ class ManifestWalk:
 
 
 def _same_as_lstat(st: os.stat_result, dfd: int, name: bytes) -> bool:
-    """The inode in a directory listing differs from the opened file's where something is mounted
-    on it; then the lstat of the name must match."""
     try:
         return same_file(st, os.lstat(name, dir_fd=dfd))
     except OSError:
         return False
+
+
+def _check_not_mounted(dfd: int, name: bytes, fd: int, st: os.stat_result) -> None:
+    """What was opened is not the inode the directory listing gave: something is mounted on it
+    (raises :class:`MountPoint`: never read through), or it was swapped (:class:`Replaced`).
+    Filesystems whose listings give other inode numbers (overlays) pass: statx says no mount
+    and the lstat of the name matches."""
+    try:
+        mounted = is_mount_root(dfd, name)
+    except OSError:
+        mounted = None
+    if mounted is None:
+        mounted = mount_id(fd) != mount_id(dfd)
+    if mounted:
+        raise MountPoint(name)
+    if not _same_as_lstat(st, dfd, name):
+        raise Replaced
 
 
 def _open_listed_dir(dfd: int, name: bytes, entry: Any) -> tuple[int, os.stat_result]:
@@ -436,8 +476,8 @@ def _open_listed_dir(dfd: int, name: bytes, entry: Any) -> tuple[int, os.stat_re
     fd = os.open(name, DIR_FLAGS, dir_fd=dfd)
     try:
         st = os.fstat(fd)
-        if st.st_ino != entry.inode() and not _same_as_lstat(st, dfd, name):
-            raise Replaced
+        if st.st_ino != entry.inode():
+            _check_not_mounted(dfd, name, fd, st)
     except OSError:
         os.close(fd)
         raise

@@ -107,6 +107,12 @@ def _error_text(problems: Counter[tuple[str, str]]) -> str | None:
             parts.append(f"{_plural(n, 'directory', 'directories')} could not be read: {why}")
         elif what == "gone":
             parts.append(f"{_plural(n, 'entry', 'entries')} disappeared while being measured")
+        elif what == "mount":
+            parts.append(
+                f"{_plural(n, 'mount point', 'mount points')} inside "
+                f"{'was' if n == 1 else 'were'} not measured (nothing is read through a mount "
+                "point; unmount it to see the entry as it is)"
+            )
         elif what == "swapped":
             parts.append(
                 f"{_plural(n, 'directory', 'directories')} turned into something else (a "

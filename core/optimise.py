@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from core.cache import list_entries
 from core.digests import hash_function
+from core.display import display_text
 from core.manifest import index_manifest, read_stored_manifest
 from core.stores import Store
 
@@ -40,6 +41,7 @@ class OptimiseResult:
     skipped: list[str] = field(default_factory=list)  # files left alone, with why
     problems: list[str] = field(default_factory=list)  # entries or stores that were not read
     not_verified: list[str] = field(default_factory=list)  # "name: status: detail" after linking
+    refused: bool = False  # nothing was looked at (``problems`` says why): no figures to show
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,32 @@ def _may_change(store: Store) -> str | None:
     )
 
 
+def _refusal(store: Store, dry_run: bool) -> str | None:
+    """Why this store cannot be optimised at all (then nothing is read), or None."""
+    if store.problem:
+        return f"{store.path} {store.problem}: nothing to optimise"
+    if not os.access(store.path, os.R_OK | os.X_OK):
+        return (
+            f"{store.path} can be listed but not searched (no 'x' permission): its entries "
+            "cannot be read; optimise it as its owner or as root"
+        )
+    return None if dry_run else _may_change(store)
+
+
+def _mounts_by_entry(store_path: str) -> dict[str, str]:
+    """{entry name: a mount point inside it} for the entries of the store that hold one (read from
+    /proc/self/mountinfo, which lists every mount this process sees)."""
+    from core.treewalk import mounts_under
+
+    base = os.path.realpath(store_path)
+    found: dict[str, str] = {}
+    for mount in mounts_under(base):
+        rest = mount[len(base) + 1 :]
+        if rest:
+            found.setdefault(rest.split("/", 1)[0], mount)
+    return found
+
+
 def optimise_store(
     store: Store,
     *,
@@ -139,18 +167,21 @@ def optimise_store(
     total)`` counts groups of identical files; ``cancel`` stops between groups.
     """
     result = OptimiseResult(store.path, dry_run)
-    if store.problem:
-        result.problems.append(f"{store.path} {store.problem}")
+    refused = _refusal(store, dry_run)
+    if refused:
+        result.problems.append(refused)
+        result.refused = True
         return result
-    if not dry_run:
-        refused = _may_change(store)
-        if refused:
-            result.problems.append(refused)
-            return result
+    mounted = _mounts_by_entry(store.path)
+    for name, mount in sorted(mounted.items()):
+        result.problems.append(
+            f"{display_text(name)}: it holds a mount point, {display_text(mount)}: left alone "
+            f"(unmount it first: umount '{display_text(mount)}')"
+        )
     groups: dict[tuple, list[_Place]] = {}
     algorithms: dict[str, str] = {}
     for entry in list_entries([store]):
-        if entry.kind != "implementation" or entry.digest is None:
+        if entry.kind != "implementation" or entry.digest is None or entry.name in mounted:
             continue
         try:
             manifest = read_stored_manifest(os.fsencode(entry.path))
@@ -224,11 +255,29 @@ def _one_group(
         checked.append((place, st))
     if len({(s.st_dev, s.st_ino) for _, s in checked}) < 2:
         return
-    result.groups += 1
-    # Keep the copy that already has the most links, after checking its content.
-    checked.sort(key=lambda ps: -ps[1].st_nlink)
-    keeper: tuple[_Place, os.stat_result] | None = None
+    # A file with links the manifests do not account for (outside the store, or in an entry
+    # without a .manifest) is never linked to: a change made through that link would reach into
+    # every implementation linked to it. Replacing such a file only drops its link from here.
+    here: dict[tuple[int, int], int] = {}
+    for _place, st in checked:
+        here[st.st_dev, st.st_ino] = here.get((st.st_dev, st.st_ino), 0) + 1
+    inside = [(p, s) for p, s in checked if s.st_nlink <= here[s.st_dev, s.st_ino]]
     for place, st in checked:
+        if st.st_nlink > here[st.st_dev, st.st_ino]:
+            result.skipped.append(
+                f"{place.entry}{os.fsdecode(place.rel)}: it has {st.st_nlink} links, "
+                f"{st.st_nlink - here[st.st_dev, st.st_ino]} outside the store's manifests: "
+                "never linked to"
+            )
+    result.groups += 1
+    # Keep the copy that already has the most links, after checking its content (a dry run
+    # trusts the manifests: reading the content would move the access times, "last used").
+    inside.sort(key=lambda ps: -ps[1].st_nlink)
+    keeper: tuple[_Place, os.stat_result] | None = None
+    for place, st in inside:
+        if dry_run:
+            keeper = (place, st)
+            break
         try:
             if _hash_at(store_fd, place, hash_name) == want_hash:
                 keeper = (place, st)
@@ -239,6 +288,7 @@ def _one_group(
             f"{place.entry}{os.fsdecode(place.rel)}: its content does not match its manifest"
         )
     if keeper is None:
+        result.groups -= 1
         return
     keep_place, keep_st = keeper
     keep_inode = (keep_st.st_dev, keep_st.st_ino)

@@ -43,8 +43,8 @@ import subprocess
 import sys
 import syslog
 import time
-from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 INSTALLED_PATH = "/usr/libexec/zeroinstall-admin/zeroinstall-admin-helper"
 """Where the Debian package installs this file; the polkit policy's exec.path."""
@@ -211,6 +211,251 @@ def check_system_store(store_dir: str, root: str = "/") -> str:
     return store_dir
 
 
+# --- the walker (kept identical in core/root_helper.py, which imports nothing from the project) ---
+#
+# One depth-first walk by directory descriptors for every job that goes through a whole tree: it
+# never follows a symlink, never enters a mount point of any kind (another filesystem, or a bind
+# mount of this one: the mount ID of every directory opened is compared with the top's), keeps at
+# most ``keep_open`` + 3 descriptors open whatever the depth (deeper parents are closed and come
+# back through '..', checked to be the directory that was left), and yields to its caller, which
+# acts (counts, checks, removes). Tests check that both copies are the same text.
+
+_WALK_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_STATX_SYSCALL = {"x86_64": 332, "aarch64": 291, "riscv64": 291, "armv7l": 397, "i686": 383}
+_STATX_MNT_ID = 0x1000
+_STATX_ATTR_MOUNT_ROOT = 0x2000
+_statx_found: list = []  # [the statx function, or None when this kernel or machine has none]
+
+
+class Replaced(OSError):
+    """What was opened is not what was listed: something swapped it meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.ESTALE, "it was replaced while being read")
+
+
+class MountPoint(OSError):
+    """Something is mounted here: it is never entered, read through, removed or moved."""
+
+    def __init__(self, rel: bytes = b"") -> None:
+        super().__init__(errno.EBUSY, "a mount point")
+        self.rel = rel
+
+
+def _load_statx() -> Callable[[int, bytes], tuple[int, int]] | None:
+    """statx(2) through ctypes (Python 3.11 has no os.statx): a function (dir_fd, name) ->
+    (mount ID, attributes), or None where the machine or kernel (before 5.8) cannot say."""
+    try:
+        import ctypes
+        import platform
+        import struct
+
+        number = _STATX_SYSCALL.get(platform.machine())
+        if number is None:
+            return None
+        syscall = ctypes.CDLL(None, use_errno=True).syscall
+        head = struct.Struct("=IIQ").unpack_from  # stx_mask, stx_blksize, stx_attributes
+        mnt = struct.Struct("=Q").unpack_from  # stx_mnt_id, at 0x90
+    except (ImportError, OSError, AttributeError):
+        return None
+
+    def statx(dir_fd: int, name: bytes) -> tuple[int, int]:
+        buf = ctypes.create_string_buffer(256)
+        flags = 0x100 if name else 0x1100  # AT_SYMLINK_NOFOLLOW (| AT_EMPTY_PATH: dir_fd itself)
+        if syscall(number, dir_fd, name, flags, _STATX_MNT_ID, buf) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        mask, _size, attributes = head(buf)
+        if not mask & _STATX_MNT_ID:
+            raise OSError(errno.ENOSYS, "statx gives no mount ID")
+        return mnt(buf, 0x90)[0], attributes
+
+    try:
+        statx(-100, b"/")  # AT_FDCWD: does this kernel give mount IDs?
+    except OSError:
+        return None
+    return statx
+
+
+def _statx() -> Callable[[int, bytes], tuple[int, int]] | None:
+    if not _statx_found:
+        _statx_found.append(_load_statx())
+    return _statx_found[0]
+
+
+def mount_id(fd: int) -> int | None:
+    """The mount ID of the file open as ``fd`` (statx, else /proc/self/fdinfo); None if unknown."""
+    statx = _statx()
+    if statx is not None:
+        return statx(fd, b"")[0]
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
+            for line in f:
+                if line.startswith(b"mnt_id:"):
+                    return int(line[7:])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def is_mount_root(dir_fd: int, name: bytes) -> bool | None:
+    """Whether ``name`` in ``dir_fd`` is the root of a mount (something is mounted on it); None
+    where the kernel cannot say."""
+    statx = _statx()
+    if statx is None:
+        return None
+    return bool(statx(dir_fd, name)[1] & _STATX_ATTR_MOUNT_ROOT)
+
+
+def _list_dir(fd: int, dev: int) -> tuple[list[tuple[bytes, os.stat_result]], list[bytes]]:
+    """(name, lstat) of everything in the directory, and apart the names of mount points: another
+    device, or a name whose listed inode is not the one found (what is mounted on it), confirmed
+    by statx where it can say."""
+    entries = []
+    mounts = []
+    fsencode = os.fsencode
+    with os.scandir(fd) as it:
+        for e in it:
+            try:
+                st = e.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            name = fsencode(e.name)
+            if st.st_dev != dev or st.st_ino != e.inode():
+                try:
+                    mounted = is_mount_root(fd, name) is not False
+                except FileNotFoundError:
+                    continue
+                except OSError:
+                    mounted = True  # cannot tell: never entered
+                if mounted:
+                    mounts.append(name)
+                    continue
+            entries.append((name, st))
+    return entries, mounts
+
+
+def _open_listed(
+    parent_fd: int, name: bytes, listed: os.stat_result, dev: int, mnt: int | None
+) -> int:
+    """Open the subdirectory ``name`` listed as ``listed``: no symlink, no mount point (raises
+    :class:`MountPoint`), the very directory listed (else :class:`Replaced`)."""
+    fd = os.open(name, _WALK_DIR_FLAGS, dir_fd=parent_fd)
+    try:
+        st = os.fstat(fd)
+        if st.st_dev != dev or (mnt is not None and mount_id(fd) != mnt):
+            raise MountPoint(name)
+        if st.st_ino != listed.st_ino or st.st_dev != listed.st_dev:
+            raise Replaced
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_parent(fd: int, dev: int, ino: int) -> int:
+    """Open '..' of the directory ``fd``, checked to be the directory (dev, ino) left earlier."""
+    parent = os.open(b"..", _WALK_DIR_FLAGS, dir_fd=fd)
+    st = os.fstat(parent)
+    if st.st_ino != ino or st.st_dev != dev:
+        os.close(parent)
+        raise Replaced
+    return parent
+
+
+def walk_tree(
+    top_fd: int,
+    *,
+    post: bool = False,
+    keep_open: int = 32,
+    before_open: Callable[[int, bytes, os.stat_result], None] | None = None,
+) -> Iterator[tuple[str, bytes, int, Any]]:
+    """Walk the directory open as ``top_fd`` (the caller keeps and closes it), depth first.
+
+    Yields ``(event, rel, fd, what)``; ``rel`` is the path inside the tree (``b""``, ``b"/a/b"``)
+    and ``fd`` a descriptor valid until the next step:
+
+    * ``("dir", rel, fd, entries)`` once a directory is listed: ``entries`` is its (name, lstat)
+      list, mount points left out; the caller may act in it through ``fd`` and may remove items
+      from ``entries``: the directories still in it are visited next;
+    * ``("skip", rel, parent_fd, (name, error))`` for a directory not entered: :class:`MountPoint`
+      (mount points are reported so, never entered), :class:`Replaced`, or the OSError of opening
+      or listing it (ELOOP or ENOTDIR: swapped for a symlink or a file);
+    * with ``post``, ``("left", rel, parent_fd, name)`` once a subdirectory and all below it were
+      visited (a removal's rmdir).
+
+    ``before_open(parent_fd, name, lstat)`` is called before each subdirectory is opened.
+    Raises :class:`Replaced` when a directory left earlier cannot be found again ('..' moved).
+    """
+    top = os.fstat(top_fd)
+    dev = top.st_dev
+    mnt = mount_id(top_fd)
+    frames: list[list] = []  # [rel, fd or None (closed: too deep), dev, ino, subdirs, next]
+    pending: tuple[int, bytes, os.stat_result] | None = (top_fd, b"", top)
+    try:
+        while True:
+            if pending is not None:
+                fd, rel, st = pending
+                pending = None
+                try:
+                    entries, mounts = _list_dir(fd, dev)
+                except OSError as exc:
+                    entries, mounts = [], []
+                    yield "skip", rel, fd, (b"", exc)
+                for name in mounts:
+                    yield "skip", rel + b"/" + name, fd, (name, MountPoint(rel + b"/" + name))
+                yield "dir", rel, fd, entries
+                subdirs = [(n, s) for n, s in entries if s.st_mode & 0o170000 == 0o040000]
+                frames.append([rel, fd, st.st_dev, st.st_ino, subdirs, 0])
+                if len(frames) > keep_open:  # bounded: the shallow parents come back through '..'
+                    far = frames[-keep_open - 1]
+                    if far[1] is not None and far[1] != top_fd:
+                        os.close(far[1])
+                        far[1] = None
+            while frames:
+                frame = frames[-1]
+                rel, fd, _dev, _ino, subdirs, pos = frame
+                if pos < len(subdirs):
+                    frame[5] = pos + 1
+                    name, listed = subdirs[pos]
+                    sub = rel + b"/" + name
+                    if before_open is not None:
+                        before_open(fd, name, listed)
+                    try:
+                        child = _open_listed(fd, name, listed, dev, mnt)
+                    except MountPoint:
+                        yield "skip", sub, fd, (name, MountPoint(sub))
+                        continue
+                    except OSError as exc:
+                        yield "skip", sub, fd, (name, exc)
+                        continue
+                    pending = (child, sub, listed)
+                    break
+                frames.pop()
+                if frames:
+                    parent = frames[-1]
+                    if parent[1] is None:
+                        parent[1] = open_parent(fd, parent[2], parent[3])
+                    if fd != top_fd:
+                        os.close(fd)
+                    if post:
+                        yield "left", rel, parent[1], rel.rsplit(b"/", 1)[1]
+                elif fd != top_fd:
+                    os.close(fd)
+            else:
+                if pending is None:
+                    break
+    finally:
+        if pending is not None and pending[0] != top_fd:
+            os.close(pending[0])
+        for frame in frames:
+            if frame[1] is not None and frame[1] != top_fd:
+                os.close(frame[1])
+
+
+# --- the walker (end) -----------------------------------------------------------------------------
+
+
 # --- store entries: removal -----------------------------------------------------------------------
 
 
@@ -225,6 +470,9 @@ class Removal(NamedTuple):
     """Files, links and directories deleted (or moved, for a quarantine: 1)."""
     moved_to: str | None = None
     """For a quarantine: the entry's new path."""
+    made_writable: bool = False
+    """For a quarantine: the read-only entry was made writable for its owner to move it (and
+    its mode put back after)."""
 
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -234,9 +482,28 @@ def _open_dir_at(name: str, dir_fd: int | None) -> int:
     return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
 
 
+def removal_name(name: str, tag: str) -> str:
+    """The temporary name an entry is renamed to before its tree is deleted: the prefix, random
+    letters, and the entry's own name when it fits, so that a removal interrupted (a kill, a
+    power cut) is finished later under its real name."""
+    temp = f"{REMOVAL_PREFIX}{tag}-{name}"
+    return temp if len(os.fsencode(temp)) <= 255 else REMOVAL_PREFIX + tag
+
+
+def removal_origin(temp: str) -> str | None:
+    """The entry name a ``tmp-remove-*`` name was made from (:func:`removal_name`), or None."""
+    if not temp.startswith(REMOVAL_PREFIX):
+        return None
+    rest = temp[len(REMOVAL_PREFIX) :]
+    tag, dash, name = rest[:12], rest[12:13], rest[13:]
+    if dash != "-" or not name or any(c not in "0123456789abcdef" for c in tag):
+        return None
+    return name
+
+
 def _rename_aside(store_fd: int, name: str) -> str:
     for _ in range(20):
-        temp = REMOVAL_PREFIX + secrets.token_hex(6)
+        temp = removal_name(name, secrets.token_hex(6))
         try:
             os.lstat(temp, dir_fd=store_fd)
         except FileNotFoundError:
@@ -245,81 +512,159 @@ def _rename_aside(store_fd: int, name: str) -> str:
     raise HelperError("could not find a free temporary name in the store")
 
 
-def _unlink_not_dir(name: str, dir_fd: int) -> None:
+def _unlink_not_dir(name: str | bytes, dir_fd: int) -> None:
     try:
         os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
         pass
 
 
-def _remove_tree_at(
-    parent_fd: int, name: str, device: int, on_step: Callable[[str, str], None] | None
-) -> int:
-    """Delete the directory ``name`` in ``parent_fd`` and everything in it, walking by directory
-    file descriptors: a symlink (even one swapped in for a directory mid-way) is unlinked, never
-    followed, and no other filesystem is entered. Returns the number of items deleted."""
-    count = 0
-    # Each frame: (fd of this directory, name in its parent, the parent's fd, remaining names)
-    stack: list[tuple[int, str, int, list[str]]] = []
-
-    def enter(pfd: int, child: str) -> bool:
-        """Open ``child`` as a directory to descend into; False if it is not one (then unlinked)."""
-        nonlocal count
-        if on_step:
-            on_step("enter", child)
-        try:
-            fd = _open_dir_at(child, pfd)
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                _unlink_not_dir(child, pfd)  # swapped for a symlink or file: drop the link only
-                count += 1
-                return False
-            if exc.errno == errno.ENOENT:
-                return False
-            raise
-        st = os.fstat(fd)
-        if st.st_dev != device:
-            os.close(fd)
-            raise HelperError(f"'{child}' is on another filesystem (a mount point?): not removed")
-        if stat.S_IMODE(st.st_mode) & 0o700 != 0o700:
-            os.chmod(fd, stat.S_IMODE(st.st_mode) | 0o700)  # read-only trees: 0555 dirs
-        stack.append((fd, child, pfd, sorted(os.listdir(fd))))
-        return True
-
-    enter(parent_fd, name)
+def _owner_rwx(parent_fd: int, name: bytes, listed: os.stat_result, bits: int = 0o700) -> None:
+    """Give the owner ``bits`` (rwx: 0install leaves directories 0555; one without r or x cannot
+    even be listed) on the subdirectory ``name`` before it is opened, through an O_PATH
+    descriptor checked to be the directory listed: never through a symlink, never on what is
+    mounted there. Root needs no permission bits and changes nothing."""
+    if os.geteuid() == 0 or listed.st_mode & bits == bits:
+        return
+    fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent_fd)
     try:
-        while stack:
-            fd, dname, pfd, names = stack[-1]
-            if names:
-                child = names.pop()
-                try:
-                    st = os.lstat(child, dir_fd=fd)
-                except FileNotFoundError:
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    enter(fd, child)
-                else:
-                    if on_step:
-                        on_step("unlink", child)
-                    _unlink_not_dir(child, fd)
-                    count += 1
-                continue
-            stack.pop()
-            os.close(fd)
-            if on_step:
-                on_step("rmdir", dname)
-            try:
-                os.rmdir(dname, dir_fd=pfd)
-            except OSError as exc:
-                if exc.errno == errno.ENOTDIR:  # swapped for a symlink after we left it
-                    _unlink_not_dir(dname, pfd)
-                elif exc.errno != errno.ENOENT:
-                    raise
-            count += 1
+        st = os.fstat(fd)
+        if st.st_ino != listed.st_ino or st.st_dev != listed.st_dev:
+            raise Replaced
+        os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(st.st_mode) | bits)
     finally:
-        for fd, _, _, _ in stack:
-            os.close(fd)
-    return count
+        os.close(fd)
+
+
+def _owner_rx(parent_fd: int, name: bytes, listed: os.stat_result) -> None:
+    """Only what looking inside needs (a quarantined entry is evidence: its modes stay)."""
+    _owner_rwx(parent_fd, name, listed, 0o500)
+
+
+def _shown(path: str) -> str:
+    """A path for a one-line message: control characters and bytes that are not UTF-8 (argv's
+    surrogate escapes) escaped, a backslash doubled."""
+    out = []
+    for c in path:
+        if "\udc80" <= c <= "\udcff":
+            out.append(f"\\x{ord(c) - 0xDC00:02x}")
+        elif c == "\\" or not c.isprintable():
+            out.append(repr(c)[1:-1])
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def _umount_advice(path: str) -> str:
+    return f"unmount it first (umount '{_shown(path)}'), then try again"
+
+
+def _check_no_mounts(store_fd: int, name: str, where: str, verb: str) -> None:
+    """Raise :class:`HelperError` naming the first mount point in the directory entry ``name``
+    (the entry itself or anything below it) before anything is changed; ``where`` is the
+    entry's path for the message."""
+    fd = os.open(name, _DIR_FLAGS, dir_fd=store_fd)
+    try:
+        if (
+            os.fstat(fd).st_dev != os.fstat(store_fd).st_dev
+            or mount_id(fd) != mount_id(store_fd)
+            or is_mount_root(store_fd, os.fsencode(name))
+        ):
+            raise HelperError(
+                f"it is itself a mount point: nothing was {verb}; " + _umount_advice(where)
+            )
+        found: list[bytes] = []
+        for event, rel, _fd, what in walk_tree(fd, before_open=_owner_rx):
+            if event != "skip":
+                continue
+            child, exc = what
+            if isinstance(exc, MountPoint):
+                found.append(rel)
+            elif not child or exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
+                if isinstance(exc, Replaced):
+                    continue  # changing under us: the removal itself checks again
+                raise HelperError(
+                    f"{_shown(where + os.fsdecode(rel))} could not be searched for mount points "
+                    f"({exc.strerror or exc}): nothing was {verb}"
+                )
+    finally:
+        os.close(fd)
+    if found:
+        first = where + os.fsdecode(found[0])
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise HelperError(
+            f"{_shown(os.fsdecode(found[0][1:]))} inside it is a mount point{more}: nothing was "
+            f"{verb}; " + _umount_advice(first)
+        )
+
+
+def _owner_writable(fd: int) -> None:
+    if os.geteuid() != 0:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & 0o700 != 0o700:
+            os.chmod(fd, mode | 0o700)
+
+
+def _remove_tree_at(parent_fd: int, name: str, on_step: Callable[[str, str], None] | None) -> int:
+    """Delete the directory ``name`` in ``parent_fd`` and everything in it with :func:`walk_tree`:
+    a symlink (even one swapped in for a directory mid-way) is unlinked, never followed, and no
+    mount point is entered or removed through (:class:`MountPoint`, with its path inside). Returns
+    the number of items deleted."""
+    step = on_step or (lambda _event, _name: None)
+    count = 0
+
+    def before_open(pfd: int, child: bytes, listed: os.stat_result) -> None:
+        step("enter", os.fsdecode(child))
+        _owner_rwx(pfd, child, listed)
+
+    step("enter", name)
+    fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    try:
+        top_mount = mount_id(fd)
+        if os.fstat(fd).st_dev != os.fstat(parent_fd).st_dev or top_mount != mount_id(parent_fd):
+            raise MountPoint(b"")
+        _owner_writable(fd)
+        for event, rel, dfd, what in walk_tree(fd, post=True, before_open=before_open):
+            if event == "dir":
+                _owner_writable(dfd)
+                batch = [n for n, s in what if not stat.S_ISDIR(s.st_mode)]
+                if batch and mount_id(dfd) != top_mount:  # checked again before each batch
+                    raise MountPoint(rel)
+                for child in batch:
+                    step("unlink", os.fsdecode(child))
+                    try:
+                        _unlink_not_dir(child, dfd)
+                    except OSError as exc:
+                        if exc.errno == errno.EBUSY:  # a file bind-mounted since it was listed
+                            raise MountPoint(rel + b"/" + child) from None
+                        raise
+                    count += 1
+            elif event == "skip":
+                child, error = what
+                if isinstance(error, MountPoint) or not child:
+                    raise error
+                if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                    _unlink_not_dir(child, dfd)  # swapped for a symlink or file: the link only
+                    count += 1
+                elif error.errno != errno.ENOENT:
+                    raise error
+            else:  # "left": everything below it is gone
+                step("rmdir", os.fsdecode(what))
+                try:
+                    os.rmdir(what, dir_fd=dfd)
+                except OSError as exc:
+                    if exc.errno == errno.ENOTDIR:  # swapped for a symlink after we left it
+                        _unlink_not_dir(what, dfd)
+                    elif exc.errno == errno.EBUSY:
+                        raise MountPoint(rel) from None
+                    elif exc.errno != errno.ENOENT:
+                        raise
+                count += 1
+    finally:
+        os.close(fd)
+    step("rmdir", name)
+    os.rmdir(name, dir_fd=parent_fd)
+    return count + 1
 
 
 def remove_implementation(
@@ -331,12 +676,16 @@ def remove_implementation(
     """Delete the entry ``name`` of the store ``store_dir`` (any store: the unprivileged app uses it
     for the user's own store; the verb allows only system stores).
 
-    The entry is first renamed to ``tmp-remove-XXXXXXXXXXXX`` in the same store, so an interrupted
-    removal never leaves a partial tree under a digest name (0install would use it); then its
-    directories are made writable and it is deleted walking by directory file descriptors. A
-    top-level symlink or file is unlinked; its target is never touched. An entry already named
-    ``tmp-remove-*`` (a removal interrupted earlier) is deleted where it is.
-    ``on_step(event, name)`` is called before each unlink/rmdir/descent (progress, and tests that interrupt).
+    First the whole entry is searched for mount points: one (of any kind, a bind mount of the same
+    filesystem too) means nothing is done (:class:`HelperError` names it and says to unmount it).
+    Then the entry is renamed to ``tmp-remove-XXXXXXXXXXXX-NAME`` (:func:`removal_name`) in the
+    same store, so an interrupted removal never leaves a partial tree under a digest name (0install
+    would use it) and is finished later under its real name; then it is deleted with
+    :func:`walk_tree` (directories made writable for their owner first), checking for a mount
+    point again before each batch of unlinks. A top-level symlink or file is unlinked; its target
+    is never touched. An entry already named ``tmp-remove-*`` is deleted where it is.
+    ``on_step(event, name)`` is called before each unlink/rmdir/descent (progress, and tests that
+    interrupt).
     """
     check_entry_name(name)
     check_store_path(store_dir)
@@ -346,13 +695,24 @@ def remove_implementation(
             st = os.lstat(name, dir_fd=store_fd)
         except FileNotFoundError:
             return Removal(store_dir, name, False, 0)
+        where = f"{store_dir}/{name}"
+        if stat.S_ISDIR(st.st_mode):
+            _check_no_mounts(store_fd, name, where, "removed")
         temp = name if name.startswith(REMOVAL_PREFIX) else _rename_aside(store_fd, name)
         if on_step:
             on_step("renamed", temp)
         if not stat.S_ISDIR(st.st_mode):
             _unlink_not_dir(temp, store_fd)
             return Removal(store_dir, name, True, 1)
-        items = _remove_tree_at(store_fd, temp, os.fstat(store_fd).st_dev, on_step)
+        try:
+            items = _remove_tree_at(store_fd, temp, on_step)
+        except MountPoint as exc:
+            path = f"{store_dir}/{temp}{os.fsdecode(exc.rel)}"
+            raise HelperError(
+                f"{_shown(path)} became a mount point during the removal: it was left alone and "
+                f"the rest of the entry stays as {_shown(temp)}; unmount it (umount "
+                f"'{_shown(path)}'), then clean up again"
+            ) from None
         return Removal(store_dir, name, True, items)
     finally:
         os.close(store_fd)
@@ -366,7 +726,10 @@ def quarantine_dir_for(store_dir: str) -> str:
 def quarantine_entry(store_dir: str, name: str, quarantine_dir: str) -> Removal:
     """Move the entry ``name`` out of ``store_dir`` into ``quarantine_dir`` (created 0700 when
     missing, it must be on the same filesystem), as ``NAME.YYYYmmddTHHMMSS``: out of 0install's
-    reach but kept as evidence. A symlink entry is moved as the link itself."""
+    reach but kept as evidence. A symlink entry is moved as the link itself. An entry holding a
+    mount point is refused before anything changes. Moving a directory to another parent needs
+    write permission on it (its '..' changes) and 0install leaves entries read-only: its owner
+    gets it for the move, and the mode is put back after (``made_writable`` says so)."""
     check_entry_name(name)
     check_store_path(store_dir)
     parent = os.path.dirname(quarantine_dir)
@@ -375,11 +738,14 @@ def quarantine_entry(store_dir: str, name: str, quarantine_dir: str) -> Removal:
         raise UsageError(f"'{quarantine_dir}' is not a usable quarantine directory")
     store_fd = _open_dir_at(store_dir, None)
     parent_fd = _open_dir_at(parent, None)
+    entry_fd = None
     try:
         try:
-            os.lstat(name, dir_fd=store_fd)
+            st = os.lstat(name, dir_fd=store_fd)
         except FileNotFoundError:
             return Removal(store_dir, name, False, 0)
+        if stat.S_ISDIR(st.st_mode):
+            _check_no_mounts(store_fd, name, f"{store_dir}/{name}", "moved")
         qname = os.path.basename(quarantine_dir)
         try:
             os.mkdir(qname, 0o700, dir_fd=parent_fd)
@@ -400,11 +766,26 @@ def quarantine_entry(store_dir: str, name: str, quarantine_dir: str) -> Removal:
                 except FileNotFoundError:
                     break
                 target += "-" + secrets.token_hex(2)
-            os.rename(name, target, src_dir_fd=store_fd, dst_dir_fd=q_fd)
+            mode = None
+            if stat.S_ISDIR(st.st_mode) and os.geteuid() != 0 and not st.st_mode & 0o200:
+                entry_fd = os.open(name, _DIR_FLAGS, dir_fd=store_fd)
+                if os.fstat(entry_fd).st_ino != st.st_ino:
+                    raise HelperError(f"{store_dir}/{name} changed while being moved: try again")
+                mode = stat.S_IMODE(st.st_mode)
+                os.chmod(entry_fd, mode | 0o200)
+            try:
+                os.rename(name, target, src_dir_fd=store_fd, dst_dir_fd=q_fd)
+            finally:
+                if mode is not None and entry_fd is not None:
+                    os.chmod(entry_fd, mode)
         finally:
             os.close(q_fd)
-        return Removal(store_dir, name, True, 1, os.path.join(quarantine_dir, target))
+        return Removal(
+            store_dir, name, True, 1, os.path.join(quarantine_dir, target), mode is not None
+        )
     finally:
+        if entry_fd is not None:
+            os.close(entry_fd)
         os.close(store_fd)
         os.close(parent_fd)
 

@@ -23,7 +23,8 @@ import os
 
 TYPE_CHECKING = False  # (not typing's: a measuring worker imports nothing it does not need)
 if TYPE_CHECKING:  # for annotations only
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
     Give = Callable[[list[tuple[bytes, int, int]]], None]
 
@@ -46,11 +47,273 @@ _S_IFREG = 0o100000
 _S_IFLNK = 0o120000
 
 
+# --- the walker (kept identical in core/root_helper.py, which imports nothing from the project) ---
+#
+# One depth-first walk by directory descriptors for every job that goes through a whole tree: it
+# never follows a symlink, never enters a mount point of any kind (another filesystem, or a bind
+# mount of this one: the mount ID of every directory opened is compared with the top's), keeps at
+# most ``keep_open`` + 3 descriptors open whatever the depth (deeper parents are closed and come
+# back through '..', checked to be the directory that was left), and yields to its caller, which
+# acts (counts, checks, removes). Tests check that both copies are the same text.
+
+_WALK_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_STATX_SYSCALL = {"x86_64": 332, "aarch64": 291, "riscv64": 291, "armv7l": 397, "i686": 383}
+_STATX_MNT_ID = 0x1000
+_STATX_ATTR_MOUNT_ROOT = 0x2000
+_statx_found: list = []  # [the statx function, or None when this kernel or machine has none]
+
+
 class Replaced(OSError):
     """What was opened is not what was listed: something swapped it meanwhile."""
 
     def __init__(self) -> None:
         super().__init__(errno.ESTALE, "it was replaced while being read")
+
+
+class MountPoint(OSError):
+    """Something is mounted here: it is never entered, read through, removed or moved."""
+
+    def __init__(self, rel: bytes = b"") -> None:
+        super().__init__(errno.EBUSY, "a mount point")
+        self.rel = rel
+
+
+def _load_statx() -> Callable[[int, bytes], tuple[int, int]] | None:
+    """statx(2) through ctypes (Python 3.11 has no os.statx): a function (dir_fd, name) ->
+    (mount ID, attributes), or None where the machine or kernel (before 5.8) cannot say."""
+    try:
+        import ctypes
+        import platform
+        import struct
+
+        number = _STATX_SYSCALL.get(platform.machine())
+        if number is None:
+            return None
+        syscall = ctypes.CDLL(None, use_errno=True).syscall
+        head = struct.Struct("=IIQ").unpack_from  # stx_mask, stx_blksize, stx_attributes
+        mnt = struct.Struct("=Q").unpack_from  # stx_mnt_id, at 0x90
+    except (ImportError, OSError, AttributeError):
+        return None
+
+    def statx(dir_fd: int, name: bytes) -> tuple[int, int]:
+        buf = ctypes.create_string_buffer(256)
+        flags = 0x100 if name else 0x1100  # AT_SYMLINK_NOFOLLOW (| AT_EMPTY_PATH: dir_fd itself)
+        if syscall(number, dir_fd, name, flags, _STATX_MNT_ID, buf) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        mask, _size, attributes = head(buf)
+        if not mask & _STATX_MNT_ID:
+            raise OSError(errno.ENOSYS, "statx gives no mount ID")
+        return mnt(buf, 0x90)[0], attributes
+
+    try:
+        statx(-100, b"/")  # AT_FDCWD: does this kernel give mount IDs?
+    except OSError:
+        return None
+    return statx
+
+
+def _statx() -> Callable[[int, bytes], tuple[int, int]] | None:
+    if not _statx_found:
+        _statx_found.append(_load_statx())
+    return _statx_found[0]
+
+
+def mount_id(fd: int) -> int | None:
+    """The mount ID of the file open as ``fd`` (statx, else /proc/self/fdinfo); None if unknown."""
+    statx = _statx()
+    if statx is not None:
+        return statx(fd, b"")[0]
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
+            for line in f:
+                if line.startswith(b"mnt_id:"):
+                    return int(line[7:])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def is_mount_root(dir_fd: int, name: bytes) -> bool | None:
+    """Whether ``name`` in ``dir_fd`` is the root of a mount (something is mounted on it); None
+    where the kernel cannot say."""
+    statx = _statx()
+    if statx is None:
+        return None
+    return bool(statx(dir_fd, name)[1] & _STATX_ATTR_MOUNT_ROOT)
+
+
+def _list_dir(fd: int, dev: int) -> tuple[list[tuple[bytes, os.stat_result]], list[bytes]]:
+    """(name, lstat) of everything in the directory, and apart the names of mount points: another
+    device, or a name whose listed inode is not the one found (what is mounted on it), confirmed
+    by statx where it can say."""
+    entries = []
+    mounts = []
+    fsencode = os.fsencode
+    with os.scandir(fd) as it:
+        for e in it:
+            try:
+                st = e.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            name = fsencode(e.name)
+            if st.st_dev != dev or st.st_ino != e.inode():
+                try:
+                    mounted = is_mount_root(fd, name) is not False
+                except FileNotFoundError:
+                    continue
+                except OSError:
+                    mounted = True  # cannot tell: never entered
+                if mounted:
+                    mounts.append(name)
+                    continue
+            entries.append((name, st))
+    return entries, mounts
+
+
+def _open_listed(
+    parent_fd: int, name: bytes, listed: os.stat_result, dev: int, mnt: int | None
+) -> int:
+    """Open the subdirectory ``name`` listed as ``listed``: no symlink, no mount point (raises
+    :class:`MountPoint`), the very directory listed (else :class:`Replaced`)."""
+    fd = os.open(name, _WALK_DIR_FLAGS, dir_fd=parent_fd)
+    try:
+        st = os.fstat(fd)
+        if st.st_dev != dev or (mnt is not None and mount_id(fd) != mnt):
+            raise MountPoint(name)
+        if st.st_ino != listed.st_ino or st.st_dev != listed.st_dev:
+            raise Replaced
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_parent(fd: int, dev: int, ino: int) -> int:
+    """Open '..' of the directory ``fd``, checked to be the directory (dev, ino) left earlier."""
+    parent = os.open(b"..", _WALK_DIR_FLAGS, dir_fd=fd)
+    st = os.fstat(parent)
+    if st.st_ino != ino or st.st_dev != dev:
+        os.close(parent)
+        raise Replaced
+    return parent
+
+
+def walk_tree(
+    top_fd: int,
+    *,
+    post: bool = False,
+    keep_open: int = 32,
+    before_open: Callable[[int, bytes, os.stat_result], None] | None = None,
+) -> Iterator[tuple[str, bytes, int, Any]]:
+    """Walk the directory open as ``top_fd`` (the caller keeps and closes it), depth first.
+
+    Yields ``(event, rel, fd, what)``; ``rel`` is the path inside the tree (``b""``, ``b"/a/b"``)
+    and ``fd`` a descriptor valid until the next step:
+
+    * ``("dir", rel, fd, entries)`` once a directory is listed: ``entries`` is its (name, lstat)
+      list, mount points left out; the caller may act in it through ``fd`` and may remove items
+      from ``entries``: the directories still in it are visited next;
+    * ``("skip", rel, parent_fd, (name, error))`` for a directory not entered: :class:`MountPoint`
+      (mount points are reported so, never entered), :class:`Replaced`, or the OSError of opening
+      or listing it (ELOOP or ENOTDIR: swapped for a symlink or a file);
+    * with ``post``, ``("left", rel, parent_fd, name)`` once a subdirectory and all below it were
+      visited (a removal's rmdir).
+
+    ``before_open(parent_fd, name, lstat)`` is called before each subdirectory is opened.
+    Raises :class:`Replaced` when a directory left earlier cannot be found again ('..' moved).
+    """
+    top = os.fstat(top_fd)
+    dev = top.st_dev
+    mnt = mount_id(top_fd)
+    frames: list[list] = []  # [rel, fd or None (closed: too deep), dev, ino, subdirs, next]
+    pending: tuple[int, bytes, os.stat_result] | None = (top_fd, b"", top)
+    try:
+        while True:
+            if pending is not None:
+                fd, rel, st = pending
+                pending = None
+                try:
+                    entries, mounts = _list_dir(fd, dev)
+                except OSError as exc:
+                    entries, mounts = [], []
+                    yield "skip", rel, fd, (b"", exc)
+                for name in mounts:
+                    yield "skip", rel + b"/" + name, fd, (name, MountPoint(rel + b"/" + name))
+                yield "dir", rel, fd, entries
+                subdirs = [(n, s) for n, s in entries if s.st_mode & 0o170000 == 0o040000]
+                frames.append([rel, fd, st.st_dev, st.st_ino, subdirs, 0])
+                if len(frames) > keep_open:  # bounded: the shallow parents come back through '..'
+                    far = frames[-keep_open - 1]
+                    if far[1] is not None and far[1] != top_fd:
+                        os.close(far[1])
+                        far[1] = None
+            while frames:
+                frame = frames[-1]
+                rel, fd, _dev, _ino, subdirs, pos = frame
+                if pos < len(subdirs):
+                    frame[5] = pos + 1
+                    name, listed = subdirs[pos]
+                    sub = rel + b"/" + name
+                    if before_open is not None:
+                        before_open(fd, name, listed)
+                    try:
+                        child = _open_listed(fd, name, listed, dev, mnt)
+                    except MountPoint:
+                        yield "skip", sub, fd, (name, MountPoint(sub))
+                        continue
+                    except OSError as exc:
+                        yield "skip", sub, fd, (name, exc)
+                        continue
+                    pending = (child, sub, listed)
+                    break
+                frames.pop()
+                if frames:
+                    parent = frames[-1]
+                    if parent[1] is None:
+                        parent[1] = open_parent(fd, parent[2], parent[3])
+                    if fd != top_fd:
+                        os.close(fd)
+                    if post:
+                        yield "left", rel, parent[1], rel.rsplit(b"/", 1)[1]
+                elif fd != top_fd:
+                    os.close(fd)
+            else:
+                if pending is None:
+                    break
+    finally:
+        if pending is not None and pending[0] != top_fd:
+            os.close(pending[0])
+        for frame in frames:
+            if frame[1] is not None and frame[1] != top_fd:
+                os.close(frame[1])
+
+
+# --- the walker (end) -----------------------------------------------------------------------------
+
+
+def mounts_under(path: str) -> list[str]:
+    """The mount points at or below ``path`` (an absolute path without symlinks) that this process
+    sees, from ``/proc/self/mountinfo``; [] when it cannot be read."""
+    import re
+
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            data = f.read()
+    except OSError:
+        return []
+    base = path.rstrip("/") + "/"
+    found = []
+    for line in data.splitlines():
+        fields = line.split(b" ")
+        if len(fields) < 5:
+            continue
+        # Spaces, tabs, newlines and backslashes in a mount point are written as \ooo.
+        raw = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), fields[4])
+        point = os.fsdecode(raw)
+        if point == path or point.startswith(base):
+            found.append(point)
+    return found
 
 
 def file_flags_for(owner_uid: int) -> int:
@@ -206,6 +469,7 @@ def measure_walk(
                 os.close(fd)
                 raise
             size, blocks = st.st_size, st.st_blocks
+            dev, ino = st.st_dev, st.st_ino
             if stats:
                 root_st = st
         else:
@@ -221,12 +485,14 @@ def measure_walk(
         if stats:
             failed.append(None)
         return failed
-    # Depth first, holding the descriptors of the directories on the way down (one per level).
-    # A frame: [fd, rel, subdirectories (name, lstat) waiting, next position].
+    # Depth first, holding the descriptors of the directories on the way down, at most KEEP_OPEN
+    # (deeper, the shallow ones are closed and come back through '..', checked: bounded at any
+    # depth). A frame: [fd or None, rel, subdirectories (name, lstat) waiting, next position,
+    # (dev, ino) of the directory].
     stack: list[list] = []
     scandir = os.scandir
     fsencode = os.fsencode
-    pending: tuple[int, bytes] | None = (fd, rel)
+    pending: tuple[int, bytes, tuple[int, int]] | None = (fd, rel, (dev, ino))
     manifest: os.stat_result | None = None
     watch = stats and not rel  # look out for the entry's .manifest (in its first directory only)
     try:
@@ -239,10 +505,12 @@ def measure_walk(
                         return None
                     if signal and give is not None:
                         _hand_over(stack, give)
-                dfd, drel = pending
+                dfd, drel, ident = pending
                 pending = None
                 subdirs: list[tuple[bytes, os.stat_result]] = []
-                stack.append([dfd, drel, subdirs, 0])
+                stack.append([dfd, drel, subdirs, 0, ident])
+                if len(stack) > KEEP_OPEN:
+                    close_far(stack)
                 try:
                     with scandir(dfd) as it:
                         for e in it:
@@ -256,12 +524,17 @@ def measure_walk(
                                     else ("entry", exc.strerror or str(exc)),
                                 )
                                 continue
+                            if st.st_ino != e.inode() and _mounted(dfd, e.name, st, dev):
+                                _count(problems, ("mount", ""))
+                                continue
                             if watch and e.name == ".manifest":
                                 manifest = st
                             kind = st.st_mode & _S_IFMT
                             if kind == _S_IFREG:  # nearly everything: the shortest way
                                 atime = st.st_atime  # last use comes from regular files only
-                                if atime > newest:
+                                if atime > newest and (drel or e.name != ".manifest"):
+                                    # (0install never reads the .manifest to run a program; this
+                                    # app, its optimise and 0install's verify may, as anyone)
                                     newest = atime
                                 if st.st_nlink == 1:
                                     size += st.st_size
@@ -291,7 +564,7 @@ def measure_walk(
             # The next directory: the next waiting one of the deepest frame that has one.
             while stack:
                 frame = stack[-1]
-                fd_, frel, subdirs, pos = frame
+                fd_, frel, subdirs, pos, _ident = frame
                 if pos < len(subdirs):
                     frame[3] = pos + 1
                     name, st = subdirs[pos]
@@ -299,7 +572,7 @@ def measure_walk(
                     if sub in skip or name is _GIVEN:
                         continue
                     try:
-                        pending = (open_dir(fd_, name, st), sub)
+                        pending = (open_dir(fd_, name, st), sub, (st.st_dev, st.st_ino))
                     except OSError as exc:
                         if exc.errno == errno.ENOENT:
                             _count(problems, ("gone", ""))
@@ -310,13 +583,24 @@ def measure_walk(
                         continue
                     break
                 stack.pop()
-                os.close(fd_)
+                try:
+                    if stack and stack[-1][0] is None:
+                        stack[-1][0] = open_parent(fd_, *stack[-1][4])
+                except OSError:  # moved away meanwhile: what is left is not measured
+                    _count(problems, ("swapped", ""))
+                    while stack:
+                        left = stack.pop()[0]
+                        if left is not None:
+                            os.close(left)
+                finally:
+                    os.close(fd_)
             else:
                 if pending is None:
                     break
     finally:
         for frame in stack:
-            os.close(frame[0])
+            if frame[0] is not None:
+                os.close(frame[0])
     result: Result = [
         size,
         blocks,
@@ -332,6 +616,30 @@ def measure_walk(
             else (stat_fields(root_st), None if manifest is None else stat_fields(manifest))
         )
     return result
+
+
+KEEP_OPEN = 32
+"""Directories a walk keeps open on its way down; deeper, the shallowest are closed."""
+
+
+def close_far(stack: list[list]) -> None:
+    """Close the descriptor of the directory KEEP_OPEN levels up (it comes back through '..')."""
+    far = stack[-KEEP_OPEN - 1]
+    if far[0] is not None:
+        os.close(far[0])
+        far[0] = None
+
+
+def _mounted(dfd: int, name: str, st: os.stat_result, dev: int) -> bool:
+    """Whether ``name``, whose listed inode differs from its lstat's, is a mount point (never
+    measured or entered), rather than an entry of a filesystem whose listings give other inode
+    numbers (an overlay)."""
+    if st.st_dev != dev:
+        return True
+    try:
+        return is_mount_root(dfd, os.fsencode(name)) is not False
+    except OSError:
+        return True
 
 
 _GIVEN = b"\0"  # a name no directory can have: marks a waiting directory handed over

@@ -381,6 +381,29 @@ class _Verification:
         return judge(entry.digest, manifest, entry.stored)
 
 
+def atime_notice(entries: Sequence[Any]) -> str | None:
+    """What to tell the user before verifying ``entries`` (:class:`core.cache.Entry`), or None:
+    reading a file without changing its access time (the only "last used" record) is allowed only
+    to its owner and root, so verifying other users' entries on a filesystem that records access
+    times moves their last use to now."""
+    if not hasattr(os, "geteuid") or os.geteuid() == 0:
+        return None
+    import pwd
+
+    try:
+        me = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        me = str(os.geteuid())
+    others = sum(1 for e in entries if e.atime_reliable and e.owner not in (me, str(os.geteuid())))
+    if not others:
+        return None
+    return (
+        f"{others:,} of these entries belong to other users, and the kernel lets only their owner "
+        "or root read without updating access times: verifying them makes their 'last used' "
+        "show now (verify as root or as the store's owner to keep it)"
+    )
+
+
 def verify_paths(
     paths: Sequence[str | bytes],
     *,

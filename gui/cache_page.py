@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from core import scan_process, verify_process
+from core import verify as core_verify
 from core.manifest import display_path
 from gui import status as st
 from gui.actions import make_action
@@ -627,6 +628,9 @@ class CachePage(QWidget):
         self._overview_figures = ()
         self._schedule_refresh()
         self.activity.progress(0.0, f"Verifying {len(rows):,} entries…")
+        notice = core_verify.atime_notice([r.entry for r in rows])  # said before reading
+        if notice:
+            self.banner.add_message(notice, "warning")
         self._set_busy()
         job.start()
 

@@ -628,10 +628,11 @@ class CleanPage(QWidget):
 
     def _update_total(self) -> None:
         chosen = self.model.chosen()
-        _size, disk = clean.reclaimable(v.footprint for v in chosen if v.footprint is not None)
+        _removing, disk, moving, kept = clean.plan(chosen)
         candidates = sum(1 for v in self.model.verdicts if v.candidate)
+        moved = f", {moving:,} to quarantine ({size_text(kept)} stays on disk)" if moving else ""
         self.total.setText(
-            f"{len(chosen):,} of {candidates:,} checked: {size_text(disk)} to reclaim"
+            f"{len(chosen):,} of {candidates:,} checked: {size_text(disk)} to reclaim{moved}"
         )
         self._update_actions()
 
@@ -699,15 +700,8 @@ class CleanPage(QWidget):
         survey = self._survey
         if not chosen or survey is None or self._busy:
             return
-        _size, disk = clean.reclaimable(v.footprint for v in chosen if v.footprint is not None)
-        removing = sum(1 for v in chosen if v.action == "remove")
-        moving = len(chosen) - removing
-        parts = [
-            f"remove {removing:,} entries" if removing else "",
-            f"quarantine {moving:,} suspicious entries" if moving else "",
-        ]
         question = (
-            f"{' and '.join(p for p in parts if p).capitalize()}, freeing {size_text(disk)}?\n\n"
+            f"{clean.plan_text(chosen).capitalize()}?\n\n"
             "Each entry is checked again right before it is removed; entries of the shared "
             "system store need an administrator's authorisation."
         )
@@ -740,12 +734,10 @@ class CleanPage(QWidget):
         if isinstance(error, BaseException):
             self.banner.set_messages([f"Cleaning failed: {error}"], "error")
         else:
-            done = [o for o in outcomes if o.ok]
             failed = [o for o in outcomes if not o.ok]
-            freed = sum(o.size for o in done)
-            text = f"Cleaned {len(done):,} entries, {size_text(freed)} freed"
+            text = "Cleaned: " + clean.result_text(outcomes)
             self.statusMessage.emit(text)
-            messages = [f"{o.verdict.entry.name}: {o.action}: {o.message}" for o in failed]
+            messages = [o.describe() for o in failed]
             if messages:
                 self.banner.set_messages(
                     [text + f"; {len(failed)} not done:"] + messages, "warning"

@@ -177,8 +177,7 @@ class DeleteAction(QObject):
         if failed:
             self.inform(
                 "Delete",
-                "Not deleted:\n"
-                + "\n".join(f"• {o.verdict.entry.name}: {o.message}" for o in failed[:10]),
+                "Not deleted:\n" + "\n".join(f"• {o.describe()}" for o in failed[:10]),
             )
         banner = getattr(self.page, "banner", None)
         done = len(outcomes) - len(failed)

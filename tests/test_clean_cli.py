@@ -53,7 +53,7 @@ def test_dry_run_lists_candidates_and_total(store: RealStore, env) -> None:
     assert lines[0].split() == ["STORE", "NAME", "SIZE", "ACTION", "REASON"]
     names = {line.split()[1] for line in lines[1:] if line.startswith(str(store.path))}
     assert names == {store.digests["old"], store.digests["older"]}
-    assert "2 candidates" in lines[-2] and "to reclaim" in lines[-2]
+    assert "2 candidates" in lines[-2] and "freeing" in lines[-2]
     assert lines[-1] == "1 entry kept (--json says why)"
     assert all((store.path / n).exists() for n in store.digests.values())
 
@@ -79,7 +79,8 @@ def test_clean_refuses_off_a_terminal_then_removes_with_yes(store: RealStore, en
     log = Path(env["XDG_STATE_HOME"]) / "zeroinstall-admin" / "actions.jsonl"
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert {r["entry"] for r in records} == {store.digests["old"], store.digests["older"]}
-    assert all(r["action"] == "removed" and r["program"] == "Hello" for r in records)
+    assert [r["action"] for r in records] == ["removing", "removed"] * 2  # intent, then outcome
+    assert all(r["program"] == "Hello" for r in records)
     assert any(r["version"] == "0.9" for r in records)
 
 

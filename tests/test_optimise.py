@@ -3,11 +3,16 @@ changes nothing in a dry run, and every implementation still verifies with the r
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from core.optimise import optimise_store
 from core.stores import stores_from_paths
@@ -105,3 +110,105 @@ def test_optimise_refuses_another_users_store_without_root(
     result = optimise_store(store)
     assert result.problems and "optimise it as root" in result.problems[0]
     assert shutil.which("du")
+
+
+def test_never_links_to_a_file_linked_from_outside_the_store(
+    real_store: RealStore, tmp_path: Path
+) -> None:
+    entries = sorted(real_store.add(label, tree(label)) for label in ("a", "b"))
+    # Someone outside the store holds a hard link to a's copy (same filesystem).
+    outside = tmp_path / "outside-link"
+    os.link(entries[0] / "data" / "big.bin", outside)
+    before = outside.stat().st_nlink
+    store = stores_from_paths([str(real_store.path)])[0]
+    done = optimise_store(store)
+    assert outside.stat().st_nlink <= before  # nothing of the store was linked to it
+    b_big = (entries[1] / "data" / "big.bin").stat()
+    assert b_big.st_ino != outside.stat().st_ino
+    assert any("outside the store's manifests" in s for s in done.skipped), done.skipped
+    assert not done.not_verified
+
+
+def test_a_file_or_unsearchable_store_is_refused_without_figures(
+    real_store: RealStore, tmp_path: Path, code_for_other_users
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    result = optimise_store(stores_from_paths([str(afile)])[0], dry_run=True)
+    assert result.refused and "not a directory" in result.problems[0]
+    real_store.add("a", tree("a"))
+    real_store.add("b", tree("b"))
+    base = Path(tempfile.mkdtemp(prefix="zia-optimise-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        store = base / "implementations"
+        shutil.copytree(real_store.path, store, symlinks=True)
+        store.chmod(0o744)  # others may list it, not search it
+        code = code_for_other_users.prelude() + (
+            "import sys, runpy; sys.argv = ['zeroinstall-admin', 'optimise', '--dry-run', "
+            f"'--store', {str(store)!r}]; runpy.run_module('core.cli', run_name='__main__')"
+        )
+        proc = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             code_for_other_users.python, "-I", "-c", code],
+            capture_output=True, text=True, timeout=120, cwd="/", check=False,
+        )  # fmt: skip
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "not searched" in proc.stderr and "would save" not in proc.stdout
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(base)], check=False)
+        shutil.rmtree(base)
+
+
+def test_dry_run_and_owner_verify_keep_last_use_on_strictatime(
+    real_store: RealStore, code_for_other_users
+) -> None:
+    """As a user who does not own the store, on a filesystem that records every read."""
+    for label in ("a", "b"):
+        real_store.add(label, tree(label))
+    probe = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "true"], capture_output=True, check=False
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"no private mount namespace here: {probe.stderr.decode().strip()}")
+    base = Path(tempfile.mkdtemp(prefix="zia-strictatime-", dir="/tmp"))
+    base.chmod(0o755)
+    store = base / "implementations"
+    prelude = code_for_other_users.prelude()
+
+    def cli_as(uid: int, *args: str) -> str:
+        code = prelude + (
+            f"import sys, runpy; sys.argv = ['zeroinstall-admin', *{list(args)!r}]; "
+            "runpy.run_module('core.cli', run_name='__main__')"
+        )
+        return (
+            f"setpriv --reuid={uid} --regid={uid} --clear-groups "
+            f"{code_for_other_users.python} -I -c {shlex.quote(code)}"
+        )
+
+    listing = cli_as(12345, "list", "--json", "--store", str(store))
+    script = "\n".join(
+        [
+            "set -e",
+            f"mount -t tmpfs -o strictatime,mode=755 none {base}",
+            f"cp -a {real_store.path} {store}",
+            f"chown -R 65534:65534 {store}",
+            # Every file last read long ago (and after its change: relatime would not hide it).
+            f"find {store} -type f -exec touch -a -d 2024-01-01 {{}} +",
+            f"{listing} > {base}/before.json",
+            cli_as(12345, "optimise", "--dry-run", "--store", str(store)) + " > /dev/null",
+            cli_as(65534, "verify", "--store", str(store)) + " > /dev/null",
+            f"{listing} > {base}/after.json",
+            f"cat {base}/before.json; echo '=='; cat {base}/after.json",
+        ]
+    )
+    proc = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    shutil.rmtree(base, ignore_errors=True)
+    assert proc.returncode == 0, proc.stderr
+    before, after = proc.stdout.split("==\n")
+    last = [{e["name"]: e["last_used"] for e in json.loads(x)} for x in (before, after)]
+    assert last[0] and all(v and v.startswith("2024-01-01") for v in last[0].values()), last
+    assert last[0] == last[1]
