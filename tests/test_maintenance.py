@@ -268,7 +268,8 @@ def test_clean_run_removes_only_what_the_policy_allows(root: Path):
     assert any(old in line and line.startswith("removed:") for line in journal.at(5))
     records = [json.loads(x) for x in (root / "var/log/zeroinstall-admin/actions.jsonl")
                .read_text().splitlines()]  # fmt: skip
-    assert [(r["action"], r["entry"]) for r in records] == [("removed", old)]
+    # The intent first (written before anything changes), then the outcome, both under its name.
+    assert [(r["action"], r["entry"]) for r in records] == [("removing", old), ("removed", old)]
     assert maintenance.read_status(str(root))["clean"]["removed"] == 1
 
 
