@@ -164,6 +164,9 @@ class ManifestWalk:
         self.touched_atime = False
         self.given: dict[bytes, Subtree] = {}  # handed over, by path inside the entry
         self._stack: list[list] = []
+        # Change keys (core.records): when a list, the walk appends the key of every file,
+        # symlink and subdirectory, each taken before its contents are read.
+        self.keys: list | None = None
 
     # -- the walk ----------------------------------------------------------------------------------
 
@@ -183,6 +186,7 @@ class ManifestWalk:
         root = self.root
         hash_at = self._hash
         symlink_hash = self.hash_name
+        keys = self.keys
         try:
             while True:
                 if pending is not None:
@@ -212,10 +216,14 @@ class ManifestWalk:
                         pos += 1
                         if kind == _REG:
                             if not drel and name == b".manifest":
+                                if keys is not None:
+                                    keys.append(_key(drel, name, _lstat(entry, root + b"/" + name)))
                                 continue
                             if b"\n" in name:
                                 raise _newline(name, root + drel + b"/" + name, "file")
                             digest, st = hash_at(dfd, name, entry, drel)
+                            if keys is not None:
+                                keys.append(_key(drel, name, st))
                             ns = st.st_mtime_ns
                             lines.append(
                                 b"%s %s %d %d %s\n"
@@ -232,9 +240,13 @@ class ManifestWalk:
                             if b"\n" in name:
                                 raise _newline(name, path, "symlink")
                             try:
+                                if keys is not None:
+                                    lst = entry.stat(follow_symlinks=False)
                                 target = os.readlink(name, dir_fd=dfd)
                             except OSError as exc:
                                 raise _io_error(exc, path) from None
+                            if keys is not None:
+                                keys.append(_key(drel, name, lst, target))
                             lines.append(
                                 b"S %s %d %s\n"
                                 % (
@@ -259,6 +271,8 @@ class ManifestWalk:
                             lines.append(
                                 b"D %d %s\n" % (mtime_seconds(st), sub) if old else b"D %s\n" % sub
                             )
+                            if keys is not None:
+                                keys.append(_key(drel, name, st))
                             pending = (cfd, sub)
                             break
                         else:
@@ -419,6 +433,28 @@ class ManifestWalk:
         for subtree in chosen:
             self.given[subtree[0]] = subtree
         self.give(chosen)
+
+
+def _key(drel: bytes, name: bytes, st: os.stat_result, target: bytes = b"") -> tuple:
+    """A change key (core.records.key_of; repeated here so a worker needs no other module)."""
+    return (
+        drel,
+        name,
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_ctime_ns,
+        st.st_mtime_ns,
+        st.st_mode,
+        target,
+    )
+
+
+def _lstat(entry: Any, path: bytes) -> os.stat_result:
+    try:
+        return entry.stat(follow_symlinks=False)
+    except OSError as exc:
+        raise _io_error(exc, path) from None
 
 
 def _same_as_lstat(st: os.stat_result, dfd: int, name: bytes) -> bool:
@@ -695,6 +731,8 @@ class VerifyOutcome:
     actual: str | None = None  # the digest of the actual contents
     recorded: str | None = None  # the digest of the .manifest file, when there is one
     changes: list[Change] = field(default_factory=list)
+    # When the verdict is "unchanged since the last full hash" (core.records): that hash's time.
+    unchanged_since: float | None = None
 
 
 def compare(digest: Digest, actual_manifest: bytes, stored_manifest: bytes | None) -> VerifyOutcome:

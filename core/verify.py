@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.digests import Digest, DigestError, parse_digest, value_problem
+from core.records import RACY_NS, key_of, keys_digest, racy, stat_keys, unchanged_text
 from core.manifest import (
     CHUNK,
     Change,
@@ -165,13 +166,21 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
     ``("e", index, rel, message, kind, listed, hashed, touched)`` when it could not be read, or
     None when cancelled. ``ex`` is the :class:`core.pool_worker.Executor` (tick, give, progress).
     """
-    index, root, rel, dev, ino, mtime, skip, (algorithm, value) = unit
+    index, root, rel, dev, ino, mtime, skip, extra = unit
+    algorithm, value = extra[0], extra[1]
+    # Change keys (core.records): None: not wanted; "": take them while hashing; else the digest
+    # of the keys recorded, to compare with a stat walk first.
+    expect, racy_ns = extra[2:4] if len(extra) > 2 else (None, 0)
     digest = Digest(algorithm, value)
     walk: ManifestWalk | None = None
+    started = time.time_ns()
     try:
         if not rel:
             try:
                 fd, st = open_entry(root)
+                if expect and _unchanged(fd, st, expect, ex):
+                    os.close(fd)
+                    return ("u", index, rel, 0, 0, False)
             except ManifestError:
                 # Not a directory (a planted symlink or file), or not there: say which.
                 try:
@@ -188,6 +197,9 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
             st = os.fstat(fd)
         try:
             walk = ManifestWalk(root, algorithm, file_flags_for(st.st_uid), ex.tick, ex.give)
+            if expect is not None:
+                parent, _, name = rel.rpartition(b"/")
+                walk.keys = [key_of(parent, name, st)]
             walk.given.update((sub, (sub, 0, 0, 0)) for sub in skip)
             ex.walk = walk
             segments = walk.run(fd, rel, mtime)
@@ -206,22 +218,51 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
         )
         return ("e", index, rel, message, "io", 0, 0, False)
     counts = (walk.listed, walk.hashed, walk.touched_atime)
+    keys = walk.keys
+    is_racy = keys is not None and racy(keys, started, racy_ns)
     if not rel and not walk.given:
         verdict = judge(digest, splice(segments, {}), stored)
+        # The keys of an entry found OK: their digest, or None when they are racy or not wanted.
+        taken = keys_digest(keys) if keys is not None and not is_racy and verdict.status == "ok" else None
         if verdict.status == "ok" and verdict.detail in _OK_DETAILS:
             # The usual verdict, in a few bytes: the caller makes the same VerifyOutcome.
-            return ("k", index, rel, _OK_DETAILS.index(verdict.detail), *counts)
-        return ("o", index, rel, outcome_to_tuple(verdict), *counts)
-    return ("s", index, rel, segments, stored, *counts)
+            return ("k", index, rel, _OK_DETAILS.index(verdict.detail), taken, *counts)
+        return ("o", index, rel, outcome_to_tuple(verdict), taken, *counts)
+    return ("s", index, rel, segments, stored, keys, is_racy, *counts)
+
+
+def _unchanged(fd: int, st: os.stat_result, expect: str, ex: Any) -> bool:
+    """Whether a stat walk of the open entry finds the keys recorded (see core.records)."""
+    try:
+        return keys_digest(stat_keys(fd, st, ex.tick)) == expect
+    except (OSError, RecursionError):
+        return False  # hashing it says what is wrong
+    except Exception:  # noqa: BLE001 - a cancelled walk, or a bug: hash it (hashing checks cancel)
+        return False
 
 
 # --- the caller's side --------------------------------------------------------------------------
 
 
 class _Entry:
-    __slots__ = ("digest", "done", "error", "listed", "parts", "pending", "root", "stored")
+    __slots__ = (
+        "digest",
+        "done",
+        "error",
+        "keys",
+        "listed",
+        "parts",
+        "pending",
+        "racy",
+        "root",
+        "since",
+        "stored",
+    )
 
     def __init__(self, root: bytes, digest: Digest):
+        self.keys: list = []  # change keys of the parts walked elsewhere
+        self.racy = False
+        self.since: tuple[float, bool] | None = None  # the record's time, and its .manifest
         self.root = root
         self.digest = digest
         self.pending = 1  # units not answered yet
@@ -240,8 +281,13 @@ class _Verification:
         on_progress: Callable[[Progress], None] | None,
         progress_interval: float,
         sizes: Sequence[int | None] | None,
+        known: Sequence[tuple[str, float, bool] | None] | None = None,
+        on_keys: Callable[[int, str], None] | None = None,
+        racy_ns: int = RACY_NS,
     ):
         self.started = time.perf_counter()
+        self.on_keys = on_keys
+        self.racy_ns = racy_ns
         self.results: list[VerifyOutcome | None] = [None] * len(paths)
         self.on_result = on_result
         self.on_progress = on_progress
@@ -272,7 +318,13 @@ class _Verification:
             if hint:
                 self.hints += hint
                 self.hint_of[index] = hint
-            self.units.append((index, root, b"", 0, 0, 0, (), (digest.algorithm, digest.value)))
+            extra: tuple = (digest.algorithm, digest.value)
+            if on_keys is not None:
+                record = known[index] if known is not None and index < len(known) else None
+                if record is not None:
+                    self.entries[index].since = (record[1], record[2])
+                extra += (record[0] if record is not None else "", racy_ns)
+            self.units.append((index, root, b"", 0, 0, 0, (), extra))
 
     def progress(self) -> Progress:
         return Progress(
@@ -325,7 +377,9 @@ class _Verification:
             entry = self.entries[index]
             entry.pending += len(subtrees)
             assert self.run is not None
-            extra = (entry.digest.algorithm, entry.digest.value)
+            extra: tuple = (entry.digest.algorithm, entry.digest.value)
+            if self.on_keys is not None:
+                extra += ("", self.racy_ns)
             self.run.add(
                 [(index, entry.root, s[0], s[1], s[2], s[3], (), extra) for s in subtrees],
                 first=True,
@@ -344,6 +398,22 @@ class _Verification:
         if entry.done:
             return
         entry.pending -= 1
+        if tag == "u":
+            entry.done = True
+            name = entry.digest.name
+            assert entry.since is not None
+            since, with_manifest = entry.since
+            outcome = VerifyOutcome(
+                "ok",
+                f"{unchanged_text(since)}: no file, directory or symlink changed since it was "
+                "last hashed",
+                name,
+                name,
+                name if with_manifest else None,
+                unchanged_since=since,
+            )
+            self.deliver(index, outcome)
+            return
         if tag == "k":
             entry.done = True
             name = entry.digest.name
@@ -351,10 +421,12 @@ class _Verification:
             outcome = VerifyOutcome(
                 "ok", _OK_DETAILS[result[3]], name, name, name if with_manifest else None
             )
+            self.took_keys(index, result[4])
             self.deliver(index, outcome)
             return
         if tag == "o":
             entry.done = True
+            self.took_keys(index, result[4])
             self.deliver(index, outcome_from_tuple(result[3]))
             return
         if tag == "e":
@@ -366,9 +438,20 @@ class _Verification:
             entry.parts[rel] = result[3]
             if rel == b"":
                 entry.stored = result[4]
+            if result[5] is not None:
+                entry.keys += result[5]
+                entry.racy |= result[6]
         if entry.pending == 0:
             entry.done = True
-            self.deliver(index, self.assemble(entry))
+            outcome = self.assemble(entry)
+            if self.on_keys is not None and entry.error is None and not entry.racy:
+                self.took_keys(index, keys_digest(entry.keys) if outcome.status == "ok" else None)
+            self.deliver(index, outcome)
+
+    def took_keys(self, index: int, taken: str | None) -> None:
+        """Tell the caller the change keys of an entry just hashed (None: none to record)."""
+        if self.on_keys is not None and taken is not None and not self.cancel.is_set():
+            self.on_keys(index, taken)
 
     def assemble(self, entry: _Entry) -> VerifyOutcome:
         if entry.error is not None:
@@ -393,6 +476,9 @@ def verify_paths(
     niceness: int = 0,
     report_atime: Callable[[], None] | None = None,
     work_here: bool = True,
+    known: Sequence[tuple[str, float, bool] | None] | None = None,
+    on_keys: Callable[[int, str], None] | None = None,
+    racy_ns: int = RACY_NS,
 ) -> list[VerifyOutcome | None]:
     """Verify top-level cache entries on the worker pool; one outcome per path, in order.
 
@@ -406,6 +492,13 @@ def verify_paths(
     ``report_atime()`` is called once when files were read whose access times the kernel would not
     leave alone (not ours, and we are not root).
 
+    Change keys (:mod:`core.records`): with ``on_keys``, every entry hashed and found OK has its
+    keys taken by the same walk, and ``on_keys(index, digest)`` is called before its verdict (not
+    for racy ones: see :data:`core.records.RACY_NS`, ``racy_ns``). ``known[index]``, when not None,
+    is the entry's record ``(keys digest, time hashed, had a .manifest)``: a stat walk compares the
+    keys first, and only an entry whose keys changed is hashed; an unchanged one is "ok" with
+    ``unchanged_since`` set.
+
     Never raises for a bad entry: names that are not digests are "skipped"; a symlink or regular
     file named like a digest, a malformed digest value or a FIFO inside are "corrupt"; unreadable or
     vanishing entries are "error". Exceptions raised by the callbacks are re-raised here.
@@ -413,7 +506,9 @@ def verify_paths(
     from core import pool  # not in the workers, which only need verify_unit
 
     cancel = cancel if cancel is not None else threading.Event()
-    state = _Verification(paths, on_result, on_progress, progress_interval, sizes)
+    state = _Verification(
+        paths, on_result, on_progress, progress_interval, sizes, known, on_keys, racy_ns
+    )
     state.cancel = cancel
     run = pool.Run(
         "verify",
@@ -432,3 +527,97 @@ def verify_paths(
         report_atime()
     state.report(force=True)
     return state.results
+
+
+# --- with records: unchanged entries by a stat walk ---------------------------------------------
+
+
+def verify_remembering(
+    paths: Sequence[str | bytes],
+    *,
+    full: bool = False,
+    max_age_days: float | None = None,
+    notes: list[str] | None = None,
+    on_result: Callable[[int, VerifyOutcome], None] | None = None,
+    env: Any = None,
+    racy_ns: int = RACY_NS,
+    **options: Any,
+) -> list[VerifyOutcome | None]:
+    """:func:`verify_paths` with the verification records of :mod:`core.records`: entries whose
+    change keys still match their record are judged unchanged by a stat walk, the others hashed
+    (all of them with ``full``, and those last hashed more than ``max_age_days`` ago); entries
+    hashed and found OK get a new record, corrupt ones lose theirs, and each store's records are
+    written at the end where this process may write them. ``notes`` receives what the user should
+    be told once (records ignored or not written, stores where inode numbers are not stable and
+    everything was hashed). Other options are :func:`verify_paths`'s."""
+    from core import records as rec
+
+    notes = notes if notes is not None else []
+    now = time.time()
+    oldest = now - max_age_days * 86400 if max_age_days is not None else None
+    books: dict[bytes, rec.StoreRecords | None] = {}
+    book_of: list[rec.StoreRecords | None] = []
+    names: list[str] = []
+    known: list[tuple[str, float, bool] | None] = []
+    for path in paths:
+        store, name_b = os.path.split(os.path.abspath(os.fsencode(path)))
+        name = name_b.decode("utf-8", "surrogateescape")
+        if store not in books:
+            store_s = os.fsdecode(store)
+            stable, why = rec.inode_stability(store_s)
+            if not stable:
+                books[store] = None
+                notes.append(
+                    f"store {display_path(store_s)}: {why}, so every entry was hashed in full "
+                    "and nothing was recorded"
+                )
+            else:
+                book = books[store] = rec.load(store_s, env)
+                notes.extend(book.warnings)
+                if book.note:
+                    notes.append(book.note)
+        book = books[store]
+        book_of.append(book)
+        names.append(name)
+        record = book.get(name) if book is not None and not full else None
+        if record is not None and oldest is not None and record.hashed_at < oldest:
+            record = None
+        known.append(None if record is None else (record.keys, record.hashed_at, record.manifest))
+
+    taken: dict[int, str] = {}
+
+    def on_keys(index: int, digest: str) -> None:
+        taken[index] = digest
+
+    def remember(index: int, outcome: VerifyOutcome) -> None:
+        book = book_of[index]
+        if book is not None:
+            name = names[index]
+            if outcome.status == "ok" and outcome.unchanged_since is None:
+                digest = taken.pop(index, None)
+                if digest is not None:
+                    book.remember(name, rec.Record(now, digest, outcome.recorded is not None))
+                else:
+                    book.forget(name)  # racy: hashed again next time
+            elif outcome.status in ("corrupt", "error"):
+                book.forget(name)
+        if on_result is not None:
+            on_result(index, outcome)
+
+    results = verify_paths(
+        paths, on_result=remember, known=known, on_keys=on_keys, racy_ns=racy_ns, **options
+    )
+    for store, book in books.items():
+        if book is None or not book.changed:
+            continue
+        try:
+            present = set(os.listdir(os.fsdecode(store)))
+        except OSError:
+            present = None
+        if present is not None:
+            for gone in [n for n in book.entries if n not in present]:
+                book.forget(gone)
+        problem = rec.save(book)
+        if problem:
+            notes.append(problem)
+    return results
