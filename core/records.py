@@ -328,7 +328,7 @@ def _encode(store: str, entries: Mapping[str, Record]) -> bytes:
 
 def _decode(data: bytes, store: str) -> dict[str, Record]:
     """The entries of a record file; ValueError saying what is wrong with it."""
-    first, nl, _rest = data.partition(b"\n")
+    first = data.partition(b"\n")[0]
     if not first.startswith(MAGIC + b" "):
         raise ValueError("it is not a verification record file")
     version = first[len(MAGIC) + 1 :]
@@ -406,7 +406,9 @@ def save(records: StoreRecords) -> str:
     tmp = f"{records.file}.tmp-{os.getpid()}"
     try:
         os.makedirs(directory, mode=0o755 if records.shared else 0o700, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
+        )
         try:
             view = memoryview(data)
             while view:
@@ -420,7 +422,9 @@ def save(records: StoreRecords) -> str:
             os.unlink(tmp)
         except OSError:
             pass
-        return f"the verification records {records.file} could not be written: {exc.strerror or exc}"
+        return (
+            f"the verification records {records.file} could not be written: {exc.strerror or exc}"
+        )
     records.changed = False
     return ""
 

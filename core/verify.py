@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.digests import Digest, DigestError, parse_digest, value_problem
-from core.records import RACY_NS, key_of, keys_digest, racy, stat_keys, unchanged_text
 from core.manifest import (
     CHUNK,
     Change,
@@ -46,6 +45,7 @@ from core.manifest import (
     read_stored_manifest,
     splice,
 )
+from core.records import RACY_NS, key_of, keys_digest, racy, stat_keys, unchanged_text
 
 __all__ = ["CHUNK", "Progress", "verify_paths"]
 
@@ -223,7 +223,11 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
     if not rel and not walk.given:
         verdict = judge(digest, splice(segments, {}), stored)
         # The keys of an entry found OK: their digest, or None when they are racy or not wanted.
-        taken = keys_digest(keys) if keys is not None and not is_racy and verdict.status == "ok" else None
+        taken = (
+            keys_digest(keys)
+            if keys is not None and not is_racy and verdict.status == "ok"
+            else None
+        )
         if verdict.status == "ok" and verdict.detail in _OK_DETAILS:
             # The usual verdict, in a few bytes: the caller makes the same VerifyOutcome.
             return ("k", index, rel, _OK_DETAILS.index(verdict.detail), taken, *counts)
