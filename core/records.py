@@ -34,8 +34,6 @@ in one directory instead (tests; the ownership rules still apply).
 from __future__ import annotations
 
 import errno
-import hashlib
-import json
 import marshal
 import os
 import stat
@@ -78,6 +76,8 @@ def key_of(drel: bytes, name: bytes, st: os.stat_result, target: bytes = b"") ->
 def keys_digest(keys: list[Key]) -> str:
     """One digest of a set of keys, whatever order they were taken in. marshal's version 2 has no
     back-references, so equal keys always give equal bytes."""
+    import hashlib  # (loaded on first use: the window and listing never need it)
+
     keys.sort()
     return hashlib.blake2b(marshal.dumps(keys, 2), digest_size=20).hexdigest()
 
@@ -280,6 +280,8 @@ class StoreRecords:
 
 
 def _file_for(store: str, directory: str) -> str:
+    import hashlib
+
     key = hashlib.sha256(os.fsencode(os.path.abspath(store))).hexdigest()[:32]
     return os.path.join(directory, f"{key}.records")
 
@@ -314,6 +316,9 @@ def _trust_problem(st: os.stat_result, shared: bool, what: str) -> str:
 
 
 def _encode(store: str, entries: Mapping[str, Record]) -> bytes:
+    import hashlib
+    import json
+
     body = json.dumps(
         {
             "store": store,
@@ -328,6 +333,9 @@ def _encode(store: str, entries: Mapping[str, Record]) -> bytes:
 
 def _decode(data: bytes, store: str) -> dict[str, Record]:
     """The entries of a record file; ValueError saying what is wrong with it."""
+    import hashlib
+    import json
+
     first = data.partition(b"\n")[0]
     if not first.startswith(MAGIC + b" "):
         raise ValueError("it is not a verification record file")
@@ -429,13 +437,15 @@ def save(records: StoreRecords) -> str:
     return ""
 
 
-def unchanged_text(since: float) -> str:
-    """'unchanged since 3 Dec 14:05' (this year), else with the year."""
+def unchanged_text(since: float, now: float | None = None) -> str:
+    """ "unchanged since 3 Dec" ("3 Dec 2025" in another year; "unchanged since 14:05" today)."""
     when = time.localtime(since)
-    now = time.localtime()
-    if when.tm_year == now.tm_year:
-        return time.strftime("unchanged since %-d %b %H:%M", when)
-    return time.strftime("unchanged since %-d %b %Y", when)
+    today = time.localtime(now)
+    if when.tm_year != today.tm_year:
+        return f"unchanged since {when.tm_mday} {time.strftime('%b %Y', when)}"
+    if when.tm_yday == today.tm_yday:
+        return f"unchanged since {time.strftime('%H:%M', when)}"
+    return f"unchanged since {when.tm_mday} {time.strftime('%b', when)}"
 
 
 def iso_time(when: float) -> str:

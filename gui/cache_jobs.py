@@ -233,7 +233,7 @@ class VerifyJob(_Job):
             return self._in_child_or_here(
                 lambda: verify_paths_in_child(paths, **kwargs),
                 # Here, the walking stays in the workers: this process draws the window.
-                lambda: core_verify.verify_paths(paths, work_here=False, **kwargs),
+                lambda: core_verify.verify_remembering(paths, work_here=False, **kwargs),
                 lambda: delivered,
                 "verifying",
             )

@@ -135,6 +135,7 @@ class CachePage(QWidget):
         self._overview_figures: tuple = ()
         self._overview_time = 0.0
         self._kept_verdicts = (0, 0)  # (kept, dropped) by the last rescan
+        self._rechecking = ""  # the scan's report while its kept verdicts are checked again
 
         self.model = CacheModel(self)
         self.proxy = CacheFilter(self)
@@ -543,6 +544,17 @@ class CachePage(QWidget):
                         f", {dropped:,} {'entry' if dropped == 1 else 'entries'} changed since "
                         "and must be verified again"
                     )
+            # A kept "OK" is checked again by its change keys (core.records): a stat walk when
+            # nothing in the entry changed, a hash when anything did. The scan is over then.
+            again = [
+                r for r in self.model.rows if r.outcome is not None and r.outcome.status == "ok"
+            ]
+            if again and self._verify is None:
+                self._rechecking = self._last_report
+                self.verify(again)
+                if self._verify is not None:
+                    return
+                self._rechecking = ""
         self.refresh_now()
         self._set_busy()
         self.scanFinished.emit()
@@ -664,10 +676,17 @@ class CachePage(QWidget):
             self._last_report = (
                 f"Verified {len(rows):,} entries in {duration_text(elapsed)}: {parts}"
             )
+            if self._rechecking:
+                self._last_report = (
+                    f"{self._rechecking}; checked again by their change keys: {parts}"
+                )
+        rechecked, self._rechecking = bool(self._rechecking), ""
         self.refresh_now()
         self._set_busy()
         verify_process.prestart()  # for the next verification
         self.verifyFinished.emit()
+        if rechecked:
+            self.scanFinished.emit()
 
     def _cancel_verify(self) -> None:
         job = self._verify
