@@ -217,13 +217,15 @@ class ManifestWalk:
                         if kind == _REG:
                             if not drel and name == b".manifest":
                                 if keys is not None:
-                                    keys.append(_key(drel, name, _lstat(entry, root + b"/" + name)))
+                                    keys.append(
+                                        _key(drel, entry.name, _lstat(entry, root + b"/" + name))
+                                    )
                                 continue
                             if b"\n" in name:
                                 raise _newline(name, root + drel + b"/" + name, "file")
                             digest, st = hash_at(dfd, name, entry, drel)
                             if keys is not None:
-                                keys.append(_key(drel, name, st))
+                                keys.append(_key(drel, entry.name, st))
                             ns = st.st_mtime_ns
                             lines.append(
                                 b"%s %s %d %d %s\n"
@@ -246,7 +248,7 @@ class ManifestWalk:
                             except OSError as exc:
                                 raise _io_error(exc, path) from None
                             if keys is not None:
-                                keys.append(_key(drel, name, lst, target))
+                                keys.append(_key(drel, entry.name, lst, target))
                             lines.append(
                                 b"S %s %d %s\n"
                                 % (
@@ -272,7 +274,7 @@ class ManifestWalk:
                                 b"D %d %s\n" % (mtime_seconds(st), sub) if old else b"D %s\n" % sub
                             )
                             if keys is not None:
-                                keys.append(_key(drel, name, st))
+                                keys.append(_key(drel, entry.name, st))
                             pending = (cfd, sub)
                             break
                         else:
@@ -435,7 +437,7 @@ class ManifestWalk:
         self.give(chosen)
 
 
-def _key(drel: bytes, name: bytes, st: os.stat_result, target: bytes = b"") -> tuple:
+def _key(drel: bytes, name: str, st: os.stat_result, target: bytes = b"") -> tuple:
     """A change key (core.records.key_of; repeated here so a worker needs no other module)."""
     return (
         drel,

@@ -55,11 +55,13 @@ RACY_NS = 2_000_000_000
 timestamps (ext3, ext4 with small inodes) and FAT's two seconds need this much; nanosecond ones
 only the kernel's clock tick, but a record taken two seconds after the last change costs nothing."""
 
-Key = tuple  # (dir path inside the entry, name, dev, ino, size, ctime_ns, mtime_ns, mode, target)
+Key = tuple
+"""(directory inside the entry as bytes, ``/a/b``; name as str, as ``os.scandir`` gives it; dev,
+ino, size, ctime_ns, mtime_ns, mode, symlink target as bytes or b"")."""
 
 
-def key_of(drel: bytes, name: bytes, st: os.stat_result, target: bytes = b"") -> Key:
-    """The change key of one thing in an entry (the entry itself is ``(b"", b"")``)."""
+def key_of(drel: bytes, name: str, st: os.stat_result, target: bytes = b"") -> Key:
+    """The change key of one thing in an entry (the entry itself is ``(b"", "")``)."""
     return (
         drel,
         name,
@@ -101,7 +103,8 @@ def stat_keys(fd: int, root_st: os.stat_result, tick: Callable[[], int] | None =
     from core.treewalk import open_dir
 
     fsencode = os.fsencode
-    keys: list[Key] = [key_of(b"", b"", root_st)]
+    readlink = os.readlink
+    keys: list[Key] = [key_of(b"", "", root_st)]
     append = keys.append
     stack: list[list] = []
 
@@ -109,15 +112,27 @@ def stat_keys(fd: int, root_st: os.stat_result, tick: Callable[[], int] | None =
         subdirs = []
         with os.scandir(dfd) as it:
             for e in it:
-                name = fsencode(e.name)
                 st = e.stat(follow_symlinks=False)
                 mode = st.st_mode
-                if stat.S_ISLNK(mode):
-                    append(key_of(drel, name, st, os.readlink(name, dir_fd=dfd)))
-                    continue
-                append(key_of(drel, name, st))
-                if stat.S_ISDIR(mode):
-                    subdirs.append((name, st))
+                kind = mode & 0o170000
+                target = b""
+                if kind == 0o120000:  # a symlink
+                    target = readlink(fsencode(e.name), dir_fd=dfd)
+                elif kind == 0o040000:
+                    subdirs.append((e.name, st))
+                append(
+                    (
+                        drel,
+                        e.name,
+                        st.st_dev,
+                        st.st_ino,
+                        st.st_size,
+                        st.st_ctime_ns,
+                        st.st_mtime_ns,
+                        mode,
+                        target,
+                    )
+                )
         return subdirs
 
     try:
@@ -135,7 +150,7 @@ def stat_keys(fd: int, root_st: os.stat_result, tick: Callable[[], int] | None =
                 raise _Changed
             name, st = subdirs[pos]
             cfd = open_dir(dfd, name, st)
-            sub = drel + b"/" + name
+            sub = drel + b"/" + fsencode(name)
             stack.append([cfd, sub, [], 0])
             stack[-1][2] = listing(cfd, sub)
     finally:

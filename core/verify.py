@@ -199,7 +199,7 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
             walk = ManifestWalk(root, algorithm, file_flags_for(st.st_uid), ex.tick, ex.give)
             if expect is not None:
                 parent, _, name = rel.rpartition(b"/")
-                walk.keys = [key_of(parent, name, st)]
+                walk.keys = [key_of(parent, os.fsdecode(name), st)]
             walk.given.update((sub, (sub, 0, 0, 0)) for sub in skip)
             ex.walk = walk
             segments = walk.run(fd, rel, mtime)

@@ -487,7 +487,7 @@ def test_stat_walk_takes_the_same_keys_as_the_hashing_walk(tmp_path: Path, algor
     fd, st = open_entry(bytes(root))
     try:
         walk = ManifestWalk(bytes(root), algorithm)
-        walk.keys = [records.key_of(b"", b"", st)]
+        walk.keys = [records.key_of(b"", "", st)]
         walk.run(fd)
         by_stat = records.stat_keys(fd, st)
     finally:
@@ -495,9 +495,9 @@ def test_stat_walk_takes_the_same_keys_as_the_hashing_walk(tmp_path: Path, algor
     assert sorted(walk.keys) == sorted(by_stat)
     assert records.keys_digest(list(walk.keys)) == records.keys_digest(list(by_stat))
     names = {(k[0], k[1]) for k in by_stat}
-    assert (b"", b".manifest") in names and (b"/lib/deep", b"mod.py") in names
-    assert next(k for k in by_stat if k[1] == b"current")[8] == b"lib/deep/mod.py"
-    assert stat.S_ISDIR(next(k for k in by_stat if k[1] == b"deep")[7])
+    assert (b"", ".manifest") in names and (b"/lib/deep", "mod.py") in names
+    assert next(k for k in by_stat if k[1] == "current")[8] == b"lib/deep/mod.py"
+    assert stat.S_ISDIR(next(k for k in by_stat if k[1] == "deep")[7])
 
 
 def test_big_entries_split_over_workers_are_recorded_whole(store: Path) -> None:
