@@ -40,6 +40,7 @@ import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 APP_DIR = "zeroinstall-admin"
 SYSTEM_STATE_DIR = "/var/lib/zeroinstall-admin"
@@ -237,8 +238,7 @@ def inode_stability(path: str, mountinfo: str | None = None) -> tuple[bool, str]
 # --- the record file --------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Record:
+class Record(NamedTuple):
     """An entry found OK by hashing: when (seconds since the epoch), the digest of its keys, and
     whether it had a ``.manifest`` then."""
 
@@ -268,7 +268,8 @@ class StoreRecords:
     file: str
     shared: bool  # kept by root for everyone (the store is not this user's)
     writable: bool
-    entries: dict[str, Record] = field(default_factory=dict)
+    # name -> Record, or the [hashed_at, keys, manifest] read from the file until asked for
+    entries: dict[str, Record | list] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     changed: bool = False
 
@@ -283,7 +284,21 @@ class StoreRecords:
         )
 
     def get(self, name: str) -> Record | None:
-        return self.entries.get(name)
+        """The record of ``name``; None when there is none or it is malformed (checked here, on
+        first use, rather than for all of them as the file is read)."""
+        found = self.entries.get(name)
+        if found is None or type(found) is Record:
+            return found
+        try:
+            hashed_at, keys, manifest = found
+            record = Record(float(hashed_at), keys, bool(manifest))
+            if type(keys) is not str or not hashed_at >= 0:
+                raise ValueError
+        except (TypeError, ValueError):
+            del self.entries[name]
+            return None
+        self.entries[name] = record
+        return record
 
     def remember(self, name: str, record: Record) -> None:
         self.entries[name] = record
@@ -330,7 +345,7 @@ def _trust_problem(st: os.stat_result, shared: bool, what: str) -> str:
     return ""
 
 
-def _encode(store: str, entries: Mapping[str, Record]) -> bytes:
+def _encode(store: str, entries: Mapping[str, Record | list]) -> bytes:
     import hashlib
     import json
 
@@ -338,7 +353,7 @@ def _encode(store: str, entries: Mapping[str, Record]) -> bytes:
         {
             "store": store,
             "written": time.time(),
-            "entries": {n: [r.hashed_at, r.keys, int(r.manifest)] for n, r in entries.items()},
+            "entries": {n: [r[0], r[1], int(r[2])] for n, r in entries.items()},
         },
         separators=(",", ":"),
     ).encode()
@@ -346,7 +361,7 @@ def _encode(store: str, entries: Mapping[str, Record]) -> bytes:
     return head + b"sha256 " + hashlib.sha256(head).hexdigest().encode() + b"\n"
 
 
-def _decode(data: bytes, store: str) -> dict[str, Record]:
+def _decode(data: bytes, store: str) -> dict[str, Record | list]:
     """The entries of a record file; ValueError saying what is wrong with it."""
     import hashlib
     import json
@@ -366,11 +381,10 @@ def _decode(data: bytes, store: str) -> dict[str, Record]:
         doc = json.loads(head.split(b"\n", 1)[1])
         if doc["store"] != store:
             raise ValueError(f"it is for another store ({doc['store']!r})")
-        return {
-            name: Record(float(v[0]), str(v[1]), bool(v[2]))
-            for name, v in doc["entries"].items()
-            if isinstance(name, str) and isinstance(v, list) and len(v) == 3
-        }
+        entries = doc["entries"]
+        if not isinstance(entries, dict):
+            raise TypeError
+        return entries  # each checked when it is used (StoreRecords.get)
     except (KeyError, TypeError, IndexError, AttributeError, json.JSONDecodeError) as exc:
         raise ValueError(f"its contents are malformed ({type(exc).__name__})") from None
 

@@ -171,7 +171,6 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
     # Change keys (core.records): None: not wanted; "": take them while hashing; else the digest
     # of the keys recorded, to compare with a stat walk first.
     expect, racy_ns = extra[2:4] if len(extra) > 2 else (None, 0)
-    digest = Digest(algorithm, value)
     walk: ManifestWalk | None = None
     started = time.time_ns()
     try:
@@ -189,7 +188,9 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
                     top = None
                 if top is not None and not stat.S_ISDIR(top.st_mode):
                     problem = _top_level_problem(root, top)
-                    verdict = VerifyOutcome("corrupt", problem, expected=digest.name)
+                    verdict = VerifyOutcome(
+                        "corrupt", problem, expected=Digest(algorithm, value).name
+                    )
                     return ("o", index, rel, outcome_to_tuple(verdict), 0, 0, False)
                 raise
         else:
@@ -221,7 +222,7 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
     keys = walk.keys
     is_racy = keys is not None and racy(keys, started, racy_ns)
     if not rel and not walk.given:
-        verdict = judge(digest, splice(segments, {}), stored)
+        verdict = judge(Digest(algorithm, value), splice(segments, {}), stored)
         # The keys of an entry found OK: their digest, or None when they are racy or not wanted.
         taken = (
             keys_digest(keys)
@@ -285,13 +286,14 @@ class _Verification:
         on_progress: Callable[[Progress], None] | None,
         progress_interval: float,
         sizes: Sequence[int | None] | None,
-        known: Sequence[tuple[str, float, bool] | None] | None = None,
+        known: Sequence[tuple[float, str, bool] | None] | None = None,
         on_keys: Callable[[int, str], None] | None = None,
         racy_ns: int = RACY_NS,
     ):
         self.started = time.perf_counter()
         self.on_keys = on_keys
         self.racy_ns = racy_ns
+        self.said: dict[float, str] = {}  # "unchanged since ..." by the time of the record
         self.results: list[VerifyOutcome | None] = [None] * len(paths)
         self.on_result = on_result
         self.on_progress = on_progress
@@ -326,8 +328,8 @@ class _Verification:
             if on_keys is not None:
                 record = known[index] if known is not None and index < len(known) else None
                 if record is not None:
-                    self.entries[index].since = (record[1], record[2])
-                extra += (record[0] if record is not None else "", racy_ns)
+                    self.entries[index].since = (record[0], record[2])
+                extra += (record[1] if record is not None else "", racy_ns)
             self.units.append((index, root, b"", 0, 0, 0, (), extra))
 
     def progress(self) -> Progress:
@@ -407,10 +409,15 @@ class _Verification:
             name = entry.digest.name
             assert entry.since is not None
             since, with_manifest = entry.since
+            detail = self.said.get(since)
+            if detail is None:
+                detail = self.said[since] = (
+                    f"{unchanged_text(since)}: no file, directory or symlink changed since it "
+                    "was last hashed"
+                )
             outcome = VerifyOutcome(
                 "ok",
-                f"{unchanged_text(since)}: no file, directory or symlink changed since it was "
-                "last hashed",
+                detail,
                 name,
                 name,
                 name if with_manifest else None,
@@ -480,7 +487,7 @@ def verify_paths(
     niceness: int = 0,
     report_atime: Callable[[], None] | None = None,
     work_here: bool = True,
-    known: Sequence[tuple[str, float, bool] | None] | None = None,
+    known: Sequence[tuple[float, str, bool] | None] | None = None,
     on_keys: Callable[[int, str], None] | None = None,
     racy_ns: int = RACY_NS,
 ) -> list[VerifyOutcome | None]:
@@ -499,7 +506,7 @@ def verify_paths(
     Change keys (:mod:`core.records`): with ``on_keys``, every entry hashed and found OK has its
     keys taken by the same walk, and ``on_keys(index, digest)`` is called before its verdict (not
     for racy ones: see :data:`core.records.RACY_NS`, ``racy_ns``). ``known[index]``, when not None,
-    is the entry's record ``(keys digest, time hashed, had a .manifest)``: a stat walk compares the
+    is the entry's record ``(time hashed, keys digest, had a .manifest)``: a stat walk compares the
     keys first, and only an entry whose keys changed is hashed; an unchanged one is "ok" with
     ``unchanged_since`` set.
 
@@ -562,9 +569,12 @@ def verify_remembering(
     books: dict[bytes, rec.StoreRecords | None] = {}
     book_of: list[rec.StoreRecords | None] = []
     names: list[str] = []
-    known: list[tuple[str, float, bool] | None] = []
+    known: list[tuple[float, str, bool] | None] = []
     for path in paths:
-        store, name_b = os.path.split(os.path.abspath(os.fsencode(path)))
+        raw = os.fsencode(path).rstrip(b"/")
+        store, _, name_b = raw.rpartition(b"/")
+        if not store or b"/." in raw or not raw.startswith(b"/"):  # relative, or with . or ..
+            store, name_b = os.path.split(os.path.abspath(raw))
         name = name_b.decode("utf-8", "surrogateescape")
         if store not in books:
             store_s = os.fsdecode(store)
@@ -584,9 +594,9 @@ def verify_remembering(
         book_of.append(book)
         names.append(name)
         record = book.get(name) if book is not None and not full else None
-        if record is not None and oldest is not None and record.hashed_at < oldest:
+        if record is not None and oldest is not None and record[0] < oldest:
             record = None
-        known.append(None if record is None else (record.keys, record.hashed_at, record.manifest))
+        known.append(record)  # (hashed_at, keys, had a .manifest)
 
     taken: dict[int, str] = {}
 
