@@ -169,6 +169,7 @@ def _build_window(stores, env, settings):
     from gui.cache_page import CachePage
     from gui.clean_page import CleanPage
     from gui.delete_action import attach as attach_delete
+    from gui.repair_action import attach as attach_repair
     from gui.main_window import MainWindow
     from gui.sharing_page import SharingPage
     from gui.vm_page import VMPage
@@ -177,6 +178,7 @@ def _build_window(stores, env, settings):
     page = CachePage(stores, env, parent=window)
     window.add_page(page)
     attach_delete(page, env)
+    attach_repair(page, env)
     window.add_page(CleanPage(stores, env, parent=window))
     window.add_page(SharingPage(parent=window))
     window.add_page(VMPage(env, parent=window))
