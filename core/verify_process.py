@@ -99,8 +99,10 @@ def verify_paths_in_child(
     cancel: threading.Event | None = None,
     progress_interval: float = 0.1,
     sizes: Sequence[int | None] | None = None,
+    notes: list[str] | None = None,
 ) -> list[VerifyOutcome | None]:
-    """:func:`core.verify.verify_paths` run by a child Python process; same arguments and results.
+    """:func:`core.verify.verify_remembering` run by a child Python process; same arguments and
+    results (``notes`` receives what the user should be told, as the child sends it).
 
     Callbacks run on the calling thread. Raises :class:`VerifyProcessError` if the child cannot be
     started or dies; the caller may then fall back to the in-process engine.
@@ -116,6 +118,8 @@ def verify_paths_in_child(
                     on_result(index, outcome)
         elif "p" in message and on_progress is not None:
             on_progress(Progress(*message["p"]))
+        elif "w" in message and notes is not None:
+            notes.extend(str(note) for note in message["w"])
 
     request = {
         "paths": [os.fsdecode(p) for p in paths],
@@ -155,8 +159,10 @@ def _job(request: Message, send: Callable[[Message], None], cancel: threading.Ev
 
     # With the verification records (core.records), as the command line's verify: entries whose
     # change keys all match are judged unchanged by a stat walk.
+    notes: list[str] = []
     verify_remembering(
         request["paths"],
+        notes=notes,
         jobs=request["jobs"],
         on_result=on_result,
         on_progress=on_progress,
@@ -166,6 +172,8 @@ def _job(request: Message, send: Callable[[Message], None], cancel: threading.Ev
     )
     if not cancel.is_set():
         flush()
+        if notes:
+            send({"w": notes})
 
 
 if __name__ == "__main__":

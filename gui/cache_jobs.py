@@ -212,6 +212,7 @@ class VerifyJob(_Job):
         self.paths = list(paths)
         self.sizes = None if sizes is None else list(sizes)
         self.last_progress: core_verify.Progress | None = None
+        self.notes: list[str] = []  # what the verification says once (records not written...)
 
     def start(self) -> None:
         paths, jobs, cancel, put = self.paths, self._jobs, self._cancel, self.batcher.put
@@ -229,6 +230,7 @@ class VerifyJob(_Job):
                 "on_progress": lambda p: put((-1, p)),
                 "cancel": cancel,
                 "sizes": self.sizes,
+                "notes": self.notes,
             }
             return self._in_child_or_here(
                 lambda: verify_paths_in_child(paths, **kwargs),

@@ -664,6 +664,10 @@ class CachePage(QWidget):
         self._rows_changed(left)
         elapsed = time.monotonic() - self._verify_started
         done = len(rows) - len(left)
+        for note in dict.fromkeys(job.notes):  # records ignored or read-only, unstable inodes
+            text = note[:1].upper() + note[1:]
+            if text not in self.banner.messages:
+                self.banner.add_message(text, "warning")
         if isinstance(error, BaseException):
             self.banner.add_message(f"Verification failed: {_describe(error)}", "error")
         elif job.cancelled:

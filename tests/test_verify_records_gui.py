@@ -55,3 +55,21 @@ def test_an_unchanged_verdict_says_since_when() -> None:
 
     now = time.mktime((2026, 12, 7, 12, 0, 0, 0, 0, -1))
     assert verdict_age(Row(), now).startswith("OK, unchanged since 3 Dec")  # type: ignore[arg-type]
+
+
+def test_the_window_says_when_everything_is_hashed_because_inodes_are_unstable(
+    qtbot, tmp_path: Path, monkeypatch
+) -> None:
+    from core import records
+
+    store = tmp_path / "cache" / "implementations"
+    store.mkdir(parents=True)
+    add_entry(store, FILES)
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(f"99 1 0:77 / {store.parent} rw - fuse.sshfs host:/x rw\n")
+    monkeypatch.setenv(records.ENV_MOUNTINFO, str(mountinfo))
+    _window, page = open_page(qtbot, stores=stores_from_paths([str(store)]))
+    verify_all(qtbot, page)
+    verify_all(qtbot, page)
+    said = [m for m in page.banner.messages if "FUSE" in m]
+    assert len(said) == 1 and "every entry was hashed in full" in said[0], page.banner.messages
