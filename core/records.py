@@ -40,7 +40,9 @@ import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+from core.treewalk import open_dir
 
 APP_DIR = "zeroinstall-admin"
 SYSTEM_STATE_DIR = "/var/lib/zeroinstall-admin"
@@ -79,10 +81,17 @@ def key_of(drel: bytes, name: str, st: os.stat_result, target: bytes = b"") -> K
 def keys_digest(keys: list[Key]) -> str:
     """One digest of a set of keys, whatever order they were taken in. marshal's version 2 has no
     back-references, so equal keys always give equal bytes."""
-    import hashlib  # (loaded on first use: the window and listing never need it)
-
     keys.sort()
-    return hashlib.blake2b(marshal.dumps(keys, 2), digest_size=20).hexdigest()
+    return _blake2b(marshal.dumps(keys, 2), digest_size=20).hexdigest()
+
+
+def _blake2b(data: bytes, digest_size: int) -> Any:
+    """hashlib's blake2b, imported on first use (the window and listing never need it)."""
+    global _blake2b
+    import hashlib
+
+    _blake2b = hashlib.blake2b  # type: ignore[assignment]
+    return _blake2b(data, digest_size=digest_size)
 
 
 def racy(keys: list[Key], started_ns: int, margin_ns: int = RACY_NS) -> bool:
@@ -101,43 +110,13 @@ def stat_keys(fd: int, root_st: os.stat_result, tick: Callable[[], int] | None =
     subdirectory opened without following a symlink and checked to be the one listed. Raises
     OSError when something cannot be looked at or changed under the walk (then the entry is hashed
     and that walk says what is wrong); ``tick() == 2`` stops it (:class:`_Changed`)."""
-    from core.treewalk import open_dir
-
-    fsencode = os.fsencode
-    readlink = os.readlink
     keys: list[Key] = [key_of(b"", "", root_st)]
-    append = keys.append
-    stack: list[list] = []
-
-    def listing(dfd: int, drel: bytes) -> list:
-        subdirs = []
-        with os.scandir(dfd) as it:
-            for e in it:
-                st = e.stat(follow_symlinks=False)
-                mode = st.st_mode
-                kind = mode & 0o170000
-                target = b""
-                if kind == 0o120000:  # a symlink
-                    target = readlink(fsencode(e.name), dir_fd=dfd)
-                elif kind == 0o040000:
-                    subdirs.append((e.name, st))
-                append(
-                    (
-                        drel,
-                        e.name,
-                        st.st_dev,
-                        st.st_ino,
-                        st.st_size,
-                        st.st_ctime_ns,
-                        st.st_mtime_ns,
-                        mode,
-                        target,
-                    )
-                )
-        return subdirs
-
+    subdirs = _listing(fd, b"", keys)
+    if not subdirs:
+        return keys  # a flat entry: most of them
+    # Depth first, holding one descriptor per level: [fd, path inside, subdirectories, next].
+    stack: list[list] = [[fd, b"", subdirs, 0]]
     try:
-        stack.append([fd, b"", listing(fd, b""), 0])
         while stack:
             frame = stack[-1]
             dfd, drel, subdirs, pos = frame
@@ -151,14 +130,39 @@ def stat_keys(fd: int, root_st: os.stat_result, tick: Callable[[], int] | None =
                 raise _Changed
             name, st = subdirs[pos]
             cfd = open_dir(dfd, name, st)
-            sub = drel + b"/" + fsencode(name)
+            sub = drel + b"/" + os.fsencode(name)
             stack.append([cfd, sub, [], 0])
-            stack[-1][2] = listing(cfd, sub)
+            stack[-1][2] = _listing(cfd, sub, keys)
     finally:
         for frame in stack:
             if frame[0] != fd:
                 os.close(frame[0])
     return keys
+
+
+def _listing(dfd: int, drel: bytes, keys: list) -> list:
+    """Append the keys of everything in the open directory; its subdirectories (name, lstat)."""
+    subdirs = []
+    append = keys.append
+    with os.scandir(dfd) as it:
+        for e in it:
+            st = e.stat(follow_symlinks=False)
+            mode = st.st_mode
+            kind = mode & 0o170000
+            if kind == 0o100000:  # a regular file: nearly everything
+                append(
+                    (drel, e.name, st.st_dev, st.st_ino, st.st_size, st.st_ctime_ns, st.st_mtime_ns, mode, b"")
+                )  # fmt: skip
+                continue
+            target = b""
+            if kind == 0o120000:  # a symlink
+                target = os.readlink(os.fsencode(e.name), dir_fd=dfd)
+            elif kind == 0o040000:
+                subdirs.append((e.name, st))
+            append(
+                (drel, e.name, st.st_dev, st.st_ino, st.st_size, st.st_ctime_ns, st.st_mtime_ns, mode, target)
+            )  # fmt: skip
+    return subdirs
 
 
 # --- where inode numbers can be trusted ------------------------------------------------------------

@@ -394,6 +394,9 @@ class _Verification:
 
     def result(self, result: tuple) -> None:
         tag, index, rel = result[:3]
+        if tag == "u":
+            self.unchanged(index)
+            return
         listed, hashed, touched = result[-3:]
         # What was listed is done with, read or not (the .manifest, files after an error).
         self.count(index, rel, listed, max(listed, hashed), final=True)
@@ -404,27 +407,6 @@ class _Verification:
         if entry.done:
             return
         entry.pending -= 1
-        if tag == "u":
-            entry.done = True
-            name = entry.digest.name
-            assert entry.since is not None
-            since, with_manifest = entry.since
-            detail = self.said.get(since)
-            if detail is None:
-                detail = self.said[since] = (
-                    f"{unchanged_text(since)}: no file, directory or symlink changed since it "
-                    "was last hashed"
-                )
-            outcome = VerifyOutcome(
-                "ok",
-                detail,
-                name,
-                name,
-                name if with_manifest else None,
-                unchanged_since=since,
-            )
-            self.deliver(index, outcome)
-            return
         if tag == "k":
             entry.done = True
             name = entry.digest.name
@@ -458,6 +440,29 @@ class _Verification:
             if self.on_keys is not None and entry.error is None and not entry.racy:
                 self.took_keys(index, keys_digest(entry.keys) if outcome.status == "ok" else None)
             self.deliver(index, outcome)
+
+    def unchanged(self, index: int) -> None:
+        """An entry whose change keys all match its record (a whole entry: never split)."""
+        entry = self.entries[index]
+        if self.hint_of:
+            self.drop_hint(index)
+        if entry.done:
+            return
+        entry.done = True
+        entry.pending = 0
+        name = entry.digest.name
+        assert entry.since is not None
+        since, with_manifest = entry.since
+        detail = self.said.get(since)
+        if detail is None:
+            detail = self.said[since] = (
+                f"{unchanged_text(since)}: no file, directory or symlink changed since it "
+                "was last hashed"
+            )
+        self.deliver(
+            index,
+            VerifyOutcome("ok", detail, name, name, name if with_manifest else None, [], since),
+        )
 
     def took_keys(self, index: int, taken: str | None) -> None:
         """Tell the caller the change keys of an entry just hashed (None: none to record)."""
