@@ -728,7 +728,11 @@ def _print_verify_report(rows, missing, elapsed: float, out: IO[str], verbose: b
             if outcome.unchanged_since is not None:
                 unchanged += 1
             if verbose:
-                how = f"  ({outcome.detail.split(':')[0]})" if outcome.unchanged_since else ""
+                how = ""
+                if outcome.unchanged_since is not None:
+                    from core.records import unchanged_text
+
+                    how = f"  ({unchanged_text(outcome.unchanged_since)})"
                 write(f"OK       {shown}{how}\n")
             continue
         label = outcome.status.upper().ljust(8)

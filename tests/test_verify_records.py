@@ -515,3 +515,50 @@ def test_big_entries_split_over_workers_are_recorded_whole(store: Path) -> None:
     assert all(how(o) == "hashed" for o in first)
     second, _ = verify([entry, *small], jobs=3)
     assert all(how(o) == "unchanged" for o in second)
+
+
+@pytest.mark.parametrize("algorithm", ["sha1new", "sha256new"])
+def test_keys_of_an_entry_walked_in_many_handed_over_parts_are_the_stat_walks(
+    store: Path, algorithm: str
+) -> None:
+    """Every directory handed over to another worker (the busiest sharing): the keys that come
+    back from all the parts are exactly those a stat walk of the whole entry takes."""
+    from core.verify import verify_unit
+
+    files: dict[str, bytes | str] = {
+        f"d{i}/e{j}/f{k}": f"{i}{j}{k}" * (k + 1)
+        for i in range(3)
+        for j in range(3)
+        for k in range(2)
+    }
+    files |= {"top": "t", "d1/link": "@../top", "d2/e1/g/h/i": "deep", "zz/": ""}
+    entry = add_entry(store, files, algorithm)
+    root = bytes(entry)
+    value = entry.name.partition("_" if "_" in entry.name else "=")[2]
+    extra = (algorithm, value, "", 0)
+
+    class Executor:
+        walk = None
+
+        def __init__(self) -> None:
+            self.given: list = []
+
+        def tick(self) -> int:
+            return 1  # others are idle: hand over half of what waits, every time
+
+        def give(self, subtrees: list) -> None:
+            self.given.extend(subtrees)
+
+    ex = Executor()
+    results = [verify_unit((0, root, b"", 0, 0, 0, (), extra), ex)]
+    while ex.given:
+        rel, dev, ino, mtime = ex.given.pop()
+        results.append(verify_unit((0, root, rel, dev, ino, mtime, (), extra), ex))
+    assert len(results) > 5 and all(r[0] == "s" for r in results)
+    keys = [k for r in results for k in r[5]]
+    fd, st = open_entry(root)
+    try:
+        expected = records.stat_keys(fd, st)
+    finally:
+        os.close(fd)
+    assert sorted(keys) == sorted(expected)
