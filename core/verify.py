@@ -591,10 +591,10 @@ def verify_remembering(
                     "and nothing was recorded"
                 )
             else:
-                book = books[store] = rec.load(store_s, env)
-                notes.extend(book.warnings)
-                if book.note:
-                    notes.append(book.note)
+                loaded = books[store] = rec.load(store_s, env)
+                notes.extend(loaded.warnings)
+                if loaded.note:
+                    notes.append(loaded.note)
         book = books[store]
         book_of.append(book)
         names.append(name)
@@ -626,17 +626,17 @@ def verify_remembering(
     results = verify_paths(
         paths, on_result=remember, known=known, on_keys=on_keys, racy_ns=racy_ns, **options
     )
-    for store, book in books.items():
-        if book is None or not book.changed:
+    for store, kept in books.items():
+        if kept is None or not kept.changed:
             continue
         try:
             present = set(os.listdir(os.fsdecode(store)))
         except OSError:
             present = None
         if present is not None:
-            for gone in [n for n in book.entries if n not in present]:
-                book.forget(gone)
-        problem = rec.save(book)
+            for gone in [n for n in kept.entries if n not in present]:
+                kept.forget(gone)
+        problem = rec.save(kept)
         if problem:
             notes.append(problem)
     return results
