@@ -562,3 +562,40 @@ def test_keys_of_an_entry_walked_in_many_handed_over_parts_are_the_stat_walks(
     finally:
         os.close(fd)
     assert sorted(keys) == sorted(expected)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_a_user_reads_roots_records_of_a_system_store_but_does_not_write_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tempfile
+
+    from tests.test_verify import as_nobody
+
+    base = Path(tempfile.mkdtemp(prefix="zia-records-"))
+    try:
+        base.chmod(0o755)
+        store = base / "cache" / "implementations"
+        store.mkdir(parents=True)
+        for p in (store, store.parent):
+            p.chmod(0o755)
+        place = base / "records"
+        monkeypatch.setenv(records.ENV_DIR, str(place))
+        entry = add_entry(store, FILES)
+        remembered(entry)  # as root: recorded, root's file
+        (record,) = list(place.iterdir())
+        before = record.stat()
+        with as_nobody():
+            results, notes = verify([entry], jobs=1)
+        assert how(results[0]) == "unchanged"
+        assert len(notes) == 1 and "read but not updated" in notes[0], notes
+        os.chmod(entry / "README", 0o644)  # a key changes: hashed, and still not written
+        with as_nobody():
+            results, notes = verify([entry], jobs=1)
+        assert how(results[0]) == "hashed" and "read but not updated" in notes[0]
+        after = record.stat()
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    finally:
+        for dirpath, _dirs, _files in os.walk(base):
+            os.chmod(dirpath, 0o755)
+        shutil.rmtree(base)
