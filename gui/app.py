@@ -143,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
             env = build_demo(root)
+            # The demo's verification records stay in the demo (core.records), like its stores.
+            os.environ["ZEROINSTALL_ADMIN_RECORDS_DIR"] = os.path.join(root, "records")
         stores = None
         if args.store:
             from core.stores import stores_from_paths
