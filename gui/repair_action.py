@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from gui.icons import icon
 from gui.workers import Starter, Worker
 
 
@@ -32,7 +33,7 @@ class RepairAction(QObject):
         self._busy = False
         self.confirm: Callable[[str, str], bool] = self._ask
         self.inform: Callable[[str, str], None] = self._tell
-        self.action = QAction("&Repair…", page)
+        self.action = QAction(icon("repair"), "&Repair…", page)
         self.action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         tip = "Move the selected damaged entries aside and fetch them again with 0install"
         self.action.setToolTip(tip)
