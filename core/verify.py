@@ -161,8 +161,13 @@ def outcome_from_tuple(data: Sequence[Any]) -> VerifyOutcome:
 def verify_unit(unit: tuple, ex: Any) -> tuple | None:
     """Run one unit in a worker: a whole entry (``rel`` empty) or a subtree handed over.
 
-    Returns ``("o", index, rel, verdict, listed, hashed, touched)`` for an entry finished here,
-    ``("s", index, rel, segments, stored, listed, hashed, touched)`` for a part to splice,
+    Returns ``("u", index, rel, 0, 0, False)`` for an entry whose change keys match the digest
+    ``expect`` of its record (``extra[2]``; no byte read), ``("k", index, rel, detail, taken,
+    listed, hashed, touched)`` for the usual OK, ``("o", index, rel, verdict, taken, listed,
+    hashed, touched)`` for any other verdict of an entry finished here (``taken``: the digest of
+    its change keys when they were asked for, it is OK and they are not racy, else None),
+    ``("s", index, rel, segments, stored, keys, racy, listed, hashed, touched)`` for a part to
+    splice (its change keys, or None),
     ``("e", index, rel, message, kind, listed, hashed, touched)`` when it could not be read, or
     None when cancelled. ``ex`` is the :class:`core.pool_worker.Executor` (tick, give, progress).
     """
