@@ -471,15 +471,20 @@ def save(records: StoreRecords) -> str:
     return ""
 
 
-def unchanged_text(since: float, now: float | None = None) -> str:
-    """ "unchanged since 3 Dec" ("3 Dec 2025" in another year; "unchanged since 14:05" today)."""
+def since_text(since: float, now: float | None = None) -> str:
+    """ "3 Dec" ("3 Dec 2025" in another year; "14:05" today), local time."""
     when = time.localtime(since)
     today = time.localtime(now)
     if when.tm_year != today.tm_year:
-        return f"unchanged since {when.tm_mday} {time.strftime('%b %Y', when)}"
+        return f"{when.tm_mday} {time.strftime('%b %Y', when)}"
     if when.tm_yday == today.tm_yday:
-        return f"unchanged since {time.strftime('%H:%M', when)}"
-    return f"unchanged since {when.tm_mday} {time.strftime('%b', when)}"
+        return time.strftime("%H:%M", when)
+    return f"{when.tm_mday} {time.strftime('%b', when)}"
+
+
+def unchanged_text(since: float, now: float | None = None) -> str:
+    """ "unchanged since 3 Dec" (see :func:`since_text`)."""
+    return f"unchanged since {since_text(since, now)}"
 
 
 def iso_time(when: float) -> str:

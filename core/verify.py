@@ -45,7 +45,7 @@ from core.manifest import (
     read_stored_manifest,
     splice,
 )
-from core.records import RACY_NS, key_of, keys_digest, racy, stat_keys, unchanged_text
+from core.records import RACY_NS, key_of, keys_digest, racy, since_text, stat_keys
 
 __all__ = ["CHUNK", "Progress", "verify_paths"]
 
@@ -461,8 +461,8 @@ class _Verification:
         detail = self.said.get(since)
         if detail is None:
             detail = self.said[since] = (
-                f"{unchanged_text(since)}: no file, directory or symlink changed since it "
-                "was last hashed"
+                "Not hashed again: no file, directory or symlink in it changed since it was "
+                f"last hashed ({since_text(since)})."
             )
         self.deliver(
             index,
