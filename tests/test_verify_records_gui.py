@@ -73,3 +73,23 @@ def test_the_window_says_when_everything_is_hashed_because_inodes_are_unstable(
     verify_all(qtbot, page)
     said = [m for m in page.banner.messages if "FUSE" in m]
     assert len(said) == 1 and "every entry was hashed in full" in said[0], page.banner.messages
+
+
+def test_f5_twice_in_a_row_still_checks_every_kept_ok(qtbot, tmp_path: Path) -> None:
+    store = tmp_path / "cache" / "implementations"
+    store.mkdir(parents=True)
+    entries = [add_entry(store, {"f": f"{i}\n"}) for i in range(5)]
+    _window, page = open_page(qtbot, stores=stores_from_paths([str(store)]))
+    verify_all(qtbot, page)
+    tick_past(entries[0])
+    f = entries[0] / "f"
+    before = f.stat()
+    with open(f, "r+b") as out:
+        out.write(b"X")
+    os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))
+    page.rescan()
+    page.rescan()  # the first scan (and any re-check of it) is dropped
+    qtbot.waitUntil(lambda: not page.busy and "checked again" in page.activity.text, timeout=60_000)
+    by_path = {r.entry.path: r.status for r in page.model.rows}
+    assert by_path.pop(str(entries[0])) == st.CORRUPT
+    assert set(by_path.values()) == {st.OK}
