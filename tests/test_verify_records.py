@@ -599,3 +599,31 @@ def test_a_user_reads_roots_records_of_a_system_store_but_does_not_write_them(
         for dirpath, _dirs, _files in os.walk(base):
             os.chmod(dirpath, 0o755)
         shutil.rmtree(base)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_where_records_live(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from tests.test_verify import as_nobody
+
+    monkeypatch.delenv(records.ENV_DIR)
+    env = {"XDG_STATE_HOME": "/home/u/.state", "HOME": "/home/u"}
+    tmp_path = Path(tempfile.mkdtemp(prefix="zia-where-"))  # reachable by nobody
+    tmp_path.chmod(0o755)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    os.chown(mine, 65534, 65534)
+    roots = tmp_path / "roots"
+    roots.mkdir()
+    with as_nobody():
+        assert records.location(str(mine), env)[1:] == (False, True)
+        assert records.location(str(mine), env)[0].startswith(
+            "/home/u/.state/zeroinstall-admin/verified/"
+        )
+        path, shared, writable = records.location(str(roots), env)
+        assert path.startswith("/var/lib/zeroinstall-admin/verified/") and shared and not writable
+    # Root keeps every store's records, its own included, under /var/lib.
+    assert records.location(str(mine), env)[1:] == (True, True)
+    assert records.location(str(roots), env)[0].startswith("/var/lib/zeroinstall-admin/verified/")
+    shutil.rmtree(tmp_path)  # (nothing was written elsewhere: location() only says where)
