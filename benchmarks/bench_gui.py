@@ -39,6 +39,9 @@ from pathlib import Path
 from subprocess import PIPE
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Verification records (core.records) of the window and of the command line timed against it: in
+# the benchmarks' own directory, never /var/lib. Both judge unchanged entries by their keys.
+os.environ.setdefault("ZEROINSTALL_ADMIN_RECORDS_DIR", "/tmp/zeroinstall-admin-bench/records")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psutil

@@ -33,10 +33,20 @@ _LAYOUT_VERSION = 1
 MTIME = 1_600_000_000
 
 
-def build(cache: Path, entries: int, force: bool = False) -> Path:
+TINY_CACHE = "/tmp/zeroinstall-admin-bench/tiny"
+"""Where ``--shape tiny`` builds: issue 22's shape, 3 or 4 files of 10 bytes to 20 kB each."""
+
+SHAPES = {"small": (3, 3, 1_000), "tiny": (3, 4, 10)}
+"""files per entry (fewest, most) and the smallest file; the biggest is always 20 kB."""
+
+
+def build(cache: Path, entries: int, force: bool = False, shape: str = "small") -> Path:
     store = store_dir(cache)
     stamp_path = store.parent / STAMP_NAME
-    settings = {"layout": _LAYOUT_VERSION, "entries": entries}
+    settings: dict = {"layout": _LAYOUT_VERSION, "entries": entries}
+    if shape != "small":
+        settings["shape"] = shape
+    fewest, most, smallest = SHAPES[shape]
     if not force and stamp_path.exists() and store.is_dir():
         try:
             if json.loads(stamp_path.read_text()).get("settings") == settings:
@@ -54,8 +64,10 @@ def build(cache: Path, entries: int, force: bool = False) -> Path:
     for n in range(entries):
         tmp = store / f"tmp-small-{n}"
         tmp.mkdir()
-        for k, name in enumerate(("lib.py", "data.bin", "README")):
-            size = rng.randint(1_000, 20_000)
+        count = fewest if fewest == most else rng.randint(fewest, most)  # (small: as it was)
+        names = ("lib.py", "data.bin", "README", "LICENSE")[:count]
+        for k, name in enumerate(names):
+            size = rng.randint(smallest, 20_000)
             path = tmp / name
             path.write_bytes(rng.randbytes(size))
             if k == 0 and n % 3 == 0:
@@ -70,7 +82,7 @@ def build(cache: Path, entries: int, force: bool = False) -> Path:
         if n % 1000 == 999:
             print(f"  {n + 1} implementations", flush=True)
     stamp_path.write_text(json.dumps({"settings": settings, "bytes": total}))
-    print(f"{store}: {entries} implementations, {entries * 4} files, {total / 1e6:.0f} MB")
+    print(f"{store}: {entries} implementations, {total / 1e6:.0f} MB")
     return store
 
 
@@ -79,8 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("cache", nargs="?", default=DEFAULT_CACHE)
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--force", action="store_true")
+    parser.add_argument(
+        "--shape", choices=sorted(SHAPES), default="small", help="tiny: 3-4 files of 10 B-20 kB"
+    )
     args = parser.parse_args(argv)
-    build(Path(args.cache).absolute(), args.entries, args.force)
+    build(Path(args.cache).absolute(), args.entries, args.force, args.shape)
     return 0
 
 

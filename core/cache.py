@@ -44,8 +44,10 @@ Issue = Literal[
 
 Fingerprint = tuple[int, ...]
 """Identity and change time of an entry and of its ``.manifest``: (dev, ino, ctime_ns, mtime_ns)
-of the entry, then the same four of the ``.manifest`` (or nothing when there is none). Anything
-that could change an implementation's contents changes one of these."""
+of the entry, then the same four of the ``.manifest`` (or nothing when there is none). A quick
+first filter only: a file rewritten or chmod-ed inside the entry changes none of these. What
+proves an entry unchanged is every one of its change keys (:mod:`core.records`): a rescan in the
+window keeps an "OK" only after checking them again."""
 
 
 class TopStat(NamedTuple):

@@ -32,7 +32,13 @@ PROG = "zeroinstall-admin"
 # Command groups beyond the cache commands live in modules of their own. Each has a
 # ``register(sub, store_option)`` that adds its subparsers and sets ``func=handler`` on them, where
 # ``handler(args, out, err) -> int``; heavy imports go inside the handlers, so --help stays fast.
-COMMAND_MODULES = ("core.cli_sharing", "core.cli_clean", "core.cli_vm", "core.cli_maintenance")
+COMMAND_MODULES = (
+    "core.cli_sharing",
+    "core.cli_clean",
+    "core.cli_vm",
+    "core.cli_maintenance",
+    "core.cli_repair",
+)
 _OWN_COMMANDS = frozenset(("digest", "manifest", "list", "verify", "stores"))
 
 SUBCOMMANDS = (
@@ -54,6 +60,8 @@ SUBCOMMANDS = (
     "snippet",
     # core.cli_maintenance
     "maintenance",
+    # core.cli_repair
+    "repair",
 )
 
 
@@ -620,6 +628,7 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         )
 
     warned: list[bool] = []
+    notes: list[str] = []
     from core.maintenance import StoreBusy, store_lock  # scheduled maintenance's lock (issue 23)
 
     try:
@@ -628,8 +637,11 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     except StoreBusy as exc:
         raise CommandError(str(exc)) from None
     try:
-        outcomes = verify.verify_paths(
+        outcomes = verify.verify_remembering(
             [e.path for e in entries],
+            full=args.full,
+            max_age_days=args.max_age,
+            notes=notes,
             jobs=args.jobs,
             on_progress=on_progress if progress.enabled else None,
             report_atime=lambda: warned.append(True),
@@ -640,6 +652,8 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     elapsed = time.monotonic() - started
     if warned:
         err.write(f"{PROG}: warning: {ATIME_WARNING}\n")
+    for note in notes:
+        err.write(f"{PROG}: warning: {safe_text(note)}\n")
 
     rows = [(entry, outcome) for entry, outcome in zip(entries, outcomes) if outcome is not None]
     feeds = _Feeds()
@@ -655,6 +669,7 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                     "program": _text(feed.feed_name) if feed else None,
                     "version": _text(feed.version) if feed else None,
                     "status": o.status,
+                    "checked": _checked(o),
                     "detail": _text(o.detail),
                     "expected": json_name(o.expected),
                     "actual": o.actual,
@@ -678,6 +693,7 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                 "program": None,
                 "version": None,
                 "status": "error",
+                "checked": None,
                 "detail": _text(f"'{name}' is not in any store"),
                 "expected": None,
                 "actual": None,
@@ -694,8 +710,29 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     return 1 if bad else 0
 
 
+def _checked(outcome: Any) -> str | None:
+    """How a verdict was reached, for ``verify --json``: "hashed", "unchanged since <UTC time of
+    the last full hash>", or None (skipped, or it could not be read)."""
+    if outcome.unchanged_since is not None:
+        from core.records import iso_time
+
+        return f"unchanged since {iso_time(outcome.unchanged_since)}"
+    return "hashed" if outcome.actual is not None else None
+
+
+def _max_age(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not days >= 0 or days == float("inf"):
+        raise argparse.ArgumentTypeError(f"a number of days from 0 up is needed, not {text!r}")
+    return days
+
+
 def _print_verify_report(rows, missing, elapsed: float, out: IO[str], verbose: bool, feeds) -> None:
     counts = {"ok": 0, "corrupt": 0, "error": 0, "skipped": 0}
+    unchanged = 0
     lines: list[str] = []
     write = lines.append
     for entry, outcome in rows:
@@ -704,8 +741,15 @@ def _print_verify_report(rows, missing, elapsed: float, out: IO[str], verbose: b
             continue
         shown = display_path(entry.path)
         if outcome.status == "ok":
+            if outcome.unchanged_since is not None:
+                unchanged += 1
             if verbose:
-                write(f"OK       {shown}\n")
+                how = ""
+                if outcome.unchanged_since is not None:
+                    from core.records import unchanged_text
+
+                    how = f"  ({unchanged_text(outcome.unchanged_since)})"
+                write(f"OK       {shown}{how}\n")
             continue
         label = outcome.status.upper().ljust(8)
         feed = feeds.lookup(entry.name) if outcome.expected else None
@@ -723,6 +767,11 @@ def _print_verify_report(rows, missing, elapsed: float, out: IO[str], verbose: b
     checked = sum(counts.values())
     write(f"\nChecked {checked} items in {elapsed:.1f} s\n")
     write(f"Successfully verified implementations: {counts['ok']}\n")
+    if unchanged:
+        write(
+            f"  of which unchanged since they were last hashed: {unchanged} "
+            "(every file's change keys match; --full hashes them too)\n"
+        )
     write(f"Corrupted or modified implementations: {counts['corrupt']}\n")
     if counts["error"]:
         write(f"Could not be checked (errors): {counts['error']}\n")
@@ -828,6 +877,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             "--jobs", type=int, metavar="N", help="worker processes, 1 to 64 (default: CPU count)"
         )
         p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument(
+            "--full",
+            action="store_true",
+            help="hash every entry, even those whose files are unchanged since they were last hashed",
+        )
+        p.add_argument(
+            "--max-age",
+            type=_max_age,
+            metavar="DAYS",
+            help="hash entries last hashed more than DAYS days ago, even if unchanged",
+        )
         p.add_argument(
             "-v", "--verbose", action="store_true", help="also list OK and skipped entries"
         )

@@ -45,6 +45,7 @@ from core.manifest import (
     read_stored_manifest,
     splice,
 )
+from core.records import RACY_NS, key_of, keys_digest, racy, since_text, stat_keys
 
 __all__ = ["CHUNK", "Progress", "verify_paths"]
 
@@ -160,18 +161,30 @@ def outcome_from_tuple(data: Sequence[Any]) -> VerifyOutcome:
 def verify_unit(unit: tuple, ex: Any) -> tuple | None:
     """Run one unit in a worker: a whole entry (``rel`` empty) or a subtree handed over.
 
-    Returns ``("o", index, rel, verdict, listed, hashed, touched)`` for an entry finished here,
-    ``("s", index, rel, segments, stored, listed, hashed, touched)`` for a part to splice,
+    Returns ``("u", index, rel, 0, 0, False)`` for an entry whose change keys match the digest
+    ``expect`` of its record (``extra[2]``; no byte read), ``("k", index, rel, detail, taken,
+    listed, hashed, touched)`` for the usual OK, ``("o", index, rel, verdict, taken, listed,
+    hashed, touched)`` for any other verdict of an entry finished here (``taken``: the digest of
+    its change keys when they were asked for, it is OK and they are not racy, else None),
+    ``("s", index, rel, segments, stored, keys, racy, listed, hashed, touched)`` for a part to
+    splice (its change keys, or None),
     ``("e", index, rel, message, kind, listed, hashed, touched)`` when it could not be read, or
     None when cancelled. ``ex`` is the :class:`core.pool_worker.Executor` (tick, give, progress).
     """
-    index, root, rel, dev, ino, mtime, skip, (algorithm, value) = unit
-    digest = Digest(algorithm, value)
+    index, root, rel, dev, ino, mtime, skip, extra = unit
+    algorithm, value = extra[0], extra[1]
+    # Change keys (core.records): None: not wanted; "": take them while hashing; else the digest
+    # of the keys recorded, to compare with a stat walk first.
+    expect, racy_ns = extra[2:4] if len(extra) > 2 else (None, 0)
     walk: ManifestWalk | None = None
+    started = time.time_ns()
     try:
         if not rel:
             try:
                 fd, st = open_entry(root)
+                if expect and _unchanged(fd, st, expect, ex):
+                    os.close(fd)
+                    return ("u", index, rel, 0, 0, False)
             except ManifestError:
                 # Not a directory (a planted symlink or file), or not there: say which.
                 try:
@@ -180,7 +193,9 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
                     top = None
                 if top is not None and not stat.S_ISDIR(top.st_mode):
                     problem = _top_level_problem(root, top)
-                    verdict = VerifyOutcome("corrupt", problem, expected=digest.name)
+                    verdict = VerifyOutcome(
+                        "corrupt", problem, expected=Digest(algorithm, value).name
+                    )
                     return ("o", index, rel, outcome_to_tuple(verdict), 0, 0, False)
                 raise
         else:
@@ -188,6 +203,9 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
             st = os.fstat(fd)
         try:
             walk = ManifestWalk(root, algorithm, file_flags_for(st.st_uid), ex.tick, ex.give)
+            if expect is not None:
+                parent, _, name = rel.rpartition(b"/")
+                walk.keys = [key_of(parent, os.fsdecode(name), st)]
             walk.given.update((sub, (sub, 0, 0, 0)) for sub in skip)
             ex.walk = walk
             segments = walk.run(fd, rel, mtime)
@@ -206,22 +224,55 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
         )
         return ("e", index, rel, message, "io", 0, 0, False)
     counts = (walk.listed, walk.hashed, walk.touched_atime)
+    keys = walk.keys
+    is_racy = keys is not None and racy(keys, started, racy_ns)
     if not rel and not walk.given:
-        verdict = judge(digest, splice(segments, {}), stored)
+        verdict = judge(Digest(algorithm, value), splice(segments, {}), stored)
+        # The keys of an entry found OK: their digest, or None when they are racy or not wanted.
+        taken = (
+            keys_digest(keys)
+            if keys is not None and not is_racy and verdict.status == "ok"
+            else None
+        )
         if verdict.status == "ok" and verdict.detail in _OK_DETAILS:
             # The usual verdict, in a few bytes: the caller makes the same VerifyOutcome.
-            return ("k", index, rel, _OK_DETAILS.index(verdict.detail), *counts)
-        return ("o", index, rel, outcome_to_tuple(verdict), *counts)
-    return ("s", index, rel, segments, stored, *counts)
+            return ("k", index, rel, _OK_DETAILS.index(verdict.detail), taken, *counts)
+        return ("o", index, rel, outcome_to_tuple(verdict), taken, *counts)
+    return ("s", index, rel, segments, stored, keys, is_racy, *counts)
+
+
+def _unchanged(fd: int, st: os.stat_result, expect: str, ex: Any) -> bool:
+    """Whether a stat walk of the open entry finds the keys recorded (see core.records)."""
+    try:
+        return keys_digest(stat_keys(fd, st, ex.tick)) == expect
+    except (OSError, RecursionError):
+        return False  # hashing it says what is wrong
+    except Exception:  # noqa: BLE001 - a cancelled walk, or a bug: hash it (hashing checks cancel)
+        return False
 
 
 # --- the caller's side --------------------------------------------------------------------------
 
 
 class _Entry:
-    __slots__ = ("digest", "done", "error", "listed", "parts", "pending", "root", "stored")
+    __slots__ = (
+        "digest",
+        "done",
+        "error",
+        "keys",
+        "listed",
+        "parts",
+        "pending",
+        "racy",
+        "root",
+        "since",
+        "stored",
+    )
 
     def __init__(self, root: bytes, digest: Digest):
+        self.keys: list = []  # change keys of the parts walked elsewhere
+        self.racy = False
+        self.since: tuple[float, bool] | None = None  # the record's time, and its .manifest
         self.root = root
         self.digest = digest
         self.pending = 1  # units not answered yet
@@ -240,8 +291,14 @@ class _Verification:
         on_progress: Callable[[Progress], None] | None,
         progress_interval: float,
         sizes: Sequence[int | None] | None,
+        known: Sequence[tuple[float, str, bool] | None] | None = None,
+        on_keys: Callable[[int, str], None] | None = None,
+        racy_ns: int = RACY_NS,
     ):
         self.started = time.perf_counter()
+        self.on_keys = on_keys
+        self.racy_ns = racy_ns
+        self.said: dict[float, str] = {}  # "unchanged since ..." by the time of the record
         self.results: list[VerifyOutcome | None] = [None] * len(paths)
         self.on_result = on_result
         self.on_progress = on_progress
@@ -272,7 +329,13 @@ class _Verification:
             if hint:
                 self.hints += hint
                 self.hint_of[index] = hint
-            self.units.append((index, root, b"", 0, 0, 0, (), (digest.algorithm, digest.value)))
+            extra: tuple = (digest.algorithm, digest.value)
+            if on_keys is not None:
+                record = known[index] if known is not None and index < len(known) else None
+                if record is not None:
+                    self.entries[index].since = (record[0], record[2])
+                extra += (record[1] if record is not None else "", racy_ns)
+            self.units.append((index, root, b"", 0, 0, 0, (), extra))
 
     def progress(self) -> Progress:
         return Progress(
@@ -325,7 +388,9 @@ class _Verification:
             entry = self.entries[index]
             entry.pending += len(subtrees)
             assert self.run is not None
-            extra = (entry.digest.algorithm, entry.digest.value)
+            extra: tuple = (entry.digest.algorithm, entry.digest.value)
+            if self.on_keys is not None:
+                extra += ("", self.racy_ns)
             self.run.add(
                 [(index, entry.root, s[0], s[1], s[2], s[3], (), extra) for s in subtrees],
                 first=True,
@@ -334,6 +399,9 @@ class _Verification:
 
     def result(self, result: tuple) -> None:
         tag, index, rel = result[:3]
+        if tag == "u":
+            self.unchanged(index)
+            return
         listed, hashed, touched = result[-3:]
         # What was listed is done with, read or not (the .manifest, files after an error).
         self.count(index, rel, listed, max(listed, hashed), final=True)
@@ -351,10 +419,12 @@ class _Verification:
             outcome = VerifyOutcome(
                 "ok", _OK_DETAILS[result[3]], name, name, name if with_manifest else None
             )
+            self.took_keys(index, result[4])
             self.deliver(index, outcome)
             return
         if tag == "o":
             entry.done = True
+            self.took_keys(index, result[4])
             self.deliver(index, outcome_from_tuple(result[3]))
             return
         if tag == "e":
@@ -366,9 +436,43 @@ class _Verification:
             entry.parts[rel] = result[3]
             if rel == b"":
                 entry.stored = result[4]
+            if result[5] is not None:
+                entry.keys += result[5]
+                entry.racy |= result[6]
         if entry.pending == 0:
             entry.done = True
-            self.deliver(index, self.assemble(entry))
+            outcome = self.assemble(entry)
+            if self.on_keys is not None and entry.error is None and not entry.racy:
+                self.took_keys(index, keys_digest(entry.keys) if outcome.status == "ok" else None)
+            self.deliver(index, outcome)
+
+    def unchanged(self, index: int) -> None:
+        """An entry whose change keys all match its record (a whole entry: never split)."""
+        entry = self.entries[index]
+        if self.hint_of:
+            self.drop_hint(index)
+        if entry.done:
+            return
+        entry.done = True
+        entry.pending = 0
+        name = entry.digest.name
+        assert entry.since is not None
+        since, with_manifest = entry.since
+        detail = self.said.get(since)
+        if detail is None:
+            detail = self.said[since] = (
+                "Not hashed again: no file, directory or symlink in it changed since it was "
+                f"last hashed ({since_text(since)})."
+            )
+        self.deliver(
+            index,
+            VerifyOutcome("ok", detail, name, name, name if with_manifest else None, [], since),
+        )
+
+    def took_keys(self, index: int, taken: str | None) -> None:
+        """Tell the caller the change keys of an entry just hashed (None: none to record)."""
+        if self.on_keys is not None and taken is not None and not self.cancel.is_set():
+            self.on_keys(index, taken)
 
     def assemble(self, entry: _Entry) -> VerifyOutcome:
         if entry.error is not None:
@@ -416,6 +520,9 @@ def verify_paths(
     niceness: int = 0,
     report_atime: Callable[[], None] | None = None,
     work_here: bool = True,
+    known: Sequence[tuple[float, str, bool] | None] | None = None,
+    on_keys: Callable[[int, str], None] | None = None,
+    racy_ns: int = RACY_NS,
 ) -> list[VerifyOutcome | None]:
     """Verify top-level cache entries on the worker pool; one outcome per path, in order.
 
@@ -429,6 +536,13 @@ def verify_paths(
     ``report_atime()`` is called once when files were read whose access times the kernel would not
     leave alone (not ours, and we are not root).
 
+    Change keys (:mod:`core.records`): with ``on_keys``, every entry hashed and found OK has its
+    keys taken by the same walk, and ``on_keys(index, digest)`` is called before its verdict (not
+    for racy ones: see :data:`core.records.RACY_NS`, ``racy_ns``). ``known[index]``, when not None,
+    is the entry's record ``(time hashed, keys digest, had a .manifest)``: a stat walk compares the
+    keys first, and only an entry whose keys changed is hashed; an unchanged one is "ok" with
+    ``unchanged_since`` set.
+
     Never raises for a bad entry: names that are not digests are "skipped"; a symlink or regular
     file named like a digest, a malformed digest value or a FIFO inside are "corrupt"; unreadable or
     vanishing entries are "error". Exceptions raised by the callbacks are re-raised here.
@@ -436,7 +550,9 @@ def verify_paths(
     from core import pool  # not in the workers, which only need verify_unit
 
     cancel = cancel if cancel is not None else threading.Event()
-    state = _Verification(paths, on_result, on_progress, progress_interval, sizes)
+    state = _Verification(
+        paths, on_result, on_progress, progress_interval, sizes, known, on_keys, racy_ns
+    )
     state.cancel = cancel
     run = pool.Run(
         "verify",
@@ -455,3 +571,100 @@ def verify_paths(
         report_atime()
     state.report(force=True)
     return state.results
+
+
+# --- with records: unchanged entries by a stat walk ---------------------------------------------
+
+
+def verify_remembering(
+    paths: Sequence[str | bytes],
+    *,
+    full: bool = False,
+    max_age_days: float | None = None,
+    notes: list[str] | None = None,
+    on_result: Callable[[int, VerifyOutcome], None] | None = None,
+    env: Any = None,
+    racy_ns: int = RACY_NS,
+    **options: Any,
+) -> list[VerifyOutcome | None]:
+    """:func:`verify_paths` with the verification records of :mod:`core.records`: entries whose
+    change keys still match their record are judged unchanged by a stat walk, the others hashed
+    (all of them with ``full``, and those last hashed more than ``max_age_days`` ago); entries
+    hashed and found OK get a new record, corrupt ones lose theirs, and each store's records are
+    written at the end where this process may write them. ``notes`` receives what the user should
+    be told once (records ignored or not written, stores where inode numbers are not stable and
+    everything was hashed). Other options are :func:`verify_paths`'s."""
+    from core import records as rec
+
+    notes = notes if notes is not None else []
+    now = time.time()
+    oldest = now - max_age_days * 86400 if max_age_days is not None else None
+    books: dict[bytes, rec.StoreRecords | None] = {}
+    book_of: list[rec.StoreRecords | None] = []
+    names: list[str] = []
+    known: list[tuple[float, str, bool] | None] = []
+    for path in paths:
+        raw = os.fsencode(path).rstrip(b"/")
+        store, _, name_b = raw.rpartition(b"/")
+        if not store or b"/." in raw or not raw.startswith(b"/"):  # relative, or with . or ..
+            store, name_b = os.path.split(os.path.abspath(raw))
+        name = name_b.decode("utf-8", "surrogateescape")
+        if store not in books:
+            store_s = os.fsdecode(store)
+            stable, why = rec.inode_stability(store_s)
+            if not stable:
+                books[store] = None
+                notes.append(
+                    f"store {display_path(store_s)}: {why}, so every entry was hashed in full "
+                    "and nothing was recorded"
+                )
+            else:
+                loaded = books[store] = rec.load(store_s, env)
+                notes.extend(loaded.warnings)
+                if loaded.note:
+                    notes.append(loaded.note)
+        book = books[store]
+        book_of.append(book)
+        names.append(name)
+        record = book.get(name) if book is not None and not full else None
+        if record is not None and oldest is not None and record[0] < oldest:
+            record = None
+        known.append(record)  # (hashed_at, keys, had a .manifest)
+
+    taken: dict[int, str] = {}
+
+    def on_keys(index: int, digest: str) -> None:
+        taken[index] = digest
+
+    def remember(index: int, outcome: VerifyOutcome) -> None:
+        book = book_of[index]
+        if book is not None:
+            name = names[index]
+            if outcome.status == "ok" and outcome.unchanged_since is None:
+                digest = taken.pop(index, None)
+                if digest is not None:
+                    book.remember(name, rec.Record(now, digest, outcome.recorded is not None))
+                else:
+                    book.forget(name)  # racy: hashed again next time
+            elif outcome.status in ("corrupt", "error"):
+                book.forget(name)
+        if on_result is not None:
+            on_result(index, outcome)
+
+    results = verify_paths(
+        paths, on_result=remember, known=known, on_keys=on_keys, racy_ns=racy_ns, **options
+    )
+    for store, kept in books.items():
+        if kept is None or not kept.changed:
+            continue
+        try:
+            present = set(os.listdir(os.fsdecode(store)))
+        except OSError:
+            present = None
+        if present is not None:
+            for gone in [n for n in kept.entries if n not in present]:
+                kept.forget(gone)
+        problem = rec.save(kept)
+        if problem:
+            notes.append(problem)
+    return results

@@ -20,7 +20,7 @@ from typing import Any
 from core import child
 from core.child import ChildError, Message, run_in_child, serve
 from core.manifest import Change, VerifyOutcome
-from core.verify import Progress, verify_paths
+from core.verify import Progress, verify_remembering
 
 VerifyProcessError = ChildError
 
@@ -40,6 +40,7 @@ def outcome_to_json(outcome: VerifyOutcome) -> dict[str, Any]:
         "changes": [
             [c.path, c.change, list(c.what), os.fsdecode(c.path_bytes)] for c in outcome.changes
         ],
+        "since": outcome.unchanged_since,
     }
 
 
@@ -54,6 +55,7 @@ def outcome_from_json(data: dict[str, Any]) -> VerifyOutcome:
             Change(path, change, tuple(what), os.fsencode(raw))
             for path, change, what, raw in data["changes"]
         ],
+        data.get("since"),
     )
 
 
@@ -70,15 +72,20 @@ def verdict_item(index: int, outcome: VerifyOutcome) -> list[Any]:
         and outcome.actual == expected
         and (outcome.recorded is None or outcome.recorded == expected)
     ):
-        return [index, outcome.detail, expected, outcome.recorded is not None]
+        item = [index, outcome.detail, expected, outcome.recorded is not None]
+        if outcome.unchanged_since is not None:
+            item.append(outcome.unchanged_since)  # judged unchanged by its change keys
+        return item
     return [index, outcome_to_json(outcome)]
 
 
 def verdict_from_item(item: list[Any]) -> tuple[int, VerifyOutcome]:
     """The index and verdict a :func:`verdict_item` stands for."""
-    if len(item) == 4:
-        index, detail, digest, recorded = item
-        return index, VerifyOutcome("ok", detail, digest, digest, digest if recorded else None)
+    if len(item) >= 4:
+        index, detail, digest, recorded, *since = item
+        return index, VerifyOutcome(
+            "ok", detail, digest, digest, digest if recorded else None, [], *since
+        )
     index, data = item
     return index, outcome_from_json(data)
 
@@ -92,8 +99,10 @@ def verify_paths_in_child(
     cancel: threading.Event | None = None,
     progress_interval: float = 0.1,
     sizes: Sequence[int | None] | None = None,
+    notes: list[str] | None = None,
 ) -> list[VerifyOutcome | None]:
-    """:func:`core.verify.verify_paths` run by a child Python process; same arguments and results.
+    """:func:`core.verify.verify_remembering` run by a child Python process; same arguments and
+    results (``notes`` receives what the user should be told, as the child sends it).
 
     Callbacks run on the calling thread. Raises :class:`VerifyProcessError` if the child cannot be
     started or dies; the caller may then fall back to the in-process engine.
@@ -109,6 +118,8 @@ def verify_paths_in_child(
                     on_result(index, outcome)
         elif "p" in message and on_progress is not None:
             on_progress(Progress(*message["p"]))
+        elif "w" in message and notes is not None:
+            notes.extend(str(note) for note in message["w"])
 
     request = {
         "paths": [os.fsdecode(p) for p in paths],
@@ -146,8 +157,12 @@ def _job(request: Message, send: Callable[[Message], None], cancel: threading.Ev
         flush()  # the verdicts so far first, so the progress never runs ahead of them
         send({"p": [p.entries_done, p.entries_total, p.bytes_done, p.bytes_total, p.elapsed]})
 
-    verify_paths(
+    # With the verification records (core.records), as the command line's verify: entries whose
+    # change keys all match are judged unchanged by a stat walk.
+    notes: list[str] = []
+    verify_remembering(
         request["paths"],
+        notes=notes,
         jobs=request["jobs"],
         on_result=on_result,
         on_progress=on_progress,
@@ -157,6 +172,8 @@ def _job(request: Message, send: Callable[[Message], None], cancel: threading.Ev
     )
     if not cancel.is_set():
         flush()
+        if notes:
+            send({"w": notes})
 
 
 if __name__ == "__main__":

@@ -143,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
             env = build_demo(root)
+            # The demo's verification records stay in the demo (core.records), like its stores.
+            os.environ["ZEROINSTALL_ADMIN_RECORDS_DIR"] = os.path.join(root, "records")
         stores = None
         if args.store:
             from core.stores import stores_from_paths
@@ -169,6 +171,7 @@ def _build_window(stores, env, settings):
     from gui.cache_page import CachePage
     from gui.clean_page import CleanPage
     from gui.delete_action import attach as attach_delete
+    from gui.repair_action import attach as attach_repair
     from gui.main_window import MainWindow
     from gui.maintenance_page import MaintenancePage
     from gui.sharing_page import SharingPage
@@ -178,6 +181,7 @@ def _build_window(stores, env, settings):
     page = CachePage(stores, env, parent=window)
     window.add_page(page)
     attach_delete(page, env)
+    attach_repair(page, env)
     window.add_page(CleanPage(stores, env, parent=window))
     window.add_page(SharingPage(parent=window))
     window.add_page(MaintenancePage(parent=window))

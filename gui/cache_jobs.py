@@ -213,6 +213,7 @@ class VerifyJob(_Job):
         self.paths = list(paths)
         self.sizes = None if sizes is None else list(sizes)
         self.last_progress: core_verify.Progress | None = None
+        self.notes: list[str] = []  # what the verification says once (records not written...)
 
     def start(self) -> None:
         paths, jobs, cancel, put = self.paths, self._jobs, self._cancel, self.batcher.put
@@ -230,6 +231,7 @@ class VerifyJob(_Job):
                 "on_progress": lambda p: put((-1, p)),
                 "cancel": cancel,
                 "sizes": self.sizes,
+                "notes": self.notes,
             }
             from core.maintenance import store_lock  # scheduled maintenance's lock (issue 23)
 
@@ -238,7 +240,7 @@ class VerifyJob(_Job):
                 return self._in_child_or_here(
                     lambda: verify_paths_in_child(paths, **kwargs),
                     # Here, the walking stays in the workers: this process draws the window.
-                    lambda: core_verify.verify_paths(paths, work_here=False, **kwargs),
+                    lambda: core_verify.verify_remembering(paths, work_here=False, **kwargs),
                     lambda: delivered,
                     "verifying",
                 )

@@ -35,6 +35,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QFont, QIcon
 
+from core.records import unchanged_text
 from core.units import size_text
 from gui import status as st
 
@@ -231,6 +232,8 @@ def verdict_age(row: Row, now: float) -> str:
     if row.outcome is None:
         return ""
     word = st.VERDICT_WORDS.get(row.outcome.status, row.outcome.status)
+    if row.outcome.unchanged_since is not None:  # judged by its change keys (core.records)
+        return f"{word}, {unchanged_text(row.outcome.unchanged_since, now)}"
     if row.verified_at is None:
         return word
     return f"{word}, {ago_text(now - row.verified_at)}"

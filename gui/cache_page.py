@@ -137,6 +137,11 @@ class CachePage(QWidget):
         self._overview_figures: tuple = ()
         self._overview_time = 0.0
         self._kept_verdicts = (0, 0)  # (kept, dropped) by the last rescan
+        # A rescan's kept OK verdicts are checked again by their change keys (core.records)
+        # before the scan is over: the rows waiting for it, the job doing it, the scan's report.
+        self._recheck_rows: list[Row] = []
+        self._recheck_job: VerifyJob | None = None
+        self._recheck_report = ""
 
         self.model = CacheModel(self)
         self.proxy = CacheFilter(self)
@@ -453,6 +458,7 @@ class CachePage(QWidget):
 
     def rescan(self) -> None:
         """List the stores again (F5); results of a scan still running are dropped."""
+        self._recheck_rows, self._recheck_job = [], None  # an earlier scan's re-check ends
         if self._verify is not None:
             self._cancel_verify()
         if self._scan is not None:
@@ -547,9 +553,23 @@ class CachePage(QWidget):
                         f", {dropped:,} {'entry' if dropped == 1 else 'entries'} changed since "
                         "and must be verified again"
                     )
+            # A kept "OK" is checked again by its change keys (core.records): a stat walk when
+            # nothing in the entry changed, a hash when anything did. The scan is over then.
+            self._recheck_rows = [
+                r for r in self.model.rows if r.outcome is not None and r.outcome.status == "ok"
+            ]
+            self._recheck_report = self._last_report
+            if self._recheck_rows and (self._verify is not None or self._start_recheck()):
+                return  # (a verification still ending first: the re-check follows it)
         self.refresh_now()
         self._set_busy()
         self.scanFinished.emit()
+
+    def _start_recheck(self) -> bool:
+        rows, self._recheck_rows = self._recheck_rows, []
+        self.verify(rows)
+        self._recheck_job = self._verify
+        return self._verify is not None
 
     def _set_store_choices(self, labels: list[str]) -> None:
         if labels == self._store_labels:
@@ -656,9 +676,16 @@ class CachePage(QWidget):
         rows = self._verify_rows
         self._verify_rows = []
         left = self.model.set_verifying(rows, False)  # not reached: back to their previous status
+        if left and job is self._recheck_job:
+            # A rescan's kept OK that was not checked again (cancelled) is not kept.
+            self.model.apply_outcomes((row, None) for row in left)  # type: ignore[misc]
         self._rows_changed(left)
         elapsed = time.monotonic() - self._verify_started
         done = len(rows) - len(left)
+        for note in dict.fromkeys(job.notes):  # records ignored or read-only, unstable inodes
+            text = note[:1].upper() + note[1:]
+            if text not in self.banner.messages:
+                self.banner.add_message(text, "warning")
         if isinstance(error, BaseException):
             self.banner.add_message(f"Verification failed: {_describe(error)}", "error")
         elif job.cancelled:
@@ -671,10 +698,19 @@ class CachePage(QWidget):
             self._last_report = (
                 f"Verified {len(rows):,} entries in {duration_text(elapsed)}: {parts}"
             )
+            if job is self._recheck_job:
+                self._last_report = (
+                    f"{self._recheck_report}; checked again by their change keys: {parts}"
+                )
+        rechecked = job is self._recheck_job
+        if rechecked:
+            self._recheck_job = None
         self.refresh_now()
         self._set_busy()
         verify_process.prestart()  # for the next verification
         self.verifyFinished.emit()
+        if rechecked or (self._recheck_rows and not self._start_recheck()):
+            self.scanFinished.emit()
 
     def _cancel_verify(self) -> None:
         job = self._verify

@@ -21,6 +21,20 @@ pytest_plugins = ["tests.vbox_fixtures"]
 ZEROINSTALL = shutil.which("0install")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _records_never_in_var_lib(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Verification records (core.records) of every test go to a temporary directory: a test
+    verifying as root must never write the real /var/lib/zeroinstall-admin."""
+    where = tmp_path_factory.mktemp("verification-records")
+    before = os.environ.get("ZEROINSTALL_ADMIN_RECORDS_DIR")
+    os.environ["ZEROINSTALL_ADMIN_RECORDS_DIR"] = str(where)
+    yield
+    if before is None:
+        os.environ.pop("ZEROINSTALL_ADMIN_RECORDS_DIR", None)
+    else:
+        os.environ["ZEROINSTALL_ADMIN_RECORDS_DIR"] = before
+
+
 def run_0install(*args: str, env: dict[str, str] | None = None, cwd: str | None = None) -> str:
     """Run the real 0install and return its standard output; fail the test with its stderr otherwise."""
     assert ZEROINSTALL, (
