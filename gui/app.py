@@ -168,7 +168,6 @@ def freeze_startup_objects() -> None:
 def _build_window(stores, env, settings):
     from gui.cache_page import CachePage
     from gui.clean_page import CleanPage
-    from gui.delete_action import attach as attach_delete
     from gui.main_window import MainWindow
     from gui.sharing_page import SharingPage
     from gui.vm_page import VMPage
@@ -176,7 +175,6 @@ def _build_window(stores, env, settings):
     window = MainWindow(app_version(), settings)
     page = CachePage(stores, env, parent=window)
     window.add_page(page)
-    attach_delete(page, env)
     window.add_page(CleanPage(stores, env, parent=window))
     window.add_page(SharingPage(parent=window))
     window.add_page(VMPage(env, parent=window))

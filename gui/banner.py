@@ -6,11 +6,20 @@ closes the strip; the window keeps working meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QStyle, QToolButton, QWidget
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QStyle,
+    QToolButton,
+    QWidget,
+)
 
 Level = Literal["info", "warning", "error"]
 
@@ -31,7 +40,10 @@ MAX_LINES = 4
 
 
 class Banner(QFrame):
-    """Shows a titled list of messages with a close button; hidden while it has nothing to say."""
+    """Shows a titled list of messages with a close button; hidden while it has nothing to say.
+
+    Closed with its button, it keeps its place (blank) until the pointer leaves it: what is below
+    never slides up under the pointer, where the next click would land on it."""
 
     closed = Signal()
 
@@ -51,13 +63,19 @@ class Banner(QFrame):
         self._close.setToolTip("Hide this message")
         self._close.setAccessibleName("Close message")
         self._close.clicked.connect(self.dismiss)
+        self._button = QPushButton(self)
+        self._button.hide()
+        self._button_slot: Callable[[], object] | None = None
+        self._button.clicked.connect(self._button_clicked)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 6, 6, 6)
         layout.setSpacing(10)
         layout.addWidget(self._icon, 0, Qt.AlignmentFlag.AlignTop)
         layout.addWidget(self._text, 1)
+        layout.addWidget(self._button, 0, Qt.AlignmentFlag.AlignTop)
         layout.addWidget(self._close, 0, Qt.AlignmentFlag.AlignTop)
         self._messages: list[tuple[Level, str]] = []
+        self._holding = False  # closed under the pointer: blank until it leaves
         self.hide()
 
     @property
@@ -77,13 +95,55 @@ class Banner(QFrame):
         self._messages.append((level, message))
         self._update()
 
+    def set_action(self, text: str, slot: Callable[[], object] | None, tip: str = "") -> None:
+        """A button beside the messages ("Copy path"), until the banner is closed or emptied;
+        ``slot`` None removes it."""
+        self._button_slot = slot
+        self._button.setText(text)
+        self._button.setToolTip(tip)
+        self._button.setVisible(slot is not None and bool(self._messages))
+
+    @property
+    def action_button(self) -> QPushButton:
+        return self._button
+
+    def _button_clicked(self) -> None:
+        if self._button_slot is not None:
+            self._button_slot()
+
     def dismiss(self) -> None:
         self._messages = []
-        self._update()
+        self._button_slot = None
+        if self.isVisible() and self.underMouse():
+            # Blank, same height, until the pointer leaves (leaveEvent).
+            self._holding = True
+            self.setMinimumHeight(self.height())
+            for child in (self._icon, self._text, self._button, self._close):
+                child.hide()
+            self.setStyleSheet("QFrame#banner { background: transparent; border: none; }")
+        else:
+            self._update()
         self.closed.emit()
 
+    def leaveEvent(self, event: QEvent) -> None:
+        super().leaveEvent(event)
+        if self._holding:
+            self._release()
+
+    def _release(self) -> None:
+        self._holding = False
+        self.setMinimumHeight(0)
+        for child in (self._icon, self._text, self._close):
+            child.show()
+        self._update()
+
     def _update(self) -> None:
+        if self._holding:
+            self._release()
+            return
         if not self._messages:
+            self._button_slot = None
+            self._button.hide()
             self.hide()
             return
         order: tuple[Level, ...] = ("info", "warning", "error")
@@ -103,4 +163,5 @@ class Banner(QFrame):
         )
         size = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
         self._icon.setPixmap(self.style().standardIcon(_ICONS[level]).pixmap(size, size))
+        self._button.setVisible(self._button_slot is not None)
         self.show()

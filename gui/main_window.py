@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from PySide6.QtCore import QPoint, QRect, QSettings, QSize, Qt
+from PySide6.QtCore import QPoint, QRect, QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.changes import CacheChange
 from gui.icons import app_icon, icon
 from gui.settings import read_bytes, read_int
 
@@ -63,7 +64,14 @@ class Page(Protocol):
 
 
 class MainWindow(QMainWindow):
-    """Hosts the pages. ``settings`` None means: remember nothing (screenshots)."""
+    """Hosts the pages. ``settings`` None means: remember nothing (screenshots).
+
+    It is also the one path of "the cache changed" (:mod:`gui.changes`): a page's
+    ``cacheChanged`` signal reaches every page's ``cache_changed(change)``, so that no page
+    shows what another page (or the command line) removed, pinned or changed.
+    """
+
+    cacheChanged = Signal(object)  # every CacheChange, after the pages heard it
 
     def __init__(
         self, version: str, settings: QSettings | None = None, parent: QWidget | None = None
@@ -99,6 +107,7 @@ class MainWindow(QMainWindow):
 
         self._pages: list[QWidget] = []
         self._menus: list[QMenu] = []
+        self._announced: dict[str, float] = {}  # entry path -> when announced as removed
         self._build_menus()
         self.sidebar.currentRowChanged.connect(self._page_chosen)
         self.resize(DEFAULT_SIZE)
@@ -161,6 +170,8 @@ class MainWindow(QMainWindow):
         self.view_menu.addAction(go)
         if hasattr(page, "statusMessage"):
             page.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 15000))
+        if hasattr(page, "cacheChanged"):
+            page.cacheChanged.connect(self.announce_change)
         self._fit_sidebar()
         if self.sidebar.currentRow() < 0:
             self.sidebar.setCurrentRow(0)
@@ -192,6 +203,35 @@ class MainWindow(QMainWindow):
                 if action is not None:
                     action.setVisible(current)
 
+    def announce_change(self, change: CacheChange) -> None:
+        """Tell every page what changed. A removal the action log reports (``source`` "log")
+        that this app announced itself a moment ago is not announced twice."""
+        import time
+
+        if change.kind == "removed" and change.paths:
+            now = time.monotonic()
+            self._announced = {p: t for p, t in self._announced.items() if now - t < 120}
+            if change.source == "log":
+                fresh = frozenset(p for p in change.paths if p not in self._announced)
+                if not fresh:
+                    return
+                change = CacheChange(change.kind, fresh, change.source)
+            for path in change.paths:
+                self._announced[path] = now
+        for page in self._pages:
+            heard = getattr(page, "cache_changed", None)
+            if heard is not None:
+                heard(change)
+        self.cacheChanged.emit(change)
+
+    def show_page(self, page_id: str) -> QWidget | None:
+        """Make the page with this id current; returns it (None if there is none)."""
+        for i, page in enumerate(self._pages):
+            if getattr(page, "page_id", None) == page_id:
+                self.sidebar.setCurrentRow(i)
+                return page
+        return None
+
     def start(self) -> None:
         for page in self._pages:
             page.start()  # type: ignore[attr-defined]
@@ -201,23 +241,43 @@ class MainWindow(QMainWindow):
     def fit_to_screen(self, first: bool = False) -> None:
         """Make the window fit the available area of its screen: a first size no bigger than the
         screen (1280x800 does not fit a 1280x800 screen with a title bar, nor 1920x1080 at 150%),
-        a restored one clamped to it and moved back on screen."""
+        a restored one clamped to it and moved back on screen only when it does not fit (never
+        moved otherwise: before the window is shown its frame is unknown, and moving it by a
+        guessed frame made it creep down by a title bar's height at every start)."""
         screen = self.screen() or QGuiApplication.primaryScreen()
         if screen is None or self.isMaximized() or self.isFullScreen():
             return
         area = screen.availableGeometry()
         size = fitted_size(DEFAULT_SIZE if first else self.size(), area)
+        # The contents' minimum size may be wider than a small screen: give way to it.
+        least = self.minimumSizeHint().expandedTo(self.minimumSize())
+        if least.width() > size.width() or least.height() > size.height():
+            self.setMinimumSize(least.boundedTo(size))
         if size != self.size():
             self.resize(size)
+        margins = FRAME_ALLOWANCE
         if first:
-            margins = FRAME_ALLOWANCE
             frame = QRect(QPoint(0, 0), size + margins)
             frame.moveCenter(area.center())
             self.move(frame.topLeft())
-        else:
+            return
+        if self.isVisible():
             frame = self.frameGeometry()
-            frame.setSize(frame.size().boundedTo(area.size()))
-            self.move(fitted_position(frame, area))
+            target = fitted_position(frame, area)
+            if target != frame.topLeft():
+                self.move(target)
+            return
+        inner = self.geometry()
+        side = margins.width() // 2
+        frame = QRect(
+            inner.left() - side,
+            inner.top() - (margins.height() - side),
+            inner.width() + margins.width(),
+            inner.height() + margins.height(),
+        )
+        target = fitted_position(frame, area)
+        if target != frame.topLeft():
+            self.setGeometry(QRect(inner.topLeft() + (target - frame.topLeft()), inner.size()))
 
     def restore_state(self) -> None:
         """Geometry (fitted to the screen), the last page and each page's layout, from the
