@@ -140,6 +140,7 @@ class CachePage(QWidget):
         self._overview_time = 0.0
         self._kept_verdicts = (0, 0)  # (kept, dropped) by the last rescan
         self._rescan_pending = False  # F5 during a verification: rescan once it ends
+        self._fit_pending = False  # restored column widths to fit once shown
         self._verified_count = 0  # verdicts received by the running verification
 
         self.model = CacheModel(self)
@@ -618,8 +619,7 @@ class CachePage(QWidget):
         else:
             stores = len(self._store_labels)
             self._last_report = (
-                f"Scanned {job.entries_total:,} entries in {stores} "
-                f"{'store' if stores == 1 else 'stores'}"
+                f"Scanned {count_text(job.entries_total, 'entry')} in {count_text(stores, 'store')}"
             )
             kept, dropped = self._kept_verdicts
             if kept or dropped:
@@ -1096,6 +1096,13 @@ class CachePage(QWidget):
         settings.setValue("side", self.side.saveState())
         settings.endGroup()
 
+    def fit_columns(self) -> None:
+        """Once shown at its real size (the window calls it): restored column widths saved on a
+        bigger screen, or at another scale, must not push columns out of reach."""
+        if self._fit_pending:
+            self._fit_pending = False
+            self.table.fit_columns(self.table.viewport().width())
+
     def restore_state(self, settings: QSettings) -> None:
         settings.beginGroup("cache")
         try:
@@ -1103,6 +1110,7 @@ class CachePage(QWidget):
             if header:
                 self.table.horizontalHeader().restoreState(header)
                 self.table.sync_column_toggles()
+                self._fit_pending = True
             for key, splitter in (("splitter", self.splitter), ("side", self.side)):
                 state = read_bytes(settings, key)
                 if state:
@@ -1139,7 +1147,8 @@ class CachePage(QWidget):
         want = self.overview.heightForWidth(width)
         if want <= 0 or total <= 0:
             return
-        want = min(want, total - min(total // 3, 220))  # the details pane keeps room
+        # The details pane keeps room for a verdict and whole digests: nearly half the column.
+        want = min(want, total - max(total * 9 // 20, min(total // 3, 220)))
         if want != sizes[0]:
             self.side.setSizes([want, total - want])
 

@@ -50,6 +50,7 @@ from gui.banner import Banner
 from gui.cache_model import program_text
 from gui.changes import MODIFIED, PINNED, REMOVED, CacheChange
 from gui.settings import read_bytes
+from gui.status import window_words
 from gui.workers import Starter, Worker
 
 _ROOT = QModelIndex()
@@ -80,19 +81,6 @@ HEADER_TIPS = [
     "What Clean would do: remove, quarantine (suspicious entries are moved aside) or keep",
     "Why: the evidence for the action (hover for all of it, or see the pane below)",
 ]
-_WINDOW_WORDS = (
-    ("(--keep)", "(Keep newest)"),
-    ("--older-than 0", "Not used for 0 days"),
-    ("`", ""),
-)
-
-
-def window_words(text: str) -> str:
-    """A reason as the window says it: the page's own words for the command line's options
-    ("(--keep)" is the "Keep newest" box here), no Markdown backticks."""
-    for old, new in _WINDOW_WORDS:
-        text = text.replace(old, new)
-    return text
 
 
 def when_text(ts: float | None) -> str:
@@ -471,6 +459,7 @@ class CleanPage(QWidget):
         ):
             header.resizeSection(col, fm.horizontalAdvance(sample) + 28)
         self.table.selectionModel().currentRowChanged.connect(self._show_details)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self.refresh_details())
         toggle = QAction("Check or uncheck", self.table)
         toggle.setShortcut(QKeySequence(Qt.Key.Key_Space))
         toggle.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
@@ -823,29 +812,40 @@ class CleanPage(QWidget):
     def _watch_log(self) -> None:
         """Re-read the action log whenever it changes: removals from the Cache page, another
         window or the command line show at once (and reach the other pages)."""
-        import os
 
         from PySide6.QtCore import QFileSystemWatcher
 
         path = actionlog.log_path(self._env)
         self._log_path = path
         self._watcher = QFileSystemWatcher(self)
-        folder = os.path.dirname(path)
-        for target in (folder, path):
-            if os.path.exists(target):
-                self._watcher.addPath(target)
+        self._watch_paths()
         self._watcher.fileChanged.connect(self._log_changed)
         self._watcher.directoryChanged.connect(self._log_changed)
+
+    def _watch_paths(self) -> None:
+        """Watch the log, its folder, or (before either exists) the nearest existing parent."""
+        import os
+
+        path = self._log_path
+        wanted = []
+        if os.path.exists(path):
+            wanted.append(path)
+        folder = os.path.dirname(path)
+        while folder and not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+            folder = os.path.dirname(folder)
+        wanted.append(folder)
+        watched = set(self._watcher.files()) | set(self._watcher.directories())
+        stale = [p for p in watched if p not in wanted]
+        if stale:
+            self._watcher.removePaths(stale)
+        fresh = [p for p in wanted if p not in watched and os.path.exists(p)]
+        if fresh:
+            self._watcher.addPaths(fresh)
 
     def _log_changed(self, *_args: Any) -> None:
         import os
 
-        path = self._log_path
-        if os.path.exists(path) and path not in self._watcher.files():
-            self._watcher.addPath(path)  # created (or replaced) since
-        folder = os.path.dirname(path)
-        if os.path.isdir(folder) and folder not in self._watcher.directories():
-            self._watcher.addPath(folder)
+        self._watch_paths()  # created (or replaced) since
         before = self._log_last
         records = self.show_log()
         keys = [_record_key(r) for r in records]

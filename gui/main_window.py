@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from PySide6.QtCore import QPoint, QRect, QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QPoint, QRect, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -263,6 +263,15 @@ class MainWindow(QMainWindow):
             return
         if self.isVisible():
             frame = self.frameGeometry()
+            # The real frame is known now: shrink by what it adds beyond the screen.
+            over = frame.size() - area.size()
+            if over.width() > 0 or over.height() > 0:
+                smaller = QSize(
+                    self.width() - max(0, over.width()), self.height() - max(0, over.height())
+                )
+                self.setMinimumSize(self.minimumSize().boundedTo(smaller))
+                self.resize(smaller)
+                frame.setSize(frame.size() - QSize(max(0, over.width()), max(0, over.height())))
             target = fitted_position(frame, area)
             if target != frame.topLeft():
                 self.move(target)
@@ -283,9 +292,30 @@ class MainWindow(QMainWindow):
         """Geometry (fitted to the screen), the last page and each page's layout, from the
         settings (if any)."""
         geometry = read_bytes(self.settings, "window/geometry") if self.settings else b""
-        if geometry:
+        place = self.settings.value("window/place") if self.settings else None
+        restored = False
+        if isinstance(place, list | tuple) and len(place) == 4:
+            # The frame's top-left and the inner size, as saved: set with move(), which places
+            # the frame, so that nothing drifts (restoreGeometry() put the window a title bar
+            # lower at every start under some window managers).
+            try:
+                x, y, w, h = (int(v) for v in place)
+            except (TypeError, ValueError):
+                x = y = w = h = 0
+            if w > 0 and h > 0:
+                self.resize(QSize(w, h))
+                self.move(QPoint(x, y))
+                restored = True
+        if not restored and geometry:
             self.restoreGeometry(geometry)
-        self.fit_to_screen(first=not geometry)
+            restored = True
+        if (
+            restored
+            and self.settings is not None
+            and read_int(self.settings, "window/maximized", 0)
+        ):
+            self.setWindowState(self.windowState() | Qt.WindowState.WindowMaximized)
+        self.fit_to_screen(first=not restored)
         if self.settings is None:
             return
         for page in self._pages:
@@ -295,16 +325,39 @@ class MainWindow(QMainWindow):
             self.sidebar.setCurrentRow(last)
 
     def has_saved_geometry(self) -> bool:
-        return self.settings is not None and bool(read_bytes(self.settings, "window/geometry"))
+        return self.settings is not None and bool(
+            read_bytes(self.settings, "window/geometry") or self.settings.value("window/place")
+        )
 
     def save_state(self) -> None:
         if self.settings is None:
             return
         self.settings.setValue("window/geometry", self.saveGeometry())
+        normal = self.normalGeometry() if self.isMaximized() else None
+        pos, size = (normal.topLeft(), normal.size()) if normal else (self.pos(), self.size())
+        self.settings.setValue("window/place", [pos.x(), pos.y(), size.width(), size.height()])
+        self.settings.setValue("window/maximized", int(self.isMaximized()))
         self.settings.setValue("window/page", self.sidebar.currentRow())
         for page in self._pages:
             page.save_state(self.settings)  # type: ignore[attr-defined]
         self.settings.sync()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        off_screen = self.testAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen)
+        # Only a real, remembering window (tests and screenshots keep the size they asked for).
+        if not getattr(self, "_refitted", False) and not off_screen and self.settings is not None:
+            # The window manager adds its frame after the window is mapped: check again once it
+            # has, with the real frame (the first fit could only guess its size).
+            self._refitted = True
+            QTimer.singleShot(300, self, self._after_shown)
+
+    def _after_shown(self) -> None:
+        self.fit_to_screen()
+        for page in self._pages:
+            fit = getattr(page, "fit_columns", None)
+            if fit is not None:
+                fit()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_state()

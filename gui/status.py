@@ -37,6 +37,21 @@ VERDICT_WORDS: dict[str, str] = {"ok": OK, "corrupt": CORRUPT, "error": ERROR, "
 """core.manifest.VerifyOutcome.status -> status word."""
 
 
+_WINDOW_WORDS = (
+    ("(--keep)", "(Keep newest)"),
+    ("--older-than 0", "Not used for 0 days"),
+    ("`", ""),
+)
+
+
+def window_words(text: str) -> str:
+    """A reason as the window says it: the page's own words for the command line's options
+    ("(--keep)" is the "Keep newest" box here), no Markdown backticks."""
+    for old, new in _WINDOW_WORDS:
+        text = text.replace(old, new)
+    return text
+
+
 def status_color(word: str) -> QColor:
     """The colour of a status, shared with the overview chart."""
     from gui.overview import STATUS_COLORS  # one palette for the chart and the table

@@ -355,7 +355,7 @@ def test_sizes_and_the_status_line_read_plainly(qtbot, tmp_path: Path) -> None:
     assert page.details.field("Size").startswith("empty: no files inside")
     assert page.details.field("Files") == "none"
     label = page.activity._label
-    assert label.isEnabled() and label.text().startswith("Scanned 1 entries")
+    assert label.isEnabled() and label.text().startswith("Scanned 1 entry in 1 store")
 
 
 def test_default_columns_fit_1024_pixels(qtbot, demo_env) -> None:
