@@ -670,7 +670,7 @@ class CacheModel(QAbstractTableModel):
         if col == Column.VERSION:
             return entry.version
         if col == Column.STORE:
-            return entry.store.label
+            return st.middle_elided(entry.store.label)
         if col == Column.STATUS:
             return status_text(row)
         if col == Column.DIGEST:

@@ -1147,8 +1147,8 @@ class CachePage(QWidget):
         want = self.overview.heightForWidth(width)
         if want <= 0 or total <= 0:
             return
-        # The details pane keeps room for a verdict and whole digests: nearly half the column.
-        want = min(want, total - max(total * 9 // 20, min(total // 3, 220)))
+        # The details pane keeps room for a verdict and whole digests: two fifths at least.
+        want = min(want, total - max(total * 2 // 5, min(total // 3, 220)))
         if want != sizes[0]:
             self.side.setSizes([want, total - want])
 

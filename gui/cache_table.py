@@ -26,7 +26,7 @@ _SAMPLES = {
     Column.STORE: "system X",
     Column.SIZE: "999.9 MB",
     Column.FILES: "12,345",
-    Column.LAST_USED: "1 year, 1 month ago",
+    Column.LAST_USED: "11 months ago",
     Column.ADDED: "2026-12-31",
     Column.USED_BY: "hello-editor",
     Column.STATUS: "not verified",  # in bold, as problems are

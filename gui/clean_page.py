@@ -50,7 +50,7 @@ from gui.banner import Banner
 from gui.cache_model import program_text
 from gui.changes import MODIFIED, PINNED, REMOVED, CacheChange
 from gui.settings import read_bytes
-from gui.status import window_words
+from gui.status import middle_elided, window_words
 from gui.workers import Starter, Worker
 
 _ROOT = QModelIndex()
@@ -168,7 +168,7 @@ class CleanModel(QAbstractTableModel):
             if col == Col.VERSION:
                 return e.version
             if col == Col.STORE:
-                return e.store.label
+                return middle_elided(e.store.label)
             if col == Col.SIZE:
                 return size_text(self.space(v))
             if col == Col.LAST_USED:
@@ -445,7 +445,6 @@ class CleanPage(QWidget):
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.setAccessibleName("Clean-up candidates")
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # long --store paths
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
         fm = self.fontMetrics()

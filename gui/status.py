@@ -52,6 +52,15 @@ def window_words(text: str) -> str:
     return text
 
 
+def middle_elided(text: str, keep: int = 22) -> str:
+    """A long label (a --store path) cut in the middle, "/tmp/stor…ementations": its start
+    and its end tell stores apart; the tooltip has it whole."""
+    if len(text) <= keep:
+        return text
+    head = keep // 2 - 1
+    return f"{text[:head]}…{text[-(keep - head - 1) :]}"
+
+
 def status_color(word: str) -> QColor:
     """The colour of a status, shared with the overview chart."""
     from gui.overview import STATUS_COLORS  # one palette for the chart and the table
