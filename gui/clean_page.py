@@ -449,7 +449,7 @@ class CleanPage(QWidget):
         header.setStretchLastSection(True)
         fm = self.fontMetrics()
         for col, sample in (
-            (Col.PROGRAM, "☐ Toolkit Runtime X"),
+            (Col.PROGRAM, "☐ (temporary) tmp-k3v9qz"),
             (Col.VERSION, "10.2-rc1"),
             (Col.STORE, "system X"),
             (Col.SIZE, "999.9 MB"),
