@@ -58,7 +58,7 @@ def plan_text(
     if kept:
         notes.append(
             f"{count_text(len(kept), 'selected entry', 'selected entries')} "
-            f"{'is' if len(kept) == 1 else 'are'} kept: see why below."
+            f"{'is' if len(kept) == 1 else 'are'} kept: see why above."
         )
     notes.append(
         "Each entry is checked again right before it is removed; every deletion goes to "
@@ -137,6 +137,9 @@ class DeleteDialog(QDialog):
         view.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         view.setWordWrap(False)
+        # Long lines are cut in the middle (whole in the tooltip): no horizontal scroll bar
+        # taking a short list's room.
+        view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         rows = max(1, min(LIST_ROWS, len(lines)))
         height = rows * view.sizeHintForRow(0) + 2 * view.frameWidth() + 4 if lines else 0
         view.setFixedHeight(height)
