@@ -329,3 +329,77 @@ def test_a_removal_announced_twice_reaches_the_pages_once(qtbot) -> None:
     window.announce_change(CacheChange.of(REMOVED, ["/s/a", "/s/b"], source="log"))
     assert [sorted(c.paths) for c in heard] == [["/s/a"], ["/s/b"]]
     assert os.sep == "/"
+
+
+def test_enabling_sharing_makes_the_pages_look_at_the_stores_again(qtbot, tmp_path: Path) -> None:
+    """When the Sharing page's look finds the stores changed (the shared store appeared after
+    Apply), every page hears it; a look that changes nothing says nothing."""
+    from PySide6.QtCore import QObject, Signal
+
+    from gui.app import follow_sharing
+    from gui.changes import STORES
+
+    class FakeSharing(QObject):
+        refreshed = Signal()
+
+    shared = tmp_path / "shared"
+    env = {
+        "HOME": str(tmp_path / "home"),
+        "XDG_CACHE_HOME": str(tmp_path / "home" / ".cache"),
+        "XDG_CACHE_DIRS": str(shared),
+        "XDG_CONFIG_HOME": str(tmp_path / "home" / ".config"),
+        "XDG_CONFIG_DIRS": str(tmp_path / "etc"),
+        "XDG_DATA_DIRS": str(tmp_path / "share"),
+    }
+    window = MainWindow("test")
+    qtbot.addWidget(window)
+    heard: list[CacheChange] = []
+    window.cacheChanged.connect(heard.append)
+    sharing = FakeSharing(window)
+    follow_sharing(window, sharing, env)
+    sharing.refreshed.emit()
+    assert heard == []
+    (shared / "0install.net" / "implementations").mkdir(parents=True)
+    sharing.refreshed.emit()
+    assert [c.kind for c in heard] == [STORES]
+
+
+def test_the_password_is_mentioned_only_for_stores_this_account_cannot_change(
+    qtbot, store, monkeypatch
+) -> None:
+    from gui import delete_action
+
+    _window, cache, _cleanup = open_both(qtbot, store)
+    entry = next(r.entry for r in cache.model.rows if r.entry.name == store.digests["old"])
+    allowed = [clean.Verdict(entry, "remove", ["on request"], None, None)]
+    assert "password" not in delete_action.plan_text(allowed, [])[1]
+    monkeypatch.setattr(clean, "can_change_here", lambda _entry: False)
+    assert "administrator's password" in delete_action.plan_text(allowed, [])[1]
+
+
+def test_closing_the_banner_under_the_pointer_keeps_its_place(qtbot) -> None:
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication, QLabel, QVBoxLayout, QWidget
+
+    from gui.banner import Banner
+
+    box = QWidget()
+    qtbot.addWidget(box)
+    layout = QVBoxLayout(box)
+    banner = Banner(box)
+    below = QLabel("toolbar", box)
+    layout.addWidget(banner)
+    layout.addWidget(below)
+    box.show()
+    banner.set_messages(["Something to read"], "info")
+    qtbot.waitUntil(lambda: banner.height() > 0 and below.y() > banner.y())
+    where = below.y()
+    banner.setAttribute(Qt.WidgetAttribute.WA_UnderMouse, True)  # the pointer is on its ✕
+    banner.dismiss()
+    box.layout().activate()
+    assert banner.isVisible() and below.y() == where  # nothing slides under the pointer
+    assert banner.messages == []
+    banner.setAttribute(Qt.WidgetAttribute.WA_UnderMouse, False)
+    QApplication.sendEvent(banner, QEvent(QEvent.Type.Leave))
+    box.layout().activate()
+    assert not banner.isVisible() and below.y() < where
