@@ -916,18 +916,30 @@ class CleanPage(QWidget):
         survey = self._survey
         if not chosen or survey is None or self._busy:
             return
-        _size, disk = clean.reclaimable(v.footprint for v in chosen if v.footprint is not None)
-        removing = sum(1 for v in chosen if v.action == "remove")
-        moving = len(chosen) - removing
-        parts = [
-            f"remove {removing:,} entries" if removing else "",
-            f"quarantine {moving:,} suspicious entries" if moving else "",
-        ]
+        removing = [v for v in chosen if v.action == "remove"]
+        moving = [v for v in chosen if v.action != "remove"]
+        _size, disk = clean.reclaimable(v.footprint for v in removing if v.footprint is not None)
+        parts = []
+        if removing:
+            parts.append(
+                f"remove {units.count_text(len(removing), 'entry')}, freeing {size_text(disk)}"
+            )
+        if moving:
+            parts.append(
+                f"quarantine {units.count_text(len(moving), 'suspicious entry', 'suspicious entries')}"
+                " (moved aside, not deleted)"
+            )
         question = (
-            f"{' and '.join(p for p in parts if p).capitalize()}, freeing {size_text(disk)}?\n\n"
-            "Each entry is checked again right before it is removed; entries of the shared "
-            "system store need an administrator's authorisation."
+            f"{' and '.join(parts)}?\n\nEach entry is checked again right before it is removed."
         )
+        question = question[:1].upper() + question[1:]
+        from gui.delete_action import needs_password
+
+        if needs_password(chosen):
+            question += (
+                " Some are in a store this account cannot change (the shared system store): an "
+                "administrator's password is asked for."
+            )
         if not self.confirm("Clean up", question):
             return
         recheck = clean.recheck_for(survey.stores, survey.entries, self._env, homes=self._homes)

@@ -126,6 +126,7 @@ class DeleteDialog(QDialog):
         screen = (parent.screen() if parent else None) or QGuiApplication.primaryScreen()
         if screen is not None:
             width = min(width, screen.availableGeometry().width() - 40)
+        self.setMinimumWidth(min(width, fm.averageCharWidth() * 60))
         self.resize(width, self.sizeHint().height())
 
     def _list(self, lines: list[str], name: str) -> QListWidget:
