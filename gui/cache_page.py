@@ -94,6 +94,13 @@ class _Overview(OverviewWidget):
         self._heights = {}
         super().changeEvent(event)
 
+    def minimumSizeHint(self):
+        # The page gives the chart the height it wants (_fit_overview); "Show details" may take
+        # most of it for the details pane, leaving the chart's top (the integrity bar) in view.
+        hint = super().minimumSizeHint()
+        hint.setHeight(self.fontMetrics().height() * 4)
+        return hint
+
 
 class CachePage(QWidget):
     """Lists the stores' entries, measures them, verifies them on demand."""
@@ -1144,11 +1151,23 @@ class CachePage(QWidget):
         sizes = self.side.sizes()
         total = sum(sizes)
         width = self.overview.width() or self.side.width()
-        want = self.overview.heightForWidth(width)
-        if want <= 0 or total <= 0:
+        if total <= 0:
             return
         # The details pane keeps room for a verdict and whole digests: two fifths at least.
-        want = min(want, total - max(total * 2 // 5, min(total // 3, 220)))
+        room = total - max(total * 2 // 5, min(total // 3, 220))
+        want = self.overview.heightForWidth(width)
+        figures = self._overview_figures
+        if figures and want > room:
+            # Fewer of the largest programs rather than a chart cut off in the middle.
+            by_status, by_store, largest = figures
+            n = len(largest)
+            while n > 1 and want > room:
+                n -= 1
+                self.overview.set_data(by_status, by_store, largest[:n])
+                want = self.overview.heightForWidth(width)
+        if want <= 0:
+            return
+        want = min(want, room)
         if want != sizes[0]:
             self.side.setSizes([want, total - want])
 

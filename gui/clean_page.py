@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMessageBox,
     QPlainTextEdit,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QTableView,
@@ -420,6 +421,11 @@ class CleanPage(QWidget):
         font = self.total.font()
         font.setBold(True)
         self.total.setFont(font)
+        # Wraps rather than widening the window past a small (or 150 %) screen.
+        self.total.setWordWrap(True)
+        self.total.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.total.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.total.setMinimumWidth(self.fontMetrics().horizontalAdvance("7 of 9 candidates"))
         options = QHBoxLayout()
         options.setContentsMargins(4, 0, 4, 0)
         for text, widget in (("Not used for", self.days), ("Keep newest", self.keep)):
@@ -429,8 +435,7 @@ class CleanPage(QWidget):
             options.addWidget(widget)
             options.addSpacing(8)
         options.addWidget(self.show_kept)
-        options.addStretch(1)
-        options.addWidget(self.total)
+        options.addWidget(self.total, 1)
 
         self.table = QTableView(self)
         self.table.setModel(self.proxy)
