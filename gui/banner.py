@@ -6,6 +6,7 @@ closes the strip; the window keeps working meanwhile.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -35,6 +36,17 @@ _ICONS: dict[Level, QStyle.StandardPixmap] = {
     "error": QStyle.StandardPixmap.SP_MessageBoxCritical,
 }
 
+_ZWSP = "\u200b"
+_LONG_RUN = re.compile(r"[^\s/\u200b]{24}(?=[^\s/\u200b])")
+
+
+def _breakable(text: str) -> str:
+    """Let a long path wrap after its slashes, and any long run of letters every 24 (zero-width
+    spaces: invisible, and a word-wrapped label may break there)."""
+    text = text.replace("/", "/" + _ZWSP)
+    return _LONG_RUN.sub(lambda m: m.group(0) + _ZWSP, text)
+
+
 MAX_LINES = 4
 """Lines shown at once; the rest are counted, and listed in the tooltip."""
 
@@ -56,7 +68,12 @@ class Banner(QFrame):
         self._text.setWordWrap(True)
         self._text.setTextFormat(Qt.TextFormat.PlainText)
         self._text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self._text.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        # Never wider than the page: long paths and digests break (see _breakable) instead of
+        # widening the window past the screen.
+        policy = QSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        policy.setHeightForWidth(True)
+        self._text.setSizePolicy(policy)
+        self._text.setMinimumWidth(self.fontMetrics().averageCharWidth() * 20)
         self._close = QToolButton(self)
         self._close.setAutoRaise(True)
         self._close.setText("✕")
@@ -84,7 +101,7 @@ class Banner(QFrame):
 
     @property
     def text(self) -> str:
-        return self._text.text()
+        return self._text.text().replace(_ZWSP, "")
 
     def set_messages(self, messages: Sequence[str], level: Level = "warning") -> None:
         """Replace what the banner says (an empty list hides it)."""
@@ -152,7 +169,7 @@ class Banner(QFrame):
         shown = lines[:MAX_LINES]
         if len(lines) > MAX_LINES:
             shown.append(f"… and {len(lines) - MAX_LINES} more (hover to see them all)")
-        self._text.setText("\n".join(shown))
+        self._text.setText(_breakable("\n".join(shown)))
         self.setToolTip("\n".join(lines) if len(lines) > MAX_LINES else "")
         background, border = _STYLES[level]
         self.setStyleSheet(

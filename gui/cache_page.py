@@ -148,6 +148,7 @@ class CachePage(QWidget):
         self._kept_verdicts = (0, 0)  # (kept, dropped) by the last rescan
         self._rescan_pending = False  # F5 during a verification: rescan once it ends
         self._fit_pending = False  # restored column widths to fit once shown
+        self._overview_trimmed = False  # the chart lists fewer programs to fit its room
         self._verified_count = 0  # verdicts received by the running verification
 
         self.model = CacheModel(self)
@@ -396,6 +397,7 @@ class CachePage(QWidget):
         self.side.setChildrenCollapsible(False)
         self._side_user_sized = False
         self.side.splitterMoved.connect(self._side_moved)
+        self.side.installEventFilter(self)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.addWidget(self.table)
         self.splitter.addWidget(self.side)
@@ -467,6 +469,9 @@ class CachePage(QWidget):
                 return True
         elif watched is self.table.viewport() and event.type() == QEvent.Type.Resize:
             self._place_no_match()
+        elif watched is self.side and event.type() == QEvent.Type.Resize:
+            # A banner opened or closed, or the window was resized: the chart's room changed.
+            QTimer.singleShot(0, self, self._fit_overview)
         return super().eventFilter(watched, event)
 
     def _place_no_match(self) -> None:
@@ -1155,8 +1160,11 @@ class CachePage(QWidget):
             return
         # The details pane keeps room for a verdict and whole digests: two fifths at least.
         room = total - max(total * 2 // 5, min(total // 3, 220))
-        want = self.overview.heightForWidth(width)
         figures = self._overview_figures
+        if figures and self._overview_trimmed:
+            self.overview.set_data(*figures)  # all of them again: there may be room now
+            self._overview_trimmed = False
+        want = self.overview.heightForWidth(width)
         if figures and want > room:
             # Fewer of the largest programs rather than a chart cut off in the middle.
             by_status, by_store, largest = figures
@@ -1164,6 +1172,7 @@ class CachePage(QWidget):
             while n > 1 and want > room:
                 n -= 1
                 self.overview.set_data(by_status, by_store, largest[:n])
+                self._overview_trimmed = True
                 want = self.overview.heightForWidth(width)
         if want <= 0:
             return

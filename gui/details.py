@@ -622,7 +622,8 @@ class DetailsPane(QScrollArea):
                 self.openRequested.emit(folder)
                 return
             last = output.splitlines()[-1] if output else f"exit status {code}"
-            self.openFailed.emit(folder, f"xdg-open failed ({last})")
+            last = last.replace(f"'{folder}'", "it").replace(folder, "it")
+            self.openFailed.emit(folder, f"xdg-open failed: {last.removeprefix('xdg-open: ')}")
 
         def failed(error: QProcess.ProcessError) -> None:
             if error == QProcess.ProcessError.FailedToStart:
