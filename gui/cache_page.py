@@ -149,6 +149,7 @@ class CachePage(QWidget):
         self._rescan_pending = False  # F5 during a verification: rescan once it ends
         self._fit_pending = False  # restored column widths to fit once shown
         self._overview_trimmed = False  # the chart lists fewer programs to fit its room
+        self._removed_meanwhile: set[str] = set()  # removed while a scan was listing
         self._verified_count = 0  # verdicts received by the running verification
 
         self.model = CacheModel(self)
@@ -588,6 +589,12 @@ class CachePage(QWidget):
         if self._kept_verdicts[0] and self.model.sort_column == Column.STATUS:
             sorted_by = None  # the carried verdicts moved rows
         self.model.set_rows(rows, sorted_by)
+        if self._removed_meanwhile:
+            import os
+
+            gone = [p for p in self._removed_meanwhile if not os.path.lexists(p)]
+            self._removed_meanwhile = set()
+            self.model.remove_paths(gone)
         self._set_store_choices([s.label for s in scan.stores if s.problem is None])
         messages = list(scan.problems)
         if not scan.entries:
@@ -825,6 +832,9 @@ class CachePage(QWidget):
             self._update_pin_actions()
             return
         if change.kind == changes.REMOVED and change.paths:
+            if self._scan is not None:
+                # A scan listed the stores before this removal: drop these from its list too.
+                self._removed_meanwhile |= change.paths
             current = self.current_row()
             gone = self.model.remove_paths(change.paths)
             if not gone:

@@ -874,6 +874,8 @@ class CleanPage(QWidget):
         if change.kind == REMOVED and change.paths:
             if self.model.remove_paths(change.paths):
                 self.refresh_details()
+            if self._busy:
+                self._look_again = True  # a survey running now may still list them
             return
         if change.kind == PINNED and self._survey is not None and not self._busy:
             from core import pins

@@ -403,3 +403,41 @@ def test_closing_the_banner_under_the_pointer_keeps_its_place(qtbot) -> None:
     QApplication.sendEvent(banner, QEvent(QEvent.Type.Leave))
     box.layout().activate()
     assert not banner.isVisible() and below.y() < where
+
+
+def test_show_details_gives_the_details_pane_the_room(qtbot, store) -> None:
+    _window, cache, _cleanup = open_both(qtbot, store)
+    cache.set_default_sizes(cache.width())
+    select_cache(cache, {store.digests["old"]})
+    before = cache.details.height()
+    qtbot.keyClick(cache.table, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: cache.details.height() > before)
+    chart, details = cache.side.sizes()
+    assert details >= 2 * chart - 2  # two thirds of the column, visibly bigger
+    assert cache.details.hasFocus() or cache.details.isAncestorOf(QGuiApplication.focusObject())
+
+
+def test_the_window_comes_back_where_it_was_and_on_screen(qtbot, tmp_path: Path) -> None:
+    """The frame's place and the size are saved and restored as they were (no drift by a title
+    bar per start); a place off the screen is moved back onto it."""
+    from PySide6.QtCore import QSettings
+
+    path = str(tmp_path / "window.ini")
+    first = MainWindow("test", QSettings(path, QSettings.Format.IniFormat))
+    qtbot.addWidget(first)
+    first.resize(600, 400)
+    first.move(30, 40)
+    first.save_state()
+    again = MainWindow("test", QSettings(path, QSettings.Format.IniFormat))
+    qtbot.addWidget(again)
+    again.restore_state()
+    assert (again.pos().x(), again.pos().y(), again.width(), again.height()) == (30, 40, 600, 400)
+    settings = QSettings(path, QSettings.Format.IniFormat)
+    settings.setValue("window/place", [5000, 4000, 3000, 2000])  # a bigger screen, elsewhere
+    settings.sync()
+    away = MainWindow("test", QSettings(path, QSettings.Format.IniFormat))
+    qtbot.addWidget(away)
+    away.restore_state()
+    area = (away.screen() or QGuiApplication.primaryScreen()).availableGeometry()
+    assert away.width() <= area.width() and away.height() <= area.height()
+    assert area.contains(away.geometry().topLeft())
