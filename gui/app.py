@@ -170,8 +170,6 @@ def freeze_startup_objects() -> None:
 def _build_window(stores, env, settings):
     from gui.cache_page import CachePage
     from gui.clean_page import CleanPage
-    from gui.delete_action import attach as attach_delete
-    from gui.repair_action import attach as attach_repair
     from gui.main_window import MainWindow
     from gui.maintenance_page import MaintenancePage
     from gui.sharing_page import SharingPage
@@ -180,13 +178,38 @@ def _build_window(stores, env, settings):
     window = MainWindow(app_version(), settings)
     page = CachePage(stores, env, parent=window)
     window.add_page(page)
-    attach_delete(page, env)
-    attach_repair(page, env)
     window.add_page(CleanPage(stores, env, parent=window))
-    window.add_page(SharingPage(parent=window))
+    sharing = SharingPage(parent=window)
+    window.add_page(sharing)
     window.add_page(MaintenancePage(parent=window))
     window.add_page(VMPage(env, parent=window))
+    if stores is None:
+        follow_sharing(window, sharing, env)
     return window, page
+
+
+def store_states(env) -> list[tuple[str, str | None]]:
+    """The discovered stores and whether each can be read: what enabling or disabling sharing
+    changes (the shared store appears, or stops being usable)."""
+    from core.stores import discover_stores
+
+    return [(s.path, s.problem) for s in discover_stores(env)]
+
+
+def follow_sharing(window, sharing, env) -> None:
+    """After the Sharing page looks again (after Apply, Disable or Refresh), tell every page when
+    the stores themselves changed, so that the Cache and Clean up pages look at them again."""
+    seen = {"stores": store_states(env)}
+
+    def looked() -> None:
+        now = store_states(env)
+        if now != seen["stores"]:
+            seen["stores"] = now
+            from gui.changes import STORES, CacheChange
+
+            window.announce_change(CacheChange.of(STORES, source="sharing"))
+
+    sharing.refreshed.connect(looked)
 
 
 def show_page(window, page_id: str | None) -> bool:

@@ -35,6 +35,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QFont, QIcon
 
+from core import units
 from core.records import unchanged_text
 from core.units import size_text
 from gui import status as st
@@ -374,7 +375,7 @@ class CacheModel(QAbstractTableModel):
         self._tints: dict[str, QColor] = {}
         self._bold = QFont()
         self._bold.setBold(True)
-        self.now = time.time  # replaceable, so tests can pin "3 weeks ago"
+        self.now = time.time  # replaceable, so tests can pin "21 days ago"
 
     # --- Qt model interface ---------------------------------------------------------------------
 
@@ -488,6 +489,24 @@ class CacheModel(QAbstractTableModel):
             row.pos = i
         self._recount()
         self.endResetModel()
+
+    def remove_paths(self, paths: Iterable[str]) -> list[Row]:
+        """Drop the rows of entries that are gone (deleted, cleaned, quarantined) in place, with
+        the totals; the others keep their verdicts, sizes and places. Returns the rows dropped."""
+        wanted = set(paths)
+        gone = [r for r in self._rows if r.entry.path in wanted]
+        for start, end in reversed(contiguous_ranges(r.pos for r in gone)):
+            self.beginRemoveRows(_ROOT, start, end)
+            del self._rows[start : end + 1]
+            for pos in range(start, len(self._rows)):
+                self._rows[pos].pos = pos
+            self.endRemoveRows()
+        for row in gone:
+            self._by_entry.pop(id(row.entry), None)
+        if gone:
+            self._recount()
+            self.status_version += 1
+        return gone
 
     @property
     def rows(self) -> Sequence[Row]:
@@ -654,7 +673,7 @@ class CacheModel(QAbstractTableModel):
         if col == Column.VERSION:
             return entry.version
         if col == Column.STORE:
-            return entry.store.label
+            return st.middle_elided(entry.store.label)
         if col == Column.STATUS:
             return status_text(row)
         if col == Column.DIGEST:
@@ -682,15 +701,15 @@ class CacheModel(QAbstractTableModel):
         if col == Column.PROGRAM:
             if entry.feed is not None:
                 return entry.feed.feed_url
-            return entry.reason or "No cached feed lists this implementation"
+            return st.window_words(entry.reason) or "No cached feed lists this implementation"
         if col == Column.STATUS:
             lines = []
             if entry.reason and entry.kind == "suspicious":
-                lines.append(entry.reason)
+                lines.append(st.window_words(entry.reason))
             if row.outcome is not None:
                 lines.append(f"Verified: {verdict_age(row, self.now())}: {row.outcome.detail}")
             elif entry.reason:
-                lines.append(entry.reason)
+                lines.append(st.window_words(entry.reason))
             return "\n".join(lines) or None
         if col == Column.SIZE and entry.usage is not None:
             usage = entry.usage
@@ -752,7 +771,7 @@ def sort_key(column: int) -> Callable[[Row], tuple]:
 
 
 def last_used_text(entry: Entry, now: float) -> str:
-    """ "3 weeks ago", or why it cannot be told."""
+    """ "21 days ago", or why it cannot be told."""
     usage = entry.usage
     if usage is None:
         return _PENDING
@@ -764,28 +783,9 @@ def last_used_text(entry: Entry, now: float) -> str:
 
 
 def ago_text(seconds: float) -> str:
-    """Compact relative time with weeks ("3 weeks ago"), which humanize.naturaltime skips."""
-    s = max(0.0, seconds)
-    day = 86400.0
-
-    def plural(n: int, unit: str) -> str:
-        return f"{n} {unit}{'' if n == 1 else 's'} ago"
-
-    if s < 60:
-        return "just now"
-    if s < 3600:
-        return plural(int(s // 60), "minute")
-    if s < day:
-        return plural(int(s // 3600), "hour")
-    if s < 2 * day:
-        return "yesterday"
-    if s < 14 * day:
-        return plural(int(s // day), "day")
-    if s < 61 * day:
-        return plural(int(s // (7 * day)), "week")
-    if s < 365 * day:
-        return plural(int(s // (30.44 * day)), "month")
-    return plural(int(s // (365.25 * day)), "year")
+    """ "3 months ago": the one wording of ages (:func:`core.units.ago_text`), shared with Clean
+    up and the command line."""
+    return units.ago_text(seconds)
 
 
 def contiguous_ranges(positions: Iterable[int]) -> list[tuple[int, int]]:

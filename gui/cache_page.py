@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 from core import scan_process, verify_process
 from core import verify as core_verify
 from core.manifest import display_path
+from core.units import count_text
 from gui import status as st
 from gui.actions import make_action
 from gui.activity import ActivityBar, duration_text
@@ -95,6 +96,13 @@ class _Overview(OverviewWidget):
         self._heights = {}
         super().changeEvent(event)
 
+    def minimumSizeHint(self):
+        # The page gives the chart the height it wants (_fit_overview); "Show details" may take
+        # most of it for the details pane, leaving the chart's top (the integrity bar) in view.
+        hint = super().minimumSizeHint()
+        hint.setHeight(self.fontMetrics().height() * 4)
+        return hint
+
 
 class CachePage(QWidget):
     """Lists the stores' entries, measures them, verifies them on demand."""
@@ -106,6 +114,8 @@ class CachePage(QWidget):
     scanFinished = Signal()
     verifyFinished = Signal()
     busyChanged = Signal(bool)
+    cacheChanged = Signal(object)  # a gui.changes.CacheChange this page made (delete, pin)
+    statusMessage = Signal(str)
 
     def __init__(
         self,
@@ -114,6 +124,7 @@ class CachePage(QWidget):
         *,
         jobs: int | None = None,
         starter: Starter | None = None,
+        homes: Sequence[str] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -142,13 +153,27 @@ class CachePage(QWidget):
         self._recheck_rows: list[Row] = []
         self._recheck_job: VerifyJob | None = None
         self._recheck_report = ""
+        self._rescan_pending = False  # F5 during a verification: rescan once it ends
+        self._fit_pending = False  # restored column widths to fit once shown
+        self._overview_trimmed = False  # the chart lists fewer programs to fit its room
+        self._removed_meanwhile: set[str] = set()  # removed while a scan was listing
+        self._verified_count = 0  # verdicts received by the running verification
 
         self.model = CacheModel(self)
         self.proxy = CacheFilter(self)
         self.proxy.setSourceModel(self.model)
 
         self._build_actions()
+        from gui.delete_action import DeleteAction
+
+        self.deleter = DeleteAction(self, env, starter=starter, homes=homes)
+        self.delete_action = self.deleter.action
         self._build_widgets()
+        self.deleter.install()
+        from gui.repair_action import RepairAction
+
+        self.repairer = RepairAction(self, env, starter=starter)
+        self.repair_action = self.repairer.action
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(REFRESH_MS)
@@ -224,6 +249,27 @@ class CachePage(QWidget):
             "Ctrl+O",
             "folder-open",
         )
+        self.copy_path_action = self._action(
+            "Copy &path", "Copy the current entry's whole path", lambda: self._copy("Path")
+        )
+        self.copy_digest_action = self._action(
+            "Copy di&gest", "Copy the current entry's whole digest", lambda: self._copy("Digest")
+        )
+        self.pin_action = self._action(
+            "&Pin",
+            "Keep the selected entries forever: Clean up and Delete never remove them",
+            lambda: self.pin_selected(True),
+        )
+        self.unpin_action = self._action(
+            "U&npin",
+            "Let Clean up judge the selected entries again",
+            lambda: self.pin_selected(False),
+        )
+        self.show_in_clean_action = self._action(
+            "Show in &Clean up",
+            "Show the current entry on the Clean up page, with why it is kept or removable",
+            self.show_in_clean,
+        )
 
     def menu_actions(self) -> list[QAction | None]:
         """What the window puts in this page's menu (None is a separator)."""
@@ -241,7 +287,50 @@ class CachePage(QWidget):
             None,
             self.details_action,
             self.open_action,
+            self.copy_path_action,
+            self.copy_digest_action,
+            None,
+            self.pin_action,
+            self.unpin_action,
+            self.show_in_clean_action,
+            self.repair_action,
+            self.delete_action,
         ]
+
+    def context_actions(self) -> list[QAction | None]:
+        """The row's context menu: what can be done to the entries under the pointer."""
+        return [
+            self.details_action,
+            self.verify_selected_action,
+            self.open_action,
+            self.copy_path_action,
+            self.copy_digest_action,
+            None,
+            self.pin_action,
+            self.unpin_action,
+            self.show_in_clean_action,
+            None,
+            self.repair_action,
+            self.delete_action,
+        ]
+
+    def _context_menu(self, pos) -> None:
+        from PySide6.QtWidgets import QMenu
+
+        index = self.table.indexAt(pos)
+        if index.isValid() and not self.table.selectionModel().isSelected(index):
+            self.select_proxy_row(index.row())
+        self._update_actions()
+        self._update_pin_actions()
+        menu = QMenu(self.table)
+        menu.setToolTipsVisible(True)
+        for action in self.context_actions():
+            if action is None:
+                menu.addSeparator()
+            else:
+                menu.addAction(action)
+        self._context = menu  # kept for tests; replaced by the next one
+        menu.popup(self.table.viewport().mapToGlobal(pos))
 
     def _build_widgets(self) -> None:
         self.toolbar = QToolBar("Cache", self)
@@ -323,6 +412,7 @@ class CachePage(QWidget):
         self.side.setChildrenCollapsible(False)
         self._side_user_sized = False
         self.side.splitterMoved.connect(self._side_moved)
+        self.side.installEventFilter(self)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.addWidget(self.table)
         self.splitter.addWidget(self.side)
@@ -346,6 +436,8 @@ class CachePage(QWidget):
     def _setup_table(self) -> None:
         table = self.table
         table.addAction(self.details_action)
+        table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        table.customContextMenuRequested.connect(self._context_menu)
         table.activated.connect(lambda _index: self.show_details())
         table.selectionModel().currentRowChanged.connect(self._current_changed)
         table.selectionModel().selectionChanged.connect(lambda *_: self._selection_changed())
@@ -393,6 +485,9 @@ class CachePage(QWidget):
                 return True
         elif watched is self.table.viewport() and event.type() == QEvent.Type.Resize:
             self._place_no_match()
+        elif watched is self.side and event.type() == QEvent.Type.Resize:
+            # A banner opened or closed, or the window was resized: the chart's room changed.
+            QTimer.singleShot(0, self, self._fit_overview)
         return super().eventFilter(watched, event)
 
     def _place_no_match(self) -> None:
@@ -423,6 +518,7 @@ class CachePage(QWidget):
                 f"{len(selected):,} selected, {size_text(size)}{' so far' if pending else ''}"
             )
         self.count_label.setText(" · ".join(parts))
+        self._sync_details()
         empty = total > 0 and shown == 0
         if empty != self.no_match.isVisible():
             self.no_match.setVisible(empty)
@@ -430,7 +526,7 @@ class CachePage(QWidget):
                 self._place_no_match()
 
     def _selection_changed(self) -> None:
-        self._update_actions()
+        self._sync_details()
         self._schedule_counts()
 
     def clear_selection(self) -> None:
@@ -457,10 +553,20 @@ class CachePage(QWidget):
         return self.scanning or self.verifying
 
     def rescan(self) -> None:
-        """List the stores again (F5); results of a scan still running are dropped."""
-        self._recheck_rows, self._recheck_job = [], None  # an earlier scan's re-check ends
+        """List the stores again (F5); results of a scan still running are dropped.
+
+        During a verification the rescan waits for it to end (Escape cancels both): cancelling
+        it silently would throw away work the admin asked for, and a new list made meanwhile
+        would not receive the verdicts still on their way. Its verdicts are carried into the
+        new list like any other.
+        """
         if self._verify is not None:
-            self._cancel_verify()
+            if not self._rescan_pending:
+                self._rescan_pending = True
+                self.activity.message("Rescanning once the verification ends (Escape cancels both)")
+            return
+        self._rescan_pending = False
+        self._recheck_rows, self._recheck_job = [], None  # an earlier scan's re-check ends
         if self._scan is not None:
             self._scan.cancel()
         current = self.current_row()
@@ -499,6 +605,12 @@ class CachePage(QWidget):
         if self._kept_verdicts[0] and self.model.sort_column == Column.STATUS:
             sorted_by = None  # the carried verdicts moved rows
         self.model.set_rows(rows, sorted_by)
+        if self._removed_meanwhile:
+            import os
+
+            gone = [p for p in self._removed_meanwhile if not os.path.lexists(p)]
+            self._removed_meanwhile = set()
+            self.model.remove_paths(gone)
         self._set_store_choices([s.label for s in scan.stores if s.problem is None])
         messages = list(scan.problems)
         if not scan.entries:
@@ -542,8 +654,7 @@ class CachePage(QWidget):
         else:
             stores = len(self._store_labels)
             self._last_report = (
-                f"Scanned {job.entries_total:,} entries in {stores} "
-                f"{'store' if stores == 1 else 'stores'}"
+                f"Scanned {count_text(job.entries_total, 'entry')} in {count_text(stores, 'store')}"
             )
             kept, dropped = self._kept_verdicts
             if kept or dropped:
@@ -640,6 +751,7 @@ class CachePage(QWidget):
         job.finished.connect(lambda error, g=gen, j=job: self._on_verify_finished(g, j, error))
         self._verify = job
         self._verify_rows = rows
+        self._verified_count = 0
         self._verify_started = time.monotonic()
         self.model.set_verifying(rows, True)
         # The chart follows a little later: not at the busiest moment of the start (and an
@@ -658,6 +770,7 @@ class CachePage(QWidget):
         if gen != self._verify_generation:
             return
         rows = self._verify_rows
+        self._verified_count += len(items)
         changed = self.model.apply_outcomes((rows[i], outcome) for i, outcome in items)
         self._rows_changed(changed)
 
@@ -681,7 +794,8 @@ class CachePage(QWidget):
             self.model.apply_outcomes((row, None) for row in left)  # type: ignore[misc]
         self._rows_changed(left)
         elapsed = time.monotonic() - self._verify_started
-        done = len(rows) - len(left)
+        done = min(self._verified_count, len(rows))
+        pending = self._rescan_pending
         for note in dict.fromkeys(job.notes):  # records ignored or read-only, unstable inodes
             text = note[:1].upper() + note[1:]
             if text not in self.banner.messages:
@@ -689,15 +803,23 @@ class CachePage(QWidget):
         if isinstance(error, BaseException):
             self.banner.add_message(f"Verification failed: {_describe(error)}", "error")
         elif job.cancelled:
-            self._last_report = f"Verification cancelled after {done:,} of {len(rows):,} entries"
+            self._last_report = (
+                f"Verification cancelled after {done:,} of {len(rows):,} entries; "
+                f"{len(rows) - done:,} not verified"
+            )
+            pending = False  # Escape cancels the rescan that was waiting too
         else:
+            owned = [r for r in rows if self.model.row_for(r.entry) is r]
+            gone = len(rows) - len(owned)
             counts: dict[str, int] = {}
-            for row in rows:
+            for row in owned:
                 counts[row.status] = counts.get(row.status, 0) + 1
             parts = ", ".join(f"{counts[w]:,} {w}" for w in st.STATUSES if w in counts)
             self._last_report = (
-                f"Verified {len(rows):,} entries in {duration_text(elapsed)}: {parts}"
+                f"Verified {count_text(len(owned), 'entry')} in {duration_text(elapsed)}: {parts}"
             )
+            if gone:
+                self._last_report += f" ({count_text(gone, 'entry')} removed meanwhile)"
             if job is self._recheck_job:
                 self._last_report = (
                     f"{self._recheck_report}; checked again by their change keys: {parts}"
@@ -705,11 +827,14 @@ class CachePage(QWidget):
         rechecked = job is self._recheck_job
         if rechecked:
             self._recheck_job = None
+        self._rescan_pending = False
         self.refresh_now()
         self._set_busy()
         verify_process.prestart()  # for the next verification
         self.verifyFinished.emit()
-        if rechecked or (self._recheck_rows and not self._start_recheck()):
+        if pending:
+            self.rescan()  # F5 waited for this verification: the new scan ends with its own signal
+        elif rechecked or (self._recheck_rows and not self._start_recheck()):
             self.scanFinished.emit()
 
     def _cancel_verify(self) -> None:
@@ -722,6 +847,7 @@ class CachePage(QWidget):
         """Stop what is running (Escape); the rows not reached keep their previous status."""
         if self._verify is not None:
             self._verify.cancel()
+            self._rescan_pending = False
             self.activity.message("Cancelling the verification…")
         if self._scan is not None:
             self._scan.cancel()
@@ -742,6 +868,92 @@ class CachePage(QWidget):
         deadline = time.monotonic() + timeout
         for job in jobs:
             job.wait(max(0.0, deadline - time.monotonic()))
+
+    # --- changes made elsewhere (gui.changes) ----------------------------------------------------
+
+    def cache_changed(self, change) -> None:
+        """Another page, this page's Delete or the command line changed the stores: removed
+        entries leave the table at once (verdicts, sizes and the selection of the others stay);
+        anything else is looked at again (after a running verification)."""
+        from gui import changes
+
+        if change.kind == changes.PINNED:
+            self._update_pin_actions()
+            return
+        if change.kind == changes.REMOVED and change.paths:
+            if self._scan is not None:
+                # A scan listed the stores before this removal: drop these from its list too.
+                self._removed_meanwhile |= change.paths
+            current = self.current_row()
+            gone = self.model.remove_paths(change.paths)
+            if not gone:
+                return
+            if current is not None and any(r is current for r in gone):
+                self.details.show_row(None)
+                self._restore_path = None
+            self._sync_details()
+            self.refresh_now()
+            self._update_actions()
+            return
+        self.rescan()
+
+    def pin_selected(self, on: bool) -> None:
+        """Pin (or unpin) the selected entries by digest; every page hears of it."""
+        from core import pins
+        from gui.changes import PINNED, CacheChange
+
+        rows = [r for r in self.selected_rows() if r.entry.digest is not None]
+        if not rows:
+            return
+        try:
+            current = pins.load(pins.pins_path(self._env))
+            changed = [
+                r.entry.name
+                for r in rows
+                if (pins.add if on else pins.remove)(current, "entry", r.entry.name)
+            ]
+            if changed:
+                current.save()
+        except pins.PinError as exc:
+            self.banner.add_message(str(exc), "error")
+            return
+        word = "Pinned" if on else "Unpinned"
+        self.activity.message(f"{word} {count_text(len(changed), 'entry')} ({current.path})")
+        if changed:
+            self.cacheChanged.emit(
+                CacheChange.of(PINNED, [r.entry.path for r in rows], source=self.page_id)
+            )
+        self._update_pin_actions()
+
+    def _pins(self):
+        from core import pins
+
+        try:
+            return pins.load(pins.pins_path(self._env))
+        except pins.PinError:
+            return None
+
+    def _update_pin_actions(self) -> None:
+        """Pin for entries not pinned yet, Unpin for pinned ones (by digest)."""
+        rows = [r for r in self.selected_rows() if r.entry.digest is not None]
+        current = self._pins() if rows else None
+        pinned = set(current.entries) if current is not None else set()
+        self.pin_action.setEnabled(any(r.entry.name not in pinned for r in rows))
+        self.unpin_action.setEnabled(any(r.entry.name in pinned for r in rows))
+
+    def show_in_clean(self) -> None:
+        """The current entry on the Clean up page: why it is kept or removable."""
+        row = self.current_row()
+        window = self.window()
+        if row is None or not hasattr(window, "show_page"):
+            return
+        page = window.show_page("clean")
+        if page is not None and hasattr(page, "select_path"):
+            page.select_path(row.entry.path)
+
+    def _copy(self, field: str) -> None:
+        if self.details.row is not None:
+            self.details.value_widget(field).copy()
 
     # --- updates ---------------------------------------------------------------------------------
 
@@ -823,7 +1035,16 @@ class CachePage(QWidget):
             self._verify is None and self._scan is not None and self._scan.cancelled
         )
         self.cancel_action.setEnabled(self.busy and not cancelling)
-        self.open_action.setEnabled(self.current_row() is not None)
+        shown = self.details.row is not None if hasattr(self, "details") else False
+        for action in (
+            self.open_action,
+            self.copy_path_action,
+            self.copy_digest_action,
+            self.show_in_clean_action,
+        ):
+            action.setEnabled(shown)
+        self.details_action.setEnabled(shown)
+        self._update_pin_actions()
 
     # --- filters, details ------------------------------------------------------------------------
 
@@ -878,28 +1099,58 @@ class CachePage(QWidget):
         """A click on a program's bar in the chart: filter by its name, or clear that filter."""
         self.filter_edit.setText("" if self.filter_edit.text() == program else program)
 
-    def _open_failed(self, folder: str) -> None:
-        QGuiApplication.clipboard().setText(folder)
+    def _open_failed(self, folder: str, why: str = "") -> None:
+        shown = display_path(folder)
+        reason = why or "nothing on this machine opens folders (no file manager)"
         self.banner.add_message(
-            f"Could not open {display_path(folder)}: nothing on this machine opens folders "
-            "(no file manager, or xdg-open is missing). Its path was copied to the clipboard.",
+            f"Could not open {shown}: {reason}. Open it in a terminal or a file manager.",
             "warning",
         )
+        self.banner.set_action(
+            "Copy path", lambda: self._copy_text(folder, "the path"), f"Copy {shown}"
+        )
+
+    def _copy_text(self, text: str, what: str) -> None:
+        QGuiApplication.clipboard().setText(text)
+        self._copied(what)
 
     def _copied(self, what: str) -> None:
         self.activity.message(f"Copied {what} to the clipboard")
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        self.details.show_row(current.data(ROW_ROLE) if current.isValid() else None)
+        self._sync_details()
+
+    def _sync_details(self) -> None:
+        """The details pane shows the current entry while it is selected, else the first
+        selected one, else nothing (a filter that hid the selection leaves no stale entry)."""
+        selection = self.table.selectionModel()
+        current = self.table.currentIndex()
+        if current.isValid() and selection.isRowSelected(current.row(), current.parent()):
+            row = current.data(ROW_ROLE)
+        else:
+            selected = selection.selectedRows()
+            row = selected[0].data(ROW_ROLE) if selected else None
+        if row is not self.details.row:
+            self.details.show_row(row)
         self._update_actions()
 
     def show_details(self) -> None:
-        """Enter on a row: make sure the details pane is visible and move the focus to it."""
+        """Enter on a row (or Show details): open the details pane wide enough to read, give it
+        the room the chart had, scroll it to the top and move the focus to it."""
+        if self.details.row is None:
+            return
         sizes = self.splitter.sizes()
-        if len(sizes) == 2 and sizes[1] == 0:
-            total = sum(sizes)
-            self.splitter.setSizes([total - total // 3, total // 3])
+        total = sum(sizes)
+        if len(sizes) == 2 and sizes[1] < min(280, total // 3):
+            self.splitter.setSizes([total - max(280, total // 3), max(280, total // 3)])
+        side = self.side.sizes()
+        room = sum(side)
+        if len(side) == 2 and side[1] < room * 2 // 3:
+            self.side.setSizes([room - room * 2 // 3, room * 2 // 3])
+            self._side_user_sized = True
+        self.details.verticalScrollBar().setValue(0)
         self.details.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.details.flash()
 
     def open_folder(self) -> None:
         if self.details.row is not None:
@@ -916,6 +1167,13 @@ class CachePage(QWidget):
         settings.setValue("side", self.side.saveState())
         settings.endGroup()
 
+    def fit_columns(self) -> None:
+        """Once shown at its real size (the window calls it): restored column widths saved on a
+        bigger screen, or at another scale, must not push columns out of reach."""
+        if self._fit_pending:
+            self._fit_pending = False
+            self.table.fit_columns(self.table.viewport().width())
+
     def restore_state(self, settings: QSettings) -> None:
         settings.beginGroup("cache")
         try:
@@ -923,6 +1181,7 @@ class CachePage(QWidget):
             if header:
                 self.table.horizontalHeader().restoreState(header)
                 self.table.sync_column_toggles()
+                self._fit_pending = True
             for key, splitter in (("splitter", self.splitter), ("side", self.side)):
                 state = read_bytes(settings, key)
                 if state:
@@ -956,10 +1215,27 @@ class CachePage(QWidget):
         sizes = self.side.sizes()
         total = sum(sizes)
         width = self.overview.width() or self.side.width()
-        want = self.overview.heightForWidth(width)
-        if want <= 0 or total <= 0:
+        if total <= 0:
             return
-        want = min(want, total - min(total // 3, 220))  # the details pane keeps room
+        # The details pane keeps room for a verdict and whole digests: two fifths at least.
+        room = total - max(total * 2 // 5, min(total // 3, 220))
+        figures = self._overview_figures
+        if figures and self._overview_trimmed:
+            self.overview.set_data(*figures)  # all of them again: there may be room now
+            self._overview_trimmed = False
+        want = self.overview.heightForWidth(width)
+        if figures and want > room:
+            # Fewer of the largest programs rather than a chart cut off in the middle.
+            by_status, by_store, largest = figures
+            n = len(largest)
+            while n > 1 and want > room:
+                n -= 1
+                self.overview.set_data(by_status, by_store, largest[:n])
+                self._overview_trimmed = True
+                want = self.overview.heightForWidth(width)
+        if want <= 0:
+            return
+        want = min(want, room)
         if want != sizes[0]:
             self.side.setSizes([want, total - want])
 

@@ -136,6 +136,38 @@ class CacheTable(QTableView):
         self.sync_column_toggles()
         return shown
 
+    def fit_columns(self, width: int) -> bool:
+        """Make the shown columns fit ``width`` pixels if they can: each one at most 40 % of it,
+        then, while they still overflow, the widest ones cut back towards their default width.
+        Returns True when something changed. Whatever cannot fit stays reachable by scrolling."""
+        if width <= 0:
+            return False
+        header = self.horizontalHeader()
+        shown = [c for c in Column if not self.isColumnHidden(c)]
+        if not shown:
+            return False
+        last = max(shown, key=header.visualIndex)  # stretched over what is left: not counted
+        sizes = {c: header.sectionSize(c) for c in shown if c != last}
+        before = dict(sizes)
+        cap = max(60, width * 2 // 5)
+        for c, size in sizes.items():
+            sizes[c] = min(size, max(cap, self.default_width(c) if c == Column.PROGRAM else 0))
+        room = width - self.default_width(last)
+        excess = sum(sizes.values()) - room
+        if excess > 0:
+            spare = {c: max(0, sizes[c] - self.default_width(c)) for c in sizes}
+            total_spare = sum(spare.values())
+            if total_spare:
+                cut = min(excess, total_spare)
+                for c in sizes:
+                    sizes[c] -= spare[c] * cut // total_spare
+        changed = False
+        for c, size in sizes.items():
+            if size != before[c]:
+                header.resizeSection(c, size)
+                changed = True
+        return changed
+
     def sync_column_toggles(self) -> None:
         """After restoring a saved header: the header menu's check marks follow hidden columns."""
         for col, toggle in zip(Column, self.column_toggles):

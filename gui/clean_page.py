@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping, Sequence
 from enum import IntEnum
 from typing import Any
 
-import humanize
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
@@ -35,6 +34,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMessageBox,
     QPlainTextEdit,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QTableView,
@@ -43,12 +43,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import actionlog, clean
+from core import actionlog, clean, units
 from core.units import size_text
 from gui.actions import make_action
 from gui.activity import ActivityBar
 from gui.banner import Banner
+from gui.cache_model import program_text
+from gui.changes import MODIFIED, PINNED, REMOVED, CacheChange
 from gui.settings import read_bytes
+from gui.status import middle_elided, window_words
 from gui.workers import Starter, Worker
 
 _ROOT = QModelIndex()
@@ -66,13 +69,24 @@ class Col(IntEnum):
     REASONS = 6
 
 
-HEADERS = ["Program", "Version", "Store", "Space", "Last used", "Action", "Why"]
+HEADERS = ["Program", "Version", "Store", units.DISK_WORD, "Last used", "Action", "Why"]
+HEADER_TIPS = [
+    "The program's name from its cached feed; for an entry no feed lists, the start of its name",
+    "The implementation's version",
+    "Which implementation store holds the entry (hover a cell for its path)",
+    (
+        "Disk use: the space removing the entry gives back (hard links shared with entries "
+        "that stay do not count); the Cache page's Size is the apparent size of the files"
+    ),
+    "Newest access time of anything inside",
+    "What Clean would do: remove, quarantine (suspicious entries are moved aside) or keep",
+    "Why: the evidence for the action (hover for all of it, or see the pane below)",
+]
 
 
 def when_text(ts: float | None) -> str:
-    if ts is None:
-        return "unknown"
-    return humanize.naturaltime(time.time() - ts)
+    """ "3 months ago": the same words as the Cache page and ``list``."""
+    return units.age_text(ts)
 
 
 class CleanModel(QAbstractTableModel):
@@ -103,7 +117,28 @@ class CleanModel(QAbstractTableModel):
     ) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return HEADERS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return HEADER_TIPS[section]
         return None
+
+    def row_of(self, path: str) -> int:
+        """The row of the entry at ``path``, -1 when it has none."""
+        for i, v in enumerate(self.verdicts):
+            if v.entry.path == path:
+                return i
+        return -1
+
+    def remove_paths(self, paths: frozenset[str]) -> int:
+        """Drop the verdicts of entries that are gone, in place; returns how many."""
+        gone = [i for i, v in enumerate(self.verdicts) if v.entry.path in paths]
+        for i in reversed(gone):
+            self.beginRemoveRows(_ROOT, i, i)
+            del self.verdicts[i]
+            self.checked = {c - (c > i) for c in self.checked if c != i}
+            self.endRemoveRows()
+        if gone:
+            self.checkedChanged.emit()
+        return len(gone)
 
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
         base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
@@ -130,18 +165,18 @@ class CleanModel(QAbstractTableModel):
             return Qt.CheckState.Checked if row in self.checked else Qt.CheckState.Unchecked
         if role == Qt.ItemDataRole.DisplayRole:
             if col == Col.PROGRAM:
-                return e.program
+                return program_text(e)
             if col == Col.VERSION:
                 return e.version
             if col == Col.STORE:
-                return e.store.label
+                return middle_elided(e.store.label)
             if col == Col.SIZE:
                 return size_text(self.space(v))
             if col == Col.LAST_USED:
                 return when_text(v.last_used)
             if col == Col.ACTION:
                 return ACTION_WORDS[v.action]
-            return "; ".join(v.reasons)
+            return window_words("; ".join(v.reasons))
         if role == SORT_ROLE:
             if col == Col.SIZE:
                 return self.space(v) or 0
@@ -149,7 +184,11 @@ class CleanModel(QAbstractTableModel):
                 return v.last_used or 0.0
             return self.data(index, Qt.ItemDataRole.DisplayRole)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{e.path}\n" + "\n".join(f"• {r}" for r in v.reasons)
+            if col == Col.STORE:
+                return e.store.path
+            if col == Col.SIZE:
+                return space_detail(v)
+            return f"{e.path}\n" + "\n".join(f"• {window_words(r)}" for r in v.reasons)
         if role == Qt.ItemDataRole.ForegroundRole and not v.candidate:
             return QColor("#777777")
         if role == Qt.ItemDataRole.TextAlignmentRole and col == Col.SIZE:
@@ -192,6 +231,22 @@ class CleanModel(QAbstractTableModel):
             )
 
 
+def _record_key(record: actionlog.Record) -> tuple:
+    return (record.time, record.store, record.entry, record.action, record.user)
+
+
+def space_detail(v: clean.Verdict) -> str:
+    """Both sizes of an entry, named, and what removing it gives back."""
+    usage = v.entry.usage
+    parts = []
+    if usage is not None:
+        parts.append(f"{units.SIZE_WORD}: {size_text(usage.size)} (apparent)")
+        parts.append(f"{units.DISK_WORD}: {size_text(usage.disk)}")
+    if v.footprint is not None:
+        parts.append(f"removing it frees {size_text(v.footprint.disk)}")
+    return "; ".join(parts) or "not measured yet"
+
+
 class CleanFilter(QSortFilterProxyModel):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -224,6 +279,7 @@ class CleanPage(QWidget):
     icon_name = "clean"
 
     statusMessage = Signal(str)
+    cacheChanged = Signal(object)  # a gui.changes.CacheChange this page made
     _removalProgress = Signal(int, int, str)  # emitted from the worker; queued to the GUI
     surveyFinished = Signal()
     cleanFinished = Signal()
@@ -249,6 +305,9 @@ class CleanPage(QWidget):
         self._cancel: Any = None
         self._started = False
         self._sized = False  # the splitter's first sizes, unless restored from the settings
+        self._look_again = False  # the stores changed while busy: survey again after
+        self._select_after: str | None = None  # Show in Clean up before the survey ended
+        self._log_last: tuple | None = None  # the newest record of the log when last read
         self.confirm: Callable[[str, str], bool] = self._ask
         self.model = CleanModel(self)
         self.proxy = CleanFilter(self)
@@ -258,6 +317,7 @@ class CleanPage(QWidget):
         self.model.checkedChanged.connect(self._update_total)
         self._removalProgress.connect(self._show_removal_progress)
         self._update_actions()
+        self._watch_log()
         self.show_log()
 
     # --- construction ------------------------------------------------------------------------
@@ -361,6 +421,11 @@ class CleanPage(QWidget):
         font = self.total.font()
         font.setBold(True)
         self.total.setFont(font)
+        # Wraps rather than widening the window past a small (or 150 %) screen.
+        self.total.setWordWrap(True)
+        self.total.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.total.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.total.setMinimumWidth(self.fontMetrics().horizontalAdvance("7 of 9 candidates"))
         options = QHBoxLayout()
         options.setContentsMargins(4, 0, 4, 0)
         for text, widget in (("Not used for", self.days), ("Keep newest", self.keep)):
@@ -370,8 +435,7 @@ class CleanPage(QWidget):
             options.addWidget(widget)
             options.addSpacing(8)
         options.addWidget(self.show_kept)
-        options.addStretch(1)
-        options.addWidget(self.total)
+        options.addWidget(self.total, 1)
 
         self.table = QTableView(self)
         self.table.setModel(self.proxy)
@@ -390,7 +454,7 @@ class CleanPage(QWidget):
         header.setStretchLastSection(True)
         fm = self.fontMetrics()
         for col, sample in (
-            (Col.PROGRAM, "☐ Toolkit Runtime X"),
+            (Col.PROGRAM, "☐ (temporary) tmp-k3v9qz"),
             (Col.VERSION, "10.2-rc1"),
             (Col.STORE, "system X"),
             (Col.SIZE, "999.9 MB"),
@@ -399,6 +463,7 @@ class CleanPage(QWidget):
         ):
             header.resizeSection(col, fm.horizontalAdvance(sample) + 28)
         self.table.selectionModel().currentRowChanged.connect(self._show_details)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self.refresh_details())
         toggle = QAction("Check or uncheck", self.table)
         toggle.setShortcut(QKeySequence(Qt.Key.Key_Space))
         toggle.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
@@ -410,6 +475,10 @@ class CleanPage(QWidget):
 
         self.details = QPlainTextEdit(self)
         self.details.setReadOnly(True)
+        self.details.setPlaceholderText(
+            "Select an entry to see why it would be removed or kept: the evidence (apps, pins, "
+            "running programs, age), its sizes and where it is."
+        )
         self.details.setAccessibleName("Why")
         self.details.setFrameShape(QPlainTextEdit.Shape.NoFrame)
         self.log_view = QPlainTextEdit(self)
@@ -556,12 +625,17 @@ class CleanPage(QWidget):
             self.activity.idle("Stopped: the list is incomplete (F5 to look again)")
         else:
             self._survey = result
-            self.model.set_verdicts(result.verdicts)
-            self.notes.set_messages(result.caveats(), "info")
-            self.activity.idle(
-                f"{len(result.candidates):,} candidates among {len(result.verdicts):,} entries"
-            )
+            self._keep_selection(lambda: self.model.set_verdicts(result.verdicts))
+            self.notes.set_messages([window_words(c) for c in result.caveats()], "info")
+            self._update_total()
         self.surveyFinished.emit()
+        if self._look_again:
+            self._look_again = False
+            from PySide6.QtCore import QTimer
+
+            QTimer.singleShot(0, self, self.rescan)
+        elif self._select_after is not None:
+            self.select_path(self._select_after)
 
     def cancel(self) -> None:
         if self._cancel is not None:
@@ -592,8 +666,13 @@ class CleanPage(QWidget):
             return
         survey.evidence.pins = current
         word = "Pinned" if on else "Unpinned"
-        self.statusMessage.emit(f"{word} {len(changed):,} entries ({current.path})")
+        self.statusMessage.emit(
+            f"{word} {units.count_text(len(changed), 'entry')} ({current.path})"
+        )
         self._policy_changed()
+        if changed:
+            paths = [self.model.verdicts[r].entry.path for r in rows]
+            self._announce(CacheChange.of(PINNED, paths, source=self.page_id))
 
     def _policy_changed(self) -> None:
         """New limits: judge again at once with the evidence in hand; new candidates are
@@ -611,7 +690,7 @@ class CleanPage(QWidget):
             if v.candidate and v.footprint is None:
                 missing.append(v)
         survey.verdicts = verdicts
-        self.model.set_verdicts(verdicts)
+        self._keep_selection(lambda: self.model.set_verdicts(verdicts))
         if missing:
 
             def work() -> None:
@@ -621,6 +700,7 @@ class CleanPage(QWidget):
             def done(_result: Any, _error: Any) -> None:
                 self.model.refresh_sizes()
                 self._update_total()
+                self.refresh_details()
 
             self._run("Counting the space to reclaim…", work, done)
 
@@ -632,8 +712,15 @@ class CleanPage(QWidget):
         candidates = sum(1 for v in self.model.verdicts if v.candidate)
         moved = f", {moving:,} to quarantine ({size_text(kept)} stays on disk)" if moving else ""
         self.total.setText(
-            f"{len(chosen):,} of {candidates:,} checked: {size_text(disk)} to reclaim{moved}"
+            f"{len(chosen):,} of {units.count_text(candidates, 'candidate')} checked: "
+            f"{size_text(disk)} to reclaim{moved}"
         )
+        if not self._busy and self._survey is not None:
+            # The footer counts the same list as the header.
+            self.activity.idle(
+                f"{units.count_text(candidates, 'candidate')} among "
+                f"{units.count_text(len(self.model.verdicts), 'entry')}"
+            )
         self._update_actions()
 
     def _update_actions(self) -> None:
@@ -657,31 +744,168 @@ class CleanPage(QWidget):
             self.model.set_checked(rows, not all(r in self.model.checked for r in rows))
 
     def _show_details(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self.refresh_details()
+
+    def current_verdict(self) -> clean.Verdict | None:
+        current = self.table.currentIndex()
         if not current.isValid():
+            return None
+        selection = self.table.selectionModel()
+        if not selection.isRowSelected(current.row(), current.parent()):
+            return None
+        row = self.proxy.mapToSource(current).row()
+        return self.model.verdicts[row] if 0 <= row < len(self.model.verdicts) else None
+
+    def refresh_details(self) -> None:
+        """The evidence pane, for the current entry as judged now (after Pin, Unpin, new
+        limits...); empty, with its placeholder, when nothing is selected."""
+        v = self.current_verdict()
+        if v is None:
             self.details.clear()
             return
-        v = self.model.verdicts[self.proxy.mapToSource(current).row()]
         e = v.entry
-        head = f"{e.program} {e.version}".strip()
-        lines = [f"{head} — {ACTION_WORDS[v.action]}", e.path]
-        lines += [f"• {r}" for r in v.reasons]
+        head = f"{program_text(e)} {e.version}".strip()
+        lines = [f"{head}: {ACTION_WORDS[v.action]}", e.path]
+        lines += [f"• {window_words(r)}" for r in v.reasons]
+        if v.doubt:
+            lines.append(f"Look twice: {window_words(v.doubt)}")
         if e.feed is not None:
             lines.append(f"Feed: {e.feed.feed_url}")
         elif e.kind == "implementation":
-            lines.append("Feed: (unowned): no cached feed lists it")
+            lines.append("Feed: none: no cached feed lists it (unowned)")
         mode = self._survey.atime_modes.get(e.store.path) if self._survey else None
         used = when_text(v.last_used)
         lines.append(f"Last used: {used}" + (f" (access times: {mode} mount)" if mode else ""))
+        lines.append(space_detail(v))
+        lines.append(f"Store: {e.store.label} ({e.store.path})")
         self.details.setPlainText("\n".join(lines))
 
-    def show_log(self) -> None:
+    def select_path(self, path: str) -> bool:
+        """Make the entry at ``path`` current (Show in Clean up), showing kept entries if it is
+        one; after the survey if it has not finished yet. False when it is not listed."""
+        if self._survey is None or self._busy:
+            self._select_after = path
+            return False
+        self._select_after = None
+        row = self.model.row_of(path)
+        if row < 0:
+            self.statusMessage.emit("That entry is not in the last look at the stores (F5)")
+            return False
+        if not self.model.verdicts[row].candidate and not self.show_kept.isChecked():
+            self.show_kept.setChecked(True)
+        index = self.proxy.mapFromSource(self.model.index(row, 0))
+        self.table.selectRow(index.row())
+        self.table.scrollTo(index)
+        self.refresh_details()
+        return True
+
+    def _keep_selection(self, change: Callable[[], None]) -> None:
+        """Run ``change`` (which resets the table) and select the same entry afterwards."""
+        v = self.current_verdict()
+        path = v.entry.path if v is not None else None
+        change()
+        if path is not None:
+            row = self.model.row_of(path)
+            if row >= 0:
+                index = self.proxy.mapFromSource(self.model.index(row, 0))
+                if index.isValid():
+                    self.table.selectRow(index.row())
+        self.refresh_details()
+
+    # --- the action log, and changes made elsewhere ----------------------------------------------
+
+    def _watch_log(self) -> None:
+        """Re-read the action log whenever it changes: removals from the Cache page, another
+        window or the command line show at once (and reach the other pages)."""
+
+        from PySide6.QtCore import QFileSystemWatcher
+
+        path = actionlog.log_path(self._env)
+        self._log_path = path
+        self._watcher = QFileSystemWatcher(self)
+        self._watch_paths()
+        self._watcher.fileChanged.connect(self._log_changed)
+        self._watcher.directoryChanged.connect(self._log_changed)
+
+    def _watch_paths(self) -> None:
+        """Watch the log, its folder, or (before either exists) the nearest existing parent."""
+        import os
+
+        path = self._log_path
+        wanted = []
+        if os.path.exists(path):
+            wanted.append(path)
+        folder = os.path.dirname(path)
+        while folder and not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+            folder = os.path.dirname(folder)
+        wanted.append(folder)
+        watched = set(self._watcher.files()) | set(self._watcher.directories())
+        stale = [p for p in watched if p not in wanted]
+        if stale:
+            self._watcher.removePaths(stale)
+        fresh = [p for p in wanted if p not in watched and os.path.exists(p)]
+        if fresh:
+            self._watcher.addPaths(fresh)
+
+    def _log_changed(self, *_args: Any) -> None:
+        import os
+
+        self._watch_paths()  # created (or replaced) since
+        before = self._log_last
+        records = self.show_log()
+        keys = [_record_key(r) for r in records]
+        new = records[keys.index(before) + 1 :] if before in keys else records
+        removed = [
+            os.path.join(r.store, r.entry) for r in new if r.action in ("removed", "quarantined")
+        ]
+        if removed:
+            change = CacheChange.of(REMOVED, removed, source="log")
+            if hasattr(self.window(), "announce_change"):
+                self.cacheChanged.emit(change)
+            else:
+                self.cache_changed(change)
+
+    def cache_changed(self, change: CacheChange) -> None:
+        """Something changed the stores or the pins (this page, another, the command line):
+        the action log is read again; removed entries leave the list in place; new pins or
+        changed entries are judged again (after the work running now)."""
+        self.show_log()
+        if change.source == self.page_id or self._generation == 0:
+            return  # this page's own change (it already judged again), or never looked yet
+        if change.kind == REMOVED and change.paths:
+            if self.model.remove_paths(change.paths):
+                self.refresh_details()
+            if self._busy:
+                self._look_again = True  # a survey running now may still list them
+            return
+        if change.kind == PINNED and self._survey is not None and not self._busy:
+            from core import pins
+
+            try:
+                self._survey.evidence.pins = pins.load(pins.pins_path(self._env))
+            except pins.PinError as exc:
+                self.banner.set_messages([str(exc)], "error")
+                return
+            self._policy_changed()
+            return
+        if self._busy:
+            self._look_again = True
+        else:
+            self.rescan()
+
+    def show_log(self) -> list:
+        """Show the action log (the newest 200 records, newest at the bottom); returns them."""
         path = actionlog.log_path(self._env)
         records = actionlog.read(path, limit=200)
+        self._log_last = _record_key(records[-1]) if records else None
         self.log_label.setText(f"Action log ({path})")
         self.log_view.setPlainText(
-            "\n".join(r.describe() for r in records) if records else "Nothing removed yet."
+            "\n".join(window_words(r.describe()) for r in records)
+            if records
+            else "Nothing removed yet."
         )
         self.log_view.verticalScrollBar().setValue(self.log_view.verticalScrollBar().maximum())
+        return records
 
     # --- cleaning ------------------------------------------------------------------------------
 
@@ -701,10 +925,16 @@ class CleanPage(QWidget):
         if not chosen or survey is None or self._busy:
             return
         question = (
-            f"{clean.plan_text(chosen).capitalize()}?\n\n"
-            "Each entry is checked again right before it is removed; entries of the shared "
-            "system store need an administrator's authorisation."
+            f"{clean.plan_text(chosen)}?\n\nEach entry is checked again right before it is removed."
         )
+        question = question[:1].upper() + question[1:]
+        from gui.delete_action import needs_password
+
+        if needs_password(chosen):
+            question += (
+                " Some are in a store this account cannot change (the shared system store): an "
+                "administrator's password is asked for."
+            )
         if not self.confirm("Clean up", question):
             return
         recheck = clean.recheck_for(survey.stores, survey.entries, self._env, homes=self._homes)
@@ -740,14 +970,25 @@ class CleanPage(QWidget):
             messages = [o.describe() for o in failed]
             if messages:
                 self.banner.set_messages(
-                    [text + f"; {len(failed)} not done:"] + messages, "warning"
+                    [text + f"; {units.count_text(len(failed), 'entry')} not done:"] + messages,
+                    "warning",
                 )
             else:
                 self.banner.set_messages([], "info")
             self.activity.idle(text)
+            gone = [o.verdict.entry.path for o in outcomes if o.ok]
+            if gone:
+                self._announce(CacheChange.of(REMOVED, gone, source=self.page_id))
         self.show_log()
         self.cleanFinished.emit()
         self.rescan()
+
+    def _announce(self, change: CacheChange) -> None:
+        """Tell every page (through the window); alone, at least this page's own log."""
+        if hasattr(self.window(), "announce_change"):
+            self.cacheChanged.emit(change)
+        else:
+            self.cache_changed(change)
 
     # --- optimising ----------------------------------------------------------------------------
 
@@ -815,5 +1056,12 @@ class CleanPage(QWidget):
             self.banner.set_messages(problems, "warning")
             self.statusMessage.emit(text)
             self.activity.idle(text)
+            import os
+
+            changed = [os.path.join(r.store, n) for r in results for n in r.affected]
+            if changed:
+                self._announce(CacheChange.of(MODIFIED, changed, source=self.page_id))
         self.show_log()
         self.optimiseFinished.emit()
+        if not isinstance(error, BaseException):
+            self.rescan()  # hard links changed what removing each entry gives back

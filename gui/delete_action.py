@@ -1,11 +1,12 @@
-"""Delete on the Cache page: the Del key, the table's context menu and a toolbar button.
+"""Delete on the Cache page: the Del key, the Cache menu, the row's context menu and a toolbar
+button.
 
-Attached from outside (:func:`attach`), so the Cache page needs no change: it uses the page's
-``table``, ``toolbar``, ``selected_rows()`` and ``rescan()``. The same checks as Clean up: the
-evidence is gathered for the selected entries (apps, pins, running processes, VMs, this app and
-0install itself), entries in use or rooted are kept and the reasons shown, the rest are removed
-after one confirmation with the count and the exact space, through :func:`core.clean.remove`
-(which checks again right before acting and writes the action log).
+The same checks as Clean up: the evidence is gathered for the selected entries (apps, pins,
+running processes, VMs, this app and 0install itself), entries in use or rooted are kept and the
+reasons shown, the rest are removed after one confirmation that lists what will be deleted (and,
+apart, what is kept and why) with the exact space, through :func:`core.clean.remove` (which
+checks again right before acting and writes the action log). What was removed is announced
+through the page's ``cacheChanged``: every page drops it at once.
 """
 
 from __future__ import annotations
@@ -14,13 +15,144 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QListWidget,
+    QMessageBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from core import clean
-from core.units import size_text
+from core.units import DISK_WORD, count_text, size_text
 from gui.icons import icon
 from gui.workers import Starter, Worker
+
+LIST_ROWS = 8
+"""Rows a list of the Delete dialog shows before it scrolls."""
+
+
+def entry_line(entry: Any) -> str:
+    """ "Editor 2.1 (user, sha256new_RZ3AB4XW…)": what an entry is, in one line."""
+    head = f"{entry.program} {entry.version}".strip()
+    name = entry.name if len(entry.name) <= 24 else entry.name[:22] + "…"
+    return f"{head} ({entry.store.label}, {name})"
+
+
+def needs_password(verdicts: Sequence[clean.Verdict]) -> bool:
+    """True when removing these needs the privileged helper (an administrator's password)."""
+    return any(not clean.can_change_here(v.entry) for v in verdicts)
+
+
+def plan_text(
+    allowed: Sequence[clean.Verdict], kept: Sequence[tuple[Any, list[str]]]
+) -> tuple[str, str]:
+    """The Delete dialog's question and its note, in words (the dialog lists the entries)."""
+    _size, disk = clean.reclaimable(v.footprint for v in allowed if v.footprint is not None)
+    question = f"Delete {count_text(len(allowed), 'entry')}, freeing {size_text(disk)}?"
+    notes = []
+    if kept:
+        notes.append(
+            f"{count_text(len(kept), 'selected entry', 'selected entries')} "
+            f"{'is' if len(kept) == 1 else 'are'} kept: see why above."
+        )
+    notes.append(
+        "Each entry is checked again right before it is removed; every deletion goes to "
+        "the action log."
+    )
+    if needs_password(allowed):
+        notes.append(
+            "Some of these are in a store this account cannot change (the shared system "
+            "store): an administrator's password is asked for."
+        )
+    return question, " ".join(notes)
+
+
+class DeleteDialog(QDialog):
+    """Asks before deleting: what will be deleted (with each entry's disk use), what is kept and
+    why, in two lists that scroll, so the buttons stay on screen however many are selected."""
+
+    def __init__(
+        self,
+        allowed: Sequence[clean.Verdict],
+        kept: Sequence[tuple[Any, list[str]]],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Delete")
+        question, note = plan_text(allowed, kept)
+        layout = QVBoxLayout(self)
+        head = QLabel(question, self)
+        font = head.font()
+        font.setBold(True)
+        head.setFont(font)
+        head.setWordWrap(True)
+        layout.addWidget(head)
+        self.delete_list = self._list(
+            [
+                f"{entry_line(v.entry)}: {size_text(v.footprint.disk if v.footprint else None)}"
+                for v in allowed
+            ],
+            "Entries to delete",
+        )
+        layout.addWidget(QLabel(f"Will be deleted ({DISK_WORD.lower()} each):", self))
+        layout.addWidget(self.delete_list)
+        self.keep_list = self._list(
+            [f"{entry_line(e)}: {'; '.join(r)}" for e, r in kept], "Entries kept"
+        )
+        if kept:
+            layout.addWidget(QLabel("Kept, and why:", self))
+            layout.addWidget(self.keep_list)
+        self.note = QLabel(note, self)
+        self.note.setWordWrap(True)
+        layout.addWidget(self.note)
+        buttons = QDialogButtonBox(self)
+        self.delete_button = buttons.addButton(
+            "Delete", QDialogButtonBox.ButtonRole.DestructiveRole
+        )
+        self.delete_button.setIcon(icon("delete"))
+        cancel = buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        cancel.setDefault(True)
+        cancel.setFocus()
+        self.delete_button.clicked.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        fm = self.fontMetrics()
+        width = fm.averageCharWidth() * 80
+        screen = (parent.screen() if parent else None) or QGuiApplication.primaryScreen()
+        if screen is not None:
+            width = min(width, screen.availableGeometry().width() - 40)
+        self.setMinimumWidth(min(width, fm.averageCharWidth() * 60))
+        self.resize(width, self.sizeHint().height())
+
+    def _list(self, lines: list[str], name: str) -> QListWidget:
+        view = QListWidget(self)
+        view.setAccessibleName(name)
+        view.addItems(lines)
+        for i, line in enumerate(lines):
+            view.item(i).setToolTip(line)
+        view.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        view.setWordWrap(False)
+        # Long lines are cut in the middle (whole in the tooltip): no horizontal scroll bar
+        # taking a short list's room.
+        view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        rows = max(1, min(LIST_ROWS, len(lines)))
+        height = rows * view.sizeHintForRow(0) + 2 * view.frameWidth() + 4 if lines else 0
+        view.setFixedHeight(height)
+        return view
+
+    @property
+    def deleted(self) -> list[str]:
+        return [self.delete_list.item(i).text() for i in range(self.delete_list.count())]
+
+    @property
+    def kept(self) -> list[str]:
+        return [self.keep_list.item(i).text() for i in range(self.keep_list.count())]
 
 
 class DeleteAction(QObject):
@@ -40,8 +172,10 @@ class DeleteAction(QObject):
         self._starter = starter
         self._homes = homes
         self._busy = False
+        # Tests replace these: confirm(title, text) gets the dialog's whole text.
         self.confirm: Callable[[str, str], bool] = self._ask
         self.inform: Callable[[str, str], None] = self._tell
+        self._plan: tuple[list, list] = ([], [])
         self.action = QAction(icon("delete"), "&Delete…", page)
         self.action.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
         self.action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -49,15 +183,21 @@ class DeleteAction(QObject):
         self.action.setToolTip(tip)
         self.action.setStatusTip(tip)
         self.action.triggered.connect(self.delete_selected)
-        table = page.table
+        self.action.setEnabled(False)
+
+    def install(self) -> None:
+        """Put the action on the page's table (Del) and toolbar, once its widgets exist."""
+        table = self.page.table
         table.addAction(self.action)
-        table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        page.toolbar.addSeparator()
-        page.toolbar.addAction(self.action)
+        self.page.toolbar.addSeparator()
+        self.page.toolbar.addAction(self.action)
         table.selectionModel().selectionChanged.connect(lambda *_: self._update())
+        self.page.proxy.layoutChanged.connect(self._update)
+        self.page.proxy.rowsRemoved.connect(self._update)
+        self.page.proxy.modelReset.connect(self._update)
         self._update()
 
-    def _update(self) -> None:
+    def _update(self, *_args: Any) -> None:
         has = self.page.table.selectionModel().hasSelection()
         self.action.setEnabled(has and not self._busy)
 
@@ -65,14 +205,10 @@ class DeleteAction(QObject):
         return self.page.window()
 
     def _ask(self, title: str, text: str) -> bool:
-        answer = QMessageBox.question(
-            self._parent(),
-            title,
-            text,
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        allowed, kept = self._plan
+        dialog = DeleteDialog(allowed, kept, self._parent())
+        dialog.setWindowTitle(title)
+        return dialog.exec() == QDialog.DialogCode.Accepted
 
     def _tell(self, title: str, text: str) -> None:
         QMessageBox.information(self._parent(), title, text)
@@ -137,33 +273,32 @@ class DeleteAction(QObject):
             self.finished.emit(None)
             return
         allowed, kept, recheck = result
-        kept_text = "\n".join(
-            f"• {e.program} {e.version} ({e.name}): {'; '.join(r)}".replace("  ", " ")
-            for e, r in kept[:10]
-        )
-        if len(kept) > 10:
-            kept_text += f"\n• … and {len(kept) - 10} more"
+        kept_lines = [f"• {entry_line(e)}: {'; '.join(r)}" for e, r in kept]
         if not allowed:
             self.inform(
-                "Delete", f"Nothing deleted: every selected entry is in use.\n\n{kept_text}"
+                "Delete",
+                "Nothing deleted: every selected entry is in use or protected.\n\n"
+                + "\n".join(kept_lines[:10])
+                + (f"\n• … and {len(kept) - 10} more" if len(kept) > 10 else ""),
             )
             self.finished.emit(None)
             return
-
-        _size, disk = clean.reclaimable(v.footprint for v in allowed)
-        text = f"Delete {len(allowed):,} entries, freeing {size_text(disk)}?"
+        question, note = plan_text(allowed, kept)
+        lines = [
+            f"• {entry_line(v.entry)}: {size_text(v.footprint.disk if v.footprint else None)}"
+            for v in allowed
+        ]
+        text = f"{question}\n\nWill be deleted:\n" + "\n".join(lines)
         if kept:
-            text += f"\n\n{len(kept):,} selected entries are kept:\n{kept_text}"
-        text += (
-            "\n\nEntries of the shared system store need an administrator's "
-            "authorisation. Every deletion goes to the action log."
-        )
+            text += "\n\nKept, and why:\n" + "\n".join(kept_lines)
+        text += f"\n\n{note}"
+        self._plan = (list(allowed), list(kept))
         if not self.confirm("Delete", text):
             self.finished.emit(None)
             return
         env = self._env
         self._run(
-            f"Deleting {len(allowed):,} entries…",
+            f"Deleting {count_text(len(allowed), 'entry')}…",
             lambda: clean.remove(allowed, recheck, env=env),
             self._done,
         )
@@ -180,13 +315,21 @@ class DeleteAction(QObject):
                 "Not deleted:\n" + "\n".join(f"• {o.describe()}" for o in failed[:10]),
             )
         banner = getattr(self.page, "banner", None)
-        done = len(outcomes) - len(failed)
-        if banner is not None and done:
-            banner.add_message(f"Deleted {done:,} entries (recorded in the action log)", "info")
+        gone = [o for o in outcomes if o.ok]
+        if banner is not None and gone:
+            quarantined = sum(1 for o in gone if o.action == "quarantined")
+            text = f"Deleted {count_text(len(gone) - quarantined, 'entry')}"
+            if quarantined:
+                text += f", quarantined {count_text(quarantined, 'entry')}"
+            banner.add_message(text + " (recorded in the action log)", "info")
+        if gone:
+            from gui.changes import REMOVED, CacheChange
+
+            change = CacheChange.of(
+                REMOVED, [o.verdict.entry.path for o in gone], getattr(self.page, "page_id", "")
+            )
+            if hasattr(self.page.window(), "announce_change"):
+                self.page.cacheChanged.emit(change)  # the window tells every page
+            else:
+                self.page.cache_changed(change)
         self.finished.emit(outcomes)
-        self.page.rescan()
-
-
-def attach(page: Any, env: Mapping[str, str] | None = None) -> DeleteAction:
-    """Give a Cache page its Delete action (kept alive as a child of the page)."""
-    return DeleteAction(page, env)

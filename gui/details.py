@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.manifest import display_path
+from core.units import gap_text
 from gui import status as st
-from gui.activity import duration_text
 from gui.cache_model import Row, ago_text, last_used_text, size_detail, verdict_age
 from gui.icons import icon
 
@@ -138,7 +138,7 @@ _SIZE_CHANGE = re.compile(r"size (\d+) -> (\d+)")
 
 def readable_change(text: str) -> str:
     """A Change.describe() with dates instead of epoch seconds, and the difference:
-    "mtime 1796090335 -> 1796090379" becomes "modified 2026-11-30 12:38:55 -> 12:39:39 (44 s
+    "mtime 1796090335 -> 1796090379" becomes "modified 2026-11-30 12:38:55 -> 12:39:39 (44 seconds
     later)"."""
 
     def when(m: re.Match[str]) -> str:
@@ -149,7 +149,7 @@ def readable_change(text: str) -> str:
             return m.group(0)
         fa = da.strftime("%Y-%m-%d %H:%M:%S")
         fb = db.strftime("%H:%M:%S" if da.date() == db.date() else "%Y-%m-%d %H:%M:%S")
-        gap = duration_text(abs(b - a))
+        gap = gap_text(b - a)
         side = "later" if b >= a else "earlier"
         return f"modified time {fa} -> {fb} ({gap} {side})"
 
@@ -169,7 +169,7 @@ class DetailsPane(QScrollArea):
     """
 
     openRequested = Signal(str)  # the folder that "Open folder" opened
-    openFailed = Signal(str)  # the folder nothing could open (no file manager)
+    openFailed = Signal(str, str)  # the folder nothing could open, and why
     copied = Signal(str)  # what was copied ("path", "digest"...)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -177,7 +177,9 @@ class DetailsPane(QScrollArea):
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.open_url: Callable[[QUrl], object] = QDesktopServices.openUrl  # tests replace it
+        # How a folder is opened: xdg-open's exit code is waited for (it exits 3 or 4, "no
+        # method available", when nothing handles folders); tests replace it.
+        self.open_url: Callable[[QUrl], object] = self._open_with_xdg_open
         self.now: Callable[[], float] = time.time  # tests replace it
         self._row: Row | None = None
 
@@ -495,7 +497,7 @@ class DetailsPane(QScrollArea):
                 "world-writable": "Writable by everyone",
                 "group-writable": "Writable by its group",
             }.get(entry.issue, "Suspicious entry")
-            found.append((title, entry.reason + "."))
+            found.append((title, st.window_words(entry.reason) + "."))
         if outcome is not None and not not_a_dir:
             if outcome.status == "corrupt":
                 planted = (
@@ -514,7 +516,7 @@ class DetailsPane(QScrollArea):
                 found.append(("Could not be verified", outcome.detail))
         if entry.kind in ("temporary", "unknown") and entry.reason:
             title = "Temporary leftover" if entry.kind == "temporary" else "Not an implementation"
-            found.append((title, entry.reason + "."))
+            found.append((title, st.window_words(entry.reason) + "."))
         return found
 
     def _show_alarm(self, row: Row, word: str) -> None:
@@ -585,6 +587,54 @@ class DetailsPane(QScrollArea):
         self._changes.setVisible(bool(changes))
         self._alarm.show()
 
+    def flash(self) -> None:
+        """Draw the eye to the pane for a moment (Show details on an entry already shown)."""
+        from PySide6.QtCore import QTimer
+
+        body = self.widget()
+        body.setObjectName("detailsBody")
+        body.setStyleSheet(
+            "QWidget#detailsBody { border: 2px solid palette(highlight); border-radius: 4px; }"
+        )
+        QTimer.singleShot(700, self, lambda: body.setStyleSheet(""))
+
+    def _open_with_xdg_open(self, url: QUrl) -> object:
+        """Open a folder with xdg-open and report its exit code when it comes (asynchronously):
+        starting it is not success. Without xdg-open, Qt's own way (other desktops)."""
+        import shutil
+
+        from PySide6.QtCore import QProcess
+
+        program = shutil.which("xdg-open")
+        folder = url.toLocalFile()
+        if program is None:
+            if QDesktopServices.openUrl(url):
+                return True
+            self.openFailed.emit(folder, "xdg-open is not installed and nothing else opens folders")
+            return None
+        process = QProcess(self)
+        process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+
+        def finished(code: int, status: QProcess.ExitStatus) -> None:
+            output = bytes(process.readAll().data()).decode("utf-8", "replace").strip()
+            process.deleteLater()
+            if status == QProcess.ExitStatus.NormalExit and code == 0:
+                self.openRequested.emit(folder)
+                return
+            last = output.splitlines()[-1] if output else f"exit status {code}"
+            last = last.replace(f"'{folder}'", "it").replace(folder, "it")
+            self.openFailed.emit(folder, f"xdg-open failed: {last.removeprefix('xdg-open: ')}")
+
+        def failed(error: QProcess.ProcessError) -> None:
+            if error == QProcess.ProcessError.FailedToStart:
+                process.deleteLater()
+                self.openFailed.emit(folder, f"xdg-open could not start ({process.errorString()})")
+
+        process.finished.connect(finished)
+        process.errorOccurred.connect(failed)
+        process.start(program, [folder])
+        return None
+
     def _open_folder(self) -> None:
         row = self._row
         if row is None:
@@ -592,10 +642,12 @@ class DetailsPane(QScrollArea):
         entry = row.entry
         is_dir = stat.S_ISDIR(entry.mode) and not stat.S_ISLNK(entry.mode)
         folder = entry.path if is_dir else entry.store.path
-        if self.open_url(QUrl.fromLocalFile(folder)) is False:
-            self.openFailed.emit(folder)
-            return
-        self.openRequested.emit(folder)
+        result = self.open_url(QUrl.fromLocalFile(folder))
+        if result is False:
+            self.openFailed.emit(folder, "nothing on this machine opens folders (no file manager)")
+        elif result is not None:
+            self.openRequested.emit(folder)
+        # None: the answer comes later (openRequested or openFailed)
 
 
 def entry_not_dir(row: Row) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from PySide6.QtCore import QPoint, QRect, QSettings, QSize, Qt
+from PySide6.QtCore import QPoint, QRect, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.changes import CacheChange
 from gui.icons import app_icon, icon
 from gui.settings import read_bytes, read_int
 
@@ -63,7 +64,14 @@ class Page(Protocol):
 
 
 class MainWindow(QMainWindow):
-    """Hosts the pages. ``settings`` None means: remember nothing (screenshots)."""
+    """Hosts the pages. ``settings`` None means: remember nothing (screenshots).
+
+    It is also the one path of "the cache changed" (:mod:`gui.changes`): a page's
+    ``cacheChanged`` signal reaches every page's ``cache_changed(change)``, so that no page
+    shows what another page (or the command line) removed, pinned or changed.
+    """
+
+    cacheChanged = Signal(object)  # every CacheChange, after the pages heard it
 
     def __init__(
         self, version: str, settings: QSettings | None = None, parent: QWidget | None = None
@@ -99,6 +107,7 @@ class MainWindow(QMainWindow):
 
         self._pages: list[QWidget] = []
         self._menus: list[QMenu] = []
+        self._announced: dict[str, float] = {}  # entry path -> when announced as removed
         self._build_menus()
         self.sidebar.currentRowChanged.connect(self._page_chosen)
         self.resize(DEFAULT_SIZE)
@@ -161,6 +170,8 @@ class MainWindow(QMainWindow):
         self.view_menu.addAction(go)
         if hasattr(page, "statusMessage"):
             page.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 15000))
+        if hasattr(page, "cacheChanged"):
+            page.cacheChanged.connect(self.announce_change)
         self._fit_sidebar()
         if self.sidebar.currentRow() < 0:
             self.sidebar.setCurrentRow(0)
@@ -192,6 +203,35 @@ class MainWindow(QMainWindow):
                 if action is not None:
                     action.setVisible(current)
 
+    def announce_change(self, change: CacheChange) -> None:
+        """Tell every page what changed. A removal the action log reports (``source`` "log")
+        that this app announced itself a moment ago is not announced twice."""
+        import time
+
+        if change.kind == "removed" and change.paths:
+            now = time.monotonic()
+            self._announced = {p: t for p, t in self._announced.items() if now - t < 120}
+            if change.source == "log":
+                fresh = frozenset(p for p in change.paths if p not in self._announced)
+                if not fresh:
+                    return
+                change = CacheChange(change.kind, fresh, change.source)
+            for path in change.paths:
+                self._announced[path] = now
+        for page in self._pages:
+            heard = getattr(page, "cache_changed", None)
+            if heard is not None:
+                heard(change)
+        self.cacheChanged.emit(change)
+
+    def show_page(self, page_id: str) -> QWidget | None:
+        """Make the page with this id current; returns it (None if there is none)."""
+        for i, page in enumerate(self._pages):
+            if getattr(page, "page_id", None) == page_id:
+                self.sidebar.setCurrentRow(i)
+                return page
+        return None
+
     def start(self) -> None:
         for page in self._pages:
             page.start()  # type: ignore[attr-defined]
@@ -201,31 +241,81 @@ class MainWindow(QMainWindow):
     def fit_to_screen(self, first: bool = False) -> None:
         """Make the window fit the available area of its screen: a first size no bigger than the
         screen (1280x800 does not fit a 1280x800 screen with a title bar, nor 1920x1080 at 150%),
-        a restored one clamped to it and moved back on screen."""
+        a restored one clamped to it and moved back on screen only when it does not fit (never
+        moved otherwise: before the window is shown its frame is unknown, and moving it by a
+        guessed frame made it creep down by a title bar's height at every start)."""
         screen = self.screen() or QGuiApplication.primaryScreen()
         if screen is None or self.isMaximized() or self.isFullScreen():
             return
         area = screen.availableGeometry()
         size = fitted_size(DEFAULT_SIZE if first else self.size(), area)
+        # The contents' minimum size may be wider than a small screen: give way to it.
+        least = self.minimumSizeHint().expandedTo(self.minimumSize())
+        if least.width() > size.width() or least.height() > size.height():
+            self.setMinimumSize(least.boundedTo(size))
         if size != self.size():
             self.resize(size)
+        margins = FRAME_ALLOWANCE
         if first:
-            margins = FRAME_ALLOWANCE
             frame = QRect(QPoint(0, 0), size + margins)
             frame.moveCenter(area.center())
             self.move(frame.topLeft())
-        else:
+            return
+        if self.isVisible():
             frame = self.frameGeometry()
-            frame.setSize(frame.size().boundedTo(area.size()))
-            self.move(fitted_position(frame, area))
+            # The real frame is known now: shrink by what it adds beyond the screen.
+            over = frame.size() - area.size()
+            if over.width() > 0 or over.height() > 0:
+                smaller = QSize(
+                    self.width() - max(0, over.width()), self.height() - max(0, over.height())
+                )
+                self.setMinimumSize(self.minimumSize().boundedTo(smaller))
+                self.resize(smaller)
+                frame.setSize(frame.size() - QSize(max(0, over.width()), max(0, over.height())))
+            target = fitted_position(frame, area)
+            if target != frame.topLeft():
+                self.move(target)
+            return
+        inner = self.geometry()
+        side = margins.width() // 2
+        frame = QRect(
+            inner.left() - side,
+            inner.top() - (margins.height() - side),
+            inner.width() + margins.width(),
+            inner.height() + margins.height(),
+        )
+        target = fitted_position(frame, area)
+        if target != frame.topLeft():
+            self.setGeometry(QRect(inner.topLeft() + (target - frame.topLeft()), inner.size()))
 
     def restore_state(self) -> None:
         """Geometry (fitted to the screen), the last page and each page's layout, from the
         settings (if any)."""
         geometry = read_bytes(self.settings, "window/geometry") if self.settings else b""
-        if geometry:
+        place = self.settings.value("window/place") if self.settings else None
+        restored = False
+        if isinstance(place, list | tuple) and len(place) == 4:
+            # The frame's top-left and the inner size, as saved: set with move(), which places
+            # the frame, so that nothing drifts (restoreGeometry() put the window a title bar
+            # lower at every start under some window managers).
+            try:
+                x, y, w, h = (int(v) for v in place)
+            except (TypeError, ValueError):
+                x = y = w = h = 0
+            if w > 0 and h > 0:
+                self.resize(QSize(w, h))
+                self.move(QPoint(x, y))
+                restored = True
+        if not restored and geometry:
             self.restoreGeometry(geometry)
-        self.fit_to_screen(first=not geometry)
+            restored = True
+        if (
+            restored
+            and self.settings is not None
+            and read_int(self.settings, "window/maximized", 0)
+        ):
+            self.setWindowState(self.windowState() | Qt.WindowState.WindowMaximized)
+        self.fit_to_screen(first=not restored)
         if self.settings is None:
             return
         for page in self._pages:
@@ -235,16 +325,39 @@ class MainWindow(QMainWindow):
             self.sidebar.setCurrentRow(last)
 
     def has_saved_geometry(self) -> bool:
-        return self.settings is not None and bool(read_bytes(self.settings, "window/geometry"))
+        return self.settings is not None and bool(
+            read_bytes(self.settings, "window/geometry") or self.settings.value("window/place")
+        )
 
     def save_state(self) -> None:
         if self.settings is None:
             return
         self.settings.setValue("window/geometry", self.saveGeometry())
+        normal = self.normalGeometry() if self.isMaximized() else None
+        pos, size = (normal.topLeft(), normal.size()) if normal else (self.pos(), self.size())
+        self.settings.setValue("window/place", [pos.x(), pos.y(), size.width(), size.height()])
+        self.settings.setValue("window/maximized", int(self.isMaximized()))
         self.settings.setValue("window/page", self.sidebar.currentRow())
         for page in self._pages:
             page.save_state(self.settings)  # type: ignore[attr-defined]
         self.settings.sync()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        off_screen = self.testAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen)
+        # Only a real, remembering window (tests and screenshots keep the size they asked for).
+        if not getattr(self, "_refitted", False) and not off_screen and self.settings is not None:
+            # The window manager adds its frame after the window is mapped: check again once it
+            # has, with the real frame (the first fit could only guess its size).
+            self._refitted = True
+            QTimer.singleShot(300, self, self._after_shown)
+
+    def _after_shown(self) -> None:
+        self.fit_to_screen()
+        for page in self._pages:
+            fit = getattr(page, "fit_columns", None)
+            if fit is not None:
+                fit()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_state()

@@ -1,6 +1,6 @@
-"""Repair on the Cache page: the table's context menu and a toolbar button.
+"""Repair on the Cache page: a toolbar button, and an entry of the page's menus.
 
-Attached from outside (:func:`attach`), as Delete is: it uses the page's ``table``, ``toolbar``,
+Made by the Cache page, as Delete is: it uses the page's ``table``, ``toolbar``,
 ``selected_rows()`` and ``rescan()``. Enabled when a selected entry was found damaged; after one
 confirmation, :func:`core.repair.repair` (the same function as ``zeroinstall-admin repair``) moves
 each damaged entry aside and has 0install fetch the same version again, off the GUI thread; the
@@ -39,9 +39,7 @@ class RepairAction(QObject):
         self.action.setToolTip(tip)
         self.action.setStatusTip(tip)
         self.action.triggered.connect(self.repair_selected)
-        page.table.addAction(self.action)
-        page.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        page.toolbar.addAction(self.action)
+        page.toolbar.addAction(self.action)  # the page puts it in its menus
         page.table.selectionModel().selectionChanged.connect(lambda *_: self.update())
         verified = getattr(page, "verifyFinished", None)
         if verified is not None:
@@ -129,7 +127,3 @@ class RepairAction(QObject):
         self.finished.emit(results)
         self.page.rescan()
 
-
-def attach(page: Any, env: Mapping[str, str] | None = None) -> RepairAction:
-    """Give a Cache page its Repair action (kept alive as a child of the page)."""
-    return RepairAction(page, env)

@@ -243,7 +243,9 @@ def test_added_is_when_the_manifest_was_written(qtbot, demo_env) -> None:
 def test_what_changed_shows_dates_and_differences() -> None:
     text = readable_change("modified /a: content, mtime 1796090335 -> 1796090379")
     assert "1796090335" not in text
-    assert "(44 s later)" in text and "modified time 2026-" in text
+    assert "(44 seconds later)" in text and "modified time 2026-" in text
+    years = readable_change("modified /c: mtime 1746963000 -> 1796090379")
+    assert "(1 year, 7 months later)" in years and " h " not in years
     assert readable_change("modified /b: size 8 -> 18") == "modified /b: size 8 -> 18 bytes (+10)"
 
 
@@ -253,7 +255,38 @@ def test_open_folder_failure_is_said_in_the_banner(qtbot, demo_env) -> None:
     page.open_action.trigger()
     folder = page.details.row.entry.path
     assert any(m.startswith(f"Could not open {folder}") for m in page.banner.messages)
+    assert page.banner.action_button.isVisible()
+    page.banner.action_button.click()
     assert QGuiApplication.clipboard().text() == folder
+
+
+def test_open_folder_waits_for_xdg_open_and_tells_its_failure(
+    qtbot, demo_env, tmp_path, monkeypatch
+) -> None:
+    """xdg-open that starts but has no handler ("no method available", exit 3) is a failure:
+    its exit code is awaited and the banner says so, with the path and a Copy button."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "xdg-open"
+    fake.write_text(
+        "#!/bin/sh\necho 'xdg-open: no method available for opening '\"$1\"'' >&2\nexit 3\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    _window, page = open_page(qtbot, env=demo_env)
+    folder = page.details.row.entry.path
+    with qtbot.waitSignal(page.details.openFailed, timeout=30_000):
+        page.open_action.trigger()
+    text = "\n".join(page.banner.messages)
+    assert f"Could not open {folder}" in text and "no method available" in text
+    page.banner.action_button.click()
+    assert QGuiApplication.clipboard().text() == folder
+
+    fake.write_text("#!/bin/sh\nexit 0\n")  # a handler now: no banner
+    page.banner.dismiss()
+    with qtbot.waitSignal(page.details.openRequested, timeout=30_000):
+        page.open_action.trigger()
+    assert not page.banner.messages
 
 
 # --- counts, filters, clicks ---------------------------------------------------------------------
@@ -322,7 +355,7 @@ def test_sizes_and_the_status_line_read_plainly(qtbot, tmp_path: Path) -> None:
     assert page.details.field("Size").startswith("empty: no files inside")
     assert page.details.field("Files") == "none"
     label = page.activity._label
-    assert label.isEnabled() and label.text().startswith("Scanned 1 entries")
+    assert label.isEnabled() and label.text().startswith("Scanned 1 entry in 1 store")
 
 
 def test_default_columns_fit_1024_pixels(qtbot, demo_env) -> None:

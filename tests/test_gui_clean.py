@@ -74,7 +74,7 @@ def test_candidates_prechecked_with_reasons_and_an_exact_total(qtbot, store) -> 
     assert "not used for 80 days" in rows[d["older"]][1]
     everything = [v.footprint for v in page.model.chosen()]
     total = clean.reclaimable(everything)[1]
-    assert page.total.text().startswith("3 of 3 checked") and page.total.text().endswith(
+    assert page.total.text().startswith("3 of 3 candidates checked") and page.total.text().endswith(
         "to reclaim"
     )
     from gui.clean_page import size_text
@@ -91,7 +91,7 @@ def test_candidates_prechecked_with_reasons_and_an_exact_total(qtbot, store) -> 
         page.proxy.index(row, Col.PROGRAM), Qt.CheckState.Unchecked, Qt.ItemDataRole.CheckStateRole
     )
     rest = [v.footprint for v in page.model.chosen()]
-    assert page.total.text().startswith("2 of 3 checked")
+    assert page.total.text().startswith("2 of 3 candidates checked")
     assert size_text(clean.reclaimable(rest)[1]) in page.total.text()
     # Kept entries and why, on request.
     page.show_kept.setChecked(True)
@@ -139,9 +139,9 @@ def test_optimise_from_the_page(qtbot, store) -> None:
 
 def open_cache(qtbot, store: RealStore) -> tuple[CachePage, DeleteAction]:
     window = MainWindow("test")
-    page = CachePage(stores_from_paths([str(store.path)]), store.env, parent=window)
+    page = CachePage(stores_from_paths([str(store.path)]), store.env, homes=[], parent=window)
     window.add_page(page)
-    deleter = DeleteAction(page, store.env, homes=[])
+    deleter = page.deleter
     qtbot.addWidget(window)
     window.show()
     with qtbot.waitSignal(page.scanFinished, timeout=WAIT_MS):
@@ -169,8 +169,8 @@ def test_cache_page_delete_with_del_key_keeps_what_is_pinned(qtbot, store) -> No
     pins.add(p, "entry", d["new"])
     p.save()
     page, deleter = open_cache(qtbot, store)
-    assert deleter.action in page.table.actions()
-    assert page.table.contextMenuPolicy() == Qt.ContextMenuPolicy.ActionsContextMenu
+    assert deleter.action in page.table.actions() and deleter.action in page.menu_actions()
+    assert deleter.action in page.context_actions()
     asked: list[str] = []
     deleter.confirm = lambda title, text: asked.append(text) is None
     select(page, {d["old"], d["new"]})
@@ -178,7 +178,7 @@ def test_cache_page_delete_with_del_key_keeps_what_is_pinned(qtbot, store) -> No
     page.table.setFocus()
     with qtbot.waitSignal(deleter.finished, timeout=WAIT_MS):
         qtbot.keyClick(page.table, Qt.Key.Key_Delete)
-    assert asked[0].startswith("Delete 1 entries, freeing ")
+    assert asked[0].startswith("Delete 1 entry, freeing ")
     assert "pinned (this entry)" in asked[0]
     assert not (store.path / d["old"]).exists() and (store.path / d["new"]).exists()
     qtbot.waitUntil(lambda: not page.busy, timeout=WAIT_MS)
@@ -223,7 +223,7 @@ def test_pin_and_unpin_from_the_page(qtbot, store) -> None:
     qtbot.waitUntil(lambda: not page.busy, timeout=WAIT_MS)
     assert shown(page)[d["stray"]][:2] == ("Keep", "pinned (this entry)")
     assert pins.load(pins.pins_path(store.env)).entries == [d["stray"]]
-    assert page.total.text().startswith("2 of 2 checked")
+    assert page.total.text().startswith("2 of 2 candidates checked")
     row = next(
         r
         for r in range(page.proxy.rowCount())

@@ -10,7 +10,6 @@ import pytest
 from core.manifest import verify_directory
 from core.stores import stores_from_paths
 from gui import status as st
-from gui.repair_action import RepairAction
 from tests.test_gui_cache_page import WAIT_MS, open_page, row_of, verify_all
 from tests.test_repair import Feed, damage
 
@@ -24,7 +23,8 @@ def test_repair_from_the_window(qtbot, tmp_path: Path, zi_env: dict[str, str], m
         monkeypatch.setenv(key, zi_env[key])
     damage(feed.entry)
     _window, page = open_page(qtbot, env=zi_env, stores=stores_from_paths([str(feed.store)]))
-    action = RepairAction(page, zi_env)
+    action = page.repairer  # the page's own Repair, as in its menus
+    assert action.action in page.context_actions()
     asked: list[str] = []
     action.confirm = lambda title, text: asked.append(text) or True
     action.inform = lambda title, text: asked.append(text)
