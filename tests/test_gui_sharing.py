@@ -143,7 +143,11 @@ def test_the_window_has_the_sharing_page(qtbot):
 
 
 def test_page_says_up_front_when_changes_cannot_be_made_here(qtbot, monkeypatch):
-    monkeypatch.setattr(elevate, "unavailable_reason", lambda: "pkexec is not installed")
+    monkeypatch.setattr(
+        elevate,
+        "readiness",
+        lambda verb="enable": elevate.Readiness(elevate.UNAVAILABLE, elevate.NO_DAEMON),
+    )
     monkeypatch.setattr(rh, "_ALLOW_REAL_ROOT", True)  # detection only reads; nothing is applied
     page = SharingPage(starter=inline_starter)  # the real system
     qtbot.addWidget(page)
@@ -151,27 +155,40 @@ def test_page_says_up_front_when_changes_cannot_be_made_here(qtbot, monkeypatch)
         page.start()
     text = page.notice.text()
     assert page.notice.isVisibleTo(page)
-    assert (
-        "pkexec is not installed" in text and "zeroinstall-admin sharing script | sudo sh" in text
-    )
+    assert "cannot reach the polkit daemon" in text and "polkitd" in text
+    assert "zeroinstall-admin sharing script | sudo sh" in text
 
 
-def test_the_review_page_says_what_apply_involves(qtbot, tmp_path: Path, monkeypatch):
-    """A password only when pkexec will ask for one: not on a fake root, not when already root."""
+@pytest.mark.parametrize(
+    "readiness, expected",
+    [
+        (elevate.Readiness(elevate.AS_ROOT), "at once (running as root)"),
+        (elevate.Readiness(elevate.ASKS), "asks for an administrator's password"),
+        (elevate.Readiness(elevate.ALLOWED), "without a password"),
+        (elevate.Readiness(elevate.UNAVAILABLE, elevate.NO_PKEXEC), "pkexec is not installed"),
+        (elevate.Readiness(elevate.UNAVAILABLE, elevate.NO_DAEMON), "polkit daemon"),
+        (elevate.Readiness(elevate.NOT_AUTHORISED, elevate.REFUSED), "does not let this user"),
+    ],
+)
+def test_the_review_page_says_what_apply_involves(qtbot, tmp_path: Path, readiness, expected):
+    """A password is promised only when pkexec will ask for one; otherwise what is missing and
+    the all-steps command."""
     import gui.sharing_wizard as sw
 
     root = make_root(tmp_path)
     steps = sharing.detect(str(root))
-    on_fake_root = sw.SharingWizard(steps, root=str(root), starter=inline_starter)
+    wizard = sw.SharingWizard(steps, readiness=readiness, starter=inline_starter)
+    qtbot.addWidget(wizard)
+    text = wizard.review.explanation.text()
+    assert expected in text
+    asks = "asks for an administrator's password" in text
+    assert asks == (readiness.state == elevate.ASKS)
+    if not readiness.possible:
+        assert "cannot make these changes from here" in text
+        assert "zeroinstall-admin sharing script | sudo sh" in text
+    on_fake_root = sw.SharingWizard(steps, root=str(root), readiness=readiness,
+                                    starter=inline_starter)  # fmt: skip
     qtbot.addWidget(on_fake_root)
-    assert on_fake_root.review.subTitle() == (
+    assert on_fake_root.review.explanation.text() == (
         f"Nothing has changed yet. Apply changes the files under {root}."
     )
-    monkeypatch.setattr(sw.os, "geteuid", lambda: 0)
-    as_root = sw.SharingWizard(steps, starter=inline_starter)
-    qtbot.addWidget(as_root)
-    assert "at once (running as root)" in as_root.review.subTitle()
-    monkeypatch.setattr(sw.os, "geteuid", lambda: 1000)
-    as_user = sw.SharingWizard(steps, starter=inline_starter)
-    qtbot.addWidget(as_user)
-    assert "asks for an administrator's password" in as_user.review.subTitle()

@@ -190,7 +190,7 @@ def test_half_configured_system_gets_only_the_missing_and_wrong_steps(tmp_path: 
     steps = by_key(root)
     assert steps["store"].state == "needs attention" and "0775" in steps["store"].detail
     assert steps["helper"].state == "needs attention"
-    assert "not exactly the two lines" in steps["helper"].detail
+    assert "(written by hand)" in steps["helper"].detail
     assert "not executable by everyone" in steps["helper"].detail
     assert [s.verb for s in sharing.plan(list(steps.values()))] == [
         "create-store", "install-secure-add-helper", "install-sudoers"]  # fmt: skip
@@ -219,6 +219,8 @@ def test_hash_includedir_counts_as_a_directive(tmp_path: Path):
 
 
 def test_broken_dropin_left_by_someone_else_is_named(tmp_path: Path):
+    """sudo 1.9.13 warns about the bad line and goes on (checked with the real sudo): the rule
+    still works, and the file is named for the admin to fix."""
     root = make_root(tmp_path)
     rh.enable(str(root))
     broken = root / "etc/sudoers.d/local-admins"
@@ -227,7 +229,7 @@ def test_broken_dropin_left_by_someone_else_is_named(tmp_path: Path):
     ignored = root / "etc/sudoers.d/old.dpkg-dist"  # sudo skips names with a dot
     ignored.write_text("this is not sudoers at all\n")
     step = by_key(root)["sudoers"]
-    assert step.state == "needs attention"
+    assert step.state == "done"
     assert "/etc/sudoers.d/local-admins" in step.detail
     assert "expected a fully-qualified path name" in step.detail or "syntax error" in step.detail
     assert "old.dpkg-dist" not in step.detail
@@ -249,9 +251,10 @@ def test_later_rule_without_nopasswd_is_a_warning(tmp_path: Path):
     env.chmod(0o440)
     step = by_key(root)["sudoers"]
     assert step.state == "needs attention" and "NOPASSWD line must go at the end" in step.detail
-    assert "/etc/sudoers.d/zz-env:1: Defaults>zeroinst !env_reset" in step.detail
-    assert "/etc/sudoers:5: %staff ALL=(ALL) ALL" in step.detail
-    assert "/etc/sudoers.d/zz-local:1" in step.detail
+    assert step.verb is None  # rewriting the drop-in would not help
+    assert "/etc/sudoers.d/zz-env (line 1): Defaults>zeroinst !env_reset" in step.detail
+    assert "%staff" not in step.detail  # an ordinary user is not in staff
+    assert "/etc/sudoers.d/zz-local (line 1)" in step.detail
     assert "aa-local" not in step.detail  # read before ours: ours wins
 
 
@@ -349,11 +352,10 @@ def test_disable_removes_what_enable_wrote_and_keeps_user_cache_and_foreign_file
     store = root / rh.SHARED_STORE.lstrip("/")
     (store / ("sha256new_" + "A" * 52)).mkdir()
     foreign = root / "etc/sudoers.d/zeroinstall"
-    assert sharing.disable_preview(str(root)) == [
-        rh.HELPER_SCRIPT_PATH,
-        rh.SUDOERS_DROPIN,
-        "/etc/apparmor.d/usr.bin.0store-secure-add",
-    ]
+    assert sharing.disable_preview(str(root)) == (
+        [rh.HELPER_SCRIPT_PATH, rh.SUDOERS_DROPIN, "/etc/apparmor.d/usr.bin.0store-secure-add"],
+        [],
+    )
     done = rh.disable(str(root))
     assert done == [
         "/usr/local/bin/0store-secure-add-helper: removed",
@@ -365,8 +367,12 @@ def test_disable_removes_what_enable_wrote_and_keeps_user_cache_and_foreign_file
     foreign.write_text(
         "# the admin's own\nALL ALL=(zeroinst) NOPASSWD: /usr/bin/0store-secure-add\n"
     )
+    assert sharing.disable_preview(str(root)) == (
+        [],
+        ["/etc/sudoers.d/zeroinstall: left alone (not written by this app)"],
+    )
     done = rh.disable(str(root))
-    assert done[1].startswith("/etc/sudoers.d/zeroinstall: left alone (not written by this tool")
+    assert done[1] == "/etc/sudoers.d/zeroinstall: left alone (not written by this app)"
     assert foreign.exists()
     assert rh.disable(str(root))[0] == "/usr/local/bin/0store-secure-add-helper: absent"
 
@@ -673,6 +679,7 @@ def test_an_ordinary_user_goes_through_pkexec_with_the_installed_helper(
     outcome = elevate.run_helper("remove-implementation", rh.SHARED_STORE, "sha256new_" + "A" * 52)
     assert outcome.status == status
     assert record.read_text().splitlines() == [
+        "--disable-internal-agent",  # the window: no text agent on a terminal nobody watches
         str(helper),
         "remove-implementation",
         rh.SHARED_STORE,
