@@ -252,7 +252,7 @@ def helper_program(text: str) -> tuple[str | None, str]:
     if not commands:
         return None, "it runs nothing"
     if len(commands) > 1:
-        return None, "it runs more than the sudo line: " + " | ".join(c[0] for c in commands[1:])
+        return None, "it runs more than the one sudo line: " + " | ".join(c[0] for c in commands)
     line, tokens = commands[0]
     redirect: list[str] = []
     words: list[str] = []
@@ -396,6 +396,9 @@ def _why_not(verdict: sudoers.Verdict, program: str) -> str:
                        "'$HOME not set'); always_set_home is needed")  # fmt: skip
     if verdict.requiretty:
         reasons.append("requiretty is on (0install runs the helper without a terminal)")
+    if verdict.others:
+        reasons.append("only some users may: " + "; ".join(
+            f"{r.entry.where}: {r.entry.text}" for r in verdict.others))  # fmt: skip
     settings = [e for e in verdict.blocking if verdict.rule is None or e != verdict.rule.entry]
     text = "; ".join(reasons)
     if settings:
@@ -679,16 +682,20 @@ def detect(
         steps[-1] = Step("self-test", "Self-test", MISSING,
                          f"The configuration changed since the self-test at "
                          f"{_clock(self_test.when)}: run it again.")  # fmt: skip
-    if current is not None and current.passed:
-        proof = (f"Proved by the self-test at {_clock(current.when)}: "
-                 f"{current.user or 'a user'} added through sudo without a password.")  # fmt: skip
-        steps = [
-            Step(s.key, s.title, DONE, proof, None, s.preview, s.target)
-            if s.state == UNKNOWN
-            else s
-            for s in steps
-        ]
-    return steps
+    return proved_by(steps, current)
+
+
+def proved_by(steps: list[Step], result: SelfTestResult | None) -> list[Step]:
+    """``steps`` with what a current, passed self-test proves: a step this user could not read
+    (UNKNOWN, a sudoers rule readable by root only) is done."""
+    if result is None or not result.passed:
+        return steps
+    proof = (f"Proved by the self-test at {_clock(result.when)}: {result.user or 'a user'} "
+             "added through sudo without a password.")  # fmt: skip
+    return [
+        Step(s.key, s.title, DONE, proof, None, s.preview, s.target) if s.state == UNKNOWN else s
+        for s in steps
+    ]
 
 
 ENABLE_KEYS = ("user", "store", "helper", "sudoers", "apparmor")

@@ -431,7 +431,7 @@ class Verdict:
     settings: list[Entry]
     """The Defaults lines that set what matters here (env_reset, always_set_home, ...)."""
     others: list[Rule]
-    """Rules that would grant it to some named users or groups only."""
+    """NOPASSWD rules that grant it to some named users or groups only."""
     blocking: list[Entry]
     """Lines that make it fail: the deciding rule when it needs a password or denies, Defaults
     that turn env_reset off or requiretty on."""
@@ -505,7 +505,7 @@ def evaluate(config: Config, target: Target) -> Verdict:
             continue
         if _list_match(rule.users, _user_match, aliases, "user"):
             deciding, allowed = rule, bool(cmd)
-        elif cmd and rule.users:
+        elif cmd and rule.nopasswd:
             others.append(rule)
     authenticate = settings["authenticate"][0]
     if deciding is not None and deciding.nopasswd is not None:
