@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QLabel, QWizard
 from core import elevate, sharing
 from core import root_helper as rh
 from gui.sharing_page import SharingPage
-from gui.sharing_wizard import ApplyPage, ReviewPage, SelfTestPage, StepPage
+from gui.sharing_wizard import ApplyPage, ReviewPage, SelfTestPage, SharingWizard, StepPage
 from gui.workers import inline_starter
 from tests.test_sharing import make_root, tree_state
 
@@ -192,3 +192,114 @@ def test_the_review_page_says_what_apply_involves(qtbot, tmp_path: Path, readine
     assert on_fake_root.review.explanation.text() == (
         f"Nothing has changed yet. Apply changes the files under {root}."
     )
+
+
+def walk_to(wizard, page_type):
+    for _ in range(20):
+        if isinstance(wizard.currentPage(), page_type):
+            return wizard.currentPage()
+        wizard.next()
+    raise AssertionError(f"the wizard never reached a {page_type.__name__}")
+
+
+def test_after_apply_the_last_page_offers_finish_not_cancel(qtbot, tmp_path: Path):
+    root = make_root(tmp_path)
+    page = started_page(qtbot, root)
+    page.open_wizard()
+    wizard = page.wizard
+    qtbot.addWidget(wizard)
+    apply_page = walk_to(wizard, ApplyPage)
+    qtbot.waitUntil(lambda: apply_page.applied, timeout=WAIT_MS)
+    wizard.next()
+    assert isinstance(wizard.currentPage(), SelfTestPage)
+    assert not wizard.button(QWizard.WizardButton.CancelButton).isVisible()
+    assert wizard.button(QWizard.WizardButton.FinishButton).isVisible()
+    assert not wizard.button(QWizard.WizardButton.BackButton).isVisible()
+    wizard.accept()
+
+
+def test_a_failed_apply_offers_close(qtbot, tmp_path: Path, monkeypatch):
+    root = make_root(tmp_path)
+    page = started_page(qtbot, root)
+
+    def refused(verb: str, *args: str, root: str | None = None) -> elevate.HelperOutcome:
+        return elevate.interpret(verb, args, 127, "", "Error getting authority: Error "
+                                 "initializing authority: Could not connect: No such file")  # fmt: skip
+
+    monkeypatch.setattr(elevate, "run_helper", refused)
+    page.open_wizard()
+    wizard = page.wizard
+    qtbot.addWidget(wizard)
+    apply_page = walk_to(wizard, ApplyPage)
+    qtbot.waitUntil(lambda: apply_page.applied, timeout=WAIT_MS)
+    assert wizard.buttonText(QWizard.WizardButton.CancelButton) == "&Close"
+    text = apply_page.notice.text()
+    assert "cannot reach the polkit daemon" in text and "polkitd" in text
+    assert "zeroinstall-admin sharing script | sudo sh" in text
+    assert "needs an administrator's password" not in text
+    wizard.reject()
+
+
+def test_step_pages_show_whole_commands_and_the_review_uses_words(qtbot, tmp_path: Path):
+    from PySide6.QtWidgets import QPlainTextEdit
+
+    root = make_root(tmp_path)
+    wizard = SharingWizard(sharing.detect(str(root)), root=str(root), starter=inline_starter)
+    qtbot.addWidget(wizard)
+    wizard.resize(500, 400)
+    wizard.show()
+    first = walk_to(wizard, StepPage)
+    assert first.step.key == "user"
+    view = first.findChild(QPlainTextEdit)
+    assert view.toPlainText() == "useradd " + " ".join(rh.USERADD_ARGS)
+    assert view.lineWrapMode() == QPlainTextEdit.LineWrapMode.WidgetWidth
+    assert view.isReadOnly()
+    review = walk_to(wizard, ReviewPage)
+    items = [review.changes.item(i).text() for i in range(review.changes.count())]
+    assert items[0] == "Create the zeroinst system user (not there yet)"
+    assert all(sharing.MISSING not in item.split("(")[0] for item in items)
+    assert not any(item.endswith(": missing") for item in items)
+    wizard.reject()
+
+
+def test_the_wizard_says_what_sharing_protects_and_what_verification_is_for(qtbot, tmp_path):
+    root = make_root(tmp_path)
+    wizard = SharingWizard(sharing.detect(str(root)), root=str(root), starter=inline_starter)
+    qtbot.addWidget(wizard)
+    text = " ".join(label.text() for label in wizard.intro.findChildren(QLabel))
+    assert "cannot write the shared cache directly" in text
+    assert "trusts the entry names" in text and "merely exists" in text
+    assert "planted or tampered" in text
+    assert "cannot plant a modified program" not in text
+    assert "would not be used" not in text
+    wizard.reject()
+
+
+def test_disable_confirmation_lists_exactly_what_goes(qtbot, tmp_path: Path):
+    from PySide6.QtWidgets import QMessageBox
+
+    from tests.test_sharing import make_handmade
+
+    root = make_handmade(tmp_path, "main")
+    rh.step_install_sudoers(str(root))
+    page = started_page(qtbot, root)
+    assert page.disable_button.isEnabled()
+    page.confirm_disable()
+    box = page.findChild(QMessageBox)
+    assert box is not None
+    removed, _, kept = box.text().partition("Left alone (not written by this app):")
+    assert rh.SUDOERS_DROPIN in removed and rh.HELPER_SCRIPT_PATH not in removed
+    assert f"{rh.HELPER_SCRIPT_PATH}: left alone (not written by this app)" in kept
+    box.reject()
+
+
+def test_the_summary_is_the_core_verdict(qtbot, tmp_path: Path):
+    from tests.test_sharing import make_handmade
+
+    root = make_handmade(tmp_path, "dropin")
+    page = started_page(qtbot, root)
+    assert page.summary.text() == sharing.overall(sharing.detect(str(root))).summary
+    assert page.summary.text() == "Sharing is enabled."
+    assert badge(page, "sudoers") == "Done" and badge(page, "helper") == "Done"
+    assert page.enable_button.text() == "Check and repair…"
+    assert not page.disable_button.isEnabled()  # nothing of ours to remove
