@@ -356,7 +356,7 @@ def step_helper(root: str = "/", env: Mapping[str, str] | None = None) -> Step:
 def broken_sudoers_files(root: str, config: sudoers.Config) -> list[str]:
     """Readable sudoers files (other than /etc/sudoers) that visudo finds errors in: "FILE: why".
     sudo 1.9 skips the bad line and warns every user who runs it."""
-    problems = []
+    problems: list[str] = []
     for path in config.files:
         if path == rh.SUDOERS_MAIN or path in config.unreadable:
             continue
@@ -765,6 +765,9 @@ def overall(steps: list[Step]) -> Overall:
     text = f"Sharing is not enabled: {len(todo)} step{'' if len(todo) == 1 else 's'} to apply"
     if hands:
         text += f", {len(hands)} needing your hands first"
+    if unknown:
+        names = ", ".join(s.title for s in unknown)
+        text += f"; the {names} can only be read by root (the self-test finds out)"
     return Overall(NOT_ENABLED, text + ".", passed)
 
 

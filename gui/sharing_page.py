@@ -237,6 +237,17 @@ class SharingPage(QWidget):
             enabled = sharing.overall(self.steps).state == sharing.ENABLED
             has_files = bool(self.disable_files[0])
             self.disable_button.setEnabled(has_files)
+            kept = self.disable_files[1]
+            self.disable_button.setToolTip(
+                ""
+                if has_files
+                else "This app wrote none of the files here; "
+                + (
+                    "those written by hand stay: " + ", ".join(kept)
+                    if kept
+                    else "nothing to remove"
+                )
+            )
             self._disable_action.setEnabled(has_files)
             self.enable_button.setText("Check and repair…" if enabled else "Enable sharing…")
             fake = self.root is not None

@@ -5,14 +5,16 @@ with progress, and the self-test. Nothing changes before the review page's Apply
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFontDatabase, QTextOption
+from PySide6.QtGui import QFontDatabase, QGuiApplication, QTextOption
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
     QWizard,
@@ -48,17 +50,27 @@ class IntroPage(QWizardPage):
         super().__init__(parent)
         self.setTitle("Share downloaded programs between users")
         self.setSubTitle("What sharing does, and what it cannot do.")
-        layout = QVBoxLayout(self)
-        layout.addWidget(_label(sharing.HOW_IT_WORKS, self))
-        layout.addWidget(_label(sharing.PROTECTS, self))
+        # In a scroll area: at 150% on a small screen the text is taller than the wizard.
+        body = QWidget(self)
+        inner = QVBoxLayout(body)
+        inner.setContentsMargins(0, 0, 0, 0)
+        inner.addWidget(_label(sharing.HOW_IT_WORKS, body))
+        inner.addWidget(_label(sharing.PROTECTS, body))
         limits = "".join(f"<li>{text}</li>" for text in sharing.LIMITS)
-        limits_label = _label(f"<b>Limits</b><ul>{limits}</ul>", self)
-        layout.addWidget(limits_label)
+        inner.addWidget(_label(f"<b>Limits</b><ul>{limits}</ul>", body))
         if blockers:
             text = "<b>First, by hand</b> (applying cannot fix these; their steps are skipped):<ul>"
             text += "".join(f"<li>{s.title}: {s.detail}</li>" for s in blockers) + "</ul>"
-            layout.addWidget(_label(text, self))
-        layout.addStretch(1)
+            inner.addWidget(_label(text, body))
+        inner.addStretch(1)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(body)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(scroll)
 
 
 class StepPage(QWizardPage):
@@ -70,7 +82,7 @@ class StepPage(QWizardPage):
         super().__init__(parent)
         self.step = step
         self.setTitle(f"Step {number} of {total}: {step.title}")
-        self.setSubTitle(step.target or "")
+        self.setSubTitle(step.target or "The account 0store-secure-add runs as.")
         layout = QVBoxLayout(self)
         layout.addWidget(state_badge(step.state, self))
         layout.addWidget(_label(step.detail, self))
@@ -118,6 +130,7 @@ class ReviewPage(QWizardPage):
     def __init__(self, todo: list[sharing.Step], parent: SharingWizard) -> None:
         super().__init__(parent)
         self.setTitle("Review")
+        self.setSubTitle("What Apply will do, in this order.")
         self.explanation = _label(how_apply_runs(parent.root, parent.readiness), self)
         self.explanation.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.setCommitPage(True)
@@ -125,7 +138,6 @@ class ReviewPage(QWizardPage):
         layout = QVBoxLayout(self)
         layout.addWidget(self.explanation)
         if todo:
-            layout.addWidget(_label("Applying will, in this order:", self))
             self.changes = QListWidget(self)
             for step in todo:
                 self.changes.addItem(sharing.review_text(step))
@@ -305,7 +317,16 @@ class SharingWizard(QWizard):
         self.addPage(self.apply_page)
         self.self_test_page = SelfTestPage(self)
         self.addPage(self.self_test_page)
-        self.resize(760, 560)
+        self._fit_to_screen(parent)
+
+    def _fit_to_screen(self, parent: QWidget | None) -> None:
+        """760 x 560, or less on a small screen (1024 x 700 at 150% leaves 682 x 466)."""
+        screen = parent.screen() if parent is not None else QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(760, 560)
+            return
+        room = screen.availableGeometry()
+        self.resize(min(760, int(room.width() * 0.95)), min(560, int(room.height() * 0.92)))
 
     def run(self, name: str, fn, on_done) -> None:
         worker = Worker(fn, starter=self._starter, name=f"sharing-{name}", parent=self)
