@@ -70,11 +70,15 @@ VERIFICATION = (
     "entries are found: each entry must be a real directory whose contents match its name."
 )
 LIMITS = (
-    "The 0install documentation calls sharing experimental: 0store-secure-add has not been "
-    "audited.",
+    (
+        "The 0install documentation calls sharing experimental: 0store-secure-add has not been "
+        "audited."
+    ),
     VERIFICATION,
-    "Implementations named by the old sha1 algorithm cannot be shared (0store-secure-add refuses "
-    "them); they stay in each user's own cache.",
+    (
+        "Implementations named by the old sha1 algorithm cannot be shared (0store-secure-add refuses "
+        "them); they stay in each user's own cache."
+    ),
     SPACE_WARNING,
     "Users cannot remove what they added; the admin removes from the shared cache (Clean up page).",
 )
@@ -360,7 +364,7 @@ def broken_sudoers_files(root: str, config: sudoers.Config) -> list[str]:
     for path in config.files:
         if path == rh.SUDOERS_MAIN or path in config.unreadable:
             continue
-        full = rh.under(root, path)
+        full = config.real.get(path, rh.under(root, path))
         try:
             message = rh.visudo_check(full)
         except rh.HelperError:
@@ -798,28 +802,28 @@ def disable_preview(root: str = "/") -> tuple[list[str], list[str]]:
 
 EXPLANATIONS: tuple[tuple[str, str], ...] = (
     ("a password is required",
-     "sudo asked for a password: the NOPASSWD rule is missing, or a rule read after it takes it "
+     ("sudo asked for a password: the NOPASSWD rule is missing, or a rule read after it takes it "
      "away again (the docs: the NOPASSWD line must go at the end). 0install would silently keep "
-     "each user's downloads in their own cache."),
-    ("a terminal is required", "sudo asked for a password (see the sudoers step): the NOPASSWD "
-     "rule is missing or overridden."),
-    ("is not in the sudoers file", "sudo has no rule letting users run 0store-secure-add as "
-     "zeroinst: install the sudoers drop-in."),
-    ("is not allowed to execute", "sudo has no rule letting this user run 0store-secure-add as "
-     "zeroinst: install the sudoers drop-in, or check a rule that names this user."),
+     "each user's downloads in their own cache.")),
+    ("a terminal is required", ("sudo asked for a password (see the sudoers step): the NOPASSWD "
+     "rule is missing or overridden.")),
+    ("is not in the sudoers file", ("sudo has no rule letting users run 0store-secure-add as "
+     "zeroinst: install the sudoers drop-in.")),
+    ("is not allowed to execute", ("sudo has no rule letting this user run 0store-secure-add as "
+     "zeroinst: install the sudoers drop-in, or check a rule that names this user.")),
     ("not allowed to run sudo", "sudo has no rule for this user: install the sudoers drop-in."),
-    ("environment not cleared", "sudo did not clear the environment (0store-secure-add: "
+    ("environment not cleared", ("sudo did not clear the environment (0store-secure-add: "
      "'Environment not cleared. Check your sudoers file.'): the sudoers file needs "
-     "'Defaults>zeroinst env_reset,always_set_home', and no rule may turn env_reset off."),
-    ("$home not set", "sudo did not set HOME for zeroinst: the sudoers file needs "
-     "'always_set_home' for zeroinst (Defaults>zeroinst env_reset,always_set_home)."),
-    ("does not support copying", "sha1 implementations cannot be shared: 0store-secure-add "
-     "refuses them, so they stay in each user's own cache."),
-    ("parse error", "a sudoers file does not parse, so sudo refuses to run at all: see the "
-     "sudoers step for the file to fix."),
+     "'Defaults>zeroinst env_reset,always_set_home', and no rule may turn env_reset off.")),
+    ("$home not set", ("sudo did not set HOME for zeroinst: the sudoers file needs "
+     "'always_set_home' for zeroinst (Defaults>zeroinst env_reset,always_set_home).")),
+    ("does not support copying", ("sha1 implementations cannot be shared: 0store-secure-add "
+     "refuses them, so they stay in each user's own cache.")),
+    ("parse error", ("a sudoers file does not parse, so sudo refuses to run at all: see the "
+     "sudoers step for the file to fix.")),
     ("unknown user", "sudo does not know the zeroinst user: create it (the first step)."),
-    ("'.manifest' doesn't exist", "0store-secure-add could not read the implementation it was "
-     "given: the directory must be readable by zeroinst."),
+    ("'.manifest' doesn't exist", ("0store-secure-add could not read the implementation it was "
+     "given: the directory must be readable by zeroinst.")),
 )  # fmt: skip
 
 

@@ -57,6 +57,8 @@ class Config:
     skipped: list[str] = field(default_factory=list)
     """Files sudo skips with a warning ("FILE is owned by uid 1000, should be 0", "FILE is world
     writable"): their rules do not count."""
+    real: dict[str, str] = field(default_factory=dict)
+    """Each file read: where it really is (under the root, its symlinks resolved inside it)."""
     includes_dir: dict[str, tuple[int, str]] = field(default_factory=dict)
     """Each @includedir DIR: (index in entries where its files start, the including file)."""
 
@@ -122,6 +124,23 @@ def _hostname(root: str) -> str:
         return ""
 
 
+def in_root(root: str, path: str) -> str:
+    """Where target ``path`` really is under ``root``: on a fake root a symlink is followed as if
+    ``root`` were /, never out of it (a link to /etc/shadow means the fake root's)."""
+    if os.path.realpath(root) == "/":
+        return path
+    current = path
+    for _ in range(40):
+        full = rh.under(root, current)
+        if not os.path.islink(full):
+            return full
+        target = os.readlink(full)
+        if not target.startswith("/"):
+            target = os.path.join(os.path.dirname(current), target)
+        current = os.path.normpath(target)
+    raise rh.HelperError(f"{path}: too many levels of symbolic links")
+
+
 def included_names(names: list[str]) -> list[str]:
     """The names of a directory that @includedir reads, in its order."""
     return sorted(n for n in names if not n.endswith("~") and "." not in n)
@@ -151,7 +170,7 @@ def _read_file(
         config.problems.append(f"{path}: included from itself (sudo refuses such a loop)")
         return
     try:
-        full = rh.under(root, path)
+        full = in_root(root, path)
         with open(full, encoding="utf-8", errors="replace") as f:
             st = os.fstat(f.fileno())
             text = f.read()
@@ -166,6 +185,7 @@ def _read_file(
             config.problems.append(f"{path} is included but does not exist")
         return
     config.files.append(path)
+    config.real[path] = full
     owner = os.stat(rh.under(root, "/")).st_uid  # root's; a fake root's maker on a fake root
     if st.st_uid != owner:
         config.skipped.append(f"{path} is owned by uid {st.st_uid}, not root: sudo skips it")
@@ -185,7 +205,7 @@ def _read_file(
             continue
         config.includes_dir.setdefault(target, (len(config.entries), path))
         try:
-            names = os.listdir(rh.under(root, target))
+            names = os.listdir(in_root(root, target))
         except PermissionError:
             config.unreadable.append(target + "/")
             continue
@@ -194,9 +214,9 @@ def _read_file(
         for name in included_names(names):
             child = os.path.join(target, name)
             try:
-                if not os.path.isfile(rh.under(root, child)):
+                if not os.path.isfile(in_root(root, child)):
                     continue
-            except rh.HelperError:
+            except (OSError, rh.HelperError):
                 continue
             _read_file(root, child, config, depth + 1, active, host)
 
@@ -551,7 +571,7 @@ def with_dropin(config: Config, path: str, text: str) -> Config | None:
         position += 1
     merged = entries[:position] + new + entries[position:]
     return Config(merged, config.files, config.unreadable, config.problems, config.skipped,
-                  config.includes_dir)  # fmt: skip
+                  config.real, config.includes_dir)  # fmt: skip
 
 
 def target_for(root: str, program: str) -> Target:

@@ -31,8 +31,8 @@ NO_TTY_AGENT_TEXT = (
         (127, NO_TTY_AGENT_TEXT, elevate.UNAVAILABLE, "no polkit authentication agent"),
         (127, "Error executing command as another user: No authentication agent found.",
          elevate.UNAVAILABLE, "no polkit authentication agent"),
-        (127, "Error executing command as another user: Not authorized\n\nThis incident has been "
-         "reported.", elevate.NOT_AUTHORISED, "does not let this user"),
+        (127, ("Error executing command as another user: Not authorized\n\nThis incident has been "
+         "reported."), elevate.NOT_AUTHORISED, "does not let this user"),
         (126, "Error executing command as another user: Request dismissed", elevate.DISMISSED,
          "dismissed"),
         (1, "zeroinstall-admin-helper: useradd failed: boom", elevate.FAILED, "useradd failed"),
@@ -61,9 +61,9 @@ def fake_program(directory: Path, name: str, code: int, stderr: str) -> None:
         (0, "", elevate.ALLOWED, ""),
         (1, "Not authorized.", elevate.NOT_AUTHORISED, "does not let this user"),
         (126, NO_DAEMON_TEXT, elevate.UNAVAILABLE, "cannot reach the polkit daemon"),
-        (127, "Error checking for authorization net.zeroinstall.Admin.enable: GDBus.Error:org."
+        (127, ("Error checking for authorization net.zeroinstall.Admin.enable: GDBus.Error:org."
          "freedesktop.PolicyKit1.Error.Failed: Action net.zeroinstall.Admin.enable is not "
-         "registered", elevate.UNAVAILABLE, "policy for net.zeroinstall.Admin.enable"),
+         "registered"), elevate.UNAVAILABLE, "policy for net.zeroinstall.Admin.enable"),
     ],
 )  # fmt: skip
 def test_readiness_asks_pkcheck_before_anything_runs(

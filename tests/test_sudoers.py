@@ -150,7 +150,7 @@ def test_a_rule_without_arguments_allowed_does_not_cover_the_digest(tmp_path: Pa
     ],
 )
 def test_defaults_classes_apply_in_sudos_order(tmp_path: Path, extra, env_reset, home_set):
-    root = fake_root(tmp_path, DEBIAN_SUDOERS, **{"zz_local": extra, "zeroinstall": DOCS_LINES})
+    root = fake_root(tmp_path, DEBIAN_SUDOERS, zz_local=extra, zeroinstall=DOCS_LINES)
     v = verdict(root)
     assert (v.env_reset, v.home_set) == (env_reset, home_set)
     assert v.works == (env_reset and home_set)
@@ -195,7 +195,7 @@ def test_an_unreadable_file_is_reported_not_guessed(tmp_path: Path, monkeypatch)
 
 def test_with_dropin_takes_its_place_in_the_directory_order(tmp_path: Path):
     late = "ALL ALL=(zeroinst) /usr/bin/0store-secure-add\n"
-    root = fake_root(tmp_path, **{"zz_local": late})
+    root = fake_root(tmp_path, zz_local=late)
     config = sudoers.read(str(root))
     after = sudoers.with_dropin(config, rh.SUDOERS_DROPIN, rh.sudoers_content(PROGRAM))
     assert after is not None
@@ -203,7 +203,40 @@ def test_with_dropin_takes_its_place_in_the_directory_order(tmp_path: Path):
         rh.SUDOERS_DROPIN, rh.SUDOERS_DROPIN, "/etc/sudoers.d/zz-local"]  # fmt: skip
     target = sudoers.target_for(str(root), PROGRAM)
     assert not sudoers.evaluate(after, target).works  # zz-local, read later, asks for a password
-    early = fake_root(tmp_path / "2", **{"aa_local": late})
+    early = fake_root(tmp_path / "2", aa_local=late)
     config = sudoers.read(str(early))
     after = sudoers.with_dropin(config, rh.SUDOERS_DROPIN, rh.sudoers_content(PROGRAM))
     assert after is not None and sudoers.evaluate(after, target).works
+
+
+def test_a_symlink_in_a_fake_root_is_followed_inside_it_never_out(tmp_path: Path):
+    """sudo follows a symlinked drop-in; on a fake root the link's absolute target means the
+    fake root's file (this machine's /etc/shadow is never read)."""
+    root = fake_root(tmp_path)
+    write(root, "/etc/zeroinstall-rules", DOCS_LINES)
+    (root / "etc/sudoers.d/rules").symlink_to("/etc/zeroinstall-rules")
+    (root / "etc/sudoers.d/shadow").symlink_to("/etc/shadow")  # none in the fake root
+    config = sudoers.read(str(root))
+    assert config.real["/etc/sudoers.d/rules"] == str(root / "etc/zeroinstall-rules")
+    assert "/etc/sudoers.d/shadow" not in config.files
+    assert verdict(root).works
+
+
+def test_hostile_sudoers_are_reported_not_fatal(tmp_path: Path):
+    main = DEBIAN_SUDOERS + (
+        "@include /etc/sudoers\n"
+        '@include "/etc/with space"\n'
+        "@includedir /etc/nonexistent\n"
+        "(((\n"
+        "ALL ALL = (zeroinst\n"
+        "Cmnd_Alias X = !X\n"
+        "ALL ALL=(zeroinst) NOPASSWD: X\n"
+    )
+    root = tmp_path / "root"
+    (root / "etc/sudoers.d").mkdir(parents=True)
+    (root / "etc/sudoers").write_text(main)
+    (root / "etc/sudoers.d/garbage").write_bytes(bytes(range(256)) * 8)
+    config = sudoers.read(str(root))
+    assert "/etc/sudoers: included from itself (sudo refuses such a loop)" in config.problems
+    assert "/etc/with space is included but does not exist" in config.problems
+    assert not verdict(root).allowed
