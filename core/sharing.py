@@ -433,6 +433,19 @@ def _sudoers_unreadable(root: str, config: sudoers.Config, target: str, preview:
                 "written by hand.", "install-sudoers", preview, target)  # fmt: skip
 
 
+NSSWITCH = "/etc/nsswitch.conf"
+
+
+def _other_sudoers_sources(root: str) -> list[str]:
+    """Where sudo reads rules besides the files ("sss", "ldap"), from its nsswitch.conf line."""
+    text = _read(root, NSSWITCH) or ""
+    m = re.search(r"^\s*sudoers\s*:\s*(.*)$", text, re.MULTILINE)
+    if m is None:
+        return []
+    sources = re.sub(r"\[[^]]*\]", " ", m.group(1).split("#", 1)[0]).split()
+    return [s for s in sources if s != "files"]
+
+
 def step_sudoers(root: str = "/") -> Step:
     """Judged by its effect: what sudo does for an ordinary user running 0store-secure-add as
     zeroinst, wherever the rule is (our drop-in, /etc/sudoers, another drop-in)."""
@@ -475,6 +488,13 @@ def step_sudoers(root: str = "/") -> Step:
                     f"password, with a cleared environment and HOME set.{where_defaults}{tail}",
                     None, preview, target)  # fmt: skip
     why = _why_not(verdict, program)
+    elsewhere = _other_sudoers_sources(root)
+    if elsewhere and verdict.rule is None:
+        return Step("sudoers", title, UNKNOWN,
+                    f"Not checked: the sudoers files have no rule for it, but sudo also reads rules "
+                    f"from {', '.join(elsewhere)} ({NSSWITCH}), which this app cannot read. The "
+                    f"self-test finds out. Apply adds {target}, which does no harm next to a rule "
+                    f"kept there.{tail}", "install-sudoers", preview, target)  # fmt: skip
     fixed = sudoers.with_dropin(config, target, content)
     if fixed is None:
         return Step("sudoers", title, ATTENTION,

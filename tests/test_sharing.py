@@ -907,3 +907,13 @@ def test_a_self_test_result_counts_only_for_the_configuration_it_tested(tmp_path
     changed = sharing.fingerprint(str(root))
     (root / "etc/sudoers.d/zz-new").write_text("Defaults requiretty\n")
     assert sharing.fingerprint(str(root)) != changed
+
+
+def test_rules_sudo_reads_from_sssd_are_not_called_missing(tmp_path: Path):
+    root = make_root(tmp_path, debian=True)
+    (root / "etc/nsswitch.conf").write_text("passwd: files\nsudoers: files sss\n")
+    step = by_key(root)["sudoers"]
+    assert step.state == sharing.UNKNOWN and "sss (/etc/nsswitch.conf)" in step.detail
+    assert step.verb == "install-sudoers"
+    (root / "etc/nsswitch.conf").write_text("sudoers: files\n")
+    assert by_key(root)["sudoers"].state == sharing.MISSING
