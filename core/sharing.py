@@ -434,6 +434,28 @@ def _sudoers_unreadable(root: str, config: sudoers.Config, target: str, preview:
 
 
 NSSWITCH = "/etc/nsswitch.conf"
+ORDINARY_USER = "nobody"
+"""The account whose sudo rights stand for an ordinary user's in ``sudo -l -U`` (as root)."""
+
+
+def sudo_lists(root: str, program: str) -> bool | None:
+    """As root on the real system, what sudo itself says: may an ordinary user run ``program``
+    as zeroinst (``sudo -n -l -U nobody -u zeroinst PROGRAM``, exit 0)? None elsewhere (a fake
+    root, an ordinary user, no sudo): the files are all there is."""
+    if os.path.realpath(root) != "/" or os.geteuid() != 0:
+        return None
+    sudo = shutil.which("sudo", path="/usr/bin:/bin")
+    if sudo is None or rh.read_account(ORDINARY_USER) is None:
+        return None
+    try:
+        proc = subprocess.run(
+            [sudo, "-n", "-l", "-U", ORDINARY_USER, "-u", rh.SYSTEM_USER, program],
+            capture_output=True, text=True, timeout=30, check=False, stdin=subprocess.DEVNULL,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.returncode == 0
 
 
 def _other_sudoers_sources(root: str) -> list[str]:
@@ -465,7 +487,17 @@ def step_sudoers(root: str = "/") -> Step:
         return _sudoers_unreadable(root, config, target, preview)
     asked = sudoers.target_for(root, program)
     verdict = sudoers.evaluate(config, asked)
+    listed = sudo_lists(root, program)
     notes = []
+    if listed is not None and listed != verdict.allowed:
+        if listed:
+            return Step("sudoers", title, UNKNOWN,
+                        f"Not checked: 'sudo -l -U {ORDINARY_USER}' says it may run {program} as "
+                        f"{rh.SYSTEM_USER}, but no rule in the sudoers files says so (rules from "
+                        "elsewhere, such as sss or ldap?). The self-test finds out whether it "
+                        "needs a password.", "install-sudoers", preview, target)  # fmt: skip
+        notes.append(f"'sudo -l -U {ORDINARY_USER}' says it may not run {program} as "
+                     f"{rh.SYSTEM_USER}, although the files seem to allow it.")  # fmt: skip
     broken = broken_sudoers_files(root, config)
     if broken:
         notes.append("visudo finds errors that sudo warns every user about: " + "; ".join(broken)
@@ -482,11 +514,12 @@ def step_sudoers(root: str = "/") -> Step:
                     or ">" in e.text or ":" in e.text.split(None, 1)[0]]  # fmt: skip
         where_defaults = (" Defaults: " + "; ".join(f"{e.where}: {e.text}" for e in settings)
                           + ".") if settings else ""  # fmt: skip
-        return Step("sudoers", title, DONE,
+        agrees = f" ('sudo -l -U {ORDINARY_USER}' agrees.)" if listed else ""
+        return Step("sudoers", title, ATTENTION if listed is False else DONE,
                     f"Present in {entry.where}, {_sudoers_who(root, entry.path, program)}: "
                     f"{entry.text}. Every user may run {program} as {rh.SYSTEM_USER} without a "
-                    f"password, with a cleared environment and HOME set.{where_defaults}{tail}",
-                    None, preview, target)  # fmt: skip
+                    f"password, with a cleared environment and HOME set.{where_defaults}{agrees}"
+                    f"{tail}", None, preview, target)  # fmt: skip
     why = _why_not(verdict, program)
     elsewhere = _other_sudoers_sources(root)
     if elsewhere and verdict.rule is None:

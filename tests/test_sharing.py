@@ -836,6 +836,7 @@ def test_a_hand_made_setup_works_with_the_real_sudo_and_is_left_as_it_is(
     where = "/etc/sudoers (line" if scenario == "docs" else "/etc/sudoers.d/0install-docs (line 2)"
     assert result["details"]["sudoers"].startswith(f"Present in {where}")
     assert "written by hand" in result["details"]["sudoers"]
+    assert "('sudo -l -U nobody' agrees.)" in result["details"]["sudoers"]  # root asks sudo too
     assert result["self_test"]["passed"], result["self_test"]
     assert result["with_test"]["self-test"] == "done"
     assert result["overall_with_test"] == "Sharing is enabled and the self-test proved it works."
