@@ -483,7 +483,7 @@ def step_sudoers(root: str = "/") -> Step:
         return Step("sudoers", title, ATTENTION, "visudo is missing: install the 'sudo' package.",
                     None, preview, target)  # fmt: skip
     config = sudoers.read(root)
-    if rh.SUDOERS_MAIN in config.unreadable or config.unreadable:
+    if config.unreadable:
         return _sudoers_unreadable(root, config, target, preview)
     asked = sudoers.target_for(root, program)
     verdict = sudoers.evaluate(config, asked)
@@ -839,14 +839,17 @@ def review_text(step: Step) -> str:
 
 
 def disable_preview(root: str = "/") -> tuple[list[str], list[str]]:
-    """What disabling would do: (the files it removes, "FILE: why" for each file it leaves
-    alone), as target paths; the same decision :func:`core.root_helper.disable` makes."""
+    """What disabling would do: (the files it removes, the files it leaves alone because this
+    app did not write them), as target paths (a symlink says so); the same decision
+    :func:`core.root_helper.disable` makes."""
     remove, keep = [], []
     for path, action in rh.disable_plan(root):
         if action == rh.REMOVE:
             remove.append(path)
+        elif action == rh.LEFT_ALONE_LINK:
+            keep.append(f"{path} (a symlink)")
         elif action != rh.ABSENT:
-            keep.append(f"{path}: {action}")
+            keep.append(path)
     return remove, keep
 
 

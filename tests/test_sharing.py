@@ -367,10 +367,7 @@ def test_disable_removes_what_enable_wrote_and_keeps_user_cache_and_foreign_file
     foreign.write_text(
         "# the admin's own\nALL ALL=(zeroinst) NOPASSWD: /usr/bin/0store-secure-add\n"
     )
-    assert sharing.disable_preview(str(root)) == (
-        [],
-        ["/etc/sudoers.d/zeroinstall: left alone (not written by this app)"],
-    )
+    assert sharing.disable_preview(str(root)) == ([], ["/etc/sudoers.d/zeroinstall"])
     done = rh.disable(str(root))
     assert done[1] == "/etc/sudoers.d/zeroinstall: left alone (not written by this app)"
     assert foreign.exists()
@@ -763,7 +760,7 @@ def test_enable_and_disable_leave_a_hand_made_setup_alone(tmp_path: Path):
     code, out, err = run("sharing", "disable", "--yes", "--root", str(root))
     assert code == 0, err
     assert "Left alone (not written by this app):" in out
-    assert f"{rh.HELPER_SCRIPT_PATH}: left alone (not written by this app)" in out
+    assert f"Left alone (not written by this app):\n  {rh.HELPER_SCRIPT_PATH}\n" in out
     assert "Nothing to remove" in out and "removes these files" not in out
     assert tree_state(root) == before
 
@@ -773,7 +770,7 @@ def test_disable_lists_only_what_it_removes(tmp_path: Path):
     rh.step_install_sudoers(str(root))  # ours next to the admin's
     remove, kept = sharing.disable_preview(str(root))
     assert remove == [rh.SUDOERS_DROPIN]
-    assert kept == [f"{rh.HELPER_SCRIPT_PATH}: left alone (not written by this app)"]
+    assert kept == [rh.HELPER_SCRIPT_PATH]
     assert rh.disable(str(root)) == [
         f"{rh.HELPER_SCRIPT_PATH}: left alone (not written by this app)",
         f"{rh.SUDOERS_DROPIN}: removed",
@@ -844,8 +841,7 @@ def test_a_hand_made_setup_works_with_the_real_sudo_and_is_left_as_it_is(
     state, detail = result["after_edit"]["self-test"]
     assert state == "missing" and "changed since the self-test" in detail
     assert result["after_edit"]["helper"][0] == "done"  # a comment changes nothing it runs
-    assert result["disable_preview"] == [
-        [], [f"{rh.HELPER_SCRIPT_PATH}: left alone (not written by this app)"]]  # fmt: skip
+    assert result["disable_preview"] == [[], [rh.HELPER_SCRIPT_PATH]]
 
 
 def test_an_ordinary_user_cannot_read_a_hand_made_rule_and_the_self_test_decides(
