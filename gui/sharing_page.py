@@ -351,8 +351,10 @@ class SharingPage(QWidget):
             return
         box = QMessageBox(
             QMessageBox.Icon.Question, "Disable sharing",
-            "Remove these files? Users then keep new downloads in their own caches again. The "
-            "zeroinst user and the shared cache (everyone's programs) stay.\n\n"
+            "Remove these files? "
+            + ("Sharing goes on wherever files written by hand (such as those below) provide it. " if kept
+               else "Users then keep new downloads in their own caches again. ")
+            + "The zeroinst user and the shared cache (everyone's programs) stay.\n\n"
             + "\n".join(present) + left,
             QMessageBox.StandardButton.Cancel, self,
         )  # fmt: skip
