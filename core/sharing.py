@@ -302,6 +302,25 @@ def helper_program(text: str) -> tuple[str | None, str]:
     return rest[0], ""
 
 
+DEFAULT_USER_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def _helper_on_path(root: str, env: Mapping[str, str] | None) -> str:
+    """The 0store-secure-add-helper 0install would run (the first on the users' PATH, as it
+    looks it up there), or our path when there is none."""
+    value = env.get("PATH", DEFAULT_USER_PATH) if env is not None else DEFAULT_USER_PATH
+    for directory in value.split(":"):
+        if not directory.startswith("/"):
+            continue
+        candidate = os.path.join(os.path.normpath(directory), "0store-secure-add-helper")
+        try:
+            if os.path.lexists(rh.under(root, candidate)):
+                return candidate
+        except rh.HelperError:
+            continue
+    return rh.HELPER_SCRIPT_PATH
+
+
 def step_helper(root: str = "/", env: Mapping[str, str] | None = None) -> Step:
     title = "0store-secure-add-helper"
     program = rh.find_secure_add(root)
@@ -317,7 +336,8 @@ def step_helper(root: str = "/", env: Mapping[str, str] | None = None) -> Step:
     if problem:
         return Step("helper", title, ATTENTION, f"Refusing to name {program}: {problem}.", None,
                     preview, rh.HELPER_SCRIPT_PATH)  # fmt: skip
-    full = rh.under(root, rh.HELPER_SCRIPT_PATH)
+    path = _helper_on_path(root, env)
+    full = rh.under(root, path)
     try:
         st = os.lstat(full)
     except FileNotFoundError:
@@ -330,7 +350,7 @@ def step_helper(root: str = "/", env: Mapping[str, str] | None = None) -> Step:
     if not stat.S_ISREG(st.st_mode):
         issues.append("it is not a regular file")
     else:
-        text = _read(root, rh.HELPER_SCRIPT_PATH)
+        text = _read(root, path)
         runs, why = helper_program(text) if text is not None else (None, "it cannot be read")
         if runs is None:
             issues.append(why)
@@ -343,16 +363,18 @@ def step_helper(root: str = "/", env: Mapping[str, str] | None = None) -> Step:
     if st.st_uid != 0 or st.st_mode & 0o022:
         issues.append("it is not root's alone (anyone who can write it runs code as any user)")
     if issues:
+        action = ("Apply replaces it with the two lines below." if path == rh.HELPER_SCRIPT_PATH
+                  else f"Apply writes {rh.HELPER_SCRIPT_PATH} with the two lines below; remove "
+                  f"{path} or put /usr/local/bin before its directory on PATH.")  # fmt: skip
         return Step("helper", title, ATTENTION,
-                    f"{rh.HELPER_SCRIPT_PATH} ({who or 'not a file'}): " + "; ".join(issues)
-                    + ". Apply replaces it with the two lines below.",
+                    f"{path} ({who or 'not a file'}): " + "; ".join(issues) + ". " + action,
                     "install-secure-add-helper", preview, rh.HELPER_SCRIPT_PATH)  # fmt: skip
     path_problem = _login_path_problem(root, env)
     if path_problem:
         return Step("helper", title, ATTENTION, path_problem + " Add /usr/local/bin to it.",
                     None, preview, rh.HELPER_SCRIPT_PATH)  # fmt: skip
     return Step("helper", title, DONE,
-                f"Present: {rh.HELPER_SCRIPT_PATH} ({who}) runs {program} as "
+                f"Present: {path} ({who}) runs {program} as "
                 f"{rh.SYSTEM_USER} through sudo.", None, preview,
                 rh.HELPER_SCRIPT_PATH)  # fmt: skip
 
@@ -808,6 +830,11 @@ def overall(steps: list[Step]) -> Overall:
         if pending:
             text += f"; {pending} step{'' if pending == 1 else 's'} to fix"
         return Overall(BROKEN, text + ".")
+    if passed and (pending or unknown):
+        names = ", ".join(s.title for s in [*todo, *hands, *unknown])
+        return Overall(ENABLED, f"Sharing works (the self-test passed), but {names} "
+                       f"{'needs' if pending + len(unknown) == 1 else 'need'} attention for "
+                       "other users or later: see below.", True)  # fmt: skip
     if not pending and not unknown:
         if passed:
             return Overall(ENABLED, "Sharing is enabled and the self-test proved it works.", True)

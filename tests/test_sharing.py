@@ -914,3 +914,31 @@ def test_rules_sudo_reads_from_sssd_are_not_called_missing(tmp_path: Path):
     assert step.verb == "install-sudoers"
     (root / "etc/nsswitch.conf").write_text("sudoers: files\n")
     assert by_key(root)["sudoers"].state == sharing.MISSING
+
+
+def test_a_helper_elsewhere_on_path_is_the_one_judged(tmp_path: Path):
+    """0install runs the first 0store-secure-add-helper on PATH: one made by hand in /usr/bin
+    counts, and enable does not add a second one."""
+    root = make_handmade(tmp_path, "dropin")
+    ours = root / rh.HELPER_SCRIPT_PATH.lstrip("/")
+    elsewhere = root / "usr/bin/0store-secure-add-helper"
+    ours.rename(elsewhere)
+    step = by_key(root)["helper"]
+    assert step.state == "done"
+    assert step.detail.startswith("Present: /usr/bin/0store-secure-add-helper (written by hand)")
+    assert sharing.plan(sharing.detect(str(root))) == []
+
+
+def test_a_passed_self_test_is_never_contradicted_by_the_summary():
+    steps = [
+        sharing.Step("user", "System user zeroinst", sharing.DONE, ""),
+        sharing.Step("helper", "0store-secure-add-helper", sharing.ATTENTION, "PATH", None),
+        sharing.Step("self-test", "Self-test", sharing.DONE, "Passed"),
+    ]
+    verdict = sharing.overall(steps)
+    assert verdict.state == sharing.ENABLED and verdict.proven
+    assert verdict.summary.startswith("Sharing works (the self-test passed), but 0store-secure")
+    steps[-1] = sharing.Step("self-test", "Self-test", sharing.ATTENTION, "Failed")
+    steps[1] = sharing.Step("helper", "0store-secure-add-helper", sharing.DONE, "")
+    verdict = sharing.overall(steps)
+    assert verdict.state == sharing.BROKEN and "Sharing is enabled" not in verdict.summary
