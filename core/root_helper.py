@@ -825,11 +825,8 @@ def disable(root: str = "/") -> list[str]:
         if program is not None:
             if not os.path.lexists(under(root, path)):
                 continue
-            if (
-                file_plan(root, path, contents) == REMOVE
-                and _real_root(root) == "/"
-                and (apparmor_enabled(root))
-            ):
+            mine = file_plan(root, path, contents) == REMOVE
+            if mine and _real_root(root) == "/" and apparmor_enabled(root):
                 run_program("apparmor_parser", ["-R", under(root, path)])  # "not loaded" is fine
         done.append(f"{path}: {remove_file(root, path, contents)}")
     return done

@@ -633,7 +633,7 @@ def step_apparmor(root: str = "/") -> Step:
         return Step("apparmor", title, ATTENTION,
                     f"{path} is in place but not loaded: apply loads it.", "install-apparmor",
                     preview, path)  # fmt: skip
-    note = "" if mine else " (a profile not written by this tool)"
+    note = "" if mine else " (a profile not written by this app)"
     if mode == "unknown":
         return Step("apparmor", title, DONE,
                     f"{path}{note} is in place and parses (whether it is loaded is visible to "
