@@ -96,6 +96,7 @@ class SharingPage(QWidget):
         self.self_test: sharing.SelfTestResult | None = None
         self.readiness: elevate.Readiness | None = None
         """What Apply will involve (None on a fake root: the steps run in this process)."""
+        self._readiness_said: elevate.Readiness | None = None
         self.disable_files: tuple[list[str], list[str]] = ([], [])
         """What Disable would remove, and what it would leave alone (not written by this app)."""
         self.wizard = None
@@ -184,8 +185,9 @@ class SharingPage(QWidget):
     def _say_readiness(self) -> None:
         """When changes cannot be made from here, say what is missing and the root command."""
         ready = self.readiness
-        if ready is None or ready.possible:
-            return
+        if ready is None or ready.possible or ready == self._readiness_said:
+            return  # said once; later notices (an outcome, the self-test) stay
+        self._readiness_said = ready
         self.show_notice(
             f"Changes cannot be made from here: {ready.reason}. As root, run "
             f"'zeroinstall-admin sharing enable', or every step at once: "
