@@ -88,7 +88,7 @@ def _root(args: argparse.Namespace) -> str:
 
 
 MARK = {"done": "done", "missing": "MISSING", "needs attention": "ATTENTION",
-        "not applicable": "n/a"}  # fmt: skip
+        "not applicable": "n/a", "unknown": "UNKNOWN"}  # fmt: skip
 
 
 def _print_steps(steps: list, out: IO[str]) -> None:
@@ -101,12 +101,15 @@ def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
     root = _root(args)
     steps = sharing.detect(root)
-    enabled = sharing.is_enabled(steps)
+    verdict = sharing.overall(steps)
+    enabled = verdict.state == sharing.ENABLED
     if args.json:
         json.dump(
             {
                 "root": root,
                 "enabled": enabled,
+                "state": verdict.state,
+                "summary": verdict.summary,
                 "steps": [
                     {"key": s.key, "title": s.title, "state": s.state, "detail": s.detail,
                      "verb": s.verb, "fixable": s.fixable, "target": s.target,
@@ -118,8 +121,10 @@ def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         )  # fmt: skip
         out.write("\n")
     else:
-        where = "" if root == "/" else f" (root {root})"
-        out.write(f"Sharing is {'enabled' if enabled else 'not enabled'}{where}\n")
+        text = verdict.summary
+        if root != "/":
+            text = f"{text.rstrip('.')} (root {root})."
+        out.write(text + "\n")
         _print_steps(steps, out)
     return 0 if enabled else 1
 
@@ -154,7 +159,7 @@ def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     else:
         out.write("Enabling sharing will:\n")
         for step in todo:
-            out.write(f"\n* {step.title} ({step.state}): {step.detail}\n")
+            out.write(f"\n* {sharing.review_text(step)}: {step.detail}\n")
             for line in step.preview.splitlines():
                 out.write(f"    {line}\n")
         out.write("\n")
@@ -166,15 +171,14 @@ def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             outcome = elevate.run_helper(step.verb, root=fake, terminal=True)
             if not outcome.ok:
                 err.write(f"{step.title}: {outcome.message}\n")
-                if outcome.status == elevate.UNAVAILABLE:
+                if outcome.status in (elevate.UNAVAILABLE, elevate.NOT_AUTHORISED):
                     err.write(
-                        "Or enable every step at once as root with: "
-                        "zeroinstall-admin sharing script | sudo sh\n"
+                        f"Or enable every step at once as root with: {sharing.ALL_STEPS_COMMAND}\n"
                     )
                 raise CommandError(f"stopped at '{step.title}'; the steps before it are done")
             out.write(f"{step.title}: {outcome.message}\n")
     after = sharing.detect(root)
-    if not sharing.is_enabled(after):
+    if sharing.overall(after).state not in (sharing.ENABLED, sharing.UNCERTAIN):
         _print_steps(after, out)
         raise CommandError("sharing is still not enabled: see the steps above")
     if fake is not None:
@@ -188,11 +192,17 @@ def cmd_disable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core.cli import CommandError
 
     root = _root(args)
-    present = sharing.disable_preview(root)
+    present, kept = sharing.disable_preview(root)
+    if kept:
+        out.write("Left alone (not written by this app):\n")
+        for line in kept:
+            out.write(f"  {line}\n")
     if not present:
-        out.write("Nothing to remove: no helper script, sudoers drop-in or profile.\n")
+        out.write("Nothing to remove: this app wrote no helper script, sudoers drop-in or "
+                  "profile here.\n")  # fmt: skip
         return 0
-    out.write("Disabling sharing removes (the zeroinst user and the shared cache stay):\n")
+    out.write("Disabling sharing removes these files (the zeroinst user and the shared cache "
+              "stay):\n")  # fmt: skip
     for path in present:
         out.write(f"  {path}\n")
     if not _confirm("Remove them?", args, out):
@@ -202,7 +212,8 @@ def cmd_disable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if not outcome.ok:
         raise CommandError(outcome.message)
     for line in outcome.message.split("; "):
-        out.write(f"  {line}\n")
+        if not line.endswith(": absent") and "left alone" not in line:
+            out.write(f"  {line}\n")
     return 0
 
 

@@ -30,7 +30,28 @@ NOT_AUTHORISED = "not-authorised"
 UNAVAILABLE = "unavailable"
 """No way to get root from here: no pkexec, no installed helper or no polkit agent."""
 
-_NO_AGENT_HINTS = ("no authentication agent", "no session for cookie", "cannot open display")
+_NO_AGENT_HINTS = ("no authentication agent", "no session for cookie", "cannot open display",
+                   "error creating textual authentication agent")  # fmt: skip
+"""pkexec 122 with no agent: "Error executing command as another user: No authentication agent
+found." (exit 127, with --disable-internal-agent) or, without a terminal for its own text agent,
+"Error creating textual authentication agent: Error opening current controlling terminal ..."."""
+_NO_DAEMON_HINTS = ("error getting authority", "error initializing authority")
+"""pkexec 122 without a reachable polkit daemon: "Error getting authority: Error initializing
+authority: Could not connect: No such file or directory" (exit 127)."""
+
+NO_PKEXEC = "pkexec is not installed (Debian package 'pkexec')"
+NO_DAEMON = (
+    "pkexec cannot reach the polkit daemon (it says 'Error getting authority'): install the "
+    "Debian package 'polkitd' or start it (systemctl start polkit)"
+)
+NO_AGENT = (
+    "no polkit authentication agent is running in this session (an SSH or VNC session, or a "
+    "desktop without one), so pkexec cannot ask for the password"
+)
+REFUSED = (
+    "polkit does not let this user do this (pkexec: 'Not authorized'): it asks only an "
+    "administrator in an active local session"
+)
 
 
 @dataclass(frozen=True)
@@ -71,17 +92,89 @@ def find_pkexec() -> str | None:
     return shutil.which("pkexec")
 
 
+def _helper_missing() -> str:
+    return (f"the privileged helper is not installed at {root_helper.INSTALLED_PATH} (install "
+            "the zeroinstall-admin package)")  # fmt: skip
+
+
 def unavailable_reason() -> str | None:
     """Why changes cannot be made from this process (None when they can: root, or pkexec and the
-    installed helper are there; a missing polkit agent only shows when pkexec runs)."""
+    installed helper are there; the polkit daemon and agent are checked by :func:`readiness`)."""
     if os.geteuid() == 0:
         return None
     if find_pkexec() is None:
-        return "pkexec is not installed (Debian package 'pkexec')"
+        return NO_PKEXEC
     if not os.path.isfile(root_helper.INSTALLED_PATH):
-        return (f"the privileged helper is not installed at {root_helper.INSTALLED_PATH} (install "
-                "the zeroinstall-admin package)")  # fmt: skip
+        return _helper_missing()
     return None
+
+
+PKCHECK_TIMEOUT_S = 10
+PKCHECK_DIRS = "/usr/bin:/bin"
+"""Where pkcheck (Debian package polkitd) is looked for."""
+
+AS_ROOT = "as-root"
+"""This process is root: changes are made at once, nothing asks."""
+ASKS = "asks"
+"""pkexec will ask for an administrator's password (through the session's polkit agent)."""
+ALLOWED = "allowed"
+"""polkit allows it without asking (a local rule)."""
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """What running a helper verb from here will involve, checked before anything runs."""
+
+    state: str
+    """AS_ROOT, ASKS, ALLOWED, UNAVAILABLE or NOT_AUTHORISED."""
+    reason: str = ""
+    """For UNAVAILABLE and NOT_AUTHORISED: what is missing (pkexec, the polkit daemon, the
+    installed helper or policy) or what polkit said."""
+
+    @property
+    def possible(self) -> bool:
+        return self.state in (AS_ROOT, ASKS, ALLOWED)
+
+
+def readiness(verb: str = "enable") -> Readiness:
+    """Whether ``verb`` can run from here and whether it will ask for a password: root; pkexec
+    and the installed helper; then ``pkcheck`` (from polkitd, like the daemon) asks polkit
+    without any dialog: 0 allowed, 2 needs authentication, 1 refused, "Error getting authority"
+    when no daemon answers. Whether an agent will show the dialog is only known when pkexec
+    runs (see :func:`interpret`)."""
+    if os.geteuid() == 0:
+        return Readiness(AS_ROOT)
+    if find_pkexec() is None:
+        return Readiness(UNAVAILABLE, NO_PKEXEC)
+    if not os.path.isfile(root_helper.INSTALLED_PATH):
+        return Readiness(UNAVAILABLE, _helper_missing())
+    pkcheck = shutil.which("pkcheck", path=PKCHECK_DIRS)
+    if pkcheck is None:
+        return Readiness(UNAVAILABLE, "the polkit daemon is not installed (Debian package "
+                                      "'polkitd')")  # fmt: skip
+    action = root_helper.polkit_action(verb)
+    try:
+        proc = subprocess.run(
+            [pkcheck, "--action-id", action, "--process", str(os.getpid())],
+            capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL,
+            timeout=PKCHECK_TIMEOUT_S, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return Readiness(UNAVAILABLE, NO_DAEMON)
+    said = proc.stderr.lower()
+    if any(hint in said for hint in _NO_DAEMON_HINTS) or "could not connect" in said:
+        return Readiness(UNAVAILABLE, NO_DAEMON)
+    if proc.returncode == 0:
+        return Readiness(ALLOWED)
+    if proc.returncode == 2:
+        return Readiness(ASKS)
+    if proc.returncode == 1:
+        return Readiness(NOT_AUTHORISED, REFUSED)
+    if "not registered" in said:
+        return Readiness(UNAVAILABLE, f"the polkit policy for {action} is not installed "
+                                      "(install the zeroinstall-admin package)")  # fmt: skip
+    first = proc.stderr.strip().splitlines()[:1]
+    return Readiness(UNAVAILABLE, "polkit could not be asked" + (f": {first[0]}" if first else ""))
 
 
 def _in_process(verb: str, args: tuple[str, ...], root: str) -> HelperOutcome:
@@ -114,9 +207,7 @@ def run_helper(
     pkexec = find_pkexec()
     if pkexec is None:
         return HelperOutcome(
-            verb, argv, UNAVAILABLE,
-            "pkexec is not installed (Debian package 'pkexec'): run this as root instead: "
-            + command, command,
+            verb, argv, UNAVAILABLE, f"{NO_PKEXEC}: run this as root instead: {command}", command,
         )  # fmt: skip
     if not os.path.isfile(root_helper.INSTALLED_PATH):
         return HelperOutcome(
@@ -124,9 +215,12 @@ def run_helper(
             f"the privileged helper is not installed at {root_helper.INSTALLED_PATH} (install the "
             "zeroinstall-admin package): run this as root instead: " + command, command,
         )  # fmt: skip
+    # Without a terminal (the window), no text agent: a missing desktop agent then fails at once
+    # instead of prompting on a terminal nobody watches.
+    options = [] if terminal else ["--disable-internal-agent"]
     try:
         proc = subprocess.run(
-            [pkexec, root_helper.INSTALLED_PATH, verb, *argv],
+            [pkexec, *options, root_helper.INSTALLED_PATH, verb, *argv],
             capture_output=True, text=True, errors="replace",
             stdin=None if terminal else subprocess.DEVNULL,
             timeout=AUTH_TIMEOUT_S, check=False,
@@ -152,22 +246,32 @@ def interpret(
         out = stdout.strip().splitlines()
         return HelperOutcome(verb, args, DONE, out[-1] if out else "done", command, stdout.strip())
     lowered = stderr.lower()
-    if any(hint in lowered for hint in _NO_AGENT_HINTS):
+    pkexec_said = (returncode in (126, 127)) and not last.startswith("zeroinstall-admin-helper:")
+    if pkexec_said and any(hint in lowered for hint in _NO_DAEMON_HINTS):
         return HelperOutcome(
-            verb, args, UNAVAILABLE,
-            "no polkit authentication agent in this session (SSH, VNC or a minimal desktop): "
-            "run this as root instead: " + command, command, stderr.strip(),
+            verb, args, UNAVAILABLE, f"{NO_DAEMON}; or run this as root instead: {command}",
+            command, stderr.strip(),
+        )  # fmt: skip
+    if pkexec_said and any(hint in lowered for hint in _NO_AGENT_HINTS):
+        return HelperOutcome(
+            verb, args, UNAVAILABLE, f"{NO_AGENT}: run this as root instead: {command}", command,
+            stderr.strip(),
         )  # fmt: skip
     if returncode == 126:
         return HelperOutcome(
             verb, args, DISMISSED, "authentication was dismissed: nothing was changed", command,
             stderr.strip(),
         )  # fmt: skip
+    if returncode == 127 and "not authorized" in lowered:
+        return HelperOutcome(
+            verb, args, NOT_AUTHORISED, f"{REFUSED}: run this as root instead: {command}",
+            command, stderr.strip(),
+        )  # fmt: skip
     if returncode == 127:
         return HelperOutcome(
-            verb, args, NOT_AUTHORISED,
-            "not authorised: this needs an administrator's password (or run this as root: "
-            + command + ")", command, stderr.strip(),
+            verb, args, UNAVAILABLE,
+            f"pkexec failed ({last or 'exit 127'}): run this as root instead: {command}", command,
+            stderr.strip(),
         )  # fmt: skip
     prefix = "zeroinstall-admin-helper: "
     message = last[len(prefix) :] if last.startswith(prefix) else (last or f"exit {returncode}")

@@ -1023,18 +1023,31 @@ def install_file(
         os.close(dir_fd)
 
 
-def remove_file(root: str, path: str, contents: Sequence[str]) -> str:
-    """Remove target ``path`` if it holds one of ``contents`` (what this tool writes): "removed",
-    "absent", or "left alone" for a file someone else wrote."""
+REMOVE = "remove"
+ABSENT = "absent"
+LEFT_ALONE = "left alone (not written by this app)"
+LEFT_ALONE_LINK = "left alone (a symlink, not written by this app)"
+
+
+def file_plan(root: str, path: str, contents: Sequence[str]) -> str:
+    """What :func:`remove_file` will do with target ``path``: REMOVE (it holds one of
+    ``contents``, what this app writes), ABSENT, or why it is left alone."""
     full = under(root, path)
     if os.path.islink(full):
-        return "left alone (a symlink, not written by this tool)"
+        return LEFT_ALONE_LINK
     mine = ours(full, contents)
     if mine is None:
-        return "absent"
-    if not mine:
-        return "left alone (not written by this tool: remove it by hand if you mean to)"
-    os.unlink(full)
+        return ABSENT
+    return REMOVE if mine else LEFT_ALONE
+
+
+def remove_file(root: str, path: str, contents: Sequence[str]) -> str:
+    """Remove target ``path`` if it holds one of ``contents`` (what this app writes): "removed",
+    "absent", or "left alone (...)" for a file someone else wrote."""
+    action = file_plan(root, path, contents)
+    if action != REMOVE:
+        return action
+    os.unlink(under(root, path))
     return "removed"
 
 
@@ -1169,25 +1182,36 @@ def enable(root: str = "/") -> list[str]:
     return [step(root) for _, _, step in ENABLE_STEPS]
 
 
+def _disable_files() -> list[tuple[str, list[str], str | None]]:
+    """(target path, the contents this app writes there, the program of an AppArmor profile)."""
+    files: list[tuple[str, list[str], str | None]] = [
+        (HELPER_SCRIPT_PATH, [helper_script_content(p) for p in SECURE_ADD_CANDIDATES], None),
+        (SUDOERS_DROPIN, [sudoers_content(p) for p in SECURE_ADD_CANDIDATES], None),
+    ]
+    for program in SECURE_ADD_CANDIDATES:
+        files.append((apparmor_profile_path(program), [apparmor_content(program)], program))
+    return files
+
+
+def disable_plan(root: str = "/") -> list[tuple[str, str]]:
+    """(target path, REMOVE / ABSENT / why it is left alone) for each file :func:`disable` looks
+    at: what the confirmation shows is exactly what will go."""
+    return [(path, file_plan(root, path, contents)) for path, contents, _ in _disable_files()]
+
+
 def disable(root: str = "/") -> list[str]:
-    """Remove the helper script, the sudoers drop-in and the AppArmor profile this tool writes; the
+    """Remove the helper script, the sudoers drop-in and the AppArmor profile this app writes; the
     user and the shared cache (everyone's programs) stay; files someone else wrote are left
     alone."""
     done = []
-    for path, contents in (
-        (HELPER_SCRIPT_PATH, [helper_script_content(p) for p in SECURE_ADD_CANDIDATES]),
-        (SUDOERS_DROPIN, [sudoers_content(p) for p in SECURE_ADD_CANDIDATES]),
-    ):
+    for path, contents, program in _disable_files():
+        if program is not None:
+            if not os.path.lexists(under(root, path)):
+                continue
+            mine = file_plan(root, path, contents) == REMOVE
+            if mine and _real_root(root) == "/" and apparmor_enabled(root):
+                run_program("apparmor_parser", ["-R", under(root, path)])  # "not loaded" is fine
         done.append(f"{path}: {remove_file(root, path, contents)}")
-    for program in SECURE_ADD_CANDIDATES:
-        profile = apparmor_profile_path(program)
-        full = under(root, profile)
-        if not os.path.lexists(full):
-            continue
-        mine = [apparmor_content(program)]
-        if ours(full, mine) and _real_root(root) == "/" and apparmor_enabled(root):
-            run_program("apparmor_parser", ["-R", full])  # unload first; "not loaded" is fine
-        done.append(f"{profile}: {remove_file(root, profile, mine)}")
     return done
 
 

@@ -21,14 +21,27 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from core import root_helper as rh
+from core import sudoers
 from core.units import size_text
 
 DONE = "done"
 MISSING = "missing"
 ATTENTION = "needs attention"
 NOT_APPLICABLE = "not applicable"
-STATES = (DONE, MISSING, ATTENTION, NOT_APPLICABLE)
+UNKNOWN = "unknown"
+"""Could not be read from here (root's eyes only); the self-test finds out."""
+STATES = (DONE, MISSING, ATTENTION, NOT_APPLICABLE, UNKNOWN)
+STATE_WORDS = {
+    DONE: "Done",
+    MISSING: "Missing",
+    ATTENTION: "Needs attention",
+    NOT_APPLICABLE: "Not applicable",
+    UNKNOWN: "Not checked",
+}
+"""Each state in words for people (the window's badges, the command line, the review list)."""
 
+ALL_STEPS_COMMAND = "zeroinstall-admin sharing script | sudo sh"
+"""Every enable step at once in a root shell (``sharing script`` prints them as POSIX sh)."""
 LOW_SPACE_BYTES = 1 << 30
 """Below this much free space on the shared cache's filesystem the space step needs attention."""
 SYS_UID_MAX_DEFAULT = 999
@@ -38,15 +51,36 @@ SPACE_WARNING = (
     "a quota for zeroinst (it owns every file there) or a filesystem of its own for "
     "/var/cache/0install.net helps."
 )
+HOW_IT_WORKS = (
+    "When a user runs a program, 0install hands the unpacked download to "
+    "0store-secure-add-helper, which runs 0store-secure-add as the zeroinst user through sudo. "
+    "0store-secure-add copies it into /var/cache/0install.net/implementations, hashes the copy "
+    "and names it by its digest; other users then find it there instead of downloading it again."
+)
+PROTECTS = (
+    "What sharing protects: users cannot write the shared cache directly (it belongs to "
+    "zeroinst); the only way in is 0store-secure-add, which hashes each addition and names it by "
+    "its digest."
+)
+VERIFICATION = (
+    "What it does not protect: 0store-secure-add 2.18 trusts the entry names listed in the "
+    ".manifest it is given, so a user with a crafted .manifest can leave other entries in the "
+    "shared cache, and 0install uses an entry whose directory merely exists without checking it "
+    "again. Verifying the shared cache (Cache page, Verify all) is how planted or tampered "
+    "entries are found: each entry must be a real directory whose contents match its name."
+)
 LIMITS = (
-    "The 0install documentation calls sharing experimental: 0store-secure-add has not been "
-    "audited.",
-    "Implementations named by the old sha1 algorithm cannot be shared (0store-secure-add refuses "
-    "them); they stay in each user's own cache.",
+    (
+        "The 0install documentation calls sharing experimental: 0store-secure-add has not been "
+        "audited."
+    ),
+    VERIFICATION,
+    (
+        "Implementations named by the old sha1 algorithm cannot be shared (0store-secure-add refuses "
+        "them); they stay in each user's own cache."
+    ),
     SPACE_WARNING,
     "Users cannot remove what they added; the admin removes from the shared cache (Clean up page).",
-    "A planted or tampered entry would not be used under its name by other users; the Cache "
-    "page's verification finds it.",
 )
 
 
@@ -68,7 +102,7 @@ class Step:
 
     @property
     def fixable(self) -> bool:
-        return self.verb is not None and self.state in (MISSING, ATTENTION)
+        return self.verb is not None and self.state in (MISSING, ATTENTION, UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -80,6 +114,10 @@ class SelfTestResult:
     """Each thing the test did, in order."""
     digest: str | None = None
     user: str | None = None
+    fingerprint: tuple[object, ...] | None = None
+    """The configuration it tested (:func:`fingerprint`): a result for another one is stale."""
+    when: float = 0.0
+    """When it finished (time.time())."""
 
 
 # --- reading --------------------------------------------------------------------------------------
@@ -190,6 +228,99 @@ def _login_path_problem(root: str, env: Mapping[str, str] | None) -> str | None:
     return None
 
 
+_SHELLS = ("sh", "dash", "bash", "ash", "ksh", "mksh", "zsh", "posh", "yash")
+_SUDO_PATHS = ("sudo", "/usr/bin/sudo", "/bin/sudo", "/usr/local/bin/sudo")
+
+
+def helper_program(text: str) -> tuple[str | None, str]:
+    """What a helper script executes, judged as the shell would (comments, blank lines, spacing
+    and quoting make no difference): (the program it runs as zeroinst through sudo, "") or
+    (None, what it does instead)."""
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("#!"):
+        return None, "it has no '#!/bin/sh' first line, so it cannot be run as a program"
+    interpreter = lines[0][2:].split()
+    name = os.path.basename(interpreter[0]) if interpreter else ""
+    if name == "env" and len(interpreter) > 1:
+        name = os.path.basename(interpreter[1])
+    if name not in _SHELLS:
+        return None, f"its first line runs '{lines[0][2:].strip()}', not a shell"
+    commands = []
+    for line in lines[1:]:
+        try:
+            tokens = shlex.split(line, comments=True)
+        except ValueError:
+            return None, f"a line does not parse: {line.strip()}"
+        if tokens:
+            commands.append((line.strip(), tokens))
+    if not commands:
+        return None, "it runs nothing"
+    if len(commands) > 1:
+        return None, "it runs more than the one sudo line: " + " | ".join(c[0] for c in commands)
+    line, tokens = commands[0]
+    redirect: list[str] = []
+    words: list[str] = []
+    i = 0
+    while i < len(tokens):  # '< /dev/null', '</dev/null', '0</dev/null'
+        token = tokens[i]
+        if token in ("<", "0<") and i + 1 < len(tokens):
+            redirect.append(tokens[i + 1])
+            i += 2
+            continue
+        if token.startswith(("<", "0<")) and token.lstrip("0<"):
+            redirect.append(token.lstrip("0<"))
+            i += 1
+            continue
+        words.append(token)
+        i += 1
+    if redirect and redirect != ["/dev/null"]:
+        return None, f"its input comes from {redirect[-1]}, not /dev/null: {line}"
+    if words and words[0] == "exec":
+        words = words[1:]
+    if not words or words[0] not in _SUDO_PATHS:
+        return None, f"it does not run sudo: {line}"
+    user = None
+    i = 1
+    while i < len(words) and words[i].startswith("-"):
+        option = words[i]
+        if option in ("-u", "--user") and i + 1 < len(words):
+            user = words[i + 1]
+            i += 2
+            continue
+        if option.startswith("--user="):
+            user = option.split("=", 1)[1]
+        elif option.startswith("-u") and len(option) > 2:
+            user = option[2:]
+        elif option not in ("-S", "--stdin", "-n", "--non-interactive", "-H", "--set-home"):
+            return None, f"it gives sudo the option {option}: {line}"
+        i += 1
+    if user != rh.SYSTEM_USER:
+        return None, f"it runs sudo as {user or 'root'}, not as {rh.SYSTEM_USER}: {line}"
+    rest = words[i:]
+    if len(rest) != 2 or rest[1] != "$@":
+        return None, f'it does not pass its arguments ("$@") and nothing else: {line}'
+    return rest[0], ""
+
+
+DEFAULT_USER_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def _helper_on_path(root: str, env: Mapping[str, str] | None) -> str:
+    """The 0store-secure-add-helper 0install would run (the first on the users' PATH, as it
+    looks it up there), or our path when there is none."""
+    value = env.get("PATH", DEFAULT_USER_PATH) if env is not None else DEFAULT_USER_PATH
+    for directory in value.split(":"):
+        if not directory.startswith("/"):
+            continue
+        candidate = os.path.join(os.path.normpath(directory), "0store-secure-add-helper")
+        try:
+            if os.path.lexists(rh.under(root, candidate)):
+                return candidate
+        except rh.HelperError:
+            continue
+    return rh.HELPER_SCRIPT_PATH
+
+
 def step_helper(root: str = "/", env: Mapping[str, str] | None = None) -> Step:
     title = "0store-secure-add-helper"
     program = rh.find_secure_add(root)
@@ -205,7 +336,8 @@ def step_helper(root: str = "/", env: Mapping[str, str] | None = None) -> Step:
     if problem:
         return Step("helper", title, ATTENTION, f"Refusing to name {program}: {problem}.", None,
                     preview, rh.HELPER_SCRIPT_PATH)  # fmt: skip
-    full = rh.under(root, rh.HELPER_SCRIPT_PATH)
+    path = _helper_on_path(root, env)
+    full = rh.under(root, path)
     try:
         st = os.lstat(full)
     except FileNotFoundError:
@@ -214,105 +346,47 @@ def step_helper(root: str = "/", env: Mapping[str, str] | None = None) -> Step:
                     "user's downloads in their own cache.", "install-secure-add-helper", preview,
                     rh.HELPER_SCRIPT_PATH)  # fmt: skip
     issues = []
+    who = ""
     if not stat.S_ISREG(st.st_mode):
         issues.append("it is not a regular file")
-    elif rh.ours(full, [content]) is not True:
-        issues.append(f"its content is not exactly the two lines for {program}")
+    else:
+        text = _read(root, path)
+        runs, why = helper_program(text) if text is not None else (None, "it cannot be read")
+        if runs is None:
+            issues.append(why)
+        elif runs != program:
+            issues.append(f"it runs {runs}, not {program}")
+        mine = rh.ours(full, [rh.helper_script_content(p) for p in rh.SECURE_ADD_CANDIDATES])
+        who = "written by this app" if mine else "written by hand"
     if stat.S_IMODE(st.st_mode) & 0o555 != 0o555:
         issues.append(f"mode {stat.S_IMODE(st.st_mode):04o} is not executable by everyone")
     if st.st_uid != 0 or st.st_mode & 0o022:
         issues.append("it is not root's alone (anyone who can write it runs code as any user)")
     if issues:
+        action = ("Apply replaces it with the two lines below." if path == rh.HELPER_SCRIPT_PATH
+                  else f"Apply writes {rh.HELPER_SCRIPT_PATH} with the two lines below; remove "
+                  f"{path} or put /usr/local/bin before its directory on PATH.")  # fmt: skip
         return Step("helper", title, ATTENTION,
-                    f"{rh.HELPER_SCRIPT_PATH}: " + "; ".join(issues) + ". Apply rewrites it.",
+                    f"{path} ({who or 'not a file'}): " + "; ".join(issues) + ". " + action,
                     "install-secure-add-helper", preview, rh.HELPER_SCRIPT_PATH)  # fmt: skip
     path_problem = _login_path_problem(root, env)
     if path_problem:
         return Step("helper", title, ATTENTION, path_problem + " Add /usr/local/bin to it.",
                     None, preview, rh.HELPER_SCRIPT_PATH)  # fmt: skip
     return Step("helper", title, DONE,
-                f"{rh.HELPER_SCRIPT_PATH} calls {program} as {rh.SYSTEM_USER}.", None, preview,
+                f"Present: {path} ({who}) runs {program} as "
+                f"{rh.SYSTEM_USER} through sudo.", None, preview,
                 rh.HELPER_SCRIPT_PATH)  # fmt: skip
 
 
-def sudoers_files_read(root: str = "/") -> list[str]:
-    """The drop-ins sudo reads, in its order (no '.' in the name, not ending in '~')."""
-    try:
-        names = os.listdir(rh.under(root, rh.SUDOERS_DIR))
-    except OSError:
-        return []
-    return sorted(n for n in names if "." not in n and not n.endswith("~"))
-
-
-_RULE_SKIP = re.compile(r"^\s*(#|@|Defaults|Cmnd_Alias|User_Alias|Host_Alias|Runas_Alias|$)")
-
-
-def later_overrides(root: str = "/") -> list[str]:
-    """Rules read after our drop-in that can take NOPASSWD away again, or turn env_reset or
-    always_set_home off (the last match wins): "FILE:LINE: text" for each."""
-    found = []
-    main = _read(root, rh.SUDOERS_MAIN) or ""
-    lines = main.splitlines()
-    after_include = False
-    sources: list[tuple[str, list[tuple[int, str]]]] = []
-    tail = []
-    for number, line in enumerate(lines, 1):
-        if rh.INCLUDEDIR_RE.match(line):
-            after_include = True
+def broken_sudoers_files(root: str, config: sudoers.Config) -> list[str]:
+    """Readable sudoers files (other than /etc/sudoers) that visudo finds errors in: "FILE: why".
+    sudo 1.9 skips the bad line and warns every user who runs it."""
+    problems: list[str] = []
+    for path in config.files:
+        if path == rh.SUDOERS_MAIN or path in config.unreadable:
             continue
-        if after_include:
-            tail.append((number, line))
-    sources.append((rh.SUDOERS_MAIN, tail))
-    ours_name = os.path.basename(rh.SUDOERS_DROPIN)
-    for name in sudoers_files_read(root):
-        if name > ours_name:
-            path = os.path.join(rh.SUDOERS_DIR, name)
-            text = _read(root, path) or ""
-            sources.append((path, list(enumerate(text.splitlines(), 1))))
-    for path, numbered in sources:
-        for number, line in numbered:
-            if re.match(r"^\s*Defaults", line) and re.search(r"!\s*(env_reset|always_set_home)",
-                                                            line):  # fmt: skip
-                found.append(f"{path}:{number}: {line.strip()}")
-                continue
-            if _RULE_SKIP.match(line) or "=" not in line:
-                continue
-            spec = line.split("=", 1)[1]
-            runas = re.match(r"\s*\(([^)]*)\)", spec)
-            if runas is None:
-                continue  # runs as root only
-            users = runas.group(1).split(":")[0]
-            if "ALL" not in users and rh.SYSTEM_USER not in users:
-                continue
-            commands = spec[runas.end() :]
-            if "NOPASSWD" in commands:
-                continue
-            if "0store-secure-add" in commands or re.search(r"(^|[\s:,])ALL\s*$", commands):
-                found.append(f"{path}:{number}: {line.strip()}")
-    return found
-
-
-def broken_dropins(root: str = "/") -> list[str]:
-    """Drop-ins other than ours that sudo would refuse: "FILE: why" for each."""
-    problems = []
-    ours_name = os.path.basename(rh.SUDOERS_DROPIN)
-    for name in sudoers_files_read(root):
-        if name == ours_name:
-            continue
-        path = os.path.join(rh.SUDOERS_DIR, name)
-        full = rh.under(root, path)
-        try:
-            st = os.lstat(full)
-        except OSError:
-            continue
-        if st.st_uid != 0:
-            problems.append(f"{path}: owned by uid {st.st_uid}, not root (sudo rejects it)")
-            continue
-        if st.st_mode & 0o022:
-            problems.append(f"{path}: writable by group or others (sudo rejects it)")
-            continue
-        if not os.access(full, os.R_OK):
-            continue  # root's eyes only: the self-test shows whether sudo still works
+        full = config.real.get(path, rh.under(root, path))
         try:
             message = rh.visudo_check(full)
         except rh.HelperError:
@@ -322,7 +396,103 @@ def broken_dropins(root: str = "/") -> list[str]:
     return problems
 
 
+def _sudoers_who(root: str, path: str, program: str) -> str:
+    if path != rh.SUDOERS_DROPIN:
+        return "written by hand"
+    mine = rh.ours(rh.under(root, path), [rh.sudoers_content(p) for p in rh.SECURE_ADD_CANDIDATES])
+    return "written by this app" if mine else "written by this app, edited by hand"
+
+
+def _why_not(verdict: sudoers.Verdict, program: str) -> str:
+    """Why an ordinary user cannot run ``program`` as zeroinst the way 0install does."""
+    reasons = []
+    if verdict.rule is None:
+        reasons.append(f"no sudoers rule lets every user run {program} as {rh.SYSTEM_USER}")
+    elif not verdict.allowed:
+        reasons.append(f"the last matching rule, {verdict.rule.entry.where}, forbids it: "
+                       f"{verdict.rule.entry.text}")  # fmt: skip
+    elif not verdict.nopasswd:
+        reasons.append(f"the last matching rule, {verdict.rule.entry.where}, asks for a password "
+                       f"(the last match wins): {verdict.rule.entry.text}")  # fmt: skip
+    if not verdict.env_reset:
+        reasons.append("env_reset is off for zeroinst (0store-secure-add then refuses: "
+                       "'Environment not cleared')")  # fmt: skip
+    elif not verdict.home_set:
+        reasons.append("sudo keeps the user's HOME (0store-secure-add then refuses: "
+                       "'$HOME not set'); always_set_home is needed")  # fmt: skip
+    if verdict.requiretty:
+        reasons.append("requiretty is on (0install runs the helper without a terminal)")
+    if verdict.others:
+        reasons.append("only some users may: " + "; ".join(
+            f"{r.entry.where}: {r.entry.text}" for r in verdict.others))  # fmt: skip
+    settings = [e for e in verdict.blocking if verdict.rule is None or e != verdict.rule.entry]
+    text = "; ".join(reasons)
+    if settings:
+        text += " (" + "; ".join(f"{e.where}: {e.text}" for e in settings) + ")"
+    return text
+
+
+def _sudoers_unreadable(root: str, config: sudoers.Config, target: str, preview: str,
+                        ) -> Step:  # fmt: skip
+    """The sudoers step when this user may not read the configuration (sudoers files are
+    root:root 0440): the self-test, fed in by :func:`detect`, decides."""
+    title = "sudoers rule"
+    full = rh.under(root, target)
+    try:
+        st = os.lstat(full)
+    except OSError:
+        st = None
+    unreadable = ", ".join(config.unreadable)
+    if st is not None and stat.S_ISREG(st.st_mode) and st.st_uid == 0 and not st.st_mode & 0o022:
+        return Step("sudoers", title, DONE,
+                    f"Present: {target}. It and {unreadable} are readable by root only, so the "
+                    "rules were not read here: the self-test proves that sudo lets users add.",
+                    None, preview, target)  # fmt: skip
+    return Step("sudoers", title, UNKNOWN,
+                f"Not checked: {unreadable} can be read by root only, so whether a rule there "
+                f"already lets users run 0store-secure-add as {rh.SYSTEM_USER} is unknown. The "
+                f"self-test finds out. Apply adds {target}, which does no harm next to a rule "
+                "written by hand.", "install-sudoers", preview, target)  # fmt: skip
+
+
+NSSWITCH = "/etc/nsswitch.conf"
+ORDINARY_USER = "nobody"
+"""The account whose sudo rights stand for an ordinary user's in ``sudo -l -U`` (as root)."""
+
+
+def sudo_lists(root: str, program: str) -> bool | None:
+    """As root on the real system, what sudo itself says: may an ordinary user run ``program``
+    as zeroinst (``sudo -n -l -U nobody -u zeroinst PROGRAM``, exit 0)? None elsewhere (a fake
+    root, an ordinary user, no sudo): the files are all there is."""
+    if os.path.realpath(root) != "/" or os.geteuid() != 0:
+        return None
+    sudo = shutil.which("sudo", path="/usr/bin:/bin")
+    if sudo is None or rh.read_account(ORDINARY_USER) is None:
+        return None
+    try:
+        proc = subprocess.run(
+            [sudo, "-n", "-l", "-U", ORDINARY_USER, "-u", rh.SYSTEM_USER, program],
+            capture_output=True, text=True, timeout=30, check=False, stdin=subprocess.DEVNULL,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.returncode == 0
+
+
+def _other_sudoers_sources(root: str) -> list[str]:
+    """Where sudo reads rules besides the files ("sss", "ldap"), from its nsswitch.conf line."""
+    text = _read(root, NSSWITCH) or ""
+    m = re.search(r"^\s*sudoers\s*:\s*(.*)$", text, re.MULTILINE)
+    if m is None:
+        return []
+    sources = re.sub(r"\[[^]]*\]", " ", m.group(1).split("#", 1)[0]).split()
+    return [s for s in sources if s != "files"]
+
+
 def step_sudoers(root: str = "/") -> Step:
+    """Judged by its effect: what sudo does for an ordinary user running 0store-secure-add as
+    zeroinst, wherever the rule is (our drop-in, /etc/sudoers, another drop-in)."""
     title = "sudoers rule"
     program = rh.find_secure_add(root) or rh.SECURE_ADD_CANDIDATES[0]
     content = rh.sudoers_content(program)
@@ -332,76 +502,75 @@ def step_sudoers(root: str = "/") -> Step:
     )
     target = rh.SUDOERS_DROPIN
     if shutil.which("visudo", path="/usr/sbin:/sbin:/usr/bin") is None:
-        return Step(
-            "sudoers",
-            title,
-            ATTENTION,
-            "visudo is missing: install the 'sudo' package.",
-            None,
-            preview,
-            target,
-        )
-    notes: list[str] = []
-    info: list[str] = []
-    includes = rh.sudoers_includes_dropins(root)
-    if includes is None:
-        info.append(f"{rh.SUDOERS_MAIN} is readable by root only, so its order of rules was not "
-                     "checked here: the self-test proves the result.")  # fmt: skip
-    elif not includes:
-        return Step("sudoers", title, ATTENTION,
-                    f"{rh.SUDOERS_MAIN} does not read {rh.SUDOERS_DIR}: add "
-                    f"'@includedir {rh.SUDOERS_DIR}' at its end with visudo.", None, preview,
-                    target)  # fmt: skip
-    broken = broken_dropins(root)
+        return Step("sudoers", title, ATTENTION, "visudo is missing: install the 'sudo' package.",
+                    None, preview, target)  # fmt: skip
+    config = sudoers.read(root)
+    if config.unreadable:
+        return _sudoers_unreadable(root, config, target, preview)
+    asked = sudoers.target_for(root, program)
+    verdict = sudoers.evaluate(config, asked)
+    listed = sudo_lists(root, program)
+    notes = []
+    if listed is not None and listed != verdict.allowed:
+        if listed:
+            return Step("sudoers", title, UNKNOWN,
+                        f"Not checked: 'sudo -l -U {ORDINARY_USER}' says it may run {program} as "
+                        f"{rh.SYSTEM_USER}, but no rule in the sudoers files says so (rules from "
+                        "elsewhere, such as sss or ldap?). The self-test finds out whether it "
+                        "needs a password.", "install-sudoers", preview, target)  # fmt: skip
+        notes.append(f"'sudo -l -U {ORDINARY_USER}' says it may not run {program} as "
+                     f"{rh.SYSTEM_USER}, although the files seem to allow it.")  # fmt: skip
+    broken = broken_sudoers_files(root, config)
     if broken:
-        notes.append(
-            "A broken drop-in someone else left stops sudo for everyone: "
-            + "; ".join(broken)
-            + ". Fix or remove it with visudo."
-        )
-    overrides = later_overrides(root)
-    if overrides:
-        notes.append(
-            "A later rule can undo the drop-in (the last matching rule wins; the docs say the "
-            "NOPASSWD line must go at the end): "
-            + "; ".join(overrides)
-            + ". Give 0store-secure-add NOPASSWD there (and keep env_reset, always_set_home), or "
-            "move that rule before the drop-ins."
-        )
-    full = rh.under(root, target)
-    try:
-        st = os.lstat(full)
-    except FileNotFoundError:
-        return Step("sudoers", title, MISSING,
-                    f"{target} does not exist: sudo would ask users for a password, and 0install "
-                    "silently falls back to their own caches." + (" " + " ".join(notes) if notes
-                                                                   else ""),
-                    "install-sudoers", preview, target)  # fmt: skip
-    issues = []
-    if not stat.S_ISREG(st.st_mode):
-        issues.append("it is not a regular file")
-    elif not os.access(full, os.R_OK):
-        if (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) != (0, 0, rh.SUDOERS_MODE):
-            issues.append(f"it is not root:root 0440 (mode {stat.S_IMODE(st.st_mode):04o})")
-        info.append("Its content is readable by root only: the self-test proves it works.")
-    else:
-        if rh.ours(full, [content]) is not True:
-            issues.append("its content differs from the two lines this tool writes")
-        if (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) != (0, 0, rh.SUDOERS_MODE):
-            issues.append(f"it is not root:root 0440 (mode {stat.S_IMODE(st.st_mode):04o})")
-        problem = rh.visudo_check(full)
-        if problem:
-            issues.append(f"visudo says: {problem.replace(full, target)}")
-    if issues:
+        notes.append("visudo finds errors that sudo warns every user about: " + "; ".join(broken)
+                     + ". Fix them with visudo.")  # fmt: skip
+    if config.skipped:
+        notes.append("; ".join(config.skipped) + ".")
+    if config.problems:
+        notes.append("; ".join(config.problems) + ".")
+    tail = (" " + " ".join(notes)) if notes else ""
+    if verdict.works:
+        assert verdict.rule is not None
+        entry = verdict.rule.entry
+        settings = [e for e in verdict.settings if e.text.split(None, 1)[0] != "Defaults"
+                    or ">" in e.text or ":" in e.text.split(None, 1)[0]]  # fmt: skip
+        where_defaults = (" Defaults: " + "; ".join(f"{e.where}: {e.text}" for e in settings)
+                          + ".") if settings else ""  # fmt: skip
+        agrees = f" ('sudo -l -U {ORDINARY_USER}' agrees.)" if listed else ""
+        return Step("sudoers", title, ATTENTION if listed is False else DONE,
+                    f"Present in {entry.where}, {_sudoers_who(root, entry.path, program)}: "
+                    f"{entry.text}. Every user may run {program} as {rh.SYSTEM_USER} without a "
+                    f"password, with a cleared environment and HOME set.{where_defaults}{agrees}"
+                    f"{tail}", None, preview, target)  # fmt: skip
+    why = _why_not(verdict, program)
+    elsewhere = _other_sudoers_sources(root)
+    if elsewhere and verdict.rule is None:
+        return Step("sudoers", title, UNKNOWN,
+                    f"Not checked: the sudoers files have no rule for it, but sudo also reads rules "
+                    f"from {', '.join(elsewhere)} ({NSSWITCH}), which this app cannot read. The "
+                    f"self-test finds out. Apply adds {target}, which does no harm next to a rule "
+                    f"kept there.{tail}", "install-sudoers", preview, target)  # fmt: skip
+    fixed = sudoers.with_dropin(config, target, content)
+    if fixed is None:
         return Step("sudoers", title, ATTENTION,
-                    f"{target}: " + "; ".join(issues) + ". Apply rewrites it."
-                    + (" " + " ".join(notes) if notes else ""), "install-sudoers", preview,
+                    f"Not working: {why}. {rh.SUDOERS_MAIN} does not read {rh.SUDOERS_DIR}, so "
+                    f"a drop-in would not help: add '@includedir {rh.SUDOERS_DIR}' at its end "
+                    f"with visudo, or the docs' two lines.{tail}", None, preview,
                     target)  # fmt: skip
-    if notes:
-        return Step("sudoers", title, ATTENTION, " ".join(notes + info), None, preview, target)
-    return Step("sudoers", title, DONE,
-                " ".join([f"{target} lets every user run {program} as {rh.SYSTEM_USER} without a "
-                          "password.", *info]), None, preview, target)  # fmt: skip
+    if not sudoers.evaluate(fixed, asked).works:
+        return Step("sudoers", title, ATTENTION,
+                    f"Not working: {why}. Writing {target} would not change that (a rule or "
+                    "Defaults read after it decides; the docs say the NOPASSWD line must go at "
+                    "the end): give 0store-secure-add NOPASSWD there, keep env_reset and "
+                    f"always_set_home for {rh.SYSTEM_USER}, or move that line before the "
+                    f"drop-ins, with visudo.{tail}", None, preview, target)  # fmt: skip
+    exists = os.path.lexists(rh.under(root, target))
+    state = ATTENTION if exists or verdict.rule is not None else MISSING
+    action = f"Apply rewrites {target}" if exists else f"Apply adds {target}"
+    return Step("sudoers", title, state,
+                f"{why[0].upper()}{why[1:]}: sudo would ask users for a password or refuse, and "
+                f"0install silently falls back to their own caches. {action}.{tail}",
+                "install-sudoers", preview, target)  # fmt: skip
 
 
 def _profile_loaded(root: str) -> str | None:
@@ -464,7 +633,7 @@ def step_apparmor(root: str = "/") -> Step:
         return Step("apparmor", title, ATTENTION,
                     f"{path} is in place but not loaded: apply loads it.", "install-apparmor",
                     preview, path)  # fmt: skip
-    note = "" if mine else " (a profile not written by this tool)"
+    note = "" if mine else " (a profile not written by this app)"
     if mode == "unknown":
         return Step("apparmor", title, DONE,
                     f"{path}{note} is in place and parses (whether it is loaded is visible to "
@@ -504,7 +673,43 @@ def step_space(root: str = "/") -> Step:
     return Step("space", title, ATTENTION if free < LOW_SPACE_BYTES else DONE, text)
 
 
+def fingerprint(root: str = "/") -> tuple[object, ...]:
+    """The identity (inode, size, change time, owner, mode) of every file the steps read: the
+    accounts, the store directory (owner and mode only: adding to it changes nothing here), the
+    helper script, every sudoers file and directory, the AppArmor profiles. A self-test result
+    counts only while this stays the same."""
+    paths = ["/etc/passwd", "/etc/group", "/etc/login.defs", "/etc/profile",
+             rh.HELPER_SCRIPT_PATH, rh.SUDOERS_MAIN, rh.SUDOERS_DIR]  # fmt: skip
+    paths += [rh.apparmor_profile_path(p) for p in rh.SECURE_ADD_CANDIDATES]
+    try:
+        paths += [os.path.join(rh.SUDOERS_DIR, n)
+                  for n in sorted(os.listdir(rh.under(root, rh.SUDOERS_DIR)))]  # fmt: skip
+    except (OSError, rh.HelperError):
+        pass
+    result: list[object] = []
+    for path in paths:
+        try:
+            st = os.lstat(rh.under(root, path))
+        except (OSError, rh.HelperError):
+            result.append((path, None))
+            continue
+        result.append((path, st.st_ino, st.st_size, st.st_ctime_ns, st.st_uid, st.st_mode))
+    try:
+        st = os.lstat(rh.under(root, rh.SHARED_STORE))
+        result.append((rh.SHARED_STORE, st.st_ino, st.st_uid, st.st_mode))
+    except (OSError, rh.HelperError):
+        result.append((rh.SHARED_STORE, None))
+    return tuple(result)
+
+
+def _clock(when: float) -> str:
+    import time
+
+    return time.strftime("%H:%M", time.localtime(when)) if when else "earlier"
+
+
 def step_self_test(result: SelfTestResult | None, root: str = "/") -> Step:
+    """``result`` must already be current (see :func:`detect`)."""
     title = "Self-test"
     if os.path.realpath(root) != "/":
         return Step("self-test", title, NOT_APPLICABLE,
@@ -514,7 +719,18 @@ def step_self_test(result: SelfTestResult | None, root: str = "/") -> Step:
         return Step("self-test", title, MISSING,
                     "Not run yet: it adds a tiny implementation as an ordinary user, as 0install "
                     "would, and checks it arrived in the shared cache.")  # fmt: skip
-    return Step("self-test", title, DONE if result.passed else ATTENTION, result.summary)
+    return Step("self-test", title, DONE if result.passed else ATTENTION,
+                f"{'Passed' if result.passed else 'Failed'} at {_clock(result.when)}: "
+                f"{result.summary}")  # fmt: skip
+
+
+def current_self_test(result: SelfTestResult | None, root: str = "/") -> SelfTestResult | None:
+    """``result`` if the configuration is still the one it tested, else None."""
+    if result is None or os.path.realpath(root) != "/":
+        return None
+    if result.fingerprint is not None and result.fingerprint != fingerprint(root):
+        return None
+    return result
 
 
 def detect(
@@ -524,17 +740,40 @@ def detect(
     self_test: SelfTestResult | None = None,
 ) -> list[Step]:
     """Every step's state on ``root`` (a fake root prefix, or "/"). ``env`` is the environment of
-    the user the app runs as (its PATH is checked on the real system; default os.environ)."""
+    the user the app runs as (its PATH is checked on the real system; default os.environ).
+
+    ``self_test`` is the last self-test's result: it counts only while the configuration is the
+    one it tested (otherwise row 7 asks to run it again), and a pass proves what this user could
+    not read (a sudoers rule readable by root only)."""
     if env is None and os.path.realpath(root) == "/":
         env = os.environ
-    return [
+    current = current_self_test(self_test, root)
+    steps = [
         step_user(root),
         step_store(root),
         step_helper(root, env),
         step_sudoers(root),
         step_apparmor(root),
         step_space(root),
-        step_self_test(self_test, root),
+        step_self_test(current, root),
+    ]
+    if self_test is not None and current is None and os.path.realpath(root) == "/":
+        steps[-1] = Step("self-test", "Self-test", MISSING,
+                         f"The configuration changed since the self-test at "
+                         f"{_clock(self_test.when)}: run it again.")  # fmt: skip
+    return proved_by(steps, current)
+
+
+def proved_by(steps: list[Step], result: SelfTestResult | None) -> list[Step]:
+    """``steps`` with what a current, passed self-test proves: a step this user could not read
+    (UNKNOWN, a sudoers rule readable by root only) is done."""
+    if result is None or not result.passed:
+        return steps
+    proof = (f"Proved by the self-test at {_clock(result.when)}: {result.user or 'a user'} "
+             "added through sudo without a password.")  # fmt: skip
+    return [
+        Step(s.key, s.title, DONE, proof, None, s.preview, s.target) if s.state == UNKNOWN else s
+        for s in steps
     ]
 
 
@@ -556,11 +795,89 @@ def blockers(steps: list[Step]) -> list[Step]:
     return [s for s in steps if s.key in ENABLE_KEYS and s.state == ATTENTION and not s.fixable]
 
 
-def disable_preview(root: str = "/") -> list[str]:
-    """What disabling would remove (existing files this tool wrote), as target paths."""
-    paths = [rh.HELPER_SCRIPT_PATH, rh.SUDOERS_DROPIN]
-    paths += [rh.apparmor_profile_path(p) for p in rh.SECURE_ADD_CANDIDATES]
-    return [p for p in paths if os.path.lexists(rh.under(root, p))]
+ENABLED = "enabled"
+"""Every enable step is done; the self-test passed or has not run."""
+NOT_ENABLED = "not enabled"
+UNCERTAIN = "unknown"
+"""Nothing left to apply that this user can see, but a step could not be read."""
+BROKEN = "broken"
+"""The self-test failed for the current configuration."""
+
+
+@dataclass(frozen=True)
+class Overall:
+    state: str
+    """ENABLED, NOT_ENABLED, UNCERTAIN or BROKEN."""
+    summary: str
+    """One sentence, the same on the Sharing page and in ``sharing status``."""
+    proven: bool = False
+    """The self-test passed for the configuration as it is now."""
+
+
+def overall(steps: list[Step]) -> Overall:
+    """The one verdict the page's summary and ``sharing status`` show, from the steps (the
+    self-test's row included, so the summary never contradicts it)."""
+    enable = [s for s in steps if s.key in ENABLE_KEYS]
+    test = next((s for s in steps if s.key == "self-test"), None)
+    todo = [s for s in enable if s.state != UNKNOWN and s.fixable]
+    hands = blockers(steps)
+    unknown = [s for s in enable if s.state == UNKNOWN]
+    failed = test is not None and test.state == ATTENTION
+    passed = test is not None and test.state == DONE
+    pending = len(todo) + len(hands)
+    if failed:
+        text = "Sharing does not work: the self-test failed (row 7)"
+        if pending:
+            text += f"; {pending} step{'' if pending == 1 else 's'} to fix"
+        return Overall(BROKEN, text + ".")
+    if passed and (pending or unknown):
+        names = ", ".join(s.title for s in [*todo, *hands, *unknown])
+        return Overall(ENABLED, f"Sharing works (the self-test passed), but {names} "
+                       f"{'needs' if pending + len(unknown) == 1 else 'need'} attention for "
+                       "other users or later: see below.", True)  # fmt: skip
+    if not pending and not unknown:
+        if passed:
+            return Overall(ENABLED, "Sharing is enabled and the self-test proved it works.", True)
+        if test is not None and test.state == MISSING:
+            return Overall(ENABLED, "Sharing is enabled. Run the self-test to prove it works for "
+                           "users.")  # fmt: skip
+        return Overall(ENABLED, "Sharing is enabled.")
+    if not pending:
+        names = ", ".join(s.title for s in unknown)
+        return Overall(UNCERTAIN, f"Sharing may already be enabled: the {names} can only be read "
+                       "by root. Run the self-test to find out.")  # fmt: skip
+    text = f"Sharing is not enabled: {len(todo)} step{'' if len(todo) == 1 else 's'} to apply"
+    if hands:
+        text += f", {len(hands)} needing your hands first"
+    if unknown:
+        names = ", ".join(s.title for s in unknown)
+        text += f"; the {names} can only be read by root (the self-test finds out)"
+    return Overall(NOT_ENABLED, text + ".", passed)
+
+
+_NOW = {MISSING: "not there yet", ATTENTION: "to repair", UNKNOWN: "not checked: root only"}
+
+
+def review_text(step: Step) -> str:
+    """What applying does for ``step``, in words (the review list, ``sharing enable``)."""
+    what = {verb: summary for verb, summary, _ in rh.ENABLE_STEPS}.get(step.verb or "", step.title)
+    now = _NOW.get(step.state, STATE_WORDS.get(step.state, step.state).lower())
+    return f"{what[0].upper()}{what[1:]} ({now})"
+
+
+def disable_preview(root: str = "/") -> tuple[list[str], list[str]]:
+    """What disabling would do: (the files it removes, the files it leaves alone because this
+    app did not write them), as target paths (a symlink says so); the same decision
+    :func:`core.root_helper.disable` makes."""
+    remove, keep = [], []
+    for path, action in rh.disable_plan(root):
+        if action == rh.REMOVE:
+            remove.append(path)
+        elif action == rh.LEFT_ALONE_LINK:
+            keep.append(f"{path} (a symlink)")
+        elif action != rh.ABSENT:
+            keep.append(path)
+    return remove, keep
 
 
 # --- the self-test --------------------------------------------------------------------------------
@@ -568,28 +885,28 @@ def disable_preview(root: str = "/") -> list[str]:
 
 EXPLANATIONS: tuple[tuple[str, str], ...] = (
     ("a password is required",
-     "sudo asked for a password: the NOPASSWD rule is missing, or a rule read after it takes it "
+     ("sudo asked for a password: the NOPASSWD rule is missing, or a rule read after it takes it "
      "away again (the docs: the NOPASSWD line must go at the end). 0install would silently keep "
-     "each user's downloads in their own cache."),
-    ("a terminal is required", "sudo asked for a password (see the sudoers step): the NOPASSWD "
-     "rule is missing or overridden."),
-    ("is not in the sudoers file", "sudo has no rule letting users run 0store-secure-add as "
-     "zeroinst: install the sudoers drop-in."),
-    ("is not allowed to execute", "sudo has no rule letting this user run 0store-secure-add as "
-     "zeroinst: install the sudoers drop-in, or check a rule that names this user."),
+     "each user's downloads in their own cache.")),
+    ("a terminal is required", ("sudo asked for a password (see the sudoers step): the NOPASSWD "
+     "rule is missing or overridden.")),
+    ("is not in the sudoers file", ("sudo has no rule letting users run 0store-secure-add as "
+     "zeroinst: install the sudoers drop-in.")),
+    ("is not allowed to execute", ("sudo has no rule letting this user run 0store-secure-add as "
+     "zeroinst: install the sudoers drop-in, or check a rule that names this user.")),
     ("not allowed to run sudo", "sudo has no rule for this user: install the sudoers drop-in."),
-    ("environment not cleared", "sudo did not clear the environment (0store-secure-add: "
+    ("environment not cleared", ("sudo did not clear the environment (0store-secure-add: "
      "'Environment not cleared. Check your sudoers file.'): the sudoers file needs "
-     "'Defaults>zeroinst env_reset,always_set_home', and no rule may turn env_reset off."),
-    ("$home not set", "sudo did not set HOME for zeroinst: the sudoers file needs "
-     "'always_set_home' for zeroinst (Defaults>zeroinst env_reset,always_set_home)."),
-    ("does not support copying", "sha1 implementations cannot be shared: 0store-secure-add "
-     "refuses them, so they stay in each user's own cache."),
-    ("parse error", "a sudoers file does not parse, so sudo refuses to run at all: see the "
-     "sudoers step for the file to fix."),
+     "'Defaults>zeroinst env_reset,always_set_home', and no rule may turn env_reset off.")),
+    ("$home not set", ("sudo did not set HOME for zeroinst: the sudoers file needs "
+     "'always_set_home' for zeroinst (Defaults>zeroinst env_reset,always_set_home).")),
+    ("does not support copying", ("sha1 implementations cannot be shared: 0store-secure-add "
+     "refuses them, so they stay in each user's own cache.")),
+    ("parse error", ("a sudoers file does not parse, so sudo refuses to run at all: see the "
+     "sudoers step for the file to fix.")),
     ("unknown user", "sudo does not know the zeroinst user: create it (the first step)."),
-    ("'.manifest' doesn't exist", "0store-secure-add could not read the implementation it was "
-     "given: the directory must be readable by zeroinst."),
+    ("'.manifest' doesn't exist", ("0store-secure-add could not read the implementation it was "
+     "given: the directory must be readable by zeroinst.")),
 )  # fmt: skip
 
 
@@ -682,21 +999,26 @@ def run_self_test(
         if on_progress:
             on_progress(text)
 
+    import dataclasses
+    import time
+
     if os.geteuid() == 0:
         try:
             user = _throwaway_user(log)
         except rh.HelperError as exc:
-            return SelfTestResult(False, str(exc), log)
+            return SelfTestResult(False, str(exc), log, when=time.time())
     else:
         import pwd
 
         me = pwd.getpwuid(os.getuid())
         user = _AsUser(me.pw_name, os.getuid(), os.getgid(), dict(env or os.environ), [])
     try:
-        return _self_test_as(user, say, log, remove)
+        result = _self_test_as(user, say, log, remove)
     finally:
         if user.cleanup:
             user.cleanup()
+    # Taken after the throwaway user is gone: it is not part of the configuration.
+    return dataclasses.replace(result, fingerprint=fingerprint("/"), when=time.time())
 
 
 def _self_test_as(

@@ -29,10 +29,11 @@ from core import elevate, sharing
 from gui.workers import Starter, Worker
 
 STATE_STYLE = {
-    sharing.DONE: ("Done", "#1e7b34", "#e3f4e6"),
-    sharing.MISSING: ("Missing", "#8a5a00", "#fff3d6"),
-    sharing.ATTENTION: ("Needs attention", "#a61b1b", "#fde4e4"),
-    sharing.NOT_APPLICABLE: ("Not applicable", "#555555", "#ececec"),
+    sharing.DONE: (sharing.STATE_WORDS[sharing.DONE], "#1e7b34", "#e3f4e6"),
+    sharing.MISSING: (sharing.STATE_WORDS[sharing.MISSING], "#8a5a00", "#fff3d6"),
+    sharing.ATTENTION: (sharing.STATE_WORDS[sharing.ATTENTION], "#a61b1b", "#fde4e4"),
+    sharing.NOT_APPLICABLE: (sharing.STATE_WORDS[sharing.NOT_APPLICABLE], "#555555", "#ececec"),
+    sharing.UNKNOWN: (sharing.STATE_WORDS[sharing.UNKNOWN], "#1f4e8a", "#e3ecf8"),
 }
 """Text, colour and background of each state's badge (words, not colour alone)."""
 
@@ -93,6 +94,11 @@ class SharingPage(QWidget):
         self._generation = 0
         self.steps: list[sharing.Step] = []
         self.self_test: sharing.SelfTestResult | None = None
+        self.readiness: elevate.Readiness | None = None
+        """What Apply will involve (None on a fake root: the steps run in this process)."""
+        self._readiness_said: elevate.Readiness | None = None
+        self.disable_files: tuple[list[str], list[str]] = ([], [])
+        """What Disable would remove, and what it would leave alone (not written by this app)."""
         self.wizard = None
 
         heading = QLabel("Sharing downloads between users", self)
@@ -104,9 +110,10 @@ class SharingPage(QWidget):
         self.summary.setWordWrap(True)
         intro = QLabel(
             "With a shared cache, a program one user downloads is used by everyone: "
-            "0store-secure-add checks its digest and copies it to /var/cache/0install.net as "
-            "zeroinst. Without every step below, 0install silently keeps each user's downloads "
-            "in their own cache.", self,
+            "0store-secure-add, running as zeroinst, copies it into /var/cache/0install.net, "
+            "hashes it and names it by its digest. Users cannot write there directly; "
+            "verifying the cache (Cache page) finds planted or tampered entries. Without every "
+            "step below, 0install silently keeps each user's downloads in their own cache.", self,
         )  # fmt: skip
         intro.setWordWrap(True)
         if root:
@@ -173,14 +180,19 @@ class SharingPage(QWidget):
                 self._refresh_action]  # fmt: skip
 
     def start(self) -> None:
-        reason = None if self.root is not None else elevate.unavailable_reason()
-        if reason:
-            self.show_notice(
-                f"Changes cannot be made from here: {reason}. As root, run "
-                "'zeroinstall-admin sharing enable', or the exported script: "
-                "zeroinstall-admin sharing script | sudo sh"
-            )
         self.refresh()
+
+    def _say_readiness(self) -> None:
+        """When changes cannot be made from here, say what is missing and the root command."""
+        ready = self.readiness
+        if ready is None or ready.possible or ready == self._readiness_said:
+            return  # said once; later notices (an outcome, the self-test) stay
+        self._readiness_said = ready
+        self.show_notice(
+            f"Changes cannot be made from here: {ready.reason}. As root, run "
+            f"'zeroinstall-admin sharing enable', or every step at once: "
+            f"{sharing.ALL_STEPS_COMMAND}"
+        )
 
     def shutdown(self, timeout: float = 5.0) -> None:
         for worker in list(self._workers):
@@ -224,10 +236,20 @@ class SharingPage(QWidget):
                   self._disable_action, self._refresh_action):  # fmt: skip
             w.setEnabled(not busy)
         if not busy and self.steps:
-            enabled = sharing.is_enabled(self.steps)
-            has_files = any(s.state != sharing.MISSING for s in self.steps
-                            if s.key in ("helper", "sudoers"))  # fmt: skip
+            enabled = sharing.overall(self.steps).state == sharing.ENABLED
+            has_files = bool(self.disable_files[0])
             self.disable_button.setEnabled(has_files)
+            kept = self.disable_files[1]
+            self.disable_button.setToolTip(
+                ""
+                if has_files
+                else "This app wrote none of the files here; "
+                + (
+                    "those written by hand stay: " + ", ".join(kept)
+                    if kept
+                    else "nothing to remove"
+                )
+            )
             self._disable_action.setEnabled(has_files)
             self.enable_button.setText("Check and repair…" if enabled else "Enable sharing…")
             fake = self.root is not None
@@ -240,15 +262,22 @@ class SharingPage(QWidget):
         self._generation += 1
         generation = self._generation
         root = self.root or "/"
+        fake = self.root is not None
         result = self.self_test
 
-        def done(steps: object) -> None:
+        def work() -> tuple[list[sharing.Step], elevate.Readiness | None, object]:
+            return (sharing.detect(root, self_test=result),
+                    None if fake else elevate.readiness(), sharing.disable_preview(root))  # fmt: skip
+
+        def done(found: object) -> None:
             if generation != self._generation:
                 return  # a newer refresh is on its way
-            assert isinstance(steps, list)
+            assert isinstance(found, tuple)
+            steps, self.readiness, self.disable_files = found
             self.show_steps(steps)
+            self._say_readiness()
 
-        self._run("detect", lambda: sharing.detect(root, self_test=result), done)
+        self._run("detect", work, done)
 
     def show_steps(self, steps: list[sharing.Step]) -> None:
         self.steps = steps
@@ -270,18 +299,7 @@ class SharingPage(QWidget):
                 align = Qt.AlignmentFlag.AlignTop
                 self.grid.addWidget(w, row, col, align)
         self.grid.setRowStretch(len(steps), 1)
-        enabled = sharing.is_enabled(steps)
-        todo = len(sharing.plan(steps))
-        blocked = sharing.blockers(steps)
-        if enabled and self.self_test and self.self_test.passed:
-            text = "Sharing is enabled and the self-test proved it works."
-        elif enabled:
-            text = "Sharing is enabled. Run the self-test to prove it works for users."
-        else:
-            text = f"Sharing is not enabled: {todo} step{'' if todo == 1 else 's'} to apply"
-            if blocked:
-                text += f", {len(blocked)} needing your hands first"
-            text += "."
+        text = sharing.overall(steps).summary
         self.summary.setText(text)
         self._set_busy(self.busy)
         if self.isVisible():  # the summary above says it too; other pages keep their status bar
@@ -297,17 +315,18 @@ class SharingPage(QWidget):
     def show_outcome(self, outcome: elevate.HelperOutcome) -> None:
         """Say what happened; when root could not be reached from here, give the command."""
         text = outcome.message
-        if outcome.status == elevate.UNAVAILABLE:
+        if outcome.status in (elevate.UNAVAILABLE, elevate.NOT_AUTHORISED):
             text = (
-                f"{outcome.message}\n\nOr enable every step at once in a root shell with the "
-                "exported script: zeroinstall-admin sharing script | sudo sh"
+                f"{outcome.message}\n\nOr do every step at once in a root shell: "
+                f"{sharing.ALL_STEPS_COMMAND}"
             )
         self.show_notice(text)
 
     def open_wizard(self) -> None:
         from gui.sharing_wizard import SharingWizard
 
-        wizard = SharingWizard(self.steps, root=self.root, starter=self._starter, parent=self)
+        wizard = SharingWizard(self.steps, root=self.root, readiness=self.readiness,
+                               starter=self._starter, parent=self)  # fmt: skip
         wizard.finished.connect(lambda _code: self.refresh())
         wizard.selfTestFinished.connect(self._self_test_done)
         self.wizard = wizard
@@ -325,15 +344,20 @@ class SharingPage(QWidget):
         self.refresh()
 
     def confirm_disable(self) -> None:
-        present = sharing.disable_preview(self.root or "/")
+        present, kept = sharing.disable_preview(self.root or "/")
+        self.disable_files = (present, kept)
+        left = ("\n\nLeft alone (not written by this app):\n" + "\n".join(kept)) if kept else ""
         if not present:
-            self.show_notice("Nothing to remove: no helper script, sudoers drop-in or profile.")
+            self.show_notice("Nothing to remove: this app wrote no helper script, sudoers drop-in "
+                             "or profile here." + left.replace("\n\n", " ", 1))  # fmt: skip
             return
         box = QMessageBox(
             QMessageBox.Icon.Question, "Disable sharing",
-            "Remove these files? Users then keep new downloads in their own caches again. The "
-            "zeroinst user and the shared cache (everyone's programs) stay.\n\n"
-            + "\n".join(present),
+            "Remove these files? "
+            + ("Sharing goes on wherever files written by hand (such as those below) provide it. " if kept
+               else "Users then keep new downloads in their own caches again. ")
+            + "The zeroinst user and the shared cache (everyone's programs) stay.\n\n"
+            + "\n".join(present) + left,
             QMessageBox.StandardButton.Cancel, self,
         )  # fmt: skip
         remove = box.addButton("Disable sharing", QMessageBox.ButtonRole.DestructiveRole)

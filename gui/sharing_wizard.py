@@ -4,17 +4,17 @@ with progress, and the self-test. Nothing changes before the review page's Apply
 
 from __future__ import annotations
 
-import os
-
-from PySide6.QtCore import Signal
-from PySide6.QtGui import QFontDatabase
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFontDatabase, QGuiApplication, QTextOption
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
     QWizard,
@@ -33,11 +33,15 @@ def _label(text: str, parent: QWidget) -> QLabel:
 
 
 def _code(text: str, parent: QWidget) -> QPlainTextEdit:
+    """The exact command or file: wrapped at the view's width (a long useradd line stays whole
+    on screen), selectable, copied as it is."""
     view = QPlainTextEdit(parent)
     view.setPlainText(text)
     view.setReadOnly(True)
-    view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+    view.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+    view.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
     view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+    view.setAccessibleName("Exact command or file content")
     return view
 
 
@@ -46,21 +50,27 @@ class IntroPage(QWizardPage):
         super().__init__(parent)
         self.setTitle("Share downloaded programs between users")
         self.setSubTitle("What sharing does, and what it cannot do.")
-        layout = QVBoxLayout(self)
-        layout.addWidget(_label(
-            "When a user runs a program, 0install passes the unpacked download to "
-            "0store-secure-add-helper, which runs 0store-secure-add as the zeroinst user through "
-            "sudo. It checks the contents against the digest and copies them into "
-            "/var/cache/0install.net, where every other user finds them. A user cannot plant a "
-            "modified program under another program's name.", self))  # fmt: skip
+        # In a scroll area: at 150% on a small screen the text is taller than the wizard.
+        body = QWidget(self)
+        inner = QVBoxLayout(body)
+        inner.setContentsMargins(0, 0, 0, 0)
+        inner.addWidget(_label(sharing.HOW_IT_WORKS, body))
+        inner.addWidget(_label(sharing.PROTECTS, body))
         limits = "".join(f"<li>{text}</li>" for text in sharing.LIMITS)
-        limits_label = _label(f"<b>Limits</b><ul>{limits}</ul>", self)
-        layout.addWidget(limits_label)
+        inner.addWidget(_label(f"<b>Limits</b><ul>{limits}</ul>", body))
         if blockers:
             text = "<b>First, by hand</b> (applying cannot fix these; their steps are skipped):<ul>"
             text += "".join(f"<li>{s.title}: {s.detail}</li>" for s in blockers) + "</ul>"
-            layout.addWidget(_label(text, self))
-        layout.addStretch(1)
+            inner.addWidget(_label(text, body))
+        inner.addStretch(1)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(body)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(scroll)
 
 
 class StepPage(QWizardPage):
@@ -72,7 +82,7 @@ class StepPage(QWizardPage):
         super().__init__(parent)
         self.step = step
         self.setTitle(f"Step {number} of {total}: {step.title}")
-        self.setSubTitle(step.target or "")
+        self.setSubTitle(step.target or "The account 0store-secure-add runs as.")
         layout = QVBoxLayout(self)
         layout.addWidget(state_badge(step.state, self))
         layout.addWidget(_label(step.detail, self))
@@ -96,33 +106,44 @@ class StepPage(QWizardPage):
             layout.addStretch(1)
 
 
-def _how_apply_runs(root: str | None) -> str:
-    """What pressing Apply will involve: a password through polkit, or nothing more (elevate
-    runs the steps in this process on a fake root, or when this app already runs as root)."""
+def how_apply_runs(root: str | None, readiness: elevate.Readiness | None) -> str:
+    """What pressing Apply will involve: a password only when pkexec will ask for one (on a fake
+    root, or as root, the steps run in this process; without pkexec, the polkit daemon or the
+    helper, Apply cannot work from here and the command to use instead is given)."""
     if root is not None:
         return f"Nothing has changed yet. Apply changes the files under {root}."
-    if os.geteuid() == 0:
+    if readiness is None:
+        readiness = elevate.readiness()
+    if readiness.state == elevate.AS_ROOT:
         return "Nothing has changed yet. Apply makes these changes at once (running as root)."
-    return "Nothing has changed yet. Apply asks for an administrator's password."
+    if readiness.state == elevate.ASKS:
+        return ("Nothing has changed yet. Apply asks for an administrator's password (polkit), "
+                "once per step.")  # fmt: skip
+    if readiness.state == elevate.ALLOWED:
+        return "Nothing has changed yet. polkit allows these changes here without a password."
+    return (f"Nothing has changed yet, and Apply cannot make these changes from here: "
+            f"{readiness.reason}. In a root shell, run every step at once with: "
+            f"{sharing.ALL_STEPS_COMMAND}")  # fmt: skip
 
 
 class ReviewPage(QWizardPage):
-    def __init__(self, todo: list[sharing.Step], parent: QWidget | None = None) -> None:
+    def __init__(self, todo: list[sharing.Step], parent: SharingWizard) -> None:
         super().__init__(parent)
         self.setTitle("Review")
-        self.setSubTitle(_how_apply_runs(getattr(parent, "root", None)))
+        self.setSubTitle("What Apply will do, in this order.")
+        self.explanation = _label(how_apply_runs(parent.root, parent.readiness), self)
+        self.explanation.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.setCommitPage(True)
         self.setButtonText(QWizard.WizardButton.CommitButton, "&Apply")
         layout = QVBoxLayout(self)
+        layout.addWidget(self.explanation)
         if todo:
-            layout.addWidget(_label("Applying will, in this order:", self))
-            changes = QListWidget(self)
+            self.changes = QListWidget(self)
             for step in todo:
-                where = f" ({step.target})" if step.target else ""
-                changes.addItem(f"{step.title}{where}: {step.state}")
-            layout.addWidget(changes, 1)
+                self.changes.addItem(sharing.review_text(step))
+            layout.addWidget(self.changes, 1)
             layout.addWidget(_label(
-                "Each step is written under a temporary name, validated (visudo, apparmor_parser) "
+                "Each file is written under a temporary name, validated (visudo, apparmor_parser) "
                 "and only then put in place; a step that fails leaves its files as they were.",
                 self))  # fmt: skip
         else:
@@ -180,9 +201,9 @@ class ApplyPage(QWizardPage):
             self.log.addItem(f"{step.title}: {outcome.message if outcome.ok else 'failed'}")
             if not outcome.ok:
                 text = f"{step.title}: {outcome.message}"
-                if outcome.status == elevate.UNAVAILABLE:
-                    text += ("\n\nOr enable every step at once in a root shell: "
-                             "zeroinstall-admin sharing script | sudo sh")  # fmt: skip
+                if outcome.status in (elevate.UNAVAILABLE, elevate.NOT_AUTHORISED):
+                    text += ("\n\nOr do every step at once in a root shell: "
+                             f"{sharing.ALL_STEPS_COMMAND}")  # fmt: skip
                 self.notice.setText(text)
                 self.notice.show()
                 self._finish(False)
@@ -194,6 +215,8 @@ class ApplyPage(QWizardPage):
 
     def _finish(self, ok: bool) -> None:
         self.applied, self.ok = True, ok
+        if not ok:  # nothing is running any more: there is nothing to cancel
+            self._wizard.setButtonText(QWizard.WizardButton.CancelButton, "&Close")
         self.completeChanged.emit()
         self.finishedApplying.emit(ok)
 
@@ -264,19 +287,25 @@ class SharingWizard(QWizard):
         steps: list[sharing.Step],
         *,
         root: str | None = None,
+        readiness: elevate.Readiness | None = None,
         starter: Starter | None = None,
         parent: QWidget | None = None,
     ) -> None:
+        """``readiness``: what Apply will involve (:func:`core.elevate.readiness`, asked here
+        when not given; not used on a fake root)."""
         super().__init__(parent)
         self.setWindowTitle("Enable sharing")
         self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)
         self.setOption(QWizard.WizardOption.NoBackButtonOnLastPage, True)
+        # After Apply there is nothing to cancel: the last page offers Finish only.
+        self.setOption(QWizard.WizardOption.NoCancelButtonOnLastPage, True)
         self.root = root
+        self.readiness = readiness
         self._starter = starter
         self._workers: set[Worker] = set()
         self.todo = sharing.plan(steps)
         pending = [s for s in steps if s.key in sharing.ENABLE_KEYS
-                   and s.state in (sharing.MISSING, sharing.ATTENTION)]  # fmt: skip
+                   and s.state in (sharing.MISSING, sharing.ATTENTION, sharing.UNKNOWN)]  # fmt: skip
         self.intro = IntroPage(sharing.blockers(steps), self)
         self.addPage(self.intro)
         self.step_pages = [StepPage(s, i + 1, len(pending), self) for i, s in enumerate(pending)]
@@ -288,7 +317,16 @@ class SharingWizard(QWizard):
         self.addPage(self.apply_page)
         self.self_test_page = SelfTestPage(self)
         self.addPage(self.self_test_page)
-        self.resize(760, 560)
+        self._fit_to_screen(parent)
+
+    def _fit_to_screen(self, parent: QWidget | None) -> None:
+        """760 x 560, or less on a small screen (1024 x 700 at 150% leaves 682 x 466)."""
+        screen = parent.screen() if parent is not None else QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(760, 560)
+            return
+        room = screen.availableGeometry()
+        self.resize(min(760, int(room.width() * 0.95)), min(560, int(room.height() * 0.92)))
 
     def run(self, name: str, fn, on_done) -> None:
         worker = Worker(fn, starter=self._starter, name=f"sharing-{name}", parent=self)

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with only Python: installs the system packages the
-# tests use as real references (0install, visudo, apparmor_parser, useradd, systemd-analyze for the maintenance units, xmllint with polkitd's
-# DTD for the polkit policy, ansible-playbook for the exported playbook, ruby -c and
+# tests use as real references (0install, visudo, apparmor_parser, useradd, systemd-analyze for the
+# maintenance units, xmllint with polkitd's DTD for the polkit policy and pkexec's own messages,
+# ansible-playbook for the exported playbook, ruby -c and
 # nix-instantiate --parse for the VM snippets, Xvfb), the packaging tests' tools (dpkg-deb, desktop-file-validate, appstreamcli,
 # debootstrap) and Qt's runtime libraries when missing, then the project with its test extras in
 # .venv, then runs pytest. Arguments go to pytest.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-ensure_debian_packages 0install-core sudo apparmor passwd systemd xvfb xauth libxml2-utils polkitd ansible-core \
+ensure_debian_packages 0install-core sudo apparmor passwd systemd xvfb xauth libxml2-utils polkitd pkexec ansible-core \
   ruby nix-bin python3-venv binutils desktop-file-utils appstream debootstrap "${QT_RUNTIME_PACKAGES[@]}"
 ensure_venv test
 cd "$ZIA_ROOT"

@@ -4,7 +4,9 @@ Started by tests as ``unshare -m --propagation private python -m tests.sharing_s
 WORKDIR``, SCENARIO one of: fresh (no zeroinst); debian (user and directory made by
 0install-core); debian-untouched (the same, nothing enabled); override (fresh, plus a later rule
 without NOPASSWD); no-env-reset (fresh, plus a later Defaults>zeroinst !env_reset); script and
-ansible (the exports). Before anything else it bind-mounts copies over /etc, /var/cache,
+ansible (the exports); docs and docs-dropin (debian, then set up by hand as 0install's docs say:
+the two sudoers lines at the end of /etc/sudoers or in /etc/sudoers.d/0install-docs, and a helper
+script with a comment of the admin's). Before anything else it bind-mounts copies over /etc, /var/cache,
 /usr/local/bin and /run/sudo, then checks a random marker file is visible in /etc: if any mount
 did not take, it exits 99 having written nothing outside WORKDIR. The machine's own /etc, users and
 /var/cache/0install.net are never touched; everything vanishes with the namespace.
@@ -107,11 +109,31 @@ def main(argv: list[str]) -> int:
         with open(path, "w") as f:
             f.write(text)
         for key in ("enable", "enable_again"):
-            proc = subprocess.run(command, capture_output=True, text=True, timeout=300,
+            proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False,
                                   env={**os.environ, "ANSIBLE_NOCOLOR": "1",
                                        "HOME": os.path.join(work, "home")})  # fmt: skip
             result[key] = [f"exit {proc.returncode}", *proc.stdout.splitlines(),
                            *proc.stderr.splitlines()]  # fmt: skip
+    elif scenario in ("docs", "docs-dropin"):
+        lines = (
+            "Defaults>zeroinst env_reset,always_set_home\n"
+            "ALL ALL=(zeroinst) NOPASSWD: /usr/bin/0store-secure-add\n"
+        )
+        path = "/etc/sudoers" if scenario == "docs" else "/etc/sudoers.d/0install-docs"
+        with open(path, "a") as f:
+            f.write(lines)
+        os.chmod(path, 0o440)
+        with open(root_helper.HELPER_SCRIPT_PATH, "w") as f:
+            f.write("#!/bin/sh\n# by hand, from the docs\n"
+                    'exec sudo -S -u zeroinst /usr/bin/0store-secure-add "$@" < /dev/null\n')  # fmt: skip
+        os.chmod(root_helper.HELPER_SCRIPT_PATH, 0o755)
+        result["plan"] = [s.verb for s in sharing.plan(sharing.detect("/"))]
+        usage = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sudo", "-n", "-u",
+             "zeroinst", "/usr/bin/0store-secure-add"],
+            capture_output=True, text=True, timeout=60, check=False, cwd="/",
+        )  # fmt: skip
+        result["sudo_as_nobody"] = (usage.stdout + usage.stderr).strip()
     elif scenario != "debian-untouched":
         result["enable"] = root_helper.enable("/")
         result["enable_again"] = root_helper.enable("/")
@@ -131,8 +153,17 @@ def main(argv: list[str]) -> int:
     result["removed"] = removed
     store = "/var/cache/0install.net/implementations"
     result["store_left"] = sorted(os.listdir(store)) if os.path.isdir(store) else None
-    result["users_left"] = [ln.split(":")[0] for ln in open("/etc/passwd")
-                            if ln.startswith("zia-selftest-")]  # fmt: skip
+    with open("/etc/passwd") as f:
+        result["users_left"] = [ln.split(":")[0] for ln in f if ln.startswith("zia-selftest-")]
+    steps = sharing.detect("/", self_test=test)
+    result["with_test"] = {s.key: s.state for s in steps}
+    result["overall_with_test"] = sharing.overall(steps).summary
+    if scenario in ("docs", "docs-dropin"):
+        with open(root_helper.HELPER_SCRIPT_PATH, "a") as f:
+            f.write("# edited later\n")
+        steps = sharing.detect("/", self_test=test)
+        result["after_edit"] = {s.key: [s.state, s.detail] for s in steps}
+        result["disable_preview"] = sharing.disable_preview("/")
     if scenario in ("fresh", "debian", "script", "ansible"):
         result["disable"] = root_helper.disable("/")
         result["after_disable"] = {s.key: s.state for s in sharing.detect("/")}

@@ -102,4 +102,4 @@ def test_the_entry_point_passes_sharing_through_without_a_display(tmp_path: Path
         capture_output=True, text=True, timeout=120, cwd=REPO, env=env,
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
-    assert proc.stdout.startswith("Sharing is not enabled (root ")
+    assert proc.stdout.startswith("Sharing is not enabled: 4 steps to apply (root ")

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QLabel, QWizard
 from core import elevate, sharing
 from core import root_helper as rh
 from gui.sharing_page import SharingPage
-from gui.sharing_wizard import ApplyPage, ReviewPage, SelfTestPage, StepPage
+from gui.sharing_wizard import ApplyPage, ReviewPage, SelfTestPage, SharingWizard, StepPage
 from gui.workers import inline_starter
 from tests.test_sharing import make_root, tree_state
 
@@ -143,7 +143,11 @@ def test_the_window_has_the_sharing_page(qtbot):
 
 
 def test_page_says_up_front_when_changes_cannot_be_made_here(qtbot, monkeypatch):
-    monkeypatch.setattr(elevate, "unavailable_reason", lambda: "pkexec is not installed")
+    monkeypatch.setattr(
+        elevate,
+        "readiness",
+        lambda verb="enable": elevate.Readiness(elevate.UNAVAILABLE, elevate.NO_DAEMON),
+    )
     monkeypatch.setattr(rh, "_ALLOW_REAL_ROOT", True)  # detection only reads; nothing is applied
     page = SharingPage(starter=inline_starter)  # the real system
     qtbot.addWidget(page)
@@ -151,27 +155,151 @@ def test_page_says_up_front_when_changes_cannot_be_made_here(qtbot, monkeypatch)
         page.start()
     text = page.notice.text()
     assert page.notice.isVisibleTo(page)
-    assert (
-        "pkexec is not installed" in text and "zeroinstall-admin sharing script | sudo sh" in text
-    )
+    assert "cannot reach the polkit daemon" in text and "polkitd" in text
+    assert "zeroinstall-admin sharing script | sudo sh" in text
 
 
-def test_the_review_page_says_what_apply_involves(qtbot, tmp_path: Path, monkeypatch):
-    """A password only when pkexec will ask for one: not on a fake root, not when already root."""
+@pytest.mark.parametrize(
+    "readiness, expected",
+    [
+        (elevate.Readiness(elevate.AS_ROOT), "at once (running as root)"),
+        (elevate.Readiness(elevate.ASKS), "asks for an administrator's password"),
+        (elevate.Readiness(elevate.ALLOWED), "without a password"),
+        (elevate.Readiness(elevate.UNAVAILABLE, elevate.NO_PKEXEC), "pkexec is not installed"),
+        (elevate.Readiness(elevate.UNAVAILABLE, elevate.NO_DAEMON), "polkit daemon"),
+        (elevate.Readiness(elevate.NOT_AUTHORISED, elevate.REFUSED), "does not let this user"),
+    ],
+)
+def test_the_review_page_says_what_apply_involves(qtbot, tmp_path: Path, readiness, expected):
+    """A password is promised only when pkexec will ask for one; otherwise what is missing and
+    the all-steps command."""
     import gui.sharing_wizard as sw
 
     root = make_root(tmp_path)
     steps = sharing.detect(str(root))
-    on_fake_root = sw.SharingWizard(steps, root=str(root), starter=inline_starter)
+    wizard = sw.SharingWizard(steps, readiness=readiness, starter=inline_starter)
+    qtbot.addWidget(wizard)
+    text = wizard.review.explanation.text()
+    assert expected in text
+    asks = "asks for an administrator's password" in text
+    assert asks == (readiness.state == elevate.ASKS)
+    if not readiness.possible:
+        assert "cannot make these changes from here" in text
+        assert "zeroinstall-admin sharing script | sudo sh" in text
+    on_fake_root = sw.SharingWizard(steps, root=str(root), readiness=readiness,
+                                    starter=inline_starter)  # fmt: skip
     qtbot.addWidget(on_fake_root)
-    assert on_fake_root.review.subTitle() == (
+    assert on_fake_root.review.explanation.text() == (
         f"Nothing has changed yet. Apply changes the files under {root}."
     )
-    monkeypatch.setattr(sw.os, "geteuid", lambda: 0)
-    as_root = sw.SharingWizard(steps, starter=inline_starter)
-    qtbot.addWidget(as_root)
-    assert "at once (running as root)" in as_root.review.subTitle()
-    monkeypatch.setattr(sw.os, "geteuid", lambda: 1000)
-    as_user = sw.SharingWizard(steps, starter=inline_starter)
-    qtbot.addWidget(as_user)
-    assert "asks for an administrator's password" in as_user.review.subTitle()
+
+
+def walk_to(wizard, page_type):
+    for _ in range(20):
+        if isinstance(wizard.currentPage(), page_type):
+            return wizard.currentPage()
+        wizard.next()
+    raise AssertionError(f"the wizard never reached a {page_type.__name__}")
+
+
+def test_after_apply_the_last_page_offers_finish_not_cancel(qtbot, tmp_path: Path):
+    root = make_root(tmp_path)
+    page = started_page(qtbot, root)
+    page.open_wizard()
+    wizard = page.wizard
+    qtbot.addWidget(wizard)
+    apply_page = walk_to(wizard, ApplyPage)
+    qtbot.waitUntil(lambda: apply_page.applied, timeout=WAIT_MS)
+    wizard.next()
+    assert isinstance(wizard.currentPage(), SelfTestPage)
+    assert not wizard.button(QWizard.WizardButton.CancelButton).isVisible()
+    assert wizard.button(QWizard.WizardButton.FinishButton).isVisible()
+    assert not wizard.button(QWizard.WizardButton.BackButton).isVisible()
+    wizard.accept()
+
+
+def test_a_failed_apply_offers_close(qtbot, tmp_path: Path, monkeypatch):
+    root = make_root(tmp_path)
+    page = started_page(qtbot, root)
+
+    def refused(verb: str, *args: str, root: str | None = None) -> elevate.HelperOutcome:
+        return elevate.interpret(verb, args, 127, "", "Error getting authority: Error "
+                                 "initializing authority: Could not connect: No such file")  # fmt: skip
+
+    monkeypatch.setattr(elevate, "run_helper", refused)
+    page.open_wizard()
+    wizard = page.wizard
+    qtbot.addWidget(wizard)
+    apply_page = walk_to(wizard, ApplyPage)
+    qtbot.waitUntil(lambda: apply_page.applied, timeout=WAIT_MS)
+    assert wizard.buttonText(QWizard.WizardButton.CancelButton) == "&Close"
+    text = apply_page.notice.text()
+    assert "cannot reach the polkit daemon" in text and "polkitd" in text
+    assert "zeroinstall-admin sharing script | sudo sh" in text
+    assert "needs an administrator's password" not in text
+    wizard.reject()
+
+
+def test_step_pages_show_whole_commands_and_the_review_uses_words(qtbot, tmp_path: Path):
+    from PySide6.QtWidgets import QPlainTextEdit
+
+    root = make_root(tmp_path)
+    wizard = SharingWizard(sharing.detect(str(root)), root=str(root), starter=inline_starter)
+    qtbot.addWidget(wizard)
+    wizard.resize(500, 400)
+    wizard.show()
+    first = walk_to(wizard, StepPage)
+    assert first.step.key == "user"
+    view = first.findChild(QPlainTextEdit)
+    assert view.toPlainText() == "useradd " + " ".join(rh.USERADD_ARGS)
+    assert view.lineWrapMode() == QPlainTextEdit.LineWrapMode.WidgetWidth
+    assert view.isReadOnly()
+    review = walk_to(wizard, ReviewPage)
+    items = [review.changes.item(i).text() for i in range(review.changes.count())]
+    assert items[0] == "Create the zeroinst system user (not there yet)"
+    assert all(sharing.MISSING not in item.split("(")[0] for item in items)
+    assert not any(item.endswith(": missing") for item in items)
+    wizard.reject()
+
+
+def test_the_wizard_says_what_sharing_protects_and_what_verification_is_for(qtbot, tmp_path):
+    root = make_root(tmp_path)
+    wizard = SharingWizard(sharing.detect(str(root)), root=str(root), starter=inline_starter)
+    qtbot.addWidget(wizard)
+    text = " ".join(label.text() for label in wizard.intro.findChildren(QLabel))
+    assert "cannot write the shared cache directly" in text
+    assert "trusts the entry names" in text and "merely exists" in text
+    assert "planted or tampered" in text
+    assert "cannot plant a modified program" not in text
+    assert "would not be used" not in text
+    wizard.reject()
+
+
+def test_disable_confirmation_lists_exactly_what_goes(qtbot, tmp_path: Path):
+    from PySide6.QtWidgets import QMessageBox
+
+    from tests.test_sharing import make_handmade
+
+    root = make_handmade(tmp_path, "main")
+    rh.step_install_sudoers(str(root))
+    page = started_page(qtbot, root)
+    assert page.disable_button.isEnabled()
+    page.confirm_disable()
+    box = page.findChild(QMessageBox)
+    assert box is not None
+    removed, _, kept = box.text().partition("Left alone (not written by this app):")
+    assert rh.SUDOERS_DROPIN in removed and rh.HELPER_SCRIPT_PATH not in removed
+    assert rh.HELPER_SCRIPT_PATH in kept
+    box.reject()
+
+
+def test_the_summary_is_the_core_verdict(qtbot, tmp_path: Path):
+    from tests.test_sharing import make_handmade
+
+    root = make_handmade(tmp_path, "dropin")
+    page = started_page(qtbot, root)
+    assert page.summary.text() == sharing.overall(sharing.detect(str(root))).summary
+    assert page.summary.text() == "Sharing is enabled."
+    assert badge(page, "sudoers") == "Done" and badge(page, "helper") == "Done"
+    assert page.enable_button.text() == "Check and repair…"
+    assert not page.disable_button.isEnabled()  # nothing of ours to remove
