@@ -32,6 +32,11 @@ class SummaryStrip(QWidget):
         font = self._totals.font()
         font.setBold(True)
         self._totals.setFont(font)
+        # Its minimum is the usual text, not the longest: "(measuring 3 of 14)" during a scan
+        # may be cut off rather than widen the window beyond a small screen (it never shrinks).
+        self._totals.setMinimumWidth(
+            self._totals.fontMetrics().horizontalAdvance("99,999 entries · 999.9 MB")
+        )
         layout.addWidget(self._totals)
         layout.addSpacing(8)
         self._chips: dict[str, QToolButton] = {}

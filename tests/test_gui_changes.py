@@ -441,3 +441,24 @@ def test_the_window_comes_back_where_it_was_and_on_screen(qtbot, tmp_path: Path)
     area = (away.screen() or QGuiApplication.primaryScreen()).availableGeometry()
     assert away.width() <= area.width() and away.height() <= area.height()
     assert area.contains(away.geometry().topLeft())
+
+
+def test_a_rescan_with_kept_verdicts_never_widens_the_window_at_1024(qtbot, tmp_path: Path) -> None:
+    """Seen under openbox at 1024x700: F5 after "Verify all" widened the window to 1070 px (the
+    totals' "(measuring 3 of 14)" and every status chip at once), past the screen's edge, and a
+    top-level window never shrinks back by itself."""
+    from core.demo import build_demo
+    from gui.app import _build_window
+    from tests.test_gui_cache_page import WAIT_MS, rescan, verify_all
+
+    env = build_demo(tmp_path / "demo")
+    window, page = _build_window(None, env, None)
+    qtbot.addWidget(window)
+    window.resize(QSize(1024, 650))
+    window.show()
+    qtbot.waitExposed(window)
+    with qtbot.waitSignal(page.scanFinished, timeout=WAIT_MS):
+        window.start()
+    verify_all(qtbot, page)
+    rescan(qtbot, page)
+    assert window.width() == 1024
