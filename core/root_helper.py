@@ -35,6 +35,8 @@ Verbs (exit 0 done, 1 failed, 2 bad arguments, 3 not root):
 from __future__ import annotations
 
 import errno
+import fcntl
+import hashlib
 import os
 import re
 import secrets
@@ -42,8 +44,10 @@ import stat
 import subprocess
 import sys
 import syslog
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 INSTALLED_PATH = "/usr/libexec/zeroinstall-admin/zeroinstall-admin-helper"
@@ -1218,6 +1222,132 @@ def disable(root: str = "/") -> list[str]:
 # --- verbs ----------------------------------------------------------------------------------------
 
 
+# --- the store lock: one run at a time on a store (issue 23) ---------------------------------------
+#
+# Scheduled maintenance, root's commands and the remove/quarantine verbs take this lock, so that
+# two never work on one store at once. It is a file in a directory only its owner can open: for
+# root (whatever the store) STORE_LOCK_DIR, mode 0700, so no other user can take it and hold it
+# forever to keep root's daily verification or clean-up off the shared store (an flock on the
+# store directory itself could be taken by anyone who may open the store). A user's own store
+# is locked in the user's own state directory; a user never locks a store that is not theirs
+# (they cannot change it: removals go through these verbs, which lock as root).
+
+STORE_LOCK_DIR = "/var/lib/zeroinstall-admin/locks"
+STORE_LOCK_DIR_ENV = "ZEROINSTALL_ADMIN_LOCK_DIR"
+"""Root's lock directory instead of STORE_LOCK_DIR (tests; main() clears the environment)."""
+STORE_LOCK_USER_SUBDIR = "locks"
+"""A user's lock directory inside the user's state directory (``~/.local/state/zeroinstall-admin``)."""
+STORE_LOCK_WAIT_S = 10.0
+"""How long remove-implementation and quarantine wait for another run on the store."""
+
+_held_locks: dict[str, list[int]] = {}  # lock file -> [fd, depth]: nested use in one process
+_held_guard = threading.Lock()
+
+
+def root_lock_dir(root: str = "/") -> str:
+    """Root's lock directory (under a fake root for tests and image builders)."""
+    return os.environ.get(STORE_LOCK_DIR_ENV) or under(root, STORE_LOCK_DIR)
+
+
+def store_lock_file(lock_dir: str, store: str) -> str:
+    """The lock file of ``store`` (its real path names it) in ``lock_dir``."""
+    key = hashlib.sha256(os.fsencode(os.path.realpath(store))).hexdigest()[:32]
+    return os.path.join(lock_dir, f"{key}.lock")
+
+
+def _open_lock_file(path: str) -> int:
+    """Open (creating) a lock file; its directory is made 0700 when missing and must belong to
+    this user, and nothing else may open it (no symlink is followed at the last two steps)."""
+    directory, name = os.path.split(path)
+    parent, base = os.path.split(directory)
+    os.makedirs(parent, mode=0o755, exist_ok=True)
+    parent_fd = os.open(parent, _DIR_FLAGS)
+    try:
+        try:
+            os.mkdir(base, 0o700, dir_fd=parent_fd)
+        except FileExistsError:
+            pass
+        dir_fd = os.open(base, _DIR_FLAGS, dir_fd=parent_fd)
+    finally:
+        os.close(parent_fd)
+    try:
+        st = os.fstat(dir_fd)
+        if st.st_uid != os.geteuid():
+            raise PermissionError(
+                errno.EPERM, f"owned by uid {st.st_uid}, not this user", directory
+            )
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            os.fchmod(dir_fd, 0o700)
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=dir_fd)  # fmt: skip
+    finally:
+        os.close(dir_fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PermissionError(errno.EPERM, "not a regular file", path)
+    return fd
+
+
+def try_store_lock(lock_file: str, *, shared: bool = False) -> bool:
+    """Take the lock in ``lock_file`` without waiting: False when another holder has it. One
+    this process holds already is taken again (nested; release as often as taken). Raises
+    OSError when it cannot be had at all."""
+    with _held_guard:
+        if lock_file in _held_locks:
+            _held_locks[lock_file][1] += 1
+            return True
+    fd = _open_lock_file(lock_file)
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return False
+        raise
+    with _held_guard:
+        _held_locks[lock_file] = [fd, 1]
+    return True
+
+
+def release_store_lock(lock_file: str) -> None:
+    """Give back one :func:`try_store_lock` that returned True."""
+    with _held_guard:
+        item = _held_locks[lock_file]
+        item[1] -= 1
+        if item[1] == 0:
+            del _held_locks[lock_file]
+            os.close(item[0])
+
+
+@contextmanager
+def _store_locked(store: str, root: str) -> Iterator[None]:
+    """Root's lock of ``store`` for a verb: waits up to STORE_LOCK_WAIT_S, then refuses. A lock
+    that cannot be had at all (a read-only /var/lib) does not stop the verb."""
+    try:
+        lock_file: str | None = store_lock_file(root_lock_dir(root), store)
+    except HelperError:
+        lock_file = None
+    deadline = time.monotonic() + STORE_LOCK_WAIT_S
+    while lock_file is not None:
+        try:
+            if try_store_lock(lock_file):
+                break
+        except OSError:
+            lock_file = None
+            break
+        if time.monotonic() >= deadline:
+            raise HelperError(
+                f"another run is working on {store} (scheduled maintenance or a command run as "
+                "root): try again when it has finished; nothing was changed"
+            )
+        time.sleep(0.5)
+    try:
+        yield
+    finally:
+        if lock_file is not None:
+            release_store_lock(lock_file)
+
+
 def _log(message: str, priority: int = syslog.LOG_INFO) -> None:
     syslog.openlog("zeroinstall-admin-helper", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
     # Entry names need not be UTF-8 (argv arrives surrogate-escaped): log them escaped, never fail.
@@ -1229,7 +1359,8 @@ def _verb_remove(args: Sequence[str], root: str) -> str:
     store, name = args
     check_system_store(store, root)
     check_entry_name(name)
-    done = remove_implementation(store, name)
+    with _store_locked(store, root):
+        done = remove_implementation(store, name)
     if not done.existed:
         return f"{store}/{name} was already gone"
     return f"removed {store}/{name} ({done.items} items)"
@@ -1239,7 +1370,8 @@ def _verb_quarantine(args: Sequence[str], root: str) -> str:
     store, name = args
     check_system_store(store, root)
     check_entry_name(name)
-    done = quarantine_entry(store, name, quarantine_dir_for(store))
+    with _store_locked(store, root):
+        done = quarantine_entry(store, name, quarantine_dir_for(store))
     if not done.existed:
         return f"{store}/{name} was already gone"
     return f"moved {store}/{name} to {done.moved_to}"
