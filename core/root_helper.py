@@ -85,7 +85,6 @@ SUDOERS_TEMPLATE = (
     "ALL ALL=(zeroinst) NOPASSWD: {program}\n"
 )
 SUDOERS_MODE = 0o440
-INCLUDEDIR_RE = re.compile(r"^\s*[@#]includedir\s+/etc/sudoers\.d\s*$", re.MULTILINE)
 
 APPARMOR_DIR = "/etc/apparmor.d"
 APPARMOR_ENABLED_FILE = "/sys/module/apparmor/parameters/enabled"
@@ -1109,15 +1108,133 @@ def step_install_secure_add_helper(root: str = "/") -> str:
     return f"{HELPER_SCRIPT_PATH} (calls {program}): {done}"
 
 
-def sudoers_includes_dropins(root: str = "/") -> bool | None:
-    """Whether /etc/sudoers reads /etc/sudoers.d; None when this user may not read it."""
+# sudo reads /etc/sudoers and the files it names: "@include FILE" / "#include FILE" (a relative
+# name from the including file's directory, %h the short host name) and "@includedir DIR" /
+# "#includedir DIR" (DIR's files in name order, skipping names ending in '~' or holding a '.'); it
+# skips a file not owned by root or writable by others, and stops at 128 levels. The drop-in is
+# read when any file sudo reads includes /etc/sudoers.d: core.sudoers (the detection) reads the
+# same way with these same pieces.
+
+SUDOERS_INCLUDE_RE = re.compile(r"^[@#](include|includedir)\s+(\"(?:[^\"\\]|\\.)*\"|\S+)\s*$")
+SUDOERS_MAX_DEPTH = 128
+"""sudo's own limit on nested includes."""
+
+
+def path_in_root(root: str, path: str) -> str:
+    """Where target ``path`` really is under ``root``: on a fake root a symlink is followed as if
+    ``root`` were /, never out of it (a link to /etc/shadow means the fake root's)."""
+    if os.path.realpath(root) == "/":
+        return path
+    current = path
+    for _ in range(40):
+        full = under(root, current)
+        if not os.path.islink(full):
+            return full
+        target = os.readlink(full)
+        if not target.startswith("/"):
+            target = os.path.join(os.path.dirname(current), target)
+        current = os.path.normpath(target)
+    raise HelperError(f"{path}: too many levels of symbolic links")
+
+
+def sudoers_hostname(root: str) -> str:
     try:
-        with open(under(root, SUDOERS_MAIN), encoding="utf-8", errors="replace") as f:
-            return bool(INCLUDEDIR_RE.search(f.read()))
-    except PermissionError:
-        return None
-    except OSError:
+        with open(under(root, "/etc/hostname"), encoding="utf-8") as f:
+            return f.read().strip()
+    except (OSError, HelperError):
+        return ""
+
+
+def sudoers_included_names(names: Sequence[str]) -> list[str]:
+    """The names of a directory that @includedir reads, in its order."""
+    return sorted(n for n in names if not n.endswith("~") and "." not in n)
+
+
+def sudoers_include_target(name: str, including: str, host: str) -> str:
+    """The path an include line's ``name`` means, read in the file ``including``."""
+    if name.startswith('"') and name.endswith('"'):
+        name = re.sub(r"\\(.)", r"\1", name[1:-1])
+    name = name.replace("%h", host.split(".")[0]).replace("%%", "%")
+    if not name.startswith("/"):
+        name = os.path.join(os.path.dirname(including), name)
+    return os.path.normpath(name)
+
+
+def sudoers_file_skipped(st: os.stat_result, root: str) -> str:
+    """Why sudo skips a file with this status ("" when it reads it)."""
+    owner = os.stat(under(root, "/")).st_uid  # root's; a fake root's maker on a fake root
+    if st.st_uid != owner:
+        return f"owned by uid {st.st_uid}, not root"
+    if st.st_mode & 0o002 or (st.st_mode & 0o020 and st.st_gid != 0):
+        return "writable by others"
+    return ""
+
+
+def _include_lines(text: str) -> Iterator[re.Match[str]]:
+    """The include lines of a sudoers file (a continued line is never one)."""
+    pending = False
+    for raw in text.splitlines():
+        if not pending:
+            m = SUDOERS_INCLUDE_RE.match(raw.strip())
+            if m is not None:
+                yield m
+                continue
+        line = raw if pending else raw.lstrip()
+        pending = line.endswith("\\") and not line.endswith("\\\\")
+
+
+def sudoers_includes_dropins(root: str = "/") -> bool | None:
+    """Whether sudo reads /etc/sudoers.d: an @includedir of it in /etc/sudoers or in any file
+    sudo reads from there. None when it was not found but a file on the way could not be read
+    by this user (sudoers files are root's eyes only)."""
+    host = sudoers_hostname(root)
+    unreadable = False
+
+    def reads(path: str, depth: int, active: frozenset[str]) -> bool:
+        nonlocal unreadable
+        if depth > SUDOERS_MAX_DEPTH or path in active:
+            return False
+        try:
+            with open(path_in_root(root, path), encoding="utf-8", errors="replace") as f:
+                st = os.fstat(f.fileno())
+                text = f.read()
+        except PermissionError:
+            unreadable = True
+            return False
+        except (OSError, HelperError):
+            return False
+        if sudoers_file_skipped(st, root):
+            return False
+        active = active | {path}
+        for m in _include_lines(text):
+            target = sudoers_include_target(m.group(2), path, host)
+            if m.group(1) == "include":
+                if reads(target, depth + 1, active):
+                    return True
+                continue
+            if target == SUDOERS_DIR:
+                return True
+            try:
+                names = os.listdir(path_in_root(root, target))
+            except PermissionError:
+                unreadable = True
+                continue
+            except (OSError, HelperError):
+                continue
+            for name in sudoers_included_names(names):
+                child = os.path.join(target, name)
+                try:
+                    if not os.path.isfile(path_in_root(root, child)):
+                        continue
+                except (OSError, HelperError):
+                    continue
+                if reads(child, depth + 1, active):
+                    return True
         return False
+
+    if reads(SUDOERS_MAIN, 0, frozenset()):
+        return True
+    return None if unreadable else False
 
 
 def step_install_sudoers(root: str = "/") -> str:
@@ -1125,8 +1242,9 @@ def step_install_sudoers(root: str = "/") -> str:
     find_program("visudo")  # before anything is written
     if not sudoers_includes_dropins(root):
         raise HelperError(
-            f"{SUDOERS_MAIN} does not read {SUDOERS_DIR}: add '@includedir {SUDOERS_DIR}' at its "
-            "end with visudo, then try again; nothing was changed"
+            f"sudo does not read {SUDOERS_DIR} (no '@includedir {SUDOERS_DIR}' in {SUDOERS_MAIN} "
+            f"or a file it includes): add that line at the end of {SUDOERS_MAIN} with visudo, "
+            "then try again; nothing was changed"
         )
     full = under(root, SUDOERS_DROPIN)
     previous = None
