@@ -43,7 +43,7 @@ from typing import IO, Any
 
 from core import root_helper as rh
 from core.display import display_path, json_name, safe_text
-from core.units import size_text
+from core.units import count_text, size_text
 
 STATUS_NAME = "maintenance-status.json"
 WATCH_SEEN_NAME = "maintenance-watch-seen.json"
@@ -621,7 +621,7 @@ def run_verify(
     n = len(r.findings)
     run.say(
         NOTICE if n else INFO,
-        f"verify: {r.checked} entries checked, {n} {'problem' if n == 1 else 'problems'}",
+        f"verify: {count_text(r.checked, 'entry')} checked, {count_text(n, 'problem')}",
     )
 
     def update(check: dict[str, Any]) -> None:
@@ -761,7 +761,7 @@ def run_clean(
         r.message = str(exc)
         run.say(WARNING, f"clean stopped: {exc}")
     run.say(
-        INFO, f"clean: {r.removed} entries removed or quarantined, {size_text(r.freed)} freed"
+        INFO, f"clean: {count_text(r.removed, 'entry')} removed or quarantined, {size_text(r.freed)} freed"
         + (f", {r.failed} failed" if r.failed else "")
     )  # fmt: skip
     result_ = run.finish()
@@ -923,7 +923,7 @@ def run_watch(
             recent = time.time_ns() - int(WATCH_FIRST_RECENT_S * 1e9)
             seen = {n: i for n, i in _listing(place.store).items() if i[1] < recent}
             _write_seen(place.seen_file, seen)
-            run.say(INFO, f"watch: {len(seen)} entries recorded; new ones are verified as "
+            run.say(INFO, f"watch: {count_text(len(seen), 'entry')} recorded; new ones are verified as "
                           "they appear")  # fmt: skip
         for _round in range(100):  # entries keep arriving: take them too, within reason
             now = _listing(place.store)

@@ -238,6 +238,13 @@ def test_verify_run_reports_each_finding_as_a_warning_and_writes_the_status(root
     )
 
 
+def test_run_summaries_count_in_words(root: Path):
+    add_entry(store_of(root), "one")
+    journal = Journal()
+    maintenance.run_verify(maintenance.Place(str(root)), journal)
+    assert "verify: 1 entry checked, 0 problems" in journal.at(6)
+
+
 def test_last_check_text_says_when():
     now = time.mktime((2026, 3, 5, 12, 0, 0, 0, 0, -1))
     status = {"check": {"finished": now - 3600 * 9, "findings": []}}
@@ -393,7 +400,7 @@ def test_watch_verifies_a_new_entry_after_its_rename(root: Path):
     present = add_entry(store, "present")
     first = cli("run", "watch", root=root)
     # The first run, before any verification: what arrived in the last minutes is verified.
-    assert first.returncode == 0 and "entries recorded" in first.stderr
+    assert first.returncode == 0 and "0 entries recorded" in first.stderr
     assert f"verified new entry {store / present}: OK" in first.stderr
     first = cli("run", "watch", root=root)
     assert first.returncode == 0 and "verified" not in first.stderr
@@ -489,7 +496,7 @@ def test_watch_by_polling_reports_a_new_entry_within_seconds(root: Path):
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        wait_for("entries recorded")
+        wait_for(" recorded; new ones are verified")
         wait_for("verified new entry")  # the one already there, new at the first run
         new = add_entry(store, "arrives")
         renamed = time.monotonic()
