@@ -1364,7 +1364,10 @@ _held_guard = threading.Lock()
 
 def root_lock_dir(root: str = "/") -> str:
     """Root's lock directory (under a fake root for tests and image builders)."""
-    return os.environ.get(STORE_LOCK_DIR_ENV) or under(root, STORE_LOCK_DIR)
+    chosen = os.environ.get(STORE_LOCK_DIR_ENV)
+    if chosen:
+        return chosen
+    return STORE_LOCK_DIR if root == "/" else under(root, STORE_LOCK_DIR)
 
 
 def store_lock_file(lock_dir: str, store: str) -> str:
