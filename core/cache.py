@@ -207,7 +207,7 @@ def _judge_digest_name(
         )
     if not stat.S_ISDIR(mode):
         what = _describe(path, mode)
-        crash = " (its own `0install store audit` crashes on it)" if stat.S_ISREG(mode) else ""
+        crash = " (its own '0install store audit' crashes on it)" if stat.S_ISREG(mode) else ""
         return (
             "suspicious",
             (
@@ -273,8 +273,8 @@ def _judge_other_name(path: str, name: str, mode: int) -> tuple[EntryKind, str]:
         if stat.S_ISDIR(mode):
             if name.startswith("tmp-"):
                 return "temporary", (
-                    "a temporary directory left by an interrupted download or `0install store "
-                    "add`; safe to delete when no 0install is running"
+                    "a temporary directory left by an interrupted download or '0install store "
+                    "add'; safe to delete when no 0install is running"
                 )
             return "temporary", (
                 "a temporary directory left by 0install for Windows (0install-*); safe to "

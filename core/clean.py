@@ -28,6 +28,7 @@ from core.cache import Entry
 from core.display import display_path, display_text
 from core.evidence import Evidence, atime_mode
 from core.root_helper import REMOVAL_PREFIX, removal_origin
+from core.units import ago_text, gap_text
 from core.versions import version_key
 
 Action = Literal["remove", "quarantine", "keep"]
@@ -57,16 +58,6 @@ class Verdict:
     @property
     def candidate(self) -> bool:
         return self.action != "keep"
-
-
-def _ago(seconds: float) -> str:
-    days = seconds / DAY
-    if days >= 2:
-        return f"{days:.0f} days"
-    hours = seconds / 3600
-    if hours >= 2:
-        return f"{hours:.0f} hours"
-    return f"{max(seconds / 60, 0):.0f} minutes"
 
 
 def _day(ts: float) -> str:
@@ -162,8 +153,7 @@ def judge(
                         e,
                         "keep",
                         [
-                            f"a temporary directory changed {_ago(age)} ago: a 0install may still be "
-                            "filling it"
+                            f"a temporary directory changed {ago_text(age)}: a 0install may still fill it"
                         ],
                         last,
                     )
@@ -173,7 +163,10 @@ def judge(
                     Verdict(
                         e,
                         "remove",
-                        [f"a leftover temporary directory, unchanged for {_ago(age)}", e.reason],
+                        [
+                            f"a leftover temporary directory, unchanged for {gap_text(age)}",
+                            e.reason,
+                        ],
                         last,
                     )
                 )
@@ -185,16 +178,11 @@ def judge(
             continue
         feed = e.feed
         if feed is not None and e.version in newest.get(feed.feed_url, ()):
-            out.append(
-                Verdict(
-                    e,
-                    "keep",
-                    [
-                        f"one of the {policy.keep} newest cached versions of {feed.feed_name} (--keep)"
-                    ],
-                    last,
-                )
+            why = (
+                f"one of the {policy.keep} newest cached versions of {feed.feed_name} (kept by "
+                "the keep-newest setting)"
             )
+            out.append(Verdict(e, "keep", [why], last))
             continue
         mode = mode_of(e)
         owner = (
@@ -204,17 +192,11 @@ def judge(
         )
         if policy.older_than_days > 0:
             if mode in ("noatime", "ro") or not e.atime_reliable:
-                out.append(
-                    Verdict(
-                        e,
-                        "keep",
-                        [
-                            f"last use unknown: its store's filesystem is mounted {mode}, so access "
-                            "times are not recorded (use --older-than 0 to clean regardless of age)"
-                        ],
-                        None,
-                    )
+                why = (
+                    f"last use unknown: its store's filesystem is mounted {mode}, so access times "
+                    "are not recorded (an age limit of 0 days cleans regardless of age)"
                 )
+                out.append(Verdict(e, "keep", [why], None))
                 continue
             if e.usage is None:
                 out.append(Verdict(e, "keep", ["not measured yet: last use unknown"], None))
@@ -226,19 +208,19 @@ def judge(
                     Verdict(
                         e,
                         "keep",
-                        [f"used {_ago(age)} ago (newer than {policy.older_than_days:g} days)"],
+                        [f"used {ago_text(age)} (newer than {policy.older_than_days:g} days)"],
                         last,
                     )
                 )
                 continue
             precision = " (to the day: relatime)" if mode == "relatime" else ""
             used = (
-                f"not used for {_ago(age)}: last access {_day(when)}{precision}"
+                f"not used for {gap_text(age)}: last access {_day(when)}{precision}"
                 if last is not None
                 else f"no file inside was ever read; added {_day(when)}"
             )
         else:
-            used = "any age (--older-than 0)"
+            used = "any age (the age limit is 0 days)"
         verdict = Verdict(
             e, "remove", [used, "no app selection, pin or running process uses it", owner], last
         )
@@ -491,7 +473,7 @@ def _failure(verdict: Verdict, exc: BaseException) -> str:
     elif exc.errno == errno.EROFS:
         advice = "its filesystem is mounted read-only: remount it read-write first"
     elif exc.errno == errno.EBUSY:
-        advice = "something is mounted in it or holds it: see `findmnt` and unmount it first"
+        advice = "something is mounted in it or holds it: see what findmnt lists there and unmount it first"
     else:
         advice = "check the entry, then clean up again (what is left is offered again)"
     return f"not {verb}: {why}{inside}; {advice}"
@@ -704,14 +686,14 @@ class Survey:
             if mode in ("noatime", "ro"):
                 notes.append(
                     f"{path} is on a filesystem mounted {mode}: access times say nothing about "
-                    "use, so its entries are never old enough (--older-than 0 ignores age)."
+                    "use, so its entries are never old enough (an age limit of 0 days ignores age)."
                 )
             elif mode == "relatime":
                 relatime += 1
         if relatime:
             notes.append(
                 "Last use comes from access times, accurate to about a day on relatime mounts; "
-                "this app reads files without changing them, `0install store verify` and backup "
+                "this app reads files without changing them; 0install's store verify and backup "
                 "tools may not."
             )
         return notes

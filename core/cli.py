@@ -81,9 +81,9 @@ def _when(ts: float | None, reliable: bool = True) -> str:
         return "never"
     if not reliable:
         return "unknown (noatime)"
-    import humanize
+    from core.units import ago_text  # the Cache and Clean up pages' words (issue 18)
 
-    return humanize.naturaltime(time.time() - ts)
+    return ago_text(time.time() - ts)
 
 
 def _iso(ts: float | None) -> str | None:

@@ -19,9 +19,9 @@ as root, in a sandbox, which lands here:
   least recently used entries that nothing uses, pins or selects and that are past the grace
   period go, one at a time, until the upper limit is met.
 
-Each run holds :func:`store_lock` (an ``flock`` on the store directory itself, which the window,
-the command line, every user and the sandboxed service can all open: a lock file in one user's
-state directory would not be seen by another user or by root), writes one journal line per
+Each run holds :func:`store_lock` (root's lock file in a root-only directory, which no other user
+can open and so cannot hold to keep the daily check off the store; the remove and quarantine
+verbs of the helper take the same one), writes one journal line per
 finding with its priority (``<4>``: systemd reads the prefix of a service's output as the
 syslog priority), records every removal in the action log and writes the status file the window
 reads (:func:`read_status`, :func:`last_check_text`).
@@ -29,8 +29,6 @@ reads (:func:`read_status`, :func:`last_check_text`).
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import shutil
@@ -45,7 +43,7 @@ from typing import IO, Any
 
 from core import root_helper as rh
 from core.display import display_path, json_name, safe_text
-from core.units import size_text
+from core.units import count_text, size_text
 
 STATUS_NAME = "maintenance-status.json"
 WATCH_SEEN_NAME = "maintenance-watch-seen.json"
@@ -228,21 +226,24 @@ class StoreBusy(Exception):
     """Another run (scheduled maintenance, a window, a command) works on the store."""
 
 
-_held: dict[str, list[int]] = {}  # real store path -> [fd, depth]: nested use in one process
-_held_lock = threading.Lock()
-
-
-def _try_lock(path: str, shared: bool) -> int | None:
-    """An fd holding the lock, None when another holder has it; OSError when it cannot be had."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def lock_file_for(store: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The file that locks ``store`` for this process, None when this process takes no lock on
+    it. Root: a file in root's own directory (:data:`core.root_helper.STORE_LOCK_DIR`, 0700),
+    whoever owns the store, so that no other user can hold root off it. A user: a file in the
+    user's own state directory for a store the user owns; none for anyone else's store (the
+    user cannot change it; removals go through the helper, which locks as root)."""
+    if os.geteuid() == 0:
+        return rh.store_lock_file(rh.root_lock_dir(), store)
     try:
-        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            return None
-        raise
-    return fd
+        owner = os.stat(store).st_uid
+    except OSError:
+        return None
+    if owner != os.geteuid():
+        return None
+    from core.actionlog import state_dir
+
+    directory = os.path.join(state_dir(env), rh.STORE_LOCK_USER_SUBDIR)
+    return rh.store_lock_file(directory, store)
 
 
 @contextmanager
@@ -253,31 +254,26 @@ def store_lock(
     cancel: threading.Event | None = None,
     shared: bool = False,
 ) -> Iterator[None]:
-    """Hold the lock of every store in ``paths`` (an exclusive ``flock`` on the store directory)
-    for the block; the same process may nest it. ``shared``: for work that only reads (an
-    interactive verification): any number of those at once, but never alongside a removal or a
-    scheduled run. Waits up to ``wait`` seconds for another holder, then raises
-    :class:`StoreBusy`. A store that cannot be locked at all (missing, or a filesystem without
-    locks) is not waited for: the work that follows reports it."""
+    """Hold the lock of every store in ``paths`` (see :func:`lock_file_for`: exclusive) for the
+    block; the same process may nest it. ``shared``: for work that only reads (an interactive
+    verification): any number of those at once, but never alongside a removal or a scheduled
+    run. Waits up to ``wait`` seconds for another holder, then raises :class:`StoreBusy`. A store
+    whose lock cannot be had at all (no state directory, a filesystem without locks) is not
+    waited for: the work goes ahead."""
     taken: list[str] = []
     try:
         for path in sorted({os.path.realpath(p) for p in paths}):
-            with _held_lock:
-                if path in _held:
-                    _held[path][1] += 1
-                    taken.append(path)
-                    continue
+            lock_file = lock_file_for(path)
+            if lock_file is None:
+                continue
             deadline = time.monotonic() + wait
             while True:
                 try:
-                    fd = _try_lock(path, shared)
+                    if rh.try_store_lock(lock_file, shared=shared):
+                        taken.append(lock_file)
+                        break
                 except OSError:
                     break  # cannot be locked: go ahead unlocked
-                if fd is not None:
-                    with _held_lock:
-                        _held[path] = [fd, 1]
-                    taken.append(path)
-                    break
                 if time.monotonic() >= deadline or (cancel is not None and cancel.is_set()):
                     raise StoreBusy(
                         f"another run is working on {display_path(path)} (scheduled maintenance, "
@@ -286,13 +282,8 @@ def store_lock(
                 time.sleep(0.5)
         yield
     finally:
-        for path in taken:
-            with _held_lock:
-                item = _held[path]
-                item[1] -= 1
-                if item[1] == 0:
-                    del _held[path]
-                    os.close(item[0])
+        for lock_file in taken:
+            rh.release_store_lock(lock_file)
 
 
 # --- journal lines --------------------------------------------------------------------------------
@@ -630,7 +621,7 @@ def run_verify(
     n = len(r.findings)
     run.say(
         NOTICE if n else INFO,
-        f"verify: {r.checked} entries checked, {n} {'problem' if n == 1 else 'problems'}",
+        f"verify: {count_text(r.checked, 'entry')} checked, {count_text(n, 'problem')}",
     )
 
     def update(check: dict[str, Any]) -> None:
@@ -770,7 +761,7 @@ def run_clean(
         r.message = str(exc)
         run.say(WARNING, f"clean stopped: {exc}")
     run.say(
-        INFO, f"clean: {r.removed} entries removed or quarantined, {size_text(r.freed)} freed"
+        INFO, f"clean: {count_text(r.removed, 'entry')} removed or quarantined, {size_text(r.freed)} freed"
         + (f", {r.failed} failed" if r.failed else "")
     )  # fmt: skip
     result_ = run.finish()
@@ -932,7 +923,7 @@ def run_watch(
             recent = time.time_ns() - int(WATCH_FIRST_RECENT_S * 1e9)
             seen = {n: i for n, i in _listing(place.store).items() if i[1] < recent}
             _write_seen(place.seen_file, seen)
-            run.say(INFO, f"watch: {len(seen)} entries recorded; new ones are verified as "
+            run.say(INFO, f"watch: {count_text(len(seen), 'entry')} recorded; new ones are verified as "
                           "they appear")  # fmt: skip
         for _round in range(100):  # entries keep arriving: take them too, within reason
             now = _listing(place.store)

@@ -6,13 +6,16 @@
 1. verify it (an entry that is not corrupt is left alone, and said so);
 2. find its feed and version in the cached feeds (an entry no cached feed lists cannot be fetched
    again: that is said, and the entry is left where it is);
-3. quarantine it: moved into ``zeroinstall-admin-quarantine`` beside the store (through the
+3. check that nothing uses it right now, as Delete does (:func:`core.evidence.collect`: running
+   processes, VMs sharing its store, this app): a damaged entry a running program uses is not
+   moved from under it; what uses it is said, and the entry is left where it is;
+4. quarantine it: moved into ``zeroinstall-admin-quarantine`` beside the store (through the
    privileged helper's ``quarantine`` verb for a store this process may not change), kept as
    evidence and out of 0install's reach; recorded in the action log;
-4. ``0install download --version=VERSION FEED`` with the store it came from first in 0install's
+5. ``0install download --version=VERSION FEED`` with the store it came from first in 0install's
    view (``XDG_CACHE_DIRS`` for a system store when run as root; the user's own store as it is;
    the shared store through whatever 0install itself uses for it, i.e. 0store-secure-add);
-5. verify what arrived. Where 0install put it somewhere else, or did not fetch it, that is said.
+6. verify what arrived. Where 0install put it somewhere else, or did not fetch it, that is said.
 
 The command line (``zeroinstall-admin repair NAME...``) and the window's Repair call
 :func:`repair` with the same arguments.
@@ -36,7 +39,7 @@ IMPLEMENTATIONS = os.path.join("0install.net", "implementations")
 
 @dataclass(slots=True)
 class RepairResult:
-    """What happened to one entry: ``action`` is "repaired", "failed", "unknown-feed",
+    """What happened to one entry: ``action`` is "repaired", "failed", "unknown-feed", "in-use",
     "not-damaged" or "skipped"; ``message`` says it in a sentence."""
 
     store: str
@@ -86,6 +89,18 @@ def _last_line(text: bytes) -> str:
 
 Quarantine = Callable[[Any], str]
 """Moves an entry (a core.cache.Entry) aside; returns where to, raises on failure."""
+InUse = Callable[[Any], list[str]]
+"""What uses an entry (a core.cache.Entry) right now, one reason each; [] when nothing does."""
+
+
+def in_use_now(entry: Any, env: Mapping[str, str] | None = None) -> list[str]:
+    """What uses ``entry`` right now (processes, VMs sharing its store, this app), from the
+    evidence Delete gathers (:func:`core.evidence.collect`); apps' selections and pins are not
+    asked: they keep an entry from being deleted, not from being fetched again."""
+    from core import evidence
+
+    found = evidence.collect([entry.store], [entry], pins=None, env=env, homes=[])
+    return found.in_use(entry)
 
 
 def repair(
@@ -94,13 +109,15 @@ def repair(
     env: Mapping[str, str] | None = None,
     zeroinstall: str | None = None,
     quarantine: Quarantine | None = None,
+    in_use: InUse | None = None,
     log_path: str | None = None,
     on_step: Callable[[Any, str], None] | None = None,
     timeout: float = DOWNLOAD_TIMEOUT,
 ) -> list[RepairResult]:
     """Repair each entry (:class:`core.cache.Entry`, with its feed known from the cached feeds),
     one at a time; never raises for one entry's failure. ``quarantine`` (for tests) replaces the
-    usual move aside; ``on_step(entry, text)`` is told what is happening."""
+    usual move aside, ``in_use`` the look at what uses an entry (:func:`in_use_now`);
+    ``on_step(entry, text)`` is told what is happening."""
     from core import actionlog
     from core.verify import verify_paths
 
@@ -154,6 +171,20 @@ def repair(
                     "failed",
                     f"{display_path(store)} is not a 0install.net/implementations directory, so "
                     "0install cannot be told to fetch into it; nothing was changed",
+                )
+            )
+            continue
+        step(entry, "checking that nothing uses it")
+        users = in_use(entry) if in_use else in_use_now(entry, env)
+        if users:
+            results.append(
+                RepairResult(
+                    store,
+                    name,
+                    "in-use",
+                    f"{shown} is damaged, but it was left where it is, as it is in use right now "
+                    f"({'; '.join(users)}). Stop what uses it (quit the program, shut the VM "
+                    "down), then repair it again",
                 )
             )
             continue

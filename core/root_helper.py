@@ -35,6 +35,8 @@ Verbs (exit 0 done, 1 failed, 2 bad arguments, 3 not root):
 from __future__ import annotations
 
 import errno
+import fcntl
+import hashlib
 import os
 import re
 import secrets
@@ -42,8 +44,10 @@ import stat
 import subprocess
 import sys
 import syslog
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 INSTALLED_PATH = "/usr/libexec/zeroinstall-admin/zeroinstall-admin-helper"
@@ -81,7 +85,6 @@ SUDOERS_TEMPLATE = (
     "ALL ALL=(zeroinst) NOPASSWD: {program}\n"
 )
 SUDOERS_MODE = 0o440
-INCLUDEDIR_RE = re.compile(r"^\s*[@#]includedir\s+/etc/sudoers\.d\s*$", re.MULTILINE)
 
 APPARMOR_DIR = "/etc/apparmor.d"
 APPARMOR_ENABLED_FILE = "/sys/module/apparmor/parameters/enabled"
@@ -1105,15 +1108,133 @@ def step_install_secure_add_helper(root: str = "/") -> str:
     return f"{HELPER_SCRIPT_PATH} (calls {program}): {done}"
 
 
-def sudoers_includes_dropins(root: str = "/") -> bool | None:
-    """Whether /etc/sudoers reads /etc/sudoers.d; None when this user may not read it."""
+# sudo reads /etc/sudoers and the files it names: "@include FILE" / "#include FILE" (a relative
+# name from the including file's directory, %h the short host name) and "@includedir DIR" /
+# "#includedir DIR" (DIR's files in name order, skipping names ending in '~' or holding a '.'); it
+# skips a file not owned by root or writable by others, and stops at 128 levels. The drop-in is
+# read when any file sudo reads includes /etc/sudoers.d: core.sudoers (the detection) reads the
+# same way with these same pieces.
+
+SUDOERS_INCLUDE_RE = re.compile(r"^[@#](include|includedir)\s+(\"(?:[^\"\\]|\\.)*\"|\S+)\s*$")
+SUDOERS_MAX_DEPTH = 128
+"""sudo's own limit on nested includes."""
+
+
+def path_in_root(root: str, path: str) -> str:
+    """Where target ``path`` really is under ``root``: on a fake root a symlink is followed as if
+    ``root`` were /, never out of it (a link to /etc/shadow means the fake root's)."""
+    if os.path.realpath(root) == "/":
+        return path
+    current = path
+    for _ in range(40):
+        full = under(root, current)
+        if not os.path.islink(full):
+            return full
+        target = os.readlink(full)
+        if not target.startswith("/"):
+            target = os.path.join(os.path.dirname(current), target)
+        current = os.path.normpath(target)
+    raise HelperError(f"{path}: too many levels of symbolic links")
+
+
+def sudoers_hostname(root: str) -> str:
     try:
-        with open(under(root, SUDOERS_MAIN), encoding="utf-8", errors="replace") as f:
-            return bool(INCLUDEDIR_RE.search(f.read()))
-    except PermissionError:
-        return None
-    except OSError:
+        with open(under(root, "/etc/hostname"), encoding="utf-8") as f:
+            return f.read().strip()
+    except (OSError, HelperError):
+        return ""
+
+
+def sudoers_included_names(names: Sequence[str]) -> list[str]:
+    """The names of a directory that @includedir reads, in its order."""
+    return sorted(n for n in names if not n.endswith("~") and "." not in n)
+
+
+def sudoers_include_target(name: str, including: str, host: str) -> str:
+    """The path an include line's ``name`` means, read in the file ``including``."""
+    if name.startswith('"') and name.endswith('"'):
+        name = re.sub(r"\\(.)", r"\1", name[1:-1])
+    name = name.replace("%h", host.split(".")[0]).replace("%%", "%")
+    if not name.startswith("/"):
+        name = os.path.join(os.path.dirname(including), name)
+    return os.path.normpath(name)
+
+
+def sudoers_file_skipped(st: os.stat_result, root: str) -> str:
+    """Why sudo skips a file with this status ("" when it reads it)."""
+    owner = os.stat(under(root, "/")).st_uid  # root's; a fake root's maker on a fake root
+    if st.st_uid != owner:
+        return f"owned by uid {st.st_uid}, not root"
+    if st.st_mode & 0o002 or (st.st_mode & 0o020 and st.st_gid != 0):
+        return "writable by others"
+    return ""
+
+
+def _include_lines(text: str) -> Iterator[re.Match[str]]:
+    """The include lines of a sudoers file (a continued line is never one)."""
+    pending = False
+    for raw in text.splitlines():
+        if not pending:
+            m = SUDOERS_INCLUDE_RE.match(raw.strip())
+            if m is not None:
+                yield m
+                continue
+        line = raw if pending else raw.lstrip()
+        pending = line.endswith("\\") and not line.endswith("\\\\")
+
+
+def sudoers_includes_dropins(root: str = "/") -> bool | None:
+    """Whether sudo reads /etc/sudoers.d: an @includedir of it in /etc/sudoers or in any file
+    sudo reads from there. None when it was not found but a file on the way could not be read
+    by this user (sudoers files are root's eyes only)."""
+    host = sudoers_hostname(root)
+    unreadable = False
+
+    def reads(path: str, depth: int, active: frozenset[str]) -> bool:
+        nonlocal unreadable
+        if depth > SUDOERS_MAX_DEPTH or path in active:
+            return False
+        try:
+            with open(path_in_root(root, path), encoding="utf-8", errors="replace") as f:
+                st = os.fstat(f.fileno())
+                text = f.read()
+        except PermissionError:
+            unreadable = True
+            return False
+        except (OSError, HelperError):
+            return False
+        if sudoers_file_skipped(st, root):
+            return False
+        active = active | {path}
+        for m in _include_lines(text):
+            target = sudoers_include_target(m.group(2), path, host)
+            if m.group(1) == "include":
+                if reads(target, depth + 1, active):
+                    return True
+                continue
+            if target == SUDOERS_DIR:
+                return True
+            try:
+                names = os.listdir(path_in_root(root, target))
+            except PermissionError:
+                unreadable = True
+                continue
+            except (OSError, HelperError):
+                continue
+            for name in sudoers_included_names(names):
+                child = os.path.join(target, name)
+                try:
+                    if not os.path.isfile(path_in_root(root, child)):
+                        continue
+                except (OSError, HelperError):
+                    continue
+                if reads(child, depth + 1, active):
+                    return True
         return False
+
+    if reads(SUDOERS_MAIN, 0, frozenset()):
+        return True
+    return None if unreadable else False
 
 
 def step_install_sudoers(root: str = "/") -> str:
@@ -1121,8 +1242,9 @@ def step_install_sudoers(root: str = "/") -> str:
     find_program("visudo")  # before anything is written
     if not sudoers_includes_dropins(root):
         raise HelperError(
-            f"{SUDOERS_MAIN} does not read {SUDOERS_DIR}: add '@includedir {SUDOERS_DIR}' at its "
-            "end with visudo, then try again; nothing was changed"
+            f"sudo does not read {SUDOERS_DIR} (no '@includedir {SUDOERS_DIR}' in {SUDOERS_MAIN} "
+            f"or a file it includes): add that line at the end of {SUDOERS_MAIN} with visudo, "
+            "then try again; nothing was changed"
         )
     full = under(root, SUDOERS_DROPIN)
     previous = None
@@ -1218,6 +1340,135 @@ def disable(root: str = "/") -> list[str]:
 # --- verbs ----------------------------------------------------------------------------------------
 
 
+# --- the store lock: one run at a time on a store (issue 23) ---------------------------------------
+#
+# Scheduled maintenance, root's commands and the remove/quarantine verbs take this lock, so that
+# two never work on one store at once. It is a file in a directory only its owner can open: for
+# root (whatever the store) STORE_LOCK_DIR, mode 0700, so no other user can take it and hold it
+# forever to keep root's daily verification or clean-up off the shared store (an flock on the
+# store directory itself could be taken by anyone who may open the store). A user's own store
+# is locked in the user's own state directory; a user never locks a store that is not theirs
+# (they cannot change it: removals go through these verbs, which lock as root).
+
+STORE_LOCK_DIR = "/var/lib/zeroinstall-admin/locks"
+STORE_LOCK_DIR_ENV = "ZEROINSTALL_ADMIN_LOCK_DIR"
+"""Root's lock directory instead of STORE_LOCK_DIR (tests; main() clears the environment)."""
+STORE_LOCK_USER_SUBDIR = "locks"
+"""A user's lock directory inside the user's state directory (``~/.local/state/zeroinstall-admin``)."""
+STORE_LOCK_WAIT_S = 10.0
+"""How long remove-implementation and quarantine wait for another run on the store."""
+
+_held_locks: dict[str, list[int]] = {}  # lock file -> [fd, depth]: nested use in one process
+_held_guard = threading.Lock()
+
+
+def root_lock_dir(root: str = "/") -> str:
+    """Root's lock directory (under a fake root for tests and image builders)."""
+    chosen = os.environ.get(STORE_LOCK_DIR_ENV)
+    if chosen:
+        return chosen
+    return STORE_LOCK_DIR if root == "/" else under(root, STORE_LOCK_DIR)
+
+
+def store_lock_file(lock_dir: str, store: str) -> str:
+    """The lock file of ``store`` (its real path names it) in ``lock_dir``."""
+    key = hashlib.sha256(os.fsencode(os.path.realpath(store))).hexdigest()[:32]
+    return os.path.join(lock_dir, f"{key}.lock")
+
+
+def _open_lock_file(path: str) -> int:
+    """Open (creating) a lock file; its directory is made 0700 when missing and must belong to
+    this user, and nothing else may open it (no symlink is followed at the last two steps)."""
+    directory, name = os.path.split(path)
+    parent, base = os.path.split(directory)
+    os.makedirs(parent, mode=0o755, exist_ok=True)
+    parent_fd = os.open(parent, _DIR_FLAGS)
+    try:
+        try:
+            os.mkdir(base, 0o700, dir_fd=parent_fd)
+        except FileExistsError:
+            pass
+        dir_fd = os.open(base, _DIR_FLAGS, dir_fd=parent_fd)
+    finally:
+        os.close(parent_fd)
+    try:
+        st = os.fstat(dir_fd)
+        if st.st_uid != os.geteuid():
+            raise PermissionError(
+                errno.EPERM, f"owned by uid {st.st_uid}, not this user", directory
+            )
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            os.fchmod(dir_fd, 0o700)
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=dir_fd)  # fmt: skip
+    finally:
+        os.close(dir_fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PermissionError(errno.EPERM, "not a regular file", path)
+    return fd
+
+
+def try_store_lock(lock_file: str, *, shared: bool = False) -> bool:
+    """Take the lock in ``lock_file`` without waiting: False when another holder has it. One
+    this process holds already is taken again (nested; release as often as taken). Raises
+    OSError when it cannot be had at all."""
+    with _held_guard:
+        if lock_file in _held_locks:
+            _held_locks[lock_file][1] += 1
+            return True
+    fd = _open_lock_file(lock_file)
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return False
+        raise
+    with _held_guard:
+        _held_locks[lock_file] = [fd, 1]
+    return True
+
+
+def release_store_lock(lock_file: str) -> None:
+    """Give back one :func:`try_store_lock` that returned True."""
+    with _held_guard:
+        item = _held_locks[lock_file]
+        item[1] -= 1
+        if item[1] == 0:
+            del _held_locks[lock_file]
+            os.close(item[0])
+
+
+@contextmanager
+def _store_locked(store: str, root: str) -> Iterator[None]:
+    """Root's lock of ``store`` for a verb: waits up to STORE_LOCK_WAIT_S, then refuses. A lock
+    that cannot be had at all (a read-only /var/lib) does not stop the verb."""
+    try:
+        lock_file: str | None = store_lock_file(root_lock_dir(root), store)
+    except HelperError:
+        lock_file = None
+    deadline = time.monotonic() + STORE_LOCK_WAIT_S
+    while lock_file is not None:
+        try:
+            if try_store_lock(lock_file):
+                break
+        except OSError:
+            lock_file = None
+            break
+        if time.monotonic() >= deadline:
+            raise HelperError(
+                f"another run is working on {store} (scheduled maintenance or a command run as "
+                "root): try again when it has finished; nothing was changed"
+            )
+        time.sleep(0.5)
+    try:
+        yield
+    finally:
+        if lock_file is not None:
+            release_store_lock(lock_file)
+
+
 def _log(message: str, priority: int = syslog.LOG_INFO) -> None:
     syslog.openlog("zeroinstall-admin-helper", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
     # Entry names need not be UTF-8 (argv arrives surrogate-escaped): log them escaped, never fail.
@@ -1229,7 +1480,8 @@ def _verb_remove(args: Sequence[str], root: str) -> str:
     store, name = args
     check_system_store(store, root)
     check_entry_name(name)
-    done = remove_implementation(store, name)
+    with _store_locked(store, root):
+        done = remove_implementation(store, name)
     if not done.existed:
         return f"{store}/{name} was already gone"
     return f"removed {store}/{name} ({done.items} items)"
@@ -1239,7 +1491,8 @@ def _verb_quarantine(args: Sequence[str], root: str) -> str:
     store, name = args
     check_system_store(store, root)
     check_entry_name(name)
-    done = quarantine_entry(store, name, quarantine_dir_for(store))
+    with _store_locked(store, root):
+        done = quarantine_entry(store, name, quarantine_dir_for(store))
     if not done.existed:
         return f"{store}/{name} was already gone"
     return f"moved {store}/{name} to {done.moved_to}"

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 
 from core import root_helper as rh
 
-MAX_DEPTH = 128
-"""sudo's own limit on nested includes."""
+MAX_DEPTH = rh.SUDOERS_MAX_DEPTH
 
 ORDINARY = "an ordinary user"
 """How the imagined user (any account without a rule of its own) is named in messages."""
@@ -65,7 +64,7 @@ class Config:
 
 # --- reading ------------------------------------------------------------------------------------
 
-_INCLUDE_RE = re.compile(r"^[@#](include|includedir)\s+(\"(?:[^\"\\]|\\.)*\"|\S+)\s*$")
+_INCLUDE_RE = rh.SUDOERS_INCLUDE_RE  # the helper's own check reads includes the same way
 _UID_HASH = re.compile(r"#-?\d")
 
 
@@ -116,34 +115,9 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return result
 
 
-def _hostname(root: str) -> str:
-    try:
-        with open(rh.under(root, "/etc/hostname"), encoding="utf-8") as f:
-            return f.read().strip()
-    except (OSError, rh.HelperError):
-        return ""
-
-
-def in_root(root: str, path: str) -> str:
-    """Where target ``path`` really is under ``root``: on a fake root a symlink is followed as if
-    ``root`` were /, never out of it (a link to /etc/shadow means the fake root's)."""
-    if os.path.realpath(root) == "/":
-        return path
-    current = path
-    for _ in range(40):
-        full = rh.under(root, current)
-        if not os.path.islink(full):
-            return full
-        target = os.readlink(full)
-        if not target.startswith("/"):
-            target = os.path.join(os.path.dirname(current), target)
-        current = os.path.normpath(target)
-    raise rh.HelperError(f"{path}: too many levels of symbolic links")
-
-
-def included_names(names: list[str]) -> list[str]:
-    """The names of a directory that @includedir reads, in its order."""
-    return sorted(n for n in names if not n.endswith("~") and "." not in n)
+_hostname = rh.sudoers_hostname
+in_root = rh.path_in_root
+included_names = rh.sudoers_included_names
 
 
 def read(root: str = "/") -> Config:
@@ -154,13 +128,7 @@ def read(root: str = "/") -> Config:
     return config
 
 
-def _resolve(path: str, including: str, host: str) -> str:
-    if path.startswith('"') and path.endswith('"'):
-        path = re.sub(r"\\(.)", r"\1", path[1:-1])
-    path = path.replace("%h", host.split(".")[0]).replace("%%", "%")
-    if not path.startswith("/"):
-        path = os.path.join(os.path.dirname(including), path)
-    return os.path.normpath(path)
+_resolve = rh.sudoers_include_target
 
 
 def _read_file(
@@ -186,12 +154,9 @@ def _read_file(
         return
     config.files.append(path)
     config.real[path] = full
-    owner = os.stat(rh.under(root, "/")).st_uid  # root's; a fake root's maker on a fake root
-    if st.st_uid != owner:
-        config.skipped.append(f"{path} is owned by uid {st.st_uid}, not root: sudo skips it")
-        return
-    if st.st_mode & 0o002 or (st.st_mode & 0o020 and st.st_gid != 0):
-        config.skipped.append(f"{path} is writable by others: sudo skips it")
+    skipped = rh.sudoers_file_skipped(st, root)
+    if skipped:
+        config.skipped.append(f"{path} is {skipped}: sudo skips it")
         return
     active = active | {path}
     for number, line in _logical_lines(text):

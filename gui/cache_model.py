@@ -701,15 +701,15 @@ class CacheModel(QAbstractTableModel):
         if col == Column.PROGRAM:
             if entry.feed is not None:
                 return entry.feed.feed_url
-            return st.window_words(entry.reason) or "No cached feed lists this implementation"
+            return entry.reason or "No cached feed lists this implementation"
         if col == Column.STATUS:
             lines = []
             if entry.reason and entry.kind == "suspicious":
-                lines.append(st.window_words(entry.reason))
+                lines.append(entry.reason)
             if row.outcome is not None:
                 lines.append(f"Verified: {verdict_age(row, self.now())}: {row.outcome.detail}")
             elif entry.reason:
-                lines.append(st.window_words(entry.reason))
+                lines.append(entry.reason)
             return "\n".join(lines) or None
         if col == Column.SIZE and entry.usage is not None:
             usage = entry.usage

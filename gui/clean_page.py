@@ -51,7 +51,7 @@ from gui.banner import Banner
 from gui.cache_model import program_text
 from gui.changes import MODIFIED, PINNED, REMOVED, CacheChange
 from gui.settings import read_bytes
-from gui.status import middle_elided, window_words
+from gui.status import middle_elided
 from gui.workers import Starter, Worker
 
 _ROOT = QModelIndex()
@@ -176,7 +176,7 @@ class CleanModel(QAbstractTableModel):
                 return when_text(v.last_used)
             if col == Col.ACTION:
                 return ACTION_WORDS[v.action]
-            return window_words("; ".join(v.reasons))
+            return "; ".join(v.reasons)
         if role == SORT_ROLE:
             if col == Col.SIZE:
                 return self.space(v) or 0
@@ -188,7 +188,7 @@ class CleanModel(QAbstractTableModel):
                 return e.store.path
             if col == Col.SIZE:
                 return space_detail(v)
-            return f"{e.path}\n" + "\n".join(f"• {window_words(r)}" for r in v.reasons)
+            return f"{e.path}\n" + "\n".join(f"• {r}" for r in v.reasons)
         if role == Qt.ItemDataRole.ForegroundRole and not v.candidate:
             return QColor("#777777")
         if role == Qt.ItemDataRole.TextAlignmentRole and col == Col.SIZE:
@@ -626,7 +626,7 @@ class CleanPage(QWidget):
         else:
             self._survey = result
             self._keep_selection(lambda: self.model.set_verdicts(result.verdicts))
-            self.notes.set_messages([window_words(c) for c in result.caveats()], "info")
+            self.notes.set_messages(result.caveats(), "info")
             self._update_total()
         self.surveyFinished.emit()
         if self._look_again:
@@ -766,9 +766,9 @@ class CleanPage(QWidget):
         e = v.entry
         head = f"{program_text(e)} {e.version}".strip()
         lines = [f"{head}: {ACTION_WORDS[v.action]}", e.path]
-        lines += [f"• {window_words(r)}" for r in v.reasons]
+        lines += [f"• {r}" for r in v.reasons]
         if v.doubt:
-            lines.append(f"Look twice: {window_words(v.doubt)}")
+            lines.append(f"Look twice: {v.doubt}")
         if e.feed is not None:
             lines.append(f"Feed: {e.feed.feed_url}")
         elif e.kind == "implementation":
@@ -900,9 +900,7 @@ class CleanPage(QWidget):
         self._log_last = _record_key(records[-1]) if records else None
         self.log_label.setText(f"Action log ({path})")
         self.log_view.setPlainText(
-            "\n".join(window_words(r.describe()) for r in records)
-            if records
-            else "Nothing removed yet."
+            "\n".join(r.describe() for r in records) if records else "Nothing removed yet."
         )
         self.log_view.verticalScrollBar().setValue(self.log_view.verticalScrollBar().maximum())
         return records

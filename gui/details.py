@@ -497,7 +497,7 @@ class DetailsPane(QScrollArea):
                 "world-writable": "Writable by everyone",
                 "group-writable": "Writable by its group",
             }.get(entry.issue, "Suspicious entry")
-            found.append((title, st.window_words(entry.reason) + "."))
+            found.append((title, entry.reason + "."))
         if outcome is not None and not not_a_dir:
             if outcome.status == "corrupt":
                 planted = (
@@ -516,7 +516,7 @@ class DetailsPane(QScrollArea):
                 found.append(("Could not be verified", outcome.detail))
         if entry.kind in ("temporary", "unknown") and entry.reason:
             title = "Temporary leftover" if entry.kind == "temporary" else "Not an implementation"
-            found.append((title, st.window_words(entry.reason) + "."))
+            found.append((title, entry.reason + "."))
         return found
 
     def _show_alarm(self, row: Row, word: str) -> None:

@@ -37,21 +37,6 @@ VERDICT_WORDS: dict[str, str] = {"ok": OK, "corrupt": CORRUPT, "error": ERROR, "
 """core.manifest.VerifyOutcome.status -> status word."""
 
 
-_WINDOW_WORDS = (
-    ("(--keep)", "(Keep newest)"),
-    ("--older-than 0", "Not used for 0 days"),
-    ("`", ""),
-)
-
-
-def window_words(text: str) -> str:
-    """A reason as the window says it: the page's own words for the command line's options
-    ("(--keep)" is the "Keep newest" box here), no Markdown backticks."""
-    for old, new in _WINDOW_WORDS:
-        text = text.replace(old, new)
-    return text
-
-
 def middle_elided(text: str, keep: int = 22) -> str:
     """A long label (a --store path) cut in the middle, "/tmp/stor…ementations": its start
     and its end tell stores apart; the tooltip has it whole."""

@@ -35,6 +35,22 @@ def _records_never_in_var_lib(tmp_path_factory: pytest.TempPathFactory) -> Itera
         os.environ["ZEROINSTALL_ADMIN_RECORDS_DIR"] = before
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _root_locks_never_in_var_lib(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Root's store locks (core.root_helper.STORE_LOCK_DIR) of every test go to a temporary
+    directory, never the real /var/lib/zeroinstall-admin/locks."""
+    from core import root_helper
+
+    where = tmp_path_factory.mktemp("root-locks") / "locks"
+    before = os.environ.get(root_helper.STORE_LOCK_DIR_ENV)
+    os.environ[root_helper.STORE_LOCK_DIR_ENV] = str(where)
+    yield
+    if before is None:
+        os.environ.pop(root_helper.STORE_LOCK_DIR_ENV, None)
+    else:
+        os.environ[root_helper.STORE_LOCK_DIR_ENV] = before
+
+
 def run_0install(*args: str, env: dict[str, str] | None = None, cwd: str | None = None) -> str:
     """Run the real 0install and return its standard output; fail the test with its stderr otherwise."""
     assert ZEROINSTALL, (

@@ -265,6 +265,18 @@ def test_cache_menus_and_details_follow_the_selection(qtbot, store) -> None:
     assert window.pages[1].current_verdict().entry.name == d["older"]
 
 
+def run_cli(env: dict[str, str], *args: str) -> str:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "core.cli", *args],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr
+    return proc.stdout
+
+
 def test_ages_and_sizes_read_the_same_on_every_page(qtbot, store) -> None:
     _window, cache, cleanup = open_both(qtbot, store)
     d = store.digests
@@ -273,7 +285,16 @@ def test_ages_and_sizes_read_the_same_on_every_page(qtbot, store) -> None:
     clean_row = cleanup.model.row_of(str(store.path / d["older"]))
     clean_age = cleanup.model.index(clean_row, Col.LAST_USED).data()
     assert cache_age == clean_age == "3 months ago"
-    assert age_text(row.entry.usage.last_used) == cache_age  # the command line's words too
+    assert age_text(row.entry.usage.last_used) == cache_age
+    # The command line's own output: `list` shows the same words, `clean` says the same age.
+    cli_env = dict(store.env, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    listed = run_cli(cli_env, "list", "--store", str(store.path))
+    (line,) = [x for x in listed.splitlines() if x.rstrip().endswith(d["older"])]
+    assert f"  {cache_age}  " in line, line
+    dry = run_cli(cli_env, "clean", "--dry-run", "--store", str(store.path))
+    (why,) = [v.reasons[0] for v in cleanup.model.verdicts if v.entry.name == d["older"]]
+    assert why.startswith(f"not used for {cache_age.removesuffix(' ago')}: last access "), why
+    assert why in dry, dry
     assert cleanup.model.headerData(Col.SIZE, Qt.Orientation.Horizontal) == "Disk use"
     tip = cleanup.model.index(clean_row, Col.SIZE).data(Qt.ItemDataRole.ToolTipRole)
     assert "Size:" in tip and "(apparent)" in tip and "Disk use:" in tip

@@ -71,7 +71,7 @@ def test_candidates_prechecked_with_reasons_and_an_exact_total(qtbot, store) -> 
     assert set(rows) == {d["old"], d["older"], d["stray"]}
     assert all(checked for _a, _r, checked in rows.values())
     assert rows[d["stray"]][0] == "Remove" and "no cached feed lists it" in rows[d["stray"]][1]
-    assert "not used for 80 days" in rows[d["older"]][1]
+    assert "not used for 3 months: last access" in rows[d["older"]][1]
     everything = [v.footprint for v in page.model.chosen()]
     total = clean.reclaimable(everything)[1]
     assert page.total.text().startswith("3 of 3 candidates checked") and page.total.text().endswith(
@@ -102,6 +102,8 @@ def test_candidates_prechecked_with_reasons_and_an_exact_total(qtbot, store) -> 
     qtbot.waitUntil(lambda: not page.busy, timeout=WAIT_MS)
     rows = shown(page)
     assert rows[d["old"]][0] == "Keep" and "newest cached versions" in rows[d["old"]][1]
+    assert "keep-newest setting" in rows[d["old"]][1]
+    assert not any("--" in why or "`" in why for _action, why, _checked in rows.values())
 
 
 def test_clean_confirms_removes_and_logs(qtbot, store) -> None:

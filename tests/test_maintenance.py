@@ -238,6 +238,13 @@ def test_verify_run_reports_each_finding_as_a_warning_and_writes_the_status(root
     )
 
 
+def test_run_summaries_count_in_words(root: Path):
+    add_entry(store_of(root), "one")
+    journal = Journal()
+    maintenance.run_verify(maintenance.Place(str(root)), journal)
+    assert "verify: 1 entry checked, 0 problems" in journal.at(6)
+
+
 def test_last_check_text_says_when():
     now = time.mktime((2026, 3, 5, 12, 0, 0, 0, 0, -1))
     status = {"check": {"finished": now - 3600 * 9, "findings": []}}
@@ -393,7 +400,7 @@ def test_watch_verifies_a_new_entry_after_its_rename(root: Path):
     present = add_entry(store, "present")
     first = cli("run", "watch", root=root)
     # The first run, before any verification: what arrived in the last minutes is verified.
-    assert first.returncode == 0 and "entries recorded" in first.stderr
+    assert first.returncode == 0 and "0 entries recorded" in first.stderr
     assert f"verified new entry {store / present}: OK" in first.stderr
     first = cli("run", "watch", root=root)
     assert first.returncode == 0 and "verified" not in first.stderr
@@ -489,7 +496,7 @@ def test_watch_by_polling_reports_a_new_entry_within_seconds(root: Path):
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        wait_for("entries recorded")
+        wait_for(" recorded; new ones are verified")
         wait_for("verified new entry")  # the one already there, new at the first run
         new = add_entry(store, "arrives")
         renamed = time.monotonic()
@@ -505,21 +512,44 @@ def test_watch_by_polling_reports_a_new_entry_within_seconds(root: Path):
 # --- the lock -------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def other_holder(root: Path):
-    """Another process holding the store's lock until the test ends."""
-    store = store_of(root)
+def hold_lock(
+    lock_file: str, how: str = "LOCK_EX", *, argv: tuple[str, ...] = ()
+) -> subprocess.Popen:
+    """Another process holding ``lock_file`` (or any file or directory) with ``how`` until its
+    stdin closes; ``argv``: what to run it under (``setpriv ...``)."""
     holder = subprocess.Popen(
-        [PYTHON, "-c", ("import fcntl, os, sys\n"
-         f"fd = os.open({str(store)!r}, os.O_RDONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
+        [*(argv or (PYTHON,)), "-c", ("import fcntl, os, sys\n"
+         f"path = {lock_file!r}\n"
+         "os.path.isdir(path) or os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)\n"
+         "fd = os.open(path, os.O_RDONLY if os.path.isdir(path) else os.O_RDWR | os.O_CREAT, 0o600)\n"
+         f"fcntl.flock(fd, fcntl.{how})\n"
          "print('locked', flush=True)\nsys.stdin.read()")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-    yield holder
+    assert holder.stdout is not None
+    said = holder.stdout.readline().strip()
+    if said != "locked":
+        holder.kill()
+        raise AssertionError(f"the holder failed: {holder.communicate()[1]}")
+    return holder
+
+
+def release(holder: subprocess.Popen) -> None:
     holder.stdin.close()  # type: ignore[union-attr]
     holder.wait(timeout=60)
-    holder.stdout.close()
+    holder.stdout.close()  # type: ignore[union-attr]
+    holder.stderr.close()  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def other_holder(root: Path):
+    """Another root process (a scheduled run, root's command) holding the store's lock until the
+    test ends."""
+    lock_file = maintenance.lock_file_for(str(store_of(root)))
+    assert lock_file is not None
+    holder = hold_lock(lock_file)
+    yield holder
+    release(holder)
 
 
 def test_a_run_never_works_on_a_store_another_run_holds(root: Path, other_holder, monkeypatch):
@@ -549,35 +579,144 @@ def test_interactive_verification_waits_for_a_scheduled_run(root: Path, other_ho
     assert "Traceback" not in proc.stderr
 
 
+def probe_lock(lock_file: str, hows: tuple[str, ...] = ("LOCK_SH", "LOCK_EX")) -> list[str]:
+    """What another process gets asking for ``lock_file`` in each way: 'free' or 'busy'."""
+    probe = subprocess.run(
+        [PYTHON, "-c", ("import fcntl, os, sys\n"
+         f"fd = os.open({lock_file!r}, os.O_RDWR)\n"
+         f"for how in {[f'fcntl.{h}' for h in hows]!r}:\n"
+         "    try:\n        fcntl.flock(fd, eval(how) | fcntl.LOCK_NB)\n        print('free')\n"
+         "        fcntl.flock(fd, fcntl.LOCK_UN)\n"
+         "    except OSError:\n        print('busy')\n")],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return probe.stdout.split()
+
+
 def test_verifications_share_the_lock_removals_do_not(root: Path):
     store = str(store_of(root))
+    lock_file = maintenance.lock_file_for(store)
+    assert lock_file is not None
     with maintenance.store_lock([store], shared=True):
-        probe = subprocess.run(
-            [PYTHON, "-c", ("import fcntl, os, sys\n"
-             f"fd = os.open({store!r}, os.O_RDONLY)\n"
-             "for how in (fcntl.LOCK_SH, fcntl.LOCK_EX):\n"
-             "    try:\n        fcntl.flock(fd, how | fcntl.LOCK_NB)\n        print('free')\n"
-             "        fcntl.flock(fd, fcntl.LOCK_UN)\n"
-             "    except OSError:\n        print('busy')\n")],
-            capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
-    assert probe.stdout.split() == ["free", "busy"]
+        assert probe_lock(lock_file) == ["free", "busy"]
+    assert probe_lock(lock_file) == ["free", "free"]
 
 
 def test_the_lock_nests_within_one_process(root: Path):
     store = str(store_of(root))
+    lock_file = maintenance.lock_file_for(store)
+    assert lock_file is not None
     with maintenance.store_lock([store]):
         with maintenance.store_lock([store]):
             pass
-        probe = subprocess.run(
-            [PYTHON, "-c", ("import fcntl, os\n"
-             f"fd = os.open({store!r}, os.O_RDONLY)\n"
-             "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n"
-             "    print('busy')\nelse:\n    print('free')")],
-            capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
-        assert probe.stdout.strip() == "busy"
-    assert not maintenance._held
+        assert probe_lock(lock_file, ("LOCK_EX",)) == ["busy"]
+    assert not rh._held_locks
+
+
+def test_roots_lock_is_in_a_directory_only_root_can_open(root: Path):
+    store = str(store_of(root))
+    lock_file = maintenance.lock_file_for(store)
+    assert lock_file is not None and not lock_file.startswith(store)
+    assert os.path.dirname(lock_file) == os.environ[rh.STORE_LOCK_DIR_ENV]
+    with maintenance.store_lock([store]):
+        st = os.stat(os.path.dirname(lock_file))
+        assert st.st_uid == 0 and st.st_mode & 0o777 == 0o700
+    assert rh.store_lock_file(rh.STORE_LOCK_DIR, store).startswith("/var/lib/zeroinstall-admin/")
+
+
+@pytest.fixture
+def open_root(tmp_path: Path):
+    """A fake root like ``root`` where any user can reach the shared store (tmp_path is root's)."""
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="zia-lock-", dir="/tmp"))
+    base.chmod(0o755)
+    r = base / "root"
+    (r / "var/cache/0install.net/implementations").mkdir(parents=True, mode=0o755)
+    for d in (r, r / "var", r / "var/cache", r / "var/cache/0install.net"):
+        d.chmod(0o755)
+    (r / "etc").mkdir()
+    (r / "home/alice").mkdir(parents=True)
+    (r / "etc/passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n"
+    )
+    yield r
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def as_nobody(code_for_other_users) -> tuple[str, ...]:
+    return ("runuser", "-u", "nobody", "--", code_for_other_users.python, "-I")
+
+
+def test_another_user_holding_the_store_cannot_hold_off_roots_clean(
+    open_root: Path, code_for_other_users, monkeypatch
+):
+    """nobody may open the shared store: an flock on it (shared or exclusive) stops no run of
+    root's, a removal through the helper's verbs included; root's lock file is out of its reach."""
+    store = store_of(open_root)
+    old = add_entry(store, "old", when=OLD)
+    older = add_entry(store, "older", when=OLD)
+    for path in store.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    monkeypatch.setitem(maintenance.LOCK_WAIT_S, "clean", 0.0)
+    monkeypatch.setattr(rh, "STORE_LOCK_WAIT_S", 0.0)
+    place = maintenance.Place(str(open_root))
+    holder = hold_lock(str(store), "LOCK_SH", argv=as_nobody(code_for_other_users))
+    try:
+        summary = rh.run_verb("quarantine", [str(store), older], root=str(open_root))
+        assert summary.startswith("moved"), summary
+    finally:
+        release(holder)
+    holder = hold_lock(str(store), "LOCK_EX", argv=as_nobody(code_for_other_users))
+    try:
+        result = maintenance.run_clean(place, Journal())
+        assert result.removed == 1 and not result.message, result.message
+        assert old not in os.listdir(store)
+    finally:
+        release(holder)
+    # nobody cannot reach root's lock file to hold it instead, and takes no lock of its own.
+    lock_file = maintenance.lock_file_for(str(store))
+    assert lock_file is not None and os.path.exists(lock_file)
+    tried = subprocess.run(
+        [*as_nobody(code_for_other_users), "-c", code_for_other_users.prelude() + (
+         "import os\nfrom core import maintenance\n"
+         f"print(maintenance.lock_file_for({str(store)!r}))\n"
+         f"try:\n    os.open({lock_file!r}, os.O_RDONLY)\nexcept PermissionError:\n"
+         "    print('refused')\n")],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert tried.stdout.split() == ["None", "refused"], tried.stderr
+
+
+def test_a_user_locks_a_store_of_their_own_in_their_state_directory(
+    open_root: Path, code_for_other_users
+):
+    home = open_root.parent / "home"
+    store = home / "store"
+    store.mkdir(parents=True)
+    shutil.chown(home, "nobody")
+    shutil.chown(store, "nobody")
+    proc = subprocess.run(
+        [*as_nobody(code_for_other_users), "-c", code_for_other_users.prelude() + (
+         "import os\nfrom core import maintenance\n"
+         f"os.environ['HOME'] = {str(home)!r}\nos.environ.pop('XDG_STATE_HOME', None)\n"
+         f"with maintenance.store_lock([{str(store)!r}]):\n"
+         f"    print(maintenance.lock_file_for({str(store)!r}))\n")],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    lock_file = Path(proc.stdout.strip())
+    assert lock_file.parent == home / ".local/state/zeroinstall-admin/locks"
+    assert lock_file.is_file() and lock_file.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_the_helpers_verbs_wait_for_roots_lock(root: Path, other_holder, monkeypatch):
+    monkeypatch.setattr(rh, "STORE_LOCK_WAIT_S", 0.0)
+    store = store_of(root)
+    entry = add_entry(store, "held")
+    for verb in ("quarantine", "remove-implementation"):
+        with pytest.raises(rh.HelperError, match="another run is working on"):
+            rh.run_verb(verb, [str(store), entry], root=str(root))
+    assert entry in os.listdir(store)
 
 
 def test_run_refuses_bad_usage_plainly(root: Path):
@@ -597,7 +736,7 @@ def test_mail_to_root_through_sendmail_when_on_and_only_then(root: Path, tmp_pat
     mailbox = tmp_path / "mailbox"
     sendmail = root / "usr/sbin/sendmail"
     sendmail.parent.mkdir(parents=True)
-    sendmail.write_text(f"#!/bin/sh\necho \"$@\" > {mailbox}.args\ncat >> {mailbox}\n")
+    sendmail.write_text(f'#!/bin/sh\necho "$@" > {mailbox}.args\ncat >> {mailbox}\n')
     sendmail.chmod(0o755)
     place = maintenance.Place(str(root))
     maintenance.run_verify(place, Journal(), settings=maintenance.Settings(mail=False))

@@ -12,7 +12,7 @@ from core import maintenance
 from core import root_helper as rh
 from gui.maintenance_page import MaintenancePage, MaintenanceStrip
 from gui.workers import inline_starter
-from tests.test_maintenance import Journal, add_entry, files_under, store_of
+from tests.test_maintenance import Journal, add_entry, files_under, hold_lock, release, store_of
 
 WAIT_MS = 60_000
 
@@ -109,21 +109,12 @@ def test_page_shows_the_last_runs(qtbot, root: Path):
 
 def test_the_windows_verification_does_not_run_beside_a_scheduled_run(qtbot, root: Path):
     """While another process holds the store (a scheduled clean-up), "Verify" says so plainly."""
-    import subprocess
-    import sys
-
     from gui.cache_jobs import VerifyJob
 
     store = store_of(root)
     entry = add_entry(store, "fine")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", ("import fcntl, os, sys\n"
-         f"fd = os.open({str(store)!r}, os.O_RDONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
-         "print('locked', flush=True)\nsys.stdin.read()")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    holder = hold_lock(maintenance.lock_file_for(str(store)) or "")
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         job = VerifyJob(1, [str(store / entry)], out_of_process=False)
         with qtbot.waitSignal(job.finished, timeout=WAIT_MS) as blocker:
             job.start()
@@ -131,9 +122,7 @@ def test_the_windows_verification_does_not_run_beside_a_scheduled_run(qtbot, roo
         assert isinstance(error, maintenance.StoreBusy)
         assert "another run is working on" in str(error)
     finally:
-        holder.stdin.close()  # type: ignore[union-attr]
-        holder.wait(timeout=60)
-        holder.stdout.close()  # type: ignore[union-attr]
+        release(holder)
     job = VerifyJob(2, [str(store / entry)], out_of_process=False)
     results: list = []
     job.results.connect(results.extend)

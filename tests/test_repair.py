@@ -140,3 +140,27 @@ def test_names_that_are_not_there_or_not_digests(feed: Feed) -> None:
     assert proc.returncode == 1 and "is not in any store" in proc.stderr
     proc = repair(feed, "not-a-digest")
     assert proc.returncode == 2
+
+
+def test_an_entry_in_use_is_not_moved_from_under_the_program(feed: Feed) -> None:
+    """A running program whose working directory is inside the damaged entry: repair refuses,
+    names the process and says what to do; the entry stays; after the program ends it repairs."""
+    damage(feed.entry)
+    user = subprocess.Popen(
+        [sys.executable, "-c", "import sys; print('ready', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=feed.entry,
+    )  # fmt: skip
+    try:
+        assert user.stdout is not None and user.stdout.readline().strip() == "ready"
+        proc = repair(feed, feed.digest, json_out=False)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stdout.startswith("NOT REPAIRED"), proc.stdout
+        assert f"in use by process {user.pid}" in proc.stdout
+        assert "working directory" in proc.stdout and "then repair it again" in proc.stdout
+        assert (feed.entry / "hello.txt").read_text() == "HELLO\n"  # not moved
+        quarantine = feed.store.parent / "zeroinstall-admin-quarantine"
+        assert not quarantine.exists() or not any(quarantine.iterdir())
+    finally:
+        user.communicate(timeout=30)
+    (row,) = json.loads(repair(feed, feed.digest).stdout)
+    assert row["action"] == "repaired", row

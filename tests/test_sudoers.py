@@ -240,3 +240,80 @@ def test_hostile_sudoers_are_reported_not_fatal(tmp_path: Path):
     assert "/etc/sudoers: included from itself (sudo refuses such a loop)" in config.problems
     assert "/etc/with space is included but does not exist" in config.problems
     assert not verdict(root).allowed
+
+
+# --- the helper's own check agrees with the detection ---------------------------------------------
+
+WITHOUT_DIR = DEBIAN_SUDOERS.replace("@includedir /etc/sudoers.d\n", "")
+INCLUDE_CASES = {
+    # name: (/etc/sudoers, {other file: text}, reads /etc/sudoers.d)
+    "in /etc/sudoers": (DEBIAN_SUDOERS, {}, True),
+    "hash includedir with a slash": (WITHOUT_DIR + "#includedir /etc/sudoers.d/\n", {}, True),
+    "nowhere": (WITHOUT_DIR, {}, False),
+    "in an included file": (
+        WITHOUT_DIR + "@include /etc/sudoers.local\n",
+        {"/etc/sudoers.local": "@includedir /etc/sudoers.d\n"},
+        True,
+    ),
+    "relative hash include, two deep": (
+        WITHOUT_DIR + "#include sudoers.local\n",
+        {"/etc/sudoers.local": "@include sudoers.more\n",
+         "/etc/sudoers.more": "@includedir /etc/sudoers.d\n"},
+        True,
+    ),
+    "quoted name with a space": (
+        WITHOUT_DIR + '@include "/etc/sudoers local"\n',
+        {"/etc/sudoers local": "@includedir /etc/sudoers.d\n"},
+        True,
+    ),
+    "in a file of another included directory": (
+        WITHOUT_DIR + "@includedir /etc/sudo-extra\n",
+        {"/etc/sudo-extra/site": "@includedir /etc/sudoers.d\n"},
+        True,
+    ),
+    "only in a name includedir skips": (
+        WITHOUT_DIR + "@includedir /etc/sudo-extra\n",
+        {"/etc/sudo-extra/site.conf": "@includedir /etc/sudoers.d\n",
+         "/etc/sudo-extra/site~": "@includedir /etc/sudoers.d\n"},
+        False,
+    ),
+    "only in a file sudo skips (world-writable)": (
+        WITHOUT_DIR + "@include /etc/sudoers.local\n",
+        {"/etc/sudoers.local": "@includedir /etc/sudoers.d\n", "chmod": "/etc/sudoers.local"},
+        False,
+    ),
+    "only in a file that is not there, and a loop": (
+        WITHOUT_DIR + "@include /etc/sudoers.gone\n@include /etc/sudoers.loop\n",
+        {"/etc/sudoers.loop": "@include /etc/sudoers\n"},
+        False,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(INCLUDE_CASES))
+def test_the_helper_and_the_detection_agree_on_what_reads_the_dropin_directory(
+    tmp_path: Path, case: str
+):
+    main, others, reads = INCLUDE_CASES[case]
+    root = fake_root(tmp_path, main)
+    for path, text in others.items():
+        if path != "chmod":
+            write(root, path, text)
+    if "chmod" in others:
+        (root / others["chmod"].lstrip("/")).chmod(0o666)
+    detected = sudoers.with_dropin(sudoers.read(str(root)), rh.SUDOERS_DROPIN, DOCS_LINES)
+    assert (detected is not None) is reads
+    assert rh.sudoers_includes_dropins(str(root)) is reads
+    # The install step goes ahead exactly where the detection says a drop-in would be read.
+    program = root / "usr/bin/0store-secure-add"
+    program.parent.mkdir(parents=True)
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    dropin = root / rh.SUDOERS_DROPIN.lstrip("/")
+    if reads:
+        assert rh.step_install_sudoers(str(root)).endswith("written")
+        assert "NOPASSWD" in dropin.read_text()
+    else:
+        with pytest.raises(rh.HelperError, match="does not read /etc/sudoers.d"):
+            rh.step_install_sudoers(str(root))
+        assert not dropin.exists()
