@@ -54,10 +54,6 @@ MANIFEST_LIMIT = 64 << 20
 """A stored ``.manifest`` bigger than this is not read: a manifest line is about 100 bytes, so this
 is over half a million files, far more than any implementation has."""
 
-# Kept for modules that open cache files themselves (core.feeds has its own).
-OPEN_FLAGS = FILE_FLAGS
-open_flags_for = file_flags_for
-
 _HASHERS: dict[str, Callable[..., Any]] = {}
 
 

@@ -5,8 +5,8 @@ entry from ``scandir`` on an open directory, an explicit stack (no recursion lim
 worker pool of :mod:`core.pool`, the same one verification uses: whole entries in chunks, and when
 the queue runs dry the busy workers hand over half of the directories they have not started, so one
 big entry does not finish alone (the parts of an entry are summed here, hard links counted once).
-:mod:`core.cache` re-exports :func:`measure`, :func:`measure_all`, :func:`prepare_measuring` and
-:func:`shutdown_helpers`, so existing imports keep working.
+:mod:`core.cache` imports :func:`measure`, :func:`measure_all`, :func:`prepare_measuring` and
+:func:`shutdown_helpers` from here, so they are found there too.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from core.cache import Entry, Scan
     from core.stores import Store
 
-_walk = measure_walk  # the name tests and older callers know
 _by_name = attrgetter("name")
 
 

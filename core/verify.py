@@ -115,8 +115,10 @@ def _top_level_problem(root: bytes, st: os.stat_result) -> str:
     return f"Planted {kind}: '{shown}' is not an implementation directory; remove it."
 
 
-def judge(digest: Digest, manifest: bytes, stored: bytes | None) -> VerifyOutcome:
-    """:func:`core.manifest.compare`, plus a clearer verdict for a malformed digest value."""
+def verdict_on_contents(digest: Digest, manifest: bytes, stored: bytes | None) -> VerifyOutcome:
+    """The verdict on an entry from its contents (``manifest``, the one its walk made) and its
+    stored ``.manifest``: :func:`core.manifest.compare`, plus a clearer verdict for a malformed
+    digest value. (Not to be confused with :func:`core.clean.judge`, which decides what to clean.)"""
     outcome = compare(digest, manifest, stored)
     problem = value_problem(digest)
     if problem:
@@ -227,7 +229,7 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
     keys = walk.keys
     is_racy = keys is not None and racy(keys, started, racy_ns)
     if not rel and not walk.given:
-        verdict = judge(Digest(algorithm, value), splice(segments, {}), stored)
+        verdict = verdict_on_contents(Digest(algorithm, value), splice(segments, {}), stored)
         # The keys of an entry found OK: their digest, or None when they are racy or not wanted.
         taken = (
             keys_digest(keys)
@@ -482,7 +484,7 @@ class _Verification:
             outcome.expected = entry.digest.name
             return outcome
         manifest = splice(entry.parts.pop(b""), entry.parts)
-        return judge(entry.digest, manifest, entry.stored)
+        return verdict_on_contents(entry.digest, manifest, entry.stored)
 
 
 def atime_notice(entries: Sequence[Any]) -> str | None:
