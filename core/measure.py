@@ -23,6 +23,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from core import pool
+from core.pool_worker import Unit
 from core.treewalk import measure_walk
 
 if TYPE_CHECKING:
@@ -215,7 +216,10 @@ def measure_paths(
             _, index, subtrees = message
             tallies.setdefault(index, _Tally()).pending += len(subtrees)
             run.add(
-                [(index, roots[index], rel, dev, ino, 0, (), None) for rel, dev, ino in subtrees],
+                [
+                    Unit(index, roots[index], s[0], s[1], s[2], 0, (), None).to_wire()
+                    for s in subtrees
+                ],
                 first=True,
             )
             return
@@ -253,7 +257,8 @@ def measure_paths(
     run = pool.Run(
         "measure", handle, jobs=jobs, cancel=cancel, niceness=niceness, work_here=work_here
     )
-    # Every unit is (index, root, b"", 0, 0, 0, (), stats?), made by zip without a Python step.
+    # Every unit is the wire form of Unit(index, root, b"", 0, 0, 0, (), stats?), made by zip
+    # without a Python step.
     whole = (repeat(b""), repeat(0), repeat(0), repeat(0), repeat(()), repeat(1 if stats else None))
     run.add(zip(count(), roots, *whole))
     run.run()

@@ -371,16 +371,17 @@ class _Slot:
     """A worker in a run, with the chunks it was given and has not answered yet."""
 
     worker: _Process
-    chunks: dict[int, dict[tuple[int, bytes], Unit]] = field(default_factory=dict)
+    chunks: dict[int, dict[tuple[int, bytes], tuple]] = field(default_factory=dict)
     dead: bool = False
 
 
-def _key(unit: Unit) -> tuple[int, bytes]:
-    return unit[0], unit[2]
+def _key(unit: tuple) -> tuple[int, bytes]:
+    return unit[0], unit[2]  # a Unit's wire form: its number and rel
 
 
 class Run:
-    """One run over the pool: ``add`` units, then :meth:`run`. ``handle(message)`` gets every
+    """One run over the pool: ``add`` units (each the wire form of a
+    :class:`core.pool_worker.Unit`), then :meth:`run`. ``handle(message)`` gets every
     result batch (``("r", [...])``), hand-over (``("g", index, [...])``) and progress message
     (``("p", ...)``) on the calling thread; it may call :meth:`add` (hand-overs become units) and
     :meth:`answered` is told by the caller which unit a result answers, so a dead worker's
@@ -408,13 +409,13 @@ class Run:
         self.cancel = cancel if cancel is not None else threading.Event()
         self.niceness = niceness
         self.idle = idle
-        self.queue: deque[Unit] = deque()
+        self.queue: deque[tuple] = deque()
         self.slots: dict[int, _Slot] = {}
         self.next_chunk = 0
         self.given: dict[tuple[int, bytes], list[bytes]] = {}  # handed over during a unit
         self.failure: BaseException | None = None  # raised by handle() while running here
 
-    def add(self, units: Iterable[Unit], first: bool = False) -> None:
+    def add(self, units: Iterable[tuple], first: bool = False) -> None:
         if first:
             self.queue.extendleft(reversed(list(units)))
         else:
@@ -484,14 +485,15 @@ class Run:
     def _live(self) -> list[_Slot]:
         return [s for s in self.slots.values() if not s.dead]
 
-    def _take(self, workers: int) -> list[Unit]:
+    def _take(self, workers: int) -> list[tuple]:
         size = max(1, min(MAX_CHUNK.get(self.kind, 64), len(self.queue) // (8 * workers)))
         units = []
         for _ in range(min(size, len(self.queue))):
             unit = self.queue.popleft()
             skip = self.given.get(_key(unit))
             if skip:
-                unit = (*unit[:6], tuple(set(unit[6]) | set(skip)), unit[7])
+                named = Unit.from_wire(unit)
+                unit = named._replace(skip=tuple(set(named.skip) | set(skip))).to_wire()
             units.append(unit)
         return units
 

@@ -19,8 +19,11 @@ import marshal
 import os
 import sys
 import time
+from collections import namedtuple
 
-TYPE_CHECKING = False  # (not typing's: importing typing and re was most of a worker's start-up)
+# Not typing's TYPE_CHECKING, and no typing.NamedTuple: importing typing (with re) takes 7.5 ms of
+# CPU, most of a measuring worker's start-up (see core.lifetime).
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # for annotations only
     from collections.abc import Callable
     from typing import Any
@@ -30,7 +33,27 @@ if TYPE_CHECKING:  # for annotations only
 FLUSH_S = 0.05
 """Results and progress go to the parent at most this often (and at the end of each chunk)."""
 
-Unit = tuple  # (index, root, rel, dev, ino, mtime, skip, extra)
+
+class Unit(namedtuple("Unit", "number root rel dev ino mtime skip extra")):
+    """One piece of work: the entry ``root`` (bytes) when ``rel`` is empty, else its directory
+    ``rel`` (``/a/b``), checked to be the one listed as ``dev``/``ino`` (and ``mtime``);
+    ``skip``: the ``rel`` of subdirectories handed over already (counted, not entered);
+    ``extra``: what the kind of work needs (verify: ``(algorithm, value[, keys digest, racy
+    ns])``; measure: true to send back the entry's stat fields). ``number`` is the entry's
+    place in the caller's list.
+
+    On the wire it is the plain tuple of its fields (:mod:`marshal` takes no tuple subclass);
+    callers that make many at once (:func:`core.measure.measure_paths`) make that tuple
+    directly."""
+
+    __slots__ = ()
+
+    def to_wire(self) -> tuple:
+        return tuple(self)
+
+    @classmethod
+    def from_wire(cls, data: tuple) -> Unit:
+        return cls._make(data)
 
 
 class Executor:
@@ -66,17 +89,19 @@ class Executor:
             done = (walk.listed, walk.hashed)
             if done != self.reported:
                 self.reported = done
-                self.out(("p", unit[0], unit[2], done[0], done[1]))
+                self.out(("p", unit.number, unit.rel, done[0], done[1]))
 
     def give(self, subtrees: list) -> None:
         assert self.unit is not None
         self.flags[1] = 0  # once is enough: the parent raises it again while still short of work
-        self.out(("g", self.unit[0], subtrees))
+        self.out(("g", self.unit.number, subtrees))
 
-    def run_chunk(self, chunk_id: int, kind: str, units: list[Unit]) -> None:
+    def run_chunk(self, chunk_id: int, kind: str, units: list[tuple]) -> None:
+        """Run ``units`` (wire forms of :class:`Unit`) of one ``kind``, reporting as it goes."""
         run_unit = self.runners.get(kind) or self.runners.setdefault(kind, _unit_runner(kind))
         cancelled = False
-        for unit in units:
+        for data in units:
+            unit = Unit.from_wire(data)
             if self.flags[0]:
                 cancelled = True
                 break
