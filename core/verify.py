@@ -44,7 +44,7 @@ from core.manifest import (
     read_stored_manifest,
     splice,
 )
-from core.pool_worker import Unit
+from core.pool_worker import Given, Results, Unit, UnitProgress
 from core.records import RACY_NS, key_of, keys_digest, racy, since_text, stat_keys
 
 __all__ = ["CHUNK", "Progress", "verify_paths"]
@@ -246,8 +246,9 @@ def unit_result_from_wire(data: Sequence[Any]) -> UnitResult:
     return result
 
 
-def verify_unit(unit: Unit, ex: Any) -> tuple | None:
-    """Run one unit in a worker: a whole entry (``rel`` empty) or a subtree handed over.
+def verify_unit(unit: tuple, ex: Any) -> tuple | None:
+    """Run one unit (the wire form of a :class:`core.pool_worker.Unit`) in a worker: a whole
+    entry (``rel`` empty) or a subtree handed over.
 
     Returns the wire form of a :data:`UnitResult`: :class:`Unchanged` for an entry whose change
     keys match the digest ``expect`` of its record (``extra[2]``), :class:`UsualOk` or
@@ -460,16 +461,14 @@ class _Verification:
         if self.hint_of:
             self.hints -= self.hint_of.pop(index, 0)
 
-    def handle(self, message: tuple) -> None:
-        tag = message[0]
-        if tag == "r":
-            for result in message[1]:
+    def handle(self, message: Results | Given | UnitProgress) -> None:
+        if isinstance(message, Results):
+            for result in message.results:
                 self.result(result)
-        elif tag == "p":
-            _, index, rel, listed, hashed = message
-            self.count(index, rel, listed, hashed, final=False)
-        elif tag == "g":
-            _, index, subtrees = message
+        elif isinstance(message, UnitProgress):
+            self.count(message.number, message.rel, message.listed, message.hashed, final=False)
+        else:
+            index, subtrees = message
             entry = self.entries[index]
             entry.pending += len(subtrees)
             assert self.run is not None

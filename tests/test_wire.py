@@ -5,14 +5,26 @@ from __future__ import annotations
 
 import json
 import marshal
+import os
+from pathlib import Path
 
 from core.cache import Entry, Usage
 from core.digests import Digest
 from core.feeds import FeedImpl
 from core.manifest import Change, VerifyOutcome
-from core.pool_worker import Unit
+from core.pool_worker import (
+    Chunk,
+    ChunkDone,
+    Given,
+    Ready,
+    Results,
+    Unit,
+    UnitProgress,
+    message_from_wire,
+)
 from core.scan_process import EntryMessage, MeasuredMessage
 from core.stores import Store
+from core.treewalk import Measured, Measurement, measure_walk
 from core.verify import Judged, Part, Unchanged, Unreadable, UsualOk, unit_result_from_wire
 from core.verify_process import Verdict
 
@@ -103,3 +115,33 @@ def test_listed_and_measured_entries_round_trip() -> None:
     measured = MeasuredMessage(7, 100, 4096, 3, 1.5, None)
     again = MeasuredMessage.from_wire(via_json(measured.to_wire()))  # type: ignore[arg-type]
     assert again == measured and again.usage() == Usage(100, 4096, 3, 1.5, None)
+
+
+def test_the_pool_messages_round_trip_by_their_tags() -> None:
+    unit = Unit(0, b"/s/e", b"", 0, 0, 0, (), None).to_wire()
+    chunk = Chunk(7, "measure", [unit])
+    assert Chunk.from_wire(via_marshal(chunk.to_wire())) == chunk  # type: ignore[arg-type]
+    sent = [
+        Ready(),
+        Results([("k", 1, b"", 0, None, 3, 3, False)]),
+        Given(2, [(b"/a", 5, 6)]),
+        UnitProgress(2, b"/a", 10, 4),
+        ChunkDone(7, True),
+    ]
+    for message in sent:
+        back = message_from_wire(via_marshal(message.to_wire()))  # type: ignore[arg-type]
+        assert type(back) is type(message) and back == message
+
+
+def test_a_measurement_round_trips_as_a_worker_sends_it(tmp_path: Path) -> None:
+    root = tmp_path / "entry"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "f").write_bytes(b"x" * 5000)
+    (root / ".manifest").write_text("")
+    measurement = measure_walk(os.fsencode(root), stats=True)
+    assert measurement is not None and measurement.files == 2 and measurement.top is not None
+    measured = Measured(4, b"", measurement)
+    wire = measured.to_wire()
+    assert type(wire[2]) is tuple  # marshal takes no tuple subclass
+    assert Measured.from_wire(via_marshal(wire)) == measured  # type: ignore[arg-type]
+    assert Measurement.from_wire(wire[2]).size == measurement.size
