@@ -1,9 +1,10 @@
 """One worker of :mod:`core.pool`, and the code that runs a chunk of work, here or in-process.
 
-Started as ``python -I -S /path/to/core/pool_worker.py FLAGS_FD NICENESS``: isolated (no
+Started as ``python -I -S /path/to/core/pool_worker.py FLAGS_FD NICENESS [KIND]``: isolated (no
 ``PYTHON*`` variables, no user site, no current directory on the path) and without site-packages;
 the only path added is this project's own, found from this file. It imports the walking code it
-needs on first use, so it starts in milliseconds.
+needs on first use (or for ``KIND`` at once, while the parent gets ready), so it starts in
+milliseconds.
 
 Frames both ways are a 4-byte little-endian length and a :mod:`marshal` value: the wire form of
 one message (below; :mod:`marshal` takes no tuple subclass, so each has ``to_wire`` and

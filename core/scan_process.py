@@ -7,7 +7,8 @@ cores the window must win the CPU whenever it has something to draw.
 
 Messages from the child:
 
-* ``{"stores": [...], "problems": [...]}`` once, then ``{"e": [entry, ...]}`` in chunks (each an
+* ``{"stores": [store, ...], "problems": [...]}`` once (each a :class:`StoreMessage`; the request
+  names its stores the same way), then ``{"e": [entry, ...]}`` in chunks (each an
   :class:`EntryMessage`), then ``{"listed": true}``;
 * ``{"u": [measured, ...]}`` (each a :class:`MeasuredMessage`), a batch of measured entries
   every :data:`BATCH_S` at most (one line per entry would keep the parent's reading thread busy
@@ -27,7 +28,7 @@ from core.cache import Entry, EntryKind, Issue, Scan, Usage, measure_all, scan
 from core.child import ChildError, Message, run_in_child, serve
 from core.digests import Digest
 from core.feeds import FeedImpl
-from core.stores import Store
+from core.stores import Store, StoreKind, StoreRole
 
 BATCH_S = 0.05
 """Measured entries are sent at most this often."""
@@ -39,12 +40,30 @@ NICENESS = 10
 ScanProcessError = ChildError
 
 
-def _store_to_json(store: Store) -> list[Any]:
-    return [store.path, store.kind, store.source, store.problem, store.role, store.name]
+class StoreMessage(NamedTuple):
+    """A :class:`~core.stores.Store` as it travels, both ways. On the wire: the list of these
+    fields."""
 
+    path: str
+    kind: StoreKind
+    source: str
+    problem: str | None
+    role: StoreRole | Literal[""]
+    name: str
 
-def _store_from_json(data: list[Any]) -> Store:
-    return Store(*data)
+    @classmethod
+    def of(cls, store: Store) -> StoreMessage:
+        return cls(store.path, store.kind, store.source, store.problem, store.role, store.name)
+
+    def store(self) -> Store:
+        return Store(*self)
+
+    def to_wire(self) -> list[Any]:
+        return list(self)
+
+    @classmethod
+    def from_wire(cls, data: Sequence[Any]) -> StoreMessage:
+        return cls._make(data)
 
 
 class EntryMessage(NamedTuple):
@@ -180,13 +199,13 @@ def scan_in_child(
             if on_entries is not None:
                 on_entries(chunk)
         elif "stores" in message:
-            found.extend(_store_from_json(data) for data in message["stores"])
+            found.extend(StoreMessage.from_wire(data).store() for data in message["stores"])
             problems.extend(message["problems"])
         elif message.get("listed") and on_listed is not None:
             on_listed(result)
 
     request = {
-        "stores": None if stores is None else [_store_to_json(s) for s in stores],
+        "stores": None if stores is None else [StoreMessage.of(s).to_wire() for s in stores],
         "env": None if env is None else dict(env),
         "measure": measure,
         "jobs": jobs,
@@ -197,10 +216,13 @@ def scan_in_child(
 
 
 def _job(request: Message, send: Callable[[Message], None], cancel: threading.Event) -> None:
-    stores = request["stores"]
-    found = scan(None if stores is None else [_store_from_json(s) for s in stores], request["env"])
+    asked = request["stores"]
+    chosen = None if asked is None else [StoreMessage.from_wire(s).store() for s in asked]
+    found = scan(chosen, request["env"])
     store_index = {id(s): i for i, s in enumerate(found.stores)}
-    send({"stores": [_store_to_json(s) for s in found.stores], "problems": found.problems})
+    send(
+        {"stores": [StoreMessage.of(s).to_wire() for s in found.stores], "problems": found.problems}
+    )
     size = max(1, request["chunk"])
     for start in range(0, len(found.entries), size):
         part = found.entries[start : start + size]

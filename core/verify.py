@@ -68,6 +68,21 @@ class Progress:
     bytes_total: int
     elapsed: float
 
+    def to_wire(self) -> list[float]:
+        """As another of our processes receives it (:mod:`core.verify_process`): the fields in
+        order."""
+        return [
+            self.entries_done,
+            self.entries_total,
+            self.bytes_done,
+            self.bytes_total,
+            self.elapsed,
+        ]
+
+    @classmethod
+    def from_wire(cls, data: Sequence[Any]) -> Progress:
+        return cls(*data)
+
     @property
     def bytes_per_second(self) -> float:
         return self.bytes_done / self.elapsed if self.elapsed > 0 else 0.0

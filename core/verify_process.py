@@ -3,10 +3,10 @@
 
 Messages from the child: ``{"rs": [verdict, ...]}``, verdicts in batches (at most one message per
 :data:`BATCH_S`: ten thousand one-line messages would keep the parent's reading thread busy), each
-a :class:`Verdict` (the usual one as four plain values); ``{"p": [5 numbers]}`` for progress (the
-fields of :class:`core.verify.Progress`, in order); ``{"w": [note, ...]}`` at the end. The child
-and its workers (:mod:`core.pool`) run :data:`NICENESS` below the window. Names travel as text with surrogate escapes, which JSON between
-our own processes carries losslessly (``ensure_ascii``).
+a :class:`Verdict` (the usual one as four plain values); ``{"p": progress}`` (a
+:class:`core.verify.Progress`); ``{"w": [note, ...]}`` at the end. The child and its workers
+(:mod:`core.pool`) run :data:`NICENESS` below the window. Names travel as text with surrogate
+escapes, which JSON between our own processes carries losslessly (``ensure_ascii``).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def verify_paths_in_child(
                 if on_result is not None:
                     on_result(index, outcome)
         elif "p" in message and on_progress is not None:
-            on_progress(Progress(*message["p"]))
+            on_progress(Progress.from_wire(message["p"]))
         elif "w" in message and notes is not None:
             notes.extend(str(note) for note in message["w"])
 
@@ -136,7 +136,7 @@ def _job(request: Message, send: Callable[[Message], None], cancel: threading.Ev
 
     def on_progress(p: Progress) -> None:
         flush()  # the verdicts so far first, so the progress never runs ahead of them
-        send({"p": [p.entries_done, p.entries_total, p.bytes_done, p.bytes_total, p.elapsed]})
+        send({"p": p.to_wire()})
 
     # With the verification records (core.records), as the command line's verify: entries whose
     # change keys all match are judged unchanged by a stat walk.

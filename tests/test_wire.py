@@ -22,10 +22,18 @@ from core.pool_worker import (
     UnitProgress,
     message_from_wire,
 )
-from core.scan_process import EntryMessage, MeasuredMessage
+from core.scan_process import EntryMessage, MeasuredMessage, StoreMessage
 from core.stores import Store
 from core.treewalk import Measured, Measurement, measure_walk
-from core.verify import Judged, Part, Unchanged, Unreadable, UsualOk, unit_result_from_wire
+from core.verify import (
+    Judged,
+    Part,
+    Progress,
+    Unchanged,
+    Unreadable,
+    UsualOk,
+    unit_result_from_wire,
+)
 from core.verify_process import Verdict
 
 NAME = "sha256new_" + "A" * 52
@@ -86,7 +94,12 @@ def test_verdict_is_compact_when_usual_and_whole_otherwise() -> None:
         assert Verdict.from_wire(via_json(verdict.to_wire())) == verdict  # type: ignore[arg-type]
 
 
-def test_listed_and_measured_entries_round_trip() -> None:
+def test_progress_round_trips() -> None:
+    progress = Progress(3, 10, 4096, 1 << 20, 0.25)
+    assert Progress.from_wire(via_json(progress.to_wire())) == progress  # type: ignore[arg-type]
+
+
+def test_stores_listed_and_measured_entries_round_trip() -> None:
     store = Store("/var/cache/0install.net/implementations", "system", "default")
     entry = Entry(
         store,
@@ -105,6 +118,8 @@ def test_listed_and_measured_entries_round_trip() -> None:
         issue="world-writable",
         fingerprint=(1, 2, 3, 4),
     )
+    sent = StoreMessage.of(store)
+    assert StoreMessage.from_wire(via_json(sent.to_wire())).store() == store  # type: ignore[arg-type]
     message = EntryMessage.of(entry, {id(store): 0})
     back = EntryMessage.from_wire(via_json(message.to_wire()))  # type: ignore[arg-type]
     assert back == message
