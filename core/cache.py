@@ -2,10 +2,9 @@
 
 Listing (:func:`list_entries`) looks only at the top level of each store (one ``scandir`` and one
 ``lstat`` per entry), so thousands of entries list at once. Sizes and access times come afterwards
-from :func:`measure` / :func:`measure_all`, which walk inside the entries without ever following a
-symlink and report each entry as soon as it is done.
-
-How measuring is done, and why, is told in :mod:`core.measure`.
+from measuring (:mod:`core.measure`: :func:`~core.measure.measure`,
+:func:`~core.measure.measure_all`, also reachable from here), which walks inside the entries without
+ever following a symlink and reports each entry as soon as it is done.
 """
 
 from __future__ import annotations
@@ -21,7 +20,16 @@ from typing import Any, Literal, NamedTuple
 
 from core.digests import Digest, DigestError, parse_digest, value_problem
 from core.feeds import FeedImpl, FeedIndex, load_app_uses
-from core.measure import Usage  # defined with the measuring, which needs no more of this module
+
+# Usage is defined with the measuring (which needs no more of this module); the measuring functions
+# are reachable from here too, as callers have long found them.
+from core.measure import (  # noqa: F401 - re-exported
+    Usage,
+    measure,
+    measure_all,
+    prepare_measuring,
+    shutdown_helpers,
+)
 from core.stores import Store, _discover, cache_dirs, config_dirs
 
 EntryKind = Literal["implementation", "temporary", "unknown", "suspicious"]
@@ -501,20 +509,6 @@ def atime_reliable(path: str) -> bool:
     times say nothing about use. The mount is the one with the longest mountpoint prefix among
     all mounts (/proc/self/mountinfo)."""
     return _atime_reliable_on(path, _partitions())
-
-
-# --- measuring (in core.measure) ------------------------------------------------------------------
-
-_MEASURING = ("measure", "measure_all", "prepare_measuring", "shutdown_helpers")
-
-
-def __getattr__(name: str) -> Any:
-    """Measuring lives in :mod:`core.measure`; its public names stay reachable from here."""
-    if name in _MEASURING:
-        import core.measure
-
-        return getattr(core.measure, name)
-    raise AttributeError(f"module 'core.cache' has no attribute {name!r}")
 
 
 # --- everything at once --------------------------------------------------------------------------

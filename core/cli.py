@@ -788,31 +788,9 @@ def _print_verify_report(rows, missing, elapsed: float, out: IO[str], verbose: b
 # --- argument parsing -----------------------------------------------------------------------------
 
 
-@functools.cache
-def _help_width() -> int:
-    """The width help is wrapped to, as argparse finds it (``$COLUMNS``, else the terminal's,
-    less two), looked up once: argparse asks for every option it adds, and asking imports
-    shutil, which for a ``list`` costs more than parsing its arguments."""
-    try:
-        columns = int(os.environ.get("COLUMNS", ""))
-    except ValueError:
-        columns = 0
-    if columns <= 0:
-        stdout: Any = sys.__stdout__
-        try:
-            columns = os.get_terminal_size(stdout.fileno()).columns
-        except (AttributeError, ValueError, OSError):
-            columns = 80
-    return max(columns - 2, 11)
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
-
-    def _get_formatter(self) -> argparse.HelpFormatter:
-        make: Any = self.formatter_class  # a HelpFormatter class: it takes a width
-        return make(prog=self.prog, width=_help_width())
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

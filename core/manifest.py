@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
@@ -53,10 +54,6 @@ CHUNK = 1 << 20
 MANIFEST_LIMIT = 64 << 20
 """A stored ``.manifest`` bigger than this is not read: a manifest line is about 100 bytes, so this
 is over half a million files, far more than any implementation has."""
-
-# Kept for modules that open cache files themselves (core.feeds has its own).
-OPEN_FLAGS = FILE_FLAGS
-open_flags_for = file_flags_for
 
 _HASHERS: dict[str, Callable[..., Any]] = {}
 
@@ -783,6 +780,37 @@ class VerifyOutcome:
     changes: list[Change] = field(default_factory=list)
     # When the verdict is "unchanged since the last full hash" (core.records): that hash's time.
     unchanged_since: float | None = None
+
+    def to_wire(self) -> list[Any]:
+        """This verdict as plain values, for another of our processes (through :mod:`marshal`
+        or JSON alike): ``[status, detail, expected, actual, recorded, changes, since]``, each
+        change ``[path, change, what, path bytes as text with surrogate escapes]``."""
+        return [
+            self.status,
+            self.detail,
+            self.expected,
+            self.actual,
+            self.recorded,
+            [[c.path, c.change, list(c.what), os.fsdecode(c.path_bytes)] for c in self.changes],
+            self.unchanged_since,
+        ]
+
+    @classmethod
+    def from_wire(cls, data: Sequence[Any]) -> VerifyOutcome:
+        """The verdict :meth:`to_wire` made ``data`` of."""
+        status, detail, expected, actual, recorded, changes, since = data
+        return cls(
+            status,
+            detail,
+            expected,
+            actual,
+            recorded,
+            [
+                Change(path, change, tuple(what), os.fsencode(raw))
+                for path, change, what, raw in changes
+            ],
+            since,
+        )
 
 
 def compare(digest: Digest, actual_manifest: bytes, stored_manifest: bytes | None) -> VerifyOutcome:

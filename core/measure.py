@@ -5,8 +5,8 @@ entry from ``scandir`` on an open directory, an explicit stack (no recursion lim
 worker pool of :mod:`core.pool`, the same one verification uses: whole entries in chunks, and when
 the queue runs dry the busy workers hand over half of the directories they have not started, so one
 big entry does not finish alone (the parts of an entry are summed here, hard links counted once).
-:mod:`core.cache` re-exports :func:`measure`, :func:`measure_all`, :func:`prepare_measuring` and
-:func:`shutdown_helpers`, so existing imports keep working.
+:mod:`core.cache` imports :func:`measure`, :func:`measure_all`, :func:`prepare_measuring` and
+:func:`shutdown_helpers` from here, so they are found there too.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from core import pool
-from core.treewalk import measure_walk
+from core.pool_worker import Given, Results, Unit, UnitProgress
+from core.treewalk import Measurement, measure_walk
 
 if TYPE_CHECKING:
     from core.cache import Entry, Scan
     from core.stores import Store
 
-_walk = measure_walk  # the name tests and older callers know
 _by_name = attrgetter("name")
 
 
@@ -75,10 +75,10 @@ class _Tally:
     pending: int = 1  # units handed out and not finished yet
     top: tuple | None = None  # the entry's own stat fields, from the unit of the whole entry
 
-    def add(self, result: list) -> None:
-        size, blocks, files, newest, problems, links = result[:6]
-        if len(result) > 6 and result[6] is not None:
-            self.top = result[6]
+    def add(self, result: Measurement) -> None:
+        size, blocks, files, newest, problems, links, top = result
+        if top is not None:
+            self.top = top
         self.size += size
         self.blocks += blocks
         self.files += files
@@ -210,36 +210,40 @@ def measure_paths(
     roots = [p if type(p) is bytes else os.fsencode(p) for p in paths]
     links: dict[tuple[int, int], tuple[int, int, bool]] = {}
 
-    def handle(message: tuple) -> None:
-        tag = message[0]
-        if tag == "g":
-            _, index, subtrees = message
+    def handle(message: Results | Given | UnitProgress) -> None:
+        if isinstance(message, Given):
+            index, subtrees = message
             tallies.setdefault(index, _Tally()).pending += len(subtrees)
             run.add(
-                [(index, roots[index], rel, dev, ino, 0, (), None) for rel, dev, ino in subtrees],
+                [
+                    Unit(index, roots[index], s[0], s[1], s[2], 0, (), None).to_wire()
+                    for s in subtrees
+                ],
                 first=True,
             )
             return
-        if tag != "r":
+        if not isinstance(message, Results):
             return
         stopped = cancel.is_set
-        for index, _rel, result in message[1]:
+        # Each result is the wire form of a Measured, taken apart by its fields' order without
+        # making one: this loop runs once per entry, where every object made shows.
+        for index, _rel, wire in message.results:
+            size, blocks, files, newest, problems, linked, top = wire
             tally = tallies.get(index)
-            if tally is None and not result[4] and not result[5]:
+            if tally is None and not problems and not linked:
                 if not stopped():
-                    size, blocks, files, newest = result[:4]
                     totals.size += size
                     totals.disk += blocks * 512
                     totals.files += files
                     usage = Usage(size, blocks * 512, files, newest, None)
                     if stats:
-                        on_result(index, usage, result[6])
+                        on_result(index, usage, top)
                     else:
                         on_result(index, usage)
                 continue
             if tally is None:
                 tally = tallies[index] = _Tally()
-            tally.add(result)
+            tally.add(Measurement.from_wire(wire))
             tally.pending -= 1
             if tally.pending == 0 and not stopped():
                 totals.size += tally.size
@@ -254,7 +258,8 @@ def measure_paths(
     run = pool.Run(
         "measure", handle, jobs=jobs, cancel=cancel, niceness=niceness, work_here=work_here
     )
-    # Every unit is (index, root, b"", 0, 0, 0, (), stats?), made by zip without a Python step.
+    # Every unit is the wire form of Unit(index, root, b"", 0, 0, 0, (), stats?), made by zip
+    # without a Python step.
     whole = (repeat(b""), repeat(0), repeat(0), repeat(0), repeat(()), repeat(1 if stats else None))
     run.add(zip(count(), roots, *whole))
     run.run()

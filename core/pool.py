@@ -37,7 +37,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.pool_worker import Executor, Unit
+from core.pool_worker import (
+    Chunk,
+    ChunkDone,
+    Executor,
+    Given,
+    Ready,
+    Results,
+    Unit,
+    UnitProgress,
+    message_from_wire,
+)
 
 WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pool_worker.py")
 PIPELINE = 2  # chunks given to a worker at once: the one it works on and the next
@@ -51,7 +61,7 @@ STOP_WAIT = 0.5  # seconds a cancelled worker has to answer before it is killed
 MAX_JOBS = 64
 """More workers than this is refused by the command line; more than the CPUs never helps."""
 
-Handle = Callable[[tuple], None]
+Handle = Callable[[Results | Given | UnitProgress], None]
 
 
 def default_jobs() -> int:
@@ -144,8 +154,9 @@ class _Process:
         while view:
             view = view[os.write(self.stdin, view) :]
 
-    def receive(self) -> list[tuple] | None:
-        """The whole messages that arrived (reading once); None when the worker has gone."""
+    def receive(self) -> list[Any] | None:
+        """The whole messages that arrived (reading once), as :mod:`core.pool_worker` messages;
+        None when the worker has gone."""
         try:
             data = os.read(self.stdout, 1 << 18)
         except OSError:
@@ -161,7 +172,7 @@ class _Process:
             size = int.from_bytes(view[pos : pos + 4], "little")
             if end - pos - 4 < size:
                 break
-            messages.append(marshal.loads(view[pos + 4 : pos + 4 + size]))
+            messages.append(message_from_wire(marshal.loads(view[pos + 4 : pos + 4 + size])))
             pos += 4 + size
         self.buffer = bytes(view[pos:])
         view.release()
@@ -371,18 +382,20 @@ class _Slot:
     """A worker in a run, with the chunks it was given and has not answered yet."""
 
     worker: _Process
-    chunks: dict[int, dict[tuple[int, bytes], Unit]] = field(default_factory=dict)
+    chunks: dict[int, dict[tuple[int, bytes], tuple]] = field(default_factory=dict)
     dead: bool = False
 
 
-def _key(unit: Unit) -> tuple[int, bytes]:
-    return unit[0], unit[2]
+def _key(unit: tuple) -> tuple[int, bytes]:
+    return unit[0], unit[2]  # a Unit's wire form: its number and rel
 
 
 class Run:
-    """One run over the pool: ``add`` units, then :meth:`run`. ``handle(message)`` gets every
-    result batch (``("r", [...])``), hand-over (``("g", index, [...])``) and progress message
-    (``("p", ...)``) on the calling thread; it may call :meth:`add` (hand-overs become units) and
+    """One run over the pool: ``add`` units (each the wire form of a
+    :class:`core.pool_worker.Unit`), then :meth:`run`. ``handle(message)`` gets every
+    :class:`~core.pool_worker.Results` batch, :class:`~core.pool_worker.Given` hand-over and
+    :class:`~core.pool_worker.UnitProgress` on the calling thread; it may call :meth:`add`
+    (hand-overs become units) and
     :meth:`answered` is told by the caller which unit a result answers, so a dead worker's
     unanswered units are redone. ``idle()`` is called about every 50 ms."""
 
@@ -408,13 +421,13 @@ class Run:
         self.cancel = cancel if cancel is not None else threading.Event()
         self.niceness = niceness
         self.idle = idle
-        self.queue: deque[Unit] = deque()
+        self.queue: deque[tuple] = deque()
         self.slots: dict[int, _Slot] = {}
         self.next_chunk = 0
         self.given: dict[tuple[int, bytes], list[bytes]] = {}  # handed over during a unit
         self.failure: BaseException | None = None  # raised by handle() while running here
 
-    def add(self, units: Iterable[Unit], first: bool = False) -> None:
+    def add(self, units: Iterable[tuple], first: bool = False) -> None:
         if first:
             self.queue.extendleft(reversed(list(units)))
         else:
@@ -425,11 +438,11 @@ class Run:
 
     # -- in this process -------------------------------------------------------------------------
 
-    def _local_out(self, message: tuple) -> None:
+    def _local_out(self, message: Any) -> None:
         # Called from inside a walk: an exception from the caller's code must not be taken for
         # the walk's own failure. It stops the walk (the flags say cancel) and is raised once the
         # chunk is over.
-        if message[0] == "d" or self.failure is not None:
+        if isinstance(message, ChunkDone) or self.failure is not None:
             return
         try:
             self.handle(message)
@@ -484,14 +497,15 @@ class Run:
     def _live(self) -> list[_Slot]:
         return [s for s in self.slots.values() if not s.dead]
 
-    def _take(self, workers: int) -> list[Unit]:
+    def _take(self, workers: int) -> list[tuple]:
         size = max(1, min(MAX_CHUNK.get(self.kind, 64), len(self.queue) // (8 * workers)))
         units = []
         for _ in range(min(size, len(self.queue))):
             unit = self.queue.popleft()
             skip = self.given.get(_key(unit))
             if skip:
-                unit = (*unit[:6], tuple(set(unit[6]) | set(skip)), unit[7])
+                named = Unit.from_wire(unit)
+                unit = named._replace(skip=tuple(set(named.skip) | set(skip))).to_wire()
             units.append(unit)
         return units
 
@@ -507,7 +521,7 @@ class Run:
                 self.next_chunk += 1
                 slot.chunks[self.next_chunk] = {_key(u): u for u in units}
                 try:
-                    slot.worker.send((self.next_chunk, self.kind, units))
+                    slot.worker.send(Chunk(self.next_chunk, self.kind, units).to_wire())
                 except OSError:
                     self._died(slot)
                     break
@@ -565,26 +579,28 @@ class Run:
                 if self.cancelled():
                     return
 
-    def _message(self, slot: _Slot, message: tuple) -> None:
-        tag = message[0]
-        if tag == "d":
-            slot.chunks.pop(message[1], None)
+    def _message(self, slot: _Slot, message: Any) -> None:
+        if isinstance(message, ChunkDone):
+            slot.chunks.pop(message.chunk, None)
             return
-        if tag == "ready":
+        if isinstance(message, Ready):
             slot.worker.ready = True
             return
-        if tag == "r":
-            for result in message[1]:
-                key = (result[1], result[2]) if self.kind == "verify" else (result[0], result[1])
+        if isinstance(message, Results):
+            # Which unit each result answers: its entry's number and rel (after a verify
+            # result's tag: see core.verify.UnitResult and core.treewalk.Measured).
+            at = 1 if self.kind == "verify" else 0
+            for result in message.results:
+                key = (result[at], result[at + 1])
                 for units in slot.chunks.values():
                     if units.pop(key, None) is not None:
                         break
                 self.given.pop(key, None)
-        elif tag == "g":
+        elif isinstance(message, Given):
             for units in slot.chunks.values():
                 started = next(iter(units), None)  # the unit being walked is the first unanswered
                 if started is not None:
-                    self.given.setdefault(started, []).extend(s[0] for s in message[2])
+                    self.given.setdefault(started, []).extend(s[0] for s in message.subtrees)
                     break
         self.handle(message)
 
@@ -614,9 +630,9 @@ class Run:
                     slot.dead = True
                     continue
                 for message in messages:
-                    if message[0] == "d":
-                        slot.chunks.pop(message[1], None)
-                    elif message[0] == "ready":
+                    if isinstance(message, ChunkDone):
+                        slot.chunks.pop(message.chunk, None)
+                    elif isinstance(message, Ready):
                         slot.worker.ready = True
             waiting = [s for s in waiting if not s.dead and s.chunks]
         for slot in self.slots.values():

@@ -7,9 +7,10 @@ cores the window must win the CPU whenever it has something to draw.
 
 Messages from the child:
 
-* ``{"stores": [...], "problems": [...]}`` once, then ``{"e": [entry, ...]}`` in chunks, then
-  ``{"listed": true}``;
-* ``{"u": [[index, size, disk, files, last_used, error], ...]}``, a batch of measured entries
+* ``{"stores": [store, ...], "problems": [...]}`` once (each a :class:`StoreMessage`; the request
+  names its stores the same way), then ``{"e": [entry, ...]}`` in chunks (each an
+  :class:`EntryMessage`), then ``{"listed": true}``;
+* ``{"u": [measured, ...]}`` (each a :class:`MeasuredMessage`), a batch of measured entries
   every :data:`BATCH_S` at most (one line per entry would keep the parent's reading thread busy
   with ten thousand tiny messages a second).
 """
@@ -20,14 +21,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from core import child
-from core.cache import Entry, Scan, Usage, measure_all, scan
+from core.cache import Entry, EntryKind, Issue, Scan, Usage, measure_all, scan
 from core.child import ChildError, Message, run_in_child, serve
 from core.digests import Digest
 from core.feeds import FeedImpl
-from core.stores import Store
+from core.stores import Store, StoreKind, StoreRole
 
 BATCH_S = 0.05
 """Measured entries are sent at most this often."""
@@ -39,55 +40,119 @@ NICENESS = 10
 ScanProcessError = ChildError
 
 
-def _store_to_json(store: Store) -> list[Any]:
-    return [store.path, store.kind, store.source, store.problem, store.role, store.name]
+class StoreMessage(NamedTuple):
+    """A :class:`~core.stores.Store` as it travels, both ways. On the wire: the list of these
+    fields."""
+
+    path: str
+    kind: StoreKind
+    source: str
+    problem: str | None
+    role: StoreRole | Literal[""]
+    name: str
+
+    @classmethod
+    def of(cls, store: Store) -> StoreMessage:
+        return cls(store.path, store.kind, store.source, store.problem, store.role, store.name)
+
+    def store(self) -> Store:
+        return Store(*self)
+
+    def to_wire(self) -> list[Any]:
+        return list(self)
+
+    @classmethod
+    def from_wire(cls, data: Sequence[Any]) -> StoreMessage:
+        return cls._make(data)
 
 
-def _store_from_json(data: list[Any]) -> Store:
-    return Store(*data)
+class EntryMessage(NamedTuple):
+    """An :class:`~core.cache.Entry` as the child sends it (its path is made again from its
+    store's and its name, as the listing made it). On the wire: the list of these fields."""
+
+    store: int  # its store's place in the "stores" message
+    name: str
+    kind: EntryKind
+    reason: str
+    digest: list[str] | None  # [algorithm, value]
+    owner: str
+    mode: int
+    added: float
+    feed: list[str] | None  # [feed_url, feed_name, version]
+    used_by: list[str]
+    atime_reliable: bool
+    added_from: Literal["manifest", "directory", ""]
+    issue: Issue
+    fingerprint: list[int]
+
+    @classmethod
+    def of(cls, entry: Entry, store_index: dict[int, int]) -> EntryMessage:
+        feed = entry.feed
+        return cls(
+            store_index[id(entry.store)],
+            entry.name,
+            entry.kind,
+            entry.reason,
+            list(entry.digest) if entry.digest is not None else None,
+            entry.owner,
+            entry.mode,
+            entry.added,
+            [feed.feed_url, feed.feed_name, feed.version] if feed is not None else None,
+            entry.used_by,
+            entry.atime_reliable,
+            entry.added_from,
+            entry.issue,
+            list(entry.fingerprint),
+        )
+
+    def entry(self, stores: list[Store]) -> Entry:
+        where = stores[self.store]
+        return Entry(
+            where,
+            self.name,
+            os.path.join(where.path, self.name),
+            self.kind,
+            self.reason,
+            Digest(*self.digest) if self.digest is not None else None,
+            self.owner,
+            self.mode,
+            self.added,
+            FeedImpl(*self.feed) if self.feed is not None else None,
+            self.used_by,
+            atime_reliable=self.atime_reliable,
+            added_from=self.added_from,
+            issue=self.issue,
+            fingerprint=tuple(self.fingerprint),
+        )
+
+    def to_wire(self) -> list[Any]:
+        return list(self)
+
+    @classmethod
+    def from_wire(cls, data: Sequence[Any]) -> EntryMessage:
+        return cls._make(data)
 
 
-def _entry_to_json(entry: Entry, store_index: dict[int, int]) -> list[Any]:
-    feed = entry.feed
-    return [
-        store_index[id(entry.store)],
-        entry.name,
-        entry.kind,
-        entry.reason,
-        list(entry.digest) if entry.digest is not None else None,
-        entry.owner,
-        entry.mode,
-        entry.added,
-        [feed.feed_url, feed.feed_name, feed.version] if feed is not None else None,
-        entry.used_by,
-        entry.atime_reliable,
-        entry.added_from,
-        entry.issue,
-        list(entry.fingerprint),
-    ]
+class MeasuredMessage(NamedTuple):
+    """One measured entry as the child sends it: its place in the listing and its
+    :class:`~core.cache.Usage`. On the wire: the list of these fields."""
 
+    number: int  # the entry's place in the caller's list
+    size: int
+    disk: int
+    files: int
+    last_used: float | None
+    error: str | None
 
-def _entry_from_json(data: list[Any], stores: list[Store]) -> Entry:
-    store, name, kind, reason, digest, owner, mode, added, feed, used_by, reliable = data[:11]
-    added_from, issue, fingerprint = data[11:]
-    where = stores[store]
-    return Entry(
-        where,
-        name,
-        os.path.join(where.path, name),  # as the listing made it
-        kind,
-        reason,
-        Digest(*digest) if digest is not None else None,
-        owner,
-        mode,
-        added,
-        FeedImpl(*feed) if feed is not None else None,
-        used_by,
-        atime_reliable=reliable,
-        added_from=added_from,
-        issue=issue,
-        fingerprint=tuple(fingerprint),
-    )
+    def usage(self) -> Usage:
+        return Usage(self.size, self.disk, self.files, self.last_used, self.error)
+
+    def to_wire(self) -> list[Any]:
+        return list(self)
+
+    @classmethod
+    def from_wire(cls, data: Sequence[Any]) -> MeasuredMessage:
+        return cls._make(data)
 
 
 def prestart() -> None:
@@ -126,25 +191,21 @@ def scan_in_child(
     def on_message(message: Message) -> None:
         if "u" in message:
             if on_measured is not None:
-                on_measured(
-                    [
-                        (entries[index], Usage(size, disk, files, last_used, error))
-                        for index, size, disk, files, last_used, error in message["u"]
-                    ]
-                )
+                measured = map(MeasuredMessage.from_wire, message["u"])
+                on_measured([(entries[m.number], m.usage()) for m in measured])
         elif "e" in message:
-            chunk = [_entry_from_json(data, found) for data in message["e"]]
+            chunk = [EntryMessage.from_wire(data).entry(found) for data in message["e"]]
             entries.extend(chunk)
             if on_entries is not None:
                 on_entries(chunk)
         elif "stores" in message:
-            found.extend(_store_from_json(data) for data in message["stores"])
+            found.extend(StoreMessage.from_wire(data).store() for data in message["stores"])
             problems.extend(message["problems"])
         elif message.get("listed") and on_listed is not None:
             on_listed(result)
 
     request = {
-        "stores": None if stores is None else [_store_to_json(s) for s in stores],
+        "stores": None if stores is None else [StoreMessage.of(s).to_wire() for s in stores],
         "env": None if env is None else dict(env),
         "measure": measure,
         "jobs": jobs,
@@ -155,13 +216,17 @@ def scan_in_child(
 
 
 def _job(request: Message, send: Callable[[Message], None], cancel: threading.Event) -> None:
-    stores = request["stores"]
-    found = scan(None if stores is None else [_store_from_json(s) for s in stores], request["env"])
+    asked = request["stores"]
+    chosen = None if asked is None else [StoreMessage.from_wire(s).store() for s in asked]
+    found = scan(chosen, request["env"])
     store_index = {id(s): i for i, s in enumerate(found.stores)}
-    send({"stores": [_store_to_json(s) for s in found.stores], "problems": found.problems})
+    send(
+        {"stores": [StoreMessage.of(s).to_wire() for s in found.stores], "problems": found.problems}
+    )
     size = max(1, request["chunk"])
     for start in range(0, len(found.entries), size):
-        send({"e": [_entry_to_json(e, store_index) for e in found.entries[start : start + size]]})
+        part = found.entries[start : start + size]
+        send({"e": [EntryMessage.of(e, store_index).to_wire() for e in part]})
     send({"listed": True})
     if not request["measure"] or cancel.is_set():
         return
@@ -177,9 +242,9 @@ def _job(request: Message, send: Callable[[Message], None], cancel: threading.Ev
 
     def on_result(entry: Entry, usage: Usage) -> None:
         nonlocal last_sent
-        pending.append(
-            [index[id(entry)], usage.size, usage.disk, usage.files, usage.last_used, usage.error]
-        )
+        u = usage
+        measured = MeasuredMessage(index[id(entry)], u.size, u.disk, u.files, u.last_used, u.error)
+        pending.append(measured.to_wire())
         now = time.monotonic()
         if now - last_sent >= BATCH_S:
             send({"u": pending[:]})

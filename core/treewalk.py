@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import errno
 import os
+from collections import namedtuple
 
-TYPE_CHECKING = False  # (not typing's: a measuring worker imports nothing it does not need)
+# Not typing's TYPE_CHECKING, and no typing.NamedTuple: a measuring worker imports this module, and
+# typing would be most of its start-up (7.5 ms of CPU; see core.lifetime).
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # for annotations only
     from collections.abc import Callable, Iterator
     from typing import Any
@@ -375,7 +378,33 @@ def swapped(exc: OSError) -> bool:
 
 # --- measuring ------------------------------------------------------------------------------------
 
-Result = list  # [size, blocks, files, newest, problems, links(, top)]; see measure_walk
+
+class Measurement(namedtuple("Measurement", "size blocks files newest problems links top")):
+    """What :func:`measure_walk` found in one unit (see there); ``top`` only with ``stats``."""
+
+    __slots__ = ()
+
+    def to_wire(self) -> tuple:
+        return tuple(self)
+
+    @classmethod
+    def from_wire(cls, data: tuple) -> Measurement:
+        return tuple.__new__(cls, data)  # as _make, less its check of the length: one per entry
+
+
+class Measured(namedtuple("Measured", "number rel measurement")):
+    """A measuring worker's answer to a unit (:class:`core.pool_worker.Unit`): the entry's
+    ``number`` and the ``rel`` of the unit, and its :class:`Measurement`."""
+
+    __slots__ = ()
+
+    def to_wire(self) -> tuple:
+        return (self.number, self.rel, tuple(self.measurement))
+
+    @classmethod
+    def from_wire(cls, data: tuple) -> Measured:
+        number, rel, measurement = data
+        return cls(number, rel, Measurement.from_wire(measurement))
 
 
 def _count(problems: dict, key: tuple[str, str]) -> None:
@@ -397,7 +426,7 @@ def stat_fields(st: os.stat_result) -> tuple:
     )
 
 
-def _top(root: bytes) -> tuple[Result | None, os.stat_result | None]:
+def _top(root: bytes) -> tuple[Measurement | None, os.stat_result | None]:
     """The measurement of a top-level entry that is not a directory, or its lstat."""
     try:
         st = os.lstat(root)
@@ -407,7 +436,7 @@ def _top(root: bytes) -> tuple[Result | None, os.stat_result | None]:
             if exc.errno == errno.ENOENT
             else "it cannot be examined: " + (exc.strerror or str(exc))
         )
-        return [0, 0, 0, None, {("top", why): 1}, {}], None
+        return Measurement(0, 0, 0, None, {("top", why): 1}, {}, None), None
     kind = st.st_mode & _S_IFMT
     if kind != _S_IFDIR:
         # A top-level symlink or file: the thing itself, never its target. Last use comes from
@@ -415,7 +444,7 @@ def _top(root: bytes) -> tuple[Result | None, os.stat_result | None]:
         # readlink.
         counted = kind in (_S_IFREG, _S_IFLNK)
         atime = st.st_atime if kind == _S_IFREG else None
-        return [st.st_size, st.st_blocks, int(counted), atime, {}, {}], st
+        return Measurement(st.st_size, st.st_blocks, int(counted), atime, {}, {}, None), st
     return None, st
 
 
@@ -428,11 +457,12 @@ def measure_walk(
     give: Give | None = None,
     skip: frozenset[bytes] | set[bytes] = frozenset(),
     stats: bool = False,
-) -> Result | None:
+) -> Measurement | None:
     """Measure one unit: the whole entry ``root`` (``rel`` empty) or the contents of its directory
     ``rel`` (``/a/b``, checked to be the directory ``dev``/``ino`` that was listed).
 
-    Returns ``[size, blocks, files, newest, problems, links]``, or None when ``tick()`` said stop.
+    Returns a :class:`Measurement` ``(size, blocks, files, newest, problems, links, top)``, or
+    None when ``tick()`` said stop.
     Files with several hard links go in ``links`` {(dev, ino): (size, blocks, counted)} instead of
     the sums, so the caller counts each once; ``problems`` maps (what, why) to a count.
 
@@ -441,7 +471,7 @@ def measure_walk(
     (rel, dev, ino) -- their own sizes are counted here already; 2 means stop. Directories whose
     ``rel`` is in ``skip`` are counted but not entered (they were handed over before).
 
-    ``stats`` (a whole entry only): the result has a seventh item, ``(top, manifest)``, the
+    ``stats`` (a whole entry only): ``top`` is ``(top, manifest)`` (else None), the
     :func:`stat_fields` of the entry itself and of its ``.manifest`` (None if it has none), seen on
     the way, so listing needs no ``lstat`` of its own; None when the entry could not be examined.
     """
@@ -459,8 +489,8 @@ def measure_walk(
                     raise
                 top, top_st = _top(root)  # a top-level file or symlink, or gone
                 if top is not None:
-                    if stats:
-                        top.append(None if top_st is None else (stat_fields(top_st), None))
+                    if stats and top_st is not None:
+                        top = top._replace(top=(stat_fields(top_st), None))
                     return top
                 raise  # a directory again: swapped meanwhile
             try:
@@ -481,10 +511,7 @@ def measure_walk(
             key = ("swapped", "")
         else:
             key = ("dir", exc.strerror or str(exc))
-        failed: Result = [size, blocks, files, None, {key: 1}, links]
-        if stats:
-            failed.append(None)
-        return failed
+        return Measurement(size, blocks, files, None, {key: 1}, links, None)
     # Depth first, holding the descriptors of the directories on the way down, at most KEEP_OPEN
     # (deeper, the shallow ones are closed and come back through '..', checked: bounded at any
     # depth). A frame: [fd or None, rel, subdirectories (name, lstat) waiting, next position,
@@ -601,21 +628,11 @@ def measure_walk(
         for frame in stack:
             if frame[0] is not None:
                 os.close(frame[0])
-    result: Result = [
-        size,
-        blocks,
-        files,
-        newest if newest != float("-inf") else None,
-        problems,
-        links,
-    ]
-    if stats:
-        result.append(
-            None
-            if root_st is None
-            else (stat_fields(root_st), None if manifest is None else stat_fields(manifest))
-        )
-    return result
+    seen = None
+    if stats and root_st is not None:
+        seen = (stat_fields(root_st), None if manifest is None else stat_fields(manifest))
+    newest_or_none = newest if newest != float("-inf") else None
+    return Measurement(size, blocks, files, newest_or_none, problems, links, seen)
 
 
 KEEP_OPEN = 32

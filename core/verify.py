@@ -26,12 +26,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.digests import Digest, DigestError, parse_digest, value_problem
 from core.manifest import (
     CHUNK,
-    Change,
     ManifestError,
     ManifestWalk,
     VerifyOutcome,
@@ -45,6 +44,7 @@ from core.manifest import (
     read_stored_manifest,
     splice,
 )
+from core.pool_worker import Given, Results, Unit, UnitProgress
 from core.records import RACY_NS, key_of, keys_digest, racy, since_text, stat_keys
 
 __all__ = ["CHUNK", "Progress", "verify_paths"]
@@ -67,6 +67,21 @@ class Progress:
     bytes_done: int
     bytes_total: int
     elapsed: float
+
+    def to_wire(self) -> list[float]:
+        """As another of our processes receives it (:mod:`core.verify_process`): the fields in
+        order."""
+        return [
+            self.entries_done,
+            self.entries_total,
+            self.bytes_done,
+            self.bytes_total,
+            self.elapsed,
+        ]
+
+    @classmethod
+    def from_wire(cls, data: Sequence[Any]) -> Progress:
+        return cls(*data)
 
     @property
     def bytes_per_second(self) -> float:
@@ -115,8 +130,10 @@ def _top_level_problem(root: bytes, st: os.stat_result) -> str:
     return f"Planted {kind}: '{shown}' is not an implementation directory; remove it."
 
 
-def judge(digest: Digest, manifest: bytes, stored: bytes | None) -> VerifyOutcome:
-    """:func:`core.manifest.compare`, plus a clearer verdict for a malformed digest value."""
+def verdict_on_contents(digest: Digest, manifest: bytes, stored: bytes | None) -> VerifyOutcome:
+    """The verdict on an entry from its contents (``manifest``, the one its walk made) and its
+    stored ``.manifest``: :func:`core.manifest.compare`, plus a clearer verdict for a malformed
+    digest value. (Not to be confused with :func:`core.clean.judge`, which decides what to clean.)"""
     outcome = compare(digest, manifest, stored)
     problem = value_problem(digest)
     if problem:
@@ -134,42 +151,125 @@ _OK_DETAILS = (
 )
 
 
-def outcome_to_tuple(o: VerifyOutcome) -> tuple:
-    """A verdict as plain values (for marshal and JSON)."""
-    return (
-        o.status,
-        o.detail,
-        o.expected,
-        o.actual,
-        o.recorded,
-        [(c.path, c.change, list(c.what), c.path_bytes) for c in o.changes],
-    )
+# What a worker answers for a unit (an entry, or a subtree of one handed over), one message each.
+# On the wire (core.pool_worker, through marshal) each is a plain tuple: its tag, then its fields.
+# ``listed, hashed, touched``: files listed and hashed, and whether an access time was moved.
 
 
-def outcome_from_tuple(data: Sequence[Any]) -> VerifyOutcome:
-    status, detail, expected, actual, recorded, changes = data
-    return VerifyOutcome(
-        status,
-        detail,
-        expected,
-        actual,
-        recorded,
-        [Change(path, change, tuple(what), raw) for path, change, what, raw in changes],
-    )
+class Unchanged(NamedTuple):
+    """A whole entry whose change keys match the digest of its record: no byte was read."""
+
+    number: int  # the entry's place in the caller's list
+    rel: bytes
+
+    def to_wire(self) -> tuple:
+        return ("u", *self)
+
+    @classmethod
+    def from_wire(cls, data: Sequence[Any]) -> Unchanged:
+        return cls._make(data[1:])
+
+
+class UsualOk(NamedTuple):
+    """The usual verdict on a whole entry, in a few bytes: OK, with the detail
+    ``_OK_DETAILS[detail]``; ``taken``: the digest of its change keys (None: not asked, or racy)."""
+
+    number: int  # the entry's place in the caller's list
+    rel: bytes
+    detail: int
+    taken: str | None
+    listed: int
+    hashed: int
+    touched: bool
+
+    def to_wire(self) -> tuple:
+        return ("k", *self)
+
+    @classmethod
+    def from_wire(cls, data: Sequence[Any]) -> UsualOk:
+        return cls._make(data[1:])
+
+
+class Judged(NamedTuple):
+    """Any other verdict on a whole entry (``outcome``: :meth:`VerifyOutcome.to_wire`)."""
+
+    number: int  # the entry's place in the caller's list
+    rel: bytes
+    outcome: list[Any]
+    taken: str | None
+    listed: int
+    hashed: int
+    touched: bool
+
+    def to_wire(self) -> tuple:
+        return ("o", *self)
+
+    @classmethod
+    def from_wire(cls, data: Sequence[Any]) -> Judged:
+        return cls._make(data[1:])
+
+
+class Part(NamedTuple):
+    """A part of an entry walked in pieces: its manifest ``segments`` to splice, the stored
+    ``.manifest`` (of the whole entry's unit only), its change ``keys`` (or None) and whether
+    they are racy."""
+
+    number: int  # the entry's place in the caller's list
+    rel: bytes
+    segments: list[Any]
+    stored: bytes | None
+    keys: list[Any] | None
+    racy: bool
+    listed: int
+    hashed: int
+    touched: bool
+
+    def to_wire(self) -> tuple:
+        return ("s", *self)
+
+    @classmethod
+    def from_wire(cls, data: Sequence[Any]) -> Part:
+        return cls._make(data[1:])
+
+
+class Unreadable(NamedTuple):
+    """The unit could not be read: ``message`` and ``kind`` of the :class:`ManifestError`."""
+
+    number: int  # the entry's place in the caller's list
+    rel: bytes
+    message: str
+    kind: str
+    listed: int
+    hashed: int
+    touched: bool
+
+    def to_wire(self) -> tuple:
+        return ("e", *self)
+
+    @classmethod
+    def from_wire(cls, data: Sequence[Any]) -> Unreadable:
+        return cls._make(data[1:])
+
+
+UnitResult = Unchanged | UsualOk | Judged | Part | Unreadable
+_RESULTS: dict[str, Any] = {"u": Unchanged, "k": UsualOk, "o": Judged, "s": Part, "e": Unreadable}
+
+
+def unit_result_from_wire(data: Sequence[Any]) -> UnitResult:
+    """The :data:`UnitResult` a worker sent (its tag says which)."""
+    result: UnitResult = _RESULTS[data[0]].from_wire(data)
+    return result
 
 
 def verify_unit(unit: tuple, ex: Any) -> tuple | None:
-    """Run one unit in a worker: a whole entry (``rel`` empty) or a subtree handed over.
+    """Run one unit (the wire form of a :class:`core.pool_worker.Unit`) in a worker: a whole
+    entry (``rel`` empty) or a subtree handed over.
 
-    Returns ``("u", index, rel, 0, 0, False)`` for an entry whose change keys match the digest
-    ``expect`` of its record (``extra[2]``; no byte read), ``("k", index, rel, detail, taken,
-    listed, hashed, touched)`` for the usual OK, ``("o", index, rel, verdict, taken, listed,
-    hashed, touched)`` for any other verdict of an entry finished here (``taken``: the digest of
-    its change keys when they were asked for, it is OK and they are not racy, else None),
-    ``("s", index, rel, segments, stored, keys, racy, listed, hashed, touched)`` for a part to
-    splice (its change keys, or None),
-    ``("e", index, rel, message, kind, listed, hashed, touched)`` when it could not be read, or
-    None when cancelled. ``ex`` is the :class:`core.pool_worker.Executor` (tick, give, progress).
+    Returns the wire form of a :data:`UnitResult`: :class:`Unchanged` for an entry whose change
+    keys match the digest ``expect`` of its record (``extra[2]``), :class:`UsualOk` or
+    :class:`Judged` for an entry finished here, :class:`Part` for a part to splice,
+    :class:`Unreadable`; or None when cancelled. ``ex`` is the
+    :class:`core.pool_worker.Executor` (tick, give, progress).
     """
     index, root, rel, dev, ino, mtime, skip, extra = unit
     algorithm, value = extra[0], extra[1]
@@ -184,7 +284,7 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
                 fd, st = open_entry(root)
                 if expect and _unchanged(fd, st, expect, ex):
                     os.close(fd)
-                    return ("u", index, rel, 0, 0, False)
+                    return Unchanged(index, rel).to_wire()
             except ManifestError:
                 # Not a directory (a planted symlink or file), or not there: say which.
                 try:
@@ -196,7 +296,7 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
                     verdict = VerifyOutcome(
                         "corrupt", problem, expected=Digest(algorithm, value).name
                     )
-                    return ("o", index, rel, outcome_to_tuple(verdict), 0, 0, False)
+                    return Judged(index, rel, verdict.to_wire(), None, 0, 0, False).to_wire()
                 raise
         else:
             fd = open_subtree(root, (rel, dev, ino, mtime))
@@ -216,18 +316,18 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
         return None
     except ManifestError as exc:
         counts = (walk.listed, walk.hashed, walk.touched_atime) if walk else (0, 0, False)
-        return ("e", index, rel, str(exc), exc.kind, *counts)
+        return Unreadable(index, rel, str(exc), exc.kind, *counts).to_wire()
     except Exception as exc:  # noqa: BLE001 - a bug must not stop the other entries
         message = (
             f"Internal error while verifying '{display_path(root)}': "
             f"{type(exc).__name__}: {exc} (please report this)"
         )
-        return ("e", index, rel, message, "io", 0, 0, False)
+        return Unreadable(index, rel, message, "io", 0, 0, False).to_wire()
     counts = (walk.listed, walk.hashed, walk.touched_atime)
     keys = walk.keys
     is_racy = keys is not None and racy(keys, started, racy_ns)
     if not rel and not walk.given:
-        verdict = judge(Digest(algorithm, value), splice(segments, {}), stored)
+        verdict = verdict_on_contents(Digest(algorithm, value), splice(segments, {}), stored)
         # The keys of an entry found OK: their digest, or None when they are racy or not wanted.
         taken = (
             keys_digest(keys)
@@ -236,9 +336,10 @@ def verify_unit(unit: tuple, ex: Any) -> tuple | None:
         )
         if verdict.status == "ok" and verdict.detail in _OK_DETAILS:
             # The usual verdict, in a few bytes: the caller makes the same VerifyOutcome.
-            return ("k", index, rel, _OK_DETAILS.index(verdict.detail), taken, *counts)
-        return ("o", index, rel, outcome_to_tuple(verdict), taken, *counts)
-    return ("s", index, rel, segments, stored, keys, is_racy, *counts)
+            detail = _OK_DETAILS.index(verdict.detail)
+            return UsualOk(index, rel, detail, taken, *counts).to_wire()
+        return Judged(index, rel, verdict.to_wire(), taken, *counts).to_wire()
+    return Part(index, rel, segments, stored, keys, is_racy, *counts).to_wire()
 
 
 def _unchanged(fd: int, st: os.stat_result, expect: str, ex: Any) -> bool:
@@ -335,7 +436,7 @@ class _Verification:
                 if record is not None:
                     self.entries[index].since = (record[0], record[2])
                 extra += (record[1] if record is not None else "", racy_ns)
-            self.units.append((index, root, b"", 0, 0, 0, (), extra))
+            self.units.append(Unit(index, root, b"", 0, 0, 0, (), extra).to_wire())
 
     def progress(self) -> Progress:
         return Progress(
@@ -375,16 +476,14 @@ class _Verification:
         if self.hint_of:
             self.hints -= self.hint_of.pop(index, 0)
 
-    def handle(self, message: tuple) -> None:
-        tag = message[0]
-        if tag == "r":
-            for result in message[1]:
+    def handle(self, message: Results | Given | UnitProgress) -> None:
+        if isinstance(message, Results):
+            for result in message.results:
                 self.result(result)
-        elif tag == "p":
-            _, index, rel, listed, hashed = message
-            self.count(index, rel, listed, hashed, final=False)
-        elif tag == "g":
-            _, index, subtrees = message
+        elif isinstance(message, UnitProgress):
+            self.count(message.number, message.rel, message.listed, message.hashed, final=False)
+        else:
+            index, subtrees = message
             entry = self.entries[index]
             entry.pending += len(subtrees)
             assert self.run is not None
@@ -392,53 +491,56 @@ class _Verification:
             if self.on_keys is not None:
                 extra += ("", self.racy_ns)
             self.run.add(
-                [(index, entry.root, s[0], s[1], s[2], s[3], (), extra) for s in subtrees],
+                [
+                    Unit(index, entry.root, s[0], s[1], s[2], s[3], (), extra).to_wire()
+                    for s in subtrees
+                ],
                 first=True,
             )
         self.report()
 
-    def result(self, result: tuple) -> None:
-        tag, index, rel = result[:3]
-        if tag == "u":
+    def result(self, data: tuple) -> None:
+        result = unit_result_from_wire(data)
+        index, rel = result.number, result.rel
+        if isinstance(result, Unchanged):
             self.unchanged(index)
             return
-        listed, hashed, touched = result[-3:]
         # What was listed is done with, read or not (the .manifest, files after an error).
-        self.count(index, rel, listed, max(listed, hashed), final=True)
-        self.touched_atime |= touched
+        self.count(index, rel, result.listed, max(result.listed, result.hashed), final=True)
+        self.touched_atime |= result.touched
         entry = self.entries[index]
         if rel == b"":
             self.drop_hint(index)
         if entry.done:
             return
         entry.pending -= 1
-        if tag == "k":
+        if isinstance(result, UsualOk):
             entry.done = True
             name = entry.digest.name
-            with_manifest = result[3] == 0
+            with_manifest = result.detail == 0
             outcome = VerifyOutcome(
-                "ok", _OK_DETAILS[result[3]], name, name, name if with_manifest else None
+                "ok", _OK_DETAILS[result.detail], name, name, name if with_manifest else None
             )
-            self.took_keys(index, result[4])
+            self.took_keys(index, result.taken)
             self.deliver(index, outcome)
             return
-        if tag == "o":
+        if isinstance(result, Judged):
             entry.done = True
-            self.took_keys(index, result[4])
-            self.deliver(index, outcome_from_tuple(result[3]))
+            self.took_keys(index, result.taken)
+            self.deliver(index, VerifyOutcome.from_wire(result.outcome))
             return
-        if tag == "e":
+        if isinstance(result, Unreadable):
             # The first error in walk order is what verify_directory would say; a subtree's comes
             # before the rest of its parent's only when the parent had none.
             if entry.error is None or rel == b"":
-                entry.error = (result[3], result[4])
+                entry.error = (result.message, result.kind)
         else:
-            entry.parts[rel] = result[3]
+            entry.parts[rel] = result.segments
             if rel == b"":
-                entry.stored = result[4]
-            if result[5] is not None:
-                entry.keys += result[5]
-                entry.racy |= result[6]
+                entry.stored = result.stored
+            if result.keys is not None:
+                entry.keys += result.keys
+                entry.racy |= result.racy
         if entry.pending == 0:
             entry.done = True
             outcome = self.assemble(entry)
@@ -482,7 +584,7 @@ class _Verification:
             outcome.expected = entry.digest.name
             return outcome
         manifest = splice(entry.parts.pop(b""), entry.parts)
-        return judge(entry.digest, manifest, entry.stored)
+        return verdict_on_contents(entry.digest, manifest, entry.stored)
 
 
 def atime_notice(entries: Sequence[Any]) -> str | None:

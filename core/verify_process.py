@@ -3,10 +3,10 @@
 
 Messages from the child: ``{"rs": [verdict, ...]}``, verdicts in batches (at most one message per
 :data:`BATCH_S`: ten thousand one-line messages would keep the parent's reading thread busy), each
-``[index, outcome]`` or, for the usual one, four plain values (:func:`verdict_item`); and
-``{"p": [5 numbers]}`` for progress. The child and its workers (:mod:`core.pool`) run
-:data:`NICENESS` below the window. Names travel as text with surrogate escapes, which JSON between
-our own processes carries losslessly (``ensure_ascii``).
+a :class:`Verdict` (the usual one as four plain values); ``{"p": progress}`` (a
+:class:`core.verify.Progress`); ``{"w": [note, ...]}`` at the end. The child and its workers
+(:mod:`core.pool`) run :data:`NICENESS` below the window. Names travel as text with surrogate
+escapes, which JSON between our own processes carries losslessly (``ensure_ascii``).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from core import child
 from core.child import ChildError, Message, run_in_child, serve
-from core.manifest import Change, VerifyOutcome
+from core.manifest import VerifyOutcome
 from core.verify import Progress, verify_remembering
 
 VerifyProcessError = ChildError
@@ -30,64 +30,45 @@ NICENESS = 10
 """How much lower the workers' CPU priority is than the window's."""
 
 
-def outcome_to_json(outcome: VerifyOutcome) -> dict[str, Any]:
-    return {
-        "status": outcome.status,
-        "detail": outcome.detail,
-        "expected": outcome.expected,
-        "actual": outcome.actual,
-        "recorded": outcome.recorded,
-        "changes": [
-            [c.path, c.change, list(c.what), os.fsdecode(c.path_bytes)] for c in outcome.changes
-        ],
-        "since": outcome.unchanged_since,
-    }
+class Verdict(NamedTuple):
+    """One verdict as the child sends it: the entry's place in the request, and its outcome."""
 
+    number: int  # the entry's place in the caller's list
+    outcome: VerifyOutcome
 
-def outcome_from_json(data: dict[str, Any]) -> VerifyOutcome:
-    return VerifyOutcome(
-        data["status"],
-        data["detail"],
-        data["expected"],
-        data["actual"],
-        data["recorded"],
-        [
-            Change(path, change, tuple(what), os.fsencode(raw))
-            for path, change, what, raw in data["changes"]
-        ],
-        data.get("since"),
-    )
+    def to_wire(self) -> list[Any]:
+        """The usual verdict (OK, nothing changed, the digest of the contents and of the
+        ``.manifest``, if any, the one in the name) goes as four plain values, ``[index, detail,
+        digest, has a .manifest]`` (and the time of the record, when judged unchanged by its
+        change keys); any other as ``[index, outcome.to_wire()]``. Sending every verdict whole
+        took 96 ms of the two processes' time for 10,000 entries (JSON of 3.3 MB), while both
+        cores were busy verifying; this way, 17 ms."""
+        index, outcome = self
+        expected = outcome.expected
+        if (
+            outcome.status == "ok"
+            and not outcome.changes
+            and outcome.actual == expected
+            and (outcome.recorded is None or outcome.recorded == expected)
+        ):
+            item = [index, outcome.detail, expected, outcome.recorded is not None]
+            if outcome.unchanged_since is not None:
+                item.append(outcome.unchanged_since)
+            return item
+        return [index, outcome.to_wire()]
 
-
-def verdict_item(index: int, outcome: VerifyOutcome) -> list[Any]:
-    """One verdict as the child sends it. The usual one (OK, nothing changed, the digest of the
-    contents and of the ``.manifest``, if any, the one in the name) goes as ``[index, detail,
-    digest, has a .manifest]``; any other as ``[index, outcome_to_json(outcome)]``. Sending every
-    verdict whole took 96 ms of the two processes' time for 10,000 entries (JSON of 3.3 MB), while
-    both cores were busy verifying; this way, 17 ms."""
-    expected = outcome.expected
-    if (
-        outcome.status == "ok"
-        and not outcome.changes
-        and outcome.actual == expected
-        and (outcome.recorded is None or outcome.recorded == expected)
-    ):
-        item = [index, outcome.detail, expected, outcome.recorded is not None]
-        if outcome.unchanged_since is not None:
-            item.append(outcome.unchanged_since)  # judged unchanged by its change keys
-        return item
-    return [index, outcome_to_json(outcome)]
-
-
-def verdict_from_item(item: list[Any]) -> tuple[int, VerifyOutcome]:
-    """The index and verdict a :func:`verdict_item` stands for."""
-    if len(item) >= 4:
-        index, detail, digest, recorded, *since = item
-        return index, VerifyOutcome(
-            "ok", detail, digest, digest, digest if recorded else None, [], *since
-        )
-    index, data = item
-    return index, outcome_from_json(data)
+    @classmethod
+    def from_wire(cls, item: Sequence[Any]) -> Verdict:
+        if len(item) >= 4:
+            index, detail, digest, recorded, *since = item
+            return cls(
+                index,
+                VerifyOutcome(
+                    "ok", detail, digest, digest, digest if recorded else None, [], *since
+                ),
+            )
+        index, data = item
+        return cls(index, VerifyOutcome.from_wire(data))
 
 
 def verify_paths_in_child(
@@ -112,12 +93,12 @@ def verify_paths_in_child(
     def on_message(message: Message) -> None:
         if "rs" in message:
             for item in message["rs"]:
-                index, outcome = verdict_from_item(item)
+                index, outcome = Verdict.from_wire(item)
                 results[index] = outcome
                 if on_result is not None:
                     on_result(index, outcome)
         elif "p" in message and on_progress is not None:
-            on_progress(Progress(*message["p"]))
+            on_progress(Progress.from_wire(message["p"]))
         elif "w" in message and notes is not None:
             notes.extend(str(note) for note in message["w"])
 
@@ -149,13 +130,13 @@ def _job(request: Message, send: Callable[[Message], None], cancel: threading.Ev
         last_sent = time.monotonic()
 
     def on_result(index: int, outcome: VerifyOutcome) -> None:
-        pending.append(verdict_item(index, outcome))
+        pending.append(Verdict(index, outcome).to_wire())
         if time.monotonic() - last_sent >= BATCH_S:
             flush()
 
     def on_progress(p: Progress) -> None:
         flush()  # the verdicts so far first, so the progress never runs ahead of them
-        send({"p": [p.entries_done, p.entries_total, p.bytes_done, p.bytes_total, p.elapsed]})
+        send({"p": p.to_wire()})
 
     # With the verification records (core.records), as the command line's verify: entries whose
     # change keys all match are judged unchanged by a stat walk.

@@ -7,10 +7,7 @@ loading Qt, so it starts fast and works with no display; anything else opens the
 from __future__ import annotations
 
 import sys
-
-TYPE_CHECKING = False  # (not typing's: a command's start-up is part of its time)
-if TYPE_CHECKING:
-    from collections.abc import Sequence
+from collections.abc import Sequence
 
 
 def _is_command(args: Sequence[str]) -> bool:
@@ -32,7 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run() -> None:
     """The installed command: :func:`main`, then the process ends. A subcommand ends at once
-    (:mod:`core.lifetime`); the window ends the usual way, after Qt has cleaned up."""
+    (:mod:`core.lifetime` says what each of its tricks saves); the window ends the usual way,
+    after Qt has cleaned up."""
     from core import lifetime
 
     lifetime.import_dataclasses()  # before anything imports it the usual way

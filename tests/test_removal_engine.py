@@ -488,7 +488,7 @@ def test_measuring_and_verifying_never_read_through_a_mount_point(tmp_path: Path
                        check=True)
         subprocess.run(["mount", "--bind", {str(outside / "secret")!r},
                         {str(entry / "README")!r}], check=True)
-        size, blocks, files, newest, problems, links = measure_walk({str(entry)!r}.encode())
+        size, blocks, files, newest, problems, links, _top = measure_walk({str(entry)!r}.encode())
         print(size < 100_000, problems)
         outcome = verify_directory({str(entry)!r})
         print(outcome.status, "|", outcome.detail)
@@ -540,7 +540,7 @@ def test_measuring_and_verifying_go_2000_deep_under_a_low_descriptor_limit(deep_
         import hashlib
         from core.manifest import generate_manifest
         from core.treewalk import measure_walk
-        size, blocks, files, newest, problems, links = measure_walk({str(tree)!r}.encode())
+        size, blocks, files, newest, problems, links, _top = measure_walk({str(tree)!r}.encode())
         manifest = generate_manifest({str(tree)!r}, "sha256new")
         print(size, files, problems, hashlib.sha256(manifest).hexdigest(), len(manifest))
     """)

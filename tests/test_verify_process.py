@@ -107,7 +107,7 @@ def test_a_prestarted_child_does_the_next_verification(mixed: dict[str, Path]) -
 def test_every_verdict_crosses_to_the_window_unchanged() -> None:
     """The usual verdict travels as four plain values, any other whole: each comes back equal."""
     from core.manifest import Change, VerifyOutcome
-    from core.verify_process import verdict_from_item, verdict_item
+    from core.verify_process import Verdict
 
     name = "sha256new_" + "A" * 52
     other = "sha256new_" + "B" * 52
@@ -119,7 +119,7 @@ def test_every_verdict_crosses_to_the_window_unchanged() -> None:
         VerifyOutcome("skipped", "not an implementation"),
         VerifyOutcome("error", "caf\udce9: Permission denied", name),
     ]
-    items = [verdict_item(i, o) for i, o in enumerate(outcomes)]
+    items = [Verdict(i, o).to_wire() for i, o in enumerate(outcomes)]
     assert [len(item) for item in items] == [4, 4, 2, 2, 2, 2]  # only the usual ones are short
-    back = [verdict_from_item(json.loads(json.dumps(item))) for item in items]
+    back = [Verdict.from_wire(json.loads(json.dumps(item))) for item in items]
     assert back == list(enumerate(outcomes))
