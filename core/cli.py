@@ -32,7 +32,7 @@ PROG = "zeroinstall-admin"
 # Command groups beyond the cache commands live in modules of their own. Each has a
 # ``register(sub, store_option)`` that adds its subparsers and sets ``func=handler`` on them, where
 # ``handler(args, out, err) -> int``; heavy imports go inside the handlers, so --help stays fast.
-COMMAND_MODULES = ("core.cli_sharing", "core.cli_clean", "core.cli_vm")
+COMMAND_MODULES = ("core.cli_sharing", "core.cli_clean", "core.cli_vm", "core.fleet")
 _OWN_COMMANDS = frozenset(("digest", "manifest", "list", "verify", "stores"))
 
 SUBCOMMANDS = (
@@ -52,6 +52,8 @@ SUBCOMMANDS = (
     # core.cli_vm
     "vm",
     "snippet",
+    # core.fleet
+    "fleet",
 )
 
 
