@@ -222,6 +222,9 @@ def test_ctrl_c_during_verify_of_a_real_process(real_store: RealStore, tmp_path:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
+        # As from a terminal: a suite started in the background by a shell (`... &`, CI runners)
+        # inherits SIGINT ignored, and Python then rightly leaves Ctrl-C ignored in its children.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         main = psutil.Process(proc.pid)
