@@ -41,7 +41,22 @@ if [ "${1:-}" = --inside ]; then
 
   if [ -d "$root/root/zeroinstall-admin" ]; then
     step "./installers/build-deb.sh in a copy of the checkout in /root, as root on the fresh machine"
-    inroot bash -c 'cd /root/zeroinstall-admin && ./installers/build-deb.sh' > "$root/tmp/build.log" 2>&1 \
+    # pip reaches the package index the way this machine does: its pip configuration, the
+    # certificates it trusts (a proxy's own CA) and the local package directories it names.
+    pip_env=()
+    if [ -f /etc/pip.conf ]; then
+      cp /etc/pip.conf "$root/etc/pip.conf"
+      for dir in $(grep -oE '(file://)?/[^ ]+' /etc/pip.conf | sed 's|^file://||'); do
+        [ -d "$dir" ] || continue
+        mkdir -p "$root$dir"
+        mount --bind -o ro "$dir" "$root$dir"
+      done
+    fi
+    if [ -f "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" ]; then
+      cp "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" "$root/etc/zia-host-ca.crt"
+      pip_env=(PIP_CERT=/etc/zia-host-ca.crt)
+    fi
+    inroot "${pip_env[@]}" bash -c 'cd /root/zeroinstall-admin && ./installers/build-deb.sh' > "$root/tmp/build.log" 2>&1 \
       || { tail -n 30 "$root/tmp/build.log" >&2; fail "build-deb.sh on the fresh machine"; }
     built="$(tail -n 1 "$root/tmp/build.log")"
     case "$built" in /root/zeroinstall-admin/dist/*.deb) ;; *) fail "build-deb.sh printed '$built', not the .deb" ;; esac
@@ -145,7 +160,7 @@ if [ "${1:-}" = --inside ]; then
     fail "dpkg still has a record of zeroinstall-admin"
   fi
   leftovers="$(cd "$root" && find . -xdev \( -path ./tmp -o -path ./home -o -path ./proc \
-    -o -path ./sys -o -path ./dev -o -path ./run \) -prune -o \( -iname '*zeroinstall-admin*' \
+    -o -path ./sys -o -path ./dev -o -path ./run -o -path ./root/zeroinstall-admin \) -prune -o \( -iname '*zeroinstall-admin*' \
     -o -name 'net.zeroinstall.Admin*' \) -print)"
   [ -z "$leftovers" ] || fail "left after --purge: $leftovers"
   echo "PASSED: installed with apt, ran, found by polkit, removed and purged without a trace" >&2

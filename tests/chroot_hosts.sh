@@ -73,7 +73,7 @@ inside)
     port=$((2200 + n))
     mount -t proc proc "$root/proc"
     mount -t tmpfs tmpfs "$root/run"
-    mount --bind /dev "$root/dev"
+    mount --rbind /dev "$root/dev"
     mkdir -p "$root/run/sshd" "$root/root/.ssh"
     install -m 0600 "$work/id.pub" "$root/root/.ssh/authorized_keys"
     echo "host$n" > "$root/etc/hostname"
