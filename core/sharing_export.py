@@ -520,6 +520,7 @@ _PLAYBOOK = """\
       become: false
       run_once: true
       check_mode: false
+      changed_when: false
 
     - name: Gather the results here (one file per host)
       ansible.builtin.copy:

@@ -140,6 +140,18 @@ def test_playbook_on_two_hosts_installs_shares_reports_and_is_idempotent(
     # host1 as 0install-core leaves it; host2 with no zeroinst yet, and sharing half done by hand.
     subprocess.run(["chroot", str(roots[1]), "userdel", "zeroinst"], check=True, timeout=60)
     (roots[1] / "var/cache/0install.net").mkdir(exist_ok=True)
+    # Something in each host's shared cache: the same implementation, tampered with on host2.
+    tree = work / "impl"
+    (tree / "bin").mkdir(parents=True)
+    (tree / "bin" / "tool").write_text("#!/bin/sh\necho hello\n")
+    (tree / "README").write_text("x" * 100_000)
+    digest = cli_output(["digest", str(tree)]).strip()
+    assert digest.startswith("sha256new_"), digest
+    for root in roots:
+        store = root / "var/cache/0install.net/implementations"
+        store.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(tree, store / digest)
+    (roots[1] / "var/cache/0install.net/implementations" / digest / "README").write_text("y")
     playbook = work / "zeroinstall-admin.yml"
     playbook.write_text(cli_output(["sharing", "script", "--ansible"]))
     results = work / "results"
@@ -194,11 +206,11 @@ run report --tags report -e zia_results={results}
         capture_output=True, text=True, timeout=120, cwd=REPO, check=False,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
-    assert table.returncode == 0, table.stdout + table.stderr
+    assert table.returncode == 1, table.stdout + table.stderr  # host2 has a problem
     lines = table.stdout.splitlines()
-    assert re.match(r"host1 +0 +0 bytes +none$", lines[1]), table.stdout
-    assert re.match(r"host2 +0 +0 bytes +none$", lines[2]), table.stdout
-    assert lines[-1] == "2 hosts, 0 entries, 0 bytes; no problems"
+    assert re.match(r"host1 +1 +100\.0 kB +none$", lines[1]), table.stdout
+    assert re.match(rf"host2 +1 +\d+ bytes +corrupt: {digest} \(", lines[2]), table.stdout
+    assert lines[-1] == "2 hosts, 2 entries, 100.0 kB; 1 with problems", table.stdout
 
 
 def cli_output(argv: list[str]) -> str:
