@@ -169,9 +169,14 @@ _PLAYBOOK = """\
   gather_facts: false
   tags: [install]
   tasks:
+    - name: The package file (a relative path is taken from where ansible-playbook was started)
+      ansible.builtin.set_fact:
+        zia_deb_file: "{{ zia_deb if zia_deb is abs else lookup('ansible.builtin.env', 'PWD') ~ '/' ~ zia_deb }}"
+      when: zia_deb is defined
+
     - name: The package's name and version
       ansible.builtin.command:
-        argv: [dpkg-deb, --field, "{{ zia_deb }}", Package, Version]
+        argv: [dpkg-deb, --field, "{{ zia_deb_file }}", Package, Version]
       delegate_to: localhost
       become: false
       run_once: true
@@ -205,7 +210,7 @@ _PLAYBOOK = """\
 
         - name: Copy the package there
           ansible.builtin.copy:
-            src: "{{ zia_deb }}"
+            src: "{{ zia_deb_file }}"
             dest: "{{ zia_deb_copy.path }}"
             mode: "0644"
 
