@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "core.cli_vm",
     "core.cli_maintenance",
     "core.cli_repair",
+    "core.fleet",
 )
 _OWN_COMMANDS = frozenset(("digest", "manifest", "list", "verify", "stores"))
 
@@ -62,6 +63,8 @@ SUBCOMMANDS = (
     "maintenance",
     # core.cli_repair
     "repair",
+    # core.fleet
+    "fleet",
 )
 
 

@@ -18,9 +18,11 @@ HELPER=/usr/libexec/zeroinstall-admin/zeroinstall-admin-helper
 APP_ID=net.zeroinstall.Admin
 ICON_SIZES=(16 22 24 32 48 64 128 256 512)
 
+# What the build's own steps run: the target's python3 with venv (the app's environment), dpkg-deb,
+# objdump (trim_pyside.py) and Qt's runtime libraries (the icons are rendered with the packaged
+# PySide6, which a fresh machine cannot load without libglib2.0-0, libEGL...).
 [ -x "$SYSTEM_PYTHON" ] || ensure_debian_packages python3
-command -v dpkg-deb >/dev/null || ensure_debian_packages dpkg
-command -v objdump >/dev/null || ensure_debian_packages binutils
+ensure_debian_packages python3-venv dpkg binutils "${QT_RUNTIME_PACKAGES[@]}"
 tools_python="$(ensure_build_tools)"
 wheel="$("$here/build-dist.sh" --outdir "$outdir" | tail -n 1)"
 version="$(basename "$wheel" | cut -d- -f2)"

@@ -30,8 +30,47 @@ ensure_debian_packages() {
     fi
   fi
   echo "Installing Debian packages: ${missing[*]}" >&2
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  _wait_for_apt || return 1
+  # The lists' lock is not covered by DPkg::Lock::Timeout: wait again if it was taken meanwhile.
+  until "${sudo[@]}" apt-get update -qq; do
+    [ -n "$(_apt_lock_holders)" ] && _wait_for_apt || return 1
+  done
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    -o DPkg::Lock::Timeout="$APT_LOCK_WAIT" "${missing[@]}" >&2
+}
+
+# Another package manager (apt, unattended-upgrades, a software centre) may hold dpkg's or apt's
+# lock: wait for it, saying so, rather than fail at once with apt's exit code 100.
+APT_LOCK_WAIT="${APT_LOCK_WAIT:-900}"  # seconds
+
+# "PID (command)" of each process holding one of apt's or dpkg's locks (from /proc/locks).
+_apt_lock_holders() {
+  local lock id pid
+  for lock in /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock \
+    /var/cache/apt/archives/lock; do
+    [ -e "$lock" ] || continue
+    # /proc/locks names a file as MAJOR:MINOR:INODE, the device numbers in hex.
+    id="$(printf '%02x:%02x:%s' "$(stat -c %Hd "$lock")" "$(stat -c %Ld "$lock")" "$(stat -c %i "$lock")")"
+    for pid in $(awk -v id="$id" '$2 != "->" && $6 == id { print $5 }' /proc/locks 2>/dev/null); do
+      echo "$pid ($(cat "/proc/$pid/comm" 2>/dev/null))"
+    done
+  done | sort -u | paste -sd, - | sed 's/,/, /g'
+}
+
+# Waits (up to $APT_LOCK_WAIT seconds) until no process holds apt's or dpkg's locks.
+_wait_for_apt() {
+  local holders waited=0
+  while holders="$(_apt_lock_holders)"; [ -n "$holders" ]; do
+    if [ "$waited" -eq 0 ]; then
+      echo "Waiting for another package manager to finish (process $holders)..." >&2
+    elif [ "$waited" -ge "$APT_LOCK_WAIT" ]; then
+      echo "zeroinstall-admin setup: apt is still busy after $APT_LOCK_WAIT s (process $holders):" \
+        "run this again once it has finished" >&2
+      return 1
+    fi
+    sleep 2
+    waited=$((waited + 2))
+  done
 }
 
 # Creates the virtual environment (once) and installs the project into it, with extras ("test").

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs the .deb on a fresh Debian machine, as a new user would, and checks it:
 #   installers/test-deb-fresh.sh [PACKAGE.deb]     (default: builds one with build-deb.sh)
+#   installers/test-deb-fresh.sh --build           builds it on the fresh machine itself, from a
+#                                                  copy of this checkout in /root, as the README
+#                                                  tells a new user to (then the same checks)
 # The fresh machine is a debootstrap chroot of this machine's Debian release in a temporary
 # directory, used inside a private mount and PID namespace; this machine's own root filesystem is
 # never changed. Needs root, debootstrap and the Debian mirror ($DEBIAN_MIRROR to choose another);
-# $ZIA_DEBOOTSTRAP_CACHE names a directory where the downloaded .debs are kept between runs.
+# $ZIA_DEBOOTSTRAP_CACHE names a directory where the downloaded .debs and the bootstrapped tree
+# (a tarball, made again after a week) are kept between runs.
 #
 # Checked: apt resolves the dependencies (without Recommends, so Depends alone must be enough);
 # `zeroinstall-admin list` and `--screenshot` of every page work for a new unprivileged user; the Qt
@@ -33,6 +37,32 @@ if [ "${1:-}" = --inside ]; then
   if [ -n "${ZIA_DEBOOTSTRAP_CACHE:-}" ]; then
     mkdir -p "$ZIA_DEBOOTSTRAP_CACHE/apt"
     mount --bind "$ZIA_DEBOOTSTRAP_CACHE/apt" "$root/var/cache/apt/archives"
+  fi
+
+  if [ -d "$root/root/zeroinstall-admin" ]; then
+    step "./installers/build-deb.sh in a copy of the checkout in /root, as root on the fresh machine"
+    # pip reaches the package index the way this machine does: its pip configuration, the
+    # certificates it trusts (a proxy's own CA) and the local package directories it names.
+    pip_env=()
+    if [ -f /etc/pip.conf ]; then
+      cp /etc/pip.conf "$root/etc/pip.conf"
+      for dir in $(grep -oE '(file://)?/[^ ]+' /etc/pip.conf | sed 's|^file://||'); do
+        [ -d "$dir" ] || continue
+        mkdir -p "$root$dir"
+        mount --bind -o ro "$dir" "$root$dir"
+      done
+    fi
+    if [ -f "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" ]; then
+      cp "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" "$root/etc/zia-host-ca.crt"
+      pip_env=(PIP_CERT=/etc/zia-host-ca.crt)
+    fi
+    inroot "${pip_env[@]}" bash -c 'cd /root/zeroinstall-admin && ./installers/build-deb.sh' > "$root/tmp/build.log" 2>&1 \
+      || { tail -n 30 "$root/tmp/build.log" >&2; fail "build-deb.sh on the fresh machine"; }
+    built="$(tail -n 1 "$root/tmp/build.log")"
+    case "$built" in /root/zeroinstall-admin/dist/*.deb) ;; *) fail "build-deb.sh printed '$built', not the .deb" ;; esac
+    [ -f "$root$built" ] || fail "build-deb.sh printed $built, which does not exist"
+    echo "built $built" >&2
+    cp "$root$built" "$root/tmp/"
   fi
 
   step "apt-get install ./$(basename "$(ls "$root"/tmp/*.deb)") (no Recommends)"
@@ -130,7 +160,7 @@ if [ "${1:-}" = --inside ]; then
     fail "dpkg still has a record of zeroinstall-admin"
   fi
   leftovers="$(cd "$root" && find . -xdev \( -path ./tmp -o -path ./home -o -path ./proc \
-    -o -path ./sys -o -path ./dev -o -path ./run \) -prune -o \( -iname '*zeroinstall-admin*' \
+    -o -path ./sys -o -path ./dev -o -path ./run -o -path ./root/zeroinstall-admin \) -prune -o \( -iname '*zeroinstall-admin*' \
     -o -name 'net.zeroinstall.Admin*' \) -print)"
   [ -z "$leftovers" ] || fail "left after --purge: $leftovers"
   echo "PASSED: installed with apt, ran, found by polkit, removed and purged without a trace" >&2
@@ -139,8 +169,13 @@ fi
 
 [ "$(id -u)" -eq 0 ] || { echo "test-deb-fresh: run as root (debootstrap, chroot)" >&2; exit 1; }
 command -v debootstrap >/dev/null || { echo "test-deb-fresh: needs debootstrap" >&2; exit 1; }
-deb="${1:-$("$here/build-deb.sh" | tail -n 1)}"
-[ -f "$deb" ] || { echo "test-deb-fresh: no such package: $deb" >&2; exit 2; }
+build_here=
+if [ "${1:-}" = --build ]; then
+  build_here=1
+else
+  deb="${1:-$("$here/build-deb.sh" | tail -n 1)}"
+  [ -f "$deb" ] || { echo "test-deb-fresh: no such package: $deb" >&2; exit 2; }
+fi
 suite="$(. /etc/os-release && echo "$VERSION_CODENAME")"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 work="$(mktemp -d /var/tmp/zeroinstall-admin-fresh.XXXXXX)"
@@ -152,12 +187,29 @@ if [ -n "${ZIA_DEBOOTSTRAP_CACHE:-}" ]; then
   export ZIA_DEBOOTSTRAP_CACHE
   cache=(--cache-dir="$ZIA_DEBOOTSTRAP_CACHE")
 fi
-echo "== debootstrap $suite (minbase) from $mirror" >&2
 start=$SECONDS
-debootstrap --variant=minbase "${cache[@]}" "$suite" "$work/root" "$mirror" > "$work/debootstrap.log" 2>&1 \
-  || { tail -n 20 "$work/debootstrap.log" >&2; exit 1; }
+tree="${ZIA_DEBOOTSTRAP_CACHE:+$ZIA_DEBOOTSTRAP_CACHE/$suite-minbase.tar}"
+if [ -n "$tree" ] && [ -f "$tree" ] && [ -z "$(find "$tree" -mtime +7)" ]; then
+  echo "== $suite (minbase) from $tree" >&2
+  mkdir "$work/root"
+  tar -C "$work/root" -xf "$tree"
+else
+  echo "== debootstrap $suite (minbase) from $mirror" >&2
+  debootstrap --variant=minbase "${cache[@]}" "$suite" "$work/root" "$mirror" > "$work/debootstrap.log" 2>&1 \
+    || { tail -n 20 "$work/debootstrap.log" >&2; exit 1; }
+  if [ -n "$tree" ]; then
+    tar -C "$work/root" -cf "$tree.tmp" . && mv "$tree.tmp" "$tree"
+  fi
+fi
 echo "debootstrap: $((SECONDS - start)) s" >&2
-cp "$deb" "$work/root/tmp/"
+if [ -n "$build_here" ]; then
+  # What a clone has: the tracked files (and new ones not ignored), as they are in this checkout.
+  mkdir -p "$work/root/root/zeroinstall-admin"
+  git -C "$here/.." ls-files -z --cached --others --exclude-standard \
+    | (cd "$here/.." && tar --null --no-recursion --ignore-failed-read -T - -cf -) | tar -C "$work/root/root/zeroinstall-admin" -xf -
+else
+  cp "$deb" "$work/root/tmp/"
+fi
 start=$SECONDS
 # The mounts and every process started in the chroot (dbus, polkitd) end with this namespace.
 unshare --mount --pid --fork --propagation private "$0" --inside "$work/root"

@@ -79,9 +79,50 @@ def enter_sandbox(work: str, *, fresh: bool) -> None:
         os.chown("/var/cache/0install.net/implementations", pw.pw_uid, pw.pw_gid)
 
 
+def _ansible(work: str, *args: str) -> subprocess.CompletedProcess[str]:
+    command = ["ansible-playbook", "-c", "local", "-i", "localhost,", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "ANSIBLE_NOCOLOR": "1",
+                               "HOME": os.path.join(work, "home")})  # fmt: skip
+
+
+def _by_hand(work: str) -> int:
+    """Sharing set up by hand from the 0install docs (the user and store made by 0install-core):
+    the two lines appended to /etc/sudoers, the helper with comments of its own; then the exported
+    script and the playbook run on it."""
+    from core import sharing_export
+
+    with open("/etc/sudoers", "a") as f:
+        f.write("Defaults>zeroinst env_reset,always_set_home\n"
+                "ALL ALL=(zeroinst) NOPASSWD: /usr/bin/0store-secure-add\n")  # fmt: skip
+    helper = ("#!/bin/sh\n# made by hand from the 0install docs\n"
+              'exec sudo -S -u zeroinst /usr/bin/0store-secure-add "$@" < /dev/null\n')  # fmt: skip
+    with open("/usr/local/bin/0store-secure-add-helper", "w") as f:
+        f.write(helper)
+    os.chmod("/usr/local/bin/0store-secure-add-helper", 0o755)
+    result: dict[str, object] = {}
+    script = os.path.join(work, "enable-sharing.sh")
+    with open(script, "w") as f:
+        f.write(sharing_export.posix_script())
+    proc = subprocess.run(["/bin/sh", script], capture_output=True, text=True, timeout=300)
+    result["script"] = [f"exit {proc.returncode}", *proc.stdout.splitlines(),
+                        *proc.stderr.splitlines()]  # fmt: skip
+    playbook = os.path.join(work, "zeroinstall-admin.yml")
+    with open(playbook, "w") as f:
+        f.write(sharing_export.ansible_playbook())
+    proc = _ansible(work, playbook)
+    result["ansible"] = [f"exit {proc.returncode}", *proc.stdout.splitlines(),
+                         *proc.stderr.splitlines()]  # fmt: skip
+    result["sudoers_d"] = sorted(os.listdir("/etc/sudoers.d"))
+    with open("/usr/local/bin/0store-secure-add-helper") as f:
+        result["helper"] = f.read()
+    print(json.dumps(result))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     scenario, work = argv
-    fresh = scenario in ("fresh", "override", "no-env-reset", "script", "ansible")
+    fresh = scenario in ("fresh", "override", "no-env-reset", "script", "ansible", "ansible-check")
     enter_sandbox(work, fresh=fresh)
     from core import root_helper, sharing
 
@@ -95,6 +136,20 @@ def main(argv: list[str]) -> int:
         with open("/etc/sudoers.d/zz-local", "w") as f:
             f.write("ALL ALL=(zeroinst) /usr/bin/0store-secure-add\n")
         os.chmod("/etc/sudoers.d/zz-local", 0o440)
+    if scenario == "by-hand":
+        return _by_hand(work)
+    if scenario == "ansible-check":
+        from core import sharing_export
+
+        path = os.path.join(work, "zeroinstall-admin.yml")
+        with open(path, "w") as f:
+            f.write(sharing_export.ansible_playbook())
+        proc = _ansible(work, "--check", "--diff", path)
+        result["enable"] = [f"exit {proc.returncode}", *proc.stdout.splitlines(),
+                            *proc.stderr.splitlines()]  # fmt: skip
+        result["after"] = {s.key: s.state for s in sharing.detect("/")}
+        print(json.dumps(result))
+        return 0
     if scenario in ("script", "ansible"):
         from core import sharing_export
 

@@ -206,13 +206,15 @@ def test_ctrl_c_exits_130_in_every_command(
 
 
 def test_ctrl_c_during_verify_of_a_real_process(real_store: RealStore, tmp_path: Path) -> None:
-    """A real SIGINT while the workers hash: exit 130, one line, no worker left behind."""
+    """A real SIGINT while the file is being hashed: exit 130, one line, no worker left behind."""
     import signal
-    import time
+
+    import psutil
 
     impl = real_store.path / ("sha256new_" + "B" * 52)
     impl.mkdir(parents=True)
-    with open(impl / "huge", "wb") as f:
+    huge = impl / "huge"
+    with open(huge, "wb") as f:
         f.truncate(64 << 30)  # sparse: hashing it would take minutes
     env = dict(os.environ, **UTF8_ENV, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(
@@ -220,23 +222,47 @@ def test_ctrl_c_during_verify_of_a_real_process(real_store: RealStore, tmp_path:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
+        # As from a terminal: a suite started in the background by a shell (`... &`, CI runners)
+        # inherits SIGINT ignored, and Python then rightly leaves Ctrl-C ignored in its children.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    import psutil
+    try:
+        main = psutil.Process(proc.pid)
 
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # until a worker is hashing
-        kids = psutil.Process(proc.pid).children()
-        if any(k.cpu_times().user > 0.05 for k in kids):
-            break
-        proc.poll()
-        assert proc.returncode is None
-        time.sleep(0.05)
-    os.killpg(os.getpgid(proc.pid), 0)  # still there
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=10)
+        def hashing() -> list[psutil.Process]:
+            """The processes (this verify or its workers) that have the huge file open."""
+            found = []
+            for p in [main, *main.children()]:
+                try:
+                    if any(f.path == str(huge) for f in p.open_files()):
+                        found.append(p)
+                except psutil.NoSuchProcess:
+                    pass
+            return found
+
+        # The event waited for: the file is open, so the hashing has begun (however busy the
+        # machine is). The loop ends by itself if verify exits instead.
+        while not hashing():
+            assert proc.poll() is None, proc.communicate()
+            psutil.wait_procs([main], timeout=0.02)
+        kids = main.children()
+        proc.send_signal(signal.SIGINT)
+        # A guard against a hang only: verify ends as soon as it sees the signal.
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err
     assert err.decode().strip().endswith("interrupted") and b"Traceback" not in err
-    assert all(not k.is_running() or k.status() == psutil.STATUS_ZOMBIE for k in kids)
+
+    def gone(p: psutil.Process) -> bool:
+        try:
+            return not p.is_running() or p.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    assert all(gone(k) for k in kids)
 
 
 # --- smaller ones ---------------------------------------------------------------------------------

@@ -87,6 +87,7 @@ def control(deb: Path) -> dict[str, str]:
     return fields
 
 
+@pytest.mark.slow  # builds the package
 def test_build_prints_the_deb_last_and_makes_a_wheel_and_sdist(built: Built) -> None:
     names = set(zipfile.ZipFile(built.wheel).namelist())
     assert {"core/cli.py", "gui/app.py", f"gui/resources/icons/{APP_ID}.svg"} <= names
@@ -99,6 +100,7 @@ def test_build_prints_the_deb_last_and_makes_a_wheel_and_sdist(built: Built) -> 
     assert not any(m.startswith((".venv/", "build/", "dist/")) for m in members)
 
 
+@pytest.mark.slow  # builds the package
 def test_control_declares_the_dependencies(built: Built) -> None:
     fields = control(built.deb)
     assert fields["Package"] == "zeroinstall-admin"
@@ -118,6 +120,7 @@ def test_control_declares_the_dependencies(built: Built) -> None:
     assert "libc6 (>= 2.34)" in depends
 
 
+@pytest.mark.slow  # builds the package
 def test_files_owners_and_modes(contents: dict[str, Entry]) -> None:
     for entry in contents.values():
         assert entry.owner == "root/root", entry
@@ -150,6 +153,7 @@ def test_files_owners_and_modes(contents: dict[str, Entry]) -> None:
         assert contents[POLICY].mode == "-rw-r--r--"
 
 
+@pytest.mark.slow  # builds the package
 def test_the_app_is_only_in_its_own_environment(contents: dict[str, Entry]) -> None:
     for package in ("core", "gui"):
         inits = [p for p in contents if p.endswith(f"/{package}/__init__.py")]
@@ -176,6 +180,7 @@ def test_the_app_is_only_in_its_own_environment(contents: dict[str, Entry]) -> N
     assert any(p.endswith("/platforms/libqwayland.so") for p in contents)
 
 
+@pytest.mark.slow  # builds the package
 def test_desktop_file_and_metainfo_validate(tmp_path: Path, built: Built) -> None:
     proc = run("dpkg-deb", "-x", built.deb, tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -199,6 +204,7 @@ def test_a_broken_desktop_file_is_caught(tmp_path: Path) -> None:
     assert run("desktop-file-validate", bad).returncode != 0
 
 
+@pytest.mark.slow  # builds the package
 def test_policy_runs_the_installed_helper(built: Built) -> None:
     source = REPO / "resources" / f"{APP_ID}.policy"
     if not source.is_file():
@@ -212,6 +218,7 @@ def test_policy_runs_the_installed_helper(built: Built) -> None:
     assert paths == {HELPER}
 
 
+@pytest.mark.slow  # builds the package
 def test_installed_into_a_throwaway_root_runs_and_goes_away(tmp_path: Path, built: Built) -> None:
     root = tmp_path / "root"
     admin = root / "var/lib/dpkg"
@@ -265,6 +272,7 @@ def test_installed_into_a_throwaway_root_runs_and_goes_away(tmp_path: Path, buil
     assert "zeroinstall-admin" not in (admin / "status").read_text()
 
 
+@pytest.mark.slow  # builds the package
 def test_qt_plugins_find_every_library(tmp_path: Path, built: Built) -> None:
     """The trimmed PySide6 still has every Qt library its kept plugins load (and this machine, which
     has the packages the .deb depends on, every system library)."""
@@ -286,12 +294,31 @@ def test_qt_plugins_find_every_library(tmp_path: Path, built: Built) -> None:
     assert missing == []
 
 
+# The debootstrapped tree and the downloaded .debs, kept between runs (made again after a week).
+FRESH_CACHE = {"ZIA_DEBOOTSTRAP_CACHE": os.environ.get(
+    "ZIA_DEBOOTSTRAP_CACHE", "/var/tmp/zeroinstall-admin-test-chroots/fresh")}  # fmt: skip
+
+
+@pytest.mark.slow  # builds the package
 def test_installs_with_apt_on_a_fresh_debian(built: Built) -> None:
     """installers/test-deb-fresh.sh: a debootstrap of this Debian release, apt-get install of the
     .deb (dependencies from the mirror), the app run by a new user, pkaction, dpkg -r and --purge.
     About two minutes; needs root and the Debian mirror, as the README's test command has."""
-    proc = run(REPO / "installers" / "test-deb-fresh.sh", built.deb, timeout=1800)
+    proc = run(REPO / "installers" / "test-deb-fresh.sh", built.deb, timeout=1800,
+               env={**os.environ, **FRESH_CACHE})  # fmt: skip
     assert proc.returncode == 0 and "PASSED" in proc.stderr, proc.stderr[-4000:]
+
+
+@pytest.mark.slow  # debootstraps, then builds the package there
+def test_builds_on_a_fresh_debian() -> None:
+    """installers/test-deb-fresh.sh --build: the checkout copied into /root of a fresh Debian,
+    ./installers/build-deb.sh run there as root (it installs what its own steps need: python3,
+    Qt's libraries for rendering the icons...), then the .deb it printed installed with apt and
+    checked like any other. Several minutes (PySide6 comes from PyPI)."""
+    proc = run(REPO / "installers" / "test-deb-fresh.sh", "--build", timeout=3600,
+               env={**os.environ, **FRESH_CACHE})  # fmt: skip
+    assert proc.returncode == 0 and "PASSED" in proc.stderr, proc.stderr[-4000:]
+    assert "built /root/zeroinstall-admin/dist/zeroinstall-admin_" in proc.stderr
 
 
 def test_page_option_chooses_any_page_by_its_id(qtbot, capsys) -> None:

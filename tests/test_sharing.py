@@ -577,9 +577,51 @@ def test_playbook_passes_ansible_syntax_check(tmp_path: Path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = playbook.read_text()
-    assert "validate: visudo -cf %s" in text
+    assert "validate: visudo -c -q -f %s" in text  # the drop-in before it is put in place
+    assert "argv: [visudo, -c, -q]" in text  # then sudo's whole configuration with it
+    assert "ansible.builtin.getent:" in text and "getent passwd" not in text  # check-mode safe
+    # Read-only probes run in check mode too, or --check would report from skipped tasks.
+    for probe in ("argv: [sudo, -n, -l, -U, nobody]", "argv: [zeroinstall-admin, verify, --json]"):
+        task = text[text.index(probe) :].split("\n\n")[0]
+        assert "check_mode: false" in task and "changed_when: false" in task, task
+    # The shared cache's parent is made when missing, and never forced to root:root.
+    parent = text[text.index("The shared cache's parent directory") :].split("\n\n")[0]
+    assert "when: not zia_dirs.results[0].stat.exists" in parent
     modules = set(re.findall(r"^\s+(ansible\.\w+\.\w+):", text, re.MULTILINE))
     assert modules and all(m.startswith("ansible.builtin.") for m in modules)
+
+
+def test_playbook_in_check_mode_reports_the_missing_user_and_changes_nothing(tmp_path: Path):
+    """--check --diff on a machine without zeroinst: the user, the store, the helper and the
+    drop-in are reported as changes (the probes run in check mode too), and nothing is written."""
+    result = run_sandbox("ansible-check", tmp_path)
+    lines = result["enable"]
+    assert lines[0] == "exit 0", lines
+    out = "\n".join(lines)
+    for task in ("Create the zeroinst system user", "The shared store (check mode",
+                 "The helper 0install looks up on PATH", "The sudoers drop-in"):  # fmt: skip
+        header = next(i for i, ln in enumerate(lines) if ln.startswith("TASK [") and task in ln)
+        verdict = next(ln for ln in lines[header + 1 :]  # after the --diff lines
+                       if ln.startswith(("changed:", "ok:", "skipping:", "fatal:")))  # fmt: skip
+        assert verdict.startswith("changed:"), (task, verdict)
+    recap = next(ln for ln in lines if ln.startswith("localhost") and "changed=" in ln)
+    assert "changed=0" not in recap and "failed=0" in recap, recap
+    assert "+ALL ALL=(zeroinst) NOPASSWD: /usr/bin/0store-secure-add" in out  # --diff
+    assert {k: result["after"][k] for k in ("user", "helper", "sudoers")} == {
+        "user": "missing", "helper": "missing", "sudoers": "missing"}  # fmt: skip
+
+
+def test_exported_steps_leave_a_hand_made_sudo_rule_and_an_annotated_helper(tmp_path: Path):
+    """The docs' two lines appended to /etc/sudoers and a helper with comments of its own work:
+    the script and the playbook judge them by their effect and leave them as they are."""
+    result = run_sandbox("by-hand", tmp_path)
+    for key in ("script", "ansible"):
+        lines = result[key]
+        assert lines[0] == "exit 0", lines
+        assert any("configured elsewhere" in ln for ln in lines), lines
+    assert "zeroinstall" not in result["sudoers_d"]
+    assert result["helper"].startswith("#!/bin/sh\n# made by hand from the 0install docs\n")
+    assert any("changed=0" in ln for ln in result["ansible"] if ln.startswith("localhost"))
 
 
 @pytest.mark.parametrize("scenario", ["script", "ansible"])

@@ -744,34 +744,60 @@ def test_cancel_during_a_long_walk_returns_without_waiting_for_it(good: list[Pat
     killed, and nothing is reported once verify_paths has returned."""
     import signal
 
+    import psutil
+
     pool.shutdown()
     cancel = threading.Event()
     calls: list[int] = []
     stopped: list[int] = []
 
-    def on_progress(p: Progress) -> None:
-        if not stopped and len(calls) >= 20:  # both workers are at work by then
-            import psutil
-
-            for child in psutil.Process().children():
+    def workers() -> list[int]:
+        found = []
+        for child in psutil.Process().children():
+            try:
                 if "pool_worker.py" in " ".join(child.cmdline()):
-                    os.kill(child.pid, signal.SIGSTOP)  # stands for a call that never returns
-                    stopped.append(child.pid)
+                    found.append(child.pid)
+            except psutil.Error:  # gone, or a zombie of an earlier test not collected yet
+                pass
+        return found
+
+    def on_result(index: int, outcome: VerifyOutcome) -> None:
+        calls.append(index)
+        # All the work is in the workers (work_here=False): a result means they are at it.
+        if not stopped:
+            for pid in workers():
+                os.kill(pid, signal.SIGSTOP)  # stands for a call that never returns
+                stopped.append(pid)
             cancel.set()
 
-    t0 = time.perf_counter()
-    results = verify_paths(
-        [str(p) for p in good] * 40,
-        jobs=2,
-        on_result=lambda i, o: calls.append(i),
-        on_progress=on_progress,
-        cancel=cancel,
-        progress_interval=0,
-    )
-    assert time.perf_counter() - t0 < 5
+    returned = threading.Event()
+    outcome: list[list] = []
+
+    def run() -> None:
+        outcome.append(
+            verify_paths(
+                [str(p) for p in good] * 40,
+                jobs=2,
+                on_result=on_result,
+                cancel=cancel,
+                work_here=False,
+            )
+        )
+        returned.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    # Waiting for a stopped worker would never end: a guard against that hang, not a timing.
+    assert returned.wait(120), "verify_paths waited for the stuck workers"
+    [results] = outcome
     assert stopped and results.count(None) > 0
     assert sorted(calls) == [i for i, r in enumerate(results) if r is not None]
     assert not set(stopped) & set(pool.idle_workers())  # the stuck ones were not kept
+    for pid in stopped:  # killed and collected, not left stopped
+        try:
+            assert psutil.Process(pid).status() != psutil.STATUS_STOPPED
+        except psutil.NoSuchProcess:
+            pass
     assert not live_workers()
 
 
