@@ -217,7 +217,9 @@ def _login_path_problem(root: str, env: Mapping[str, str] | None) -> str | None:
     paths = re.findall(r'^\s*PATH="?([^"\s]+)"?\s*$', profile, re.MULTILINE)
     if paths:
         sources.append(("PATH in /etc/profile", paths[-1]))
-    if env is not None and "PATH" in env:
+    # An ordinary user's own PATH is one of the users' PATHs; root's (sudo's secure_path, a
+    # service's, a chroot's) says nothing about what other users get.
+    if env is not None and "PATH" in env and os.geteuid() != 0:
         sources.append(("your PATH", env["PATH"]))
     for where, value in sources:
         if "/usr/local/bin" not in value.split(":"):

@@ -984,3 +984,17 @@ def test_a_passed_self_test_is_never_contradicted_by_the_summary():
     steps[1] = sharing.Step("helper", "0store-secure-add-helper", sharing.DONE, "")
     verdict = sharing.overall(steps)
     assert verdict.state == sharing.BROKEN and "Sharing is enabled" not in verdict.summary
+
+
+def test_roots_own_path_says_nothing_about_the_users_path(tmp_path: Path, monkeypatch):
+    """Seen in a fresh chroot run as root with PATH=/usr/sbin:/usr/bin:/sbin:/bin: a working
+    helper was "needs attention" because of root's PATH. An ordinary user's PATH still counts."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/profile").write_text('PATH="/usr/local/bin:/usr/bin:/bin"\nexport PATH\n')
+    minimal = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    monkeypatch.setattr(sharing.os, "geteuid", lambda: 0)
+    assert sharing._login_path_problem(str(root), minimal) is None
+    monkeypatch.setattr(sharing.os, "geteuid", lambda: 1000)
+    problem = sharing._login_path_problem(str(root), minimal)
+    assert problem is not None and problem.startswith("your PATH")
