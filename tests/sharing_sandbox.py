@@ -190,7 +190,9 @@ def main(argv: list[str]) -> int:
         )  # fmt: skip
         # (Without the host's name in /etc/hosts, as in a fresh chroot, sudo first warns
         # "unable to resolve host": not what is judged here.)
-        errors = [line for line in usage.stderr.splitlines() if "unable to resolve host" not in line]
+        errors = [
+            line for line in usage.stderr.splitlines() if "unable to resolve host" not in line
+        ]
         result["sudo_as_nobody"] = "\n".join([usage.stdout.strip(), *errors]).strip()
     elif scenario != "debian-untouched":
         result["enable"] = root_helper.enable("/")
