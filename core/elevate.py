@@ -87,9 +87,10 @@ def unavailable_reason() -> str | None:
 def _in_process(verb: str, args: tuple[str, ...], root: str) -> HelperOutcome:
     command = root_command(verb, *args)
     try:
-        summary = root_helper.run_verb(verb, args, root=root)
+        summary = root_helper.one_line(root_helper.run_verb(verb, args, root=root))
     except root_helper.HelperError as exc:
-        return HelperOutcome(verb, args, FAILED, str(exc), command, str(exc))
+        message = root_helper.one_line(str(exc))
+        return HelperOutcome(verb, args, FAILED, message, command, message)
     return HelperOutcome(verb, args, DONE, summary, command, summary)
 
 
@@ -125,20 +126,47 @@ def run_helper(
             "zeroinstall-admin package): run this as root instead: " + command, command,
         )  # fmt: skip
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [pkexec, root_helper.INSTALLED_PATH, verb, *argv],
-            capture_output=True, text=True, errors="replace",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             stdin=None if terminal else subprocess.DEVNULL,
-            timeout=AUTH_TIMEOUT_S, check=False,
         )  # fmt: skip
+    except OSError as exc:
+        return HelperOutcome(verb, argv, UNAVAILABLE, f"pkexec could not start: {exc}", command)
+    try:
+        stdout, stderr = proc.communicate(timeout=AUTH_TIMEOUT_S)
     except subprocess.TimeoutExpired:
+        _stop(proc)
         return HelperOutcome(
             verb, argv, FAILED,
             f"no answer within {AUTH_TIMEOUT_S // 60} minutes; nothing was confirmed", command,
         )  # fmt: skip
-    except OSError as exc:
-        return HelperOutcome(verb, argv, UNAVAILABLE, f"pkexec could not start: {exc}", command)
-    return interpret(verb, argv, proc.returncode, proc.stdout, proc.stderr)
+    except BaseException:  # Ctrl-C, SIGTERM (core.cli), a cancelled window: pkexec goes too
+        _stop(proc)
+        raise
+    return interpret(
+        verb, argv, proc.returncode,
+        stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"),
+    )  # fmt: skip
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End pkexec (still asking for the password) and wait for it. Once it has started the
+    helper, that process is root's and cannot be signalled from here: it ends when this process
+    does (the helper asks the kernel for that), so it is not waited for."""
+    try:
+        proc.kill()
+    except PermissionError:
+        return
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
 
 
 def interpret(
@@ -146,11 +174,11 @@ def interpret(
 ) -> HelperOutcome:
     """Turn pkexec's and the helper's exit code and output into an outcome."""
     command = root_command(verb, *args)
-    err_lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    last = err_lines[-1] if err_lines else ""
     if returncode == 0:
-        out = stdout.strip().splitlines()
-        return HelperOutcome(verb, args, DONE, out[-1] if out else "done", command, stdout.strip())
+        # The helper prints its summary as one line; an older one printed a name's newline as
+        # it was: then every line is the message, never only the last.
+        summary = root_helper.one_line(stdout.strip()) or "done"
+        return HelperOutcome(verb, args, DONE, summary, command, stdout.strip())
     lowered = stderr.lower()
     if any(hint in lowered for hint in _NO_AGENT_HINTS):
         return HelperOutcome(
@@ -169,6 +197,20 @@ def interpret(
             "not authorised: this needs an administrator's password (or run this as root: "
             + command + ")", command, stderr.strip(),
         )  # fmt: skip
+    return HelperOutcome(verb, args, FAILED, _helper_error(stderr, returncode), command,
+                         stderr.strip())  # fmt: skip
+
+
+def _helper_error(stderr: str, returncode: int) -> str:
+    """The helper's error from its stderr, as one line: from its last line that starts with the
+    helper's name to the end (pkexec's own lines come before; a newline inside a name, from an
+    older helper, does not cut the message), else the last line."""
     prefix = "zeroinstall-admin-helper: "
-    message = last[len(prefix) :] if last.startswith(prefix) else (last or f"exit {returncode}")
-    return HelperOutcome(verb, args, FAILED, message, command, stderr.strip())
+    lines = stderr.strip().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(prefix)]
+    if starts:
+        message = "\n".join(lines[starts[-1] :])[len(prefix) :]
+    else:
+        kept = [line.strip() for line in lines if line.strip()]
+        message = kept[-1] if kept else f"exit {returncode}"
+    return root_helper.one_line(message)
