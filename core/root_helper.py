@@ -905,8 +905,8 @@ _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u
 
 def one_line(text: str) -> str:
     """``text`` as one line the app reads and a terminal shows as it is: control characters
-    (newline, ESC...), bidirectional overrides and bytes that are not UTF-8 (surrogate escapes
-    from argv) as ``\\n``, ``\\xNN``, ``\\uNNNN``."""
+    (newline, ESC...), bidirectional overrides and bytes that are not UTF-8 (the surrogate
+    escapes of argv) as ``\\n``, ``\\xNN``, ``\\uNNNN``."""
 
     def escape(m: re.Match[str]) -> str:
         ch = m.group()
