@@ -674,6 +674,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     out = sys.stdout
     for stream in (out, err):
+        # Output to a descriptor left non-blocking (a parent's pipe) would be dropped without a
+        # word when the pipe is full (Python's buffered writer loses it): wait for the reader.
+        try:
+            if not os.get_blocking(stream.fileno()):
+                os.set_blocking(stream.fileno(), True)
+        except (AttributeError, ValueError, OSError):
+            pass
         # Names are escaped before they are printed; this only stops a missed one from ending
         # the command with a traceback under a strict locale.
         reconfigure = getattr(stream, "reconfigure", None)

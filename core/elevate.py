@@ -8,10 +8,12 @@ session, a minimal desktop) the outcome says so and carries the equivalent comma
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from core import root_helper
@@ -125,29 +127,58 @@ def run_helper(
             f"the privileged helper is not installed at {root_helper.INSTALLED_PATH} (install the "
             "zeroinstall-admin package): run this as root instead: " + command, command,
         )  # fmt: skip
+    proc = None
     try:
-        proc = subprocess.Popen(
-            [pkexec, root_helper.INSTALLED_PATH, verb, *argv],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            stdin=None if terminal else subprocess.DEVNULL,
-        )  # fmt: skip
-    except OSError as exc:
-        return HelperOutcome(verb, argv, UNAVAILABLE, f"pkexec could not start: {exc}", command)
-    try:
+        with _signals_held():  # a Ctrl-C while it starts is taken once proc is known
+            try:
+                proc = subprocess.Popen(
+                    [pkexec, root_helper.INSTALLED_PATH, verb, *argv],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    stdin=None if terminal else subprocess.DEVNULL,
+                )  # fmt: skip
+            except OSError as exc:
+                message = f"pkexec could not start: {exc}"
+                return HelperOutcome(verb, argv, UNAVAILABLE, message, command)
         stdout, stderr = proc.communicate(timeout=AUTH_TIMEOUT_S)
     except subprocess.TimeoutExpired:
+        assert proc is not None
         _stop(proc)
         return HelperOutcome(
             verb, argv, FAILED,
             f"no answer within {AUTH_TIMEOUT_S // 60} minutes; nothing was confirmed", command,
         )  # fmt: skip
     except BaseException:  # Ctrl-C, SIGTERM (core.cli), a cancelled window: pkexec goes too
-        _stop(proc)
+        if proc is not None:
+            _stop(proc)
         raise
     return interpret(
         verb, argv, proc.returncode,
         stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"),
     )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for the block and take them after it: one arriving while
+    ``Popen`` starts pkexec would otherwise end the command with pkexec running and nobody
+    knowing its process. Only the main thread runs signal handlers; elsewhere nothing is held."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    # (A handler set from C, which getsignal gives as None, could not be put back: left alone.)
+    held = [n for n in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(n) is not None]
+    previous = {signum: signal.signal(signum, lambda n, _f: arrived.append(n)) for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in arrived[:1]:
+            signal.raise_signal(signum)  # the usual handler, now: KeyboardInterrupt, exit...
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -900,7 +900,9 @@ def run_verb(verb: str, args: Sequence[str], *, root: str = "/", caller: str | N
     return summary
 
 
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\udc80-\udcff]")
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\udc80-\udcff]"
+)
 
 
 def one_line(text: str) -> str:
