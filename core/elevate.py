@@ -177,8 +177,8 @@ def _signals_held() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        for signum in arrived[:1]:
-            signal.raise_signal(signum)  # the usual handler, now: KeyboardInterrupt, exit...
+        for first in arrived[:1]:
+            signal.raise_signal(first)  # the usual handler, now: KeyboardInterrupt, exit...
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -383,10 +383,9 @@ def read_app_selections(config_dirs: Sequence[str], homes: Sequence[str] = ()) -
     folders: list[tuple[str, str | None, str | None]] = [
         (os.path.join(c, "apps"), None, None) for c in config_dirs
     ]
-    for home in homes:
-        folders.append(
-            (os.path.join(home, ".config", "0install.net", "apps"), _owner_name(home), home)
-        )
+    for user_home in homes:
+        folder = os.path.join(user_home, ".config", "0install.net", "apps")
+        folders.append((folder, _owner_name(user_home), user_home))
     seen_dirs: set[str] = set()
     for folder, owner, home in folders:
         real = os.path.realpath(folder)
