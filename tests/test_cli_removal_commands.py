@@ -339,3 +339,23 @@ def test_an_older_selections_file_is_named_and_how_to_drop_it(real_store: RealSt
     done = run("delete", "--yes", "--store", str(real_store.path), d["old"], env=env)
     assert done.returncode == 0, done.stderr
     assert not (real_store.path / d["old"]).exists()
+
+
+def test_progress_line_shows_names_escaped_and_within_the_terminal() -> None:
+    import io
+
+    from core.cli_common import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    progress = Progress(screen)
+    progress.show("[1 / 2] tmp-\x1b[2K\rOK\n\u202e" + "x" * 200)
+    shown = screen.getvalue()
+    assert shown.startswith("\r[1 / 2] tmp-\\x1b[2K\\rOK\\n\\u202e")
+    assert shown.count("\r") == 1 and "\x1b" not in shown and "\n" not in shown
+    assert len(shown) <= progress.columns  # one line: "\r" and at most columns - 1 characters
+    progress.clear()
+    assert screen.getvalue().endswith("\r")
