@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -41,13 +42,14 @@ try:
 except ImportError:
     pass
 from core import cli, elevate, root_helper
+cli.build_parser()  # imports every command module
 config = json.loads(sys.argv[1])
 elevate.find_pkexec = lambda: config["pkexec"]
 root_helper.INSTALLED_PATH = config["helper"]
+from core.lifetime import exit_now
 os.setgroups([])
 os.setgid({uid})
 os.setuid({uid})
-from core.lifetime import exit_now
 exit_now(cli.main(config["argv"]))
 """
 
@@ -100,17 +102,23 @@ def test_pkexec_ends_with_the_command(
         env=env,
         cwd="/",
     )
+    started = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    ended = os.pidfd_open(proc.pid)  # readable once the command has ended
     try:
-        with open(fifo) as started:  # blocks until the fake pkexec runs
-            pid = int(started.read().strip())
+        # Until the fake pkexec writes its pid, or the command ends first.
+        ready, _, _ = select.select([started, ended], [], [], 300)
+        assert started in ready, proc.communicate() if ended in ready else "no answer"
+        pid = int(os.read(started, 100).strip())
         fake = psutil.Process(pid)
         assert fake.is_running() and fake.status() != psutil.STATUS_ZOMBIE
         proc.send_signal(signum)
         _out, err = proc.communicate(timeout=60)
     finally:
+        os.close(started)
+        os.close(ended)
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+            proc.communicate()
     assert proc.returncode == code, err
     assert b"Traceback" not in err, err
     word = b"terminated" if signum == signal.SIGTERM else b"interrupted"
