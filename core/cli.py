@@ -8,26 +8,45 @@ Exit codes: 0 success, 1 failure (``verify``: something corrupt or in error), 2 
 from __future__ import annotations
 
 import argparse
-import functools
-import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import IO, Any, Callable, Sequence
+from typing import IO, Any
 
+from core.cli_common import EMPTY_STORE as _EMPTY_STORE
+from core.cli_common import ENCODER as _ENCODER
+from core.cli_common import (
+    PROG,
+    CommandError,
+    Progress,
+    Terminated,
+    UsageError,
+    select_entries,
+    store_option,
+    stores_for,
+    table,
+    warn,
+    write_json,
+)
+from core.cli_common import encode_string as _encode_string
+from core.cli_common import (
+    iso_seconds as _iso_seconds,
+)
+from core.cli_common import name as _name
+from core.cli_common import search_problem as _search_problem
+from core.cli_common import text as _text
+from core.cli_common import with_problem as _with_problem
 from core.digests import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,
     DigestError,
     format_digest,
-    parse_user_digest,
 )
 from core.display import display_path, display_text, json_name, safe_text
 from core.units import size_text
-
-PROG = "zeroinstall-admin"
 
 # Command groups beyond the cache commands live in modules of their own. Each has a
 # ``register(sub, store_option)`` that adds its subparsers and sets ``func=handler`` on them, where
@@ -68,14 +87,6 @@ SUBCOMMANDS = (
 )
 
 
-class UsageError(Exception):
-    """Bad arguments: exit 2."""
-
-
-class CommandError(Exception):
-    """A failure to report as one line: exit 1."""
-
-
 # --- formatting helpers ---------------------------------------------------------------------------
 
 
@@ -87,105 +98,6 @@ def _when(ts: float | None, reliable: bool = True) -> str:
     from core.units import ago_text  # the Cache and Clean up pages' words (issue 18)
 
     return ago_text(time.time() - ts)
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return _iso_seconds(int(ts))
-
-
-@functools.lru_cache(maxsize=4096)
-def _iso_seconds(seconds: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
-
-
-def _text(value: str | None) -> str | None:
-    """Free text for JSON (reasons, details): bytes that are not UTF-8 (surrogate escapes from
-    names) as ``\\xNN``, so the output is strict UTF-8. Names go through json_name instead."""
-    if value is None or value.isascii():
-        return value
-    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def _name(value: str | None) -> str | dict[str, str] | None:
-    """json_name, at once for the usual ASCII name."""
-    if value is not None and value.isascii():
-        return value
-    return json_name(value)
-
-
-# One instance: json.dumps with options makes a new encoder for every call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False)
-_encode_string = json.encoder.encode_basestring  # the C one: quotes, escapes, leaves UTF-8 alone
-
-
-def _write_json(data: Any, out: IO[str], encoded: list[bytes] | None = None) -> None:
-    """JSON as strict UTF-8, an array with one element per line (the C encoder does each line;
-    ``indent`` would take the slow pure-Python one). ``encoded``: the lines of an array already
-    encoded, as UTF-8. Lines go out as they are, never copied into one text (:func:`_write_all`)."""
-    if encoded is None and not isinstance(data, list):
-        pieces = [(_ENCODER.encode(data) + "\n").encode("utf-8")]
-    else:
-        lines = encoded if encoded is not None else [_ENCODER.encode(x).encode() for x in data]
-        if lines:
-            pieces = [b",\n"] * (2 * len(lines) + 1)  # [, line, comma, line, ..., line, ]
-            pieces[0] = b"[\n"
-            pieces[1::2] = lines
-            pieces[-1] = b"\n]\n"
-        else:
-            pieces = [b"[]\n"]
-    _write_all(out, pieces)
-
-
-def _write_all(out: IO[str], pieces: list[Any]) -> None:
-    """Write ``pieces`` to ``out`` in order: straight to its file descriptor with ``writev``, a
-    thousand at a time (7 MB of 10,000 lines in a dozen system calls, with no copy of its own),
-    or joined when ``out`` has none."""
-    out.flush()
-    try:
-        fd = out.fileno()
-    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
-        out.write(b"".join(pieces).decode("utf-8"))
-        return
-    at_most = 1024  # IOV_MAX on Linux; anything less only means more calls
-    start = 0
-    while start < len(pieces):
-        batch: list[Any] = pieces[start : start + at_most]
-        written = os.writev(fd, batch)
-        if written == sum(map(len, batch)):  # nearly always: all of it
-            start += len(batch)
-            continue
-        # A write may stop part way (a pipe's reader slow, a signal): go on from there.
-        for piece in batch:
-            if written < len(piece):
-                pieces[start] = memoryview(piece)[written:]
-                break
-            written -= len(piece)
-            start += 1
-
-
-class _Progress:
-    """A single self-overwriting status line on a terminal; silent elsewhere."""
-
-    def __init__(self, stream: IO[str]):
-        self.stream = stream
-        self.enabled = stream.isatty()
-        self.width = 0
-
-    def show(self, text: str) -> None:
-        if not self.enabled:
-            return
-        pad = max(0, self.width - len(text))
-        self.stream.write("\r" + text + " " * pad)
-        self.stream.flush()
-        self.width = len(text)
-
-    def clear(self) -> None:
-        if self.enabled and self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.stream.flush()
-            self.width = 0
 
 
 # --- digest / manifest ----------------------------------------------------------------------------
@@ -235,91 +147,23 @@ def cmd_manifest(args: argparse.Namespace, out: IO[str]) -> int:
 # --- stores ---------------------------------------------------------------------------------------
 
 
-def _search_problem(path: str) -> str | None:
-    """Why the entries of a listable store cannot be examined (no search permission), or None.
-    Listing names needs read permission, looking at each one needs search (x) permission: without
-    it the store would look empty."""
-    import errno
-
-    try:
-        with os.scandir(path) as it:
-            first = next(it, None)
-            if first is None:
-                return None
-            first.stat(follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno in (errno.EACCES, errno.EPERM):
-            return (
-                "can be listed but not searched (no x permission): its entries cannot be "
-                "examined; run as a user who may, or fix its permissions"
-            )
-        return None
-    return None
-
-
-def _stores_for(args: argparse.Namespace, err: IO[str]):
-    """The stores to work on: those named with --store (each must be usable: exit 1 otherwise,
-    2 for an empty path), or the discovered ones (problems reported as warnings)."""
-    from core import stores
-
-    if args.store:
-        for raw in args.store:
-            if raw == "":
-                raise UsageError(
-                    "--store needs a directory (an empty path would mean the current directory)"
-                )
-        chosen = stores.stores_from_paths(args.store)
-        for store in chosen:
-            problem = store.problem or _search_problem(store.path)
-            if problem:
-                raise CommandError(f"store '{display_path(store.path)}' {problem}")
-        return chosen, []
-    from core.cache import _store_problem_text
-
-    found = stores._discover(None)
-    problems = list(found.problems)
-    for store in found.stores:
-        if store.problem is None:
-            searchable = _search_problem(store.path)
-            if searchable:
-                problems.append(_store_problem_text(_with_problem(store, searchable)))
-            continue
-        usual = store.source.startswith("$") and store.problem.startswith("does not exist")
-        if not usual:
-            problems.append(_store_problem_text(store))
-    return found.stores, problems
-
-
-def _with_problem(store, problem: str):
-    from dataclasses import replace
-
-    return replace(store, problem=problem)
-
-
-def _warn(problems: Sequence[str], err: IO[str]) -> None:
-    for problem in problems:
-        err.write(f"{PROG}: warning: {safe_text(problem)}\n")
-
-
 def cmd_stores(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import stores
 
     if args.store and "" in args.store:
-        raise UsageError(
-            "--store needs a directory (an empty path would mean the current directory)"
-        )
+        raise UsageError(_EMPTY_STORE)
     if args.store:
         found = stores.stores_from_paths(args.store)
     else:
         discovery = stores._discover(None)
         found = discovery.stores
-        _warn(discovery.problems, err)
+        warn(discovery.problems, err)
     for i, store in enumerate(found):
         searchable = None if store.problem else _search_problem(store.path)
         if searchable:
             found[i] = _with_problem(store, searchable)
     if args.json:
-        _write_json(
+        write_json(
             [
                 {
                     "path": json_name(s.path),
@@ -360,8 +204,8 @@ def _scan_and_measure(
     and the totals."""
     from core import measure
 
-    chosen, problems = _stores_for(args, err)
-    progress = _Progress(err)
+    chosen, problems = stores_for(args)
+    progress = Progress(err)
 
     def show(done: int, total: int) -> None:
         progress.show(f"Measuring sizes: {done:,} of {total:,} entries")
@@ -372,7 +216,7 @@ def _scan_and_measure(
         )
     finally:
         progress.clear()
-    _warn(list(dict.fromkeys(problems + result.problems)), err)
+    warn(list(dict.fromkeys(problems + result.problems)), err)
     return result, totals
 
 
@@ -470,14 +314,6 @@ def _json_name(value: str | None) -> str:
     return _encode_string(name) if isinstance(name, str) else _ENCODER.encode(name)
 
 
-def _table(rows: list[list[str]], out: IO[str]) -> None:
-    rows = [[display_text(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        cells = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1])] + [row[-1]]
-        out.write("  ".join(cells).rstrip() + "\n")
-
-
 def cmd_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import pool
 
@@ -499,7 +335,7 @@ def cmd_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             lines = by_store.get(id(store), [])
             lines.sort(key=itemgetter(0))  # (a key: comparing the pairs compares names twice)
             ordered += map(itemgetter(1), lines)
-        _write_json(None, out, ordered)
+        write_json(None, out, ordered)
         return 0
     result, totals = _scan_and_measure(args, err)
     entries = result.entries
@@ -521,7 +357,7 @@ def cmd_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                 e.name,
             ]
         )
-    _table(rows, out)
+    table(rows, out)
     # Hard links between entries (e.g. after `0install store optimise`) are counted once here.
     out.write(f"\n{len(entries)} entries, {size_text(totals.size)}\n")
     for e in entries:
@@ -543,8 +379,8 @@ class _Target:
 
 
 def _targets(args: argparse.Namespace, err: IO[str]) -> list[_Target]:
-    chosen, problems = _stores_for(args, err)
-    _warn(problems, err)
+    chosen, problems = stores_for(args)
+    warn(problems, err)
     found: list[_Target] = []
     for store in chosen:
         if store.problem:
@@ -554,30 +390,10 @@ def _targets(args: argparse.Namespace, err: IO[str]) -> list[_Target]:
                 names = sorted(e.name for e in it)
         except OSError as exc:
             why = exc.strerror or exc
-            _warn([f"Store {display_path(store.path)} cannot be read: {why}; it was skipped."], err)
+            warn([f"Store {display_path(store.path)} cannot be read: {why}; it was skipped."], err)
             continue
         found.extend(_Target(store, name, os.path.join(store.path, name)) for name in names)
     return found
-
-
-def _select(entries, names: Sequence[str]):
-    """The entries the user named (digests, loosely, or paths), and the names that matched nothing."""
-    if not names:
-        return list(entries), []
-    wanted: dict[str, str] = {}
-    paths: dict[str, str] = {}
-    for name in names:
-        if "/" in name:
-            paths[os.path.abspath(name.rstrip("/"))] = name
-            continue
-        try:
-            wanted[parse_user_digest(name).name] = name
-        except DigestError as exc:
-            raise UsageError(f"{display_text(name)}: {exc}") from None
-    chosen = [e for e in entries if e.name in wanted or os.path.abspath(e.path) in paths]
-    found = {e.name for e in chosen} | {os.path.abspath(e.path) for e in chosen}
-    missing = [orig for key, orig in {**wanted, **paths}.items() if key not in found]
-    return chosen, missing
 
 
 class _Feeds:
@@ -619,8 +435,8 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import pool
 
     pool.prestart(args.jobs, kind="verify")  # they start while the stores are listed
-    entries, missing = _select(_targets(args, err), args.names)
-    progress = _Progress(err)
+    entries, missing = select_entries(_targets(args, err), args.names)
+    progress = Progress(err)
     started = time.monotonic()
 
     def on_progress(p) -> None:
@@ -705,7 +521,7 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             }
             for name in missing
         ]
-        _write_json(data, out)
+        write_json(data, out)
     else:
         _print_verify_report(rows, missing, elapsed, out, args.verbose, feeds)
 
@@ -831,14 +647,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("dir", metavar="DIR")
         p.add_argument("algorithm", metavar="ALG", help="one of " + ", ".join(ALGORITHMS))
 
-    def store_option(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--store",
-            action="append",
-            metavar="DIR",
-            help="an implementation store to use instead of the discovered ones (repeatable)",
-        )
-
     if wanted("stores"):
         p = sub.add_parser("stores", help="show the stores 0install uses and their state")
         store_option(p)
@@ -885,6 +693,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _say(err: IO[str], line: str) -> None:
+    """The last line of a command that fails: lost, not a traceback, when stderr is gone too."""
+    try:
+        err.write(line)
+        err.flush()
+    except (OSError, ValueError):
+        pass
+
+
 def _discard_stdout() -> None:
     """After a broken pipe: let the interpreter's last flush go nowhere instead of complaining."""
     try:
@@ -907,6 +724,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     out = sys.stdout
     for stream in (out, err):
+        # Output to a descriptor left non-blocking (a parent's pipe) would be dropped without a
+        # word when the pipe is full (Python's buffered writer loses it): wait for the reader.
+        try:
+            if not os.get_blocking(stream.fileno()):
+                os.set_blocking(stream.fileno(), True)
+        except (AttributeError, ValueError, OSError):
+            pass
         # Names are escaped before they are printed; this only stops a missed one from ending
         # the command with a traceback under a strict locale.
         reconfigure = getattr(stream, "reconfigure", None)
@@ -915,6 +739,33 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reconfigure(errors="backslashreplace")
             except (ValueError, OSError):
                 pass
+    previous = _on_sigterm()
+    try:
+        return _run(argv, out, err)
+    finally:
+        if previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _on_sigterm() -> Any:
+    """Make SIGTERM unwind the command as Ctrl-C does (exit 143): the workers, the privileged
+    helper and every other child are stopped on the way instead of being left running. Returns
+    the handler it replaced (None when it could not be set: not the main thread)."""
+    import signal
+
+    def terminated(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+        raise Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, terminated)
+    except ValueError:
+        return None
+
+
+def _run(argv: list[str], out: IO[str], err: IO[str]) -> int:
     try:
         args = build_parser(argv[0] if argv else None).parse_args(argv)
         if args.command == "digest":
@@ -942,10 +793,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as exc:
         where = f"'{display_path(exc.filename)}': " if exc.filename else ""
-        err.write(f"{PROG}: {where}{exc.strerror or exc}\n")
+        _say(err, f"{PROG}: {where}{safe_text(exc.strerror or str(exc))}\n")
         return 1
+    except Terminated:
+        _say(err, f"{PROG}: terminated\n")
+        return 143
     except KeyboardInterrupt:
-        err.write(f"{PROG}: interrupted\n")
+        _say(err, f"{PROG}: interrupted\n")
         return 130
     except Exception as exc:
         # A tree that cannot be a manifest. The manifest engine is loaded only by the commands
@@ -958,10 +812,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run as ``python -m core.cli``, this module is ``__main__``; the command modules import
-    # ``core.cli`` for UsageError/CommandError, so dispatch through that copy, or their errors
-    # would not be caught here.
-    from core import cli as _cli
+    # Run as ``python -m core.cli``, this module is ``__main__``: dispatch through the one copy
+    # the command modules see (``core.cli``), so there is only one of each of its globals.
+    from core import cli as _cli  # noqa: PLW0406 - the copy the command modules see
     from core.lifetime import exit_now, without_collector
 
     without_collector()

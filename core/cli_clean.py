@@ -12,8 +12,6 @@ Without ``--yes``, ``clean`` and ``delete`` ask on a terminal and refuse otherwi
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -82,93 +80,79 @@ def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) 
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _stores(args: argparse.Namespace):
-    from core import stores
-
-    return stores.stores_from_paths(args.store) if getattr(args, "store", None) else None
-
-
 def _verdict_json(v) -> dict:
-    from core.cli import _iso
+    from core.cli_common import iso, name, text
 
     fp = v.footprint
     return {
-        "store": v.entry.store.path,
-        "name": v.entry.name,
-        "path": v.entry.path,
-        "program": v.entry.program,
-        "version": v.entry.version or None,
+        "store": name(v.entry.store.path),
+        "name": name(v.entry.name),
+        "path": name(v.entry.path),
+        "program": text(v.entry.program),
+        "version": text(v.entry.version) or None,
         "kind": v.entry.kind,
         "action": v.action,
         "size": fp.size if fp else None,
         "disk": fp.disk if fp else None,
-        "last_used": _iso(v.last_used),
-        "reasons": list(v.reasons),
-        "doubt": v.doubt or None,
+        "last_used": iso(v.last_used),
+        "reasons": [text(r) for r in v.reasons],
+        "doubt": text(v.doubt) or None,
     }
 
 
-def _confirm(question: str, args: argparse.Namespace, err: IO[str]) -> bool:
-    """True with --yes or a "y" typed on a terminal; refuses (UsageError) off a terminal."""
-    from core.cli import UsageError
-
-    if args.yes:
-        return True
-    if not (sys.stdin.isatty() and err.isatty()):
-        raise UsageError(
-            "not on a terminal, so nothing was removed: check with --dry-run, then add --yes"
-        )
-    err.write(f"{question} [y/N] ")
-    err.flush()
-    answer = sys.stdin.readline().strip().lower()
-    return answer in ("y", "yes")
+NOT_ON_A_TERMINAL = "nothing was removed: check with --dry-run, then add --yes"
 
 
 def _survey(args: argparse.Namespace, policy, err: IO[str]):
     from core import clean, pins
-    from core.cli import PROG, CommandError, _Progress
+    from core.cli_common import CommandError, Progress, named_stores, note
 
-    progress = _Progress(err)
+    chosen = named_stores(args.store)  # checked before anything is read
+    progress = Progress(err)
     try:
-        result = clean.survey(_stores(args), policy=policy, on_progress=progress.show)
+        result = clean.survey(chosen, policy=policy, on_progress=progress.show)
     except pins.PinError as exc:
         raise CommandError(str(exc)) from None
     finally:
         progress.clear()
-    for note in result.caveats():
-        err.write(f"{PROG}: note: {note}\n")
+    for line in result.caveats():
+        note(line, err)
     return result
+
+
+def _entry_line(entry) -> str:
+    """An entry as the lines of clean and delete show it: store, name, program and version."""
+    from core.display import display_path, display_text
+
+    what = f"  {display_text(entry.program)} {display_text(entry.version)}".rstrip()
+    return f"{display_path(entry.store.path)}  {display_path(entry.name)}{what}"
 
 
 def _remove(result, chosen, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import clean
+    from core.cli_common import Progress, text, write_json
+    from core.display import display_path, safe_text
 
-    progress = None
-    if err.isatty():
-        from core.cli import _Progress
-
-        progress = _Progress(err)
+    progress = Progress(err)
 
     def on_progress(done: int, total: int, outcome) -> None:
-        if progress is not None:
-            progress.show(f"[{done} / {total}] {outcome.verdict.entry.name}")
+        progress.show(f"[{done} / {total}] {display_path(outcome.verdict.entry.name)}")
 
     recheck = clean.recheck_for(result.stores, result.entries)
     try:
         outcomes = clean.remove(chosen, recheck, on_progress=on_progress)
     finally:
-        if progress is not None:
-            progress.clear()
+        progress.clear()
     freed, quarantined = clean.totals(outcomes)
     failed = [o for o in outcomes if not o.ok]
     if args.json:
-        json.dump(
+        write_json(
             {
                 "results": [
                     {
                         **_verdict_json(o.verdict),
                         "outcome": o.action,
-                        "detail": o.message,
+                        "detail": text(o.message),
                         "freed": o.size,
                         "quarantined": o.moved,
                     }
@@ -178,18 +162,14 @@ def _remove(result, chosen, args: argparse.Namespace, out: IO[str], err: IO[str]
                 "quarantined": quarantined,
             },
             out,
-            indent=2,
         )
-        out.write("\n")
     else:
+        lines = []
         for o in outcomes:
-            e = o.verdict.entry
-            detail = f": {o.message}" if o.message else ""
-            out.write(
-                f"{o.action.upper():<12} {e.store.path}  {e.name}  {e.program} "
-                f"{e.version}{detail}\n".replace("  \n", "\n")
-            )
-        out.write(f"\n{clean.result_text(outcomes)}; recorded in the action log\n")
+            detail = f": {safe_text(o.message)}" if o.message else ""
+            lines.append(f"{o.action.upper():<12} {_entry_line(o.verdict.entry)}{detail}\n")
+        lines.append(f"\n{clean.result_text(outcomes)}; recorded in the action log\n")
+        out.write("".join(lines))
     return 1 if failed else 0
 
 
@@ -197,10 +177,12 @@ def _remove(result, chosen, args: argparse.Namespace, out: IO[str], err: IO[str]
 
 
 def cmd_clean(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core import clean
-    from core.cli import UsageError
+    import math
 
-    if args.older_than < 0:
+    from core import clean
+    from core.cli_common import UsageError, confirm, text, write_json
+
+    if not math.isfinite(args.older_than) or args.older_than < 0:
         raise UsageError("--older-than must be 0 or more days")
     if args.keep < 0:
         raise UsageError("--keep must be 0 or more")
@@ -212,7 +194,7 @@ def cmd_clean(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     size, disk = clean.reclaimable(v.footprint for v in removing if v.footprint)
     if args.dry_run or not chosen:
         if args.json:
-            json.dump(
+            write_json(
                 {
                     "candidates": [_verdict_json(v) for v in chosen],
                     "left_alone": [_verdict_json(v) for v in doubtful],
@@ -223,12 +205,10 @@ def cmd_clean(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                         "disk": disk,
                         "quarantine_disk": clean.plan(chosen)[3],
                     },
-                    "notes": result.caveats(),
+                    "notes": [text(n) for n in result.caveats()],
                 },
                 out,
-                indent=2,
             )
-            out.write("\n")
         else:
             _print_candidates(chosen, out)
             out.write(
@@ -241,7 +221,8 @@ def cmd_clean(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         _print_candidates(chosen, out)
         _print_left(result, doubtful, out)
         out.flush()
-    if not _confirm(f"{clean.plan_text(chosen).capitalize()}?", args, err):
+    plan = clean.plan_text(chosen)
+    if not confirm(f"{plan[:1].upper()}{plan[1:]}?", args.yes, err, NOT_ON_A_TERMINAL):
         err.write("Nothing removed.\n")
         return 1
     return _remove(result, chosen, args, out, err)
@@ -262,7 +243,7 @@ def _print_candidates(chosen, out: IO[str]) -> None:
     if not chosen:
         out.write("Nothing to clean.\n")
         return
-    from core.cli import _table
+    from core.cli_common import table
 
     rows = [["STORE", "NAME", "SIZE", "ACTION", "REASON"]]
     for v in chosen:
@@ -277,12 +258,13 @@ def _print_candidates(chosen, out: IO[str]) -> None:
                 what + "; ".join(v.reasons),
             ]
         )
-    _table(rows, out)
+    table(rows, out)
 
 
 def cmd_pin(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import cache, pins
-    from core.cli import CommandError
+    from core.cli_common import CommandError
+    from core.display import display_path, display_text
 
     try:
         current = pins.load()
@@ -294,25 +276,27 @@ def cmd_pin(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             current.save()
     except pins.PinError as exc:
         raise CommandError(str(exc)) from None
-    what = f"entry {value}" if kind == "entry" else f"every version of {value}"
+    shown = display_text(value)
+    what = f"entry {shown}" if kind == "entry" else f"every version of {shown}"
     if args.pin:
         already = f"{what[:1].upper()}{what[1:]} was pinned already\n"
         out.write(f"Pinned {what}\n" if changed else already)
     else:
         if not changed:
-            raise CommandError(f"{what} is not pinned (pins are in {current.path})")
+            raise CommandError(f"{what} is not pinned (pins are in {display_path(current.path)})")
         out.write(f"Unpinned {what}\n")
     return 0
 
 
 def cmd_delete(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import clean
-    from core.cli import CommandError, _select
+    from core.cli_common import PROG, CommandError, confirm, select_entries
+    from core.display import display_path, display_text, safe_text
 
     result = _survey(args, clean.Policy(older_than_days=0), err)
-    chosen, missing = _select(result.entries, args.names)
+    chosen, missing = select_entries(result.entries, args.names)
     for name in missing:
-        err.write(f"zeroinstall-admin: '{name}' is not in any store\n")
+        err.write(f"{PROG}: '{display_text(name)}' is not in any store\n")
     by_entry = {id(v.entry): v for v in result.verdicts}
     allowed = []
     refused = 0
@@ -321,7 +305,8 @@ def cmd_delete(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         reasons = result.evidence.reasons(entry)
         if reasons:
             refused += 1
-            err.write(f"zeroinstall-admin: {entry.name} is kept: {'; '.join(reasons)}\n")
+            why = safe_text("; ".join(reasons))
+            err.write(f"{PROG}: {display_path(entry.name)} is kept: {why}\n")
             continue
         if verdict.action != "remove":  # delete means delete, suspicious or not
             verdict = clean.Verdict(
@@ -338,8 +323,9 @@ def cmd_delete(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         allowed.append(verdict)
     if not allowed:
         raise CommandError("nothing to delete")
-    _size_, disk = clean.reclaimable(v.footprint for v in allowed if v.footprint)
-    if not _confirm(f"Delete {len(allowed)} entries and reclaim {size_text(disk)}?", args, err):
+    _, disk = clean.reclaimable(v.footprint for v in allowed if v.footprint)
+    question = f"Delete {len(allowed)} entries and reclaim {size_text(disk)}?"
+    if not confirm(question, args.yes, err, "nothing was removed: add --yes"):
         err.write("Nothing removed.\n")
         return 1
     status = _remove(result, allowed, args, out, err)
@@ -347,44 +333,62 @@ def cmd_delete(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 def cmd_optimise(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core import optimise, stores
-    from core.cli import PROG, _Progress
+    from core import optimise
+    from core.cli_common import PROG, Progress, name, stores_for, text, warn, write_json
+    from core.display import display_path, safe_text
 
-    chosen = _stores(args) or [s for s in stores.discover_stores() if s.problem is None]
-    progress = _Progress(err)
+    found, problems = stores_for(args)  # --store: each checked (exit 1 or 2 before anything)
+    warn(problems, err)
+    chosen = [s for s in found if s.problem is None]
+    progress = Progress(err)
     results = []
     try:
         for store in chosen:
 
             def shown(done: int, total: int, path: str = store.path) -> None:
-                progress.show(f"{path}: {done} / {total} groups of identical files")
+                progress.show(f"{display_path(path)}: {done} / {total} groups of identical files")
 
             results.append(optimise.optimise_store(store, dry_run=args.dry_run, on_progress=shown))
     finally:
         progress.clear()
     if args.json:
-        json.dump([r.__dict__ for r in results], out, indent=2)
-        out.write("\n")
+        write_json(
+            [
+                {
+                    **r.__dict__,
+                    "store": name(r.store),
+                    "affected": [name(a) for a in r.affected],
+                    "skipped": [text(x) for x in r.skipped],
+                    "problems": [text(x) for x in r.problems],
+                    "not_verified": [text(x) for x in r.not_verified],
+                }
+                for r in results
+            ],
+            out,
+        )
     bad = False
     for r in results:
+        where = display_path(r.store)
         for problem in r.problems:
-            err.write(f"{PROG}: {problem}\n")
+            err.write(f"{PROG}: {safe_text(problem)}\n")
         for line in r.not_verified:
-            err.write(f"{PROG}: after optimising, {r.store}/{line}\n")
+            err.write(f"{PROG}: after optimising, {where}/{safe_text(line)}\n")
         bad = bad or bool(r.not_verified) or bool(r.problems and args.store) or r.refused
         if args.json or r.refused:
             continue
         verb = "would save" if r.dry_run else "saved"
         linked = "would be linked" if r.dry_run else "linked"
         out.write(
-            f"{r.store}: {verb} {size_text(r.saved)}: {r.linked} files {linked} in "
+            f"{where}: {verb} {size_text(r.saved)}: {r.linked} files {linked} in "
             f"{len(r.affected)} implementations ({r.groups} sets of identical files)\n"
         )
         if not r.dry_run and r.affected and not r.not_verified:
-            out.write(f"{r.store}: every changed implementation still verifies\n")
+            out.write(f"{where}: every changed implementation still verifies\n")
         if r.skipped:
-            out.write(f"{r.store}: {len(r.skipped)} files left alone, e.g. {r.skipped[0]}\n")
+            out.write(
+                f"{where}: {len(r.skipped)} files left alone, e.g. {safe_text(r.skipped[0])}\n"
+            )
     failure = optimise.record(results)
     if failure:
-        err.write(f"{PROG}: {failure}\n")
+        err.write(f"{PROG}: {safe_text(failure)}\n")
     return 1 if bad else 0

@@ -118,7 +118,7 @@ def settings_options(q: argparse.ArgumentParser) -> None:
 
 
 def _missing_action(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core.cli import UsageError
+    from core.cli_common import UsageError
 
     raise UsageError("maintenance needs an action: status, enable, disable or run")
 
@@ -129,10 +129,12 @@ def _root(args: argparse.Namespace) -> str:
     return sharing_root(args)
 
 
-def _confirm(question: str, args: argparse.Namespace, out: IO[str]) -> bool:
-    from core.cli_sharing import _confirm as sharing_confirm
+def _confirm(question: str, args: argparse.Namespace, err: IO[str]) -> bool:
+    """The one confirmation of every command (core.cli_common): asked on the terminal, a usage
+    error off one without --yes."""
+    from core.cli_common import confirm
 
-    return sharing_confirm(question, args, out)
+    return confirm(question, args.yes, err, "nothing was changed: add --yes to apply")
 
 
 def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
@@ -197,7 +199,7 @@ def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 def _settings(args: argparse.Namespace, root: str, *, current: bool = True):
     """enable's settings: those given, the rest from this machine's (``current``) or defaults."""
     from core import maintenance
-    from core.cli import CommandError, UsageError
+    from core.cli_common import CommandError, UsageError
 
     base = maintenance.Settings()
     if current:
@@ -234,7 +236,7 @@ def _settings(args: argparse.Namespace, root: str, *, current: bool = True):
 
 def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import elevate, maintenance
-    from core.cli import CommandError
+    from core.cli_common import CommandError
 
     root = _root(args)
     settings = _settings(args, root)
@@ -244,7 +246,7 @@ def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         for line in content.splitlines():
             out.write(f"    {line}\n")
     out.write("\n")
-    if not _confirm("Apply these changes?", args, out):
+    if not _confirm("Apply these changes?", args, err):
         out.write("Nothing was changed.\n")
         return 1
     outcome = elevate.run_helper(
@@ -261,7 +263,7 @@ def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def cmd_disable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import elevate, maintenance
-    from core.cli import CommandError
+    from core.cli_common import CommandError
 
     root = _root(args)
     state = maintenance.installed(root)
@@ -272,7 +274,7 @@ def cmd_disable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
               "action log stay):\n")  # fmt: skip
     for path in state.files:
         out.write(f"  {path}\n")
-    if not _confirm("Remove them?", args, out):
+    if not _confirm("Remove them?", args, err):
         out.write("Nothing was changed.\n")
         return 1
     outcome = elevate.run_helper("maintenance-disable", root=None if root == "/" else root,
@@ -297,7 +299,7 @@ def cmd_script(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import maintenance
-    from core.cli import CommandError, UsageError
+    from core.cli_common import CommandError, UsageError
 
     root = _root(args)
     place = maintenance.Place(root)

@@ -24,14 +24,14 @@ def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) 
 
 
 def cmd_repair(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core import cache, repair, stores
-    from core.cli import PROG, _select, _warn, _write_json
+    from core import cache, repair
+    from core.cli_common import PROG, named_stores, select_entries, warn, write_json
     from core.display import json_name, safe_text
 
-    chosen_stores = stores.stores_from_paths(args.store) if args.store else None
-    scan = cache.scan(chosen_stores)
-    _warn(scan.problems, err)
-    chosen, missing = _select(scan.entries, args.names)
+    # --store is checked as every command checks it (exit 2 for '', 1 for a bad directory).
+    scan = cache.scan(named_stores(args.store))
+    warn(scan.problems, err)
+    chosen, missing = select_entries(scan.entries, args.names)
     for name in missing:
         err.write(f"{PROG}: '{safe_text(name)}' is not in any store\n")
 
@@ -51,7 +51,7 @@ def cmd_repair(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             }
             for r in results
         ]
-        _write_json(rows, out)
+        write_json(rows, out)
     else:
         for r in results:
             word = {"repaired": "REPAIRED", "not-damaged": "OK"}.get(r.action, "NOT REPAIRED")

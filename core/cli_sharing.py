@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -68,13 +67,13 @@ def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) 
 
 
 def _missing_action(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core.cli import UsageError
+    from core.cli_common import UsageError
 
     raise UsageError("sharing needs an action: status, enable, disable, self-test or script")
 
 
 def _root(args: argparse.Namespace) -> str:
-    from core.cli import UsageError
+    from core.cli_common import UsageError
 
     root = getattr(args, "root", None)
     if root is None:
@@ -86,6 +85,8 @@ def _root(args: argparse.Namespace) -> str:
         raise UsageError("--root / is the real system: leave --root out instead")
     return real
 
+
+REFUSED = "nothing was changed: add --yes to apply"
 
 MARK = {"done": "done", "missing": "MISSING", "needs attention": "ATTENTION",
         "not applicable": "n/a", "unknown": "UNKNOWN"}  # fmt: skip
@@ -129,21 +130,9 @@ def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     return 0 if enabled else 1
 
 
-def _confirm(question: str, args: argparse.Namespace, out: IO[str]) -> bool:
-    from core.cli import UsageError
-
-    if args.yes:
-        return True
-    if not sys.stdin.isatty():
-        raise UsageError("not asking without a terminal: add --yes to apply")
-    out.write(f"{question} [y/N] ")
-    out.flush()
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
-
-
 def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import elevate, sharing
-    from core.cli import CommandError
+    from core.cli_common import CommandError, confirm
 
     root = _root(args)
     fake = None if root == "/" else root
@@ -163,7 +152,7 @@ def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             for line in step.preview.splitlines():
                 out.write(f"    {line}\n")
         out.write("\n")
-        if not _confirm("Apply these changes?", args, out):
+        if not confirm("Apply these changes?", args.yes, err, REFUSED):
             out.write("Nothing was changed.\n")
             return 1
         for step in todo:
@@ -189,7 +178,7 @@ def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def cmd_disable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import elevate, sharing
-    from core.cli import CommandError
+    from core.cli_common import CommandError, confirm
 
     root = _root(args)
     present, kept = sharing.disable_preview(root)
@@ -205,7 +194,7 @@ def cmd_disable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
               "stay):\n")  # fmt: skip
     for path in present:
         out.write(f"  {path}\n")
-    if not _confirm("Remove them?", args, out):
+    if not confirm("Remove them?", args.yes, err, REFUSED):
         out.write("Nothing was changed.\n")
         return 1
     outcome = elevate.run_helper("disable", root=None if root == "/" else root, terminal=True)

@@ -105,7 +105,7 @@ def _no_action(
 
 def _vbox():
     from core import vbox
-    from core.cli import CommandError
+    from core.cli_common import CommandError
 
     manager = vbox.VBoxManage.find()
     if manager is None:
@@ -145,7 +145,7 @@ def cmd_vm_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     import threading
 
     from core import vbox, vm_guest, vm_share
-    from core.cli import CommandError
+    from core.cli_common import CommandError
     from core.display import display_text
 
     manager = _vbox()
@@ -264,7 +264,7 @@ def _store_paths() -> list[str]:
 def _read(manager, ref: str):
     """The VM named ``ref`` (name or UUID), or raise CommandError with VBoxManage's error."""
     from core import vbox
-    from core.cli import CommandError
+    from core.cli_common import CommandError
     from core.display import display_text, safe_text
 
     vm = vbox.read_vm(manager, ref, "")  # named by its UUID from then on
@@ -293,7 +293,7 @@ def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     import os
 
     from core import vbox, vm_guest, vm_share
-    from core.cli import CommandError, UsageError
+    from core.cli_common import CommandError, UsageError
     from core.display import display_path, display_text, safe_text
 
     host_path = (
@@ -359,7 +359,7 @@ def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def cmd_vm_unshare(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import vbox, vm_share
-    from core.cli import CommandError
+    from core.cli_common import CommandError
     from core.display import display_text
 
     manager = _vbox()
@@ -393,7 +393,7 @@ def cmd_snippet(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     import os
 
     from core import snippets
-    from core.cli import UsageError
+    from core.cli_common import UsageError
 
     version = None
     if args.libvirt_version:

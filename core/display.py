@@ -62,9 +62,18 @@ def safe_text(text: str) -> str:
     return "".join(_escape_char(ch) if ch != "\\" and _needs_escape(ch) else ch for ch in text)
 
 
+def _bytes(value: PathLike) -> bytes:
+    """A name's bytes: as ``os.fsencode`` gives them, and as UTF-8 for text the filesystem
+    encoding cannot hold (under an ISO-8859-1 locale, a name that came from UTF-8 text)."""
+    try:
+        return os.fsencode(value)
+    except UnicodeEncodeError:
+        return os.fspath(value).encode("utf-8", "surrogateescape")  # type: ignore[union-attr]
+
+
 def display_path(path: PathLike) -> str:
     """A path (or name) as text for people: see :func:`display_text`."""
-    raw = os.fsencode(path)
+    raw = _bytes(path)
     return display_text(raw.decode("utf-8", errors="surrogateescape"))
 
 
@@ -78,7 +87,7 @@ def json_name(value: str | bytes | None) -> str | dict[str, str] | None:
     """
     if value is None:
         return None
-    raw = os.fsencode(value)
+    raw = _bytes(value)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:

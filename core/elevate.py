@@ -8,10 +8,12 @@ session, a minimal desktop) the outcome says so and carries the equivalent comma
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from core import root_helper
@@ -180,9 +182,10 @@ def readiness(verb: str = "enable") -> Readiness:
 def _in_process(verb: str, args: tuple[str, ...], root: str) -> HelperOutcome:
     command = root_command(verb, *args)
     try:
-        summary = root_helper.run_verb(verb, args, root=root)
+        summary = root_helper.one_line(root_helper.run_verb(verb, args, root=root))
     except root_helper.HelperError as exc:
-        return HelperOutcome(verb, args, FAILED, str(exc), command, str(exc))
+        message = root_helper.one_line(str(exc))
+        return HelperOutcome(verb, args, FAILED, message, command, message)
     return HelperOutcome(verb, args, DONE, summary, command, summary)
 
 
@@ -218,21 +221,77 @@ def run_helper(
     # Without a terminal (the window), no text agent: a missing desktop agent then fails at once
     # instead of prompting on a terminal nobody watches.
     options = [] if terminal else ["--disable-internal-agent"]
+    proc = None
     try:
-        proc = subprocess.run(
-            [pkexec, *options, root_helper.INSTALLED_PATH, verb, *argv],
-            capture_output=True, text=True, errors="replace",
-            stdin=None if terminal else subprocess.DEVNULL,
-            timeout=AUTH_TIMEOUT_S, check=False,
-        )  # fmt: skip
+        with _signals_held():  # a Ctrl-C while it starts is taken once proc is known
+            try:
+                proc = subprocess.Popen(
+                    [pkexec, *options, root_helper.INSTALLED_PATH, verb, *argv],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    stdin=None if terminal else subprocess.DEVNULL,
+                )  # fmt: skip
+            except OSError as exc:
+                message = f"pkexec could not start: {exc}"
+                return HelperOutcome(verb, argv, UNAVAILABLE, message, command)
+        stdout, stderr = proc.communicate(timeout=AUTH_TIMEOUT_S)
     except subprocess.TimeoutExpired:
+        assert proc is not None
+        _stop(proc)
         return HelperOutcome(
             verb, argv, FAILED,
             f"no answer within {AUTH_TIMEOUT_S // 60} minutes; nothing was confirmed", command,
         )  # fmt: skip
-    except OSError as exc:
-        return HelperOutcome(verb, argv, UNAVAILABLE, f"pkexec could not start: {exc}", command)
-    return interpret(verb, argv, proc.returncode, proc.stdout, proc.stderr)
+    except BaseException:  # Ctrl-C, SIGTERM (core.cli), a cancelled window: pkexec goes too
+        if proc is not None:
+            _stop(proc)
+        raise
+    return interpret(
+        verb, argv, proc.returncode,
+        stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"),
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for the block and take them after it: one arriving while
+    ``Popen`` starts pkexec would otherwise end the command with pkexec running and nobody
+    knowing its process. Only the main thread runs signal handlers; elsewhere nothing is held."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    # (A handler set from C, which getsignal gives as None, could not be put back: left alone.)
+    held = [n for n in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(n) is not None]
+    previous = {signum: signal.signal(signum, lambda n, _f: arrived.append(n)) for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for first in arrived[:1]:
+            signal.raise_signal(first)  # the usual handler, now: KeyboardInterrupt, exit...
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End pkexec (still asking for the password) and wait for it. Once it has started the
+    helper, that process is root's and cannot be signalled from here: it ends when this process
+    does (the helper asks the kernel for that), so it is not waited for."""
+    try:
+        proc.kill()
+    except PermissionError:
+        return
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
 
 
 def interpret(
@@ -243,8 +302,10 @@ def interpret(
     err_lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     last = err_lines[-1] if err_lines else ""
     if returncode == 0:
-        out = stdout.strip().splitlines()
-        return HelperOutcome(verb, args, DONE, out[-1] if out else "done", command, stdout.strip())
+        # The helper prints its summary as one line; an older one printed a name's newline as
+        # it was: then every line is the message, never only the last.
+        summary = root_helper.one_line(stdout.strip()) or "done"
+        return HelperOutcome(verb, args, DONE, summary, command, stdout.strip())
     lowered = stderr.lower()
     pkexec_said = (returncode in (126, 127)) and not last.startswith("zeroinstall-admin-helper:")
     if pkexec_said and any(hint in lowered for hint in _NO_DAEMON_HINTS):
@@ -273,6 +334,20 @@ def interpret(
             f"pkexec failed ({last or 'exit 127'}): run this as root instead: {command}", command,
             stderr.strip(),
         )  # fmt: skip
+    return HelperOutcome(verb, args, FAILED, _helper_error(stderr, returncode), command,
+                         stderr.strip())  # fmt: skip
+
+
+def _helper_error(stderr: str, returncode: int) -> str:
+    """The helper's error from its stderr, as one line: from its last line that starts with the
+    helper's name to the end (pkexec's own lines come before; a newline inside a name, from an
+    older helper, does not cut the message), else the last line."""
     prefix = "zeroinstall-admin-helper: "
-    message = last[len(prefix) :] if last.startswith(prefix) else (last or f"exit {returncode}")
-    return HelperOutcome(verb, args, FAILED, message, command, stderr.strip())
+    lines = stderr.strip().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(prefix)]
+    if starts:
+        message = "\n".join(lines[starts[-1] :])[len(prefix) :]
+    else:
+        kept = [line.strip() for line in lines if line.strip()]
+        message = kept[-1] if kept else f"exit {returncode}"
+    return root_helper.one_line(message)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.cache import Entry
-from core.feeds import parse_selections
+from core.feeds import AppSelection, read_app_selections
 from core.pins import Pins
 from core.stores import Store, config_dirs
 
@@ -37,9 +37,6 @@ ZEROINSTALL_FEEDS = (
     "http://0install.net/2007/interfaces/ZeroInstall.xml",
     "https://0install.net/2007/interfaces/ZeroInstall.xml",
 )
-_SELECTIONS = re.compile(r"selections(-\d{4}-\d{2}-\d{2})?\.xml")
-_APP_NAME = re.compile(r"[^./\\:=;'\"][^/\\:=;'\"]*")
-_MAX_XML = 64 << 20
 
 Key = tuple[str, str]
 """(real path of the store, entry name): how evidence names an entry."""
@@ -61,7 +58,8 @@ class ProcessUse:
 class Evidence:
     """Everything known about use, for one moment; :meth:`reasons` gives one entry's."""
 
-    app_uses: dict[str, list[str]] = field(default_factory=dict)  # digest name -> app labels
+    app_uses: dict[str, list[AppSelection]] = field(default_factory=dict)
+    """Digest name -> the apps' selections files that name it."""
     apps_scope: str = ""  # whose apps were read, one sentence
     every_home_read: bool = False  # True when every user's apps were read (as root)
     unreadable_homes: list[str] = field(default_factory=list)  # "home: why"
@@ -87,8 +85,7 @@ class Evidence:
 
     def rooted(self, entry: Entry) -> list[str]:
         """Reasons the entry is kept whatever its age: apps' selections and pins."""
-        apps = self.app_uses.get(entry.name, ())
-        reasons = [f"selected by the 0install app {app}" for app in apps]
+        reasons = [use.reason() for use in self.app_uses.get(entry.name, ())]
         if self.pins is not None:
             feed = entry.feed
             why = self.pins.reason(
@@ -141,30 +138,6 @@ def _under(path: str, top: str) -> bool:
 # --- apps' selections -----------------------------------------------------------------------------
 
 
-def _read_small(path: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        import stat
-
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError("it is not a regular file")
-        data = os.read(fd, _MAX_XML + 1)
-        if len(data) > _MAX_XML:
-            raise ValueError("it is too large")
-        return data
-    finally:
-        os.close(fd)
-
-
-def _owner(path: str) -> str:
-    try:
-        import pwd
-
-        return pwd.getpwuid(os.stat(path).st_uid).pw_name
-    except (ImportError, KeyError, OSError):
-        return "?"
-
-
 def all_homes() -> list[str]:
     """Every user's home directory from the password database (for root)."""
     try:
@@ -177,80 +150,16 @@ def all_homes() -> list[str]:
 
 def load_selections(
     configs: Sequence[str], homes: Sequence[str] = ()
-) -> tuple[dict[str, list[str]], list[str], list[str]]:
-    """(digest name -> app labels, unreadable homes "home: why", problems).
+) -> tuple[dict[str, list[AppSelection]], list[str], list[str]]:
+    """(digest name -> the selections files naming it, unreadable homes "home: why", problems):
+    :func:`core.feeds.read_app_selections`, the reader the listing's "Used by" comes from too.
 
     ``configs``: 0install config dirs (ending in ``0install.net``); ``homes``: other users' homes
     to read too (as root). Dated ``selections-YYYY-MM-DD.xml`` files are roots as well (0install
-    keeps them to go back to); an app is labelled "app (user)" when found through a home and
-    "app, selections of DATE" for an older dated file.
+    keeps them to go back to); their reason names the file and how to let the entry go.
     """
-    uses: dict[str, set[str]] = {}
-    unreadable: list[str] = []
-    problems: list[str] = []
-    folders: list[tuple[str, str | None, str | None]] = [
-        (os.path.join(c, "apps"), None, None) for c in configs
-    ]
-    for user_home in homes:
-        apps = os.path.join(user_home, ".config", "0install.net", "apps")
-        folders.append((apps, _owner(user_home), user_home))
-    seen: set[str] = set()
-    for folder, owner, home in folders:
-        real = _real(folder)
-        if real in seen:
-            continue
-        seen.add(real)
-        try:
-            names = sorted(os.listdir(folder))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        except OSError as exc:
-            where = home if home is not None else folder
-            who = f" ({owner})" if owner else ""
-            why = exc.strerror or str(exc)
-            if home is not None:
-                unreadable.append(f"{where}{who} could not be read ({why})")
-            else:
-                problems.append(f"The apps in {folder} could not be read ({why}).")
-            continue
-        for app in names:
-            if not _APP_NAME.fullmatch(app):
-                continue
-            app_dir = os.path.join(folder, app)
-            try:
-                files = sorted(os.listdir(app_dir))
-            except OSError:
-                continue
-            current = None
-            try:
-                current = os.stat(os.path.join(app_dir, "selections.xml"))
-            except OSError:
-                pass
-            for leaf in files:
-                m = _SELECTIONS.fullmatch(leaf)
-                if not m:
-                    continue
-                path = os.path.join(app_dir, leaf)
-                label = app if owner is None else f"{app} ({owner})"
-                if m.group(1):
-                    try:
-                        st = os.stat(path)
-                    except OSError:
-                        continue
-                    same = current is not None and (st.st_dev, st.st_ino) == (
-                        current.st_dev,
-                        current.st_ino,
-                    )
-                    if not same:
-                        label += f", selections of {m.group(1)[1:]}"
-                try:
-                    digests = parse_selections(_read_small(path))
-                except Exception as exc:  # noqa: BLE001 - one bad file must not stop the rest
-                    problems.append(f"Selections {path} were ignored: {exc}.")
-                    continue
-                for digest in digests:
-                    uses.setdefault(digest, set()).add(label)
-    return {d: sorted(a) for d, a in uses.items()}, unreadable, problems
+    found = read_app_selections(configs, homes)
+    return found.uses, found.unreadable, found.problems
 
 
 # --- processes ------------------------------------------------------------------------------------

@@ -319,46 +319,161 @@ def parse_selections(data: bytes) -> list[str]:
     return found
 
 
+_SELECTIONS_FILE = re.compile(r"selections(?:-(\d{4}-\d{2}-\d{2}))?\.xml")
+
+
+@dataclass(frozen=True, slots=True)
+class AppSelection:
+    """One selections file of a 0install app that names an implementation."""
+
+    app: str
+    """The app's name; "app (user)" when found through another user's home."""
+    path: str
+    """The selections file."""
+    date: str | None = None
+    """``YYYY-MM-DD`` for an older selections file 0install kept (``selections-DATE.xml`` that
+    is not the current ``selections.xml``), else None."""
+
+    @property
+    def label(self) -> str:
+        """How the window's "Used by" column, ``list --json``'s ``used_by`` and clean-up's
+        reasons name it: "editor", or "editor (older selections of 2024-03-01)"."""
+        return self.app if self.date is None else f"{self.app} (older selections of {self.date})"
+
+    def reason(self) -> str:
+        """Why clean-up and Delete keep the implementation, and for an older selections file
+        what to do to let it go (0install has no command that drops one: it keeps them for
+        ``0install whatchanged``)."""
+        if self.date is None:
+            return f"selected by the 0install app {self.app}"
+        return (
+            f"named by an older selections file of the 0install app {self.app} ({self.path}, "
+            f"of {self.date}), kept by 0install only for `0install whatchanged`; to let this "
+            "implementation go, delete that file"
+        )
+
+
+@dataclass
+class AppSelections:
+    """What every app's selections name: digest directory name -> the files naming it."""
+
+    uses: dict[str, list[AppSelection]]
+    unreadable: list[str]
+    """Homes whose apps could not be listed: "home (user) could not be read (why)"."""
+    problems: list[str]
+    """Apps folders of one's own that could not be listed, and selections that were ignored."""
+
+    def labels(self) -> dict[str, list[str]]:
+        """Digest directory name -> the sorted labels of what names it (:attr:`AppSelection.label`)."""
+        return {d: sorted({use.label for use in uses}) for d, uses in self.uses.items()}
+
+
+def read_app_selections(config_dirs: Sequence[str], homes: Sequence[str] = ()) -> AppSelections:
+    """Every app's selections: ``<config dir>/apps/*/selections*.xml`` for each config dir (already
+    ending in ``0install.net``), then ``<home>/.config/0install.net/apps`` for each of ``homes``
+    (for root, who can see every user's apps). The current ``selections.xml`` and the dated
+    ``selections-YYYY-MM-DD.xml`` files 0install keeps are all read: an implementation an older
+    one names is still what that app goes back to. A dated file that is the current one (0install
+    makes ``selections.xml`` a hard link to the newest) counts as the current one.
+
+    The one reader of apps' selections: the listing's "Used by" and clean-up's evidence agree."""
+    uses: dict[str, list[AppSelection]] = {}
+    unreadable: list[str] = []
+    problems: list[str] = []
+    folders: list[tuple[str, str | None, str | None]] = [
+        (os.path.join(c, "apps"), None, None) for c in config_dirs
+    ]
+    for user_home in homes:
+        folder = os.path.join(user_home, ".config", "0install.net", "apps")
+        folders.append((folder, _owner_name(user_home), user_home))
+    seen_dirs: set[str] = set()
+    for folder, owner, home in folders:
+        real = os.path.realpath(folder)
+        if real in seen_dirs:
+            continue
+        seen_dirs.add(real)
+        try:
+            apps = sorted(os.listdir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            if home is not None:
+                unreadable.append(f"{home} ({owner}) could not be read ({why})")
+            else:
+                problems.append(f"The apps in {folder} could not be read ({why}).")
+            continue
+        for app in apps:
+            if not _APP_NAME.fullmatch(app):
+                continue
+            label = app if owner is None else f"{app} ({owner})"
+            _read_app(os.path.join(folder, app), app, label, uses, problems)
+    return AppSelections(uses, unreadable, problems)
+
+
+def _read_app(
+    app_dir: str,
+    app: str,
+    label: str,
+    uses: dict[str, list[AppSelection]],
+    problems: list[str],
+) -> None:
+    try:
+        leaves = sorted(os.listdir(app_dir))
+    except OSError:
+        return
+    current = None
+    if "selections.xml" in leaves:
+        try:
+            current = os.stat(os.path.join(app_dir, "selections.xml"))
+        except OSError:
+            pass
+    for leaf in leaves:
+        m = _SELECTIONS_FILE.fullmatch(leaf)
+        if not m:
+            continue
+        path = os.path.join(app_dir, leaf)
+        date = m.group(1)
+        if date is not None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if current is not None and (st.st_dev, st.st_ino) == (current.st_dev, current.st_ino):
+                continue  # the current selections.xml, read under that name
+        try:
+            digests = parse_selections(_read_limited(path))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, expat.ExpatError, _Refused) as exc:
+            problems.append(f"Selections of app {app!r} ({path}) were ignored: {_reason(exc)}.")
+            continue
+        use = AppSelection(label, path, date)
+        for digest in digests:
+            found = uses.setdefault(digest, [])
+            if use not in found:
+                found.append(use)
+
+
 def load_app_uses(
     config_dirs: Sequence[str],
     homes: Sequence[str] = (),
     problems: list[str] | None = None,
 ) -> dict[str, list[str]]:
-    """Digest directory name -> sorted names of the 0install apps whose current selections use it.
+    """Digest directory name -> sorted labels of the 0install apps whose selections name it
+    (:func:`read_app_selections`: "editor", "game (alice)", "editor (older selections of
+    2024-03-01)"). Unreadable files are skipped, with a message appended to ``problems`` when
+    given."""
+    found = read_app_selections(config_dirs, homes)
+    if problems is not None:
+        problems.extend(found.problems)
+    return found.labels()
 
-    Reads ``<config dir>/apps/*/selections.xml`` for each config dir (already ending in
-    ``0install.net``), then ``<home>/.config/0install.net/apps`` for each of ``homes`` (for root,
-    who can see every user's apps); apps found through ``homes`` are named "app (user)". Unreadable
-    files are skipped, with a message appended to ``problems`` when given.
-    """
-    uses: dict[str, set[str]] = {}
-    seen_dirs: set[str] = set()
-    folders: list[tuple[str, str | None]] = [(os.path.join(c, "apps"), None) for c in config_dirs]
-    for home in homes:
-        folders.append((os.path.join(home, ".config", "0install.net", "apps"), _owner_name(home)))
-    for folder, owner in folders:
-        real = os.path.realpath(folder)
-        if real in seen_dirs:
-            continue
-        seen_dirs.add(real)
-        for app in _listdir(folder):
-            if not _APP_NAME.fullmatch(app):
-                continue
-            sels = os.path.join(folder, app, "selections.xml")
-            try:
-                digests = parse_selections(_read_limited(sels))
-            except FileNotFoundError:
-                continue
-            except (OSError, ValueError, expat.ExpatError, _Refused) as exc:
-                if problems is not None:
-                    problems.append(
-                        f"Selections of app {app!r} ({sels}) were ignored: {_reason(exc)}."
-                    )
-                continue
-            label = app if owner is None else f"{app} ({owner})"
-            for digest in digests:
-                uses.setdefault(digest, set()).add(label)
-    return {digest: sorted(apps) for digest, apps in uses.items()}
+
+def used_by_text(labels: Sequence[str]) -> str:
+    """An entry's "Used by" as the window and the command line show it: the labels of the apps'
+    selections that name it, or "" when none does."""
+    return ", ".join(labels)
 
 
 def _owner_name(path: str) -> str:

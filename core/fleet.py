@@ -142,13 +142,13 @@ def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) 
 
 
 def _no_action(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core.cli import UsageError
+    from core.cli_common import UsageError
 
     raise UsageError("fleet needs an action: report")
 
 
 def cmd_report(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core.cli import CommandError, UsageError
+    from core.cli_common import CommandError, UsageError
     from core.display import display_path, safe_text
     from core.units import size_text
 

@@ -1568,8 +1568,46 @@ def run_verb(verb: str, args: Sequence[str], *, root: str = "/", caller: str | N
     return summary
 
 
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\udc80-\udcff]"
+)
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line the app reads and a terminal shows as it is: control characters
+    (newline, ESC...), bidirectional overrides and bytes that are not UTF-8 (the surrogate
+    escapes of argv) as ``\\n``, ``\\xNN``, ``\\uNNNN``."""
+
+    def escape(m: re.Match[str]) -> str:
+        ch = m.group()
+        code = ord(ch)
+        if ch == "\n":
+            return "\\n"
+        if 0xDC80 <= code <= 0xDCFF:
+            return f"\\x{code - 0xDC00:02x}"
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _UNSAFE.sub(escape, text)
+
+
+def _end_with_parent() -> bool:
+    """Started by pkexec for the app: be ended (SIGTERM) when the app ends, by Ctrl-C or SIGTERM,
+    as its other children are (the app cannot signal a process of root's). False when the app
+    has already gone, so nothing is started for a command nobody waits for."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return True
+    return os.getppid() != 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line: ``VERB ARGS...``; exit 0 done, 1 failed, 2 bad arguments, 3 not root."""
+    """The command line: ``VERB ARGS...``; exit 0 done, 1 failed, 2 bad arguments, 3 not root.
+    Its summary (stdout) or error (stderr) is one line, whatever the arguments hold."""
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = "zeroinstall-admin-helper"
     if os.geteuid() != 0:
@@ -1577,18 +1615,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_NOT_ROOT
     os.umask(0o022)
     caller = os.environ.get("PKEXEC_UID")  # read before the environment is replaced
+    if caller is not None and not _end_with_parent():
+        sys.stderr.write(f"{prog}: the program that asked for this has ended; nothing done\n")
+        return EXIT_FAILED
     os.environ.clear()
     os.environ.update(ENVIRONMENT)
     if not argv:
         sys.stderr.write(f"{prog}: usage: VERB ARGS... (verbs: {', '.join(VERBS)})\n")
         return EXIT_USAGE
     try:
-        print(run_verb(argv[0], argv[1:], caller=caller))
+        print(one_line(run_verb(argv[0], argv[1:], caller=caller)))
     except UsageError as exc:
-        sys.stderr.write(f"{prog}: {exc}; nothing done\n")
+        sys.stderr.write(f"{prog}: {one_line(str(exc))}; nothing done\n")
         return EXIT_USAGE
     except HelperError as exc:
-        sys.stderr.write(f"{prog}: {exc}\n")
+        sys.stderr.write(f"{prog}: {one_line(str(exc))}\n")
         return EXIT_FAILED
     return EXIT_OK
 

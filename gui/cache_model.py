@@ -36,6 +36,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont, QIcon
 
 from core import units
+from core.feeds import used_by_text
 from core.records import unchanged_text
 from core.units import size_text
 from gui import status as st
@@ -681,7 +682,7 @@ class CacheModel(QAbstractTableModel):
         if col == Column.ADDED:
             return datetime.fromtimestamp(entry.added).strftime("%Y-%m-%d") if entry.added else ""
         if col == Column.USED_BY:
-            return ", ".join(entry.used_by)
+            return used_by_text(entry.used_by)
         usage = entry.usage
         if usage is None:
             return _PENDING

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core import cli
+from core import cli, cli_common
 from tests.conftest import RealStore, run_0install, write_tree
 from tests.test_cli import REPO
 from tests.test_verify import as_nobody, open_dir, writable  # noqa: F401 - fixtures
@@ -409,6 +409,6 @@ def test_json_written_whole_when_the_kernel_takes_it_bit_by_bit(
     monkeypatch.setattr(os, "writev", dribble)
     rows = [{"name": f"entry {i}", "text": "\u00e9" * (i % 50)} for i in range(3000)]
     with open(tmp_path / "out.json", "w", encoding="utf-8") as out:
-        cli._write_json(rows, out)
+        cli_common.write_json(rows, out)
     assert json.loads((tmp_path / "out.json").read_text("utf-8")) == rows
     assert len(calls) > 100 and max(calls) <= 1024
