@@ -926,9 +926,7 @@ class CleanPage(QWidget):
             f"{clean.plan_text(chosen)}?\n\nEach entry is checked again right before it is removed."
         )
         question = question[:1].upper() + question[1:]
-        from gui.delete_action import needs_password
-
-        if needs_password(chosen):
+        if clean.needs_password(chosen):
             question += (
                 " Some are in a store this account cannot change (the shared system store): an "
                 "administrator's password is asked for."
