@@ -17,7 +17,8 @@ from core.units import age_text
 from gui.cache_model import Column
 from gui.cache_page import CachePage
 from gui.changes import REMOVED, CacheChange
-from gui.clean_page import CleanPage, Col
+from gui.clean_model import Col
+from gui.clean_page import CleanPage
 from gui.delete_action import DeleteDialog
 from gui.main_window import MainWindow, fitted_size
 from tests.conftest import RealStore
