@@ -178,8 +178,8 @@ def test_stores_are_named_as_the_window_names_them(zi_env: dict[str, str]) -> No
 
 def test_installed_command_ends_at_once_with_everything_written(tmp_path: Path) -> None:
     """The installed entry point ends a command without the interpreter's tear-down
-    (core.lifetime.exit_now): the output still arrives whole, through a pipe, with the exit code, and
-    a reader that stops early gets a broken pipe handled as one, not a traceback."""
+    (core.lifetime.exit_now): the output still arrives whole, through a pipe, with the exit code,
+    and a reader that stops early gets a broken pipe handled as one, not a traceback."""
     store = tmp_path / "store"
     for i in range(300):
         write_tree(store / f"sha1={i:040x}", {"f": "x" * i})
