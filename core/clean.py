@@ -413,6 +413,13 @@ def can_change_here(entry: Entry) -> bool:
     return st.st_uid == os.geteuid() and os.access(entry.store.path, os.W_OK | os.X_OK)
 
 
+PASSWORD_NOTE = (
+    "Some of these are in a store this account cannot change (the shared system store): an "
+    "administrator's password is asked for."
+)
+"""What a confirmation adds when :func:`needs_password`."""
+
+
 def needs_password(verdicts: Iterable[Verdict]) -> bool:
     """True when acting on these verdicts needs the privileged helper (an administrator's
     password): one of them is in a store this account cannot change."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from core.cache import Entry
 from core.clean import (
+    PASSWORD_NOTE,
     Policy,
     Verdict,
     footprint,
@@ -68,10 +69,7 @@ class Plan:
             "the action log."
         )
         if self.needs_password:
-            notes.append(
-                "Some of these are in a store this account cannot change (the shared system "
-                "store): an administrator's password is asked for."
-            )
+            notes.append(PASSWORD_NOTE)
         return " ".join(notes)
 
 

@@ -710,10 +710,7 @@ class CleanPage(QWidget):
         )
         question = question[:1].upper() + question[1:]
         if clean.needs_password(chosen):
-            question += (
-                " Some are in a store this account cannot change (the shared system store): an "
-                "administrator's password is asked for."
-            )
+            question += " " + clean.PASSWORD_NOTE
         if not self.confirm("Clean up", question):
             return
         recheck = clean.recheck_for(survey.stores, survey.entries, self._env, homes=self._homes)
