@@ -306,12 +306,12 @@ def cmd_delete(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         progress.show("Reading the stores…")
         scan = cache.scan(chosen_stores)
         chosen, missing = select_entries(scan.entries, args.names)
-        progress.show("Looking for what is in use…")
 
         def measured(entry, usage) -> None:
             entry.usage = usage
 
-        cache.measure_all(chosen, measured)
+        cache.measure_all(chosen, measured)  # for their last use
+        progress.show("Looking for what is in use…")
         plan = delete.check(chosen)
     except pins.PinError as exc:
         raise CommandError(str(exc)) from None

@@ -1,13 +1,11 @@
 """Delete on the Cache page: the Del key, the Cache menu, the row's context menu and a toolbar
 button.
 
-The same checks as Clean up: the evidence is gathered for the selected entries (apps, pins,
-running processes, VMs, this app and 0install itself), entries in use or rooted are kept and the
-reasons shown, the rest are removed after one confirmation that lists what will be deleted (and,
-apart, what is kept and why) with the exact space, through :func:`core.clean.remove` (which
-checks again right before acting and writes the action log). What was removed is announced
-through the page's ``cacheChanged``: every page drops it at once.
-"""
+It only presents :func:`core.delete.check` (the same decision as the command line's ``delete``):
+which of the selected entries are kept and why, which may go and the exact space, in one
+confirmation; then :func:`core.clean.remove` (which checks again right before acting and writes
+the action log) runs off the GUI thread. What was removed is announced through the page's
+``cacheChanged``: every page drops it at once."""
 
 from __future__ import annotations
 
