@@ -116,7 +116,8 @@ def judge(
                     e,
                     "keep",
                     [
-                        f"not 0install's ({e.reason}); left alone: delete it by hand if you know what it is"
+                        f"not 0install's ({e.reason}); left alone: delete it by hand if you "
+                        "know what it is"
                     ],
                     last,
                 )
@@ -153,7 +154,8 @@ def judge(
                         e,
                         "keep",
                         [
-                            f"a temporary directory changed {ago_text(age)}: a 0install may still fill it"
+                            f"a temporary directory changed {ago_text(age)}: a 0install may "
+                            "still fill it"
                         ],
                         last,
                     )
@@ -411,6 +413,19 @@ def can_change_here(entry: Entry) -> bool:
     return st.st_uid == os.geteuid() and os.access(entry.store.path, os.W_OK | os.X_OK)
 
 
+PASSWORD_NOTE = (
+    "Some of these are in a store this account cannot change (the shared system store): an "
+    "administrator's password is asked for."
+)
+"""What a confirmation adds when :func:`needs_password`."""
+
+
+def needs_password(verdicts: Iterable[Verdict]) -> bool:
+    """True when acting on these verdicts needs the privileged helper (an administrator's
+    password): one of them is in a store this account cannot change."""
+    return any(not can_change_here(v.entry) for v in verdicts)
+
+
 def _act_here(verdict: Verdict) -> str:
     from core import root_helper
 
@@ -473,7 +488,10 @@ def _failure(verdict: Verdict, exc: BaseException) -> str:
     elif exc.errno == errno.EROFS:
         advice = "its filesystem is mounted read-only: remount it read-write first"
     elif exc.errno == errno.EBUSY:
-        advice = "something is mounted in it or holds it: see what findmnt lists there and unmount it first"
+        advice = (
+            "something is mounted in it or holds it: see what findmnt lists there and unmount "
+            "it first"
+        )
     else:
         advice = "check the entry, then clean up again (what is left is offered again)"
     return f"not {verb}: {why}{inside}; {advice}"

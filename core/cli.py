@@ -1,13 +1,15 @@
 """The ``zeroinstall-admin`` command line.
 
 The console entry point is ``gui.launch:run``: it sends subcommands here and opens the window
-otherwise, so this module never loads Qt and works without a display. Errors are one line naming the path and the problem, never a traceback.
+otherwise, so this module never loads Qt and works without a display. Errors are one line naming
+the path and the problem, never a traceback. The commands are listed once, in :data:`GROUPS`.
 Exit codes: 0 success, 1 failure (``verify``: something corrupt or in error), 2 usage error.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -48,43 +50,35 @@ from core.digests import (
 from core.display import display_path, display_text, json_name, safe_text
 from core.units import size_text
 
-# Command groups beyond the cache commands live in modules of their own. Each has a
-# ``register(sub, store_option)`` that adds its subparsers and sets ``func=handler`` on them, where
-# ``handler(args, out, err) -> int``; heavy imports go inside the handlers, so --help stays fast.
-COMMAND_MODULES = (
-    "core.cli_sharing",
-    "core.cli_clean",
-    "core.cli_vm",
-    "core.cli_maintenance",
-    "core.cli_repair",
-    "core.fleet",
-)
-_OWN_COMMANDS = frozenset(("digest", "manifest", "list", "verify", "stores"))
 
-SUBCOMMANDS = (
-    "digest",
-    "manifest",
-    "list",
-    "verify",
-    "stores",
-    # core.cli_sharing (and what follows: the command modules)
-    "sharing",
-    # core.cli_clean
-    "clean",
-    "pin",
-    "unpin",
-    "delete",
-    "optimise",
-    # core.cli_vm
-    "vm",
-    "snippet",
-    # core.cli_maintenance
-    "maintenance",
-    # core.cli_repair
-    "repair",
-    # core.fleet
-    "fleet",
+@dataclass(frozen=True)
+class CommandGroup:
+    """Subcommands defined together: their names and the module that defines them. The module's
+    ``register(sub, store_option)`` adds their parsers to ``sub`` (argparse subparsers), each with
+    ``func=handler`` set, where ``handler(args, out, err) -> int``. Heavy imports go inside the
+    handlers, so that building a parser (``--help``) stays fast."""
+
+    module: str
+    commands: tuple[str, ...]
+
+
+# The one list of commands: the parser, the dispatch and the launcher (is argv a command, or the
+# window?) all read it. In --help's order.
+GROUPS: tuple[CommandGroup, ...] = (
+    CommandGroup("core.cli", ("digest", "manifest", "stores", "list", "verify")),
+    CommandGroup("core.cli_sharing", ("sharing",)),
+    CommandGroup("core.cli_clean", ("clean", "pin", "unpin", "delete", "optimise", "optimize")),
+    CommandGroup("core.cli_vm", ("vm", "snippet")),
+    CommandGroup("core.cli_maintenance", ("maintenance",)),
+    CommandGroup("core.cli_repair", ("repair",)),
+    CommandGroup("core.fleet", ("fleet",)),
 )
+COMMANDS = frozenset(name for group in GROUPS for name in group.commands)
+
+
+def group_of(command: str | None) -> CommandGroup | None:
+    """The group that defines ``command`` (None for anything else)."""
+    return next((g for g in GROUPS if command in g.commands), None)
 
 
 # --- formatting helpers ---------------------------------------------------------------------------
@@ -116,7 +110,7 @@ def _check_dir(path: str) -> str:
     return os.path.realpath(path) if os.path.islink(path) else path
 
 
-def cmd_digest(args: argparse.Namespace, out: IO[str]) -> int:
+def cmd_digest(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core.manifest import generate_manifest, hash_manifest
 
     manifest = generate_manifest(_check_dir(args.dir), args.algorithm)
@@ -124,7 +118,7 @@ def cmd_digest(args: argparse.Namespace, out: IO[str]) -> int:
     return 0
 
 
-def cmd_manifest(args: argparse.Namespace, out: IO[str]) -> int:
+def cmd_manifest(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if args.algorithm not in ALGORITHMS:
         raise UsageError(
             f"unknown algorithm '{display_text(args.algorithm)}': "
@@ -180,7 +174,7 @@ def cmd_stores(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     # The labels the window and list show: user, shared, system N, or the path.
     labels = [display_path(s.label) for s in found]
     width = max((len(label) for label in labels), default=0)
-    for s, label in zip(found, labels):
+    for s, label in zip(found, labels, strict=True):
         state = f"  ({safe_text(s.problem)})" if s.problem else ""
         out.write(
             f"{label:<{width}}  {display_path(s.path)}{state}\n"
@@ -442,7 +436,8 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     def on_progress(p) -> None:
         eta = f", {p.eta:.0f} s left" if p.eta is not None else ""
         progress.show(
-            f"[{p.entries_done} / {p.entries_total}] {size_text(p.bytes_done)} of {size_text(p.bytes_total)}, "
+            f"[{p.entries_done} / {p.entries_total}] {size_text(p.bytes_done)} of "
+            f"{size_text(p.bytes_total)}, "
             f"{size_text(int(p.bytes_per_second))}/s{eta}"
         )
 
@@ -474,7 +469,11 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     for note in notes:
         err.write(f"{PROG}: warning: {safe_text(note)}\n")
 
-    rows = [(entry, outcome) for entry, outcome in zip(entries, outcomes) if outcome is not None]
+    rows = [
+        (entry, outcome)
+        for entry, outcome in zip(entries, outcomes, strict=True)
+        if outcome is not None
+    ]
     feeds = _Feeds()
     if args.json:
         data = []
@@ -613,9 +612,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser of every command; for ``command`` one of this module's own (digest, manifest,
-    stores, list, verify), only that command's: building the others' takes longer than parsing
-    (the command modules' parsers, sharing, clean, vm..., six times as long as these)."""
+    """The parser of every command; for a ``command`` of :data:`GROUPS`, only its group's:
+    building them all takes longer than parsing (the sharing, clean, vm... parsers take six
+    times as long to build as this module's own)."""
     parser = _Parser(
         prog=PROG,
         description="Administer Zero Install implementation caches. "
@@ -625,72 +624,64 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "once scanning (and with --verify, verification) has finished, and exits.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    only = command if command in _OWN_COMMANDS else None
-
-    def wanted(name: str) -> bool:
-        return only is None or only == name
-
-    if wanted("digest"):
-        p = sub.add_parser("digest", help="print the digest of a directory (like 0install digest)")
-        p.add_argument(
-            "--algorithm",
-            default=DEFAULT_ALGORITHM,
-            choices=ALGORITHMS,
-            help=f"manifest algorithm (default {DEFAULT_ALGORITHM})",
-        )
-        p.add_argument("dir", metavar="DIR")
-
-    if wanted("manifest"):
-        p = sub.add_parser(
-            "manifest", help="print a directory's manifest (like 0install store manifest)"
-        )
-        p.add_argument("dir", metavar="DIR")
-        p.add_argument("algorithm", metavar="ALG", help="one of " + ", ".join(ALGORITHMS))
-
-    if wanted("stores"):
-        p = sub.add_parser("stores", help="show the stores 0install uses and their state")
-        store_option(p)
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-
-    if wanted("list"):
-        p = sub.add_parser(
-            "list", help="list every cache entry with its program, size and last use"
-        )
-        store_option(p)
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-
-    if wanted("verify"):
-        p = sub.add_parser("verify", help="verify cache entries against their digests, in parallel")
-        store_option(p)
-        p.add_argument(
-            "--jobs", type=int, metavar="N", help="worker processes, 1 to 64 (default: CPU count)"
-        )
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-        p.add_argument(
-            "--full",
-            action="store_true",
-            help="hash every entry, even those whose files are unchanged since they were last hashed",
-        )
-        p.add_argument(
-            "--max-age",
-            type=_max_age,
-            metavar="DAYS",
-            help="hash entries last hashed more than DAYS days ago, even if unchanged",
-        )
-        p.add_argument(
-            "-v", "--verbose", action="store_true", help="also list OK and skipped entries"
-        )
-        p.add_argument(
-            "names", nargs="*", metavar="NAME", help="digests or entry paths (default: all)"
-        )
-
-    if only is not None:
-        return parser
+    only = group_of(command)
     import importlib
 
-    for module in COMMAND_MODULES:
-        importlib.import_module(module).register(sub, store_option)
+    for group in GROUPS if only is None else (only,):
+        importlib.import_module(group.module).register(sub, store_option)
     return parser
+
+
+def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) -> None:
+    """This module's own group: digest, manifest, stores, list, verify (see
+    :class:`CommandGroup`)."""
+    p = sub.add_parser("digest", help="print the digest of a directory (like 0install digest)")
+    p.add_argument(
+        "--algorithm",
+        default=DEFAULT_ALGORITHM,
+        choices=ALGORITHMS,
+        help=f"manifest algorithm (default {DEFAULT_ALGORITHM})",
+    )
+    p.add_argument("dir", metavar="DIR")
+    p.set_defaults(func=cmd_digest)
+
+    p = sub.add_parser(
+        "manifest", help="print a directory's manifest (like 0install store manifest)"
+    )
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("algorithm", metavar="ALG", help="one of " + ", ".join(ALGORITHMS))
+    p.set_defaults(func=cmd_manifest)
+
+    p = sub.add_parser("stores", help="show the stores 0install uses and their state")
+    store_option(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_stores)
+
+    p = sub.add_parser("list", help="list every cache entry with its program, size and last use")
+    store_option(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("verify", help="verify cache entries against their digests, in parallel")
+    store_option(p)
+    p.add_argument(
+        "--jobs", type=int, metavar="N", help="worker processes, 1 to 64 (default: CPU count)"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="hash every entry, even those whose files are unchanged since they were last hashed",
+    )
+    p.add_argument(
+        "--max-age",
+        type=_max_age,
+        metavar="DAYS",
+        help="hash entries last hashed more than DAYS days ago, even if unchanged",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="also list OK and skipped entries")
+    p.add_argument("names", nargs="*", metavar="NAME", help="digests or entry paths (default: all)")
+    p.set_defaults(func=cmd_verify)
 
 
 def _say(err: IO[str], line: str) -> None:
@@ -735,10 +726,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the command with a traceback under a strict locale.
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
-            try:
+            with contextlib.suppress(ValueError, OSError):
                 reconfigure(errors="backslashreplace")
-            except (ValueError, OSError):
-                pass
     previous = _on_sigterm()
     try:
         return _run(argv, out, err)
@@ -768,16 +757,6 @@ def _on_sigterm() -> Any:
 def _run(argv: list[str], out: IO[str], err: IO[str]) -> int:
     try:
         args = build_parser(argv[0] if argv else None).parse_args(argv)
-        if args.command == "digest":
-            return cmd_digest(args, out)
-        if args.command == "manifest":
-            return cmd_manifest(args, out)
-        if args.command == "stores":
-            return cmd_stores(args, out, err)
-        if args.command == "list":
-            return cmd_list(args, out, err)
-        if args.command == "verify":
-            return cmd_verify(args, out, err)
         if getattr(args, "func", None) is not None:
             return int(args.func(args, out, err))
         build_parser().print_help(err)

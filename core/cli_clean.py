@@ -128,7 +128,7 @@ def _entry_line(entry) -> str:
     return f"{display_path(entry.store.path)}  {display_path(entry.name)}{what}"
 
 
-def _remove(result, chosen, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+def _remove(chosen, recheck, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import clean
     from core.cli_common import Progress, text, write_json
     from core.display import display_path, safe_text
@@ -138,7 +138,6 @@ def _remove(result, chosen, args: argparse.Namespace, out: IO[str], err: IO[str]
     def on_progress(done: int, total: int, outcome) -> None:
         progress.show(f"[{done} / {total}] {display_path(outcome.verdict.entry.name)}")
 
-    recheck = clean.recheck_for(result.stores, result.entries)
     try:
         outcomes = clean.remove(chosen, recheck, on_progress=on_progress)
     finally:
@@ -225,7 +224,7 @@ def cmd_clean(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if not confirm(f"{plan[:1].upper()}{plan[1:]}?", args.yes, err, NOT_ON_A_TERMINAL):
         err.write("Nothing removed.\n")
         return 1
-    return _remove(result, chosen, args, out, err)
+    return _remove(chosen, clean.recheck_for(result.stores, result.entries), args, out, err)
 
 
 def _print_left(result, doubtful, out: IO[str]) -> None:
@@ -289,47 +288,49 @@ def cmd_pin(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 def cmd_delete(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core import clean
-    from core.cli_common import PROG, CommandError, confirm, select_entries
+    from core import cache, delete, pins
+    from core.cli_common import (
+        PROG,
+        CommandError,
+        Progress,
+        confirm,
+        named_stores,
+        note,
+        select_entries,
+    )
     from core.display import display_path, display_text, safe_text
 
-    result = _survey(args, clean.Policy(older_than_days=0), err)
-    chosen, missing = select_entries(result.entries, args.names)
+    chosen_stores = named_stores(args.store)  # checked before anything is read
+    progress = Progress(err)
+    try:
+        progress.show("Reading the stores…")
+        scan = cache.scan(chosen_stores)
+        chosen, missing = select_entries(scan.entries, args.names)
+
+        def measured(entry, usage) -> None:
+            entry.usage = usage
+
+        cache.measure_all(chosen, measured)  # for their last use
+        progress.show("Looking for what is in use…")
+        plan = delete.check(chosen)
+    except pins.PinError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        progress.clear()
+    for line in [*scan.problems, *plan.caveats]:
+        note(line, err)
     for name in missing:
         err.write(f"{PROG}: '{display_text(name)}' is not in any store\n")
-    by_entry = {id(v.entry): v for v in result.verdicts}
-    allowed = []
-    refused = 0
-    for entry in chosen:
-        verdict = by_entry[id(entry)]
-        reasons = result.evidence.reasons(entry)
-        if reasons:
-            refused += 1
-            why = safe_text("; ".join(reasons))
-            err.write(f"{PROG}: {display_path(entry.name)} is kept: {why}\n")
-            continue
-        if verdict.action != "remove":  # delete means delete, suspicious or not
-            verdict = clean.Verdict(
-                entry,
-                "remove",
-                ["deleted on request"] + verdict.reasons[:1],
-                verdict.last_used,
-                verdict.footprint,
-            )
-        else:
-            verdict.reasons = ["deleted on request"] + verdict.reasons
-        if verdict.footprint is None:
-            verdict.footprint = clean.footprint(entry.path)
-        allowed.append(verdict)
-    if not allowed:
+    for entry, reasons in plan.kept:
+        why = safe_text("; ".join(reasons))
+        err.write(f"{PROG}: {display_path(entry.name)} is kept: {why}\n")
+    if not plan.allowed:
         raise CommandError("nothing to delete")
-    _, disk = clean.reclaimable(v.footprint for v in allowed if v.footprint)
-    question = f"Delete {len(allowed)} entries and reclaim {size_text(disk)}?"
-    if not confirm(question, args.yes, err, "nothing was removed: add --yes"):
+    if not confirm(plan.question(), args.yes, err, "nothing was removed: add --yes"):
         err.write("Nothing removed.\n")
         return 1
-    status = _remove(result, allowed, args, out, err)
-    return 1 if status or missing or refused else 0
+    status = _remove(plan.allowed, plan.recheck, args, out, err)
+    return 1 if status or missing or plan.kept else 0
 
 
 def cmd_optimise(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:

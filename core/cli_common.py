@@ -237,7 +237,7 @@ def table(rows: list[list[str]], out: IO[str]) -> None:
     rows = [[display_text(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        cells = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1])] + [row[-1]]
+        cells = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=False)] + [row[-1]]
         out.write("  ".join(cells).rstrip() + "\n")
 
 

@@ -1,7 +1,7 @@
 """The command line's ``maintenance``: scheduled verification and clean-up of the shared store
 (issue 23).
 
-    zeroinstall-admin maintenance status [--json] [--root PREFIX]     exit 0 when enabled, 1 when not
+    zeroinstall-admin maintenance status [--json] [--root PREFIX]    exit 0 when enabled, 1 when not
     zeroinstall-admin maintenance enable [SETTINGS] [--yes] [--root PREFIX]
     zeroinstall-admin maintenance disable [--yes] [--root PREFIX]
     zeroinstall-admin maintenance run verify|clean|watch [--root PREFIX] [--follow [--interval S]]
@@ -14,6 +14,7 @@ hand. ``--root PREFIX`` works on files under PREFIX: for tests and image builder
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from collections.abc import Callable
 from typing import IO, Any
@@ -157,7 +158,7 @@ def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                 "files": state.files,
                 "foreign": state.foreign,
                 "settings": None if s is None else dict(zip(maintenance.rh.MAINTENANCE_KEYS,
-                                                            s.as_args())),
+                                                            s.as_args(), strict=True)),
                 "settings_problem": state.settings_problem or None,
                 "units": units,
                 "last_check": maintenance.last_check_text(status),
@@ -203,11 +204,9 @@ def _settings(args: argparse.Namespace, root: str, *, current: bool = True):
 
     base = maintenance.Settings()
     if current:
-        try:
+        with contextlib.suppress(maintenance.MaintenanceError):  # unreadable: the defaults
             base = maintenance.load_settings(root) or base
-        except maintenance.MaintenanceError:
-            pass
-    raw = dict(zip(maintenance.rh.MAINTENANCE_KEYS, base.as_args()))
+    raw = dict(zip(maintenance.rh.MAINTENANCE_KEYS, base.as_args(), strict=True))
     for key, value in (
         ("verify", args.verify_when), ("clean", args.clean_when),
         ("older_than_days", args.older_than), ("keep", args.keep),

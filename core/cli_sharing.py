@@ -5,7 +5,7 @@ system cache (issue 9).
     zeroinstall-admin sharing enable [--yes] [--root PREFIX]    show, confirm, apply, self-test
     zeroinstall-admin sharing disable [--yes] [--root PREFIX]   remove script, drop-in, profile
     zeroinstall-admin sharing self-test                          prove it as an ordinary user
-    zeroinstall-admin sharing script [--ansible]                 the steps for machines of their own
+    zeroinstall-admin sharing script [--ansible]                 steps for other hosts, a fleet
 
 ``--root PREFIX`` applies the same steps to files under PREFIX (useradd --prefix, the real
 validators, nothing loaded into the kernel): for tests and image builders.
@@ -61,8 +61,18 @@ def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) 
     )
     q.set_defaults(func=cmd_self_test)
 
-    q = actions.add_parser("script", help="print the steps as a POSIX shell script")
-    q.add_argument("--ansible", action="store_true", help="an Ansible playbook instead")
+    q = actions.add_parser(
+        "script",
+        help="print the steps as a POSIX shell script, or an Ansible playbook for a fleet",
+    )
+    q.add_argument(
+        "--ansible",
+        action="store_true",
+        help="an Ansible playbook instead (builtin modules only): installs the app from a .deb "
+        "(-e zia_deb=PATH.deb), shares the system cache on every host as the script does, and "
+        "with --tags report -e zia_results=DIR gathers each host's list and verify results into "
+        "DIR for 'zeroinstall-admin fleet report DIR'",
+    )
     q.set_defaults(func=cmd_script)
 
 

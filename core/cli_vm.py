@@ -209,7 +209,7 @@ def cmd_vm_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         data = []
         for vm in vms:
             item = vm.to_json()
-            for folder, raw in zip(vm.folders, item["shared_folders"]):
+            for folder, raw in zip(vm.folders, item["shared_folders"], strict=False):
                 raw["zeroinstall_cache"] = vm_share.is_cache_path(folder.host_path, stores)
             item["guest_instructions"] = vm_guest.guest_text(vm, stores)
             data.append(item)
@@ -322,7 +322,7 @@ def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     failed = 0
     refs = list(dict.fromkeys(args.vms))  # each VM once, in the order given
     # Read side by side: a stuck VirtualBox costs one timeout, not one per VM.
-    for ref, vm in zip(refs, vbox.read_vms(manager, [(ref, "") for ref in refs])):
+    for ref, vm in zip(refs, vbox.read_vms(manager, [(ref, "") for ref in refs]), strict=False):
         if not vm.known:
             err.write(f"zeroinstall-admin: {display_text(ref)}: {safe_text(vm.error)}\n")
             failed += 1

@@ -120,7 +120,7 @@ def read_results(directory: str) -> list[HostReport]:
     return reports
 
 
-# --- the command line ------------------------------------------------------------------------------
+# --- the command line -----------------------------------------------------------------------------
 
 
 def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) -> None:

@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     if not args.screenshot:
-        from gui.display import display_problem
+        from gui.display_server import display_problem
 
         problem = display_problem()
         if problem:

@@ -1,13 +1,11 @@
 """Delete on the Cache page: the Del key, the Cache menu, the row's context menu and a toolbar
 button.
 
-The same checks as Clean up: the evidence is gathered for the selected entries (apps, pins,
-running processes, VMs, this app and 0install itself), entries in use or rooted are kept and the
-reasons shown, the rest are removed after one confirmation that lists what will be deleted (and,
-apart, what is kept and why) with the exact space, through :func:`core.clean.remove` (which
-checks again right before acting and writes the action log). What was removed is announced
-through the page's ``cacheChanged``: every page drops it at once.
-"""
+It only presents :func:`core.delete.check` (the same decision as the command line's ``delete``):
+which of the selected entries are kept and why, which may go and the exact space, in one
+confirmation; then :func:`core.clean.remove` (which checks again right before acting and writes
+the action log) runs off the GUI thread. What was removed is announced through the page's
+``cacheChanged``: every page drops it at once."""
 
 from __future__ import annotations
 
@@ -27,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import clean
+from core import clean, delete
 from core.units import DISK_WORD, count_text, size_text
 from gui.icons import icon
 from gui.workers import Starter, Worker
@@ -43,48 +41,15 @@ def entry_line(entry: Any) -> str:
     return f"{head} ({entry.store.label}, {name})"
 
 
-def needs_password(verdicts: Sequence[clean.Verdict]) -> bool:
-    """True when removing these needs the privileged helper (an administrator's password)."""
-    return any(not clean.can_change_here(v.entry) for v in verdicts)
-
-
-def plan_text(
-    allowed: Sequence[clean.Verdict], kept: Sequence[tuple[Any, list[str]]]
-) -> tuple[str, str]:
-    """The Delete dialog's question and its note, in words (the dialog lists the entries)."""
-    _size, disk = clean.reclaimable(v.footprint for v in allowed if v.footprint is not None)
-    question = f"Delete {count_text(len(allowed), 'entry')}, freeing {size_text(disk)}?"
-    notes = []
-    if kept:
-        notes.append(
-            f"{count_text(len(kept), 'selected entry', 'selected entries')} "
-            f"{'is' if len(kept) == 1 else 'are'} kept: see why above."
-        )
-    notes.append(
-        "Each entry is checked again right before it is removed; every deletion goes to "
-        "the action log."
-    )
-    if needs_password(allowed):
-        notes.append(
-            "Some of these are in a store this account cannot change (the shared system "
-            "store): an administrator's password is asked for."
-        )
-    return question, " ".join(notes)
-
-
 class DeleteDialog(QDialog):
     """Asks before deleting: what will be deleted (with each entry's disk use), what is kept and
     why, in two lists that scroll, so the buttons stay on screen however many are selected."""
 
-    def __init__(
-        self,
-        allowed: Sequence[clean.Verdict],
-        kept: Sequence[tuple[Any, list[str]]],
-        parent: QWidget | None = None,
-    ) -> None:
+    def __init__(self, plan: delete.Plan, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Delete")
-        question, note = plan_text(allowed, kept)
+        allowed, kept = plan.allowed, plan.kept
+        question, note = plan.question(), plan.note()
         layout = QVBoxLayout(self)
         head = QLabel(question, self)
         font = head.font()
@@ -175,7 +140,7 @@ class DeleteAction(QObject):
         # Tests replace these: confirm(title, text) gets the dialog's whole text.
         self.confirm: Callable[[str, str], bool] = self._ask
         self.inform: Callable[[str, str], None] = self._tell
-        self._plan: tuple[list, list] = ([], [])
+        self._plan: delete.Plan | None = None
         self.action = QAction(icon("delete"), "&Delete…", page)
         self.action.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
         self.action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -205,8 +170,8 @@ class DeleteAction(QObject):
         return self.page.window()
 
     def _ask(self, title: str, text: str) -> bool:
-        allowed, kept = self._plan
-        dialog = DeleteDialog(allowed, kept, self._parent())
+        assert self._plan is not None
+        dialog = DeleteDialog(self._plan, self._parent())
         dialog.setWindowTitle(title)
         return dialog.exec() == QDialog.DialogCode.Accepted
 
@@ -240,30 +205,8 @@ class DeleteAction(QObject):
             return
         env, homes = self._env, self._homes
 
-        def check() -> tuple[list[clean.Verdict], list[tuple[Any, list[str]]], Any]:
-            from core import evidence, pins
-
-            stores = list({id(e.store): e.store for e in entries}.values())
-            ev = evidence.collect(
-                stores, entries, pins=pins.load(pins.pins_path(env)), env=env, homes=homes
-            )
-            allowed, kept = [], []
-            for entry in entries:
-                reasons = ev.reasons(entry)
-                if reasons:
-                    kept.append((entry, reasons))
-                    continue
-                allowed.append(
-                    clean.Verdict(
-                        entry,
-                        "remove",
-                        ["deleted on request"],
-                        entry.usage.last_used if entry.usage else None,
-                        clean.footprint(entry.path),
-                    )
-                )
-            recheck = clean.recheck_for(stores, entries, env, homes=homes)
-            return allowed, kept, recheck
+        def check() -> delete.Plan:
+            return delete.check(entries, env, homes=homes)
 
         self._run("Checking whether anything uses the selected entries…", check, self._checked)
 
@@ -272,7 +215,8 @@ class DeleteAction(QObject):
             self.inform("Delete", f"The entries could not be checked: {error}")
             self.finished.emit(None)
             return
-        allowed, kept, recheck = result
+        plan: delete.Plan = result
+        allowed, kept = plan.allowed, plan.kept
         kept_lines = [f"• {entry_line(e)}: {'; '.join(r)}" for e, r in kept]
         if not allowed:
             self.inform(
@@ -283,7 +227,7 @@ class DeleteAction(QObject):
             )
             self.finished.emit(None)
             return
-        question, note = plan_text(allowed, kept)
+        question, note = plan.question(), plan.note()
         lines = [
             f"• {entry_line(v.entry)}: {size_text(v.footprint.disk if v.footprint else None)}"
             for v in allowed
@@ -292,14 +236,14 @@ class DeleteAction(QObject):
         if kept:
             text += "\n\nKept, and why:\n" + "\n".join(kept_lines)
         text += f"\n\n{note}"
-        self._plan = (list(allowed), list(kept))
+        self._plan = plan
         if not self.confirm("Delete", text):
             self.finished.emit(None)
             return
         env = self._env
         self._run(
             f"Deleting {count_text(len(allowed), 'entry')}…",
-            lambda: clean.remove(allowed, recheck, env=env),
+            lambda: clean.remove(allowed, plan.recheck, env=env),
             self._done,
         )
 

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 
 def _is_command(args: Sequence[str]) -> bool:
-    from core.cli import SUBCOMMANDS
+    from core.cli import COMMANDS
 
-    return bool(args) and (args[0] in SUBCOMMANDS or args[0] in ("-h", "--help"))
+    return bool(args) and (args[0] in COMMANDS or args[0] in ("-h", "--help"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

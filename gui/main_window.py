@@ -3,9 +3,9 @@
 It only hosts pages. Each page is a QWidget with ``title``, ``icon_name``, ``menu_actions()``,
 ``start()``, ``shutdown()``, ``save_state(settings)``, ``restore_state(settings)``, a ``page_id``
 (for ``--page``) and optionally a ``busy`` property (True while its own background work runs; a
-screenshot waits for it) and a ``statusMessage(str)`` signal for the status bar; the window adds it to the sidebar and gives
-it a menu, shown only while
-the page is current (so two pages may both use F5).
+screenshot waits for it) and a ``statusMessage(str)`` signal for the status bar; the window adds
+it to the sidebar and gives it a menu, shown only while the page is current (so two pages may both
+use F5).
 """
 
 from __future__ import annotations
@@ -53,8 +53,12 @@ def fitted_position(frame: QRect, available: QRect) -> QPoint:
 
 
 class Page(Protocol):
+    """What every page has (see the module's docstring for what a page may have as well: a
+    ``busy`` property, ``statusMessage`` and ``cacheChanged`` signals, ``cache_changed``)."""
+
     title: str
     icon_name: str
+    page_id: str  # for --page and the help topic (help/<page_id>.html)
 
     def menu_actions(self) -> list[QAction | None]: ...
     def start(self) -> None: ...
@@ -196,7 +200,7 @@ class MainWindow(QMainWindow):
         if not 0 <= index < len(self._pages):
             return
         self.stack.setCurrentIndex(index)
-        for i, (page, menu) in enumerate(zip(self._pages, self._menus)):
+        for i, (page, menu) in enumerate(zip(self._pages, self._menus, strict=True)):
             current = i == index
             menu.menuAction().setVisible(current)
             for action in page.menu_actions():  # type: ignore[attr-defined]

@@ -571,3 +571,41 @@ def test_the_scope_note_never_tells_root_to_run_as_root(monkeypatch) -> None:
     monkeypatch.setattr(evidence.os, "geteuid", lambda: 1000)
     ev = evidence.collect([], [], pins=None, env=env, processes=False, vms=no_vms)
     assert "run as root to read every home" in ev.apps_scope
+
+
+def test_delete_keeps_what_is_used_and_deletes_the_rest_whatever_clean_would_do(
+    real_store: RealStore, env
+) -> None:
+    """core.delete, behind the window's Delete and the command line's delete: an entry something
+    uses or pins is kept with the reasons; a fresh temporary directory (which a clean-up leaves
+    alone) and an entry used a moment ago go; the space is what removing them gives back."""
+    from core import delete
+
+    used = real_store.add("used", files("used"))
+    pinned = real_store.add("pinned", files("pinned"))
+    fresh = real_store.add("fresh", files("fresh"))
+    write_app(env, "hello", used.name)
+    pins_file = str(Path(env["XDG_STATE_HOME"]) / "pins.json")
+    p = pins.load(pins_file)
+    pins.add(p, "entry", pinned.name)
+    p.save()
+    (real_store.path / "tmp-fresh1").mkdir()
+    stores = stores_from_paths([str(real_store.path)])
+    entries = {e.name: e for e in scan(stores, env).entries}
+    chosen = [entries[n] for n in (used.name, pinned.name, fresh.name, "tmp-fresh1")]
+
+    plan = delete.check(chosen, env, homes=[], pins_file=pins_file)
+
+    assert [(e.name, r) for e, r in plan.kept] == [
+        (used.name, ["selected by the 0install app hello"]),
+        (pinned.name, ["pinned (this entry)"]),
+    ]
+    assert [v.entry.name for v in plan.allowed] == [fresh.name, "tmp-fresh1"]
+    assert all(v.action == "remove" and v.reasons[0] == "deleted on request" for v in plan.allowed)
+    assert "a 0install may still fill it" in plan.allowed[1].reasons[1]  # what clean would say
+    assert plan.disk == reclaimable(v.footprint for v in plan.allowed if v.footprint)[1] > 0
+    assert plan.question().startswith("Delete 2 entries, freeing ")
+    assert "2 selected entries are kept" in plan.note() and "password" not in plan.note()
+    outcomes = clean.remove(plan.allowed, plan.recheck, log_path=str(real_store.home / "log"))
+    assert [o.action for o in outcomes] == ["removed", "removed"]
+    assert not fresh.exists() and used.exists() and pinned.exists()

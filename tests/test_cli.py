@@ -178,8 +178,8 @@ def test_stores_are_named_as_the_window_names_them(zi_env: dict[str, str]) -> No
 
 def test_installed_command_ends_at_once_with_everything_written(tmp_path: Path) -> None:
     """The installed entry point ends a command without the interpreter's tear-down
-    (core.lifetime.exit_now): the output still arrives whole, through a pipe, with the exit code, and
-    a reader that stops early gets a broken pipe handled as one, not a traceback."""
+    (core.lifetime.exit_now): the output still arrives whole, through a pipe, with the exit code,
+    and a reader that stops early gets a broken pipe handled as one, not a traceback."""
     store = tmp_path / "store"
     for i in range(300):
         write_tree(store / f"sha1={i:040x}", {"f": "x" * i})
@@ -227,3 +227,25 @@ print(inspect.signature(Point), type(sys.modules["inspect"]) is type(sys))
         "Point(x: int, y: float = 0.5)",
         "(x: int, y: float = 0.5) -> None True",
     ]
+
+
+def test_one_registry_names_every_command_its_group_defines() -> None:
+    """core.cli.GROUPS is the one list: each group's module registers exactly the commands listed
+    for it, a command's own parser is built from its group alone, and the launcher sends every
+    one of them (and nothing else) to the command line."""
+    import importlib
+
+    from core import cli
+    from gui.launch import _is_command
+
+    def names(parser) -> set[str]:
+        sub = next(a for a in parser._actions if a.dest == "command")
+        return set(sub.choices)
+
+    for group in cli.GROUPS:
+        assert names(cli.build_parser(group.commands[0])) == set(group.commands), group.module
+        assert callable(importlib.import_module(group.module).register)
+    assert names(cli.build_parser()) == cli.COMMANDS
+    assert sum(len(g.commands) for g in cli.GROUPS) == len(cli.COMMANDS)  # no name twice
+    assert all(_is_command([name, "--help"]) for name in cli.COMMANDS)
+    assert not _is_command(["--demo"]) and not _is_command(["optimiser"]) and not _is_command([])

@@ -11,13 +11,14 @@ import pytest
 from PySide6.QtCore import QItemSelectionModel, QRect, QSize, Qt
 from PySide6.QtGui import QGuiApplication
 
-from core import actionlog, clean, pins
+from core import actionlog, clean, delete, pins
 from core.stores import stores_from_paths
 from core.units import age_text
 from gui.cache_model import Column
 from gui.cache_page import CachePage
 from gui.changes import REMOVED, CacheChange
-from gui.clean_page import CleanPage, Col
+from gui.clean_model import Col
+from gui.clean_page import CleanPage
 from gui.delete_action import DeleteDialog
 from gui.main_window import MainWindow, fitted_size
 from tests.conftest import RealStore
@@ -214,7 +215,7 @@ def test_delete_dialog_lists_what_it_deletes_and_what_it_keeps(qtbot, store) -> 
         for n in (d["old"], d["older"])
     ]
     kept = [(entries[d["new"]], ["pinned (this entry)"])] * 12
-    dialog = DeleteDialog(allowed, kept)
+    dialog = DeleteDialog(delete.Plan(allowed, kept, list, []))
     qtbot.addWidget(dialog)
     assert len(dialog.deleted) == 2 and all(line.startswith("Hello ") for line in dialog.deleted)
     assert len(dialog.kept) == 12 and all("pinned (this entry)" in k for k in dialog.kept)
@@ -388,14 +389,12 @@ def test_enabling_sharing_makes_the_pages_look_at_the_stores_again(qtbot, tmp_pa
 def test_the_password_is_mentioned_only_for_stores_this_account_cannot_change(
     qtbot, store, monkeypatch
 ) -> None:
-    from gui import delete_action
-
     _window, cache, _cleanup = open_both(qtbot, store)
     entry = next(r.entry for r in cache.model.rows if r.entry.name == store.digests["old"])
-    allowed = [clean.Verdict(entry, "remove", ["on request"], None, None)]
-    assert "password" not in delete_action.plan_text(allowed, [])[1]
+    plan = delete.Plan([clean.Verdict(entry, "remove", ["on request"], None, None)], [], list, [])
+    assert "password" not in plan.note()
     monkeypatch.setattr(clean, "can_change_here", lambda _entry: False)
-    assert "administrator's password" in delete_action.plan_text(allowed, [])[1]
+    assert "administrator's password" in plan.note()
 
 
 def test_closing_the_banner_under_the_pointer_keeps_its_place(qtbot) -> None:

@@ -12,7 +12,8 @@ from PySide6.QtCore import Qt
 from core import clean, pins
 from core.stores import stores_from_paths
 from gui.cache_page import CachePage
-from gui.clean_page import CleanPage, Col
+from gui.clean_model import Col
+from gui.clean_page import CleanPage
 from gui.delete_action import DeleteAction
 from gui.main_window import MainWindow
 from tests.conftest import RealStore
@@ -77,7 +78,7 @@ def test_candidates_prechecked_with_reasons_and_an_exact_total(qtbot, store) -> 
     assert page.total.text().startswith("3 of 3 candidates checked") and page.total.text().endswith(
         "to reclaim"
     )
-    from gui.clean_page import size_text
+    from gui.clean_model import size_text
 
     assert size_text(total) in page.total.text()
     # Unchecking one lowers the total to what the other two give back.

@@ -18,7 +18,7 @@ from gui import status as st
 from gui.app import main
 from gui.cache_model import Column
 from gui.cache_page import CachePage
-from gui.main_window import MainWindow
+from gui.main_window import MainWindow, Page
 
 # The offscreen platform cannot pass size hints to a window manager and says so each time a
 # window's minimum size changes; that is not a problem of the app.
@@ -373,6 +373,11 @@ def test_closing_the_window_stops_a_running_verification(qtbot, tmp_path: Path) 
     qtbot.waitUntil(lambda: not any(t.is_alive() for t in started), timeout=10_000)
 
 
+PAGE_ATTRIBUTES = [name for name in vars(Page) if not name.startswith("_")] + list(
+    Page.__annotations__
+)
+
+
 def test_main_opens_the_window_and_remembers_its_settings(
     qapp, tmp_path: Path, private_settings: Path
 ) -> None:
@@ -381,6 +386,7 @@ def test_main_opens_the_window_and_remembers_its_settings(
     store = tmp_path / "store"
     (store / ("sha256new_" + "F" * 52)).mkdir(parents=True)
     seen: list[int] = []
+    ids: list[str] = []  # of the pages that have every attribute of main_window.Page
 
     def close_when_scanned() -> None:
         windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
@@ -392,12 +398,16 @@ def test_main_opens_the_window_and_remembers_its_settings(
             QTimer.singleShot(20, close_when_scanned)
             return
         seen.append(page.model.rowCount())
+        ids.extend(
+            p.page_id for p in windows[0].pages if all(getattr(p, a, "") for a in PAGE_ATTRIBUTES)
+        )
         page.table.sortByColumn(Column.ADDED, Qt.SortOrder.DescendingOrder)
         windows[0].close()
 
     QTimer.singleShot(0, close_when_scanned)
     assert main(["--store", str(store)]) == 0
     assert seen == [1]
+    assert ids == ["cache", "clean", "sharing", "maintenance", "vms"]
     saved = QSettings(
         QSettings.Format.IniFormat, QSettings.Scope.UserScope, "Zero Install", "Zero Install Admin"
     )

@@ -1,6 +1,7 @@
-"""Whether a window can open at all, asked before Qt is: Qt aborts the process (exit 134, "could
-not load the Qt platform plugin") when there is no display, and says nothing useful to an admin
-on a server."""
+"""Is there a display server (X11, Wayland) for the window? Asked before Qt is: Qt aborts the
+process (exit 134, "could not load the Qt platform plugin") when there is no display, and says
+nothing useful to an admin on a server. (Not :mod:`core.display`, which escapes names for
+people.)"""
 
 from __future__ import annotations
 
