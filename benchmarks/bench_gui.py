@@ -29,6 +29,7 @@ ratios and whether they meet the targets.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -45,6 +46,7 @@ os.environ.setdefault("ZEROINSTALL_ADMIN_RECORDS_DIR", "/tmp/zeroinstall-admin-b
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psutil
+from bench_verify import LAUNCH, run_timed  # noqa: E402 - this script's own directory
 from PySide6.QtCore import (
     QElapsedTimer,
     QEventLoop,
@@ -61,8 +63,6 @@ from core.feeds import escape_feed_url
 from core.manifest import generate_manifest, hash_manifest
 from core.stores import stores_from_paths
 from gui.app import freeze_startup_objects, quiet_offscreen_platform
-
-from bench_verify import LAUNCH, run_timed  # noqa: E402 - this script's own directory
 
 TARGET_ROWS_S = 1.0
 TARGET_GAP_MS = 100.0
@@ -154,10 +154,8 @@ class Probe:
         # The scan and the verification run in child processes: their memory counts too.
         rss = self.process.memory_info().rss
         for child in self.process.children(recursive=True):
-            try:
+            with contextlib.suppress(psutil.Error):  # it ended meanwhile
                 rss += child.memory_info().rss
-            except psutil.Error:
-                pass  # it ended meanwhile
         self.peak_rss = max(self.peak_rss, rss)
 
     @property

@@ -50,7 +50,6 @@ import make_stdlib_store
 
 from core.verify import verify_paths
 
-
 PYTHON = sys.executable
 """The interpreter our command runs on in every timed run (``bench_targets.py --python``)."""
 

@@ -285,10 +285,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         return
     except OSError:
         pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
     for stream in (proc.stdout, proc.stderr):
         if stream is not None:
             stream.close()

@@ -10,6 +10,7 @@ so what they say is a hint for display, never a reason to trust an implementatio
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -424,10 +425,8 @@ def _read_app(
         return
     current = None
     if "selections.xml" in leaves:
-        try:
+        with contextlib.suppress(OSError):
             current = os.stat(os.path.join(app_dir, "selections.xml"))
-        except OSError:
-            pass
     for leaf in leaves:
         m = _SELECTIONS_FILE.fullmatch(leaf)
         if not m:

@@ -29,6 +29,7 @@ reads (:func:`read_status`, :func:`last_check_text`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -391,10 +392,8 @@ def _write_status(place: Place, status: Mapping[str, Any]) -> str | None:
             os.chmod(tmp, 0o644)
             os.replace(tmp, place.status_file)
         except BaseException:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             raise
     except OSError as exc:
         return f"the status file {place.status_file} could not be written: {exc.strerror or exc}"
@@ -470,7 +469,7 @@ def verify_entries(paths: Sequence[str], *, cancel: threading.Event | None = Non
 
 def _findings_for(entries: Sequence, outcomes: Sequence) -> list[Finding]:
     out = []
-    for entry, outcome in zip(entries, outcomes):
+    for entry, outcome in zip(entries, outcomes, strict=True):
         if outcome is not None and outcome.status in ("corrupt", "error"):
             out.append(
                 Finding(entry.path, entry.name, outcome.status, outcome.detail,
@@ -936,7 +935,7 @@ def run_watch(
             found = _findings_for(entries, outcomes)
             for finding in found:
                 run.say(_priority(finding), finding.line())
-            for e, o in zip(entries, outcomes):
+            for e, o in zip(entries, outcomes, strict=True):
                 if o is not None and o.status == "ok":
                     run.say(INFO, f"verified new entry {display_path(e.path)}: OK")
             r.checked += sum(1 for o in outcomes if o is not None)

@@ -33,6 +33,7 @@ in one directory instead (tests; the ownership rules still apply).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import marshal
 import os
@@ -460,10 +461,8 @@ def save(records: StoreRecords) -> str:
             os.close(fd)
         os.replace(tmp, records.file)
     except OSError as exc:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         return (
             f"the verification records {records.file} could not be written: {exc.strerror or exc}"
         )

@@ -9,6 +9,7 @@ shown here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -683,11 +684,9 @@ def fingerprint(root: str = "/") -> tuple[object, ...]:
     paths = ["/etc/passwd", "/etc/group", "/etc/login.defs", "/etc/profile",
              rh.HELPER_SCRIPT_PATH, rh.SUDOERS_MAIN, rh.SUDOERS_DIR]  # fmt: skip
     paths += [rh.apparmor_profile_path(p) for p in rh.SECURE_ADD_CANDIDATES]
-    try:
+    with contextlib.suppress(OSError, rh.HelperError):
         paths += [os.path.join(rh.SUDOERS_DIR, n)
                   for n in sorted(os.listdir(rh.under(root, rh.SUDOERS_DIR)))]  # fmt: skip
-    except (OSError, rh.HelperError):
-        pass
     result: list[object] = []
     for path in paths:
         try:

@@ -39,7 +39,7 @@ def make_entry(store: Path, name: str, *, readonly: bool = True) -> Path:
     (entry / "bin" / "link").symlink_to("/etc/passwd")
     (entry / ".manifest").write_text("F ...\n")
     if readonly:
-        for dirpath, dirnames, filenames in os.walk(entry):
+        for dirpath, _dirnames, filenames in os.walk(entry):
             for f in filenames:
                 p = Path(dirpath) / f
                 if not p.is_symlink():

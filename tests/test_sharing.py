@@ -468,11 +468,11 @@ def test_pkexec_outcomes_are_told_apart(code: int, stderr: str, status: str):
 
 def test_without_the_installed_helper_an_ordinary_user_gets_the_root_command(code_for_other_users):
     code = (
-        "import json, sys; sys.path.insert(0, %r)\n"
+        f"import json, sys; sys.path.insert(0, {str(code_for_other_users.path)!r})\n"
         "from core import elevate, root_helper\n"
         "root_helper.INSTALLED_PATH = '/nonexistent/zeroinstall-admin-helper'\n"
         "o = elevate.run_helper('enable')\n"
-        "print(json.dumps([o.status, o.message, o.root_command]))" % str(code_for_other_users.path)
+        "print(json.dumps([o.status, o.message, o.root_command]))"
     )
     proc = subprocess.run(
         ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
@@ -653,11 +653,10 @@ def test_an_ordinary_user_sees_an_enabled_fake_root_as_enabled(
         root = make_root(base)
         rh.enable(str(root))
         code = (
-            "import json, sys; sys.path.insert(0, %r)\n"
+            f"import json, sys; sys.path.insert(0, {str(code_for_other_users.path)!r})\n"
             "from core import sharing\n"
-            "steps = sharing.detect(%r, env={'PATH': '/usr/local/bin:/usr/bin:/bin'})\n"
+            f"steps = sharing.detect({str(root)!r}, env={{'PATH': '/usr/local/bin:/usr/bin:/bin'}})\n"
             "print(json.dumps({s.key: [s.state, s.detail] for s in steps}))"
-            % (str(code_for_other_users.path), str(root))
         )
         proc = subprocess.run(
             ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
