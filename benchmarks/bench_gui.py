@@ -317,7 +317,8 @@ def main() -> int:
     )
     ratio = verified / cli_verify
     print(
-        f"verify all vs CLI:   x{ratio:.2f}  (zeroinstall-admin verify {cli_verify:.2f} s, median of 3)"
+        f"verify all vs CLI:   x{ratio:.2f}  "
+        f"(zeroinstall-admin verify {cli_verify:.2f} s, median of 3)"
         f"  target <= {TARGET_VERIFY_RATIO}x: {verdict(ratio <= TARGET_VERIFY_RATIO)}"
     )
     print(f"verify, by status:   {verified_sorted:6.2f} s  largest GUI gap {sorted_gap:5.0f} ms")
@@ -327,7 +328,8 @@ def main() -> int:
     )
     print(
         f"peak RSS:            {peak_mb:6.0f} MB  (the window's process and its children, "
-        f"sampled every 100 ms)  target < {TARGET_RSS_MB:.0f} MB: {verdict(peak_mb < TARGET_RSS_MB)}"
+        f"sampled every 100 ms)  target < {TARGET_RSS_MB:.0f} MB: "
+        f"{verdict(peak_mb < TARGET_RSS_MB)}"
     )
     return 0
 

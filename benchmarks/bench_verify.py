@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""How fast ``zeroinstall-admin verify`` checks whole stores, against the real 0install in the same run.
+"""How fast ``zeroinstall-admin verify`` checks whole stores, against the real 0install in the same
+run.
 
 Two stores (``--store small``, ``stdlib`` or ``both``, the default):
 

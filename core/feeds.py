@@ -365,7 +365,8 @@ class AppSelections:
     """Apps folders of one's own that could not be listed, and selections that were ignored."""
 
     def labels(self) -> dict[str, list[str]]:
-        """Digest directory name -> the sorted labels of what names it (:attr:`AppSelection.label`)."""
+        """Digest directory name -> the sorted labels of what names it
+        (:attr:`AppSelection.label`)."""
         return {d: sorted({use.label for use in uses}) for d, uses in self.uses.items()}
 
 

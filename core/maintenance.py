@@ -760,7 +760,9 @@ def run_clean(
         r.message = str(exc)
         run.say(WARNING, f"clean stopped: {exc}")
     run.say(
-        INFO, f"clean: {count_text(r.removed, 'entry')} removed or quarantined, {size_text(r.freed)} freed"
+        INFO,
+        f"clean: {count_text(r.removed, 'entry')} removed or quarantined, "
+        f"{size_text(r.freed)} freed"
         + (f", {r.failed} failed" if r.failed else "")
     )  # fmt: skip
     result_ = run.finish()
@@ -922,8 +924,8 @@ def run_watch(
             recent = time.time_ns() - int(WATCH_FIRST_RECENT_S * 1e9)
             seen = {n: i for n, i in _listing(place.store).items() if i[1] < recent}
             _write_seen(place.seen_file, seen)
-            run.say(INFO, f"watch: {count_text(len(seen), 'entry')} recorded; new ones are verified as "
-                          "they appear")  # fmt: skip
+            recorded = count_text(len(seen), "entry")
+            run.say(INFO, f"watch: {recorded} recorded; new ones are verified as they appear")
         for _round in range(100):  # entries keep arriving: take them too, within reason
             now = _listing(place.store)
             fresh = [n for n, ident in now.items() if seen.get(n) != ident]

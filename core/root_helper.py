@@ -1338,7 +1338,7 @@ def disable(root: str = "/") -> list[str]:
 # --- verbs ----------------------------------------------------------------------------------------
 
 
-# --- the store lock: one run at a time on a store (issue 23) ---------------------------------------
+# --- the store lock: one run at a time on a store (issue 23) --------------------------------------
 #
 # Scheduled maintenance, root's commands and the remove/quarantine verbs take this lock, so that
 # two never work on one store at once. It is a file in a directory only its owner can open: for
@@ -1352,7 +1352,8 @@ STORE_LOCK_DIR = "/var/lib/zeroinstall-admin/locks"
 STORE_LOCK_DIR_ENV = "ZEROINSTALL_ADMIN_LOCK_DIR"
 """Root's lock directory instead of STORE_LOCK_DIR (tests; main() clears the environment)."""
 STORE_LOCK_USER_SUBDIR = "locks"
-"""A user's lock directory inside the user's state directory (``~/.local/state/zeroinstall-admin``)."""
+"""A user's lock directory inside the user's state directory
+(``~/.local/state/zeroinstall-admin``)."""
 STORE_LOCK_WAIT_S = 10.0
 """How long remove-implementation and quarantine wait for another run on the store."""
 

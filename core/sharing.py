@@ -77,8 +77,8 @@ LIMITS = (
     ),
     VERIFICATION,
     (
-        "Implementations named by the old sha1 algorithm cannot be shared (0store-secure-add refuses "
-        "them); they stay in each user's own cache."
+        "Implementations named by the old sha1 algorithm cannot be shared (0store-secure-add "
+        "refuses them); they stay in each user's own cache."
     ),
     SPACE_WARNING,
     "Users cannot remove what they added; the admin removes from the shared cache (Clean up page).",
@@ -549,10 +549,10 @@ def step_sudoers(root: str = "/") -> Step:
     elsewhere = _other_sudoers_sources(root)
     if elsewhere and verdict.rule is None:
         return Step("sudoers", title, UNKNOWN,
-                    f"Not checked: the sudoers files have no rule for it, but sudo also reads rules "
-                    f"from {', '.join(elsewhere)} ({NSSWITCH}), which this app cannot read. The "
-                    f"self-test finds out. Apply adds {target}, which does no harm next to a rule "
-                    f"kept there.{tail}", "install-sudoers", preview, target)  # fmt: skip
+                    f"Not checked: the sudoers files have no rule for it, but sudo also reads "
+                    f"rules from {', '.join(elsewhere)} ({NSSWITCH}), which this app cannot read. "
+                    f"The self-test finds out. Apply adds {target}, which does no harm next to a "
+                    f"rule kept there.{tail}", "install-sudoers", preview, target)  # fmt: skip
     fixed = sudoers.with_dropin(config, target, content)
     if fixed is None:
         return Step("sudoers", title, ATTENTION,

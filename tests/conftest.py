@@ -52,7 +52,8 @@ def _root_locks_never_in_var_lib(tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def run_0install(*args: str, env: dict[str, str] | None = None, cwd: str | None = None) -> str:
-    """Run the real 0install and return its standard output; fail the test with its stderr otherwise."""
+    """Run the real 0install and return its standard output; fail the test with its stderr
+    otherwise."""
     assert ZEROINSTALL, (
         "the real 0install is needed: the README's test command installs 0install-core"
     )
@@ -64,8 +65,8 @@ def run_0install(*args: str, env: dict[str, str] | None = None, cwd: str | None 
 
 
 def write_tree(root: Path, files: dict[str, bytes | str], mtime: int = 1_600_000_000) -> Path:
-    """Create files under ``root`` (names ending in ``/`` are directories; ``@target`` makes a symlink;
-    a leading ``!`` in the content makes the file executable)."""
+    """Create files under ``root`` (names ending in ``/`` are directories; ``@target`` makes a
+    symlink; a leading ``!`` in the content makes the file executable)."""
     root.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
         path = root / name
@@ -97,8 +98,8 @@ class RealStore:
 
     @property
     def path(self) -> Path:
-        """Where ``0install store add`` puts things: the system store when it can write there (as root,
-        which CI is), else the user store."""
+        """Where ``0install store add`` puts things: the system store when it can write there (as
+        root, which CI is), else the user store."""
         return (
             self.system_path
             if os.access(self.system_path.parent.parent, os.W_OK)
@@ -133,7 +134,8 @@ def zi_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def real_store(tmp_path: Path, zi_env: dict[str, str]) -> RealStore:
-    """An empty user store; call ``.add(label, files)`` to add implementations with the real 0install."""
+    """An empty user store; call ``.add(label, files)`` to add implementations with the real
+    0install."""
     user = Path(zi_env["XDG_CACHE_HOME"]) / "0install.net" / "implementations"
     system = Path(zi_env["XDG_CACHE_DIRS"]) / "0install.net" / "implementations"
     system.parent.parent.mkdir(parents=True)

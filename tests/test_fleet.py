@@ -88,7 +88,7 @@ def test_host_report_survives_odd_json() -> None:
     assert fleet.host_report("y", []).problems == ["the results file is not a JSON object"]
 
 
-# --- the playbook on two throwaway hosts ------------------------------------------------------------
+# --- the playbook on two throwaway hosts ----------------------------------------------------------
 
 HOST_PACKAGES = ["openssh-server", "python3", "python3-apt", "sudo", "0install-core"]
 
@@ -157,7 +157,8 @@ def test_playbook_on_two_hosts_installs_shares_reports_and_is_idempotent(
     results = work / "results"
     steps = f"""
 set -u
-run() {{ name=$1; shift; ansible-playbook -i "$WORK/inventory" {playbook} "$@" > "$WORK/$name.out" 2>&1;
+run() {{ name=$1; shift;
+         ansible-playbook -i "$WORK/inventory" {playbook} "$@" > "$WORK/$name.out" 2>&1;
          echo $? > "$WORK/$name.rc"; }}
 run check --check --diff -e zia_deb={deb}
 for root in {roots[0]} {roots[1]}; do  # what check mode left: exactly what was there

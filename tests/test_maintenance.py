@@ -484,7 +484,8 @@ def test_watch_by_polling_reports_a_new_entry_within_seconds(root: Path):
                 changed.notify_all()
 
     def wait_for(text: str) -> float:
-        """When a line holding ``text`` arrived (fails after a generous bound, for busy machines)."""
+        """When a line holding ``text`` arrived (fails after a generous bound, for busy
+        machines)."""
         with changed:
             found = changed.wait_for(
                 lambda: any(text in ln for ln in lines) or proc.poll() is not None, timeout=120
@@ -521,7 +522,8 @@ def hold_lock(
         [*(argv or (PYTHON,)), "-c", ("import fcntl, os, sys\n"
          f"path = {lock_file!r}\n"
          "os.path.isdir(path) or os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)\n"
-         "fd = os.open(path, os.O_RDONLY if os.path.isdir(path) else os.O_RDWR | os.O_CREAT, 0o600)\n"
+         "fd = os.open(path, os.O_RDONLY if os.path.isdir(path)"
+         " else os.O_RDWR | os.O_CREAT, 0o600)\n"
          f"fcntl.flock(fd, fcntl.{how})\n"
          "print('locked', flush=True)\nsys.stdin.read()")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -254,7 +254,8 @@ def test_quarantine_refuses_a_symlinked_quarantine_directory(store: Path, tmp_pa
 
 def _as_nobody(python: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", python, "-I", *args],
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+         python, "-I", *args],
         capture_output=True, text=True, timeout=60, cwd="/",
     )  # fmt: skip
 

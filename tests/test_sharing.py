@@ -63,7 +63,8 @@ def make_root(
     (root / "etc" / "sudoers").write_text(sudoers)
     (root / "etc" / "sudoers").chmod(0o440)
     (root / "etc" / "profile").write_text(
-        'if [ "$(id -u)" -eq 0 ]; then\n  PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"\n'
+        'if [ "$(id -u)" -eq 0 ]; then\n'
+        '  PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"\n'
         'else\n  PATH="/usr/local/bin:/usr/bin:/bin:/usr/games"\nfi\nexport PATH\n'
     )
     if secure_add:
@@ -655,7 +656,8 @@ def test_an_ordinary_user_sees_an_enabled_fake_root_as_enabled(
         code = (
             f"import json, sys; sys.path.insert(0, {str(code_for_other_users.path)!r})\n"
             "from core import sharing\n"
-            f"steps = sharing.detect({str(root)!r}, env={{'PATH': '/usr/local/bin:/usr/bin:/bin'}})\n"
+            f"steps = sharing.detect({str(root)!r},"
+            " env={'PATH': '/usr/local/bin:/usr/bin:/bin'})\n"
             "print(json.dumps({s.key: [s.state, s.detail] for s in steps}))"
         )
         proc = subprocess.run(
@@ -822,7 +824,8 @@ def test_disable_lists_only_what_it_removes(tmp_path: Path):
     "text",
     [
         HAND_HELPER,
-        '#! /bin/sh\n\n   exec   sudo -S -u zeroinst /usr/bin/0store-secure-add "$@" </dev/null  # x\n',
+        "#! /bin/sh\n\n"
+        '   exec   sudo -S -u zeroinst /usr/bin/0store-secure-add "$@" </dev/null  # x\n',
         "#!/usr/bin/env bash\nsudo -u zeroinst -S /usr/bin/0store-secure-add $@\n",
         '#!/bin/sh\nexec /usr/bin/sudo -S --user=zeroinst /usr/bin/0store-secure-add "$@"\n',
     ],
@@ -834,7 +837,10 @@ def test_helper_scripts_that_execute_the_same_are_the_same(text: str):
 @pytest.mark.parametrize(
     "text, why",
     [
-        ('exec sudo -S -u zeroinst /usr/bin/0store-secure-add "$@" < /dev/null\n', "no '#!/bin/sh'"),
+        (
+            'exec sudo -S -u zeroinst /usr/bin/0store-secure-add "$@" < /dev/null\n',
+            "no '#!/bin/sh'",
+        ),
         ('#!/bin/sh\nexec sudo -S /usr/bin/0store-secure-add "$@"\n', "as root, not as zeroinst"),
         ('#!/bin/sh\nexec sudo -E -u zeroinst /usr/bin/0store-secure-add "$@"\n', "option -E"),
         ("#!/bin/sh\nexec sudo -u zeroinst /usr/bin/0store-secure-add\n", "does not pass"),

@@ -47,7 +47,8 @@ def copy_impl(src: Path, dest: Path) -> Path:
 
 
 def live_workers() -> list[int]:
-    """Worker processes still busy: every one must be back in the idle pool (or gone) after a run."""
+    """Worker processes still busy: every one must be back in the idle pool (or gone) after a
+    run."""
     import psutil
 
     idle = set(pool.idle_workers())

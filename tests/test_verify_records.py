@@ -337,7 +337,8 @@ def test_unstable_inode_numbers_mean_full_verification_said_once(
     point = str(store.parent).replace(" ", "\\040")
     mountinfo.write_text(
         "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n"
-        f"99 27 0:77 / {point} rw,relatime - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w\n"
+        f"99 27 0:77 / {point} rw,relatime - overlay overlay "
+        "rw,lowerdir=/l,upperdir=/u,workdir=/w\n"
     )
     monkeypatch.setenv(records.ENV_MOUNTINFO, str(mountinfo))
     for _ in range(2):
@@ -375,7 +376,7 @@ def test_inode_stability_from_mountinfo(
     assert records.inode_stability(str(tmp_path / "a dirt"), str(mountinfo))[0] is True
 
 
-# --- the record file ---------------------------------------------------------------------------------
+# --- the record file ------------------------------------------------------------------------------
 
 
 def record_file(where: Path) -> Path:
