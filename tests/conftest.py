@@ -9,9 +9,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import shutil
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +21,8 @@ import pytest
 pytest_plugins = ["tests.vbox_fixtures"]
 
 ZEROINSTALL = shutil.which("0install")
+REPO = Path(__file__).resolve().parent.parent
+"""The checkout under test."""
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -49,6 +53,43 @@ def _root_locks_never_in_var_lib(tmp_path_factory: pytest.TempPathFactory) -> It
         os.environ.pop(root_helper.STORE_LOCK_DIR_ENV, None)
     else:
         os.environ[root_helper.STORE_LOCK_DIR_ENV] = before
+
+
+@pytest.fixture
+def no_real_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The privileged helper (core.root_helper) refuses to act on the machine's real ``/`` in this
+    test: every step raises instead, so a test that forgot its fake root cannot touch this
+    machine's /etc or store. A module that calls the helper in-process opts in with
+    ``pytestmark = pytest.mark.usefixtures("no_real_root")``."""
+    from core import root_helper
+
+    monkeypatch.setattr(root_helper, "_ALLOW_REAL_ROOT", False)
+
+
+def run_cli(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+    **kwargs: Any,
+) -> subprocess.CompletedProcess:
+    """Run this checkout's command line (``python -m core.cli ARGS``) in a process of its own, as
+    a user would, and return what it did without raising on a non-zero exit.
+
+    ``env`` replaces the environment (default: this one); PYTHONPATH always points at this
+    checkout. Output is captured (bytes; pass ``text=True`` for str) and standard input is empty
+    unless ``input`` or ``stdin`` is given, so a command that asks for confirmation never waits on
+    the terminal. Other keyword arguments go to :func:`subprocess.run`."""
+    run_env = {**(os.environ if env is None else env), "PYTHONPATH": str(REPO)}
+    kwargs.setdefault("capture_output", True)
+    if "input" not in kwargs:
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "core.cli", *args],
+        env=run_env,
+        timeout=timeout,
+        check=False,
+        **kwargs,
+    )
 
 
 def run_0install(*args: str, env: dict[str, str] | None = None, cwd: str | None = None) -> str:

@@ -9,15 +9,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from core import cli, fleet
+from tests.conftest import REPO, run_cli
 
-REPO = Path(__file__).resolve().parent.parent
 HOSTS = REPO / "tests" / "chroot_hosts.sh"
 
 
@@ -213,11 +212,7 @@ def _run_on_hosts(work: Path, roots: list[Path], steps: str, digest: str) -> Non
     rc, out, recap = outcome("report")
     assert rc == 0 and all(r["changed"] == 0 for r in recap.values()), out[-4000:]
     assert sorted(p.name for p in results.iterdir()) == ["host1.json", "host2.json"]
-    table = subprocess.run(
-        [sys.executable, "-m", "core.cli", "fleet", "report", str(results)],
-        capture_output=True, text=True, timeout=120, cwd=REPO, check=False,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
+    table = run_cli("fleet", "report", str(results), text=True, timeout=120, cwd=REPO)
     assert table.returncode == 1, table.stdout + table.stderr  # host2 has a problem
     lines = table.stdout.splitlines()
     assert re.match(r"host1 +1 +1\d\d\.\d kB +none$", lines[1]), table.stdout  # README's 100 kB
@@ -228,8 +223,6 @@ def _run_on_hosts(work: Path, roots: list[Path], steps: str, digest: str) -> Non
 
 
 def cli_output(argv: list[str]) -> str:
-    proc = subprocess.run([sys.executable, "-m", "core.cli", *argv], capture_output=True,
-                          text=True, timeout=120, cwd=REPO, check=False,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    proc = run_cli(*argv, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout

@@ -18,9 +18,7 @@ from tests.test_sharing import make_root, tree_state
 WAIT_MS = 60_000
 
 
-@pytest.fixture(autouse=True)
-def no_real_root(monkeypatch):
-    monkeypatch.setattr(rh, "_ALLOW_REAL_ROOT", False)
+pytestmark = pytest.mark.usefixtures("no_real_root")
 
 
 def started_page(qtbot, root: Path) -> SharingPage:

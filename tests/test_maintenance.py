@@ -22,17 +22,15 @@ from core import clean, maintenance
 from core import root_helper as rh
 from core.digests import format_digest
 from core.manifest import generate_manifest, hash_manifest
+from tests.conftest import REPO, run_cli
 
-REPO = Path(__file__).resolve().parent.parent
 ZI = "http://zero-install.sourceforge.net/2004/injector/interface"
 DAY = 86400
 OLD = time.time() - 90 * DAY
 PYTHON = sys.executable
 
 
-@pytest.fixture(autouse=True)
-def no_real_root(monkeypatch):
-    monkeypatch.setattr(rh, "_ALLOW_REAL_ROOT", False)
+pytestmark = pytest.mark.usefixtures("no_real_root")
 
 
 @pytest.fixture
@@ -93,12 +91,9 @@ class Journal:
 
 
 def cli(*args: str, root: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    argv = [PYTHON, "-m", "core.cli", "maintenance", *args]
-    if root is not None:
-        argv += ["--root", str(root)]
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
-                          cwd=REPO, check=False)  # fmt: skip
+    """``zeroinstall-admin maintenance ARGS [--root ROOT]``."""
+    where = ["--root", str(root)] if root is not None else []
+    return run_cli("maintenance", *args, *where, text=True, timeout=timeout, cwd=REPO)
 
 
 def files_under(root: Path) -> set[str]:
@@ -572,11 +567,7 @@ def test_a_run_never_works_on_a_store_another_run_holds(root: Path, other_holder
 
 def test_interactive_verification_waits_for_a_scheduled_run(root: Path, other_holder):
     add_entry(store_of(root), "fine")
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run(
-        [PYTHON, "-m", "core.cli", "verify", "--store", str(store_of(root))],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
-    )  # fmt: skip
+    proc = run_cli("verify", "--store", str(store_of(root)), text=True)
     assert proc.returncode == 1 and "another run is working on" in proc.stderr
     assert "Traceback" not in proc.stderr
 

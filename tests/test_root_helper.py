@@ -24,9 +24,7 @@ DIGEST2 = "sha256=" + "b" * 64
 NOBODY = 65534
 
 
-@pytest.fixture(autouse=True)
-def no_real_root(monkeypatch):
-    monkeypatch.setattr(rh, "_ALLOW_REAL_ROOT", False)
+pytestmark = pytest.mark.usefixtures("no_real_root")
 
 
 def make_entry(store: Path, name: str, *, readonly: bool = True) -> Path:

@@ -38,9 +38,7 @@ BASE_ACCOUNTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def no_real_root(monkeypatch):
-    monkeypatch.setattr(rh, "_ALLOW_REAL_ROOT", False)
+pytestmark = pytest.mark.usefixtures("no_real_root")
 
 
 def make_root(
