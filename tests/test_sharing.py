@@ -590,6 +590,7 @@ def test_playbook_passes_ansible_syntax_check(tmp_path: Path):
     assert modules and all(m.startswith("ansible.builtin.") for m in modules)
 
 
+@pytest.mark.slow  # runs the playbook with Ansible
 def test_playbook_in_check_mode_reports_the_missing_user_and_changes_nothing(tmp_path: Path):
     """--check --diff on a machine without zeroinst: the user, the store, the helper and the
     drop-in are reported as changes (the probes run in check mode too), and nothing is written."""
@@ -610,6 +611,7 @@ def test_playbook_in_check_mode_reports_the_missing_user_and_changes_nothing(tmp
         "user": "missing", "helper": "missing", "sudoers": "missing"}  # fmt: skip
 
 
+@pytest.mark.slow  # runs the playbook with Ansible
 def test_exported_steps_leave_a_hand_made_sudo_rule_and_an_annotated_helper(tmp_path: Path):
     """The docs' two lines appended to /etc/sudoers and a helper with comments of its own work:
     the script and the playbook judge them by their effect and leave them as they are."""
@@ -623,7 +625,10 @@ def test_exported_steps_leave_a_hand_made_sudo_rule_and_an_annotated_helper(tmp_
     assert any("changed=0" in ln for ln in result["ansible"] if ln.startswith("localhost"))
 
 
-@pytest.mark.parametrize("scenario", ["script", "ansible"])
+@pytest.mark.parametrize(
+    "scenario",
+    ["script", pytest.param("ansible", marks=pytest.mark.slow)],  # Ansible: seconds
+)
 def test_exported_steps_enable_a_fresh_machine_of_their_own(scenario: str, tmp_path: Path):
     result = run_sandbox(scenario, tmp_path)
     assert result["enable"][0] == "exit 0", result["enable"]
