@@ -29,6 +29,7 @@ ratios and whether they meet the targets.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -45,6 +46,7 @@ os.environ.setdefault("ZEROINSTALL_ADMIN_RECORDS_DIR", "/tmp/zeroinstall-admin-b
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psutil
+from bench_verify import LAUNCH, run_timed  # noqa: E402 - this script's own directory
 from PySide6.QtCore import (
     QElapsedTimer,
     QEventLoop,
@@ -61,8 +63,6 @@ from core.feeds import escape_feed_url
 from core.manifest import generate_manifest, hash_manifest
 from core.stores import stores_from_paths
 from gui.app import freeze_startup_objects, quiet_offscreen_platform
-
-from bench_verify import LAUNCH, run_timed  # noqa: E402 - this script's own directory
 
 TARGET_ROWS_S = 1.0
 TARGET_GAP_MS = 100.0
@@ -154,10 +154,8 @@ class Probe:
         # The scan and the verification run in child processes: their memory counts too.
         rss = self.process.memory_info().rss
         for child in self.process.children(recursive=True):
-            try:
+            with contextlib.suppress(psutil.Error):  # it ended meanwhile
                 rss += child.memory_info().rss
-            except psutil.Error:
-                pass  # it ended meanwhile
         self.peak_rss = max(self.peak_rss, rss)
 
     @property
@@ -319,7 +317,8 @@ def main() -> int:
     )
     ratio = verified / cli_verify
     print(
-        f"verify all vs CLI:   x{ratio:.2f}  (zeroinstall-admin verify {cli_verify:.2f} s, median of 3)"
+        f"verify all vs CLI:   x{ratio:.2f}  "
+        f"(zeroinstall-admin verify {cli_verify:.2f} s, median of 3)"
         f"  target <= {TARGET_VERIFY_RATIO}x: {verdict(ratio <= TARGET_VERIFY_RATIO)}"
     )
     print(f"verify, by status:   {verified_sorted:6.2f} s  largest GUI gap {sorted_gap:5.0f} ms")
@@ -329,7 +328,8 @@ def main() -> int:
     )
     print(
         f"peak RSS:            {peak_mb:6.0f} MB  (the window's process and its children, "
-        f"sampled every 100 ms)  target < {TARGET_RSS_MB:.0f} MB: {verdict(peak_mb < TARGET_RSS_MB)}"
+        f"sampled every 100 ms)  target < {TARGET_RSS_MB:.0f} MB: "
+        f"{verdict(peak_mb < TARGET_RSS_MB)}"
     )
     return 0
 

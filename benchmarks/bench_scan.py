@@ -65,7 +65,7 @@ def build_listing_store(root: Path, count: int = 10_000) -> Path:
 
 
 def _make_read_only(root: Path) -> None:
-    for folder, dirs, files in os.walk(root):
+    for folder, _dirs, files in os.walk(root):
         for name in files:
             path = os.path.join(folder, name)
             st = os.lstat(path)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""How fast ``zeroinstall-admin verify`` checks whole stores, against the real 0install in the same run.
+"""How fast ``zeroinstall-admin verify`` checks whole stores, against the real 0install in the same
+run.
 
 Two stores (``--store small``, ``stdlib`` or ``both``, the default):
 
@@ -49,7 +50,6 @@ import make_small_store
 import make_stdlib_store
 
 from core.verify import verify_paths
-
 
 PYTHON = sys.executable
 """The interpreter our command runs on in every timed run (``bench_targets.py --python``)."""

@@ -134,7 +134,7 @@ def _make_writable_and_remove(path: Path) -> None:
 
 def _make_read_only(root: Path) -> None:
     """What 0install does after adding: no write bits anywhere (the executable bits stay)."""
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         for name in filenames:
             path = os.path.join(dirpath, name)
             st = os.lstat(path)

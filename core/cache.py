@@ -219,8 +219,8 @@ def _judge_digest_name(
         return (
             "suspicious",
             (
-                f"{what} named like an implementation: 0install expects a directory there and would "
-                f"try to run from it{crash}"
+                f"{what} named like an implementation: 0install expects a directory there and "
+                f"would try to run from it{crash}"
             ),
             "not-a-directory",
         )
@@ -259,8 +259,8 @@ def _judge_digest_name(
         return (
             "suspicious",
             (
-                f"writable by everyone (mode {perms:04o}): anyone could change what 0install runs as "
-                "this implementation"
+                f"writable by everyone (mode {perms:04o}): anyone could change what 0install runs "
+                "as this implementation"
             ),
             "world-writable",
         )

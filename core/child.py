@@ -16,6 +16,7 @@ The protocol, one JSON value per line:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import subprocess
@@ -73,10 +74,8 @@ def run_in_child(
     finally:
         with lock:
             finished.set()
-            try:
+            with contextlib.suppress(OSError):
                 to_child.close()
-            except OSError:
-                pass
         try:
             child.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -117,10 +116,8 @@ def prestart(module: str) -> None:
     with _prestarted_lock:
         if module in _prestarted and _prestarted[module].poll() is None:
             return
-        try:
+        with contextlib.suppress(ChildError):
             _prestarted[module] = _spawn(module)
-        except ChildError:
-            pass
 
 
 def _stop_prestarted() -> None:

@@ -82,9 +82,9 @@ def encode_value(algorithm: str, raw_digest: bytes) -> str:
 def parse_digest(name: str, *, loose: bool = False) -> Digest:
     """Split a digest name into algorithm and value.
 
-    Strict (the default) is what 0install applies to directory names; it checks only the prefix, like
-    0install. ``loose=True`` also accepts ``sha256new=`` and surrounding white space, for user input.
-    Use :func:`value_problem` to check the value's shape.
+    Strict (the default) is what 0install applies to directory names; it checks only the prefix,
+    like 0install. ``loose=True`` also accepts ``sha256new=`` and surrounding white space, for user
+    input. Use :func:`value_problem` to check the value's shape.
     """
     if loose:
         name = name.strip()
@@ -100,7 +100,8 @@ def parse_digest(name: str, *, loose: bool = False) -> Digest:
 
 
 def value_problem(digest: Digest) -> str | None:
-    """Why the digest's value cannot be a real hash (wrong length or alphabet), or None if it can."""
+    """Why the digest's value cannot be a real hash (wrong length or alphabet), or None if it
+    can."""
     pattern = _VALUE_RE[digest.algorithm]
     if pattern.fullmatch(digest.value):
         return None
@@ -120,7 +121,8 @@ def parse_user_digest(text: str) -> Digest:
 
 
 def is_strict_digest_name(name: str) -> bool:
-    """True when ``name`` has a strict prefix and a well-formed value: a real implementation name."""
+    """True when ``name`` has a strict prefix and a well-formed value: a real implementation
+    name."""
     try:
         digest = parse_digest(name)
     except DigestError:

@@ -2,8 +2,9 @@
 
 :func:`run_helper` decides how: in this process when it already runs as root (or on a fake root,
 for tests and image builders), else ``pkexec`` with the installed helper, which asks the admin
-through the desktop's polkit agent. When pkexec, the installed helper or an agent is missing (an SSH or VNC
-session, a minimal desktop) the outcome says so and carries the equivalent command to run as root.
+through the desktop's polkit agent. When pkexec, the installed helper or an agent is missing (an
+SSH or VNC session, a minimal desktop) the outcome says so and carries the equivalent command to
+run as root.
 """
 
 from __future__ import annotations
@@ -285,10 +286,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         return
     except OSError:
         pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
     for stream in (proc.stdout, proc.stderr):
         if stream is not None:
             stream.close()

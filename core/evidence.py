@@ -203,10 +203,7 @@ def scan_processes(
 
     def note(proc: Any, how: str, text: str, is_path: bool) -> None:
         for key in _matches(text, pattern, spellings):
-            if is_path:
-                shown = text
-            else:
-                shown = f"{key[0]}/{key[1]}"
+            shown = text if is_path else f"{key[0]}/{key[1]}"
             info = proc.info
             use = ProcessUse(
                 proc.pid, info.get("name") or "?", info.get("username") or "?", how, shown
@@ -311,9 +308,12 @@ def own_entries(entries: Sequence[Entry], paths: Sequence[tuple[str, str]]) -> d
     from core.versions import version_key
 
     for entry in entries:
-        if entry.feed is not None and entry.feed.feed_url in ZEROINSTALL_FEEDS:
-            if newest is None or version_key(entry.version) > version_key(newest.version):
-                newest = entry
+        if (
+            entry.feed is not None
+            and entry.feed.feed_url in ZEROINSTALL_FEEDS
+            and (newest is None or version_key(entry.version) > version_key(newest.version))
+        ):
+            newest = entry
     if newest is not None:
         own.setdefault(entry_key(newest), []).append("the newest cached version of 0install itself")
     return own

@@ -10,6 +10,7 @@ so what they say is a hint for display, never a reason to trust an implementatio
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -364,7 +365,8 @@ class AppSelections:
     """Apps folders of one's own that could not be listed, and selections that were ignored."""
 
     def labels(self) -> dict[str, list[str]]:
-        """Digest directory name -> the sorted labels of what names it (:attr:`AppSelection.label`)."""
+        """Digest directory name -> the sorted labels of what names it
+        (:attr:`AppSelection.label`)."""
         return {d: sorted({use.label for use in uses}) for d, uses in self.uses.items()}
 
 
@@ -424,10 +426,8 @@ def _read_app(
         return
     current = None
     if "selections.xml" in leaves:
-        try:
+        with contextlib.suppress(OSError):
             current = os.stat(os.path.join(app_dir, "selections.xml"))
-        except OSError:
-            pass
     for leaf in leaves:
         m = _SELECTIONS_FILE.fullmatch(leaf)
         if not m:

@@ -29,6 +29,7 @@ reads (:func:`read_status`, :func:`last_check_text`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -391,10 +392,8 @@ def _write_status(place: Place, status: Mapping[str, Any]) -> str | None:
             os.chmod(tmp, 0o644)
             os.replace(tmp, place.status_file)
         except BaseException:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             raise
     except OSError as exc:
         return f"the status file {place.status_file} could not be written: {exc.strerror or exc}"
@@ -470,7 +469,7 @@ def verify_entries(paths: Sequence[str], *, cancel: threading.Event | None = Non
 
 def _findings_for(entries: Sequence, outcomes: Sequence) -> list[Finding]:
     out = []
-    for entry, outcome in zip(entries, outcomes):
+    for entry, outcome in zip(entries, outcomes, strict=True):
         if outcome is not None and outcome.status in ("corrupt", "error"):
             out.append(
                 Finding(entry.path, entry.name, outcome.status, outcome.detail,
@@ -761,7 +760,9 @@ def run_clean(
         r.message = str(exc)
         run.say(WARNING, f"clean stopped: {exc}")
     run.say(
-        INFO, f"clean: {count_text(r.removed, 'entry')} removed or quarantined, {size_text(r.freed)} freed"
+        INFO,
+        f"clean: {count_text(r.removed, 'entry')} removed or quarantined, "
+        f"{size_text(r.freed)} freed"
         + (f", {r.failed} failed" if r.failed else "")
     )  # fmt: skip
     result_ = run.finish()
@@ -923,8 +924,8 @@ def run_watch(
             recent = time.time_ns() - int(WATCH_FIRST_RECENT_S * 1e9)
             seen = {n: i for n, i in _listing(place.store).items() if i[1] < recent}
             _write_seen(place.seen_file, seen)
-            run.say(INFO, f"watch: {count_text(len(seen), 'entry')} recorded; new ones are verified as "
-                          "they appear")  # fmt: skip
+            recorded = count_text(len(seen), "entry")
+            run.say(INFO, f"watch: {recorded} recorded; new ones are verified as they appear")
         for _round in range(100):  # entries keep arriving: take them too, within reason
             now = _listing(place.store)
             fresh = [n for n, ident in now.items() if seen.get(n) != ident]
@@ -936,7 +937,7 @@ def run_watch(
             found = _findings_for(entries, outcomes)
             for finding in found:
                 run.say(_priority(finding), finding.line())
-            for e, o in zip(entries, outcomes):
+            for e, o in zip(entries, outcomes, strict=True):
                 if o is not None and o.status == "ok":
                     run.say(INFO, f"verified new entry {display_path(e.path)}: OK")
             r.checked += sum(1 for o in outcomes if o is not None)

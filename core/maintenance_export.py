@@ -38,7 +38,8 @@ def posix_script(settings: Settings) -> str:
         '[ "$(id -u)" -eq 0 ] || die "run this as root"',
         f"[ -d {rh.SHARED_STORE} ] || die '{rh.SHARED_STORE} does not exist: enable sharing first'",
         f"[ -x {rh.MAINTENANCE_PROGRAM} ] || die 'install the zeroinstall-admin package first'",
-        "command -v systemd-analyze >/dev/null || die 'systemd-analyze is missing: install systemd'",
+        "command -v systemd-analyze >/dev/null"
+        " || die 'systemd-analyze is missing: install systemd'",
         f"MARK={shlex.quote(rh.MAINTENANCE_MARK)}",
     ]
     if settings.mail:
@@ -146,7 +147,8 @@ def ansible_playbook(settings: Settings) -> str:
         "        that: (item.content | b64decode).startswith("
         + json.dumps(rh.MAINTENANCE_MARK)
         + ")",
-        '        fail_msg: "{{ item.item.item }} was not written by zeroinstall-admin: move it away"',
+        '        fail_msg: "{{ item.item.item }} was not written by zeroinstall-admin:'
+        ' move it away"',
         "        quiet: true",
         '      loop: "{{ zia_contents.results }}"',
         "      loop_control:",

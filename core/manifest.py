@@ -17,9 +17,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from core.digests import (
     Digest,
@@ -109,8 +109,8 @@ def _io_error(exc: OSError, path: bytes) -> ManifestError:
 def mtime_seconds(st: os.stat_result) -> int:
     """The integer part of st_mtime, truncated toward zero, from the exact nanosecond value.
 
-    0install (OCaml) truncates the float mtime, and OCaml's float never rounds up into the next second;
-    Python's float ``st_mtime`` can, so work from ``st_mtime_ns``.
+    0install (OCaml) truncates the float mtime, and OCaml's float never rounds up into the next
+    second; Python's float ``st_mtime`` can, so work from ``st_mtime_ns``.
     """
     ns = st.st_mtime_ns
     seconds, rest = divmod(ns, 1_000_000_000)
@@ -841,8 +841,8 @@ def compare(digest: Digest, actual_manifest: bytes, stored_manifest: bytes | Non
         )
     elif stored_value == actual_value:
         result.detail = (
-            "Contents do not match the digest, but they match the .manifest file: both were replaced "
-            "(planted or renamed entry)."
+            "Contents do not match the digest, but they match the .manifest file: both were "
+            "replaced (planted or renamed entry)."
         )
     elif stored_value == digest.value:
         result.changes = diff_manifests(stored_manifest or b"", actual_manifest, alg)
@@ -869,8 +869,8 @@ def _megabytes(n: int) -> str:
 def read_stored_manifest(root: bytes, root_fd: int | None = None) -> bytes | None:
     """The root ``.manifest`` when it is a regular file; None when absent.
 
-    A ``.manifest`` that is a symlink is not followed (it could point out of the cache); it is treated
-    as absent, and it is part of the generated manifest, as in 0install. One bigger than
+    A ``.manifest`` that is a symlink is not followed (it could point out of the cache); it is
+    treated as absent, and it is part of the generated manifest, as in 0install. One bigger than
     :data:`MANIFEST_LIMIT` is not read: :class:`ManifestError` ("invalid") says how big it is.
     ``root_fd``, when given, is the open entry (``root`` then only names it in messages).
     """

@@ -218,7 +218,7 @@ def optimise_store(
         from core.verify import verify_paths
 
         paths = [os.path.join(store.path, name) for name in result.affected]
-        for name, outcome in zip(result.affected, verify_paths(paths, cancel=cancel)):
+        for name, outcome in zip(result.affected, verify_paths(paths, cancel=cancel), strict=True):
             if outcome is not None and outcome.status != "ok":
                 result.not_verified.append(f"{name}: {outcome.status}: {outcome.detail}")
     return result

@@ -24,6 +24,7 @@ threads fight over it (two were slower than one on 10,000 small entries), proces
 from __future__ import annotations
 
 import atexit
+import contextlib
 import marshal
 import mmap
 import os
@@ -204,10 +205,8 @@ class _Process:
 
     def kill(self) -> None:
         if self.returncode is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def stopped(self) -> bool:
         """Stopped by a signal (SIGSTOP, a debugger): it would not answer a later run."""
@@ -224,10 +223,8 @@ class _Process:
             return
         self.closed = True
         for fd in (self.stdin, self.stdout):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)  # the worker ends when its input does
-            except OSError:
-                pass
         if not self._reap(2):
             self.kill()
             self._reap(60)

@@ -33,6 +33,7 @@ in one directory instead (tests; the ownership rules still apply).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import marshal
 import os
@@ -150,22 +151,20 @@ def _listing(dfd: int, drel: bytes, keys: list) -> list:
             mode = st.st_mode
             kind = mode & 0o170000
             if kind == 0o100000:  # a regular file: nearly everything
-                append(
-                    (drel, e.name, st.st_dev, st.st_ino, st.st_size, st.st_ctime_ns, st.st_mtime_ns, mode, b"")
-                )  # fmt: skip
+                append((drel, e.name, st.st_dev, st.st_ino, st.st_size, st.st_ctime_ns,
+                        st.st_mtime_ns, mode, b""))  # fmt: skip
                 continue
             target = b""
             if kind == 0o120000:  # a symlink
                 target = os.readlink(os.fsencode(e.name), dir_fd=dfd)
             elif kind == 0o040000:
                 subdirs.append((e.name, st))
-            append(
-                (drel, e.name, st.st_dev, st.st_ino, st.st_size, st.st_ctime_ns, st.st_mtime_ns, mode, target)
-            )  # fmt: skip
+            append((drel, e.name, st.st_dev, st.st_ino, st.st_size, st.st_ctime_ns,
+                    st.st_mtime_ns, mode, target))  # fmt: skip
     return subdirs
 
 
-# --- where inode numbers can be trusted ------------------------------------------------------------
+# --- where inode numbers can be trusted -----------------------------------------------------------
 
 _UNSTABLE = {
     "nfs": "NFS",
@@ -239,7 +238,7 @@ def inode_stability(path: str, mountinfo: str | None = None) -> tuple[bool, str]
     return True, ""
 
 
-# --- the record file --------------------------------------------------------------------------------
+# --- the record file ------------------------------------------------------------------------------
 
 
 class Record(NamedTuple):
@@ -283,7 +282,8 @@ class StoreRecords:
         if self.writable:
             return ""
         return (
-            f"verification records of {self.store} are kept by root in {os.path.dirname(self.file)}: "
+            f"verification records of {self.store} are kept by root in "
+            f"{os.path.dirname(self.file)}: "
             "they were read but not updated (run as root to update them)"
         )
 
@@ -460,10 +460,8 @@ def save(records: StoreRecords) -> str:
             os.close(fd)
         os.replace(tmp, records.file)
     except OSError as exc:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         return (
             f"the verification records {records.file} could not be written: {exc.strerror or exc}"
         )

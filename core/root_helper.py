@@ -34,6 +34,7 @@ Verbs (exit 0 done, 1 failed, 2 bad arguments, 3 not root):
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -516,7 +517,8 @@ def _rename_aside(store_fd: int, name: str) -> str:
 
 
 def _unlink_not_dir(name: str | bytes, dir_fd: int) -> None:
-    try:
+    # Called for every file removed: a try costs nothing, contextlib.suppress() 0.2 us per call.
+    try:  # noqa: SIM105
         os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
         pass
@@ -750,10 +752,8 @@ def quarantine_entry(store_dir: str, name: str, quarantine_dir: str) -> Removal:
         if stat.S_ISDIR(st.st_mode):
             _check_no_mounts(store_fd, name, f"{store_dir}/{name}", "moved")
         qname = os.path.basename(quarantine_dir)
-        try:
+        with contextlib.suppress(FileExistsError):
             os.mkdir(qname, 0o700, dir_fd=parent_fd)
-        except FileExistsError:
-            pass
         q_fd = _open_dir_at(qname, parent_fd)  # a symlink planted there is refused (ELOOP)
         try:
             if os.fstat(q_fd).st_dev != os.fstat(store_fd).st_dev:
@@ -1016,10 +1016,8 @@ def install_file(
                     raise HelperError(f"{path} would not be valid: {problem}; nothing was changed")
             os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp, dir_fd=dir_fd)
-            except FileNotFoundError:
-                pass
             raise
         return "written"
     finally:
@@ -1340,7 +1338,7 @@ def disable(root: str = "/") -> list[str]:
 # --- verbs ----------------------------------------------------------------------------------------
 
 
-# --- the store lock: one run at a time on a store (issue 23) ---------------------------------------
+# --- the store lock: one run at a time on a store (issue 23) --------------------------------------
 #
 # Scheduled maintenance, root's commands and the remove/quarantine verbs take this lock, so that
 # two never work on one store at once. It is a file in a directory only its owner can open: for
@@ -1354,7 +1352,8 @@ STORE_LOCK_DIR = "/var/lib/zeroinstall-admin/locks"
 STORE_LOCK_DIR_ENV = "ZEROINSTALL_ADMIN_LOCK_DIR"
 """Root's lock directory instead of STORE_LOCK_DIR (tests; main() clears the environment)."""
 STORE_LOCK_USER_SUBDIR = "locks"
-"""A user's lock directory inside the user's state directory (``~/.local/state/zeroinstall-admin``)."""
+"""A user's lock directory inside the user's state directory
+(``~/.local/state/zeroinstall-admin``)."""
 STORE_LOCK_WAIT_S = 10.0
 """How long remove-implementation and quarantine wait for another run on the store."""
 
@@ -1384,10 +1383,8 @@ def _open_lock_file(path: str) -> int:
     os.makedirs(parent, mode=0o755, exist_ok=True)
     parent_fd = os.open(parent, _DIR_FLAGS)
     try:
-        try:
+        with contextlib.suppress(FileExistsError):
             os.mkdir(base, 0o700, dir_fd=parent_fd)
-        except FileExistsError:
-            pass
         dir_fd = os.open(base, _DIR_FLAGS, dir_fd=parent_fd)
     finally:
         os.close(parent_fd)
@@ -1780,7 +1777,7 @@ def check_maintenance_settings(args: Sequence[str]) -> dict[str, str]:
     :func:`check_calendar` asks systemd). Raises UsageError."""
     if len(args) != len(MAINTENANCE_KEYS):
         raise UsageError(f"maintenance-enable takes {len(MAINTENANCE_KEYS)} arguments")
-    settings = dict(zip(MAINTENANCE_KEYS, args))
+    settings = dict(zip(MAINTENANCE_KEYS, args, strict=True))
     for key in ("verify", "clean"):
         if not _CALENDAR_RE.match(settings[key]):
             raise UsageError(
@@ -1796,7 +1793,7 @@ def check_maintenance_settings(args: Sequence[str]) -> dict[str, str]:
     high = free_space_limit(settings["max_free"])
     if (low == (None, None)) != (high == (None, None)):
         raise UsageError("min_free and max_free are both off or both set")
-    for a, b in zip(low, high):
+    for a, b in zip(low, high, strict=True):
         if a is not None and b is not None and b < a:
             raise UsageError(
                 f"max_free ({settings['max_free']}) must not be below min_free "
@@ -2025,10 +2022,8 @@ def _remove_unit(root: str, path: str) -> list[str]:
 
 
 def _rmdir_if_empty(root: str, path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):  # not empty, missing, or not ours to judge
         os.rmdir(under(root, path))
-    except OSError:
-        pass  # not empty, missing, or not ours to judge
 
 
 def maintenance_disable(root: str = "/") -> list[str]:

@@ -17,6 +17,7 @@ Messages from the child:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -232,10 +233,9 @@ def _job(request: Message, send: Callable[[Message], None], cancel: threading.Ev
         return
     # Listing is what the user waits for; measuring is background work (its helper processes,
     # started from here, inherit the lower priority).
-    try:
+    # Without nice() here, measuring runs at the window's priority.
+    with contextlib.suppress(AttributeError, OSError):
         os.nice(NICENESS)
-    except (AttributeError, OSError):
-        pass  # no nice() here: measuring runs at the window's priority
     index = {id(e): i for i, e in enumerate(found.entries)}
     pending: list[list[Any]] = []
     last_sent = time.monotonic()

@@ -9,6 +9,7 @@ shown here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -76,8 +77,8 @@ LIMITS = (
     ),
     VERIFICATION,
     (
-        "Implementations named by the old sha1 algorithm cannot be shared (0store-secure-add refuses "
-        "them); they stay in each user's own cache."
+        "Implementations named by the old sha1 algorithm cannot be shared (0store-secure-add "
+        "refuses them); they stay in each user's own cache."
     ),
     SPACE_WARNING,
     "Users cannot remove what they added; the admin removes from the shared cache (Clean up page).",
@@ -548,10 +549,10 @@ def step_sudoers(root: str = "/") -> Step:
     elsewhere = _other_sudoers_sources(root)
     if elsewhere and verdict.rule is None:
         return Step("sudoers", title, UNKNOWN,
-                    f"Not checked: the sudoers files have no rule for it, but sudo also reads rules "
-                    f"from {', '.join(elsewhere)} ({NSSWITCH}), which this app cannot read. The "
-                    f"self-test finds out. Apply adds {target}, which does no harm next to a rule "
-                    f"kept there.{tail}", "install-sudoers", preview, target)  # fmt: skip
+                    f"Not checked: the sudoers files have no rule for it, but sudo also reads "
+                    f"rules from {', '.join(elsewhere)} ({NSSWITCH}), which this app cannot read. "
+                    f"The self-test finds out. Apply adds {target}, which does no harm next to a "
+                    f"rule kept there.{tail}", "install-sudoers", preview, target)  # fmt: skip
     fixed = sudoers.with_dropin(config, target, content)
     if fixed is None:
         return Step("sudoers", title, ATTENTION,
@@ -683,11 +684,9 @@ def fingerprint(root: str = "/") -> tuple[object, ...]:
     paths = ["/etc/passwd", "/etc/group", "/etc/login.defs", "/etc/profile",
              rh.HELPER_SCRIPT_PATH, rh.SUDOERS_MAIN, rh.SUDOERS_DIR]  # fmt: skip
     paths += [rh.apparmor_profile_path(p) for p in rh.SECURE_ADD_CANDIDATES]
-    try:
+    with contextlib.suppress(OSError, rh.HelperError):
         paths += [os.path.join(rh.SUDOERS_DIR, n)
                   for n in sorted(os.listdir(rh.under(root, rh.SUDOERS_DIR)))]  # fmt: skip
-    except (OSError, rh.HelperError):
-        pass
     result: list[object] = []
     for path in paths:
         try:

@@ -171,10 +171,7 @@ def _xdg(env: Mapping[str, str], home_var: str, dirs_var: str, defaults: list[st
     """The user dir then the system dirs, as 0install's ``Basedir.get_path``: a set variable is
     used even when empty; the dirs list drops empty parts."""
     user = env[home_var] if home_var in env else defaults[0]
-    if dirs_var in env:
-        system = [p for p in env[dirs_var].split(os.pathsep) if p]
-    else:
-        system = defaults[1:]
+    system = [p for p in env[dirs_var].split(os.pathsep) if p] if dirs_var in env else defaults[1:]
     return [user, *system]
 
 

@@ -5,11 +5,11 @@ sudo reads ``/etc/sudoers`` and, where it says so, other files: ``@include FILE`
 FILE`` (a relative name is relative to the including file's directory) and ``@includedir DIR`` /
 ``#includedir DIR`` (every file of DIR in lexical order, skipping names that end in ``~`` or
 contain a ``.``). Among the rules that match, the last one wins; Defaults apply generic first, then
-``@host``, ``:user``, ``>runas`` and ``!command`` ones, each group in file order. This module follows
-exactly that, far enough to answer one question and say which line answers it: is there a rule,
-does it need a password, and does sudo clear the environment and set HOME for zeroinst (0store-
-secure-add refuses to run otherwise). Everything is read under a ``root`` prefix; include paths
-are resolved inside it, never outside.
+``@host``, ``:user``, ``>runas`` and ``!command`` ones, each group in file order. This module
+follows exactly that, far enough to answer one question and say which line answers it: is there a
+rule, does it need a password, and does sudo clear the environment and set HOME for zeroinst
+(0store-secure-add refuses to run otherwise). Everything is read under a ``root`` prefix; include
+paths are resolved inside it, never outside.
 """
 
 from __future__ import annotations

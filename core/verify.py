@@ -133,7 +133,8 @@ def _top_level_problem(root: bytes, st: os.stat_result) -> str:
 def verdict_on_contents(digest: Digest, manifest: bytes, stored: bytes | None) -> VerifyOutcome:
     """The verdict on an entry from its contents (``manifest``, the one its walk made) and its
     stored ``.manifest``: :func:`core.manifest.compare`, plus a clearer verdict for a malformed
-    digest value. (Not to be confused with :func:`core.clean.judge`, which decides what to clean.)"""
+    digest value. (Not to be confused with :func:`core.clean.judge`, which decides what to
+    clean.)"""
     outcome = compare(digest, manifest, stored)
     problem = value_problem(digest)
     if problem:

@@ -11,6 +11,7 @@ escapes, which JSON between our own processes carries losslessly (``ensure_ascii
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -163,10 +164,8 @@ if __name__ == "__main__":
 
     # Background work: this process walks and hashes too, below the window's priority, and so
     # do its workers (they inherit it); they start while the request is awaited.
-    try:
+    with contextlib.suppress(AttributeError, OSError):
         os.nice(NICENESS)
-    except (AttributeError, OSError):
-        pass
     pool.prestart(kind="verify")
     without_collector()  # one job, then the process ends: see core.lifetime
     exit_now(serve(_job))

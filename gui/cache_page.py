@@ -1249,10 +1249,7 @@ def verify_progress_text(p) -> tuple[float, str]:
     the line counts), or the bytes while the first entry is still being hashed.
     """
     entries = p.entries_done / p.entries_total if p.entries_total else 1.0
-    if p.entries_done or not p.bytes_total:
-        fraction = entries
-    else:
-        fraction = p.bytes_done / p.bytes_total
+    fraction = entries if p.entries_done or not p.bytes_total else p.bytes_done / p.bytes_total
     rate = p.bytes_per_second
     parts = [
         f"Verifying: {p.entries_done:,} of {p.entries_total:,} entries",

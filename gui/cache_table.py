@@ -170,7 +170,7 @@ class CacheTable(QTableView):
 
     def sync_column_toggles(self) -> None:
         """After restoring a saved header: the header menu's check marks follow hidden columns."""
-        for col, toggle in zip(Column, self.column_toggles):
+        for col, toggle in zip(Column, self.column_toggles, strict=True):
             toggle.blockSignals(True)
             toggle.setChecked(not self.isColumnHidden(col))
             toggle.blockSignals(False)

@@ -126,4 +126,3 @@ class RepairAction(QObject):
             self.inform("Repair", f"Repaired {repaired:,} of {len(results):,}:\n\n{lines}")
         self.finished.emit(results)
         self.page.rescan()
-

@@ -266,8 +266,11 @@ class SharingPage(QWidget):
         result = self.self_test
 
         def work() -> tuple[list[sharing.Step], elevate.Readiness | None, object]:
-            return (sharing.detect(root, self_test=result),
-                    None if fake else elevate.readiness(), sharing.disable_preview(root))  # fmt: skip
+            return (
+                sharing.detect(root, self_test=result),
+                None if fake else elevate.readiness(),
+                sharing.disable_preview(root),
+            )
 
         def done(found: object) -> None:
             if generation != self._generation:
@@ -354,8 +357,8 @@ class SharingPage(QWidget):
         box = QMessageBox(
             QMessageBox.Icon.Question, "Disable sharing",
             "Remove these files? "
-            + ("Sharing goes on wherever files written by hand (such as those below) provide it. " if kept
-               else "Users then keep new downloads in their own caches again. ")
+            + ("Sharing goes on wherever files written by hand (such as those below) provide it. "
+               if kept else "Users then keep new downloads in their own caches again. ")
             + "The zeroinst user and the shared cache (everyone's programs) stay.\n\n"
             + "\n".join(present) + left,
             QMessageBox.StandardButton.Cancel, self,

@@ -304,8 +304,8 @@ class SharingWizard(QWizard):
         self._starter = starter
         self._workers: set[Worker] = set()
         self.todo = sharing.plan(steps)
-        pending = [s for s in steps if s.key in sharing.ENABLE_KEYS
-                   and s.state in (sharing.MISSING, sharing.ATTENTION, sharing.UNKNOWN)]  # fmt: skip
+        waiting = (sharing.MISSING, sharing.ATTENTION, sharing.UNKNOWN)
+        pending = [s for s in steps if s.key in sharing.ENABLE_KEYS and s.state in waiting]
         self.intro = IntroPage(sharing.blockers(steps), self)
         self.addPage(self.intro)
         self.step_pages = [StepPage(s, i + 1, len(pending), self) for i, s in enumerate(pending)]

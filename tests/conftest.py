@@ -9,9 +9,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import shutil
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +21,8 @@ import pytest
 pytest_plugins = ["tests.vbox_fixtures"]
 
 ZEROINSTALL = shutil.which("0install")
+REPO = Path(__file__).resolve().parent.parent
+"""The checkout under test."""
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -51,8 +55,46 @@ def _root_locks_never_in_var_lib(tmp_path_factory: pytest.TempPathFactory) -> It
         os.environ[root_helper.STORE_LOCK_DIR_ENV] = before
 
 
+@pytest.fixture
+def no_real_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The privileged helper (core.root_helper) refuses to act on the machine's real ``/`` in this
+    test: every step raises instead, so a test that forgot its fake root cannot touch this
+    machine's /etc or store. A module that calls the helper in-process opts in with
+    ``pytestmark = pytest.mark.usefixtures("no_real_root")``."""
+    from core import root_helper
+
+    monkeypatch.setattr(root_helper, "_ALLOW_REAL_ROOT", False)
+
+
+def run_cli(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+    **kwargs: Any,
+) -> subprocess.CompletedProcess:
+    """Run this checkout's command line (``python -m core.cli ARGS``) in a process of its own, as
+    a user would, and return what it did without raising on a non-zero exit.
+
+    ``env`` replaces the environment (default: this one); PYTHONPATH always points at this
+    checkout. Output is captured (bytes; pass ``text=True`` for str) and standard input is empty
+    unless ``input`` or ``stdin`` is given, so a command that asks for confirmation never waits on
+    the terminal. Other keyword arguments go to :func:`subprocess.run`."""
+    run_env = {**(os.environ if env is None else env), "PYTHONPATH": str(REPO)}
+    kwargs.setdefault("capture_output", True)
+    if "input" not in kwargs:
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "core.cli", *args],
+        env=run_env,
+        timeout=timeout,
+        check=False,
+        **kwargs,
+    )
+
+
 def run_0install(*args: str, env: dict[str, str] | None = None, cwd: str | None = None) -> str:
-    """Run the real 0install and return its standard output; fail the test with its stderr otherwise."""
+    """Run the real 0install and return its standard output; fail the test with its stderr
+    otherwise."""
     assert ZEROINSTALL, (
         "the real 0install is needed: the README's test command installs 0install-core"
     )
@@ -64,8 +106,8 @@ def run_0install(*args: str, env: dict[str, str] | None = None, cwd: str | None 
 
 
 def write_tree(root: Path, files: dict[str, bytes | str], mtime: int = 1_600_000_000) -> Path:
-    """Create files under ``root`` (names ending in ``/`` are directories; ``@target`` makes a symlink;
-    a leading ``!`` in the content makes the file executable)."""
+    """Create files under ``root`` (names ending in ``/`` are directories; ``@target`` makes a
+    symlink; a leading ``!`` in the content makes the file executable)."""
     root.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
         path = root / name
@@ -97,8 +139,8 @@ class RealStore:
 
     @property
     def path(self) -> Path:
-        """Where ``0install store add`` puts things: the system store when it can write there (as root,
-        which CI is), else the user store."""
+        """Where ``0install store add`` puts things: the system store when it can write there (as
+        root, which CI is), else the user store."""
         return (
             self.system_path
             if os.access(self.system_path.parent.parent, os.W_OK)
@@ -133,7 +175,8 @@ def zi_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def real_store(tmp_path: Path, zi_env: dict[str, str]) -> RealStore:
-    """An empty user store; call ``.add(label, files)`` to add implementations with the real 0install."""
+    """An empty user store; call ``.add(label, files)`` to add implementations with the real
+    0install."""
     user = Path(zi_env["XDG_CACHE_HOME"]) / "0install.net" / "implementations"
     system = Path(zi_env["XDG_CACHE_DIRS"]) / "0install.net" / "implementations"
     system.parent.parent.mkdir(parents=True)

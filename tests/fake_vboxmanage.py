@@ -19,8 +19,9 @@ live in a JSON file named by ``$FAKE_VBOX_STATE``::
 Every call is appended to ``$FAKE_VBOX_STATE.log`` as one JSON list (its arguments), so tests can
 check exactly what was run; ``$FAKE_VBOX_STATE.events`` gets ``["start"|"end", pid, args]`` lines,
 to check which calls overlapped. A hanging, slow or gated call holds no lock on the state while
-it waits, as VBoxManage holds none on another VM. Exit codes and error lines are VBoxManage's: 0 success, 1 runtime
-error (``VBoxManage: error: ...`` with ``Details:`` and ``Context:`` lines), 2 syntax error.
+it waits, as VBoxManage holds none on another VM. Exit codes and error lines are VBoxManage's:
+0 success, 1 runtime error (``VBoxManage: error: ...`` with ``Details:`` and ``Context:`` lines),
+2 syntax error.
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ WORKDIR``, SCENARIO one of: fresh (no zeroinst); debian (user and directory made
 without NOPASSWD); no-env-reset (fresh, plus a later Defaults>zeroinst !env_reset); script and
 ansible (the exports); docs and docs-dropin (debian, then set up by hand as 0install's docs say:
 the two sudoers lines at the end of /etc/sudoers or in /etc/sudoers.d/0install-docs, and a helper
-script with a comment of the admin's). Before anything else it bind-mounts copies over /etc, /var/cache,
-/usr/local/bin and /run/sudo, then checks a random marker file is visible in /etc: if any mount
-did not take, it exits 99 having written nothing outside WORKDIR. The machine's own /etc, users and
-/var/cache/0install.net are never touched; everything vanishes with the namespace.
+script with a comment of the admin's). Before anything else it bind-mounts copies over /etc,
+/var/cache, /usr/local/bin and /run/sudo, then checks a random marker file is visible in /etc: if
+any mount did not take, it exits 99 having written nothing outside WORKDIR. The machine's own /etc,
+users and /var/cache/0install.net are never touched; everything vanishes with the namespace.
 
 Prints one JSON object on stdout with what each step returned.
 """
@@ -179,8 +179,10 @@ def main(argv: list[str]) -> int:
             f.write(lines)
         os.chmod(path, 0o440)
         with open(root_helper.HELPER_SCRIPT_PATH, "w") as f:
-            f.write("#!/bin/sh\n# by hand, from the docs\n"
-                    'exec sudo -S -u zeroinst /usr/bin/0store-secure-add "$@" < /dev/null\n')  # fmt: skip
+            f.write(
+                "#!/bin/sh\n# by hand, from the docs\n"
+                'exec sudo -S -u zeroinst /usr/bin/0store-secure-add "$@" < /dev/null\n'
+            )
         os.chmod(root_helper.HELPER_SCRIPT_PATH, 0o755)
         result["plan"] = [s.verb for s in sharing.plan(sharing.detect("/"))]
         usage = subprocess.run(

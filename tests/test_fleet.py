@@ -9,15 +9,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from core import cli, fleet
+from tests.conftest import REPO, run_cli
 
-REPO = Path(__file__).resolve().parent.parent
 HOSTS = REPO / "tests" / "chroot_hosts.sh"
 
 
@@ -88,7 +87,7 @@ def test_host_report_survives_odd_json() -> None:
     assert fleet.host_report("y", []).problems == ["the results file is not a JSON object"]
 
 
-# --- the playbook on two throwaway hosts ------------------------------------------------------------
+# --- the playbook on two throwaway hosts ----------------------------------------------------------
 
 HOST_PACKAGES = ["openssh-server", "python3", "python3-apt", "sudo", "0install-core"]
 
@@ -157,7 +156,8 @@ def test_playbook_on_two_hosts_installs_shares_reports_and_is_idempotent(
     results = work / "results"
     steps = f"""
 set -u
-run() {{ name=$1; shift; ansible-playbook -i "$WORK/inventory" {playbook} "$@" > "$WORK/$name.out" 2>&1;
+run() {{ name=$1; shift;
+         ansible-playbook -i "$WORK/inventory" {playbook} "$@" > "$WORK/$name.out" 2>&1;
          echo $? > "$WORK/$name.rc"; }}
 run check --check --diff -e zia_deb={deb}
 for root in {roots[0]} {roots[1]}; do  # what check mode left: exactly what was there
@@ -212,11 +212,7 @@ def _run_on_hosts(work: Path, roots: list[Path], steps: str, digest: str) -> Non
     rc, out, recap = outcome("report")
     assert rc == 0 and all(r["changed"] == 0 for r in recap.values()), out[-4000:]
     assert sorted(p.name for p in results.iterdir()) == ["host1.json", "host2.json"]
-    table = subprocess.run(
-        [sys.executable, "-m", "core.cli", "fleet", "report", str(results)],
-        capture_output=True, text=True, timeout=120, cwd=REPO, check=False,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
+    table = run_cli("fleet", "report", str(results), text=True, timeout=120, cwd=REPO)
     assert table.returncode == 1, table.stdout + table.stderr  # host2 has a problem
     lines = table.stdout.splitlines()
     assert re.match(r"host1 +1 +1\d\d\.\d kB +none$", lines[1]), table.stdout  # README's 100 kB
@@ -227,8 +223,6 @@ def _run_on_hosts(work: Path, roots: list[Path], steps: str, digest: str) -> Non
 
 
 def cli_output(argv: list[str]) -> str:
-    proc = subprocess.run([sys.executable, "-m", "core.cli", *argv], capture_output=True,
-                          text=True, timeout=120, cwd=REPO, check=False,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    proc = run_cli(*argv, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout

@@ -36,12 +36,12 @@ def demo_env(tmp_path: Path) -> dict[str, str]:
     return build_demo(tmp_path / "demo")
 
 
-def open_page(qtbot, *, env=None, stores=None, size=QSize(1280, 800)):
+def open_page(qtbot, *, env=None, stores=None, size=None):
     window = MainWindow("test", None)
     page = CachePage(stores, env, parent=window)
     window.add_page(page)
     qtbot.addWidget(window)
-    window.resize(size)
+    window.resize(size or QSize(1280, 800))
     window.show()
     qtbot.waitExposed(window)
     page.set_default_sizes(page.width())

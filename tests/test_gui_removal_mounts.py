@@ -1,9 +1,10 @@
 """The window's Clean and Delete with a bind mount inside an entry: the entry stays whole, nothing
 outside is touched, and the window says which mount point to unmount.
 
-Mounting needs a private mount namespace: :func:`test_the_window_leaves_entries_holding_a_mount_alone`
-runs the real test (:func:`test_inside_a_private_mount_namespace`) in a pytest of its own under
-``unshare -m``; run directly, that one skips.
+Mounting needs a private mount namespace:
+:func:`test_the_window_leaves_entries_holding_a_mount_alone` runs the real test
+(:func:`test_inside_a_private_mount_namespace`) in a pytest of its own under ``unshare -m``; run
+directly, that one skips.
 """
 
 from __future__ import annotations

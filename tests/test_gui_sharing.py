@@ -18,9 +18,7 @@ from tests.test_sharing import make_root, tree_state
 WAIT_MS = 60_000
 
 
-@pytest.fixture(autouse=True)
-def no_real_root(monkeypatch):
-    monkeypatch.setattr(rh, "_ALLOW_REAL_ROOT", False)
+pytestmark = pytest.mark.usefixtures("no_real_root")
 
 
 def started_page(qtbot, root: Path) -> SharingPage:
@@ -223,8 +221,9 @@ def test_a_failed_apply_offers_close(qtbot, tmp_path: Path, monkeypatch):
     page = started_page(qtbot, root)
 
     def refused(verb: str, *args: str, root: str | None = None) -> elevate.HelperOutcome:
-        return elevate.interpret(verb, args, 127, "", "Error getting authority: Error "
-                                 "initializing authority: Could not connect: No such file")  # fmt: skip
+        error = "Error getting authority: Error initializing authority: Could not connect: "
+        error += "No such file"
+        return elevate.interpret(verb, args, 127, "", error)
 
     monkeypatch.setattr(elevate, "run_helper", refused)
     page.open_wizard()

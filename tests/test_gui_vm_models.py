@@ -23,7 +23,7 @@ def test_names_first_then_each_vm_in_place(qtbot) -> None:
     model.update_vm(1, vbox.VM("b", "u-b", state="poweroff", os_type="Debian", folders=[folder]))
     assert changed == [(1, 1)] and not resets  # one row changed, no reset
     assert cell(1, model.STATE) == "powered off" and cell(1, model.OS) == "Debian"
-    assert "ZeroInstall (read-only, permanent, Zero Install cache)" == cell(1, model.FOLDERS)
+    assert cell(1, model.FOLDERS) == "ZeroInstall (read-only, permanent, Zero Install cache)"
     model.update_vm(0, vbox.VM("a", "u-a", error="not read: cancelled"))
     assert cell(0, model.STATE) == "unknown" and cell(0, model.FOLDERS) == "not read: cancelled"
     model.update_vm(5, vbox.VM("x", "u-x"))  # a row that is gone: ignored

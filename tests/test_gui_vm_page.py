@@ -47,7 +47,10 @@ def test_lists_vms_with_state_os_additions_and_folders(qtbot, fake, tmp_path, ca
     page = _page(qtbot, _env(fake, tmp_path))
     model = page.model
     assert [vm.name for vm in model.vms] == [RUNNING, STOPPED, SAVED]
-    cell = lambda name, col: model.data(model.index(_row(page, name), col))
+
+    def cell(name: str, col: int) -> str:
+        return model.data(model.index(_row(page, name), col))
+
     assert cell(RUNNING, model.STATE) == "running"
     assert cell(STOPPED, model.STATE) == "powered off"
     assert cell(SAVED, model.STATE) == "saved"

@@ -22,17 +22,15 @@ from core import clean, maintenance
 from core import root_helper as rh
 from core.digests import format_digest
 from core.manifest import generate_manifest, hash_manifest
+from tests.conftest import REPO, run_cli
 
-REPO = Path(__file__).resolve().parent.parent
 ZI = "http://zero-install.sourceforge.net/2004/injector/interface"
 DAY = 86400
 OLD = time.time() - 90 * DAY
 PYTHON = sys.executable
 
 
-@pytest.fixture(autouse=True)
-def no_real_root(monkeypatch):
-    monkeypatch.setattr(rh, "_ALLOW_REAL_ROOT", False)
+pytestmark = pytest.mark.usefixtures("no_real_root")
 
 
 @pytest.fixture
@@ -93,12 +91,9 @@ class Journal:
 
 
 def cli(*args: str, root: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    argv = [PYTHON, "-m", "core.cli", "maintenance", *args]
-    if root is not None:
-        argv += ["--root", str(root)]
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
-                          cwd=REPO, check=False)  # fmt: skip
+    """``zeroinstall-admin maintenance ARGS [--root ROOT]``."""
+    where = ["--root", str(root)] if root is not None else []
+    return run_cli("maintenance", *args, *where, text=True, timeout=timeout, cwd=REPO)
 
 
 def files_under(root: Path) -> set[str]:
@@ -484,7 +479,8 @@ def test_watch_by_polling_reports_a_new_entry_within_seconds(root: Path):
                 changed.notify_all()
 
     def wait_for(text: str) -> float:
-        """When a line holding ``text`` arrived (fails after a generous bound, for busy machines)."""
+        """When a line holding ``text`` arrived (fails after a generous bound, for busy
+        machines)."""
         with changed:
             found = changed.wait_for(
                 lambda: any(text in ln for ln in lines) or proc.poll() is not None, timeout=120
@@ -521,7 +517,8 @@ def hold_lock(
         [*(argv or (PYTHON,)), "-c", ("import fcntl, os, sys\n"
          f"path = {lock_file!r}\n"
          "os.path.isdir(path) or os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)\n"
-         "fd = os.open(path, os.O_RDONLY if os.path.isdir(path) else os.O_RDWR | os.O_CREAT, 0o600)\n"
+         "fd = os.open(path, os.O_RDONLY if os.path.isdir(path)"
+         " else os.O_RDWR | os.O_CREAT, 0o600)\n"
          f"fcntl.flock(fd, fcntl.{how})\n"
          "print('locked', flush=True)\nsys.stdin.read()")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -570,11 +567,7 @@ def test_a_run_never_works_on_a_store_another_run_holds(root: Path, other_holder
 
 def test_interactive_verification_waits_for_a_scheduled_run(root: Path, other_holder):
     add_entry(store_of(root), "fine")
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run(
-        [PYTHON, "-m", "core.cli", "verify", "--store", str(store_of(root))],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
-    )  # fmt: skip
+    proc = run_cli("verify", "--store", str(store_of(root)), text=True)
     assert proc.returncode == 1 and "another run is working on" in proc.stderr
     assert "Traceback" not in proc.stderr
 

@@ -37,7 +37,8 @@ def run_in_overlays(tmp_path: Path, script: str, prepare: str = "") -> tuple[int
     (tmp_path / "enable.sh").write_text(script)
     inner = " && ".join(
         [*mounts, "mkdir -p /var/cache/0install.net/implementations",
-         "printf '#!/bin/sh\\n' > /usr/bin/zeroinstall-admin", "chmod 755 /usr/bin/zeroinstall-admin",
+         "printf '#!/bin/sh\\n' > /usr/bin/zeroinstall-admin",
+         "chmod 755 /usr/bin/zeroinstall-admin",
          prepare or "true", f"sh {tmp_path / 'enable.sh'}"]
     )  # fmt: skip
     proc = subprocess.run(

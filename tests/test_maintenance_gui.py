@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from core import maintenance
-from core import root_helper as rh
 from gui.maintenance_page import MaintenancePage, MaintenanceStrip
 from gui.workers import inline_starter
 from tests.test_maintenance import Journal, add_entry, files_under, hold_lock, release, store_of
@@ -17,9 +16,7 @@ from tests.test_maintenance import Journal, add_entry, files_under, hold_lock, r
 WAIT_MS = 60_000
 
 
-@pytest.fixture(autouse=True)
-def no_real_root(monkeypatch):
-    monkeypatch.setattr(rh, "_ALLOW_REAL_ROOT", False)
+pytestmark = pytest.mark.usefixtures("no_real_root")
 
 
 @pytest.fixture

@@ -110,7 +110,7 @@ def test_value_problems() -> None:
         digests.parse_user_digest("sha256new=ABC")
 
 
-# --- against the real 0install ---------------------------------------------------------------------
+# --- against the real 0install --------------------------------------------------------------------
 
 
 def zeroinstall_manifest(root: Path, alg: str) -> tuple[bytes, str]:
@@ -152,7 +152,8 @@ MTIMES = st.one_of(
 
 @st.composite
 def trees(draw, depth: int = 0) -> dict:
-    """A nested dict: name -> ("file", content, mode, mtime_ns) | ("link", target) | ("dir", subtree)."""
+    """A nested dict: name -> ("file", content, mode, mtime_ns) | ("link", target)
+    | ("dir", subtree)."""
     names = draw(st.lists(NAMES, max_size=5, unique=True))
     tree = {}
     for name in names:
@@ -379,7 +380,7 @@ def test_hash_manifest_matches_0install_digest_line(tmp_path: Path) -> None:
     assert hash_manifest("sha256", text) == VECTOR_DIGESTS["sha256"].split("=")[1]
 
 
-# --- names shown to people and written as JSON -----------------------------------------------------
+# --- names shown to people and written as JSON ----------------------------------------------------
 
 
 def test_display_path_escapes_what_a_terminal_would_obey() -> None:

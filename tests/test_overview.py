@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from PySide6.QtCore import QEvent, QPoint, Qt
 from PySide6.QtGui import QColor, QHelpEvent, QImage
@@ -110,7 +112,7 @@ def test_each_status_segment_is_painted_in_its_colour(qtbot: QtBot) -> None:
 def test_segments_tile_the_bar_in_proportion_and_stay_clickable_when_tiny(qtbot: QtBot) -> None:
     widget = make(qtbot, {"OK": 10_000, "corrupt": 1, "not verified": 5_000})
     rects = [widget.segment_rect(s) for s in ("corrupt", "not verified", "OK")]
-    for left, right in zip(rects, rects[1:]):
+    for left, right in itertools.pairwise(rects):
         assert left.right() + 1 == right.left()  # contiguous, worst first
     assert rects[0].width() >= 4  # one corrupt entry among 15,000 is still there to see and click
     assert rects[2].width() == pytest.approx(2 * rects[1].width(), rel=0.02)

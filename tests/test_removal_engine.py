@@ -34,9 +34,7 @@ MARK_BEGIN = "# --- the walker (kept identical"
 MARK_END = "# --- the walker (end)"
 
 
-@pytest.fixture(autouse=True)
-def no_real_root(monkeypatch):
-    monkeypatch.setattr(rh, "_ALLOW_REAL_ROOT", False)
+pytestmark = pytest.mark.usefixtures("no_real_root")
 
 
 @pytest.fixture

@@ -14,9 +14,7 @@ import pytest
 
 from core.feeds import escape_feed_url
 from core.manifest import verify_directory
-from tests.conftest import run_0install, write_tree
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.conftest import REPO, run_0install, run_cli, write_tree
 
 
 class Feed:
@@ -76,14 +74,9 @@ def damage(entry: Path) -> None:
 
 
 def repair(feed: Feed, *names: str, json_out: bool = True) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "core.cli", "repair", "--store", str(feed.store), *names]
-    return subprocess.run(
-        command + (["--json"] if json_out else []),
-        capture_output=True,
-        text=True,
-        env=feed.env,
-        timeout=300,
-        check=False,
+    json_flag = ["--json"] if json_out else []
+    return run_cli(
+        "repair", "--store", str(feed.store), *names, *json_flag, env=feed.env, text=True
     )
 
 

@@ -24,9 +24,7 @@ DIGEST2 = "sha256=" + "b" * 64
 NOBODY = 65534
 
 
-@pytest.fixture(autouse=True)
-def no_real_root(monkeypatch):
-    monkeypatch.setattr(rh, "_ALLOW_REAL_ROOT", False)
+pytestmark = pytest.mark.usefixtures("no_real_root")
 
 
 def make_entry(store: Path, name: str, *, readonly: bool = True) -> Path:
@@ -39,7 +37,7 @@ def make_entry(store: Path, name: str, *, readonly: bool = True) -> Path:
     (entry / "bin" / "link").symlink_to("/etc/passwd")
     (entry / ".manifest").write_text("F ...\n")
     if readonly:
-        for dirpath, dirnames, filenames in os.walk(entry):
+        for dirpath, _dirnames, filenames in os.walk(entry):
             for f in filenames:
                 p = Path(dirpath) / f
                 if not p.is_symlink():
@@ -254,7 +252,8 @@ def test_quarantine_refuses_a_symlinked_quarantine_directory(store: Path, tmp_pa
 
 def _as_nobody(python: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", python, "-I", *args],
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+         python, "-I", *args],
         capture_output=True, text=True, timeout=60, cwd="/",
     )  # fmt: skip
 

@@ -38,9 +38,7 @@ BASE_ACCOUNTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def no_real_root(monkeypatch):
-    monkeypatch.setattr(rh, "_ALLOW_REAL_ROOT", False)
+pytestmark = pytest.mark.usefixtures("no_real_root")
 
 
 def make_root(
@@ -63,7 +61,8 @@ def make_root(
     (root / "etc" / "sudoers").write_text(sudoers)
     (root / "etc" / "sudoers").chmod(0o440)
     (root / "etc" / "profile").write_text(
-        'if [ "$(id -u)" -eq 0 ]; then\n  PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"\n'
+        'if [ "$(id -u)" -eq 0 ]; then\n'
+        '  PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"\n'
         'else\n  PATH="/usr/local/bin:/usr/bin:/bin:/usr/games"\nfi\nexport PATH\n'
     )
     if secure_add:
@@ -468,11 +467,11 @@ def test_pkexec_outcomes_are_told_apart(code: int, stderr: str, status: str):
 
 def test_without_the_installed_helper_an_ordinary_user_gets_the_root_command(code_for_other_users):
     code = (
-        "import json, sys; sys.path.insert(0, %r)\n"
+        f"import json, sys; sys.path.insert(0, {str(code_for_other_users.path)!r})\n"
         "from core import elevate, root_helper\n"
         "root_helper.INSTALLED_PATH = '/nonexistent/zeroinstall-admin-helper'\n"
         "o = elevate.run_helper('enable')\n"
-        "print(json.dumps([o.status, o.message, o.root_command]))" % str(code_for_other_users.path)
+        "print(json.dumps([o.status, o.message, o.root_command]))"
     )
     proc = subprocess.run(
         ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
@@ -591,6 +590,7 @@ def test_playbook_passes_ansible_syntax_check(tmp_path: Path):
     assert modules and all(m.startswith("ansible.builtin.") for m in modules)
 
 
+@pytest.mark.slow  # runs the playbook with Ansible
 def test_playbook_in_check_mode_reports_the_missing_user_and_changes_nothing(tmp_path: Path):
     """--check --diff on a machine without zeroinst: the user, the store, the helper and the
     drop-in are reported as changes (the probes run in check mode too), and nothing is written."""
@@ -611,6 +611,7 @@ def test_playbook_in_check_mode_reports_the_missing_user_and_changes_nothing(tmp
         "user": "missing", "helper": "missing", "sudoers": "missing"}  # fmt: skip
 
 
+@pytest.mark.slow  # runs the playbook with Ansible
 def test_exported_steps_leave_a_hand_made_sudo_rule_and_an_annotated_helper(tmp_path: Path):
     """The docs' two lines appended to /etc/sudoers and a helper with comments of its own work:
     the script and the playbook judge them by their effect and leave them as they are."""
@@ -624,7 +625,10 @@ def test_exported_steps_leave_a_hand_made_sudo_rule_and_an_annotated_helper(tmp_
     assert any("changed=0" in ln for ln in result["ansible"] if ln.startswith("localhost"))
 
 
-@pytest.mark.parametrize("scenario", ["script", "ansible"])
+@pytest.mark.parametrize(
+    "scenario",
+    ["script", pytest.param("ansible", marks=pytest.mark.slow)],  # Ansible: seconds
+)
 def test_exported_steps_enable_a_fresh_machine_of_their_own(scenario: str, tmp_path: Path):
     result = run_sandbox(scenario, tmp_path)
     assert result["enable"][0] == "exit 0", result["enable"]
@@ -653,11 +657,11 @@ def test_an_ordinary_user_sees_an_enabled_fake_root_as_enabled(
         root = make_root(base)
         rh.enable(str(root))
         code = (
-            "import json, sys; sys.path.insert(0, %r)\n"
+            f"import json, sys; sys.path.insert(0, {str(code_for_other_users.path)!r})\n"
             "from core import sharing\n"
-            "steps = sharing.detect(%r, env={'PATH': '/usr/local/bin:/usr/bin:/bin'})\n"
+            f"steps = sharing.detect({str(root)!r},"
+            " env={'PATH': '/usr/local/bin:/usr/bin:/bin'})\n"
             "print(json.dumps({s.key: [s.state, s.detail] for s in steps}))"
-            % (str(code_for_other_users.path), str(root))
         )
         proc = subprocess.run(
             ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
@@ -823,7 +827,8 @@ def test_disable_lists_only_what_it_removes(tmp_path: Path):
     "text",
     [
         HAND_HELPER,
-        '#! /bin/sh\n\n   exec   sudo -S -u zeroinst /usr/bin/0store-secure-add "$@" </dev/null  # x\n',
+        "#! /bin/sh\n\n"
+        '   exec   sudo -S -u zeroinst /usr/bin/0store-secure-add "$@" </dev/null  # x\n',
         "#!/usr/bin/env bash\nsudo -u zeroinst -S /usr/bin/0store-secure-add $@\n",
         '#!/bin/sh\nexec /usr/bin/sudo -S --user=zeroinst /usr/bin/0store-secure-add "$@"\n',
     ],
@@ -835,7 +840,10 @@ def test_helper_scripts_that_execute_the_same_are_the_same(text: str):
 @pytest.mark.parametrize(
     "text, why",
     [
-        ('exec sudo -S -u zeroinst /usr/bin/0store-secure-add "$@" < /dev/null\n', "no '#!/bin/sh'"),
+        (
+            'exec sudo -S -u zeroinst /usr/bin/0store-secure-add "$@" < /dev/null\n',
+            "no '#!/bin/sh'",
+        ),
         ('#!/bin/sh\nexec sudo -S /usr/bin/0store-secure-add "$@"\n', "as root, not as zeroinst"),
         ('#!/bin/sh\nexec sudo -E -u zeroinst /usr/bin/0store-secure-add "$@"\n', "option -E"),
         ("#!/bin/sh\nexec sudo -u zeroinst /usr/bin/0store-secure-add\n", "does not pass"),

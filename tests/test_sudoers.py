@@ -29,9 +29,7 @@ DEBIAN_SUDOERS = (
 )
 
 
-@pytest.fixture(autouse=True)
-def no_real_root(monkeypatch):
-    monkeypatch.setattr(rh, "_ALLOW_REAL_ROOT", False)
+pytestmark = pytest.mark.usefixtures("no_real_root")
 
 
 def fake_root(tmp_path: Path, main: str = DEBIAN_SUDOERS, **dropins: str) -> Path:

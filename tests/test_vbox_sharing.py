@@ -39,7 +39,7 @@ def _stand_ins(fake: FakeVBox) -> list[psutil.Process]:
     return alive
 
 
-# --- one decision: what may be shared --------------------------------------------------------------
+# --- one decision: what may be shared -------------------------------------------------------------
 
 
 def test_a_name_in_use_is_refused_permanent_or_transient(manager, cache) -> None:
@@ -117,7 +117,7 @@ def test_pending_shares_are_rebuilt_in_core(manager, cache) -> None:
     assert vm_share.pending_shares(vbox.VM("x", "u"), entries) == []  # state unknown
 
 
-# --- reading ------------------------------------------------------------------------------------------
+# --- reading --------------------------------------------------------------------------------------
 
 
 def test_a_stuck_virtualbox_costs_one_timeout_not_one_per_vm(fake: FakeVBox) -> None:
@@ -187,7 +187,7 @@ def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-# --- the guest's side ---------------------------------------------------------------------------------
+# --- the guest's side -----------------------------------------------------------------------------
 
 
 def _folder(name: str = "ZeroInstall", **kw) -> vbox.SharedFolder:

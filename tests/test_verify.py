@@ -47,7 +47,8 @@ def copy_impl(src: Path, dest: Path) -> Path:
 
 
 def live_workers() -> list[int]:
-    """Worker processes still busy: every one must be back in the idle pool (or gone) after a run."""
+    """Worker processes still busy: every one must be back in the idle pool (or gone) after a
+    run."""
     import psutil
 
     idle = set(pool.idle_workers())
@@ -210,7 +211,7 @@ OWN_DETAIL = {"symlink", "planted-file", "malformed", "lower"}
 def test_store_made_by_0install_verifies(good: list[Path]) -> None:
     results = verify_paths([str(p) for p in good])
     assert [r.status for r in results] == ["ok"] * len(good)
-    for path, ours in zip(good, results):
+    for path, ours in zip(good, results, strict=True):
         assert ours.expected == path.name == ours.actual == ours.recorded
         assert_same_verdict(ours, verify_directory(path))
 
@@ -288,7 +289,7 @@ def test_damage_is_found_and_named(real_store: RealStore, good: list[Path], kind
 
 def test_every_bad_entry_gets_a_reason_and_the_rest_completes(mixed: dict[str, Path]) -> None:
     labels = list(mixed)
-    results = dict(zip(labels, verify_paths([str(p) for p in mixed.values()], jobs=3)))
+    results = dict(zip(labels, verify_paths([str(p) for p in mixed.values()], jobs=3), strict=True))
     status = {label: r.status for label, r in results.items()}
     assert status == {
         **{f"good{i}": "ok" for i in range(5)},
@@ -328,7 +329,7 @@ def test_every_bad_entry_gets_a_reason_and_the_rest_completes(mixed: dict[str, P
 
 def test_same_verdicts_as_verify_directory(mixed: dict[str, Path]) -> None:
     results = verify_paths([str(p) for p in mixed.values()], jobs=4)
-    for (label, path), ours in zip(mixed.items(), results):
+    for (label, path), ours in zip(mixed.items(), results, strict=True):
         ref = verify_directory(path)
         assert_same_verdict(ours, ref, detail=label not in OWN_DETAIL)
         if label in ("malformed", "lower"):
@@ -424,7 +425,7 @@ def test_same_verdicts_as_0install_store_audit(
     code, corrupt, skipped, verified = _audit(real_store.env)
     results = verify_paths([str(p) for p in entries])
     by_status: dict[str, set[str]] = {}
-    for path, outcome in zip(entries, results):
+    for path, outcome in zip(entries, results, strict=True):
         by_status.setdefault(outcome.status, set()).add(str(path))
     assert code == 1  # something is corrupt
     assert by_status["corrupt"] == corrupt
@@ -483,7 +484,7 @@ def test_unreadable_file_and_directory_are_errors(good: list[Path], open_dir: Pa
     assert [r.status for r in results] == ["error", "error", "ok"]
     assert results[0].detail == f"Cannot read '{file_case / 'lib/data.bin'}': Permission denied"
     assert results[1].detail == f"Cannot read '{dir_case / 'big'}': Permission denied"
-    for ours, ref in zip(results, refs):
+    for ours, ref in zip(results, refs, strict=True):
         assert_same_verdict(ours, ref)
 
 
@@ -794,10 +795,8 @@ def test_cancel_during_a_long_walk_returns_without_waiting_for_it(good: list[Pat
     assert sorted(calls) == [i for i, r in enumerate(results) if r is not None]
     assert not set(stopped) & set(pool.idle_workers())  # the stuck ones were not kept
     for pid in stopped:  # killed and collected, not left stopped
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             assert psutil.Process(pid).status() != psutil.STATUS_STOPPED
-        except psutil.NoSuchProcess:
-            pass
     assert not live_workers()
 
 

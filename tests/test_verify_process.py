@@ -27,7 +27,7 @@ def test_same_verdicts_as_in_process(mixed: dict[str, Path]) -> None:  # noqa: F
         paths, jobs=2, on_result=calls.__setitem__, on_progress=progress.append
     )
     assert len(ours) == len(paths)
-    for mine, ref in zip(ours, theirs):
+    for mine, ref in zip(ours, theirs, strict=True):
         assert ref is not None
         assert_same_verdict(mine, ref)
     assert calls == dict(enumerate(ours))
@@ -99,7 +99,7 @@ def test_a_prestarted_child_does_the_next_verification(mixed: dict[str, Path]) -
     ours = verify_paths_in_child(paths, jobs=2)
     assert "core.verify_process" not in child._prestarted  # taken...
     assert waiting.poll() == 0  # ...and it ran the job and ended
-    for mine, ref in zip(ours, verify_paths(paths, jobs=1)):
+    for mine, ref in zip(ours, verify_paths(paths, jobs=1), strict=True):
         assert ref is not None
         assert_same_verdict(mine, ref)
 

@@ -8,8 +8,6 @@ import json
 import os
 import shutil
 import stat
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,9 +17,7 @@ from core import records
 from core.digests import format_digest
 from core.manifest import ManifestWalk, generate_manifest, hash_manifest, open_entry
 from core.verify import verify_remembering
-from tests.conftest import write_tree
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.conftest import run_cli, write_tree
 
 
 def add_entry(store: Path, files: dict[str, bytes | str], algorithm: str = "sha256new") -> Path:
@@ -226,15 +222,7 @@ def test_same_verdicts_through_the_command_line(store: Path) -> None:
     entry = add_entry(store, FILES)
     remembered(entry)
     _rewrite_in_place(entry)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "core.cli", "verify", "--store", str(store), "--json"],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    proc = run_cli("verify", "--store", str(store), "--json", text=True, timeout=60)
     assert proc.returncode == 1, proc.stderr
     (row,) = json.loads(proc.stdout)
     assert row["status"] == "corrupt" and row["checked"] == "hashed"
@@ -337,7 +325,8 @@ def test_unstable_inode_numbers_mean_full_verification_said_once(
     point = str(store.parent).replace(" ", "\\040")
     mountinfo.write_text(
         "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n"
-        f"99 27 0:77 / {point} rw,relatime - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w\n"
+        f"99 27 0:77 / {point} rw,relatime - overlay overlay "
+        "rw,lowerdir=/l,upperdir=/u,workdir=/w\n"
     )
     monkeypatch.setenv(records.ENV_MOUNTINFO, str(mountinfo))
     for _ in range(2):
@@ -375,7 +364,7 @@ def test_inode_stability_from_mountinfo(
     assert records.inode_stability(str(tmp_path / "a dirt"), str(mountinfo))[0] is True
 
 
-# --- the record file ---------------------------------------------------------------------------------
+# --- the record file ------------------------------------------------------------------------------
 
 
 def record_file(where: Path) -> Path:
@@ -453,13 +442,9 @@ def test_full_and_max_age(store: Path) -> None:
 def test_cli_flags_and_json(store: Path) -> None:
     entry = add_entry(store, FILES)
     remembered(entry)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    base = [sys.executable, "-m", "core.cli", "verify", "--store", str(store), "--json"]
 
     def checked(*extra: str) -> str:
-        proc = subprocess.run(
-            [*base, *extra], check=False, capture_output=True, text=True, env=env, timeout=60
-        )
+        proc = run_cli("verify", "--store", str(store), "--json", *extra, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         (row,) = json.loads(proc.stdout)
         return row["checked"]
@@ -469,14 +454,7 @@ def test_cli_flags_and_json(store: Path) -> None:
     assert checked("--max-age", "0") == "hashed"
     assert checked("--full") == "hashed"
     for bad in ("-1", "x", "nan", "inf"):
-        proc = subprocess.run(
-            [*base, "--max-age", bad],
-            check=False,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-        )
+        proc = run_cli("verify", "--store", str(store), "--json", "--max-age", bad, text=True)
         assert proc.returncode == 2 and "--max-age" in proc.stderr
 
 
