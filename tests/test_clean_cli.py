@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import RealStore
+from tests.conftest import RealStore, run_cli
 from tests.test_clean import files, set_atime, write_feed
 
 REPO = Path(__file__).resolve().parent.parent
@@ -19,15 +18,8 @@ DAY = 86400
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {**env, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "core.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-    )
+    """The shared runner (tests/conftest.py), with text output."""
+    return run_cli(*args, env=env, text=True)
 
 
 @pytest.fixture

@@ -10,17 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_0install, write_tree
+from tests.conftest import run_0install, run_cli, write_tree
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = dict(env or os.environ)
-    env["PYTHONPATH"] = str(REPO)
-    return subprocess.run(
-        [sys.executable, "-m", "core.cli", *args], capture_output=True, env=env, timeout=300
-    )
+cli = run_cli  # (tests/conftest.py)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core import cli, cli_common
-from tests.conftest import RealStore, run_0install, write_tree
+from tests.conftest import RealStore, run_0install, run_cli, write_tree
 from tests.test_cli import REPO
 from tests.test_verify import as_nobody, open_dir, writable  # noqa: F401 - fixtures
 
@@ -39,15 +39,8 @@ def load_everything() -> None:
 
 
 def run(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
-    env = dict(env or os.environ)
-    env.update(UTF8_ENV, PYTHONPATH=str(REPO))
-    return subprocess.run(
-        [sys.executable, "-m", "core.cli", *args],
-        capture_output=True,
-        env=env,
-        timeout=120,
-        **kwargs,
-    )
+    """The shared runner (tests/conftest.py), in a UTF-8 locale unless a test says otherwise."""
+    return run_cli(*args, env={**(env or os.environ), **UTF8_ENV}, timeout=120, **kwargs)
 
 
 # --- names are data -------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 
 from core import cli, elevate
 from core import root_helper as rh
-from tests.conftest import RealStore, write_tree
+from tests.conftest import RealStore, run_cli, write_tree
 from tests.test_cli import REPO
 from tests.test_cli_hardening import load_everything
 from tests.test_verify import as_nobody, open_dir  # noqa: F401 - fixtures
@@ -40,13 +40,8 @@ STORE_COMMANDS = [
 
 
 def run(*args: str, env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
-    env = {**env, "PYTHONPATH": str(REPO)}
-    env.setdefault("LC_ALL", "C.UTF-8")
-    kwargs.setdefault("stdin", subprocess.DEVNULL)
-    kwargs.setdefault("capture_output", True)
-    return subprocess.run(
-        [sys.executable, "-m", "core.cli", *args], env=env, timeout=300, check=False, **kwargs
-    )
+    """The shared runner (tests/conftest.py), in a UTF-8 locale unless the test names one."""
+    return run_cli(*args, env={"LC_ALL": "C.UTF-8", **env}, **kwargs)
 
 
 @pytest.fixture

@@ -18,9 +18,7 @@ from tests.test_sharing import make_root
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def no_real_root(monkeypatch):
-    monkeypatch.setattr(rh, "_ALLOW_REAL_ROOT", False)
+pytestmark = pytest.mark.usefixtures("no_real_root")  # (tests/conftest.py)
 
 
 def run(*argv: str) -> tuple[int, str, str]:

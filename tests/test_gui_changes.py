@@ -21,7 +21,7 @@ from gui.clean_model import Col
 from gui.clean_page import CleanPage
 from gui.delete_action import DeleteDialog
 from gui.main_window import MainWindow, fitted_size
-from tests.conftest import RealStore
+from tests.conftest import RealStore, run_cli
 from tests.test_clean import files, set_atime, write_feed
 
 WAIT_MS = 60_000
@@ -266,14 +266,9 @@ def test_cache_menus_and_details_follow_the_selection(qtbot, store) -> None:
     assert window.pages[1].current_verdict().entry.name == d["older"]
 
 
-def run_cli(env: dict[str, str], *args: str) -> str:
-    import subprocess
-    import sys
-
-    proc = subprocess.run(
-        [sys.executable, "-m", "core.cli", *args],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
-    )  # fmt: skip
+def cli_output(env: dict[str, str], *args: str) -> str:
+    """What the command line prints (tests/conftest.py's runner), checked to have ended well."""
+    proc = run_cli(*args, env=env, text=True)
     assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr
     return proc.stdout
 
@@ -289,10 +284,10 @@ def test_ages_and_sizes_read_the_same_on_every_page(qtbot, store) -> None:
     assert age_text(row.entry.usage.last_used) == cache_age
     # The command line's own output: `list` shows the same words, `clean` says the same age.
     cli_env = dict(store.env, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    listed = run_cli(cli_env, "list", "--store", str(store.path))
+    listed = cli_output(cli_env, "list", "--store", str(store.path))
     (line,) = [x for x in listed.splitlines() if x.rstrip().endswith(d["older"])]
     assert f"  {cache_age}  " in line, line
-    dry = run_cli(cli_env, "clean", "--dry-run", "--store", str(store.path))
+    dry = cli_output(cli_env, "clean", "--dry-run", "--store", str(store.path))
     (why,) = [v.reasons[0] for v in cleanup.model.verdicts if v.entry.name == d["older"]]
     assert why.startswith(f"not used for {cache_age.removesuffix(' ago')}: last access "), why
     assert why in dry, dry
