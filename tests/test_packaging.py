@@ -3,7 +3,8 @@ then inspected (dpkg-deb -c/-I), validated (desktop-file-validate, appstreamcli)
 throwaway root with ``dpkg --root``, run from there, and removed again.
 
 Installing on a fresh machine with apt (dependencies resolved from the Debian mirror, pkaction,
-purge) takes a debootstrap: that is installers/test-deb-fresh.sh, run on its own.
+purge), and building there from a clone in /root, take a debootstrap: installers/test-deb-fresh.sh,
+which the two ``slow`` tests at the end run (``-m "not slow"`` leaves them out).
 """
 
 from __future__ import annotations
