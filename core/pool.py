@@ -547,8 +547,11 @@ class Run:
             if not self.queue and not any(s.chunks for s in live):
                 return
             if here is not None and self.queue:
-                # The workers have all they can take: this thread takes the next chunk.
+                # The workers have all they can take: this thread takes the next chunk, then
+                # looks at what they sent without waiting (a worker that was still starting says
+                # Ready; unread, it would get no work until this thread had emptied the queue).
                 self._work_here(here, len(live) + 1)
+                self._service(0)
                 self._tick_idle()
                 continue
             self._service(0.05)
