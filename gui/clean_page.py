@@ -493,7 +493,9 @@ class CleanPage(QWidget):
         chosen = self.model.chosen()
         _removing, disk, moving, kept = clean.plan(chosen)
         candidates = sum(1 for v in self.model.verdicts if v.candidate)
-        moved = f", {moving:,} to quarantine ({size_text(kept)} stays on disk)" if moving else ""
+        # Quarantined entries stay on disk (a planted symlink takes no blocks: say no size then).
+        stays = f"{size_text(kept)} stays on disk" if kept else "kept on disk"
+        moved = f", {moving:,} to quarantine ({stays})" if moving else ""
         self.total.setText(
             f"{len(chosen):,} of {units.count_text(candidates, 'candidate')} checked: "
             f"{size_text(disk)} to reclaim{moved}"
