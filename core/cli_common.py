@@ -49,6 +49,15 @@ def store_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def root_option(p: argparse.ArgumentParser) -> None:
+    """``--root PREFIX`` of the groups that change the system (sharing, maintenance)."""
+    p.add_argument(
+        "--root",
+        metavar="PREFIX",
+        help="act on a fake root (files under PREFIX; for tests and image builders)",
+    )
+
+
 EMPTY_STORE = "--store needs a directory (an empty path would mean the current directory)"
 
 

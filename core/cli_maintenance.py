@@ -22,6 +22,8 @@ from typing import IO, Any
 
 def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add this group's subcommands to ``sub`` (argparse subparsers); each sets ``func``."""
+    from core.cli_common import root_option
+
     p = sub.add_parser(
         "maintenance",
         help="scheduled verification and clean-up of the shared cache, and a watch on it",
@@ -31,12 +33,6 @@ def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) 
     actions = p.add_subparsers(dest="maintenance_command", metavar="ACTION",
                                parser_class=type(p))  # fmt: skip
     p.set_defaults(func=_missing_action)
-
-    def root_option(q: argparse.ArgumentParser) -> None:
-        q.add_argument(
-            "--root", metavar="PREFIX",
-            help="act on a fake root (files under PREFIX; for tests and image builders)",
-        )  # fmt: skip
 
     q = actions.add_parser("status", help="whether it is enabled, its settings, the last runs")
     q.add_argument("--json", action="store_true", help="machine-readable output")
