@@ -67,6 +67,10 @@ class SummaryStrip(QWidget):
         self._problems.clicked.connect(lambda _checked=False: self.problemsClicked.emit())
         layout.addWidget(self._problems)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        # Its own minimum, not the sum of every chip: during a rescan the kept verdicts' chips and
+        # "not verified" show at once, and a window widened past a small screen never shrinks
+        # back by itself. At usual widths everything fits; below, the last chips are cut off.
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 40)
         self._stats = CacheStats()
         self.set_stats(self._stats)
 

@@ -28,7 +28,8 @@ CHILD = """
 import json, os, sys
 sys.path.insert(0, {repo!r})
 import importlib
-for module in ("core.cli", "core.cli_common", "core.cli_clean", "core.clean", "core.evidence",
+for module in ("core.cli", "core.cli_common", "core.cli_clean", "core.clean", "core.delete",
+               "core.evidence", "core.maintenance",
                "core.cache", "core.measure", "core.pool", "core.pins", "core.feeds",
                "core.actionlog", "core.elevate", "core.root_helper", "core.stores",
                "core.versions", "core.digests", "core.display", "core.units", "core.treewalk",
