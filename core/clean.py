@@ -553,11 +553,11 @@ def _intent(verdict: Verdict, origin: str | None, log_path: str) -> actionlog.Re
 
 def _holding_store_locks(func: Callable[..., list[Outcome]]) -> Callable[..., list[Outcome]]:
     """Run ``func(verdicts, ...)`` holding the lock of every store concerned, the one scheduled
-    maintenance holds (:func:`core.maintenance.store_lock`): two never work on a store at once."""
+    maintenance holds (:func:`core.store_lock.store_lock`): two never work on a store at once."""
 
     @functools.wraps(func)
     def locked(verdicts: Sequence[Verdict], *args: Any, **kwargs: Any) -> list[Outcome]:
-        from core.maintenance import StoreBusy, store_lock
+        from core.store_lock import StoreBusy, store_lock
 
         try:
             with store_lock([v.entry.store.path for v in verdicts], wait=2.0):

@@ -443,7 +443,7 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
     warned: list[bool] = []
     notes: list[str] = []
-    from core.maintenance import StoreBusy, store_lock  # scheduled maintenance's lock (issue 23)
+    from core.store_lock import StoreBusy, store_lock  # shared with scheduled maintenance
 
     try:
         lock = store_lock([e.store.path for e in entries], shared=True)

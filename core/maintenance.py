@@ -19,9 +19,9 @@ as root, in a sandbox, which lands here:
   least recently used entries that nothing uses, pins or selects and that are past the grace
   period go, one at a time, until the upper limit is met.
 
-Each run holds :func:`store_lock` (root's lock file in a root-only directory, which no other user
-can open and so cannot hold to keep the daily check off the store; the remove and quarantine
-verbs of the helper take the same one), writes one journal line per
+Each run holds :func:`core.store_lock.store_lock` (root's lock file in a root-only directory,
+which no other user can open and so cannot hold to keep the daily check off the store; the remove
+and quarantine verbs of the helper take the same one), writes one journal line per
 finding with its priority (``<4>``: systemd reads the prefix of a service's output as the
 syslog priority), records every removal in the action log and writes the status file the window
 reads (:func:`read_status`, :func:`last_check_text`).
@@ -37,13 +37,13 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from core import root_helper as rh
 from core.display import display_path, json_name, safe_text
+from core.store_lock import StoreBusy, store_lock
 from core.units import count_text, size_text
 
 STATUS_NAME = "maintenance-status.json"
@@ -218,74 +218,6 @@ class Place:
         from core.stores import stores_from_paths
 
         return stores_from_paths([self.store], self.env())
-
-
-# --- the lock shared with interactive runs --------------------------------------------------------
-
-
-class StoreBusy(Exception):
-    """Another run (scheduled maintenance, a window, a command) works on the store."""
-
-
-def lock_file_for(store: str, env: Mapping[str, str] | None = None) -> str | None:
-    """The file that locks ``store`` for this process, None when this process takes no lock on
-    it. Root: a file in root's own directory (:data:`core.root_helper.STORE_LOCK_DIR`, 0700),
-    whoever owns the store, so that no other user can hold root off it. A user: a file in the
-    user's own state directory for a store the user owns; none for anyone else's store (the
-    user cannot change it; removals go through the helper, which locks as root)."""
-    if os.geteuid() == 0:
-        return rh.store_lock_file(rh.root_lock_dir(), store)
-    try:
-        owner = os.stat(store).st_uid
-    except OSError:
-        return None
-    if owner != os.geteuid():
-        return None
-    from core.actionlog import state_dir
-
-    directory = os.path.join(state_dir(env), rh.STORE_LOCK_USER_SUBDIR)
-    return rh.store_lock_file(directory, store)
-
-
-@contextmanager
-def store_lock(
-    paths: Sequence[str],
-    *,
-    wait: float = 0.0,
-    cancel: threading.Event | None = None,
-    shared: bool = False,
-) -> Iterator[None]:
-    """Hold the lock of every store in ``paths`` (see :func:`lock_file_for`: exclusive) for the
-    block; the same process may nest it. ``shared``: for work that only reads (an interactive
-    verification): any number of those at once, but never alongside a removal or a scheduled
-    run. Waits up to ``wait`` seconds for another holder, then raises :class:`StoreBusy`. A store
-    whose lock cannot be had at all (no state directory, a filesystem without locks) is not
-    waited for: the work goes ahead."""
-    taken: list[str] = []
-    try:
-        # (Callers pass one path per entry: 10,000 of the same store; realpath each store once.)
-        for path in sorted({os.path.realpath(p) for p in set(paths)}):
-            lock_file = lock_file_for(path)
-            if lock_file is None:
-                continue
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    if rh.try_store_lock(lock_file, shared=shared):
-                        taken.append(lock_file)
-                        break
-                except OSError:
-                    break  # cannot be locked: go ahead unlocked
-                if time.monotonic() >= deadline or (cancel is not None and cancel.is_set()):
-                    raise StoreBusy(
-                        f"another run is working on {display_path(path)} (scheduled maintenance, "
-                        "a window or a command): try again when it has finished"
-                    )
-                time.sleep(0.5)
-        yield
-    finally:
-        for lock_file in taken:
-            rh.release_store_lock(lock_file)
 
 
 # --- journal lines --------------------------------------------------------------------------------

@@ -233,7 +233,7 @@ class VerifyJob(_Job):
                 "sizes": self.sizes,
                 "notes": self.notes,
             }
-            from core.maintenance import store_lock  # scheduled maintenance's lock (issue 23)
+            from core.store_lock import store_lock  # shared with scheduled maintenance
 
             stores = {os.path.dirname(p) for p in paths}
             with store_lock(list(stores), shared=True, wait=2.0):

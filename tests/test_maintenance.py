@@ -20,6 +20,7 @@ import pytest
 
 from core import clean, maintenance
 from core import root_helper as rh
+from core import store_lock as locks
 from core.digests import format_digest
 from core.manifest import generate_manifest, hash_manifest
 from tests.conftest import REPO, run_cli
@@ -542,7 +543,7 @@ def release(holder: subprocess.Popen) -> None:
 def other_holder(root: Path):
     """Another root process (a scheduled run, root's command) holding the store's lock until the
     test ends."""
-    lock_file = maintenance.lock_file_for(str(store_of(root)))
+    lock_file = locks.lock_file_for(str(store_of(root)))
     assert lock_file is not None
     holder = hold_lock(lock_file)
     yield holder
@@ -588,19 +589,19 @@ def probe_lock(lock_file: str, hows: tuple[str, ...] = ("LOCK_SH", "LOCK_EX")) -
 
 def test_verifications_share_the_lock_removals_do_not(root: Path):
     store = str(store_of(root))
-    lock_file = maintenance.lock_file_for(store)
+    lock_file = locks.lock_file_for(store)
     assert lock_file is not None
-    with maintenance.store_lock([store], shared=True):
+    with locks.store_lock([store], shared=True):
         assert probe_lock(lock_file) == ["free", "busy"]
     assert probe_lock(lock_file) == ["free", "free"]
 
 
 def test_the_lock_nests_within_one_process(root: Path):
     store = str(store_of(root))
-    lock_file = maintenance.lock_file_for(store)
+    lock_file = locks.lock_file_for(store)
     assert lock_file is not None
-    with maintenance.store_lock([store]):
-        with maintenance.store_lock([store]):
+    with locks.store_lock([store]):
+        with locks.store_lock([store]):
             pass
         assert probe_lock(lock_file, ("LOCK_EX",)) == ["busy"]
     assert not rh._held_locks
@@ -608,10 +609,10 @@ def test_the_lock_nests_within_one_process(root: Path):
 
 def test_roots_lock_is_in_a_directory_only_root_can_open(root: Path):
     store = str(store_of(root))
-    lock_file = maintenance.lock_file_for(store)
+    lock_file = locks.lock_file_for(store)
     assert lock_file is not None and not lock_file.startswith(store)
     assert os.path.dirname(lock_file) == os.environ[rh.STORE_LOCK_DIR_ENV]
-    with maintenance.store_lock([store]):
+    with locks.store_lock([store]):
         st = os.stat(os.path.dirname(lock_file))
         assert st.st_uid == 0 and st.st_mode & 0o777 == 0o700
     assert rh.store_lock_file(rh.STORE_LOCK_DIR, store).startswith("/var/lib/zeroinstall-admin/")
@@ -668,12 +669,12 @@ def test_another_user_holding_the_store_cannot_hold_off_roots_clean(
     finally:
         release(holder)
     # nobody cannot reach root's lock file to hold it instead, and takes no lock of its own.
-    lock_file = maintenance.lock_file_for(str(store))
+    lock_file = locks.lock_file_for(str(store))
     assert lock_file is not None and os.path.exists(lock_file)
     tried = subprocess.run(
         [*as_nobody(code_for_other_users), "-c", code_for_other_users.prelude() + (
-         "import os\nfrom core import maintenance\n"
-         f"print(maintenance.lock_file_for({str(store)!r}))\n"
+         "import os\nfrom core import store_lock as locks\n"
+         f"print(locks.lock_file_for({str(store)!r}))\n"
          f"try:\n    os.open({lock_file!r}, os.O_RDONLY)\nexcept PermissionError:\n"
          "    print('refused')\n")],
         capture_output=True, text=True, timeout=60, check=True,
@@ -691,10 +692,10 @@ def test_a_user_locks_a_store_of_their_own_in_their_state_directory(
     shutil.chown(store, "nobody")
     proc = subprocess.run(
         [*as_nobody(code_for_other_users), "-c", code_for_other_users.prelude() + (
-         "import os\nfrom core import maintenance\n"
+         "import os\nfrom core import store_lock as locks\n"
          f"os.environ['HOME'] = {str(home)!r}\nos.environ.pop('XDG_STATE_HOME', None)\n"
-         f"with maintenance.store_lock([{str(store)!r}]):\n"
-         f"    print(maintenance.lock_file_for({str(store)!r}))\n")],
+         f"with locks.store_lock([{str(store)!r}]):\n"
+         f"    print(locks.lock_file_for({str(store)!r}))\n")],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     lock_file = Path(proc.stdout.strip())

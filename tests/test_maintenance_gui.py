@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from core import maintenance
+from core import store_lock as locks
 from gui.maintenance_page import MaintenancePage, MaintenanceStrip
 from gui.workers import inline_starter
 from tests.test_maintenance import Journal, add_entry, files_under, hold_lock, release, store_of
@@ -110,13 +111,13 @@ def test_the_windows_verification_does_not_run_beside_a_scheduled_run(qtbot, roo
 
     store = store_of(root)
     entry = add_entry(store, "fine")
-    holder = hold_lock(maintenance.lock_file_for(str(store)) or "")
+    holder = hold_lock(locks.lock_file_for(str(store)) or "")
     try:
         job = VerifyJob(1, [str(store / entry)], out_of_process=False)
         with qtbot.waitSignal(job.finished, timeout=WAIT_MS) as blocker:
             job.start()
         error = blocker.args[0]
-        assert isinstance(error, maintenance.StoreBusy)
+        assert isinstance(error, locks.StoreBusy)
         assert "another run is working on" in str(error)
     finally:
         release(holder)
