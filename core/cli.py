@@ -380,13 +380,13 @@ def _targets(args: argparse.Namespace, err: IO[str]) -> list[_Target]:
         if store.problem:
             continue
         try:
-            with os.scandir(store.path) as it:
-                names = sorted(e.name for e in it)
+            names = sorted(os.listdir(store.path))
         except OSError as exc:
             why = exc.strerror or exc
             warn([f"Store {display_path(store.path)} cannot be read: {why}; it was skipped."], err)
             continue
-        found.extend(_Target(store, name, os.path.join(store.path, name)) for name in names)
+        base = os.path.join(store.path, "")
+        found.extend([_Target(store, name, base + name) for name in names])
     return found
 
 
@@ -557,11 +557,11 @@ def _print_verify_report(rows, missing, elapsed: float, out: IO[str], verbose: b
         counts[outcome.status] += 1
         if outcome.status == "skipped" and not verbose:
             continue
-        shown = display_path(entry.path)
         if outcome.status == "ok":
             if outcome.unchanged_since is not None:
                 unchanged += 1
             if verbose:
+                shown = display_path(entry.path)
                 how = ""
                 if outcome.unchanged_since is not None:
                     from core.records import unchanged_text
@@ -569,6 +569,7 @@ def _print_verify_report(rows, missing, elapsed: float, out: IO[str], verbose: b
                     how = f"  ({unchanged_text(outcome.unchanged_since)})"
                 write(f"OK       {shown}{how}\n")
             continue
+        shown = display_path(entry.path)
         label = outcome.status.upper().ljust(8)
         feed = feeds.lookup(entry.name) if outcome.expected else None
         program = f"  ({display_text(feed.feed_name)} {display_text(feed.version)})" if feed else ""

@@ -467,25 +467,48 @@ class Run:
 
     # -- in worker processes ---------------------------------------------------------------------
 
+    def _wanted(self) -> int:
+        """How many workers this run borrows (even for fewer units than workers: an idle worker
+        takes subtrees of a busy one); 0: it runs in this thread only."""
+        wanted = self.jobs - 1 if self.work_here else self.jobs
+        return wanted if wanted >= 1 and can_use_processes() else 0
+
+    def _borrow_workers(self) -> None:
+        poller = self.poller = select.poll()
+        for _ in range(self._wanted()):
+            worker = _borrow(self.niceness)
+            if worker is None:
+                break
+            self.slots[worker.stdout] = _Slot(worker)
+            poller.register(worker.stdout, select.POLLIN)
+
+    def start(self) -> None:
+        """Optional, before :meth:`run`: borrow the workers and hand them the units added so far,
+        so that they begin while the caller prepares and adds the rest. Call it again after each
+        batch; :meth:`run` must follow (it gives the workers back)."""
+        if self.poller is None:
+            self._borrow_workers()
+        if not self.slots:
+            return
+        try:
+            self._service(0)
+            self._dispatch()
+        except BaseException:
+            self._release()
+            raise
+
     def run(self) -> None:
         """Work until every unit (and every unit handed over) is answered, or ``cancel`` is set."""
-        # Even for fewer units than workers: an idle worker takes subtrees of a busy one.
-        wanted = self.jobs - 1 if self.work_here else self.jobs
-        if wanted < 1 or not can_use_processes():
+        if self.poller is None and not self._wanted():
             self._run_here()
             return
-        poller = self.poller = select.poll()
         try:
-            for _ in range(wanted):
-                worker = _borrow(self.niceness)
-                if worker is None:
-                    break
-                self.slots[worker.stdout] = _Slot(worker)
-                poller.register(worker.stdout, select.POLLIN)
+            if self.poller is None:
+                self._borrow_workers()
             if not self.slots:
                 self._run_here()
                 return
-            self._loop(poller)
+            self._loop(self.poller)
         finally:
             self._release()
         if not self.cancelled() and self.queue:

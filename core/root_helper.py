@@ -40,7 +40,6 @@ import fcntl
 import hashlib
 import os
 import re
-import secrets
 import stat
 import subprocess
 import sys
@@ -507,7 +506,7 @@ def removal_origin(temp: str) -> str | None:
 
 def _rename_aside(store_fd: int, name: str) -> str:
     for _ in range(20):
-        temp = removal_name(name, secrets.token_hex(6))
+        temp = removal_name(name, os.urandom(6).hex())
         try:
             os.lstat(temp, dir_fd=store_fd)
         except FileNotFoundError:
@@ -768,7 +767,7 @@ def quarantine_entry(store_dir: str, name: str, quarantine_dir: str) -> Removal:
                     os.lstat(target, dir_fd=q_fd)
                 except FileNotFoundError:
                     break
-                target += "-" + secrets.token_hex(2)
+                target += "-" + os.urandom(2).hex()
             mode = None
             if stat.S_ISDIR(st.st_mode) and os.geteuid() != 0 and not st.st_mode & 0o200:
                 entry_fd = os.open(name, _DIR_FLAGS, dir_fd=store_fd)
@@ -998,7 +997,7 @@ def install_file(
                 return "unchanged"
         except FileNotFoundError:
             pass
-        temp = f".{name}.{secrets.token_hex(4)}"
+        temp = f".{name}.{os.urandom(4).hex()}"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=dir_fd)  # fmt: skip
         try:

@@ -49,6 +49,9 @@ from core.records import RACY_NS, key_of, keys_digest, racy, since_text, stat_ke
 
 __all__ = ["CHUNK", "Progress", "verify_paths"]
 
+PREPARE_BATCH = 500
+"""Entries prepared at a time before the workers are given what is ready (about a millisecond)."""
+
 NICENESS_BACKGROUND = 10
 """How much lower a window's verification runs than the window (see core.verify_process)."""
 
@@ -252,6 +255,8 @@ class Unreadable(NamedTuple):
         return cls._make(data[1:])
 
 
+_UNCHANGED = "u"  # the tag of Unchanged.to_wire
+
 UnitResult = Unchanged | UsualOk | Judged | Part | Unreadable
 _RESULTS: dict[str, Any] = {"u": Unchanged, "k": UsualOk, "o": Judged, "s": Part, "e": Unreadable}
 
@@ -416,28 +421,40 @@ class _Verification:
         self.run: Any = None  # the core.pool.Run
         self.unit_counts: dict[tuple[int, bytes], tuple[int, int]] = {}
         self.touched_atime = False
-        self.units: list[tuple] = []
-        for index, path in enumerate(paths):
-            root = os.fsencode(path)
-            root = root.rstrip(b"/") or root  # a trailing slash would make lstat follow a symlink
+        self.paths = paths
+        self.known = known
+        if sizes is not None:
+            for index, hint in enumerate(sizes[: len(paths)]):
+                if hint:
+                    self.hints += hint
+                    self.hint_of[index] = hint
+
+    def prepare(self, start: int, stop: int) -> list[tuple]:
+        """The units of the entries ``paths[start:stop]`` (names that are no digests are
+        answered at once)."""
+        units = []
+        paths, known, on_keys = self.paths, self.known, self.on_keys
+        for index in range(start, min(stop, len(paths))):
+            root = os.fsencode(paths[index])
+            if root.endswith(b"/"):  # it would make lstat follow a symlink
+                root = root.rstrip(b"/") or root
             name = root.rpartition(b"/")[2].decode("utf-8", "replace")
             try:
                 digest = parse_digest(name)
             except DigestError as exc:
+                self.drop_hint(index)
                 self.deliver(index, VerifyOutcome("skipped", f"not an implementation: {exc}"))
                 continue
-            self.entries[index] = _Entry(root, digest)
-            hint = sizes[index] if sizes is not None and index < len(sizes) else None
-            if hint:
-                self.hints += hint
-                self.hint_of[index] = hint
-            extra: tuple = (digest.algorithm, digest.value)
+            entry = self.entries[index] = _Entry(root, digest)
+            extra: tuple = (digest.algorithm, digest.value)  # marshal takes no NamedTuple
             if on_keys is not None:
                 record = known[index] if known is not None and index < len(known) else None
                 if record is not None:
-                    self.entries[index].since = (record[0], record[2])
-                extra += (record[1] if record is not None else "", racy_ns)
-            self.units.append(Unit(index, root, b"", 0, 0, 0, (), extra).to_wire())
+                    entry.since = (record[0], record[2])
+                extra += (record[1] if record is not None else "", self.racy_ns)
+            # A Unit's wire form, made directly: one per entry (see core.pool_worker.Unit).
+            units.append((index, root, b"", 0, 0, 0, (), extra))
+        return units
 
     def progress(self) -> Progress:
         return Progress(
@@ -501,11 +518,11 @@ class _Verification:
         self.report()
 
     def result(self, data: tuple) -> None:
+        if data[0] == _UNCHANGED:  # most answers of a re-check: read without making a tuple
+            self.unchanged(data[1])
+            return
         result = unit_result_from_wire(data)
         index, rel = result.number, result.rel
-        if isinstance(result, Unchanged):
-            self.unchanged(index)
-            return
         # What was listed is done with, read or not (the .manifest, files after an error).
         self.count(index, rel, result.listed, max(result.listed, result.hashed), final=True)
         self.touched_atime |= result.touched
@@ -667,9 +684,14 @@ def verify_paths(
         work_here=work_here,
     )
     state.run = run
-    run.add(state.units)
-    if not cancel.is_set():
-        run.run()
+    # The workers begin on the first entries while the others are prepared here (a re-check of
+    # unchanged entries takes little longer than preparing them).
+    for start in range(0, len(paths), PREPARE_BATCH):
+        run.add(state.prepare(start, start + PREPARE_BATCH))
+        if cancel.is_set():
+            break
+        run.start()
+    run.run()
     if state.touched_atime and report_atime is not None:
         report_atime()
     state.report(force=True)

@@ -35,12 +35,12 @@ def run() -> None:
 
     lifetime.import_dataclasses()  # before anything imports it the usual way
     args = sys.argv[1:]
-    if args[:1] == ["list"]:
-        # A list measures on the worker pool: its worker starts now, while the command line is
+    if args[:1] in (["list"], ["verify"]):
+        # Both work on the worker pool: its worker starts now, while the command line is
         # imported, rather than after (it takes as long to start as that import takes).
         from core import pool
 
-        pool.prestart(kind="measure")
+        pool.prestart(kind="measure" if args[0] == "list" else "verify")
     if not _is_command(args):
         sys.exit(main(args))
     lifetime.without_collector()
