@@ -24,9 +24,9 @@ from PySide6.QtWidgets import (
 )
 
 from core.manifest import display_path
-from core.units import gap_text
+from core.units import ago_text, gap_text
 from gui import status as st
-from gui.cache_model import Row, ago_text, last_used_text, size_detail, verdict_age
+from gui.cache_rows import Row, last_used_text, size_detail, verdict_age
 from gui.icons import icon
 
 MAX_CHANGES = 40
@@ -161,7 +161,7 @@ def readable_change(text: str) -> str:
 
 
 class DetailsPane(QScrollArea):
-    """Shows one :class:`~gui.cache_model.Row`; :meth:`show_row` with None shows a hint instead.
+    """Shows one :class:`~gui.cache_rows.Row`; :meth:`show_row` with None shows a hint instead.
 
     From the top: the name, the verdict and every problem (what the admin came for), the
     actions, then the facts. Long values (paths, digests, URLs) are elided in the middle with the

@@ -9,21 +9,19 @@ import pytest
 from PySide6.QtCore import QPersistentModelIndex, Qt
 
 from core.manifest import Change, VerifyOutcome
+from core.units import ago_text
 from gui import status as st
+from gui.cache_columns import Column
+from gui.cache_filter import CacheFilter
 from gui.cache_model import (
     MAX_RANGES,
     ROW_ROLE,
     SORT_ROLE,
     STATUS_ROLE,
-    CacheFilter,
     CacheModel,
-    Column,
-    ago_text,
     contiguous_ranges,
-    new_rows,
-    prepare_rows,
-    version_key,
 )
+from gui.cache_rows import new_rows, prepare_rows, version_key
 from gui.workers import Batcher, Worker, inline_starter
 
 NOW = 1_700_000_000.0
@@ -372,7 +370,7 @@ def test_added_says_where_its_time_comes_from(model: CacheModel) -> None:
 
 
 def test_verdicts_survive_a_rescan_unless_the_entry_changed(model: CacheModel) -> None:
-    from gui.cache_model import carry_verdicts, verdict_age
+    from gui.cache_rows import carry_verdicts, verdict_age
 
     old = [entry(1, "Same"), entry(2, "Changed"), entry(3, "Never")]
     model.set_entries(old)
