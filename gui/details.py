@@ -7,6 +7,7 @@ import stat
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QColor, QDesktopServices, QFont, QFontDatabase, QGuiApplication
@@ -28,6 +29,9 @@ from core.units import ago_text, gap_text
 from gui import status as st
 from gui.cache_rows import Row, last_used_text, size_detail, verdict_age
 from gui.icons import icon
+
+if TYPE_CHECKING:
+    from core.cache import Entry
 
 MAX_CHANGES = 40
 """Changes listed in the pane; the rest are counted (the command line lists them all)."""
@@ -406,7 +410,10 @@ class DetailsPane(QScrollArea):
         # A failed verdict is told in the box of problems; an OK one (or none) here.
         told = row.outcome is not None and row.outcome.status in ("corrupt", "error")
         self._verification.setVisible(not (told and not entry_not_dir(row)))
+        self._show_facts(entry)
 
+    def _show_facts(self, entry: Entry) -> None:
+        """Where the entry is, what it belongs to, its size and ages; the Open button's words."""
         f, v = self._labels, self._values
         self._path.set(display_path(entry.path))
         is_dir = stat.S_ISDIR(entry.mode) and not stat.S_ISLNK(entry.mode)
