@@ -346,7 +346,7 @@ def sort_value(row: Row, col: int) -> Any:
     return None
 
 
-def sort_key(column: int) -> Callable[[Row], tuple]:
+def sort_key(column: int) -> Callable[[Row], Any]:
     """The key sorting rows by a column: its sort value, then program, version, name."""
     if column == Column.PROGRAM:
         return lambda row: row.tiebreak
