@@ -5,9 +5,10 @@ in, statuses turning green or red, each batch announced with ``dataChanged`` ove
 ranges and only the columns that changed.
 
 Sorting is done here, in the source model, with Python's sort over the raw values of
-:data:`SORT_ROLE` (bytes, timestamps, status severity), and the proxy only filters. Letting
-``QSortFilterProxyModel`` sort would call back into Python twice per comparison: 2.7 s for 10,000
-rows on the development machine, against 5 ms for ``list.sort`` plus a layout change.
+:data:`SORT_ROLE` (bytes, timestamps, status severity), and the proxy (:mod:`gui.cache_filter`)
+only filters. Letting ``QSortFilterProxyModel`` sort would call back into Python twice per
+comparison: 2.7 s for 10,000 rows on the development machine, against 5 ms for ``list.sort`` plus
+a layout change.
 """
 
 from __future__ import annotations
