@@ -321,7 +321,7 @@ def _screenshot(
 def _show_worst(page) -> None:
     """Select the most alarming entry, so its details (what changed) are in the picture."""
     from gui import status as st
-    from gui.cache_model import Column
+    from gui.cache_columns import Column
 
     model = page.model
     order = {w: i for i, w in enumerate(st.STATUSES)}

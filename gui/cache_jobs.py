@@ -21,7 +21,7 @@ from core import verify as core_verify
 from core.child import ChildError
 from core.scan_process import scan_in_child
 from core.verify_process import verify_paths_in_child
-from gui.cache_model import new_rows, prepare_rows
+from gui.cache_rows import new_rows, prepare_rows
 from gui.workers import Batcher, Starter, Worker
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class ScanJob(_Job):
     started).
 
     ``listed(Scan, rows)`` comes first, with the table rows already made and sorted (by
-    ``sort``) off the GUI thread by :func:`gui.cache_model.prepare_rows`, then
+    ``sort``) off the GUI thread by :func:`gui.cache_rows.prepare_rows`, then
     ``measured(list[(Entry, Usage)])`` in batches, then
     ``finished(error)`` with None on success (also after a cancel).
     """

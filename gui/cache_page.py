@@ -37,21 +37,16 @@ from PySide6.QtWidgets import (
 from core import scan_process, verify_process
 from core import verify as core_verify
 from core.manifest import display_path
-from core.units import count_text
+from core.units import count_text, size_text
 from gui import status as st
 from gui.actions import make_action
 from gui.activity import ActivityBar, duration_text
 from gui.banner import Banner
+from gui.cache_columns import Column
+from gui.cache_filter import CacheFilter
 from gui.cache_jobs import ScanJob, VerifyJob
-from gui.cache_model import (
-    ROW_ROLE,
-    CacheFilter,
-    CacheModel,
-    Column,
-    Row,
-    carry_verdicts,
-    size_text,
-)
+from gui.cache_model import ROW_ROLE, CacheModel
+from gui.cache_rows import Row, carry_verdicts
 from gui.cache_table import CacheTable
 from gui.details import DetailsPane
 from gui.icons import icon

@@ -14,8 +14,9 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signa
 from PySide6.QtGui import QAction, QFontMetrics, QMouseEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
+from gui.cache_columns import HEADERS, Column
 from gui.cache_delegate import CacheDelegate
-from gui.cache_model import HEADERS, CacheFilter, Column
+from gui.cache_filter import CacheFilter
 
 REPAINT_MS = 100
 

@@ -22,7 +22,7 @@ from PySide6.QtGui import QColor
 
 from core import clean, units
 from core.units import size_text
-from gui.cache_model import program_text
+from gui.cache_rows import program_text
 from gui.status import middle_elided
 
 _ROOT = QModelIndex()

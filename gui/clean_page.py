@@ -43,7 +43,7 @@ from core.units import size_text
 from gui.actions import make_action
 from gui.activity import ActivityBar
 from gui.banner import Banner
-from gui.cache_model import program_text
+from gui.cache_rows import program_text
 from gui.changes import MODIFIED, PINNED, REMOVED, CacheChange
 from gui.clean_model import ACTION_WORDS, CleanFilter, CleanModel, Col, space_detail, when_text
 from gui.settings import read_bytes

@@ -7,6 +7,7 @@ import stat
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QColor, QDesktopServices, QFont, QFontDatabase, QGuiApplication
@@ -24,10 +25,13 @@ from PySide6.QtWidgets import (
 )
 
 from core.manifest import display_path
-from core.units import gap_text
+from core.units import ago_text, gap_text
 from gui import status as st
-from gui.cache_model import Row, ago_text, last_used_text, size_detail, verdict_age
+from gui.cache_rows import Row, last_used_text, size_detail, verdict_age
 from gui.icons import icon
+
+if TYPE_CHECKING:
+    from core.cache import Entry
 
 MAX_CHANGES = 40
 """Changes listed in the pane; the rest are counted (the command line lists them all)."""
@@ -161,7 +165,7 @@ def readable_change(text: str) -> str:
 
 
 class DetailsPane(QScrollArea):
-    """Shows one :class:`~gui.cache_model.Row`; :meth:`show_row` with None shows a hint instead.
+    """Shows one :class:`~gui.cache_rows.Row`; :meth:`show_row` with None shows a hint instead.
 
     From the top: the name, the verdict and every problem (what the admin came for), the
     actions, then the facts. Long values (paths, digests, URLs) are elided in the middle with the
@@ -188,7 +192,28 @@ class DetailsPane(QScrollArea):
         outer = QVBoxLayout(body)
         outer.setContentsMargins(10, 8, 10, 8)
         outer.setSpacing(8)
+        self._build_verdict(body, outer)
+        outer.addWidget(self._build_alarm(body))
+        actions = QHBoxLayout()
+        self._open = QPushButton(icon("folder-open"), "Open folder", body)
+        self._open.clicked.connect(self._open_folder)
+        actions.addWidget(self._open)
+        actions.addStretch(1)
+        outer.addLayout(actions)
+        outer.addWidget(self._build_ids(body))
+        outer.addWidget(self._build_facts(body))
+        self._hint = QLabel(
+            "Select an entry to see where it is, what it belongs to and whether it is intact.", body
+        )
+        self._hint.setWordWrap(True)
+        outer.addWidget(self._hint)
+        outer.addStretch(1)
+        self.show_row(None)
 
+    # --- building the sections, top to bottom ----------------------------------------------------
+
+    def _build_verdict(self, body: QWidget, outer: QVBoxLayout) -> None:
+        """The title, then the verdict line (icon and status) and how old the verdict is."""
         self._title = QLabel(body)
         title_font = QFont(self._title.font())
         title_font.setPointSizeF(title_font.pointSizeF() * 1.3)
@@ -199,7 +224,6 @@ class DetailsPane(QScrollArea):
         self._title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         outer.addWidget(self._title)
 
-        # The verdict line: icon and status, then how old the verdict is.
         status_line = QHBoxLayout()
         self._status_icon = QLabel(body)
         self._status = QLabel(body)
@@ -220,7 +244,9 @@ class DetailsPane(QScrollArea):
         self._verification.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         outer.addWidget(self._verification)
 
-        # The alarm box: every problem of the entry, in the status colour, above the facts.
+    def _build_alarm(self, body: QWidget) -> QFrame:
+        """The alarm box: every problem of the entry, in the status colour, above the facts; then
+        the digests and changed files of a failed verification (:meth:`_show_alarm` fills it)."""
         self._alarm = QFrame(body)
         self._alarm.setObjectName("alarm")
         self._alarm_layout = QVBoxLayout(self._alarm)
@@ -243,6 +269,8 @@ class DetailsPane(QScrollArea):
             self._digest_values[name] = value
             self._digest_rows[name] = value
         self._changes_label = QLabel("What changed:", self._alarm)
+        bold = QFont(self._status.font())
+        bold.setBold(True)
         self._changes_label.setFont(bold)
         self._changes = QLabel(self._alarm)
         self._changes.setAccessibleName("Changed files")
@@ -254,16 +282,10 @@ class DetailsPane(QScrollArea):
         self._alarm_tail = [self._digests, self._changes_label, self._changes]
         for widget in self._alarm_tail:
             self._alarm_layout.addWidget(widget)
-        outer.addWidget(self._alarm)
+        return self._alarm
 
-        actions = QHBoxLayout()
-        self._open = QPushButton(icon("folder-open"), "Open folder", body)
-        self._open.clicked.connect(self._open_folder)
-        actions.addWidget(self._open)
-        actions.addStretch(1)
-        outer.addLayout(actions)
-
-        # Path, digest and feed URL: each on a line of its own, the full width of the pane.
+    def _build_ids(self, body: QWidget) -> QWidget:
+        """Path, digest and feed URL: each on a line of its own, the full width of the pane."""
         ids = QFormLayout()
         ids.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
         ids.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -271,7 +293,6 @@ class DetailsPane(QScrollArea):
         self._ids = ids
         self._values: dict[str, ElidedValue] = {}
         self._value_rows: dict[str, QWidget] = {}
-        self._labels: dict[str, QLabel] = {}
         for name in ("Path", "Digest", "Feed URL"):
             value = ElidedValue(name, body, wrap=name == "Digest")
             value.copied.connect(self.copied)
@@ -283,8 +304,11 @@ class DetailsPane(QScrollArea):
         self._path = self._values["Path"]
         self._ids_box = QWidget(body)
         self._ids_box.setLayout(ids)
-        outer.addWidget(self._ids_box)
+        return self._ids_box
 
+    def _build_facts(self, body: QWidget) -> QWidget:
+        """The other facts, one label per line: program, version, store, owner, size, ages..."""
+        self._labels: dict[str, QLabel] = {}
         form = QFormLayout()
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -310,15 +334,7 @@ class DetailsPane(QScrollArea):
             self._labels[name] = label
         self._form_box = QWidget(body)
         self._form_box.setLayout(form)
-        outer.addWidget(self._form_box)
-
-        self._hint = QLabel(
-            "Select an entry to see where it is, what it belongs to and whether it is intact.", body
-        )
-        self._hint.setWordWrap(True)
-        outer.addWidget(self._hint)
-        outer.addStretch(1)
-        self.show_row(None)
+        return self._form_box
 
     # --- reading back (tests, accessibility) -----------------------------------------------------
 
@@ -394,7 +410,10 @@ class DetailsPane(QScrollArea):
         # A failed verdict is told in the box of problems; an OK one (or none) here.
         told = row.outcome is not None and row.outcome.status in ("corrupt", "error")
         self._verification.setVisible(not (told and not entry_not_dir(row)))
+        self._show_facts(entry)
 
+    def _show_facts(self, entry: Entry) -> None:
+        """Where the entry is, what it belongs to, its size and ages; the Open button's words."""
         f, v = self._labels, self._values
         self._path.set(display_path(entry.path))
         is_dir = stat.S_ISDIR(entry.mode) and not stat.S_ISLNK(entry.mode)

@@ -91,6 +91,16 @@ class _Layout:
     notes: list[tuple[str, QRect]] = field(default_factory=list)  # "nothing yet" texts
 
 
+@dataclass(slots=True)
+class _Ink:
+    """The colours and bold font every part of the chart paints with (from the palette)."""
+
+    text: QColor
+    dim: QColor  # secondary text
+    track: QColor  # the empty part of a bar
+    bold: QFont
+
+
 class OverviewWidget(QWidget):
     """Entries by status, size per store and the largest programs, at a glance."""
 
@@ -385,25 +395,30 @@ class OverviewWidget(QWidget):
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         lay = self._current_layout()
-        pal = self.palette()
-        text = pal.color(QPalette.ColorRole.WindowText)
+        text = self.palette().color(QPalette.ColorRole.WindowText)
         dim = QColor(text)
         dim.setAlphaF(0.65)  # secondary text: the text colour, faded, works on light and dark
         track = QColor(text)
         track.setAlphaF(0.10)
-        fm = self.fontMetrics()
         bold = QFont(self.font())
         bold.setBold(True)
+        ink = _Ink(text, dim, track, bold)
 
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+        self._paint_title(p, lay, ink)
+        self._paint_bar(p, lay, ink)
+        self._paint_legend(p, lay, ink)
+        self._paint_lists(p, lay, ink)
+        p.end()
 
-        # Title and summary.
+    def _paint_title(self, p: QPainter, lay: _Layout, ink: _Ink) -> None:
+        """ "Integrity" at the left; at the right, how many entries and how many need attention."""
         total = sum(self._by_status.values())
         problems = sum(self._by_status.get(s, 0) for s in ("corrupt", "suspicious", "error"))
-        p.setFont(bold)
-        p.setPen(text)
+        p.setFont(ink.bold)
+        p.setPen(ink.text)
         p.drawText(
             lay.title, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, "Integrity"
         )
@@ -412,24 +427,26 @@ class OverviewWidget(QWidget):
             verb = "needs" if problems == 1 else "need"
             summary += f", {humanize.intcomma(problems)} {verb} attention"
         p.setFont(self.font())
-        p.setPen(dim)
+        p.setPen(ink.dim)
         p.drawText(
             lay.title,
             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-            fm.elidedText(
+            self.fontMetrics().elidedText(
                 summary,
                 Qt.TextElideMode.ElideRight,
                 lay.title.width() - self._bold_metrics().horizontalAdvance("Integrity  "),
             ),
         )
 
-        # Stacked bar, clipped to a rounded rectangle.
+    def _paint_bar(self, p: QPainter, lay: _Layout, ink: _Ink) -> None:
+        """The stacked bar of statuses, clipped to a rounded rectangle, counts where they fit."""
+        fm = self.fontMetrics()
         radius = lay.bar.height() / 4
         outline = QPainterPath()
         outline.addRoundedRect(lay.bar, radius, radius)
         p.save()
         p.setClipPath(outline)
-        p.fillRect(lay.bar, track)
+        p.fillRect(lay.bar, ink.track)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)  # crisp, exact segment edges
         for status, rect in lay.segments:
             color = QColor(STATUS_COLORS.get(status, _FALLBACK_COLOR))
@@ -439,15 +456,17 @@ class OverviewWidget(QWidget):
                 p.setPen(_ink_on(color))
                 p.drawText(rect, Qt.AlignmentFlag.AlignCenter, count)
         # Thin separators in the window colour so neighbouring segments stay distinct.
-        p.setPen(QPen(pal.color(QPalette.ColorRole.Window), 1))
+        p.setPen(QPen(self.palette().color(QPalette.ColorRole.Window), 1))
         for _, rect in lay.segments[1:]:
             p.drawLine(rect.left(), rect.top(), rect.left(), rect.bottom())
         p.restore()
         if not lay.segments:
-            p.setPen(dim)
+            p.setPen(ink.dim)
             p.drawText(lay.bar, Qt.AlignmentFlag.AlignCenter, "No entries yet")
 
-        # Legend.
+    def _paint_legend(self, p: QPainter, lay: _Layout, ink: _Ink) -> None:
+        """A swatch, the status and its count per item; a dotted frame on the keyboard's choice."""
+        fm = self.fontMetrics()
         swatch = fm.ascent()
         gap = max(3, fm.height() // 3)
         for status, rect in lay.legend:
@@ -456,11 +475,11 @@ class OverviewWidget(QWidget):
             p.setPen(Qt.PenStyle.NoPen)
             p.setBrush(color)
             p.drawRoundedRect(box, swatch / 5, swatch / 5)
-            p.setPen(text)
+            p.setPen(ink.text)
             label_rect = QRect(box.right() + 1 + gap, rect.top(), rect.width(), fm.height())
             name = _display(status)
             p.drawText(label_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
-            p.setFont(bold)
+            p.setFont(ink.bold)
             p.drawText(
                 label_rect.adjusted(fm.horizontalAdvance(name + "  "), 0, 0, 0),
                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
@@ -468,23 +487,26 @@ class OverviewWidget(QWidget):
             )
             p.setFont(self.font())
             if status == self._focused and self.hasFocus():
-                p.setPen(QPen(pal.color(QPalette.ColorRole.Highlight), 1, Qt.PenStyle.DotLine))
+                highlight = self.palette().color(QPalette.ColorRole.Highlight)
+                p.setPen(QPen(highlight, 1, Qt.PenStyle.DotLine))
                 p.setBrush(Qt.BrushStyle.NoBrush)
                 p.drawRect(rect.adjusted(-2, 0, 1, -1))
 
-        # Store and program lists.
-        accent = pal.color(QPalette.ColorRole.Highlight)
+    def _paint_lists(self, p: QPainter, lay: _Layout, ink: _Ink) -> None:
+        """The store and program lists: headings, one labelled bar per row, notes when empty."""
+        fm = self.fontMetrics()
+        accent = self.palette().color(QPalette.ColorRole.Highlight)
         for title, right_text, rect in lay.headings:
-            p.setFont(bold)
-            p.setPen(text)
+            p.setFont(ink.bold)
+            p.setPen(ink.text)
             p.drawText(rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title)
             p.setFont(self.font())
-            p.setPen(dim)
+            p.setPen(ink.dim)
             p.drawText(
                 rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, right_text
             )
         for row in lay.rows:
-            p.setPen(text)
+            p.setPen(ink.text)
             p.drawText(
                 row.label_rect,
                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
@@ -492,25 +514,24 @@ class OverviewWidget(QWidget):
             )
             p.setPen(Qt.PenStyle.NoPen)
             r = row.track.height() / 2
-            p.setBrush(track)
+            p.setBrush(ink.track)
             p.drawRoundedRect(row.track, r, r)
             if row.bar.width() > 0:
                 p.setBrush(accent)
                 p.drawRoundedRect(row.bar, r, r)
-            p.setPen(dim)
+            p.setPen(ink.dim)
             p.drawText(
                 row.value_rect,
                 Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
                 size_text(row.value),
             )
         for note, rect in lay.notes:
-            p.setPen(dim)
+            p.setPen(ink.dim)
             p.drawText(
                 rect,
                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                 fm.elidedText(note, Qt.TextElideMode.ElideRight, rect.width()),
             )
-        p.end()
 
     # --- interaction -----------------------------------------------------------------------------
 

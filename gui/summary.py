@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QToolButton, QWidget
 
+from core.units import size_text
 from gui import status as st
-from gui.cache_model import CacheStats, size_text
+from gui.cache_model import CacheStats
 
 _LOUD = (st.CORRUPT, st.SUSPICIOUS, st.ERROR)
 

@@ -9,21 +9,19 @@ import pytest
 from PySide6.QtCore import QPersistentModelIndex, Qt
 
 from core.manifest import Change, VerifyOutcome
+from core.units import ago_text
 from gui import status as st
+from gui.cache_columns import Column
+from gui.cache_filter import CacheFilter
 from gui.cache_model import (
     MAX_RANGES,
     ROW_ROLE,
     SORT_ROLE,
     STATUS_ROLE,
-    CacheFilter,
     CacheModel,
-    Column,
-    ago_text,
     contiguous_ranges,
-    new_rows,
-    prepare_rows,
-    version_key,
 )
+from gui.cache_rows import new_rows, prepare_rows, version_key
 from gui.workers import Batcher, Worker, inline_starter
 
 NOW = 1_700_000_000.0
@@ -372,7 +370,7 @@ def test_added_says_where_its_time_comes_from(model: CacheModel) -> None:
 
 
 def test_verdicts_survive_a_rescan_unless_the_entry_changed(model: CacheModel) -> None:
-    from gui.cache_model import carry_verdicts, verdict_age
+    from gui.cache_rows import carry_verdicts, verdict_age
 
     old = [entry(1, "Same"), entry(2, "Changed"), entry(3, "Never")]
     model.set_entries(old)
@@ -601,34 +599,50 @@ def test_running_totals_match_a_recount(model: CacheModel) -> None:
     assert sum(running.by_status.values()) == 60
 
 
-def test_verify_progress_line_shows_the_longer_time_left() -> None:
+@pytest.mark.parametrize(
+    ("done", "total", "bytes_done", "bytes_total", "elapsed", "expected"),
+    [
+        # Many small entries: the engine's byte total (only what it has walked) says "almost
+        # done", the entries say a quarter: the line must not promise the end in a second.
+        (
+            250,
+            1000,
+            20_000_000,
+            21_000_000,
+            2.0,
+            "Verifying: 250 of 1,000 entries · 20.0 MB read · 10.0 MB/s · about 6 s left",
+        ),
+        # One huge entry still being hashed: no entry done yet, the bytes tell how far it is.
+        (
+            0,
+            1,
+            2_000_000_000,
+            8_000_000_000,
+            4.0,
+            "Verifying: 0 of 1 entries · 2.0 GB read · 500.0 MB/s · about 12 s left",
+        ),
+    ],
+    ids=["many-small-entries", "one-huge-entry"],
+)
+def test_verify_progress_line_shows_the_longer_time_left(
+    done: int, total: int, bytes_done: int, bytes_total: int, elapsed: float, expected: str
+) -> None:
     from core.verify import Progress
-    from gui.activity import duration_text
     from gui.cache_page import verify_progress_text
 
-    # Many small entries: the engine's byte total (only what it has walked) says "almost done",
-    # the entries say a quarter: the line must not promise the end in a second.
     p = Progress(
-        entries_done=250,
-        entries_total=1000,
-        bytes_done=20_000_000,
-        bytes_total=21_000_000,
-        elapsed=2.0,
+        entries_done=done,
+        entries_total=total,
+        bytes_done=bytes_done,
+        bytes_total=bytes_total,
+        elapsed=elapsed,
     )
-    fraction, text = verify_progress_text(p)
-    assert fraction == pytest.approx(0.25)
-    assert text == "Verifying: 250 of 1,000 entries · 20.0 MB read · 10.0 MB/s · about 6 s left"
-    # One huge entry still being hashed: no entry done yet, the bytes tell how far it is.
-    p = Progress(
-        entries_done=0,
-        entries_total=1,
-        bytes_done=2_000_000_000,
-        bytes_total=8_000_000_000,
-        elapsed=4.0,
-    )
-    fraction, text = verify_progress_text(p)
-    assert fraction == pytest.approx(0.25)
-    assert text.endswith("2.0 GB read · 500.0 MB/s · about 12 s left")
+    assert verify_progress_text(p) == (pytest.approx(0.25), expected)
+
+
+def test_durations_read_as_people_say_them() -> None:
+    from gui.activity import duration_text
+
     assert [duration_text(s) for s in (2.5, 8, 75, 7300)] == [
         "2.5 s",
         "8 s",

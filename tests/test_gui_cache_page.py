@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QApplication
 from core.demo import build_demo
 from core.stores import stores_from_paths
 from gui import status as st
-from gui.cache_model import Column
+from gui.cache_columns import Column
 from gui.cache_page import CachePage
 from gui.details import readable_change
 from gui.main_window import MainWindow, fitted_position, fitted_size
@@ -301,7 +301,7 @@ def test_counts_selection_escape_and_empty_filters(qtbot, demo_env) -> None:
     page.select_all()
     page.update_counts()
     size = sum(page.proxy.row_at(r).entry.usage.size for r in range(3))
-    from gui.cache_model import size_text
+    from core.units import size_text
 
     assert page.count_label.text().endswith(f"3 selected, {size_text(size)}")
     # Escape in the filter box clears it (and does not cancel anything).
@@ -473,7 +473,7 @@ def test_a_planted_directory_is_called_planted_not_changed(qtbot, tmp_path: Path
     other implementation there (or renamed one), which is not "changed since it was added"."""
     from core.cache import classify
     from core.manifest import VerifyOutcome
-    from gui.cache_model import Row
+    from gui.cache_rows import Row
     from gui.details import DetailsPane
 
     name = "sha256new_" + "A" * 52

@@ -14,7 +14,7 @@ from PySide6.QtGui import QGuiApplication
 from core import actionlog, clean, delete, pins
 from core.stores import stores_from_paths
 from core.units import age_text
-from gui.cache_model import Column
+from gui.cache_columns import Column
 from gui.cache_page import CachePage
 from gui.changes import REMOVED, CacheChange
 from gui.clean_model import Col

@@ -16,7 +16,7 @@ from core.feeds import escape_feed_url
 from core.stores import stores_from_paths
 from gui import status as st
 from gui.app import main
-from gui.cache_model import Column
+from gui.cache_columns import Column
 from gui.cache_page import CachePage
 from gui.main_window import MainWindow, Page
 

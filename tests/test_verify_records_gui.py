@@ -12,7 +12,7 @@ import pytest
 from core.manifest import VerifyOutcome
 from core.stores import stores_from_paths
 from gui import status as st
-from gui.cache_model import verdict_age
+from gui.cache_rows import verdict_age
 from tests.test_gui_cache_page import open_page, rescan, verify_all
 from tests.test_verify_records import FILES, add_entry, tick_past
 
