@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import vbox, vm_share
+from core import vbox_vms, vboxmanage, vm_share
 from core.stores import SHARED_SYSTEM_STORE
 
 GUEST_SHARE_NAME = "ZeroInstallGuests"
@@ -51,7 +51,7 @@ class SharePlan:
     def requests(self) -> list[vm_share.ShareRequest]:
         return [self.request] + ([self.guest_cache] if self.guest_cache is not None else [])
 
-    def problem(self, vm: vbox.VM) -> str:
+    def problem(self, vm: vbox_vms.VM) -> str:
         """Why nothing is to be run for ``vm`` (see :func:`core.vm_share.share_problem`), or ""."""
         for request in self.requests():
             problem = vm_share.share_problem(vm, request)
@@ -59,16 +59,16 @@ class SharePlan:
                 return problem
         return ""
 
-    def refused(self, vms: Sequence[vbox.VM]) -> list[tuple[vbox.VM, str]]:
+    def refused(self, vms: Sequence[vbox_vms.VM]) -> list[tuple[vbox_vms.VM, str]]:
         return [(vm, p) for vm in vms if (p := self.problem(vm))]
 
-    def commands(self, vm: vbox.VM) -> list[list[str]]:
+    def commands(self, vm: vbox_vms.VM) -> list[list[str]]:
         found = vm_share.share_commands(vm, self.request)
         if self.guest_cache is not None:
             found += vm_share.share_commands(vm, self.guest_cache)
         return found
 
-    def warnings(self, vms: Sequence[vbox.VM]) -> list[str]:
+    def warnings(self, vms: Sequence[vbox_vms.VM]) -> list[str]:
         """Each warning once: the general ones, then those about particular VMs. The guest
         cache's own symlinks are its purpose, explained beside it, so not repeated."""
         found = vm_share.general_warnings(self.request)
@@ -80,7 +80,7 @@ class SharePlan:
 class ShareDialog(QDialog):
     def __init__(
         self,
-        vms: Sequence[vbox.VM],
+        vms: Sequence[vbox_vms.VM],
         default_path: str,
         user_store: str,
         parent: QWidget | None = None,
@@ -95,7 +95,7 @@ class ShareDialog(QDialog):
         intro = QLabel(f"<b>VMs:</b> {_html(names)}", self)
         intro.setWordWrap(True)
 
-        self.name_edit = QLineEdit(vbox.DEFAULT_SHARE_NAME, self)
+        self.name_edit = QLineEdit(vm_share.DEFAULT_SHARE_NAME, self)
         self.name_edit.setAccessibleName("Share name")
         self.name_edit.setToolTip("The name the guest mounts (no spaces)")
         self.path_combo = QComboBox(self)
@@ -121,11 +121,11 @@ class ShareDialog(QDialog):
         self.automount_check = QCheckBox("&Auto-mount (Guest Additions mount it at boot)", self)
         self.mount_edit = QLineEdit(self)
         self.mount_edit.setAccessibleName("Mount point")
-        self.mount_edit.setPlaceholderText(f"empty: /media/sf_<name>; e.g. {vbox.GUEST_CACHE}")
+        self.mount_edit.setPlaceholderText(f"empty: /media/sf_<name>; e.g. {vm_share.GUEST_CACHE}")
         self.mount_edit.setEnabled(False)
         self.automount_check.toggled.connect(self.mount_edit.setEnabled)
         self.symlink_check = QCheckBox("Let the guest create &symlinks in this share", self)
-        self.symlink_warning = QLabel(vbox.SYMLINK_WARNING, self)
+        self.symlink_warning = QLabel(vm_share.SYMLINK_WARNING, self)
         self.symlink_warning.setWordWrap(True)
         self.symlink_warning.setStyleSheet("color: #b3261e;")
         self.symlink_warning.hide()
@@ -318,7 +318,7 @@ class ShareDialog(QDialog):
                 parts.append(f"Skipped: {refused[vm.uuid]}.")
         self.lifetime.setText("\n".join(parts))
         self.permanent_check.setVisible(bool(transient))
-        warnings = [w for w in plan.warnings(self.vms) if w != vbox.SYMLINK_WARNING]
+        warnings = [w for w in plan.warnings(self.vms) if w != vm_share.SYMLINK_WARNING]
         self.warnings.setText("\n".join(warnings))
         self.warnings.setVisible(bool(warnings))
         problem = self.problem_text(plan)
@@ -333,7 +333,7 @@ class ShareDialog(QDialog):
                 lines.append(f"# {vm.name}: skipped, nothing to run")
                 continue
             lines.append(f"# {vm.name}")
-            lines += [vbox.command_line(args) for args in plan.commands(vm)]
+            lines += [vboxmanage.command_line(args) for args in plan.commands(vm)]
         self.preview.setText("\n".join(lines))
 
     def fit_to_screen(self) -> None:
