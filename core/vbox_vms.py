@@ -26,6 +26,8 @@ from core.vboxmanage_output import (
 )
 
 SYMLINK_KEY = "VBoxInternal2/SharedFoldersEnableSymlinksCreate/"
+"""Extra data key that, followed by a share's name and set to 1, lets the guest create symlinks
+in that share."""
 GA_PROPERTY = "/VirtualBox/GuestAdd/Version"
 OLD_GA = (4, 2, 0)
 """Guest Additions older than this break symlinks in shared folders (0install docs)."""

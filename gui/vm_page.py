@@ -149,13 +149,54 @@ class VMPage(QWidget):
         ]
 
     def _build_widgets(self) -> None:
-        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         self.banner = Banner(self)
         self.banner.closed.connect(self._change_errors.clear)
         self.tabs = QTabWidget(self)
+        vb_tab = self._build_virtualbox_tab()
 
-        # VirtualBox tab
+        self.snippets = SnippetPanel(self.tabs)
+        self.snippets.saved.connect(lambda path: self._status(f"Saved {path}"))
+        self.tabs.addTab(vb_tab, icon("vm"), "VirtualBox")
+        self.tabs.addTab(self.snippets, "Vagrant, microvm.nix, libvirt, fstab")
+        self._tab_restored = False  # a saved tab (or the first look) has chosen the tab
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.tabs, 1)
+
+    def _build_virtualbox_tab(self) -> QWidget:
+        """The VirtualBox tab: the toolbar and where VBoxManage is, the bar offering to make
+        transient shares permanent, then the VMs, their shared folders, and the guest
+        instructions and command log (in tabs), one above the other in a splitter."""
         vb_tab = QWidget(self.tabs)
+        self._build_toolbar(vb_tab)
+        self._build_pending_bar(vb_tab)
+        self._build_vm_table(vb_tab)
+        folders_box = self._build_folder_table(vb_tab)
+        self._build_bottom(vb_tab)
+
+        self.splitter = QSplitter(Qt.Orientation.Vertical, vb_tab)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(folders_box)
+        self.splitter.addWidget(self.bottom)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 2)
+        self.splitter.setChildrenCollapsible(False)
+
+        vl = QVBoxLayout(vb_tab)
+        vl.setContentsMargins(0, 0, 0, 0)
+        vl.setSpacing(4)
+        vl.addWidget(self.toolbar)
+        vl.addWidget(self.where)
+        vl.addWidget(self.pending_bar)
+        vl.addWidget(self.splitter, 1)
+        return vb_tab
+
+    def _build_toolbar(self, vb_tab: QWidget) -> None:
+        """The VirtualBox actions, and the line that says which VBoxManage runs them."""
         self.toolbar = QToolBar("Virtual machines", vb_tab)
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.toolbar.setMovable(False)
@@ -174,6 +215,8 @@ class VMPage(QWidget):
         self.where.setWordWrap(True)
         self.where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
+    def _build_pending_bar(self, vb_tab: QWidget) -> None:
+        """Offers to make transient shares permanent once their VMs have stopped."""
         self.pending_bar = QFrame(vb_tab)
         self.pending_bar.setFrameShape(QFrame.Shape.StyledPanel)
         self.pending_label = QLabel(self.pending_bar)
@@ -190,6 +233,8 @@ class VMPage(QWidget):
         bar.addWidget(self.forget_button)
         self.pending_bar.hide()
 
+    def _build_vm_table(self, vb_tab: QWidget) -> None:
+        """The VMs: several can be selected at once; a double click shares the cache with them."""
         self.table = QTableView(vb_tab)
         self.table.setModel(self.model)
         self.table.setAccessibleName("Virtual machines")
@@ -206,6 +251,8 @@ class VMPage(QWidget):
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.doubleClicked.connect(lambda _i: self.share_selected())
 
+    def _build_folder_table(self, vb_tab: QWidget) -> QWidget:
+        """The selected VM's shared folders, under their title; Delete removes the selected one."""
         self.folders = QTableView(vb_tab)
         self.folders.setModel(self.folder_model)
         self.folders.setAccessibleName("Shared folders")
@@ -218,7 +265,19 @@ class VMPage(QWidget):
             self.folders.setColumnWidth(column, width)
         self.folders.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
         self.folders_title = QLabel("Shared folders", vb_tab)
+        # Delete removes a share only from the folders table, not while typing elsewhere.
+        self.remove_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.folders.addAction(self.remove_action)
+        folders_box = QWidget(vb_tab)
+        fl = QVBoxLayout(folders_box)
+        fl.setContentsMargins(0, 0, 0, 0)
+        fl.addWidget(self.folders_title)
+        fl.addWidget(self.folders, 1)
+        return folders_box
 
+    def _build_bottom(self, vb_tab: QWidget) -> None:
+        """Guest instructions and the command log, in tabs sharing the full width, with Copy."""
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         self.instructions = QPlainTextEdit(vb_tab)
         self.instructions.setReadOnly(True)
         self.instructions.setFont(mono)
@@ -233,12 +292,6 @@ class VMPage(QWidget):
         self._copy_reset.setInterval(2000)
         self._copy_reset.timeout.connect(lambda: copy.setText("&Copy"))
 
-        folders_box = QWidget(vb_tab)
-        fl = QVBoxLayout(folders_box)
-        fl.setContentsMargins(0, 0, 0, 0)
-        fl.addWidget(self.folders_title)
-        fl.addWidget(self.folders, 1)
-
         self.log = QPlainTextEdit(vb_tab)
         self.log.setReadOnly(True)
         self.log.setFont(mono)
@@ -249,45 +302,12 @@ class VMPage(QWidget):
         self.log.setMaximumBlockCount(2000)
         self.log.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
 
-        # Guest instructions and the command log share the full width below the folders.
         self.bottom = QTabWidget(vb_tab)
         self.bottom.setDocumentMode(True)
         self.bottom.addTab(self.instructions, "Guest instructions")
         self.bottom.addTab(self.log, "Commands run")
         self.bottom.setCornerWidget(copy, Qt.Corner.TopRightCorner)
         self.bottom.currentChanged.connect(self._bottom_changed)
-        # Delete removes a share only from the folders table, not while typing elsewhere.
-        self.remove_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
-        self.folders.addAction(self.remove_action)
-
-        self.splitter = QSplitter(Qt.Orientation.Vertical, vb_tab)
-        self.splitter.addWidget(self.table)
-        self.splitter.addWidget(folders_box)
-        self.splitter.addWidget(self.bottom)
-        self.splitter.setStretchFactor(0, 2)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setStretchFactor(2, 2)
-        self.splitter.setChildrenCollapsible(False)
-
-        vl = QVBoxLayout(vb_tab)
-        vl.setContentsMargins(0, 0, 0, 0)
-        vl.setSpacing(4)
-        vl.addWidget(self.toolbar)
-        vl.addWidget(self.where)
-        vl.addWidget(self.pending_bar)
-        vl.addWidget(self.splitter, 1)
-
-        self.snippets = SnippetPanel(self.tabs)
-        self.snippets.saved.connect(lambda path: self._status(f"Saved {path}"))
-        self.tabs.addTab(vb_tab, icon("vm"), "VirtualBox")
-        self.tabs.addTab(self.snippets, "Vagrant, microvm.nix, libvirt, fstab")
-        self._tab_restored = False  # a saved tab (or the first look) has chosen the tab
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
-        layout.addWidget(self.banner)
-        layout.addWidget(self.tabs, 1)
 
     # --- page protocol ---------------------------------------------------------------------------
 

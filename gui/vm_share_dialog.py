@@ -94,7 +94,18 @@ class ShareDialog(QDialog):
         names = ", ".join(vm.name for vm in self.vms)
         intro = QLabel(f"<b>VMs:</b> {_html(names)}", self)
         intro.setWordWrap(True)
+        form = self._build_share_form(default_path)
+        self._build_lifetime()
+        self._build_guest_cache()
+        self._build_preview()
+        self._lay_out(intro, form)
+        self._follow_the_form()
+        self.update_preview()
 
+    # --- construction: one method per part of the dialog -----------------------------------------
+
+    def _build_share_form(self, default_path: str) -> QFormLayout:
+        """The main share: its name, host path, access, auto-mount and symlink creation."""
         self.name_edit = QLineEdit(vm_share.DEFAULT_SHARE_NAME, self)
         self.name_edit.setAccessibleName("Share name")
         self.name_edit.setToolTip("The name the guest mounts (no spaces)")
@@ -102,7 +113,7 @@ class ShareDialog(QDialog):
         self.path_combo.setEditable(True)
         self.path_combo.setAccessibleName("Host path")
         self.path_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        for path in dict.fromkeys([default_path, SHARED_SYSTEM_STORE, user_store]):
+        for path in dict.fromkeys([default_path, SHARED_SYSTEM_STORE, self._user_store]):
             self.path_combo.addItem(path)
         browse = QPushButton("&Browse…", self)
         browse.setToolTip("Choose another folder on the host")
@@ -134,6 +145,21 @@ class ShareDialog(QDialog):
         self.symlink_check.setToolTip("Only for a writable share: untick Read-only first")
         self.readonly_check.toggled.connect(self._readonly_toggled)
 
+        form = QFormLayout()
+        form.addRow("Share &name:", self.name_edit)
+        path_label = QLabel("&Host path:", self)
+        path_label.setBuddy(self.path_combo)
+        form.addRow(path_label, path_row)
+        form.addRow("", self.path_note)
+        form.addRow("", self.readonly_check)
+        form.addRow("", self.automount_check)
+        form.addRow("&Mount point:", self.mount_edit)
+        form.addRow("", self.symlink_check)
+        form.addRow("", self.symlink_warning)
+        return form
+
+    def _build_lifetime(self) -> None:
+        """Transient or permanent, per VM, and making the transient shares permanent later."""
         running = [vm for vm in self.vms if vm.running]
         self.lifetime = QLabel(self)
         self.lifetime.setWordWrap(True)
@@ -143,6 +169,8 @@ class ShareDialog(QDialog):
         self.permanent_check.setChecked(bool(running))
         self.permanent_check.setVisible(bool(running))
 
+    def _build_guest_cache(self) -> None:
+        """The optional second cache, writable by the guests."""
         self.guest_check = QCheckBox("Also share a guest-&writable cache", self)
         self.guest_box = QWidget(self)
         self.guest_name_edit = QLineEdit(GUEST_SHARE_NAME, self.guest_box)
@@ -158,19 +186,11 @@ class ShareDialog(QDialog):
         guest_form.addRow("Name:", self.guest_name_edit)
         guest_form.addRow("Host folder:", self.guest_path_edit)
         guest_form.addRow(guest_note)
+        self.guest_check.toggled.connect(self.guest_box.setVisible)
+        self.guest_box.hide()
 
-        form = QFormLayout()
-        form.addRow("Share &name:", self.name_edit)
-        path_label = QLabel("&Host path:", self)
-        path_label.setBuddy(self.path_combo)
-        form.addRow(path_label, path_row)
-        form.addRow("", self.path_note)
-        form.addRow("", self.readonly_check)
-        form.addRow("", self.automount_check)
-        form.addRow("&Mount point:", self.mount_edit)
-        form.addRow("", self.symlink_check)
-        form.addRow("", self.symlink_warning)
-
+    def _build_preview(self) -> None:
+        """What will happen: the warnings, the commands that will run, why Share is disabled."""
         self.warnings = QLabel(self)
         self.warnings.setWordWrap(True)
         self.warnings.setStyleSheet("color: #8a5a00;")
@@ -197,6 +217,7 @@ class ShareDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
 
+    def _lay_out(self, intro: QLabel, form: QFormLayout) -> None:
         # Everything but the buttons scrolls, so that the dialog fits small and scaled screens.
         body = QWidget(self)
         inner = QVBoxLayout(body)
@@ -220,9 +241,9 @@ class ShareDialog(QDialog):
         layout.addWidget(scroll, 1)
         layout.addWidget(self.problem)
         layout.addWidget(self.buttons)
-        self.guest_check.toggled.connect(self.guest_box.setVisible)
-        self.guest_box.hide()
 
+    def _follow_the_form(self) -> None:
+        """Every change to the form updates the preview."""
         for edit in (self.name_edit, self.mount_edit, self.guest_name_edit, self.guest_path_edit):
             edit.textChanged.connect(self.update_preview)
         self.path_combo.currentTextChanged.connect(self.update_preview)
@@ -234,7 +255,6 @@ class ShareDialog(QDialog):
             self.guest_check,
         ):
             check.toggled.connect(self.update_preview)
-        self.update_preview()
 
     # --- reading the form ------------------------------------------------------------------------
 
