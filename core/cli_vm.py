@@ -1,5 +1,5 @@
 """The command line's ``vm list|share|unshare`` and ``snippet``: sharing the cache with virtual
-machines. ``vm`` drives VirtualBox through ``core.vbox``; ``snippet`` needs no VirtualBox."""
+machines. ``vm`` drives VirtualBox through ``core.vboxmanage``; ``snippet`` needs no VirtualBox."""
 
 from __future__ import annotations
 
@@ -104,17 +104,17 @@ def _no_action(
 
 
 def _vbox():
-    from core import vbox
+    from core import vboxmanage
     from core.cli_common import CommandError
 
-    manager = vbox.VBoxManage.find()
+    manager = vboxmanage.VBoxManage.find()
     if manager is None:
-        problem = vbox.env_problem()
+        problem = vboxmanage.env_problem()
         raise CommandError(
             "VBoxManage not found: install VirtualBox, or set $VBOX_MANAGE to its VBoxManage"
             + (f" ({problem})" if problem else "")
         )
-    vbox.kill_calls_on_terminate()
+    vboxmanage.kill_calls_on_terminate()
     return manager
 
 
@@ -144,17 +144,17 @@ def cmd_vm_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     the first lines come at once even when one VM is slow."""
     import threading
 
-    from core import vbox, vm_guest, vm_share
+    from core import vbox_vms, vboxmanage, vm_guest, vm_share
     from core.cli_common import CommandError
     from core.display import display_text
 
     manager = _vbox()
     stores = _store_paths()
-    ready: dict[int, vbox.VM] = {}
+    ready: dict[int, vbox_vms.VM] = {}
     changed = threading.Condition()
     shown = [0]
 
-    def arrived(index: int, vm: vbox.VM) -> None:
+    def arrived(index: int, vm: vbox_vms.VM) -> None:
         with changed:
             ready[index] = vm
             changed.notify()
@@ -172,8 +172,8 @@ def cmd_vm_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
     names: list[tuple[str, str]] = []
     try:
-        names = vbox.list_vm_names(manager)
-    except vbox.VBoxError as exc:
+        names = vbox_vms.list_vm_names(manager)
+    except vboxmanage.VBoxError as exc:
         raise CommandError(_fail(exc.result)) from None
     if not args.json and not names:
         out.write("No VirtualBox VMs are registered for this user.\n")
@@ -185,12 +185,12 @@ def cmd_vm_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             + "\n"
         )
         err.flush()
-    result: list[list[vbox.VM]] = []
+    result: list[list[vbox_vms.VM]] = []
     done: list[bool] = []
 
     def read() -> None:
         try:
-            result.append(vbox.read_vms(manager, names, arrived))
+            result.append(vbox_vms.read_vms(manager, names, arrived))
         finally:
             with changed:
                 done.append(True)
@@ -263,23 +263,23 @@ def _store_paths() -> list[str]:
 
 def _read(manager, ref: str):
     """The VM named ``ref`` (name or UUID), or raise CommandError with VBoxManage's error."""
-    from core import vbox
+    from core import vbox_vms
     from core.cli_common import CommandError
     from core.display import display_text, safe_text
 
-    vm = vbox.read_vm(manager, ref, "")  # named by its UUID from then on
+    vm = vbox_vms.read_vm(manager, ref, "")  # named by its UUID from then on
     if vm.error and not vm.state:
         raise CommandError(f"{display_text(ref)}: {safe_text(vm.error)}")
     return vm
 
 
 def _run_all(manager, vm, commands, out: IO[str], err: IO[str]) -> bool:
-    from core import vbox
+    from core import vboxmanage
     from core.display import display_text, safe_text
 
     ok = True
     for args in commands:
-        out.write("$ " + safe_text(vbox.command_line(args)) + "\n")
+        out.write("$ " + safe_text(vboxmanage.command_line(args)) + "\n")
         out.flush()
         result = manager.run(args, vm=vm.ref)
         if not result.ok:
@@ -292,7 +292,7 @@ def _run_all(manager, vm, commands, out: IO[str], err: IO[str]) -> bool:
 def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     import os
 
-    from core import vbox, vm_guest, vm_share
+    from core import vbox_vms, vm_guest, vm_share
     from core.cli_common import CommandError, UsageError
     from core.display import display_path, display_text, safe_text
 
@@ -301,7 +301,7 @@ def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     )
     request = vm_share.ShareRequest(
         host_path=host_path,
-        name=vbox.DEFAULT_SHARE_NAME if args.name is None else args.name,
+        name=vm_share.DEFAULT_SHARE_NAME if args.name is None else args.name,
         readonly=not args.writable,
         automount=args.automount,
         mount_point=args.mount_point,
@@ -322,7 +322,7 @@ def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     failed = 0
     refs = list(dict.fromkeys(args.vms))  # each VM once, in the order given
     # Read side by side: a stuck VirtualBox costs one timeout, not one per VM.
-    for ref, vm in zip(refs, vbox.read_vms(manager, [(ref, "") for ref in refs]), strict=False):
+    for ref, vm in zip(refs, vbox_vms.read_vms(manager, [(ref, "") for ref in refs]), strict=False):
         if not vm.known:
             err.write(f"zeroinstall-admin: {display_text(ref)}: {safe_text(vm.error)}\n")
             failed += 1
@@ -350,7 +350,7 @@ def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                 f"  The share ends when '{name}' stops; run this again after it "
                 "stops to make it permanent.\n"
             )
-        now = vbox.read_vm(manager, vm.ref, vm.uuid)
+        now = vbox_vms.read_vm(manager, vm.ref, vm.uuid)
         out.write(f"\nIn the guest of {name}:\n")
         out.write(_indent(vm_guest.guest_text(now, stores), "  "))
         out.write("\n")
@@ -358,7 +358,7 @@ def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 def cmd_vm_unshare(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core import vbox, vm_share
+    from core import vbox_vms, vm_share
     from core.cli_common import CommandError
     from core.display import display_text
 
@@ -380,7 +380,7 @@ def cmd_vm_unshare(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             _run_all(manager, vm, vm_share.unshare_commands(vm, args.name, transient), out, err)
             and ok
         )
-        vm = vbox.read_vm(manager, vm.ref, vm.uuid)  # the symlink setting went with the first
+        vm = vbox_vms.read_vm(manager, vm.ref, vm.uuid)  # the symlink setting went with the first
     if ok:
         out.write(f"{display_text(vm.name)}: '{display_text(args.name)}' is no longer shared\n")
     return 0 if ok else 1

@@ -7,7 +7,7 @@
 * **Running processes** whose executable, working directory, open files, memory maps,
   command-line arguments or environment point inside an entry (psutil, as Nix scans ``/proc``);
   processes that could not be inspected are counted, so "not in use" is never claimed blindly.
-* **Virtual machines** running with a store shared into them (``core.vbox``, when present).
+* **Virtual machines** running with a store shared into them (``core.vbox_vms``, when present).
 * **0install itself and this app**: the entry their running code comes from, and the newest
   cached version of 0install's own feed.
 
@@ -261,11 +261,11 @@ def own_pids() -> list[int]:
 
 
 def vm_shares() -> tuple[dict[str, list[str]], str | None]:
-    """Real path shared with running VMs -> VM names, from ``core.vbox`` when it exists."""
+    """Real path shared with running VMs -> VM names, from ``core.vbox_vms`` when it exists."""
     try:
-        from core import vbox  # type: ignore[attr-defined]
+        from core import vbox_vms
 
-        found = vbox.stores_shared_with_running_vms()
+        found = vbox_vms.stores_shared_with_running_vms()
     except (ImportError, AttributeError):
         return {}, None
     except Exception as exc:  # noqa: BLE001 - a VM check failing must not stop clean-up

@@ -14,14 +14,9 @@ import shlex
 import textwrap
 from collections.abc import Sequence
 
-from core.vbox import (
-    DEFAULT_SHARE_NAME,
-    GUEST_CACHE,
-    OLD_GA_WARNING,
-    VM,
-    SharedFolder,
-)
-from core.vm_share import is_cache_path
+from core.vbox_vms import OLD_GA_WARNING, VM
+from core.vboxmanage_output import SharedFolder
+from core.vm_share import DEFAULT_SHARE_NAME, GUEST_CACHE, is_cache_path
 
 WINDOWS_DIRS = r"%ProgramData%\0install.net\injector\implementation-dirs"
 """Where 0install for Windows reads extra stores for every user (``%AppData%`` for one user)."""

@@ -4,8 +4,8 @@
 One decision for the window and the command line (:func:`share_problem`): a name already used on
 the VM is refused, as VirtualBox Manager refuses it; nothing is run for a saved VM or one whose
 state is unknown, since VirtualBox would refuse it. Symlink creation is per share name, so it is
-only ever on for a writable share and goes when the share goes. Running the calls and reading VMs
-is :mod:`core.vbox`'s.
+only ever on for a writable share and goes when the share goes. Running the calls is
+:mod:`core.vboxmanage`'s, reading VMs :mod:`core.vbox_vms`'s.
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from core.vbox import (
-    DEFAULT_SHARE_NAME,
-    OLD_GA_WARNING,
-    SYMLINK_KEY,
-    SYMLINK_WARNING,
-    VM,
-    SharedFolder,
-    VBoxManage,
-    VBoxResult,
+from core.vbox_vms import OLD_GA_WARNING, SYMLINK_KEY, VM
+from core.vboxmanage import VBoxManage, VBoxResult
+from core.vboxmanage_output import SharedFolder
+
+DEFAULT_SHARE_NAME = "ZeroInstall"
+GUEST_CACHE = "/var/cache/0install.net/implementations"
+"""Where a guest mounts the share: the shared system store's path, whatever the host path."""
+SYMLINK_WARNING = (
+    "Symlink creation lets the guest plant symlinks in the share; in a writable share they can "
+    "point anywhere on the host that a program following them may reach. Turn it on only for a "
+    "guest-writable cache that you trust the guests with, never for the host's own cache."
 )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import Signal
-from PySide6.QtGui import QFontDatabase, QGuiApplication
+from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -37,6 +37,42 @@ class SnippetPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        form = self._build_form()
+
+        self.problem = QLabel(self)
+        self.problem.setStyleSheet("color: #b3261e;")
+        self.problem.setWordWrap(True)
+        self.problem.hide()
+
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        self.texts: dict[str, QPlainTextEdit] = {}
+        self.notes: dict[str, QLabel] = {}
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        for kind in snippets.KINDS:
+            self.tabs.addTab(self._build_snippet_tab(kind, mono), snippets.TITLES[kind])
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(form)
+        layout.addWidget(self.problem)
+        layout.addWidget(self.tabs, 1)
+
+        for edit in (
+            self.name_edit,
+            self.host_edit,
+            self.guest_edit,
+            self.guest_cache_edit,
+            self.libvirt_edit,
+        ):
+            edit.textChanged.connect(self.update_snippets)
+        self.writable_check.toggled.connect(self.update_snippets)
+        self.proto_combo.currentIndexChanged.connect(self.update_snippets)
+        self.update_snippets()
+
+    def _build_form(self) -> QFormLayout:
+        """The options every snippet is written from: the share, its paths and access, and the
+        settings only some snippets use."""
         defaults = SnippetOptions()
         self.name_edit = QLineEdit(defaults.name, self)
         self.name_edit.setAccessibleName("Share name")
@@ -83,61 +119,35 @@ class SnippetPanel(QWidget):
         extra.addWidget(QLabel("libvirt version:", self))
         extra.addWidget(self.libvirt_edit)
         form.addRow("microvm.nix share:", extra)
+        return form
 
-        self.problem = QLabel(self)
-        self.problem.setStyleSheet("color: #b3261e;")
-        self.problem.setWordWrap(True)
-        self.problem.hide()
-
-        self.tabs = QTabWidget(self)
-        self.tabs.setDocumentMode(True)
-        self.texts: dict[str, QPlainTextEdit] = {}
-        self.notes: dict[str, QLabel] = {}
-        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
-        for kind in snippets.KINDS:
-            page = QWidget(self.tabs)
-            note = QLabel(page)
-            note.setWordWrap(True)
-            self.notes[kind] = note
-            text = QPlainTextEdit(page)
-            text.setReadOnly(True)
-            text.setFont(mono)
-            text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-            text.setAccessibleName(f"{snippets.TITLES[kind]} snippet")
-            copy = QPushButton("&Copy", page)
-            copy.setToolTip(f"Copy the {snippets.TITLES[kind]} snippet to the clipboard")
-            copy.clicked.connect(lambda _=False, k=kind: self.copy(k))
-            save = QPushButton("&Save…", page)
-            save.setToolTip(f"Save the {snippets.TITLES[kind]} snippet to a file")
-            save.clicked.connect(lambda _=False, k=kind: self.save_dialog(k))
-            buttons = QHBoxLayout()
-            buttons.addWidget(note, 1)
-            buttons.addWidget(copy)
-            buttons.addWidget(save)
-            box = QVBoxLayout(page)
-            box.setContentsMargins(4, 4, 4, 4)
-            box.addLayout(buttons)
-            box.addWidget(text, 1)
-            self.texts[kind] = text
-            self.tabs.addTab(page, snippets.TITLES[kind])
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(form)
-        layout.addWidget(self.problem)
-        layout.addWidget(self.tabs, 1)
-
-        for edit in (
-            self.name_edit,
-            self.host_edit,
-            self.guest_edit,
-            self.guest_cache_edit,
-            self.libvirt_edit,
-        ):
-            edit.textChanged.connect(self.update_snippets)
-        self.writable_check.toggled.connect(self.update_snippets)
-        self.proto_combo.currentIndexChanged.connect(self.update_snippets)
-        self.update_snippets()
+    def _build_snippet_tab(self, kind: str, mono: QFont) -> QWidget:
+        """One snippet's tab: a note on it, Copy and Save, and the generated text."""
+        page = QWidget(self.tabs)
+        note = QLabel(page)
+        note.setWordWrap(True)
+        self.notes[kind] = note
+        text = QPlainTextEdit(page)
+        text.setReadOnly(True)
+        text.setFont(mono)
+        text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        text.setAccessibleName(f"{snippets.TITLES[kind]} snippet")
+        copy = QPushButton("&Copy", page)
+        copy.setToolTip(f"Copy the {snippets.TITLES[kind]} snippet to the clipboard")
+        copy.clicked.connect(lambda _=False, k=kind: self.copy(k))
+        save = QPushButton("&Save…", page)
+        save.setToolTip(f"Save the {snippets.TITLES[kind]} snippet to a file")
+        save.clicked.connect(lambda _=False, k=kind: self.save_dialog(k))
+        buttons = QHBoxLayout()
+        buttons.addWidget(note, 1)
+        buttons.addWidget(copy)
+        buttons.addWidget(save)
+        box = QVBoxLayout(page)
+        box.setContentsMargins(4, 4, 4, 4)
+        box.addLayout(buttons)
+        box.addWidget(text, 1)
+        self.texts[kind] = text
+        return page
 
     def detect_libvirt(self, starter: Starter | None = None) -> None:
         """Ask this host's virsh for the libvirt version, off the GUI thread; fills the field

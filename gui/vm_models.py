@@ -12,7 +12,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QFont
 
-from core import vbox, vm_share
+from core import vbox_vms, vboxmanage_output, vm_share
 from gui.icons import icon
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -41,23 +41,23 @@ class VMModel(_Table):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.vms: list[vbox.VM] = []
+        self.vms: list[vbox_vms.VM] = []
         self.cache_paths: list[str] = []
 
-    def set_vms(self, vms: Sequence[vbox.VM], cache_paths: Sequence[str]) -> None:
+    def set_vms(self, vms: Sequence[vbox_vms.VM], cache_paths: Sequence[str]) -> None:
         """All rows at once: the names as ``list vms`` gave them, or the VMs read."""
         self.beginResetModel()
         self.vms = list(vms)
         self.cache_paths = list(cache_paths)
         self.endResetModel()
 
-    def update_vm(self, row: int, vm: vbox.VM) -> None:
+    def update_vm(self, row: int, vm: vbox_vms.VM) -> None:
         """Row ``row`` now holds ``vm`` (its details arrived): one ``dataChanged``."""
         if 0 <= row < len(self.vms):
             self.vms[row] = vm
             self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.HEADERS) - 1))
 
-    def is_cache(self, folder: vbox.SharedFolder) -> bool:
+    def is_cache(self, folder: vboxmanage_output.SharedFolder) -> bool:
         return vm_share.is_cache_path(folder.host_path, self.cache_paths)
 
     def rowCount(self, parent: _Index = _ROOT) -> int:
@@ -93,7 +93,7 @@ class VMModel(_Table):
                 return "; ".join(parts) or "none"
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == self.GA and vm.ga_old:
-                return vbox.OLD_GA_WARNING.format(version=vm.ga_version)
+                return vbox_vms.OLD_GA_WARNING.format(version=vm.ga_version)
             if vm.error:
                 return vm.error
             return f"{vm.name}\nUUID {vm.uuid}"
@@ -121,10 +121,12 @@ class FolderModel(_Table):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.folders: list[vbox.SharedFolder] = []
+        self.folders: list[vboxmanage_output.SharedFolder] = []
         self.cache_flags: list[bool] = []
 
-    def set_folders(self, folders: Sequence[vbox.SharedFolder], flags: Sequence[bool]) -> None:
+    def set_folders(
+        self, folders: Sequence[vboxmanage_output.SharedFolder], flags: Sequence[bool]
+    ) -> None:
         self.beginResetModel()
         self.folders = list(folders)
         self.cache_flags = list(flags)
@@ -152,7 +154,7 @@ class FolderModel(_Table):
             )[index.column()]
         if role == Qt.ItemDataRole.ToolTipRole:
             if index.column() == 5 and f.symlinks:
-                return vbox.SYMLINK_WARNING
+                return vm_share.SYMLINK_WARNING
             if index.column() == 2:
                 return "Until the VM stops" if f.transient else "Kept in the VM's settings"
             return f.host_path

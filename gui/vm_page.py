@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import vbox, vm_guest, vm_share
+from core import vbox_vms, vboxmanage, vboxmanage_output, vm_guest, vm_share
 from gui.actions import make_action
 from gui.banner import Banner
 from gui.icons import icon
@@ -77,7 +77,7 @@ class VMPage(QWidget):
         self._env = {**os.environ, **(env or {})}
         self._starter = starter
         self._timeout = timeout
-        self._manager: vbox.VBoxManage | None = None
+        self._manager: vboxmanage.VBoxManage | None = None
         self._version = ""
         self._queue: list[tuple[str, Job, Callable[[Any, Any], None]]] = []
         self._worker: Worker | None = None
@@ -149,13 +149,54 @@ class VMPage(QWidget):
         ]
 
     def _build_widgets(self) -> None:
-        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         self.banner = Banner(self)
         self.banner.closed.connect(self._change_errors.clear)
         self.tabs = QTabWidget(self)
+        vb_tab = self._build_virtualbox_tab()
 
-        # VirtualBox tab
+        self.snippets = SnippetPanel(self.tabs)
+        self.snippets.saved.connect(lambda path: self._status(f"Saved {path}"))
+        self.tabs.addTab(vb_tab, icon("vm"), "VirtualBox")
+        self.tabs.addTab(self.snippets, "Vagrant, microvm.nix, libvirt, fstab")
+        self._tab_restored = False  # a saved tab (or the first look) has chosen the tab
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.tabs, 1)
+
+    def _build_virtualbox_tab(self) -> QWidget:
+        """The VirtualBox tab: the toolbar and where VBoxManage is, the bar offering to make
+        transient shares permanent, then the VMs, their shared folders, and the guest
+        instructions and command log (in tabs), one above the other in a splitter."""
         vb_tab = QWidget(self.tabs)
+        self._build_toolbar(vb_tab)
+        self._build_pending_bar(vb_tab)
+        self._build_vm_table(vb_tab)
+        folders_box = self._build_folder_table(vb_tab)
+        self._build_bottom(vb_tab)
+
+        self.splitter = QSplitter(Qt.Orientation.Vertical, vb_tab)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(folders_box)
+        self.splitter.addWidget(self.bottom)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 2)
+        self.splitter.setChildrenCollapsible(False)
+
+        vl = QVBoxLayout(vb_tab)
+        vl.setContentsMargins(0, 0, 0, 0)
+        vl.setSpacing(4)
+        vl.addWidget(self.toolbar)
+        vl.addWidget(self.where)
+        vl.addWidget(self.pending_bar)
+        vl.addWidget(self.splitter, 1)
+        return vb_tab
+
+    def _build_toolbar(self, vb_tab: QWidget) -> None:
+        """The VirtualBox actions, and the line that says which VBoxManage runs them."""
         self.toolbar = QToolBar("Virtual machines", vb_tab)
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.toolbar.setMovable(False)
@@ -174,6 +215,8 @@ class VMPage(QWidget):
         self.where.setWordWrap(True)
         self.where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
+    def _build_pending_bar(self, vb_tab: QWidget) -> None:
+        """Offers to make transient shares permanent once their VMs have stopped."""
         self.pending_bar = QFrame(vb_tab)
         self.pending_bar.setFrameShape(QFrame.Shape.StyledPanel)
         self.pending_label = QLabel(self.pending_bar)
@@ -190,6 +233,8 @@ class VMPage(QWidget):
         bar.addWidget(self.forget_button)
         self.pending_bar.hide()
 
+    def _build_vm_table(self, vb_tab: QWidget) -> None:
+        """The VMs: several can be selected at once; a double click shares the cache with them."""
         self.table = QTableView(vb_tab)
         self.table.setModel(self.model)
         self.table.setAccessibleName("Virtual machines")
@@ -206,6 +251,8 @@ class VMPage(QWidget):
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.doubleClicked.connect(lambda _i: self.share_selected())
 
+    def _build_folder_table(self, vb_tab: QWidget) -> QWidget:
+        """The selected VM's shared folders, under their title; Delete removes the selected one."""
         self.folders = QTableView(vb_tab)
         self.folders.setModel(self.folder_model)
         self.folders.setAccessibleName("Shared folders")
@@ -218,7 +265,19 @@ class VMPage(QWidget):
             self.folders.setColumnWidth(column, width)
         self.folders.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
         self.folders_title = QLabel("Shared folders", vb_tab)
+        # Delete removes a share only from the folders table, not while typing elsewhere.
+        self.remove_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.folders.addAction(self.remove_action)
+        folders_box = QWidget(vb_tab)
+        fl = QVBoxLayout(folders_box)
+        fl.setContentsMargins(0, 0, 0, 0)
+        fl.addWidget(self.folders_title)
+        fl.addWidget(self.folders, 1)
+        return folders_box
 
+    def _build_bottom(self, vb_tab: QWidget) -> None:
+        """Guest instructions and the command log, in tabs sharing the full width, with Copy."""
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         self.instructions = QPlainTextEdit(vb_tab)
         self.instructions.setReadOnly(True)
         self.instructions.setFont(mono)
@@ -233,12 +292,6 @@ class VMPage(QWidget):
         self._copy_reset.setInterval(2000)
         self._copy_reset.timeout.connect(lambda: copy.setText("&Copy"))
 
-        folders_box = QWidget(vb_tab)
-        fl = QVBoxLayout(folders_box)
-        fl.setContentsMargins(0, 0, 0, 0)
-        fl.addWidget(self.folders_title)
-        fl.addWidget(self.folders, 1)
-
         self.log = QPlainTextEdit(vb_tab)
         self.log.setReadOnly(True)
         self.log.setFont(mono)
@@ -249,45 +302,12 @@ class VMPage(QWidget):
         self.log.setMaximumBlockCount(2000)
         self.log.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
 
-        # Guest instructions and the command log share the full width below the folders.
         self.bottom = QTabWidget(vb_tab)
         self.bottom.setDocumentMode(True)
         self.bottom.addTab(self.instructions, "Guest instructions")
         self.bottom.addTab(self.log, "Commands run")
         self.bottom.setCornerWidget(copy, Qt.Corner.TopRightCorner)
         self.bottom.currentChanged.connect(self._bottom_changed)
-        # Delete removes a share only from the folders table, not while typing elsewhere.
-        self.remove_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
-        self.folders.addAction(self.remove_action)
-
-        self.splitter = QSplitter(Qt.Orientation.Vertical, vb_tab)
-        self.splitter.addWidget(self.table)
-        self.splitter.addWidget(folders_box)
-        self.splitter.addWidget(self.bottom)
-        self.splitter.setStretchFactor(0, 2)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setStretchFactor(2, 2)
-        self.splitter.setChildrenCollapsible(False)
-
-        vl = QVBoxLayout(vb_tab)
-        vl.setContentsMargins(0, 0, 0, 0)
-        vl.setSpacing(4)
-        vl.addWidget(self.toolbar)
-        vl.addWidget(self.where)
-        vl.addWidget(self.pending_bar)
-        vl.addWidget(self.splitter, 1)
-
-        self.snippets = SnippetPanel(self.tabs)
-        self.snippets.saved.connect(lambda path: self._status(f"Saved {path}"))
-        self.tabs.addTab(vb_tab, icon("vm"), "VirtualBox")
-        self.tabs.addTab(self.snippets, "Vagrant, microvm.nix, libvirt, fstab")
-        self._tab_restored = False  # a saved tab (or the first look) has chosen the tab
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
-        layout.addWidget(self.banner)
-        layout.addWidget(self.tabs, 1)
 
     # --- page protocol ---------------------------------------------------------------------------
 
@@ -398,7 +418,7 @@ class VMPage(QWidget):
         def read(cancel: threading.Event) -> dict:
             from core.stores import discover_stores
 
-            manager = vbox.VBoxManage.find(timeout=timeout, env=env, cancel=cancel)
+            manager = vboxmanage.VBoxManage.find(timeout=timeout, env=env, cancel=cancel)
             try:
                 stores = [s.path for s in discover_stores(env)]
             except OSError:
@@ -406,14 +426,14 @@ class VMPage(QWidget):
             if manager is None:
                 return {"manager": None, "stores": stores}
             # The version beside the list, not before it: a stuck VirtualBox costs one timeout.
-            version: list[vbox.VBoxResult] = []
+            version: list[vboxmanage.VBoxResult] = []
             asking = threading.Thread(
                 target=lambda: version.append(manager.run(["--version"])), daemon=True
             )
             asking.start()
             try:
-                names = vbox.list_vm_names(manager)
-            except vbox.VBoxError as exc:
+                names = vbox_vms.list_vm_names(manager)
+            except vboxmanage.VBoxError as exc:
                 asking.join()
                 return {
                     "manager": manager,
@@ -422,7 +442,7 @@ class VMPage(QWidget):
                     "stores": stores,
                 }
             progress.put((generation, "names", manager, stores, names))
-            vms = vbox.read_vms(
+            vms = vbox_vms.read_vms(
                 manager, names, lambda row, vm: progress.put((generation, "vm", row, vm)), cancel
             )
             asking.join()
@@ -445,7 +465,7 @@ class VMPage(QWidget):
                 placeholders = [
                     replace(shown[uuid], reading=True)
                     if uuid in shown
-                    else vbox.VM(name, uuid, reading=True)
+                    else vbox_vms.VM(name, uuid, reading=True)
                     for name, uuid in names
                 ]
                 self._keep_selection(placeholders, stores)
@@ -464,7 +484,7 @@ class VMPage(QWidget):
             return
         self._manager = result["manager"]
         if self._manager is None:
-            problem = vbox.env_problem(self._env)
+            problem = vboxmanage.env_problem(self._env)
             self.where.setText(
                 "VirtualBox is not installed here (no VBoxManage on PATH, in the usual places, or "
                 "in $VBOX_MANAGE). The configuration generators in the next tab need no "
@@ -505,12 +525,12 @@ class VMPage(QWidget):
             self._status(f"{count} VirtualBox VM{'' if count == 1 else 's'}")
         self.refreshed.emit()
 
-    def _report(self, vms: Sequence[vbox.VM]) -> None:
+    def _report(self, vms: Sequence[vbox_vms.VM]) -> None:
         """The banner after a refresh: what could not be read, and old Guest Additions."""
-        cancelled = [vm.name for vm in vms if vm.error == vbox.CANCELLED]
-        skipped = [vm.name for vm in vms if vm.error == vbox.STUCK]
+        cancelled = [vm.name for vm in vms if vm.error == vbox_vms.CANCELLED]
+        skipped = [vm.name for vm in vms if vm.error == vbox_vms.STUCK]
         for vm in vms:
-            if vm.error and vm.error not in (vbox.CANCELLED, vbox.STUCK):
+            if vm.error and vm.error not in (vbox_vms.CANCELLED, vbox_vms.STUCK):
                 self.banner.add_message(f"{vm.name}: {vm.error}", "warning")
         if skipped:
             self.banner.add_message(
@@ -533,7 +553,7 @@ class VMPage(QWidget):
                 "warning",
             )
 
-    def _keep_selection(self, vms: Sequence[vbox.VM], stores: Sequence[str]) -> None:
+    def _keep_selection(self, vms: Sequence[vbox_vms.VM], stores: Sequence[str]) -> None:
         chosen = {vm.uuid for vm in self.selected_vms()}
         self.model.set_vms(vms, stores)
         selection = self.table.selectionModel()
@@ -549,11 +569,11 @@ class VMPage(QWidget):
 
     # --- selection, instructions -----------------------------------------------------------------
 
-    def selected_vms(self) -> list[vbox.VM]:
+    def selected_vms(self) -> list[vbox_vms.VM]:
         rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
         return [self.model.vms[r] for r in rows if r < len(self.model.vms)]
 
-    def current_vm(self) -> vbox.VM | None:
+    def current_vm(self) -> vbox_vms.VM | None:
         index = self.table.currentIndex()
         selected = self.selected_vms()
         if index.isValid() and self.model.vms[index.row()] in selected:
@@ -592,7 +612,7 @@ class VMPage(QWidget):
             self.instructions.setPlainText(self.instructions_for(vm))
         self._update_actions()
 
-    def instructions_for(self, vm: vbox.VM) -> str:
+    def instructions_for(self, vm: vbox_vms.VM) -> str:
         """What to type in ``vm``'s guest: the same text as ``zeroinstall-admin vm list``."""
         return vm_guest.guest_text(vm, self.model.cache_paths)
 
@@ -623,7 +643,7 @@ class VMPage(QWidget):
         )
         self._update_actions()
 
-    def selected_folder(self) -> vbox.SharedFolder | None:
+    def selected_folder(self) -> vboxmanage_output.SharedFolder | None:
         rows = self.folders.selectionModel().selectedRows()
         if not rows:
             return None
@@ -646,7 +666,7 @@ class VMPage(QWidget):
 
         return os.path.join(cache_dirs(self._env)[0], "implementations")
 
-    def share_dialog(self, vms: Sequence[vbox.VM]) -> ShareDialog:
+    def share_dialog(self, vms: Sequence[vbox_vms.VM]) -> ShareDialog:
         return ShareDialog(
             vms,
             vm_share.default_host_path(self._env)[0],
@@ -667,7 +687,7 @@ class VMPage(QWidget):
         finally:
             dialog.deleteLater()
 
-    def run_share(self, vms: Sequence[vbox.VM], plan: SharePlan) -> None:
+    def run_share(self, vms: Sequence[vbox_vms.VM], plan: SharePlan) -> None:
         """Share ``plan`` with each VM in the background, then refresh."""
         manager = self._manager
         if manager is None:
@@ -684,7 +704,7 @@ class VMPage(QWidget):
         vms = list(vms)
         requests = [plan.request] + ([plan.guest_cache] if plan.guest_cache else [])
 
-        def shared(vm: vbox.VM, ok: bool) -> None:
+        def shared(vm: vbox_vms.VM, ok: bool) -> None:
             if ok and plan.permanent_later and plan.request.transient_for(vm):
                 self.pending[vm.uuid] = [asdict(r) for r in requests]
 
@@ -707,7 +727,7 @@ class VMPage(QWidget):
             QMessageBox.information(self, "Remove share", f"Nothing was run: {problem}.")
             return
         commands = vm_share.unshare_commands(vm, folder.name, folder.transient)
-        text = "\n".join(vbox.command_line(c) for c in commands)
+        text = "\n".join(vboxmanage.command_line(c) for c in commands)
         answer = QMessageBox.question(
             self,
             "Remove share",
@@ -726,18 +746,18 @@ class VMPage(QWidget):
     def _run_changes(
         self,
         label: str,
-        manager: vbox.VBoxManage,
-        work: Sequence[tuple[vbox.VM, Sequence[Sequence[str]]]],
-        after: Callable[[vbox.VM, bool], None] | None = None,
+        manager: vboxmanage.VBoxManage,
+        work: Sequence[tuple[vbox_vms.VM, Sequence[Sequence[str]]]],
+        after: Callable[[vbox_vms.VM, bool], None] | None = None,
     ) -> None:
         """Run each VM's commands in the background, log them, then refresh; ``after(vm, ok)``
         follows on the GUI thread for each VM."""
         self._change_errors.clear()
         for vm, commands in work:
             for args in commands:
-                self._log_line(f"$ {vbox.command_line(args)}    # {vm.name}")
+                self._log_line(f"$ {vboxmanage.command_line(args)}    # {vm.name}")
 
-        def run(cancel: threading.Event) -> list[tuple[vbox.VM, list[vbox.VBoxResult]]]:
+        def run(cancel: threading.Event) -> list[tuple[vbox_vms.VM, list[vboxmanage.VBoxResult]]]:
             stoppable = manager.with_cancel(cancel)
             return [(vm, vm_share.run_commands(stoppable, vm, commands)) for vm, commands in work]
 
@@ -745,7 +765,7 @@ class VMPage(QWidget):
         self._update_actions()
 
     def _changed(
-        self, result: Any, error: Any, after: Callable[[vbox.VM, bool], None] | None = None
+        self, result: Any, error: Any, after: Callable[[vbox_vms.VM, bool], None] | None = None
     ) -> None:
         if error is not None:
             self._change_errors.append(f"Unexpected error: {error}")
@@ -791,7 +811,7 @@ class VMPage(QWidget):
 
     # --- permanent later -------------------------------------------------------------------------
 
-    def ready_pending(self) -> list[tuple[vbox.VM, list[vm_share.ShareRequest]]]:
+    def ready_pending(self) -> list[tuple[vbox_vms.VM, list[vm_share.ShareRequest]]]:
         """Shares waiting to become permanent whose VM has stopped (and does not have them)."""
         ready = []
         for vm in self.model.vms:

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import vbox, vm_share
+from core import vbox_vms, vboxmanage, vm_share
 from core.stores import SHARED_SYSTEM_STORE
 
 GUEST_SHARE_NAME = "ZeroInstallGuests"
@@ -51,7 +51,7 @@ class SharePlan:
     def requests(self) -> list[vm_share.ShareRequest]:
         return [self.request] + ([self.guest_cache] if self.guest_cache is not None else [])
 
-    def problem(self, vm: vbox.VM) -> str:
+    def problem(self, vm: vbox_vms.VM) -> str:
         """Why nothing is to be run for ``vm`` (see :func:`core.vm_share.share_problem`), or ""."""
         for request in self.requests():
             problem = vm_share.share_problem(vm, request)
@@ -59,16 +59,16 @@ class SharePlan:
                 return problem
         return ""
 
-    def refused(self, vms: Sequence[vbox.VM]) -> list[tuple[vbox.VM, str]]:
+    def refused(self, vms: Sequence[vbox_vms.VM]) -> list[tuple[vbox_vms.VM, str]]:
         return [(vm, p) for vm in vms if (p := self.problem(vm))]
 
-    def commands(self, vm: vbox.VM) -> list[list[str]]:
+    def commands(self, vm: vbox_vms.VM) -> list[list[str]]:
         found = vm_share.share_commands(vm, self.request)
         if self.guest_cache is not None:
             found += vm_share.share_commands(vm, self.guest_cache)
         return found
 
-    def warnings(self, vms: Sequence[vbox.VM]) -> list[str]:
+    def warnings(self, vms: Sequence[vbox_vms.VM]) -> list[str]:
         """Each warning once: the general ones, then those about particular VMs. The guest
         cache's own symlinks are its purpose, explained beside it, so not repeated."""
         found = vm_share.general_warnings(self.request)
@@ -80,7 +80,7 @@ class SharePlan:
 class ShareDialog(QDialog):
     def __init__(
         self,
-        vms: Sequence[vbox.VM],
+        vms: Sequence[vbox_vms.VM],
         default_path: str,
         user_store: str,
         parent: QWidget | None = None,
@@ -94,15 +94,26 @@ class ShareDialog(QDialog):
         names = ", ".join(vm.name for vm in self.vms)
         intro = QLabel(f"<b>VMs:</b> {_html(names)}", self)
         intro.setWordWrap(True)
+        form = self._build_share_form(default_path)
+        self._build_lifetime()
+        self._build_guest_cache()
+        self._build_preview()
+        self._lay_out(intro, form)
+        self._follow_the_form()
+        self.update_preview()
 
-        self.name_edit = QLineEdit(vbox.DEFAULT_SHARE_NAME, self)
+    # --- construction: one method per part of the dialog -----------------------------------------
+
+    def _build_share_form(self, default_path: str) -> QFormLayout:
+        """The main share: its name, host path, access, auto-mount and symlink creation."""
+        self.name_edit = QLineEdit(vm_share.DEFAULT_SHARE_NAME, self)
         self.name_edit.setAccessibleName("Share name")
         self.name_edit.setToolTip("The name the guest mounts (no spaces)")
         self.path_combo = QComboBox(self)
         self.path_combo.setEditable(True)
         self.path_combo.setAccessibleName("Host path")
         self.path_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        for path in dict.fromkeys([default_path, SHARED_SYSTEM_STORE, user_store]):
+        for path in dict.fromkeys([default_path, SHARED_SYSTEM_STORE, self._user_store]):
             self.path_combo.addItem(path)
         browse = QPushButton("&Browse…", self)
         browse.setToolTip("Choose another folder on the host")
@@ -121,11 +132,11 @@ class ShareDialog(QDialog):
         self.automount_check = QCheckBox("&Auto-mount (Guest Additions mount it at boot)", self)
         self.mount_edit = QLineEdit(self)
         self.mount_edit.setAccessibleName("Mount point")
-        self.mount_edit.setPlaceholderText(f"empty: /media/sf_<name>; e.g. {vbox.GUEST_CACHE}")
+        self.mount_edit.setPlaceholderText(f"empty: /media/sf_<name>; e.g. {vm_share.GUEST_CACHE}")
         self.mount_edit.setEnabled(False)
         self.automount_check.toggled.connect(self.mount_edit.setEnabled)
         self.symlink_check = QCheckBox("Let the guest create &symlinks in this share", self)
-        self.symlink_warning = QLabel(vbox.SYMLINK_WARNING, self)
+        self.symlink_warning = QLabel(vm_share.SYMLINK_WARNING, self)
         self.symlink_warning.setWordWrap(True)
         self.symlink_warning.setStyleSheet("color: #b3261e;")
         self.symlink_warning.hide()
@@ -134,6 +145,21 @@ class ShareDialog(QDialog):
         self.symlink_check.setToolTip("Only for a writable share: untick Read-only first")
         self.readonly_check.toggled.connect(self._readonly_toggled)
 
+        form = QFormLayout()
+        form.addRow("Share &name:", self.name_edit)
+        path_label = QLabel("&Host path:", self)
+        path_label.setBuddy(self.path_combo)
+        form.addRow(path_label, path_row)
+        form.addRow("", self.path_note)
+        form.addRow("", self.readonly_check)
+        form.addRow("", self.automount_check)
+        form.addRow("&Mount point:", self.mount_edit)
+        form.addRow("", self.symlink_check)
+        form.addRow("", self.symlink_warning)
+        return form
+
+    def _build_lifetime(self) -> None:
+        """Transient or permanent, per VM, and making the transient shares permanent later."""
         running = [vm for vm in self.vms if vm.running]
         self.lifetime = QLabel(self)
         self.lifetime.setWordWrap(True)
@@ -143,6 +169,8 @@ class ShareDialog(QDialog):
         self.permanent_check.setChecked(bool(running))
         self.permanent_check.setVisible(bool(running))
 
+    def _build_guest_cache(self) -> None:
+        """The optional second cache, writable by the guests."""
         self.guest_check = QCheckBox("Also share a guest-&writable cache", self)
         self.guest_box = QWidget(self)
         self.guest_name_edit = QLineEdit(GUEST_SHARE_NAME, self.guest_box)
@@ -158,19 +186,11 @@ class ShareDialog(QDialog):
         guest_form.addRow("Name:", self.guest_name_edit)
         guest_form.addRow("Host folder:", self.guest_path_edit)
         guest_form.addRow(guest_note)
+        self.guest_check.toggled.connect(self.guest_box.setVisible)
+        self.guest_box.hide()
 
-        form = QFormLayout()
-        form.addRow("Share &name:", self.name_edit)
-        path_label = QLabel("&Host path:", self)
-        path_label.setBuddy(self.path_combo)
-        form.addRow(path_label, path_row)
-        form.addRow("", self.path_note)
-        form.addRow("", self.readonly_check)
-        form.addRow("", self.automount_check)
-        form.addRow("&Mount point:", self.mount_edit)
-        form.addRow("", self.symlink_check)
-        form.addRow("", self.symlink_warning)
-
+    def _build_preview(self) -> None:
+        """What will happen: the warnings, the commands that will run, why Share is disabled."""
         self.warnings = QLabel(self)
         self.warnings.setWordWrap(True)
         self.warnings.setStyleSheet("color: #8a5a00;")
@@ -197,6 +217,7 @@ class ShareDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
 
+    def _lay_out(self, intro: QLabel, form: QFormLayout) -> None:
         # Everything but the buttons scrolls, so that the dialog fits small and scaled screens.
         body = QWidget(self)
         inner = QVBoxLayout(body)
@@ -220,9 +241,9 @@ class ShareDialog(QDialog):
         layout.addWidget(scroll, 1)
         layout.addWidget(self.problem)
         layout.addWidget(self.buttons)
-        self.guest_check.toggled.connect(self.guest_box.setVisible)
-        self.guest_box.hide()
 
+    def _follow_the_form(self) -> None:
+        """Every change to the form updates the preview."""
         for edit in (self.name_edit, self.mount_edit, self.guest_name_edit, self.guest_path_edit):
             edit.textChanged.connect(self.update_preview)
         self.path_combo.currentTextChanged.connect(self.update_preview)
@@ -234,7 +255,6 @@ class ShareDialog(QDialog):
             self.guest_check,
         ):
             check.toggled.connect(self.update_preview)
-        self.update_preview()
 
     # --- reading the form ------------------------------------------------------------------------
 
@@ -318,7 +338,7 @@ class ShareDialog(QDialog):
                 parts.append(f"Skipped: {refused[vm.uuid]}.")
         self.lifetime.setText("\n".join(parts))
         self.permanent_check.setVisible(bool(transient))
-        warnings = [w for w in plan.warnings(self.vms) if w != vbox.SYMLINK_WARNING]
+        warnings = [w for w in plan.warnings(self.vms) if w != vm_share.SYMLINK_WARNING]
         self.warnings.setText("\n".join(warnings))
         self.warnings.setVisible(bool(warnings))
         problem = self.problem_text(plan)
@@ -333,7 +353,7 @@ class ShareDialog(QDialog):
                 lines.append(f"# {vm.name}: skipped, nothing to run")
                 continue
             lines.append(f"# {vm.name}")
-            lines += [vbox.command_line(args) for args in plan.commands(vm)]
+            lines += [vboxmanage.command_line(args) for args in plan.commands(vm)]
         self.preview.setText("\n".join(lines))
 
     def fit_to_screen(self) -> None:

@@ -39,7 +39,7 @@ for module in ("core.cli", "core.cli_common", "core.cli_clean", "core.clean", "c
     except ImportError:
         pass
 try:
-    importlib.import_module("core.vbox")
+    importlib.import_module("core.vbox_vms")
 except ImportError:
     pass
 from core import cli, elevate, root_helper

@@ -7,17 +7,17 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-from core import vbox
+from core import vbox_vms
 from gui.snippet_panel import SnippetPanel
 from gui.vm_share_dialog import ShareDialog
 
 CACHE = "/var/cache/0install.net/implementations"
 
 
-def _vms() -> list[vbox.VM]:
+def _vms() -> list[vbox_vms.VM]:
     return [
-        vbox.VM("running one", "u-1", state="running", ga_version="7.0.10"),
-        vbox.VM("stopped one", "u-2", state="poweroff", ga_version="4.0.4"),
+        vbox_vms.VM("running one", "u-1", state="running", ga_version="7.0.10"),
+        vbox_vms.VM("stopped one", "u-2", state="poweroff", ga_version="4.0.4"),
     ]
 
 

@@ -277,9 +277,9 @@ def test_without_virtualbox_the_generators_still_work(qtbot, tmp_path, monkeypat
         "PATH": str(tmp_path),
         "XDG_CACHE_HOME": str(tmp_path / "c"),
     }
-    from core import vbox
+    from core import vboxmanage
 
-    monkeypatch.setattr(vbox, "UNIX_LOCATIONS", [])  # even where VirtualBox is installed
+    monkeypatch.setattr(vboxmanage, "UNIX_LOCATIONS", [])  # even where VirtualBox is installed
     page = _page(qtbot, env)
     assert "VirtualBox is not installed here" in page.where.text()
     assert f"$VBOX_MANAGE names '{tmp_path / 'none'}', which does not exist" in page.where.text()
@@ -295,9 +295,9 @@ def test_without_virtualbox_the_generators_still_work(qtbot, tmp_path, monkeypat
 
 
 def test_a_saved_tab_wins_over_the_generators_without_virtualbox(qtbot, tmp_path, monkeypatch):
-    from core import vbox
+    from core import vboxmanage
 
-    monkeypatch.setattr(vbox, "UNIX_LOCATIONS", [])
+    monkeypatch.setattr(vboxmanage, "UNIX_LOCATIONS", [])
     settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
     settings.setValue("vms/tab", 0)
     page = VMPage({"VBOX_MANAGE": str(tmp_path / "none"), "PATH": str(tmp_path)})
@@ -442,9 +442,9 @@ def test_no_vms_says_that_vms_are_per_user(qtbot, fake, tmp_path) -> None:
 
 
 def test_the_status_bar_does_not_keep_saying_a_finished_job_runs(qtbot, tmp_path, monkeypatch):
-    from core import vbox
+    from core import vboxmanage
 
-    monkeypatch.setattr(vbox, "UNIX_LOCATIONS", [])  # no VirtualBox: no "3 VMs" to follow it
+    monkeypatch.setattr(vboxmanage, "UNIX_LOCATIONS", [])  # no VirtualBox: no "3 VMs" to follow it
     page = VMPage({"VBOX_MANAGE": str(tmp_path / "none"), "PATH": str(tmp_path)})
     qtbot.addWidget(page)
     page.show()

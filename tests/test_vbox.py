@@ -1,4 +1,5 @@
-"""core.vbox against the stand-in VBoxManage: listing, parsing, sharing, errors, timeouts."""
+"""core.vboxmanage, core.vboxmanage_output and core.vbox_vms against the stand-in VBoxManage:
+listing, parsing, sharing, errors, timeouts."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from core import vbox, vm_share
+from core import vbox_vms, vboxmanage, vboxmanage_output, vm_share
 from tests.vbox_fixtures import RUNNING, SAVED, STOPPED, UUIDS, FakeVBox
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def manager(fake: FakeVBox) -> vbox.VBoxManage:
-    return vbox.VBoxManage(fake.exe, timeout=20, env={**os.environ, **fake.env})
+def manager(fake: FakeVBox) -> vboxmanage.VBoxManage:
+    return vboxmanage.VBoxManage(fake.exe, timeout=20, env={**os.environ, **fake.env})
 
 
 # --- finding -------------------------------------------------------------------------------------
@@ -31,19 +32,20 @@ def test_find_prefers_the_environment_variable(fake: FakeVBox, tmp_path: Path) -
     on_path = other / "VBoxManage"
     on_path.write_text("#!/bin/sh\n")
     on_path.chmod(0o755)
-    assert vbox.find_vboxmanage({"VBOX_MANAGE": fake.exe, "PATH": str(other)}) == fake.exe
-    assert vbox.find_vboxmanage({"PATH": str(other)}) == str(on_path)
+    assert vboxmanage.find_vboxmanage({"VBOX_MANAGE": fake.exe, "PATH": str(other)}) == fake.exe
+    assert vboxmanage.find_vboxmanage({"PATH": str(other)}) == str(on_path)
 
 
 def test_find_returns_none_without_virtualbox(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(vbox, "UNIX_LOCATIONS", [str(tmp_path / "opt" / "VBoxManage")])
+    monkeypatch.setattr(vboxmanage, "UNIX_LOCATIONS", [str(tmp_path / "opt" / "VBoxManage")])
     assert (
-        vbox.find_vboxmanage({"PATH": str(tmp_path), "VBOX_MANAGE": str(tmp_path / "no")}) is None
+        vboxmanage.find_vboxmanage({"PATH": str(tmp_path), "VBOX_MANAGE": str(tmp_path / "no")})
+        is None
     )
 
 
 def test_windows_locations_come_from_the_installer_variables() -> None:
-    paths = vbox.candidate_paths(
+    paths = vboxmanage.candidate_paths(
         {"VBOX_MSI_INSTALL_PATH": r"D:\VB;E:\Other", "ProgramFiles": r"C:\PF", "PATH": ""},
         platform="win32",
     )
@@ -62,7 +64,7 @@ def test_list_keeps_names_with_quotes_spaces_and_non_ascii() -> None:
         '"web "quoted" server" {1111-aa}\n"Bücher – 1" {2222-bb}\n'
         '"<inaccessible>" {3333-cc}\ngarbage\n'
     )
-    assert vbox.parse_list(text) == [
+    assert vboxmanage_output.parse_list(text) == [
         ('web "quoted" server', "1111-aa"),
         ("Bücher – 1", "2222-bb"),
         ("<inaccessible>", "3333-cc"),
@@ -83,7 +85,7 @@ def test_machinereadable_unescapes_and_skips_what_it_does_not_understand() -> No
             'VMState="running"',
         ]
     )
-    info = vbox.parse_machinereadable(text)
+    info = vboxmanage_output.parse_machinereadable(text)
     assert info["name"] == 'a "b" c:\\d'
     assert info["memory"] == "4096"
     assert info["SATA-0-0"] == "/path.vdi"
@@ -102,14 +104,14 @@ def test_human_folders_give_access_auto_mount_and_mount_point() -> None:
         "Name: 't', Host path: '/b' (transient mapping), writable, symlink-policy: forbidden\n"
         "\nGuest Facilities:\n"
     )
-    folders = vbox.parse_human_folders(text)
+    folders = vboxmanage_output.parse_human_folders(text)
     assert [
         (f.name, f.host_path, f.transient, f.readonly, f.automount, f.mount_point) for f in folders
     ] == [
         ("ZeroInstall", "/a/it's", False, True, True, "/var/cache/0install.net/implementations"),
         ("t", "/b", True, False, False, ""),
     ]
-    assert vbox.parse_human_folders("Shared folders:".ljust(28) + "<none>\n") == []
+    assert vboxmanage_output.parse_human_folders("Shared folders:".ljust(28) + "<none>\n") == []
 
 
 @pytest.mark.parametrize(
@@ -124,17 +126,17 @@ def test_human_folders_give_access_auto_mount_and_mount_point() -> None:
     ],
 )
 def test_guest_additions_versions(text: str, parsed, old: bool) -> None:
-    assert vbox.parse_ga_version(text) == parsed
-    assert vbox.ga_is_old(text) is old
+    assert vboxmanage_output.parse_ga_version(text) == parsed
+    assert vbox_vms.ga_is_old(text) is old
 
 
 # --- listing the stand-in's machines -------------------------------------------------------------
 
 
 def test_list_vms_reads_state_os_additions_and_folders(
-    manager: vbox.VBoxManage, cache: Path
+    manager: vboxmanage.VBoxManage, cache: Path
 ) -> None:
-    vms = {vm.name: vm for vm in vbox.list_vms(manager)}
+    vms = {vm.name: vm for vm in vbox_vms.list_vms(manager)}
     assert set(vms) == {RUNNING, STOPPED, SAVED}
     running, stopped, saved = vms[RUNNING], vms[STOPPED], vms[SAVED]
     assert (running.state, running.running, running.os_type) == ("running", True, "Ubuntu (64-bit)")
@@ -168,9 +170,9 @@ def test_list_vms_reads_state_os_additions_and_folders(
 
 
 def test_calls_name_vms_by_uuid_as_single_arguments(
-    manager: vbox.VBoxManage, fake: FakeVBox
+    manager: vboxmanage.VBoxManage, fake: FakeVBox
 ) -> None:
-    vbox.list_vms(manager)
+    vbox_vms.list_vms(manager)
     calls = fake.calls()
     assert ["showvminfo", UUIDS[RUNNING], "--machinereadable"] in calls
     assert ["guestproperty", "get", UUIDS[STOPPED], "/VirtualBox/GuestAdd/Version"] in calls
@@ -179,7 +181,7 @@ def test_calls_name_vms_by_uuid_as_single_arguments(
 def test_stores_shared_with_running_vms(fake: FakeVBox, cache: Path, monkeypatch) -> None:
     monkeypatch.setenv("VBOX_MANAGE", fake.exe)
     monkeypatch.setenv("FAKE_VBOX_STATE", str(fake.state_file))
-    shared = vbox.stores_shared_with_running_vms(timeout=20)
+    shared = vbox_vms.stores_shared_with_running_vms(timeout=20)
     assert shared == {str(cache): [RUNNING], "/tmp/it's here": [RUNNING]}
 
 
@@ -188,19 +190,19 @@ def test_stores_shared_is_empty_without_virtualbox_or_when_it_fails(
 ) -> None:
     monkeypatch.setenv("VBOX_MANAGE", str(tmp_path / "missing"))
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(vbox, "UNIX_LOCATIONS", [])
-    assert vbox.find_vboxmanage() is None
-    assert vbox.stores_shared_with_running_vms() == {}
+    monkeypatch.setattr(vboxmanage, "UNIX_LOCATIONS", [])
+    assert vboxmanage.find_vboxmanage() is None
+    assert vbox_vms.stores_shared_with_running_vms() == {}
     monkeypatch.setenv("VBOX_MANAGE", fake.exe)
     monkeypatch.delenv("FAKE_VBOX_STATE", raising=False)  # the stand-in then fails every call
-    assert vbox.stores_shared_with_running_vms(timeout=20) == {}
+    assert vbox_vms.stores_shared_with_running_vms(timeout=20) == {}
 
 
 # --- changing shares ------------------------------------------------------------------------------
 
 
 def _vm(manager, name):
-    return next(vm for vm in vbox.list_vms(manager) if vm.name == name)
+    return next(vm for vm in vbox_vms.list_vms(manager) if vm.name == name)
 
 
 def test_share_read_only_permanent_with_a_stopped_vm(manager, fake, cache) -> None:
@@ -367,9 +369,9 @@ def test_unshare_removes_the_folder_and_its_symlink_setting(manager, fake) -> No
 
 def test_a_hanging_vboxmanage_is_killed_after_the_timeout(fake: FakeVBox) -> None:
     fake.set(hang=["showvminfo"])
-    manager = vbox.VBoxManage(fake.exe, timeout=1.0, env={**os.environ, **fake.env})
+    manager = vboxmanage.VBoxManage(fake.exe, timeout=1.0, env={**os.environ, **fake.env})
     started = time.monotonic()
-    vms = vbox.list_vms(manager)
+    vms = vbox_vms.list_vms(manager)
     elapsed = time.monotonic() - started
     assert elapsed < 3 * 1.0 + 5  # one timeout per VM, not forever
     assert all(vm.error.startswith("VBoxManage did not answer in time") for vm in vms)
@@ -380,14 +382,14 @@ def test_a_hanging_vboxmanage_is_killed_after_the_timeout(fake: FakeVBox) -> Non
 
 
 def test_a_vboxmanage_that_cannot_start_is_a_result(tmp_path: Path) -> None:
-    result = vbox.run(str(tmp_path / "missing"), ["list", "vms"], timeout=5)
+    result = vboxmanage.run(str(tmp_path / "missing"), ["list", "vms"], timeout=5)
     assert not result.ok and result.failure.startswith("cannot run")
 
 
 def test_guest_instructions_for_a_vm_without_shares() -> None:
     from core import vm_guest
 
-    vm = vbox.VM("deb", "u", state="poweroff", os_type="Debian (64-bit)")
+    vm = vbox_vms.VM("deb", "u", state="poweroff", os_type="Debian (64-bit)")
     text = vm_guest.guest_text(vm)
     assert "deb shares no folder yet" in text
     assert "sudo mount -t vboxsf -o ro ZeroInstall /var/cache/0install.net/implementations" in text
@@ -403,7 +405,9 @@ def test_cancel_kills_a_running_call_and_refuses_new_ones(fake: FakeVBox) -> Non
 
     fake.set(hang=True)
     cancel = threading.Event()
-    manager = vbox.VBoxManage(fake.exe, timeout=60, env={**os.environ, **fake.env}, cancel=cancel)
+    manager = vboxmanage.VBoxManage(
+        fake.exe, timeout=60, env={**os.environ, **fake.env}, cancel=cancel
+    )
     timer = threading.Timer(0.5, cancel.set)
     timer.start()
     started = time.monotonic()
@@ -419,7 +423,7 @@ def test_stores_shared_keeps_to_its_time_budget(fake: FakeVBox, monkeypatch) -> 
     monkeypatch.setenv("FAKE_VBOX_STATE", str(fake.state_file))
     fake.set(hang=["showvminfo"])
     started = time.monotonic()
-    assert vbox.stores_shared_with_running_vms(timeout=1.5) == {}
+    assert vbox_vms.stores_shared_with_running_vms(timeout=1.5) == {}
     assert time.monotonic() - started < 1.5 + 5
 
 
@@ -427,7 +431,7 @@ def test_inaccessible_vm_is_listed_with_its_problem(fake: FakeVBox, manager) -> 
     state = fake.state()
     state["vms"][2]["inaccessible"] = True
     fake.state_file.write_text(json.dumps(state))
-    vms = vbox.list_vms(manager)
+    vms = vbox_vms.list_vms(manager)
     assert vms[2].inaccessible and vms[2].name == "<inaccessible>"
     assert "inaccessible" in vms[2].error
     assert [vm.name for vm in vms[:2]] == [RUNNING, STOPPED]
@@ -440,7 +444,7 @@ def test_human_folders_in_separate_groups() -> None:
         "Name: 'b', Host path: '/b' (transient mapping), readonly\n"
         "Name: 'g', Host path: '/g' (global mapping), readonly\n"
     )
-    assert [(f.name, f.transient) for f in vbox.parse_human_folders(text)] == [
+    assert [(f.name, f.transient) for f in vboxmanage_output.parse_human_folders(text)] == [
         ("a", False),
         ("b", True),
     ]
@@ -454,8 +458,8 @@ def test_a_hung_vboxmanage_does_not_outlive_the_process_that_started_it(fake: Fa
     fake.set(hang=True)
     code = (
         "import os, sys, threading, time\n"
-        "from core import vbox\n"
-        "threading.Thread(target=vbox.run, args=(sys.argv[1], ['list', 'vms'], 600),\n"
+        "from core import vboxmanage\n"
+        "threading.Thread(target=vboxmanage.run, args=(sys.argv[1], ['list', 'vms'], 600),\n"
         "                 daemon=True).start()\n"
         "log = sys.argv[2] + '.log'\n"
         "while not (os.path.exists(log) and open(log).read()): time.sleep(0.02)\n"

@@ -112,14 +112,14 @@ def test_vm_share_refuses_what_virtualbox_would_refuse_without_running_it(
 
 
 def test_vm_share_prints_the_vms_own_guest_text(fake: FakeVBox, cache: Path, capsys) -> None:
-    from core import vbox, vm_guest
+    from core import vbox_vms, vboxmanage, vm_guest, vm_share
     from core.stores import discover_stores
 
     assert main(["vm", "share", STOPPED, "--host-path", str(cache), "--automount",
-                 "--mount-point", vbox.GUEST_CACHE]) == 0  # fmt: skip
+                 "--mount-point", vm_share.GUEST_CACHE]) == 0  # fmt: skip
     out = capsys.readouterr().out
-    manager = vbox.VBoxManage(fake.exe, env={**__import__("os").environ, **fake.env})
-    vm = vbox.read_vm(manager, UUIDS[STOPPED], "")
+    manager = vboxmanage.VBoxManage(fake.exe, env={**__import__("os").environ, **fake.env})
+    vm = vbox_vms.read_vm(manager, UUIDS[STOPPED], "")
     text = vm_guest.guest_text(vm, [s.path for s in discover_stores()])
     assert "nothing to mount by hand" in text and "sudo mount" not in text
     assert (
@@ -184,20 +184,20 @@ def test_vm_unshare(fake: FakeVBox, capsys) -> None:
 
 
 def test_vm_without_virtualbox(tmp_path: Path, monkeypatch, capsys) -> None:
-    from core import vbox
+    from core import vboxmanage
 
     monkeypatch.setenv("VBOX_MANAGE", str(tmp_path / "none"))
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(vbox, "UNIX_LOCATIONS", [])
+    monkeypatch.setattr(vboxmanage, "UNIX_LOCATIONS", [])
     assert main(["vm", "list"]) == 1
     err = capsys.readouterr().err
     assert "VBoxManage not found" in err and "which does not exist" in err
 
 
 def test_vm_list_with_hanging_vboxmanage_ends(fake: FakeVBox, monkeypatch, capsys) -> None:
-    from core import vbox
+    from core import vboxmanage
 
-    monkeypatch.setattr(vbox, "DEFAULT_TIMEOUT", 1.0)
+    monkeypatch.setattr(vboxmanage, "DEFAULT_TIMEOUT", 1.0)
     fake.set(hang=["list"])
     assert main(["vm", "list"]) == 1
     err = capsys.readouterr().err
@@ -245,9 +245,9 @@ def test_snippet_runs_without_qt_or_virtualbox(tmp_path: Path) -> None:
 def test_vm_share_with_a_hanging_vboxmanage_runs_nothing(
     fake: FakeVBox, cache: Path, monkeypatch, capsys
 ) -> None:
-    from core import vbox
+    from core import vboxmanage
 
-    monkeypatch.setattr(vbox, "DEFAULT_TIMEOUT", 1.0)
+    monkeypatch.setattr(vboxmanage, "DEFAULT_TIMEOUT", 1.0)
     fake.set(hang=["showvminfo"])
     assert main(["vm", "share", STOPPED, RUNNING, "--host-path", str(cache)]) == 1
     err = capsys.readouterr().err

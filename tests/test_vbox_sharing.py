@@ -14,20 +14,20 @@ from pathlib import Path
 import psutil
 import pytest
 
-from core import vbox, vm_guest, vm_share
+from core import vbox_vms, vboxmanage, vboxmanage_output, vm_guest, vm_share
 from tests.vbox_fixtures import RUNNING, SAVED, STOPPED, UUIDS, FakeVBox
 
 REPO = Path(__file__).resolve().parent.parent
-CACHE = vbox.GUEST_CACHE
+CACHE = vm_share.GUEST_CACHE
 
 
 @pytest.fixture
-def manager(fake: FakeVBox) -> vbox.VBoxManage:
-    return vbox.VBoxManage(fake.exe, timeout=20, env={**os.environ, **fake.env})
+def manager(fake: FakeVBox) -> vboxmanage.VBoxManage:
+    return vboxmanage.VBoxManage(fake.exe, timeout=20, env={**os.environ, **fake.env})
 
 
-def _vm(manager: vbox.VBoxManage, name: str) -> vbox.VM:
-    return vbox.read_vm(manager, UUIDS[name], "")
+def _vm(manager: vboxmanage.VBoxManage, name: str) -> vbox_vms.VM:
+    return vbox_vms.read_vm(manager, UUIDS[name], "")
 
 
 def _stand_ins(fake: FakeVBox) -> list[psutil.Process]:
@@ -61,24 +61,24 @@ def test_saved_unknown_and_not_running_vms_are_refused(manager, cache) -> None:
     assert vm_share.share_problem(stopped, request) == ""
     transient = vm_share.ShareRequest(str(cache), transient=True)
     assert "is not running" in vm_share.share_problem(stopped, transient)
-    unknown = vbox.VM(STOPPED, UUIDS[STOPPED], error="VBoxManage did not answer in time")
+    unknown = vbox_vms.VM(STOPPED, UUIDS[STOPPED], error="VBoxManage did not answer in time")
     assert not unknown.known and unknown.state_text == "unknown"
     assert "its state is unknown (VBoxManage did not answer" in vm_share.share_problem(
         unknown, request
     )
-    assert "reading" in vbox.VM("x", "u", reading=True).state_text
+    assert "reading" in vbox_vms.VM("x", "u", reading=True).state_text
 
 
 def test_symlinks_never_stay_on_for_a_read_only_share(manager, fake, cache) -> None:
     assert "writable share only" in vm_share.ShareRequest(str(cache), symlinks=True).check()
     # A setting left over for the name (by hand) is switched off when a read-only share takes it.
     state = fake.state()
-    state["vms"][1]["extradata"] = {vbox.SYMLINK_KEY + "ZeroInstall": "1"}
+    state["vms"][1]["extradata"] = {vbox_vms.SYMLINK_KEY + "ZeroInstall": "1"}
     fake.state_file.write_text(json.dumps(state))
     stopped = _vm(manager, STOPPED)
     assert stopped.symlink_names == {"ZeroInstall"}
     commands = vm_share.share_commands(stopped, vm_share.ShareRequest(str(cache)))
-    assert commands[-1] == ["setextradata", UUIDS[STOPPED], vbox.SYMLINK_KEY + "ZeroInstall"]
+    assert commands[-1] == ["setextradata", UUIDS[STOPPED], vbox_vms.SYMLINK_KEY + "ZeroInstall"]
     assert all(r.ok for r in vm_share.run_commands(manager, stopped, commands))
     assert fake.vm(STOPPED)["extradata"] == {}
     writable = vm_share.ShareRequest(str(cache), name="W", readonly=False, symlinks=True)
@@ -96,9 +96,9 @@ def test_removing_a_share_removes_its_symlink_setting(manager, fake, cache) -> N
     fake.state_file.write_text(json.dumps(state))
     running = _vm(manager, RUNNING)
     commands = vm_share.unshare_commands(running, "scratch", transient=True)
-    assert commands[-1] == ["setextradata", UUIDS[RUNNING], vbox.SYMLINK_KEY + "scratch"]
+    assert commands[-1] == ["setextradata", UUIDS[RUNNING], vbox_vms.SYMLINK_KEY + "scratch"]
     assert all(r.ok for r in vm_share.run_commands(manager, running, commands))
-    assert vbox.SYMLINK_KEY + "scratch" not in fake.vm(RUNNING).get("extradata", {})
+    assert vbox_vms.SYMLINK_KEY + "scratch" not in fake.vm(RUNNING).get("extradata", {})
     assert not _vm(manager, RUNNING).folder("scratch").symlinks
 
 
@@ -114,7 +114,7 @@ def test_pending_shares_are_rebuilt_in_core(manager, cache) -> None:
     assert [(r.name, r.transient) for r in requests] == [("ZI", False), ("ZeroInstall", False)]
     assert vm_share.pending_shares(_vm(manager, RUNNING), entries) == []
     assert vm_share.pending_shares(_vm(manager, SAVED), entries) == []
-    assert vm_share.pending_shares(vbox.VM("x", "u"), entries) == []  # state unknown
+    assert vm_share.pending_shares(vbox_vms.VM("x", "u"), entries) == []  # state unknown
 
 
 # --- reading --------------------------------------------------------------------------------------
@@ -122,12 +122,12 @@ def test_pending_shares_are_rebuilt_in_core(manager, cache) -> None:
 
 def test_a_stuck_virtualbox_costs_one_timeout_not_one_per_vm(fake: FakeVBox) -> None:
     fake.set(hang=["showvminfo"])
-    manager = vbox.VBoxManage(fake.exe, timeout=1.0, env={**os.environ, **fake.env})
+    manager = vboxmanage.VBoxManage(fake.exe, timeout=1.0, env={**os.environ, **fake.env})
     seen: list[int] = []
-    vms = vbox.list_vms(manager, on_vm=lambda row, vm: seen.append(row), parallel=1)
+    vms = vbox_vms.list_vms(manager, on_vm=lambda row, vm: seen.append(row), parallel=1)
     assert sorted(seen) == [0, 1, 2]
     assert vms[0].error.startswith("VBoxManage did not answer in time")
-    assert [vm.error for vm in vms[1:]] == [vbox.STUCK, vbox.STUCK]
+    assert [vm.error for vm in vms[1:]] == [vbox_vms.STUCK, vbox_vms.STUCK]
     assert sum(c[0] == "showvminfo" for c in fake.calls()) == 1
     assert [vm.name for vm in vms] == [RUNNING, STOPPED, SAVED]
 
@@ -135,11 +135,15 @@ def test_a_stuck_virtualbox_costs_one_timeout_not_one_per_vm(fake: FakeVBox) -> 
 def test_cancel_stops_the_reading_and_kills_the_calls(fake: FakeVBox) -> None:
     fake.set(hang=["showvminfo"])
     cancel = threading.Event()
-    manager = vbox.VBoxManage(fake.exe, timeout=600, env={**os.environ, **fake.env}, cancel=cancel)
+    manager = vboxmanage.VBoxManage(
+        fake.exe, timeout=600, env={**os.environ, **fake.env}, cancel=cancel
+    )
     names: list = []
     done: list = []
     reader = threading.Thread(
-        target=lambda: done.append(vbox.list_vms(manager, cancel=cancel, on_names=names.extend)),
+        target=lambda: done.append(
+            vbox_vms.list_vms(manager, cancel=cancel, on_names=names.extend)
+        ),
         daemon=True,
     )
     reader.start()
@@ -153,7 +157,7 @@ def test_cancel_stops_the_reading_and_kills_the_calls(fake: FakeVBox) -> None:
     assert [n for n, _u in names] == [RUNNING, STOPPED, SAVED]  # the names came first
     cancel.set()
     reader.join(30)
-    assert done and all(vm.error == vbox.CANCELLED for vm in done[0])
+    assert done and all(vm.error == vbox_vms.CANCELLED for vm in done[0])
     assert not _stand_ins(fake)
 
 
@@ -190,14 +194,14 @@ def _lines(path: Path) -> list[str]:
 # --- the guest's side -----------------------------------------------------------------------------
 
 
-def _folder(name: str = "ZeroInstall", **kw) -> vbox.SharedFolder:
-    return vbox.SharedFolder(
+def _folder(name: str = "ZeroInstall", **kw) -> vboxmanage_output.SharedFolder:
+    return vboxmanage_output.SharedFolder(
         name, kw.pop("host_path", "/var/cache/0install.net/implementations"), **kw
     )
 
 
-def _linux(*folders: vbox.SharedFolder, state: str = "poweroff") -> vbox.VM:
-    return vbox.VM("deb", "u", state=state, os_type="Debian (64-bit)", folders=list(folders))
+def _linux(*folders: vboxmanage_output.SharedFolder, state: str = "poweroff") -> vbox_vms.VM:
+    return vbox_vms.VM("deb", "u", state=state, os_type="Debian (64-bit)", folders=list(folders))
 
 
 def test_an_auto_mounted_share_at_the_cache_path_needs_no_mount_lines() -> None:
@@ -224,7 +228,7 @@ def test_a_share_that_is_not_a_cache_is_not_offered_as_one() -> None:
 
 
 def test_a_windows_guest_gets_no_vboxsf_mount() -> None:
-    vm = vbox.VM(
+    vm = vbox_vms.VM(
         "win",
         "u",
         state="poweroff",
@@ -254,7 +258,7 @@ def test_two_cache_shares_give_one_block_that_names_the_conflict() -> None:
 
 
 def test_an_unknown_vm_says_unknown() -> None:
-    vm = vbox.VM("deb", "u", error="VBoxManage did not answer in time and was stopped (stuck)")
+    vm = vbox_vms.VM("deb", "u", error="VBoxManage did not answer in time and was stopped (stuck)")
     text = vm_guest.guest_text(vm)
     assert "What deb shares is not known (VBoxManage did not answer in time" in text
     assert "shares no folder" not in text and "sudo" not in text
