@@ -398,7 +398,7 @@ class _Verification:
         on_progress: Callable[[Progress], None] | None,
         progress_interval: float,
         sizes: Sequence[int | None] | None,
-        known: Sequence[tuple[float, str, bool] | None] | None = None,
+        known: Callable[[int], tuple[float, str, bool] | None] | None = None,
         on_keys: Callable[[int, str], None] | None = None,
         racy_ns: int = RACY_NS,
     ):
@@ -448,7 +448,7 @@ class _Verification:
             entry = self.entries[index] = _Entry(root, digest)
             extra: tuple = (digest.algorithm, digest.value)  # marshal takes no NamedTuple
             if on_keys is not None:
-                record = known[index] if known is not None and index < len(known) else None
+                record = known(index) if known is not None else None
                 if record is not None:
                     entry.since = (record[0], record[2])
                 extra += (record[1] if record is not None else "", self.racy_ns)
@@ -522,6 +522,7 @@ class _Verification:
             self.unchanged(data[1])
             return
         result = unit_result_from_wire(data)
+        assert not isinstance(result, Unchanged)  # answered above
         index, rel = result.number, result.rel
         # What was listed is done with, read or not (the .manifest, files after an error).
         self.count(index, rel, result.listed, max(result.listed, result.hashed), final=True)
@@ -640,7 +641,7 @@ def verify_paths(
     niceness: int = 0,
     report_atime: Callable[[], None] | None = None,
     work_here: bool = True,
-    known: Sequence[tuple[float, str, bool] | None] | None = None,
+    known: Callable[[int], tuple[float, str, bool] | None] | None = None,
     on_keys: Callable[[int, str], None] | None = None,
     racy_ns: int = RACY_NS,
 ) -> list[VerifyOutcome | None]:
@@ -658,10 +659,10 @@ def verify_paths(
 
     Change keys (:mod:`core.records`): with ``on_keys``, every entry hashed and found OK has its
     keys taken by the same walk, and ``on_keys(index, digest)`` is called before its verdict (not
-    for racy ones: see :data:`core.records.RACY_NS`, ``racy_ns``). ``known[index]``, when not None,
-    is the entry's record ``(time hashed, keys digest, had a .manifest)``: a stat walk compares the
-    keys first, and only an entry whose keys changed is hashed; an unchanged one is "ok" with
-    ``unchanged_since`` set.
+    for racy ones: see :data:`core.records.RACY_NS`, ``racy_ns``). ``known(index)`` (asked once
+    per entry, as it is prepared) gives the entry's record ``(time hashed, keys digest, had a
+    .manifest)`` or None: a stat walk compares the keys first, and only an entry whose keys
+    changed is hashed; an unchanged one is "ok" with ``unchanged_since`` set.
 
     Never raises for a bad entry: names that are not digests are "skipped"; a symlink or regular
     file named like a digest, a malformed digest value or a FIFO inside are "corrupt"; unreadable or
@@ -725,11 +726,13 @@ def verify_remembering(
     now = time.time()
     oldest = now - max_age_days * 86400 if max_age_days is not None else None
     books: dict[bytes, rec.StoreRecords | None] = {}
-    book_of: list[rec.StoreRecords | None] = []
-    names: list[str] = []
-    known: list[tuple[float, str, bool] | None] = []
-    for path in paths:
-        raw = os.fsencode(path).rstrip(b"/")
+    book_of: dict[int, rec.StoreRecords | None] = {}
+    names: dict[int, str] = {}
+
+    def known(index: int) -> tuple[float, str, bool] | None:
+        """The record of ``paths[index]`` (hashed_at, keys, had a .manifest); asked as each
+        entry is prepared, so that its store's records are read only when first needed."""
+        raw = os.fsencode(paths[index]).rstrip(b"/")
         store, _, name_b = raw.rpartition(b"/")
         if not store or b"/." in raw or not raw.startswith(b"/"):  # relative, or with . or ..
             store, name_b = os.path.split(os.path.abspath(raw))
@@ -748,13 +751,12 @@ def verify_remembering(
                 notes.extend(loaded.warnings)
                 if loaded.note:
                     notes.append(loaded.note)
-        book = books[store]
-        book_of.append(book)
-        names.append(name)
+        book = book_of[index] = books[store]
+        names[index] = name
         record = book.get(name) if book is not None and not full else None
         if record is not None and oldest is not None and record[0] < oldest:
             record = None
-        known.append(record)  # (hashed_at, keys, had a .manifest)
+        return record
 
     taken: dict[int, str] = {}
 
@@ -762,7 +764,7 @@ def verify_remembering(
         taken[index] = digest
 
     def remember(index: int, outcome: VerifyOutcome) -> None:
-        book = book_of[index]
+        book = book_of.get(index)  # none for a name that is no digest
         if book is not None:
             name = names[index]
             if outcome.status == "ok" and outcome.unchanged_since is None:
