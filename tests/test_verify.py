@@ -858,3 +858,26 @@ def test_one_big_entry_is_shared_between_workers(
     assert outcome.status == "ok", outcome.detail
     assert handed  # work was handed over
     assert_same_verdict(outcome, verify_directory(impl))
+
+
+def test_workers_begin_before_every_entry_is_prepared(
+    good: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries are prepared in batches, and the workers are given each batch at once (on a
+    re-check of unchanged entries, preparing them all first would be half the time)."""
+    paths = [str(p) for p in good] * 4
+    expected = [o.status for o in verify_paths(paths, jobs=2)]  # a worker has started and is ready
+    monkeypatch.setattr("core.verify.PREPARE_BATCH", 3)
+    sent: list[int] = []  # chunks sent to the worker so far, at each start()
+    real_start = pool.Run.start
+
+    def start(self: pool.Run) -> None:
+        real_start(self)
+        sent.append(self.next_chunk)
+
+    monkeypatch.setattr(pool.Run, "start", start)
+    outcomes = verify_paths(paths, jobs=2)
+    assert [o.status for o in outcomes] == expected == ["ok"] * len(paths)
+    assert len(sent) == -(-len(paths) // 3)  # one start() per batch
+    assert sent[0] >= 1, "the first batch went to the worker at once"
+    assert not live_workers()
