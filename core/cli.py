@@ -476,56 +476,61 @@ def cmd_verify(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     ]
     feeds = _Feeds()
     if args.json:
-        data = []
-        for e, o in rows:
-            feed = feeds.lookup(e.name) if o.expected else None
-            data.append(
-                {
-                    "store": json_name(e.store.path),
-                    "name": json_name(e.name),
-                    "path": json_name(e.path),
-                    "program": _text(feed.feed_name) if feed else None,
-                    "version": _text(feed.version) if feed else None,
-                    "status": o.status,
-                    "checked": _checked(o),
-                    "detail": _text(o.detail),
-                    "expected": json_name(o.expected),
-                    "actual": o.actual,
-                    "recorded": o.recorded,
-                    "changes": [
-                        {
-                            "change": c.change,
-                            "path": json_name(c.path_bytes),
-                            "what": [_text(w) for w in c.what],
-                            "text": _text(c.describe()),
-                        }
-                        for c in o.changes
-                    ],
-                }
-            )
-        data += [
-            {
-                "store": None,
-                "name": json_name(name),
-                "path": None,
-                "program": None,
-                "version": None,
-                "status": "error",
-                "checked": None,
-                "detail": _text(f"'{name}' is not in any store"),
-                "expected": None,
-                "actual": None,
-                "recorded": None,
-                "changes": [],
-            }
-            for name in missing
-        ]
-        write_json(data, out)
+        write_json(_verify_json(rows, missing, feeds), out)
     else:
         _print_verify_report(rows, missing, elapsed, out, args.verbose, feeds)
 
     bad = any(o.status in ("corrupt", "error") for _, o in rows) or bool(missing)
     return 1 if bad else 0
+
+
+def _verify_json(rows, missing: Sequence[str], feeds: _Feeds) -> list[dict[str, Any]]:
+    """``verify --json``: one object per entry checked, and one per name that matched nothing."""
+    data = []
+    for e, o in rows:
+        feed = feeds.lookup(e.name) if o.expected else None
+        data.append(
+            {
+                "store": json_name(e.store.path),
+                "name": json_name(e.name),
+                "path": json_name(e.path),
+                "program": _text(feed.feed_name) if feed else None,
+                "version": _text(feed.version) if feed else None,
+                "status": o.status,
+                "checked": _checked(o),
+                "detail": _text(o.detail),
+                "expected": json_name(o.expected),
+                "actual": o.actual,
+                "recorded": o.recorded,
+                "changes": [
+                    {
+                        "change": c.change,
+                        "path": json_name(c.path_bytes),
+                        "what": [_text(w) for w in c.what],
+                        "text": _text(c.describe()),
+                    }
+                    for c in o.changes
+                ],
+            }
+        )
+    data += [
+        {
+            "store": None,
+            "name": json_name(name),
+            "path": None,
+            "program": None,
+            "version": None,
+            "status": "error",
+            "checked": None,
+            "detail": _text(f"'{name}' is not in any store"),
+            "expected": None,
+            "actual": None,
+            "recorded": None,
+            "changes": [],
+        }
+        for name in missing
+    ]
+    return data
 
 
 def _checked(outcome: Any) -> str | None:
