@@ -45,7 +45,19 @@ from core.manifest import (
     splice,
 )
 from core.pool_worker import Given, Results, Unit, UnitProgress
-from core.records import RACY_NS, key_of, keys_digest, racy, since_text, stat_keys
+from core.records import (
+    RACY_NS,
+    Record,
+    StoreRecords,
+    inode_stability,
+    key_of,
+    keys_digest,
+    load,
+    racy,
+    save,
+    since_text,
+    stat_keys,
+)
 
 __all__ = ["CHUNK", "Progress", "verify_paths"]
 
@@ -702,6 +714,99 @@ def verify_paths(
 # --- with records: unchanged entries by a stat walk ---------------------------------------------
 
 
+class _Books:
+    """The verification records of the stores the entries being verified are in: a store's are
+    read when its first entry is prepared, kept up to date with the verdicts, and written at the
+    end where this process may write them. ``notes`` gets what the user should be told."""
+
+    def __init__(
+        self,
+        paths: Sequence[str | bytes],
+        *,
+        full: bool,
+        max_age_days: float | None,
+        notes: list[str],
+        env: Any,
+    ) -> None:
+        self.paths = paths
+        self.full = full
+        self.now = time.time()
+        self.oldest = self.now - max_age_days * 86400 if max_age_days is not None else None
+        self.notes = notes
+        self.env = env
+        self.by_store: dict[bytes, StoreRecords | None] = {}
+        self.of: dict[int, tuple[StoreRecords, str]] = {}  # index -> its store's, its name
+        self.taken: dict[int, str] = {}  # the change keys of entries just hashed
+
+    def known(self, index: int) -> tuple[float, str, bool] | None:
+        """The record of ``paths[index]`` to check its keys against (hashed_at, keys digest,
+        had a .manifest), or None: hash it."""
+        raw = os.fsencode(self.paths[index]).rstrip(b"/")
+        store, _, name_b = raw.rpartition(b"/")
+        if not store or b"/." in raw or not raw.startswith(b"/"):  # relative, or with . or ..
+            store, name_b = os.path.split(os.path.abspath(raw))
+        book = self.by_store[store] if store in self.by_store else self._read(store)
+        if book is None:
+            return None
+        name = name_b.decode("utf-8", "surrogateescape")
+        self.of[index] = (book, name)
+        record = book.get(name) if not self.full else None
+        if record is not None and self.oldest is not None and record[0] < self.oldest:
+            return None
+        return record
+
+    def _read(self, store: bytes) -> StoreRecords | None:
+        shown = os.fsdecode(store)
+        stable, why = inode_stability(shown)
+        book = None
+        if not stable:
+            self.notes.append(
+                f"store {display_path(shown)}: {why}, so every entry was hashed in full and "
+                "nothing was recorded"
+            )
+        else:
+            book = load(shown, self.env)
+            self.notes.extend(book.warnings)
+            if book.note:
+                self.notes.append(book.note)
+        self.by_store[store] = book
+        return book
+
+    def took_keys(self, index: int, digest: str) -> None:
+        self.taken[index] = digest
+
+    def judged(self, index: int, outcome: VerifyOutcome) -> None:
+        """An entry hashed and OK gets a new record (unless racy); a bad one loses its own."""
+        found = self.of.get(index)  # none for a name that is no digest, or an unstable store
+        if found is None:
+            return
+        book, name = found
+        if outcome.status == "ok" and outcome.unchanged_since is None:
+            digest = self.taken.pop(index, None)
+            if digest is not None:
+                book.remember(name, Record(self.now, digest, outcome.recorded is not None))
+            else:
+                book.forget(name)  # racy: hashed again next time
+        elif outcome.status in ("corrupt", "error"):
+            book.forget(name)
+
+    def save(self) -> None:
+        """Write the records that changed (those of entries no longer in the store left out)."""
+        for store, book in self.by_store.items():
+            if book is None or not book.changed:
+                continue
+            try:
+                present = set(os.listdir(os.fsdecode(store)))
+            except OSError:
+                present = None
+            if present is not None:
+                for gone in [n for n in book.entries if n not in present]:
+                    book.forget(gone)
+            problem = save(book)
+            if problem:
+                self.notes.append(problem)
+
+
 def verify_remembering(
     paths: Sequence[str | bytes],
     *,
@@ -720,78 +825,21 @@ def verify_remembering(
     written at the end where this process may write them. ``notes`` receives what the user should
     be told once (records ignored or not written, stores where inode numbers are not stable and
     everything was hashed). Other options are :func:`verify_paths`'s."""
-    from core import records as rec
-
     notes = notes if notes is not None else []
-    now = time.time()
-    oldest = now - max_age_days * 86400 if max_age_days is not None else None
-    books: dict[bytes, rec.StoreRecords | None] = {}
-    book_of: dict[int, rec.StoreRecords | None] = {}
-    names: dict[int, str] = {}
+    books = _Books(paths, full=full, max_age_days=max_age_days, notes=notes, env=env)
 
-    def known(index: int) -> tuple[float, str, bool] | None:
-        """The record of ``paths[index]`` (hashed_at, keys, had a .manifest); asked as each
-        entry is prepared, so that its store's records are read only when first needed."""
-        raw = os.fsencode(paths[index]).rstrip(b"/")
-        store, _, name_b = raw.rpartition(b"/")
-        if not store or b"/." in raw or not raw.startswith(b"/"):  # relative, or with . or ..
-            store, name_b = os.path.split(os.path.abspath(raw))
-        name = name_b.decode("utf-8", "surrogateescape")
-        if store not in books:
-            store_s = os.fsdecode(store)
-            stable, why = rec.inode_stability(store_s)
-            if not stable:
-                books[store] = None
-                notes.append(
-                    f"store {display_path(store_s)}: {why}, so every entry was hashed in full "
-                    "and nothing was recorded"
-                )
-            else:
-                loaded = books[store] = rec.load(store_s, env)
-                notes.extend(loaded.warnings)
-                if loaded.note:
-                    notes.append(loaded.note)
-        book = book_of[index] = books[store]
-        names[index] = name
-        record = book.get(name) if book is not None and not full else None
-        if record is not None and oldest is not None and record[0] < oldest:
-            record = None
-        return record
-
-    taken: dict[int, str] = {}
-
-    def on_keys(index: int, digest: str) -> None:
-        taken[index] = digest
-
-    def remember(index: int, outcome: VerifyOutcome) -> None:
-        book = book_of.get(index)  # none for a name that is no digest
-        if book is not None:
-            name = names[index]
-            if outcome.status == "ok" and outcome.unchanged_since is None:
-                digest = taken.pop(index, None)
-                if digest is not None:
-                    book.remember(name, rec.Record(now, digest, outcome.recorded is not None))
-                else:
-                    book.forget(name)  # racy: hashed again next time
-            elif outcome.status in ("corrupt", "error"):
-                book.forget(name)
+    def judged(index: int, outcome: VerifyOutcome) -> None:
+        books.judged(index, outcome)
         if on_result is not None:
             on_result(index, outcome)
 
     results = verify_paths(
-        paths, on_result=remember, known=known, on_keys=on_keys, racy_ns=racy_ns, **options
+        paths,
+        on_result=judged,
+        known=books.known,
+        on_keys=books.took_keys,
+        racy_ns=racy_ns,
+        **options,
     )
-    for store, kept in books.items():
-        if kept is None or not kept.changed:
-            continue
-        try:
-            present = set(os.listdir(os.fsdecode(store)))
-        except OSError:
-            present = None
-        if present is not None:
-            for gone in [n for n in kept.entries if n not in present]:
-                kept.forget(gone)
-        problem = rec.save(kept)
-        if problem:
-            notes.append(problem)
+    books.save()
     return results
