@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import elevate, sharing
+from core import elevate, self_test, sharing
 from gui.workers import Starter, Worker
 
 STATE_STYLE = {
@@ -337,7 +337,7 @@ class SharingPage(QWidget):
 
     def run_self_test(self) -> None:
         self.show_notice("Running the self-test as an ordinary user…")
-        self._run("self-test", sharing.run_self_test, self._self_test_done)
+        self._run("self-test", self_test.run_self_test, self._self_test_done)
 
     def _self_test_done(self, result: object) -> None:
         assert isinstance(result, sharing.SelfTestResult)
