@@ -14,7 +14,6 @@ import re
 import shlex
 import shutil
 import stat
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -380,21 +379,7 @@ def step_helper(root: str = "/", env: Mapping[str, str] | None = None) -> Step:
                 rh.HELPER_SCRIPT_PATH)  # fmt: skip
 
 
-def broken_sudoers_files(root: str, config: sudoers.Config) -> list[str]:
-    """Readable sudoers files (other than /etc/sudoers) that visudo finds errors in: "FILE: why".
-    sudo 1.9 skips the bad line and warns every user who runs it."""
-    problems: list[str] = []
-    for path in config.files:
-        if path == rh.SUDOERS_MAIN or path in config.unreadable:
-            continue
-        full = config.real.get(path, rh.under(root, path))
-        try:
-            message = rh.visudo_check(full)
-        except rh.HelperError:
-            return problems
-        if message:
-            problems.append(f"{path}: {message.replace(full, path)}")
-    return problems
+_SUDOERS_TITLE = "sudoers rule"
 
 
 def _sudoers_who(root: str, path: str, program: str) -> str:
@@ -404,40 +389,10 @@ def _sudoers_who(root: str, path: str, program: str) -> str:
     return "written by this app" if mine else "written by this app, edited by hand"
 
 
-def _why_not(verdict: sudoers.Verdict, program: str) -> str:
-    """Why an ordinary user cannot run ``program`` as zeroinst the way 0install does."""
-    reasons = []
-    if verdict.rule is None:
-        reasons.append(f"no sudoers rule lets every user run {program} as {rh.SYSTEM_USER}")
-    elif not verdict.allowed:
-        reasons.append(f"the last matching rule, {verdict.rule.entry.where}, forbids it: "
-                       f"{verdict.rule.entry.text}")  # fmt: skip
-    elif not verdict.nopasswd:
-        reasons.append(f"the last matching rule, {verdict.rule.entry.where}, asks for a password "
-                       f"(the last match wins): {verdict.rule.entry.text}")  # fmt: skip
-    if not verdict.env_reset:
-        reasons.append("env_reset is off for zeroinst (0store-secure-add then refuses: "
-                       "'Environment not cleared')")  # fmt: skip
-    elif not verdict.home_set:
-        reasons.append("sudo keeps the user's HOME (0store-secure-add then refuses: "
-                       "'$HOME not set'); always_set_home is needed")  # fmt: skip
-    if verdict.requiretty:
-        reasons.append("requiretty is on (0install runs the helper without a terminal)")
-    if verdict.others:
-        reasons.append("only some users may: " + "; ".join(
-            f"{r.entry.where}: {r.entry.text}" for r in verdict.others))  # fmt: skip
-    settings = [e for e in verdict.blocking if verdict.rule is None or e != verdict.rule.entry]
-    text = "; ".join(reasons)
-    if settings:
-        text += " (" + "; ".join(f"{e.where}: {e.text}" for e in settings) + ")"
-    return text
-
-
 def _sudoers_unreadable(root: str, config: sudoers.Config, target: str, preview: str,
                         ) -> Step:  # fmt: skip
     """The sudoers step when this user may not read the configuration (sudoers files are
     root:root 0440): the self-test, fed in by :func:`detect`, decides."""
-    title = "sudoers rule"
     full = rh.under(root, target)
     try:
         st = os.lstat(full)
@@ -445,56 +400,20 @@ def _sudoers_unreadable(root: str, config: sudoers.Config, target: str, preview:
         st = None
     unreadable = ", ".join(config.unreadable)
     if st is not None and stat.S_ISREG(st.st_mode) and st.st_uid == 0 and not st.st_mode & 0o022:
-        return Step("sudoers", title, DONE,
+        return Step("sudoers", _SUDOERS_TITLE, DONE,
                     f"Present: {target}. It and {unreadable} are readable by root only, so the "
                     "rules were not read here: the self-test proves that sudo lets users add.",
                     None, preview, target)  # fmt: skip
-    return Step("sudoers", title, UNKNOWN,
+    return Step("sudoers", _SUDOERS_TITLE, UNKNOWN,
                 f"Not checked: {unreadable} can be read by root only, so whether a rule there "
                 f"already lets users run 0store-secure-add as {rh.SYSTEM_USER} is unknown. The "
                 f"self-test finds out. Apply adds {target}, which does no harm next to a rule "
                 "written by hand.", "install-sudoers", preview, target)  # fmt: skip
 
 
-NSSWITCH = "/etc/nsswitch.conf"
-ORDINARY_USER = "nobody"
-"""The account whose sudo rights stand for an ordinary user's in ``sudo -l -U`` (as root)."""
-
-
-def sudo_lists(root: str, program: str) -> bool | None:
-    """As root on the real system, what sudo itself says: may an ordinary user run ``program``
-    as zeroinst (``sudo -n -l -U nobody -u zeroinst PROGRAM``, exit 0)? None elsewhere (a fake
-    root, an ordinary user, no sudo): the files are all there is."""
-    if os.path.realpath(root) != "/" or os.geteuid() != 0:
-        return None
-    sudo = shutil.which("sudo", path="/usr/bin:/bin")
-    if sudo is None or rh.read_account(ORDINARY_USER) is None:
-        return None
-    try:
-        proc = subprocess.run(
-            [sudo, "-n", "-l", "-U", ORDINARY_USER, "-u", rh.SYSTEM_USER, program],
-            capture_output=True, text=True, timeout=30, check=False, stdin=subprocess.DEVNULL,
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
-        )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc.returncode == 0
-
-
-def _other_sudoers_sources(root: str) -> list[str]:
-    """Where sudo reads rules besides the files ("sss", "ldap"), from its nsswitch.conf line."""
-    text = _read(root, NSSWITCH) or ""
-    m = re.search(r"^\s*sudoers\s*:\s*(.*)$", text, re.MULTILINE)
-    if m is None:
-        return []
-    sources = re.sub(r"\[[^]]*\]", " ", m.group(1).split("#", 1)[0]).split()
-    return [s for s in sources if s != "files"]
-
-
 def step_sudoers(root: str = "/") -> Step:
     """Judged by its effect: what sudo does for an ordinary user running 0store-secure-add as
     zeroinst, wherever the rule is (our drop-in, /etc/sudoers, another drop-in)."""
-    title = "sudoers rule"
     program = rh.find_secure_add(root) or rh.SECURE_ADD_CANDIDATES[0]
     content = rh.sudoers_content(program)
     preview = (
@@ -503,25 +422,37 @@ def step_sudoers(root: str = "/") -> Step:
     )
     target = rh.SUDOERS_DROPIN
     if shutil.which("visudo", path="/usr/sbin:/sbin:/usr/bin") is None:
-        return Step("sudoers", title, ATTENTION, "visudo is missing: install the 'sudo' package.",
-                    None, preview, target)  # fmt: skip
+        return Step("sudoers", _SUDOERS_TITLE, ATTENTION,
+                    "visudo is missing: install the 'sudo' package.", None, preview,
+                    target)  # fmt: skip
     config = sudoers.read(root)
     if config.unreadable:
         return _sudoers_unreadable(root, config, target, preview)
     asked = sudoers.target_for(root, program)
     verdict = sudoers.evaluate(config, asked)
-    listed = sudo_lists(root, program)
+    listed = sudoers.sudo_lists(root, program)
+    if listed and not verdict.allowed:
+        return Step("sudoers", _SUDOERS_TITLE, UNKNOWN,
+                    f"Not checked: 'sudo -l -U {sudoers.ORDINARY_USER}' says it may run "
+                    f"{program} as {rh.SYSTEM_USER}, but no rule in the sudoers files says so "
+                    "(rules from elsewhere, such as sss or ldap?). The self-test finds out "
+                    "whether it needs a password.", "install-sudoers", preview,
+                    target)  # fmt: skip
+    tail = _sudoers_notes(root, config, verdict, listed, program)
+    if verdict.works:
+        return _sudoers_working(root, verdict, listed, program, preview, tail)
+    return _sudoers_not_working(root, config, verdict, asked, content, preview, tail)
+
+
+def _sudoers_notes(root: str, config: sudoers.Config, verdict: sudoers.Verdict,
+                   listed: bool | None, program: str) -> str:  # fmt: skip
+    """What else the admin should know, whatever the verdict: sudo disagreeing with the files,
+    files visudo or sudo find fault with. "" or a text starting with a space."""
     notes = []
-    if listed is not None and listed != verdict.allowed:
-        if listed:
-            return Step("sudoers", title, UNKNOWN,
-                        f"Not checked: 'sudo -l -U {ORDINARY_USER}' says it may run {program} as "
-                        f"{rh.SYSTEM_USER}, but no rule in the sudoers files says so (rules from "
-                        "elsewhere, such as sss or ldap?). The self-test finds out whether it "
-                        "needs a password.", "install-sudoers", preview, target)  # fmt: skip
-        notes.append(f"'sudo -l -U {ORDINARY_USER}' says it may not run {program} as "
+    if listed is False and verdict.allowed:
+        notes.append(f"'sudo -l -U {sudoers.ORDINARY_USER}' says it may not run {program} as "
                      f"{rh.SYSTEM_USER}, although the files seem to allow it.")  # fmt: skip
-    broken = broken_sudoers_files(root, config)
+    broken = sudoers.broken_files(root, config)
     if broken:
         notes.append("visudo finds errors that sudo warns every user about: " + "; ".join(broken)
                      + ". Fix them with visudo.")  # fmt: skip
@@ -529,37 +460,50 @@ def step_sudoers(root: str = "/") -> Step:
         notes.append("; ".join(config.skipped) + ".")
     if config.problems:
         notes.append("; ".join(config.problems) + ".")
-    tail = (" " + " ".join(notes)) if notes else ""
-    if verdict.works:
-        assert verdict.rule is not None
-        entry = verdict.rule.entry
-        settings = [e for e in verdict.settings if e.text.split(None, 1)[0] != "Defaults"
-                    or ">" in e.text or ":" in e.text.split(None, 1)[0]]  # fmt: skip
-        where_defaults = (" Defaults: " + "; ".join(f"{e.where}: {e.text}" for e in settings)
-                          + ".") if settings else ""  # fmt: skip
-        agrees = f" ('sudo -l -U {ORDINARY_USER}' agrees.)" if listed else ""
-        return Step("sudoers", title, ATTENTION if listed is False else DONE,
-                    f"Present in {entry.where}, {_sudoers_who(root, entry.path, program)}: "
-                    f"{entry.text}. Every user may run {program} as {rh.SYSTEM_USER} without a "
-                    f"password, with a cleared environment and HOME set.{where_defaults}{agrees}"
-                    f"{tail}", None, preview, target)  # fmt: skip
-    why = _why_not(verdict, program)
-    elsewhere = _other_sudoers_sources(root)
+    return (" " + " ".join(notes)) if notes else ""
+
+
+def _sudoers_working(root: str, verdict: sudoers.Verdict, listed: bool | None, program: str,
+                     preview: str, tail: str) -> Step:  # fmt: skip
+    """The sudoers step when the files let every user run ``program`` as 0install does: where."""
+    assert verdict.rule is not None
+    entry = verdict.rule.entry
+    settings = [e for e in verdict.settings if e.text.split(None, 1)[0] != "Defaults"
+                or ">" in e.text or ":" in e.text.split(None, 1)[0]]  # fmt: skip
+    where_defaults = (" Defaults: " + "; ".join(f"{e.where}: {e.text}" for e in settings)
+                      + ".") if settings else ""  # fmt: skip
+    agrees = f" ('sudo -l -U {sudoers.ORDINARY_USER}' agrees.)" if listed else ""
+    return Step("sudoers", _SUDOERS_TITLE, ATTENTION if listed is False else DONE,
+                f"Present in {entry.where}, {_sudoers_who(root, entry.path, program)}: "
+                f"{entry.text}. Every user may run {program} as {rh.SYSTEM_USER} without a "
+                f"password, with a cleared environment and HOME set.{where_defaults}{agrees}"
+                f"{tail}", None, preview, rh.SUDOERS_DROPIN)  # fmt: skip
+
+
+def _sudoers_not_working(root: str, config: sudoers.Config, verdict: sudoers.Verdict,
+                         asked: sudoers.Target, content: str, preview: str,
+                         tail: str) -> Step:  # fmt: skip
+    """The sudoers step when the files do not let every user run it: why, and whether writing
+    our drop-in would fix that."""
+    target = rh.SUDOERS_DROPIN
+    why = sudoers.why_not(verdict, asked.program)
+    elsewhere = sudoers.other_sources(root)
     if elsewhere and verdict.rule is None:
-        return Step("sudoers", title, UNKNOWN,
+        return Step("sudoers", _SUDOERS_TITLE, UNKNOWN,
                     f"Not checked: the sudoers files have no rule for it, but sudo also reads "
-                    f"rules from {', '.join(elsewhere)} ({NSSWITCH}), which this app cannot read. "
-                    f"The self-test finds out. Apply adds {target}, which does no harm next to a "
-                    f"rule kept there.{tail}", "install-sudoers", preview, target)  # fmt: skip
+                    f"rules from {', '.join(elsewhere)} ({sudoers.NSSWITCH}), which this app "
+                    f"cannot read. The self-test finds out. Apply adds {target}, which does no "
+                    f"harm next to a rule kept there.{tail}", "install-sudoers", preview,
+                    target)  # fmt: skip
     fixed = sudoers.with_dropin(config, target, content)
     if fixed is None:
-        return Step("sudoers", title, ATTENTION,
+        return Step("sudoers", _SUDOERS_TITLE, ATTENTION,
                     f"Not working: {why}. {rh.SUDOERS_MAIN} does not read {rh.SUDOERS_DIR}, so "
                     f"a drop-in would not help: add '@includedir {rh.SUDOERS_DIR}' at its end "
                     f"with visudo, or the docs' two lines.{tail}", None, preview,
                     target)  # fmt: skip
     if not sudoers.evaluate(fixed, asked).works:
-        return Step("sudoers", title, ATTENTION,
+        return Step("sudoers", _SUDOERS_TITLE, ATTENTION,
                     f"Not working: {why}. Writing {target} would not change that (a rule or "
                     "Defaults read after it decides; the docs say the NOPASSWD line must go at "
                     "the end): give 0store-secure-add NOPASSWD there, keep env_reset and "
@@ -568,7 +512,7 @@ def step_sudoers(root: str = "/") -> Step:
     exists = os.path.lexists(rh.under(root, target))
     state = ATTENTION if exists or verdict.rule is not None else MISSING
     action = f"Apply rewrites {target}" if exists else f"Apply adds {target}"
-    return Step("sudoers", title, state,
+    return Step("sudoers", _SUDOERS_TITLE, state,
                 f"{why[0].upper()}{why[1:]}: sudo would ask users for a password or refuse, and "
                 f"0install silently falls back to their own caches. {action}.{tail}",
                 "install-sudoers", preview, target)  # fmt: skip
