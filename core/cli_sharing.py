@@ -213,14 +213,14 @@ def cmd_disable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 def cmd_self_test(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core import sharing
+    from core import self_test
 
     def progress(line: str) -> None:
         out.write(f"  {line}\n")
         out.flush()
 
     out.write("Self-test:\n")
-    result = sharing.run_self_test(on_progress=progress)
+    result = self_test.run_self_test(on_progress=progress)
     out.write(("PASSED: " if result.passed else "FAILED: ") + result.summary + "\n")
     return 0 if result.passed else 1
 

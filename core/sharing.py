@@ -1,10 +1,9 @@
-"""Sharing the system cache between users: where each step stands, what enabling would do, and a
-self-test that adds a tiny implementation the way 0install does.
+"""Sharing the system cache between users: where each step stands and what enabling would do
+(the self-test that proves it is :mod:`core.self_test`).
 
-Unprivileged: it only reads (plus the self-test, which adds through 0store-secure-add-helper as an
-ordinary user). Every reading takes a ``root`` prefix, so the same code describes a fake root. The
-changes themselves are the verbs of :mod:`core.root_helper`, whose constants give the exact contents
-shown here.
+Unprivileged: it only reads. Every reading takes a ``root`` prefix, so the same code describes a
+fake root. The changes themselves are the verbs of :mod:`core.root_helper`, whose constants give
+the exact contents shown here.
 """
 
 from __future__ import annotations
@@ -12,13 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import shlex
 import shutil
 import stat
-import subprocess
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from core import root_helper as rh
@@ -46,7 +42,6 @@ ALL_STEPS_COMMAND = "zeroinstall-admin sharing script | sudo sh"
 LOW_SPACE_BYTES = 1 << 30
 """Below this much free space on the shared cache's filesystem the space step needs attention."""
 SYS_UID_MAX_DEFAULT = 999
-SELF_TEST_TIMEOUT_S = 120
 SPACE_WARNING = (
     "Every user can add to the shared cache, and nothing stops one user from filling the disk: "
     "a quota for zeroinst (it owns every file there) or a filesystem of its own for "
@@ -108,6 +103,8 @@ class Step:
 
 @dataclass(frozen=True)
 class SelfTestResult:
+    """What :func:`core.self_test.run_self_test` found; the steps read it (row 7, proof)."""
+
     passed: bool
     summary: str
     """One line: what was proved, or what failed and what to do."""
@@ -382,21 +379,7 @@ def step_helper(root: str = "/", env: Mapping[str, str] | None = None) -> Step:
                 rh.HELPER_SCRIPT_PATH)  # fmt: skip
 
 
-def broken_sudoers_files(root: str, config: sudoers.Config) -> list[str]:
-    """Readable sudoers files (other than /etc/sudoers) that visudo finds errors in: "FILE: why".
-    sudo 1.9 skips the bad line and warns every user who runs it."""
-    problems: list[str] = []
-    for path in config.files:
-        if path == rh.SUDOERS_MAIN or path in config.unreadable:
-            continue
-        full = config.real.get(path, rh.under(root, path))
-        try:
-            message = rh.visudo_check(full)
-        except rh.HelperError:
-            return problems
-        if message:
-            problems.append(f"{path}: {message.replace(full, path)}")
-    return problems
+_SUDOERS_TITLE = "sudoers rule"
 
 
 def _sudoers_who(root: str, path: str, program: str) -> str:
@@ -406,40 +389,10 @@ def _sudoers_who(root: str, path: str, program: str) -> str:
     return "written by this app" if mine else "written by this app, edited by hand"
 
 
-def _why_not(verdict: sudoers.Verdict, program: str) -> str:
-    """Why an ordinary user cannot run ``program`` as zeroinst the way 0install does."""
-    reasons = []
-    if verdict.rule is None:
-        reasons.append(f"no sudoers rule lets every user run {program} as {rh.SYSTEM_USER}")
-    elif not verdict.allowed:
-        reasons.append(f"the last matching rule, {verdict.rule.entry.where}, forbids it: "
-                       f"{verdict.rule.entry.text}")  # fmt: skip
-    elif not verdict.nopasswd:
-        reasons.append(f"the last matching rule, {verdict.rule.entry.where}, asks for a password "
-                       f"(the last match wins): {verdict.rule.entry.text}")  # fmt: skip
-    if not verdict.env_reset:
-        reasons.append("env_reset is off for zeroinst (0store-secure-add then refuses: "
-                       "'Environment not cleared')")  # fmt: skip
-    elif not verdict.home_set:
-        reasons.append("sudo keeps the user's HOME (0store-secure-add then refuses: "
-                       "'$HOME not set'); always_set_home is needed")  # fmt: skip
-    if verdict.requiretty:
-        reasons.append("requiretty is on (0install runs the helper without a terminal)")
-    if verdict.others:
-        reasons.append("only some users may: " + "; ".join(
-            f"{r.entry.where}: {r.entry.text}" for r in verdict.others))  # fmt: skip
-    settings = [e for e in verdict.blocking if verdict.rule is None or e != verdict.rule.entry]
-    text = "; ".join(reasons)
-    if settings:
-        text += " (" + "; ".join(f"{e.where}: {e.text}" for e in settings) + ")"
-    return text
-
-
 def _sudoers_unreadable(root: str, config: sudoers.Config, target: str, preview: str,
                         ) -> Step:  # fmt: skip
     """The sudoers step when this user may not read the configuration (sudoers files are
     root:root 0440): the self-test, fed in by :func:`detect`, decides."""
-    title = "sudoers rule"
     full = rh.under(root, target)
     try:
         st = os.lstat(full)
@@ -447,56 +400,20 @@ def _sudoers_unreadable(root: str, config: sudoers.Config, target: str, preview:
         st = None
     unreadable = ", ".join(config.unreadable)
     if st is not None and stat.S_ISREG(st.st_mode) and st.st_uid == 0 and not st.st_mode & 0o022:
-        return Step("sudoers", title, DONE,
+        return Step("sudoers", _SUDOERS_TITLE, DONE,
                     f"Present: {target}. It and {unreadable} are readable by root only, so the "
                     "rules were not read here: the self-test proves that sudo lets users add.",
                     None, preview, target)  # fmt: skip
-    return Step("sudoers", title, UNKNOWN,
+    return Step("sudoers", _SUDOERS_TITLE, UNKNOWN,
                 f"Not checked: {unreadable} can be read by root only, so whether a rule there "
                 f"already lets users run 0store-secure-add as {rh.SYSTEM_USER} is unknown. The "
                 f"self-test finds out. Apply adds {target}, which does no harm next to a rule "
                 "written by hand.", "install-sudoers", preview, target)  # fmt: skip
 
 
-NSSWITCH = "/etc/nsswitch.conf"
-ORDINARY_USER = "nobody"
-"""The account whose sudo rights stand for an ordinary user's in ``sudo -l -U`` (as root)."""
-
-
-def sudo_lists(root: str, program: str) -> bool | None:
-    """As root on the real system, what sudo itself says: may an ordinary user run ``program``
-    as zeroinst (``sudo -n -l -U nobody -u zeroinst PROGRAM``, exit 0)? None elsewhere (a fake
-    root, an ordinary user, no sudo): the files are all there is."""
-    if os.path.realpath(root) != "/" or os.geteuid() != 0:
-        return None
-    sudo = shutil.which("sudo", path="/usr/bin:/bin")
-    if sudo is None or rh.read_account(ORDINARY_USER) is None:
-        return None
-    try:
-        proc = subprocess.run(
-            [sudo, "-n", "-l", "-U", ORDINARY_USER, "-u", rh.SYSTEM_USER, program],
-            capture_output=True, text=True, timeout=30, check=False, stdin=subprocess.DEVNULL,
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
-        )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc.returncode == 0
-
-
-def _other_sudoers_sources(root: str) -> list[str]:
-    """Where sudo reads rules besides the files ("sss", "ldap"), from its nsswitch.conf line."""
-    text = _read(root, NSSWITCH) or ""
-    m = re.search(r"^\s*sudoers\s*:\s*(.*)$", text, re.MULTILINE)
-    if m is None:
-        return []
-    sources = re.sub(r"\[[^]]*\]", " ", m.group(1).split("#", 1)[0]).split()
-    return [s for s in sources if s != "files"]
-
-
 def step_sudoers(root: str = "/") -> Step:
     """Judged by its effect: what sudo does for an ordinary user running 0store-secure-add as
     zeroinst, wherever the rule is (our drop-in, /etc/sudoers, another drop-in)."""
-    title = "sudoers rule"
     program = rh.find_secure_add(root) or rh.SECURE_ADD_CANDIDATES[0]
     content = rh.sudoers_content(program)
     preview = (
@@ -505,25 +422,37 @@ def step_sudoers(root: str = "/") -> Step:
     )
     target = rh.SUDOERS_DROPIN
     if shutil.which("visudo", path="/usr/sbin:/sbin:/usr/bin") is None:
-        return Step("sudoers", title, ATTENTION, "visudo is missing: install the 'sudo' package.",
-                    None, preview, target)  # fmt: skip
+        return Step("sudoers", _SUDOERS_TITLE, ATTENTION,
+                    "visudo is missing: install the 'sudo' package.", None, preview,
+                    target)  # fmt: skip
     config = sudoers.read(root)
     if config.unreadable:
         return _sudoers_unreadable(root, config, target, preview)
     asked = sudoers.target_for(root, program)
     verdict = sudoers.evaluate(config, asked)
-    listed = sudo_lists(root, program)
+    listed = sudoers.sudo_lists(root, program)
+    if listed and not verdict.allowed:
+        return Step("sudoers", _SUDOERS_TITLE, UNKNOWN,
+                    f"Not checked: 'sudo -l -U {sudoers.ORDINARY_USER}' says it may run "
+                    f"{program} as {rh.SYSTEM_USER}, but no rule in the sudoers files says so "
+                    "(rules from elsewhere, such as sss or ldap?). The self-test finds out "
+                    "whether it needs a password.", "install-sudoers", preview,
+                    target)  # fmt: skip
+    tail = _sudoers_notes(root, config, verdict, listed, program)
+    if verdict.works:
+        return _sudoers_working(root, verdict, listed, program, preview, tail)
+    return _sudoers_not_working(root, config, verdict, asked, content, preview, tail)
+
+
+def _sudoers_notes(root: str, config: sudoers.Config, verdict: sudoers.Verdict,
+                   listed: bool | None, program: str) -> str:  # fmt: skip
+    """What else the admin should know, whatever the verdict: sudo disagreeing with the files,
+    files visudo or sudo find fault with. "" or a text starting with a space."""
     notes = []
-    if listed is not None and listed != verdict.allowed:
-        if listed:
-            return Step("sudoers", title, UNKNOWN,
-                        f"Not checked: 'sudo -l -U {ORDINARY_USER}' says it may run {program} as "
-                        f"{rh.SYSTEM_USER}, but no rule in the sudoers files says so (rules from "
-                        "elsewhere, such as sss or ldap?). The self-test finds out whether it "
-                        "needs a password.", "install-sudoers", preview, target)  # fmt: skip
-        notes.append(f"'sudo -l -U {ORDINARY_USER}' says it may not run {program} as "
+    if listed is False and verdict.allowed:
+        notes.append(f"'sudo -l -U {sudoers.ORDINARY_USER}' says it may not run {program} as "
                      f"{rh.SYSTEM_USER}, although the files seem to allow it.")  # fmt: skip
-    broken = broken_sudoers_files(root, config)
+    broken = sudoers.broken_files(root, config)
     if broken:
         notes.append("visudo finds errors that sudo warns every user about: " + "; ".join(broken)
                      + ". Fix them with visudo.")  # fmt: skip
@@ -531,37 +460,50 @@ def step_sudoers(root: str = "/") -> Step:
         notes.append("; ".join(config.skipped) + ".")
     if config.problems:
         notes.append("; ".join(config.problems) + ".")
-    tail = (" " + " ".join(notes)) if notes else ""
-    if verdict.works:
-        assert verdict.rule is not None
-        entry = verdict.rule.entry
-        settings = [e for e in verdict.settings if e.text.split(None, 1)[0] != "Defaults"
-                    or ">" in e.text or ":" in e.text.split(None, 1)[0]]  # fmt: skip
-        where_defaults = (" Defaults: " + "; ".join(f"{e.where}: {e.text}" for e in settings)
-                          + ".") if settings else ""  # fmt: skip
-        agrees = f" ('sudo -l -U {ORDINARY_USER}' agrees.)" if listed else ""
-        return Step("sudoers", title, ATTENTION if listed is False else DONE,
-                    f"Present in {entry.where}, {_sudoers_who(root, entry.path, program)}: "
-                    f"{entry.text}. Every user may run {program} as {rh.SYSTEM_USER} without a "
-                    f"password, with a cleared environment and HOME set.{where_defaults}{agrees}"
-                    f"{tail}", None, preview, target)  # fmt: skip
-    why = _why_not(verdict, program)
-    elsewhere = _other_sudoers_sources(root)
+    return (" " + " ".join(notes)) if notes else ""
+
+
+def _sudoers_working(root: str, verdict: sudoers.Verdict, listed: bool | None, program: str,
+                     preview: str, tail: str) -> Step:  # fmt: skip
+    """The sudoers step when the files let every user run ``program`` as 0install does: where."""
+    assert verdict.rule is not None
+    entry = verdict.rule.entry
+    settings = [e for e in verdict.settings if e.text.split(None, 1)[0] != "Defaults"
+                or ">" in e.text or ":" in e.text.split(None, 1)[0]]  # fmt: skip
+    where_defaults = (" Defaults: " + "; ".join(f"{e.where}: {e.text}" for e in settings)
+                      + ".") if settings else ""  # fmt: skip
+    agrees = f" ('sudo -l -U {sudoers.ORDINARY_USER}' agrees.)" if listed else ""
+    return Step("sudoers", _SUDOERS_TITLE, ATTENTION if listed is False else DONE,
+                f"Present in {entry.where}, {_sudoers_who(root, entry.path, program)}: "
+                f"{entry.text}. Every user may run {program} as {rh.SYSTEM_USER} without a "
+                f"password, with a cleared environment and HOME set.{where_defaults}{agrees}"
+                f"{tail}", None, preview, rh.SUDOERS_DROPIN)  # fmt: skip
+
+
+def _sudoers_not_working(root: str, config: sudoers.Config, verdict: sudoers.Verdict,
+                         asked: sudoers.Target, content: str, preview: str,
+                         tail: str) -> Step:  # fmt: skip
+    """The sudoers step when the files do not let every user run it: why, and whether writing
+    our drop-in would fix that."""
+    target = rh.SUDOERS_DROPIN
+    why = sudoers.why_not(verdict, asked.program)
+    elsewhere = sudoers.other_sources(root)
     if elsewhere and verdict.rule is None:
-        return Step("sudoers", title, UNKNOWN,
+        return Step("sudoers", _SUDOERS_TITLE, UNKNOWN,
                     f"Not checked: the sudoers files have no rule for it, but sudo also reads "
-                    f"rules from {', '.join(elsewhere)} ({NSSWITCH}), which this app cannot read. "
-                    f"The self-test finds out. Apply adds {target}, which does no harm next to a "
-                    f"rule kept there.{tail}", "install-sudoers", preview, target)  # fmt: skip
+                    f"rules from {', '.join(elsewhere)} ({sudoers.NSSWITCH}), which this app "
+                    f"cannot read. The self-test finds out. Apply adds {target}, which does no "
+                    f"harm next to a rule kept there.{tail}", "install-sudoers", preview,
+                    target)  # fmt: skip
     fixed = sudoers.with_dropin(config, target, content)
     if fixed is None:
-        return Step("sudoers", title, ATTENTION,
+        return Step("sudoers", _SUDOERS_TITLE, ATTENTION,
                     f"Not working: {why}. {rh.SUDOERS_MAIN} does not read {rh.SUDOERS_DIR}, so "
                     f"a drop-in would not help: add '@includedir {rh.SUDOERS_DIR}' at its end "
                     f"with visudo, or the docs' two lines.{tail}", None, preview,
                     target)  # fmt: skip
     if not sudoers.evaluate(fixed, asked).works:
-        return Step("sudoers", title, ATTENTION,
+        return Step("sudoers", _SUDOERS_TITLE, ATTENTION,
                     f"Not working: {why}. Writing {target} would not change that (a rule or "
                     "Defaults read after it decides; the docs say the NOPASSWD line must go at "
                     "the end): give 0store-secure-add NOPASSWD there, keep env_reset and "
@@ -570,7 +512,7 @@ def step_sudoers(root: str = "/") -> Step:
     exists = os.path.lexists(rh.under(root, target))
     state = ATTENTION if exists or verdict.rule is not None else MISSING
     action = f"Apply rewrites {target}" if exists else f"Apply adds {target}"
-    return Step("sudoers", title, state,
+    return Step("sudoers", _SUDOERS_TITLE, state,
                 f"{why[0].upper()}{why[1:]}: sudo would ask users for a password or refuse, and "
                 f"0install silently falls back to their own caches. {action}.{tail}",
                 "install-sudoers", preview, target)  # fmt: skip
@@ -879,249 +821,3 @@ def disable_preview(root: str = "/") -> tuple[list[str], list[str]]:
         elif action != rh.ABSENT:
             keep.append(path)
     return remove, keep
-
-
-# --- the self-test --------------------------------------------------------------------------------
-
-
-EXPLANATIONS: tuple[tuple[str, str], ...] = (
-    ("a password is required",
-     ("sudo asked for a password: the NOPASSWD rule is missing, or a rule read after it takes it "
-     "away again (the docs: the NOPASSWD line must go at the end). 0install would silently keep "
-     "each user's downloads in their own cache.")),
-    ("a terminal is required", ("sudo asked for a password (see the sudoers step): the NOPASSWD "
-     "rule is missing or overridden.")),
-    ("is not in the sudoers file", ("sudo has no rule letting users run 0store-secure-add as "
-     "zeroinst: install the sudoers drop-in.")),
-    ("is not allowed to execute", ("sudo has no rule letting this user run 0store-secure-add as "
-     "zeroinst: install the sudoers drop-in, or check a rule that names this user.")),
-    ("not allowed to run sudo", "sudo has no rule for this user: install the sudoers drop-in."),
-    ("environment not cleared", ("sudo did not clear the environment (0store-secure-add: "
-     "'Environment not cleared. Check your sudoers file.'): the sudoers file needs "
-     "'Defaults>zeroinst env_reset,always_set_home', and no rule may turn env_reset off.")),
-    ("$home not set", ("sudo did not set HOME for zeroinst: the sudoers file needs "
-     "'always_set_home' for zeroinst (Defaults>zeroinst env_reset,always_set_home).")),
-    ("does not support copying", ("sha1 implementations cannot be shared: 0store-secure-add "
-     "refuses them, so they stay in each user's own cache.")),
-    ("parse error", ("a sudoers file does not parse, so sudo refuses to run at all: see the "
-     "sudoers step for the file to fix.")),
-    ("unknown user", "sudo does not know the zeroinst user: create it (the first step)."),
-    ("'.manifest' doesn't exist", ("0store-secure-add could not read the implementation it was "
-     "given: the directory must be readable by zeroinst.")),
-)  # fmt: skip
-
-
-def explain(output: str) -> str | None:
-    """The plain explanation for an error of sudo or 0store-secure-add, or None."""
-    lowered = output.lower()
-    for needle, explanation in EXPLANATIONS:
-        if needle in lowered:
-            return explanation
-    return None
-
-
-def _tiny_implementation(base: str) -> tuple[str, str]:
-    """A tiny implementation in a new directory under ``base``, readable by everyone, with its
-    .manifest, as 0install leaves one before calling the helper. Returns (directory, digest)."""
-    from core.manifest import generate_manifest, hash_manifest
-
-    work = tempfile.mkdtemp(prefix="zeroinstall-admin-selftest-", dir=base)
-    os.chmod(work, 0o755)
-    impl = os.path.join(work, "impl")
-    os.mkdir(impl, 0o755)
-    os.chmod(impl, 0o755)
-    with open(os.path.join(impl, "README"), "w") as f:
-        f.write(f"Zero Install Admin self-test {secrets.token_hex(16)}\n")
-    os.chmod(os.path.join(impl, "README"), 0o644)
-    manifest = generate_manifest(impl, "sha256new")
-    with open(os.path.join(impl, ".manifest"), "wb") as f:
-        f.write(manifest)
-    os.chmod(os.path.join(impl, ".manifest"), 0o644)
-    return impl, "sha256new_" + hash_manifest("sha256new", manifest)
-
-
-@dataclass
-class _AsUser:
-    """How to run a program as the user doing the test: ourselves, or a throwaway user (as root)."""
-
-    name: str
-    uid: int
-    gid: int
-    env: dict[str, str]
-    prefix: list[str]
-    cleanup: Callable[[], None] | None = None
-
-
-def _throwaway_user(log: list[str]) -> _AsUser:
-    name = "zia-selftest-" + secrets.token_hex(3)
-    useradd = rh.find_program("useradd")
-    proc = subprocess.run(
-        [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-         "--shell", rh.NOLOGIN, name],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        raise rh.HelperError(f"could not create a throwaway user: {proc.stderr.strip()}")
-    log.append(f"created the throwaway user {name}")
-    import pwd
-
-    pw = pwd.getpwnam(name)
-
-    def remove() -> None:
-        userdel = rh.find_program("userdel")
-        subprocess.run([userdel, name], capture_output=True, timeout=60, check=False)
-        log.append(f"removed the throwaway user {name}")
-
-    setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/nonexistent", "USER": name,
-           "LOGNAME": name, "LANG": "C.UTF-8"}  # fmt: skip
-    prefix = [setpriv, f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups", "--"]
-    return _AsUser(name, pw.pw_uid, pw.pw_gid, env, prefix, remove)
-
-
-def run_self_test(
-    *,
-    env: Mapping[str, str] | None = None,
-    remove: Callable[[str, str], tuple[bool, str]] | None = None,
-    on_progress: Callable[[str], None] | None = None,
-) -> SelfTestResult:
-    """Prove that sharing works the way 0install uses it, on the real system.
-
-    As an ordinary user (this process's, or a throwaway system user when run as root): build a tiny
-    implementation, run ``0store-secure-add-helper DIGEST`` found on that user's PATH from its
-    directory with stdin from /dev/null, check the entry landed in the shared store owned by
-    zeroinst and verifies, then remove it with ``remove(store, digest) -> (ok, message)``
-    (default: the helper's remove-implementation verb through :mod:`core.elevate`).
-    """
-    log: list[str] = []
-
-    def say(text: str) -> None:
-        log.append(text)
-        if on_progress:
-            on_progress(text)
-
-    import dataclasses
-    import time
-
-    if os.geteuid() == 0:
-        try:
-            user = _throwaway_user(log)
-        except rh.HelperError as exc:
-            return SelfTestResult(False, str(exc), log, when=time.time())
-    else:
-        import pwd
-
-        me = pwd.getpwuid(os.getuid())
-        user = _AsUser(me.pw_name, os.getuid(), os.getgid(), dict(env or os.environ), [])
-    try:
-        result = _self_test_as(user, say, log, remove)
-    finally:
-        if user.cleanup:
-            user.cleanup()
-    # Taken after the throwaway user is gone: it is not part of the configuration.
-    return dataclasses.replace(result, fingerprint=fingerprint("/"), when=time.time())
-
-
-def _self_test_as(
-    user: _AsUser,
-    say: Callable[[str], None],
-    log: list[str],
-    remove: Callable[[str, str], tuple[bool, str]] | None,
-) -> SelfTestResult:
-    from core.manifest import ManifestError, manifest_digest
-
-    helper = shutil.which("0store-secure-add-helper", path=user.env.get("PATH", ""))
-    if helper is None:
-        return SelfTestResult(
-            False,
-            f"0store-secure-add-helper is not on {user.name}'s PATH ({user.env.get('PATH', '')}): "
-            "0install would silently keep every download in the user's own cache. Install the "
-            "helper script and make sure /usr/local/bin is on the PATH users get.", log,
-            user=user.name,
-        )  # fmt: skip
-    # In /tmp, not $TMPDIR: zeroinst must be able to reach it (a per-user runtime dir is 0700).
-    work = tempfile.mkdtemp(prefix="zeroinstall-admin-selftest-",
-                            dir="/tmp" if os.path.isdir("/tmp") else None)  # fmt: skip
-    os.chmod(work, 0o755)
-    try:
-        impl, digest = _tiny_implementation(work)
-        if user.uid != os.getuid():
-            for dirpath, _dirs, files in os.walk(work):
-                os.chown(dirpath, user.uid, user.gid)
-                for f in files:
-                    os.chown(os.path.join(dirpath, f), user.uid, user.gid)
-        say(f"built a tiny implementation {digest} as {user.name}")
-        say(f"running {helper} {digest} from its directory, stdin /dev/null")
-        # 0install plants these canaries when it calls the helper: 0store-secure-add refuses to
-        # run if sudo let them through (env_reset and always_set_home missing or overridden).
-        env = {**user.env, "ENV_NOT_CLEARED": "Unclean", "HOME": "Unclean"}
-        try:
-            proc = subprocess.run(
-                [*user.prefix, helper, digest], cwd=impl, env=env,
-                stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-                timeout=SELF_TEST_TIMEOUT_S, check=False,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            return SelfTestResult(
-                False,
-                f"{helper} did not finish in {SELF_TEST_TIMEOUT_S} s "
-                "(is sudo waiting for a password?).",
-                log,
-                digest,
-                user.name,
-            )
-        output = (proc.stderr + proc.stdout).strip()
-        if output:
-            say("it said: " + " | ".join(output.splitlines()[-4:]))
-        if proc.returncode != 0:
-            why = explain(output) or f"the helper failed (exit {proc.returncode})."
-            first = output.splitlines()[-1] if output else ""
-            return SelfTestResult(False, f"Adding failed: {why}" + (f" ({first})" if first else ""),
-                                  log, digest, user.name)  # fmt: skip
-        target = os.path.join(rh.SHARED_STORE, digest)
-        account = rh.read_account(rh.SYSTEM_USER)
-        try:
-            st = os.lstat(target)
-        except OSError:
-            return SelfTestResult(
-                False,
-                f"The helper succeeded but {target} does not exist: is "
-                "the shared store configured elsewhere?",
-                log,
-                digest,
-                user.name,
-            )
-        if not stat.S_ISDIR(st.st_mode) or account is None or st.st_uid != account.uid:
-            return SelfTestResult(
-                False,
-                f"{target} is not a directory owned by {rh.SYSTEM_USER} (uid {st.st_uid}).",
-                log,
-                digest,
-                user.name,
-            )
-        say(f"{target} exists, owned by {rh.SYSTEM_USER}")
-        try:
-            actual = manifest_digest(target, "sha256new").name
-        except ManifestError as exc:
-            actual = f"unreadable: {exc}"
-        if actual != digest:
-            return SelfTestResult(False, f"{target} does not verify ({actual}).", log, digest,
-                                  user.name)  # fmt: skip
-        say("its contents verify against the digest")
-        if remove is None:
-            from core import elevate
-
-            def remove(store: str, name: str) -> tuple[bool, str]:
-                outcome = elevate.run_helper("remove-implementation", store, name)
-                return outcome.ok, outcome.message
-
-        ok, message = remove(rh.SHARED_STORE, digest)
-        say(("removed it: " if ok else "could not remove it: ") + message)
-        tail = "" if ok else f" The test entry is still there (harmless): {message}"
-        return SelfTestResult(
-            True, f"Sharing works: {user.name} added {digest[:22]}… through "
-            f"0store-secure-add-helper and it arrived in the shared cache, owned by "
-            f"{rh.SYSTEM_USER}, verified.{tail}", log, digest, user.name,
-        )  # fmt: skip
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

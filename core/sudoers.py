@@ -8,8 +8,9 @@ contain a ``.``). Among the rules that match, the last one wins; Defaults apply 
 ``@host``, ``:user``, ``>runas`` and ``!command`` ones, each group in file order. This module
 follows exactly that, far enough to answer one question and say which line answers it: is there a
 rule, does it need a password, and does sudo clear the environment and set HOME for zeroinst
-(0store-secure-add refuses to run otherwise). Everything is read under a ``root`` prefix; include
-paths are resolved inside it, never outside.
+(0store-secure-add refuses to run otherwise), and why not, in words. Everything is read under a
+``root`` prefix; include paths are resolved inside it, never outside. Beside the files: the errors
+visudo finds, what ``sudo -l`` itself says (as root), and where else sudo reads rules.
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import shutil
+import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from core import root_helper as rh
 
 MAX_DEPTH = rh.SUDOERS_MAX_DEPTH
 
-ORDINARY = "an ordinary user"
-"""How the imagined user (any account without a rule of its own) is named in messages."""
+NSSWITCH = "/etc/nsswitch.conf"
+ORDINARY_USER = "nobody"
+"""The account whose sudo rights stand for an ordinary user's in ``sudo -l -U`` (as root)."""
 
 
 @dataclass(frozen=True)
@@ -68,24 +73,31 @@ _INCLUDE_RE = rh.SUDOERS_INCLUDE_RE  # the helper's own check reads includes the
 _UID_HASH = re.compile(r"#-?\d")
 
 
+def _pieces(text: str) -> Iterator[tuple[int, str, bool]]:
+    """sudoers' quoting, read once for comments and lists: each character of ``text`` (a backslash
+    with the character it escapes as one piece), its index, and whether it is outside double
+    quotes."""
+    i = 0
+    outside = True
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text):
+            yield i, text[i : i + 2], outside
+            i += 2
+            continue
+        yield i, text[i], outside
+        if text[i] == '"':
+            outside = not outside
+        i += 1
+
+
 def _strip_comment(line: str) -> str:
     """The line without its comment: '#' starts one except in '#include...' (handled before) or
     where it names a uid ('#1000') or a gid ('%#1000')."""
     out = []
-    i = 0
-    quoted = False
-    while i < len(line):
-        c = line[i]
-        if c == "\\" and i + 1 < len(line):
-            out.append(line[i : i + 2])
-            i += 2
-            continue
-        if c == '"':
-            quoted = not quoted
-        elif c == "#" and not quoted and not _UID_HASH.match(line, i):
+    for i, piece, outside in _pieces(line):
+        if piece == "#" and outside and not _UID_HASH.match(line, i):
             break
-        out.append(c)
-        i += 1
+        out.append(piece)
     return "".join(out).rstrip()
 
 
@@ -191,26 +203,19 @@ def _read_file(
 
 def _split(text: str, sep: str = ",") -> list[str]:
     """Split on ``sep`` outside quotes and parentheses, honouring backslash escapes."""
-    parts, current, depth, quoted, i = [], [], 0, False, 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text):
-            current.append(text[i : i + 2])
-            i += 2
-            continue
-        if c == '"':
-            quoted = not quoted
-        elif not quoted and c == "(":
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for _, piece, outside in _pieces(text):
+        if outside and piece == "(":
             depth += 1
-        elif not quoted and c == ")":
+        elif outside and piece == ")":
             depth = max(0, depth - 1)
-        elif not quoted and depth == 0 and c == sep:
+        elif outside and depth == 0 and piece == sep:
             parts.append("".join(current).strip())
             current = []
-            i += 1
             continue
-        current.append(c)
-        i += 1
+        current.append(piece)
     parts.append("".join(current).strip())
     return [p for p in parts if p]
 
@@ -432,33 +437,37 @@ class Verdict:
         )
 
 
-def evaluate(config: Config, target: Target) -> Verdict:
-    rules, defaults, aliases = parse(config)
-    host_one, runas_one, cmnd_one = (
-        _host_match(target),
-        _runas_match(target),
-        _command_match(target),
-    )
+_SETTINGS = {"env_reset": True, "always_set_home": False, "authenticate": True,
+             "requiretty": False, "keep_home": False}  # fmt: skip
+"""The settings that matter here, as sudo has them without Defaults (keep_home: HOME is in
+env_keep)."""
+_DEFAULTS_ORDER = {"": 0, "@": 1, ":": 2, ">": 3, "!": 4}
+
+
+def _defaults_apply(d: Default, target: Target, aliases) -> bool:
+    """Whether a Defaults line is in force for ``target`` (a generic one always is)."""
+    if d.kind == "@":
+        return bool(_list_match(d.targets, _host_match(target), aliases, "host"))
+    if d.kind == ":":
+        return bool(_list_match(d.targets, _user_match, aliases, "user"))
+    if d.kind == ">":
+        return bool(_list_match(d.targets, _runas_match(target), aliases, "runas"))
+    if d.kind == "!":
+        return bool(_list_match(d.targets, _command_match(target), aliases, "cmnd"))
+    return True
+
+
+def _settings_in_force(
+    defaults: list[Default], target: Target, aliases
+) -> dict[str, tuple[bool, Entry | None]]:
+    """Each setting of :data:`_SETTINGS` for ``target``, with the Defaults line that set it last
+    (None: sudo's own default). Generic Defaults apply first, then @host, :user, >runas and
+    !command ones, each group in file order."""
     settings: dict[str, tuple[bool, Entry | None]] = {
-        "env_reset": (True, None), "always_set_home": (False, None),
-        "authenticate": (True, None), "requiretty": (False, None), "keep_home": (False, None),
-    }  # fmt: skip
-    order = {"": 0, "@": 1, ":": 2, ">": 3, "!": 4}
-    applicable = []
-    for d in defaults:
-        if d.kind == "@":
-            ok = _list_match(d.targets, host_one, aliases, "host")
-        elif d.kind == ":":
-            ok = _list_match(d.targets, _user_match, aliases, "user")
-        elif d.kind == ">":
-            ok = _list_match(d.targets, runas_one, aliases, "runas")
-        elif d.kind == "!":
-            ok = _list_match(d.targets, cmnd_one, aliases, "cmnd")
-        else:
-            ok = True
-        if ok:
-            applicable.append(d)
-    applicable.sort(key=lambda d: order[d.kind])  # stable: file order within each kind
+        name: (value, None) for name, value in _SETTINGS.items()
+    }
+    applicable = [d for d in defaults if _defaults_apply(d, target, aliases)]
+    applicable.sort(key=lambda d: _DEFAULTS_ORDER[d.kind])  # stable: file order within each kind
     for d in applicable:
         for setting in d.settings:
             sm = _SETTING_RE.match(setting)
@@ -476,6 +485,19 @@ def evaluate(config: Config, target: Target) -> Verdict:
                     settings["keep_home"] = (True, d.entry)
                 elif op == "=":
                     settings["keep_home"] = (False, d.entry)
+    return settings
+
+
+def _deciding_rule(
+    rules: list[Rule], target: Target, aliases
+) -> tuple[Rule | None, bool, list[Rule]]:
+    """(the last rule for every user that matches ``target``: it decides, whether it allows,
+    the NOPASSWD rules that grant it to some named users or groups only)."""
+    host_one, runas_one, cmnd_one = (
+        _host_match(target),
+        _runas_match(target),
+        _command_match(target),
+    )
     deciding: Rule | None = None
     allowed = False
     others: list[Rule] = []
@@ -492,6 +514,14 @@ def evaluate(config: Config, target: Target) -> Verdict:
             deciding, allowed = rule, bool(cmd)
         elif cmd and rule.nopasswd:
             others.append(rule)
+    return deciding, allowed, others
+
+
+def evaluate(config: Config, target: Target) -> Verdict:
+    """What sudo does for ``target``: the rule that decides and the Defaults in force."""
+    rules, defaults, aliases = parse(config)
+    settings = _settings_in_force(defaults, target, aliases)
+    deciding, allowed, others = _deciding_rule(rules, target, aliases)
     authenticate = settings["authenticate"][0]
     if deciding is not None and deciding.nopasswd is not None:
         nopasswd = deciding.nopasswd
@@ -515,6 +545,35 @@ def evaluate(config: Config, target: Target) -> Verdict:
                 blocking.append(entry)
     return Verdict(allowed, allowed and nopasswd, deciding, env_reset, home_set, requiretty,
                    sorted(set(used), key=used.index), others, blocking)  # fmt: skip
+
+
+def why_not(verdict: Verdict, program: str) -> str:
+    """Why an ordinary user cannot run ``program`` as zeroinst the way 0install does."""
+    reasons = []
+    if verdict.rule is None:
+        reasons.append(f"no sudoers rule lets every user run {program} as {rh.SYSTEM_USER}")
+    elif not verdict.allowed:
+        reasons.append(f"the last matching rule, {verdict.rule.entry.where}, forbids it: "
+                       f"{verdict.rule.entry.text}")  # fmt: skip
+    elif not verdict.nopasswd:
+        reasons.append(f"the last matching rule, {verdict.rule.entry.where}, asks for a password "
+                       f"(the last match wins): {verdict.rule.entry.text}")  # fmt: skip
+    if not verdict.env_reset:
+        reasons.append("env_reset is off for zeroinst (0store-secure-add then refuses: "
+                       "'Environment not cleared')")  # fmt: skip
+    elif not verdict.home_set:
+        reasons.append("sudo keeps the user's HOME (0store-secure-add then refuses: "
+                       "'$HOME not set'); always_set_home is needed")  # fmt: skip
+    if verdict.requiretty:
+        reasons.append("requiretty is on (0install runs the helper without a terminal)")
+    if verdict.others:
+        reasons.append("only some users may: " + "; ".join(
+            f"{r.entry.where}: {r.entry.text}" for r in verdict.others))  # fmt: skip
+    settings = [e for e in verdict.blocking if verdict.rule is None or e != verdict.rule.entry]
+    text = "; ".join(reasons)
+    if settings:
+        text += " (" + "; ".join(f"{e.where}: {e.text}" for e in settings) + ")"
+    return text
 
 
 def with_dropin(config: Config, path: str, text: str) -> Config | None:
@@ -555,3 +614,57 @@ def target_for(root: str, program: str) -> Target:
         pass
     return Target(program, rh.SYSTEM_USER, account.uid if account else None, frozenset(groups),
                   _hostname(root))  # fmt: skip
+
+
+# --- beyond reading the files: what visudo and sudo say, other rule sources ---------------------
+
+
+def broken_files(root: str, config: Config) -> list[str]:
+    """Readable sudoers files (other than /etc/sudoers) that visudo finds errors in: "FILE: why".
+    sudo 1.9 skips the bad line and warns every user who runs it."""
+    problems: list[str] = []
+    for path in config.files:
+        if path == rh.SUDOERS_MAIN or path in config.unreadable:
+            continue
+        full = config.real.get(path, rh.under(root, path))
+        try:
+            message = rh.visudo_check(full)
+        except rh.HelperError:
+            return problems
+        if message:
+            problems.append(f"{path}: {message.replace(full, path)}")
+    return problems
+
+
+def sudo_lists(root: str, program: str) -> bool | None:
+    """As root on the real system, what sudo itself says: may an ordinary user run ``program``
+    as zeroinst (``sudo -n -l -U nobody -u zeroinst PROGRAM``, exit 0)? None elsewhere (a fake
+    root, an ordinary user, no sudo): the files are all there is."""
+    if os.path.realpath(root) != "/" or os.geteuid() != 0:
+        return None
+    sudo = shutil.which("sudo", path="/usr/bin:/bin")
+    if sudo is None or rh.read_account(ORDINARY_USER) is None:
+        return None
+    try:
+        proc = subprocess.run(
+            [sudo, "-n", "-l", "-U", ORDINARY_USER, "-u", rh.SYSTEM_USER, program],
+            capture_output=True, text=True, timeout=30, check=False, stdin=subprocess.DEVNULL,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.returncode == 0
+
+
+def other_sources(root: str) -> list[str]:
+    """Where sudo reads rules besides the files ("sss", "ldap"), from its nsswitch.conf line."""
+    try:
+        with open(rh.under(root, NSSWITCH), encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        text = ""
+    m = re.search(r"^\s*sudoers\s*:\s*(.*)$", text, re.MULTILINE)
+    if m is None:
+        return []
+    sources = re.sub(r"\[[^]]*\]", " ", m.group(1).split("#", 1)[0]).split()
+    return [s for s in sources if s != "files"]

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import elevate, sharing
+from core import elevate, self_test, sharing
 from gui.workers import Starter, Worker
 
 STATE_STYLE = {
@@ -119,6 +119,25 @@ class SharingPage(QWidget):
         if root:
             intro.setText(intro.text() + f" Showing the fake root {root}.")
 
+        buttons = self._build_buttons()
+        self.notice = notice_label(self)
+        scroll = self._build_rows()
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 12, 12, 12)
+        layout.addWidget(heading)
+        layout.addWidget(intro)
+        layout.addWidget(self.summary)
+        layout.addLayout(buttons)
+        layout.addWidget(self.notice)
+        layout.addWidget(scroll, 1)
+
+        self._build_actions()
+        self._set_busy(False)
+        self.summary.setText("Checking each step…")
+
+    def _build_buttons(self) -> QHBoxLayout:
+        """Enable, self-test, disable and export on the left, Refresh on the right."""
         self.enable_button = QPushButton("Enable sharing…", self)
         self.enable_button.setDefault(True)
         self.enable_button.clicked.connect(self.open_wizard)
@@ -139,9 +158,10 @@ class SharingPage(QWidget):
             buttons.addWidget(b)
         buttons.addStretch(1)
         buttons.addWidget(self.refresh_button)
+        return buttons
 
-        self.notice = notice_label(self)
-
+    def _build_rows(self) -> QScrollArea:
+        """The grid the steps fill (:meth:`show_steps`), scrolling."""
         self.rows_widget = QWidget(self)
         self.grid = QGridLayout(self.rows_widget)
         self.grid.setColumnStretch(2, 1)
@@ -151,16 +171,10 @@ class SharingPage(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(self.rows_widget)
+        return scroll
 
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 12, 12, 12)
-        layout.addWidget(heading)
-        layout.addWidget(intro)
-        layout.addWidget(self.summary)
-        layout.addLayout(buttons)
-        layout.addWidget(self.notice)
-        layout.addWidget(scroll, 1)
-
+    def _build_actions(self) -> None:
+        """The page's menu entries (:meth:`menu_actions`), the same slots as the buttons."""
         self._refresh_action = QAction("&Refresh sharing status", self)
         self._refresh_action.setShortcut(QKeySequence.StandardKey.Refresh)
         self._refresh_action.triggered.connect(self.refresh)
@@ -170,8 +184,6 @@ class SharingPage(QWidget):
         self._test_action.triggered.connect(self.run_self_test)
         self._disable_action = QAction("&Disable sharing…", self)
         self._disable_action.triggered.connect(self.confirm_disable)
-        self._set_busy(False)
-        self.summary.setText("Checking each step…")
 
     # --- page protocol ----------------------------------------------------------------------
 
@@ -337,7 +349,7 @@ class SharingPage(QWidget):
 
     def run_self_test(self) -> None:
         self.show_notice("Running the self-test as an ordinary user…")
-        self._run("self-test", sharing.run_self_test, self._self_test_done)
+        self._run("self-test", self_test.run_self_test, self._self_test_done)
 
     def _self_test_done(self, result: object) -> None:
         assert isinstance(result, sharing.SelfTestResult)

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from core import elevate, sharing
+from core import elevate, self_test, sharing
 from gui.sharing_page import notice_label, state_badge
 from gui.workers import Starter, Worker
 
@@ -274,7 +274,7 @@ class SelfTestPage(QWizardPage):
             self.run_button.setText("Run it again")
             self._wizard.selfTestFinished.emit(result)
 
-        self._wizard.run("self-test", sharing.run_self_test, done)
+        self._wizard.run("self-test", self_test.run_self_test, done)
 
 
 class SharingWizard(QWizard):

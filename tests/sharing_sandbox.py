@@ -124,7 +124,7 @@ def main(argv: list[str]) -> int:
     scenario, work = argv
     fresh = scenario in ("fresh", "override", "no-env-reset", "script", "ansible", "ansible-check")
     enter_sandbox(work, fresh=fresh)
-    from core import root_helper, sharing
+    from core import root_helper, self_test, sharing
 
     result: dict[str, object] = {}
     result["before"] = {s.key: s.state for s in sharing.detect("/")}
@@ -209,7 +209,7 @@ def main(argv: list[str]) -> int:
         done = root_helper.run_verb("remove-implementation", [store, name])
         return True, done
 
-    test = sharing.run_self_test(remove=remove)
+    test = self_test.run_self_test(remove=remove)
     result["self_test"] = {"passed": test.passed, "summary": test.summary, "log": test.log,
                            "user": test.user, "digest": test.digest}  # fmt: skip
     result["removed"] = removed
