@@ -81,160 +81,143 @@ def judge(
     policy = policy or Policy()
     now = time.time() if now is None else now
     modes = dict(atime_modes or {})
-
-    def mode_of(entry: Entry) -> str:
-        path = entry.store.path
-        if path not in modes:
-            modes[path] = atime_mode(path)
-        return modes[path]
-
-    newest: dict[str, set[str]] = {}
-    if policy.keep > 0:
-        by_feed: dict[str, list[Entry]] = {}
-        for e in entries:
-            if e.kind == "implementation" and e.feed is not None:
-                by_feed.setdefault(e.feed.feed_url, []).append(e)
-        for url, group in by_feed.items():
-            versions = sorted({e.version for e in group}, key=version_key, reverse=True)
-            newest[url] = set(versions[: policy.keep])
-
+    newest = _newest_versions(entries, policy.keep)
     out: list[Verdict] = []
     for e in entries:
         in_use = evidence.in_use(e)
         last = e.usage.last_used if e.usage is not None else None
         if e.kind == "suspicious":
-            reasons = [f"suspicious: {e.reason}"]
-            if in_use:
-                out.append(Verdict(e, "keep", in_use + reasons, last))
-            else:
-                reasons.append("moved out of the store for inspection, not deleted")
-                out.append(Verdict(e, "quarantine", reasons, last))
-            continue
-        if e.kind == "unknown":
-            out.append(
-                Verdict(
-                    e,
-                    "keep",
-                    [
-                        f"not 0install's ({e.reason}); left alone: delete it by hand if you "
-                        "know what it is"
-                    ],
-                    last,
-                )
-            )
-            continue
-        if e.kind == "temporary":
-            try:
-                st = os.lstat(e.path)
-                changed = max(st.st_mtime, last or 0.0)  # (ctime moves on any chmod)
-            except OSError:
-                changed = now
-            age = now - changed
-            if in_use:
-                out.append(Verdict(e, "keep", in_use, last))
-            elif e.name.startswith(REMOVAL_PREFIX):
-                origin = removal_origin(e.name)
-                of = f" of {display_text(origin)}" if origin else ""
-                out.append(
-                    Verdict(
-                        e,
-                        "remove",
-                        [
-                            (
-                                f"the rest of an interrupted removal{of} by this app (renamed "
-                                "before deletion)"
-                            )
-                        ],
-                        last,
-                    )
-                )
-            elif age < policy.temp_days * DAY:
-                out.append(
-                    Verdict(
-                        e,
-                        "keep",
-                        [
-                            f"a temporary directory changed {ago_text(age)}: a 0install may "
-                            "still fill it"
-                        ],
-                        last,
-                    )
-                )
-            else:
-                out.append(
-                    Verdict(
-                        e,
-                        "remove",
-                        [
-                            f"a leftover temporary directory, unchanged for {gap_text(age)}",
-                            e.reason,
-                        ],
-                        last,
-                    )
-                )
-            continue
-        # An implementation.
-        rooted = evidence.rooted(e)
-        if in_use or rooted:
-            out.append(Verdict(e, "keep", in_use + rooted, last))
-            continue
-        feed = e.feed
-        if feed is not None and e.version in newest.get(feed.feed_url, ()):
+            out.append(_judge_suspicious(e, in_use, last))
+        elif e.kind == "unknown":
             why = (
-                f"one of the {policy.keep} newest cached versions of {feed.feed_name} (kept by "
-                "the keep-newest setting)"
+                f"not 0install's ({e.reason}); left alone: delete it by hand if you know what it is"
             )
             out.append(Verdict(e, "keep", [why], last))
-            continue
-        mode = mode_of(e)
-        owner = (
-            f"an older version of {e.feed.feed_name}"
-            if e.feed is not None
-            else "(unowned): no cached feed lists it"
-        )
-        if policy.older_than_days > 0:
-            if mode in ("noatime", "ro") or not e.atime_reliable:
-                why = (
-                    f"last use unknown: its store's filesystem is mounted {mode}, so access times "
-                    "are not recorded (an age limit of 0 days cleans regardless of age)"
-                )
-                out.append(Verdict(e, "keep", [why], None))
-                continue
-            if e.usage is None:
-                out.append(Verdict(e, "keep", ["not measured yet: last use unknown"], None))
-                continue
-            when = last if last is not None else e.added
-            age = now - when
-            if age < policy.older_than_days * DAY:
-                out.append(
-                    Verdict(
-                        e,
-                        "keep",
-                        [f"used {ago_text(age)} (newer than {policy.older_than_days:g} days)"],
-                        last,
-                    )
-                )
-                continue
-            precision = " (to the day: relatime)" if mode == "relatime" else ""
-            used = (
-                f"not used for {gap_text(age)}: last access {_day(when)}{precision}"
-                if last is not None
-                else f"no file inside was ever read; added {_day(when)}"
-            )
+        elif e.kind == "temporary":
+            out.append(_judge_temporary(e, in_use, last, policy, now))
         else:
-            used = "any age (the age limit is 0 days)"
-        verdict = Verdict(
-            e, "remove", [used, "no app selection, pin or running process uses it", owner], last
-        )
-        if e.store.kind == "system" and not evidence.every_home_read:
-            # 0install for Windows' `update-all --clean` deletes what other users still need.
-            verdict.doubt = (
-                "in a shared store, and other users' apps could not all be read: not chosen "
-                "unless you choose it (run as root to read every user's apps)"
-            )
-            verdict.reasons.append(verdict.doubt)
-        out.append(verdict)
+            rooted = evidence.rooted(e)
+            if in_use or rooted:
+                out.append(Verdict(e, "keep", in_use + rooted, last))
+            else:
+                out.append(_judge_unused(e, evidence, last, policy, now, newest, modes))
     return out
+
+
+def _newest_versions(entries: Sequence[Entry], keep: int) -> dict[str, set[str]]:
+    """{feed URL: its ``keep`` newest versions among the cached implementations}."""
+    if keep <= 0:
+        return {}
+    by_feed: dict[str, list[Entry]] = {}
+    for e in entries:
+        if e.kind == "implementation" and e.feed is not None:
+            by_feed.setdefault(e.feed.feed_url, []).append(e)
+    newest: dict[str, set[str]] = {}
+    for url, group in by_feed.items():
+        versions = sorted({e.version for e in group}, key=version_key, reverse=True)
+        newest[url] = set(versions[:keep])
+    return newest
+
+
+def _judge_suspicious(e: Entry, in_use: list[str], last: float | None) -> Verdict:
+    reasons = [f"suspicious: {e.reason}"]
+    if in_use:
+        return Verdict(e, "keep", in_use + reasons, last)
+    reasons.append("moved out of the store for inspection, not deleted")
+    return Verdict(e, "quarantine", reasons, last)
+
+
+def _judge_temporary(
+    e: Entry, in_use: list[str], last: float | None, policy: Policy, now: float
+) -> Verdict:
+    """A tmp-* directory: the rest of this app's interrupted removal, a 0install download still
+    being filled, or a leftover nobody will finish."""
+    try:
+        st = os.lstat(e.path)
+        changed = max(st.st_mtime, last or 0.0)  # (ctime moves on any chmod)
+    except OSError:
+        changed = now
+    age = now - changed
+    if in_use:
+        return Verdict(e, "keep", in_use, last)
+    if e.name.startswith(REMOVAL_PREFIX):
+        origin = removal_origin(e.name)
+        of = f" of {display_text(origin)}" if origin else ""
+        why = f"the rest of an interrupted removal{of} by this app (renamed before deletion)"
+        return Verdict(e, "remove", [why], last)
+    if age < policy.temp_days * DAY:
+        why = f"a temporary directory changed {ago_text(age)}: a 0install may still fill it"
+        return Verdict(e, "keep", [why], last)
+    why = f"a leftover temporary directory, unchanged for {gap_text(age)}"
+    return Verdict(e, "remove", [why, e.reason], last)
+
+
+def _judge_unused(
+    e: Entry,
+    evidence: Evidence,
+    last: float | None,
+    policy: Policy,
+    now: float,
+    newest: Mapping[str, set[str]],
+    modes: dict[str, str],
+) -> Verdict:
+    """An implementation nothing uses or roots: kept by the keep-newest setting or for its age,
+    else a candidate (with a doubt when other users' apps could not all be read)."""
+    feed = e.feed
+    if feed is not None and e.version in newest.get(feed.feed_url, ()):
+        why = (
+            f"one of the {policy.keep} newest cached versions of {feed.feed_name} (kept by "
+            "the keep-newest setting)"
+        )
+        return Verdict(e, "keep", [why], last)
+    if policy.older_than_days > 0:
+        if e.store.path not in modes:
+            modes[e.store.path] = atime_mode(e.store.path)
+        used = _unused_for(e, last, policy, now, modes[e.store.path])
+        if isinstance(used, Verdict):
+            return used
+    else:
+        used = "any age (the age limit is 0 days)"
+    owner = (
+        f"an older version of {feed.feed_name}"
+        if feed is not None
+        else "(unowned): no cached feed lists it"
+    )
+    verdict = Verdict(
+        e, "remove", [used, "no app selection, pin or running process uses it", owner], last
+    )
+    if e.store.kind == "system" and not evidence.every_home_read:
+        # 0install for Windows' `update-all --clean` deletes what other users still need.
+        verdict.doubt = (
+            "in a shared store, and other users' apps could not all be read: not chosen "
+            "unless you choose it (run as root to read every user's apps)"
+        )
+        verdict.reasons.append(verdict.doubt)
+    return verdict
+
+
+def _unused_for(
+    e: Entry, last: float | None, policy: Policy, now: float, mode: str
+) -> Verdict | str:
+    """How long the entry went unused, when that is older than the age limit; else the verdict
+    that keeps it (used recently, or its last use cannot be known)."""
+    if mode in ("noatime", "ro") or not e.atime_reliable:
+        why = (
+            f"last use unknown: its store's filesystem is mounted {mode}, so access times "
+            "are not recorded (an age limit of 0 days cleans regardless of age)"
+        )
+        return Verdict(e, "keep", [why], None)
+    if e.usage is None:
+        return Verdict(e, "keep", ["not measured yet: last use unknown"], None)
+    when = last if last is not None else e.added
+    age = now - when
+    if age < policy.older_than_days * DAY:
+        why = f"used {ago_text(age)} (newer than {policy.older_than_days:g} days)"
+        return Verdict(e, "keep", [why], last)
+    precision = " (to the day: relatime)" if mode == "relatime" else ""
+    if last is None:
+        return f"no file inside was ever read; added {_day(when)}"
+    return f"not used for {gap_text(age)}: last access {_day(when)}{precision}"
 
 
 # --- space that comes back ------------------------------------------------------------------------
@@ -607,68 +590,17 @@ def remove(
             # A long run (authorising, big trees): look again, so "right before" stays true.
             fresh = recheck()
             checked_at = time.monotonic()
-        reasons: list[str] = []
-        if fresh is not None:
-            reasons = fresh.in_use(entry)
-            if verdict.action == "remove" and entry.kind == "implementation":
-                reasons += fresh.rooted(entry)
         origin = removal_origin(entry.name) if entry.kind == "temporary" else None
         intent = _intent(verdict, origin, path)
-        used = None if reasons else _used_since(verdict)
-        if reasons:
-            outcome = Outcome(verdict, False, "skipped", "now in use: " + "; ".join(reasons))
-        elif used is not None:
-            when = time.strftime("%H:%M:%S", time.localtime(used))
-            outcome = Outcome(
-                verdict,
-                False,
-                "skipped",
-                f"used just now: a file in it was read at {when}, after it was chosen; it is kept",
-            )
-        elif not os.path.lexists(entry.path):
-            outcome = Outcome(verdict, False, "skipped", "it is gone already")
-        else:
+        outcome = _last_look(verdict, fresh)
+        if outcome is None:
             fp = verdict.footprint or footprint(entry.path)
             problem = actionlog.record([intent], path)
             if problem:
                 problems.append(problem)
-            try:
-                act = here if may_act_here(entry) else privileged
-                detail = act(verdict)
-                if verdict.action == "quarantine":
-                    outcome = Outcome(verdict, True, "quarantined", detail, 0, fp.disk)
-                else:
-                    outcome = Outcome(verdict, True, "removed", detail, fp.disk)
-            except HelperUnavailable as exc:
-                outcome = Outcome(verdict, False, "failed", str(exc))
-            except Exception as exc:  # noqa: BLE001 - one entry failing must not stop the rest
-                outcome = Outcome(verdict, False, "failed", _failure(verdict, exc))
-            if outcome.ok and os.path.lexists(entry.path):
-                outcome = Outcome(
-                    verdict,
-                    False,
-                    "failed",
-                    "it is still there after removal; check it, then clean up again",
-                )
+            outcome = _act(verdict, fp, may_act_here, here, privileged)
         outcomes.append(outcome)
-        detail = outcome.message
-        if origin is not None and outcome.ok:
-            detail = f"finished an interrupted removal (it was renamed {entry.name})"
-        problem = actionlog.record(
-            [
-                actionlog.Record(
-                    action=outcome.action,
-                    store=entry.store.path,
-                    entry=intent.entry,
-                    program=intent.program,
-                    version=intent.version,
-                    size=outcome.size,
-                    reasons=list(verdict.reasons) if origin is None else intent.reasons,
-                    detail=detail,
-                )
-            ],
-            path,
-        )
+        problem = actionlog.record([_done(outcome, intent, origin)], path)
         if problem:
             problems.append(problem)
         if on_progress is not None:
@@ -677,6 +609,76 @@ def remove(
         last = outcomes[-1]
         last.message = (last.message + "; " if last.message else "") + problems[-1]
     return outcomes
+
+
+def _last_look(verdict: Verdict, fresh: Evidence | None) -> Outcome | None:
+    """Why the entry is skipped after all (in use or rooted by now, read since it was judged, or
+    gone), or None to go ahead."""
+    entry = verdict.entry
+    reasons: list[str] = []
+    if fresh is not None:
+        reasons = fresh.in_use(entry)
+        if verdict.action == "remove" and entry.kind == "implementation":
+            reasons += fresh.rooted(entry)
+    if reasons:
+        return Outcome(verdict, False, "skipped", "now in use: " + "; ".join(reasons))
+    used = _used_since(verdict)
+    if used is not None:
+        when = time.strftime("%H:%M:%S", time.localtime(used))
+        return Outcome(
+            verdict,
+            False,
+            "skipped",
+            f"used just now: a file in it was read at {when}, after it was chosen; it is kept",
+        )
+    if not os.path.lexists(entry.path):
+        return Outcome(verdict, False, "skipped", "it is gone already")
+    return None
+
+
+def _act(
+    verdict: Verdict,
+    fp: Footprint,
+    may_act_here: Callable[[Entry], bool],
+    here: Actor,
+    privileged: Actor,
+) -> Outcome:
+    """Remove or quarantine one entry (``here`` or ``privileged``, as :func:`remove` says); what
+    happened, never raised."""
+    try:
+        act = here if may_act_here(verdict.entry) else privileged
+        detail = act(verdict)
+    except HelperUnavailable as exc:
+        return Outcome(verdict, False, "failed", str(exc))
+    except Exception as exc:  # noqa: BLE001 - one entry failing must not stop the rest
+        return Outcome(verdict, False, "failed", _failure(verdict, exc))
+    if os.path.lexists(verdict.entry.path):
+        return Outcome(
+            verdict,
+            False,
+            "failed",
+            "it is still there after removal; check it, then clean up again",
+        )
+    if verdict.action == "quarantine":
+        return Outcome(verdict, True, "quarantined", detail, 0, fp.disk)
+    return Outcome(verdict, True, "removed", detail, fp.disk)
+
+
+def _done(outcome: Outcome, intent: actionlog.Record, origin: str | None) -> actionlog.Record:
+    """The action log's record of what happened to an entry (named as in its intent)."""
+    detail = outcome.message
+    if origin is not None and outcome.ok:
+        detail = f"finished an interrupted removal (it was renamed {outcome.verdict.entry.name})"
+    return actionlog.Record(
+        action=outcome.action,
+        store=outcome.verdict.entry.store.path,
+        entry=intent.entry,
+        program=intent.program,
+        version=intent.version,
+        size=outcome.size,
+        reasons=list(outcome.verdict.reasons) if origin is None else intent.reasons,
+        detail=detail,
+    )
 
 
 # --- everything at once ---------------------------------------------------------------------------

@@ -410,16 +410,7 @@ def build_demo(root: str | os.PathLike[str]) -> dict[str, str]:
         raise FileExistsError(
             f"The demo directory '{top}' is not empty: choose a new or empty directory for the demo"
         )
-    home = top / "home"
-    env = {
-        "HOME": str(home),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_DATA_HOME": str(home / ".local" / "share"),
-        "XDG_CACHE_DIRS": str(top / "var" / "cache"),
-        "XDG_CONFIG_DIRS": str(top / "etc" / "xdg"),
-        "XDG_DATA_DIRS": str(top / "usr" / "share"),
-    }
+    env = _demo_env(top)
     stores = {
         "user": Path(env["XDG_CACHE_HOME"]) / "0install.net" / "implementations",
         "system": Path(env["XDG_CACHE_DIRS"]) / "0install.net" / "implementations",
@@ -431,9 +422,39 @@ def build_demo(root: str | os.PathLike[str]) -> dict[str, str]:
 
     now = time.time()
     builts = [_add_implementation(stores[impl.store], impl, i) for i, impl in enumerate(_impls())]
-
-    # Problems an admin should be shown.
     planted = _planted_digest()
+    _add_problems(top, stores["user"], planted, now)
+    # Cached feeds (not the unowned program's: its feed is gone).
+    feeds = Path(env["XDG_CACHE_HOME"]) / "0install.net" / "interfaces"
+    feeds.mkdir(parents=True)
+    for program in _PROGRAMS.values():
+        mine = [b for b in builts if b.impl.program is program]
+        (feeds / escape_feed_url(program.url)).write_text(
+            _feed_xml(program, mine, planted), encoding="utf-8"
+        )
+    _add_app(Path(env["XDG_CONFIG_HOME"]), [b for b in builts if b.impl.in_app], now)
+    for built in builts:
+        _finish_permissions_and_times(built, now)
+    return env
+
+
+def _demo_env(top: Path) -> dict[str, str]:
+    """HOME and the XDG base directories, all inside ``top``."""
+    home = top / "home"
+    return {
+        "HOME": str(home),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "XDG_CACHE_DIRS": str(top / "var" / "cache"),
+        "XDG_CONFIG_DIRS": str(top / "etc" / "xdg"),
+        "XDG_DATA_DIRS": str(top / "usr" / "share"),
+    }
+
+
+def _add_problems(top: Path, store: Path, planted: str, now: float) -> None:
+    """Problems an admin should be shown: an entry named by a digest that is a symlink out of
+    the store, and a temporary directory a download left behind weeks ago."""
     evil = top / "elsewhere" / "evil"
     _write_tree(
         evil,
@@ -441,8 +462,8 @@ def build_demo(root: str | os.PathLike[str]) -> dict[str, str]:
         {"bin/hello-editor"},
         int(now - 3 * _DAY),
     )
-    os.symlink(evil, stores["user"] / planted)
-    leftover = stores["user"] / "tmp-k3v9qz"
+    os.symlink(evil, store / planted)
+    leftover = store / "tmp-k3v9qz"
     _write_tree(
         leftover,
         [
@@ -454,20 +475,12 @@ def build_demo(root: str | os.PathLike[str]) -> dict[str, str]:
     )
     os.utime(leftover, (now - 35 * _DAY, now - 35 * _DAY))
 
-    # Cached feeds (not the unowned program's: its feed is gone).
-    feeds = Path(env["XDG_CACHE_HOME"]) / "0install.net" / "interfaces"
-    feeds.mkdir(parents=True)
-    for program in _PROGRAMS.values():
-        mine = [b for b in builts if b.impl.program is program]
-        (feeds / escape_feed_url(program.url)).write_text(
-            _feed_xml(program, mine, planted), encoding="utf-8"
-        )
 
-    # One app, as "0install add hello-editor URL" leaves it: dated selections hard-linked as
-    # selections.xml, the requirements it was solved for, and the time of the last update check.
-    app = Path(env["XDG_CONFIG_HOME"]) / "0install.net" / "apps" / APP_NAME
+def _add_app(config_home: Path, chosen: list[_Built], now: float) -> None:
+    """One app, as "0install add hello-editor URL" leaves it: dated selections hard-linked as
+    selections.xml, the requirements it was solved for, and the time of the last update check."""
+    app = config_home / "0install.net" / "apps" / APP_NAME
     app.mkdir(parents=True)
-    chosen = [b for b in builts if b.impl.in_app]
     dated = app / f"selections-{time.strftime('%Y-%m-%d', time.localtime(now - _DAY))}.xml"
     dated.write_text(_selections_xml(chosen), encoding="utf-8")
     os.link(dated, app / "selections.xml")
@@ -480,7 +493,3 @@ def build_demo(root: str | os.PathLike[str]) -> dict[str, str]:
     checked = app / "last-checked"  # 0install keeps the time of its last update check as the mtime
     checked.touch(0o600)
     os.utime(checked, (now - _DAY, now - _DAY))
-
-    for built in builts:
-        _finish_permissions_and_times(built, now)
-    return env

@@ -35,19 +35,18 @@ class HostReport:
     problems: list[str] = field(default_factory=list)
 
 
-def _command_problem(name: str, result: Any) -> str | None:
-    """Why the host's ``name`` command gave nothing usable, or None."""
+def _command_rows(name: str, result: Any, problems: list[str]) -> list[dict[str, Any]] | None:
+    """The rows the host's ``name --json`` printed, or None with why in ``problems`` (the command
+    did not run, or its output is not a JSON list of entries)."""
     if not isinstance(result, dict):
-        return f"no {name} result"
+        problems.append(f"no {name} result")
+        return None
     rc = result.get("rc")
     if rc is None or rc not in (0, 1):
         said = str(result.get("stderr") or result.get("msg") or "").strip().splitlines()
         reason = said[-1] if said else f"exit code {rc}"
-        return f"{name} did not run: {reason}"
-    return None
-
-
-def _rows(name: str, result: Any, problems: list[str]) -> list[dict[str, Any]] | None:
+        problems.append(f"{name} did not run: {reason}")
+        return None
     try:
         rows = json.loads(result.get("stdout") or "")
     except ValueError:
@@ -72,30 +71,20 @@ def host_report(host: str, data: Any) -> HostReport:
     if not isinstance(data, dict):
         report.problems.append("the results file is not a JSON object")
         return report
-    listing = data.get("list")
-    problem = _command_problem("list", listing)
-    if problem:
-        report.problems.append(problem)
-    else:
-        rows = _rows("list", listing, report.problems)
-        if rows is not None:
-            report.entries = len(rows)
-            report.size = sum(r["size"] for r in rows if isinstance(r.get("size"), int))
-    verify = data.get("verify")
-    problem = _command_problem("verify", verify)
-    if problem:
-        report.problems.append(problem)
-    else:
-        rows = _rows("verify", verify, report.problems)
-        if rows is not None:
-            report.verified = len(rows)
-            for row in rows:
-                status = row.get("status")
-                if status not in OK_STATUSES:
-                    detail = row.get("detail") or ""
-                    report.problems.append(
-                        f"{status}: {_entry_name(row)}" + (f" ({detail})" if detail else "")
-                    )
+    rows = _command_rows("list", data.get("list"), report.problems)
+    if rows is not None:
+        report.entries = len(rows)
+        report.size = sum(r["size"] for r in rows if isinstance(r.get("size"), int))
+    rows = _command_rows("verify", data.get("verify"), report.problems)
+    if rows is not None:
+        report.verified = len(rows)
+        for row in rows:
+            status = row.get("status")
+            if status not in OK_STATUSES:
+                detail = row.get("detail") or ""
+                report.problems.append(
+                    f"{status}: {_entry_name(row)}" + (f" ({detail})" if detail else "")
+                )
     return report
 
 

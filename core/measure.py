@@ -76,7 +76,9 @@ class _Tally:
     top: tuple | None = None  # the entry's own stat fields, from the unit of the whole entry
 
     def add(self, result: Measurement) -> None:
+        """Count the result of one of the entry's units."""
         size, blocks, files, newest, problems, links, top = result
+        self.pending -= 1
         if top is not None:
             self.top = top
         self.size += size
@@ -204,6 +206,7 @@ def measure_paths(
     if not paths:
         return totals
     cancel = cancel if cancel is not None else threading.Event()
+    report = on_result if stats else (lambda index, usage, _top: on_result(index, usage))
     # A tally only for an entry measured in several parts (handed over) or with something odd in
     # it; the usual entry goes straight from its one result to its Usage.
     tallies: dict[int, _Tally] = {}
@@ -211,16 +214,13 @@ def measure_paths(
     links: dict[tuple[int, int], tuple[int, int, bool]] = {}
 
     def handle(message: Results | Given | UnitProgress) -> None:
-        if isinstance(message, Given):
+        if isinstance(message, Given):  # a busy worker's directories, handed over: new units
             index, subtrees = message
             tallies.setdefault(index, _Tally()).pending += len(subtrees)
-            run.add(
-                [
-                    Unit(index, roots[index], s[0], s[1], s[2], 0, (), None).to_wire()
-                    for s in subtrees
-                ],
-                first=True,
-            )
+            units = [
+                Unit(index, roots[index], s[0], s[1], s[2], 0, (), None).to_wire() for s in subtrees
+            ]
+            run.add(units, first=True)
             return
         if not isinstance(message, Results):
             return
@@ -235,25 +235,17 @@ def measure_paths(
                     totals.size += size
                     totals.disk += blocks * 512
                     totals.files += files
-                    usage = Usage(size, blocks * 512, files, newest, None)
-                    if stats:
-                        on_result(index, usage, top)
-                    else:
-                        on_result(index, usage)
+                    report(index, Usage(size, blocks * 512, files, newest, None), top)
                 continue
             if tally is None:
                 tally = tallies[index] = _Tally()
             tally.add(Measurement.from_wire(wire))
-            tally.pending -= 1
             if tally.pending == 0 and not stopped():
                 totals.size += tally.size
                 totals.disk += tally.blocks * 512
                 totals.files += tally.files
                 links.update(tally.links)
-                if stats:
-                    on_result(index, tally.usage(), tally.top)
-                else:
-                    on_result(index, tally.usage())
+                report(index, tally.usage(), tally.top)
 
     run = pool.Run(
         "measure", handle, jobs=jobs, cancel=cancel, niceness=niceness, work_here=work_here
@@ -263,7 +255,7 @@ def measure_paths(
     whole = (repeat(b""), repeat(0), repeat(0), repeat(0), repeat(()), repeat(1 if stats else None))
     run.add(zip(count(), roots, *whole))
     run.run()
-    for size, blocks, counted in links.values():
+    for size, blocks, counted in links.values():  # a file linked from several entries: once
         totals.size += size
         totals.disk += blocks * 512
         totals.files += counted
@@ -296,38 +288,9 @@ def scan_and_measure(
     out. ``env``: as for :func:`core.cache.scan` (where
     feeds and apps are found).
     ``on_progress(done, total)``: every 256 entries measured."""
-    # The names as the kernel gives them, read at once; decoded as each entry is classified.
-    names: list[bytes] = []
-    numbers: list[int] = []  # the store of each name, by its place in ``stores``
-    roots: list[bytes] = []
-    prefixes = [os.path.join(store.path, "") for store in stores]  # an entry's path: + its name
-    for number, store in enumerate(stores):
-        if store.problem:
-            continue
-        prefix = os.fsencode(prefixes[number])
-        try:
-            found = os.listdir(prefix)
-        except OSError:
-            continue  # the store went away since it was chosen: nothing to list
-        names += found
-        numbers += [number] * len(found)
-        roots += [prefix + name for name in found]
+    names, numbers, roots, prefixes = _store_names(stores)
     decoding = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())  # as os.fsdecode
-    loaded: dict[str, Any] = {}
-
-    def load() -> None:
-        # core.cache (with the feeds' parser) is imported here too: nothing before the first
-        # chunks needs it.
-        try:
-            from core import cache
-
-            loaded["listing"] = cache.prepare_listing(stores, env)
-        except BaseException as exc:  # noqa: BLE001 - raised again on the calling thread
-            loaded["error"] = exc
-
-    # Started once the first result is in, so the workers have their first chunks: starting a
-    # thread hands it the interpreter lock, and they would wait for it meanwhile.
-    loader = threading.Thread(target=load, name="listing", daemon=True)
+    listing = _Listing(stores, env)
     entries: list[Entry] = []
     contexts: list[Any] = []
     loading = True
@@ -340,16 +303,12 @@ def scan_and_measure(
     def ready() -> None:
         nonlocal loading, cache, seen, classify_seen
         loading = False
-        if loader.ident is None:
-            loader.start()
-        loader.join()
-        if "error" in loaded:
-            raise loaded["error"]
-        import core.cache  # loaded by now, by the loader
+        loaded = listing.wait()
+        import core.cache  # loaded by now, by the listing's thread
 
         cache = core.cache
         seen, classify_seen = cache.top_stat, cache.classify_seen
-        contexts.extend(loaded["listing"].context(store) for store in stores)
+        contexts.extend(loaded.context(store) for store in stores)
         for item in waiting:
             on_result(*item)
         waiting.clear()
@@ -359,9 +318,7 @@ def scan_and_measure(
     def on_result(index: int, usage: Usage, top: tuple | None) -> None:
         nonlocal done
         if loading:
-            if loader.ident is None:
-                loader.start()
-            if loader.is_alive():
+            if listing.busy():
                 waiting.append((index, usage, top))
                 return
             ready()
@@ -398,9 +355,76 @@ def scan_and_measure(
         if collecting:
             gc.enable()
     if ordered:
-        entries.sort(key=_by_name)
-        if len(stores) > 1:
-            order = {id(store): number for number, store in enumerate(stores)}
-            entries.sort(key=lambda e: order[id(e.store)])  # stable: by name within each store
-    listing = loaded["listing"]
-    return cache.Scan(listing.stores, entries, listing.problems), totals
+        _in_store_order(entries, stores)
+    loaded = listing.wait()
+    return cache.Scan(loaded.stores, entries, loaded.problems), totals
+
+
+def _store_names(
+    stores: Sequence[Store],
+) -> tuple[list[bytes], list[int], list[bytes], list[str]]:
+    """The names in every store as the kernel gives them (decoded as each entry is classified),
+    the store of each (by its place in ``stores``), their paths as bytes, and each store's path
+    with a trailing slash (an entry's path is that and its name)."""
+    names: list[bytes] = []
+    numbers: list[int] = []
+    roots: list[bytes] = []
+    prefixes = [os.path.join(store.path, "") for store in stores]
+    for number, store in enumerate(stores):
+        if store.problem:
+            continue
+        prefix = os.fsencode(prefixes[number])
+        try:
+            found = os.listdir(prefix)
+        except OSError:
+            continue  # the store went away since it was chosen: nothing to list
+        names += found
+        numbers += [number] * len(found)
+        roots += [prefix + name for name in found]
+    return names, numbers, roots, prefixes
+
+
+class _Listing:
+    """What classifying needs (:func:`core.cache.prepare_listing`: the cached feeds, apps'
+    selections), loaded on a helper thread. It starts when first asked about (once the first
+    result is in, so the workers have their first chunks: starting a thread hands it the
+    interpreter lock, and they would wait for it meanwhile)."""
+
+    def __init__(self, stores: Sequence[Store], env: Mapping[str, str] | None) -> None:
+        self._stores, self._env = stores, env
+        self._loaded: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._load, name="listing", daemon=True)
+
+    def _load(self) -> None:
+        # core.cache (with the feeds' parser) is imported here too: nothing before the first
+        # chunks needs it.
+        try:
+            from core import cache
+
+            self._loaded = cache.prepare_listing(self._stores, self._env)
+        except BaseException as exc:  # noqa: BLE001 - raised again on the calling thread
+            self._error = exc
+
+    def busy(self) -> bool:
+        """True while it is loading (started now if it was not)."""
+        if self._thread.ident is None:
+            self._thread.start()
+        return self._thread.is_alive()
+
+    def wait(self) -> Any:
+        """The listing (a ``core.cache`` listing), once loaded; raises what loading raised."""
+        self.busy()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._loaded
+
+
+def _in_store_order(entries: list[Entry], stores: Sequence[Store]) -> None:
+    """Sort ``entries`` by name within each store, the stores in their order (as
+    :func:`core.cache.scan` does)."""
+    entries.sort(key=_by_name)
+    if len(stores) > 1:
+        order = {id(store): number for number, store in enumerate(stores)}
+        entries.sort(key=lambda e: order[id(e.store)])  # stable: by name within each store

@@ -232,78 +232,116 @@ def _one_group(
     affected: set[str],
     dry_run: bool,
 ) -> None:
+    """Link one set of identical files (by their manifests) to one checked copy of them."""
     kind, hash_name, want_hash, mtime, size = key
-    checked: list[tuple[_Place, os.stat_result]] = []
-    for place in places:
-        try:
-            dfd, leaf = _open_parent(store_fd, place)
-        except OSError as exc:
-            result.skipped.append(f"{place.entry}{os.fsdecode(place.rel)}: {exc.strerror or exc}")
-            continue
-        try:
-            st = os.lstat(leaf, dir_fd=dfd)
-        except OSError as exc:
-            result.skipped.append(f"{place.entry}{os.fsdecode(place.rel)}: {exc.strerror or exc}")
-            continue
-        finally:
-            os.close(dfd)
-        if not _matches(st, kind, mtime, size):
-            result.skipped.append(
-                f"{place.entry}{os.fsdecode(place.rel)}: differs from its manifest line"
-            )
-            continue
-        checked.append((place, st))
+    checked = _as_in_manifest(store_fd, places, kind, mtime, size, result)
     if len({(s.st_dev, s.st_ino) for _, s in checked}) < 2:
         return
-    # A file with links the manifests do not account for (outside the store, or in an entry
-    # without a .manifest) is never linked to: a change made through that link would reach into
-    # every implementation linked to it. Replacing such a file only drops its link from here.
-    here: dict[tuple[int, int], int] = {}
-    for _place, st in checked:
-        here[st.st_dev, st.st_ino] = here.get((st.st_dev, st.st_ino), 0) + 1
-    inside = [(p, s) for p, s in checked if s.st_nlink <= here[s.st_dev, s.st_ino]]
-    for place, st in checked:
-        if st.st_nlink > here[st.st_dev, st.st_ino]:
-            result.skipped.append(
-                f"{place.entry}{os.fsdecode(place.rel)}: it has {st.st_nlink} links, "
-                f"{st.st_nlink - here[st.st_dev, st.st_ino]} outside the store's manifests: "
-                "never linked to"
-            )
-    result.groups += 1
-    # Keep the copy that already has the most links, after checking its content (a dry run
-    # trusts the manifests: reading the content would move the access times, "last used").
-    inside.sort(key=lambda ps: -ps[1].st_nlink)
-    keeper: tuple[_Place, os.stat_result] | None = None
-    for place, st in inside:
-        if dry_run:
-            keeper = (place, st)
-            break
-        try:
-            if _hash_at(store_fd, place, hash_name) == want_hash:
-                keeper = (place, st)
-                break
-        except OSError:
-            continue  # unreadable: try the next copy
-        result.skipped.append(
-            f"{place.entry}{os.fsdecode(place.rel)}: its content does not match its manifest"
-        )
+    keeper = _keeper(
+        store_fd, _linked_inside(checked, result), hash_name, want_hash, dry_run, result
+    )
     if keeper is None:
-        result.groups -= 1
         return
+    result.groups += 1
     keep_place, keep_st = keeper
-    keep_inode = (keep_st.st_dev, keep_st.st_ino)
     # Paths per inode to replace; an inode is freed when all its links are among them.
     replace: dict[tuple[int, int], list[tuple[_Place, os.stat_result]]] = {}
     for place, st in checked:
         inode = (st.st_dev, st.st_ino)
-        if inode == keep_inode:
+        if inode == (keep_st.st_dev, keep_st.st_ino):
             continue
         if st.st_dev != keep_st.st_dev:
-            result.skipped.append(f"{place.entry}{os.fsdecode(place.rel)}: on another filesystem")
+            result.skipped.append(f"{_shown(place)}: on another filesystem")
             continue
         replace.setdefault(inode, []).append((place, st))
-    if not replace:
-        return
+    if replace:
+        _link_to_keeper(store_fd, keep_place, replace, result, affected, dry_run)
+
+
+def _shown(place: _Place) -> str:
+    return f"{place.entry}{os.fsdecode(place.rel)}"
+
+
+def _as_in_manifest(
+    store_fd: int, places: list[_Place], kind: str, mtime: int, size: int, result: OptimiseResult
+) -> list[tuple[_Place, os.stat_result]]:
+    """The places whose file is as its manifest line says (type, size, mtime, executable bit),
+    with their lstat; the others are named in ``result.skipped``."""
+    checked: list[tuple[_Place, os.stat_result]] = []
+    for place in places:
+        try:
+            dfd, leaf = _open_parent(store_fd, place)
+            try:
+                st = os.lstat(leaf, dir_fd=dfd)
+            finally:
+                os.close(dfd)
+        except OSError as exc:
+            result.skipped.append(f"{_shown(place)}: {exc.strerror or exc}")
+            continue
+        if not _matches(st, kind, mtime, size):
+            result.skipped.append(f"{_shown(place)}: differs from its manifest line")
+            continue
+        checked.append((place, st))
+    return checked
+
+
+def _linked_inside(
+    checked: list[tuple[_Place, os.stat_result]], result: OptimiseResult
+) -> list[tuple[_Place, os.stat_result]]:
+    """The files whose every link the manifests account for: only those are linked to.
+
+    A file with links the manifests do not account for (outside the store, or in an entry
+    without a .manifest) is never linked to: a change made through that link would reach into
+    every implementation linked to it. Replacing such a file only drops its link from here."""
+    here: dict[tuple[int, int], int] = {}
+    for _place, st in checked:
+        here[st.st_dev, st.st_ino] = here.get((st.st_dev, st.st_ino), 0) + 1
+    inside = []
+    for place, st in checked:
+        outside = st.st_nlink - here[st.st_dev, st.st_ino]
+        if outside > 0:
+            result.skipped.append(
+                f"{_shown(place)}: it has {st.st_nlink} links, {outside} outside the store's "
+                "manifests: never linked to"
+            )
+        else:
+            inside.append((place, st))
+    return inside
+
+
+def _keeper(
+    store_fd: int,
+    inside: list[tuple[_Place, os.stat_result]],
+    hash_name: str,
+    want_hash: str,
+    dry_run: bool,
+    result: OptimiseResult,
+) -> tuple[_Place, os.stat_result] | None:
+    """The copy every other one will point at: the one that already has the most links, after
+    checking its content (a dry run trusts the manifests: reading the content would move the
+    access times, "last used"); None when no copy matches its manifest."""
+    for place, st in sorted(inside, key=lambda ps: -ps[1].st_nlink):
+        if dry_run:
+            return place, st
+        try:
+            if _hash_at(store_fd, place, hash_name) == want_hash:
+                return place, st
+        except OSError:
+            continue  # unreadable: try the next copy
+        result.skipped.append(f"{_shown(place)}: its content does not match its manifest")
+    return None
+
+
+def _link_to_keeper(
+    store_fd: int,
+    keep_place: _Place,
+    replace: dict[tuple[int, int], list[tuple[_Place, os.stat_result]]],
+    result: OptimiseResult,
+    affected: set[str],
+    dry_run: bool,
+) -> None:
+    """Replace every file of ``replace`` (paths by inode) with a link to the kept one, counting
+    the space freed when all of an inode's links went."""
     keep_fd = keep_leaf = None
     if not dry_run:
         try:
@@ -312,34 +350,13 @@ def _one_group(
             result.skipped.append(f"{keep_place.entry}: {exc.strerror or exc}")
             return
     try:
-        for _inode, links in replace.items():
+        for links in replace.values():
             done = 0
-            for place, _st in links:
+            for place, st in links:
                 if not dry_run:
                     assert keep_fd is not None and keep_leaf is not None
-                    try:
-                        dfd, leaf = _open_parent(store_fd, place)
-                    except OSError as exc:
-                        result.skipped.append(f"{place.entry}: {exc.strerror or exc}")
+                    if not _link_one(store_fd, keep_fd, keep_leaf, place, st, result):
                         continue
-                    try:
-                        now = os.lstat(leaf, dir_fd=dfd)
-                        if (now.st_dev, now.st_ino) != (_st.st_dev, _st.st_ino):
-                            result.skipped.append(
-                                f"{place.entry}{os.fsdecode(place.rel)}: changed meanwhile"
-                            )
-                            continue
-                        _replace_with_link(keep_fd, keep_leaf, dfd, leaf)
-                    except OSError as exc:
-                        if exc.errno == errno.EMLINK:
-                            result.skipped.append(f"{place.entry}: too many links to one file")
-                        else:
-                            result.skipped.append(
-                                f"{place.entry}{os.fsdecode(place.rel)}: {exc.strerror or exc}"
-                            )
-                        continue
-                    finally:
-                        os.close(dfd)
                 done += 1
                 result.linked += 1
                 affected.add(place.entry)
@@ -350,6 +367,38 @@ def _one_group(
     finally:
         if keep_fd is not None:
             os.close(keep_fd)
+
+
+def _link_one(
+    store_fd: int,
+    keep_fd: int,
+    keep_leaf: bytes,
+    place: _Place,
+    st: os.stat_result,
+    result: OptimiseResult,
+) -> bool:
+    """Replace the file at ``place`` (still the inode of ``st``) with a link to the kept one;
+    False, with why in ``result.skipped``, when it was left alone."""
+    try:
+        dfd, leaf = _open_parent(store_fd, place)
+    except OSError as exc:
+        result.skipped.append(f"{place.entry}: {exc.strerror or exc}")
+        return False
+    try:
+        now = os.lstat(leaf, dir_fd=dfd)
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            result.skipped.append(f"{_shown(place)}: changed meanwhile")
+            return False
+        _replace_with_link(keep_fd, keep_leaf, dfd, leaf)
+    except OSError as exc:
+        if exc.errno == errno.EMLINK:
+            result.skipped.append(f"{place.entry}: too many links to one file")
+        else:
+            result.skipped.append(f"{_shown(place)}: {exc.strerror or exc}")
+        return False
+    finally:
+        os.close(dfd)
+    return True
 
 
 def record(results: list[OptimiseResult], log_path: str | None = None) -> str | None:

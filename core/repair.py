@@ -118,155 +118,177 @@ def repair(
     one at a time; never raises for one entry's failure. ``quarantine`` (for tests) replaces the
     usual move aside, ``in_use`` the look at what uses an entry (:func:`in_use_now`);
     ``on_step(entry, text)`` is told what is happening."""
-    from core import actionlog
-    from core.verify import verify_paths
-
     env = dict(os.environ if env is None else env)
     zeroinstall = zeroinstall or find_zeroinstall()
     step = on_step or (lambda _entry, _text: None)
+    users = in_use or (lambda entry: in_use_now(entry, env))
     results: list[RepairResult] = []
     for entry in entries:
-        store, name = entry.store.path, entry.name
-        shown = display_path(entry.path)
-        if entry.digest is None or entry.kind != "implementation":
-            results.append(
-                RepairResult(store, name, "skipped", f"{shown} is not an implementation")
-            )
+        refused, damage = _refusal(entry, zeroinstall, users, step)
+        if refused is not None:
+            results.append(refused)
             continue
-        step(entry, "verifying")
-        (before,) = verify_paths([entry.path], jobs=1)
-        if before is None or before.status == "ok":
-            results.append(
-                RepairResult(store, name, "not-damaged", f"{shown} verifies: nothing to repair")
-            )
-            continue
-        if before.status == "skipped":
-            results.append(RepairResult(store, name, "skipped", f"{shown}: {before.detail}"))
-            continue
-        feed = entry.feed
-        if feed is None:
-            results.append(
-                RepairResult(
-                    store,
-                    name,
-                    "unknown-feed",
-                    f"{shown} is damaged, but no cached feed lists it, so which program and "
-                    "version to fetch again is unknown: it was left as it is (delete it; the "
-                    "program that needs it will fetch it again)",
-                )
-            )
-            continue
-        if zeroinstall is None:
-            results.append(
-                RepairResult(
-                    store, name, "failed", "0install is not installed (Debian: 0install-core)"
-                )
-            )
-            continue
-        if not store.rstrip("/").endswith(IMPLEMENTATIONS):
-            results.append(
-                RepairResult(
-                    store,
-                    name,
-                    "failed",
-                    f"{display_path(store)} is not a 0install.net/implementations directory, so "
-                    "0install cannot be told to fetch into it; nothing was changed",
-                )
-            )
-            continue
-        step(entry, "checking that nothing uses it")
-        users = in_use(entry) if in_use else in_use_now(entry, env)
-        if users:
-            results.append(
-                RepairResult(
-                    store,
-                    name,
-                    "in-use",
-                    f"{shown} is damaged, but it was left where it is, as it is in use right now "
-                    f"({'; '.join(users)}). Stop what uses it (quit the program, shut the VM "
-                    "down), then repair it again",
-                )
-            )
-            continue
+        assert zeroinstall is not None  # _refusal says so when it is missing
         step(entry, "moving aside")
         try:
             moved_to = quarantine(entry) if quarantine else _quarantine(entry, log_path)
         except Exception as exc:  # noqa: BLE001 - reported; the other entries carry on
             results.append(
                 RepairResult(
-                    store, name, "failed", f"{shown} could not be moved aside: {exc}; not repaired"
+                    entry.store.path,
+                    entry.name,
+                    "failed",
+                    f"{display_path(entry.path)} could not be moved aside: {exc}; not repaired",
                 )
             )
             continue
-        aside = f" (the damaged copy is in {display_path(moved_to)})" if moved_to else ""
-        step(entry, f"fetching {feed.feed_name} {feed.version} again")
-        command = [zeroinstall, "download", f"--version={feed.version}", feed.feed_url]
-        try:
-            proc = subprocess.run(
-                command,
-                env=download_env(store, env),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-            )
-            failure = (
-                f"0install download failed: {_last_line(proc.stderr) or f'exit {proc.returncode}'}"
-                if proc.returncode
-                else ""
-            )
-        except subprocess.TimeoutExpired:
-            failure = f"0install download took more than {timeout:.0f} s and was stopped"
-        except OSError as exc:
-            failure = f"0install could not be run: {exc.strerror or exc}"
-        if failure:
-            result = RepairResult(store, name, "failed", failure + aside, moved_to)
-        elif not os.path.lexists(entry.path):
-            result = RepairResult(
-                store,
-                name,
-                "failed",
-                f"0install fetched {feed.feed_name} {feed.version} but did not put it in "
-                f"{display_path(store)} (it may have been cached elsewhere already, or be another "
-                f"implementation of that version){aside}",
-                moved_to,
-            )
-        else:
-            step(entry, "verifying what arrived")
-            (after,) = verify_paths([entry.path], jobs=1)
-            if after is not None and after.status == "ok":
-                result = RepairResult(
-                    store,
-                    name,
-                    "repaired",
-                    f"{shown}: fetched {feed.feed_name} {feed.version} again; it verifies{aside}",
-                    moved_to,
-                )
-            else:
-                detail = after.detail if after is not None else "not verified"
-                result = RepairResult(
-                    store,
-                    name,
-                    "failed",
-                    f"{shown}: fetched again, but it does not verify: {detail}{aside}",
-                    moved_to,
-                )
+        result = _fetch_again(entry, zeroinstall, env, timeout, moved_to, step)
         results.append(result)
-        actionlog.record(
-            [
-                actionlog.Record(
-                    action="repaired" if result.action == "repaired" else "repair-failed",
-                    store=store,
-                    entry=name,
-                    program=feed.feed_name,
-                    version=feed.version,
-                    reasons=[before.detail.splitlines()[0] if before.detail else "corrupt"],
-                    detail=result.message,
-                )
-            ],
-            log_path,
-        )
+        _record(entry, result, damage, log_path)
     return results
+
+
+def _refusal(
+    entry: Any, zeroinstall: str | None, in_use: InUse, step: Callable[[Any, str], None]
+) -> tuple[RepairResult | None, str]:
+    """The checks before anything changes: why the entry is not repaired (it is left as it is),
+    or None; and what is wrong with it (the first line of its verification's detail)."""
+    store, name = entry.store.path, entry.name
+    shown = display_path(entry.path)
+    if entry.digest is None or entry.kind != "implementation":
+        return RepairResult(store, name, "skipped", f"{shown} is not an implementation"), ""
+    from core.verify import verify_paths
+
+    step(entry, "verifying")
+    (before,) = verify_paths([entry.path], jobs=1)
+    if before is None or before.status == "ok":
+        return RepairResult(store, name, "not-damaged", f"{shown} verifies: nothing to repair"), ""
+    if before.status == "skipped":
+        return RepairResult(store, name, "skipped", f"{shown}: {before.detail}"), ""
+    damage = before.detail.splitlines()[0] if before.detail else "corrupt"
+    if entry.feed is None:
+        return RepairResult(
+            store,
+            name,
+            "unknown-feed",
+            f"{shown} is damaged, but no cached feed lists it, so which program and "
+            "version to fetch again is unknown: it was left as it is (delete it; the "
+            "program that needs it will fetch it again)",
+        ), damage
+    if zeroinstall is None:
+        return RepairResult(
+            store, name, "failed", "0install is not installed (Debian: 0install-core)"
+        ), damage
+    if not store.rstrip("/").endswith(IMPLEMENTATIONS):
+        return RepairResult(
+            store,
+            name,
+            "failed",
+            f"{display_path(store)} is not a 0install.net/implementations directory, so "
+            "0install cannot be told to fetch into it; nothing was changed",
+        ), damage
+    step(entry, "checking that nothing uses it")
+    users = in_use(entry)
+    if users:
+        return RepairResult(
+            store,
+            name,
+            "in-use",
+            f"{shown} is damaged, but it was left where it is, as it is in use right now "
+            f"({'; '.join(users)}). Stop what uses it (quit the program, shut the VM "
+            "down), then repair it again",
+        ), damage
+    return None, damage
+
+
+def _fetch_again(
+    entry: Any,
+    zeroinstall: str,
+    env: Mapping[str, str],
+    timeout: float,
+    moved_to: str,
+    step: Callable[[Any, str], None],
+) -> RepairResult:
+    """``0install download`` the entry's feed and version into its store (the damaged copy is
+    aside, in ``moved_to``), and verify what arrived."""
+    from core.verify import verify_paths
+
+    store, name, feed = entry.store.path, entry.name, entry.feed
+    shown = display_path(entry.path)
+    aside = f" (the damaged copy is in {display_path(moved_to)})" if moved_to else ""
+    step(entry, f"fetching {feed.feed_name} {feed.version} again")
+    failure = _download(zeroinstall, feed, download_env(store, env), timeout)
+    if failure:
+        return RepairResult(store, name, "failed", failure + aside, moved_to)
+    if not os.path.lexists(entry.path):
+        return RepairResult(
+            store,
+            name,
+            "failed",
+            f"0install fetched {feed.feed_name} {feed.version} but did not put it in "
+            f"{display_path(store)} (it may have been cached elsewhere already, or be another "
+            f"implementation of that version){aside}",
+            moved_to,
+        )
+    step(entry, "verifying what arrived")
+    (after,) = verify_paths([entry.path], jobs=1)
+    if after is not None and after.status == "ok":
+        return RepairResult(
+            store,
+            name,
+            "repaired",
+            f"{shown}: fetched {feed.feed_name} {feed.version} again; it verifies{aside}",
+            moved_to,
+        )
+    detail = after.detail if after is not None else "not verified"
+    return RepairResult(
+        store,
+        name,
+        "failed",
+        f"{shown}: fetched again, but it does not verify: {detail}{aside}",
+        moved_to,
+    )
+
+
+def _download(zeroinstall: str, feed: Any, env: Mapping[str, str], timeout: float) -> str:
+    """Run ``0install download --version=VERSION FEED``; why it failed, or "" when it did not."""
+    command = [zeroinstall, "download", f"--version={feed.version}", feed.feed_url]
+    try:
+        proc = subprocess.run(
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return f"0install download took more than {timeout:.0f} s and was stopped"
+    except OSError as exc:
+        return f"0install could not be run: {exc.strerror or exc}"
+    if proc.returncode:
+        return f"0install download failed: {_last_line(proc.stderr) or f'exit {proc.returncode}'}"
+    return ""
+
+
+def _record(entry: Any, result: RepairResult, damage: str, log_path: str | None) -> None:
+    """Put a repair that moved the entry aside in the action log, repaired or not."""
+    from core import actionlog
+
+    actionlog.record(
+        [
+            actionlog.Record(
+                action="repaired" if result.action == "repaired" else "repair-failed",
+                store=result.store,
+                entry=result.name,
+                program=entry.feed.feed_name,
+                version=entry.feed.version,
+                reasons=[damage],
+                detail=result.message,
+            )
+        ],
+        log_path,
+    )
 
 
 def _quarantine(entry: Any, log_path: str | None = None) -> str:
