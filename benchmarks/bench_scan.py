@@ -9,7 +9,7 @@ Run from the repository root:  python3 benchmarks/bench_scan.py  [--repeat N] [-
    (``sysconfig.get_paths()['stdlib']`` without site-packages), split into one implementation per
    top-level package, each named by its real sha256new digest and made read-only as 0install does.
    It is built once under the temporary directory and reused (``--rebuild`` makes it again).
-   ``core.cache.measure_all`` is timed against ``du -s`` and ``du -s --apparent-size`` on the same
+   ``core.measure.measure_all`` is timed against ``du -s`` and ``du -s --apparent-size`` on the same
    store with warm caches, together with the designs it was chosen over, so the figures show where
    the time goes. The target is at least 80% of du's speed (ratio >= 0.80).
 
@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import cache, pool, stores
+from core import cache, measure, pool, stores
 from core.manifest import ManifestError, manifest_digest
 
 BENCH_DIR = Path(tempfile.gettempdir()) / f"zeroinstall-admin-bench-scan-{os.getuid()}"
@@ -198,8 +198,8 @@ def walk_scandir_str(root: str) -> tuple[int, int]:
     return size, blocks
 
 
-def measure_one(entry: cache.Entry) -> cache.Usage:
-    return cache.measure(entry)
+def measure_one(entry: cache.Entry) -> measure.Usage:
+    return measure.measure(entry)
 
 
 def run_threads(entries: list[cache.Entry], n: int) -> None:
@@ -207,15 +207,15 @@ def run_threads(entries: list[cache.Entry], n: int) -> None:
         list(pool.map(measure_one, entries))
 
 
-def run_measure_all(entries: list[cache.Entry], jobs: int | None = None) -> list[cache.Usage]:
-    results: list[cache.Usage] = []
+def run_measure_all(entries: list[cache.Entry], jobs: int | None = None) -> list[measure.Usage]:
+    results: list[measure.Usage] = []
     lock = threading.Lock()
 
-    def on_result(entry: cache.Entry, usage: cache.Usage) -> None:
+    def on_result(entry: cache.Entry, usage: measure.Usage) -> None:
         with lock:
             results.append(usage)
 
-    cache.measure_all(entries, on_result, jobs=jobs)
+    measure.measure_all(entries, on_result, jobs=jobs)
     return results
 
 
@@ -305,14 +305,14 @@ def bench_measuring(repeat: int, rebuild: bool) -> None:
         "du -s --apparent-size": du_time(store_dir, "--apparent-size"),
         "os.walk + os.lstat, 1 thread": lambda: [walk_oswalk(r) for r in roots],
         "scandir(path) + DirEntry.stat, 1 thread": lambda: [walk_scandir_str(r) for r in roots],
-        "measure(): open dir + fstatat, 1 thread": lambda: [cache.measure(e) for e in entries],
+        "measure(): open dir + fstatat, 1 thread": lambda: [measure.measure(e) for e in entries],
         "measure() in 2 threads (GIL)": lambda: run_threads(entries, 2),
         "measure() in 4 threads (GIL)": lambda: run_threads(entries, 4),
         "measure_all(jobs=1)": lambda: run_measure_all(entries, 1),
         f"measure_all() (jobs={jobs})": lambda: run_measure_all(entries),
     }
     # Correctness first: measure_all must agree with du on the same store.
-    cache.shutdown_helpers()
+    measure.shutdown_helpers()
     first = timed(lambda: run_measure_all(entries))  # includes starting the helper processes
     usages = run_measure_all(entries)
     store_own = os.lstat(store_dir)
@@ -387,7 +387,7 @@ def main() -> int:
     print(f"Python {sys.version.split()[0]} on {sys.platform}")
     bench_listing(args.repeat)
     bench_measuring(args.repeat, args.rebuild)
-    cache.shutdown_helpers()
+    measure.shutdown_helpers()
     return 0
 
 

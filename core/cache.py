@@ -2,9 +2,8 @@
 
 Listing (:func:`list_entries`) looks only at the top level of each store (one ``scandir`` and one
 ``lstat`` per entry), so thousands of entries list at once. Sizes and access times come afterwards
-from measuring (:mod:`core.measure`: :func:`~core.measure.measure`,
-:func:`~core.measure.measure_all`, also reachable from here), which walks inside the entries without
-ever following a symlink and reports each entry as soon as it is done.
+from measuring (:mod:`core.measure`), which walks inside the entries without ever following a
+symlink and reports each entry as soon as it is done.
 """
 
 from __future__ import annotations
@@ -20,16 +19,7 @@ from typing import Any, Literal, NamedTuple
 
 from core.digests import Digest, DigestError, parse_digest, value_problem
 from core.feeds import FeedImpl, FeedIndex, load_app_uses
-
-# Usage is defined with the measuring (which needs no more of this module); the measuring functions
-# are reachable from here too, as callers have long found them.
-from core.measure import (  # noqa: F401 - re-exported
-    Usage,
-    measure,
-    measure_all,
-    prepare_measuring,
-    shutdown_helpers,
-)
+from core.measure import Usage
 from core.stores import Store, _discover, cache_dirs, config_dirs
 
 EntryKind = Literal["implementation", "temporary", "unknown", "suspicious"]

@@ -740,6 +740,7 @@ def survey(
     from core import cache
     from core import evidence as ev_mod
     from core import pins as pins_mod
+    from core.measure import Usage, measure_all
 
     say = on_progress or (lambda _text: None)
     pins = pins_mod.load(pins_file or pins_mod.pins_path(env))
@@ -748,10 +749,10 @@ def survey(
     if scan is None:
         scan = cache.scan(stores, env)
 
-        def measured(entry: Entry, usage: cache.Usage) -> None:
+        def measured(entry: Entry, usage: Usage) -> None:
             entry.usage = usage
 
-        cache.measure_all(scan.entries, measured, cancel=cancel)
+        measure_all(scan.entries, measured, cancel=cancel)
     say("Looking for what is in use…")
     evidence = ev_mod.collect(
         scan.stores, scan.entries, pins=pins, env=env, homes=homes, processes=processes

@@ -299,6 +299,7 @@ def cmd_delete(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         select_entries,
     )
     from core.display import display_path, display_text, safe_text
+    from core.measure import measure_all
 
     chosen_stores = named_stores(args.store)  # checked before anything is read
     progress = Progress(err)
@@ -310,7 +311,7 @@ def cmd_delete(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         def measured(entry, usage) -> None:
             entry.usage = usage
 
-        cache.measure_all(chosen, measured)  # for their last use
+        measure_all(chosen, measured)  # for their last use
         progress.show("Looking for what is in use…")
         plan = delete.check(chosen)
     except pins.PinError as exc:

@@ -35,7 +35,7 @@ _by_name = attrgetter("name")
 
 @dataclass(slots=True)
 class Usage:
-    """What measuring an entry finds (also known as ``core.cache.Usage``)."""
+    """What measuring an entry finds (an entry's ``usage``, :class:`core.cache.Entry`)."""
 
     size: int  # apparent bytes (sum of st_size, directories included; hard links counted once)
     disk: int  # bytes on disk (st_blocks * 512; hard links counted once), as ``du -s``

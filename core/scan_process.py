@@ -1,5 +1,5 @@
 """Listing and measuring the stores in a child process (see :mod:`core.child` for why a window
-wants that): :func:`core.cache.scan`, then :func:`core.cache.measure_all`, with the results handed
+wants that): :func:`core.cache.scan`, then :func:`core.measure.measure_all`, with the results handed
 back as the same ``Scan``, ``Entry`` and ``Usage`` objects the in-process functions make.
 
 The child measures at a lower CPU priority: that is background work, and on a machine with few
@@ -25,10 +25,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 from core import child
-from core.cache import Entry, EntryKind, Issue, Scan, Usage, measure_all, scan
+from core.cache import Entry, EntryKind, Issue, Scan, scan
 from core.child import ChildError, Message, run_in_child, serve
 from core.digests import Digest
 from core.feeds import FeedImpl
+from core.measure import Usage, measure_all
 from core.stores import Store, StoreKind, StoreRole
 
 BATCH_S = 0.05
@@ -136,7 +137,7 @@ class EntryMessage(NamedTuple):
 
 class MeasuredMessage(NamedTuple):
     """One measured entry as the child sends it: its place in the listing and its
-    :class:`~core.cache.Usage`. On the wire: the list of these fields."""
+    :class:`~core.measure.Usage`. On the wire: the list of these fields."""
 
     number: int  # the entry's place in the caller's list
     size: int
@@ -173,8 +174,8 @@ def scan_in_child(
     jobs: int | None = None,
     chunk: int = CHUNK,
 ) -> Scan:
-    """:func:`core.cache.scan` then (if ``measure``) :func:`core.cache.measure_all`, run by a child
-    Python process. Same arguments and results; callbacks run on the calling thread.
+    """:func:`core.cache.scan` then (if ``measure``) :func:`core.measure.measure_all`, run by a
+    child Python process. Same arguments and results; callbacks run on the calling thread.
 
     ``on_entries(entries)`` gets the listed entries in chunks as they arrive, in their final
     order. ``on_listed(scan)`` comes once, before any measuring. ``on_measured(pairs)`` then gets

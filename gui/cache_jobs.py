@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Qt, Signal
 
 from core import cache as core_cache
+from core import measure as core_measure
 from core import verify as core_verify
 from core.child import ChildError
 from core.scan_process import scan_in_child
@@ -96,7 +97,7 @@ class _Job(QObject):
 
 
 class ScanJob(_Job):
-    """Lists the stores (``core.cache.scan``), then measures each (``core.cache.measure_all``),
+    """Lists the stores (``core.cache.scan``), then measures each (``core.measure.measure_all``),
     both in a child process by default (:mod:`core.scan_process`; in this process if none can be
     started).
 
@@ -161,7 +162,7 @@ class ScanJob(_Job):
             on_listed(scan)
             if not cancel.is_set():
                 # Here, the walking stays in the workers: this process draws the window.
-                core_cache.measure_all(
+                core_measure.measure_all(
                     scan.entries, lambda e, u: put((e, u)), cancel, jobs, work_here=False
                 )
 

@@ -34,8 +34,9 @@ from gui.cache_columns import HEADER_TIPS, HEADERS, Column
 from gui.cache_rows import Row, cell_text, cell_tooltip, prepare_rows, sort_key, sort_value
 
 if TYPE_CHECKING:
-    from core.cache import Entry, Usage
+    from core.cache import Entry
     from core.manifest import VerifyOutcome
+    from core.measure import Usage
 
 
 SORT_ROLE = int(Qt.ItemDataRole.UserRole) + 1

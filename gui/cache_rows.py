@@ -23,8 +23,9 @@ from gui import status as st
 from gui.cache_columns import Column
 
 if TYPE_CHECKING:
-    from core.cache import Entry, Usage
+    from core.cache import Entry
     from core.manifest import VerifyOutcome
+    from core.measure import Usage
 
 _PENDING = "…"
 """The text of a size, file count or last use not measured yet."""

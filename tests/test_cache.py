@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from core import cache, measure, pool, pool_worker, stores, treewalk
-from core.cache import Entry, Usage
+from core.cache import Entry
 from core.digests import is_strict_digest_name
 from core.feeds import ZI_NAMESPACE
+from core.measure import Usage
 from core.stores import Store
 from core.treewalk import measure_walk
 from tests.conftest import RealStore, write_tree
@@ -145,7 +146,7 @@ def test_every_kind_of_entry(real_store: RealStore, tmp_path: Path) -> None:
         assert e.usage is None
 
     # The planted symlink was never followed: measuring it measures the link, not /tmp/evil.
-    link_usage = cache.measure(entries[GOOD_SHA256NEW])
+    link_usage = measure.measure(entries[GOOD_SHA256NEW])
     assert link_usage.files == 1 and link_usage.size == len(str(evil))
     # classify() says the same as list_entries() about a single name.
     again = cache.classify(store_at(store_dir), GOOD_SHA256NEW)
@@ -257,7 +258,7 @@ def build_measured_tree(root: Path, outside: Path) -> Path:
 def test_sizes_match_du(tmp_path: Path) -> None:
     entry_dir = build_measured_tree(tmp_path / "store" / GOOD_SHA1NEW, tmp_path / "outside")
     entry = cache.classify(store_at(tmp_path / "store"), GOOD_SHA1NEW)
-    usage = cache.measure(entry)
+    usage = measure.measure(entry)
     assert usage.error is None
     assert usage.size == du(entry_dir, "-b")
     assert usage.disk == du(entry_dir, "--block-size=1")
@@ -273,10 +274,10 @@ def test_last_used_is_the_newest_file_atime(tmp_path: Path) -> None:
     os.utime(root / "sub/b", (1_650_000_000.5, 1_600_000_000))
     # Directory access times are ignored: listing a directory (as measuring does) touches them.
     os.utime(root / "sub/deeper", (1_700_000_000, 1_600_000_000))
-    usage = cache.measure(cache.classify(store_at(tmp_path / "s"), GOOD_SHA1NEW))
+    usage = measure.measure(cache.classify(store_at(tmp_path / "s"), GOOD_SHA1NEW))
     assert usage.last_used == 1_650_000_000.5
     empty = write_tree(tmp_path / "s" / GOOD_SHA256NEW, {"only/dirs/": ""})
-    assert cache.measure(cache.classify(store_at(empty.parent), GOOD_SHA256NEW)).last_used is None
+    assert measure.measure(cache.classify(store_at(empty.parent), GOOD_SHA256NEW)).last_used is None
 
 
 def test_symlink_access_times_are_not_last_use(tmp_path: Path) -> None:
@@ -287,9 +288,9 @@ def test_symlink_access_times_are_not_last_use(tmp_path: Path) -> None:
     os.utime(root / "a", (1_600_000_000, 1_600_000_000))
     os.utime(root / "link", (1_700_000_000, 1_600_000_000), follow_symlinks=False)
     store = store_at(tmp_path / "s")
-    assert cache.measure(cache.classify(store, GOOD_SHA1NEW)).last_used == 1_600_000_000
+    assert measure.measure(cache.classify(store, GOOD_SHA1NEW)).last_used == 1_600_000_000
     (tmp_path / "s" / GOOD_SHA256NEW).symlink_to(root)
-    planted = cache.measure(cache.classify(store, GOOD_SHA256NEW))
+    planted = measure.measure(cache.classify(store, GOOD_SHA256NEW))
     assert planted.files == 1 and planted.last_used is None
 
 
@@ -473,7 +474,7 @@ def many_entries(tmp_path: Path, count: int = 40) -> list[Entry]:
 @pytest.mark.parametrize("jobs", [1, 2, 3])
 def test_measure_all_reports_each_entry_once_with_exact_results(tmp_path: Path, jobs: int) -> None:
     entries = many_entries(tmp_path)
-    expected = {e.name: cache.measure(e) for e in entries}
+    expected = {e.name: measure.measure(e) for e in entries}
     got: dict[str, Usage] = {}
     threads: set[str] = set()
 
@@ -482,7 +483,7 @@ def test_measure_all_reports_each_entry_once_with_exact_results(tmp_path: Path, 
         got[entry.name] = usage
         threads.add(threading.current_thread().name)
 
-    cache.measure_all(entries, on_result, jobs=jobs)
+    measure.measure_all(entries, on_result, jobs=jobs)
     assert got == expected
     assert threads == {threading.current_thread().name}  # results come back in this thread
     assert all(e.usage is None for e in entries)  # storing it is the caller's business
@@ -500,7 +501,7 @@ def test_names_that_are_not_utf8(tmp_path: Path) -> None:
     entries = cache.list_entries([store_at(tmp_path / "store")])
     assert sorted(os.fsencode(e.name) for e in entries) == [b"caf\xe9", b"tmp-\xff\xfe"]
     assert {e.kind for e in entries} == {"temporary", "unknown"}
-    expected = {e.name: cache.measure(e) for e in entries}
+    expected = {e.name: measure.measure(e) for e in entries}
     assert all(u.files == 2 and u.error is None for u in expected.values())
     assert measure_on_helpers(entries, 2) == expected
 
@@ -536,8 +537,8 @@ def test_big_single_entry_with_helpers(tmp_path: Path) -> None:
     )
     entry = cache.classify(store_at(root.parent), GOOD_SHA1NEW)
     got: list[Usage] = []
-    cache.measure_all([entry], lambda e, u: got.append(u), jobs=2)
-    assert got == [cache.measure(entry)]
+    measure.measure_all([entry], lambda e, u: got.append(u), jobs=2)
+    assert got == [measure.measure(entry)]
     assert got[0].size == du(root, "-b")
 
 
@@ -551,9 +552,9 @@ def test_cancel_stops_reporting_at_once(tmp_path: Path, jobs: int) -> None:
         calls.append(entry.name)
         cancel.set()
 
-    cache.measure_all(entries, on_result, cancel=cancel, jobs=jobs)
+    measure.measure_all(entries, on_result, cancel=cancel, jobs=jobs)
     assert len(calls) == 1
-    cache.measure_all(entries, on_result, cancel=cancel, jobs=jobs)  # already cancelled
+    measure.measure_all(entries, on_result, cancel=cancel, jobs=jobs)  # already cancelled
     assert len(calls) == 1
 
 
@@ -572,7 +573,7 @@ def test_error_in_on_result_is_raised(tmp_path: Path) -> None:
         raise RuntimeError("the GUI went away")
 
     with pytest.raises(RuntimeError, match="GUI went away"):
-        cache.measure_all(entries, on_result, jobs=2)
+        measure.measure_all(entries, on_result, jobs=2)
 
 
 def measure_on_helpers(entries: list[Entry], workers: int) -> dict[str, Usage]:
@@ -603,20 +604,20 @@ def worker_pids() -> list[int]:
 
 def test_helpers_measure_exactly_like_this_thread(tmp_path: Path) -> None:
     entries = many_entries(tmp_path, 30)
-    cache.shutdown_helpers()
-    assert measure_on_helpers(entries, 3) == {e.name: cache.measure(e) for e in entries}
+    measure.shutdown_helpers()
+    assert measure_on_helpers(entries, 3) == {e.name: measure.measure(e) for e in entries}
     # Once started, workers are kept for the next call (jobs=3: this thread and two workers).
     assert len(pool.idle_workers()) == 2
-    assert measure_on_helpers(entries, 3) == {e.name: cache.measure(e) for e in entries}
-    cache.shutdown_helpers()
+    assert measure_on_helpers(entries, 3) == {e.name: measure.measure(e) for e in entries}
+    measure.shutdown_helpers()
     assert pool.idle_workers() == []
     # Started ahead of time (not waited for), they are used by the next call.
-    cache.prepare_measuring(jobs=3)
+    measure.prepare_measuring(jobs=3)
     started = set(pool.idle_workers())
     assert len(started) == 2
-    assert measure_on_helpers(entries, 3) == {e.name: cache.measure(e) for e in entries}
+    assert measure_on_helpers(entries, 3) == {e.name: measure.measure(e) for e in entries}
     assert set(pool.idle_workers()) == started
-    cache.shutdown_helpers()
+    measure.shutdown_helpers()
 
 
 def test_workers_alone_measure_exactly_like_this_thread(tmp_path: Path) -> None:
@@ -624,7 +625,7 @@ def test_workers_alone_measure_exactly_like_this_thread(tmp_path: Path) -> None:
     entries = many_entries(tmp_path, 30)
     got: dict[str, Usage] = {}
     measure.measure_all(entries, lambda e, u: got.__setitem__(e.name, u), jobs=2, work_here=False)
-    assert got == {e.name: cache.measure(e) for e in entries}
+    assert got == {e.name: measure.measure(e) for e in entries}
 
 
 @pytest.mark.parametrize("when", [1, 5, 25])
@@ -633,9 +634,9 @@ def test_a_worker_that_dies_has_its_work_redone(tmp_path: Path, when: int) -> No
     every entry is reported once, with exact results, and the dead worker is not kept."""
     import signal
 
-    cache.shutdown_helpers()
+    measure.shutdown_helpers()
     entries = many_entries(tmp_path, 40)
-    expected = {e.name: cache.measure(e) for e in entries}
+    expected = {e.name: measure.measure(e) for e in entries}
     got: dict[str, Usage] = {}
     killed: list[int] = []
 
@@ -654,17 +655,17 @@ def test_a_worker_that_dies_has_its_work_redone(tmp_path: Path, when: int) -> No
     assert killed, "no worker was running to be killed"
     psutil_process(killed[0]).wait(5)  # SIGKILL takes effect soon, not at once
     assert killed[0] not in pool.idle_workers()
-    cache.shutdown_helpers()
+    measure.shutdown_helpers()
 
 
 def test_helpers_that_cannot_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cache.shutdown_helpers()
+    measure.shutdown_helpers()
     monkeypatch.setattr(sys, "executable", "/bin/false")
     entries = many_entries(tmp_path, 8)
     got: dict[str, Usage] = {}
-    cache.measure_all(entries, lambda e, u: got.__setitem__(e.name, u), jobs=3)
-    assert got == {e.name: cache.measure(e) for e in entries}
-    cache.shutdown_helpers()
+    measure.measure_all(entries, lambda e, u: got.__setitem__(e.name, u), jobs=3)
+    assert got == {e.name: measure.measure(e) for e in entries}
+    measure.shutdown_helpers()
 
 
 def test_workers_start_when_the_standard_streams_are_closed(tmp_path: Path) -> None:
@@ -689,7 +690,7 @@ print(sorted(got.items()), len(pool.idle_workers()))
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     expected = sorted(
-        (i, (cache.measure(e).size, cache.measure(e).files)) for i, e in enumerate(entries)
+        (i, (measure.measure(e).size, measure.measure(e).files)) for i, e in enumerate(entries)
     )
     assert proc.stdout.split("] ")[0] + "]" == str(expected)
     assert proc.stdout.split("] ")[1].strip() == "1"  # its worker answered and was kept
@@ -697,7 +698,7 @@ print(sorted(got.items()), len(pool.idle_workers()))
 
 def test_a_worker_keeps_no_descriptor_it_was_not_given() -> None:
     """posix_spawn passes on every descriptor not marked close-on-exec: a worker closes those."""
-    cache.shutdown_helpers()
+    measure.shutdown_helpers()
     read_end, write_end = os.pipe()
     os.set_inheritable(write_end, True)  # as one left open by whoever started us
     try:
@@ -715,7 +716,7 @@ def test_a_worker_keeps_no_descriptor_it_was_not_given() -> None:
     finally:
         os.close(read_end)
         os.close(write_end)
-        cache.shutdown_helpers()
+        measure.shutdown_helpers()
 
 
 # --- access-time reliability ---------------------------------------------------------------------

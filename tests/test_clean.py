@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from core import actionlog, clean, evidence, pins, root_helper
-from core.cache import measure_all, scan
+from core.cache import scan
 from core.clean import Policy, judge, reclaimable
 from core.feeds import escape_feed_url
+from core.measure import measure_all
 from core.stores import Store, stores_from_paths
 from tests.conftest import RealStore, run_0install
 

@@ -358,8 +358,8 @@ def test_list_json_lines_are_exactly_what_json_dumps_writes(odd_store, tmp_path:
     import dataclasses
 
     from core import measure, stores
-    from core.cache import Usage
     from core.feeds import FeedImpl
+    from core.measure import Usage
 
     store, _latin, _escape = odd_store
     (store / ("sha256=" + "c" * 64)).mkdir()

@@ -459,7 +459,7 @@ def test_a_file_read_while_the_prompt_waits_keeps_the_entry(tmp_path: Path, stor
         if not p.is_symlink():
             os.utime(p, (old, old))
     entries = scan(stores_from_paths([str(store)]), {}).entries
-    from core.cache import measure_all
+    from core.measure import measure_all
 
     measure_all(entries, lambda e, u: setattr(e, "usage", u))
     [verdict] = [v for v in clean.judge(entries, _no_evidence()) if v.entry.name == DIGEST]
@@ -479,7 +479,7 @@ def test_measuring_and_verifying_never_read_through_a_mount_point(tmp_path: Path
     (outside / "secret").write_text("outside")
     code = textwrap.dedent(f"""
         import os, subprocess
-        from core.cache import measure
+        from core.measure import measure
         from core.manifest import verify_directory
         from core.treewalk import measure_walk
         subprocess.run(["mount", "--bind", {str(outside)!r}, {str(entry / "bin" / "deep")!r}],

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from core import cache, scan_process
-from core.cache import Entry, Usage
+from core import cache, measure, scan_process
+from core.cache import Entry
 from core.child import ChildError
+from core.measure import Usage
 from core.scan_process import scan_in_child
 from core.stores import Store
 from tests.conftest import RealStore
@@ -56,7 +57,7 @@ def test_same_scan_as_in_process(real_store: RealStore, tmp_path: Path) -> None:
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_same_sizes_as_in_process(tmp_path: Path, jobs: int) -> None:
     entries = many_entries(tmp_path)
-    expected = {e.name: cache.measure(e) for e in entries}
+    expected = {e.name: measure.measure(e) for e in entries}
     result, got, calls = measured_in_child([store_at(tmp_path / "many")], {}, jobs=jobs)
     assert {e.name for e in result.entries} == set(expected)
     assert got == expected

@@ -8,10 +8,11 @@ import marshal
 import os
 from pathlib import Path
 
-from core.cache import Entry, Usage
+from core.cache import Entry
 from core.digests import Digest
 from core.feeds import FeedImpl
 from core.manifest import Change, VerifyOutcome
+from core.measure import Usage
 from core.pool_worker import (
     Chunk,
     ChunkDone,
