@@ -35,7 +35,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import elevate, maintenance
+from core import elevate, maintenance, maintenance_status
+from core import root_helper as rh
+from core.maintenance_installed import InstalledState, calendar_problem, enable_preview, installed
 from gui.workers import Starter, Worker
 
 STRIP_POLL_MS = 30_000
@@ -46,7 +48,7 @@ _STRIP_STYLES = {"info": ("#e3eefb", "#7aa7dd"), "warning": ("#fff4d6", "#e0b54a
 class FindingsDialog(QDialog):
     """The problems the last checks found, one per line, the whole detail in each tooltip."""
 
-    def __init__(self, findings: list[maintenance.Finding], parent: QWidget | None = None):
+    def __init__(self, findings: list[maintenance_status.Finding], parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Problems found by scheduled maintenance")
         self.list = QListWidget(self)
@@ -90,7 +92,7 @@ class MaintenanceStrip(QFrame):
         super().__init__(parent)
         self.setObjectName("maintenanceStrip")
         self.root = root or "/"
-        self.findings: list[maintenance.Finding] = []
+        self.findings: list[maintenance_status.Finding] = []
         self.label = QLabel(self)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.button = QPushButton("Show problems…", self)
@@ -122,9 +124,9 @@ class MaintenanceStrip(QFrame):
     def refresh(self) -> None:
         """Read the status file again (a few kilobytes: read here, on the GUI thread)."""
         self._stamp = self._status_stamp()
-        status = maintenance.read_status(self.root)
-        text = maintenance.last_check_text(status)
-        self.findings = maintenance.current_findings(status)
+        status = maintenance_status.read_status(self.root)
+        text = maintenance_status.last_check_text(status)
+        self.findings = maintenance_status.current_findings(status)
         if text is None:
             self.hide()
             return
@@ -167,7 +169,7 @@ class MaintenancePage(QWidget):
         self._starter = starter
         self._workers: set[Worker] = set()
         self._finished_workers: list[Worker] = []
-        self.state: maintenance.InstalledState | None = None
+        self.state: InstalledState | None = None
         self.status: dict = {}
         self.confirm: Callable[[str, str], bool] = self._ask
         """Asks the admin (tests replace it)."""
@@ -374,8 +376,8 @@ class MaintenancePage(QWidget):
     def refresh(self) -> None:
         root = self.root or "/"
 
-        def read() -> tuple[maintenance.InstalledState, dict]:
-            return maintenance.installed(root), maintenance.read_status(root)
+        def read() -> tuple[InstalledState, dict]:
+            return installed(root), maintenance_status.read_status(root)
 
         self._run("read", read, self._show)
 
@@ -399,10 +401,10 @@ class MaintenancePage(QWidget):
         if state.foreign:
             text += " Not written by this tool (left alone): " + ", ".join(state.foreign) + "."
         self.summary.setText(text)
-        line = maintenance.last_check_text(self.status)
+        line = maintenance_status.last_check_text(self.status)
         self.last_check.setText(line or "No scheduled check has run yet.")
-        self.problems_button.setVisible(bool(maintenance.current_findings(self.status)))
-        runs = maintenance.run_summaries(self.status)
+        self.problems_button.setVisible(bool(maintenance_status.current_findings(self.status)))
+        runs = maintenance_status.run_summaries(self.status)
         self.runs.setText("\n".join(runs))
         self.runs.setVisible(bool(runs))
         self._set_busy()
@@ -438,7 +440,7 @@ class MaintenancePage(QWidget):
         )
 
     def show_findings(self) -> None:
-        self.dialog = FindingsDialog(maintenance.current_findings(self.status), self)
+        self.dialog = FindingsDialog(maintenance_status.current_findings(self.status), self)
         self.dialog.show()
 
     def _ask(self, title: str, text: str) -> bool:
@@ -448,17 +450,17 @@ class MaintenancePage(QWidget):
     def enable(self) -> None:
         try:
             settings = self.settings_from_form()
-        except maintenance.rh.UsageError as exc:
+        except rh.UsageError as exc:
             self.show_notice(f"Nothing was changed: {exc}.")
             return
         try:  # two runs of systemd-analyze calendar, some milliseconds: here, before asking
-            problem = maintenance.calendar_problem(settings)
+            problem = calendar_problem(settings)
         except maintenance.MaintenanceError as exc:
             problem = str(exc)
         if problem:
             self.show_notice(f"Nothing was changed: {problem}.")
             return
-        files = "\n".join(path for path, _ in maintenance.enable_preview(settings))
+        files = "\n".join(path for path, _ in enable_preview(settings))
         if not self.confirm(
             "Enable maintenance",
             "These files are written (each checked with systemd-analyze first) and the timers "

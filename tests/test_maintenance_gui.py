@@ -10,6 +10,7 @@ import pytest
 
 from core import maintenance
 from core import store_lock as locks
+from core.maintenance_jobs import run_job
 from gui.maintenance_page import MaintenancePage, MaintenanceStrip
 from gui.workers import inline_starter
 from tests.test_maintenance import Journal, add_entry, files_under, hold_lock, release, store_of
@@ -83,7 +84,7 @@ def test_strip_shows_the_last_check_and_its_findings(qtbot, root: Path):
     add_entry(store, "fine")
     bad = add_entry(store, "bad")
     (store / bad / "data").write_text("changed")
-    maintenance.run_verify(maintenance.Place(str(root)), Journal())
+    run_job("verify", maintenance.Place(str(root)), Journal())
     strip.refresh_if_changed()  # what its timer does: the status file is new
     strip.show()
     assert strip.label.text().startswith("Last check: today ")
@@ -98,7 +99,7 @@ def test_strip_shows_the_last_check_and_its_findings(qtbot, root: Path):
 
 def test_page_shows_the_last_runs(qtbot, root: Path):
     add_entry(store_of(root), "fine")
-    maintenance.run_verify(maintenance.Place(str(root)), Journal())
+    run_job("verify", maintenance.Place(str(root)), Journal())
     page = started_page(qtbot, root)
     assert page.last_check.text().endswith(", no problems")
     assert "Last verify:" in page.runs.text() and "1 checked" in page.runs.text()
