@@ -116,10 +116,14 @@ def _files(settings: Settings) -> tuple[list[rh.MaintenanceFile], list[rh.Mainte
     return files, [f for f in files if f.path.startswith(rh.UNIT_DIR + "/")]
 
 
-def _block(text: str, indent: int) -> str:
-    """``text`` as a YAML block scalar's lines, indented."""
-    pad = " " * indent
-    return "\n".join(pad + line if line else "" for line in text.splitlines())
+def _copy_task(name: str, dest: str, mode: int, content: str, *, owner: str = "") -> list[str]:
+    """An ``ansible.builtin.copy`` task that writes ``content`` to ``dest`` (owned by ``owner``
+    and its group, if given)."""
+    owned = [f"        owner: {owner}", f"        group: {owner}"] if owner else []
+    pad = " " * 10  # the content as a block scalar, under "content: |"
+    block = "\n".join(pad + line if line else "" for line in content.splitlines())
+    return [f"    - name: {name}", "      ansible.builtin.copy:", f"        dest: {dest}", *owned,
+            f'        mode: "{mode:04o}"', "        content: |", block]  # fmt: skip
 
 
 def _ansible_checks(settings: Settings, files: list[rh.MaintenanceFile]) -> list[str]:
@@ -184,14 +188,7 @@ def _ansible_verify_units(units: list[rh.MaintenanceFile]) -> list[str]:
     ]
     for f in units:
         name = os.path.basename(f.path)
-        out += [
-            f"    - name: Stage {name}",
-            "      ansible.builtin.copy:",
-            f'        dest: "{{{{ zia_check.path }}}}/{name}"',
-            '        mode: "0644"',
-            "        content: |",
-            _block(f.content, 10),
-        ]
+        out += _copy_task(f"Stage {name}", f'"{{{{ zia_check.path }}}}/{name}"', 0o644, f.content)
     out += [
         "    - name: systemd-analyze verify must accept the units without a complaint",
         "      ansible.builtin.shell: systemd-analyze verify --man=no {{ zia_check.path }}/* 2>&1",
@@ -206,16 +203,7 @@ def _ansible_install(files: list[rh.MaintenanceFile]) -> list[str]:
     """The tasks that write the files, drop the staging directory and start the units."""
     out = []
     for f in files:
-        out += [
-            f"    - name: Install {f.path}",
-            "      ansible.builtin.copy:",
-            f"        dest: {f.path}",
-            "        owner: root",
-            "        group: root",
-            f'        mode: "{f.mode:04o}"',
-            "        content: |",
-            _block(f.content, 10),
-        ]
+        out += _copy_task(f"Install {f.path}", f.path, f.mode, f.content, owner="root")
     out += [
         "    - name: Remove the staging directory",
         "      ansible.builtin.file:",
