@@ -1,11 +1,12 @@
-"""What every command of the command line shares: the errors and exit codes, the ``--store``
-option and the one check of the stores it names, the question before a change, the progress line,
-tables and JSON output.
+"""What every command of the command line shares: the errors and exit codes, a group's ACTION,
+the ``--store`` option and the one check of the stores it names, ``--root`` and its check, the
+question before a change, the progress line, tables and JSON output.
 
 Imported by :mod:`core.cli` and by each command group (:mod:`core.cli_clean`,
-:mod:`core.cli_sharing`, :mod:`core.cli_vm`), so a store, a prompt or a name is handled the same
-way by every command. Start-up matters (``list`` runs in a fraction of a second): this module
-imports only what is already loaded, and the rest inside the functions that need it.
+:mod:`core.cli_sharing`, :mod:`core.cli_maintenance`, :mod:`core.cli_vm`), so a store, a root, a
+prompt or a name is handled the same way by every command. Start-up matters (``list`` runs in a
+fraction of a second): this module imports only what is already loaded, and the rest inside the
+functions that need it.
 """
 
 from __future__ import annotations
