@@ -715,11 +715,19 @@ def test_the_helpers_verbs_wait_for_roots_lock(root: Path, other_holder, monkeyp
     assert entry in os.listdir(store)
 
 
-def test_run_refuses_bad_usage_plainly(root: Path):
+def test_run_refuses_bad_usage_plainly(root: Path, tmp_path: Path):
     proc = cli("run", "clean", "--follow", root=root)
     assert proc.returncode == 2 and "--follow goes with" in proc.stderr
     proc = cli("run", "nonsense", root=root)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    proc = run_cli("maintenance", text=True, cwd=REPO)  # no action: every one is named
+    assert proc.returncode == 2
+    assert "maintenance needs an action: status, enable, disable, script or run" in proc.stderr
+    proc = cli("status", root=Path("/"))
+    assert proc.returncode == 2 and "--root / is the real system" in proc.stderr
+    for bad in (root / "etc/passwd", tmp_path / "missing"):
+        proc = cli("status", root=bad)
+        assert proc.returncode == 2 and f"--root '{bad}' is not a directory" in proc.stderr
 
 
 # --- mail -----------------------------------------------------------------------------------------
