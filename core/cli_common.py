@@ -1,11 +1,12 @@
-"""What every command of the command line shares: the errors and exit codes, the ``--store``
-option and the one check of the stores it names, the question before a change, the progress line,
-tables and JSON output.
+"""What every command of the command line shares: the errors and exit codes, a group's ACTION,
+the ``--store`` option and the one check of the stores it names, ``--root`` and its check, the
+question before a change, the progress line, tables and JSON output.
 
 Imported by :mod:`core.cli` and by each command group (:mod:`core.cli_clean`,
-:mod:`core.cli_sharing`, :mod:`core.cli_vm`), so a store, a prompt or a name is handled the same
-way by every command. Start-up matters (``list`` runs in a fraction of a second): this module
-imports only what is already loaded, and the rest inside the functions that need it.
+:mod:`core.cli_sharing`, :mod:`core.cli_maintenance`, :mod:`core.cli_vm`), so a store, a root, a
+prompt or a name is handled the same way by every command. Start-up matters (``list`` runs in a
+fraction of a second): this module imports only what is already loaded, and the rest inside the
+functions that need it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,27 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM: unwinds like Ctrl-C (workers and helpers are stopped on the way), exit 143."""
 
 
+# --- command groups ------------------------------------------------------------------------------
+
+
+def action_group(sub: Any, name: str, **kwargs: Any) -> Any:
+    """A command group that takes an ACTION (``sharing status``, ``maintenance run``): its parser,
+    added to ``sub`` (argparse subparsers) with ``kwargs`` (help, description); returns the
+    subparsers its actions are added to. Without an action, a usage error names them."""
+    group = sub.add_parser(name, **kwargs)
+    actions = group.add_subparsers(
+        dest=f"{name}_command", metavar="ACTION", parser_class=type(group)
+    )
+
+    def missing_action(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+        *rest, last = actions.choices
+        listed = f"{', '.join(rest)} or {last}" if rest else last
+        raise UsageError(f"{name} needs an action: {listed}")
+
+    group.set_defaults(func=missing_action)
+    return actions
+
+
 # --- the stores a command works on ----------------------------------------------------------------
 
 
@@ -50,12 +72,27 @@ def store_option(p: argparse.ArgumentParser) -> None:
 
 
 def root_option(p: argparse.ArgumentParser) -> None:
-    """``--root PREFIX`` of the groups that change the system (sharing, maintenance)."""
+    """``--root PREFIX`` of the groups that change the system (sharing, maintenance), checked by
+    :func:`root_of`."""
     p.add_argument(
         "--root",
         metavar="PREFIX",
         help="act on a fake root (files under PREFIX; for tests and image builders)",
     )
+
+
+def root_of(args: argparse.Namespace) -> str:
+    """The root a command acts on: "/" without ``--root``, else the real path of PREFIX; a usage
+    error for one that is not a directory, or that is the real system."""
+    root = getattr(args, "root", None)
+    if root is None:
+        return "/"
+    if not os.path.isdir(root):
+        raise UsageError(f"--root '{root}' is not a directory")
+    real = os.path.realpath(root)
+    if real == "/":
+        raise UsageError("--root / is the real system: leave --root out instead")
+    return real
 
 
 EMPTY_STORE = "--store needs a directory (an empty path would mean the current directory)"

@@ -22,17 +22,14 @@ from typing import IO, Any
 
 def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add this group's subcommands to ``sub`` (argparse subparsers); each sets ``func``."""
-    from core.cli_common import root_option
+    from core.cli_common import action_group, root_option
 
-    p = sub.add_parser(
-        "maintenance",
+    actions = action_group(
+        sub, "maintenance",
         help="scheduled verification and clean-up of the shared cache, and a watch on it",
         description="Verify the shared cache daily and clean it weekly with systemd timers, "
         "verify each new entry as it appears, and free space when the disk runs low.",
-    )
-    actions = p.add_subparsers(dest="maintenance_command", metavar="ACTION",
-                               parser_class=type(p))  # fmt: skip
-    p.set_defaults(func=_missing_action)
+    )  # fmt: skip
 
     q = actions.add_parser("status", help="whether it is enabled, its settings, the last runs")
     q.add_argument("--json", action="store_true", help="machine-readable output")
@@ -77,33 +74,24 @@ def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) 
     q.set_defaults(func=cmd_run)
 
 
+SETTINGS_OPTIONS = (
+    ("--verify-when", "CALENDAR", "when to verify, a systemd calendar spec (default daily)"),
+    ("--clean-when", "CALENDAR", "when to clean up (default weekly)"),
+    ("--older-than", "DAYS", "clean entries not used for DAYS days (default 30)"),
+    ("--keep", "N", "keep the N newest versions of every program"),
+    ("--grace", "DAYS", "the free-space trigger never removes entries used or added within DAYS "
+     "days (default 2)"),
+    ("--min-free", "LIMIT", "free space below which entries are removed: 10%%,5G (the smaller; "
+     "default), 10%%, 5G or off"),
+    ("--max-free", "LIMIT", "remove until this much is free (default 20%%,10G)"),
+)  # fmt: skip
+"""enable's settings that take a value: (option, metavar, help)."""
+
+
 def settings_options(q: argparse.ArgumentParser) -> None:
     """enable's settings (script takes them too)."""
-    q.add_argument(
-        "--verify-when",
-        metavar="CALENDAR",
-        help="when to verify, a systemd calendar spec (default daily)",
-    )
-    q.add_argument("--clean-when", metavar="CALENDAR", help="when to clean up (default weekly)")
-    q.add_argument(
-        "--older-than", metavar="DAYS", help="clean entries not used for DAYS days (default 30)"
-    )
-    q.add_argument("--keep", metavar="N", help="keep the N newest versions of every program")
-    q.add_argument(
-        "--grace",
-        metavar="DAYS",
-        help="the free-space trigger never removes entries used or added within DAYS "
-        "days (default 2)",
-    )
-    q.add_argument(
-        "--min-free",
-        metavar="LIMIT",
-        help="free space below which entries are removed: 10%%,5G (the smaller; "
-        "default), 10%%, 5G or off",
-    )
-    q.add_argument(
-        "--max-free", metavar="LIMIT", help="remove until this much is free (default 20%%,10G)"
-    )
+    for option, metavar, text in SETTINGS_OPTIONS:
+        q.add_argument(option, metavar=metavar, help=text)
     q.add_argument("--no-watch", action="store_true", help="no watch on new entries")
     q.add_argument("--watch", action="store_true", help="watch new entries (the default)")
     q.add_argument(
@@ -112,18 +100,6 @@ def settings_options(q: argparse.ArgumentParser) -> None:
         help="mail root through sendmail after runs that found or removed something",
     )
     q.add_argument("--no-mail", action="store_true", help="no mail (the default)")
-
-
-def _missing_action(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core.cli_common import UsageError
-
-    raise UsageError("maintenance needs an action: status, enable, disable or run")
-
-
-def _root(args: argparse.Namespace) -> str:
-    from core.cli_sharing import _root as sharing_root
-
-    return sharing_root(args)
 
 
 def _confirm(question: str, args: argparse.Namespace, err: IO[str]) -> bool:
@@ -135,16 +111,19 @@ def _confirm(question: str, args: argparse.Namespace, err: IO[str]) -> bool:
 
 
 def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core import maintenance
+    from core import maintenance_installed as installed
+    from core import maintenance_status as status_file
+    from core import root_helper as rh
+    from core.cli_common import root_of
 
-    root = _root(args)
-    state = maintenance.installed(root)
-    status = maintenance.read_status(root)
+    root = root_of(args)
+    state = installed.installed(root)
+    status = status_file.read_status(root)
     units = {}
     if root == "/":
-        for unit in maintenance.rh.MAINTENANCE_STARTED:
-            units[unit] = maintenance.systemctl_state(unit)
-    findings = maintenance.current_findings(status)
+        for unit in rh.MAINTENANCE_STARTED:
+            units[unit] = installed.systemctl_state(unit)
+    findings = status_file.current_findings(status)
     if args.json:
         s = state.settings
         json.dump(
@@ -153,13 +132,13 @@ def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                 "enabled": state.enabled,
                 "files": state.files,
                 "foreign": state.foreign,
-                "settings": None if s is None else dict(zip(maintenance.rh.MAINTENANCE_KEYS,
-                                                            s.as_args(), strict=True)),
+                "settings": None if s is None else dict(zip(rh.MAINTENANCE_KEYS, s.as_args(),
+                                                            strict=True)),
                 "settings_problem": state.settings_problem or None,
                 "units": units,
-                "last_check": maintenance.last_check_text(status),
+                "last_check": status_file.last_check_text(status),
                 "findings": [f.to_json() for f in findings],
-                "runs": {job: status.get(job) for job in ("verify", "clean", "watch")},
+                "runs": {job: status.get(job) for job in status_file.JOB_NAMES},
             },
             out, indent=2, ensure_ascii=False,
         )  # fmt: skip
@@ -184,11 +163,11 @@ def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     for unit, active in units.items():
         if active is not None:
             out.write(f"  {unit}: {active}\n")
-    line = maintenance.last_check_text(status)
+    line = status_file.last_check_text(status)
     out.write(f"{line or 'No check has run yet.'}\n")
     for f in findings:
         out.write(f"  {f.line()}\n")
-    for line in maintenance.run_summaries(status):
+    for line in status_file.run_summaries(status):
         out.write(line + "\n")
     return 0 if state.enabled else 1
 
@@ -196,13 +175,15 @@ def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 def _settings(args: argparse.Namespace, root: str, *, current: bool = True):
     """enable's settings: those given, the rest from this machine's (``current``) or defaults."""
     from core import maintenance
+    from core import root_helper as rh
     from core.cli_common import CommandError, UsageError
+    from core.maintenance_installed import calendar_problem
 
     base = maintenance.Settings()
     if current:
         with contextlib.suppress(maintenance.MaintenanceError):  # unreadable: the defaults
             base = maintenance.load_settings(root) or base
-    raw = dict(zip(maintenance.rh.MAINTENANCE_KEYS, base.as_args(), strict=True))
+    raw = dict(zip(rh.MAINTENANCE_KEYS, base.as_args(), strict=True))
     for key, value in (
         ("verify", args.verify_when), ("clean", args.clean_when),
         ("older_than_days", args.older_than), ("keep", args.keep),
@@ -218,10 +199,10 @@ def _settings(args: argparse.Namespace, root: str, *, current: bool = True):
         raw["mail"] = "yes" if args.mail else "no"
     try:
         settings = maintenance.Settings.from_mapping(raw)
-    except maintenance.rh.UsageError as exc:
+    except rh.UsageError as exc:
         raise UsageError(str(exc)) from None
     try:
-        problem = maintenance.calendar_problem(settings)
+        problem = calendar_problem(settings)
     except maintenance.MaintenanceError as exc:
         raise CommandError(str(exc)) from None
     if problem:
@@ -230,13 +211,14 @@ def _settings(args: argparse.Namespace, root: str, *, current: bool = True):
 
 
 def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core import elevate, maintenance
-    from core.cli_common import CommandError
+    from core import elevate
+    from core.cli_common import CommandError, root_of
+    from core.maintenance_installed import enable_preview
 
-    root = _root(args)
+    root = root_of(args)
     settings = _settings(args, root)
     out.write("Enabling maintenance writes (each checked with systemd-analyze first):\n")
-    for path, content in maintenance.enable_preview(settings):
+    for path, content in enable_preview(settings):
         out.write(f"\n* {path}\n")
         for line in content.splitlines():
             out.write(f"    {line}\n")
@@ -257,11 +239,12 @@ def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 def cmd_disable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core import elevate, maintenance
-    from core.cli_common import CommandError
+    from core import elevate
+    from core.cli_common import CommandError, root_of
+    from core.maintenance_installed import installed
 
-    root = _root(args)
-    state = maintenance.installed(root)
+    root = root_of(args)
+    state = installed(root)
     if not state.files:
         out.write("Nothing to remove: maintenance is not enabled.\n")
         return 0
@@ -294,23 +277,23 @@ def cmd_script(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import maintenance
-    from core.cli_common import CommandError, UsageError
+    from core.cli_common import CommandError, UsageError, root_of
+    from core.maintenance_jobs import follow, run_job
+    from core.maintenance_run import journal_writer
 
-    root = _root(args)
+    root = root_of(args)
     place = maintenance.Place(root)
     if args.follow and args.job != "watch":
         raise UsageError("--follow goes with 'run watch' only")
     if not 0.1 <= args.interval <= 3600:
         raise UsageError("--interval must be between 0.1 and 3600 seconds")
-    emit = maintenance.journal_writer(err)
+    emit = journal_writer(err)
     try:
         settings = maintenance.load_settings(root) or maintenance.Settings()
         if args.follow:
-            maintenance.follow(place, emit, interval=args.interval, settings=settings)
+            follow(place, emit, interval=args.interval, settings=settings)
             return 0
-        run = {"verify": maintenance.run_verify, "clean": maintenance.run_clean,
-               "watch": maintenance.run_watch}[args.job]  # fmt: skip
-        result = run(place, emit, settings=settings)
+        result = run_job(args.job, place, emit, settings=settings)
     except maintenance.MaintenanceError as exc:
         raise CommandError(str(exc)) from None
     return result.exit_code

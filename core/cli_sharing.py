@@ -15,24 +15,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Callable
 from typing import IO, Any
 
 
 def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add this group's subcommands to ``sub`` (argparse subparsers); each sets ``func``."""
-    from core.cli_common import root_option
+    from core.cli_common import action_group, root_option
 
-    p = sub.add_parser(
-        "sharing",
+    actions = action_group(
+        sub, "sharing",
         help="enable, check, prove or undo the shared system cache",
         description="Share downloaded programs between the users of this machine through "
         "/var/cache/0install.net (0store-secure-add-helper, a sudoers rule, an AppArmor profile).",
-    )
-    actions = p.add_subparsers(dest="sharing_command", metavar="ACTION",
-                               parser_class=type(p))  # fmt: skip
-    p.set_defaults(func=_missing_action)
+    )  # fmt: skip
 
     q = actions.add_parser("status", help="each step: done, missing, needs attention or n/a")
     q.add_argument("--json", action="store_true", help="machine-readable output")
@@ -72,26 +68,6 @@ def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) 
     q.set_defaults(func=cmd_script)
 
 
-def _missing_action(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core.cli_common import UsageError
-
-    raise UsageError("sharing needs an action: status, enable, disable, self-test or script")
-
-
-def _root(args: argparse.Namespace) -> str:
-    from core.cli_common import UsageError
-
-    root = getattr(args, "root", None)
-    if root is None:
-        return "/"
-    if not os.path.isdir(root):
-        raise UsageError(f"--root '{root}' is not a directory")
-    real = os.path.realpath(root)
-    if real == "/":
-        raise UsageError("--root / is the real system: leave --root out instead")
-    return real
-
-
 REFUSED = "nothing was changed: add --yes to apply"
 
 MARK = {"done": "done", "missing": "MISSING", "needs attention": "ATTENTION",
@@ -105,8 +81,9 @@ def _print_steps(steps: list, out: IO[str]) -> None:
 
 def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import sharing
+    from core.cli_common import root_of
 
-    root = _root(args)
+    root = root_of(args)
     steps = sharing.detect(root)
     verdict = sharing.overall(steps)
     enabled = verdict.state == sharing.ENABLED
@@ -138,9 +115,9 @@ def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import elevate, sharing
-    from core.cli_common import CommandError, confirm
+    from core.cli_common import CommandError, confirm, root_of
 
-    root = _root(args)
+    root = root_of(args)
     fake = None if root == "/" else root
     steps = sharing.detect(root)
     blockers = sharing.blockers(steps)
@@ -184,9 +161,9 @@ def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def cmd_disable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import elevate, sharing
-    from core.cli_common import CommandError, confirm
+    from core.cli_common import CommandError, confirm, root_of
 
-    root = _root(args)
+    root = root_of(args)
     present, kept = sharing.disable_preview(root)
     if kept:
         out.write("Left alone (not written by this app):\n")

@@ -50,7 +50,7 @@ from gui.cache_rows import Row, carry_verdicts
 from gui.cache_table import CacheTable
 from gui.details import DetailsPane
 from gui.icons import icon
-from gui.maintenance_page import MaintenanceStrip
+from gui.maintenance_strip import MaintenanceStrip
 from gui.overview import OverviewWidget
 from gui.settings import read_bytes, read_int
 from gui.summary import SummaryStrip

@@ -1,204 +1,54 @@
 """Scheduled maintenance in the window (issue 23): the Maintenance page (settings, enable, disable,
-the last runs) and the strip on the Cache page that says "Last check: today 03:12, 2 problems"
-with the findings one click away.
+the last runs). The strip on the Cache page is :mod:`gui.maintenance_strip`.
 
-Decisions live in :mod:`core.maintenance` (settings, status, the units' preview); changes go
-through :mod:`core.elevate` and the privileged helper's ``maintenance-enable``/``-disable`` verbs,
-as on the command line.
+Decisions live in ``core`` (:mod:`core.maintenance` the settings, :mod:`core.maintenance_status`
+the last runs, :mod:`core.maintenance_installed` what is installed and the units' preview); changes
+go through :mod:`core.elevate` and the privileged helper's ``maintenance-enable``/``-disable``
+verbs, as on the command line.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
-from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QFont, QGuiApplication, QKeySequence
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
-    QDialog,
-    QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
-    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QMessageBox,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from core import elevate, maintenance
-from gui.workers import Starter, Worker
+from core import elevate, maintenance, maintenance_status
+from core import root_helper as rh
+from core.maintenance_installed import InstalledState, calendar_problem, enable_preview, installed
+from gui.maintenance_strip import FindingsDialog
+from gui.page_frame import notice_label, page_heading, page_intro, scrolling
+from gui.workers import Starter, WorkerGroup
 
-STRIP_POLL_MS = 30_000
-"""How often the Cache page's strip looks whether a scheduled run wrote a new status."""
-_STRIP_STYLES = {"info": ("#e3eefb", "#7aa7dd"), "warning": ("#fff4d6", "#e0b54a")}
+INTRO = (
+    "Verifies the shared cache every day and cleans it every week without opening this window "
+    "(systemd timers, sandboxed, at idle priority), verifies each new entry within seconds of its "
+    "arrival, and removes the least recently used entries when the disk runs low. Findings go to "
+    "the journal, the action log and the Cache page."
+)
 
 
-class FindingsDialog(QDialog):
-    """The problems the last checks found, one per line, the whole detail in each tooltip."""
+class SettingsForm(QWidget):
+    """The maintenance settings as two groups side by side: the schedule, and what clean-up
+    removes. :meth:`settings` checks them (core's checks); :meth:`fill` shows written ones."""
 
-    def __init__(self, findings: list[maintenance.Finding], parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Problems found by scheduled maintenance")
-        self.list = QListWidget(self)
-        self.list.setAccessibleName("Problems")
-        self.list.setWordWrap(True)
-        self.list.setSpacing(3)
-        self.list.setAlternatingRowColors(True)
-        for finding in findings:
-            item = QListWidgetItem(finding.line(), self.list)
-            item.setToolTip(finding.detail)
-        if not findings:
-            QListWidgetItem("No problems.", self.list)
-        note = QLabel(
-            "Verify or delete these entries on the Cache page; every run's lines are also in "
-            "the journal: journalctl -t zeroinstall-admin-verify -t zeroinstall-admin-watch", self
-        )  # fmt: skip
-        note.setWordWrap(True)
-        note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
-        copy = buttons.addButton("Copy", QDialogButtonBox.ButtonRole.ActionRole)
-        copy.clicked.connect(self.copy)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.list, 1)
-        layout.addWidget(note)
-        layout.addWidget(buttons)
-        screen = self.screen() or QGuiApplication.primaryScreen()
-        room = screen.availableGeometry().size() * 0.9 if screen is not None else QSize(760, 360)
-        self.resize(QSize(760, 360).boundedTo(room))
-        self._text = "\n".join(f.line() for f in findings)
-
-    def copy(self) -> None:
-        QGuiApplication.clipboard().setText(self._text)
-
-
-class MaintenanceStrip(QFrame):
-    """One line above the Cache page's table: the last scheduled check and its problems (hidden
-    when no check has run on this machine)."""
-
-    def __init__(self, root: str | None = None, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("maintenanceStrip")
-        self.root = root or "/"
-        self.findings: list[maintenance.Finding] = []
-        self.label = QLabel(self)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.button = QPushButton("Show problems…", self)
-        self.button.setAccessibleName("Show the problems scheduled maintenance found")
-        self.button.clicked.connect(self.show_findings)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(10, 4, 6, 4)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(self.button)
-        self.dialog: FindingsDialog | None = None
-        self._stamp: tuple[int, int] | None = None
-        self.timer = QTimer(self)  # a run may finish while the window is open
-        self.timer.setInterval(STRIP_POLL_MS)
-        self.timer.timeout.connect(self.refresh_if_changed)
-        self.timer.start()
-        self.refresh()
-
-    def _status_stamp(self) -> tuple[int, int] | None:
-        try:
-            st = os.stat(maintenance.Place(self.root).status_file)
-        except OSError:
-            return None
-        return st.st_ino, st.st_mtime_ns
-
-    def refresh_if_changed(self) -> None:
-        if self._status_stamp() != self._stamp:
-            self.refresh()
-
-    def refresh(self) -> None:
-        """Read the status file again (a few kilobytes: read here, on the GUI thread)."""
-        self._stamp = self._status_stamp()
-        status = maintenance.read_status(self.root)
-        text = maintenance.last_check_text(status)
-        self.findings = maintenance.current_findings(status)
-        if text is None:
-            self.hide()
-            return
-        self.label.setText(text)
-        self.button.setVisible(bool(self.findings))
-        background, border = _STRIP_STYLES["warning" if self.findings else "info"]
-        self.setStyleSheet(
-            f"QFrame#maintenanceStrip {{ background: {background}; border: 1px solid {border};"
-            " border-radius: 4px; } QFrame#maintenanceStrip QLabel { color: #1f1f1f; }"
-        )
-        self.show()
-
-    def show_findings(self) -> None:
-        self.dialog = FindingsDialog(self.findings, self)
-        self.dialog.show()
-
-
-class MaintenancePage(QWidget):
-    """Scheduled verification and clean-up of the shared store: settings, enable, disable."""
-
-    page_id = "maintenance"
-    title = "Maintenance"
-    icon_name = "verify-all"
-
-    statusMessage = Signal(str)
-    refreshed = Signal()
-    applied = Signal(object)
-    """A :class:`core.elevate.HelperOutcome` of enable or disable."""
-
-    def __init__(
-        self,
-        root: str | None = None,
-        *,
-        starter: Starter | None = None,
-        parent: QWidget | None = None,
-    ) -> None:
-        """``root``: a fake root prefix (tests, demos); None is the real system."""
-        super().__init__(parent)
-        self.root = root
-        self._starter = starter
-        self._workers: set[Worker] = set()
-        self._finished_workers: list[Worker] = []
-        self.state: maintenance.InstalledState | None = None
-        self.status: dict = {}
-        self.confirm: Callable[[str, str], bool] = self._ask
-        """Asks the admin (tests replace it)."""
-
-        heading = QLabel("Scheduled maintenance", self)
-        font = QFont(heading.font())
-        font.setPointSizeF(font.pointSizeF() * 1.35)
-        font.setBold(True)
-        heading.setFont(font)
-        intro = QLabel(
-            "Verifies the shared cache every day and cleans it every week without opening this "
-            "window (systemd timers, sandboxed, at idle priority), verifies each new entry "
-            "within seconds of its arrival, and removes the least recently used entries when "
-            "the disk runs low. Findings go to the journal, the action log and the Cache page.",
-            self,
-        )
-        intro.setWordWrap(True)
-        if root:
-            intro.setText(intro.text() + f" Showing the fake root {root}.")
-        self.summary = QLabel(self)
-        self.summary.setWordWrap(True)
-        self.last_check = QLabel(self)
-        self.problems_button = QPushButton("Show problems…", self)
-        self.problems_button.clicked.connect(self.show_findings)
-        check_row = QHBoxLayout()
-        check_row.addWidget(self.last_check, 1)
-        check_row.addWidget(self.problems_button)
-        self.runs = QLabel(self)
-        self.runs.setWordWrap(True)
-        self.runs.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-
         defaults = maintenance.Settings()
         self.verify_when = QLineEdit(defaults.verify, self)
         self.verify_when.setToolTip("A systemd calendar spec: daily, weekly, 'Sun *-*-* 03:00'…")
@@ -229,27 +79,125 @@ class MaintenancePage(QWidget):
         self.watch.setChecked(defaults.watch)
         self.mail = QCheckBox("Mail root about findings", self)
         self.mail.setToolTip("Through sendmail, after a run that found or removed something")
-        schedule = QGroupBox("Schedule", self)
-        form = QFormLayout(schedule)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
-        form.addRow("Verify:", self.verify_when)
-        form.addRow("Clean up:", self.clean_when)
-        form.addRow(self.watch)
-        form.addRow(self.mail)
-        policy = QGroupBox("What clean-up removes", self)
-        form2 = QFormLayout(policy)
-        form2.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
-        form2.addRow("Entries unused for:", self.days)
-        form2.addRow("Keep newest versions:", self.keep)
-        form2.addRow("Free space low below:", self.min_free)
-        form2.addRow("Remove oldest until:", self.max_free)
-        form2.addRow("Never within (grace):", self.grace)
         for edit in (self.verify_when, self.clean_when, self.min_free, self.max_free):
             edit.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 11)
-        groups = QHBoxLayout()
-        groups.addWidget(schedule, 1)
-        groups.addWidget(policy, 1)
+        groups = QHBoxLayout(self)
+        groups.setContentsMargins(0, 0, 0, 0)
+        groups.addWidget(self._group("Schedule", [
+            ("Verify:", self.verify_when), ("Clean up:", self.clean_when),
+            (None, self.watch), (None, self.mail),
+        ]), 1)  # fmt: skip
+        groups.addWidget(self._group("What clean-up removes", [
+            ("Entries unused for:", self.days), ("Keep newest versions:", self.keep),
+            ("Free space low below:", self.min_free), ("Remove oldest until:", self.max_free),
+            ("Never within (grace):", self.grace),
+        ]), 1)  # fmt: skip
 
+    def _group(self, title: str, rows: list[tuple[str | None, QWidget]]) -> QGroupBox:
+        group = QGroupBox(title, self)
+        form = QFormLayout(group)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
+        for label, field in rows:
+            if label is None:
+                form.addRow(field)
+            else:
+                form.addRow(label, field)
+        return group
+
+    def fill(self, s: maintenance.Settings) -> None:
+        self.verify_when.setText(s.verify)
+        self.clean_when.setText(s.clean)
+        self.days.setValue(int(s.older_than_days))
+        self.keep.setValue(s.keep)
+        self.grace.setValue(s.grace_days)
+        self.min_free.setText(s.min_free)
+        self.max_free.setText(s.max_free)
+        self.watch.setChecked(s.watch)
+        self.mail.setChecked(s.mail)
+
+    def settings(self) -> maintenance.Settings:
+        """The form as checked settings; raises core.root_helper.UsageError naming the bad one."""
+        return maintenance.Settings.from_mapping(
+            {
+                "verify": self.verify_when.text().strip(),
+                "clean": self.clean_when.text().strip(),
+                "older_than_days": str(self.days.value()),
+                "keep": str(self.keep.value()),
+                "grace_days": f"{self.grace.value():g}",
+                "min_free": self.min_free.text().strip(),
+                "max_free": self.max_free.text().strip(),
+                "watch": "yes" if self.watch.isChecked() else "no",
+                "mail": "yes" if self.mail.isChecked() else "no",
+            }
+        )
+
+
+class MaintenancePage(QWidget):
+    """Scheduled verification and clean-up of the shared store: settings, enable, disable."""
+
+    page_id = "maintenance"
+    title = "Maintenance"
+    icon_name = "verify-all"
+
+    statusMessage = Signal(str)
+    refreshed = Signal()
+    applied = Signal(object)
+    """A :class:`core.elevate.HelperOutcome` of enable or disable."""
+
+    def __init__(
+        self,
+        root: str | None = None,
+        *,
+        starter: Starter | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        """``root``: a fake root prefix (tests, demos); None is the real system."""
+        super().__init__(parent)
+        self.root = root
+        self.jobs = WorkerGroup(starter, self._set_busy, self._failed)
+        self.state: InstalledState | None = None
+        self.status: dict = {}
+        self.confirm: Callable[[str, str], bool] = self._ask
+        """Asks the admin (tests replace it)."""
+        self._build_last_runs()
+        self.form = SettingsForm(self)
+        self._build_buttons()
+        self.notice = notice_label(self)
+
+        content = QWidget(self)
+        layout = QVBoxLayout(content)
+        layout.setContentsMargins(12, 12, 12, 12)
+        layout.addWidget(page_heading("Scheduled maintenance", self))
+        layout.addWidget(page_intro(INTRO, root, self))
+        layout.addWidget(self.summary)
+        layout.addLayout(self._check_row)
+        layout.addWidget(self.runs)
+        layout.addWidget(self.form)
+        layout.addLayout(self._buttons)
+        layout.addWidget(self.notice)
+        layout.addStretch(1)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scrolling(content, self))
+        self.summary.setText("Reading the maintenance settings…")
+        self.problems_button.hide()
+
+    def _build_last_runs(self) -> None:
+        """Whether maintenance is enabled, the last check (its problems a click away), the runs."""
+        self.summary = QLabel(self)
+        self.summary.setWordWrap(True)
+        self.last_check = QLabel(self)
+        self.problems_button = QPushButton("Show problems…", self)
+        self.problems_button.clicked.connect(self.show_findings)
+        self._check_row = QHBoxLayout()
+        self._check_row.addWidget(self.last_check, 1)
+        self._check_row.addWidget(self.problems_button)
+        self.runs = QLabel(self)
+        self.runs.setWordWrap(True)
+        self.runs.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+    def _build_buttons(self) -> None:
+        """Enable, disable and refresh, as buttons and as the menu's actions."""
         self.enable_button = QPushButton("Enable maintenance…", self)
         self.enable_button.setDefault(True)
         self.enable_button.clicked.connect(self.enable)
@@ -257,40 +205,11 @@ class MaintenancePage(QWidget):
         self.disable_button.clicked.connect(self.disable)
         self.refresh_button = QPushButton("Refresh", self)
         self.refresh_button.clicked.connect(self.refresh)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.enable_button)
-        buttons.addWidget(self.disable_button)
-        buttons.addStretch(1)
-        buttons.addWidget(self.refresh_button)
-        self.notice = QLabel(self)
-        self.notice.setWordWrap(True)
-        self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.notice.setStyleSheet(
-            "QLabel { background: palette(base); border: 1px solid palette(mid);"
-            " border-radius: 4px; padding: 8px; }"
-        )
-        self.notice.hide()
-
-        content = QWidget(self)
-        layout = QVBoxLayout(content)
-        layout.setContentsMargins(12, 12, 12, 12)
-        scroll = QScrollArea(self)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
-        layout.addWidget(heading)
-        layout.addWidget(intro)
-        layout.addWidget(self.summary)
-        layout.addLayout(check_row)
-        layout.addWidget(self.runs)
-        layout.addLayout(groups)
-        layout.addLayout(buttons)
-        layout.addWidget(self.notice)
-        layout.addStretch(1)
-
+        self._buttons = QHBoxLayout()
+        self._buttons.addWidget(self.enable_button)
+        self._buttons.addWidget(self.disable_button)
+        self._buttons.addStretch(1)
+        self._buttons.addWidget(self.refresh_button)
         self._refresh_action = QAction("&Refresh maintenance status", self)
         self._refresh_action.setShortcut(QKeySequence.StandardKey.Refresh)
         self._refresh_action.triggered.connect(self.refresh)
@@ -298,8 +217,6 @@ class MaintenancePage(QWidget):
         self._enable_action.triggered.connect(self.enable)
         self._disable_action = QAction("&Disable maintenance…", self)
         self._disable_action.triggered.connect(self.disable)
-        self.summary.setText("Reading the maintenance settings…")
-        self.problems_button.hide()
 
     # --- page protocol ----------------------------------------------------------------------
 
@@ -317,8 +234,7 @@ class MaintenancePage(QWidget):
         self.refresh()
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        for worker in list(self._workers):
-            worker.wait(timeout)
+        self.jobs.wait(timeout)
 
     def save_state(self, settings: QSettings) -> None:
         """Nothing to remember: the settings are read from the system."""
@@ -326,7 +242,7 @@ class MaintenancePage(QWidget):
     def restore_state(self, settings: QSettings) -> None:
         """Before maintenance is enabled, start from the Clean up page's policy."""
         if self.state is None or self.state.settings is None:
-            for key, spin in (("clean/days", self.days), ("clean/keep", self.keep)):
+            for key, spin in (("clean/days", self.form.days), ("clean/keep", self.form.keep)):
                 try:
                     spin.setValue(int(str(settings.value(key, spin.value()))))
                 except ValueError:
@@ -334,29 +250,12 @@ class MaintenancePage(QWidget):
 
     @property
     def busy(self) -> bool:
-        return bool(self._workers)
+        return self.jobs.busy
 
     # --- work -------------------------------------------------------------------------------
 
-    def _run(self, name: str, fn: Callable[[], object], on_done: Callable[[object], None]) -> None:
-        # Finished workers are let go here, never inside their own signal (a deleteLater there
-        # crashed PySide 6 under pytest-qt's event processing).
-        self._finished_workers = self._finished_workers[-2:]
-        worker = Worker(fn, starter=self._starter, name=name)
-        self._workers.add(worker)
-
-        def finished(result: object, error: object) -> None:
-            self._workers.discard(worker)
-            self._finished_workers.append(worker)
-            self._set_busy()
-            if isinstance(error, BaseException):
-                self.show_notice(f"{name} failed unexpectedly: {error}")
-                return
-            on_done(result)
-
-        worker.done.connect(finished)
-        self._set_busy()
-        worker.start()
+    def _failed(self, name: str, error: BaseException) -> None:
+        self.show_notice(f"{name} failed unexpectedly: {error}")
 
     def _set_busy(self) -> None:
         busy = self.busy
@@ -374,10 +273,10 @@ class MaintenancePage(QWidget):
     def refresh(self) -> None:
         root = self.root or "/"
 
-        def read() -> tuple[maintenance.InstalledState, dict]:
-            return maintenance.installed(root), maintenance.read_status(root)
+        def read() -> tuple[InstalledState, dict]:
+            return installed(root), maintenance_status.read_status(root)
 
-        self._run("read", read, self._show)
+        self.jobs.run("read", read, self._show)
 
     def _show(self, result: object) -> None:
         assert isinstance(result, tuple)
@@ -389,7 +288,7 @@ class MaintenancePage(QWidget):
                 f"Maintenance is enabled: verify {s.verify}, clean up {s.clean}, watch "
                 f"{'on' if s.watch else 'off'}."
             )
-            self._fill(s)
+            self.form.fill(s)
             self.enable_button.setText("Apply changes…")
         else:
             text = "Maintenance is not enabled."
@@ -399,10 +298,10 @@ class MaintenancePage(QWidget):
         if state.foreign:
             text += " Not written by this tool (left alone): " + ", ".join(state.foreign) + "."
         self.summary.setText(text)
-        line = maintenance.last_check_text(self.status)
+        line = maintenance_status.last_check_text(self.status)
         self.last_check.setText(line or "No scheduled check has run yet.")
-        self.problems_button.setVisible(bool(maintenance.current_findings(self.status)))
-        runs = maintenance.run_summaries(self.status)
+        self.problems_button.setVisible(bool(maintenance_status.current_findings(self.status)))
+        runs = maintenance_status.run_summaries(self.status)
         self.runs.setText("\n".join(runs))
         self.runs.setVisible(bool(runs))
         self._set_busy()
@@ -410,35 +309,8 @@ class MaintenancePage(QWidget):
             self.statusMessage.emit(text)
         self.refreshed.emit()
 
-    def _fill(self, s: maintenance.Settings) -> None:
-        self.verify_when.setText(s.verify)
-        self.clean_when.setText(s.clean)
-        self.days.setValue(int(s.older_than_days))
-        self.keep.setValue(s.keep)
-        self.grace.setValue(s.grace_days)
-        self.min_free.setText(s.min_free)
-        self.max_free.setText(s.max_free)
-        self.watch.setChecked(s.watch)
-        self.mail.setChecked(s.mail)
-
-    def settings_from_form(self) -> maintenance.Settings:
-        """The form as checked settings; raises core.root_helper.UsageError naming the bad one."""
-        return maintenance.Settings.from_mapping(
-            {
-                "verify": self.verify_when.text().strip(),
-                "clean": self.clean_when.text().strip(),
-                "older_than_days": str(self.days.value()),
-                "keep": str(self.keep.value()),
-                "grace_days": f"{self.grace.value():g}",
-                "min_free": self.min_free.text().strip(),
-                "max_free": self.max_free.text().strip(),
-                "watch": "yes" if self.watch.isChecked() else "no",
-                "mail": "yes" if self.mail.isChecked() else "no",
-            }
-        )
-
     def show_findings(self) -> None:
-        self.dialog = FindingsDialog(maintenance.current_findings(self.status), self)
+        self.dialog = FindingsDialog(maintenance_status.current_findings(self.status), self)
         self.dialog.show()
 
     def _ask(self, title: str, text: str) -> bool:
@@ -447,18 +319,18 @@ class MaintenancePage(QWidget):
 
     def enable(self) -> None:
         try:
-            settings = self.settings_from_form()
-        except maintenance.rh.UsageError as exc:
+            settings = self.form.settings()
+        except rh.UsageError as exc:
             self.show_notice(f"Nothing was changed: {exc}.")
             return
         try:  # two runs of systemd-analyze calendar, some milliseconds: here, before asking
-            problem = maintenance.calendar_problem(settings)
+            problem = calendar_problem(settings)
         except maintenance.MaintenanceError as exc:
             problem = str(exc)
         if problem:
             self.show_notice(f"Nothing was changed: {problem}.")
             return
-        files = "\n".join(path for path, _ in maintenance.enable_preview(settings))
+        files = "\n".join(path for path, _ in enable_preview(settings))
         if not self.confirm(
             "Enable maintenance",
             "These files are written (each checked with systemd-analyze first) and the timers "
@@ -466,7 +338,7 @@ class MaintenancePage(QWidget):
         ):
             return
         fake = self.root
-        self._run(
+        self.jobs.run(
             "enable",
             lambda: elevate.run_helper("maintenance-enable", *settings.as_args(), root=fake),
             self._applied,
@@ -481,8 +353,8 @@ class MaintenancePage(QWidget):
         ):
             return
         fake = self.root
-        self._run("disable", lambda: elevate.run_helper("maintenance-disable", root=fake),
-                  self._applied)  # fmt: skip
+        self.jobs.run("disable", lambda: elevate.run_helper("maintenance-disable", root=fake),
+                      self._applied)  # fmt: skip
 
     def _applied(self, outcome: object) -> None:
         assert isinstance(outcome, elevate.HelperOutcome)

@@ -9,10 +9,9 @@ root command instead of failing silently.
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QFont, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
-    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -26,7 +25,8 @@ from PySide6.QtWidgets import (
 )
 
 from core import elevate, self_test, sharing
-from gui.workers import Starter, Worker
+from gui.page_frame import notice_label, page_heading, page_intro, scrolling
+from gui.workers import Starter, WorkerGroup
 
 STATE_STYLE = {
     sharing.DONE: (sharing.STATE_WORDS[sharing.DONE], "#1e7b34", "#e3f4e6"),
@@ -49,19 +49,6 @@ def state_badge(state: str, parent: QWidget | None = None) -> QLabel:
     badge.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
     badge.setAccessibleName(f"State: {text}")
     return badge
-
-
-def notice_label(parent: QWidget | None = None) -> QLabel:
-    """A selectable, wrapping message box for outcomes (root commands must be copyable)."""
-    label = QLabel(parent)
-    label.setWordWrap(True)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    label.setStyleSheet(
-        "QLabel { background: palette(base); border: 1px solid palette(mid); border-radius: 4px;"
-        " padding: 8px; }"
-    )
-    label.hide()
-    return label
 
 
 class SharingPage(QWidget):
@@ -90,7 +77,7 @@ class SharingPage(QWidget):
         super().__init__(parent)
         self.root = root
         self._starter = starter
-        self._workers: set[Worker] = set()
+        self.jobs = WorkerGroup(starter, lambda: self._set_busy(self.busy), self._failed)
         self._generation = 0
         self.steps: list[sharing.Step] = []
         self.self_test: sharing.SelfTestResult | None = None
@@ -101,23 +88,17 @@ class SharingPage(QWidget):
         """What Disable would remove, and what it would leave alone (not written by this app)."""
         self.wizard = None
 
-        heading = QLabel("Sharing downloads between users", self)
-        font = QFont(heading.font())
-        font.setPointSizeF(font.pointSizeF() * 1.35)
-        font.setBold(True)
-        heading.setFont(font)
+        heading = page_heading("Sharing downloads between users", self)
         self.summary = QLabel(self)
         self.summary.setWordWrap(True)
-        intro = QLabel(
+        intro = page_intro(
             "With a shared cache, a program one user downloads is used by everyone: "
             "0store-secure-add, running as zeroinst, copies it into /var/cache/0install.net, "
             "hashes it and names it by its digest. Users cannot write there directly; "
             "verifying the cache (Cache page) finds planted or tampered entries. Without every "
-            "step below, 0install silently keeps each user's downloads in their own cache.", self,
+            "step below, 0install silently keeps each user's downloads in their own cache.",
+            root, self,
         )  # fmt: skip
-        intro.setWordWrap(True)
-        if root:
-            intro.setText(intro.text() + f" Showing the fake root {root}.")
 
         buttons = self._build_buttons()
         self.notice = notice_label(self)
@@ -167,11 +148,7 @@ class SharingPage(QWidget):
         self.grid.setColumnStretch(2, 1)
         self.grid.setHorizontalSpacing(12)
         self.grid.setVerticalSpacing(10)
-        scroll = QScrollArea(self)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(self.rows_widget)
-        return scroll
+        return scrolling(self.rows_widget, self)
 
     def _build_actions(self) -> None:
         """The page's menu entries (:meth:`menu_actions`), the same slots as the buttons."""
@@ -207,8 +184,7 @@ class SharingPage(QWidget):
         )
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        for worker in list(self._workers):
-            worker.wait(timeout)
+        self.jobs.wait(timeout)
 
     def save_state(self, settings: QSettings) -> None:
         """Nothing to remember: the state is read from the system each time."""
@@ -220,27 +196,12 @@ class SharingPage(QWidget):
 
     @property
     def busy(self) -> bool:
-        return bool(self._workers)
+        return self.jobs.busy
 
-    def _run(self, name: str, fn, on_done) -> Worker:
-        worker = Worker(fn, starter=self._starter, name=name, parent=self)
-        self._workers.add(worker)
-
-        def finished(result: object, error: object) -> None:
-            self._workers.discard(worker)
-            worker.deleteLater()
-            self._set_busy(self.busy)
-            if isinstance(error, BaseException):
-                self.show_notice(f"{name} failed unexpectedly: {error}")
-                if name == "detect":
-                    self.summary.setText("The steps could not be checked.")
-                return
-            on_done(result)
-
-        worker.done.connect(finished)
-        self._set_busy(True)
-        worker.start()
-        return worker
+    def _failed(self, name: str, error: BaseException) -> None:
+        self.show_notice(f"{name} failed unexpectedly: {error}")
+        if name == "detect":
+            self.summary.setText("The steps could not be checked.")
 
     def _set_busy(self, busy: bool) -> None:
         for w in (self.enable_button, self.self_test_button, self.disable_button,
@@ -292,7 +253,7 @@ class SharingPage(QWidget):
             self.show_steps(steps)
             self._say_readiness()
 
-        self._run("detect", work, done)
+        self.jobs.run("detect", work, done)
 
     def show_steps(self, steps: list[sharing.Step]) -> None:
         self.steps = steps
@@ -349,7 +310,7 @@ class SharingPage(QWidget):
 
     def run_self_test(self) -> None:
         self.show_notice("Running the self-test as an ordinary user…")
-        self._run("self-test", self_test.run_self_test, self._self_test_done)
+        self.jobs.run("self-test", self_test.run_self_test, self._self_test_done)
 
     def _self_test_done(self, result: object) -> None:
         assert isinstance(result, sharing.SelfTestResult)
@@ -389,7 +350,7 @@ class SharingPage(QWidget):
             self.disableFinished.emit(outcome)
             self.refresh()
 
-        self._run("disable", lambda: elevate.run_helper("disable", root=root), done)
+        self.jobs.run("disable", lambda: elevate.run_helper("disable", root=root), done)
 
     def export(self, ansible: bool) -> None:
         from core import sharing_export

@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
 )
 
 from core import elevate, self_test, sharing
-from gui.sharing_page import notice_label, state_badge
+from gui.page_frame import notice_label
+from gui.sharing_page import state_badge
 from gui.workers import Starter, Worker
 
 

@@ -1,10 +1,12 @@
 """Running core work off the GUI thread, and bringing its results back to the GUI thread.
 
-Two small pieces, and nothing else in ``gui`` starts threads by hand:
+Three small pieces, and nothing else in ``gui`` starts threads by hand:
 
 * :class:`Worker` runs one callable somewhere else (a new daemon thread by default; tests inject an
   inline starter) and delivers ``done(result, error)`` on the GUI thread, always through the event
   loop, and always: an exception in the callable arrives as ``error``, it is never lost.
+* :class:`WorkerGroup` keeps the workers of one page: it starts each, tells the page when it is
+  busy, and hands a result to its callback or an exception to the page's error handler.
 * :class:`Batcher` collects items pushed from any thread and hands them to the GUI thread as one
   list at most every ``interval_ms``: 10,000 results make a few dozen deliveries, not 10,000
   repaints.
@@ -99,6 +101,54 @@ class Worker(QObject):
         if isinstance(error, BaseException):
             log.error("%s failed", self._name, exc_info=error)
         self.done.emit(result, error)
+
+
+class WorkerGroup:
+    """The workers one page runs. :meth:`run` starts one; when it ends, ``on_change`` is called
+    (the page updates its buttons from :attr:`busy`), then its result goes to ``on_done``, or its
+    exception to ``on_error(name, error)``. A finished worker is let go on a later run, never
+    inside its own signal (a deleteLater there crashed PySide 6 under pytest-qt's event
+    processing)."""
+
+    def __init__(
+        self,
+        starter: Starter | None,
+        on_change: Callable[[], None],
+        on_error: Callable[[str, BaseException], None],
+    ) -> None:
+        self._starter = starter
+        self._on_change = on_change
+        self._on_error = on_error
+        self._running: set[Worker] = set()
+        self._finished: list[Worker] = []
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._running)
+
+    def run(self, name: str, fn: Callable[[], Any], on_done: Callable[[Any], None]) -> Worker:
+        self._finished = self._finished[-2:]
+        worker = Worker(fn, starter=self._starter, name=name)
+        self._running.add(worker)
+
+        def finished(result: object, error: object) -> None:
+            self._running.discard(worker)
+            self._finished.append(worker)
+            self._on_change()
+            if isinstance(error, BaseException):
+                self._on_error(name, error)
+                return
+            on_done(result)
+
+        worker.done.connect(finished)
+        self._on_change()
+        worker.start()
+        return worker
+
+    def wait(self, timeout: float) -> None:
+        """Wait for every running worker, each at most ``timeout`` seconds (at shutdown)."""
+        for worker in list(self._running):
+            worker.wait(timeout)
 
 
 class Batcher(QObject):

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from core import clean, maintenance
+from core import clean, maintenance, maintenance_run
 from core import root_helper as rh
 from core import store_lock as locks
 from core.digests import format_digest
+from core.maintenance_jobs import run_job
+from core.maintenance_status import current_findings, last_check_text, read_status
 from core.manifest import generate_manifest, hash_manifest
 from tests.conftest import REPO, run_cli
 
@@ -222,13 +224,13 @@ def test_verify_run_reports_each_finding_as_a_warning_and_writes_the_status(root
     assert any(planted in ln and "Planted symlink" in ln for ln in warnings)
     assert not any(good in ln for ln in warnings)
     assert "<5>verify: 3 entries checked, 2 problems" in proc.stderr.splitlines()
-    status = maintenance.read_status(str(root))
+    status = read_status(str(root))
     assert status["verify"]["checked"] == 3 and status["verify"]["problems"] == 2
-    assert {f.name for f in maintenance.current_findings(status)} == {bad, planted}
+    assert {f.name for f in current_findings(status)} == {bad, planted}
     assert oct(os.stat(root / "var/lib/zeroinstall-admin/maintenance-status.json").st_mode)[
         -3:
     ] == ("644")
-    text = maintenance.last_check_text(status)
+    text = last_check_text(status)
     assert (
         text is not None and text.startswith("Last check: today ") and text.endswith(", 2 problems")
     )
@@ -237,18 +239,18 @@ def test_verify_run_reports_each_finding_as_a_warning_and_writes_the_status(root
 def test_run_summaries_count_in_words(root: Path):
     add_entry(store_of(root), "one")
     journal = Journal()
-    maintenance.run_verify(maintenance.Place(str(root)), journal)
+    run_job("verify", maintenance.Place(str(root)), journal)
     assert "verify: 1 entry checked, 0 problems" in journal.at(6)
 
 
 def test_last_check_text_says_when():
     now = time.mktime((2026, 3, 5, 12, 0, 0, 0, 0, -1))
     status = {"check": {"finished": now - 3600 * 9, "findings": []}}
-    assert maintenance.last_check_text(status, now) == "Last check: today 03:00, no problems"
+    assert last_check_text(status, now) == "Last check: today 03:00, no problems"
     status["check"]["finished"] = now - DAY
     status["check"]["findings"] = [{"path": "/x", "name": "x", "status": "corrupt", "detail": ""}]
-    assert maintenance.last_check_text(status, now) == "Last check: yesterday 12:00, 1 problem"
-    assert maintenance.last_check_text({}, now) is None
+    assert last_check_text(status, now) == "Last check: yesterday 12:00, 1 problem"
+    assert last_check_text({}, now) is None
 
 
 # --- clean ----------------------------------------------------------------------------------------
@@ -265,7 +267,7 @@ def test_clean_run_removes_only_what_the_policy_allows(root: Path):
     pins_dir.mkdir(parents=True)
     (pins_dir / "pins.json").write_text(json.dumps({"entries": [pinned], "programs": []}))
     journal = Journal()
-    result = maintenance.run_clean(maintenance.Place(str(root)), journal)
+    result = run_job("clean", maintenance.Place(str(root)), journal)
     assert sorted(os.listdir(store)) == sorted([selected, pinned, recent])
     assert result.removed == 1 and not result.message
     assert any(old in line and line.startswith("removed:") for line in journal.at(5))
@@ -273,7 +275,7 @@ def test_clean_run_removes_only_what_the_policy_allows(root: Path):
                .read_text().splitlines()]  # fmt: skip
     # The intent first (written before anything changes), then the outcome, both under its name.
     assert [(r["action"], r["entry"]) for r in records] == [("removing", old), ("removed", old)]
-    assert maintenance.read_status(str(root))["clean"]["removed"] == 1
+    assert read_status(str(root))["clean"]["removed"] == 1
 
 
 def test_clean_stops_without_removing_anything_when_a_home_cannot_be_read(root: Path):
@@ -284,7 +286,7 @@ def test_clean_stops_without_removing_anything_when_a_home_cannot_be_read(root: 
     apps.symlink_to("apps")  # a loop: reading it fails even for root
     before = sorted(os.listdir(store))
     journal = Journal()
-    result = maintenance.run_clean(maintenance.Place(str(root)), journal)
+    result = run_job("clean", maintenance.Place(str(root)), journal)
     assert sorted(os.listdir(store)) == before
     assert result.removed == 0 and "nothing was removed" in result.message
     assert any(line.startswith("clean stopped:") for line in journal.at(4))
@@ -328,8 +330,8 @@ def test_free_space_removes_least_recently_used_until_the_upper_limit(root: Path
             older_than_days=3650, min_free=f"{6}M", max_free=f"{7}M", grace_days=2
         )  # 5 MB free < 6 MB: remove until 7 MB are free, two entries
         journal = Journal()
-        result = maintenance.run_verify(
-            maintenance.Place(str(root)), journal, settings=settings, free_space=disk
+        result = run_job(
+            "verify", maintenance.Place(str(root)), journal, settings=settings, free_space=disk
         )
     finally:
         holder.stdin.close()  # type: ignore[union-attr]
@@ -353,17 +355,19 @@ def test_free_space_in_a_small_tmpfs(root: Path, tmp_path: Path):
         f"sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from test_maintenance import add_entry\n"
         "from core import maintenance\n"
+        "from core.maintenance_jobs import run_job\n"
+        "from core.maintenance_run import statvfs_space\n"
         "root = sys.argv[1]; store = root + '/var/cache/0install.net/implementations'\n"
         "os.makedirs(store)\n"
         "names = {}\n"
         "for i in range(9):\n"
         "    names[add_entry(__import__('pathlib').Path(store), f'e{i}', size=420_000,\n"
         "                    when=time.time() - (50 - i) * 86400)] = f'e{i}'\n"
-        "free, total = maintenance.statvfs_space(store)\n"
+        "free, total = statvfs_space(store)\n"
         "print('before', free, total, flush=True)\n"
         "s = maintenance.Settings(min_free='10%', max_free='20%', older_than_days=3650)\n"
-        "r = maintenance.run_clean(maintenance.Place(root), lambda p, t: print(p, t), settings=s)\n"
-        "free, total = maintenance.statvfs_space(store)\n"
+        "r = run_job('clean', maintenance.Place(root), lambda p, t: print(p, t), settings=s)\n"
+        "free, total = statvfs_space(store)\n"
         "left = ','.join(sorted(names[n] for n in os.listdir(store)))\n"
         "print('after', free, total, r.removed, left, flush=True)\n"
     )
@@ -412,9 +416,7 @@ def test_watch_verifies_a_new_entry_after_its_rename(root: Path):
     assert f"<6>verified new entry {store / new}: OK" in proc.stderr.splitlines()
     assert any(ln.startswith("<4>corrupt:") and damaged in ln for ln in proc.stderr.splitlines())
     assert "tmp-left-over" not in proc.stderr
-    assert [f.name for f in maintenance.current_findings(maintenance.read_status(str(root)))] == [
-        damaged
-    ]
+    assert [f.name for f in current_findings(read_status(str(root)))] == [damaged]
     again = cli("run", "watch", root=root)  # nothing new: nothing verified
     assert "verified" not in again.stderr and "<4>" not in again.stderr
 
@@ -423,13 +425,13 @@ def test_a_watch_run_started_by_an_add_follows_it_to_its_rename(root: Path):
     """0store-secure-add makes tmp-XXXX (the .path unit fires), fills it, then renames it: the
     run the first event started sees the rename through, whatever systemd does meanwhile."""
     store = store_of(root)
-    maintenance.run_verify(maintenance.Place(str(root)), Journal())  # the baseline
+    run_job("verify", maintenance.Place(str(root)), Journal())  # the baseline
     building = store / "tmp-0store-add"
     (building / "bin").mkdir(parents=True)
     journal = Journal()
     done = threading.Event()
     worker = threading.Thread(
-        target=lambda: (maintenance.run_watch(maintenance.Place(str(root)), journal), done.set())
+        target=lambda: (run_job("watch", maintenance.Place(str(root)), journal), done.set())
     )
     worker.start()
     try:
@@ -447,12 +449,12 @@ def test_a_watch_run_started_by_an_add_follows_it_to_its_rename(root: Path):
 def test_after_a_verification_the_watch_checks_only_what_came_since(root: Path):
     store = store_of(root)
     add_entry(store, "verified-daily")
-    maintenance.run_verify(maintenance.Place(str(root)), Journal())
+    run_job("verify", maintenance.Place(str(root)), Journal())
     journal = Journal()
-    maintenance.run_watch(maintenance.Place(str(root)), journal)
+    run_job("watch", maintenance.Place(str(root)), journal)
     assert not any("verified new entry" in t for _, t in journal.lines)
     late = add_entry(store, "late")
-    maintenance.run_watch(maintenance.Place(str(root)), journal)
+    run_job("watch", maintenance.Place(str(root)), journal)
     assert [t for t in journal.at(6) if "verified new entry" in t] == [
         f"verified new entry {store / late}: OK"
     ]
@@ -553,9 +555,9 @@ def other_holder(root: Path):
 def test_a_run_never_works_on_a_store_another_run_holds(root: Path, other_holder, monkeypatch):
     store = store_of(root)
     old = add_entry(store, "old", when=OLD)
-    monkeypatch.setitem(maintenance.LOCK_WAIT_S, "clean", 0.0)
+    monkeypatch.setitem(maintenance_run.LOCK_WAIT_S, "clean", 0.0)
     journal = Journal()
-    result = maintenance.run_clean(maintenance.Place(str(root)), journal)
+    result = run_job("clean", maintenance.Place(str(root)), journal)
     assert old in os.listdir(store) and result.removed == 0
     assert "another run is working on" in result.message
     # An interactive removal (the window's or the command line's) waits its turn too.
@@ -652,7 +654,7 @@ def test_another_user_holding_the_store_cannot_hold_off_roots_clean(
     older = add_entry(store, "older", when=OLD)
     for path in store.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
-    monkeypatch.setitem(maintenance.LOCK_WAIT_S, "clean", 0.0)
+    monkeypatch.setitem(maintenance_run.LOCK_WAIT_S, "clean", 0.0)
     monkeypatch.setattr(rh, "STORE_LOCK_WAIT_S", 0.0)
     place = maintenance.Place(str(open_root))
     holder = hold_lock(str(store), "LOCK_SH", argv=as_nobody(code_for_other_users))
@@ -663,7 +665,7 @@ def test_another_user_holding_the_store_cannot_hold_off_roots_clean(
         release(holder)
     holder = hold_lock(str(store), "LOCK_EX", argv=as_nobody(code_for_other_users))
     try:
-        result = maintenance.run_clean(place, Journal())
+        result = run_job("clean", place, Journal())
         assert result.removed == 1 and not result.message, result.message
         assert old not in os.listdir(store)
     finally:
@@ -713,11 +715,19 @@ def test_the_helpers_verbs_wait_for_roots_lock(root: Path, other_holder, monkeyp
     assert entry in os.listdir(store)
 
 
-def test_run_refuses_bad_usage_plainly(root: Path):
+def test_run_refuses_bad_usage_plainly(root: Path, tmp_path: Path):
     proc = cli("run", "clean", "--follow", root=root)
     assert proc.returncode == 2 and "--follow goes with" in proc.stderr
     proc = cli("run", "nonsense", root=root)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    proc = run_cli("maintenance", text=True, cwd=REPO)  # no action: every one is named
+    assert proc.returncode == 2
+    assert "maintenance needs an action: status, enable, disable, script or run" in proc.stderr
+    proc = cli("status", root=Path("/"))
+    assert proc.returncode == 2 and "--root / is the real system" in proc.stderr
+    for bad in (root / "etc/passwd", tmp_path / "missing"):
+        proc = cli("status", root=bad)
+        assert proc.returncode == 2 and f"--root '{bad}' is not a directory" in proc.stderr
 
 
 # --- mail -----------------------------------------------------------------------------------------
@@ -733,9 +743,9 @@ def test_mail_to_root_through_sendmail_when_on_and_only_then(root: Path, tmp_pat
     sendmail.write_text(f'#!/bin/sh\necho "$@" > {mailbox}.args\ncat >> {mailbox}\n')
     sendmail.chmod(0o755)
     place = maintenance.Place(str(root))
-    maintenance.run_verify(place, Journal(), settings=maintenance.Settings(mail=False))
+    run_job("verify", place, Journal(), settings=maintenance.Settings(mail=False))
     assert not mailbox.exists()
-    maintenance.run_verify(place, Journal(), settings=maintenance.Settings(mail=True))
+    run_job("verify", place, Journal(), settings=maintenance.Settings(mail=True))
     text = mailbox.read_text()
     assert text.startswith("To: root\nSubject: zeroinstall-admin verify on ")
     assert text.splitlines()[1].endswith(": 1 problem")

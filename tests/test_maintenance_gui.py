@@ -10,7 +10,9 @@ import pytest
 
 from core import maintenance
 from core import store_lock as locks
-from gui.maintenance_page import MaintenancePage, MaintenanceStrip
+from core.maintenance_jobs import run_job
+from gui.maintenance_page import MaintenancePage
+from gui.maintenance_strip import MaintenanceStrip
 from gui.workers import inline_starter
 from tests.test_maintenance import Journal, add_entry, files_under, hold_lock, release, store_of
 
@@ -44,8 +46,8 @@ def test_page_enables_and_disables_through_the_helper(qtbot, root: Path):
     assert not page.disable_button.isEnabled()
     asked: list[str] = []
     page.confirm = lambda title, text: asked.append(text) or True
-    page.clean_when.setText("Sat *-*-* 02:00")
-    page.watch.setChecked(False)
+    page.form.clean_when.setText("Sat *-*-* 02:00")
+    page.form.watch.setChecked(False)
     with qtbot.waitSignal(page.refreshed, timeout=WAIT_MS):
         page.enable()
     assert "/etc/systemd/system/zeroinstall-admin-clean.timer" in asked[0]
@@ -64,12 +66,12 @@ def test_a_bad_setting_is_named_and_nothing_is_written(qtbot, root: Path):
     before = files_under(root)
     page = started_page(qtbot, root)
     page.confirm = lambda title, text: pytest.fail("asked despite a bad setting")
-    page.verify_when.setText("every full moon")
+    page.form.verify_when.setText("every full moon")
     page.enable()
     qtbot.waitUntil(lambda: not page.notice.isHidden() and not page.busy, timeout=WAIT_MS)
     assert "every full moon" in page.notice.text() and "Nothing was changed" in page.notice.text()
-    page.min_free.setText("lots")
-    page.verify_when.setText("daily")
+    page.form.min_free.setText("lots")
+    page.form.verify_when.setText("daily")
     page.enable()
     assert "'lots' is not a free-space limit" in page.notice.text()
     assert files_under(root) == before
@@ -83,7 +85,7 @@ def test_strip_shows_the_last_check_and_its_findings(qtbot, root: Path):
     add_entry(store, "fine")
     bad = add_entry(store, "bad")
     (store / bad / "data").write_text("changed")
-    maintenance.run_verify(maintenance.Place(str(root)), Journal())
+    run_job("verify", maintenance.Place(str(root)), Journal())
     strip.refresh_if_changed()  # what its timer does: the status file is new
     strip.show()
     assert strip.label.text().startswith("Last check: today ")
@@ -98,7 +100,7 @@ def test_strip_shows_the_last_check_and_its_findings(qtbot, root: Path):
 
 def test_page_shows_the_last_runs(qtbot, root: Path):
     add_entry(store_of(root), "fine")
-    maintenance.run_verify(maintenance.Place(str(root)), Journal())
+    run_job("verify", maintenance.Place(str(root)), Journal())
     page = started_page(qtbot, root)
     assert page.last_check.text().endswith(", no problems")
     assert "Last verify:" in page.runs.text() and "1 checked" in page.runs.text()
