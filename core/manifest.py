@@ -1,4 +1,4 @@
-"""The 0install manifest: generation, byte-identical to 0install 2.18, and comparison.
+"""The 0install manifest: generation, byte-identical to 0install 2.18, and reading one back.
 
 A manifest lists every directory, file and symlink of an implementation; its hash is the digest that
 names the implementation directory. :class:`ManifestWalk` makes it in one pass over the tree, by
@@ -6,10 +6,9 @@ directory file descriptors (see :mod:`core.treewalk`: a directory swapped for a 
 never followed, a file is read at most to the size listed plus one byte), and can hand subtrees to
 other workers, whose text is spliced back where it belongs (:func:`splice`).
 :func:`generate_manifest` is the simple front door. Paths are bytes throughout, so names that are
-not UTF-8 are written exactly as they are, as 0install does.
-
-Names shown to people go through :func:`display_path` (control characters and undecodable bytes
-escaped: a name cannot move the cursor of a terminal); names in JSON through :func:`json_name`.
+not UTF-8 are written exactly as they are, as 0install does. An entry's stored ``.manifest`` is
+read by :func:`read_stored_manifest` and parsed by :func:`index_manifest`; judging an entry by
+them is :mod:`core.verify_entry`'s.
 """
 
 from __future__ import annotations
@@ -17,20 +16,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from core.digests import (
-    Digest,
-    DigestError,
-    encode_value,
-    hash_function,
-    parse_digest,
-)
-
-# The display helpers were defined here first; they are still found here.
-from core.display import PathLike, display_path, display_text, json_name, safe_text  # noqa: F401
+from core.digests import Digest, encode_value, hash_function
+from core.display import PathLike, display_path
 from core.treewalk import (
     DIR_FLAGS,
     FILE_FLAGS,
@@ -50,10 +41,6 @@ from core.treewalk import (
 
 CHUNK = 1 << 20
 """Files this big or bigger are read in chunks of this size, checking for cancellation between."""
-
-MANIFEST_LIMIT = 64 << 20
-"""A stored ``.manifest`` bigger than this is not read: a manifest line is about 100 bytes, so this
-is over half a million files, far more than any implementation has."""
 
 _HASHERS: dict[str, Callable[..., Any]] = {}
 
@@ -639,7 +626,7 @@ def manifest_digest(root: PathLike, algorithm: str) -> Digest:
     return Digest(algorithm, hash_manifest(algorithm, generate_manifest(root, algorithm)))
 
 
-# --- comparing ---------------------------------------------------------------------------------
+# --- reading a stored manifest back ---------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -700,166 +687,9 @@ def index_manifest(manifest: bytes, algorithm: str) -> dict[bytes, ManifestItem]
     return result
 
 
-_TYPE_WORDS = {"D": "directory", "F": "file", "X": "executable file", "S": "symlink"}
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One difference between the recorded manifest and the actual tree."""
-
-    path: str
-    change: Literal["added", "removed", "modified"]
-    what: tuple[str, ...] = ()  # for "modified": e.g. "content", "mtime 30 -> 31", "size 11 -> 12"
-    raw: bytes = field(default=b"", compare=False)  # the path's bytes (``path`` is display_path's)
-
-    @property
-    def path_bytes(self) -> bytes:
-        return self.raw or os.fsencode(self.path)
-
-    def describe(self) -> str:
-        if self.change == "modified":
-            return f"modified {self.path}: {', '.join(self.what)}"
-        kind = f" ({self.what[0]})" if self.what else ""
-        return f"{self.change} {self.path}{kind}"
-
-
-def diff_manifests(recorded: bytes, actual: bytes, algorithm: str) -> list[Change]:
-    """What differs between two manifests of the same algorithm, path by path, sorted by path."""
-    try:
-        before = index_manifest(recorded, algorithm)
-    except ValueError as exc:
-        return [Change("/.manifest", "modified", (f"unreadable: {exc}",), b"/.manifest")]
-    after = index_manifest(actual, algorithm)
-    changes = []
-    for path in sorted(before.keys() | after.keys()):
-        shown = display_path(path)
-        a, b = before.get(path), after.get(path)
-        if a == b:
-            continue
-        if b is None:
-            assert a is not None  # the path came from one of the two
-            changes.append(Change(shown, "removed", (_TYPE_WORDS[a.kind],), path))
-        elif a is None:
-            changes.append(Change(shown, "added", (_TYPE_WORDS[b.kind],), path))
-        else:
-            changes.append(Change(shown, "modified", _what_differs(a, b), path))
-    return changes
-
-
-def _what_differs(a: ManifestItem, b: ManifestItem) -> tuple[str, ...]:
-    files = ("F", "X")
-    if a.kind != b.kind and not (a.kind in files and b.kind in files):
-        return (f"was a {_TYPE_WORDS[a.kind]}, now a {_TYPE_WORDS[b.kind]}",)
-    what = []
-    if a.kind == "S":
-        what.append("symlink target")
-        return tuple(what)
-    if a.kind != b.kind:
-        what.append("executable bit " + ("set" if b.kind == "X" else "cleared"))
-    if a.hash != b.hash:
-        what.append("content")
-    if a.size != b.size:
-        what.append(f"size {a.size} -> {b.size}")
-    if a.mtime != b.mtime:
-        what.append(f"mtime {a.mtime} -> {b.mtime}")
-    return tuple(what)
-
-
-Status = Literal["ok", "corrupt", "skipped", "error"]
-
-
-@dataclass(slots=True)
-class VerifyOutcome:
-    """The verdict on one cache entry."""
-
-    status: Status
-    detail: str
-    expected: str | None = None  # the digest in the directory name
-    actual: str | None = None  # the digest of the actual contents
-    recorded: str | None = None  # the digest of the .manifest file, when there is one
-    changes: list[Change] = field(default_factory=list)
-    # When the verdict is "unchanged since the last full hash" (core.records): that hash's time.
-    unchanged_since: float | None = None
-
-    def to_wire(self) -> list[Any]:
-        """This verdict as plain values, for another of our processes (through :mod:`marshal`
-        or JSON alike): ``[status, detail, expected, actual, recorded, changes, since]``, each
-        change ``[path, change, what, path bytes as text with surrogate escapes]``."""
-        return [
-            self.status,
-            self.detail,
-            self.expected,
-            self.actual,
-            self.recorded,
-            [[c.path, c.change, list(c.what), os.fsdecode(c.path_bytes)] for c in self.changes],
-            self.unchanged_since,
-        ]
-
-    @classmethod
-    def from_wire(cls, data: Sequence[Any]) -> VerifyOutcome:
-        """The verdict :meth:`to_wire` made ``data`` of."""
-        status, detail, expected, actual, recorded, changes, since = data
-        return cls(
-            status,
-            detail,
-            expected,
-            actual,
-            recorded,
-            [
-                Change(path, change, tuple(what), os.fsencode(raw))
-                for path, change, what, raw in changes
-            ],
-            since,
-        )
-
-
-def compare(digest: Digest, actual_manifest: bytes, stored_manifest: bytes | None) -> VerifyOutcome:
-    """Judge an implementation as 0install's ``verify`` does, with a readable explanation."""
-    alg = digest.algorithm
-    actual_value = hash_manifest(alg, actual_manifest)
-    if stored_manifest is None:
-        stored_value = None
-    elif stored_manifest == actual_manifest:
-        stored_value = actual_value  # the usual case: no second hash
-    else:
-        stored_value = hash_manifest(alg, stored_manifest)
-    expected = digest.name
-    prefix = expected[: len(expected) - len(digest.value)]
-    actual = prefix + actual_value
-    recorded = None if stored_value is None else prefix + stored_value
-    result = VerifyOutcome("corrupt", "", expected, actual, recorded)
-    if actual_value == digest.value and stored_value in (None, actual_value):
-        result.status = "ok"
-        result.detail = "contents match the digest" + (
-            " and the .manifest file" if stored_value is not None else " (no .manifest file)"
-        )
-        return result
-    if stored_value is None:
-        result.detail = (
-            "Contents do not match the digest. There is no .manifest file, so which files changed "
-            "cannot be told."
-        )
-    elif stored_value == actual_value:
-        result.detail = (
-            "Contents do not match the digest, but they match the .manifest file: both were "
-            "replaced (planted or renamed entry)."
-        )
-    elif stored_value == digest.value:
-        result.changes = diff_manifests(stored_manifest or b"", actual_manifest, alg)
-        result.detail = f"Contents changed since it was added ({_count_changes(result.changes)})."
-    elif actual_value == digest.value:
-        result.detail = "The directory contents are correct, but the .manifest file is wrong."
-        result.changes = diff_manifests(stored_manifest or b"", actual_manifest, alg)
-    else:
-        result.detail = "Neither the contents nor the .manifest file match the digest."
-        result.changes = diff_manifests(stored_manifest or b"", actual_manifest, alg)
-    return result
-
-
-def _count_changes(changes: list[Change]) -> str:
-    counts = {k: sum(1 for c in changes if c.change == k) for k in ("added", "removed", "modified")}
-    parts = [f"{n} {k}" for k, n in counts.items() if n]
-    return ", ".join(parts) if parts else "no file-level difference"
+MANIFEST_LIMIT = 64 << 20
+"""A stored ``.manifest`` bigger than this is not read: a manifest line is about 100 bytes, so this
+is over half a million files, far more than any implementation has."""
 
 
 def _megabytes(n: int) -> str:
@@ -916,36 +746,3 @@ def read_stored_manifest(root: bytes, root_fd: int | None = None) -> bytes | Non
         os.close(fd)
         if own:
             os.close(root_fd)
-
-
-def outcome_for_error(exc: ManifestError) -> VerifyOutcome:
-    """A verdict for a tree that could not be read or cannot be an implementation."""
-    if exc.kind == "invalid":
-        return VerifyOutcome("corrupt", str(exc))
-    return VerifyOutcome("error", str(exc))
-
-
-def verify_directory(path: PathLike, digest: Digest | None = None) -> VerifyOutcome:
-    """Verify one implementation directory in this thread (:mod:`core.verify` spreads many over
-    worker processes, with the same verdicts). ``digest`` defaults to the one in the directory's
-    name."""
-    root = os.fsencode(path)
-    if digest is None:
-        name = os.path.basename(root.rstrip(b"/")).decode("utf-8", "replace")
-        try:
-            digest = parse_digest(name)
-        except DigestError as exc:
-            return VerifyOutcome("skipped", f"not an implementation: {exc}")
-    try:
-        fd, st = open_entry(root)
-        try:
-            walk = ManifestWalk(root, digest.algorithm, file_flags_for(st.st_uid))
-            manifest = splice(walk.run(fd), {})
-            stored = read_stored_manifest(root, fd)
-        finally:
-            os.close(fd)
-    except ManifestError as exc:
-        result = outcome_for_error(exc)
-        result.expected = digest.name
-        return result
-    return compare(digest, manifest, stored)

@@ -29,23 +29,21 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from core.digests import Digest, DigestError, parse_digest, value_problem
+from core.display import display_path
 from core.manifest import (
     CHUNK,
     ManifestError,
     ManifestWalk,
-    VerifyOutcome,
     WalkCancelled,
-    compare,
-    display_path,
-    file_flags_for,
     open_entry,
     open_subtree,
-    outcome_for_error,
     read_stored_manifest,
     splice,
 )
 from core.pool_worker import Given, Results, Unit, UnitProgress
 from core.records import RACY_NS, key_of, keys_digest, racy, since_text, stat_keys
+from core.treewalk import file_flags_for
+from core.verify_entry import VerifyOutcome, compare, outcome_for_error
 
 __all__ = ["CHUNK", "Progress", "verify_paths"]
 

@@ -43,7 +43,7 @@ from gui import status as st
 
 if TYPE_CHECKING:
     from core.cache import Entry, Usage
-    from core.manifest import VerifyOutcome
+    from core.verify_entry import VerifyOutcome
 
 
 class Column(IntEnum):

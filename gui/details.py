@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.manifest import display_path
+from core.display import display_path
 from core.units import gap_text
 from gui import status as st
 from gui.cache_model import Row, ago_text, last_used_text, size_detail, verdict_age

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 from PySide6.QtCore import QPersistentModelIndex, Qt
 
-from core.manifest import Change, VerifyOutcome
+from core.verify_entry import Change, VerifyOutcome
 from gui import status as st
 from gui.cache_model import (
     MAX_RANGES,

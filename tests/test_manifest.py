@@ -12,14 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import digests
-from core.manifest import (
-    ManifestError,
-    compare,
-    generate_manifest,
-    hash_manifest,
-    manifest_digest,
-    verify_directory,
-)
+from core.manifest import ManifestError, generate_manifest, hash_manifest, manifest_digest
+from core.verify_entry import compare, verify_directory
 from tests.conftest import run_0install
 
 ALGS = digests.ALGORITHMS
@@ -384,7 +378,7 @@ def test_hash_manifest_matches_0install_digest_line(tmp_path: Path) -> None:
 
 
 def test_display_path_escapes_what_a_terminal_would_obey() -> None:
-    from core.manifest import display_path, safe_text
+    from core.display import display_path, safe_text
 
     name = b"tmp-\x1b[2K\rOK\n\t\x7f\xc2\x9b\xe2\x80\xae\xff\\x41 caf\xc3\xa9"
     shown = display_path(name)
@@ -400,7 +394,7 @@ def test_json_name_is_lossless_and_strict() -> None:
     import base64
     import json
 
-    from core.manifest import json_name
+    from core.display import json_name
 
     assert json_name("café") == "café"
     assert json_name(b"caf\xc3\xa9") == "café"

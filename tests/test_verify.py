@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from core import pool
-from core.manifest import Change, VerifyOutcome, verify_directory
 from core.verify import CHUNK, Progress, verify_paths
+from core.verify_entry import Change, VerifyOutcome, verify_directory
 from tests.conftest import ZEROINSTALL, RealStore
 
 MTIME = 1_600_000_000
