@@ -124,6 +124,8 @@ Subtree = tuple[bytes, int, int, int]
 
 Segments = list  # of bytes and Subtree placeholders, in manifest order
 
+_Open = tuple[int, bytes, tuple[int, int]]  # a directory to read next: (fd, rel, (dev, ino))
+
 _S_IFMT = 0o170000
 _S_IFREG = 0o100000
 _REG, _DIR, _LNK, _OTHER = range(4)  # kinds of directory entries, from the listing
@@ -171,142 +173,26 @@ class ManifestWalk:
         """The manifest of the directory open as ``fd`` (the caller closes it): the whole entry when
         ``rel`` is empty, else the subtree ``rel`` with its own ``D`` line first (``mtime`` for
         sha1's)."""
-        old = self.old
         lines: list[bytes] = []
         segments: Segments = []
         if rel:
             if b"\n" in rel:
                 raise _newline(rel, self.root + rel, "directory")
-            lines.append(b"D %d %s\n" % (mtime, rel) if old else b"D %s\n" % rel)
-        # Frames: [fd or None, rel, items, next position, (dev, ino)]; at most KEEP_OPEN
-        # descriptors are held on the way down (the shallow ones come back through '..').
+            lines.append(b"D %d %s\n" % (mtime, rel) if self.old else b"D %s\n" % rel)
+        # Depth first. Frames: [fd or None, rel, items, next position, (dev, ino)]; at most
+        # KEEP_OPEN descriptors are held on the way down (the shallow ones come back through '..').
         stack = self._stack = []
         top = os.fstat(fd)
-        pending: tuple[int, bytes, tuple[int, int]] | None = (fd, rel, (top.st_dev, top.st_ino))
-        root = self.root
-        hash_at = self._hash
-        symlink_hash = self.hash_name
-        keys = self.keys
+        pending: _Open | None = (fd, rel, (top.st_dev, top.st_ino))
         try:
-            while True:
-                if pending is not None:
-                    dfd, drel, ident = pending
-                    pending = None
-                    if self.tick is not None:
-                        signal = self.tick()
-                        if signal == 2:
-                            if dfd != fd:
-                                os.close(dfd)
-                            raise WalkCancelled
-                        if signal == 1 and self.give is not None:
-                            self._hand_over()
-                    try:
-                        items = self._list(dfd, drel)
-                    except BaseException:
-                        if dfd != fd:
-                            os.close(dfd)
-                        raise
-                    stack.append([dfd, drel, items, 0, ident])
-                    if len(stack) > KEEP_OPEN and stack[-KEEP_OPEN - 1][0] != fd:
-                        close_far(stack)
+            while pending is not None:
+                self._enter(fd, *pending)
+                pending = None
                 while stack:
-                    frame = stack[-1]
-                    dfd, drel, items, pos, _ident = frame
-                    count = len(items)
-                    while pos < count:
-                        name, entry, kind = items[pos]
-                        pos += 1
-                        if kind == _REG:
-                            if not drel and name == b".manifest":
-                                if keys is not None:
-                                    keys.append(
-                                        _key(drel, entry.name, _lstat(entry, root + b"/" + name))
-                                    )
-                                continue
-                            if b"\n" in name:
-                                raise _newline(name, root + drel + b"/" + name, "file")
-                            digest, st = hash_at(dfd, name, entry, drel)
-                            if keys is not None:
-                                keys.append(_key(drel, entry.name, st))
-                            ns = st.st_mtime_ns
-                            lines.append(
-                                b"%s %s %d %d %s\n"
-                                % (
-                                    b"X" if st.st_mode & 0o111 else b"F",
-                                    digest,
-                                    ns // 1_000_000_000 if ns >= 0 else mtime_seconds(st),
-                                    st.st_size,
-                                    name,
-                                )
-                            )
-                        elif kind == _LNK:
-                            path = root + drel + b"/" + name
-                            if b"\n" in name:
-                                raise _newline(name, path, "symlink")
-                            try:
-                                if keys is not None:
-                                    lst = entry.stat(follow_symlinks=False)
-                                target = os.readlink(name, dir_fd=dfd)
-                            except OSError as exc:
-                                raise _io_error(exc, path) from None
-                            if keys is not None:
-                                keys.append(_key(drel, entry.name, lst, target))
-                            lines.append(
-                                b"S %s %d %s\n"
-                                % (
-                                    _hasher(symlink_hash)(target).hexdigest().encode(),
-                                    len(target),
-                                    name,
-                                )
-                            )
-                        elif kind == _DIR:
-                            sub = drel + b"/" + name
-                            if b"\n" in name:
-                                raise _newline(name, root + sub, "directory")
-                            if sub in self.given:
-                                segments.append(b"".join(lines))
-                                lines = []
-                                segments.append(self.given[sub])
-                                continue
-                            try:
-                                cfd, st = _open_listed_dir(dfd, name, entry)
-                            except OSError as exc:
-                                raise _io_error(_symlink_now(exc, dfd, name), root + sub) from None
-                            lines.append(
-                                b"D %d %s\n" % (mtime_seconds(st), sub) if old else b"D %s\n" % sub
-                            )
-                            if keys is not None:
-                                keys.append(_key(drel, entry.name, st))
-                            pending = (cfd, sub, (st.st_dev, st.st_ino))
-                            break
-                        else:
-                            path = root + drel + b"/" + name
-                            try:
-                                mode = entry.stat(follow_symlinks=False).st_mode
-                            except OSError as exc:
-                                raise _io_error(exc, path) from None
-                            raise ManifestError(
-                                f"Not a regular file/directory/symlink '{display_path(path)}' "
-                                f"({_kind_of(mode)}; an implementation cannot contain one)",
-                                path,
-                                "invalid",
-                            )
-                    frame[3] = pos
+                    pending = self._write_lines(stack[-1], lines, segments)
                     if pending is not None:
-                        break
-                    stack.pop()
-                    try:
-                        if stack and stack[-1][0] is None:
-                            try:
-                                stack[-1][0] = open_parent(dfd, *stack[-1][4])
-                            except OSError as exc:
-                                raise _io_error(Replaced(), root + stack[-1][1]) from exc
-                    finally:
-                        if dfd != fd:
-                            os.close(dfd)
-                else:
-                    if pending is None:
-                        break
+                        break  # into that subdirectory
+                    self._leave(fd)
         finally:
             for frame in stack:
                 if frame[0] is not None and frame[0] != fd:
@@ -314,6 +200,117 @@ class ManifestWalk:
             self._stack = []
         segments.append(b"".join(lines))
         return segments
+
+    def _enter(self, top_fd: int, dfd: int, drel: bytes, ident: tuple[int, int]) -> None:
+        """Ask ``tick``, then list the directory open as ``dfd`` and push its frame. If that fails,
+        ``dfd`` is closed (unless it is ``top_fd``, the caller's)."""
+        try:
+            if self.tick is not None:
+                signal = self.tick()
+                if signal == 2:
+                    raise WalkCancelled
+                if signal == 1 and self.give is not None:
+                    self._hand_over()
+            items = self._list(dfd, drel)
+        except BaseException:
+            if dfd != top_fd:
+                os.close(dfd)
+            raise
+        stack = self._stack
+        stack.append([dfd, drel, items, 0, ident])
+        if len(stack) > KEEP_OPEN and stack[-KEEP_OPEN - 1][0] != top_fd:
+            close_far(stack)
+
+    def _write_lines(self, frame: list, lines: list[bytes], segments: Segments) -> _Open | None:
+        """Append to ``lines`` the lines of the directory of ``frame``, from where it stopped to
+        the next subdirectory to go into (returned open) or to its end (None). A subdirectory
+        handed over ends a segment: its placeholder follows it in ``segments``."""
+        dfd, drel, items, pos, _ident = frame
+        root = self.root
+        keys = self.keys
+        count = len(items)
+        while pos < count:
+            name, entry, kind = items[pos]
+            pos += 1
+            if kind == _REG:  # nearly everything: the shortest way, no call but the hashing
+                if not drel and name == b".manifest":
+                    if keys is not None:
+                        keys.append(_key(drel, entry.name, _lstat(entry, root + b"/" + name)))
+                    continue
+                if b"\n" in name:
+                    raise _newline(name, root + drel + b"/" + name, "file")
+                digest, st = self._hash(dfd, name, entry, drel)
+                if keys is not None:
+                    keys.append(_key(drel, entry.name, st))
+                ns = st.st_mtime_ns
+                lines.append(
+                    b"%s %s %d %d %s\n"
+                    % (
+                        b"X" if st.st_mode & 0o111 else b"F",
+                        digest,
+                        ns // 1_000_000_000 if ns >= 0 else mtime_seconds(st),
+                        st.st_size,
+                        name,
+                    )
+                )
+            elif kind == _LNK:
+                lines.append(self._symlink_line(dfd, drel, name, entry))
+            elif kind == _DIR:
+                sub = drel + b"/" + name
+                if b"\n" in name:
+                    raise _newline(name, root + sub, "directory")
+                if sub in self.given:
+                    segments.append(b"".join(lines))
+                    lines.clear()
+                    segments.append(self.given[sub])
+                    continue
+                try:
+                    cfd, st = _open_listed_dir(dfd, name, entry)
+                except OSError as exc:
+                    raise _io_error(_symlink_now(exc, dfd, name), root + sub) from None
+                lines.append(
+                    b"D %d %s\n" % (mtime_seconds(st), sub) if self.old else b"D %s\n" % sub
+                )
+                if keys is not None:
+                    keys.append(_key(drel, entry.name, st))
+                frame[3] = pos
+                return (cfd, sub, (st.st_dev, st.st_ino))
+            else:
+                raise _not_allowed(root + drel + b"/" + name, entry)
+        frame[3] = pos
+        return None
+
+    def _leave(self, top_fd: int) -> None:
+        """Pop the directory finished; its parent, if it was closed on the way down, is opened
+        again through '..' (checked to be the directory left)."""
+        stack = self._stack
+        dfd = stack.pop()[0]
+        try:
+            if stack and stack[-1][0] is None:
+                try:
+                    stack[-1][0] = open_parent(dfd, *stack[-1][4])
+                except OSError as exc:
+                    raise _io_error(Replaced(), self.root + stack[-1][1]) from exc
+        finally:
+            if dfd != top_fd:
+                os.close(dfd)
+
+    def _symlink_line(self, dfd: int, drel: bytes, name: bytes, entry: Any) -> bytes:
+        """The ``S`` line of the symlink ``name`` of ``dfd`` (read, never followed)."""
+        path = self.root + drel + b"/" + name
+        if b"\n" in name:
+            raise _newline(name, path, "symlink")
+        keys = self.keys
+        try:
+            if keys is not None:
+                lst = entry.stat(follow_symlinks=False)
+            target = os.readlink(name, dir_fd=dfd)
+        except OSError as exc:
+            raise _io_error(exc, path) from None
+        if keys is not None:
+            keys.append(_key(drel, entry.name, lst, target))
+        digest = _hasher(self.hash_name)(target).hexdigest().encode()
+        return b"S %s %d %s\n" % (digest, len(target), name)
 
     def _list(self, dfd: int, drel: bytes) -> list[tuple[bytes, Any, int]]:
         """(name, DirEntry, kind) of each entry of the open directory, in manifest order: bytewise
@@ -562,6 +559,21 @@ def open_subtree(root: bytes, subtree: Subtree) -> int:
         if swapped(exc) and not isinstance(exc, Replaced):
             exc = Replaced()
         raise _io_error(exc, root + rel) from None
+
+
+def _not_allowed(path: bytes, entry: Any) -> ManifestError:
+    """The error for what no implementation can contain (a FIFO, a socket, a device), listed as
+    ``entry``."""
+    try:
+        mode = entry.stat(follow_symlinks=False).st_mode
+    except OSError as exc:
+        return _io_error(exc, path)
+    return ManifestError(
+        f"Not a regular file/directory/symlink '{display_path(path)}' "
+        f"({_kind_of(mode)}; an implementation cannot contain one)",
+        path,
+        "invalid",
+    )
 
 
 def _kind_of(mode: int) -> str:
