@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from core.digests import Digest, encode_value, hash_function
 from core.display import PathLike, display_path
+from core.records import key_of
 from core.treewalk import (
     DIR_FLAGS,
     FILE_FLAGS,
@@ -235,13 +236,13 @@ class ManifestWalk:
             if kind == _REG:  # nearly everything: the shortest way, no call but the hashing
                 if not drel and name == b".manifest":
                     if keys is not None:
-                        keys.append(_key(drel, entry.name, _lstat(entry, root + b"/" + name)))
+                        keys.append(key_of(drel, entry.name, _lstat(entry, root + b"/" + name)))
                     continue
                 if b"\n" in name:
                     raise _newline(name, root + drel + b"/" + name, "file")
                 digest, st = self._hash(dfd, name, entry, drel)
                 if keys is not None:
-                    keys.append(_key(drel, entry.name, st))
+                    keys.append(key_of(drel, entry.name, st))
                 ns = st.st_mtime_ns
                 lines.append(
                     b"%s %s %d %d %s\n"
@@ -272,7 +273,7 @@ class ManifestWalk:
                     b"D %d %s\n" % (mtime_seconds(st), sub) if self.old else b"D %s\n" % sub
                 )
                 if keys is not None:
-                    keys.append(_key(drel, entry.name, st))
+                    keys.append(key_of(drel, entry.name, st))
                 frame[3] = pos
                 return (cfd, sub, (st.st_dev, st.st_ino))
             else:
@@ -308,7 +309,7 @@ class ManifestWalk:
         except OSError as exc:
             raise _io_error(exc, path) from None
         if keys is not None:
-            keys.append(_key(drel, entry.name, lst, target))
+            keys.append(key_of(drel, entry.name, lst, target))
         digest = _hasher(self.hash_name)(target).hexdigest().encode()
         return b"S %s %d %s\n" % (digest, len(target), name)
 
@@ -441,21 +442,6 @@ class ManifestWalk:
         for subtree in chosen:
             self.given[subtree[0]] = subtree
         self.give(chosen)
-
-
-def _key(drel: bytes, name: str, st: os.stat_result, target: bytes = b"") -> tuple:
-    """A change key (core.records.key_of; repeated here so a worker needs no other module)."""
-    return (
-        drel,
-        name,
-        st.st_dev,
-        st.st_ino,
-        st.st_size,
-        st.st_ctime_ns,
-        st.st_mtime_ns,
-        st.st_mode,
-        target,
-    )
 
 
 def _lstat(entry: Any, path: bytes) -> os.stat_result:
