@@ -1,4 +1,4 @@
-"""The 0install manifest: generation, byte-identical to 0install 2.18, and comparison.
+"""The 0install manifest: generation, byte-identical to 0install 2.18, and reading one back.
 
 A manifest lists every directory, file and symlink of an implementation; its hash is the digest that
 names the implementation directory. :class:`ManifestWalk` makes it in one pass over the tree, by
@@ -6,10 +6,9 @@ directory file descriptors (see :mod:`core.treewalk`: a directory swapped for a 
 never followed, a file is read at most to the size listed plus one byte), and can hand subtrees to
 other workers, whose text is spliced back where it belongs (:func:`splice`).
 :func:`generate_manifest` is the simple front door. Paths are bytes throughout, so names that are
-not UTF-8 are written exactly as they are, as 0install does.
-
-Names shown to people go through :func:`display_path` (control characters and undecodable bytes
-escaped: a name cannot move the cursor of a terminal); names in JSON through :func:`json_name`.
+not UTF-8 are written exactly as they are, as 0install does. An entry's stored ``.manifest`` is
+read by :func:`read_stored_manifest` and parsed by :func:`index_manifest`; judging an entry by
+them is :mod:`core.verify_entry`'s.
 """
 
 from __future__ import annotations
@@ -17,20 +16,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from core.digests import (
-    Digest,
-    DigestError,
-    encode_value,
-    hash_function,
-    parse_digest,
-)
-
-# The display helpers were defined here first; they are still found here.
-from core.display import PathLike, display_path, display_text, json_name, safe_text  # noqa: F401
+from core.digests import Digest, encode_value, hash_function
+from core.display import PathLike, display_path
+from core.records import key_of
 from core.treewalk import (
     DIR_FLAGS,
     FILE_FLAGS,
@@ -50,10 +42,6 @@ from core.treewalk import (
 
 CHUNK = 1 << 20
 """Files this big or bigger are read in chunks of this size, checking for cancellation between."""
-
-MANIFEST_LIMIT = 64 << 20
-"""A stored ``.manifest`` bigger than this is not read: a manifest line is about 100 bytes, so this
-is over half a million files, far more than any implementation has."""
 
 _HASHERS: dict[str, Callable[..., Any]] = {}
 
@@ -137,6 +125,8 @@ Subtree = tuple[bytes, int, int, int]
 
 Segments = list  # of bytes and Subtree placeholders, in manifest order
 
+_Open = tuple[int, bytes, tuple[int, int]]  # a directory to read next: (fd, rel, (dev, ino))
+
 _S_IFMT = 0o170000
 _S_IFREG = 0o100000
 _REG, _DIR, _LNK, _OTHER = range(4)  # kinds of directory entries, from the listing
@@ -184,142 +174,26 @@ class ManifestWalk:
         """The manifest of the directory open as ``fd`` (the caller closes it): the whole entry when
         ``rel`` is empty, else the subtree ``rel`` with its own ``D`` line first (``mtime`` for
         sha1's)."""
-        old = self.old
         lines: list[bytes] = []
         segments: Segments = []
         if rel:
             if b"\n" in rel:
                 raise _newline(rel, self.root + rel, "directory")
-            lines.append(b"D %d %s\n" % (mtime, rel) if old else b"D %s\n" % rel)
-        # Frames: [fd or None, rel, items, next position, (dev, ino)]; at most KEEP_OPEN
-        # descriptors are held on the way down (the shallow ones come back through '..').
+            lines.append(b"D %d %s\n" % (mtime, rel) if self.old else b"D %s\n" % rel)
+        # Depth first. Frames: [fd or None, rel, items, next position, (dev, ino)]; at most
+        # KEEP_OPEN descriptors are held on the way down (the shallow ones come back through '..').
         stack = self._stack = []
         top = os.fstat(fd)
-        pending: tuple[int, bytes, tuple[int, int]] | None = (fd, rel, (top.st_dev, top.st_ino))
-        root = self.root
-        hash_at = self._hash
-        symlink_hash = self.hash_name
-        keys = self.keys
+        pending: _Open | None = (fd, rel, (top.st_dev, top.st_ino))
         try:
-            while True:
-                if pending is not None:
-                    dfd, drel, ident = pending
-                    pending = None
-                    if self.tick is not None:
-                        signal = self.tick()
-                        if signal == 2:
-                            if dfd != fd:
-                                os.close(dfd)
-                            raise WalkCancelled
-                        if signal == 1 and self.give is not None:
-                            self._hand_over()
-                    try:
-                        items = self._list(dfd, drel)
-                    except BaseException:
-                        if dfd != fd:
-                            os.close(dfd)
-                        raise
-                    stack.append([dfd, drel, items, 0, ident])
-                    if len(stack) > KEEP_OPEN and stack[-KEEP_OPEN - 1][0] != fd:
-                        close_far(stack)
+            while pending is not None:
+                self._enter(fd, *pending)
+                pending = None
                 while stack:
-                    frame = stack[-1]
-                    dfd, drel, items, pos, _ident = frame
-                    count = len(items)
-                    while pos < count:
-                        name, entry, kind = items[pos]
-                        pos += 1
-                        if kind == _REG:
-                            if not drel and name == b".manifest":
-                                if keys is not None:
-                                    keys.append(
-                                        _key(drel, entry.name, _lstat(entry, root + b"/" + name))
-                                    )
-                                continue
-                            if b"\n" in name:
-                                raise _newline(name, root + drel + b"/" + name, "file")
-                            digest, st = hash_at(dfd, name, entry, drel)
-                            if keys is not None:
-                                keys.append(_key(drel, entry.name, st))
-                            ns = st.st_mtime_ns
-                            lines.append(
-                                b"%s %s %d %d %s\n"
-                                % (
-                                    b"X" if st.st_mode & 0o111 else b"F",
-                                    digest,
-                                    ns // 1_000_000_000 if ns >= 0 else mtime_seconds(st),
-                                    st.st_size,
-                                    name,
-                                )
-                            )
-                        elif kind == _LNK:
-                            path = root + drel + b"/" + name
-                            if b"\n" in name:
-                                raise _newline(name, path, "symlink")
-                            try:
-                                if keys is not None:
-                                    lst = entry.stat(follow_symlinks=False)
-                                target = os.readlink(name, dir_fd=dfd)
-                            except OSError as exc:
-                                raise _io_error(exc, path) from None
-                            if keys is not None:
-                                keys.append(_key(drel, entry.name, lst, target))
-                            lines.append(
-                                b"S %s %d %s\n"
-                                % (
-                                    _hasher(symlink_hash)(target).hexdigest().encode(),
-                                    len(target),
-                                    name,
-                                )
-                            )
-                        elif kind == _DIR:
-                            sub = drel + b"/" + name
-                            if b"\n" in name:
-                                raise _newline(name, root + sub, "directory")
-                            if sub in self.given:
-                                segments.append(b"".join(lines))
-                                lines = []
-                                segments.append(self.given[sub])
-                                continue
-                            try:
-                                cfd, st = _open_listed_dir(dfd, name, entry)
-                            except OSError as exc:
-                                raise _io_error(_symlink_now(exc, dfd, name), root + sub) from None
-                            lines.append(
-                                b"D %d %s\n" % (mtime_seconds(st), sub) if old else b"D %s\n" % sub
-                            )
-                            if keys is not None:
-                                keys.append(_key(drel, entry.name, st))
-                            pending = (cfd, sub, (st.st_dev, st.st_ino))
-                            break
-                        else:
-                            path = root + drel + b"/" + name
-                            try:
-                                mode = entry.stat(follow_symlinks=False).st_mode
-                            except OSError as exc:
-                                raise _io_error(exc, path) from None
-                            raise ManifestError(
-                                f"Not a regular file/directory/symlink '{display_path(path)}' "
-                                f"({_kind_of(mode)}; an implementation cannot contain one)",
-                                path,
-                                "invalid",
-                            )
-                    frame[3] = pos
+                    pending = self._write_lines(stack[-1], lines, segments)
                     if pending is not None:
-                        break
-                    stack.pop()
-                    try:
-                        if stack and stack[-1][0] is None:
-                            try:
-                                stack[-1][0] = open_parent(dfd, *stack[-1][4])
-                            except OSError as exc:
-                                raise _io_error(Replaced(), root + stack[-1][1]) from exc
-                    finally:
-                        if dfd != fd:
-                            os.close(dfd)
-                else:
-                    if pending is None:
-                        break
+                        break  # into that subdirectory
+                    self._leave(fd)
         finally:
             for frame in stack:
                 if frame[0] is not None and frame[0] != fd:
@@ -327,6 +201,117 @@ class ManifestWalk:
             self._stack = []
         segments.append(b"".join(lines))
         return segments
+
+    def _enter(self, top_fd: int, dfd: int, drel: bytes, ident: tuple[int, int]) -> None:
+        """Ask ``tick``, then list the directory open as ``dfd`` and push its frame. If that fails,
+        ``dfd`` is closed (unless it is ``top_fd``, the caller's)."""
+        try:
+            if self.tick is not None:
+                signal = self.tick()
+                if signal == 2:
+                    raise WalkCancelled
+                if signal == 1 and self.give is not None:
+                    self._hand_over()
+            items = self._list(dfd, drel)
+        except BaseException:
+            if dfd != top_fd:
+                os.close(dfd)
+            raise
+        stack = self._stack
+        stack.append([dfd, drel, items, 0, ident])
+        if len(stack) > KEEP_OPEN and stack[-KEEP_OPEN - 1][0] != top_fd:
+            close_far(stack)
+
+    def _write_lines(self, frame: list, lines: list[bytes], segments: Segments) -> _Open | None:
+        """Append to ``lines`` the lines of the directory of ``frame``, from where it stopped to
+        the next subdirectory to go into (returned open) or to its end (None). A subdirectory
+        handed over ends a segment: its placeholder follows it in ``segments``."""
+        dfd, drel, items, pos, _ident = frame
+        root = self.root
+        keys = self.keys
+        count = len(items)
+        while pos < count:
+            name, entry, kind = items[pos]
+            pos += 1
+            if kind == _REG:  # nearly everything: the shortest way, no call but the hashing
+                if not drel and name == b".manifest":
+                    if keys is not None:
+                        keys.append(key_of(drel, entry.name, _lstat(entry, root + b"/" + name)))
+                    continue
+                if b"\n" in name:
+                    raise _newline(name, root + drel + b"/" + name, "file")
+                digest, st = self._hash(dfd, name, entry, drel)
+                if keys is not None:
+                    keys.append(key_of(drel, entry.name, st))
+                ns = st.st_mtime_ns
+                lines.append(
+                    b"%s %s %d %d %s\n"
+                    % (
+                        b"X" if st.st_mode & 0o111 else b"F",
+                        digest,
+                        ns // 1_000_000_000 if ns >= 0 else mtime_seconds(st),
+                        st.st_size,
+                        name,
+                    )
+                )
+            elif kind == _LNK:
+                lines.append(self._symlink_line(dfd, drel, name, entry))
+            elif kind == _DIR:
+                sub = drel + b"/" + name
+                if b"\n" in name:
+                    raise _newline(name, root + sub, "directory")
+                if sub in self.given:
+                    segments.append(b"".join(lines))
+                    lines.clear()
+                    segments.append(self.given[sub])
+                    continue
+                try:
+                    cfd, st = _open_listed_dir(dfd, name, entry)
+                except OSError as exc:
+                    raise _io_error(_symlink_now(exc, dfd, name), root + sub) from None
+                lines.append(
+                    b"D %d %s\n" % (mtime_seconds(st), sub) if self.old else b"D %s\n" % sub
+                )
+                if keys is not None:
+                    keys.append(key_of(drel, entry.name, st))
+                frame[3] = pos
+                return (cfd, sub, (st.st_dev, st.st_ino))
+            else:
+                raise _not_allowed(root + drel + b"/" + name, entry)
+        frame[3] = pos
+        return None
+
+    def _leave(self, top_fd: int) -> None:
+        """Pop the directory finished; its parent, if it was closed on the way down, is opened
+        again through '..' (checked to be the directory left)."""
+        stack = self._stack
+        dfd = stack.pop()[0]
+        try:
+            if stack and stack[-1][0] is None:
+                try:
+                    stack[-1][0] = open_parent(dfd, *stack[-1][4])
+                except OSError as exc:
+                    raise _io_error(Replaced(), self.root + stack[-1][1]) from exc
+        finally:
+            if dfd != top_fd:
+                os.close(dfd)
+
+    def _symlink_line(self, dfd: int, drel: bytes, name: bytes, entry: Any) -> bytes:
+        """The ``S`` line of the symlink ``name`` of ``dfd`` (read, never followed)."""
+        path = self.root + drel + b"/" + name
+        if b"\n" in name:
+            raise _newline(name, path, "symlink")
+        keys = self.keys
+        try:
+            if keys is not None:
+                lst = entry.stat(follow_symlinks=False)
+            target = os.readlink(name, dir_fd=dfd)
+        except OSError as exc:
+            raise _io_error(exc, path) from None
+        if keys is not None:
+            keys.append(key_of(drel, entry.name, lst, target))
+        digest = _hasher(self.hash_name)(target).hexdigest().encode()
+        return b"S %s %d %s\n" % (digest, len(target), name)
 
     def _list(self, dfd: int, drel: bytes) -> list[tuple[bytes, Any, int]]:
         """(name, DirEntry, kind) of each entry of the open directory, in manifest order: bytewise
@@ -459,21 +444,6 @@ class ManifestWalk:
         self.give(chosen)
 
 
-def _key(drel: bytes, name: str, st: os.stat_result, target: bytes = b"") -> tuple:
-    """A change key (core.records.key_of; repeated here so a worker needs no other module)."""
-    return (
-        drel,
-        name,
-        st.st_dev,
-        st.st_ino,
-        st.st_size,
-        st.st_ctime_ns,
-        st.st_mtime_ns,
-        st.st_mode,
-        target,
-    )
-
-
 def _lstat(entry: Any, path: bytes) -> os.stat_result:
     try:
         return entry.stat(follow_symlinks=False)
@@ -577,6 +547,21 @@ def open_subtree(root: bytes, subtree: Subtree) -> int:
         raise _io_error(exc, root + rel) from None
 
 
+def _not_allowed(path: bytes, entry: Any) -> ManifestError:
+    """The error for what no implementation can contain (a FIFO, a socket, a device), listed as
+    ``entry``."""
+    try:
+        mode = entry.stat(follow_symlinks=False).st_mode
+    except OSError as exc:
+        return _io_error(exc, path)
+    return ManifestError(
+        f"Not a regular file/directory/symlink '{display_path(path)}' "
+        f"({_kind_of(mode)}; an implementation cannot contain one)",
+        path,
+        "invalid",
+    )
+
+
 def _kind_of(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "a FIFO"
@@ -639,7 +624,7 @@ def manifest_digest(root: PathLike, algorithm: str) -> Digest:
     return Digest(algorithm, hash_manifest(algorithm, generate_manifest(root, algorithm)))
 
 
-# --- comparing ---------------------------------------------------------------------------------
+# --- reading a stored manifest back ---------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -700,166 +685,9 @@ def index_manifest(manifest: bytes, algorithm: str) -> dict[bytes, ManifestItem]
     return result
 
 
-_TYPE_WORDS = {"D": "directory", "F": "file", "X": "executable file", "S": "symlink"}
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One difference between the recorded manifest and the actual tree."""
-
-    path: str
-    change: Literal["added", "removed", "modified"]
-    what: tuple[str, ...] = ()  # for "modified": e.g. "content", "mtime 30 -> 31", "size 11 -> 12"
-    raw: bytes = field(default=b"", compare=False)  # the path's bytes (``path`` is display_path's)
-
-    @property
-    def path_bytes(self) -> bytes:
-        return self.raw or os.fsencode(self.path)
-
-    def describe(self) -> str:
-        if self.change == "modified":
-            return f"modified {self.path}: {', '.join(self.what)}"
-        kind = f" ({self.what[0]})" if self.what else ""
-        return f"{self.change} {self.path}{kind}"
-
-
-def diff_manifests(recorded: bytes, actual: bytes, algorithm: str) -> list[Change]:
-    """What differs between two manifests of the same algorithm, path by path, sorted by path."""
-    try:
-        before = index_manifest(recorded, algorithm)
-    except ValueError as exc:
-        return [Change("/.manifest", "modified", (f"unreadable: {exc}",), b"/.manifest")]
-    after = index_manifest(actual, algorithm)
-    changes = []
-    for path in sorted(before.keys() | after.keys()):
-        shown = display_path(path)
-        a, b = before.get(path), after.get(path)
-        if a == b:
-            continue
-        if b is None:
-            assert a is not None  # the path came from one of the two
-            changes.append(Change(shown, "removed", (_TYPE_WORDS[a.kind],), path))
-        elif a is None:
-            changes.append(Change(shown, "added", (_TYPE_WORDS[b.kind],), path))
-        else:
-            changes.append(Change(shown, "modified", _what_differs(a, b), path))
-    return changes
-
-
-def _what_differs(a: ManifestItem, b: ManifestItem) -> tuple[str, ...]:
-    files = ("F", "X")
-    if a.kind != b.kind and not (a.kind in files and b.kind in files):
-        return (f"was a {_TYPE_WORDS[a.kind]}, now a {_TYPE_WORDS[b.kind]}",)
-    what = []
-    if a.kind == "S":
-        what.append("symlink target")
-        return tuple(what)
-    if a.kind != b.kind:
-        what.append("executable bit " + ("set" if b.kind == "X" else "cleared"))
-    if a.hash != b.hash:
-        what.append("content")
-    if a.size != b.size:
-        what.append(f"size {a.size} -> {b.size}")
-    if a.mtime != b.mtime:
-        what.append(f"mtime {a.mtime} -> {b.mtime}")
-    return tuple(what)
-
-
-Status = Literal["ok", "corrupt", "skipped", "error"]
-
-
-@dataclass(slots=True)
-class VerifyOutcome:
-    """The verdict on one cache entry."""
-
-    status: Status
-    detail: str
-    expected: str | None = None  # the digest in the directory name
-    actual: str | None = None  # the digest of the actual contents
-    recorded: str | None = None  # the digest of the .manifest file, when there is one
-    changes: list[Change] = field(default_factory=list)
-    # When the verdict is "unchanged since the last full hash" (core.records): that hash's time.
-    unchanged_since: float | None = None
-
-    def to_wire(self) -> list[Any]:
-        """This verdict as plain values, for another of our processes (through :mod:`marshal`
-        or JSON alike): ``[status, detail, expected, actual, recorded, changes, since]``, each
-        change ``[path, change, what, path bytes as text with surrogate escapes]``."""
-        return [
-            self.status,
-            self.detail,
-            self.expected,
-            self.actual,
-            self.recorded,
-            [[c.path, c.change, list(c.what), os.fsdecode(c.path_bytes)] for c in self.changes],
-            self.unchanged_since,
-        ]
-
-    @classmethod
-    def from_wire(cls, data: Sequence[Any]) -> VerifyOutcome:
-        """The verdict :meth:`to_wire` made ``data`` of."""
-        status, detail, expected, actual, recorded, changes, since = data
-        return cls(
-            status,
-            detail,
-            expected,
-            actual,
-            recorded,
-            [
-                Change(path, change, tuple(what), os.fsencode(raw))
-                for path, change, what, raw in changes
-            ],
-            since,
-        )
-
-
-def compare(digest: Digest, actual_manifest: bytes, stored_manifest: bytes | None) -> VerifyOutcome:
-    """Judge an implementation as 0install's ``verify`` does, with a readable explanation."""
-    alg = digest.algorithm
-    actual_value = hash_manifest(alg, actual_manifest)
-    if stored_manifest is None:
-        stored_value = None
-    elif stored_manifest == actual_manifest:
-        stored_value = actual_value  # the usual case: no second hash
-    else:
-        stored_value = hash_manifest(alg, stored_manifest)
-    expected = digest.name
-    prefix = expected[: len(expected) - len(digest.value)]
-    actual = prefix + actual_value
-    recorded = None if stored_value is None else prefix + stored_value
-    result = VerifyOutcome("corrupt", "", expected, actual, recorded)
-    if actual_value == digest.value and stored_value in (None, actual_value):
-        result.status = "ok"
-        result.detail = "contents match the digest" + (
-            " and the .manifest file" if stored_value is not None else " (no .manifest file)"
-        )
-        return result
-    if stored_value is None:
-        result.detail = (
-            "Contents do not match the digest. There is no .manifest file, so which files changed "
-            "cannot be told."
-        )
-    elif stored_value == actual_value:
-        result.detail = (
-            "Contents do not match the digest, but they match the .manifest file: both were "
-            "replaced (planted or renamed entry)."
-        )
-    elif stored_value == digest.value:
-        result.changes = diff_manifests(stored_manifest or b"", actual_manifest, alg)
-        result.detail = f"Contents changed since it was added ({_count_changes(result.changes)})."
-    elif actual_value == digest.value:
-        result.detail = "The directory contents are correct, but the .manifest file is wrong."
-        result.changes = diff_manifests(stored_manifest or b"", actual_manifest, alg)
-    else:
-        result.detail = "Neither the contents nor the .manifest file match the digest."
-        result.changes = diff_manifests(stored_manifest or b"", actual_manifest, alg)
-    return result
-
-
-def _count_changes(changes: list[Change]) -> str:
-    counts = {k: sum(1 for c in changes if c.change == k) for k in ("added", "removed", "modified")}
-    parts = [f"{n} {k}" for k, n in counts.items() if n]
-    return ", ".join(parts) if parts else "no file-level difference"
+MANIFEST_LIMIT = 64 << 20
+"""A stored ``.manifest`` bigger than this is not read: a manifest line is about 100 bytes, so this
+is over half a million files, far more than any implementation has."""
 
 
 def _megabytes(n: int) -> str:
@@ -916,36 +744,3 @@ def read_stored_manifest(root: bytes, root_fd: int | None = None) -> bytes | Non
         os.close(fd)
         if own:
             os.close(root_fd)
-
-
-def outcome_for_error(exc: ManifestError) -> VerifyOutcome:
-    """A verdict for a tree that could not be read or cannot be an implementation."""
-    if exc.kind == "invalid":
-        return VerifyOutcome("corrupt", str(exc))
-    return VerifyOutcome("error", str(exc))
-
-
-def verify_directory(path: PathLike, digest: Digest | None = None) -> VerifyOutcome:
-    """Verify one implementation directory in this thread (:mod:`core.verify` spreads many over
-    worker processes, with the same verdicts). ``digest`` defaults to the one in the directory's
-    name."""
-    root = os.fsencode(path)
-    if digest is None:
-        name = os.path.basename(root.rstrip(b"/")).decode("utf-8", "replace")
-        try:
-            digest = parse_digest(name)
-        except DigestError as exc:
-            return VerifyOutcome("skipped", f"not an implementation: {exc}")
-    try:
-        fd, st = open_entry(root)
-        try:
-            walk = ManifestWalk(root, digest.algorithm, file_flags_for(st.st_uid))
-            manifest = splice(walk.run(fd), {})
-            stored = read_stored_manifest(root, fd)
-        finally:
-            os.close(fd)
-    except ManifestError as exc:
-        result = outcome_for_error(exc)
-        result.expected = digest.name
-        return result
-    return compare(digest, manifest, stored)

@@ -481,149 +481,55 @@ def measure_walk(
     links: dict[tuple[int, int], tuple[int, int, bool]] = {}
     root_st: os.stat_result | None = None
     try:
-        if not rel:
-            try:
-                fd = os.open(root, DIR_FLAGS)
-            except OSError as exc:
-                if exc.errno not in (errno.ENOTDIR, errno.ELOOP, errno.ENOENT):
-                    raise
-                top, top_st = _top(root)  # a top-level file or symlink, or gone
-                if top is not None:
-                    if stats and top_st is not None:
-                        top = top._replace(top=(stat_fields(top_st), None))
-                    return top
-                raise  # a directory again: swapped meanwhile
-            try:
-                st = os.fstat(fd)
-            except OSError:
-                os.close(fd)
-                raise
-            size, blocks = st.st_size, st.st_blocks
-            dev, ino = st.st_dev, st.st_ino
-            if stats:
-                root_st = st
-        else:
+        if rel:
             fd = open_beneath(root, rel, dev, ino)
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            key = ("gone", "")
-        elif swapped(exc):
-            key = ("swapped", "")
         else:
-            key = ("dir", exc.strerror or str(exc))
-        return Measurement(size, blocks, files, None, {key: 1}, links, None)
+            opened = _open_whole(root, stats)
+            if isinstance(opened, Measurement):
+                return opened  # a top-level file or symlink
+            fd, root_st = opened
+            size, blocks = root_st.st_size, root_st.st_blocks
+            dev, ino = root_st.st_dev, root_st.st_ino
+    except OSError as exc:
+        return Measurement(0, 0, 0, None, {_open_problem(exc): 1}, links, None)
     # Depth first, holding the descriptors of the directories on the way down, at most KEEP_OPEN
     # (deeper, the shallow ones are closed and come back through '..', checked: bounded at any
     # depth). A frame: [fd or None, rel, subdirectories (name, lstat) waiting, next position,
     # (dev, ino) of the directory].
     stack: list[list] = []
-    scandir = os.scandir
-    fsencode = os.fsencode
     pending: tuple[int, bytes, tuple[int, int]] | None = (fd, rel, (dev, ino))
     manifest: os.stat_result | None = None
     watch = stats and not rel  # look out for the entry's .manifest (in its first directory only)
     try:
-        while True:
-            if pending is not None:
-                if tick is not None:
-                    signal = tick()
-                    if signal == 2:
-                        os.close(pending[0])
-                        return None
-                    if signal and give is not None:
-                        _hand_over(stack, give)
-                dfd, drel, ident = pending
-                pending = None
-                subdirs: list[tuple[bytes, os.stat_result]] = []
-                stack.append([dfd, drel, subdirs, 0, ident])
-                if len(stack) > KEEP_OPEN:
-                    close_far(stack)
-                try:
-                    with scandir(dfd) as it:
-                        for e in it:
-                            try:
-                                st = e.stat(follow_symlinks=False)
-                            except OSError as exc:
-                                _count(
-                                    problems,
-                                    ("gone", "")
-                                    if exc.errno == errno.ENOENT
-                                    else ("entry", exc.strerror or str(exc)),
-                                )
-                                continue
-                            if st.st_ino != e.inode() and _mounted(dfd, e.name, st, dev):
-                                _count(problems, ("mount", ""))
-                                continue
-                            if watch and e.name == ".manifest":
-                                manifest = st
-                            kind = st.st_mode & _S_IFMT
-                            if kind == _S_IFREG:  # nearly everything: the shortest way
-                                atime = st.st_atime  # last use comes from regular files only
-                                if atime > newest and (drel or e.name != ".manifest"):
-                                    # (0install never reads the .manifest to run a program; this
-                                    # app, its optimise and 0install's verify may, as anyone)
-                                    newest = atime
-                                if st.st_nlink == 1:
-                                    size += st.st_size
-                                    blocks += st.st_blocks
-                                    files += 1
-                                else:
-                                    links[st.st_dev, st.st_ino] = (st.st_size, st.st_blocks, True)
-                            elif kind == _S_IFDIR:  # from lstat: a symlink never is one
-                                size += st.st_size
-                                blocks += st.st_blocks
-                                subdirs.append((fsencode(e.name), st))
-                            elif st.st_nlink > 1:
-                                counted = kind == _S_IFLNK
-                                links[st.st_dev, st.st_ino] = (st.st_size, st.st_blocks, counted)
-                            else:
-                                size += st.st_size
-                                blocks += st.st_blocks
-                                if kind == _S_IFLNK:
-                                    files += 1
-                except OSError as exc:  # listing failed (part way)
-                    _count(problems, ("dir", exc.strerror or str(exc)))
+        while pending is not None:
+            if tick is not None:
+                signal = tick()
+                if signal == 2:
+                    os.close(pending[0])
+                    return None
+                if signal and give is not None:
+                    _hand_over(stack, give)
+            dfd, drel, ident = pending
+            subdirs: list[tuple[bytes, os.stat_result]] = []
+            stack.append([dfd, drel, subdirs, 0, ident])
+            if len(stack) > KEEP_OPEN:
+                close_far(stack)
+            d_size, d_blocks, d_files, d_newest, found = _count_listing(
+                dfd, drel, dev, watch, subdirs, problems, links
+            )
+            size += d_size
+            blocks += d_blocks
+            files += d_files
+            if d_newest > newest:
+                newest = d_newest
+            if watch:
+                manifest = found
                 watch = False
-                if not subdirs and len(stack) == 1:  # a flat entry (or unit): nothing more to visit
-                    stack.pop()
-                    os.close(dfd)
-                    break
-            # The next directory: the next waiting one of the deepest frame that has one.
-            while stack:
-                frame = stack[-1]
-                fd_, frel, subdirs, pos, _ident = frame
-                if pos < len(subdirs):
-                    frame[3] = pos + 1
-                    name, st = subdirs[pos]
-                    sub = frel + b"/" + name
-                    if sub in skip or name is _GIVEN:
-                        continue
-                    try:
-                        pending = (open_dir(fd_, name, st), sub, (st.st_dev, st.st_ino))
-                    except OSError as exc:
-                        if exc.errno == errno.ENOENT:
-                            _count(problems, ("gone", ""))
-                        elif swapped(exc):
-                            _count(problems, ("swapped", ""))
-                        else:
-                            _count(problems, ("dir", exc.strerror or str(exc)))
-                        continue
-                    break
+            if not subdirs and len(stack) == 1:  # a flat entry (or unit): nothing more to visit
                 stack.pop()
-                try:
-                    if stack and stack[-1][0] is None:
-                        stack[-1][0] = open_parent(fd_, *stack[-1][4])
-                except OSError:  # moved away meanwhile: what is left is not measured
-                    _count(problems, ("swapped", ""))
-                    while stack:
-                        left = stack.pop()[0]
-                        if left is not None:
-                            os.close(left)
-                finally:
-                    os.close(fd_)
-            else:
-                if pending is None:
-                    break
+                os.close(dfd)
+                break
+            pending = _next_dir(stack, skip, problems)
     finally:
         for frame in stack:
             if frame[0] is not None:
@@ -633,6 +539,137 @@ def measure_walk(
         seen = (stat_fields(root_st), None if manifest is None else stat_fields(manifest))
     newest_or_none = newest if newest != float("-inf") else None
     return Measurement(size, blocks, files, newest_or_none, problems, links, seen)
+
+
+def _open_whole(root: bytes, stats: bool) -> tuple[int, os.stat_result] | Measurement:
+    """Open the entry ``root`` and fstat it; or, when it is a file or a symlink, its measurement
+    (with ``stats``, its :func:`stat_fields` as ``top``)."""
+    try:
+        fd = os.open(root, DIR_FLAGS)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTDIR, errno.ELOOP, errno.ENOENT):
+            raise
+        top, top_st = _top(root)  # a top-level file or symlink, or gone
+        if top is None:
+            raise  # a directory again: swapped meanwhile
+        if stats and top_st is not None:
+            top = top._replace(top=(stat_fields(top_st), None))
+        return top
+    try:
+        return fd, os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        raise
+
+
+def _open_problem(exc: OSError) -> tuple[str, str]:
+    """The problem key of a directory that could not be opened."""
+    if exc.errno == errno.ENOENT:
+        return ("gone", "")
+    if swapped(exc):
+        return ("swapped", "")
+    return ("dir", exc.strerror or str(exc))
+
+
+def _count_listing(
+    dfd: int,
+    drel: bytes,
+    dev: int,
+    watch: bool,
+    subdirs: list[tuple[bytes, os.stat_result]],
+    problems: dict,
+    links: dict,
+) -> tuple[int, int, int, float, os.stat_result | None]:
+    """List the directory open as ``dfd`` (``drel`` in the unit, on the device ``dev``) and count
+    what is in it: (size, blocks, files, newest atime, and with ``watch`` the lstat of its
+    ``.manifest`` or None). Its subdirectories are counted and go into ``subdirs``, to be visited;
+    files with several links go into ``links``, what cannot be examined into ``problems``. A
+    listing that fails part way counts what it saw."""
+    size = blocks = files = 0
+    newest = float("-inf")
+    manifest = None
+    fsencode = os.fsencode
+    try:
+        with os.scandir(dfd) as it:
+            for e in it:
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except OSError as exc:
+                    _count(
+                        problems,
+                        ("gone", "")
+                        if exc.errno == errno.ENOENT
+                        else ("entry", exc.strerror or str(exc)),
+                    )
+                    continue
+                if st.st_ino != e.inode() and _mounted(dfd, e.name, st, dev):
+                    _count(problems, ("mount", ""))
+                    continue
+                if watch and e.name == ".manifest":
+                    manifest = st
+                kind = st.st_mode & _S_IFMT
+                if kind == _S_IFREG:  # nearly everything: the shortest way
+                    atime = st.st_atime  # last use comes from regular files only
+                    if atime > newest and (drel or e.name != ".manifest"):
+                        # (0install never reads the .manifest to run a program; this
+                        # app, its optimise and 0install's verify may, as anyone)
+                        newest = atime
+                    if st.st_nlink == 1:
+                        size += st.st_size
+                        blocks += st.st_blocks
+                        files += 1
+                    else:
+                        links[st.st_dev, st.st_ino] = (st.st_size, st.st_blocks, True)
+                elif kind == _S_IFDIR:  # from lstat: a symlink never is one
+                    size += st.st_size
+                    blocks += st.st_blocks
+                    subdirs.append((fsencode(e.name), st))
+                elif st.st_nlink > 1:
+                    counted = kind == _S_IFLNK
+                    links[st.st_dev, st.st_ino] = (st.st_size, st.st_blocks, counted)
+                else:
+                    size += st.st_size
+                    blocks += st.st_blocks
+                    if kind == _S_IFLNK:
+                        files += 1
+    except OSError as exc:  # listing failed (part way)
+        _count(problems, ("dir", exc.strerror or str(exc)))
+    return size, blocks, files, newest, manifest
+
+
+def _next_dir(
+    stack: list[list], skip: frozenset[bytes] | set[bytes], problems: dict
+) -> tuple[int, bytes, tuple[int, int]] | None:
+    """The next directory to read, opened: the next waiting subdirectory of the deepest frame that
+    has one. Frames finished on the way are popped and closed (a parent closed on the way down
+    comes back through '..'). None when the walk is over."""
+    while stack:
+        frame = stack[-1]
+        fd, frel, subdirs, pos, _ident = frame
+        if pos < len(subdirs):
+            frame[3] = pos + 1
+            name, st = subdirs[pos]
+            sub = frel + b"/" + name
+            if sub in skip or name is _GIVEN:
+                continue
+            try:
+                return (open_dir(fd, name, st), sub, (st.st_dev, st.st_ino))
+            except OSError as exc:
+                _count(problems, _open_problem(exc))
+                continue
+        stack.pop()
+        try:
+            if stack and stack[-1][0] is None:
+                stack[-1][0] = open_parent(fd, *stack[-1][4])
+        except OSError:  # moved away meanwhile: what is left is not measured
+            _count(problems, ("swapped", ""))
+            while stack:
+                left = stack.pop()[0]
+                if left is not None:
+                    os.close(left)
+        finally:
+            os.close(fd)
+    return None
 
 
 KEEP_OPEN = 32

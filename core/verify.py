@@ -1,9 +1,9 @@
 """Verification of many implementation directories, with ``0install store verify``'s verdicts.
 
 :func:`verify_paths` checks top-level cache entries on the worker pool of :mod:`core.pool`. Each
-entry goes through the same steps as :func:`core.manifest.verify_directory` (one walk by directory
-descriptors that hashes as it goes, the stored ``.manifest`` read with a bound, then
-:func:`~core.manifest.compare`), so its verdict is the same; only where the work runs differs.
+entry goes through the same steps as :func:`core.verify_entry.verify_directory` (one walk by
+directory descriptors that hashes as it goes, the stored ``.manifest`` read with a bound, then
+:func:`~core.verify_entry.compare`), so its verdict is the same; only where the work runs differs.
 
 How the work is shared, and why (``benchmarks/bench_verify.py`` prints the figures):
 
@@ -29,18 +29,14 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from core.digests import Digest, DigestError, parse_digest, value_problem
+from core.display import display_path
 from core.manifest import (
     CHUNK,
     ManifestError,
     ManifestWalk,
-    VerifyOutcome,
     WalkCancelled,
-    compare,
-    display_path,
-    file_flags_for,
     open_entry,
     open_subtree,
-    outcome_for_error,
     read_stored_manifest,
     splice,
 )
@@ -58,6 +54,8 @@ from core.records import (
     since_text,
     stat_keys,
 )
+from core.treewalk import file_flags_for
+from core.verify_entry import VerifyOutcome, compare, outcome_for_error
 
 __all__ = ["CHUNK", "Progress", "verify_paths"]
 
@@ -147,7 +145,7 @@ def _top_level_problem(root: bytes, st: os.stat_result) -> str:
 
 def verdict_on_contents(digest: Digest, manifest: bytes, stored: bytes | None) -> VerifyOutcome:
     """The verdict on an entry from its contents (``manifest``, the one its walk made) and its
-    stored ``.manifest``: :func:`core.manifest.compare`, plus a clearer verdict for a malformed
+    stored ``.manifest``: :func:`core.verify_entry.compare`, plus a clearer verdict for a malformed
     digest value. (Not to be confused with :func:`core.clean.judge`, which decides what to
     clean.)"""
     outcome = compare(digest, manifest, stored)

@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 
 from core import child
 from core.child import ChildError, Message, run_in_child, serve
-from core.manifest import VerifyOutcome
 from core.verify import Progress, verify_remembering
+from core.verify_entry import VerifyOutcome
 
 VerifyProcessError = ChildError
 

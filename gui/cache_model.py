@@ -35,8 +35,8 @@ from gui.cache_rows import Row, cell_text, cell_tooltip, prepare_rows, sort_key,
 
 if TYPE_CHECKING:
     from core.cache import Entry
-    from core.manifest import VerifyOutcome
     from core.measure import Usage
+    from core.verify_entry import VerifyOutcome
 
 
 SORT_ROLE = int(Qt.ItemDataRole.UserRole) + 1

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from core import scan_process, verify_process
 from core import verify as core_verify
-from core.manifest import display_path
+from core.display import display_path
 from core.units import count_text, size_text
 from gui import status as st
 from gui.actions import make_action

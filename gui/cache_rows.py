@@ -24,8 +24,8 @@ from gui.cache_columns import Column
 
 if TYPE_CHECKING:
     from core.cache import Entry
-    from core.manifest import VerifyOutcome
     from core.measure import Usage
+    from core.verify_entry import VerifyOutcome
 
 _PENDING = "…"
 """The text of a size, file count or last use not measured yet."""

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.manifest import display_path
+from core.display import display_path
 from core.units import ago_text, gap_text
 from gui import status as st
 from gui.cache_rows import Row, last_used_text, size_detail, verdict_age

@@ -1,10 +1,10 @@
 """The status of a cache entry as the window shows it: words, severity, colours, icons.
 
 One vocabulary for the table, the summary strip, the overview chart and the filters. A verification
-verdict ("ok", "corrupt"...) from :mod:`core.manifest` becomes a word here; an entry the cache model
-classified as suspicious is shown as "suspicious" until verification finds it corrupt or unreadable,
-and stays "suspicious" if its contents happen to verify (a symlink or a world-writable directory is
-dangerous whatever it holds today).
+verdict ("ok", "corrupt"...) from :mod:`core.verify_entry` becomes a word here; an entry the cache
+model classified as suspicious is shown as "suspicious" until verification finds it corrupt or
+unreadable, and stays "suspicious" if its contents happen to verify (a symlink or a world-writable
+directory is dangerous whatever it holds today).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ NOT_A_DIRECTORY: frozenset[str] = frozenset({"planted", "not-a-directory"})
 "suspicious" after verification (their contents can never match a digest)."""
 
 VERDICT_WORDS: dict[str, str] = {"ok": OK, "corrupt": CORRUPT, "error": ERROR, "skipped": SKIPPED}
-"""core.manifest.VerifyOutcome.status -> status word."""
+"""core.verify_entry.VerifyOutcome.status -> status word."""
 
 
 def middle_elided(text: str, keep: int = 22) -> str:

@@ -319,7 +319,7 @@ def _reference_row(entry) -> dict:
     """An entry of ``list --json`` as the documented schema says, built the plain way."""
     import time
 
-    from core.manifest import json_name
+    from core.display import json_name
 
     def iso(ts):
         return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(ts)))

@@ -14,7 +14,7 @@ import pytest
 from core.demo import build_demo
 from core.digests import is_strict_digest_name
 from core.feeds import escape_feed_url
-from core.manifest import Change, verify_directory
+from core.verify_entry import Change, verify_directory
 from tests.conftest import ZEROINSTALL, run_0install
 
 NS = "{http://zero-install.sourceforge.net/2004/injector/interface}"

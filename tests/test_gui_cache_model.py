@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import pytest
 from PySide6.QtCore import QPersistentModelIndex, Qt
 
-from core.manifest import Change, VerifyOutcome
 from core.units import ago_text
+from core.verify_entry import Change, VerifyOutcome
 from gui import status as st
 from gui.cache_columns import Column
 from gui.cache_filter import CacheFilter

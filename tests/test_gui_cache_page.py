@@ -472,7 +472,7 @@ def test_a_planted_directory_is_called_planted_not_changed(qtbot, tmp_path: Path
     """Contents and .manifest agree with each other but not with the name: someone put a whole
     other implementation there (or renamed one), which is not "changed since it was added"."""
     from core.cache import classify
-    from core.manifest import VerifyOutcome
+    from core.verify_entry import VerifyOutcome
     from gui.cache_rows import Row
     from gui.details import DetailsPane
 

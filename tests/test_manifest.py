@@ -12,14 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import digests
-from core.manifest import (
-    ManifestError,
-    compare,
-    generate_manifest,
-    hash_manifest,
-    manifest_digest,
-    verify_directory,
-)
+from core.manifest import ManifestError, generate_manifest, hash_manifest, manifest_digest
+from core.verify_entry import verify_directory
 from tests.conftest import run_0install
 
 ALGS = digests.ALGORITHMS
@@ -328,52 +322,6 @@ def test_newline_in_file_or_symlink_name_rejected(tmp_path: Path, kind: str) -> 
         generate_manifest(tmp_path, "sha256new")
 
 
-# --- verifying one directory ----------------------------------------------------------------------
-
-
-def test_verify_real_store_entry_and_damage(real_store) -> None:
-    impl = real_store.add(
-        "app", {"bin/run": "!#!/bin/sh\necho hi\n", "README": "hello", "lib/x.py": "x=1\n"}
-    )
-    assert verify_directory(impl).status == "ok"
-    readme = impl / "README"
-    impl.chmod(0o755)
-    readme.chmod(0o644)
-    readme.write_text("hello, tampered")
-    (impl / "lib").chmod(0o755)
-    (impl / "lib" / "x.py").chmod(0o755)
-    (impl / "lib" / "new.py").write_text("")
-    result = verify_directory(impl)
-    assert result.status == "corrupt"
-    assert result.expected == impl.name and result.actual != impl.name
-    described = {c.path: c for c in result.changes}
-    assert described["/README"].change == "modified"
-    assert "content" in described["/README"].what
-    assert any(w.startswith("size 5 -> 15") for w in described["/README"].what)
-    assert described["/lib/x.py"].what == ("executable bit set",)
-    assert described["/lib/new.py"].change == "added"
-
-
-def test_verify_reports_wrong_manifest_and_missing_manifest(tmp_path: Path) -> None:
-    src = tmp_path / "impl"
-    src.mkdir()
-    (src / "f").write_text("data")
-    digest = manifest_digest(src, "sha256new")
-    (src / ".manifest").write_bytes(b"F 00 1 1 g\n")
-    result = compare(digest, generate_manifest(src, "sha256new"), b"F 00 1 1 g\n")
-    assert result.status == "corrupt"
-    assert "manifest file is wrong" in result.detail
-    no_manifest = compare(
-        digests.Digest("sha256new", "A" * 52), generate_manifest(src, "sha256new"), None
-    )
-    assert "no .manifest" in no_manifest.detail.lower()
-
-
-def test_verify_skips_non_digest_names(tmp_path: Path) -> None:
-    (tmp_path / "tmp-abc").mkdir()
-    assert verify_directory(tmp_path / "tmp-abc").status == "skipped"
-
-
 def test_hash_manifest_matches_0install_digest_line(tmp_path: Path) -> None:
     make_vector_tree(tmp_path)
     text = generate_manifest(tmp_path, "sha256")
@@ -384,7 +332,7 @@ def test_hash_manifest_matches_0install_digest_line(tmp_path: Path) -> None:
 
 
 def test_display_path_escapes_what_a_terminal_would_obey() -> None:
-    from core.manifest import display_path, safe_text
+    from core.display import display_path, safe_text
 
     name = b"tmp-\x1b[2K\rOK\n\t\x7f\xc2\x9b\xe2\x80\xae\xff\\x41 caf\xc3\xa9"
     shown = display_path(name)
@@ -400,7 +348,7 @@ def test_json_name_is_lossless_and_strict() -> None:
     import base64
     import json
 
-    from core.manifest import json_name
+    from core.display import json_name
 
     assert json_name("café") == "café"
     assert json_name(b"caf\xc3\xa9") == "café"

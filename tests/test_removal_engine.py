@@ -480,7 +480,7 @@ def test_measuring_and_verifying_never_read_through_a_mount_point(tmp_path: Path
     code = textwrap.dedent(f"""
         import os, subprocess
         from core.measure import measure
-        from core.manifest import verify_directory
+        from core.verify_entry import verify_directory
         from core.treewalk import measure_walk
         subprocess.run(["mount", "--bind", {str(outside)!r}, {str(entry / "bin" / "deep")!r}],
                        check=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.feeds import escape_feed_url
-from core.manifest import verify_directory
+from core.verify_entry import verify_directory
 from tests.conftest import REPO, run_0install, run_cli, write_tree
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core.manifest import verify_directory
 from core.stores import stores_from_paths
+from core.verify_entry import verify_directory
 from gui import status as st
 from tests.test_gui_cache_page import WAIT_MS, open_page, row_of, verify_all
 from tests.test_repair import Feed, damage

@@ -1,6 +1,7 @@
 """core.verify: the parallel engine gives 0install's verdicts, never crashes on a bad store, reports
 progress and stops when cancelled. The stores are made by the real 0install; the references are
-core.manifest.verify_directory (itself checked against 0install) and ``0install store audit``."""
+core.verify_entry.verify_directory (itself checked against 0install) and ``0install store
+audit``."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from core import pool
-from core.manifest import Change, VerifyOutcome, verify_directory
 from core.verify import CHUNK, Progress, verify_paths
+from core.verify_entry import Change, VerifyOutcome, verify_directory
 from tests.conftest import ZEROINSTALL, RealStore
 
 MTIME = 1_600_000_000

@@ -106,7 +106,7 @@ def test_a_prestarted_child_does_the_next_verification(mixed: dict[str, Path]) -
 
 def test_every_verdict_crosses_to_the_window_unchanged() -> None:
     """The usual verdict travels as four plain values, any other whole: each comes back equal."""
-    from core.manifest import Change, VerifyOutcome
+    from core.verify_entry import Change, VerifyOutcome
     from core.verify_process import Verdict
 
     name = "sha256new_" + "A" * 52

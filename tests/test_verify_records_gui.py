@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core.manifest import VerifyOutcome
 from core.stores import stores_from_paths
+from core.verify_entry import VerifyOutcome
 from gui import status as st
 from gui.cache_rows import verdict_age
 from tests.test_gui_cache_page import open_page, rescan, verify_all

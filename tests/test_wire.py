@@ -11,7 +11,6 @@ from pathlib import Path
 from core.cache import Entry
 from core.digests import Digest
 from core.feeds import FeedImpl
-from core.manifest import Change, VerifyOutcome
 from core.measure import Usage
 from core.pool_worker import (
     Chunk,
@@ -35,6 +34,7 @@ from core.verify import (
     UsualOk,
     unit_result_from_wire,
 )
+from core.verify_entry import Change, VerifyOutcome
 from core.verify_process import Verdict
 
 NAME = "sha256new_" + "A" * 52
