@@ -35,12 +35,11 @@ from PySide6.QtWidgets import (
 )
 
 from core import scan_process, verify_process
-from core import verify as core_verify
 from core.manifest import display_path
 from core.units import count_text
 from gui import status as st
 from gui.actions import make_action
-from gui.activity import ActivityBar, duration_text
+from gui.activity import ActivityBar
 from gui.banner import Banner
 from gui.cache_jobs import ScanJob, VerifyJob
 from gui.cache_model import (
@@ -49,10 +48,11 @@ from gui.cache_model import (
     CacheModel,
     Column,
     Row,
-    carry_verdicts,
     size_text,
 )
+from gui.cache_scan import CacheScanner
 from gui.cache_table import CacheTable
+from gui.cache_verify import CacheVerifier
 from gui.details import DetailsPane
 from gui.icons import icon
 from gui.maintenance_page import MaintenanceStrip
@@ -132,37 +132,20 @@ class CachePage(QWidget):
         # verification's (below the window's priority) while that scan runs.
         scan_process.prestart()
         verify_process.prestart()
-        self._stores = None if stores is None else list(stores)
         self._env = None if env is None else dict(env)
-        self._jobs = jobs
-        self._starter = starter
-        self._scan_generation = 0
-        self._verify_generation = 0
-        self._scan: ScanJob | None = None
-        self._verify: VerifyJob | None = None
-        self._verify_rows: list[Row] = []
-        self._verify_started = 0.0
-        self._restore_path: str | None = None
-        self._store_labels: list[str] = []
-        self._last_report = ""  # how the last run ended, shown on the idle progress line
+        self.store_labels: list[str] = []  # the stores the last scan could read
+        self.last_report = ""  # how the last run ended, shown on the idle progress line
         self._overview_figures: tuple = ()
         self._overview_time = 0.0
-        self._kept_verdicts = (0, 0)  # (kept, dropped) by the last rescan
-        # A rescan's kept OK verdicts are checked again by their change keys (core.records)
-        # before the scan is over: the rows waiting for it, the job doing it, the scan's report.
-        self._recheck_rows: list[Row] = []
-        self._recheck_job: VerifyJob | None = None
-        self._recheck_report = ""
-        self._rescan_pending = False  # F5 during a verification: rescan once it ends
         self._fit_pending = False  # restored column widths to fit once shown
         self._overview_trimmed = False  # the chart lists fewer programs to fit its room
-        self._removed_meanwhile: set[str] = set()  # removed while a scan was listing
-        self._verified_count = 0  # verdicts received by the running verification
 
         self.model = CacheModel(self)
         self.proxy = CacheFilter(self)
         self.proxy.setSourceModel(self.model)
 
+        self.scanner = CacheScanner(self, stores, env, jobs=jobs, starter=starter)
+        self.verifier = CacheVerifier(self, jobs=jobs, starter=starter)
         self._build_actions()
         from gui.delete_action import DeleteAction
 
@@ -178,7 +161,7 @@ class CachePage(QWidget):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(REFRESH_MS)
         self._refresh_timer.timeout.connect(self.refresh_now)
-        self._update_actions()
+        self.update_actions()
 
     # --- construction ----------------------------------------------------------------------------
 
@@ -320,7 +303,7 @@ class CachePage(QWidget):
         index = self.table.indexAt(pos)
         if index.isValid() and not self.table.selectionModel().isSelected(index):
             self.select_proxy_row(index.row())
-        self._update_actions()
+        self.update_actions()
         self._update_pin_actions()
         menu = QMenu(self.table)
         menu.setToolTipsVisible(True)
@@ -536,156 +519,73 @@ class CachePage(QWidget):
             QModelIndex(), QItemSelectionModel.SelectionFlag.NoUpdate
         )
         self.details.show_row(None)
-        self._update_actions()
+        self.update_actions()
 
-    # --- scanning --------------------------------------------------------------------------------
+    # --- running: scans and verifications (gui.cache_scan, gui.cache_verify) ---------------------
 
     @property
     def scanning(self) -> bool:
-        return self._scan is not None
+        return self.scanner.job is not None
 
     @property
     def verifying(self) -> bool:
-        return self._verify is not None
+        return self.verifier.job is not None
 
     @property
     def busy(self) -> bool:
         return self.scanning or self.verifying
 
     def rescan(self) -> None:
-        """List the stores again (F5); results of a scan still running are dropped.
-
-        During a verification the rescan waits for it to end (Escape cancels both): cancelling
-        it silently would throw away work the admin asked for, and a new list made meanwhile
-        would not receive the verdicts still on their way. Its verdicts are carried into the
-        new list like any other.
-        """
-        if self._verify is not None:
-            if not self._rescan_pending:
-                self._rescan_pending = True
-                self.activity.message("Rescanning once the verification ends (Escape cancels both)")
-            return
-        self._rescan_pending = False
-        self._recheck_rows, self._recheck_job = [], None  # an earlier scan's re-check ends
-        if self._scan is not None:
-            self._scan.cancel()
-        current = self.current_row()
-        self._restore_path = current.entry.path if current else self._restore_path
-        self._scan_generation += 1
-        gen = self._scan_generation
-        job = ScanJob(
-            gen,
-            self._stores,
-            self._env,
-            jobs=self._jobs,
-            starter=self._starter,
-            sort=(self.model.sort_column, self.model.sort_order),
-            parent=self,
-        )
-        job.listed.connect(lambda scan, rows, g=gen, j=job: self._on_listed(g, scan, rows, j.sort))
-        job.measured.connect(lambda items, g=gen: self._on_measured(g, items))
-        job.finished.connect(lambda error, g=gen, j=job: self._on_scan_finished(g, j, error))
-        old, self._scan = self._scan, job
-        if old is not None:
-            self._retire(old)
-        self.activity.busy("Reading the stores…")
-        self._set_busy()
-        job.start()
+        """List the stores again (F5); during a verification, once it ends."""
+        self.scanner.rescan()
 
     def start(self) -> None:
         """The first scan, when the window opens."""
-        if self._scan_generation == 0:
+        if self.scanner.generation == 0:
             self.rescan()
 
-    def _on_listed(self, gen: int, scan, rows: list[Row], sorted_by: tuple) -> None:
-        if gen != self._scan_generation:
+    def verify_selected(self) -> None:
+        self.verify(self.selected_rows())
+
+    def verify_all(self) -> None:
+        """Verify every entry of every store, whatever the filters show."""
+        self.verify(list(self.model.rows))
+
+    def verify(self, rows: Iterable[Row]) -> None:
+        self.verifier.verify(rows)
+
+    def cancel(self) -> None:
+        """Stop what is running (Escape); the rows not reached keep their previous status."""
+        if self.verifier.job is not None:
+            self.verifier.job.cancel()
+            self.scanner.pending = False
+            self.activity.message("Cancelling the verification…")
+        if self.scanner.job is not None:
+            self.scanner.job.cancel()
+            if self.verifier.job is None:
+                self.activity.message("Cancelling the scan…")
+        self.cancel_action.setEnabled(False)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Cancel every run and wait (bounded) for its threads, before the window goes away."""
+        jobs = [j for j in self.findChildren(ScanJob) + self.findChildren(VerifyJob)]
+        for job in jobs:
+            job.cancel()
+        deadline = time.monotonic() + timeout
+        for job in jobs:
+            job.wait(max(0.0, deadline - time.monotonic()))
+
+    def show_failure(self, what: str, error: BaseException) -> None:
+        """ "Scanning the stores failed: OSError: …" on the banner."""
+        text = str(error)
+        name = type(error).__name__
+        self.banner.add_message(f"{what} failed: {f'{name}: {text}' if text else name}", "error")
+
+    def set_store_choices(self, labels: list[str]) -> None:
+        """The store filter offers the stores a scan could read (keeping the choice if it can)."""
+        if labels == self.store_labels:
             return
-        # Verdicts survive a rescan for entries that did not change since they were verified.
-        self._kept_verdicts = carry_verdicts(self.model.rows, rows)
-        if self._kept_verdicts[0] and self.model.sort_column == Column.STATUS:
-            sorted_by = None  # the carried verdicts moved rows
-        self.model.set_rows(rows, sorted_by)
-        if self._removed_meanwhile:
-            import os
-
-            gone = [p for p in self._removed_meanwhile if not os.path.lexists(p)]
-            self._removed_meanwhile = set()
-            self.model.remove_paths(gone)
-        self._set_store_choices([s.label for s in scan.stores if s.problem is None])
-        messages = list(scan.problems)
-        if not scan.entries:
-            usable = [s for s in scan.stores if s.problem is None]
-            where = ", ".join(s.path for s in usable) if usable else "no readable store"
-            messages.append(
-                f"No implementations found ({where}). Run with --demo to try the app "
-                "on a demo cache."
-            )
-        self.banner.set_messages(messages, "warning")
-        self._reselect()
-        # Never the previous scan's row (and its stale verdict) in the pane.
-        current = self.current_row()
-        if self.details.row is not current:
-            self.details.show_row(current)
-        n = len(scan.entries)
-        if n:
-            self.activity.progress(0.0, f"Measuring sizes: 0 of {n:,} entries")
-        self.refresh_now()
-        self._update_actions()
-
-    def _on_measured(self, gen: int, items: list) -> None:
-        if gen != self._scan_generation:
-            return
-        changed = self.model.apply_usages(items)
-        self._rows_changed(changed)
-        job = self._scan
-        if job is not None and self._verify is None and job.entries_total:
-            done, total = job.entries_measured, job.entries_total
-            self.activity.progress(done / total, f"Measuring sizes: {done:,} of {total:,} entries")
-
-    def _on_scan_finished(self, gen: int, job: ScanJob, error: object) -> None:
-        self._retire(job)
-        if gen != self._scan_generation:
-            return
-        self._scan = None
-        if isinstance(error, BaseException):
-            self.banner.add_message(f"Scanning the stores failed: {_describe(error)}", "error")
-        elif job.cancelled:
-            self._last_report = "Scan cancelled: some sizes were not measured (F5 to scan again)"
-        else:
-            stores = len(self._store_labels)
-            self._last_report = (
-                f"Scanned {count_text(job.entries_total, 'entry')} in {count_text(stores, 'store')}"
-            )
-            kept, dropped = self._kept_verdicts
-            if kept or dropped:
-                self._last_report += f"; kept {kept:,} verification {_results(kept)}"
-                if dropped:
-                    self._last_report += (
-                        f", {dropped:,} {'entry' if dropped == 1 else 'entries'} changed since "
-                        "and must be verified again"
-                    )
-            # A kept "OK" is checked again by its change keys (core.records): a stat walk when
-            # nothing in the entry changed, a hash when anything did. The scan is over then.
-            self._recheck_rows = [
-                r for r in self.model.rows if r.outcome is not None and r.outcome.status == "ok"
-            ]
-            self._recheck_report = self._last_report
-            if self._recheck_rows and (self._verify is not None or self._start_recheck()):
-                return  # (a verification still ending first: the re-check follows it)
-        self.refresh_now()
-        self._set_busy()
-        self.scanFinished.emit()
-
-    def _start_recheck(self) -> bool:
-        rows, self._recheck_rows = self._recheck_rows, []
-        self.verify(rows)
-        self._recheck_job = self._verify
-        return self._verify is not None
-
-    def _set_store_choices(self, labels: list[str]) -> None:
-        if labels == self._store_labels:
-            return
-        self._store_labels = labels
+        self.store_labels = labels
         current = self.proxy.store
         self.store_combo.blockSignals(True)
         self.store_combo.clear()
@@ -698,17 +598,6 @@ class CachePage(QWidget):
         if current not in labels:
             self.proxy.set_store(None)
 
-    def _reselect(self) -> None:
-        """After a (re)scan, select the entry that was current before, else the first row."""
-        target = 0
-        if self._restore_path is not None:
-            for row in self.model.rows:
-                if row.entry.path == self._restore_path:
-                    mapped = self.proxy.mapFromSource(self.model.index(row.pos, 0))
-                    target = mapped.row() if mapped.isValid() else 0
-                    break
-        self.select_proxy_row(target)
-
     def select_proxy_row(self, proxy_row: int) -> None:
         if not 0 <= proxy_row < self.proxy.rowCount():
             return
@@ -720,8 +609,6 @@ class CachePage(QWidget):
         )
         self.table.scrollTo(index)
 
-    # --- verifying -------------------------------------------------------------------------------
-
     def selected_rows(self) -> list[Row]:
         rows = [self.proxy.mapToSource(i).row() for i in self.table.selectionModel().selectedRows()]
         return [self.model.row_at(r) for r in sorted(set(rows)) if r >= 0]
@@ -729,145 +616,6 @@ class CachePage(QWidget):
     def current_row(self) -> Row | None:
         index = self.table.currentIndex()
         return index.data(ROW_ROLE) if index.isValid() else None
-
-    def verify_selected(self) -> None:
-        self.verify(self.selected_rows())
-
-    def verify_all(self) -> None:
-        """Verify every entry of every store, whatever the filters show."""
-        self.verify(list(self.model.rows))
-
-    def verify(self, rows: Iterable[Row]) -> None:
-        rows = list(rows)
-        if not rows or self._verify is not None:
-            return
-        self._verify_generation += 1
-        gen = self._verify_generation
-        job = VerifyJob(
-            gen, [r.entry.path for r in rows], jobs=self._jobs, starter=self._starter, parent=self
-        )
-        job.results.connect(lambda items, g=gen: self._on_verdicts(g, items))
-        job.progress.connect(lambda p, g=gen: self._on_verify_progress(g, p))
-        job.finished.connect(lambda error, g=gen, j=job: self._on_verify_finished(g, j, error))
-        self._verify = job
-        self._verify_rows = rows
-        self._verified_count = 0
-        self._verify_started = time.monotonic()
-        self.model.set_verifying(rows, True)
-        # The chart follows a little later: not at the busiest moment of the start (and an
-        # update still pending from the previous run is dropped).
-        self._overview_time = time.monotonic() - OVERVIEW_MS / 2000
-        self._overview_figures = ()
-        self._schedule_refresh()
-        self.activity.progress(0.0, f"Verifying {len(rows):,} entries…")
-        notice = core_verify.atime_notice([r.entry for r in rows])  # said before reading
-        if notice:
-            self.banner.add_message(notice, "warning")
-        self._set_busy()
-        job.start()
-
-    def _on_verdicts(self, gen: int, items: list) -> None:
-        if gen != self._verify_generation:
-            return
-        rows = self._verify_rows
-        self._verified_count += len(items)
-        changed = self.model.apply_outcomes((rows[i], outcome) for i, outcome in items)
-        self._rows_changed(changed)
-
-    def _on_verify_progress(self, gen: int, progress) -> None:
-        if gen != self._verify_generation or self._verify is None:
-            return
-        if self._verify.cancelled:
-            return
-        self.activity.progress(*verify_progress_text(progress))
-
-    def _on_verify_finished(self, gen: int, job: VerifyJob, error: object) -> None:
-        self._retire(job)
-        if gen != self._verify_generation:
-            return
-        self._verify = None
-        rows = self._verify_rows
-        self._verify_rows = []
-        left = self.model.set_verifying(rows, False)  # not reached: back to their previous status
-        if left and job is self._recheck_job:
-            # A rescan's kept OK that was not checked again (cancelled) is not kept.
-            self.model.apply_outcomes((row, None) for row in left)  # type: ignore[misc]
-        self._rows_changed(left)
-        elapsed = time.monotonic() - self._verify_started
-        done = min(self._verified_count, len(rows))
-        pending = self._rescan_pending
-        for note in dict.fromkeys(job.notes):  # records ignored or read-only, unstable inodes
-            text = note[:1].upper() + note[1:]
-            if text not in self.banner.messages:
-                self.banner.add_message(text, "warning")
-        if isinstance(error, BaseException):
-            self.banner.add_message(f"Verification failed: {_describe(error)}", "error")
-        elif job.cancelled:
-            self._last_report = (
-                f"Verification cancelled after {done:,} of {len(rows):,} entries; "
-                f"{len(rows) - done:,} not verified"
-            )
-            pending = False  # Escape cancels the rescan that was waiting too
-        else:
-            owned = [r for r in rows if self.model.row_for(r.entry) is r]
-            gone = len(rows) - len(owned)
-            counts: dict[str, int] = {}
-            for row in owned:
-                counts[row.status] = counts.get(row.status, 0) + 1
-            parts = ", ".join(f"{counts[w]:,} {w}" for w in st.STATUSES if w in counts)
-            self._last_report = (
-                f"Verified {count_text(len(owned), 'entry')} in {duration_text(elapsed)}: {parts}"
-            )
-            if gone:
-                self._last_report += f" ({count_text(gone, 'entry')} removed meanwhile)"
-            if job is self._recheck_job:
-                self._last_report = (
-                    f"{self._recheck_report}; checked again by their change keys: {parts}"
-                )
-        rechecked = job is self._recheck_job
-        if rechecked:
-            self._recheck_job = None
-        self._rescan_pending = False
-        self.refresh_now()
-        self._set_busy()
-        verify_process.prestart()  # for the next verification
-        self.verifyFinished.emit()
-        if pending:
-            self.rescan()  # F5 waited for this verification: the new scan ends with its own signal
-        elif rechecked or (self._recheck_rows and not self._start_recheck()):
-            self.scanFinished.emit()
-
-    def _cancel_verify(self) -> None:
-        job = self._verify
-        if job is None:
-            return
-        job.cancel()
-
-    def cancel(self) -> None:
-        """Stop what is running (Escape); the rows not reached keep their previous status."""
-        if self._verify is not None:
-            self._verify.cancel()
-            self._rescan_pending = False
-            self.activity.message("Cancelling the verification…")
-        if self._scan is not None:
-            self._scan.cancel()
-            if self._verify is None:
-                self.activity.message("Cancelling the scan…")
-        self.cancel_action.setEnabled(False)
-
-    def _retire(self, job: ScanJob | VerifyJob) -> None:
-        """Forget a job once its threads ended (until then it must receive their signals)."""
-        if job.done:
-            job.deleteLater()
-
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Cancel every run and wait (bounded) for its threads, before the window goes away."""
-        jobs = [j for j in self.findChildren(ScanJob) + self.findChildren(VerifyJob)]
-        for job in jobs:
-            job.cancel()
-        deadline = time.monotonic() + timeout
-        for job in jobs:
-            job.wait(max(0.0, deadline - time.monotonic()))
 
     # --- changes made elsewhere (gui.changes) ----------------------------------------------------
 
@@ -881,19 +629,19 @@ class CachePage(QWidget):
             self._update_pin_actions()
             return
         if change.kind == changes.REMOVED and change.paths:
-            if self._scan is not None:
+            if self.scanner.job is not None:
                 # A scan listed the stores before this removal: drop these from its list too.
-                self._removed_meanwhile |= change.paths
+                self.scanner.removed_meanwhile |= change.paths
             current = self.current_row()
             gone = self.model.remove_paths(change.paths)
             if not gone:
                 return
             if current is not None and any(r is current for r in gone):
                 self.details.show_row(None)
-                self._restore_path = None
+                self.scanner.restore_path = None
             self._sync_details()
             self.refresh_now()
-            self._update_actions()
+            self.update_actions()
             return
         self.rescan()
 
@@ -957,17 +705,24 @@ class CachePage(QWidget):
 
     # --- updates ---------------------------------------------------------------------------------
 
-    def _rows_changed(self, rows: list[Row]) -> None:
+    def rows_changed(self, rows: list[Row]) -> None:
         if not rows:
             return
         current = self.details.row
         if current is not None and any(r is current for r in rows):
             self.details.refresh()
-        self._schedule_refresh()
+        self.schedule_refresh()
 
-    def _schedule_refresh(self) -> None:
+    def schedule_refresh(self) -> None:
         if not self._refresh_timer.isActive():
             self._refresh_timer.start()
+
+    def chart_later(self) -> None:
+        """A run starts: the chart follows a little later, not at the busiest moment of the start
+        (and an update still pending from the previous run is dropped)."""
+        self._overview_time = time.monotonic() - OVERVIEW_MS / 2000
+        self._overview_figures = ()
+        self.schedule_refresh()
 
     def refresh_now(self, *, at_once: bool = False) -> None:
         """Bring totals, chart and sort order up to date with the rows (throttled while busy).
@@ -1019,20 +774,22 @@ class CachePage(QWidget):
     def _side_moved(self, _pos: int, _index: int) -> None:
         self._side_user_sized = True
 
-    def _set_busy(self) -> None:
+    def show_busy(self) -> None:
+        """The actions, the idle line and the window follow a run starting or ending."""
         busy = self.busy
         if not busy:
-            self.activity.idle(self._last_report)
-        self._update_actions()
+            self.activity.idle(self.last_report)
+        self.update_actions()
         self.busyChanged.emit(busy)
 
-    def _update_actions(self) -> None:
+    def update_actions(self) -> None:
         has_rows = self.model.rowCount() > 0
         has_selection = self.table.selectionModel().hasSelection()
-        self.verify_selected_action.setEnabled(has_selection and self._verify is None)
-        self.verify_all_action.setEnabled(has_rows and self._verify is None)
-        cancelling = (self._verify is not None and self._verify.cancelled) or (
-            self._verify is None and self._scan is not None and self._scan.cancelled
+        verify, scan = self.verifier.job, self.scanner.job
+        self.verify_selected_action.setEnabled(has_selection and verify is None)
+        self.verify_all_action.setEnabled(has_rows and verify is None)
+        cancelling = (verify is not None and verify.cancelled) or (
+            verify is None and scan is not None and scan.cancelled
         )
         self.cancel_action.setEnabled(self.busy and not cancelling)
         shown = self.details.row is not None if hasattr(self, "details") else False
@@ -1132,7 +889,7 @@ class CachePage(QWidget):
             row = selected[0].data(ROW_ROLE) if selected else None
         if row is not self.details.row:
             self.details.show_row(row)
-        self._update_actions()
+        self.update_actions()
 
     def show_details(self) -> None:
         """Enter on a row (or Show details): open the details pane wide enough to read, give it
@@ -1238,39 +995,3 @@ class CachePage(QWidget):
         want = min(want, room)
         if want != sizes[0]:
             self.side.setSizes([want, total - want])
-
-
-def verify_progress_text(p) -> tuple[float, str]:
-    """Bar fraction and the line under it: entries, bytes, speed, time left.
-
-    The engine learns the bytes to hash only as it walks ahead, so its byte total keeps growing
-    and time left by bytes comes out too short; time left by entries is wrong the other way
-    when one entry is huge. The longer of the two is shown; the bar follows the entries (what
-    the line counts), or the bytes while the first entry is still being hashed.
-    """
-    entries = p.entries_done / p.entries_total if p.entries_total else 1.0
-    fraction = entries if p.entries_done or not p.bytes_total else p.bytes_done / p.bytes_total
-    rate = p.bytes_per_second
-    parts = [
-        f"Verifying: {p.entries_done:,} of {p.entries_total:,} entries",
-        f"{size_text(p.bytes_done)} read",
-    ]
-    if rate > 0:
-        parts.append(f"{size_text(rate)}/s")
-    estimates = []
-    if entries > 0:
-        estimates.append(p.elapsed * (1 - entries) / entries)
-    if rate > 0 and p.bytes_total:
-        estimates.append(max(p.bytes_total - p.bytes_done, 0) / rate)
-    if estimates and p.entries_done < p.entries_total:
-        parts.append(f"about {duration_text(max(1.0, round(max(estimates))))} left")
-    return min(1.0, fraction), " · ".join(parts)
-
-
-def _results(n: int) -> str:
-    return "result" if n == 1 else "results"
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__

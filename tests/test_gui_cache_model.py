@@ -604,7 +604,7 @@ def test_running_totals_match_a_recount(model: CacheModel) -> None:
 def test_verify_progress_line_shows_the_longer_time_left() -> None:
     from core.verify import Progress
     from gui.activity import duration_text
-    from gui.cache_page import verify_progress_text
+    from gui.cache_verify import verify_progress_text
 
     # Many small entries: the engine's byte total (only what it has walked) says "almost done",
     # the entries say a quarter: the line must not promise the end in a second.
