@@ -27,16 +27,15 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QPushButton,
     QSplitter,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
 from core import scan_process, verify_process
 from core.manifest import display_path
-from core.units import count_text
 from gui import status as st
 from gui.actions import make_action
 from gui.activity import ActivityBar
@@ -57,6 +56,8 @@ from gui.details import DetailsPane
 from gui.icons import icon
 from gui.maintenance_page import MaintenanceStrip
 from gui.overview import OverviewWidget
+from gui.page_frame import add_actions, page_toolbar, stack_page
+from gui.pin_action import PinActions
 from gui.settings import read_bytes, read_int
 from gui.summary import SummaryStrip
 from gui.workers import Starter
@@ -147,6 +148,8 @@ class CachePage(QWidget):
         self.scanner = CacheScanner(self, stores, env, jobs=jobs, starter=starter)
         self.verifier = CacheVerifier(self, jobs=jobs, starter=starter)
         self._build_actions()
+        self.pinner = PinActions(self, env)
+        self.pin_action, self.unpin_action = self.pinner.pin, self.pinner.unpin
         from gui.delete_action import DeleteAction
 
         self.deleter = DeleteAction(self, env, starter=starter, homes=homes)
@@ -238,16 +241,6 @@ class CachePage(QWidget):
         self.copy_digest_action = self._action(
             "Copy di&gest", "Copy the current entry's whole digest", lambda: self._copy("Digest")
         )
-        self.pin_action = self._action(
-            "&Pin",
-            "Keep the selected entries forever: Clean up and Delete never remove them",
-            lambda: self.pin_selected(True),
-        )
-        self.unpin_action = self._action(
-            "U&npin",
-            "Let Clean up judge the selected entries again",
-            lambda: self.pin_selected(False),
-        )
         self.show_in_clean_action = self._action(
             "Show in &Clean up",
             "Show the current entry on the Clean up page, with why it is kept or removable",
@@ -269,13 +262,7 @@ class CachePage(QWidget):
             self.clear_filters_action,
             None,
             self.details_action,
-            self.open_action,
-            self.copy_path_action,
-            self.copy_digest_action,
-            None,
-            self.pin_action,
-            self.unpin_action,
-            self.show_in_clean_action,
+            *self._entry_actions(),
             self.repair_action,
             self.delete_action,
         ]
@@ -285,6 +272,15 @@ class CachePage(QWidget):
         return [
             self.details_action,
             self.verify_selected_action,
+            *self._entry_actions(),
+            None,
+            self.repair_action,
+            self.delete_action,
+        ]
+
+    def _entry_actions(self) -> list[QAction | None]:
+        """What both menus offer for the current and selected entries, in the same order."""
+        return [
             self.open_action,
             self.copy_path_action,
             self.copy_digest_action,
@@ -292,51 +288,57 @@ class CachePage(QWidget):
             self.pin_action,
             self.unpin_action,
             self.show_in_clean_action,
-            None,
-            self.repair_action,
-            self.delete_action,
         ]
 
     def _context_menu(self, pos) -> None:
-        from PySide6.QtWidgets import QMenu
-
         index = self.table.indexAt(pos)
         if index.isValid() and not self.table.selectionModel().isSelected(index):
             self.select_proxy_row(index.row())
         self.update_actions()
-        self._update_pin_actions()
         menu = QMenu(self.table)
         menu.setToolTipsVisible(True)
-        for action in self.context_actions():
-            if action is None:
-                menu.addSeparator()
-            else:
-                menu.addAction(action)
+        add_actions(menu, self.context_actions())
         self._context = menu  # kept for tests; replaced by the next one
         menu.popup(self.table.viewport().mapToGlobal(pos))
 
     def _build_widgets(self) -> None:
-        self.toolbar = QToolBar("Cache", self)
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.toolbar.setMovable(False)
-        for action in (
-            self.rescan_action,
-            None,
-            self.verify_selected_action,
-            self.verify_all_action,
-            self.cancel_action,
-        ):
-            if action is None:
-                self.toolbar.addSeparator()
-            else:
-                self.toolbar.addAction(action)
-
+        self.toolbar = page_toolbar(
+            "Cache",
+            self,
+            [
+                self.rescan_action,
+                None,
+                self.verify_selected_action,
+                self.verify_all_action,
+                self.cancel_action,
+            ],
+        )
         self.banner = Banner(self)
         self.maintenance = MaintenanceStrip(parent=self)  # the last scheduled check (issue 23)
         self.summary = SummaryStrip(self)
         self.summary.statusClicked.connect(self.toggle_status)
         self.summary.problemsClicked.connect(self.toggle_problems)
+        filters = self._build_filters()
+        self.table = CacheTable(self.proxy, self)
+        self._setup_table()
+        self._build_side()
+        self._build_no_match()
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(self.side)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 0)
+        self.splitter.setCollapsible(0, False)
+        self.activity = ActivityBar(self.cancel_action, self)
+        stack_page(
+            self,
+            [self.toolbar, self.banner, self.maintenance, self.summary, filters],
+            self.splitter,
+            self.activity,
+        )
 
+    def _build_filters(self) -> QHBoxLayout:
+        """The line above the table: text, store and status filters, and what is shown."""
         self.filter_edit = QLineEdit(self)
         self.filter_edit.setPlaceholderText("Filter by program, version, digest or feed URL")
         self.filter_edit.setClearButtonEnabled(True)
@@ -375,9 +377,10 @@ class CachePage(QWidget):
         self.count_label.setAccessibleName("Shown and selected entries")
         self.count_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         filters.addWidget(self.count_label)
+        return filters
 
-        self.table = CacheTable(self.proxy, self)
-        self._setup_table()
+    def _build_side(self) -> None:
+        """The column beside the table: the chart above the current entry's details."""
         self.details = DetailsPane(self)
         self.details.openFailed.connect(self._open_failed)
         self.details.copied.connect(self._copied)
@@ -385,8 +388,6 @@ class CachePage(QWidget):
         self.overview.statusClicked.connect(self.toggle_status)
         self.overview.storeClicked.connect(self.toggle_store)
         self.overview.programClicked.connect(self.toggle_program)
-        self._build_no_match()
-
         self.side = QSplitter(Qt.Orientation.Vertical, self)
         self.side.addWidget(self.overview)
         self.side.addWidget(self.details)
@@ -396,25 +397,6 @@ class CachePage(QWidget):
         self._side_user_sized = False
         self.side.splitterMoved.connect(self._side_moved)
         self.side.installEventFilter(self)
-        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
-        self.splitter.addWidget(self.table)
-        self.splitter.addWidget(self.side)
-        self.splitter.setStretchFactor(0, 1)
-        self.splitter.setStretchFactor(1, 0)
-        self.splitter.setCollapsible(0, False)
-
-        self.activity = ActivityBar(self.cancel_action, self)
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
-        layout.addWidget(self.toolbar)
-        layout.addWidget(self.banner)
-        layout.addWidget(self.maintenance)
-        layout.addWidget(self.summary)
-        layout.addLayout(filters)
-        layout.addWidget(self.splitter, 1)
-        layout.addWidget(self.activity)
 
     def _setup_table(self) -> None:
         table = self.table
@@ -626,7 +608,7 @@ class CachePage(QWidget):
         from gui import changes
 
         if change.kind == changes.PINNED:
-            self._update_pin_actions()
+            self.pinner.update()
             return
         if change.kind == changes.REMOVED and change.paths:
             if self.scanner.job is not None:
@@ -644,50 +626,6 @@ class CachePage(QWidget):
             self.update_actions()
             return
         self.rescan()
-
-    def pin_selected(self, on: bool) -> None:
-        """Pin (or unpin) the selected entries by digest; every page hears of it."""
-        from core import pins
-        from gui.changes import PINNED, CacheChange
-
-        rows = [r for r in self.selected_rows() if r.entry.digest is not None]
-        if not rows:
-            return
-        try:
-            current = pins.load(pins.pins_path(self._env))
-            changed = [
-                r.entry.name
-                for r in rows
-                if (pins.add if on else pins.remove)(current, "entry", r.entry.name)
-            ]
-            if changed:
-                current.save()
-        except pins.PinError as exc:
-            self.banner.add_message(str(exc), "error")
-            return
-        word = "Pinned" if on else "Unpinned"
-        self.activity.message(f"{word} {count_text(len(changed), 'entry')} ({current.path})")
-        if changed:
-            self.cacheChanged.emit(
-                CacheChange.of(PINNED, [r.entry.path for r in rows], source=self.page_id)
-            )
-        self._update_pin_actions()
-
-    def _pins(self):
-        from core import pins
-
-        try:
-            return pins.load(pins.pins_path(self._env))
-        except pins.PinError:
-            return None
-
-    def _update_pin_actions(self) -> None:
-        """Pin for entries not pinned yet, Unpin for pinned ones (by digest)."""
-        rows = [r for r in self.selected_rows() if r.entry.digest is not None]
-        current = self._pins() if rows else None
-        pinned = set(current.entries) if current is not None else set()
-        self.pin_action.setEnabled(any(r.entry.name not in pinned for r in rows))
-        self.unpin_action.setEnabled(any(r.entry.name in pinned for r in rows))
 
     def show_in_clean(self) -> None:
         """The current entry on the Clean up page: why it is kept or removable."""
@@ -801,7 +739,7 @@ class CachePage(QWidget):
         ):
             action.setEnabled(shown)
         self.details_action.setEnabled(shown)
-        self._update_pin_actions()
+        self.pinner.update()
 
     # --- filters, details ------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ from gui.banner import Banner
 from gui.cache_model import program_text
 from gui.changes import MODIFIED, PINNED, REMOVED, CacheChange
 from gui.clean_model import ACTION_WORDS, CleanFilter, CleanModel, Col, space_detail, when_text
+from gui.pin_action import pin_entries
 from gui.settings import read_bytes
 from gui.workers import Starter, Worker
 
@@ -440,10 +441,7 @@ class CleanPage(QWidget):
         if not names or survey is None or self._busy:
             return
         try:
-            current = pins.load(pins.pins_path(self._env))
-            changed = [n for n in names if (pins.add if on else pins.remove)(current, "entry", n)]
-            if changed:
-                current.save()
+            current, changed = pin_entries(self._env, names, on)
         except pins.PinError as exc:
             self.banner.set_messages([str(exc)], "error")
             return
