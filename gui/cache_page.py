@@ -1,9 +1,11 @@
 """The Cache page: every entry of every store in one table, verified without the window freezing.
 
-The page owns its widgets and actions and wires them to two background jobs (scan, verify) through
-the model; the main window only hosts it. Updates from the jobs arrive in batches: the table gets
-``dataChanged`` for the rows that changed, while totals, the chart and the re-sort follow on a
-throttle timer, a few times a second at most.
+The page lays out its widgets and actions and connects them to what does the work: scanning
+(:mod:`gui.cache_scan`), verification (:mod:`gui.cache_verify`), the chart beside the table
+(:mod:`gui.cache_chart`), Pin, Delete and Repair (``gui.*_action``); the main window only hosts
+it. Updates from the jobs arrive in batches: the table gets ``dataChanged`` for the rows that
+changed, while totals, the chart and the re-sort follow on a throttle timer, a few times a
+second at most.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from gui import status as st
 from gui.actions import make_action
 from gui.activity import ActivityBar
 from gui.banner import Banner
+from gui.cache_chart import LARGEST, CacheChart
 from gui.cache_jobs import ScanJob, VerifyJob
 from gui.cache_model import (
     ROW_ROLE,
@@ -55,7 +58,6 @@ from gui.cache_verify import CacheVerifier
 from gui.details import DetailsPane
 from gui.icons import icon
 from gui.maintenance_page import MaintenanceStrip
-from gui.overview import OverviewWidget
 from gui.page_frame import add_actions, page_toolbar, stack_page
 from gui.pin_action import PinActions
 from gui.settings import read_bytes, read_int
@@ -64,45 +66,6 @@ from gui.workers import Starter
 
 REFRESH_MS = 250
 """Totals and re-sort follow the table at most this often while results stream in."""
-OVERVIEW_MS = 1000
-LARGEST = 6
-"""Programs listed in the chart's "largest" block: enough to spot the hogs, short enough to fit."""
-"""The overview chart, at most this often while a run is going (always at its end)."""
-
-
-class _Overview(OverviewWidget):
-    """The integrity chart, remembering its height for each width until its data or font changes.
-
-    Qt's layouts ask a height-for-width widget for its height several times per change; the chart
-    computes its whole layout each time, which under a busy verification took ~100 ms per change.
-    """
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        self._heights: dict[int, int] = {}
-        super().__init__(parent)
-
-    def set_data(
-        self, by_status: dict[str, int], by_store: dict[str, int], largest: list[tuple[str, int]]
-    ) -> None:
-        self._heights = {}
-        super().set_data(by_status, by_store, largest)
-
-    def heightForWidth(self, width: int) -> int:
-        height = self._heights.get(width)
-        if height is None:
-            height = self._heights[width] = super().heightForWidth(width)
-        return height
-
-    def changeEvent(self, event) -> None:
-        self._heights = {}
-        super().changeEvent(event)
-
-    def minimumSizeHint(self):
-        # The page gives the chart the height it wants (_fit_overview); "Show details" may take
-        # most of it for the details pane, leaving the chart's top (the integrity bar) in view.
-        hint = super().minimumSizeHint()
-        hint.setHeight(self.fontMetrics().height() * 4)
-        return hint
 
 
 class CachePage(QWidget):
@@ -136,10 +99,7 @@ class CachePage(QWidget):
         self._env = None if env is None else dict(env)
         self.store_labels: list[str] = []  # the stores the last scan could read
         self.last_report = ""  # how the last run ended, shown on the idle progress line
-        self._overview_figures: tuple = ()
-        self._overview_time = 0.0
         self._fit_pending = False  # restored column widths to fit once shown
-        self._overview_trimmed = False  # the chart lists fewer programs to fit its room
 
         self.model = CacheModel(self)
         self.proxy = CacheFilter(self)
@@ -384,7 +344,8 @@ class CachePage(QWidget):
         self.details = DetailsPane(self)
         self.details.openFailed.connect(self._open_failed)
         self.details.copied.connect(self._copied)
-        self.overview = _Overview(self)
+        self.overview = CacheChart(self)
+        self.overview.shown.connect(self._chart_shown)
         self.overview.statusClicked.connect(self.toggle_status)
         self.overview.storeClicked.connect(self.toggle_store)
         self.overview.programClicked.connect(self.toggle_program)
@@ -655,13 +616,6 @@ class CachePage(QWidget):
         if not self._refresh_timer.isActive():
             self._refresh_timer.start()
 
-    def chart_later(self) -> None:
-        """A run starts: the chart follows a little later, not at the busiest moment of the start
-        (and an update still pending from the previous run is dropped)."""
-        self._overview_time = time.monotonic() - OVERVIEW_MS / 2000
-        self._overview_figures = ()
-        self.schedule_refresh()
-
     def refresh_now(self, *, at_once: bool = False) -> None:
         """Bring totals, chart and sort order up to date with the rows (throttled while busy).
 
@@ -676,17 +630,7 @@ class CachePage(QWidget):
         self.summary.set_stats(stats)
         self._schedule_counts()  # the selection's size grows as sizes are measured
         figures = (stats.by_status, stats.by_store, stats.largest)
-        now = time.monotonic()
-        # The chart relays itself out on every change: while work streams in, every OVERVIEW_MS.
-        if figures != self._overview_figures and (
-            not self.busy or now - self._overview_time >= OVERVIEW_MS / 1000
-        ):
-            self._overview_figures = figures
-            self._overview_time = now
-            if at_once:
-                self._show_figures(figures)
-            else:
-                QTimer.singleShot(0, self, lambda: self._show_figures(figures))
+        self.overview.offer(figures, busy=self.busy, at_once=at_once)
         # Rows keep their place while a run streams results (re-sorting would move them under the
         # reader's eyes, and relayout 10,000 rows each time); they move to their sorted place once,
         # when the run ends.
@@ -696,10 +640,7 @@ class CachePage(QWidget):
             else:
                 QTimer.singleShot(0, self, self._resort)
 
-    def _show_figures(self, figures: tuple) -> None:
-        if figures is not self._overview_figures:
-            return  # newer figures were scheduled meanwhile
-        self.overview.set_data(*figures)
+    def _chart_shown(self) -> None:
         if not self.busy:
             self._fit_overview()  # asks the chart to lay itself out: not while work streams
 
@@ -914,20 +855,7 @@ class CachePage(QWidget):
             return
         # The details pane keeps room for a verdict and whole digests: two fifths at least.
         room = total - max(total * 2 // 5, min(total // 3, 220))
-        figures = self._overview_figures
-        if figures and self._overview_trimmed:
-            self.overview.set_data(*figures)  # all of them again: there may be room now
-            self._overview_trimmed = False
-        want = self.overview.heightForWidth(width)
-        if figures and want > room:
-            # Fewer of the largest programs rather than a chart cut off in the middle.
-            by_status, by_store, largest = figures
-            n = len(largest)
-            while n > 1 and want > room:
-                n -= 1
-                self.overview.set_data(by_status, by_store, largest[:n])
-                self._overview_trimmed = True
-                want = self.overview.heightForWidth(width)
+        want = self.overview.height_within(width, room)
         if want <= 0:
             return
         want = min(want, room)

@@ -62,7 +62,8 @@ class CacheVerifier(QObject):
         self._count = 0
         self._started = time.monotonic()
         page.model.set_verifying(rows, True)
-        page.chart_later()
+        page.overview.follow_later()
+        page.schedule_refresh()
         page.activity.progress(0.0, f"Verifying {len(rows):,} entries…")
         notice = core_verify.atime_notice([r.entry for r in rows])  # said before reading
         if notice:
