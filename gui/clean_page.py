@@ -639,11 +639,7 @@ class CleanPage(QWidget):
             os.path.join(r.store, r.entry) for r in new if r.action in ("removed", "quarantined")
         ]
         if removed:
-            change = CacheChange.of(REMOVED, removed, source="log")
-            if hasattr(self.window(), "announce_change"):
-                self.cacheChanged.emit(change)
-            else:
-                self.cache_changed(change)
+            self._announce(CacheChange.of(REMOVED, removed, source="log"))
 
     def cache_changed(self, change: CacheChange) -> None:
         """Something changed the stores or the pins (this page, another, the command line):
