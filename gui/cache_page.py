@@ -96,7 +96,6 @@ class CachePage(QWidget):
         # verification's (below the window's priority) while that scan runs.
         scan_process.prestart()
         verify_process.prestart()
-        self._env = None if env is None else dict(env)
         self.store_labels: list[str] = []  # the stores the last scan could read
         self.last_report = ""  # how the last run ended, shown on the idle progress line
         self._fit_pending = False  # restored column widths to fit once shown
@@ -572,9 +571,7 @@ class CachePage(QWidget):
             self.pinner.update()
             return
         if change.kind == changes.REMOVED and change.paths:
-            if self.scanner.job is not None:
-                # A scan listed the stores before this removal: drop these from its list too.
-                self.scanner.removed_meanwhile |= change.paths
+            self.scanner.removed_elsewhere(change.paths)
             current = self.current_row()
             gone = self.model.remove_paths(change.paths)
             if not gone:
@@ -605,6 +602,7 @@ class CachePage(QWidget):
     # --- updates ---------------------------------------------------------------------------------
 
     def rows_changed(self, rows: list[Row]) -> None:
+        """Rows got sizes or verdicts: the details pane if it shows one, the totals soon."""
         if not rows:
             return
         current = self.details.row

@@ -5,7 +5,7 @@ drops an older one's results, and a scan asked for during a verification waits f
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
@@ -41,7 +41,7 @@ class CacheScanner(QObject):
         self.job: ScanJob | None = None
         self.pending = False  # F5 during a verification: rescan once it ends
         self.restore_path: str | None = None  # the entry to select again once listed
-        self.removed_meanwhile: set[str] = set()  # removed while a scan was listing
+        self._removed_meanwhile: set[str] = set()  # removed while a scan was listing
         self._kept_verdicts = (0, 0)  # (kept, dropped) by the last rescan
 
     def rescan(self) -> None:
@@ -85,6 +85,12 @@ class CacheScanner(QObject):
         page.show_busy()
         job.start()
 
+    def removed_elsewhere(self, paths: Iterable[str]) -> None:
+        """Entries removed by another page or the command line: a scan running now listed the
+        stores before, and drops them from its list too."""
+        if self.job is not None:
+            self._removed_meanwhile.update(paths)
+
     def _on_listed(self, gen: int, scan, rows: list[Row], sorted_by: tuple | None) -> None:
         if gen != self.generation:
             return
@@ -95,9 +101,9 @@ class CacheScanner(QObject):
         if self._kept_verdicts[0] and model.sort_column == Column.STATUS:
             sorted_by = None  # the carried verdicts moved rows
         model.set_rows(rows, sorted_by)
-        if self.removed_meanwhile:
-            gone = [p for p in self.removed_meanwhile if not os.path.lexists(p)]
-            self.removed_meanwhile = set()
+        if self._removed_meanwhile:
+            gone = [p for p in self._removed_meanwhile if not os.path.lexists(p)]
+            self._removed_meanwhile = set()
             model.remove_paths(gone)
         page.set_store_choices([s.label for s in scan.stores if s.problem is None])
         messages = list(scan.problems)
