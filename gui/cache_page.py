@@ -1,9 +1,11 @@
 """The Cache page: every entry of every store in one table, verified without the window freezing.
 
-The page owns its widgets and actions and wires them to two background jobs (scan, verify) through
-the model; the main window only hosts it. Updates from the jobs arrive in batches: the table gets
-``dataChanged`` for the rows that changed, while totals, the chart and the re-sort follow on a
-throttle timer, a few times a second at most.
+The page lays out its widgets and actions and connects them to what does the work: scanning
+(:mod:`gui.cache_scan`), verification (:mod:`gui.cache_verify`), the chart beside the table
+(:mod:`gui.cache_chart`), Pin, Delete and Repair (``gui.*_action``); the main window only hosts
+it. Updates from the jobs arrive in batches: the table gets ``dataChanged`` for the rows that
+changed, while totals, the chart and the re-sort follow on a throttle timer, a few times a
+second at most.
 """
 
 from __future__ import annotations
@@ -27,76 +29,40 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QPushButton,
     QSplitter,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
 from core import scan_process, verify_process
-from core import verify as core_verify
 from core.display import display_path
-from core.units import count_text, size_text
+from core.units import size_text
 from gui import status as st
 from gui.actions import make_action
-from gui.activity import ActivityBar, duration_text
+from gui.activity import ActivityBar
 from gui.banner import Banner
+from gui.cache_chart import LARGEST, CacheChart
 from gui.cache_columns import Column
 from gui.cache_filter import CacheFilter
 from gui.cache_jobs import ScanJob, VerifyJob
 from gui.cache_model import ROW_ROLE, CacheModel
-from gui.cache_rows import Row, carry_verdicts
+from gui.cache_rows import Row
+from gui.cache_scan import CacheScanner
 from gui.cache_table import CacheTable
+from gui.cache_verify import CacheVerifier
 from gui.details import DetailsPane
 from gui.icons import icon
 from gui.maintenance_strip import MaintenanceStrip
-from gui.overview import OverviewWidget
+from gui.page_frame import add_actions, page_toolbar, stack_page
+from gui.pin_action import PinActions
 from gui.settings import read_bytes, read_int
 from gui.summary import SummaryStrip
 from gui.workers import Starter
 
 REFRESH_MS = 250
 """Totals and re-sort follow the table at most this often while results stream in."""
-OVERVIEW_MS = 1000
-LARGEST = 6
-"""Programs listed in the chart's "largest" block: enough to spot the hogs, short enough to fit."""
-"""The overview chart, at most this often while a run is going (always at its end)."""
-
-
-class _Overview(OverviewWidget):
-    """The integrity chart, remembering its height for each width until its data or font changes.
-
-    Qt's layouts ask a height-for-width widget for its height several times per change; the chart
-    computes its whole layout each time, which under a busy verification took ~100 ms per change.
-    """
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        self._heights: dict[int, int] = {}
-        super().__init__(parent)
-
-    def set_data(
-        self, by_status: dict[str, int], by_store: dict[str, int], largest: list[tuple[str, int]]
-    ) -> None:
-        self._heights = {}
-        super().set_data(by_status, by_store, largest)
-
-    def heightForWidth(self, width: int) -> int:
-        height = self._heights.get(width)
-        if height is None:
-            height = self._heights[width] = super().heightForWidth(width)
-        return height
-
-    def changeEvent(self, event) -> None:
-        self._heights = {}
-        super().changeEvent(event)
-
-    def minimumSizeHint(self):
-        # The page gives the chart the height it wants (_fit_overview); "Show details" may take
-        # most of it for the details pane, leaving the chart's top (the integrity bar) in view.
-        hint = super().minimumSizeHint()
-        hint.setHeight(self.fontMetrics().height() * 4)
-        return hint
 
 
 class CachePage(QWidget):
@@ -127,38 +93,19 @@ class CachePage(QWidget):
         # verification's (below the window's priority) while that scan runs.
         scan_process.prestart()
         verify_process.prestart()
-        self._stores = None if stores is None else list(stores)
-        self._env = None if env is None else dict(env)
-        self._jobs = jobs
-        self._starter = starter
-        self._scan_generation = 0
-        self._verify_generation = 0
-        self._scan: ScanJob | None = None
-        self._verify: VerifyJob | None = None
-        self._verify_rows: list[Row] = []
-        self._verify_started = 0.0
-        self._restore_path: str | None = None
-        self._store_labels: list[str] = []
-        self._last_report = ""  # how the last run ended, shown on the idle progress line
-        self._overview_figures: tuple = ()
-        self._overview_time = 0.0
-        self._kept_verdicts = (0, 0)  # (kept, dropped) by the last rescan
-        # A rescan's kept OK verdicts are checked again by their change keys (core.records)
-        # before the scan is over: the rows waiting for it, the job doing it, the scan's report.
-        self._recheck_rows: list[Row] = []
-        self._recheck_job: VerifyJob | None = None
-        self._recheck_report = ""
-        self._rescan_pending = False  # F5 during a verification: rescan once it ends
+        self.store_labels: list[str] = []  # the stores the last scan could read
+        self.last_report = ""  # how the last run ended, shown on the idle progress line
         self._fit_pending = False  # restored column widths to fit once shown
-        self._overview_trimmed = False  # the chart lists fewer programs to fit its room
-        self._removed_meanwhile: set[str] = set()  # removed while a scan was listing
-        self._verified_count = 0  # verdicts received by the running verification
 
         self.model = CacheModel(self)
         self.proxy = CacheFilter(self)
         self.proxy.setSourceModel(self.model)
 
+        self.scanner = CacheScanner(self, stores, env, jobs=jobs, starter=starter)
+        self.verifier = CacheVerifier(self, jobs=jobs, starter=starter)
         self._build_actions()
+        self.pinner = PinActions(self, env)
+        self.pin_action, self.unpin_action = self.pinner.pin, self.pinner.unpin
         from gui.delete_action import DeleteAction
 
         self.deleter = DeleteAction(self, env, starter=starter, homes=homes)
@@ -173,7 +120,7 @@ class CachePage(QWidget):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(REFRESH_MS)
         self._refresh_timer.timeout.connect(self.refresh_now)
-        self._update_actions()
+        self.update_actions()
 
     # --- construction ----------------------------------------------------------------------------
 
@@ -250,16 +197,6 @@ class CachePage(QWidget):
         self.copy_digest_action = self._action(
             "Copy di&gest", "Copy the current entry's whole digest", lambda: self._copy("Digest")
         )
-        self.pin_action = self._action(
-            "&Pin",
-            "Keep the selected entries forever: Clean up and Delete never remove them",
-            lambda: self.pin_selected(True),
-        )
-        self.unpin_action = self._action(
-            "U&npin",
-            "Let Clean up judge the selected entries again",
-            lambda: self.pin_selected(False),
-        )
         self.show_in_clean_action = self._action(
             "Show in &Clean up",
             "Show the current entry on the Clean up page, with why it is kept or removable",
@@ -281,13 +218,7 @@ class CachePage(QWidget):
             self.clear_filters_action,
             None,
             self.details_action,
-            self.open_action,
-            self.copy_path_action,
-            self.copy_digest_action,
-            None,
-            self.pin_action,
-            self.unpin_action,
-            self.show_in_clean_action,
+            *self._entry_actions(),
             self.repair_action,
             self.delete_action,
         ]
@@ -297,6 +228,15 @@ class CachePage(QWidget):
         return [
             self.details_action,
             self.verify_selected_action,
+            *self._entry_actions(),
+            None,
+            self.repair_action,
+            self.delete_action,
+        ]
+
+    def _entry_actions(self) -> list[QAction | None]:
+        """What both menus offer for the current and selected entries, in the same order."""
+        return [
             self.open_action,
             self.copy_path_action,
             self.copy_digest_action,
@@ -304,51 +244,57 @@ class CachePage(QWidget):
             self.pin_action,
             self.unpin_action,
             self.show_in_clean_action,
-            None,
-            self.repair_action,
-            self.delete_action,
         ]
 
     def _context_menu(self, pos) -> None:
-        from PySide6.QtWidgets import QMenu
-
         index = self.table.indexAt(pos)
         if index.isValid() and not self.table.selectionModel().isSelected(index):
             self.select_proxy_row(index.row())
-        self._update_actions()
-        self._update_pin_actions()
+        self.update_actions()
         menu = QMenu(self.table)
         menu.setToolTipsVisible(True)
-        for action in self.context_actions():
-            if action is None:
-                menu.addSeparator()
-            else:
-                menu.addAction(action)
+        add_actions(menu, self.context_actions())
         self._context = menu  # kept for tests; replaced by the next one
         menu.popup(self.table.viewport().mapToGlobal(pos))
 
     def _build_widgets(self) -> None:
-        self.toolbar = QToolBar("Cache", self)
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.toolbar.setMovable(False)
-        for action in (
-            self.rescan_action,
-            None,
-            self.verify_selected_action,
-            self.verify_all_action,
-            self.cancel_action,
-        ):
-            if action is None:
-                self.toolbar.addSeparator()
-            else:
-                self.toolbar.addAction(action)
-
+        self.toolbar = page_toolbar(
+            "Cache",
+            self,
+            [
+                self.rescan_action,
+                None,
+                self.verify_selected_action,
+                self.verify_all_action,
+                self.cancel_action,
+            ],
+        )
         self.banner = Banner(self)
         self.maintenance = MaintenanceStrip(parent=self)  # the last scheduled check (issue 23)
         self.summary = SummaryStrip(self)
         self.summary.statusClicked.connect(self.toggle_status)
         self.summary.problemsClicked.connect(self.toggle_problems)
+        filters = self._build_filters()
+        self.table = CacheTable(self.proxy, self)
+        self._setup_table()
+        self._build_side()
+        self._build_no_match()
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(self.side)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 0)
+        self.splitter.setCollapsible(0, False)
+        self.activity = ActivityBar(self.cancel_action, self)
+        stack_page(
+            self,
+            [self.toolbar, self.banner, self.maintenance, self.summary, filters],
+            self.splitter,
+            self.activity,
+        )
 
+    def _build_filters(self) -> QHBoxLayout:
+        """The line above the table: text, store and status filters, and what is shown."""
         self.filter_edit = QLineEdit(self)
         self.filter_edit.setPlaceholderText("Filter by program, version, digest or feed URL")
         self.filter_edit.setClearButtonEnabled(True)
@@ -387,18 +333,18 @@ class CachePage(QWidget):
         self.count_label.setAccessibleName("Shown and selected entries")
         self.count_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         filters.addWidget(self.count_label)
+        return filters
 
-        self.table = CacheTable(self.proxy, self)
-        self._setup_table()
+    def _build_side(self) -> None:
+        """The column beside the table: the chart above the current entry's details."""
         self.details = DetailsPane(self)
         self.details.openFailed.connect(self._open_failed)
         self.details.copied.connect(self._copied)
-        self.overview = _Overview(self)
+        self.overview = CacheChart(self)
+        self.overview.shown.connect(self._chart_shown)
         self.overview.statusClicked.connect(self.toggle_status)
         self.overview.storeClicked.connect(self.toggle_store)
         self.overview.programClicked.connect(self.toggle_program)
-        self._build_no_match()
-
         self.side = QSplitter(Qt.Orientation.Vertical, self)
         self.side.addWidget(self.overview)
         self.side.addWidget(self.details)
@@ -408,25 +354,6 @@ class CachePage(QWidget):
         self._side_user_sized = False
         self.side.splitterMoved.connect(self._side_moved)
         self.side.installEventFilter(self)
-        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
-        self.splitter.addWidget(self.table)
-        self.splitter.addWidget(self.side)
-        self.splitter.setStretchFactor(0, 1)
-        self.splitter.setStretchFactor(1, 0)
-        self.splitter.setCollapsible(0, False)
-
-        self.activity = ActivityBar(self.cancel_action, self)
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
-        layout.addWidget(self.toolbar)
-        layout.addWidget(self.banner)
-        layout.addWidget(self.maintenance)
-        layout.addWidget(self.summary)
-        layout.addLayout(filters)
-        layout.addWidget(self.splitter, 1)
-        layout.addWidget(self.activity)
 
     def _setup_table(self) -> None:
         table = self.table
@@ -531,156 +458,73 @@ class CachePage(QWidget):
             QModelIndex(), QItemSelectionModel.SelectionFlag.NoUpdate
         )
         self.details.show_row(None)
-        self._update_actions()
+        self.update_actions()
 
-    # --- scanning --------------------------------------------------------------------------------
+    # --- running: scans and verifications (gui.cache_scan, gui.cache_verify) ---------------------
 
     @property
     def scanning(self) -> bool:
-        return self._scan is not None
+        return self.scanner.job is not None
 
     @property
     def verifying(self) -> bool:
-        return self._verify is not None
+        return self.verifier.job is not None
 
     @property
     def busy(self) -> bool:
         return self.scanning or self.verifying
 
     def rescan(self) -> None:
-        """List the stores again (F5); results of a scan still running are dropped.
-
-        During a verification the rescan waits for it to end (Escape cancels both): cancelling
-        it silently would throw away work the admin asked for, and a new list made meanwhile
-        would not receive the verdicts still on their way. Its verdicts are carried into the
-        new list like any other.
-        """
-        if self._verify is not None:
-            if not self._rescan_pending:
-                self._rescan_pending = True
-                self.activity.message("Rescanning once the verification ends (Escape cancels both)")
-            return
-        self._rescan_pending = False
-        self._recheck_rows, self._recheck_job = [], None  # an earlier scan's re-check ends
-        if self._scan is not None:
-            self._scan.cancel()
-        current = self.current_row()
-        self._restore_path = current.entry.path if current else self._restore_path
-        self._scan_generation += 1
-        gen = self._scan_generation
-        job = ScanJob(
-            gen,
-            self._stores,
-            self._env,
-            jobs=self._jobs,
-            starter=self._starter,
-            sort=(self.model.sort_column, self.model.sort_order),
-            parent=self,
-        )
-        job.listed.connect(lambda scan, rows, g=gen, j=job: self._on_listed(g, scan, rows, j.sort))
-        job.measured.connect(lambda items, g=gen: self._on_measured(g, items))
-        job.finished.connect(lambda error, g=gen, j=job: self._on_scan_finished(g, j, error))
-        old, self._scan = self._scan, job
-        if old is not None:
-            self._retire(old)
-        self.activity.busy("Reading the stores…")
-        self._set_busy()
-        job.start()
+        """List the stores again (F5); during a verification, once it ends."""
+        self.scanner.rescan()
 
     def start(self) -> None:
         """The first scan, when the window opens."""
-        if self._scan_generation == 0:
+        if self.scanner.generation == 0:
             self.rescan()
 
-    def _on_listed(self, gen: int, scan, rows: list[Row], sorted_by: tuple) -> None:
-        if gen != self._scan_generation:
+    def verify_selected(self) -> None:
+        self.verify(self.selected_rows())
+
+    def verify_all(self) -> None:
+        """Verify every entry of every store, whatever the filters show."""
+        self.verify(list(self.model.rows))
+
+    def verify(self, rows: Iterable[Row]) -> None:
+        self.verifier.verify(rows)
+
+    def cancel(self) -> None:
+        """Stop what is running (Escape); the rows not reached keep their previous status."""
+        if self.verifier.job is not None:
+            self.verifier.job.cancel()
+            self.scanner.pending = False
+            self.activity.message("Cancelling the verification…")
+        if self.scanner.job is not None:
+            self.scanner.job.cancel()
+            if self.verifier.job is None:
+                self.activity.message("Cancelling the scan…")
+        self.cancel_action.setEnabled(False)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Cancel every run and wait (bounded) for its threads, before the window goes away."""
+        jobs = [j for j in self.findChildren(ScanJob) + self.findChildren(VerifyJob)]
+        for job in jobs:
+            job.cancel()
+        deadline = time.monotonic() + timeout
+        for job in jobs:
+            job.wait(max(0.0, deadline - time.monotonic()))
+
+    def show_failure(self, what: str, error: BaseException) -> None:
+        """ "Scanning the stores failed: OSError: …" on the banner."""
+        text = str(error)
+        name = type(error).__name__
+        self.banner.add_message(f"{what} failed: {f'{name}: {text}' if text else name}", "error")
+
+    def set_store_choices(self, labels: list[str]) -> None:
+        """The store filter offers the stores a scan could read (keeping the choice if it can)."""
+        if labels == self.store_labels:
             return
-        # Verdicts survive a rescan for entries that did not change since they were verified.
-        self._kept_verdicts = carry_verdicts(self.model.rows, rows)
-        if self._kept_verdicts[0] and self.model.sort_column == Column.STATUS:
-            sorted_by = None  # the carried verdicts moved rows
-        self.model.set_rows(rows, sorted_by)
-        if self._removed_meanwhile:
-            import os
-
-            gone = [p for p in self._removed_meanwhile if not os.path.lexists(p)]
-            self._removed_meanwhile = set()
-            self.model.remove_paths(gone)
-        self._set_store_choices([s.label for s in scan.stores if s.problem is None])
-        messages = list(scan.problems)
-        if not scan.entries:
-            usable = [s for s in scan.stores if s.problem is None]
-            where = ", ".join(s.path for s in usable) if usable else "no readable store"
-            messages.append(
-                f"No implementations found ({where}). Run with --demo to try the app "
-                "on a demo cache."
-            )
-        self.banner.set_messages(messages, "warning")
-        self._reselect()
-        # Never the previous scan's row (and its stale verdict) in the pane.
-        current = self.current_row()
-        if self.details.row is not current:
-            self.details.show_row(current)
-        n = len(scan.entries)
-        if n:
-            self.activity.progress(0.0, f"Measuring sizes: 0 of {n:,} entries")
-        self.refresh_now()
-        self._update_actions()
-
-    def _on_measured(self, gen: int, items: list) -> None:
-        if gen != self._scan_generation:
-            return
-        changed = self.model.apply_usages(items)
-        self._rows_changed(changed)
-        job = self._scan
-        if job is not None and self._verify is None and job.entries_total:
-            done, total = job.entries_measured, job.entries_total
-            self.activity.progress(done / total, f"Measuring sizes: {done:,} of {total:,} entries")
-
-    def _on_scan_finished(self, gen: int, job: ScanJob, error: object) -> None:
-        self._retire(job)
-        if gen != self._scan_generation:
-            return
-        self._scan = None
-        if isinstance(error, BaseException):
-            self.banner.add_message(f"Scanning the stores failed: {_describe(error)}", "error")
-        elif job.cancelled:
-            self._last_report = "Scan cancelled: some sizes were not measured (F5 to scan again)"
-        else:
-            stores = len(self._store_labels)
-            self._last_report = (
-                f"Scanned {count_text(job.entries_total, 'entry')} in {count_text(stores, 'store')}"
-            )
-            kept, dropped = self._kept_verdicts
-            if kept or dropped:
-                self._last_report += f"; kept {kept:,} verification {_results(kept)}"
-                if dropped:
-                    self._last_report += (
-                        f", {dropped:,} {'entry' if dropped == 1 else 'entries'} changed since "
-                        "and must be verified again"
-                    )
-            # A kept "OK" is checked again by its change keys (core.records): a stat walk when
-            # nothing in the entry changed, a hash when anything did. The scan is over then.
-            self._recheck_rows = [
-                r for r in self.model.rows if r.outcome is not None and r.outcome.status == "ok"
-            ]
-            self._recheck_report = self._last_report
-            if self._recheck_rows and (self._verify is not None or self._start_recheck()):
-                return  # (a verification still ending first: the re-check follows it)
-        self.refresh_now()
-        self._set_busy()
-        self.scanFinished.emit()
-
-    def _start_recheck(self) -> bool:
-        rows, self._recheck_rows = self._recheck_rows, []
-        self.verify(rows)
-        self._recheck_job = self._verify
-        return self._verify is not None
-
-    def _set_store_choices(self, labels: list[str]) -> None:
-        if labels == self._store_labels:
-            return
-        self._store_labels = labels
+        self.store_labels = labels
         current = self.proxy.store
         self.store_combo.blockSignals(True)
         self.store_combo.clear()
@@ -693,17 +537,6 @@ class CachePage(QWidget):
         if current not in labels:
             self.proxy.set_store(None)
 
-    def _reselect(self) -> None:
-        """After a (re)scan, select the entry that was current before, else the first row."""
-        target = 0
-        if self._restore_path is not None:
-            for row in self.model.rows:
-                if row.entry.path == self._restore_path:
-                    mapped = self.proxy.mapFromSource(self.model.index(row.pos, 0))
-                    target = mapped.row() if mapped.isValid() else 0
-                    break
-        self.select_proxy_row(target)
-
     def select_proxy_row(self, proxy_row: int) -> None:
         if not 0 <= proxy_row < self.proxy.rowCount():
             return
@@ -715,8 +548,6 @@ class CachePage(QWidget):
         )
         self.table.scrollTo(index)
 
-    # --- verifying -------------------------------------------------------------------------------
-
     def selected_rows(self) -> list[Row]:
         rows = [self.proxy.mapToSource(i).row() for i in self.table.selectionModel().selectedRows()]
         return [self.model.row_at(r) for r in sorted(set(rows)) if r >= 0]
@@ -724,145 +555,6 @@ class CachePage(QWidget):
     def current_row(self) -> Row | None:
         index = self.table.currentIndex()
         return index.data(ROW_ROLE) if index.isValid() else None
-
-    def verify_selected(self) -> None:
-        self.verify(self.selected_rows())
-
-    def verify_all(self) -> None:
-        """Verify every entry of every store, whatever the filters show."""
-        self.verify(list(self.model.rows))
-
-    def verify(self, rows: Iterable[Row]) -> None:
-        rows = list(rows)
-        if not rows or self._verify is not None:
-            return
-        self._verify_generation += 1
-        gen = self._verify_generation
-        job = VerifyJob(
-            gen, [r.entry.path for r in rows], jobs=self._jobs, starter=self._starter, parent=self
-        )
-        job.results.connect(lambda items, g=gen: self._on_verdicts(g, items))
-        job.progress.connect(lambda p, g=gen: self._on_verify_progress(g, p))
-        job.finished.connect(lambda error, g=gen, j=job: self._on_verify_finished(g, j, error))
-        self._verify = job
-        self._verify_rows = rows
-        self._verified_count = 0
-        self._verify_started = time.monotonic()
-        self.model.set_verifying(rows, True)
-        # The chart follows a little later: not at the busiest moment of the start (and an
-        # update still pending from the previous run is dropped).
-        self._overview_time = time.monotonic() - OVERVIEW_MS / 2000
-        self._overview_figures = ()
-        self._schedule_refresh()
-        self.activity.progress(0.0, f"Verifying {len(rows):,} entries…")
-        notice = core_verify.atime_notice([r.entry for r in rows])  # said before reading
-        if notice:
-            self.banner.add_message(notice, "warning")
-        self._set_busy()
-        job.start()
-
-    def _on_verdicts(self, gen: int, items: list) -> None:
-        if gen != self._verify_generation:
-            return
-        rows = self._verify_rows
-        self._verified_count += len(items)
-        changed = self.model.apply_outcomes((rows[i], outcome) for i, outcome in items)
-        self._rows_changed(changed)
-
-    def _on_verify_progress(self, gen: int, progress) -> None:
-        if gen != self._verify_generation or self._verify is None:
-            return
-        if self._verify.cancelled:
-            return
-        self.activity.progress(*verify_progress_text(progress))
-
-    def _on_verify_finished(self, gen: int, job: VerifyJob, error: object) -> None:
-        self._retire(job)
-        if gen != self._verify_generation:
-            return
-        self._verify = None
-        rows = self._verify_rows
-        self._verify_rows = []
-        left = self.model.set_verifying(rows, False)  # not reached: back to their previous status
-        if left and job is self._recheck_job:
-            # A rescan's kept OK that was not checked again (cancelled) is not kept.
-            self.model.apply_outcomes((row, None) for row in left)  # type: ignore[misc]
-        self._rows_changed(left)
-        elapsed = time.monotonic() - self._verify_started
-        done = min(self._verified_count, len(rows))
-        pending = self._rescan_pending
-        for note in dict.fromkeys(job.notes):  # records ignored or read-only, unstable inodes
-            text = note[:1].upper() + note[1:]
-            if text not in self.banner.messages:
-                self.banner.add_message(text, "warning")
-        if isinstance(error, BaseException):
-            self.banner.add_message(f"Verification failed: {_describe(error)}", "error")
-        elif job.cancelled:
-            self._last_report = (
-                f"Verification cancelled after {done:,} of {len(rows):,} entries; "
-                f"{len(rows) - done:,} not verified"
-            )
-            pending = False  # Escape cancels the rescan that was waiting too
-        else:
-            owned = [r for r in rows if self.model.row_for(r.entry) is r]
-            gone = len(rows) - len(owned)
-            counts: dict[str, int] = {}
-            for row in owned:
-                counts[row.status] = counts.get(row.status, 0) + 1
-            parts = ", ".join(f"{counts[w]:,} {w}" for w in st.STATUSES if w in counts)
-            self._last_report = (
-                f"Verified {count_text(len(owned), 'entry')} in {duration_text(elapsed)}: {parts}"
-            )
-            if gone:
-                self._last_report += f" ({count_text(gone, 'entry')} removed meanwhile)"
-            if job is self._recheck_job:
-                self._last_report = (
-                    f"{self._recheck_report}; checked again by their change keys: {parts}"
-                )
-        rechecked = job is self._recheck_job
-        if rechecked:
-            self._recheck_job = None
-        self._rescan_pending = False
-        self.refresh_now()
-        self._set_busy()
-        verify_process.prestart()  # for the next verification
-        self.verifyFinished.emit()
-        if pending:
-            self.rescan()  # F5 waited for this verification: the new scan ends with its own signal
-        elif rechecked or (self._recheck_rows and not self._start_recheck()):
-            self.scanFinished.emit()
-
-    def _cancel_verify(self) -> None:
-        job = self._verify
-        if job is None:
-            return
-        job.cancel()
-
-    def cancel(self) -> None:
-        """Stop what is running (Escape); the rows not reached keep their previous status."""
-        if self._verify is not None:
-            self._verify.cancel()
-            self._rescan_pending = False
-            self.activity.message("Cancelling the verification…")
-        if self._scan is not None:
-            self._scan.cancel()
-            if self._verify is None:
-                self.activity.message("Cancelling the scan…")
-        self.cancel_action.setEnabled(False)
-
-    def _retire(self, job: ScanJob | VerifyJob) -> None:
-        """Forget a job once its threads ended (until then it must receive their signals)."""
-        if job.done:
-            job.deleteLater()
-
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Cancel every run and wait (bounded) for its threads, before the window goes away."""
-        jobs = [j for j in self.findChildren(ScanJob) + self.findChildren(VerifyJob)]
-        for job in jobs:
-            job.cancel()
-        deadline = time.monotonic() + timeout
-        for job in jobs:
-            job.wait(max(0.0, deadline - time.monotonic()))
 
     # --- changes made elsewhere (gui.changes) ----------------------------------------------------
 
@@ -873,68 +565,22 @@ class CachePage(QWidget):
         from gui import changes
 
         if change.kind == changes.PINNED:
-            self._update_pin_actions()
+            self.pinner.update()
             return
         if change.kind == changes.REMOVED and change.paths:
-            if self._scan is not None:
-                # A scan listed the stores before this removal: drop these from its list too.
-                self._removed_meanwhile |= change.paths
+            self.scanner.removed_elsewhere(change.paths)
             current = self.current_row()
             gone = self.model.remove_paths(change.paths)
             if not gone:
                 return
             if current is not None and any(r is current for r in gone):
                 self.details.show_row(None)
-                self._restore_path = None
+                self.scanner.restore_path = None
             self._sync_details()
             self.refresh_now()
-            self._update_actions()
+            self.update_actions()
             return
         self.rescan()
-
-    def pin_selected(self, on: bool) -> None:
-        """Pin (or unpin) the selected entries by digest; every page hears of it."""
-        from core import pins
-        from gui.changes import PINNED, CacheChange
-
-        rows = [r for r in self.selected_rows() if r.entry.digest is not None]
-        if not rows:
-            return
-        try:
-            current = pins.load(pins.pins_path(self._env))
-            changed = [
-                r.entry.name
-                for r in rows
-                if (pins.add if on else pins.remove)(current, "entry", r.entry.name)
-            ]
-            if changed:
-                current.save()
-        except pins.PinError as exc:
-            self.banner.add_message(str(exc), "error")
-            return
-        word = "Pinned" if on else "Unpinned"
-        self.activity.message(f"{word} {count_text(len(changed), 'entry')} ({current.path})")
-        if changed:
-            self.cacheChanged.emit(
-                CacheChange.of(PINNED, [r.entry.path for r in rows], source=self.page_id)
-            )
-        self._update_pin_actions()
-
-    def _pins(self):
-        from core import pins
-
-        try:
-            return pins.load(pins.pins_path(self._env))
-        except pins.PinError:
-            return None
-
-    def _update_pin_actions(self) -> None:
-        """Pin for entries not pinned yet, Unpin for pinned ones (by digest)."""
-        rows = [r for r in self.selected_rows() if r.entry.digest is not None]
-        current = self._pins() if rows else None
-        pinned = set(current.entries) if current is not None else set()
-        self.pin_action.setEnabled(any(r.entry.name not in pinned for r in rows))
-        self.unpin_action.setEnabled(any(r.entry.name in pinned for r in rows))
 
     def show_in_clean(self) -> None:
         """The current entry on the Clean up page: why it is kept or removable."""
@@ -952,15 +598,16 @@ class CachePage(QWidget):
 
     # --- updates ---------------------------------------------------------------------------------
 
-    def _rows_changed(self, rows: list[Row]) -> None:
+    def rows_changed(self, rows: list[Row]) -> None:
+        """Rows got sizes or verdicts: the details pane if it shows one, the totals soon."""
         if not rows:
             return
         current = self.details.row
         if current is not None and any(r is current for r in rows):
             self.details.refresh()
-        self._schedule_refresh()
+        self.schedule_refresh()
 
-    def _schedule_refresh(self) -> None:
+    def schedule_refresh(self) -> None:
         if not self._refresh_timer.isActive():
             self._refresh_timer.start()
 
@@ -978,17 +625,7 @@ class CachePage(QWidget):
         self.summary.set_stats(stats)
         self._schedule_counts()  # the selection's size grows as sizes are measured
         figures = (stats.by_status, stats.by_store, stats.largest)
-        now = time.monotonic()
-        # The chart relays itself out on every change: while work streams in, every OVERVIEW_MS.
-        if figures != self._overview_figures and (
-            not self.busy or now - self._overview_time >= OVERVIEW_MS / 1000
-        ):
-            self._overview_figures = figures
-            self._overview_time = now
-            if at_once:
-                self._show_figures(figures)
-            else:
-                QTimer.singleShot(0, self, lambda: self._show_figures(figures))
+        self.overview.offer(figures, busy=self.busy, at_once=at_once)
         # Rows keep their place while a run streams results (re-sorting would move them under the
         # reader's eyes, and relayout 10,000 rows each time); they move to their sorted place once,
         # when the run ends.
@@ -998,10 +635,7 @@ class CachePage(QWidget):
             else:
                 QTimer.singleShot(0, self, self._resort)
 
-    def _show_figures(self, figures: tuple) -> None:
-        if figures is not self._overview_figures:
-            return  # newer figures were scheduled meanwhile
-        self.overview.set_data(*figures)
+    def _chart_shown(self) -> None:
         if not self.busy:
             self._fit_overview()  # asks the chart to lay itself out: not while work streams
 
@@ -1014,20 +648,22 @@ class CachePage(QWidget):
     def _side_moved(self, _pos: int, _index: int) -> None:
         self._side_user_sized = True
 
-    def _set_busy(self) -> None:
+    def show_busy(self) -> None:
+        """The actions, the idle line and the window follow a run starting or ending."""
         busy = self.busy
         if not busy:
-            self.activity.idle(self._last_report)
-        self._update_actions()
+            self.activity.idle(self.last_report)
+        self.update_actions()
         self.busyChanged.emit(busy)
 
-    def _update_actions(self) -> None:
+    def update_actions(self) -> None:
         has_rows = self.model.rowCount() > 0
         has_selection = self.table.selectionModel().hasSelection()
-        self.verify_selected_action.setEnabled(has_selection and self._verify is None)
-        self.verify_all_action.setEnabled(has_rows and self._verify is None)
-        cancelling = (self._verify is not None and self._verify.cancelled) or (
-            self._verify is None and self._scan is not None and self._scan.cancelled
+        verify, scan = self.verifier.job, self.scanner.job
+        self.verify_selected_action.setEnabled(has_selection and verify is None)
+        self.verify_all_action.setEnabled(has_rows and verify is None)
+        cancelling = (verify is not None and verify.cancelled) or (
+            verify is None and scan is not None and scan.cancelled
         )
         self.cancel_action.setEnabled(self.busy and not cancelling)
         shown = self.details.row is not None if hasattr(self, "details") else False
@@ -1039,7 +675,7 @@ class CachePage(QWidget):
         ):
             action.setEnabled(shown)
         self.details_action.setEnabled(shown)
-        self._update_pin_actions()
+        self.pinner.update()
 
     # --- filters, details ------------------------------------------------------------------------
 
@@ -1127,7 +763,7 @@ class CachePage(QWidget):
             row = selected[0].data(ROW_ROLE) if selected else None
         if row is not self.details.row:
             self.details.show_row(row)
-        self._update_actions()
+        self.update_actions()
 
     def show_details(self) -> None:
         """Enter on a row (or Show details): open the details pane wide enough to read, give it
@@ -1214,58 +850,9 @@ class CachePage(QWidget):
             return
         # The details pane keeps room for a verdict and whole digests: two fifths at least.
         room = total - max(total * 2 // 5, min(total // 3, 220))
-        figures = self._overview_figures
-        if figures and self._overview_trimmed:
-            self.overview.set_data(*figures)  # all of them again: there may be room now
-            self._overview_trimmed = False
-        want = self.overview.heightForWidth(width)
-        if figures and want > room:
-            # Fewer of the largest programs rather than a chart cut off in the middle.
-            by_status, by_store, largest = figures
-            n = len(largest)
-            while n > 1 and want > room:
-                n -= 1
-                self.overview.set_data(by_status, by_store, largest[:n])
-                self._overview_trimmed = True
-                want = self.overview.heightForWidth(width)
+        want = self.overview.height_within(width, room)
         if want <= 0:
             return
         want = min(want, room)
         if want != sizes[0]:
             self.side.setSizes([want, total - want])
-
-
-def verify_progress_text(p) -> tuple[float, str]:
-    """Bar fraction and the line under it: entries, bytes, speed, time left.
-
-    The engine learns the bytes to hash only as it walks ahead, so its byte total keeps growing
-    and time left by bytes comes out too short; time left by entries is wrong the other way
-    when one entry is huge. The longer of the two is shown; the bar follows the entries (what
-    the line counts), or the bytes while the first entry is still being hashed.
-    """
-    entries = p.entries_done / p.entries_total if p.entries_total else 1.0
-    fraction = entries if p.entries_done or not p.bytes_total else p.bytes_done / p.bytes_total
-    rate = p.bytes_per_second
-    parts = [
-        f"Verifying: {p.entries_done:,} of {p.entries_total:,} entries",
-        f"{size_text(p.bytes_done)} read",
-    ]
-    if rate > 0:
-        parts.append(f"{size_text(rate)}/s")
-    estimates = []
-    if entries > 0:
-        estimates.append(p.elapsed * (1 - entries) / entries)
-    if rate > 0 and p.bytes_total:
-        estimates.append(max(p.bytes_total - p.bytes_done, 0) / rate)
-    if estimates and p.entries_done < p.entries_total:
-        parts.append(f"about {duration_text(max(1.0, round(max(estimates))))} left")
-    return min(1.0, fraction), " · ".join(parts)
-
-
-def _results(n: int) -> str:
-    return "result" if n == 1 else "results"
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QSplitter,
     QTableView,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -46,6 +45,8 @@ from gui.banner import Banner
 from gui.cache_rows import program_text
 from gui.changes import MODIFIED, PINNED, REMOVED, CacheChange
 from gui.clean_model import ACTION_WORDS, CleanFilter, CleanModel, Col, space_detail, when_text
+from gui.page_frame import page_toolbar, stack_page
+from gui.pin_action import pin_entries
 from gui.settings import read_bytes
 from gui.workers import Starter, Worker
 
@@ -171,17 +172,29 @@ class CleanPage(QWidget):
         ]
 
     def _build_widgets(self) -> None:
-        self.toolbar = QToolBar("Clean up", self)
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.toolbar.setMovable(False)
-        for a in (self.find_action, None, self.clean_action, self.optimise_action):
-            if a is None:
-                self.toolbar.addSeparator()
-            else:
-                self.toolbar.addAction(a)
+        self.toolbar = page_toolbar(
+            "Clean up", self, [self.find_action, None, self.clean_action, self.optimise_action]
+        )
         self.banner = Banner(self)
         self.notes = Banner(self)
+        options = self._build_options()
+        self._build_table()
+        self._build_panes()
+        self.splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(self.details)
+        self.splitter.addWidget(self.log_box)
+        self.splitter.setStretchFactor(0, 4)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 1)
+        self.splitter.setCollapsible(0, False)
+        self.activity = ActivityBar(self.cancel_action, self)
+        stack_page(
+            self, [self.toolbar, self.banner, self.notes, options], self.splitter, self.activity
+        )
 
+    def _build_options(self) -> QHBoxLayout:
+        """The line above the list: the policy (age, versions kept), kept entries, the total."""
         self.days = QSpinBox(self)
         self.days.setRange(0, 3650)
         self.days.setValue(int(clean.DEFAULT_OLDER_THAN_DAYS))
@@ -219,7 +232,10 @@ class CleanPage(QWidget):
             options.addSpacing(8)
         options.addWidget(self.show_kept)
         options.addWidget(self.total, 1)
+        return options
 
+    def _build_table(self) -> None:
+        """The candidates, biggest first; Space checks, the context menu pins."""
         self.table = QTableView(self)
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
@@ -256,6 +272,8 @@ class CleanPage(QWidget):
         self.table.addAction(self.unpin_action)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
 
+    def _build_panes(self) -> None:
+        """Below the list: why the current entry goes or stays, and the action log."""
         self.details = QPlainTextEdit(self)
         self.details.setReadOnly(True)
         self.details.setPlaceholderText(
@@ -269,31 +287,11 @@ class CleanPage(QWidget):
         self.log_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.log_view.setAccessibleName("Action log")
         self.log_label = QLabel(self)
-        log_box = QWidget(self)
-        log_layout = QVBoxLayout(log_box)
+        self.log_box = QWidget(self)
+        log_layout = QVBoxLayout(self.log_box)
         log_layout.setContentsMargins(0, 0, 0, 0)
         log_layout.addWidget(self.log_label)
         log_layout.addWidget(self.log_view)
-
-        self.splitter = QSplitter(Qt.Orientation.Vertical, self)
-        self.splitter.addWidget(self.table)
-        self.splitter.addWidget(self.details)
-        self.splitter.addWidget(log_box)
-        self.splitter.setStretchFactor(0, 4)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setStretchFactor(2, 1)
-        self.splitter.setCollapsible(0, False)
-
-        self.activity = ActivityBar(self.cancel_action, self)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
-        layout.addWidget(self.toolbar)
-        layout.addWidget(self.banner)
-        layout.addWidget(self.notes)
-        layout.addLayout(options)
-        layout.addWidget(self.splitter, 1)
-        layout.addWidget(self.activity)
 
     # --- the page protocol -------------------------------------------------------------------
 
@@ -440,10 +438,7 @@ class CleanPage(QWidget):
         if not names or survey is None or self._busy:
             return
         try:
-            current = pins.load(pins.pins_path(self._env))
-            changed = [n for n in names if (pins.add if on else pins.remove)(current, "entry", n)]
-            if changed:
-                current.save()
+            current, changed = pin_entries(self._env, names, on)
         except pins.PinError as exc:
             self.banner.set_messages([str(exc)], "error")
             return
@@ -644,11 +639,7 @@ class CleanPage(QWidget):
             os.path.join(r.store, r.entry) for r in new if r.action in ("removed", "quarantined")
         ]
         if removed:
-            change = CacheChange.of(REMOVED, removed, source="log")
-            if hasattr(self.window(), "announce_change"):
-                self.cacheChanged.emit(change)
-            else:
-                self.cache_changed(change)
+            self._announce(CacheChange.of(REMOVED, removed, source="log"))
 
     def cache_changed(self, change: CacheChange) -> None:
         """Something changed the stores or the pins (this page, another, the command line):

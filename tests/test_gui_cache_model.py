@@ -628,7 +628,7 @@ def test_verify_progress_line_shows_the_longer_time_left(
     done: int, total: int, bytes_done: int, bytes_total: int, elapsed: float, expected: str
 ) -> None:
     from core.verify import Progress
-    from gui.cache_page import verify_progress_text
+    from gui.cache_verify import verify_progress_text
 
     p = Progress(
         entries_done=done,

@@ -201,7 +201,7 @@ def test_f5_during_verification_waits_for_it(qtbot, tmp_path: Path) -> None:
     with qtbot.waitSignal(page.scanFinished, timeout=120_000):
         with qtbot.waitSignal(page.verifyFinished, timeout=120_000):
             pass
-        assert page._last_report.startswith("Verified 3 entries")
+        assert page.last_report.startswith("Verified 3 entries")
     assert [r.status for r in page.model.rows] == ["corrupt"] * 3  # carried over the rescan
     assert "cancelled" not in page.activity.text
 

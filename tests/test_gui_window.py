@@ -238,7 +238,7 @@ def test_scans_in_this_process_when_no_child_can_start(
 def test_rescan_drops_the_previous_scan(qtbot, real_store, three_impls) -> None:
     _window, page = open_window(qtbot, env=real_store.env, scan=False)
     page.start()
-    first = page._scan
+    first = page.scanner.job
     with qtbot.waitSignal(page.scanFinished, timeout=WAIT_MS):
         page.rescan_action.trigger()  # F5 while the first scan is still running
     assert first is not None and first.cancelled
@@ -352,7 +352,7 @@ def test_f5_rescans_and_escape_does_nothing_when_idle(qtbot, real_store, three_i
     with qtbot.waitSignal(page.scanFinished, timeout=WAIT_MS):
         qtbot.keyClick(page.table, Qt.Key.Key_F5)
     assert page.model.rowCount() == 3
-    assert page._scan_generation == 2
+    assert page.scanner.generation == 2
 
 
 def test_closing_the_window_stops_a_running_verification(qtbot, tmp_path: Path) -> None:
@@ -364,7 +364,7 @@ def test_closing_the_window_stops_a_running_verification(qtbot, tmp_path: Path) 
     before = {t for t in threading.enumerate()}
     page.verify_all()
     qtbot.waitUntil(lambda: "Verifying:" in page.activity.text, timeout=WAIT_MS)
-    jobs = [page._verify]
+    jobs = [page.verifier.job]
     window.close()  # cancels, and waits (bounded) for the thread running the engine
     assert jobs[0] is not None and jobs[0].cancelled and jobs[0].wait(0)
     # The threads themselves end right after (the engine's workers may first finish the chunk
