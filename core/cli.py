@@ -48,7 +48,7 @@ from core.digests import (
     format_digest,
 )
 from core.display import display_path, display_text, json_name, safe_text
-from core.units import size_text
+from core.units import ago_text, size_text
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,6 @@ def _when(ts: float | None, reliable: bool = True) -> str:
         return "never"
     if not reliable:
         return "unknown (noatime)"
-    from core.units import ago_text  # the Cache and Clean up pages' words (issue 18)
 
     return ago_text(time.time() - ts)
 

@@ -12,9 +12,28 @@ Without ``--yes``, ``clean`` and ``delete`` ask on a terminal and refuse otherwi
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from typing import IO, Any
 
+from core.cli_common import (
+    PROG,
+    CommandError,
+    Progress,
+    UsageError,
+    confirm,
+    iso,
+    named_stores,
+    note,
+    select_entries,
+    stores_for,
+    table,
+    warn,
+    write_json,
+)
+from core.cli_common import name as _name
+from core.cli_common import text as _text
+from core.display import display_path, display_text, safe_text
 from core.units import size_text
 
 
@@ -81,22 +100,21 @@ def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) 
 
 
 def _verdict_json(v) -> dict:
-    from core.cli_common import iso, name, text
 
     fp = v.footprint
     return {
-        "store": name(v.entry.store.path),
-        "name": name(v.entry.name),
-        "path": name(v.entry.path),
-        "program": text(v.entry.program),
-        "version": text(v.entry.version) or None,
+        "store": _name(v.entry.store.path),
+        "name": _name(v.entry.name),
+        "path": _name(v.entry.path),
+        "program": _text(v.entry.program),
+        "version": _text(v.entry.version) or None,
         "kind": v.entry.kind,
         "action": v.action,
         "size": fp.size if fp else None,
         "disk": fp.disk if fp else None,
         "last_used": iso(v.last_used),
-        "reasons": [text(r) for r in v.reasons],
-        "doubt": text(v.doubt) or None,
+        "reasons": [_text(r) for r in v.reasons],
+        "doubt": _text(v.doubt) or None,
     }
 
 
@@ -105,7 +123,6 @@ NOT_ON_A_TERMINAL = "nothing was removed: check with --dry-run, then add --yes"
 
 def _survey(args: argparse.Namespace, policy, err: IO[str]):
     from core import clean, pins
-    from core.cli_common import CommandError, Progress, named_stores, note
 
     chosen = named_stores(args.store)  # checked before anything is read
     progress = Progress(err)
@@ -122,7 +139,6 @@ def _survey(args: argparse.Namespace, policy, err: IO[str]):
 
 def _entry_line(entry) -> str:
     """An entry as the lines of clean and delete show it: store, name, program and version."""
-    from core.display import display_path, display_text
 
     what = f"  {display_text(entry.program)} {display_text(entry.version)}".rstrip()
     return f"{display_path(entry.store.path)}  {display_path(entry.name)}{what}"
@@ -130,8 +146,6 @@ def _entry_line(entry) -> str:
 
 def _remove(chosen, recheck, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import clean
-    from core.cli_common import Progress, text, write_json
-    from core.display import display_path, safe_text
 
     progress = Progress(err)
 
@@ -151,7 +165,7 @@ def _remove(chosen, recheck, args: argparse.Namespace, out: IO[str], err: IO[str
                     {
                         **_verdict_json(o.verdict),
                         "outcome": o.action,
-                        "detail": text(o.message),
+                        "detail": _text(o.message),
                         "freed": o.size,
                         "quarantined": o.moved,
                     }
@@ -176,10 +190,8 @@ def _remove(chosen, recheck, args: argparse.Namespace, out: IO[str], err: IO[str
 
 
 def cmd_clean(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    import math
 
     from core import clean
-    from core.cli_common import UsageError, confirm, text, write_json
 
     if not math.isfinite(args.older_than) or args.older_than < 0:
         raise UsageError("--older-than must be 0 or more days")
@@ -204,7 +216,7 @@ def cmd_clean(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                         "disk": disk,
                         "quarantine_disk": clean.plan(chosen)[3],
                     },
-                    "notes": [text(n) for n in result.caveats()],
+                    "notes": [_text(n) for n in result.caveats()],
                 },
                 out,
             )
@@ -242,7 +254,6 @@ def _print_candidates(chosen, out: IO[str]) -> None:
     if not chosen:
         out.write("Nothing to clean.\n")
         return
-    from core.cli_common import table
 
     rows = [["STORE", "NAME", "SIZE", "ACTION", "REASON"]]
     for v in chosen:
@@ -262,8 +273,6 @@ def _print_candidates(chosen, out: IO[str]) -> None:
 
 def cmd_pin(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import cache, pins
-    from core.cli_common import CommandError
-    from core.display import display_path, display_text
 
     try:
         current = pins.load()
@@ -289,16 +298,6 @@ def cmd_pin(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def cmd_delete(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import cache, delete, pins
-    from core.cli_common import (
-        PROG,
-        CommandError,
-        Progress,
-        confirm,
-        named_stores,
-        note,
-        select_entries,
-    )
-    from core.display import display_path, display_text, safe_text
     from core.measure import measure_all
 
     chosen_stores = named_stores(args.store)  # checked before anything is read
@@ -336,8 +335,6 @@ def cmd_delete(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def cmd_optimise(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import optimise
-    from core.cli_common import PROG, Progress, name, stores_for, text, warn, write_json
-    from core.display import display_path, safe_text
 
     found, problems = stores_for(args)  # --store: each checked (exit 1 or 2 before anything)
     warn(problems, err)
@@ -358,11 +355,11 @@ def cmd_optimise(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             [
                 {
                     **r.__dict__,
-                    "store": name(r.store),
-                    "affected": [name(a) for a in r.affected],
-                    "skipped": [text(x) for x in r.skipped],
-                    "problems": [text(x) for x in r.problems],
-                    "not_verified": [text(x) for x in r.not_verified],
+                    "store": _name(r.store),
+                    "affected": [_name(a) for a in r.affected],
+                    "skipped": [_text(x) for x in r.skipped],
+                    "problems": [_text(x) for x in r.problems],
+                    "not_verified": [_text(x) for x in r.not_verified],
                 }
                 for r in results
             ],

@@ -19,10 +19,11 @@ import json
 from collections.abc import Callable
 from typing import IO, Any
 
+from core.cli_common import CommandError, UsageError, action_group, confirm, root_of, root_option
+
 
 def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add this group's subcommands to ``sub`` (argparse subparsers); each sets ``func``."""
-    from core.cli_common import action_group, root_option
 
     actions = action_group(
         sub, "maintenance",
@@ -105,7 +106,6 @@ def settings_options(q: argparse.ArgumentParser) -> None:
 def _confirm(question: str, args: argparse.Namespace, err: IO[str]) -> bool:
     """The one confirmation of every command (core.cli_common): asked on the terminal, a usage
     error off one without --yes."""
-    from core.cli_common import confirm
 
     return confirm(question, args.yes, err, "nothing was changed: add --yes to apply")
 
@@ -114,7 +114,6 @@ def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import maintenance_installed as installed
     from core import maintenance_status as status_file
     from core import root_helper as rh
-    from core.cli_common import root_of
 
     root = root_of(args)
     state = installed.installed(root)
@@ -176,7 +175,6 @@ def _settings(args: argparse.Namespace, root: str, *, current: bool = True):
     """enable's settings: those given, the rest from this machine's (``current``) or defaults."""
     from core import maintenance
     from core import root_helper as rh
-    from core.cli_common import CommandError, UsageError
     from core.maintenance_installed import calendar_problem
 
     base = maintenance.Settings()
@@ -212,7 +210,6 @@ def _settings(args: argparse.Namespace, root: str, *, current: bool = True):
 
 def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import elevate
-    from core.cli_common import CommandError, root_of
     from core.maintenance_installed import enable_preview
 
     root = root_of(args)
@@ -240,7 +237,6 @@ def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def cmd_disable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import elevate
-    from core.cli_common import CommandError, root_of
     from core.maintenance_installed import installed
 
     root = root_of(args)
@@ -277,7 +273,6 @@ def cmd_script(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import maintenance
-    from core.cli_common import CommandError, UsageError, root_of
     from core.maintenance_jobs import follow, run_job
     from core.maintenance_run import journal_writer
 

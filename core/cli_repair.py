@@ -7,6 +7,9 @@ import argparse
 from collections.abc import Callable
 from typing import IO, Any
 
+from core.cli_common import PROG, named_stores, select_entries, warn, write_json
+from core.display import json_name, safe_text
+
 
 def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) -> None:
     p = sub.add_parser(
@@ -25,8 +28,6 @@ def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) 
 
 def cmd_repair(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import cache, repair
-    from core.cli_common import PROG, named_stores, select_entries, warn, write_json
-    from core.display import json_name, safe_text
 
     # --store is checked as every command checks it (exit 2 for '', 1 for a bad directory).
     scan = cache.scan(named_stores(args.store))

@@ -18,10 +18,11 @@ import json
 from collections.abc import Callable
 from typing import IO, Any
 
+from core.cli_common import CommandError, action_group, confirm, root_of, root_option
+
 
 def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add this group's subcommands to ``sub`` (argparse subparsers); each sets ``func``."""
-    from core.cli_common import action_group, root_option
 
     actions = action_group(
         sub, "sharing",
@@ -81,7 +82,6 @@ def _print_steps(steps: list, out: IO[str]) -> None:
 
 def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import sharing
-    from core.cli_common import root_of
 
     root = root_of(args)
     steps = sharing.detect(root)
@@ -115,7 +115,6 @@ def cmd_status(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import elevate, sharing
-    from core.cli_common import CommandError, confirm, root_of
 
     root = root_of(args)
     fake = None if root == "/" else root
@@ -161,7 +160,6 @@ def cmd_enable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def cmd_disable(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import elevate, sharing
-    from core.cli_common import CommandError, confirm, root_of
 
     root = root_of(args)
     present, kept = sharing.disable_preview(root)

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import threading
 from collections.abc import Callable
 from typing import IO, Any
+
+from core.cli_common import CommandError, UsageError
+from core.display import display_path, display_text, safe_text
 
 SNIPPET_KINDS = ("vagrant", "vagrant-v1", "microvm", "libvirt", "fstab")
 
@@ -105,7 +110,6 @@ def _no_action(
 
 def _vbox():
     from core import vboxmanage
-    from core.cli_common import CommandError
 
     manager = vboxmanage.VBoxManage.find()
     if manager is None:
@@ -120,7 +124,6 @@ def _vbox():
 
 def _fail(result) -> str:
     """VBoxManage's error line, and on the next line what it means (both safe to print)."""
-    from core.display import safe_text
 
     plain = result.explanation
     text = f"{result.error_text}\n  {plain}" if plain else result.error_text
@@ -129,7 +132,6 @@ def _fail(result) -> str:
 
 def _indent(text: str, prefix: str) -> str:
     """``text`` with each line indented and made safe to print."""
-    from core.display import safe_text
 
     return "".join(
         f"{prefix}{safe_text(line)}\n" if line else "\n" for line in text.rstrip("\n").split("\n")
@@ -142,11 +144,8 @@ def _indent(text: str, prefix: str) -> str:
 def cmd_vm_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """Each VM as soon as it and those before it are read (up to four are read at once), so
     the first lines come at once even when one VM is slow."""
-    import threading
 
     from core import vbox_vms, vboxmanage, vm_guest, vm_share
-    from core.cli_common import CommandError
-    from core.display import display_text
 
     manager = _vbox()
     stores = _store_paths()
@@ -220,7 +219,6 @@ def cmd_vm_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def _print_vm(vm, stores: list[str], out: IO[str]) -> None:
     from core import vm_guest, vm_share
-    from core.display import display_text, safe_text
 
     ga = vm.ga_version or "unknown"
     if vm.ga_old:
@@ -264,8 +262,6 @@ def _store_paths() -> list[str]:
 def _read(manager, ref: str):
     """The VM named ``ref`` (name or UUID), or raise CommandError with VBoxManage's error."""
     from core import vbox_vms
-    from core.cli_common import CommandError
-    from core.display import display_text, safe_text
 
     vm = vbox_vms.read_vm(manager, ref, "")  # named by its UUID from then on
     if vm.error and not vm.state:
@@ -275,7 +271,6 @@ def _read(manager, ref: str):
 
 def _run_all(manager, vm, commands, out: IO[str], err: IO[str]) -> bool:
     from core import vboxmanage
-    from core.display import display_text, safe_text
 
     ok = True
     for args in commands:
@@ -290,11 +285,8 @@ def _run_all(manager, vm, commands, out: IO[str], err: IO[str]) -> bool:
 
 
 def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    import os
 
     from core import vbox_vms, vm_guest, vm_share
-    from core.cli_common import CommandError, UsageError
-    from core.display import display_path, display_text, safe_text
 
     host_path = (
         os.path.abspath(args.host_path) if args.host_path else vm_share.default_host_path()[0]
@@ -359,8 +351,6 @@ def cmd_vm_share(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def cmd_vm_unshare(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import vbox_vms, vm_share
-    from core.cli_common import CommandError
-    from core.display import display_text
 
     manager = _vbox()
     vm = _read(manager, args.vm)
@@ -390,10 +380,8 @@ def cmd_vm_unshare(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 def cmd_snippet(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    import os
 
     from core import snippets
-    from core.cli_common import UsageError
 
     version = None
     if args.libvirt_version:

@@ -21,6 +21,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
+from core.cli_common import CommandError, UsageError
+from core.display import display_path, safe_text
+from core.units import size_text
+
 OK_STATUSES = ("ok", "skipped")
 
 
@@ -131,15 +135,11 @@ def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) 
 
 
 def _no_action(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core.cli_common import UsageError
 
     raise UsageError("fleet needs an action: report")
 
 
 def cmd_report(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from core.cli_common import CommandError, UsageError
-    from core.display import display_path, safe_text
-    from core.units import size_text
 
     if not args.results:
         raise UsageError("fleet report needs the results directory")
