@@ -275,13 +275,10 @@ def cmd_pin(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from core import cache, pins
 
     try:
-        current = pins.load()
         scan = cache.scan()
         known = {(e.feed.feed_url, e.feed.feed_name) for e in scan.entries if e.feed is not None}
         kind, value = pins.classify(args.target, known)
-        changed = pins.add(current, kind, value) if args.pin else pins.remove(current, kind, value)
-        if changed:
-            current.save()
+        current, changed = pins.set_pinned([(kind, value)], args.pin)
     except pins.PinError as exc:
         raise CommandError(str(exc)) from None
     shown = display_text(value)

@@ -126,3 +126,18 @@ def remove(pins: Pins, kind: str, value: str) -> bool:
             del target[i]
             return True
     return False
+
+
+def set_pinned(
+    targets: Iterable[tuple[str, str]], on: bool, env: Mapping[str, str] | None = None
+) -> tuple[Pins, list[tuple[str, str]]]:
+    """Pin (``on``) or unpin each ``(kind, value)`` ("entry" and a digest name, or "program" and
+    a feed) in the pins file, saved when anything changed: the one way the window's Pin and Unpin
+    and the ``pin`` and ``unpin`` commands change pins. Returns the pins as saved and the targets
+    that changed; raises :class:`PinError` when the file cannot be read or written."""
+    current = load(pins_path(env))
+    change = add if on else remove
+    changed = [(kind, value) for kind, value in targets if change(current, kind, value)]
+    if changed:
+        current.save()
+    return current, changed

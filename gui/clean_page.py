@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import actionlog, clean, units
+from core import actionlog, clean, pins, units
 from core.units import size_text
 from gui.actions import make_action
 from gui.activity import ActivityBar
@@ -46,7 +46,6 @@ from gui.cache_rows import program_text
 from gui.changes import MODIFIED, PINNED, REMOVED, CacheChange
 from gui.clean_model import ACTION_WORDS, CleanFilter, CleanModel, Col, space_detail, when_text
 from gui.page_frame import page_toolbar, stack_page
-from gui.pin_action import pin_entries
 from gui.settings import read_bytes
 from gui.workers import Starter, Worker
 
@@ -424,8 +423,6 @@ class CleanPage(QWidget):
 
     def pin_selected(self, on: bool) -> None:
         """Pin (or unpin) the selected entries by digest, then judge again."""
-        from core import pins
-
         rows = sorted(
             {self.proxy.mapToSource(i).row() for i in self.table.selectionModel().selectedRows()}
         )
@@ -438,7 +435,7 @@ class CleanPage(QWidget):
         if not names or survey is None or self._busy:
             return
         try:
-            current, changed = pin_entries(self._env, names, on)
+            current, changed = pins.set_pinned([("entry", n) for n in names], on, self._env)
         except pins.PinError as exc:
             self.banner.set_messages([str(exc)], "error")
             return
@@ -655,8 +652,6 @@ class CleanPage(QWidget):
                 self._look_again = True  # a survey running now may still list them
             return
         if change.kind == PINNED and self._survey is not None and not self._busy:
-            from core import pins
-
             try:
                 self._survey.evidence.pins = pins.load(pins.pins_path(self._env))
             except pins.PinError as exc:

@@ -6,7 +6,7 @@ which the Clean up page's Pin writes the same way. Every page hears of it throug
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
@@ -18,21 +18,6 @@ from gui.changes import PINNED, CacheChange
 
 if TYPE_CHECKING:
     from gui.cache_page import CachePage
-
-
-def pin_entries(
-    env: Mapping[str, str] | None, names: Iterable[str], on: bool
-) -> tuple[pins.Pins, list[str]]:
-    """Pin (or unpin) entries by digest name in the pins file, saved when anything changed.
-
-    Returns the pins as saved and the names that changed; raises :class:`core.pins.PinError`
-    when the file cannot be read or written."""
-    current = pins.load(pins.pins_path(env))
-    change = pins.add if on else pins.remove
-    changed = [name for name in names if change(current, "entry", name)]
-    if changed:
-        current.save()
-    return current, changed
 
 
 class PinActions(QObject):
@@ -65,7 +50,8 @@ class PinActions(QObject):
         if not rows:
             return
         try:
-            current, changed = pin_entries(self._env, (r.entry.name for r in rows), on)
+            targets = [("entry", r.entry.name) for r in rows]
+            current, changed = pins.set_pinned(targets, on, self._env)
         except pins.PinError as exc:
             page.banner.add_message(str(exc), "error")
             return

@@ -610,3 +610,21 @@ def test_delete_keeps_what_is_used_and_deletes_the_rest_whatever_clean_would_do(
     outcomes = clean.remove(plan.allowed, plan.recheck, log_path=str(real_store.home / "log"))
     assert [o.action for o in outcomes] == ["removed", "removed"]
     assert not fresh.exists() and used.exists() and pinned.exists()
+
+
+def test_set_pinned_is_the_one_way_pins_change(tmp_path: Path) -> None:
+    """The window's Pin/Unpin and the pin/unpin commands: only real changes are saved and told."""
+    env = {"XDG_STATE_HOME": str(tmp_path / "state"), "HOME": str(tmp_path)}
+    a, b = "sha256new_" + "A" * 52, "sha256new_" + "B" * 52
+    current, changed = pins.set_pinned([("entry", a)], True, env)
+    assert changed == [("entry", a)]
+    current, changed = pins.set_pinned([("entry", a), ("entry", b)], True, env)
+    assert changed == [("entry", b)]  # a was pinned already
+    assert pins.load(pins.pins_path(env)).entries == [a, b]  # saved
+    current, changed = pins.set_pinned([("entry", a), ("entry", a)], False, env)
+    assert changed == [("entry", a)] and current.entries == [b]
+    assert pins.load(current.path).entries == [b]
+    with open(current.path, "w") as f:
+        f.write("{not json")
+    with pytest.raises(pins.PinError, match="cannot read the pins file"):
+        pins.set_pinned([("entry", a)], True, env)
