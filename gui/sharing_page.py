@@ -108,7 +108,10 @@ class SharingPage(QWidget):
         layout.setContentsMargins(12, 12, 12, 12)
         layout.addWidget(heading)
         layout.addWidget(intro)
-        layout.addWidget(self.summary)
+        summary_row = QHBoxLayout()
+        summary_row.addWidget(self.summary, 1)
+        summary_row.addWidget(self.refresh_button, 0, Qt.AlignmentFlag.AlignBottom)
+        layout.addLayout(summary_row)
         layout.addLayout(buttons)
         layout.addWidget(self.notice)
         layout.addWidget(scroll, 1)
@@ -118,7 +121,8 @@ class SharingPage(QWidget):
         self.summary.setText("Checking each step…")
 
     def _build_buttons(self) -> QHBoxLayout:
-        """Enable, self-test, disable and export on the left, Refresh on the right."""
+        """Enable, self-test, disable and export (Refresh goes beside the summary above them, so
+        that the row fits a narrow window)."""
         self.enable_button = QPushButton("Enable sharing…", self)
         self.enable_button.setDefault(True)
         self.enable_button.clicked.connect(self.open_wizard)
@@ -126,7 +130,10 @@ class SharingPage(QWidget):
         self.self_test_button.clicked.connect(self.run_self_test)
         self.disable_button = QPushButton("Disable sharing…", self)
         self.disable_button.clicked.connect(self.confirm_disable)
-        self.export_button = QPushButton("Export for other machines", self)
+        self.export_button = QPushButton("Export…", self)
+        self.export_button.setToolTip(
+            "Export for other machines: the same steps as a shell script or an Ansible playbook"
+        )
         export_menu = QMenu(self.export_button)
         export_menu.addAction("Shell script (POSIX sh)…", lambda: self.export(False))
         export_menu.addAction("Ansible playbook…", lambda: self.export(True))
@@ -138,7 +145,6 @@ class SharingPage(QWidget):
                   self.export_button):  # fmt: skip
             buttons.addWidget(b)
         buttons.addStretch(1)
-        buttons.addWidget(self.refresh_button)
         return buttons
 
     def _build_rows(self) -> QScrollArea:
@@ -271,9 +277,16 @@ class SharingPage(QWidget):
             detail.setTextFormat(Qt.TextFormat.PlainText)
             badge = state_badge(step.state, self.rows_widget)
             badge.setObjectName(f"state-{step.key}")
-            for col, w in enumerate((number, title, detail, badge)):
-                align = Qt.AlignmentFlag.AlignTop
-                self.grid.addWidget(w, row, col, align)
+            # The state under the step's name, beside its detail: the page stays readable in a
+            # narrow window (150% on a small screen) without scrolling sideways.
+            name = QWidget(self.rows_widget)
+            name_layout = QVBoxLayout(name)
+            name_layout.setContentsMargins(0, 0, 0, 0)
+            name_layout.setSpacing(3)
+            name_layout.addWidget(title)
+            name_layout.addWidget(badge, 0, Qt.AlignmentFlag.AlignLeft)
+            for col, w in enumerate((number, name, detail)):
+                self.grid.addWidget(w, row, col, Qt.AlignmentFlag.AlignTop)
         self.grid.setRowStretch(len(steps), 1)
         text = sharing.overall(steps).summary
         self.summary.setText(text)
