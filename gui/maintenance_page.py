@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence, QResizeEvent, QWheelEvent
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QCheckBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -43,9 +44,40 @@ INTRO = (
 )
 
 
+class _SpinBox(QSpinBox):
+    """A spin box in a page that scrolls: the wheel changes its value only once it has been
+    clicked (or tabbed to); before that the wheel scrolls the page, and no setting changes
+    unseen under it."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt's name
+        if self.hasFocus():
+            super().wheelEvent(event)
+        else:
+            event.ignore()  # to the scroll area
+
+
+class _DoubleSpinBox(QDoubleSpinBox):
+    """:class:`_SpinBox`, with decimals."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt's name
+        if self.hasFocus():
+            super().wheelEvent(event)
+        else:
+            event.ignore()
+
+
 class SettingsForm(QWidget):
-    """The maintenance settings as two groups side by side: the schedule, and what clean-up
-    removes. :meth:`settings` checks them (core's checks); :meth:`fill` shows written ones."""
+    """The maintenance settings as two groups: the schedule, and what clean-up removes; side by
+    side where the page is wide enough, else one above the other (:meth:`fit_width`).
+    :meth:`settings` checks them (core's checks); :meth:`fill` shows written ones."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -54,14 +86,14 @@ class SettingsForm(QWidget):
         self.verify_when.setToolTip("A systemd calendar spec: daily, weekly, 'Sun *-*-* 03:00'…")
         self.clean_when = QLineEdit(defaults.clean, self)
         self.clean_when.setToolTip(self.verify_when.toolTip())
-        self.days = QSpinBox(self)
+        self.days = _SpinBox(self)
         self.days.setRange(0, 3650)
         self.days.setSuffix(" days")
         self.days.setValue(int(defaults.older_than_days))
-        self.keep = QSpinBox(self)
+        self.keep = _SpinBox(self)
         self.keep.setRange(0, 99)
         self.keep.setSpecialValueText("none")
-        self.grace = QDoubleSpinBox(self)
+        self.grace = _DoubleSpinBox(self)
         self.grace.setRange(0, 365)
         self.grace.setDecimals(1)
         self.grace.setSuffix(" days")
@@ -81,17 +113,30 @@ class SettingsForm(QWidget):
         self.mail.setToolTip("Through sendmail, after a run that found or removed something")
         for edit in (self.verify_when, self.clean_when, self.min_free, self.max_free):
             edit.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 11)
-        groups = QHBoxLayout(self)
-        groups.setContentsMargins(0, 0, 0, 0)
-        groups.addWidget(self._group("Schedule", [
-            ("Verify:", self.verify_when), ("Clean up:", self.clean_when),
-            (None, self.watch), (None, self.mail),
-        ]), 1)  # fmt: skip
-        groups.addWidget(self._group("What clean-up removes", [
-            ("Entries unused for:", self.days), ("Keep newest versions:", self.keep),
-            ("Free space low below:", self.min_free), ("Remove oldest until:", self.max_free),
-            ("Never within (grace):", self.grace),
-        ]), 1)  # fmt: skip
+        self._groups = (
+            self._group("Schedule", [
+                ("Verify:", self.verify_when), ("Clean up:", self.clean_when),
+                (None, self.watch), (None, self.mail),
+            ]),
+            self._group("What clean-up removes", [
+                ("Entries unused for:", self.days), ("Keep newest versions:", self.keep),
+                ("Free space low below:", self.min_free), ("Remove oldest until:", self.max_free),
+                ("Never within (grace):", self.grace),
+            ]),
+        )  # fmt: skip
+        self._layout = QBoxLayout(QBoxLayout.Direction.LeftToRight, self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        for group in self._groups:
+            self._layout.addWidget(group, 1)
+
+    def fit_width(self, width: int) -> None:
+        """The groups side by side when ``width`` holds both, else one above the other (a narrow
+        window, a large font or scale)."""
+        both = sum(g.minimumSizeHint().width() for g in self._groups) + self._layout.spacing()
+        wide = width >= both
+        self._layout.setDirection(
+            QBoxLayout.Direction.LeftToRight if wide else QBoxLayout.Direction.TopToBottom
+        )
 
     def _group(self, title: str, rows: list[tuple[str | None, QWidget]]) -> QGroupBox:
         group = QGroupBox(title, self)
@@ -178,9 +223,15 @@ class MaintenancePage(QWidget):
         layout.addStretch(1)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scrolling(content, self))
+        self._scroll = scrolling(content, self)
+        outer.addWidget(self._scroll)
         self.summary.setText("Reading the maintenance settings…")
         self.problems_button.hide()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        margins = self._scroll.widget().layout().contentsMargins()
+        self.form.fit_width(event.size().width() - margins.left() - margins.right())
+        super().resizeEvent(event)
 
     def _build_last_runs(self) -> None:
         """Whether maintenance is enabled, the last check (its problems a click away), the runs."""

@@ -129,3 +129,36 @@ def test_the_windows_verification_does_not_run_beside_a_scheduled_run(qtbot, roo
     with qtbot.waitSignal(job.finished, timeout=WAIT_MS) as blocker:
         job.start()
     assert blocker.args[0] is None and [o.status for _i, o in results] == ["ok"]
+
+
+def test_the_settings_stack_when_the_page_is_narrow_and_the_wheel_scrolls_past_them(
+    qtbot, root: Path
+) -> None:
+    """At 150% on a 1024x700 screen the two groups did not fit side by side (the page scrolled
+    sideways), and the wheel, scrolling the page, changed whichever spin box passed under it."""
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication, QBoxLayout
+
+    page = MaintenancePage(str(root), starter=inline_starter)
+    qtbot.addWidget(page)
+    form = page.form
+    both = sum(g.minimumSizeHint().width() for g in form._groups)
+    form.fit_width(both + 100)
+    assert form._layout.direction() == QBoxLayout.Direction.LeftToRight
+    form.fit_width(both - 100)
+    assert form._layout.direction() == QBoxLayout.Direction.TopToBottom
+    page.resize(both + 200, 600)  # the page decides from its own width
+    page.show()
+    qtbot.waitUntil(lambda: form._layout.direction() == QBoxLayout.Direction.LeftToRight)
+
+    before = form.days.value()
+    assert not form.days.hasFocus()
+    wheel = QWheelEvent(
+        QPointF(5, 5), QPointF(form.days.mapToGlobal(QPoint(5, 5))), QPoint(0, 0),
+        QPoint(0, -120), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase, False,
+    )  # fmt: skip
+    QApplication.sendEvent(form.days, wheel)
+    assert form.days.value() == before
+    assert not wheel.isAccepted()  # left to the page's scroll area
