@@ -87,7 +87,10 @@ class CleanPage(QWidget):
         self._generation = 0
         self._cancel: Any = None
         self._started = False
-        self._sized = False  # the splitter's first sizes, unless restored from the settings
+        # The panes keep their proportions whatever the window's size (a window fitted to a
+        # small screen must not take the space from the list), until the user sizes them:
+        # dragged now, or restored from the settings.
+        self._split_by_hand = False
         self._look_again = False  # the stores changed while busy: survey again after
         self._select_after: str | None = None  # Show in Clean up before the survey ended
         self._log_last: tuple | None = None  # the newest record of the log when last read
@@ -187,13 +190,15 @@ class CleanPage(QWidget):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 1)
         self.splitter.setCollapsible(0, False)
+        self.splitter.splitterMoved.connect(self._split_moved)
         self.activity = ActivityBar(self.cancel_action, self)
         stack_page(
             self, [self.toolbar, self.banner, self.notes, options], self.splitter, self.activity
         )
 
-    def _build_options(self) -> QHBoxLayout:
-        """The line above the list: the policy (age, versions kept), kept entries, the total."""
+    def _build_options(self) -> QVBoxLayout:
+        """Above the list: the policy (age, versions kept) and kept entries on one line, the
+        total on the next (its own line, so that it wraps at full width in a narrow window)."""
         self.days = QSpinBox(self)
         self.days.setRange(0, 3650)
         self.days.setValue(int(clean.DEFAULT_OLDER_THAN_DAYS))
@@ -218,19 +223,20 @@ class CleanPage(QWidget):
         self.total.setFont(font)
         # Wraps rather than widening the window past a small (or 150 %) screen.
         self.total.setWordWrap(True)
-        self.total.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.total.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.total.setMinimumWidth(self.fontMetrics().horizontalAdvance("7 of 9 candidates"))
-        options = QHBoxLayout()
-        options.setContentsMargins(4, 0, 4, 0)
+        policy = QHBoxLayout()
         for text, widget in (("Not used for", self.days), ("Keep newest", self.keep)):
             label = QLabel(text, self)
             label.setBuddy(widget)
-            options.addWidget(label)
-            options.addWidget(widget)
-            options.addSpacing(8)
-        options.addWidget(self.show_kept)
-        options.addWidget(self.total, 1)
+            policy.addWidget(label)
+            policy.addWidget(widget)
+            policy.addSpacing(8)
+        policy.addWidget(self.show_kept)
+        policy.addStretch(1)
+        options = QVBoxLayout()
+        options.setContentsMargins(4, 0, 4, 0)
+        options.addLayout(policy)
+        options.addWidget(self.total)
         return options
 
     def _build_table(self) -> None:
@@ -281,6 +287,9 @@ class CleanPage(QWidget):
         )
         self.details.setAccessibleName("Why")
         self.details.setFrameShape(QPlainTextEdit.Shape.NoFrame)
+        # Two lines at the least (a text box asks for far more), so that a short window keeps
+        # its room for the list.
+        self.details.setMinimumHeight(self.fontMetrics().lineSpacing() * 2 + 8)
         self.log_view = QPlainTextEdit(self)
         self.log_view.setReadOnly(True)
         self.log_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
@@ -301,12 +310,30 @@ class CleanPage(QWidget):
         if self.isVisible() and self._generation == 0:
             self.rescan()
 
+    def _split(self) -> None:
+        """The list 11/20 of the height, why 5/20, the action log 4/20; in a window too short for
+        five rows of the list that way (150 % on a small screen), the action log is left closed
+        (a drag of the handle at the bottom opens it)."""
+        total = sum(self.splitter.sizes()) or self.height()
+        rows = self.table.horizontalHeader().height()
+        rows += 5 * self.table.verticalHeader().defaultSectionSize()
+        if total * 11 // 20 >= rows:
+            self.splitter.setSizes([total * 11 // 20, total * 5 // 20, total * 4 // 20])
+        else:
+            self.splitter.setSizes([total * 15 // 20, total * 5 // 20, 0])
+
+    def _split_moved(self, _pos: int, _index: int) -> None:
+        self._split_by_hand = True
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if not self._split_by_hand:
+            self._split()
+
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
-        if not self._sized:
-            self._sized = True
-            total = sum(self.splitter.sizes()) or self.height()
-            self.splitter.setSizes([total * 11 // 20, total * 5 // 20, total * 4 // 20])
+        if not self._split_by_hand:
+            self._split()
         if self._started and self._generation == 0:
             self.rescan()
 
@@ -335,7 +362,7 @@ class CleanPage(QWidget):
                 state = read_bytes(settings, key)
                 if state:
                     target.restoreState(state)
-                    self._sized = self._sized or target is self.splitter
+                    self._split_by_hand = self._split_by_hand or target is self.splitter
             for key, spin in (("days", self.days), ("keep", self.keep)):
                 try:
                     value = int(str(settings.value(key, spin.value())))
