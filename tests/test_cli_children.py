@@ -27,21 +27,16 @@ NOBODY = 65534
 CHILD = """
 import json, os, sys
 sys.path.insert(0, {repo!r})
-import importlib
-for module in ("core.cli", "core.cli_common", "core.cli_clean", "core.clean", "core.delete",
-               "core.evidence", "core.maintenance",
-               "core.cache", "core.measure", "core.pool", "core.pins", "core.feeds",
-               "core.actionlog", "core.elevate", "core.root_helper", "core.stores",
-               "core.versions", "core.digests", "core.display", "core.units", "core.treewalk",
-               "core.scan_process", "humanize", "psutil", "subprocess", "signal", "ctypes"):
+import importlib, pkgutil
+# Every module the command may import later, while this process can still read the checkout:
+# after setuid it cannot when the checkout is in root's home (a fresh machine's /root).
+for info in pkgutil.iter_modules([os.path.join({repo!r}, "core")]):
+    importlib.import_module("core." + info.name)
+for module in ("humanize", "psutil", "subprocess", "signal", "ctypes"):
     try:
         importlib.import_module(module)
     except ImportError:
         pass
-try:
-    importlib.import_module("core.vbox_vms")
-except ImportError:
-    pass
 from core import cli, elevate, root_helper
 cli.build_parser()  # imports every command module
 config = json.loads(sys.argv[1])
