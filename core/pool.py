@@ -497,6 +497,11 @@ class Run:
             self._release()
             raise
 
+    def close(self) -> None:
+        """Give back the workers :meth:`start` borrowed when :meth:`run` will not follow (the
+        caller failed while preparing)."""
+        self._release()
+
     def run(self) -> None:
         """Work until every unit (and every unit handed over) is answered, or ``cancel`` is set."""
         if self.poller is None and not self._wanted():

@@ -697,11 +697,15 @@ def verify_paths(
     state.run = run
     # The workers begin on the first entries while the others are prepared here (a re-check of
     # unchanged entries takes little longer than preparing them).
-    for start in range(0, len(paths), PREPARE_BATCH):
-        run.add(state.prepare(start, start + PREPARE_BATCH))
-        if cancel.is_set():
-            break
-        run.start()
+    try:
+        for start in range(0, len(paths), PREPARE_BATCH):
+            run.add(state.prepare(start, start + PREPARE_BATCH))
+            if cancel.is_set():
+                break
+            run.start()
+    except BaseException:
+        run.close()
+        raise
     run.run()
     if state.touched_atime and report_atime is not None:
         report_atime()

@@ -882,3 +882,21 @@ def test_workers_begin_before_every_entry_is_prepared(
     assert len(sent) == -(-len(paths) // 3)  # one start() per batch
     assert sent[0] >= 1, "the first batch went to the worker at once"
     assert not live_workers()
+
+
+def test_a_failure_while_preparing_gives_the_workers_back(
+    good: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = [str(p) for p in good] * 4
+    verify_paths(paths, jobs=2)  # a worker has started and is ready
+    monkeypatch.setattr("core.verify.PREPARE_BATCH", 3)
+
+    def known(index: int) -> None:
+        if index == 10:
+            raise RuntimeError("the records broke")
+
+    with pytest.raises(RuntimeError, match="the records broke"):
+        verify_paths(paths, jobs=2, known=known, on_keys=lambda i, d: None)
+    assert not live_workers()
+    assert pool.idle_workers()  # given back, and usable by the next run
+    assert [o.status for o in verify_paths(paths, jobs=2)] == ["ok"] * len(paths)
