@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
-from core.cli_common import CommandError, UsageError
+from core.cli_common import CommandError, UsageError, action_group
 from core.display import display_path, safe_text
 from core.units import size_text
 
@@ -118,9 +118,7 @@ def read_results(directory: str) -> list[HostReport]:
 
 def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add ``fleet report`` to ``sub`` (argparse subparsers)."""
-    fleet = sub.add_parser("fleet", help="many machines: the results the playbook gathered")
-    actions = fleet.add_subparsers(dest="fleet_command", metavar="ACTION", parser_class=type(fleet))
-    fleet.set_defaults(func=_no_action)
+    actions = action_group(sub, "fleet", help="many machines: the results the playbook gathered")
     p = actions.add_parser(
         "report",
         help="one table of hosts: entries, size, problems",
@@ -132,11 +130,6 @@ def register(sub: Any, store_option: Callable[[argparse.ArgumentParser], None]) 
     p.add_argument("results", metavar="RESULTS_DIR", help="the directory given as zia_results")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_report)
-
-
-def _no_action(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-
-    raise UsageError("fleet needs an action: report")
 
 
 def cmd_report(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
