@@ -4,6 +4,9 @@ with progress, and the self-test. Nothing changes before the review page's Apply
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication, QTextOption
 from PySide6.QtWidgets import (
@@ -24,7 +27,7 @@ from PySide6.QtWidgets import (
 from core import elevate, self_test, sharing
 from gui.page_frame import notice_label
 from gui.sharing_page import state_badge
-from gui.workers import Starter, Worker
+from gui.workers import Starter, WorkerGroup
 
 
 def _label(text: str, parent: QWidget) -> QLabel:
@@ -302,8 +305,8 @@ class SharingWizard(QWizard):
         self.setOption(QWizard.WizardOption.NoCancelButtonOnLastPage, True)
         self.root = root
         self.readiness = readiness
-        self._starter = starter
-        self._workers: set[Worker] = set()
+        self.jobs = WorkerGroup(starter, lambda: None, self._failed)
+        self._on_done: dict[str, Callable[[Any], None]] = {}  # where each step's result goes
         self.todo = sharing.plan(steps)
         waiting = (sharing.MISSING, sharing.ATTENTION, sharing.UNKNOWN)
         pending = [s for s in steps if s.key in sharing.ENABLE_KEYS and s.state in waiting]
@@ -329,28 +332,18 @@ class SharingWizard(QWizard):
         room = screen.availableGeometry()
         self.resize(min(760, int(room.width() * 0.95)), min(560, int(room.height() * 0.92)))
 
-    def run(self, name: str, fn, on_done) -> None:
-        worker = Worker(fn, starter=self._starter, name=f"sharing-{name}", parent=self)
-        self._workers.add(worker)
+    def run(self, name: str, fn: Callable[[], Any], on_done: Callable[[Any], None]) -> None:
+        self._on_done[name] = on_done
+        self.jobs.run(name, fn, on_done)
 
-        def finished(result: object, error: object) -> None:
-            self._workers.discard(worker)
-            worker.deleteLater()
-            if isinstance(error, BaseException):
-                on_done(
-                    sharing.SelfTestResult(False, f"unexpected error: {error}")
-                    if name == "self-test"
-                    else elevate.HelperOutcome(
-                        name, (), elevate.FAILED, f"unexpected error: {error}", ""
-                    )
-                )
-                return
-            on_done(result)
-
-        worker.done.connect(finished)
-        worker.start()
+    def _failed(self, name: str, error: BaseException) -> None:
+        """A step that raised is shown as that step's failure."""
+        self._on_done[name](
+            sharing.SelfTestResult(False, f"unexpected error: {error}")
+            if name == "self-test"
+            else elevate.HelperOutcome(name, (), elevate.FAILED, f"unexpected error: {error}", "")
+        )
 
     def done(self, result: int) -> None:
-        for worker in list(self._workers):
-            worker.wait(5.0)
+        self.jobs.wait(5.0)
         super().done(result)

@@ -302,3 +302,23 @@ def test_the_summary_is_the_core_verdict(qtbot, tmp_path: Path):
     assert badge(page, "sudoers") == "Done" and badge(page, "helper") == "Done"
     assert page.enable_button.text() == "Check and repair…"
     assert not page.disable_button.isEnabled()  # nothing of ours to remove
+
+
+def test_a_step_that_raises_is_shown_as_that_steps_failure(qtbot, tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    wizard = SharingWizard(sharing.detect(str(root)), root=str(root), starter=inline_starter)
+    qtbot.addWidget(wizard)
+    got: list[object] = []
+
+    def broken() -> object:
+        raise OSError("the disk went away")
+
+    wizard.run("enable", broken, got.append)
+    wizard.run("self-test", broken, got.append)
+    qtbot.waitUntil(lambda: len(got) == 2)
+    enable, test = got
+    assert isinstance(enable, elevate.HelperOutcome) and enable.status == elevate.FAILED
+    assert "unexpected error: the disk went away" in enable.message
+    assert isinstance(test, sharing.SelfTestResult) and not test.passed
+    assert "unexpected error: the disk went away" in test.summary
+    wizard.reject()
