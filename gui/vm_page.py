@@ -32,7 +32,6 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableView,
     QTabWidget,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -41,6 +40,7 @@ from core import vbox_vms, vboxmanage, vboxmanage_output, vm_guest, vm_share
 from gui.actions import make_action
 from gui.banner import Banner
 from gui.icons import icon
+from gui.page_frame import page_toolbar
 from gui.settings import read_bytes
 from gui.snippet_panel import SnippetPanel
 from gui.vm_models import FolderModel, VMModel
@@ -197,20 +197,11 @@ class VMPage(QWidget):
 
     def _build_toolbar(self, vb_tab: QWidget) -> None:
         """The VirtualBox actions, and the line that says which VBoxManage runs them."""
-        self.toolbar = QToolBar("Virtual machines", vb_tab)
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.toolbar.setMovable(False)
-        for action in (
-            self.refresh_action,
-            self.cancel_action,
-            None,
-            self.share_action,
-            self.remove_action,
-        ):
-            if action is None:
-                self.toolbar.addSeparator()
-            else:
-                self.toolbar.addAction(action)
+        self.toolbar = page_toolbar(
+            "Virtual machines",
+            vb_tab,
+            [self.refresh_action, self.cancel_action, None, self.share_action, self.remove_action],
+        )
         self.where = QLabel("Looking for VirtualBox…", vb_tab)
         self.where.setWordWrap(True)
         self.where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
