@@ -831,7 +831,9 @@ class CachePage(QWidget):
 
     def set_default_sizes(self, width: int) -> None:
         """Split the page's width between the table and the side column (no saved layout)."""
-        side = max(280, min(440, width * 2 // 7))
+        # 2/7 of a wide page, 280 px at the least; never more than 2/5 of a narrow one (150 % on a
+        # small screen), where the table needs the room to show Status beside Program.
+        side = min(max(280, min(440, width * 2 // 7)), width * 2 // 5)
         table = max(300, width - side)
         self.splitter.setSizes([table, side])
         # Room for the vertical scroll bar and the frame, so that no column ends cut off.

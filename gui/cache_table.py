@@ -128,6 +128,11 @@ class CacheTable(QTableView):
         for col in PRIORITY:
             # Not the header's size: the last section's is stretched over whatever is left.
             need = self.default_width(col)
+            if col == Column.PROGRAM and need > width // 2:
+                # Elided in a narrow table (150 % on a small screen): half the width leaves room
+                # for the Status beside it.
+                need = width // 2
+                self.horizontalHeader().resizeSection(col, need)
             # In order: once one does not fit, the less useful ones after it stay hidden too.
             full = full or (col != Column.PROGRAM and used + need > width)
             self.setColumnHidden(col, full)
@@ -152,7 +157,8 @@ class CacheTable(QTableView):
         before = dict(sizes)
         cap = max(60, width * 2 // 5)
         for c, size in sizes.items():
-            sizes[c] = min(size, max(cap, self.default_width(c) if c == Column.PROGRAM else 0))
+            program = min(self.default_width(c), width // 2) if c == Column.PROGRAM else 0
+            sizes[c] = min(size, max(cap, program))
         room = width - self.default_width(last)
         excess = sum(sizes.values()) - room
         if excess > 0:

@@ -378,6 +378,18 @@ def test_default_columns_fit_1024_pixels(qtbot, demo_env) -> None:
     )
 
 
+def test_a_narrow_window_still_shows_the_status_beside_the_program(qtbot, demo_env) -> None:
+    """What 1024x700 at 150 % gives the page: the program was the only column shown."""
+    _window, page = open_page(qtbot, env=demo_env, size=QSize(640, 460))
+    table = page.table
+    header = table.horizontalHeader()
+    shown = [c for c in Column if not table.isColumnHidden(c)]
+    assert shown[:2] == [Column.PROGRAM, Column.STATUS]
+    right = max(header.sectionViewportPosition(c) + header.sectionSize(c) for c in shown)
+    assert right <= table.viewport().width()
+    assert page.side.width() <= page.splitter.width() * 2 // 5 + 10
+
+
 def test_a_wide_window_shows_every_column(qtbot, demo_env) -> None:
     _window, page = open_page(qtbot, env=demo_env, size=QSize(1920, 1080))
     assert [c for c in Column if page.table.isColumnHidden(c)] == []
