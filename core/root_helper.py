@@ -2010,14 +2010,19 @@ def _remove_unit(root: str, path: str) -> list[str]:
         if os.path.islink(full) and os.readlink(full) == path:
             os.unlink(full)
             done.append(f"{link}: removed")
+    return done + _remove_if_ours(root, path)
+
+
+def _remove_if_ours(root: str, path: str) -> list[str]:
+    """Remove ``path`` if it carries this tool's mark; what was done, in words."""
     full = under(root, path)
     mine = _marked(full)
     if mine:
         os.unlink(full)
-        done.append(f"{path}: removed")
-    elif mine is False:
-        done.append(f"{path}: left alone (not written by this tool)")
-    return done
+        return [f"{path}: removed"]
+    if mine is False:
+        return [f"{path}: left alone (not written by this tool)"]
+    return []
 
 
 def _rmdir_if_empty(root: str, path: str) -> None:
@@ -2036,13 +2041,7 @@ def maintenance_disable(root: str = "/") -> list[str]:
     done: list[str] = []
     for name in MAINTENANCE_UNITS:
         done += _remove_unit(root, f"{UNIT_DIR}/{name}")
-    full = under(root, MAINTENANCE_CONFIG)
-    mine = _marked(full)
-    if mine:
-        os.unlink(full)
-        done.append(f"{MAINTENANCE_CONFIG}: removed")
-    elif mine is False:
-        done.append(f"{MAINTENANCE_CONFIG}: left alone (not written by this tool)")
+    done += _remove_if_ours(root, MAINTENANCE_CONFIG)
     for directory in (MAINTENANCE_CONFIG_DIR, f"{UNIT_DIR}/timers.target.wants",
                       f"{UNIT_DIR}/paths.target.wants"):  # fmt: skip
         _rmdir_if_empty(root, directory)

@@ -44,34 +44,24 @@ INTRO = (
 )
 
 
-class _SpinBox(QSpinBox):
-    """A spin box in a page that scrolls: the wheel changes its value only once it has been
-    clicked (or tabbed to); before that the wheel scrolls the page, and no setting changes
-    unseen under it."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+class _WheelOnceClicked:
+    """For a spin box in a page that scrolls: the wheel changes its value only once it has been
+    clicked (or tabbed to, with its focus policy StrongFocus); before that the wheel scrolls the
+    page, and no setting changes unseen under it."""
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt's name
-        if self.hasFocus():
-            super().wheelEvent(event)
+        if self.hasFocus():  # type: ignore[attr-defined]
+            super().wheelEvent(event)  # type: ignore[misc]
         else:
             event.ignore()  # to the scroll area
 
 
-class _DoubleSpinBox(QDoubleSpinBox):
-    """:class:`_SpinBox`, with decimals."""
+class _SpinBox(_WheelOnceClicked, QSpinBox):
+    pass
 
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt's name
-        if self.hasFocus():
-            super().wheelEvent(event)
-        else:
-            event.ignore()
+class _DoubleSpinBox(_WheelOnceClicked, QDoubleSpinBox):
+    pass
 
 
 class SettingsForm(QWidget):
@@ -111,6 +101,8 @@ class SettingsForm(QWidget):
         self.watch.setChecked(defaults.watch)
         self.mail = QCheckBox("Mail root about findings", self)
         self.mail.setToolTip("Through sendmail, after a run that found or removed something")
+        for box in (self.days, self.keep, self.grace):
+            box.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         for edit in (self.verify_when, self.clean_when, self.min_free, self.max_free):
             edit.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 11)
         self._groups = (
