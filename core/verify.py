@@ -165,6 +165,8 @@ _OK_DETAILS = (
 )
 
 
+_UNCHANGED = "u"  # the tag of an Unchanged on the wire, read first in _Verification.result
+
 # What a worker answers for a unit (an entry, or a subtree of one handed over), one message each.
 # On the wire (core.pool_worker, through marshal) each is a plain tuple: its tag, then its fields.
 # ``listed, hashed, touched``: files listed and hashed, and whether an access time was moved.
@@ -177,7 +179,7 @@ class Unchanged(NamedTuple):
     rel: bytes
 
     def to_wire(self) -> tuple:
-        return ("u", *self)
+        return (_UNCHANGED, *self)
 
     @classmethod
     def from_wire(cls, data: Sequence[Any]) -> Unchanged:
@@ -265,10 +267,14 @@ class Unreadable(NamedTuple):
         return cls._make(data[1:])
 
 
-_UNCHANGED = "u"  # the tag of Unchanged.to_wire
-
 UnitResult = Unchanged | UsualOk | Judged | Part | Unreadable
-_RESULTS: dict[str, Any] = {"u": Unchanged, "k": UsualOk, "o": Judged, "s": Part, "e": Unreadable}
+_RESULTS: dict[str, Any] = {
+    _UNCHANGED: Unchanged,
+    "k": UsualOk,
+    "o": Judged,
+    "s": Part,
+    "e": Unreadable,
+}
 
 
 def unit_result_from_wire(data: Sequence[Any]) -> UnitResult:
@@ -408,7 +414,7 @@ class _Verification:
         on_progress: Callable[[Progress], None] | None,
         progress_interval: float,
         sizes: Sequence[int | None] | None,
-        known: Callable[[int], tuple[float, str, bool] | None] | None = None,
+        known: Callable[[int, bytes], tuple[float, str, bool] | None] | None = None,
         on_keys: Callable[[int, str], None] | None = None,
         racy_ns: int = RACY_NS,
     ):
@@ -458,7 +464,7 @@ class _Verification:
             entry = self.entries[index] = _Entry(root, digest)
             extra: tuple = (digest.algorithm, digest.value)  # marshal takes no NamedTuple
             if on_keys is not None:
-                record = known(index) if known is not None else None
+                record = known(index, root) if known is not None else None
                 if record is not None:
                     entry.since = (record[0], record[2])
                 extra += (record[1] if record is not None else "", self.racy_ns)
@@ -651,7 +657,7 @@ def verify_paths(
     niceness: int = 0,
     report_atime: Callable[[], None] | None = None,
     work_here: bool = True,
-    known: Callable[[int], tuple[float, str, bool] | None] | None = None,
+    known: Callable[[int, bytes], tuple[float, str, bool] | None] | None = None,
     on_keys: Callable[[int, str], None] | None = None,
     racy_ns: int = RACY_NS,
 ) -> list[VerifyOutcome | None]:
@@ -669,10 +675,11 @@ def verify_paths(
 
     Change keys (:mod:`core.records`): with ``on_keys``, every entry hashed and found OK has its
     keys taken by the same walk, and ``on_keys(index, digest)`` is called before its verdict (not
-    for racy ones: see :data:`core.records.RACY_NS`, ``racy_ns``). ``known(index)`` (asked once
-    per entry, as it is prepared) gives the entry's record ``(time hashed, keys digest, had a
-    .manifest)`` or None: a stat walk compares the keys first, and only an entry whose keys
-    changed is hashed; an unchanged one is "ok" with ``unchanged_since`` set.
+    for racy ones: see :data:`core.records.RACY_NS`, ``racy_ns``). ``known(index, path)`` (asked
+    once per entry, as it is prepared; its path as bytes) gives the entry's record ``(time
+    hashed, keys digest, had a .manifest)`` or None: a stat walk compares the keys first, and
+    only an entry whose keys changed is hashed; an unchanged one is "ok" with ``unchanged_since``
+    set.
 
     Never raises for a bad entry: names that are not digests are "skipped"; a symlink or regular
     file named like a digest, a malformed digest value or a FIFO inside are "corrupt"; unreadable or
@@ -722,15 +729,8 @@ class _Books:
     end where this process may write them. ``notes`` gets what the user should be told."""
 
     def __init__(
-        self,
-        paths: Sequence[str | bytes],
-        *,
-        full: bool,
-        max_age_days: float | None,
-        notes: list[str],
-        env: Any,
+        self, *, full: bool, max_age_days: float | None, notes: list[str], env: Any
     ) -> None:
-        self.paths = paths
         self.full = full
         self.now = time.time()
         self.oldest = self.now - max_age_days * 86400 if max_age_days is not None else None
@@ -740,10 +740,9 @@ class _Books:
         self.of: dict[int, tuple[StoreRecords, str]] = {}  # index -> its store's, its name
         self.taken: dict[int, str] = {}  # the change keys of entries just hashed
 
-    def known(self, index: int) -> tuple[float, str, bool] | None:
-        """The record of ``paths[index]`` to check its keys against (hashed_at, keys digest,
-        had a .manifest), or None: hash it."""
-        raw = os.fsencode(self.paths[index]).rstrip(b"/")
+    def known(self, index: int, raw: bytes) -> tuple[float, str, bool] | None:
+        """The record of the entry ``raw`` (its path, as :func:`verify_paths` prepared it) to
+        check its keys against (hashed_at, keys digest, had a .manifest), or None: hash it."""
         store, _, name_b = raw.rpartition(b"/")
         if not store or b"/." in raw or not raw.startswith(b"/"):  # relative, or with . or ..
             store, name_b = os.path.split(os.path.abspath(raw))
@@ -828,7 +827,7 @@ def verify_remembering(
     be told once (records ignored or not written, stores where inode numbers are not stable and
     everything was hashed). Other options are :func:`verify_paths`'s."""
     notes = notes if notes is not None else []
-    books = _Books(paths, full=full, max_age_days=max_age_days, notes=notes, env=env)
+    books = _Books(full=full, max_age_days=max_age_days, notes=notes, env=env)
 
     def judged(index: int, outcome: VerifyOutcome) -> None:
         books.judged(index, outcome)

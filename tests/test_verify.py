@@ -891,7 +891,7 @@ def test_a_failure_while_preparing_gives_the_workers_back(
     verify_paths(paths, jobs=2)  # a worker has started and is ready
     monkeypatch.setattr("core.verify.PREPARE_BATCH", 3)
 
-    def known(index: int) -> None:
+    def known(index: int, path: bytes) -> None:
         if index == 10:
             raise RuntimeError("the records broke")
 
