@@ -117,6 +117,11 @@ class CacheTable(QTableView):
             fm = QFontMetrics(bold_font)
         return fm.horizontalAdvance(_SAMPLES[col]) + 14 + extra
 
+    def program_width(self, width: int) -> int:
+        """The Program column's width in a table ``width`` pixels wide: its default, but at most
+        half of a narrow table (150 % on a small screen), so that the Status fits beside it."""
+        return min(self.default_width(Column.PROGRAM), width // 2)
+
     def default_columns(self, width: int) -> list[Column]:
         """Show the columns that fit side by side in ``width`` pixels at their default widths,
         the most useful first, and hide the rest (the header's context menu brings them back).
@@ -128,10 +133,8 @@ class CacheTable(QTableView):
         for col in PRIORITY:
             # Not the header's size: the last section's is stretched over whatever is left.
             need = self.default_width(col)
-            if col == Column.PROGRAM and need > width // 2:
-                # Elided in a narrow table (150 % on a small screen): half the width leaves room
-                # for the Status beside it.
-                need = width // 2
+            if col == Column.PROGRAM and need > self.program_width(width):
+                need = self.program_width(width)
                 self.horizontalHeader().resizeSection(col, need)
             # In order: once one does not fit, the less useful ones after it stay hidden too.
             full = full or (col != Column.PROGRAM and used + need > width)
@@ -157,7 +160,7 @@ class CacheTable(QTableView):
         before = dict(sizes)
         cap = max(60, width * 2 // 5)
         for c, size in sizes.items():
-            program = min(self.default_width(c), width // 2) if c == Column.PROGRAM else 0
+            program = self.program_width(width) if c == Column.PROGRAM else 0
             sizes[c] = min(size, max(cap, program))
         room = width - self.default_width(last)
         excess = sum(sizes.values()) - room
