@@ -199,6 +199,7 @@ def scan_processes(
     if pattern is None:
         return found, 0, 0
     skip = set(exclude)
+    requesters = _ancestors()
     seen = hidden = 0
 
     def note(proc: Any, how: str, text: str, is_path: bool) -> None:
@@ -225,6 +226,8 @@ def scan_processes(
             ("command-line argument", lambda p: p.cmdline(), False),
             ("environment variable", lambda p: [f"{k}={v}" for k, v in p.environ().items()], False),
         ):
+            if how == "command-line argument" and proc.pid in requesters:
+                continue
             try:
                 values = getter(proc)
             except psutil.AccessDenied:
@@ -241,6 +244,18 @@ def scan_processes(
         if denied and not _kernel_thread(proc):
             hidden += 1
     return found, seen, hidden
+
+
+def _ancestors() -> set[int]:
+    """The processes that started this one (``sudo``, ``runuser``, a shell's ``-c``): their
+    command line is the request to delete an entry, not a use of it. What else they hold (a
+    working directory, an open file) still counts."""
+    import psutil
+
+    try:
+        return {p.pid for p in psutil.Process().parents()}
+    except psutil.Error:
+        return set()
 
 
 def _kernel_thread(proc: Any) -> bool:

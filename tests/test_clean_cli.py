@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -92,6 +93,20 @@ def test_pin_unpin_and_delete(store: RealStore, env) -> None:
     assert out.returncode == 0, out.stderr
     assert not (store.path / old).exists()
     assert "REMOVED" in out.stdout
+
+
+def test_delete_by_path_through_a_wrapper_that_names_it(store: RealStore, env) -> None:
+    """``sudo zeroinstall-admin delete PATH``: sudo's command line names the entry, and was taken
+    for a process using it ("kept: in use by process ... (sudo)")."""
+    old = store.digests["old"]
+    path = str(store.path / old)
+    wrapper = 'PYTHONPATH="$0" "$1" -m core.cli delete --yes --store "$2" "$3"; exit $?'
+    out = subprocess.run(
+        ["sh", "-c", wrapper, str(REPO), sys.executable, str(store.path), path],
+        env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "REMOVED" in out.stdout and not (store.path / old).exists()
 
 
 def test_optimise_dry_run_json(store: RealStore, env) -> None:
