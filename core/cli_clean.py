@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -316,8 +317,19 @@ def cmd_delete(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         progress.clear()
     for line in [*scan.problems, *plan.caveats]:
         note(line, err)
+    from core.root_helper import removal_origin
+
+    # An entry whose removal was killed part way is renamed aside already (tmp-remove-...).
+    leftovers = {removal_origin(e.name): e for e in scan.entries}
     for name in missing:
-        err.write(f"{PROG}: '{display_text(name)}' is not in any store\n")
+        left = leftovers.get(os.path.basename(name.rstrip("/")))
+        if left is None:
+            err.write(f"{PROG}: '{display_text(name)}' is not in any store\n")
+        else:
+            err.write(
+                f"{PROG}: '{display_text(name)}' is not in any store: an interrupted removal "
+                f"left it as {display_path(left.path)}; delete that to finish the removal\n"
+            )
     for entry, reasons in plan.kept:
         why = safe_text("; ".join(reasons))
         err.write(f"{PROG}: {display_path(entry.name)} is kept: {why}\n")

@@ -109,6 +109,20 @@ def test_delete_by_path_through_a_wrapper_that_names_it(store: RealStore, env) -
     assert "REMOVED" in out.stdout and not (store.path / old).exists()
 
 
+def test_delete_after_a_killed_removal_points_at_its_leftover(store: RealStore, env) -> None:
+    """kill -9 during a removal leaves the entry renamed aside: deleting it by digest again says
+    where it is, rather than only that it is not in any store."""
+    old = store.digests["old"]
+    aside = store.path / f"tmp-remove-0123456789ab-{old}"
+    (store.path / old).rename(aside)
+    out = cli("delete", "--store", str(store.path), "--yes", old, env=env)
+    assert out.returncode == 1
+    assert f"an interrupted removal left it as {aside}; delete that" in out.stderr
+    out = cli("delete", "--store", str(store.path), "--yes", str(aside), env=env)
+    assert out.returncode == 0, out.stderr
+    assert not aside.exists()
+
+
 def test_optimise_dry_run_json(store: RealStore, env) -> None:
     out = cli("optimise", "--store", str(store.path), "--dry-run", "--json", env=env)
     assert out.returncode == 0, out.stderr
